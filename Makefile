@@ -1,0 +1,121 @@
+# farmsd -- build, test, run, bench.  See README.md.
+#
+#   make build    release binary build/farmsd
+#   make test     install missing Debian packages (as root), build, run every test (ASan+UBSan)
+#   make run      install, build, run the main job (see README)
+#   make bench    benchmarks (release build)
+#   make tsan | lint | format | format-check | check-symbols | check-layers | clean
+
+CC      ?= cc
+STD     := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
+WARN    := -Wall -Wextra -Werror -Wpedantic -Wshadow -Wstrict-prototypes \
+           -Wmissing-prototypes -Wformat=2 -Wundef -Wvla -Wpointer-arith \
+           -Wcast-qual -fno-common
+OPT     ?= -O2 -g
+SAN     := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+TSAN    := -O1 -g -fsanitize=thread
+PKGS    := openblas lapacke sqlite3 libmicrohttpd libcjson libcrypto zlib
+DEB_PKGS := build-essential pkg-config libopenblas-dev liblapacke-dev libcjson-dev \
+            libsqlite3-dev libmicrohttpd-dev libssl-dev libcurl4-openssl-dev zlib1g-dev
+
+# Lazily expanded: `make test` installs the packages before these are used.
+CPPFLAGS = -I. $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -pthread
+TEST_LDLIBS = $(LDLIBS) $(shell pkg-config --libs libcurl 2>/dev/null)
+
+MODULES  := server api storage core
+PREFIXES := err|dtype|ckpt|fmap|st|shards|zip|pkl|tz|npy|npz|layer|thash|esd|pl|farms|preset|store|api|json|http|pool|worker|log|cfg|cli|blob
+MOD_SRCS  = $(filter-out server/main.c,$(wildcard $(1)/*.c))
+TEST_SRCS := $(wildcard tests/test_*.c)
+BENCH_SRCS := $(wildcard tests/bench_*.c)
+C_FILES   := $(wildcard core/*.c storage/*.c api/*.c server/*.c) $(TEST_SRCS) $(BENCH_SRCS)
+
+.PHONY: all build test test-build run bench tsan lint format format-check check-symbols \
+        check-layers clean deps fixtures-check
+all: build
+
+# --- One block per variant: objects, one archive per module --------------
+# $(1) variant name, $(2) compile flags
+define VARIANT
+build/$(1)/%.o: %.c
+	@mkdir -p $$(@D)
+	$$(CC) $$(STD) $$(WARN) $(2) $$(CPPFLAGS) -MMD -MP -c $$< -o $$@
+$(foreach m,$(MODULES),
+build/$(1)/lib$(m).a: $$(patsubst %.c,build/$(1)/%.o,$$(call MOD_SRCS,$(m)))
+	@mkdir -p $$(@D)
+	rm -f $$@ && ar rcs $$@ $$^
+)
+$(1)_ARCHIVES := $(foreach m,$(MODULES),build/$(1)/lib$(m).a)
+build/$(1)/farmsd: build/$(1)/server/main.o $$($(1)_ARCHIVES)
+	$$(CC) $(2) -o $$@ $$^ $$(LDLIBS)
+build/$(1)/tests/%: build/$(1)/tests/%.o $$($(1)_ARCHIVES)
+	$$(CC) $(2) -o $$@ $$^ $$(TEST_LDLIBS)
+-include $$(shell find build/$(1) -name '*.d' 2>/dev/null)
+endef
+
+$(eval $(call VARIANT,rel,$(OPT)))
+$(eval $(call VARIANT,san,$(SAN)))
+$(eval $(call VARIANT,tsan,$(TSAN)))
+
+.SECONDARY:
+
+# --- Targets ----------------------------------------------------------------
+deps:
+	@missing=""; for p in $(DEB_PKGS); do \
+	    dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	    if [ "$$(id -u)" = 0 ]; then \
+	        echo "installing Debian packages:$$missing"; \
+	        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	    else \
+	        echo "missing Debian packages:$$missing -- run 'sudo apt-get install$$missing' or 'sudo make deps'"; \
+	        exit 1; \
+	    fi; \
+	fi
+
+build: deps
+	@$(MAKE) --no-print-directory build/farmsd
+
+build/farmsd: build/rel/farmsd
+	cp $< $@
+
+test: deps
+	@$(MAKE) --no-print-directory test-build build/farmsd
+	@tests/run.sh $(patsubst tests/%.c,build/san/tests/%,$(TEST_SRCS))
+
+test-build: $(patsubst tests/%.c,build/san/tests/%,$(TEST_SRCS)) build/san/farmsd
+
+tsan: deps
+	@$(MAKE) --no-print-directory $(patsubst tests/%.c,build/tsan/tests/%,$(TEST_SRCS))
+	@tests/run.sh $(patsubst tests/%.c,build/tsan/tests/%,$(TEST_SRCS))
+
+run: build
+	./build/farmsd analyze tests/fixtures/numerics/mlpA_digits.safetensors --preset farms-cv
+
+bench: deps
+	@$(MAKE) --no-print-directory build/farmsd $(patsubst tests/%.c,build/rel/tests/%,$(BENCH_SRCS))
+	@set -e; for b in $(patsubst tests/%.c,build/rel/tests/%,$(BENCH_SRCS)); do $$b; done
+
+lint:
+	cppcheck --std=c11 --enable=warning,style,performance,portability --error-exitcode=1 \
+	  --inline-suppr --quiet --suppress=missingIncludeSystem -I. core storage api server tests
+	@set -e; for f in $(C_FILES); do clang-tidy --quiet $$f -- $(STD) $(CPPFLAGS); done
+
+format:
+	clang-format -i $(C_FILES) $(wildcard core/*.h storage/*.h api/*.h server/*.h tests/*.h)
+
+format-check:
+	clang-format --dry-run -Werror $(C_FILES) $(wildcard core/*.h storage/*.h api/*.h server/*.h tests/*.h)
+
+check-symbols: build/rel/farmsd
+	@! nm -g --defined-only $(rel_ARCHIVES) | awk 'NF==3{print $$3}' | grep -vE '^($(PREFIXES))_' \
+	  || { echo "symbols above lack a module prefix"; exit 1; }
+
+check-layers:
+	@! grep -rnE '#include "(storage|api|server)/' core/
+	@! grep -rnE '#include "(api|server)/' storage/
+	@! grep -rn '#include "server/' api/
+	@echo "layers: dependencies point down"
+
+clean:
+	rm -rf build

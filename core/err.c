@@ -1,0 +1,108 @@
+/* err.c -- see err.h. */
+#include "core/err.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const err_descs[] = {
+#define X(name, desc) desc,
+    ERR_MAP(X)
+#undef X
+};
+
+static enum err_code err_vset(struct err *e, enum err_code code, const char *category,
+                              const char *fmt, va_list ap)
+{
+    if (e == NULL)
+        return code;
+    e->code = code;
+    e->category = category;
+    (void)vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+    return code;
+}
+
+enum err_code err_set(struct err *e, enum err_code code, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    (void)err_vset(e, code, NULL, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+enum err_code err_setc(struct err *e, enum err_code code, const char *category, const char *fmt,
+                       ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    (void)err_vset(e, code, category, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+enum err_code err_set_errno(struct err *e, enum err_code code, int errnum, const char *fmt, ...)
+{
+    va_list ap;
+    char buf[128];
+    size_t len;
+
+    va_start(ap, fmt);
+    (void)err_vset(e, code, NULL, fmt, ap);
+    va_end(ap);
+    if (e == NULL)
+        return code;
+    /* GNU strerror_r may return a static string instead of filling buf. */
+    buf[0] = '\0';
+#if defined(__GLIBC__) && defined(_GNU_SOURCE)
+    const char *s = strerror_r(errnum, buf, sizeof(buf));
+#else
+    const char *s = strerror_r(errnum, buf, sizeof(buf)) == 0 ? buf : "unknown error";
+#endif
+    len = strlen(e->msg);
+    if (len < sizeof(e->msg))
+        (void)snprintf(e->msg + len, sizeof(e->msg) - len, ": %s", s);
+    return code;
+}
+
+void err_prefix(struct err *e, const char *prefix)
+{
+    char tmp[2 * ERR_MSG_LEN + 8];
+
+    if (e == NULL)
+        return;
+    (void)snprintf(tmp, sizeof(tmp), "%s: %s", prefix, e->msg);
+    (void)snprintf(e->msg, sizeof(e->msg), "%s", tmp);
+}
+
+void err_clear(struct err *e)
+{
+    if (e == NULL)
+        return;
+    e->code = ERR_OK;
+    e->category = NULL;
+    e->msg[0] = '\0';
+}
+
+const char *err_str(enum err_code code)
+{
+    if ((unsigned)code >= sizeof(err_descs) / sizeof(err_descs[0]))
+        return "unknown error code";
+    return err_descs[code];
+}
+
+const char *err_category(const struct err *e)
+{
+    if (e->category != NULL)
+        return e->category;
+    return err_str(e->code);
+}
+
+_Noreturn void err_abort(const char *expr, const char *file, int line)
+{
+    fprintf(stderr, "%s:%d: assertion failed: %s\n", file, line, expr);
+    abort();
+}

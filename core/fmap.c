@@ -1,0 +1,53 @@
+/* fmap.c -- see fmap.h. */
+#include "core/fmap.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+enum err_code fmap_open(const char *path, struct fmap *m, struct err *e)
+{
+    enum err_code rc = ERR_OK;
+    struct stat st;
+    void *p;
+    int fd = -1;
+
+    m->data = NULL;
+    m->size = 0;
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        rc = err_set_errno(e, errno == ENOENT ? ERR_NOTFOUND : ERR_IO, errno, "open %s", path);
+        goto out;
+    }
+    if (fstat(fd, &st) != 0) {
+        rc = err_set_errno(e, ERR_IO, errno, "stat %s", path);
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        rc = err_set(e, ERR_IO, "%s is not a regular file", path);
+        goto out;
+    }
+    if (st.st_size == 0)
+        goto out;
+    p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (p == MAP_FAILED) {
+        rc = err_set_errno(e, ERR_IO, errno, "mmap %s", path);
+        goto out;
+    }
+    m->data = p;
+    m->size = (uint64_t)st.st_size;
+out:
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
+void fmap_close(struct fmap *m)
+{
+    if (m->data != NULL)
+        munmap((void *)(uintptr_t)m->data, (size_t)m->size);
+    m->data = NULL;
+    m->size = 0;
+}

@@ -1,0 +1,19 @@
+#!/bin/sh
+# run.sh -- run test executables from the repository root, sum their
+# "N passed, N failed" lines, print the total, and fail if any test failed.
+passed=0; failed=0; broken=""
+for t in "$@"; do
+    out=$("$t" 2>&1); rc=$?
+    printf '%s\n' "$out" | grep -E 'failed|error|ERROR|runtime error' | grep -v ' 0 failed' | head -n 40
+    line=$(printf '%s\n' "$out" | grep -E '^[A-Za-z0-9_.-]+: [0-9]+ passed, [0-9]+ failed$' | tail -n 1)
+    if [ -z "$line" ] || [ $rc -ne 0 ]; then
+        [ -z "$line" ] && printf '%s\n' "$out" | tail -n 20
+        broken="$broken $(basename "$t")(exit $rc)"
+    fi
+    echo "${line:-$(basename "$t"): no report}"
+    p=$(printf '%s' "$line" | sed -nE 's/.*: ([0-9]+) passed.*/\1/p'); f=$(printf '%s' "$line" | sed -nE 's/.* ([0-9]+) failed$/\1/p')
+    passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0}))
+done
+[ -n "$broken" ] && echo "broken:$broken"
+echo "total: $passed passed, $failed failed"
+[ -z "$broken" ] && [ "$failed" -eq 0 ]
