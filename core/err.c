@@ -75,7 +75,8 @@ void err_prefix(struct err *e, const char *prefix)
     if (e == NULL)
         return;
     (void)snprintf(tmp, sizeof(tmp), "%s: %s", prefix, e->msg);
-    (void)snprintf(e->msg, sizeof(e->msg), "%s", tmp);
+    tmp[sizeof(e->msg) - 1] = '\0'; /* truncate to fit */
+    memcpy(e->msg, tmp, sizeof(e->msg));
 }
 
 void err_clear(struct err *e)
