@@ -4,8 +4,10 @@
 #   make test     install missing Debian packages (as root), build, run every test (ASan+UBSan)
 #   make run      install, build, run the main job (see README)
 #   make bench    benchmarks (release build)
+#   make fuzz     run each libFuzzer target FUZZ_SECONDS (default 60) under ASan+UBSan
 #   make tsan | lint | format | format-check | check-symbols | check-layers | clean
 
+SHELL   := /bin/bash
 CC      ?= cc
 STD     := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
 WARN    := -Wall -Wextra -Werror -Wpedantic -Wshadow -Wstrict-prototypes \
@@ -31,7 +33,7 @@ BENCH_SRCS := $(wildcard tests/bench_*.c)
 C_FILES   := $(wildcard core/*.c storage/*.c api/*.c server/*.c) $(TEST_SRCS) $(BENCH_SRCS)
 
 .PHONY: all build test test-build run bench tsan lint format format-check check-symbols \
-        check-layers clean deps fixtures-check
+        check-layers clean deps fuzz
 all: build
 
 # --- One block per variant: objects, one archive per module --------------
@@ -58,6 +60,19 @@ $(eval $(call VARIANT,san,$(SAN)))
 $(eval $(call VARIANT,tsan,$(TSAN)))
 
 .SECONDARY:
+
+# --- Fuzzing (libFuzzer, clang): core only -----------------------------------
+# Each tests/fuzz_<name>.c names its seed files in a header line " * seeds: GLOB...".
+FUZZ_SRCS    := $(wildcard tests/fuzz_*.c)
+FUZZ_SECONDS ?= 60
+FUZZ_CFLAGS  := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+build/fuzz/%.o: %.c
+	@mkdir -p $(@D)
+	clang $(STD) $(WARN) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(CPPFLAGS) -MMD -MP -c $< -o $@
+build/fuzz/libcore.a: $(patsubst %.c,build/fuzz/%.o,$(wildcard core/*.c))
+	rm -f $@ && ar rcs $@ $^
+build/fuzz/tests/%: build/fuzz/tests/%.o build/fuzz/libcore.a
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
 
 # --- Targets ----------------------------------------------------------------
 deps:
@@ -95,6 +110,21 @@ run: build
 bench: deps
 	@$(MAKE) --no-print-directory build/farmsd $(patsubst tests/%.c,build/rel/tests/%,$(BENCH_SRCS))
 	@set -e; for b in $(patsubst tests/%.c,build/rel/tests/%,$(BENCH_SRCS)); do $$b; done
+
+fuzz: deps
+	@$(MAKE) --no-print-directory $(patsubst tests/%.c,build/fuzz/tests/%,$(FUZZ_SRCS))
+	@set -e; for src in $(FUZZ_SRCS); do \
+	    name=$$(basename $$src .c); corpus=build/fuzz/corpus/$$name; mkdir -p $$corpus; \
+	    for g in $$(sed -n 's/^ \* seeds: //p' $$src); do cp $$g $$corpus/ 2>/dev/null || true; done; \
+	    echo "== $$name: $(FUZZ_SECONDS) s"; \
+	    log=build/fuzz/$$name.log; \
+	    if build/fuzz/tests/$$name -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
+	        -print_final_stats=1 -artifact_prefix=build/fuzz/$$name- $$corpus >$$log 2>&1; then \
+	        grep -E 'stat::number_of_executed_units|Done [0-9]+ runs' $$log; \
+	    else \
+	        tail -n 40 $$log; echo "$$name: crash, leak or timeout (see $$log)"; exit 1; \
+	    fi; \
+	done
 
 lint:
 	cppcheck --std=c11 --enable=warning,style,performance,portability --error-exitcode=1 \
