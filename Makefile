@@ -9,6 +9,8 @@
 
 SHELL   := /bin/bash
 CC      ?= cc
+V       ?= 0
+Q       := $(if $(filter 1,$(V)),,@)
 STD     := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
 WARN    := -Wall -Wextra -Werror -Wpedantic -Wshadow -Wstrict-prototypes \
            -Wmissing-prototypes -Wformat=2 -Wundef -Wvla -Wpointer-arith \
@@ -26,7 +28,7 @@ LDLIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -pthread
 TEST_LDLIBS = $(LDLIBS) $(shell pkg-config --libs libcurl 2>/dev/null)
 
 MODULES  := server api storage core
-PREFIXES := err|dtype|ckpt|fmap|st|shards|zip|pkl|tz|npy|npz|layer|thash|esd|pl|farms|preset|store|api|json|http|pool|worker|log|cfg|cli|blob
+PREFIXES := err|dtype|ckpt|fmap|st|shards|zip|pkl|tz|npy|npz|layer|thash|esd|pl|farms|preset|store|api|json|http|pool|worker|log|cfg|cli|blob|engine
 MOD_SRCS  = $(filter-out server/main.c,$(wildcard $(1)/*.c))
 TEST_SRCS := $(wildcard tests/test_*.c)
 BENCH_SRCS := $(wildcard tests/bench_*.c)
@@ -41,17 +43,17 @@ all: build
 define VARIANT
 build/$(1)/%.o: %.c
 	@mkdir -p $$(@D)
-	$$(CC) $$(STD) $$(WARN) $(2) $$(CPPFLAGS) -MMD -MP -c $$< -o $$@
+	$$(Q)$$(CC) $$(STD) $$(WARN) $(2) $$(CPPFLAGS) -MMD -MP -c $$< -o $$@
 $(foreach m,$(MODULES),
 build/$(1)/lib$(m).a: $$(patsubst %.c,build/$(1)/%.o,$$(call MOD_SRCS,$(m)))
 	@mkdir -p $$(@D)
-	rm -f $$@ && ar rcs $$@ $$^
+	$$(Q)rm -f $$@ && ar rcs $$@ $$^
 )
 $(1)_ARCHIVES := $(foreach m,$(MODULES),build/$(1)/lib$(m).a)
 build/$(1)/farmsd: build/$(1)/server/main.o $$($(1)_ARCHIVES)
-	$$(CC) $(2) -o $$@ $$^ $$(LDLIBS)
+	$$(Q)$$(CC) $(2) -o $$@ $$^ $$(LDLIBS)
 build/$(1)/tests/%: build/$(1)/tests/%.o $$($(1)_ARCHIVES)
-	$$(CC) $(2) -o $$@ $$^ $$(TEST_LDLIBS)
+	$$(Q)$$(CC) $(2) -o $$@ $$^ $$(TEST_LDLIBS)
 -include $$(shell find build/$(1) -name '*.d' 2>/dev/null)
 endef
 
@@ -62,7 +64,8 @@ $(eval $(call VARIANT,tsan,$(TSAN)))
 .SECONDARY:
 
 # --- Fuzzing (libFuzzer, clang): core only -----------------------------------
-# Each tests/fuzz_<name>.c names its seed files in a header line " * seeds: GLOB...".
+# Each tests/fuzz_<name>.c names its seeds in a header line " * seeds: FILE|DIR|GLOB ..."
+# (a directory contributes the files directly in it).
 FUZZ_SRCS    := $(wildcard tests/fuzz_*.c)
 FUZZ_SECONDS ?= 60
 FUZZ_CFLAGS  := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
@@ -115,7 +118,9 @@ fuzz: deps
 	@$(MAKE) --no-print-directory $(patsubst tests/%.c,build/fuzz/tests/%,$(FUZZ_SRCS))
 	@set -e; for src in $(FUZZ_SRCS); do \
 	    name=$$(basename $$src .c); corpus=build/fuzz/corpus/$$name; mkdir -p $$corpus; \
-	    for g in $$(sed -n 's/^ \* seeds: //p' $$src); do cp $$g $$corpus/ 2>/dev/null || true; done; \
+	    for g in $$(sed -n 's/^ \* seeds: //p' $$src); do \
+	        if [ -d "$$g" ]; then find "$$g" -maxdepth 1 -type f -exec cp {} $$corpus/ \; ; \
+	        else cp $$g $$corpus/ 2>/dev/null || true; fi; done; \
 	    echo "== $$name: $(FUZZ_SECONDS) s"; \
 	    log=build/fuzz/$$name.log; \
 	    if build/fuzz/tests/$$name -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \

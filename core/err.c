@@ -13,6 +13,8 @@ static const char *const err_descs[] = {
 };
 
 static enum err_code err_vset(struct err *e, enum err_code code, const char *category,
+                              const char *fmt, va_list ap) __attribute__((format(printf, 4, 0)));
+static enum err_code err_vset(struct err *e, enum err_code code, const char *category,
                               const char *fmt, va_list ap)
 {
     if (e == NULL)

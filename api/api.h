@@ -1,0 +1,111 @@
+/* api.h -- the HTTP API without an HTTP library.
+ *
+ * server/http.c turns each libmicrohttpd request into a struct api_request
+ * (an octet-stream upload is streamed to a temporary file and hashed first,
+ * and arrives as `upload`), calls api_handle(), and sends the filled
+ * struct api_response. Handlers validate parameters, talk to storage/ through
+ * the caller's connection, build JSON with cJSON, and report every failure as
+ * an RFC 9457 problem+json body with the readers' error category. The route
+ * table (api_routes) is the single list of endpoints; openapi.yaml must
+ * describe exactly these (a test checks it).
+ *
+ * Ownership: the request is borrowed for the call; the response's body is
+ * owned by the response (api_response_free). The struct api_ctx is shared by
+ * every request thread and is read-only after set-up, except its stats,
+ * which are atomic counters.
+ * Thread-safety: api_handle may run on many threads at once, each with its
+ * own struct store connection.
+ */
+#ifndef API_API_H
+#define API_API_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "api/stats.h"
+#include "core/farms.h"
+#include "storage/blob.h"
+#include "storage/store.h"
+
+#define API_MAX_JSON_BODY (1u << 20) /* JSON request bodies are read into memory */
+
+/* An octet-stream body, already written to a temporary file by the server. */
+struct api_upload {
+    const char *tmp_path;  /* borrowed; the handler moves it into the blob store or leaves it */
+    char sha256[65];       /* hex SHA-256 of the whole body */
+    uint64_t size;         /* bytes */
+};
+
+struct api_request {
+    const char *method;         /* "GET", "POST", "DELETE", ... */
+    const char *path;           /* percent-decoded path, without the query */
+    const char *query;          /* raw query string without '?', or NULL */
+    const char *content_type;   /* header value or NULL */
+    const char *if_none_match;  /* header value or NULL */
+    const char *authorization;  /* header value or NULL */
+    const char *content_sha256; /* X-Content-SHA256 header (expected body hash) or NULL */
+    const char *body;           /* JSON body bytes (not NUL-terminated), or NULL */
+    size_t body_len;
+    const struct api_upload *upload; /* octet-stream body, or NULL */
+};
+
+struct api_response {
+    int status;              /* HTTP status */
+    char content_type[64];   /* "application/json", "application/problem+json", ... */
+    char *body;              /* owned, may be NULL */
+    size_t body_len;
+    char location[256];      /* Location header, "" if none */
+    char etag[72];           /* ETag header (quoted), "" if none */
+    int retry_after;         /* Retry-After seconds, 0 if none */
+    char www_authenticate[160]; /* WWW-Authenticate header, "" if none */
+    const char *route;       /* static route template for metrics/logs ("/v1/jobs/{id}") */
+};
+
+/* Token scopes (RFC 6750 bearer tokens from --tokens FILE). */
+enum api_scope { API_SCOPE_READ = 1, API_SCOPE_WRITE = 2 };
+
+struct api_token {
+    char *token;   /* owned */
+    int scopes;    /* API_SCOPE_* bits */
+};
+
+/* Called after a job row is committed, to wake the workers. */
+typedef void api_job_queued_fn(void *arg, int64_t job_id);
+
+struct api_ctx {
+    struct blob_store *blobs;            /* content-addressed checkpoint files */
+    const char *default_preset;          /* --preset */
+    char **allow_roots;                  /* realpath'd --allow-root dirs; none: path ingestion off */
+    size_t n_allow_roots;
+    struct api_token *tokens;            /* NULL: auth off */
+    size_t n_tokens;
+    uint64_t max_upload;                 /* --max-upload bytes */
+    api_job_queued_fn *job_queued;       /* may be NULL */
+    void *job_queued_arg;
+    struct api_stats *stats;             /* counters for /metrics */
+    int ready;                           /* /readyz: database open and workers up */
+};
+
+/* Handle one request with the calling thread's store connection `s`. Never
+ * fails: every error becomes a problem+json response. */
+void api_handle(const struct api_ctx *ctx, struct store *s, const struct api_request *req,
+                struct api_response *resp);
+
+/* Fill `resp` with a problem+json body: {"type", "title", "status",
+ * "detail", "category"} (category omitted when NULL). */
+void api_problem(struct api_response *resp, int status, const char *title, const char *category,
+                 const char *detail);
+
+/* Map an error to its HTTP status (style.md §4.7) and fill a problem. */
+void api_problem_err(struct api_response *resp, const struct err *e);
+
+void api_response_free(struct api_response *resp);
+
+/* The route table: method + path template ("/v1/runs/{run}/history"), NULL-terminated. */
+struct api_route_info {
+    const char *method;
+    const char *path;
+};
+const struct api_route_info *api_routes(void);
+
+#endif /* API_API_H */

@@ -1,0 +1,35 @@
+/* json.h -- the JSON shapes farmsd prints and serves (cJSON).
+ *
+ * One builder per object so that `farmsd analyze --format json` and the HTTP
+ * API emit exactly the same layer objects. Non-finite numbers become null.
+ * Returned cJSON trees are new: the caller owns them (cJSON_Delete).
+ * Stateless: thread-safe.
+ */
+#ifndef API_JSON_H
+#define API_JSON_H
+
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "core/dtype.h"
+#include "core/farms.h"
+#include "core/layers.h"
+
+/* The analysis settings as an object, in canonical key order. NULL on
+ * allocation failure. */
+cJSON *json_params_new(const struct farms_params *p);
+
+/* One layer object: {"name", "kind", "dtype", "shape", "status", "reason",
+ * "alpha", "D", "xmin", "n_tail", "num_eigs", "windows", "spectral_norm",
+ * "norm", "alpha_hat", "stable_rank", "norm_stable_rank", "log_norm",
+ * "log_spectral_norm", "entropy", "warning"}. Metrics are null unless
+ * status is ok; reason is null when ok; warning null when none. NULL on
+ * allocation failure. */
+cJSON *json_layer_new(const char *name, enum layer_kind kind, enum dtype dtype, int ndim,
+                      const int64_t *shape, const struct farms_result *r);
+
+/* A number, or null if not finite. Adds to `obj` under `key`; 0 on failure. */
+int json_add_number(cJSON *obj, const char *key, double v);
+
+#endif /* API_JSON_H */

@@ -1,0 +1,98 @@
+/* esd.h -- eigenvalues of (sub)matrices in float64 through OpenBLAS/LAPACKE
+ * (numerics spec §2, §10).
+ *
+ * The empirical spectral density of a matrix A (h x w) is the multiset of its
+ * squared singular values, i.e. the eigenvalues of the Gram matrix on its
+ * smaller side (A^T A when h >= w, else A A^T). The Gram is formed in float64
+ * with dsyrk directly on the caller's row-major data (any leading dimension:
+ * a window of a larger matrix needs no copy) and its eigenvalues come from a
+ * values-only symmetric eigensolver; tiny negative values (rounding noise,
+ * ~1e-16 lambda_max) are clamped to 0. A float32 Gram would not be accurate
+ * enough (spec §10) and is not offered.
+ *
+ * Sliding windows: the Gram kept in the workspace can be updated by a rank-k
+ * change (esd_gram_update) when a window slides along the contracted
+ * dimension, which is much cheaper than forming it again.
+ *
+ * A struct esd_ws is a per-worker scratch area (Gram, eigensolver copy,
+ * LAPACK work arrays, a gather buffer), allocated once at the largest size
+ * and reused (style §5). It is not thread-safe: one per thread. The functions
+ * keep no other state; distinct workspaces may be used concurrently (BLAS
+ * threading is the caller's choice: openblas_set_num_threads).
+ */
+#ifndef CORE_ESD_H
+#define CORE_ESD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/err.h"
+
+/* Largest Gram side accepted (the eigensolver's memory is 2 * n^2 doubles). */
+#define ESD_MAX_N 65536
+
+struct esd_ws; /* opaque */
+
+/* Which Gram a call forms for a row-major block A (h x w, leading dim lda). */
+enum esd_side {
+    ESD_SIDE_COLS, /* G = A^T A (w x w): contract over rows */
+    ESD_SIDE_ROWS  /* G = A A^T (h x h): contract over columns */
+};
+
+/* --- Workspace --------------------------------------------------------- */
+
+/* Bytes a workspace for Gram side `max_n` and `max_gather` gather elements
+ * takes (for budgeting before esd_ws_new). Returns 0 if out of range. */
+size_t esd_ws_bytes(int64_t max_n, int64_t max_gather);
+
+/* A workspace for Gram matrices up to max_n x max_n and a gather buffer of
+ * `max_gather` doubles (0: none). Returns a new workspace in *out; free with
+ * esd_ws_free(). ERR_TOOBIG if max_n > ESD_MAX_N or sizes overflow, ERR_NOMEM. */
+enum err_code esd_ws_new(int64_t max_n, int64_t max_gather, struct esd_ws **out, struct err *e);
+
+/* Free `ws`. NULL is a no-op. */
+void esd_ws_free(struct esd_ws *ws);
+
+/* The gather buffer (esd_ws_new's max_gather doubles, NULL if 0).
+ * Borrowed: valid until esd_ws_free(ws). */
+double *esd_ws_gather(struct esd_ws *ws);
+
+/* Capacity of the workspace (Gram side, gather elements). Cannot fail. */
+int64_t esd_ws_max_n(const struct esd_ws *ws);
+int64_t esd_ws_max_gather(const struct esd_ws *ws);
+
+/* --- Gram matrix kept in the workspace ----------------------------------- */
+
+/* Form the Gram of the row-major block `a` (h x w, leading dim lda >= w) on
+ * `side` in the workspace. ERR_INVAL if that side exceeds the capacity. */
+enum err_code esd_gram_set(struct esd_ws *ws, const double *a, int64_t h, int64_t w, int64_t lda,
+                           enum esd_side side, struct err *e);
+
+/* Update the Gram kept in the workspace, formed on `side` with side length n
+ * (the same as the esd_gram_set call), for a window that slides along the
+ * contracted dimension: add the contribution of the k entering slices `add`
+ * and subtract that of the k leaving slices `sub` (either may be NULL).
+ * For ESD_SIDE_COLS the slices are k rows of length n (row-major, lda);
+ * for ESD_SIDE_ROWS they are k columns of length n, i.e. an n x k block.
+ * Exact in exact arithmetic; float64 rounding adds ~1e-16 * lambda_max per
+ * update. Cannot fail for consistent arguments (asserted). */
+void esd_gram_update(struct esd_ws *ws, int64_t n, enum esd_side side, const double *add,
+                     const double *sub, int64_t k, int64_t lda);
+
+/* Eigenvalues of the Gram in the workspace (side n), ascending, clamped at 0,
+ * multiplied by `scale`, written to out[0..n-1]. keep != 0 leaves the Gram
+ * intact for further updates (costs one n x n copy). LAPACK info < 0 ->
+ * ERR_INTERNAL, info > 0 -> ERR_NUMERIC. A Gram with a non-finite diagonal
+ * (NaN/Inf in the data) gives n NaN values and ERR_OK. */
+enum err_code esd_gram_eigs(struct esd_ws *ws, int64_t n, double scale, int keep, double *out,
+                            struct err *e);
+
+/* --- One-call convenience ------------------------------------------------ */
+
+/* The min(h, w) squared singular values of the row-major block `a` (h x w,
+ * leading dim lda), ascending, times `scale`, into out (min(h, w) slots).
+ * h or w == 0 writes nothing. Errors as above. */
+enum err_code esd_eigs(struct esd_ws *ws, const double *a, int64_t h, int64_t w, int64_t lda,
+                       double scale, double *out, struct err *e);
+
+#endif /* CORE_ESD_H */

@@ -1,0 +1,474 @@
+/* pickle.c -- see pickle.h. The value arena, containers and dict keys with
+ * Python semantics, and the public entry points; the opcodes are in
+ * pickle_ops.c.
+ */
+#include "core/pickle.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/pickle_int.h"
+
+enum err_code pkl__fail(struct pkl_parser *p, enum err_code code, const char *cat, const char *fmt,
+                        ...)
+{
+    char msg[ERR_MSG_LEN];
+    va_list ap;
+
+    va_start(ap, fmt);
+    (void)vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (p->op_pos < p->len)
+        return err_setc(p->e, code, cat, "data.pkl byte %zu (opcode 0x%02x): %s", p->op_pos,
+                        (unsigned)p->buf[p->op_pos], msg);
+    return err_setc(p->e, code, cat, "data.pkl byte %zu: %s", p->op_pos, msg);
+}
+
+int pkl__utf8_ok(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+
+    while (i < n) {
+        unsigned char c = s[i];
+        size_t k;
+        uint32_t cp;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if (c >= 0xC2 && c <= 0xDF) {
+            k = 1;
+            cp = c & 0x1Fu;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            k = 2;
+            cp = c & 0x0Fu;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            k = 3;
+            cp = c & 0x07u;
+        } else {
+            return 0;
+        }
+        if (n - i <= k)
+            return 0;
+        for (size_t j = 1; j <= k; j++) {
+            if ((s[i + j] & 0xC0) != 0x80)
+                return 0;
+            cp = (cp << 6) | (s[i + j] & 0x3Fu);
+        }
+        /* Python's pickle writes lone surrogates with 'surrogatepass'; torch
+         * data never has them, so the strict UTF-8 rule stands. */
+        if ((k == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+            (k == 3 && (cp < 0x10000 || cp > 0x10FFFF)))
+            return 0;
+        i += k + 1;
+    }
+    return 1;
+}
+
+enum err_code pkl__new(struct pkl_parser *p, enum pkl_kind kind, struct pkl_value **out)
+{
+    struct pkl_result *r = p->r;
+    struct pkl_value *v;
+
+    *out = NULL;
+    if (r->n_values >= PKL_MAX_VALUES)
+        return pkl__fail(p, ERR_TOOBIG, "limit_exceeded", "more than %zu pickle values",
+                         (size_t)PKL_MAX_VALUES);
+    if (r->chunks == NULL || r->chunks->used == PKL_CHUNK) {
+        struct pkl_chunk *c = malloc(sizeof(*c));
+        if (c == NULL)
+            return err_set(p->e, ERR_NOMEM, "out of memory unpickling");
+        c->next = r->chunks;
+        c->used = 0;
+        r->chunks = c;
+    }
+    v = &r->chunks->v[r->chunks->used++];
+    memset(v, 0, sizeof(*v));
+    v->kind = kind;
+    r->n_values++;
+    *out = v;
+    return ERR_OK;
+}
+
+enum err_code pkl__new_str(struct pkl_parser *p, enum pkl_kind kind, const char *s, size_t n,
+                           struct pkl_value **out)
+{
+    enum err_code rc;
+    struct pkl_value *v;
+    char *copy;
+
+    *out = NULL;
+    if (n == SIZE_MAX)
+        return pkl__fail(p, ERR_TOOBIG, "limit_exceeded", "string too long");
+    copy = malloc(n + 1);
+    if (copy == NULL)
+        return err_set(p->e, ERR_NOMEM, "out of memory for a %zu-byte pickle string", n);
+    if (n > 0)
+        memcpy(copy, s, n);
+    copy[n] = '\0';
+    rc = pkl__new(p, kind, &v);
+    if (rc) {
+        free(copy);
+        return rc;
+    }
+    v->str = copy;
+    v->len = n;
+    *out = v;
+    return ERR_OK;
+}
+
+/* Room for one more item (and value, for dicts) in `c`. */
+static enum err_code pkl_reserve(struct pkl_parser *p, struct pkl_value *c)
+{
+    size_t cap;
+    struct pkl_value **ni, **nv;
+
+    if (c->n_items < c->cap_items)
+        return ERR_OK;
+    cap = c->cap_items ? 2 * c->cap_items : 4;
+    if (cap > PKL_MAX_VALUES * 2)
+        return pkl__fail(p, ERR_TOOBIG, "limit_exceeded", "container with too many items");
+    ni = realloc(c->items, cap * sizeof(*ni));
+    if (ni == NULL)
+        return err_set(p->e, ERR_NOMEM, "out of memory growing a pickle container");
+    c->items = ni;
+    if (c->kind == PKL_DICT) {
+        nv = realloc(c->vals, cap * sizeof(*nv));
+        if (nv == NULL)
+            return err_set(p->e, ERR_NOMEM, "out of memory growing a pickle dict");
+        c->vals = nv;
+    }
+    c->cap_items = cap;
+    return ERR_OK;
+}
+
+enum err_code pkl__append(struct pkl_parser *p, struct pkl_value *c, struct pkl_value *v)
+{
+    enum err_code rc = pkl_reserve(p, c);
+
+    if (rc)
+        return rc;
+    c->items[c->n_items++] = v;
+    return ERR_OK;
+}
+
+/* --- Dict keys: Python equality and hashing ------------------------------------------ */
+
+static int pkl_is_number(const struct pkl_value *v)
+{
+    return v->kind == PKL_BOOL || v->kind == PKL_INT || v->kind == PKL_FLOAT ||
+           (v->kind == PKL_COMPLEX && v->f_imag == 0.0);
+}
+
+static double pkl_num_f(const struct pkl_value *v)
+{
+    return v->kind == PKL_BOOL || v->kind == PKL_INT ? (double)v->i : v->f;
+}
+
+static int pkl_key_eq(const struct pkl_value *a, const struct pkl_value *b, int depth)
+{
+    if (a == b)
+        return 1;
+    if (depth > PKL_MAX_KEY_DEPTH)
+        return 0;
+    if (pkl_is_number(a) && pkl_is_number(b)) {
+        int ai = a->kind == PKL_BOOL || a->kind == PKL_INT;
+        int bi = b->kind == PKL_BOOL || b->kind == PKL_INT;
+        if (ai && bi)
+            return a->i == b->i;
+        if (ai != bi) { /* int vs float: equal only if the float is that integer */
+            const struct pkl_value *iv = ai ? a : b, *fv = ai ? b : a;
+            return fv->f == (double)iv->i && fv->f >= -9.2233720368547758e18 &&
+                   fv->f < 9.2233720368547758e18 && (int64_t)fv->f == iv->i;
+        }
+        return pkl_num_f(a) == pkl_num_f(b);
+    }
+    if (a->kind != b->kind)
+        return 0;
+    switch (a->kind) {
+    case PKL_NONE: return 1;
+    case PKL_COMPLEX: return a->f == b->f && a->f_imag == b->f_imag;
+    case PKL_STR:
+    case PKL_BYTES: return a->len == b->len && memcmp(a->str, b->str, a->len) == 0;
+    case PKL_TUPLE:
+    case PKL_SET:
+        if (a->n_items != b->n_items)
+            return 0;
+        for (size_t i = 0; i < a->n_items; i++)
+            if (!pkl_key_eq(a->items[i], b->items[i], depth + 1))
+                return 0;
+        return 1;
+    default: return 0;
+    }
+}
+
+static uint64_t pkl_mix(uint64_t h, uint64_t x)
+{
+    h ^= x + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2);
+    return h * 0x100000001B3ull;
+}
+
+static uint64_t pkl_bits(double f)
+{
+    uint64_t u;
+
+    memcpy(&u, &f, sizeof(u));
+    return u;
+}
+
+static uint64_t pkl_key_hash(const struct pkl_value *v, int depth)
+{
+    uint64_t h = 0xCBF29CE484222325ull;
+
+    if (depth > PKL_MAX_KEY_DEPTH)
+        return h;
+    if (pkl_is_number(v)) {
+        double f = pkl_num_f(v);
+        if (v->kind == PKL_BOOL || v->kind == PKL_INT)
+            return pkl_mix(h, (uint64_t)v->i);
+        if (f >= -9.2233720368547758e18 && f < 9.2233720368547758e18 && f == floor(f))
+            return pkl_mix(h, (uint64_t)(int64_t)f);
+        return pkl_mix(h, pkl_bits(f));
+    }
+    h = pkl_mix(h, (uint64_t)v->kind);
+    switch (v->kind) {
+    case PKL_STR:
+    case PKL_BYTES:
+        for (size_t i = 0; i < v->len; i++)
+            h = (h ^ (unsigned char)v->str[i]) * 0x100000001B3ull;
+        return h;
+    case PKL_TUPLE:
+    case PKL_SET:
+        for (size_t i = 0; i < v->n_items; i++)
+            h = pkl_mix(h, pkl_key_hash(v->items[i], depth + 1));
+        return h;
+    case PKL_COMPLEX: return pkl_mix(pkl_mix(h, pkl_bits(v->f)), pkl_bits(v->f_imag));
+    default: return h;
+    }
+}
+
+static enum err_code pkl_hashable(struct pkl_parser *p, const struct pkl_value *k, int depth)
+{
+    if (depth > PKL_MAX_KEY_DEPTH)
+        return pkl__fail(p, ERR_FORMAT, "invalid_pickle", "dict key nested too deeply");
+    switch (k->kind) {
+    case PKL_NONE:
+    case PKL_BOOL:
+    case PKL_INT:
+    case PKL_FLOAT:
+    case PKL_COMPLEX:
+    case PKL_STR:
+    case PKL_BYTES: return ERR_OK;
+    case PKL_SET:
+        if (!k->frozen)
+            break;
+        /* fall through */
+    case PKL_TUPLE:
+        for (size_t i = 0; i < k->n_items; i++) {
+            enum err_code rc = pkl_hashable(p, k->items[i], depth + 1);
+            if (rc)
+                return rc;
+        }
+        return ERR_OK;
+    default: break;
+    }
+    return pkl__fail(p, ERR_FORMAT, "invalid_pickle", "unhashable dict key of type %s",
+                     pkl_kind_name(k->kind));
+}
+
+enum err_code pkl__check_hashable(struct pkl_parser *p, const struct pkl_value *k)
+{
+    return pkl_hashable(p, k, 0);
+}
+
+static long pkl_dict_scan(const struct pkl_value *d, const struct pkl_value *k)
+{
+    for (size_t i = 0; i < d->n_items; i++)
+        if (pkl_key_eq(d->items[i], k, 0))
+            return (long)i;
+    return -1;
+}
+
+long pkl__dict_find(const struct pkl_value *d, const struct pkl_value *k)
+{
+    size_t mask, s;
+
+    if (d->hash_slots == NULL)
+        return pkl_dict_scan(d, k);
+    mask = d->hash_cap - 1;
+    for (s = (size_t)pkl_key_hash(k, 0) & mask; d->hash_slots[s] != 0; s = (s + 1) & mask) {
+        size_t i = d->hash_slots[s] - 1;
+        if (pkl_key_eq(d->items[i], k, 0))
+            return (long)i;
+    }
+    return -1;
+}
+
+/* (Re)build the open-addressing index of `d` with room for twice its items. */
+static enum err_code pkl_dict_index(struct pkl_parser *p, struct pkl_value *d)
+{
+    size_t cap = 16, mask;
+    uint32_t *slots;
+
+    while (cap < 4 * (d->n_items + 1))
+        cap *= 2;
+    slots = calloc(cap, sizeof(*slots));
+    if (slots == NULL)
+        return err_set(p->e, ERR_NOMEM, "out of memory indexing a pickle dict");
+    mask = cap - 1;
+    for (size_t i = 0; i < d->n_items; i++) {
+        size_t s = (size_t)pkl_key_hash(d->items[i], 0) & mask;
+        while (slots[s] != 0)
+            s = (s + 1) & mask;
+        slots[s] = (uint32_t)(i + 1);
+    }
+    free(d->hash_slots);
+    d->hash_slots = slots;
+    d->hash_cap = cap;
+    return ERR_OK;
+}
+
+enum err_code pkl__dict_set(struct pkl_parser *p, struct pkl_value *d, struct pkl_value *k,
+                            struct pkl_value *v)
+{
+    enum err_code rc;
+    long at;
+
+    rc = pkl__check_hashable(p, k);
+    if (rc)
+        return rc;
+    at = pkl__dict_find(d, k);
+    if (at >= 0) {
+        d->vals[at] = v;
+        return ERR_OK;
+    }
+    rc = pkl_reserve(p, d);
+    if (rc)
+        return rc;
+    d->items[d->n_items] = k;
+    d->vals[d->n_items] = v;
+    d->n_items++;
+    if (d->n_items >= 8 && 2 * d->n_items >= d->hash_cap)
+        return pkl_dict_index(p, d);
+    if (d->hash_slots != NULL) {
+        size_t mask = d->hash_cap - 1, s = (size_t)pkl_key_hash(k, 0) & mask;
+        while (d->hash_slots[s] != 0)
+            s = (s + 1) & mask;
+        d->hash_slots[s] = (uint32_t)d->n_items;
+    }
+    return ERR_OK;
+}
+
+/* --- Public API ------------------------------------------------------------------------ */
+
+enum err_code pkl_parse(const unsigned char *buf, size_t len, const struct ckpt_limits *limits,
+                        struct pkl_result **out, struct err *e)
+{
+    enum err_code rc = ERR_OK;
+    struct pkl_parser p;
+
+    *out = NULL;
+    memset(&p, 0, sizeof(p));
+    p.buf = buf;
+    p.len = len;
+    p.e = e;
+    if (limits != NULL)
+        p.lim = *limits;
+    else
+        ckpt_limits_default(&p.lim);
+    if (len > p.lim.max_pickle_bytes)
+        return err_setc(e, ERR_TOOBIG, "limit_exceeded", "data.pkl of %zu bytes exceeds %llu", len,
+                        (unsigned long long)p.lim.max_pickle_bytes);
+    p.r = calloc(1, sizeof(*p.r));
+    if (p.r == NULL)
+        return err_set(e, ERR_NOMEM, "out of memory unpickling");
+    rc = pkl__new(&p, PKL_NONE, &p.none);
+    if (!rc)
+        rc = pkl__new(&p, PKL_BOOL, &p.vfalse);
+    if (!rc)
+        rc = pkl__new(&p, PKL_BOOL, &p.vtrue);
+    if (!rc)
+        rc = pkl__new(&p, PKL_DICT, &p.r->storage_index);
+    if (rc)
+        goto out;
+    p.vtrue->i = 1;
+    rc = pkl__run(&p);
+    if (rc)
+        goto out;
+    *out = p.r;
+    p.r = NULL;
+out:
+    free(p.stack);
+    free(p.marks);
+    free(p.memo);
+    pkl_free(p.r);
+    return rc;
+}
+
+void pkl_free(struct pkl_result *r)
+{
+    struct pkl_chunk *c, *next;
+
+    if (r == NULL)
+        return;
+    for (c = r->chunks; c != NULL; c = next) {
+        next = c->next;
+        for (size_t i = 0; i < c->used; i++) {
+            free((char *)(uintptr_t)c->v[i].str);
+            free(c->v[i].items);
+            free(c->v[i].vals);
+            free(c->v[i].hash_slots);
+        }
+        free(c);
+    }
+    free(r->storages);
+    free(r);
+}
+
+const struct pkl_value *pkl_root(const struct pkl_result *r)
+{
+    return r->root;
+}
+
+size_t pkl_n_storages(const struct pkl_result *r)
+{
+    return r->n_storages;
+}
+
+const struct pkl_storage *pkl_storage_at(const struct pkl_result *r, size_t i)
+{
+    ERR_ASSERT(i < r->n_storages);
+    return &r->storages[i];
+}
+
+int pkl_protocol(const struct pkl_result *r)
+{
+    return r->protocol;
+}
+
+const struct pkl_value *pkl_dict_get(const struct pkl_value *d, const char *key)
+{
+    struct pkl_value k;
+    long at;
+
+    if (d == NULL || d->kind != PKL_DICT)
+        return NULL;
+    memset(&k, 0, sizeof(k));
+    k.kind = PKL_STR;
+    k.str = key;
+    k.len = strlen(key);
+    at = pkl__dict_find(d, &k);
+    return at >= 0 ? d->vals[at] : NULL;
+}
+
+const char *pkl_kind_name(enum pkl_kind k)
+{
+    static const char *const names[] = {"None", "bool",   "int",     "float",  "complex",
+                                        "str",  "bytes",  "tuple",   "list",   "set",
+                                        "dict", "global", "storage", "tensor", "opaque"};
+
+    return (size_t)k < sizeof(names) / sizeof(names[0]) ? names[k] : "?";
+}

@@ -1,0 +1,107 @@
+/* pickle_int.h -- what pickle.c (values, containers, result) shares with
+ * pickle_ops.c (the opcode interpreter and the allow-list). Same ownership and
+ * thread-safety as pickle.h: one parser per call, no shared state.
+ */
+#ifndef CORE_PICKLE_INT_H
+#define CORE_PICKLE_INT_H
+
+#include "core/pickle.h"
+
+#define PKL_CHUNK         256
+#define PKL_MAX_VALUES    ((size_t)1 << 24) /* values one parse may create */
+#define PKL_MAX_KEY_DEPTH 64                /* nesting of tuple dict keys */
+
+struct pkl_chunk { /* arena block of values */
+    struct pkl_chunk *next;
+    size_t used;
+    struct pkl_value v[PKL_CHUNK];
+};
+
+struct pkl_result {
+    struct pkl_chunk *chunks; /* owned: every value */
+    size_t n_values;
+    const struct pkl_value *root; /* borrowed from chunks */
+    struct pkl_storage *storages; /* owned array; keys borrowed from chunks */
+    size_t n_storages;
+    size_t cap_storages;
+    struct pkl_value *storage_index; /* dict: key str -> PKL_STORAGE value */
+    int protocol;
+};
+
+struct pkl_parser {
+    struct pkl_result *r;
+    const unsigned char *buf; /* borrowed */
+    size_t len;
+    size_t pos;    /* next byte to read */
+    size_t op_pos; /* position of the opcode being run */
+    struct ckpt_limits lim;
+    struct pkl_value **stack; /* owned array of borrowed values */
+    size_t n_stack, cap_stack;
+    size_t *marks; /* owned: stack heights at each MARK */
+    size_t n_marks, cap_marks;
+    struct pkl_value **memo; /* owned array of borrowed values (NULL: unset) */
+    size_t n_memo, cap_memo;
+    struct pkl_value *none, *vtrue, *vfalse; /* shared singletons */
+    struct err *e;
+};
+
+/* --- pickle.c: values ----------------------------------------------------------- */
+
+/* New zeroed value of `kind` in the arena (limit_exceeded past PKL_MAX_VALUES). */
+enum err_code pkl__new(struct pkl_parser *p, enum pkl_kind kind, struct pkl_value **out);
+
+/* New PKL_STR / PKL_BYTES / ... value holding a NUL-terminated copy of s[0..n). */
+enum err_code pkl__new_str(struct pkl_parser *p, enum pkl_kind kind, const char *s, size_t n,
+                           struct pkl_value **out);
+
+/* Append `v` to the items of `c` (tuple, list, set, opaque). */
+enum err_code pkl__append(struct pkl_parser *p, struct pkl_value *c, struct pkl_value *v);
+
+/* d[k] = v with Python semantics (existing key: value replaced in place).
+ * Unhashable keys are invalid_pickle. */
+enum err_code pkl__dict_set(struct pkl_parser *p, struct pkl_value *d, struct pkl_value *k,
+                            struct pkl_value *v);
+
+/* Index of key `k` in dict `d`, or -1. */
+long pkl__dict_find(const struct pkl_value *d, const struct pkl_value *k);
+
+/* ERR_OK if `k` may be a dict key / set member, else invalid_pickle. */
+enum err_code pkl__check_hashable(struct pkl_parser *p, const struct pkl_value *k);
+
+/* Set an error with the current opcode position: category `cat`. */
+enum err_code pkl__fail(struct pkl_parser *p, enum err_code code, const char *cat, const char *fmt,
+                        ...) __attribute__((format(printf, 4, 5)));
+
+/* 1 if s[0..n) is UTF-8 (NUL allowed). */
+int pkl__utf8_ok(const unsigned char *s, size_t n);
+
+/* --- pickle_torch.c: globals and calls (allow-list, deny-list, torch) --------------- */
+
+/* Check global `module`.`name` (both NUL-free UTF-8) against the deny-list and
+ * allow-list, then push it (or refuse it: disallowed_global). */
+enum err_code pkl__global(struct pkl_parser *p, const char *module, size_t module_len,
+                          const char *name, size_t name_len);
+
+/* REDUCE: result of calling `func` with `args` (nothing is executed). */
+enum err_code pkl__reduce(struct pkl_parser *p, struct pkl_value *func, struct pkl_value *args,
+                          struct pkl_value **out);
+
+/* NEWOBJ / NEWOBJ_EX: an instance of `cls` built from `args`. */
+enum err_code pkl__newobj(struct pkl_parser *p, struct pkl_value *cls, struct pkl_value *args,
+                          struct pkl_value **out);
+
+/* BUILD: apply `state` to `inst` (ignored for dicts and tensors). */
+enum err_code pkl__build(struct pkl_parser *p, struct pkl_value *inst, struct pkl_value *state);
+
+/* BINPERSID: the storage named by persistent id `pid` (§2.5). */
+enum err_code pkl__persid(struct pkl_parser *p, struct pkl_value *pid, struct pkl_value **out);
+
+/* Push `v` on the stack (limit_exceeded past max_pickle_stack). */
+enum err_code pkl__push(struct pkl_parser *p, struct pkl_value *v);
+
+/* --- pickle_ops.c: interpreter ------------------------------------------------------ */
+
+/* Run the opcodes until STOP; the result's root is set on success. */
+enum err_code pkl__run(struct pkl_parser *p);
+
+#endif /* CORE_PICKLE_INT_H */

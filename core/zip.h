@@ -1,0 +1,110 @@
+/* zip.h -- ZIP archive reader over an in-memory buffer (checkpoint-formats.md §2.2).
+ *
+ * Parses the central directory of a zip held in memory (normally a file
+ * mapping): the classic end record, the ZIP64 locator and end record, ZIP64
+ * extended-information extra fields. Local headers are only used to find each
+ * member's data (data = local offset + 30 + local name len + local extra len),
+ * never walked sequentially. zip_parse() applies every safety check of §2.2:
+ * end record found and central directory inside the buffer (else
+ * "truncated"), single disk, entry bounds, encryption flag, UTF-8 and unique
+ * names without NUL bytes, local header signature and name, data inside the
+ * buffer ("truncated"), stored members with csize == usize, and members whose
+ * byte ranges do not overlap ("invalid_zip"). Nothing is allocated from a
+ * declared size: the member table is bounded by the central directory's
+ * size and `max_members` ("limit_exceeded").
+ *
+ * Member data: stored members (method 0) are pointers into the caller's
+ * buffer; deflated members (method 8) are inflated with zlib into a caller
+ * buffer, never past the declared size or the caller's limit; any other
+ * method fails with "unsupported_compression".
+ *
+ * Ownership: zip_parse() returns a new struct zip_archive that borrows `buf`
+ * (which must outlive it); free it with zip_free(). Member records and names
+ * are borrowed from the archive: valid until zip_free().
+ *
+ * Thread-safety: a parsed archive is read-only; its functions may be called
+ * from several threads at once.
+ */
+#ifndef CORE_ZIP_H
+#define CORE_ZIP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/err.h"
+
+#define ZIP_METHOD_STORED  0
+#define ZIP_METHOD_DEFLATE 8
+
+struct zip_archive; /* opaque */
+
+struct zip_member {        /* plain data, borrowed from the archive */
+    const char *name;      /* NUL-terminated UTF-8 name as stored (with its folder) */
+    size_t name_len;       /* bytes in name */
+    uint16_t method;       /* ZIP_METHOD_STORED, ZIP_METHOD_DEFLATE, or other (unreadable) */
+    uint16_t flags;        /* general-purpose flags of the central entry */
+    uint32_t crc32;        /* stored CRC-32; 0 may mean "not computed" */
+    uint64_t csize;        /* compressed size (bytes in the buffer) */
+    uint64_t usize;        /* declared uncompressed size */
+    uint64_t local_offset; /* offset of the local header */
+    uint64_t data_offset;  /* offset of the member's data in the buffer */
+};
+
+/* --- Parse and free --------------------------------------------------------- */
+
+/* Parse the zip in `buf` (`len` bytes) and check it (§2.2). At most
+ * `max_members` central entries are accepted (limit_exceeded beyond).
+ * On success *out is a new archive borrowing `buf`; free with zip_free().
+ * Failures: ERR_FORMAT with category truncated / invalid_zip, ERR_TOOBIG
+ * (limit_exceeded), ERR_NOMEM. */
+enum err_code zip_parse(const unsigned char *buf, uint64_t len, uint64_t max_members,
+                        struct zip_archive **out, struct err *e);
+
+/* Free `z`. NULL is a no-op. Cannot fail. */
+void zip_free(struct zip_archive *z);
+
+/* --- Members ------------------------------------------------------------------ */
+
+/* Number of members, in central-directory order. Cannot fail. */
+size_t zip_n_members(const struct zip_archive *z);
+
+/* Member `i` (< zip_n_members) in central-directory order. Borrowed. */
+const struct zip_member *zip_member_at(const struct zip_archive *z, size_t i);
+
+/* The member named exactly `name` (NUL-terminated), or NULL when absent
+ * (absence is not an error). Borrowed. O(log n). */
+const struct zip_member *zip_find(const struct zip_archive *z, const char *name);
+
+/* --- Data ----------------------------------------------------------------------- */
+
+/* Pointer to the `m->csize` raw bytes of member `m` in the buffer (stored
+ * data, or the deflate stream). Cannot fail (zip_parse checked the range). */
+const unsigned char *zip_member_raw(const struct zip_archive *z, const struct zip_member *m);
+
+/* Inflate deflated member `m` into `dst` (room for `dst_cap` bytes). The
+ * member must declare usize <= dst_cap (else limit_exceeded, checked before
+ * inflating) and must inflate to exactly usize bytes: more output or a
+ * shorter or corrupt stream is invalid_zip. Methods other than deflate:
+ * unsupported_compression (stored members have nothing to inflate: use
+ * zip_member_raw). */
+enum err_code zip_member_inflate(const struct zip_archive *z, const struct zip_member *m,
+                                 unsigned char *dst, uint64_t dst_cap, struct err *e);
+
+/* The uncompressed bytes of member `m`, at most `limit` of them (a member
+ * declaring more fails with limit_exceeded before anything is read or
+ * allocated). Stored: *data points into the buffer, *owned = NULL.
+ * Deflated: inflated into a new buffer of usize bytes returned in *owned
+ * (caller frees it with free()), *data == *owned. Other methods:
+ * unsupported_compression. With `verify_crc` != 0 a non-zero stored CRC
+ * must match (else invalid_zip); a stored CRC of 0 is never checked.
+ * *data and *owned are NULL on failure. */
+enum err_code zip_member_read(const struct zip_archive *z, const struct zip_member *m,
+                              uint64_t limit, int verify_crc, const unsigned char **data,
+                              unsigned char **owned, struct err *e);
+
+/* Check `n` bytes `data` against the member's stored CRC-32. A stored CRC of
+ * 0 passes (not computed by the writer). Mismatch: invalid_zip. */
+enum err_code zip_member_crc_check(const struct zip_member *m, const unsigned char *data,
+                                   uint64_t n, struct err *e);
+
+#endif /* CORE_ZIP_H */

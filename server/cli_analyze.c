@@ -1,0 +1,342 @@
+/* cli_analyze.c -- `farmsd analyze FILE`: per-layer FARMS results as a
+ * table, JSON or CSV. The rows are built as the JSON layer objects of
+ * api/json.h, and the table and CSV are printed from those objects, so the
+ * three formats always agree. */
+#include <getopt.h>
+#include <math.h>
+#include <regex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "api/json.h"
+#include "core/preset.h"
+#include "server/cli.h"
+#include "server/engine.h"
+
+#define CLI_MAX_SETS 64
+
+static const char cli_analyze_usage[] =
+    "usage: farmsd analyze FILE [options]\n"
+    "\n"
+    "Analyse every weight matrix of a checkpoint (safetensors file, shard index or folder,\n"
+    "torch.save .pt/.bin/.ckpt, .npy, .npz) with FARMS and print one row per tensor.\n"
+    "\n"
+    "  --preset P          farms-llm (default), farms-cv or full          [FARMSD_PRESET]\n"
+    "  --set KEY=VALUE     override a setting (repeatable): window_rows, q_ratio,\n"
+    "                      windows_per_dim, window_clamp, xmin (mid|peak|ks), xmin_pos,\n"
+    "                      bins, conv_norm, filter_zeros, eig_threshold, min_eigs,\n"
+    "                      include_embeddings\n"
+    "  --format F          table (default), json or csv                   [FARMSD_FORMAT]\n"
+    "  --include REGEX     only tensors whose name matches (POSIX extended regex)\n"
+    "  --exclude REGEX     leave out tensors whose name matches\n"
+    "  --threads N         worker threads (default: number of CPUs)       [FARMSD_THREADS]\n"
+    "  --input-format F    auto (default), safetensors, index, torch, npy, npz\n"
+    "  --strict            refuse pickles with unknown globals            [FARMSD_STRICT=1]\n"
+    "  --quiet             no progress lines on stderr\n"
+    "  -h, --help          this help\n"
+    "\n"
+    "Exit status: 0 ok, 1 usage or settings error, 2 the file cannot be read\n"
+    "(\"error: <category>: <message>\" on stderr), 3 the analysis failed.\n";
+
+struct cli_analyze_opts {
+    const char *file;
+    const char *preset;
+    const char *format;
+    const char *include;
+    const char *exclude;
+    char *sets[CLI_MAX_SETS];
+    int n_sets;
+    long threads;
+    enum ckpt_format input_format;
+    int strict;
+    int quiet;
+};
+
+/* Parse argv; returns -1 to go on, else the exit status. */
+static int cli_analyze_parse(int argc, char **argv, struct cli_analyze_opts *o)
+{
+    static const struct option longs[] = {
+        {"preset", required_argument, NULL, 'p'},  {"set", required_argument, NULL, 's'},
+        {"format", required_argument, NULL, 'f'},  {"include", required_argument, NULL, 'i'},
+        {"exclude", required_argument, NULL, 'x'}, {"threads", required_argument, NULL, 't'},
+        {"input-format", required_argument, NULL, 'F'}, {"strict", no_argument, NULL, 'S'},
+        {"quiet", no_argument, NULL, 'q'},         {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    struct err e;
+    int ch;
+
+    o->format = getenv("FARMSD_FORMAT") ? getenv("FARMSD_FORMAT") : "table";
+    o->strict = cli_env_long("FARMSD_STRICT", 0) != 0;
+    while ((ch = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
+        switch (ch) {
+        case 'p': o->preset = optarg; break;
+        case 's':
+            if (o->n_sets == CLI_MAX_SETS) {
+                fprintf(stderr, "error: usage: more than %d --set options\n", CLI_MAX_SETS);
+                return CLI_EXIT_USAGE;
+            }
+            o->sets[o->n_sets++] = optarg;
+            break;
+        case 'f': o->format = optarg; break;
+        case 'i': o->include = optarg; break;
+        case 'x': o->exclude = optarg; break;
+        case 't': o->threads = strtol(optarg, NULL, 10); break;
+        case 'F':
+            if (cli_input_format(optarg, &o->input_format, &e)) {
+                cli_print_error(&e);
+                return CLI_EXIT_USAGE;
+            }
+            break;
+        case 'S': o->strict = 1; break;
+        case 'q': o->quiet = 1; break;
+        case 'h': fputs(cli_analyze_usage, stdout); return 0;
+        default: fputs(cli_analyze_usage, stderr); return CLI_EXIT_USAGE;
+        }
+    }
+    if (optind != argc - 1) {
+        fprintf(stderr, "error: usage: farmsd analyze needs exactly one FILE (see --help)\n");
+        return CLI_EXIT_USAGE;
+    }
+    o->file = argv[optind];
+    if (strcmp(o->format, "table") != 0 && strcmp(o->format, "json") != 0 &&
+        strcmp(o->format, "csv") != 0) {
+        fprintf(stderr, "error: usage: unknown --format '%s' (table, json, csv)\n", o->format);
+        return CLI_EXIT_USAGE;
+    }
+    return -1;
+}
+
+static void cli_progress(void *arg, size_t done, size_t total, const struct engine_layer *row,
+                         double seconds)
+{
+    const struct cli_analyze_opts *o = arg;
+
+    if (o->quiet || seconds < 0.5)
+        return;
+    fprintf(stderr, "farmsd: [%zu/%zu] %s: %s, %lld windows, %.1f s\n", done, total, row->name,
+            farms_status_name(row->res.status), (long long)row->res.windows, seconds);
+}
+
+/* --- Output ------------------------------------------------------------- */
+
+static const char *const cli_csv_cols[] = {
+    "name",      "kind",        "dtype",         "shape",       "status",
+    "reason",    "alpha",       "D",             "xmin",        "n_tail",
+    "num_eigs",  "windows",     "spectral_norm", "norm",        "alpha_hat",
+    "stable_rank", "norm_stable_rank", "log_norm", "log_spectral_norm", "entropy",
+    "warning"};
+
+/* A field of a layer object as text: strings as is, numbers %.10g, shape AxB. */
+static void cli_field(const cJSON *layer, const char *key, char *buf, size_t len)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(layer, key);
+
+    buf[0] = '\0';
+    if (cJSON_IsString(v)) {
+        snprintf(buf, len, "%s", v->valuestring);
+    } else if (cJSON_IsNumber(v)) {
+        snprintf(buf, len, "%.10g", v->valuedouble);
+    } else if (cJSON_IsArray(v)) {
+        size_t used = 0;
+        const cJSON *d;
+        cJSON_ArrayForEach(d, v)
+        {
+            int n = snprintf(buf + used, len - used, "%s%lld", used ? "x" : "",
+                             (long long)d->valuedouble);
+            if (n < 0 || (size_t)n >= len - used)
+                break;
+            used += (size_t)n;
+        }
+    }
+}
+
+static void cli_print_csv(const cJSON *layers)
+{
+    const size_t n_cols = sizeof(cli_csv_cols) / sizeof(cli_csv_cols[0]);
+    const cJSON *layer;
+    char buf[512];
+
+    for (size_t c = 0; c < n_cols; c++)
+        printf("%s%s", c ? "," : "", cli_csv_cols[c]);
+    printf("\n");
+    cJSON_ArrayForEach(layer, layers)
+    {
+        for (size_t c = 0; c < n_cols; c++) {
+            cli_field(layer, cli_csv_cols[c], buf, sizeof(buf));
+            if (c)
+                putchar(',');
+            if (strpbrk(buf, ",\"\n") == NULL) {
+                fputs(buf, stdout);
+                continue;
+            }
+            putchar('"'); /* RFC 4180: quote, double the quotes inside */
+            for (const char *q = buf; *q; q++) {
+                if (*q == '"')
+                    putchar('"');
+                putchar(*q);
+            }
+            putchar('"');
+        }
+        printf("\n");
+    }
+}
+
+static void cli_print_table(const cJSON *layers)
+{
+    const cJSON *layer;
+    char name[512], kind[32], shape[64], status[16], alpha[32], d[32], tail[32], eigs[32];
+    char warn[32], reason[256];
+    int w = 4;
+
+    cJSON_ArrayForEach(layer, layers)
+    {
+        cli_field(layer, "name", name, sizeof(name));
+        if ((int)strlen(name) > w)
+            w = (int)strlen(name);
+    }
+    printf("%-*s  %-17s  %-12s  %-7s  %8s  %7s  %7s  %8s  %s\n", w, "name", "kind", "shape",
+           "status", "alpha", "D", "n_tail", "num_eigs", "warning / reason");
+    cJSON_ArrayForEach(layer, layers)
+    {
+        cli_field(layer, "name", name, sizeof(name));
+        cli_field(layer, "kind", kind, sizeof(kind));
+        cli_field(layer, "shape", shape, sizeof(shape));
+        cli_field(layer, "status", status, sizeof(status));
+        cli_field(layer, "n_tail", tail, sizeof(tail));
+        cli_field(layer, "num_eigs", eigs, sizeof(eigs));
+        cli_field(layer, "warning", warn, sizeof(warn));
+        cli_field(layer, "reason", reason, sizeof(reason));
+        const cJSON *a = cJSON_GetObjectItemCaseSensitive(layer, "alpha");
+        const cJSON *dd = cJSON_GetObjectItemCaseSensitive(layer, "D");
+        snprintf(alpha, sizeof(alpha), cJSON_IsNumber(a) ? "%.4f" : "-",
+                 cJSON_IsNumber(a) ? a->valuedouble : 0.0);
+        snprintf(d, sizeof(d), cJSON_IsNumber(dd) ? "%.4f" : "-",
+                 cJSON_IsNumber(dd) ? dd->valuedouble : 0.0);
+        printf("%-*s  %-17s  %-12s  %-7s  %8s  %7s  %7s  %8s  %s\n", w, name, kind, shape, status,
+               alpha, d, tail[0] ? tail : "-", eigs[0] ? eigs : "-", warn[0] ? warn : reason);
+    }
+}
+
+/* The report as {"file", "format", "preset", "params", "ordering", "layers"}. */
+static cJSON *cli_report_json(const struct cli_analyze_opts *o, const struct ckpt *c,
+                              const char *preset, const struct farms_params *p,
+                              const struct engine_report *r)
+{
+    cJSON *root = cJSON_CreateObject(), *layers;
+    int good = root != NULL;
+
+    good = good && cJSON_AddStringToObject(root, "file", o->file) &&
+           cJSON_AddStringToObject(root, "format", ckpt_format_name(ckpt_format_of(c))) &&
+           cJSON_AddStringToObject(root, "preset", preset) &&
+           cJSON_AddItemToObject(root, "params", json_params_new(p)) &&
+           cJSON_AddStringToObject(root, "ordering", layer_ordering_name(r->ordering));
+    layers = good ? cJSON_AddArrayToObject(root, "layers") : NULL;
+    good = layers != NULL;
+    for (size_t i = 0; i < r->n && good; i++) {
+        const struct engine_layer *row = &r->layers[i];
+        cJSON *l = json_layer_new(row->name, row->info.kind, row->dtype, row->ndim, row->shape,
+                                  &row->res);
+        good = l != NULL && cJSON_AddItemToArray(layers, l);
+    }
+    if (!good) {
+        cJSON_Delete(root);
+        return NULL;
+    }
+    return root;
+}
+
+static int cli_emit(const struct cli_analyze_opts *o, const struct ckpt *c, const char *preset,
+                    const struct farms_params *p, const struct engine_report *r)
+{
+    cJSON *root = cli_report_json(o, c, preset, p, r);
+    char *text;
+
+    if (root == NULL) {
+        fprintf(stderr, "error: out of memory building the report\n");
+        return CLI_EXIT_FAILED;
+    }
+    if (strcmp(o->format, "json") == 0) {
+        text = cJSON_Print(root);
+        if (text != NULL)
+            printf("%s\n", text);
+        cJSON_free(text);
+    } else if (strcmp(o->format, "csv") == 0) {
+        cli_print_csv(cJSON_GetObjectItemCaseSensitive(root, "layers"));
+    } else {
+        cli_print_table(cJSON_GetObjectItemCaseSensitive(root, "layers"));
+    }
+    cJSON_Delete(root);
+    return 0;
+}
+
+static int cli_compile(const char *what, const char *pattern, regex_t *re)
+{
+    char msg[256];
+    int rc = regcomp(re, pattern, REG_EXTENDED | REG_NOSUB);
+
+    if (rc == 0)
+        return 1;
+    regerror(rc, re, msg, sizeof(msg));
+    fprintf(stderr, "error: usage: bad --%s regex '%s': %s\n", what, pattern, msg);
+    return 0;
+}
+
+int cli_analyze_main(int argc, char **argv)
+{
+    struct cli_analyze_opts o = {0};
+    struct engine_report report = {0};
+    struct engine_opts eo = {0};
+    struct ckpt_limits limits;
+    struct farms_params params;
+    const char *preset;
+    regex_t inc, exc;
+    int have_inc = 0, have_exc = 0, status;
+    struct ckpt *c = NULL;
+    struct pool *pool = NULL;
+    struct err e;
+
+    status = cli_analyze_parse(argc, argv, &o);
+    if (status >= 0)
+        return status;
+    if (cli_params(o.preset, o.sets, o.n_sets, &params, &preset, &e)) {
+        cli_print_error(&e);
+        return CLI_EXIT_USAGE;
+    }
+    if ((o.include && !(have_inc = cli_compile("include", o.include, &inc))) ||
+        (o.exclude && !(have_exc = cli_compile("exclude", o.exclude, &exc)))) {
+        status = CLI_EXIT_USAGE;
+        goto out;
+    }
+    ckpt_limits_default(&limits);
+    limits.strict = o.strict;
+    if (ckpt_open(o.file, o.input_format, &limits, &c, &e)) {
+        cli_print_error(&e);
+        status = CLI_EXIT_INPUT;
+        goto out;
+    }
+    eo = (struct engine_opts){&params, have_inc ? &inc : NULL, have_exc ? &exc : NULL, 0,
+                              cli_progress, &o};
+    if (engine_select(c, &eo, &report, &e)) {
+        cli_print_error(&e);
+        status = CLI_EXIT_INPUT;
+        goto out;
+    }
+    if (pool_new(cli_threads(o.threads), 1024, &pool, &e) ||
+        engine_run(c, pool, &eo, &report, &e)) {
+        cli_print_error(&e);
+        status = e.category != NULL ? CLI_EXIT_INPUT : CLI_EXIT_FAILED;
+        goto out;
+    }
+    status = cli_emit(&o, c, preset, &params, &report);
+out:
+    pool_free(pool);
+    engine_report_free(&report);
+    ckpt_close(c);
+    if (have_inc)
+        regfree(&inc);
+    if (have_exc)
+        regfree(&exc);
+    return status;
+}

@@ -1,0 +1,373 @@
+/* engine.c -- see engine.h. */
+#include "server/engine.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/esd.h"
+#include "core/thash.h"
+
+/* --- Selection ---------------------------------------------------------- */
+
+static int engine_kind_analysed(enum layer_kind k)
+{
+    return k == LAYER_KIND_LINEAR || k == LAYER_KIND_CONV1D_TRANSPOSED || k == LAYER_KIND_CONV2D ||
+           k == LAYER_KIND_CONV1D || k == LAYER_KIND_EMBEDDING;
+}
+
+static void engine_skip(struct engine_layer *row, const char *reason)
+{
+    row->selected = 0;
+    row->res.status = FARMS_STATUS_SKIPPED;
+    snprintf(row->res.reason, sizeof(row->res.reason), "%.*s", (int)sizeof(row->res.reason) - 1,
+             reason);
+}
+
+/* Fill the row for tensor `i` and decide whether it is analysed. */
+static void engine_row_init(const struct ckpt *c, size_t i, const char *name,
+                            const struct engine_opts *o, struct engine_layer *row)
+{
+    const struct ckpt_tensor *t = ckpt_tensor_at(c, i);
+    char why[sizeof(row->res.reason)];
+
+    row->tensor = i;
+    row->dtype = t->dtype;
+    row->ndim = t->ndim;
+    memcpy(row->shape, t->shape, sizeof(row->shape));
+    row->res.alpha = NAN;
+    layer_classify(name, t->dtype, t->ndim, t->shape, &row->info);
+    row->selected = 1;
+    if (t->alias_of >= 0) {
+        const struct ckpt_tensor *a = ckpt_tensor_at(c, (size_t)t->alias_of);
+        snprintf(why, sizeof(why), "same tensor as '%.100s' (shared storage), analysed once",
+                 layer_strip_prefixes(a->name, ckpt_model_prefix(c)));
+        engine_skip(row, why);
+    } else if (!row->info.analyze) {
+        engine_skip(row, row->info.reason);
+    } else if (!engine_kind_analysed(row->info.kind)) {
+        snprintf(why, sizeof(why), "%s tensors are not analysed", layer_kind_name(row->info.kind));
+        engine_skip(row, why);
+    } else if (row->info.kind == LAYER_KIND_EMBEDDING && !o->params->include_embeddings) {
+        engine_skip(row, "embedding table: not analysed by this preset (set "
+                         "include_embeddings=true)");
+    }
+}
+
+static int engine_name_wanted(const char *name, const struct engine_opts *o)
+{
+    if (o->include != NULL && regexec(o->include, name, 0, NULL, 0) != 0)
+        return 0;
+    if (o->exclude != NULL && regexec(o->exclude, name, 0, NULL, 0) == 0)
+        return 0;
+    return 1;
+}
+
+/* Put the rows of `r` in canonical layer order. */
+static enum err_code engine_order(const struct ckpt *c, struct engine_report *r, struct err *e)
+{
+    enum err_code rc = ERR_OK;
+    struct layer_info *infos = NULL;
+    const char **names = NULL;
+    struct engine_layer *sorted = NULL;
+    size_t *order = NULL;
+
+    if (r->n == 0)
+        return ERR_OK;
+    infos = malloc(r->n * sizeof(*infos));
+    names = malloc(r->n * sizeof(*names));
+    order = malloc(r->n * sizeof(*order));
+    sorted = malloc(r->n * sizeof(*sorted));
+    if (infos == NULL || names == NULL || order == NULL || sorted == NULL) {
+        rc = err_set(e, ERR_NOMEM, "out of memory ordering %zu layers", r->n);
+        goto out;
+    }
+    for (size_t i = 0; i < r->n; i++) {
+        infos[i] = r->layers[i].info;
+        names[i] = r->layers[i].name;
+    }
+    rc = layer_order(infos, names, r->n, ckpt_format_of(c) == CKPT_FORMAT_TORCH_ZIP, order,
+                     &r->ordering, e);
+    if (rc)
+        goto out;
+    for (size_t i = 0; i < r->n; i++)
+        sorted[i] = r->layers[order[i]];
+    memcpy(r->layers, sorted, r->n * sizeof(*sorted));
+out:
+    free(infos);
+    free(names);
+    free(order);
+    free(sorted);
+    return rc;
+}
+
+static enum err_code engine_hash_rows(const struct ckpt *c, struct engine_report *r,
+                                      struct err *e)
+{
+    enum err_code rc = ERR_OK;
+    struct ckpt_buf buf = {0};
+
+    for (size_t i = 0; i < r->n && rc == ERR_OK; i++)
+        rc = thash_tensor(c, r->layers[i].tensor, &buf, r->layers[i].sha256, e);
+    ckpt_buf_free(&buf);
+    return rc;
+}
+
+enum err_code engine_select(const struct ckpt *c, const struct engine_opts *opts,
+                            struct engine_report *out, struct err *e)
+{
+    enum err_code rc = ERR_OK;
+    struct engine_report r = {0};
+    size_t n = ckpt_n_tensors(c);
+
+    memset(out, 0, sizeof(*out));
+    r.layers = calloc(n > 0 ? n : 1, sizeof(*r.layers));
+    if (r.layers == NULL)
+        return err_set(e, ERR_NOMEM, "out of memory listing %zu tensors", n);
+    for (size_t i = 0; i < n; i++) {
+        const struct ckpt_tensor *t = ckpt_tensor_at(c, i);
+        const char *name;
+
+        if (!t->in_model)
+            continue;
+        name = layer_strip_prefixes(t->name, ckpt_model_prefix(c));
+        if (!engine_name_wanted(name, opts))
+            continue;
+        r.layers[r.n].name = strdup(name);
+        if (r.layers[r.n].name == NULL) {
+            rc = err_set(e, ERR_NOMEM, "out of memory listing tensors");
+            goto out;
+        }
+        engine_row_init(c, i, name, opts, &r.layers[r.n]);
+        r.n++;
+    }
+    rc = engine_order(c, &r, e);
+    if (rc == ERR_OK && opts->hash)
+        rc = engine_hash_rows(c, &r, e);
+    if (rc)
+        goto out;
+    *out = r;
+    memset(&r, 0, sizeof(r));
+out:
+    engine_report_free(&r);
+    return rc;
+}
+
+void engine_report_free(struct engine_report *r)
+{
+    for (size_t i = 0; i < r->n; i++)
+        free(r->layers[i].name);
+    free(r->layers);
+    memset(r, 0, sizeof(*r));
+}
+
+/* --- Analysis ------------------------------------------------------------- */
+
+/* Per-run state shared by the unit items of one layer. Each worker uses only
+ * its own workspace slot, so no lock is needed around `ws`. */
+struct engine_ctx {
+    struct farms_plan *plan;
+    const double *w;       /* the layer as float64, row-major */
+    struct esd_ws **ws;    /* one slot per worker, grown on demand */
+    int64_t need_n;        /* workspace the plan needs */
+    int64_t need_gather;
+};
+
+struct engine_unit {
+    struct engine_ctx *ctx;
+    int64_t u;
+    enum err_code rc;
+    struct err err;
+};
+
+static void engine_unit_work(void *item, unsigned worker)
+{
+    struct engine_unit *it = item;
+    struct engine_ctx *x = it->ctx;
+    struct esd_ws **ws = &x->ws[worker];
+
+    if (*ws == NULL || esd_ws_max_n(*ws) < x->need_n ||
+        esd_ws_max_gather(*ws) < x->need_gather) {
+        esd_ws_free(*ws);
+        *ws = NULL;
+        it->rc = esd_ws_new(x->need_n, x->need_gather, ws, &it->err);
+        if (it->rc)
+            return;
+    }
+    it->rc = farms_unit_run(x->plan, it->u, x->w, *ws, &it->err);
+}
+
+/* The layer as float64 in the orientation and shape the analysis takes. */
+static enum err_code engine_load(const struct ckpt *c, const struct engine_layer *row,
+                                 struct ckpt_buf *buf, double **w, enum farms_kind *kind,
+                                 int64_t shape[4], int *n_dims, struct err *e)
+{
+    const struct ckpt_tensor *t = ckpt_tensor_at(c, row->tensor);
+    const void *data;
+    enum err_code rc;
+    double *m;
+
+    *w = NULL;
+    rc = ckpt_tensor_read(c, row->tensor, buf, &data, e);
+    if (rc)
+        return rc;
+    m = malloc((size_t)t->n_elems * sizeof(*m));
+    if (m == NULL)
+        return err_set(e, ERR_NOMEM, "tensor '%s': out of memory for %llu values", row->name,
+                       (unsigned long long)t->n_elems);
+    dtype_to_f64(t->dtype, data, (size_t)t->n_elems, m);
+    *kind = FARMS_KIND_DENSE;
+    *n_dims = 2;
+    shape[0] = t->shape[0];
+    shape[1] = t->ndim > 1 ? t->shape[1] : 1;
+    if (row->info.kind == LAYER_KIND_CONV1D_TRANSPOSED) {
+        /* GPT-2 Conv1D stores (in, out): analyse (out, in) like nn.Linear. */
+        double *tr = malloc((size_t)t->n_elems * sizeof(*tr));
+        int64_t r = t->shape[0], k = t->shape[1];
+        if (tr == NULL) {
+            free(m);
+            return err_set(e, ERR_NOMEM, "tensor '%s': out of memory", row->name);
+        }
+        for (int64_t i = 0; i < r; i++)
+            for (int64_t j = 0; j < k; j++)
+                tr[j * r + i] = m[i * k + j];
+        free(m);
+        m = tr;
+        shape[0] = k;
+        shape[1] = r;
+    } else if (row->info.kind == LAYER_KIND_CONV2D || row->info.kind == LAYER_KIND_CONV1D) {
+        *kind = FARMS_KIND_CONV2D;
+        *n_dims = 4;
+        for (int d = 0; d < 4; d++)
+            shape[d] = d < t->ndim ? t->shape[d] : 1; /* conv1d (out, in, k) = (out, in, k, 1) */
+    }
+    *w = m;
+    return ERR_OK;
+}
+
+/* Run the units of x->plan on the pool and wait for them. */
+static enum err_code engine_fan_out(struct pool *pool, struct engine_ctx *x, struct err *e)
+{
+    enum err_code rc = ERR_OK;
+    int64_t n = farms_plan_n_units(x->plan);
+    struct engine_unit *items = NULL;
+    struct pool_group g;
+
+    if (n == 0)
+        return ERR_OK;
+    items = calloc((size_t)n, sizeof(*items));
+    if (items == NULL)
+        return err_set(e, ERR_NOMEM, "out of memory for %lld work items", (long long)n);
+    pool_group_init(&g);
+    for (int64_t u = 0; u < n; u++) {
+        items[u].ctx = x;
+        items[u].u = u;
+        rc = pool_submit(pool, &g, engine_unit_work, &items[u], 1, e);
+        if (rc)
+            break;
+    }
+    pool_group_wait(&g);
+    pool_group_destroy(&g);
+    for (int64_t u = 0; u < n && rc == ERR_OK; u++) {
+        if (items[u].rc) {
+            rc = items[u].rc;
+            if (e != NULL)
+                *e = items[u].err;
+        }
+    }
+    free(items);
+    return rc;
+}
+
+static double engine_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Analyse one selected row. Numerical failures and oversized layouts become
+ * the row's status; other failures are returned. */
+static enum err_code engine_layer_run(const struct ckpt *c, struct pool *pool,
+                                      const struct engine_opts *o, struct esd_ws **ws,
+                                      struct ckpt_buf *buf, struct engine_layer *row,
+                                      struct err *e)
+{
+    enum err_code rc;
+    struct engine_ctx x = {0};
+    enum farms_kind kind;
+    int64_t shape[4];
+    double *w = NULL;
+    int n_dims;
+    struct err le;
+
+    rc = engine_load(c, row, buf, &w, &kind, shape, &n_dims, e);
+    if (rc)
+        goto out;
+    rc = farms_plan_new(o->params, kind, shape, n_dims, (int)pool_size(pool), &x.plan, &le);
+    if (rc == ERR_TOOBIG || rc == ERR_INVAL) {
+        engine_skip(row, le.msg);
+        rc = ERR_OK;
+        goto out;
+    }
+    if (rc) {
+        if (e != NULL)
+            *e = le;
+        goto out;
+    }
+    x.w = w;
+    x.ws = ws;
+    farms_plan_ws_need(x.plan, &x.need_n, &x.need_gather);
+    rc = engine_fan_out(pool, &x, &le);
+    if (rc == ERR_OK)
+        rc = farms_plan_finish(x.plan, &row->res, &le);
+    if (rc == ERR_NUMERIC) { /* e.g. the eigensolver did not converge */
+        row->res.status = FARMS_STATUS_FAILED;
+        snprintf(row->res.reason, sizeof(row->res.reason), "%.*s",
+                 (int)sizeof(row->res.reason) - 1, le.msg);
+        rc = ERR_OK;
+    } else if (rc && e != NULL) {
+        *e = le;
+        err_prefix(e, row->name);
+    }
+out:
+    farms_plan_free(x.plan);
+    free(w);
+    return rc;
+}
+
+enum err_code engine_run(const struct ckpt *c, struct pool *pool, const struct engine_opts *opts,
+                         struct engine_report *r, struct err *e)
+{
+    enum err_code rc = ERR_OK;
+    unsigned n_workers = pool_size(pool);
+    struct esd_ws **ws = NULL;
+    struct ckpt_buf buf = {0};
+    size_t total = 0, done = 0;
+
+    ws = calloc(n_workers, sizeof(*ws));
+    if (ws == NULL)
+        return err_set(e, ERR_NOMEM, "out of memory for workspaces");
+    for (size_t i = 0; i < r->n; i++)
+        total += r->layers[i].selected ? 1 : 0;
+    for (size_t i = 0; i < r->n && rc == ERR_OK; i++) {
+        struct engine_layer *row = &r->layers[i];
+        double t0;
+
+        if (!row->selected)
+            continue;
+        t0 = engine_now();
+        rc = engine_layer_run(c, pool, opts, ws, &buf, row, e);
+        done++;
+        if (rc == ERR_OK && opts->progress != NULL)
+            opts->progress(opts->progress_arg, done, total, row, engine_now() - t0);
+    }
+    for (unsigned i = 0; i < n_workers; i++)
+        esd_ws_free(ws[i]);
+    free(ws);
+    ckpt_buf_free(&buf);
+    return rc;
+}
