@@ -1,0 +1,250 @@
+/* test_engine.c -- a checkpoint's layers analysed end to end on the worker
+ * pool: the trained MLP of the reference vectors gives the authors' alphas,
+ * and the same weights give the same per-layer alphas from every format. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "core/preset.h"
+#include "server/engine.h"
+#include "tests/check.h"
+
+#define FIX "tests/fixtures/"
+
+static struct pool *test_pool;
+
+/* Open `path`, analyse it under `preset`, fill *r. Returns 0 on success. */
+static int analyse(const char *path, const char *preset, struct engine_report *r)
+{
+    struct farms_params p;
+    struct engine_opts o = {0};
+    struct ckpt *c = NULL;
+    struct err e;
+    int rc;
+
+    memset(r, 0, sizeof(*r));
+    CHECK_EQ_INT(preset_get(preset, &p, &e), ERR_OK);
+    o.params = &p;
+    rc = ckpt_open(path, CKPT_FORMAT_UNKNOWN, NULL, &c, &e);
+    if (rc == ERR_OK)
+        rc = engine_select(c, &o, r, &e);
+    if (rc == ERR_OK)
+        rc = engine_run(c, test_pool, &o, r, &e);
+    if (rc)
+        fprintf(stderr, "%s: %s: %s\n", path, err_category(&e), e.msg);
+    CHECK_EQ_INT(rc, ERR_OK);
+    ckpt_close(c);
+    return rc;
+}
+
+static const struct engine_layer *find(const struct engine_report *r, const char *name)
+{
+    for (size_t i = 0; i < r->n; i++)
+        if (strcmp(r->layers[i].name, name) == 0)
+            return &r->layers[i];
+    return NULL;
+}
+
+static cJSON *load_json(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf;
+    long n;
+    cJSON *j;
+
+    if (f == NULL)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    buf = malloc((size_t)n + 1);
+    if (buf == NULL || fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        fclose(f);
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    fclose(f);
+    j = cJSON_Parse(buf);
+    free(buf);
+    return j;
+}
+
+static void test_trained_mlp_matches_reference_vectors(void)
+{
+    static const char *const cases[][2] = {
+        {"fc1.weight", FIX "numerics/mlpA_fc1.json"},
+        {"fc2.weight", FIX "numerics/mlpA_fc2.json"},
+        {"fc3.weight", FIX "numerics/mlpA_fc3.json"}};
+    struct engine_report r;
+
+    if (analyse(FIX "numerics/mlpA_digits.safetensors", "farms-cv", &r))
+        return;
+    CHECK_EQ_INT(r.n, 6); /* three weights, three biases */
+    for (size_t i = 0; i < 3; i++) {
+        const struct engine_layer *l = find(&r, cases[i][0]);
+        cJSON *j = load_json(cases[i][1]);
+        const cJSON *res = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "results"), "farms_imgcls");
+        CHECK(l != NULL && res != NULL);
+        if (l == NULL || res == NULL) {
+            cJSON_Delete(j);
+            continue;
+        }
+        CHECK_EQ_INT(l->res.status, FARMS_STATUS_OK);
+        CHECK_REL(l->res.alpha, cJSON_GetObjectItem(res, "alpha")->valuedouble, 1e-3);
+        CHECK_NEAR(l->res.D, cJSON_GetObjectItem(res, "D")->valuedouble, 1e-4);
+        CHECK_EQ_INT(l->res.n_tail, cJSON_GetObjectItem(res, "n_tail")->valueint);
+        CHECK_EQ_INT(l->res.num_eigs, cJSON_GetObjectItem(res, "num_eigs")->valueint);
+        CHECK_REL(l->res.spectral_norm, cJSON_GetObjectItem(res, "spectral_norm")->valuedouble,
+                  1e-4);
+        cJSON_Delete(j);
+    }
+    CHECK_EQ_INT(find(&r, "fc1.bias")->res.status, FARMS_STATUS_SKIPPED);
+    CHECK(strstr(find(&r, "fc1.bias")->res.reason, "bias") != NULL);
+    engine_report_free(&r);
+}
+
+/* Every analysed layer of `a` has a layer in `b` whose name ends with its
+ * name (a Lightning checkpoint adds "model."), with the same alpha and D. */
+static void check_same_alphas(const char *pa, const char *pb, const char *preset)
+{
+    struct engine_report a, b;
+    int n_ok = 0;
+
+    if (analyse(pa, preset, &a))
+        return;
+    if (analyse(pb, preset, &b)) {
+        engine_report_free(&a);
+        return;
+    }
+    for (size_t i = 0; i < a.n; i++) {
+        const struct engine_layer *la = &a.layers[i], *lb = NULL;
+        size_t na = strlen(la->name);
+        if (la->res.status != FARMS_STATUS_OK)
+            continue;
+        for (size_t j = 0; j < b.n && lb == NULL; j++) {
+            size_t nb = strlen(b.layers[j].name);
+            if (nb >= na && strcmp(b.layers[j].name + nb - na, la->name) == 0)
+                lb = &b.layers[j];
+        }
+        CHECK(lb != NULL);
+        if (lb == NULL)
+            continue;
+        CHECK_EQ_INT(lb->res.status, FARMS_STATUS_OK);
+        CHECK_NEAR(la->res.alpha, lb->res.alpha, 1e-12 * fabs(la->res.alpha));
+        CHECK_NEAR(la->res.D, lb->res.D, 1e-12);
+        n_ok++;
+    }
+    CHECK(n_ok >= 3); /* the comparison covered real layers */
+    engine_report_free(&a);
+    engine_report_free(&b);
+}
+
+static void test_same_weights_same_alphas_in_every_format(void)
+{
+    const char *const ck = FIX "checkpoints/";
+    static const char *const pairs[][2] = {
+        {"mlp/mlp_step0500.safetensors", "mlp/mlp_step0500.pt"},
+        {"mlp/mlp_step0500.safetensors", "mlp/mlp_step0500.npz"},
+        {"mlp/mlp_step0500.safetensors", "mlp/mlp_step0500_compressed.npz"},
+        {"mlp/mlp_step0500.safetensors", "mlp/mlp_step0500_train.pt"},
+        {"mlp/mlp_step0500.safetensors", "special/mlp_step0500_bigendian.pt"},
+        {"mlp/mlp_step0500.safetensors", "special/mlp_step0500_ddp_compile_prefix.pt"},
+        {"cnn/cnn_step0500.safetensors", "cnn/cnn_step0500.pt"},
+        {"cnn/cnn_step0500.safetensors", "cnn/cnn_step0500_train.pth"},
+        {"llama/llama_step0500.safetensors", "llama/llama_step0500.pt"},
+        {"llama/llama_step0500.safetensors", "llama/llama_step0500_lightning.ckpt"},
+        {"llama/llama_step0500.safetensors", "llama/sharded/model.safetensors.index.json"},
+        {"gpt2/gpt2_step0500.safetensors", "gpt2/gpt2_step0500.pt"}};
+    char a[256], b[256];
+
+    for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++) {
+        snprintf(a, sizeof(a), "%s%s", ck, pairs[i][0]);
+        snprintf(b, sizeof(b), "%s%s", ck, pairs[i][1]);
+        check_same_alphas(a, b, i % 2 ? "farms-llm" : "farms-cv");
+    }
+    /* a different preset on one pair: the WeightWatcher-style full scan */
+    check_same_alphas(FIX "checkpoints/llama/llama_step0500.safetensors",
+                      FIX "checkpoints/llama/llama_step0500.pt", "full");
+}
+
+static void test_tied_weights_are_analysed_once(void)
+{
+    struct engine_report r;
+    const struct engine_layer *head, *emb;
+
+    if (analyse(FIX "checkpoints/llama/llama_step0500.pt", "full", &r))
+        return;
+    head = find(&r, "lm_head.weight");
+    emb = find(&r, "model.embed_tokens.weight");
+    CHECK(head != NULL && emb != NULL);
+    if (head != NULL && emb != NULL) {
+        CHECK_EQ_INT(emb->res.status, FARMS_STATUS_OK); /* full: embeddings included */
+        CHECK_EQ_INT(head->res.status, FARMS_STATUS_SKIPPED);
+        CHECK(strstr(head->res.reason, "model.embed_tokens.weight") != NULL);
+    }
+    engine_report_free(&r);
+}
+
+static void test_canonical_order_of_a_decoder(void)
+{
+    static const char *const want[] = {
+        "model.embed_tokens.weight",
+        "model.layers.0.self_attn.q_proj.weight", "model.layers.0.self_attn.k_proj.weight",
+        "model.layers.0.self_attn.v_proj.weight", "model.layers.0.self_attn.o_proj.weight",
+        "model.layers.0.mlp.gate_proj.weight",    "model.layers.0.mlp.up_proj.weight",
+        "model.layers.0.mlp.down_proj.weight"};
+    struct engine_report r;
+
+    if (analyse(FIX "checkpoints/llama/llama_step0500.safetensors", "farms-llm", &r))
+        return;
+    CHECK_EQ_INT(r.ordering, LAYER_ORDERING_CANONICAL);
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]) && i < r.n; i++)
+        CHECK_STR_EQ(r.layers[i].name, want[i]);
+    CHECK_EQ_INT(find(&r, "model.embed_tokens.weight")->res.status, FARMS_STATUS_SKIPPED);
+    engine_report_free(&r);
+}
+
+static void test_include_and_exclude_filter_by_name(void)
+{
+    struct farms_params p;
+    struct engine_opts o = {0};
+    struct engine_report r;
+    struct ckpt *c = NULL;
+    regex_t inc, exc;
+
+    preset_get("farms-cv", &p, NULL);
+    regcomp(&inc, "weight$", REG_EXTENDED | REG_NOSUB);
+    regcomp(&exc, "^fc3", REG_EXTENDED | REG_NOSUB);
+    o.params = &p;
+    o.include = &inc;
+    o.exclude = &exc;
+    CHECK_EQ_INT(ckpt_open(FIX "numerics/mlpA_digits.safetensors", CKPT_FORMAT_UNKNOWN, NULL, &c,
+                           NULL),
+                 ERR_OK);
+    CHECK_EQ_INT(engine_select(c, &o, &r, NULL), ERR_OK);
+    CHECK_EQ_INT(r.n, 2);
+    if (r.n == 2) {
+        CHECK_STR_EQ(r.layers[0].name, "fc1.weight");
+        CHECK_STR_EQ(r.layers[1].name, "fc2.weight");
+    }
+    engine_report_free(&r);
+    ckpt_close(c);
+    regfree(&inc);
+    regfree(&exc);
+}
+
+int main(void)
+{
+    if (pool_new(2, 64, &test_pool, NULL) != ERR_OK)
+        return 1;
+    test_trained_mlp_matches_reference_vectors();
+    test_same_weights_same_alphas_in_every_format();
+    test_tied_weights_are_analysed_once();
+    test_canonical_order_of_a_decoder();
+    test_include_and_exclude_filter_by_name();
+    pool_free(test_pool);
+    return check_report("test_engine");
+}
