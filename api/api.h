@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "api/stats.h"
+#include "core/ckpt.h"
 #include "core/farms.h"
 #include "storage/blob.h"
 #include "storage/store.h"
@@ -31,9 +32,9 @@
 
 /* An octet-stream body, already written to a temporary file by the server. */
 struct api_upload {
-    const char *tmp_path;  /* borrowed; the handler moves it into the blob store or leaves it */
-    char sha256[65];       /* hex SHA-256 of the whole body */
-    uint64_t size;         /* bytes */
+    const char *tmp_path; /* borrowed; the handler moves it into the blob store or leaves it */
+    char sha256[65];      /* hex SHA-256 of the whole body */
+    uint64_t size;        /* bytes */
 };
 
 struct api_request {
@@ -50,40 +51,45 @@ struct api_request {
 };
 
 struct api_response {
-    int status;              /* HTTP status */
-    char content_type[64];   /* "application/json", "application/problem+json", ... */
-    char *body;              /* owned, may be NULL */
+    int status;            /* HTTP status */
+    char content_type[64]; /* "application/json", "application/problem+json", ... */
+    char *body;            /* owned, may be NULL */
     size_t body_len;
-    char location[256];      /* Location header, "" if none */
-    char etag[72];           /* ETag header (quoted), "" if none */
-    int retry_after;         /* Retry-After seconds, 0 if none */
+    char location[256];         /* Location header, "" if none */
+    char etag[72];              /* ETag header (quoted), "" if none */
+    int retry_after;            /* Retry-After seconds, 0 if none */
     char www_authenticate[160]; /* WWW-Authenticate header, "" if none */
-    const char *route;       /* static route template for metrics/logs ("/v1/jobs/{id}") */
+    const char *route;          /* static route template for metrics/logs ("/v1/jobs/{id}") */
+    int route_index;            /* index into api_routes(), -1 if no route matched */
+    char allow[64];             /* Allow header of a 405 ("GET, POST"), "" if none */
 };
 
 /* Token scopes (RFC 6750 bearer tokens from --tokens FILE). */
 enum api_scope { API_SCOPE_READ = 1, API_SCOPE_WRITE = 2 };
 
 struct api_token {
-    char *token;   /* owned */
-    int scopes;    /* API_SCOPE_* bits */
+    char *token; /* owned */
+    int scopes;  /* API_SCOPE_* bits */
 };
 
 /* Called after a job row is committed, to wake the workers. */
 typedef void api_job_queued_fn(void *arg, int64_t job_id);
 
 struct api_ctx {
-    struct blob_store *blobs;            /* content-addressed checkpoint files */
-    const char *default_preset;          /* --preset */
-    char **allow_roots;                  /* realpath'd --allow-root dirs; none: path ingestion off */
+    struct blob_store *blobs;   /* content-addressed checkpoint files */
+    const char *default_preset; /* --preset */
+    char **allow_roots;         /* realpath'd --allow-root dirs; none: path ingestion off */
     size_t n_allow_roots;
-    struct api_token *tokens;            /* NULL: auth off */
+    struct api_token *tokens; /* NULL: auth off */
     size_t n_tokens;
-    uint64_t max_upload;                 /* --max-upload bytes */
-    api_job_queued_fn *job_queued;       /* may be NULL */
+    uint64_t max_upload;           /* --max-upload bytes */
+    api_job_queued_fn *job_queued; /* may be NULL */
     void *job_queued_arg;
-    struct api_stats *stats;             /* counters for /metrics */
-    int ready;                           /* /readyz: database open and workers up */
+    struct api_stats *stats;          /* counters for /metrics */
+    int ready;                        /* /readyz: database open and workers up */
+    const struct ckpt_limits *limits; /* reader limits for validation; NULL: defaults */
+    uint64_t min_free_bytes;          /* 507 when the blob store's free space would drop
+                                         below this (0: only the 2x-upload rule) */
 };
 
 /* Handle one request with the calling thread's store connection `s`. Never
@@ -99,7 +105,22 @@ void api_problem(struct api_response *resp, int status, const char *title, const
 /* Map an error to its HTTP status (style.md §4.7) and fill a problem. */
 void api_problem_err(struct api_response *resp, const struct err *e);
 
+/* Release the body and zero `resp`. Safe on a zeroed response. Cannot fail. */
 void api_response_free(struct api_response *resp);
+
+/* Free-space check for a body of `size` bytes. Before streaming (on_disk 0)
+ * it needs free space >= 2 * size (the body plus as much headroom); once the
+ * body is written (on_disk 1), >= size. Always >= ctx->min_free_bytes.
+ * 1 if there is room (or no blob store), else 0 with a 507 problem (500 if
+ * the free space cannot be read) in `resp`. The server may call it with
+ * Content-Length before streaming; the upload handler calls it again. */
+int api_check_space(const struct api_ctx *ctx, uint64_t size, int on_disk,
+                    struct api_response *resp);
+
+/* Index into api_routes() of the route matching `path` for `method`
+ * (HEAD counts as GET), or -1 (for api_stats_request on answers the server
+ * gives itself, e.g. a 413 while streaming). */
+int api_route_index(const char *method, const char *path);
 
 /* The route table: method + path template ("/v1/runs/{run}/history"), NULL-terminated. */
 struct api_route_info {

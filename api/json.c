@@ -63,6 +63,34 @@ static int json_add_metrics(cJSON *o, const struct farms_result *r)
     return good;
 }
 
+/* status, reason, the metrics and warning (shared by layer and result objects). */
+static int json_add_result(cJSON *o, const struct farms_result *r)
+{
+    int good = cJSON_AddStringToObject(o, "status", farms_status_name(r->status)) != NULL;
+
+    if (good)
+        good = (r->status == FARMS_STATUS_OK
+                    ? cJSON_AddNullToObject(o, "reason")
+                    : cJSON_AddStringToObject(o, "reason", r->reason)) != NULL;
+    good = good && json_add_metrics(o, r);
+    if (good)
+        good = (r->status == FARMS_STATUS_OK && r->warning != FARMS_WARNING_NONE
+                    ? cJSON_AddStringToObject(o, "warning", farms_warning_name(r->warning))
+                    : cJSON_AddNullToObject(o, "warning")) != NULL;
+    return good;
+}
+
+cJSON *json_result_new(const struct farms_result *r)
+{
+    cJSON *o = r ? cJSON_CreateObject() : NULL;
+
+    if (o != NULL && !json_add_result(o, r)) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}
+
 cJSON *json_layer_new(const char *name, enum layer_kind kind, enum dtype dtype, int ndim,
                       const int64_t *shape, const struct farms_result *r)
 {
@@ -74,17 +102,7 @@ cJSON *json_layer_new(const char *name, enum layer_kind kind, enum dtype dtype, 
     good = cJSON_AddStringToObject(o, "name", name) != NULL &&
            cJSON_AddStringToObject(o, "kind", layer_kind_name(kind)) != NULL &&
            cJSON_AddStringToObject(o, "dtype", dtype_name(dtype)) != NULL &&
-           json_add_shape(o, ndim, shape) &&
-           cJSON_AddStringToObject(o, "status", farms_status_name(r->status)) != NULL;
-    if (good)
-        good = (r->status == FARMS_STATUS_OK ? cJSON_AddNullToObject(o, "reason")
-                                             : cJSON_AddStringToObject(o, "reason", r->reason)) !=
-               NULL;
-    good = good && json_add_metrics(o, r);
-    if (good)
-        good = (r->status == FARMS_STATUS_OK && r->warning != FARMS_WARNING_NONE
-                    ? cJSON_AddStringToObject(o, "warning", farms_warning_name(r->warning))
-                    : cJSON_AddNullToObject(o, "warning")) != NULL;
+           json_add_shape(o, ndim, shape) && json_add_result(o, r);
     if (!good) {
         cJSON_Delete(o);
         return NULL;

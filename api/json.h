@@ -29,6 +29,12 @@ cJSON *json_params_new(const struct farms_params *p);
 cJSON *json_layer_new(const char *name, enum layer_kind kind, enum dtype dtype, int ndim,
                       const int64_t *shape, const struct farms_result *r);
 
+/* One cached analysis result without the tensor's identity (GET
+ * /v1/tensors/{sha256}): {"status", "reason", "alpha", ... "entropy",
+ * "warning"}, the members of json_layer_new after "shape", same rules.
+ * NULL on allocation failure (or r == NULL). */
+cJSON *json_result_new(const struct farms_result *r);
+
 /* A number, or null if not finite. Adds to `obj` under `key`; 0 on failure. */
 int json_add_number(cJSON *obj, const char *key, double v);
 

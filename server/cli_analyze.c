@@ -108,15 +108,16 @@ static int cli_analyze_parse(int argc, char **argv, struct cli_analyze_opts *o)
     return -1;
 }
 
-static void cli_progress(void *arg, size_t done, size_t total, const struct engine_layer *row,
-                         double seconds)
+static int cli_progress(void *arg, size_t done, size_t total, const struct engine_layer *row,
+                        double seconds)
 {
     const struct cli_analyze_opts *o = arg;
 
-    if (o->quiet || seconds < 0.5)
-        return;
-    fprintf(stderr, "farmsd: [%zu/%zu] %s: %s, %lld windows, %.1f s\n", done, total, row->name,
-            farms_status_name(row->res.status), (long long)row->res.windows, seconds);
+    if (!o->quiet && seconds >= 0.5)
+        fprintf(stderr, "farmsd: [%zu/%zu] %s: %s, %lld windows, %.1f s\n", done, total,
+                row->name, farms_status_name(row->res.status), (long long)row->res.windows,
+                seconds);
+    return 0;
 }
 
 /* --- Output ------------------------------------------------------------- */

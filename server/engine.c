@@ -362,8 +362,9 @@ enum err_code engine_run(const struct ckpt *c, struct pool *pool, const struct e
         t0 = engine_now();
         rc = engine_layer_run(c, pool, opts, ws, &buf, row, e);
         done++;
-        if (rc == ERR_OK && opts->progress != NULL)
-            opts->progress(opts->progress_arg, done, total, row, engine_now() - t0);
+        if (rc == ERR_OK && opts->progress != NULL &&
+            opts->progress(opts->progress_arg, done, total, row, engine_now() - t0) != 0)
+            rc = err_set(e, ERR_CANCELED, "stopped after %zu of %zu layers", done, total);
     }
     for (unsigned i = 0; i < n_workers; i++)
         esd_ws_free(ws[i]);

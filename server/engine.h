@@ -24,6 +24,10 @@
 #include "core/layers.h"
 #include "server/pool.h"
 
+/* Bumped whenever a change to the analysis could change a result: part of
+ * the service's cache key, so stale results are never served. */
+#define ENGINE_VERSION "farmsd-engine-1"
+
 struct engine_layer {          /* one row of a report */
     char *name;                /* owned: display name (wrapper prefixes removed) */
     size_t tensor;             /* index in the ckpt */
@@ -42,9 +46,10 @@ struct engine_report {
     enum layer_ordering ordering;
 };
 
-/* Called on the engine's thread after each analysed layer (done of total). */
-typedef void engine_progress_fn(void *arg, size_t done, size_t total,
-                                const struct engine_layer *row, double seconds);
+/* Called on the engine's thread after each analysed layer (done of total).
+ * Returning non-zero stops the run: engine_run then returns ERR_CANCELED. */
+typedef int engine_progress_fn(void *arg, size_t done, size_t total,
+                               const struct engine_layer *row, double seconds);
 
 struct engine_opts {
     const struct farms_params *params; /* analysis settings */
@@ -63,7 +68,8 @@ enum err_code engine_select(const struct ckpt *c, const struct engine_opts *opts
 
 /* Analyse every selected row of `r` on `pool`. A layer whose fit fails is a
  * result (status failed), not an error; errors are I/O, memory and
- * numerical failures of the engine itself. */
+ * numerical failures of the engine itself, and ERR_CANCELED when the
+ * progress callback asked to stop. */
 enum err_code engine_run(const struct ckpt *c, struct pool *pool, const struct engine_opts *opts,
                          struct engine_report *r, struct err *e);
 

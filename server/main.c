@@ -28,6 +28,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "analyze") == 0)
         return cli_analyze_main(argc - 1, argv + 1);
+    if (strcmp(argv[1], "serve") == 0)
+        return cli_serve_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "inspect") == 0)
         return cli_inspect_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {

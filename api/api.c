@@ -1,0 +1,319 @@
+/* api.c -- the route table, dispatch, bearer-token auth and problem+json.
+ *
+ * Dispatch: the percent-decoded path is matched against every route
+ * template; a route whose template matches but whose method differs makes a
+ * 405 with Allow, no match a 404. Templates are split on '/'; `{name}`
+ * matches one non-empty segment, except `{layer}`, which takes every segment
+ * up to the template's fixed tail (layer names may contain '/'). HEAD is
+ * handled as GET (the server sends no body).
+ *
+ * Auth (RFC 6750), only when ctx->tokens is set: GET needs the read scope,
+ * POST and DELETE the write scope; /healthz, /readyz and /metrics are open
+ * (aggregate counters, no run data; scrape them without a token).
+ */
+#include "api/api.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api/api_int.h"
+
+enum api_auth_need { API_AUTH_NONE, API_AUTH_READ, API_AUTH_WRITE };
+
+struct api_route {
+    const char *method;
+    const char *path;
+    api_handler_fn *fn;
+    enum api_auth_need auth;
+    const char *const *params; /* query parameters the route accepts */
+};
+
+static const char *const api_q_none[] = {NULL};
+static const char *const api_q_page[] = {"page_size", "page_token", NULL};
+static const char *const api_q_post[] = {"step", "preset", "format", NULL};
+static const char *const api_q_preset[] = {"preset", NULL};
+static const char *const api_q_hist[] = {"metrics",  "preset",     "start_step",
+                                         "end_step", "max_points", NULL};
+static const char *const api_q_heat[] = {"metric",    "preset",     "start_step", "end_step",
+                                         "page_size", "page_token", NULL};
+
+/* The route table: method, template, handler, scope, query parameters. */
+#define API_ROUTE_MAP(X)                                                                      \
+    X("GET", "/healthz", api__healthz, API_AUTH_NONE, api_q_none)                             \
+    X("GET", "/readyz", api__readyz, API_AUTH_NONE, api_q_none)                               \
+    X("GET", "/metrics", api__metrics, API_AUTH_NONE, api_q_none)                             \
+    X("GET", "/v1/runs", api__runs_list, API_AUTH_READ, api_q_page)                           \
+    X("POST", "/v1/runs/{run}/checkpoints", api__checkpoint_post, API_AUTH_WRITE, api_q_post) \
+    X("GET", "/v1/runs/{run}/checkpoints", api__checkpoints_list, API_AUTH_READ, api_q_page)  \
+    X("GET", "/v1/runs/{run}/checkpoints/{step}", api__checkpoint_get, API_AUTH_READ,         \
+      api_q_preset)                                                                           \
+    X("GET", "/v1/runs/{run}/layers", api__layers_latest, API_AUTH_READ, api_q_preset)        \
+    X("GET", "/v1/runs/{run}/layers/{layer}/history", api__layer_history, API_AUTH_READ,      \
+      api_q_hist)                                                                             \
+    X("GET", "/v1/runs/{run}/history", api__run_history, API_AUTH_READ, api_q_heat)           \
+    X("GET", "/v1/jobs/{id}", api__job_get, API_AUTH_READ, api_q_none)                        \
+    X("DELETE", "/v1/jobs/{id}", api__job_delete, API_AUTH_WRITE, api_q_none)                 \
+    X("GET", "/v1/tensors/{sha256}", api__tensor_get, API_AUTH_READ, api_q_none)
+
+static const struct api_route api_table[] = {
+#define X(m, p, fn, auth, q) {m, p, fn, auth, q},
+    API_ROUTE_MAP(X)
+#undef X
+};
+#define API_N_ROUTES (sizeof(api_table) / sizeof(api_table[0]))
+
+_Static_assert(API_N_ROUTES < API_STATS_MAX_ROUTES, "raise API_STATS_MAX_ROUTES");
+
+const struct api_route_info *api_routes(void)
+{
+    static const struct api_route_info list[] = {
+#define X(m, p, fn, auth, q) {m, p},
+        API_ROUTE_MAP(X)
+#undef X
+            {NULL, NULL}};
+    return list;
+}
+
+const char *api__param(const struct api_call *c, const char *name)
+{
+    for (size_t i = 0; i < c->n_params; i++)
+        if (strcmp(c->pname[i], name) == 0)
+            return c->pval[i];
+    return NULL;
+}
+
+/* --- Matching ------------------------------------------------------------------ */
+
+#define API_MAX_SEGS 64
+
+/* Split s on '/' into [start, len) pairs; -1 for an empty segment, a missing
+ * leading '/' or too many segments. */
+static int api_split(const char *s, const char **seg, size_t *len)
+{
+    int n = 0;
+
+    if (s[0] != '/')
+        return -1;
+    for (const char *p = s + 1;; n++) {
+        const char *slash = strchr(p, '/');
+        size_t l = slash ? (size_t)(slash - p) : strlen(p);
+        if (l == 0 || n == API_MAX_SEGS)
+            return -1;
+        seg[n] = p;
+        len[n] = l;
+        if (slash == NULL)
+            return n + 1;
+        p = slash + 1;
+    }
+}
+
+/* Bind one template segment (a `{param}` or a literal) to path[from..to). */
+static int api_bind(struct api_call *c, const char *tseg, size_t tlen, const char *from,
+                    size_t flen, int literal_ok)
+{
+    static const char *const names[] = {"run", "step", "layer", "id", "sha256"};
+
+    if (tseg[0] != '{')
+        return literal_ok && tlen == flen && memcmp(tseg, from, flen) == 0;
+    if (c == NULL)
+        return 1;
+    for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
+        if (strlen(names[k]) == tlen - 2 && memcmp(names[k], tseg + 1, tlen - 2) == 0 &&
+            c->n_params < API_MAX_PATH_PARAMS) {
+            char *v = malloc(flen + 1);
+            if (v == NULL)
+                return -1;
+            memcpy(v, from, flen);
+            v[flen] = '\0';
+            c->pname[c->n_params] = names[k];
+            c->pval[c->n_params++] = v;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* 1 if `path` matches template `tpl` (binding parameters into c when c is
+ * non-NULL), 0 if not, -1 on allocation failure. */
+static int api_match(const char *tpl, const char *path, struct api_call *c)
+{
+    const char *ts[API_MAX_SEGS], *ps[API_MAX_SEGS];
+    size_t tl[API_MAX_SEGS], pl[API_MAX_SEGS];
+    int nt = api_split(tpl, ts, tl), np = api_split(path, ps, pl), g = -1;
+
+    if (np < 0 || nt < 0)
+        return 0;
+    for (int i = 0; i < nt; i++)
+        if (tl[i] == 7 && memcmp(ts[i], "{layer}", 7) == 0)
+            g = i;
+    if (g < 0 ? np != nt : np < nt)
+        return 0;
+    for (int i = 0; i < nt; i++) { /* literals first: no allocation on a miss */
+        int pi = g >= 0 && i > g ? np - (nt - i) : i;
+        if (ts[i][0] != '{' && api_bind(NULL, ts[i], tl[i], ps[pi], pl[pi], 1) != 1)
+            return 0;
+    }
+    for (int i = 0; c != NULL && i < nt; i++) {
+        int pi = g >= 0 && i > g ? np - (nt - i) : i;
+        size_t len = pl[pi];
+        if (i == g) /* the greedy parameter spans segments g .. np - (nt - g) */
+            len = (size_t)(ps[np - (nt - g)] + pl[np - (nt - g)] - ps[g]);
+        if (ts[i][0] == '{' && api_bind(c, ts[i], tl[i], ps[pi], len, 0) != 1)
+            return -1;
+    }
+    return 1;
+}
+
+static const char *api_method_eff(const char *m)
+{
+    return strcmp(m, "HEAD") == 0 ? "GET" : m;
+}
+
+int api_route_index(const char *method, const char *path)
+{
+    if (method == NULL || path == NULL)
+        return -1;
+    for (size_t i = 0; i < API_N_ROUTES; i++)
+        if (strcmp(api_table[i].method, api_method_eff(method)) == 0 &&
+            api_match(api_table[i].path, path, NULL) == 1)
+            return (int)i;
+    return -1;
+}
+
+/* --- Auth ------------------------------------------------------------------------ */
+
+/* Compare without an early exit on the first differing byte. */
+static int api_token_eq(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    unsigned char d = la != lb;
+
+    for (size_t i = 0; i < la && i < lb; i++)
+        d |= (unsigned char)(a[i] ^ b[i]);
+    return d == 0;
+}
+
+static void api_unauthorized(struct api_response *resp, int status, const char *error,
+                             const char *scope, const char *detail)
+{
+    api_problem(resp, status, status == 401 ? "Unauthorized" : "Forbidden", NULL, detail);
+    if (error == NULL)
+        snprintf(resp->www_authenticate, sizeof(resp->www_authenticate), "Bearer realm=\"farmsd\"");
+    else
+        snprintf(resp->www_authenticate, sizeof(resp->www_authenticate),
+                 "Bearer realm=\"farmsd\", error=\"%s\"%s%s%s", error, scope ? ", scope=\"" : "",
+                 scope ? scope : "", scope ? "\"" : "");
+}
+
+/* 1 if the request may go on; else resp holds the 401/403. */
+static int api_auth(const struct api_ctx *ctx, const struct api_request *req,
+                    enum api_auth_need need, struct api_response *resp)
+{
+    const char *h = req->authorization, *tok;
+    int scope = need == API_AUTH_WRITE ? API_SCOPE_WRITE : API_SCOPE_READ;
+    const char *scope_name = scope == API_SCOPE_WRITE ? "write" : "read";
+
+    if (ctx->tokens == NULL || need == API_AUTH_NONE)
+        return 1;
+    if (h == NULL || h[0] == '\0') {
+        api_unauthorized(resp, 401, NULL, NULL,
+                         "this endpoint needs a bearer token "
+                         "(Authorization: Bearer TOKEN)");
+        return 0;
+    }
+    if (strncasecmp(h, "Bearer ", 7) != 0) {
+        api_unauthorized(resp, 401, NULL, NULL,
+                         "the Authorization header must use the Bearer scheme");
+        return 0;
+    }
+    for (tok = h + 7; *tok == ' ';)
+        tok++;
+    for (size_t i = 0; i < ctx->n_tokens; i++) {
+        if (ctx->tokens[i].token == NULL || !api_token_eq(tok, ctx->tokens[i].token))
+            continue;
+        if ((ctx->tokens[i].scopes & scope) == 0) {
+            api_unauthorized(resp, 403, "insufficient_scope", scope_name,
+                             scope == API_SCOPE_WRITE
+                                 ? "the token lacks the write scope this request needs"
+                                 : "the token lacks the read scope this request needs");
+            return 0;
+        }
+        return 1;
+    }
+    api_unauthorized(resp, 401, "invalid_token", NULL, "the bearer token is not valid");
+    return 0;
+}
+
+/* --- Dispatch ------------------------------------------------------------------- */
+
+/* Route `c->req`: the matched route's index, or -1 with resp holding the
+ * 404/405/503. Binds the path parameters into c. */
+static int api_dispatch_route(struct api_call *c, struct api_response *resp)
+{
+    const char *method = api_method_eff(c->req->method);
+    int found = -1;
+
+    resp->allow[0] = '\0';
+    for (size_t i = 0; i < API_N_ROUTES; i++) {
+        if (api_match(api_table[i].path, c->req->path, NULL) != 1)
+            continue;
+        if (strcmp(api_table[i].method, method) == 0) {
+            found = (int)i;
+            break;
+        }
+        if (strstr(resp->allow, api_table[i].method) == NULL) {
+            size_t n = strlen(resp->allow);
+            snprintf(resp->allow + n, sizeof(resp->allow) - n, "%s%s", n ? ", " : "",
+                     api_table[i].method);
+        }
+    }
+    if (found < 0) {
+        if (resp->allow[0] != '\0')
+            api_problem(resp, 405, "Method Not Allowed", NULL,
+                        "this route does not allow the method");
+        else
+            api_problem(resp, 404, "Not Found", NULL, "no such route");
+        return -1;
+    }
+    resp->allow[0] = '\0';
+    if (api_match(api_table[found].path, c->req->path, c) != 1) {
+        api_problem(resp, 503, "Service Unavailable", NULL, "out of memory routing the request");
+        return -1;
+    }
+    return found;
+}
+
+void api_handle(const struct api_ctx *ctx, struct store *s, const struct api_request *req,
+                struct api_response *resp)
+{
+    struct api_call c = {.ctx = ctx, .s = s, .req = req};
+    struct err e = {0};
+    int r;
+
+    memset(resp, 0, sizeof(*resp));
+    resp->route_index = -1;
+    if (req->method == NULL || req->path == NULL) {
+        api_problem(resp, 400, "Bad Request", NULL, "no method or path");
+        goto out;
+    }
+    r = api_dispatch_route(&c, resp);
+    if (r < 0)
+        goto out;
+    resp->route = api_table[r].path;
+    resp->route_index = r;
+    if (!api_auth(ctx, req, api_table[r].auth, resp))
+        goto out;
+    if (api_query_parse(req->query, &c.q, &e) != ERR_OK ||
+        api_query_only(&c.q, api_table[r].params, &e) != ERR_OK) {
+        api__fail(resp, 0, &e);
+        goto out;
+    }
+    api_table[r].fn(&c, resp);
+out:
+    api_query_free(&c.q);
+    for (size_t i = 0; i < c.n_params; i++)
+        free(c.pval[i]);
+    api_stats_request(ctx->stats, resp->route_index, resp->status);
+}

@@ -1,0 +1,113 @@
+/* api_int.h -- internals shared by the api/ handler files (not for server/).
+ *
+ * A struct api_call is one request being handled: the borrowed context,
+ * connection and request, the decoded query and the path parameters of the
+ * matched route. Handlers fill the response; every failure becomes a
+ * problem+json body through api_problem / api_problem_err / api__fail.
+ * Thread-safety: as api.h (one call per thread).
+ */
+#ifndef API_API_INT_H
+#define API_API_INT_H
+
+#include <cjson/cJSON.h>
+
+#include "api/api.h"
+#include "api/query.h"
+
+#define API_MAX_PATH_PARAMS 4
+#define API_ETAG_KEY_MAX    4096 /* normalized request keys built by handlers */
+
+struct api_call {
+    const struct api_ctx *ctx;     /* borrowed */
+    struct store *s;               /* borrowed: the thread's connection */
+    const struct api_request *req; /* borrowed */
+    struct api_query q;            /* owned: decoded query */
+    size_t n_params;
+    const char *pname[API_MAX_PATH_PARAMS]; /* "run", "step", "layer", "id", "sha256" */
+    char *pval[API_MAX_PATH_PARAMS];        /* owned copies of the path segments */
+};
+
+typedef void api_handler_fn(struct api_call *c, struct api_response *resp);
+
+/* Path parameter `name` of the matched route, or NULL. Borrowed. */
+const char *api__param(const struct api_call *c, const char *name);
+
+/* --- Responses (api_resp.c) -------------------------------------------------- */
+
+/* Print `obj` (takes ownership; NULL means allocation failed) as the body
+ * with `status` and application/json. Cannot fail: NOMEM becomes a 503. */
+void api__send_json(struct api_response *resp, int status, cJSON *obj);
+
+/* A problem for `e`, mapping its code; `status_override` > 0 replaces the
+ * mapped status (e.g. 400 for a parameter error). */
+void api__fail(struct api_response *resp, int status_override, const struct err *e);
+
+/* RFC 3339 UTC text of unix seconds `t` as a cJSON string, or null when
+ * t <= 0. NULL on allocation failure. */
+cJSON *api__time_json(double t);
+
+/* The ETag check of every GET of run data: `version` (store_run_version or
+ * store_runs_version) plus `key` (the normalized request) give a strong
+ * ETag, set in resp->etag. Returns 1 if If-None-Match matches (resp is then
+ * a 304 without body: the caller stops), else 0. */
+int api__etag(struct api_call *c, struct api_response *resp, int64_t version, const char *key);
+
+/* 1 if the If-None-Match header `inm` matches `etag` under the weak
+ * comparison of RFC 9110 §13.1.2 (`*` matches any). */
+int api__inm_match(const char *inm, const char *etag);
+
+/* The run's version, answering 404/400/5xx itself: 1 if *version is set. */
+int api__run_version(struct api_call *c, struct api_response *resp, const char *run,
+                     int64_t *version);
+
+/* The preset of query parameter `preset` (ctx->default_preset when absent)
+ * and its settings hash: 1 on success, else a 400 (unknown preset) or 5xx
+ * in resp. `name` gets the preset name (STORE_PRESET_MAX bytes). */
+int api__settings(struct api_call *c, struct api_response *resp, const char *preset_param,
+                  char *name, char *hash, char *params_json);
+
+/* A store page token `cursor` as an API next_page_token member of `obj`
+ * (null when cursor is ""). 0 on allocation failure. */
+int api__add_page_token(cJSON *obj, const char *list, const char *cursor);
+
+/* --- Handlers -------------------------------------------------------------- */
+
+api_handler_fn api__healthz, api__readyz, api__metrics; /* api_ops.c */
+api_handler_fn api__runs_list, api__checkpoints_list, api__checkpoint_get,
+    api__layers_latest;                                        /* api_runs.c */
+api_handler_fn api__layer_history, api__run_history;           /* api_history.c */
+api_handler_fn api__job_get, api__job_delete, api__tensor_get; /* api_jobs.c */
+api_handler_fn api__checkpoint_post;                           /* api_ingest.c */
+
+/* The job as served by GET /v1/jobs/{id} and POST .../checkpoints. */
+cJSON *api__job_json(const struct store_job *j);
+
+/* Path ingestion (api_ingest_path.c): the JSON-body variant of POST. */
+void api__ingest_path(struct api_call *c, struct api_response *resp, const char *run);
+
+/* The declared format `s` (NULL: sniff): 1, or 0 with a 400 in resp. */
+int api__format(struct api_response *resp, const char *s, enum ckpt_format *f);
+
+/* Open `path` with the readers as `declared` to validate it: 1 with the
+ * format found in fmt_name, or 0 with a 422 problem carrying the readers'
+ * category (413 for limit_exceeded). `shown` (may be NULL) replaces the path
+ * in messages. */
+int api__validate(struct api_call *c, struct api_response *resp, const char *path,
+                  const char *shown, enum ckpt_format declared, char *fmt_name, size_t len);
+
+/* Validate an opened checkpoint source, record the checkpoint and job, and
+ * answer 202/200 (api_ingest.c). `fmt` is the format that ckpt_open found. */
+struct api_ingest {
+    const char *run;
+    int64_t step;
+    const char *sha256;
+    enum store_source source;
+    const char *path;   /* source path: NULL for uploads */
+    const char *format; /* ckpt_format_name */
+    uint64_t size;
+    const char *preset;      /* preset name */
+    const char *params_json; /* its canonical params (preset_to_json) */
+};
+void api__submit(struct api_call *c, struct api_response *resp, const struct api_ingest *in);
+
+#endif /* API_API_INT_H */

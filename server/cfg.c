@@ -1,0 +1,321 @@
+/* cfg.c -- see cfg.h. */
+#include "server/cfg.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/preset.h"
+#include "server/log.h"
+
+static const char cfg_usage_text[] =
+    "usage: farmsd serve [options]\n"
+    "\n"
+    "Run the farmsd service: training jobs POST checkpoints, a pool of workers analyses\n"
+    "them with FARMS, results are cached in SQLite by tensor hash, and a REST API serves\n"
+    "per-layer alpha histories (see openapi.yaml). Every option has an environment variable.\n"
+    "\n"
+    "  --listen HOST:PORT    address to listen on (default 127.0.0.1:8080; port 0 picks\n"
+    "                        a free port)                                  [FARMSD_LISTEN]\n"
+    "  --data DIR            data folder: farms.db and blobs/ (default ./farms-data)\n"
+    "                                                                      [FARMSD_DATA]\n"
+    "  --workers N           analysis threads (default: number of CPUs)    [FARMSD_WORKERS]\n"
+    "  --preset P            default preset: farms-llm, farms-cv, full (default farms-llm)\n"
+    "                                                                      [FARMSD_PRESET]\n"
+    "  --allow-root DIR      allow path ingestion under DIR (repeatable; none: path\n"
+    "                        ingestion off)                 [FARMSD_ALLOW_ROOTS, ':'-separated]\n"
+    "  --tokens FILE         bearer tokens, one per line: TOKEN [read|write|read,write]\n"
+    "                        (default: no authentication)                  [FARMSD_TOKENS]\n"
+    "  --max-upload BYTES    largest upload, with K/M/G/T suffixes (default 64G)\n"
+    "                                                                      [FARMSD_MAX_UPLOAD]\n"
+    "  --max-uploads N       concurrent uploads (default 4)                [FARMSD_MAX_UPLOADS]\n"
+    "  --min-free BYTES      free disk space to keep; uploads beyond it get 507 (default 1G)\n"
+    "                                                                      [FARMSD_MIN_FREE]\n"
+    "  --http-threads N      HTTP threads (default 4)                      [FARMSD_HTTP_THREADS]\n"
+    "  --log-level L         debug, info, warn, error (default info)       [FARMSD_LOG_LEVEL]\n"
+    "  -h, --help            this help\n"
+    "\n"
+    "SIGTERM or SIGINT stops accepting, re-queues running work and closes the database.\n";
+
+const char *cfg_usage(void)
+{
+    return cfg_usage_text;
+}
+
+enum err_code cfg_parse_bytes(const char *s, uint64_t *out, struct err *e)
+{
+    char *end;
+    unsigned long long v;
+    uint64_t mul = 1;
+
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (end == s || errno != 0 || s[0] == '-')
+        return err_set(e, ERR_INVAL, "'%s' is not a byte count", s);
+    switch (*end) {
+    case 'K': case 'k': mul = 1ull << 10; end++; break;
+    case 'M': case 'm': mul = 1ull << 20; end++; break;
+    case 'G': case 'g': mul = 1ull << 30; end++; break;
+    case 'T': case 't': mul = 1ull << 40; end++; break;
+    default: break;
+    }
+    if (*end != '\0' || (v != 0 && mul > UINT64_MAX / v))
+        return err_set(e, ERR_INVAL, "'%s' is not a byte count", s);
+    *out = (uint64_t)v * mul;
+    return ERR_OK;
+}
+
+static enum err_code cfg_uint(const char *flag, const char *s, unsigned lo, unsigned hi,
+                              unsigned *out, struct err *e)
+{
+    char *end;
+    long v;
+
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (end == s || *end != '\0' || errno != 0 || v < (long)lo || v > (long)hi)
+        return err_set(e, ERR_INVAL, "%s: '%s' is not a number in %u..%u", flag, s, lo, hi);
+    *out = (unsigned)v;
+    return ERR_OK;
+}
+
+static enum err_code cfg_listen(struct cfg *c, const char *s, struct err *e)
+{
+    const char *colon = strrchr(s, ':');
+    size_t hl;
+
+    if (colon == NULL)
+        return err_set(e, ERR_INVAL, "--listen: '%s' is not HOST:PORT", s);
+    hl = (size_t)(colon - s);
+    if (hl >= 2 && s[0] == '[' && s[hl - 1] == ']') { /* [::1]:8080 */
+        s++;
+        hl -= 2;
+    }
+    if (hl == 0 || hl >= sizeof(c->host))
+        return err_set(e, ERR_INVAL, "--listen: bad host in '%s'", s);
+    memcpy(c->host, s, hl);
+    c->host[hl] = '\0';
+    return cfg_uint("--listen", colon + 1, 0, 65535, &c->port, e);
+}
+
+static enum err_code cfg_add_root(struct cfg *c, const char *dir, struct err *e)
+{
+    char resolved[PATH_MAX];
+    char **roots;
+
+    if (realpath(dir, resolved) == NULL)
+        return err_set_errno(e, ERR_INVAL, errno, "--allow-root %s", dir);
+    roots = realloc(c->allow_roots, (c->n_allow_roots + 1) * sizeof(*roots));
+    if (roots == NULL)
+        return err_set(e, ERR_NOMEM, "out of memory");
+    c->allow_roots = roots;
+    roots[c->n_allow_roots] = strdup(resolved);
+    if (roots[c->n_allow_roots] == NULL)
+        return err_set(e, ERR_NOMEM, "out of memory");
+    c->n_allow_roots++;
+    return ERR_OK;
+}
+
+static enum err_code cfg_set_str(char **dst, const char *s, struct err *e)
+{
+    free(*dst);
+    *dst = strdup(s);
+    return *dst ? ERR_OK : err_set(e, ERR_NOMEM, "out of memory");
+}
+
+/* One setting by its flag name (without "--"), from a flag or the environment. */
+static enum err_code cfg_apply(struct cfg *c, const char *key, const char *v, struct err *e)
+{
+    int lvl;
+
+    if (strcmp(key, "listen") == 0)
+        return cfg_listen(c, v, e);
+    if (strcmp(key, "data") == 0)
+        return cfg_set_str(&c->data_dir, v, e);
+    if (strcmp(key, "workers") == 0)
+        return cfg_uint("--workers", v, 1, 1024, &c->workers, e);
+    if (strcmp(key, "http-threads") == 0)
+        return cfg_uint("--http-threads", v, 1, 256, &c->http_threads, e);
+    if (strcmp(key, "max-uploads") == 0)
+        return cfg_uint("--max-uploads", v, 1, 1024, &c->max_uploads, e);
+    if (strcmp(key, "preset") == 0)
+        return cfg_set_str(&c->preset, v, e);
+    if (strcmp(key, "tokens") == 0)
+        return cfg_set_str(&c->tokens_file, v, e);
+    if (strcmp(key, "allow-root") == 0)
+        return cfg_add_root(c, v, e);
+    if (strcmp(key, "max-upload") == 0)
+        return cfg_parse_bytes(v, &c->max_upload, e) ? err_prefix(e, "--max-upload"), ERR_INVAL
+                                                     : ERR_OK;
+    if (strcmp(key, "min-free") == 0)
+        return cfg_parse_bytes(v, &c->min_free, e) ? err_prefix(e, "--min-free"), ERR_INVAL
+                                                   : ERR_OK;
+    if (strcmp(key, "log-level") == 0) {
+        lvl = log_level_from_name(v);
+        if (lvl < 0)
+            return err_set(e, ERR_INVAL, "--log-level: '%s' (debug, info, warn, error)", v);
+        c->log_level = lvl;
+        return ERR_OK;
+    }
+    return err_set(e, ERR_INVAL, "unknown setting '%s'", key);
+}
+
+static enum err_code cfg_from_env(struct cfg *c, struct err *e)
+{
+    static const char *const vars[][2] = {
+        {"FARMSD_LISTEN", "listen"},           {"FARMSD_DATA", "data"},
+        {"FARMSD_WORKERS", "workers"},         {"FARMSD_PRESET", "preset"},
+        {"FARMSD_TOKENS", "tokens"},           {"FARMSD_MAX_UPLOAD", "max-upload"},
+        {"FARMSD_MAX_UPLOADS", "max-uploads"}, {"FARMSD_MIN_FREE", "min-free"},
+        {"FARMSD_HTTP_THREADS", "http-threads"}, {"FARMSD_LOG_LEVEL", "log-level"}};
+    enum err_code rc = ERR_OK;
+    const char *roots = getenv("FARMSD_ALLOW_ROOTS");
+
+    for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]) && rc == ERR_OK; i++) {
+        const char *v = getenv(vars[i][0]);
+        if (v != NULL && v[0] != '\0') {
+            rc = cfg_apply(c, vars[i][1], v, e);
+            if (rc)
+                err_prefix(e, vars[i][0]);
+        }
+    }
+    while (rc == ERR_OK && roots != NULL && roots[0] != '\0') {
+        char dir[PATH_MAX];
+        size_t n = strcspn(roots, ":");
+        if (n > 0 && n < sizeof(dir)) {
+            memcpy(dir, roots, n);
+            dir[n] = '\0';
+            rc = cfg_add_root(c, dir, e);
+        }
+        roots += n + (roots[n] == ':');
+    }
+    return rc;
+}
+
+static void cfg_defaults(struct cfg *c)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+    memset(c, 0, sizeof(*c));
+    snprintf(c->host, sizeof(c->host), "127.0.0.1");
+    c->port = 8080;
+    c->workers = n > 0 ? (unsigned)n : 1;
+    c->http_threads = 4;
+    c->max_upload = 64ull << 30;
+    c->max_uploads = 4;
+    c->min_free = 1ull << 30;
+    c->log_level = LOG_LEVEL_INFO;
+}
+
+enum err_code cfg_load(struct cfg *c, int argc, char **argv, struct err *e)
+{
+    static const struct option longs[] = {
+        {"listen", required_argument, NULL, 0},     {"data", required_argument, NULL, 0},
+        {"workers", required_argument, NULL, 0},    {"preset", required_argument, NULL, 0},
+        {"allow-root", required_argument, NULL, 0}, {"tokens", required_argument, NULL, 0},
+        {"max-upload", required_argument, NULL, 0}, {"max-uploads", required_argument, NULL, 0},
+        {"min-free", required_argument, NULL, 0},   {"http-threads", required_argument, NULL, 0},
+        {"log-level", required_argument, NULL, 0},  {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    enum err_code rc;
+    struct farms_params p;
+    int ch, idx;
+
+    cfg_defaults(c);
+    rc = cfg_from_env(c, e);
+    while (rc == ERR_OK && (ch = getopt_long(argc, argv, "h", longs, &idx)) != -1) {
+        if (ch == 'h') {
+            fputs(cfg_usage_text, stdout);
+            return ERR_CANCELED;
+        }
+        if (ch != 0)
+            return err_set(e, ERR_INVAL, "unknown option (see farmsd serve --help)");
+        rc = cfg_apply(c, longs[idx].name, optarg, e);
+    }
+    if (rc == ERR_OK && optind != argc)
+        rc = err_set(e, ERR_INVAL, "unexpected argument '%s'", argv[optind]);
+    if (rc == ERR_OK && c->data_dir == NULL)
+        rc = cfg_set_str(&c->data_dir, "./farms-data", e);
+    if (rc == ERR_OK && c->preset == NULL)
+        rc = cfg_set_str(&c->preset, "farms-llm", e);
+    if (rc == ERR_OK && preset_get(c->preset, &p, e) != ERR_OK)
+        rc = ERR_INVAL;
+    if (rc == ERR_OK && c->tokens_file != NULL)
+        rc = cfg_load_tokens(c->tokens_file, &c->tokens, &c->n_tokens, e);
+    return rc;
+}
+
+/* One "TOKEN [SCOPES]" line into *t. */
+static enum err_code cfg_token_line(char *line, const char *path, int lineno,
+                                    struct api_token *t, struct err *e)
+{
+    char *tok = strtok_r(line, " \t", &line), *scopes = strtok_r(NULL, " \t", &line);
+
+    t->scopes = 0;
+    if (scopes == NULL || strcmp(scopes, "read,write") == 0 || strcmp(scopes, "write,read") == 0)
+        t->scopes = API_SCOPE_READ | API_SCOPE_WRITE;
+    else if (strcmp(scopes, "read") == 0)
+        t->scopes = API_SCOPE_READ;
+    else if (strcmp(scopes, "write") == 0)
+        t->scopes = API_SCOPE_WRITE;
+    if (t->scopes == 0)
+        return err_set(e, ERR_INVAL, "%s:%d: unknown scopes '%s' (read, write, read,write)",
+                       path, lineno, scopes);
+    if (strlen(tok) < 16)
+        return err_set(e, ERR_INVAL, "%s:%d: token shorter than 16 characters", path, lineno);
+    t->token = strdup(tok);
+    return t->token ? ERR_OK : err_set(e, ERR_NOMEM, "out of memory");
+}
+
+enum err_code cfg_load_tokens(const char *path, struct api_token **out, size_t *n, struct err *e)
+{
+    enum err_code rc = ERR_OK;
+    FILE *f = fopen(path, "r");
+    char line[1024];
+    int lineno = 0;
+
+    *out = NULL;
+    *n = 0;
+    if (f == NULL)
+        return err_set_errno(e, ERR_INVAL, errno, "--tokens %s", path);
+    while (rc == ERR_OK && fgets(line, sizeof(line), f) != NULL) {
+        char *p = line;
+        struct api_token *grown;
+        lineno++;
+        p[strcspn(p, "#\r\n")] = '\0';
+        p += strspn(p, " \t");
+        if (*p == '\0')
+            continue;
+        grown = realloc(*out, (*n + 1) * sizeof(**out));
+        if (grown == NULL) {
+            rc = err_set(e, ERR_NOMEM, "out of memory");
+            break;
+        }
+        *out = grown;
+        rc = cfg_token_line(p, path, lineno, &grown[*n], e);
+        if (rc == ERR_OK)
+            (*n)++;
+    }
+    fclose(f);
+    if (rc == ERR_OK && *n == 0)
+        rc = err_set(e, ERR_INVAL, "--tokens %s: no tokens in the file", path);
+    return rc;
+}
+
+void cfg_free(struct cfg *c)
+{
+    for (size_t i = 0; i < c->n_allow_roots; i++)
+        free(c->allow_roots[i]);
+    free(c->allow_roots);
+    for (size_t i = 0; i < c->n_tokens; i++)
+        free(c->tokens[i].token);
+    free(c->tokens);
+    free(c->data_dir);
+    free(c->preset);
+    free(c->tokens_file);
+    memset(c, 0, sizeof(*c));
+}

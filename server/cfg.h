@@ -1,0 +1,63 @@
+/* cfg.h -- the settings of `farmsd serve`: defaults, environment, flags.
+ *
+ * Every setting has a flag and an environment variable (the flag wins):
+ *   --listen HOST:PORT   FARMSD_LISTEN       127.0.0.1:8080 (port 0: any free port)
+ *   --data DIR           FARMSD_DATA         ./farms-data (farms.db + blobs/)
+ *   --workers N          FARMSD_WORKERS      number of CPUs (analysis threads)
+ *   --preset P           FARMSD_PRESET       farms-llm (a request may name another)
+ *   --allow-root DIR     FARMSD_ALLOW_ROOTS  none (repeatable; env: ':'-separated)
+ *   --tokens FILE        FARMSD_TOKENS       none (auth off)
+ *   --max-upload BYTES   FARMSD_MAX_UPLOAD   64 GiB (suffixes K, M, G, T)
+ *   --max-uploads N      FARMSD_MAX_UPLOADS  4 concurrent uploads
+ *   --min-free BYTES     FARMSD_MIN_FREE     1 GiB kept free on the data disk
+ *   --http-threads N     FARMSD_HTTP_THREADS 4
+ *   --log-level L        FARMSD_LOG_LEVEL    info
+ * Ownership: a struct cfg owns its strings; free with cfg_free().
+ * Not thread-safe while being filled; read-only afterwards.
+ */
+#ifndef SERVER_CFG_H
+#define SERVER_CFG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "api/api.h"
+#include "core/err.h"
+
+struct cfg {
+    char host[256];            /* listen address (numeric IPv4/IPv6 or "localhost") */
+    unsigned port;             /* 0: any free port */
+    char *data_dir;            /* owned */
+    unsigned workers;          /* analysis threads */
+    unsigned http_threads;     /* libmicrohttpd thread pool */
+    char *preset;              /* owned: default preset name */
+    char **allow_roots;        /* owned: realpath'd directories */
+    size_t n_allow_roots;
+    char *tokens_file;         /* owned, NULL: auth off */
+    struct api_token *tokens;  /* owned, loaded from tokens_file */
+    size_t n_tokens;
+    uint64_t max_upload;       /* bytes */
+    unsigned max_uploads;      /* concurrent uploads */
+    uint64_t min_free;         /* bytes kept free */
+    int log_level;             /* enum log_level */
+};
+
+/* Fill `c` from the environment and argv (argv[0] is "serve"). On --help,
+ * prints the usage and returns ERR_CANCELED. Usage errors: ERR_INVAL with a
+ * message naming the flag. Free with cfg_free() in every case. */
+enum err_code cfg_load(struct cfg *c, int argc, char **argv, struct err *e);
+
+/* Parse "16G" / "1048576" into bytes. ERR_INVAL. */
+enum err_code cfg_parse_bytes(const char *s, uint64_t *out, struct err *e);
+
+/* Read a tokens file: one token per line, "TOKEN SCOPES" with SCOPES
+ * "read", "write" or "read,write" (default read,write); '#' starts a
+ * comment. Tokens must be at least 16 characters. */
+enum err_code cfg_load_tokens(const char *path, struct api_token **out, size_t *n, struct err *e);
+
+void cfg_free(struct cfg *c);
+
+/* The usage text of `farmsd serve`. */
+const char *cfg_usage(void);
+
+#endif /* SERVER_CFG_H */

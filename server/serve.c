@@ -1,0 +1,161 @@
+/* serve.c -- `farmsd serve`: start the service, run until SIGTERM/SIGINT,
+ * shut down gracefully.
+ *
+ * Start-up: settings (cfg), the data folder, the database (created and
+ * migrated; jobs left running by a crash are re-queued), the blob store, the
+ * analysis pool (BLAS pinned to one thread per worker), the job runners,
+ * then the HTTP server. Shutdown: stop accepting and let requests finish,
+ * stop the runners at their next layer, re-queue their jobs, close the
+ * database. Signals are taken synchronously with sigwait() on the main
+ * thread; every other thread starts with them blocked.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cblas.h>
+
+#include "server/cfg.h"
+#include "server/cli.h"
+#include "server/http.h"
+#include "server/log.h"
+#include "server/pool.h"
+#include "server/worker.h"
+#include "storage/blob.h"
+#include "storage/store.h"
+
+#define SERVE_GRACE_S 10.0
+
+static void serve_job_queued(void *arg, int64_t job_id)
+{
+    (void)job_id;
+    worker_notify(arg);
+}
+
+/* The data folder, the database (migrated, crashed jobs re-queued). */
+static enum err_code serve_open_data(const struct cfg *c, char *db_path, size_t len,
+                                     struct err *e)
+{
+    enum err_code rc;
+    struct store *s = NULL;
+    int64_t n = 0;
+
+    if (mkdir(c->data_dir, 0700) != 0 && errno != EEXIST)
+        return err_set_errno(e, ERR_IO, errno, "creating the data folder %s", c->data_dir);
+    if ((size_t)snprintf(db_path, len, "%s/farms.db", c->data_dir) >= len)
+        return err_set(e, ERR_INVAL, "--data: path too long");
+    rc = store_open(db_path, &s, e);
+    if (rc == ERR_OK)
+        rc = store_jobs_requeue(s, &n, e);
+    if (rc == ERR_OK && n > 0)
+        LOG_INFO("serve", "msg=\"re-queued jobs interrupted by a crash or stop\" jobs=%lld",
+                 (long long)n);
+    store_close(s);
+    return rc;
+}
+
+static void serve_requeue(const char *db_path)
+{
+    struct store *s = NULL;
+    int64_t n = 0;
+    struct err e;
+
+    if (store_open(db_path, &s, &e) != ERR_OK || store_jobs_requeue(s, &n, &e) != ERR_OK)
+        LOG_ERROR("serve", "msg=\"cannot re-queue running jobs\" err=\"%s\"", e.msg);
+    else if (n > 0)
+        LOG_INFO("serve", "msg=\"re-queued running jobs\" jobs=%lld", (long long)n);
+    store_close(s);
+}
+
+int cli_serve_main(int argc, char **argv)
+{
+    struct cfg c;
+    struct err e = {0};
+    enum err_code rc;
+    char db_path[PATH_MAX], blob_dir[PATH_MAX];
+    struct blob_store *blobs = NULL;
+    struct pool *pool = NULL;
+    struct worker *worker = NULL;
+    struct http_server *http = NULL;
+    struct api_stats stats;
+    struct api_ctx ctx = {0};
+    struct ckpt_limits limits;
+    sigset_t sigs;
+    int sig = 0, status = 0;
+
+    rc = cfg_load(&c, argc, argv, &e);
+    if (rc == ERR_CANCELED) {
+        cfg_free(&c);
+        return 0;
+    }
+    if (rc) {
+        fprintf(stderr, "error: usage: %s\n", e.msg);
+        cfg_free(&c);
+        return CLI_EXIT_USAGE;
+    }
+    log_set_level((enum log_level)c.log_level);
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL); /* inherited by every thread started below */
+    signal(SIGPIPE, SIG_IGN);
+    openblas_set_num_threads(1);
+    api_stats_init(&stats);
+    ckpt_limits_default(&limits);
+    snprintf(blob_dir, sizeof(blob_dir), "%s/blobs", c.data_dir);
+
+    rc = serve_open_data(&c, db_path, sizeof(db_path), &e);
+    if (rc == ERR_OK)
+        rc = blob_store_open(blob_dir, &blobs, &e);
+    if (rc == ERR_OK)
+        rc = pool_new(c.workers, 4096, &pool, &e);
+    if (rc == ERR_OK) {
+        struct worker_cfg wc = {db_path, blobs, pool, c.workers > 1 ? 2 : 1, &stats, &limits};
+        rc = worker_start(&wc, &worker, &e);
+    }
+    ctx = (struct api_ctx){.blobs = blobs,
+                           .default_preset = c.preset,
+                           .allow_roots = c.allow_roots,
+                           .n_allow_roots = c.n_allow_roots,
+                           .tokens = c.tokens,
+                           .n_tokens = c.n_tokens,
+                           .max_upload = c.max_upload,
+                           .job_queued = serve_job_queued,
+                           .job_queued_arg = worker,
+                           .stats = &stats,
+                           .ready = 1,
+                           .limits = &limits,
+                           .min_free_bytes = c.min_free};
+    if (rc == ERR_OK) {
+        struct http_cfg hc = {c.host, c.port, c.http_threads, db_path, &ctx, c.max_upload,
+                              c.max_uploads};
+        rc = http_start(&hc, &http, &e);
+    }
+    if (rc) {
+        LOG_ERROR("serve", "msg=\"cannot start\" err=\"%s\"", e.msg);
+        fprintf(stderr, "error: %s: %s\n", err_category(&e), e.msg);
+        status = CLI_EXIT_FAILED;
+        goto out;
+    }
+    LOG_INFO("serve", "msg=\"listening\" url=http://%s%s%s:%u/ data=%s workers=%u preset=%s auth=%s",
+             strchr(c.host, ':') ? "[" : "", c.host, strchr(c.host, ':') ? "]" : "",
+             http_port(http), c.data_dir, c.workers, c.preset, c.n_tokens ? "on" : "off");
+    while (sigwait(&sigs, &sig) != 0)
+        ;
+    LOG_INFO("serve", "msg=\"stopping\" signal=%s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+out:
+    http_stop(http, SERVE_GRACE_S);
+    worker_stop(worker); /* runners stop at their next layer */
+    pool_free(pool);
+    if (status == 0)
+        serve_requeue(db_path);
+    blob_store_close(blobs);
+    cfg_free(&c);
+    if (status == 0)
+        LOG_INFO("serve", "msg=\"stopped\"");
+    return status;
+}

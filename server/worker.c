@@ -1,0 +1,349 @@
+/* worker.c -- see worker.h.
+ *
+ * Locking: `mu` guards `stopping` and `pending`; runners wait on `cv` with a
+ * timeout (a job queued by another process is found by the next poll).
+ * Everything else a runner touches is its own (store connection, report).
+ */
+#include "server/worker.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
+
+#include "core/preset.h"
+#include "server/engine.h"
+#include "server/log.h"
+#include "storage/store.h"
+
+#define WORKER_POLL_S 2
+
+struct worker {
+    struct worker_cfg cfg;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int stopping;          /* guarded by mu */
+    unsigned pending;      /* notifications not yet consumed, guarded by mu */
+    pthread_t *threads;    /* owned */
+    unsigned n_threads;
+};
+
+/* What one job run carries through the engine's progress callback. */
+struct worker_job {
+    struct worker *w;
+    struct store *s;
+    struct store_job job;
+    int64_t n_done, n_total, n_hits;
+    const char *settings_hash;
+    int canceled;          /* the job was canceled by a DELETE */
+};
+
+static int worker_stopping(struct worker *w)
+{
+    int stop;
+
+    pthread_mutex_lock(&w->mu);
+    stop = w->stopping;
+    pthread_mutex_unlock(&w->mu);
+    return stop;
+}
+
+/* The job's settings: its preset with every key of the canonical JSON. */
+static enum err_code worker_params(const struct store_job *job, struct farms_params *p,
+                                   struct err *e)
+{
+    enum err_code rc = preset_get(job->preset, p, e);
+    cJSON *root = rc ? NULL : cJSON_Parse(job->params_json);
+    const cJSON *it;
+    char kv[256];
+
+    if (rc)
+        return rc;
+    if (root == NULL)
+        return err_set(e, ERR_INTERNAL, "job %lld: stored settings are not JSON",
+                       (long long)job->id);
+    cJSON_ArrayForEach(it, root)
+    {
+        if (cJSON_IsBool(it))
+            snprintf(kv, sizeof(kv), "%s=%s", it->string, cJSON_IsTrue(it) ? "true" : "false");
+        else if (cJSON_IsNumber(it))
+            snprintf(kv, sizeof(kv), "%s=%.17g", it->string, it->valuedouble);
+        else if (cJSON_IsString(it))
+            snprintf(kv, sizeof(kv), "%s=%s", it->string, it->valuestring);
+        else
+            continue;
+        rc = preset_set(p, kv, e);
+        if (rc)
+            break;
+    }
+    cJSON_Delete(root);
+    return rc;
+}
+
+/* "linear F32 512x64": how the bytes are analysed, part of the cache key. */
+static void worker_analysis_key(const struct engine_layer *row, char *buf, size_t len)
+{
+    size_t used = (size_t)snprintf(buf, len, "%s %s ", layer_kind_name(row->info.kind),
+                                   dtype_name(row->dtype));
+
+    for (int d = 0; d < row->ndim && used < len; d++)
+        used += (size_t)snprintf(buf + used, len - used, "%s%lld", d ? "x" : "",
+                                 (long long)row->shape[d]);
+}
+
+static struct store_result_key worker_key(const struct worker_job *j, const struct engine_layer *row,
+                                          char *abuf, size_t alen)
+{
+    worker_analysis_key(row, abuf, alen);
+    return (struct store_result_key){row->sha256, abuf, j->settings_hash, ENGINE_VERSION};
+}
+
+/* Serve selected rows from the cache; they are then no longer selected. */
+static enum err_code worker_cache_lookup(struct worker_job *j, struct engine_report *r,
+                                         struct err *e)
+{
+    char akey[STORE_KEY_MAX];
+
+    for (size_t i = 0; i < r->n; i++) {
+        struct engine_layer *row = &r->layers[i];
+        struct store_result_key key;
+        int hit = 0;
+        enum err_code rc;
+
+        if (!row->selected)
+            continue;
+        j->n_total++;
+        key = worker_key(j, row, akey, sizeof(akey));
+        rc = store_result_get(j->s, &key, &row->res, &hit, e);
+        if (rc)
+            return rc;
+        if (hit) {
+            row->selected = 0;
+            j->n_hits++;
+            j->n_done++;
+        }
+    }
+    api_stats_cache(j->w->cfg.stats, (uint64_t)j->n_hits, 0);
+    return ERR_OK;
+}
+
+/* After each analysed layer: cache it, record progress, stop if asked. */
+static int worker_progress(void *arg, size_t done, size_t total, const struct engine_layer *row,
+                           double seconds)
+{
+    struct worker_job *j = arg;
+    struct store_result_key key;
+    char akey[STORE_KEY_MAX];
+    struct err e;
+    enum err_code rc;
+
+    (void)done;
+    (void)total;
+    j->n_done++;
+    api_stats_cache(j->w->cfg.stats, 0, 1);
+    api_stats_analysis_seconds(j->w->cfg.stats, seconds);
+    key = worker_key(j, row, akey, sizeof(akey));
+    if (store_result_put(j->s, &key, &row->res, &e) != ERR_OK)
+        LOG_WARN("worker", "job=%lld msg=\"result not cached\" layer=%s err=\"%s\"",
+                 (long long)j->job.id, row->name, e.msg);
+    rc = store_job_progress(j->s, j->job.id, j->n_done, j->n_total, j->n_hits, &e);
+    if (rc == ERR_CANCELED) {
+        j->canceled = 1;
+        return 1;
+    }
+    return worker_stopping(j->w);
+}
+
+static enum err_code worker_store_layers(struct worker_job *j, const struct engine_report *r,
+                                         struct err *e)
+{
+    struct store_layer *rows = calloc(r->n ? r->n : 1, sizeof(*rows));
+    enum err_code rc;
+
+    if (rows == NULL)
+        return err_set(e, ERR_NOMEM, "out of memory storing %zu layers", r->n);
+    for (size_t i = 0; i < r->n; i++) {
+        const struct engine_layer *l = &r->layers[i];
+        rows[i].name = l->name; /* borrowed for the call */
+        rows[i].kind = l->info.kind;
+        rows[i].dtype = l->dtype;
+        rows[i].ndim = l->ndim;
+        memcpy(rows[i].shape, l->shape, sizeof(rows[i].shape));
+        memcpy(rows[i].tensor_sha256, l->sha256, sizeof(rows[i].tensor_sha256));
+        rows[i].r = l->res;
+    }
+    rc = store_layers_put(j->s, j->job.checkpoint_id, j->job.settings_hash, rows, r->n, e);
+    free(rows);
+    return rc;
+}
+
+/* Open, select, look up the cache, analyse the rest, store the rows. */
+static enum err_code worker_analyse(struct worker_job *j, struct err *e)
+{
+    enum err_code rc;
+    struct farms_params params;
+    struct engine_opts o = {0};
+    struct engine_report r = {0};
+    struct ckpt *c = NULL;
+    char path[STORE_PATH_MAX];
+
+    rc = worker_params(&j->job, &params, e);
+    if (rc == ERR_OK && j->job.source == STORE_SOURCE_UPLOAD)
+        rc = blob_path(j->w->cfg.blobs, j->job.content_sha256, path, sizeof(path), e);
+    else if (rc == ERR_OK)
+        snprintf(path, sizeof(path), "%s", j->job.path);
+    if (rc == ERR_OK)
+        rc = ckpt_open(path, CKPT_FORMAT_UNKNOWN, j->w->cfg.limits, &c, e);
+    o = (struct engine_opts){&params, NULL, NULL, 1, worker_progress, j};
+    if (rc == ERR_OK)
+        rc = engine_select(c, &o, &r, e);
+    if (rc == ERR_OK)
+        rc = worker_cache_lookup(j, &r, e);
+    if (rc == ERR_OK)
+        rc = store_job_progress(j->s, j->job.id, j->n_done, j->n_total, j->n_hits, e);
+    if (rc == ERR_OK)
+        rc = engine_run(c, j->w->cfg.pool, &o, &r, e);
+    if (rc == ERR_OK)
+        rc = worker_store_layers(j, &r, e);
+    engine_report_free(&r);
+    ckpt_close(c);
+    return rc;
+}
+
+static double worker_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void worker_run_job(struct worker *w, struct store *s, const struct store_job *job)
+{
+    struct worker_job j = {.w = w, .s = s, .job = *job, .settings_hash = job->settings_hash};
+    double t0 = worker_now();
+    enum err_code rc;
+    struct err e = {0}, fe;
+
+    LOG_INFO("worker", "job=%lld state=running run=%s step=%lld preset=%s", (long long)job->id,
+             job->run, (long long)job->step, job->preset);
+    rc = worker_analyse(&j, &e);
+    if (rc == ERR_CANCELED) {
+        if (j.canceled)
+            LOG_INFO("worker", "job=%lld state=canceled", (long long)job->id);
+        else /* shutting down: left running, re-queued by the server */
+            LOG_INFO("worker", "job=%lld msg=\"interrupted by shutdown, will run again\"",
+                     (long long)job->id);
+        return;
+    }
+    if (rc == ERR_OK && store_job_finish(s, job->id, STORE_JOB_SUCCEEDED, NULL, NULL, &e) == 0) {
+        LOG_INFO("worker", "job=%lld state=succeeded tensors=%lld cache_hits=%lld s=%.3f",
+                 (long long)job->id, (long long)j.n_total, (long long)j.n_hits,
+                 worker_now() - t0);
+        return;
+    }
+    LOG_WARN("worker", "job=%lld state=failed category=%s err=\"%s\"", (long long)job->id,
+             err_category(&e), e.msg);
+    if (store_job_finish(s, job->id, STORE_JOB_FAILED, err_category(&e), e.msg, &fe) != ERR_OK)
+        LOG_ERROR("worker", "job=%lld msg=\"cannot record the failure\" err=\"%s\"",
+                  (long long)job->id, fe.msg);
+}
+
+/* Wait until notified, stopping, or the poll interval passes. */
+static void worker_wait(struct worker *w)
+{
+    struct timespec until;
+
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += WORKER_POLL_S;
+    pthread_mutex_lock(&w->mu);
+    while (!w->stopping && w->pending == 0)
+        if (pthread_cond_timedwait(&w->cv, &w->mu, &until) != 0)
+            break;
+    if (w->pending > 0)
+        w->pending--;
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    struct store *s = NULL;
+    struct store_job job;
+    struct err e;
+    int claimed;
+
+    if (store_open(w->cfg.db_path, &s, &e) != ERR_OK) {
+        LOG_ERROR("worker", "msg=\"cannot open the database\" err=\"%s\"", e.msg);
+        return NULL;
+    }
+    while (!worker_stopping(w)) {
+        claimed = 0;
+        if (store_job_claim(s, &job, &claimed, &e) != ERR_OK)
+            LOG_WARN("worker", "msg=\"claim failed\" err=\"%s\"", e.msg);
+        if (claimed)
+            worker_run_job(w, s, &job);
+        else
+            worker_wait(w);
+    }
+    store_close(s);
+    return NULL;
+}
+
+enum err_code worker_start(const struct worker_cfg *cfg, struct worker **out, struct err *e)
+{
+    struct worker *w;
+
+    *out = NULL;
+    w = calloc(1, sizeof(*w));
+    if (w == NULL)
+        return err_set(e, ERR_NOMEM, "out of memory");
+    w->cfg = *cfg;
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    w->threads = calloc(cfg->n_runners ? cfg->n_runners : 1, sizeof(*w->threads));
+    if (w->threads == NULL) {
+        worker_stop(w);
+        return err_set(e, ERR_NOMEM, "out of memory");
+    }
+    for (unsigned i = 0; i < cfg->n_runners; i++) {
+        int prc = pthread_create(&w->threads[i], NULL, worker_main, w);
+        if (prc != 0) {
+            worker_stop(w);
+            return err_set_errno(e, ERR_INTERNAL, prc, "starting job runner %u", i);
+        }
+        w->n_threads++;
+    }
+    *out = w;
+    return ERR_OK;
+}
+
+void worker_notify(struct worker *w)
+{
+    if (w == NULL)
+        return;
+    pthread_mutex_lock(&w->mu);
+    w->pending++;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+void worker_stop(struct worker *w)
+{
+    if (w == NULL)
+        return;
+    pthread_mutex_lock(&w->mu);
+    w->stopping = 1;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    for (unsigned i = 0; i < w->n_threads; i++)
+        pthread_join(w->threads[i], NULL);
+    pthread_cond_destroy(&w->cv);
+    pthread_mutex_destroy(&w->mu);
+    free(w->threads);
+    free(w);
+}

@@ -1,0 +1,113 @@
+/* store_int.h -- internals shared by the storage/store*.c files.
+ *
+ * The connection struct, the per-connection statement cache (keyed by the
+ * address of each static SQL string), SQLite error conversion, transactions,
+ * the run version bump and the column helpers that results and layer rows
+ * share. Not part of the public API. Same thread rules as store.h.
+ */
+#ifndef STORAGE_STORE_INT_H
+#define STORAGE_STORE_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sqlite3.h>
+
+#include "core/err.h"
+#include "core/farms.h"
+#include "storage/store.h"
+
+#define STORE__MAX_STMTS 64
+
+struct store__stmt_slot {
+    const char *sql;  /* borrowed: a static string, the cache key */
+    sqlite3_stmt *st; /* owned, finalized by store_close */
+};
+
+struct store {
+    sqlite3 *db;       /* owned */
+    char instance[33]; /* meta 'instance' */
+    size_t n_stmts;
+    struct store__stmt_slot stmts[STORE__MAX_STMTS]; /* prepared statement cache */
+};
+
+/* Columns of a struct farms_result (not layout) in the results and layers
+ * tables, in bind/read order. */
+#define STORE__RESULT_COLS                                                                   \
+    "status, reason, warning, alpha, D, xmin, xmin_index, n_tail, n_fitted, spectral_norm, " \
+    "norm, alpha_hat, stable_rank, norm_stable_rank, log_norm, log_spectral_norm, "          \
+    "matrix_rank, entropy, num_eigs, windows"
+#define STORE__RESULT_NCOLS  20
+#define STORE__RESULT_PARAMS "?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?"
+
+/* --- Statements and errors (store.c) ------------------------------------- */
+
+/* Convert a failed SQLite result code: BUSY/LOCKED -> ERR_BUSY, else ERR_DB,
+ * with "<what>: sqlite3_errmsg". Returns the code. */
+enum err_code store__dberr(struct store *s, int rc, const char *what, struct err *e);
+
+/* The cached statement for the static string `sql`, reset and unbound,
+ * prepared on first use. */
+enum err_code store__stmt(struct store *s, const char *sql, sqlite3_stmt **out, struct err *e);
+
+/* Reset `st` (releases read locks). NULL is a no-op. */
+void store__release(sqlite3_stmt *st);
+
+/* Run a statement that returns no rows (after binding). SQLITE_DONE -> OK. */
+enum err_code store__step_done(struct store *s, sqlite3_stmt *st, const char *what, struct err *e);
+
+/* BEGIN IMMEDIATE / COMMIT / ROLLBACK. rollback cannot fail (it ignores
+ * errors: a failed statement may already have ended the transaction). */
+enum err_code store__begin(struct store *s, struct err *e);
+enum err_code store__commit(struct store *s, struct err *e);
+void store__rollback(struct store *s);
+
+/* Unix time in seconds. */
+double store__now(void);
+
+/* Copy text column `col` into buf (truncated, NUL-terminated; NULL -> ""). */
+void store__col_text(sqlite3_stmt *st, int col, char *buf, size_t len);
+
+/* Real column; NULL (how SQLite stores NaN) -> NaN. */
+double store__col_real(sqlite3_stmt *st, int col);
+
+/* 1 if `s` is exactly 64 lower-case hex digits. */
+int store__is_hex64(const char *s);
+
+/* --- Runs and versions (store.c) ------------------------------------------- */
+
+/* Bump the change id and give it to run `run_id` (inside a transaction). */
+enum err_code store__bump_run(struct store *s, int64_t run_id, struct err *e);
+
+/* The id of run `name`: ERR_NOTFOUND ("run 'x' not found") if none. */
+enum err_code store__run_id(struct store *s, const char *name, int64_t *id, struct err *e);
+
+/* The settings for run-level reads: `given` if non-NULL (validated), else
+ * the settings of the newest succeeded job of the run (checkpoint_id < 0)
+ * or of that checkpoint, else of its newest job; "" if there is no job. */
+enum err_code store__settings_for(struct store *s, int64_t run_id, int64_t checkpoint_id,
+                                  const char *given, char out[STORE_HASH_LEN], struct err *e);
+
+/* --- Page tokens (store.c) ------------------------------------------------ */
+
+/* page_size 0 -> STORE_PAGE_DEFAULT, clamped to STORE_PAGE_MAX. */
+size_t store__page_size(size_t page_size);
+
+/* Step tokens: decimal. NULL or "" -> *has = 0. ERR_INVAL if malformed. */
+enum err_code store__token_step(const char *token, int64_t *step, int *has, struct err *e);
+void store__token_from_step(int64_t step, char out[STORE_TOKEN_MAX]);
+
+/* Name tokens: hex of the name bytes. ERR_INVAL if malformed or too long. */
+enum err_code store__token_name(const char *token, char *name, size_t len, int *has, struct err *e);
+void store__token_from_name(const char *name, char out[STORE_TOKEN_MAX]);
+
+/* --- Result columns (store_results.c) ---------------------------------------- */
+
+/* Bind r's fields to parameters first..first+STORE__RESULT_NCOLS-1. */
+enum err_code store__bind_result(struct store *s, sqlite3_stmt *st, int first,
+                                 const struct farms_result *r, struct err *e);
+
+/* Read columns first..first+STORE__RESULT_NCOLS-1 into *r (layout zeroed). */
+void store__read_result(sqlite3_stmt *st, int first, struct farms_result *r);
+
+#endif /* STORAGE_STORE_INT_H */

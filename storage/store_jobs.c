@@ -1,0 +1,489 @@
+/* store_jobs.c -- the persistent job queue (tables runs, checkpoints,
+ * settings, jobs). See store.h.
+ *
+ * Every state change runs in one BEGIN IMMEDIATE transaction that also bumps
+ * the owning run's version, so GETs of run data see a new ETag. Claims are
+ * exactly-once across connections and processes: the SELECT of the oldest
+ * queued job and its UPDATE happen under the write lock.
+ *
+ * THREAD SAFETY: as store.h (one connection per thread).
+ */
+#include "storage/store.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "storage/store_int.h"
+
+static const char *const state_names[] = {"queued", "running", "succeeded", "failed", "canceled"};
+
+const char *store_job_state_name(enum store_job_state st)
+{
+    return (unsigned)st < STORE_JOB_STATE_COUNT ? state_names[st] : "?";
+}
+
+/* --- Reading a job ------------------------------------------------------------- */
+
+static const char SQL_JOB_GET[] =
+    "SELECT j.id, j.state, r.name, c.step, c.id, c.content_sha256, c.source, c.path, c.format, "
+    "c.size, j.preset, g.params, j.settings_hash, j.n_done, j.n_total, j.n_cache_hits, "
+    "j.error_category, j.error_message, j.created, j.started, j.finished "
+    "FROM jobs j JOIN checkpoints c ON c.id = j.checkpoint_id JOIN runs r ON r.id = c.run_id "
+    "JOIN settings g ON g.hash = j.settings_hash WHERE j.id = ?1";
+
+static void read_job(sqlite3_stmt *st, struct store_job *j)
+{
+    memset(j, 0, sizeof *j);
+    j->id = sqlite3_column_int64(st, 0);
+    j->state = (enum store_job_state)sqlite3_column_int(st, 1);
+    store__col_text(st, 2, j->run, sizeof j->run);
+    j->step = sqlite3_column_int64(st, 3);
+    j->checkpoint_id = sqlite3_column_int64(st, 4);
+    store__col_text(st, 5, j->content_sha256, sizeof j->content_sha256);
+    j->source = (enum store_source)sqlite3_column_int(st, 6);
+    store__col_text(st, 7, j->path, sizeof j->path);
+    store__col_text(st, 8, j->format, sizeof j->format);
+    j->size = (uint64_t)sqlite3_column_int64(st, 9);
+    store__col_text(st, 10, j->preset, sizeof j->preset);
+    store__col_text(st, 11, j->params_json, sizeof j->params_json);
+    store__col_text(st, 12, j->settings_hash, sizeof j->settings_hash);
+    j->n_done = sqlite3_column_int64(st, 13);
+    j->n_total = sqlite3_column_int64(st, 14);
+    j->n_cache_hits = sqlite3_column_int64(st, 15);
+    store__col_text(st, 16, j->error_category, sizeof j->error_category);
+    store__col_text(st, 17, j->error_message, sizeof j->error_message);
+    j->created = sqlite3_column_double(st, 18);
+    j->started = sqlite3_column_double(st, 19);
+    j->finished = sqlite3_column_double(st, 20);
+}
+
+enum err_code store_job_get(struct store *s, int64_t id, struct store_job *out, struct err *e)
+{
+    sqlite3_stmt *st = NULL;
+    enum err_code rc = store__stmt(s, SQL_JOB_GET, &st, e);
+    int src;
+
+    if (rc != ERR_OK)
+        return rc;
+    sqlite3_bind_int64(st, 1, id);
+    src = sqlite3_step(st);
+    if (src == SQLITE_ROW)
+        read_job(st, out);
+    else if (src == SQLITE_DONE)
+        rc = err_set(e, ERR_NOTFOUND, "job %" PRId64 " not found", id);
+    else
+        rc = store__dberr(s, src, "job get", e);
+    store__release(st);
+    return rc;
+}
+
+/* State and owning run of job `id`. ERR_NOTFOUND if none. */
+static enum err_code job_state_run(struct store *s, int64_t id, enum store_job_state *state,
+                                   int64_t *run_id, struct err *e)
+{
+    static const char sql[] = "SELECT j.state, c.run_id FROM jobs j "
+                              "JOIN checkpoints c ON c.id = j.checkpoint_id WHERE j.id = ?1";
+    sqlite3_stmt *st = NULL;
+    enum err_code rc = store__stmt(s, sql, &st, e);
+    int src;
+
+    if (rc != ERR_OK)
+        return rc;
+    sqlite3_bind_int64(st, 1, id);
+    src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        *state = (enum store_job_state)sqlite3_column_int(st, 0);
+        *run_id = sqlite3_column_int64(st, 1);
+    } else if (src == SQLITE_DONE) {
+        rc = err_set(e, ERR_NOTFOUND, "job %" PRId64 " not found", id);
+    } else {
+        rc = store__dberr(s, src, "job state", e);
+    }
+    store__release(st);
+    return rc;
+}
+
+enum err_code store_job_state(struct store *s, int64_t id, enum store_job_state *state,
+                              struct err *e)
+{
+    int64_t run_id;
+
+    return job_state_run(s, id, state, &run_id, e);
+}
+
+/* --- Submit ----------------------------------------------------------------------- */
+
+static enum err_code check_submit(const struct store_submit *sub, struct err *e)
+{
+    if (sub->run == NULL || sub->run[0] == '\0' || strlen(sub->run) >= STORE_RUN_MAX)
+        return err_set(e, ERR_INVAL, "run name empty or longer than %d bytes", STORE_RUN_MAX - 1);
+    if (sub->step < 0)
+        return err_set(e, ERR_INVAL, "step %" PRId64 " is negative", sub->step);
+    if (!store__is_hex64(sub->content_sha256))
+        return err_set(e, ERR_INVAL, "content hash is not 64 lower-case hex digits");
+    if (sub->source != STORE_SOURCE_UPLOAD && sub->source != STORE_SOURCE_PATH)
+        return err_set(e, ERR_INVAL, "unknown checkpoint source %d", (int)sub->source);
+    if (sub->source == STORE_SOURCE_PATH &&
+        (sub->path == NULL || sub->path[0] == '\0' || strlen(sub->path) >= STORE_PATH_MAX))
+        return err_set(e, ERR_INVAL, "checkpoint path empty or longer than %d bytes",
+                       STORE_PATH_MAX - 1);
+    if (sub->format != NULL && strlen(sub->format) >= STORE_FORMAT_MAX)
+        return err_set(e, ERR_INVAL, "format name longer than %d bytes", STORE_FORMAT_MAX - 1);
+    if (sub->size > (uint64_t)INT64_MAX)
+        return err_set(e, ERR_INVAL, "size out of range");
+    return ERR_OK;
+}
+
+/* The run id of `name`, creating the run if new. */
+static enum err_code run_ensure(struct store *s, const char *name, double now, int64_t *id,
+                                struct err *e)
+{
+    static const char sql[] = "INSERT OR IGNORE INTO runs(name, created) VALUES(?1, ?2)";
+    sqlite3_stmt *st = NULL;
+    enum err_code rc = store__stmt(s, sql, &st, e);
+
+    if (rc != ERR_OK)
+        return rc;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_double(st, 2, now);
+    if ((rc = store__step_done(s, st, "run insert", e)) != ERR_OK)
+        return rc;
+    return store__run_id(s, name, id, e);
+}
+
+/* The checkpoint (run, step): the existing one if its content matches
+ * (ERR_CONFLICT if not), else a new one. */
+static enum err_code checkpoint_ensure(struct store *s, const struct store_submit *sub,
+                                       int64_t run_id, double now, int64_t *id, struct err *e)
+{
+    static const char find[] =
+        "SELECT id, content_sha256 FROM checkpoints WHERE run_id = ?1 AND step = ?2";
+    static const char ins[] = "INSERT INTO checkpoints(run_id, step, content_sha256, source, "
+                              "path, format, size, created) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+    sqlite3_stmt *st = NULL;
+    enum err_code rc = store__stmt(s, find, &st, e);
+    int src;
+
+    if (rc != ERR_OK)
+        return rc;
+    sqlite3_bind_int64(st, 1, run_id);
+    sqlite3_bind_int64(st, 2, sub->step);
+    src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        char have[STORE_HASH_LEN];
+
+        *id = sqlite3_column_int64(st, 0);
+        store__col_text(st, 1, have, sizeof have);
+        store__release(st);
+        if (strcmp(have, sub->content_sha256) == 0)
+            return ERR_OK;
+        return err_set(e, ERR_CONFLICT,
+                       "run '%s' step %" PRId64 " already has a checkpoint with other content "
+                       "(sha256 %.12s..., this one %.12s...)",
+                       sub->run, sub->step, have, sub->content_sha256);
+    }
+    store__release(st);
+    if (src != SQLITE_DONE)
+        return store__dberr(s, src, "checkpoint lookup", e);
+    if ((rc = store__stmt(s, ins, &st, e)) != ERR_OK)
+        return rc;
+    sqlite3_bind_int64(st, 1, run_id);
+    sqlite3_bind_int64(st, 2, sub->step);
+    sqlite3_bind_text(st, 3, sub->content_sha256, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 4, (int)sub->source);
+    sqlite3_bind_text(st, 5, sub->source == STORE_SOURCE_PATH ? sub->path : "", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, sub->format != NULL ? sub->format : "", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 7, (int64_t)sub->size);
+    sqlite3_bind_double(st, 8, now);
+    if ((rc = store__step_done(s, st, "checkpoint insert", e)) == ERR_OK)
+        *id = sqlite3_last_insert_rowid(s->db);
+    return rc;
+}
+
+/* The job (checkpoint, settings): existing (*existed = 1) or new. */
+static enum err_code job_ensure(struct store *s, int64_t ckpt, const char *hash, const char *preset,
+                                double now, int64_t *id, int *existed, struct err *e)
+{
+    static const char find[] =
+        "SELECT id FROM jobs WHERE checkpoint_id = ?1 AND settings_hash = ?2";
+    static const char ins[] = "INSERT INTO jobs(checkpoint_id, settings_hash, preset, state, "
+                              "created) VALUES(?1, ?2, ?3, 0, ?4)";
+    sqlite3_stmt *st = NULL;
+    enum err_code rc = store__stmt(s, find, &st, e);
+    int src;
+
+    if (rc != ERR_OK)
+        return rc;
+    sqlite3_bind_int64(st, 1, ckpt);
+    sqlite3_bind_text(st, 2, hash, -1, SQLITE_STATIC);
+    src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        *id = sqlite3_column_int64(st, 0);
+        *existed = 1;
+    }
+    store__release(st);
+    if (src == SQLITE_ROW)
+        return ERR_OK;
+    if (src != SQLITE_DONE)
+        return store__dberr(s, src, "job lookup", e);
+    if ((rc = store__stmt(s, ins, &st, e)) != ERR_OK)
+        return rc;
+    sqlite3_bind_int64(st, 1, ckpt);
+    sqlite3_bind_text(st, 2, hash, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, preset, -1, SQLITE_STATIC);
+    sqlite3_bind_double(st, 4, now);
+    if ((rc = store__step_done(s, st, "job insert", e)) == ERR_OK)
+        *id = sqlite3_last_insert_rowid(s->db);
+    return rc;
+}
+
+enum err_code store_job_submit(struct store *s, const struct store_submit *sub,
+                               struct store_job *out, int *existed, struct err *e)
+{
+    char hash[STORE_HASH_LEN];
+    int64_t run_id = 0, ckpt = 0, job = 0;
+    double now = store__now();
+    enum err_code rc;
+
+    *existed = 0;
+    if ((rc = check_submit(sub, e)) != ERR_OK)
+        return rc;
+    if ((rc = store__begin(s, e)) != ERR_OK)
+        return rc;
+    if ((rc = store_settings_put(s, sub->preset, sub->params_json, hash, e)) != ERR_OK ||
+        (rc = run_ensure(s, sub->run, now, &run_id, e)) != ERR_OK ||
+        (rc = checkpoint_ensure(s, sub, run_id, now, &ckpt, e)) != ERR_OK ||
+        (rc = job_ensure(s, ckpt, hash, sub->preset, now, &job, existed, e)) != ERR_OK)
+        goto out;
+    if (!*existed && (rc = store__bump_run(s, run_id, e)) != ERR_OK)
+        goto out;
+    if ((rc = store_job_get(s, job, out, e)) != ERR_OK)
+        goto out;
+    rc = store__commit(s, e);
+out:
+    if (rc != ERR_OK) {
+        store__rollback(s);
+        *existed = 0;
+    }
+    return rc;
+}
+
+/* --- State changes --------------------------------------------------------------- */
+
+enum err_code store_job_claim(struct store *s, struct store_job *out, int *claimed, struct err *e)
+{
+    static const char next[] = "SELECT j.id, c.run_id FROM jobs j JOIN checkpoints c "
+                               "ON c.id = j.checkpoint_id WHERE j.state = 0 ORDER BY j.id LIMIT 1";
+    static const char take[] = "UPDATE jobs SET state = 1, started = ?2, n_done = 0, "
+                               "n_cache_hits = 0 WHERE id = ?1 AND state = 0";
+    sqlite3_stmt *st = NULL;
+    int64_t id = 0, run_id = 0;
+    enum err_code rc;
+    int src;
+
+    *claimed = 0;
+    if ((rc = store__begin(s, e)) != ERR_OK)
+        return rc;
+    if ((rc = store__stmt(s, next, &st, e)) != ERR_OK)
+        goto out;
+    src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        id = sqlite3_column_int64(st, 0);
+        run_id = sqlite3_column_int64(st, 1);
+    }
+    store__release(st);
+    if (src != SQLITE_ROW) {
+        rc = src == SQLITE_DONE ? store__commit(s, e) : store__dberr(s, src, "claim", e);
+        goto out;
+    }
+    if ((rc = store__stmt(s, take, &st, e)) != ERR_OK)
+        goto out;
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_double(st, 2, store__now());
+    if ((rc = store__step_done(s, st, "claim update", e)) != ERR_OK ||
+        (rc = store__bump_run(s, run_id, e)) != ERR_OK ||
+        (rc = store_job_get(s, id, out, e)) != ERR_OK)
+        goto out;
+    if ((rc = store__commit(s, e)) == ERR_OK)
+        *claimed = 1;
+out:
+    if (rc != ERR_OK)
+        store__rollback(s);
+    return rc;
+}
+
+enum err_code store_job_progress(struct store *s, int64_t id, int64_t n_done, int64_t n_total,
+                                 int64_t n_cache_hits, struct err *e)
+{
+    static const char sql[] =
+        "UPDATE jobs SET n_done = ?2, n_total = ?3, n_cache_hits = ?4 WHERE id = ?1";
+    enum store_job_state state = STORE_JOB_QUEUED;
+    sqlite3_stmt *st = NULL;
+    int64_t run_id = 0;
+    enum err_code rc;
+
+    if ((rc = store__begin(s, e)) != ERR_OK)
+        return rc;
+    if ((rc = job_state_run(s, id, &state, &run_id, e)) != ERR_OK)
+        goto out;
+    if (state != STORE_JOB_RUNNING) {
+        rc = err_set(e, ERR_CANCELED, "job %" PRId64 " is %s, not running", id,
+                     store_job_state_name(state));
+        goto out;
+    }
+    if ((rc = store__stmt(s, sql, &st, e)) != ERR_OK)
+        goto out;
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int64(st, 2, n_done);
+    sqlite3_bind_int64(st, 3, n_total);
+    sqlite3_bind_int64(st, 4, n_cache_hits);
+    if ((rc = store__step_done(s, st, "progress", e)) == ERR_OK &&
+        (rc = store__bump_run(s, run_id, e)) == ERR_OK)
+        rc = store__commit(s, e);
+out:
+    if (rc != ERR_OK)
+        store__rollback(s);
+    return rc;
+}
+
+/* Set state `to` (and finished = now, error text) on job `id` inside the
+ * open transaction, and bump its run. */
+static enum err_code set_final(struct store *s, int64_t id, int64_t run_id, enum store_job_state to,
+                               const char *category, const char *message, struct err *e)
+{
+    static const char sql[] = "UPDATE jobs SET state = ?2, finished = ?3, error_category = ?4, "
+                              "error_message = ?5 WHERE id = ?1";
+    char cat[STORE_CATEGORY_MAX], msg[STORE_MESSAGE_MAX];
+    sqlite3_stmt *st = NULL;
+    enum err_code rc = store__stmt(s, sql, &st, e);
+
+    if (rc != ERR_OK)
+        return rc;
+    snprintf(cat, sizeof cat, "%s", category != NULL ? category : "");
+    snprintf(msg, sizeof msg, "%s", message != NULL ? message : "");
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int(st, 2, (int)to);
+    sqlite3_bind_double(st, 3, store__now());
+    sqlite3_bind_text(st, 4, cat, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 5, msg, -1, SQLITE_TRANSIENT);
+    if ((rc = store__step_done(s, st, "job finish", e)) != ERR_OK)
+        return rc;
+    return store__bump_run(s, run_id, e);
+}
+
+enum err_code store_job_finish(struct store *s, int64_t id, enum store_job_state state,
+                               const char *category, const char *message, struct err *e)
+{
+    enum store_job_state now_state = STORE_JOB_QUEUED;
+    int64_t run_id = 0;
+    enum err_code rc;
+
+    if (state != STORE_JOB_SUCCEEDED && state != STORE_JOB_FAILED)
+        return err_set(e, ERR_INVAL, "job finish: state must be succeeded or failed");
+    if ((rc = store__begin(s, e)) != ERR_OK)
+        return rc;
+    if ((rc = job_state_run(s, id, &now_state, &run_id, e)) != ERR_OK)
+        goto out;
+    if (now_state == STORE_JOB_CANCELED) {
+        rc = err_set(e, ERR_CANCELED, "job %" PRId64 " was canceled", id);
+    } else if (now_state != STORE_JOB_RUNNING) {
+        rc = err_set(e, ERR_CONFLICT, "job %" PRId64 " is %s, not running", id,
+                     store_job_state_name(now_state));
+    } else {
+        if (state == STORE_JOB_SUCCEEDED)
+            category = message = NULL;
+        if ((rc = set_final(s, id, run_id, state, category, message, e)) == ERR_OK)
+            rc = store__commit(s, e);
+    }
+out:
+    if (rc != ERR_OK)
+        store__rollback(s);
+    return rc;
+}
+
+enum err_code store_job_cancel(struct store *s, int64_t id, struct store_job *out, struct err *e)
+{
+    enum store_job_state state = STORE_JOB_QUEUED;
+    int64_t run_id = 0;
+    enum err_code rc;
+
+    if ((rc = store__begin(s, e)) != ERR_OK)
+        return rc;
+    if ((rc = job_state_run(s, id, &state, &run_id, e)) != ERR_OK)
+        goto out;
+    if (state == STORE_JOB_SUCCEEDED || state == STORE_JOB_FAILED) {
+        rc =
+            err_set(e, ERR_CONFLICT, "job %" PRId64 " already %s", id, store_job_state_name(state));
+        goto out;
+    }
+    if (state != STORE_JOB_CANCELED &&
+        (rc = set_final(s, id, run_id, STORE_JOB_CANCELED, NULL, NULL, e)) != ERR_OK)
+        goto out;
+    if (out != NULL && (rc = store_job_get(s, id, out, e)) != ERR_OK)
+        goto out;
+    rc = store__commit(s, e);
+out:
+    if (rc != ERR_OK)
+        store__rollback(s);
+    return rc;
+}
+
+enum err_code store_jobs_requeue(struct store *s, int64_t *n_requeued, struct err *e)
+{
+    static const char bump[] = "UPDATE meta SET value = value + 1 WHERE key = 'change_seq'";
+    static const char runs[] =
+        "UPDATE runs SET version = (SELECT value FROM meta WHERE key = 'change_seq') "
+        "WHERE id IN (SELECT c.run_id FROM jobs j JOIN checkpoints c ON c.id = j.checkpoint_id "
+        "WHERE j.state = 1)";
+    static const char jobs[] = "UPDATE jobs SET state = 0, started = 0, n_done = 0, "
+                               "n_cache_hits = 0 WHERE state = 1";
+    sqlite3_stmt *st = NULL;
+    enum err_code rc;
+    int64_t n = 0;
+
+    if (n_requeued != NULL)
+        *n_requeued = 0;
+    if ((rc = store__begin(s, e)) != ERR_OK)
+        return rc;
+    if ((rc = store__stmt(s, bump, &st, e)) != ERR_OK ||
+        (rc = store__step_done(s, st, "requeue", e)) != ERR_OK ||
+        (rc = store__stmt(s, runs, &st, e)) != ERR_OK ||
+        (rc = store__step_done(s, st, "requeue", e)) != ERR_OK ||
+        (rc = store__stmt(s, jobs, &st, e)) != ERR_OK ||
+        (rc = store__step_done(s, st, "requeue", e)) != ERR_OK)
+        goto out;
+    n = sqlite3_changes64(s->db);
+    if ((rc = store__commit(s, e)) == ERR_OK && n_requeued != NULL)
+        *n_requeued = n;
+out:
+    if (rc != ERR_OK)
+        store__rollback(s);
+    return rc;
+}
+
+enum err_code store_job_counts(struct store *s, int64_t counts[STORE_JOB_STATE_COUNT],
+                               struct err *e)
+{
+    static const char sql[] = "SELECT state, count(*) FROM jobs GROUP BY state";
+    sqlite3_stmt *st = NULL;
+    enum err_code rc = store__stmt(s, sql, &st, e);
+    int src, k;
+
+    for (k = 0; k < STORE_JOB_STATE_COUNT; k++)
+        counts[k] = 0;
+    if (rc != ERR_OK)
+        return rc;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        k = sqlite3_column_int(st, 0);
+        if (k >= 0 && k < STORE_JOB_STATE_COUNT)
+            counts[k] = sqlite3_column_int64(st, 1);
+    }
+    if (src != SQLITE_DONE)
+        rc = store__dberr(s, src, "job counts", e);
+    store__release(st);
+    return rc;
+}

@@ -1,0 +1,311 @@
+/* store_layers.c -- reads of layer rows (table layers): one checkpoint's
+ * layers, the latest row per layer, a layer's history over steps and the
+ * run-wide heatmap of one metric. See store.h.
+ *
+ * Every query is an index range scan: (checkpoint_id, settings_hash, ord)
+ * for one checkpoint, (run_id, settings_hash, name, step) for histories and
+ * the latest row per layer (a skip-scan over the distinct names), and
+ * (run_id, settings_hash, step, ord) for the heatmap. Pages are keyed by
+ * step (keyset pagination: the token is the last step of the page).
+ *
+ * THREAD SAFETY: as store.h (one connection per thread).
+ */
+#include "storage/store.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "storage/store_int.h"
+
+#define LAYER_COLS       "name, kind, dtype, shape, tensor_sha256, step, " STORE__RESULT_COLS
+#define LAYER_COL_RESULT 6
+
+static enum err_code nomem(struct err *e)
+{
+    return err_set(e, ERR_NOMEM, "layer rows: out of memory");
+}
+
+static void parse_shape(const char *t, struct store_layer *l)
+{
+    char *end;
+
+    l->ndim = 0;
+    while (t != NULL && *t != '\0' && l->ndim < CKPT_MAX_RANK) {
+        l->shape[l->ndim++] = (int64_t)strtoll(t, &end, 10);
+        if (end == t || (*end != ',' && *end != '\0'))
+            break;
+        t = *end == ',' ? end + 1 : end;
+    }
+}
+
+/* Read the LAYER_COLS row of `st` into *l (name allocated). */
+static enum err_code read_layer(sqlite3_stmt *st, struct store_layer *l, struct err *e)
+{
+    const unsigned char *name = sqlite3_column_text(st, 0);
+    char word[32];
+    int k;
+
+    memset(l, 0, sizeof *l);
+    l->name = strdup(name != NULL ? (const char *)name : "");
+    if (l->name == NULL)
+        return nomem(e);
+    store__col_text(st, 1, word, sizeof word);
+    k = layer_kind_from_name(word);
+    l->kind = k < 0 ? LAYER_KIND_OTHER : (enum layer_kind)k;
+    store__col_text(st, 2, word, sizeof word);
+    k = dtype_from_code(word, strlen(word));
+    l->dtype = k < 0 ? (enum dtype)0 : (enum dtype)k;
+    parse_shape((const char *)sqlite3_column_text(st, 3), l);
+    store__col_text(st, 4, l->tensor_sha256, sizeof l->tensor_sha256);
+    l->step = sqlite3_column_int64(st, 5);
+    store__read_result(st, LAYER_COL_RESULT, &l->r);
+    return ERR_OK;
+}
+
+/* Append every row of `st` to l->items. */
+static enum err_code collect_layers(struct store *s, sqlite3_stmt *st, struct store_layer_list *l,
+                                    struct err *e)
+{
+    size_t cap = 0;
+    int src;
+
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        if (l->n == cap) {
+            size_t ncap = cap ? 2 * cap : 64;
+            struct store_layer *grown = realloc(l->items, ncap * sizeof *grown);
+
+            if (grown == NULL)
+                return nomem(e);
+            l->items = grown;
+            cap = ncap;
+        }
+        if (read_layer(st, &l->items[l->n], e) != ERR_OK)
+            return ERR_NOMEM;
+        l->n++;
+    }
+    return src == SQLITE_DONE ? ERR_OK : store__dberr(s, src, "layer rows", e);
+}
+
+void store_layer_list_free(struct store_layer_list *l)
+{
+    size_t i;
+
+    if (l == NULL)
+        return;
+    for (i = 0; i < l->n; i++)
+        free(l->items[i].name);
+    free(l->items);
+    free(l);
+}
+
+/* The id of checkpoint (run_id, step); ERR_NOTFOUND if none. */
+static enum err_code checkpoint_id(struct store *s, int64_t run_id, const char *run, int64_t step,
+                                   int64_t *id, struct err *e)
+{
+    static const char sql[] = "SELECT id FROM checkpoints WHERE run_id = ?1 AND step = ?2";
+    sqlite3_stmt *st = NULL;
+    enum err_code rc = store__stmt(s, sql, &st, e);
+    int src;
+
+    if (rc != ERR_OK)
+        return rc;
+    sqlite3_bind_int64(st, 1, run_id);
+    sqlite3_bind_int64(st, 2, step);
+    src = sqlite3_step(st);
+    if (src == SQLITE_ROW)
+        *id = sqlite3_column_int64(st, 0);
+    else if (src == SQLITE_DONE)
+        rc = err_set(e, ERR_NOTFOUND, "run '%s' has no checkpoint at step %" PRId64, run, step);
+    else
+        rc = store__dberr(s, src, "checkpoint lookup", e);
+    store__release(st);
+    return rc;
+}
+
+enum err_code store_layers_get(struct store *s, const char *run, int64_t step,
+                               const char *settings_hash, struct store_layer_list **out,
+                               struct err *e)
+{
+    static const char sql[] = "SELECT " LAYER_COLS " FROM layers WHERE checkpoint_id = ?1 "
+                              "AND settings_hash = ?2 ORDER BY ord";
+    struct store_layer_list *l = NULL;
+    sqlite3_stmt *st = NULL;
+    int64_t run_id = 0, ckpt = 0;
+    enum err_code rc;
+
+    *out = NULL;
+    if ((rc = store__run_id(s, run, &run_id, e)) != ERR_OK ||
+        (rc = checkpoint_id(s, run_id, run, step, &ckpt, e)) != ERR_OK)
+        return rc;
+    if ((l = calloc(1, sizeof *l)) == NULL)
+        return nomem(e);
+    l->step = step;
+    if ((rc = store__settings_for(s, run_id, ckpt, settings_hash, l->settings_hash, e)) != ERR_OK)
+        goto out;
+    if (l->settings_hash[0] == '\0')
+        goto out;
+    if ((rc = store__stmt(s, sql, &st, e)) != ERR_OK)
+        goto out;
+    sqlite3_bind_int64(st, 1, ckpt);
+    sqlite3_bind_text(st, 2, l->settings_hash, -1, SQLITE_STATIC);
+    rc = collect_layers(s, st, l, e);
+out:
+    store__release(st);
+    if (rc != ERR_OK) {
+        store_layer_list_free(l);
+        return rc;
+    }
+    *out = l;
+    return ERR_OK;
+}
+
+enum err_code store_layers_latest(struct store *s, const char *run, const char *settings_hash,
+                                  struct store_layer_list **out, struct err *e)
+{
+    /* Skip-scan the distinct names with the history index, then the row
+     * with each name's highest step. */
+    static const char sql[] =
+        "WITH RECURSIVE names(n) AS ("
+        " SELECT min(name) FROM layers WHERE run_id = ?1 AND settings_hash = ?2"
+        " UNION ALL"
+        " SELECT (SELECT min(name) FROM layers WHERE run_id = ?1 AND settings_hash = ?2"
+        "         AND name > names.n) FROM names WHERE n IS NOT NULL)"
+        "SELECT " LAYER_COLS " FROM names JOIN layers l ON l.run_id = ?1 AND l.settings_hash = ?2"
+        " AND l.name = names.n AND l.step = (SELECT max(step) FROM layers WHERE run_id = ?1"
+        " AND settings_hash = ?2 AND name = names.n)"
+        " ORDER BY l.ord, l.name";
+    struct store_layer_list *l = NULL;
+    sqlite3_stmt *st = NULL;
+    int64_t run_id = 0;
+    enum err_code rc;
+    size_t i;
+
+    *out = NULL;
+    if ((rc = store__run_id(s, run, &run_id, e)) != ERR_OK)
+        return rc;
+    if ((l = calloc(1, sizeof *l)) == NULL)
+        return nomem(e);
+    l->step = -1;
+    if ((rc = store__settings_for(s, run_id, -1, settings_hash, l->settings_hash, e)) != ERR_OK)
+        goto out;
+    if (l->settings_hash[0] == '\0')
+        goto out;
+    if ((rc = store__stmt(s, sql, &st, e)) != ERR_OK)
+        goto out;
+    sqlite3_bind_int64(st, 1, run_id);
+    sqlite3_bind_text(st, 2, l->settings_hash, -1, SQLITE_STATIC);
+    rc = collect_layers(s, st, l, e);
+    for (i = 0; i < l->n; i++)
+        l->step = l->items[i].step > l->step ? l->items[i].step : l->step;
+out:
+    store__release(st);
+    if (rc != ERR_OK) {
+        store_layer_list_free(l);
+        return rc;
+    }
+    *out = l;
+    return ERR_OK;
+}
+
+/* --- History of one layer ------------------------------------------------------ */
+
+/* Effective lower bound: after the page token's step, within the window. */
+static enum err_code window_start(const char *page_token, int64_t start_step, int64_t *from,
+                                  int *empty, struct err *e)
+{
+    int64_t after = 0;
+    int has = 0;
+    enum err_code rc = store__token_step(page_token, &after, &has, e);
+
+    if (rc != ERR_OK)
+        return rc;
+    *from = start_step;
+    *empty = has && after == INT64_MAX; /* nothing after the last possible step */
+    if (has && !*empty && after + 1 > start_step)
+        *from = after + 1;
+    return ERR_OK;
+}
+
+static void read_point(sqlite3_stmt *st, struct store_point *p)
+{
+    struct farms_result r;
+    int m;
+
+    store__read_result(st, 1, &r);
+    p->step = sqlite3_column_int64(st, 0);
+    p->status = r.status;
+    p->warning = r.warning;
+    for (m = 0; m < STORE_METRIC_COUNT; m++)
+        p->v[m] = store_metric_value(&r, (enum store_metric)m);
+}
+
+enum err_code store_layer_history(struct store *s, const char *run, const char *layer,
+                                  const char *settings_hash, int64_t start_step, int64_t end_step,
+                                  size_t page_size, const char *page_token,
+                                  struct store_history **out, struct err *e)
+{
+    static const char sql[] = "SELECT step, " STORE__RESULT_COLS " FROM layers "
+                              "WHERE run_id = ?1 AND settings_hash = ?2 AND name = ?3 "
+                              "AND step >= ?4 AND step <= ?5 ORDER BY step LIMIT ?6";
+    size_t limit = store__page_size(page_size);
+    struct store_history *h = NULL;
+    sqlite3_stmt *st = NULL;
+    int64_t run_id = 0, from = 0;
+    enum err_code rc;
+    int src = SQLITE_DONE, empty = 0;
+
+    *out = NULL;
+    if (layer == NULL)
+        return err_set(e, ERR_INVAL, "layer name missing");
+    if ((rc = window_start(page_token, start_step, &from, &empty, e)) != ERR_OK ||
+        (rc = store__run_id(s, run, &run_id, e)) != ERR_OK)
+        return rc;
+    if ((h = calloc(1, sizeof *h)) == NULL ||
+        (h->points = calloc(limit, sizeof *h->points)) == NULL)
+        goto nomem;
+    if ((rc = store__settings_for(s, run_id, -1, settings_hash, h->settings_hash, e)) != ERR_OK ||
+        h->settings_hash[0] == '\0' || empty || from > end_step)
+        goto out;
+    if ((rc = store__stmt(s, sql, &st, e)) != ERR_OK)
+        goto out;
+    sqlite3_bind_int64(st, 1, run_id);
+    sqlite3_bind_text(st, 2, h->settings_hash, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, layer, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, from);
+    sqlite3_bind_int64(st, 5, end_step);
+    sqlite3_bind_int64(st, 6, (int64_t)limit + 1);
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        if (h->n == limit) { /* one more row exists: not the last page */
+            store__token_from_step(h->points[h->n - 1].step, h->next_token);
+            src = SQLITE_DONE;
+            break;
+        }
+        read_point(st, &h->points[h->n++]);
+    }
+    if (src != SQLITE_DONE)
+        rc = store__dberr(s, src, "layer history", e);
+    goto out;
+nomem:
+    rc = err_set(e, ERR_NOMEM, "history: out of memory");
+out:
+    store__release(st);
+    if (rc != ERR_OK) {
+        store_history_free(h);
+        return rc;
+    }
+    *out = h;
+    return ERR_OK;
+}
+
+void store_history_free(struct store_history *h)
+{
+    if (h == NULL)
+        return;
+    free(h->points);
+    free(h);
+}

@@ -1,0 +1,385 @@
+/* store_results.c -- the result cache (table results), writing layer rows
+ * (table layers) and the metric table. See store.h.
+ *
+ * Status and warning are stored as words ("ok", "under_trained"), kind and
+ * dtype as their names (layer_kind_name, dtype_name), shapes as "512,64":
+ * the database stays readable and independent of enum numbering. NaN is
+ * stored as NULL (what SQLite does with a NaN double) and read back as NaN.
+ *
+ * THREAD SAFETY: as store.h (one connection per thread).
+ */
+#include "storage/store.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "storage/store_int.h"
+
+/* --- Names ----------------------------------------------------------------- */
+
+static const char *const status_names[] = {"ok", "skipped", "failed"};
+static const char *const warning_names[] = {"none", "under_trained", "over_trained", "suspect_fit"};
+static const char *const metric_names[] = {
+#define X(name, str) str,
+    STORE_METRIC_MAP(X)
+#undef X
+};
+
+static int name_index(const char *const *names, int n, const char *s)
+{
+    int i;
+
+    for (i = 0; s != NULL && i < n; i++) {
+        if (strcmp(names[i], s) == 0)
+            return i;
+    }
+    return -1;
+}
+
+const char *store_metric_name(enum store_metric m)
+{
+    return (unsigned)m < STORE_METRIC_COUNT ? metric_names[m] : "?";
+}
+
+int store_metric_from_name(const char *s)
+{
+    return name_index(metric_names, STORE_METRIC_COUNT, s);
+}
+
+double store_metric_value(const struct farms_result *r, enum store_metric m)
+{
+    if (r->status != FARMS_STATUS_OK)
+        return NAN;
+    switch (m) {
+    case STORE_METRIC_ALPHA: return r->alpha;
+    case STORE_METRIC_D: return r->D;
+    case STORE_METRIC_XMIN: return r->xmin;
+    case STORE_METRIC_N_TAIL: return (double)r->n_tail;
+    case STORE_METRIC_NUM_EIGS: return (double)r->num_eigs;
+    case STORE_METRIC_WINDOWS: return (double)r->windows;
+    case STORE_METRIC_SPECTRAL_NORM: return r->spectral_norm;
+    case STORE_METRIC_NORM: return r->norm;
+    case STORE_METRIC_ALPHA_HAT: return r->alpha_hat;
+    case STORE_METRIC_STABLE_RANK: return r->stable_rank;
+    case STORE_METRIC_NORM_STABLE_RANK: return r->norm_stable_rank;
+    case STORE_METRIC_LOG_NORM: return r->log_norm;
+    case STORE_METRIC_LOG_SPECTRAL_NORM: return r->log_spectral_norm;
+    case STORE_METRIC_ENTROPY: return r->entropy;
+    case STORE_METRIC_COUNT: break;
+    }
+    return NAN;
+}
+
+/* --- Result columns -------------------------------------------------------- */
+
+enum err_code store__bind_result(struct store *s, sqlite3_stmt *st, int first,
+                                 const struct farms_result *r, struct err *e)
+{
+    const double reals[] = {r->alpha,       r->D,
+                            r->xmin,        r->spectral_norm,
+                            r->norm,        r->alpha_hat,
+                            r->stable_rank, r->norm_stable_rank,
+                            r->log_norm,    r->log_spectral_norm,
+                            r->entropy};
+    const int real_pos[] = {3, 4, 5, 9, 10, 11, 12, 13, 14, 15, 17};
+    const int64_t ints[] = {r->xmin_index,  r->n_tail,   r->n_fitted,
+                            r->matrix_rank, r->num_eigs, r->windows};
+    const int int_pos[] = {6, 7, 8, 16, 18, 19};
+    size_t i;
+
+    (void)s;
+    if ((unsigned)r->status > FARMS_STATUS_FAILED ||
+        (unsigned)r->warning > FARMS_WARNING_SUSPECT_FIT)
+        return err_set(e, ERR_INVAL, "result: status or warning out of range");
+    sqlite3_bind_text(st, first, status_names[r->status], -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, first + 1, r->reason, (int)strnlen(r->reason, sizeof r->reason),
+                      SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, first + 2, warning_names[r->warning], -1, SQLITE_STATIC);
+    for (i = 0; i < sizeof reals / sizeof reals[0]; i++) {
+        if (isnan(reals[i]))
+            sqlite3_bind_null(st, first + real_pos[i]);
+        else
+            sqlite3_bind_double(st, first + real_pos[i], reals[i]);
+    }
+    for (i = 0; i < sizeof ints / sizeof ints[0]; i++)
+        sqlite3_bind_int64(st, first + int_pos[i], ints[i]);
+    return ERR_OK;
+}
+
+void store__read_result(sqlite3_stmt *st, int first, struct farms_result *r)
+{
+    char word[32];
+    int k;
+
+    memset(r, 0, sizeof *r);
+    store__col_text(st, first, word, sizeof word);
+    k = name_index(status_names, 3, word);
+    r->status = k < 0 ? FARMS_STATUS_FAILED : (enum farms_status)k;
+    store__col_text(st, first + 1, r->reason, sizeof r->reason);
+    store__col_text(st, first + 2, word, sizeof word);
+    k = name_index(warning_names, 4, word);
+    r->warning = k < 0 ? FARMS_WARNING_NONE : (enum farms_warning)k;
+    r->alpha = store__col_real(st, first + 3);
+    r->D = store__col_real(st, first + 4);
+    r->xmin = store__col_real(st, first + 5);
+    r->xmin_index = sqlite3_column_int64(st, first + 6);
+    r->n_tail = sqlite3_column_int64(st, first + 7);
+    r->n_fitted = sqlite3_column_int64(st, first + 8);
+    r->spectral_norm = store__col_real(st, first + 9);
+    r->norm = store__col_real(st, first + 10);
+    r->alpha_hat = store__col_real(st, first + 11);
+    r->stable_rank = store__col_real(st, first + 12);
+    r->norm_stable_rank = store__col_real(st, first + 13);
+    r->log_norm = store__col_real(st, first + 14);
+    r->log_spectral_norm = store__col_real(st, first + 15);
+    r->matrix_rank = sqlite3_column_int64(st, first + 16);
+    r->entropy = store__col_real(st, first + 17);
+    r->num_eigs = sqlite3_column_int64(st, first + 18);
+    r->windows = sqlite3_column_int64(st, first + 19);
+}
+
+/* --- Cache ------------------------------------------------------------------ */
+
+static enum err_code check_key(const struct store_result_key *k, struct err *e)
+{
+    if (!store__is_hex64(k->tensor_sha256))
+        return err_set(e, ERR_INVAL, "tensor hash is not 64 lower-case hex digits");
+    if (!store__is_hex64(k->settings_hash))
+        return err_set(e, ERR_INVAL, "settings hash is not 64 lower-case hex digits");
+    if (k->analysis_key == NULL || k->analysis_key[0] == '\0' ||
+        strlen(k->analysis_key) >= STORE_KEY_MAX)
+        return err_set(e, ERR_INVAL, "analysis key empty or longer than %d bytes",
+                       STORE_KEY_MAX - 1);
+    if (k->engine_version == NULL || k->engine_version[0] == '\0' ||
+        strlen(k->engine_version) >= STORE_KEY_MAX)
+        return err_set(e, ERR_INVAL, "engine version empty or longer than %d bytes",
+                       STORE_KEY_MAX - 1);
+    return ERR_OK;
+}
+
+static void bind_key(sqlite3_stmt *st, const struct store_result_key *k)
+{
+    sqlite3_bind_text(st, 1, k->tensor_sha256, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, k->analysis_key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, k->settings_hash, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, k->engine_version, -1, SQLITE_STATIC);
+}
+
+enum err_code store_result_get(struct store *s, const struct store_result_key *key,
+                               struct farms_result *out, int *hit, struct err *e)
+{
+    static const char sql[] = "SELECT " STORE__RESULT_COLS " FROM results WHERE "
+                              "tensor_sha256 = ?1 AND analysis_key = ?2 AND settings_hash = ?3 "
+                              "AND engine_version = ?4";
+    sqlite3_stmt *st = NULL;
+    enum err_code rc;
+    int src;
+
+    *hit = 0;
+    if ((rc = check_key(key, e)) != ERR_OK || (rc = store__stmt(s, sql, &st, e)) != ERR_OK)
+        return rc;
+    bind_key(st, key);
+    src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        store__read_result(st, 0, out);
+        *hit = 1;
+    } else if (src != SQLITE_DONE) {
+        rc = store__dberr(s, src, "result get", e);
+    }
+    store__release(st);
+    return rc;
+}
+
+enum err_code store_result_put(struct store *s, const struct store_result_key *key,
+                               const struct farms_result *r, struct err *e)
+{
+    static const char sql[] = "INSERT OR IGNORE INTO results(tensor_sha256, analysis_key, "
+                              "settings_hash, engine_version, created, " STORE__RESULT_COLS
+                              ") VALUES(?1, ?2, ?3, ?4, ?5, " STORE__RESULT_PARAMS ")";
+    sqlite3_stmt *st = NULL;
+    enum err_code rc;
+
+    if ((rc = check_key(key, e)) != ERR_OK || (rc = store__stmt(s, sql, &st, e)) != ERR_OK)
+        return rc;
+    bind_key(st, key);
+    sqlite3_bind_double(st, 5, store__now());
+    if ((rc = store__bind_result(s, st, 6, r, e)) != ERR_OK) {
+        store__release(st);
+        return rc;
+    }
+    return store__step_done(s, st, "result put", e);
+}
+
+enum err_code store_results_for_tensor(struct store *s, const char *tensor_sha256,
+                                       struct store_result_list **out, struct err *e)
+{
+    static const char sql[] =
+        "SELECT r.analysis_key, r.settings_hash, coalesce(g.preset, ''), "
+        "coalesce(g.params, ''), r.engine_version, r.created, " STORE__RESULT_COLS
+        " FROM results r LEFT JOIN settings g ON g.hash = r.settings_hash "
+        "WHERE r.tensor_sha256 = ?1 ORDER BY r.settings_hash, r.analysis_key, r.engine_version "
+        "LIMIT ?2";
+    struct store_result_list *l = NULL;
+    sqlite3_stmt *st = NULL;
+    enum err_code rc;
+    int src;
+
+    *out = NULL;
+    if (!store__is_hex64(tensor_sha256))
+        return err_set(e, ERR_INVAL, "tensor hash is not 64 lower-case hex digits");
+    l = calloc(1, sizeof *l);
+    if (l == NULL)
+        return err_set(e, ERR_NOMEM, "result list: out of memory");
+    if ((rc = store__stmt(s, sql, &st, e)) != ERR_OK)
+        goto out;
+    sqlite3_bind_text(st, 1, tensor_sha256, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, STORE_PAGE_MAX);
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        struct store_result *it, *grown;
+
+        grown = realloc(l->items, (l->n + 1) * sizeof *l->items);
+        if (grown == NULL) {
+            rc = err_set(e, ERR_NOMEM, "result list: out of memory");
+            goto out;
+        }
+        l->items = grown;
+        it = &l->items[l->n++];
+        store__col_text(st, 0, it->analysis_key, sizeof it->analysis_key);
+        store__col_text(st, 1, it->settings_hash, sizeof it->settings_hash);
+        store__col_text(st, 2, it->preset, sizeof it->preset);
+        store__col_text(st, 3, it->params_json, sizeof it->params_json);
+        store__col_text(st, 4, it->engine_version, sizeof it->engine_version);
+        it->created = sqlite3_column_double(st, 5);
+        store__read_result(st, 6, &it->r);
+    }
+    if (src != SQLITE_DONE)
+        rc = store__dberr(s, src, "results for tensor", e);
+out:
+    store__release(st);
+    if (rc != ERR_OK) {
+        store_result_list_free(l);
+        return rc;
+    }
+    *out = l;
+    return ERR_OK;
+}
+
+void store_result_list_free(struct store_result_list *l)
+{
+    if (l == NULL)
+        return;
+    free(l->items);
+    free(l);
+}
+
+/* --- Writing layer rows ------------------------------------------------------ */
+
+static enum err_code check_layer(const struct store_layer *l, size_t i, struct err *e)
+{
+    if (l->name == NULL || l->name[0] == '\0')
+        return err_set(e, ERR_INVAL, "layer %zu: empty name", i);
+    if (l->ndim < 0 || l->ndim > CKPT_MAX_RANK)
+        return err_set(e, ERR_INVAL, "layer '%s': %d dims", l->name, l->ndim);
+    if ((unsigned)l->kind >= LAYER_KIND_COUNT || (unsigned)l->dtype >= DTYPE_COUNT)
+        return err_set(e, ERR_INVAL, "layer '%s': kind or dtype out of range", l->name);
+    if (l->tensor_sha256[0] != '\0' && !store__is_hex64(l->tensor_sha256))
+        return err_set(e, ERR_INVAL, "layer '%s': tensor hash malformed", l->name);
+    return ERR_OK;
+}
+
+static void shape_text(const struct store_layer *l, char *buf, size_t len)
+{
+    size_t off = 0;
+    int d;
+
+    buf[0] = '\0';
+    for (d = 0; d < l->ndim && off < len; d++)
+        off += (size_t)snprintf(buf + off, len - off, d ? ",%" PRId64 : "%" PRId64, l->shape[d]);
+}
+
+/* Insert layers[0..n) for (checkpoint, settings) with run and step copied. */
+static enum err_code insert_layers(struct store *s, int64_t ckpt, const char *settings_hash,
+                                   int64_t run_id, int64_t step, const struct store_layer *layers,
+                                   size_t n, struct err *e)
+{
+    static const char sql[] =
+        "INSERT INTO layers(checkpoint_id, settings_hash, ord, run_id, step, name, kind, dtype, "
+        "shape, tensor_sha256, " STORE__RESULT_COLS ") VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
+        "?9, ?10, " STORE__RESULT_PARAMS ")";
+    char shape[CKPT_MAX_RANK * 21 + 1];
+    sqlite3_stmt *st = NULL;
+    enum err_code rc = ERR_OK;
+    size_t i;
+
+    for (i = 0; i < n && rc == ERR_OK; i++) {
+        const struct store_layer *l = &layers[i];
+
+        if ((rc = check_layer(l, i, e)) != ERR_OK || (rc = store__stmt(s, sql, &st, e)) != ERR_OK)
+            break;
+        shape_text(l, shape, sizeof shape);
+        sqlite3_bind_int64(st, 1, ckpt);
+        sqlite3_bind_text(st, 2, settings_hash, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, (int64_t)i);
+        sqlite3_bind_int64(st, 4, run_id);
+        sqlite3_bind_int64(st, 5, step);
+        sqlite3_bind_text(st, 6, l->name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 7, layer_kind_name(l->kind), -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 8, dtype_name(l->dtype), -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 9, shape, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 10, l->tensor_sha256, -1, SQLITE_STATIC);
+        if ((rc = store__bind_result(s, st, 11, &l->r, e)) != ERR_OK)
+            store__release(st);
+        else
+            rc = store__step_done(s, st, "layer insert", e);
+    }
+    return rc;
+}
+
+enum err_code store_layers_put(struct store *s, int64_t checkpoint_id, const char *settings_hash,
+                               const struct store_layer *layers, size_t n, struct err *e)
+{
+    static const char find[] = "SELECT run_id, step FROM checkpoints WHERE id = ?1";
+    static const char del[] = "DELETE FROM layers WHERE checkpoint_id = ?1 AND settings_hash = ?2";
+    sqlite3_stmt *st = NULL;
+    int64_t run_id = 0, step = 0;
+    enum err_code rc;
+    int src;
+
+    if (!store__is_hex64(settings_hash))
+        return err_set(e, ERR_INVAL, "settings hash is not 64 lower-case hex digits");
+    if (n > 0 && layers == NULL)
+        return err_set(e, ERR_INVAL, "layers missing");
+    if ((rc = store__begin(s, e)) != ERR_OK)
+        return rc;
+    if ((rc = store__stmt(s, find, &st, e)) != ERR_OK)
+        goto out;
+    sqlite3_bind_int64(st, 1, checkpoint_id);
+    src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        run_id = sqlite3_column_int64(st, 0);
+        step = sqlite3_column_int64(st, 1);
+    } else {
+        rc = src == SQLITE_DONE
+                 ? err_set(e, ERR_NOTFOUND, "checkpoint %" PRId64 " not found", checkpoint_id)
+                 : store__dberr(s, src, "checkpoint lookup", e);
+    }
+    store__release(st);
+    if (rc != ERR_OK || (rc = store__stmt(s, del, &st, e)) != ERR_OK)
+        goto out;
+    sqlite3_bind_int64(st, 1, checkpoint_id);
+    sqlite3_bind_text(st, 2, settings_hash, -1, SQLITE_STATIC);
+    if ((rc = store__step_done(s, st, "layer delete", e)) != ERR_OK)
+        goto out;
+    rc = insert_layers(s, checkpoint_id, settings_hash, run_id, step, layers, n, e);
+    if (rc == ERR_OK && (rc = store__bump_run(s, run_id, e)) == ERR_OK)
+        rc = store__commit(s, e);
+out:
+    if (rc != ERR_OK)
+        store__rollback(s);
+    return rc;
+}

@@ -1,0 +1,415 @@
+/* store_runs.c -- reads of runs and checkpoints, and the run-wide heatmap
+ * of one metric. See store.h.
+ *
+ * Runs are paged by name (token: hex of the last name), checkpoints and the
+ * heatmap by step (token: the last step). A heatmap page ends at a step
+ * boundary: after page_size steps, or earlier once it holds
+ * HEATMAP_MAX_CELLS cells, so memory stays bounded for very wide runs.
+ * Page tokens are URL-safe ([0-9a-f-]) and opaque to callers.
+ *
+ * THREAD SAFETY: as store.h (one connection per thread).
+ */
+#include "storage/store.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "storage/store_int.h"
+
+#define HEATMAP_MAX_CELLS ((size_t)1 << 20)
+
+/* --- Page tokens ------------------------------------------------------------- */
+
+size_t store__page_size(size_t page_size)
+{
+    if (page_size == 0)
+        return STORE_PAGE_DEFAULT;
+    return page_size > STORE_PAGE_MAX ? STORE_PAGE_MAX : page_size;
+}
+
+enum err_code store__token_step(const char *token, int64_t *step, int *has, struct err *e)
+{
+    char *end = NULL;
+    long long v;
+
+    *has = 0;
+    if (token == NULL || token[0] == '\0')
+        return ERR_OK;
+    errno = 0;
+    v = strtoll(token, &end, 10);
+    if (errno != 0 || end == token || *end != '\0' ||
+        !(token[0] == '-' || (token[0] >= '0' && token[0] <= '9')))
+        return err_set(e, ERR_INVAL, "malformed page token");
+    *step = (int64_t)v;
+    *has = 1;
+    return ERR_OK;
+}
+
+void store__token_from_step(int64_t step, char out[STORE_TOKEN_MAX])
+{
+    snprintf(out, STORE_TOKEN_MAX, "%" PRId64, step);
+}
+
+static int store_hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+enum err_code store__token_name(const char *token, char *name, size_t len, int *has, struct err *e)
+{
+    size_t n, i;
+
+    *has = 0;
+    if (token == NULL || token[0] == '\0')
+        return ERR_OK;
+    n = strlen(token);
+    if (n % 2 != 0 || n / 2 >= len)
+        return err_set(e, ERR_INVAL, "malformed page token");
+    for (i = 0; i < n / 2; i++) {
+        int hi = store_hexval(token[2 * i]), lo = store_hexval(token[2 * i + 1]);
+
+        if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
+            return err_set(e, ERR_INVAL, "malformed page token");
+        name[i] = (char)(hi * 16 + lo);
+    }
+    name[n / 2] = '\0';
+    *has = 1;
+    return ERR_OK;
+}
+
+void store__token_from_name(const char *name, char out[STORE_TOKEN_MAX])
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t i;
+
+    for (i = 0; name[i] != '\0' && 2 * i + 2 < STORE_TOKEN_MAX; i++) {
+        out[2 * i] = hex[(unsigned char)name[i] >> 4];
+        out[2 * i + 1] = hex[(unsigned char)name[i] & 15];
+    }
+    out[2 * i] = '\0';
+}
+
+/* --- Runs ----------------------------------------------------------------------- */
+
+enum err_code store_runs_list(struct store *s, size_t page_size, const char *page_token,
+                              struct store_run_page **out, struct err *e)
+{
+    static const char sql[] =
+        "SELECT r.name, r.created, r.version,"
+        " (SELECT count(*) FROM checkpoints c WHERE c.run_id = r.id),"
+        " coalesce((SELECT max(step) FROM checkpoints c WHERE c.run_id = r.id), -1) "
+        "FROM runs r WHERE r.name > ?1 ORDER BY r.name LIMIT ?2";
+    size_t limit = store__page_size(page_size);
+    char after[STORE_RUN_MAX] = "";
+    struct store_run_page *p = NULL;
+    sqlite3_stmt *st = NULL;
+    enum err_code rc;
+    int has = 0, src;
+
+    *out = NULL;
+    if ((rc = store__token_name(page_token, after, sizeof after, &has, e)) != ERR_OK)
+        return rc;
+    if ((p = calloc(1, sizeof *p)) == NULL ||
+        (p->items = calloc(limit, sizeof *p->items)) == NULL) {
+        rc = err_set(e, ERR_NOMEM, "runs list: out of memory");
+        goto out;
+    }
+    if ((rc = store__stmt(s, sql, &st, e)) != ERR_OK)
+        goto out;
+    sqlite3_bind_text(st, 1, after, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (int64_t)limit + 1);
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        struct store_run *r = &p->items[p->n];
+
+        if (p->n == limit) {
+            store__token_from_name(p->items[p->n - 1].name, p->next_token);
+            src = SQLITE_DONE;
+            break;
+        }
+        store__col_text(st, 0, r->name, sizeof r->name);
+        r->created = sqlite3_column_double(st, 1);
+        r->version = sqlite3_column_int64(st, 2);
+        r->n_checkpoints = sqlite3_column_int64(st, 3);
+        r->last_step = sqlite3_column_int64(st, 4);
+        p->n++;
+    }
+    if (src != SQLITE_DONE)
+        rc = store__dberr(s, src, "runs list", e);
+out:
+    store__release(st);
+    if (rc != ERR_OK) {
+        store_run_page_free(p);
+        return rc;
+    }
+    *out = p;
+    return ERR_OK;
+}
+
+void store_run_page_free(struct store_run_page *p)
+{
+    if (p == NULL)
+        return;
+    free(p->items);
+    free(p);
+}
+
+/* --- Checkpoints ------------------------------------------------------------------ */
+
+#define CKPT_SELECT                                                                         \
+    "SELECT c.id, c.step, c.content_sha256, c.source, c.path, c.format, c.size, c.created," \
+    " coalesce(j.id, 0), coalesce(j.state, 0), coalesce(j.preset, ''),"                     \
+    " coalesce(j.settings_hash, ''), coalesce(j.n_done, 0), coalesce(j.n_total, 0),"        \
+    " coalesce(j.n_cache_hits, 0), (SELECT count(*) FROM layers l WHERE"                    \
+    " l.checkpoint_id = c.id AND l.settings_hash = j.settings_hash) "                       \
+    "FROM checkpoints c LEFT JOIN jobs j ON j.id ="                                         \
+    " (SELECT max(id) FROM jobs WHERE checkpoint_id = c.id) "
+
+static void read_checkpoint(sqlite3_stmt *st, struct store_checkpoint *c)
+{
+    memset(c, 0, sizeof *c);
+    c->id = sqlite3_column_int64(st, 0);
+    c->step = sqlite3_column_int64(st, 1);
+    store__col_text(st, 2, c->content_sha256, sizeof c->content_sha256);
+    c->source = (enum store_source)sqlite3_column_int(st, 3);
+    store__col_text(st, 4, c->path, sizeof c->path);
+    store__col_text(st, 5, c->format, sizeof c->format);
+    c->size = (uint64_t)sqlite3_column_int64(st, 6);
+    c->created = sqlite3_column_double(st, 7);
+    c->job_id = sqlite3_column_int64(st, 8);
+    c->job_state = (enum store_job_state)sqlite3_column_int(st, 9);
+    store__col_text(st, 10, c->preset, sizeof c->preset);
+    store__col_text(st, 11, c->settings_hash, sizeof c->settings_hash);
+    c->n_done = sqlite3_column_int64(st, 12);
+    c->n_total = sqlite3_column_int64(st, 13);
+    c->n_cache_hits = sqlite3_column_int64(st, 14);
+    c->n_layers = sqlite3_column_int64(st, 15);
+}
+
+enum err_code store_checkpoint_get(struct store *s, const char *run, int64_t step,
+                                   struct store_checkpoint *out, struct err *e)
+{
+    static const char sql[] = CKPT_SELECT "WHERE c.run_id = ?1 AND c.step = ?2";
+    sqlite3_stmt *st = NULL;
+    int64_t run_id = 0;
+    enum err_code rc;
+    int src;
+
+    if ((rc = store__run_id(s, run, &run_id, e)) != ERR_OK ||
+        (rc = store__stmt(s, sql, &st, e)) != ERR_OK)
+        return rc;
+    sqlite3_bind_int64(st, 1, run_id);
+    sqlite3_bind_int64(st, 2, step);
+    src = sqlite3_step(st);
+    if (src == SQLITE_ROW)
+        read_checkpoint(st, out);
+    else if (src == SQLITE_DONE)
+        rc = err_set(e, ERR_NOTFOUND, "run '%s' has no checkpoint at step %" PRId64, run, step);
+    else
+        rc = store__dberr(s, src, "checkpoint get", e);
+    store__release(st);
+    return rc;
+}
+
+enum err_code store_checkpoints_list(struct store *s, const char *run, size_t page_size,
+                                     const char *page_token, struct store_checkpoint_page **out,
+                                     struct err *e)
+{
+    static const char sql[] = CKPT_SELECT "WHERE c.run_id = ?1 AND c.step > ?2 "
+                                          "ORDER BY c.step LIMIT ?3";
+    size_t limit = store__page_size(page_size);
+    struct store_checkpoint_page *p = NULL;
+    sqlite3_stmt *st = NULL;
+    int64_t run_id = 0, after = INT64_MIN;
+    enum err_code rc;
+    int has = 0, src;
+
+    *out = NULL;
+    if ((rc = store__token_step(page_token, &after, &has, e)) != ERR_OK ||
+        (rc = store__run_id(s, run, &run_id, e)) != ERR_OK)
+        return rc;
+    if (!has)
+        after = INT64_MIN;
+    if ((p = calloc(1, sizeof *p)) == NULL ||
+        (p->items = calloc(limit, sizeof *p->items)) == NULL) {
+        rc = err_set(e, ERR_NOMEM, "checkpoint list: out of memory");
+        goto out;
+    }
+    if ((rc = store__stmt(s, sql, &st, e)) != ERR_OK)
+        goto out;
+    sqlite3_bind_int64(st, 1, run_id);
+    sqlite3_bind_int64(st, 2, after);
+    sqlite3_bind_int64(st, 3, (int64_t)limit + 1);
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        if (p->n == limit) {
+            store__token_from_step(p->items[p->n - 1].step, p->next_token);
+            src = SQLITE_DONE;
+            break;
+        }
+        read_checkpoint(st, &p->items[p->n++]);
+    }
+    if (src != SQLITE_DONE)
+        rc = store__dberr(s, src, "checkpoint list", e);
+out:
+    store__release(st);
+    if (rc != ERR_OK) {
+        store_checkpoint_page_free(p);
+        return rc;
+    }
+    *out = p;
+    return ERR_OK;
+}
+
+void store_checkpoint_page_free(struct store_checkpoint_page *p)
+{
+    if (p == NULL)
+        return;
+    free(p->items);
+    free(p);
+}
+
+/* --- Heatmap ------------------------------------------------------------------------ */
+
+/* Index of layer `name` in h->layers: first try `guess` (rows of every step
+ * usually come in the same order), else search, else append. -1: no memory. */
+static int64_t heat_layer(struct store_heatmap *h, size_t *cap, const char *name, size_t guess)
+{
+    size_t i;
+    char **grown;
+
+    if (guess < h->n_layers && strcmp(h->layers[guess], name) == 0)
+        return (int64_t)guess;
+    for (i = 0; i < h->n_layers; i++) {
+        if (strcmp(h->layers[i], name) == 0)
+            return (int64_t)i;
+    }
+    if (h->n_layers == *cap) {
+        size_t ncap = *cap ? 2 * *cap : 64;
+
+        if ((grown = realloc(h->layers, ncap * sizeof *grown)) == NULL)
+            return -1;
+        h->layers = grown;
+        *cap = ncap;
+    }
+    if ((h->layers[h->n_layers] = strdup(name)) == NULL)
+        return -1;
+    return (int64_t)h->n_layers++;
+}
+
+static int heat_cell_room(struct store_heatmap *h, size_t *cap)
+{
+    struct store_cell *grown;
+    size_t ncap;
+
+    if (h->n_cells < *cap)
+        return 1;
+    ncap = *cap ? 2 * *cap : 256;
+    if ((grown = realloc(h->cells, ncap * sizeof *grown)) == NULL)
+        return 0;
+    h->cells = grown;
+    *cap = ncap;
+    return 1;
+}
+
+/* Read cells from `st` (step, name, result columns; ordered by step, ord)
+ * until page_size steps or the cell cap, ending at a step boundary. */
+static enum err_code heat_fill(struct store *s, sqlite3_stmt *st, struct store_heatmap *h,
+                               size_t page_size, struct err *e)
+{
+    size_t layer_cap = 0, cell_cap = 0, pos = 0;
+    int64_t cur = 0;
+    int src;
+
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t step = sqlite3_column_int64(st, 0);
+        const unsigned char *name = sqlite3_column_text(st, 1);
+        struct farms_result r;
+
+        if (h->n_steps == 0 || step != cur) {
+            if (h->n_steps == page_size || h->n_cells >= HEATMAP_MAX_CELLS) {
+                store__token_from_step(cur, h->next_token);
+                return ERR_OK;
+            }
+            h->n_steps++;
+            cur = step;
+            pos = 0;
+        }
+        int64_t idx = heat_layer(h, &layer_cap, name != NULL ? (const char *)name : "", pos++);
+        if (idx < 0 || !heat_cell_room(h, &cell_cap))
+            return err_set(e, ERR_NOMEM, "heatmap: out of memory");
+        store__read_result(st, 2, &r);
+        h->cells[h->n_cells].step = step;
+        h->cells[h->n_cells].layer = (size_t)idx;
+        h->cells[h->n_cells].status = r.status;
+        h->cells[h->n_cells].value = store_metric_value(&r, h->metric);
+        h->n_cells++;
+    }
+    return src == SQLITE_DONE ? ERR_OK : store__dberr(s, src, "run history", e);
+}
+
+enum err_code store_run_history(struct store *s, const char *run, enum store_metric metric,
+                                const char *settings_hash, int64_t start_step, int64_t end_step,
+                                size_t page_size, const char *page_token,
+                                struct store_heatmap **out, struct err *e)
+{
+    static const char sql[] = "SELECT step, name, " STORE__RESULT_COLS " FROM layers "
+                              "WHERE run_id = ?1 AND settings_hash = ?2 AND step >= ?3 "
+                              "AND step <= ?4 ORDER BY step, ord";
+    struct store_heatmap *h = NULL;
+    sqlite3_stmt *st = NULL;
+    int64_t run_id = 0, from = start_step, after = 0;
+    enum err_code rc;
+    int has = 0;
+
+    *out = NULL;
+    if ((unsigned)metric >= STORE_METRIC_COUNT)
+        return err_set(e, ERR_INVAL, "unknown metric %d", (int)metric);
+    if ((rc = store__token_step(page_token, &after, &has, e)) != ERR_OK ||
+        (rc = store__run_id(s, run, &run_id, e)) != ERR_OK)
+        return rc;
+    if (has && after >= start_step)
+        from = after == INT64_MAX ? INT64_MAX : after + 1;
+    if ((h = calloc(1, sizeof *h)) == NULL)
+        return err_set(e, ERR_NOMEM, "heatmap: out of memory");
+    h->metric = metric;
+    if ((rc = store__settings_for(s, run_id, -1, settings_hash, h->settings_hash, e)) != ERR_OK ||
+        h->settings_hash[0] == '\0' || from > end_step || (has && after == INT64_MAX))
+        goto out;
+    if ((rc = store__stmt(s, sql, &st, e)) != ERR_OK)
+        goto out;
+    sqlite3_bind_int64(st, 1, run_id);
+    sqlite3_bind_text(st, 2, h->settings_hash, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, from);
+    sqlite3_bind_int64(st, 4, end_step);
+    rc = heat_fill(s, st, h, store__page_size(page_size), e);
+out:
+    store__release(st);
+    if (rc != ERR_OK) {
+        store_heatmap_free(h);
+        return rc;
+    }
+    *out = h;
+    return ERR_OK;
+}
+
+void store_heatmap_free(struct store_heatmap *h)
+{
+    size_t i;
+
+    if (h == NULL)
+        return;
+    for (i = 0; i < h->n_layers; i++)
+        free(h->layers[i]);
+    free(h->layers);
+    free(h->cells);
+    free(h);
+}

@@ -1,0 +1,248 @@
+/* test_api.c -- the HTTP API without a socket: api_handle() on requests
+ * built in memory, with an in-memory store and a blob store in a temp dir.
+ * Uploads are real fixture files copied into the blob store's tmp dir, as
+ * server/http.c leaves them; expected hashes and sizes come from the
+ * fixtures' manifest.json. Run from the repository root.
+ */
+#include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "api/api.h"
+#include "api/query.h"
+#include "core/preset.h"
+#include "core/thash.h"
+#include "storage/blob.h"
+#include "storage/store.h"
+#include "tests/check.h"
+
+#define FIX "tests/fixtures/checkpoints/"
+
+/* --- Fixture: a store, a blob dir, a context --------------------------------- */
+
+struct fx {
+    char dir[64];   /* temp dir: blobs/, root/ (allowed), outside/ */
+    char root[256]; /* realpath of dir/root */
+    char *roots[1];
+    struct store *s;
+    struct blob_store *b;
+    struct api_stats st;
+    struct api_ctx ctx;
+    int n_queued;
+    int64_t last_queued;
+    char tmp[PATH_MAX]; /* the last upload's tmp path */
+    struct api_upload up;
+};
+
+static void fx_queued(void *arg, int64_t id)
+{
+    struct fx *f = arg;
+    f->n_queued++;
+    f->last_queued = id;
+}
+
+static void fx_open(struct fx *f)
+{
+    char p[PATH_MAX], rp[PATH_MAX];
+
+    memset(f, 0, sizeof(*f));
+    snprintf(f->dir, sizeof(f->dir), "/tmp/farmsd-test-api-XXXXXX");
+    CHECK(mkdtemp(f->dir) != NULL);
+    snprintf(p, sizeof(p), "%s/root", f->dir);
+    CHECK(mkdir(p, 0700) == 0);
+    CHECK(realpath(p, rp) != NULL && strlen(rp) < sizeof(f->root));
+    snprintf(f->root, sizeof(f->root), "%.255s", rp);
+    snprintf(p, sizeof(p), "%s/outside", f->dir);
+    CHECK(mkdir(p, 0700) == 0);
+    snprintf(p, sizeof(p), "%s/blobs", f->dir);
+    CHECK(blob_store_open(p, &f->b, NULL) == ERR_OK);
+    CHECK(store_open(":memory:", &f->s, NULL) == ERR_OK);
+    api_stats_init(&f->st);
+    f->roots[0] = f->root;
+    f->ctx.blobs = f->b;
+    f->ctx.default_preset = "farms-llm";
+    f->ctx.max_upload = 1u << 30;
+    f->ctx.job_queued = fx_queued;
+    f->ctx.job_queued_arg = f;
+    f->ctx.stats = &f->st;
+    f->ctx.ready = 1;
+}
+
+static void fx_close(struct fx *f)
+{
+    char cmd[128];
+
+    store_close(f->s);
+    blob_store_close(f->b);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+    CHECK(system(cmd) == 0);
+}
+
+static size_t file_read(const char *path, char **out)
+{
+    FILE *fp = fopen(path, "rb");
+    long n;
+
+    *out = NULL;
+    if (fp == NULL || fseek(fp, 0, SEEK_END) != 0 || (n = ftell(fp)) < 0) {
+        if (fp)
+            fclose(fp);
+        return 0;
+    }
+    rewind(fp);
+    *out = malloc((size_t)n + 1);
+    if (*out == NULL || fread(*out, 1, (size_t)n, fp) != (size_t)n)
+        n = 0;
+    fclose(fp);
+    return (size_t)n;
+}
+
+static void file_copy(const char *from, const char *to)
+{
+    char *d;
+    size_t n = file_read(from, &d);
+    FILE *fp = fopen(to, "wb");
+
+    CHECK(fp != NULL && (n == 0 || fwrite(d, 1, n, fp) == n));
+    if (fp)
+        fclose(fp);
+    free(d);
+}
+
+/* The manifest's sha256 and size of fixture `rel`. */
+static void manifest_entry(const char *rel, char sha[65], long *size)
+{
+    char *text;
+    cJSON *m, *it;
+
+    file_read(FIX "manifest.json", &text);
+    m = cJSON_Parse(text);
+    free(text);
+    sha[0] = '\0';
+    *size = -1;
+    cJSON_ArrayForEach(it, cJSON_GetObjectItem(m, "files"))
+    {
+        if (strcmp(cJSON_GetObjectItem(it, "path")->valuestring, rel) == 0) {
+            snprintf(sha, 65, "%s", cJSON_GetObjectItem(it, "sha256")->valuestring);
+            *size = (long)cJSON_GetObjectItem(it, "size")->valuedouble;
+        }
+    }
+    cJSON_Delete(m);
+    CHECK(*size >= 0);
+}
+
+/* Copy fixture `rel` into the blob tmp dir and describe it as the server
+ * does (hash of the whole body). */
+static const struct api_upload *fx_upload_file(struct fx *f, const char *rel)
+{
+    char path[PATH_MAX], *d;
+    size_t n;
+    int fd = -1;
+
+    snprintf(path, sizeof(path), FIX "%s", rel);
+    n = file_read(path, &d);
+    CHECK(blob_tmp_create(f->b, &fd, f->tmp, sizeof(f->tmp), NULL) == ERR_OK);
+    CHECK(n == 0 || write(fd, d, n) == (ssize_t)n);
+    close(fd);
+    CHECK(thash_bytes(d, n, f->up.sha256, NULL) == ERR_OK);
+    free(d);
+    f->up.tmp_path = f->tmp;
+    f->up.size = n;
+    return &f->up;
+}
+
+/* One request; returns the parsed JSON body (NULL if none / not JSON). */
+static cJSON *call(struct fx *f, const struct api_request *rq, struct api_response *r)
+{
+    api_handle(&f->ctx, f->s, rq, r);
+    return r->body ? cJSON_ParseWithLength(r->body, r->body_len) : NULL;
+}
+
+static cJSON *get(struct fx *f, const char *path, const char *query, struct api_response *r)
+{
+    struct api_request rq = {.method = "GET", .path = path, .query = query};
+    return call(f, &rq, r);
+}
+
+static const char *jstr(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static double jnum(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsNumber(v) ? v->valuedouble : -12345.0;
+}
+
+static cJSON *post_upload(struct fx *f, const char *run, const char *rel, const char *query,
+                          struct api_response *r)
+{
+    char path[256];
+    struct api_request rq = {
+        .method = "POST", .path = path, .query = query, .content_type = "application/octet-stream"};
+
+    snprintf(path, sizeof(path), "/v1/runs/%s/checkpoints", run);
+    rq.upload = fx_upload_file(f, rel);
+    return call(f, &rq, r);
+}
+
+static cJSON *post_json(struct fx *f, const char *run, const char *body, struct api_response *r)
+{
+    char path[256];
+    struct api_request rq = {.method = "POST",
+                             .path = path,
+                             .content_type = "application/json",
+                             .body = body,
+                             .body_len = strlen(body)};
+
+    snprintf(path, sizeof(path), "/v1/runs/%s/checkpoints", run);
+    return call(f, &rq, r);
+}
+
+static int n_runs(struct fx *f)
+{
+    struct api_response r;
+    cJSON *j = get(f, "/v1/runs", NULL, &r);
+    int n = cJSON_GetArraySize(cJSON_GetObjectItem(j, "runs"));
+
+    CHECK_EQ_INT(r.status, 200);
+    cJSON_Delete(j);
+    api_response_free(&r);
+    return n;
+}
+
+#include "tests/test_api_ingest.inc"
+#include "tests/test_api_reads.inc"
+
+int main(void)
+{
+    test_upload_accepted();
+    test_upload_same_content_same_job();
+    test_upload_other_content_conflict();
+    test_upload_malformed_stores_nothing();
+    test_upload_checksum_header();
+    test_upload_bad_parameters();
+    test_path_ingestion();
+    test_path_shards();
+    test_jobs_get_cancel();
+    test_reads_checkpoint_and_latest();
+    test_history_and_downsampling();
+    test_heatmap();
+    test_etag_304();
+    test_pagination();
+    test_auth();
+    test_routing();
+    test_ops_endpoints();
+    test_tensors();
+    test_query_helpers();
+    return check_report("test_api");
+}

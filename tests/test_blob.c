@@ -1,0 +1,271 @@
+/* test_blob.c -- storage/blob: content-addressed commits, layout, tmp cleanup.
+ *
+ * Each case works in a fresh directory under /tmp and removes it.
+ */
+#include "storage/blob.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "core/thash.h"
+#include "tests/check.h"
+
+/* --- Helpers ------------------------------------------------------------------ */
+
+static void rm_tree(const char *path)
+{
+    struct stat sb;
+    DIR *d;
+
+    if (lstat(path, &sb) != 0)
+        return;
+    if (!S_ISDIR(sb.st_mode)) {
+        unlink(path);
+        return;
+    }
+    if ((d = opendir(path)) != NULL) {
+        struct dirent *de;
+        char sub[1024];
+
+        while ((de = readdir(d)) != NULL) {
+            if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                continue;
+            snprintf(sub, sizeof sub, "%s/%s", path, de->d_name);
+            rm_tree(sub);
+        }
+        closedir(d);
+    }
+    rmdir(path);
+}
+
+static void temp_dir(char *buf, size_t len)
+{
+    snprintf(buf, len, "/tmp/test_blob_XXXXXX");
+    ERR_ASSERT(mkdtemp(buf) != NULL);
+}
+
+/* Write `text` into a new tmp file of `b`; its path in `path`. */
+static void write_tmp(struct blob_store *b, const char *text, char *path, size_t len)
+{
+    struct err e = {0};
+    int fd = -1;
+
+    ERR_ASSERT(blob_tmp_create(b, &fd, path, len, &e) == ERR_OK);
+    ERR_ASSERT(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
+    close(fd);
+}
+
+static long file_size(const char *path)
+{
+    struct stat sb;
+
+    return stat(path, &sb) == 0 ? (long)sb.st_size : -1;
+}
+
+static int count_entries(const char *dir)
+{
+    struct dirent *de;
+    DIR *d = opendir(dir);
+    int n = 0;
+
+    if (d == NULL)
+        return -1;
+    while ((de = readdir(d)) != NULL)
+        n += strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0;
+    closedir(d);
+    return n;
+}
+
+/* --- Cases ---------------------------------------------------------------------- */
+
+static void test_open_creates_layout(void)
+{
+    char root[64], dir[128], sub[160];
+    struct blob_store *b = NULL;
+    struct err e = {0};
+    struct stat sb;
+    uint64_t avail = 0;
+
+    temp_dir(root, sizeof root);
+    snprintf(dir, sizeof dir, "%s/blobs", root); /* does not exist yet */
+    CHECK_EQ_INT(blob_store_open(dir, &b, &e), ERR_OK);
+    snprintf(sub, sizeof sub, "%s/tmp", dir);
+    CHECK(stat(sub, &sb) == 0 && S_ISDIR(sb.st_mode));
+    CHECK_STR_EQ(blob_tmp_dir(b), sub);
+    snprintf(sub, sizeof sub, "%s/objects", dir);
+    CHECK(stat(sub, &sb) == 0 && S_ISDIR(sb.st_mode));
+    CHECK_EQ_INT(blob_free_bytes(b, &avail, &e), ERR_OK);
+    CHECK(avail > 0);
+    blob_store_close(b);
+    /* a file where the directory should be */
+    snprintf(sub, sizeof sub, "%s/file", root);
+    close(open(sub, O_CREAT | O_WRONLY, 0600));
+    CHECK_EQ_INT(blob_store_open(sub, &b, &e), ERR_IO);
+    CHECK(b == NULL);
+    rm_tree(root);
+}
+
+static void test_commit_and_path_layout(void)
+{
+    static const char body[] = "checkpoint bytes, step 100";
+    char root[64], tmp[512], path[512], want[512], sha[THASH_HEX_LEN], got[64];
+    struct blob_store *b = NULL;
+    struct err e = {0};
+    int existed = -1;
+    FILE *f;
+
+    temp_dir(root, sizeof root);
+    CHECK_EQ_INT(blob_store_open(root, &b, &e), ERR_OK);
+    CHECK_EQ_INT(thash_bytes(body, strlen(body), sha, &e), ERR_OK);
+    CHECK_EQ_INT(blob_exists(b, sha), 0);
+    write_tmp(b, body, tmp, sizeof tmp);
+    CHECK(strncmp(tmp, blob_tmp_dir(b), strlen(blob_tmp_dir(b))) == 0);
+    CHECK_EQ_INT(blob_commit(b, tmp, sha, &existed, &e), ERR_OK);
+    CHECK_EQ_INT(existed, 0);
+    CHECK_EQ_INT(file_size(tmp), -1); /* moved, not copied */
+    CHECK_EQ_INT(blob_exists(b, sha), 1);
+    /* <dir>/objects/<sha[0:2]>/<sha> */
+    CHECK_EQ_INT(blob_path(b, sha, path, sizeof path, &e), ERR_OK);
+    snprintf(want, sizeof want, "%s/objects/%.2s/%s", root, sha, sha);
+    CHECK_STR_EQ(path, want);
+    f = fopen(path, "rb");
+    CHECK(f != NULL);
+    if (f != NULL) {
+        size_t n = fread(got, 1, sizeof got - 1, f);
+
+        got[n] = '\0';
+        fclose(f);
+        CHECK_STR_EQ(got, body);
+    }
+    CHECK_EQ_INT(blob_path(b, sha, path, 20, &e), ERR_TOOBIG);
+    CHECK_EQ_INT(blob_path(b, "ABCDEF", path, sizeof path, &e), ERR_INVAL);
+    CHECK_EQ_INT(blob_exists(b, "../../etc/passwd"), 0);
+    blob_store_close(b);
+    rm_tree(root);
+}
+
+static void test_duplicate_commit_keeps_first(void)
+{
+    static const char body[] = "same content twice";
+    char root[64], t1[512], t2[512], path[512], sha[THASH_HEX_LEN];
+    struct blob_store *b = NULL;
+    struct err e = {0};
+    struct stat s1, s2;
+    int existed = -1;
+
+    temp_dir(root, sizeof root);
+    CHECK_EQ_INT(blob_store_open(root, &b, &e), ERR_OK);
+    CHECK_EQ_INT(thash_bytes(body, strlen(body), sha, &e), ERR_OK);
+    write_tmp(b, body, t1, sizeof t1);
+    write_tmp(b, body, t2, sizeof t2);
+    CHECK(strcmp(t1, t2) != 0); /* O_EXCL names never collide */
+    CHECK_EQ_INT(blob_commit(b, t1, sha, &existed, &e), ERR_OK);
+    blob_path(b, sha, path, sizeof path, &e);
+    CHECK_EQ_INT(stat(path, &s1), 0);
+    CHECK_EQ_INT(blob_commit(b, t2, sha, &existed, &e), ERR_OK);
+    CHECK_EQ_INT(existed, 1);
+    CHECK_EQ_INT(file_size(t2), -1); /* the temp file is removed */
+    CHECK_EQ_INT(stat(path, &s2), 0);
+    CHECK_EQ_INT(s2.st_ino, s1.st_ino); /* the first blob is kept */
+    CHECK_EQ_INT(count_entries(blob_tmp_dir(b)), 0);
+    blob_store_close(b);
+    rm_tree(root);
+}
+
+static void test_commit_rejects(void)
+{
+    char root[64], tmp[512], sha[THASH_HEX_LEN], missing[600];
+    struct blob_store *b = NULL;
+    struct err e = {0};
+
+    temp_dir(root, sizeof root);
+    CHECK_EQ_INT(blob_store_open(root, &b, &e), ERR_OK);
+    write_tmp(b, "x", tmp, sizeof tmp);
+    CHECK_EQ_INT(thash_bytes("x", 1, sha, &e), ERR_OK);
+    /* upper-case hex is not a blob name: the tmp file stays for the caller */
+    sha[0] = 'A';
+    CHECK_EQ_INT(blob_commit(b, tmp, sha, NULL, &e), ERR_INVAL);
+    CHECK_EQ_INT(file_size(tmp), 1);
+    CHECK_EQ_INT(thash_bytes("x", 1, sha, &e), ERR_OK);
+    snprintf(missing, sizeof missing, "%s.gone", tmp);
+    CHECK_EQ_INT(blob_commit(b, missing, sha, NULL, &e), ERR_IO);
+    CHECK_EQ_INT(blob_commit(b, blob_tmp_dir(b), sha, NULL, &e), ERR_IO); /* a directory */
+    CHECK_EQ_INT(blob_exists(b, sha), 0);
+    CHECK_EQ_INT(blob_commit(b, tmp, sha, NULL, &e), ERR_OK);
+    CHECK_EQ_INT(blob_exists(b, sha), 1);
+    blob_store_close(b);
+    rm_tree(root);
+}
+
+static void test_stale_tmp_cleanup(void)
+{
+    char root[64], old_f[512], new_f[512];
+    struct blob_store *b = NULL;
+    struct timeval tv[2];
+    struct err e = {0};
+    int64_t n = -1;
+
+    temp_dir(root, sizeof root);
+    CHECK_EQ_INT(blob_store_open(root, &b, &e), ERR_OK);
+    write_tmp(b, "interrupted upload", old_f, sizeof old_f);
+    write_tmp(b, "upload in progress", new_f, sizeof new_f);
+    gettimeofday(&tv[0], NULL);
+    tv[0].tv_sec -= (time_t)2 * BLOB_TMP_STALE_S;
+    tv[1] = tv[0];
+    CHECK_EQ_INT(utimes(old_f, tv), 0);
+    blob_store_close(b);
+    /* reopen ("restart"): only the stale file goes */
+    CHECK_EQ_INT(blob_store_open(root, &b, &e), ERR_OK);
+    CHECK_EQ_INT(file_size(old_f), -1);
+    CHECK_EQ_INT(file_size(new_f), 18);
+    CHECK_EQ_INT(blob_tmp_cleanup(b, BLOB_TMP_STALE_S, &n, &e), ERR_OK);
+    CHECK_EQ_INT(n, 0);
+    CHECK_EQ_INT(blob_tmp_cleanup(b, 0, &n, &e), ERR_OK);
+    CHECK_EQ_INT(n, 1);
+    CHECK_EQ_INT(count_entries(blob_tmp_dir(b)), 0);
+    blob_store_close(b);
+    rm_tree(root);
+}
+
+static void test_many_blobs_share_fanout(void)
+{
+    char root[64], tmp[512], objects[128], text[32], sha[THASH_HEX_LEN];
+    struct blob_store *b = NULL;
+    struct err e = {0};
+    int i, committed = 0, fan;
+
+    temp_dir(root, sizeof root);
+    CHECK_EQ_INT(blob_store_open(root, &b, &e), ERR_OK);
+    /* 300 blobs over at most 256 fan-out directories: some directories are
+     * reused (no directory fsync of objects/), others created (fsynced) */
+    for (i = 0; i < 300; i++) {
+        snprintf(text, sizeof text, "blob %d", i);
+        write_tmp(b, text, tmp, sizeof tmp);
+        thash_bytes(text, strlen(text), sha, &e);
+        committed += blob_commit(b, tmp, sha, NULL, &e) == ERR_OK && blob_exists(b, sha);
+    }
+    CHECK_EQ_INT(committed, 300);
+    snprintf(objects, sizeof objects, "%s/objects", root);
+    fan = count_entries(objects);
+    CHECK(fan > 1 && fan < 300);
+    CHECK_EQ_INT(count_entries(blob_tmp_dir(b)), 0);
+    blob_store_close(b);
+    rm_tree(root);
+}
+
+int main(void)
+{
+    test_open_creates_layout();
+    test_commit_and_path_layout();
+    test_duplicate_commit_keeps_first();
+    test_commit_rejects();
+    test_stale_tmp_cleanup();
+    test_many_blobs_share_fanout();
+    return check_report("test_blob");
+}

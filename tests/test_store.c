@@ -1,0 +1,909 @@
+/* test_store.c -- storage/store: schema, job queue, cache, layer rows, reads.
+ *
+ * Most cases use store_open(":memory:"); the migration, crash/requeue and
+ * two-thread claim cases use a temp file database (WAL), as the service does.
+ */
+#include "storage/store.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/thash.h"
+#include "tests/check.h"
+
+static const char PARAMS_LLM[] = "{\"window_rows\":2000,\"q_ratio\":1,\"xmin\":\"peak\"}";
+static const char PARAMS_CV[] = "{\"window_rows\":100,\"q_ratio\":1,\"xmin\":\"mid\"}";
+
+/* --- Helpers ------------------------------------------------------------------ */
+
+static void sha_of(const char *text, char hex[STORE_HASH_LEN])
+{
+    ERR_ASSERT(thash_bytes(text, strlen(text), hex, NULL) == ERR_OK);
+}
+
+static struct store *open_mem(void)
+{
+    struct store *s = NULL;
+    struct err e = {0};
+
+    ERR_ASSERT(store_open(":memory:", &s, &e) == ERR_OK);
+    return s;
+}
+
+/* A temp file path for a database; removes it and its WAL files first. */
+static void temp_db(char *buf, size_t len, const char *tag)
+{
+    char p[512];
+
+    snprintf(buf, len, "/tmp/test_store_%ld_%s.db", (long)getpid(), tag);
+    unlink(buf);
+    snprintf(p, sizeof p, "%s-wal", buf);
+    unlink(p);
+    snprintf(p, sizeof p, "%s-shm", buf);
+    unlink(p);
+}
+
+static void remove_db(const char *path)
+{
+    char p[512];
+
+    unlink(path);
+    snprintf(p, sizeof p, "%s-wal", path);
+    unlink(p);
+    snprintf(p, sizeof p, "%s-shm", path);
+    unlink(p);
+}
+
+/* Submit checkpoint (run, step) whose content is the text `content`. */
+static enum err_code submit(struct store *s, const char *run, int64_t step, const char *content,
+                            const char *preset, const char *params, struct store_job *job,
+                            int *existed, struct err *e)
+{
+    char sha[STORE_HASH_LEN];
+    struct store_submit sub = {0};
+
+    sha_of(content, sha);
+    sub.run = run;
+    sub.step = step;
+    sub.content_sha256 = sha;
+    sub.source = STORE_SOURCE_UPLOAD;
+    sub.format = "safetensors";
+    sub.size = 1000 + (uint64_t)step;
+    sub.preset = preset;
+    sub.params_json = params;
+    return store_job_submit(s, &sub, job, existed, e);
+}
+
+static int64_t submit_ok(struct store *s, const char *run, int64_t step)
+{
+    char content[64];
+    struct store_job job;
+    struct err e = {0};
+    int existed = 0;
+
+    snprintf(content, sizeof content, "%s@%" PRId64, run, step);
+    ERR_ASSERT(submit(s, run, step, content, "farms-llm", PARAMS_LLM, &job, &existed, &e) ==
+               ERR_OK);
+    return job.id;
+}
+
+/* --- Schema -------------------------------------------------------------------- */
+
+static void test_open_twice_migrates_once(void)
+{
+    char path[256], id1[40];
+    struct store *s = NULL, *t = NULL;
+    struct err e = {0};
+
+    temp_db(path, sizeof path, "open");
+    CHECK_EQ_INT(store_open(path, &s, &e), ERR_OK);
+    CHECK_EQ_INT(strlen(store_instance_id(s)), 32);
+    snprintf(id1, sizeof id1, "%s", store_instance_id(s));
+    submit_ok(s, "r", 1);
+    /* a second connection while the first is open, then a reopen */
+    CHECK_EQ_INT(store_open(path, &t, &e), ERR_OK);
+    CHECK_STR_EQ(store_instance_id(t), id1);
+    store_close(t);
+    store_close(s);
+    CHECK_EQ_INT(store_open(path, &s, &e), ERR_OK);
+    CHECK_STR_EQ(store_instance_id(s), id1);
+    {
+        struct store_job job;
+
+        CHECK_EQ_INT(store_job_get(s, 1, &job, &e), ERR_OK); /* data kept */
+        CHECK_STR_EQ(job.run, "r");
+    }
+    CHECK_EQ_INT(store_check(s, &e), ERR_OK);
+    store_close(s);
+    remove_db(path);
+}
+
+static void test_open_rejects_bad_path(void)
+{
+    struct store *s = NULL;
+    struct err e = {0};
+
+    CHECK_EQ_INT(store_open("/nonexistent-dir/x/farms.db", &s, &e), ERR_DB);
+    CHECK(s == NULL);
+    CHECK_EQ_INT(store_open("", &s, &e), ERR_INVAL);
+}
+
+/* --- Jobs ---------------------------------------------------------------------- */
+
+static void test_submit_new_existing_conflict(void)
+{
+    struct store *s = open_mem();
+    struct store_job a, b;
+    struct err e = {0};
+    char sha[STORE_HASH_LEN], hash[STORE_HASH_LEN];
+    int existed = -1;
+
+    CHECK_EQ_INT(submit(s, "gpt", 100, "bytes-A", "farms-llm", PARAMS_LLM, &a, &existed, &e),
+                 ERR_OK);
+    CHECK_EQ_INT(existed, 0);
+    CHECK_EQ_INT(a.state, STORE_JOB_QUEUED);
+    CHECK_STR_EQ(a.run, "gpt");
+    CHECK_EQ_INT(a.step, 100);
+    sha_of("bytes-A", sha);
+    CHECK_STR_EQ(a.content_sha256, sha);
+    CHECK_STR_EQ(a.format, "safetensors");
+    CHECK_EQ_INT(a.size, 1100);
+    CHECK_STR_EQ(a.preset, "farms-llm");
+    CHECK_STR_EQ(a.params_json, PARAMS_LLM);
+    CHECK_EQ_INT(store_settings_hash(PARAMS_LLM, hash, &e), ERR_OK);
+    CHECK_STR_EQ(a.settings_hash, hash);
+    CHECK(a.created > 1.6e9 && a.started == 0 && a.finished == 0);
+
+    /* same run + step + content: the same job, nothing new */
+    CHECK_EQ_INT(submit(s, "gpt", 100, "bytes-A", "farms-llm", PARAMS_LLM, &b, &existed, &e),
+                 ERR_OK);
+    CHECK_EQ_INT(existed, 1);
+    CHECK_EQ_INT(b.id, a.id);
+
+    /* same run + step, other content: conflict */
+    CHECK_EQ_INT(submit(s, "gpt", 100, "bytes-B", "farms-llm", PARAMS_LLM, &b, &existed, &e),
+                 ERR_CONFLICT);
+    CHECK(strstr(e.msg, "step 100") != NULL);
+    CHECK_EQ_INT(existed, 0);
+
+    /* same checkpoint, other settings: a second job on the same checkpoint */
+    CHECK_EQ_INT(submit(s, "gpt", 100, "bytes-A", "farms-cv", PARAMS_CV, &b, &existed, &e), ERR_OK);
+    CHECK_EQ_INT(existed, 0);
+    CHECK(b.id != a.id);
+    CHECK_EQ_INT(b.checkpoint_id, a.checkpoint_id);
+
+    /* the same step in another run is another checkpoint */
+    CHECK_EQ_INT(submit(s, "bert", 100, "bytes-B", "farms-llm", PARAMS_LLM, &b, &existed, &e),
+                 ERR_OK);
+    CHECK(b.checkpoint_id != a.checkpoint_id);
+    store_close(s);
+}
+
+static void test_submit_validates(void)
+{
+    struct store *s = open_mem();
+    struct store_submit sub = {0};
+    struct store_job job;
+    struct err e = {0};
+    char longname[STORE_RUN_MAX + 10];
+    int existed;
+    int64_t counts[STORE_JOB_STATE_COUNT];
+
+    sub.run = "r";
+    sub.step = 1;
+    sub.content_sha256 = "ABC"; /* not 64 lower-case hex */
+    sub.preset = "farms-llm";
+    sub.params_json = PARAMS_LLM;
+    CHECK_EQ_INT(store_job_submit(s, &sub, &job, &existed, &e), ERR_INVAL);
+    sub.content_sha256 = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    sub.step = -1;
+    CHECK_EQ_INT(store_job_submit(s, &sub, &job, &existed, &e), ERR_INVAL);
+    sub.step = 1;
+    sub.source = STORE_SOURCE_PATH; /* path missing */
+    CHECK_EQ_INT(store_job_submit(s, &sub, &job, &existed, &e), ERR_INVAL);
+    sub.source = STORE_SOURCE_UPLOAD;
+    memset(longname, 'x', sizeof longname - 1);
+    longname[sizeof longname - 1] = '\0';
+    sub.run = longname;
+    CHECK_EQ_INT(store_job_submit(s, &sub, &job, &existed, &e), ERR_INVAL);
+    sub.run = "r";
+    sub.preset = NULL;
+    CHECK_EQ_INT(store_job_submit(s, &sub, &job, &existed, &e), ERR_INVAL);
+    /* nothing was written */
+    CHECK_EQ_INT(store_job_counts(s, counts, &e), ERR_OK);
+    CHECK_EQ_INT(counts[STORE_JOB_QUEUED], 0);
+    sub.preset = "farms-llm";
+    sub.source = STORE_SOURCE_PATH;
+    sub.path = "/data/ckpt/step1";
+    CHECK_EQ_INT(store_job_submit(s, &sub, &job, &existed, &e), ERR_OK);
+    CHECK_EQ_INT(job.source, STORE_SOURCE_PATH);
+    CHECK_STR_EQ(job.path, "/data/ckpt/step1");
+    CHECK_STR_EQ(job.format, "");
+    store_close(s);
+}
+
+static void test_claim_fifo(void)
+{
+    struct store *s = open_mem();
+    struct store_job job;
+    struct err e = {0};
+    int64_t ids[3];
+    int claimed = -1, i;
+
+    ids[0] = submit_ok(s, "r", 30); /* submission order, not step order */
+    ids[1] = submit_ok(s, "r", 10);
+    ids[2] = submit_ok(s, "q", 20);
+    for (i = 0; i < 3; i++) {
+        CHECK_EQ_INT(store_job_claim(s, &job, &claimed, &e), ERR_OK);
+        CHECK_EQ_INT(claimed, 1);
+        CHECK_EQ_INT(job.id, ids[i]);
+        CHECK_EQ_INT(job.state, STORE_JOB_RUNNING);
+        CHECK(job.started >= job.created);
+    }
+    CHECK_EQ_INT(store_job_claim(s, &job, &claimed, &e), ERR_OK);
+    CHECK_EQ_INT(claimed, 0);
+    store_close(s);
+}
+
+#define CLAIM_JOBS 40
+
+struct claimer {
+    const char *path;
+    int64_t ids[CLAIM_JOBS];
+    int n;
+    enum err_code rc;
+};
+
+static void *claim_all(void *arg)
+{
+    struct claimer *c = arg;
+    struct store *s = NULL;
+    struct store_job job;
+    struct err e = {0};
+    int claimed = 1;
+
+    c->rc = store_open(c->path, &s, &e);
+    while (c->rc == ERR_OK && claimed) {
+        c->rc = store_job_claim(s, &job, &claimed, &e);
+        if (c->rc == ERR_OK && claimed) {
+            c->ids[c->n++] = job.id;
+            c->rc = store_job_finish(s, job.id, STORE_JOB_SUCCEEDED, NULL, NULL, &e);
+        }
+    }
+    store_close(s);
+    return NULL;
+}
+
+static void test_claim_exactly_once_two_threads(void)
+{
+    char path[256];
+    struct claimer a = {0}, b = {0};
+    struct store *s = NULL;
+    struct err e = {0};
+    pthread_t ta, tb;
+    int seen[CLAIM_JOBS + 1] = {0};
+    int64_t counts[STORE_JOB_STATE_COUNT];
+    int i, dup = 0, missing = 0;
+
+    temp_db(path, sizeof path, "claim");
+    CHECK_EQ_INT(store_open(path, &s, &e), ERR_OK);
+    for (i = 0; i < CLAIM_JOBS; i++)
+        CHECK_EQ_INT(submit_ok(s, "r", i), i + 1);
+    a.path = b.path = path;
+    pthread_create(&ta, NULL, claim_all, &a);
+    pthread_create(&tb, NULL, claim_all, &b);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    CHECK_EQ_INT(a.rc, ERR_OK);
+    CHECK_EQ_INT(b.rc, ERR_OK);
+    CHECK_EQ_INT(a.n + b.n, CLAIM_JOBS);
+    for (i = 0; i < a.n; i++)
+        dup += seen[a.ids[i]]++ > 0;
+    for (i = 0; i < b.n; i++)
+        dup += seen[b.ids[i]]++ > 0;
+    for (i = 1; i <= CLAIM_JOBS; i++)
+        missing += seen[i] == 0;
+    CHECK_EQ_INT(dup, 0);
+    CHECK_EQ_INT(missing, 0);
+    /* each thread's claims are in FIFO order */
+    for (i = 1; i < a.n; i++)
+        CHECK(a.ids[i] > a.ids[i - 1]);
+    CHECK_EQ_INT(store_job_counts(s, counts, &e), ERR_OK);
+    CHECK_EQ_INT(counts[STORE_JOB_SUCCEEDED], CLAIM_JOBS);
+    CHECK_EQ_INT(counts[STORE_JOB_QUEUED], 0);
+    CHECK_EQ_INT(store_check(s, &e), ERR_OK);
+    store_close(s);
+    remove_db(path);
+}
+
+static void test_cancel(void)
+{
+    struct store *s = open_mem();
+    struct store_job job;
+    struct err e = {0};
+    enum store_job_state st;
+    int64_t queued = submit_ok(s, "r", 1), running = submit_ok(s, "r", 2);
+    int64_t done = submit_ok(s, "r", 3);
+    int claimed;
+
+    /* queued -> canceled; the queue skips it */
+    CHECK_EQ_INT(store_job_cancel(s, queued, &job, &e), ERR_OK);
+    CHECK_EQ_INT(job.state, STORE_JOB_CANCELED);
+    CHECK(job.finished > 0);
+    CHECK_EQ_INT(store_job_cancel(s, queued, NULL, &e), ERR_OK); /* idempotent */
+    CHECK_EQ_INT(store_job_claim(s, &job, &claimed, &e), ERR_OK);
+    CHECK_EQ_INT(job.id, running);
+    /* running -> canceled: the worker sees it between tensors */
+    CHECK_EQ_INT(store_job_progress(s, running, 1, 10, 0, &e), ERR_OK);
+    CHECK_EQ_INT(store_job_cancel(s, running, NULL, &e), ERR_OK);
+    CHECK_EQ_INT(store_job_state(s, running, &st, &e), ERR_OK);
+    CHECK_EQ_INT(st, STORE_JOB_CANCELED);
+    CHECK_EQ_INT(store_job_progress(s, running, 2, 10, 0, &e), ERR_CANCELED);
+    CHECK_EQ_INT(store_job_finish(s, running, STORE_JOB_SUCCEEDED, NULL, NULL, &e), ERR_CANCELED);
+    CHECK_EQ_INT(store_job_get(s, running, &job, &e), ERR_OK);
+    CHECK_EQ_INT(job.state, STORE_JOB_CANCELED);
+    CHECK_EQ_INT(job.n_done, 1);
+    /* finished jobs cannot be canceled */
+    CHECK_EQ_INT(store_job_claim(s, &job, &claimed, &e), ERR_OK);
+    CHECK_EQ_INT(job.id, done);
+    CHECK_EQ_INT(store_job_finish(s, done, STORE_JOB_SUCCEEDED, NULL, NULL, &e), ERR_OK);
+    CHECK_EQ_INT(store_job_cancel(s, done, NULL, &e), ERR_CONFLICT);
+    CHECK_EQ_INT(store_job_cancel(s, 999, NULL, &e), ERR_NOTFOUND);
+    CHECK_EQ_INT(store_job_state(s, 999, &st, &e), ERR_NOTFOUND);
+    store_close(s);
+}
+
+static void test_finish_records_error_and_timings(void)
+{
+    struct store *s = open_mem();
+    struct store_job job;
+    struct err e = {0};
+    int64_t id = submit_ok(s, "r", 7), counts[STORE_JOB_STATE_COUNT];
+    int claimed;
+
+    CHECK_EQ_INT(store_job_finish(s, id, STORE_JOB_FAILED, "x", "y", &e), ERR_CONFLICT);
+    CHECK_EQ_INT(store_job_claim(s, &job, &claimed, &e), ERR_OK);
+    CHECK_EQ_INT(store_job_progress(s, id, 3, 12, 2, &e), ERR_OK);
+    CHECK_EQ_INT(store_job_finish(s, id, STORE_JOB_QUEUED, NULL, NULL, &e), ERR_INVAL);
+    CHECK_EQ_INT(store_job_finish(s, id, STORE_JOB_FAILED, "truncated",
+                                  "tensor 'w1': data past end of file", &e),
+                 ERR_OK);
+    CHECK_EQ_INT(store_job_get(s, id, &job, &e), ERR_OK);
+    CHECK_EQ_INT(job.state, STORE_JOB_FAILED);
+    CHECK_STR_EQ(job.error_category, "truncated");
+    CHECK_STR_EQ(job.error_message, "tensor 'w1': data past end of file");
+    CHECK_EQ_INT(job.n_done, 3);
+    CHECK_EQ_INT(job.n_total, 12);
+    CHECK_EQ_INT(job.n_cache_hits, 2);
+    CHECK(job.created > 0 && job.started >= job.created && job.finished >= job.started);
+    CHECK_STR_EQ(store_job_state_name(job.state), "failed");
+    CHECK_EQ_INT(store_job_counts(s, counts, &e), ERR_OK);
+    CHECK_EQ_INT(counts[STORE_JOB_FAILED], 1);
+    CHECK_EQ_INT(counts[STORE_JOB_RUNNING], 0);
+    store_close(s);
+}
+
+static void test_requeue_after_crash(void)
+{
+    char path[256];
+    struct store *s = NULL;
+    struct store_job job;
+    struct err e = {0};
+    int64_t n = -1, a, b;
+    int claimed;
+
+    temp_db(path, sizeof path, "crash");
+    CHECK_EQ_INT(store_open(path, &s, &e), ERR_OK);
+    a = submit_ok(s, "r", 1);
+    b = submit_ok(s, "r", 2);
+    CHECK_EQ_INT(store_job_claim(s, &job, &claimed, &e), ERR_OK);
+    CHECK_EQ_INT(store_job_progress(s, a, 5, 9, 1, &e), ERR_OK);
+    store_close(s); /* "crash": job a left running */
+
+    CHECK_EQ_INT(store_open(path, &s, &e), ERR_OK);
+    CHECK_EQ_INT(store_jobs_requeue(s, &n, &e), ERR_OK);
+    CHECK_EQ_INT(n, 1);
+    CHECK_EQ_INT(store_job_get(s, a, &job, &e), ERR_OK);
+    CHECK_EQ_INT(job.state, STORE_JOB_QUEUED);
+    CHECK_EQ_INT(job.n_done, 0);
+    CHECK(job.started == 0);
+    /* it runs again, before the younger job */
+    CHECK_EQ_INT(store_job_claim(s, &job, &claimed, &e), ERR_OK);
+    CHECK_EQ_INT(job.id, a);
+    CHECK_EQ_INT(store_job_claim(s, &job, &claimed, &e), ERR_OK);
+    CHECK_EQ_INT(job.id, b);
+    CHECK_EQ_INT(store_jobs_requeue(s, &n, &e), ERR_OK);
+    CHECK_EQ_INT(n, 2);
+    store_close(s);
+    remove_db(path);
+}
+
+/* --- Result cache ---------------------------------------------------------------- */
+
+static struct farms_result result_ok(double alpha)
+{
+    struct farms_result r;
+
+    memset(&r, 0, sizeof r);
+    r.status = FARMS_STATUS_OK;
+    r.warning = alpha > 6 ? FARMS_WARNING_UNDER_TRAINED : FARMS_WARNING_NONE;
+    r.alpha = alpha;
+    r.D = 0.04;
+    r.xmin = 1.25;
+    r.xmin_index = 700;
+    r.n_tail = 300;
+    r.n_fitted = 1000;
+    r.spectral_norm = 9.5;
+    r.norm = 120.0;
+    r.alpha_hat = alpha * log10(9.5);
+    r.stable_rank = 120.0 / 9.5;
+    r.norm_stable_rank = 0.12;
+    r.log_norm = log10(120.0);
+    r.log_spectral_norm = log10(9.5);
+    r.matrix_rank = 64;
+    r.entropy = 0.91;
+    r.num_eigs = 1000;
+    r.windows = 10;
+    return r;
+}
+
+static struct farms_result result_skipped(void)
+{
+    struct farms_result r;
+
+    memset(&r, 0, sizeof r);
+    r.status = FARMS_STATUS_SKIPPED;
+    snprintf(r.reason, sizeof r.reason, "too few eigenvalues (3 < 5)");
+    r.alpha = r.D = r.xmin = r.spectral_norm = r.norm = r.alpha_hat = NAN;
+    r.stable_rank = r.norm_stable_rank = r.log_norm = r.log_spectral_norm = r.entropy = NAN;
+    r.num_eigs = 3;
+    return r;
+}
+
+static void test_cache_put_get_ignore(void)
+{
+    struct store *s = open_mem();
+    char tsha[STORE_HASH_LEN], llm[STORE_HASH_LEN], cv[STORE_HASH_LEN], other[STORE_HASH_LEN];
+    struct store_result_key k = {0};
+    struct farms_result r = result_ok(3.5), got, sk = result_skipped();
+    struct store_result_list *l = NULL;
+    struct err e = {0};
+    int hit = -1;
+
+    sha_of("tensor fc1", tsha);
+    CHECK_EQ_INT(store_settings_put(s, "farms-llm", PARAMS_LLM, llm, &e), ERR_OK);
+    CHECK_EQ_INT(store_settings_put(s, "farms-cv", PARAMS_CV, cv, &e), ERR_OK);
+    k.tensor_sha256 = tsha;
+    k.analysis_key = "linear F32 512x64";
+    k.settings_hash = llm;
+    k.engine_version = "farmsd 0.1 / fit 1";
+    CHECK_EQ_INT(store_result_get(s, &k, &got, &hit, &e), ERR_OK);
+    CHECK_EQ_INT(hit, 0);
+    CHECK_EQ_INT(store_result_put(s, &k, &r, &e), ERR_OK);
+    CHECK_EQ_INT(store_result_get(s, &k, &got, &hit, &e), ERR_OK);
+    CHECK_EQ_INT(hit, 1);
+    CHECK_EQ_INT(got.status, FARMS_STATUS_OK);
+    CHECK_NEAR(got.alpha, 3.5, 0);
+    CHECK_NEAR(got.alpha_hat, r.alpha_hat, 0);
+    CHECK_NEAR(got.log_norm, r.log_norm, 0);
+    CHECK_EQ_INT(got.n_tail, 300);
+    CHECK_EQ_INT(got.xmin_index, 700);
+    CHECK_EQ_INT(got.matrix_rank, 64);
+    CHECK_EQ_INT(got.windows, 10);
+    /* a racing second put is ignored: the first result stays */
+    r.alpha = 4.0;
+    CHECK_EQ_INT(store_result_put(s, &k, &r, &e), ERR_OK);
+    CHECK_EQ_INT(store_result_get(s, &k, &got, &hit, &e), ERR_OK);
+    CHECK_NEAR(got.alpha, 3.5, 0);
+    /* every part of the key matters */
+    k.engine_version = "farmsd 0.2 / fit 2";
+    CHECK_EQ_INT(store_result_get(s, &k, &got, &hit, &e), ERR_OK);
+    CHECK_EQ_INT(hit, 0);
+    k.engine_version = "farmsd 0.1 / fit 1";
+    k.analysis_key = "linear F32 64x512";
+    CHECK_EQ_INT(store_result_get(s, &k, &got, &hit, &e), ERR_OK);
+    CHECK_EQ_INT(hit, 0);
+    /* a skipped result under other settings: NaN round-trips, reason kept */
+    k.analysis_key = "linear F32 512x64";
+    k.settings_hash = cv;
+    CHECK_EQ_INT(store_result_put(s, &k, &sk, &e), ERR_OK);
+    CHECK_EQ_INT(store_result_get(s, &k, &got, &hit, &e), ERR_OK);
+    CHECK_EQ_INT(got.status, FARMS_STATUS_SKIPPED);
+    CHECK_STR_EQ(got.reason, "too few eigenvalues (3 < 5)");
+    CHECK(isnan(got.alpha) && isnan(got.entropy));
+    CHECK_EQ_INT(got.num_eigs, 3);
+    /* the team-wide view of the tensor */
+    CHECK_EQ_INT(store_results_for_tensor(s, tsha, &l, &e), ERR_OK);
+    CHECK_EQ_INT(l->n, 2);
+    if (l->n == 2) {
+        int i_llm = strcmp(l->items[0].settings_hash, llm) == 0 ? 0 : 1;
+
+        CHECK_STR_EQ(l->items[i_llm].preset, "farms-llm");
+        CHECK_STR_EQ(l->items[i_llm].params_json, PARAMS_LLM);
+        CHECK_NEAR(l->items[i_llm].r.alpha, 3.5, 0);
+        CHECK_STR_EQ(l->items[1 - i_llm].preset, "farms-cv");
+        CHECK_EQ_INT(l->items[1 - i_llm].r.status, FARMS_STATUS_SKIPPED);
+        CHECK(strcmp(l->items[0].settings_hash, l->items[1].settings_hash) < 0);
+    }
+    store_result_list_free(l);
+    sha_of("never seen", other);
+    CHECK_EQ_INT(store_results_for_tensor(s, other, &l, &e), ERR_OK);
+    CHECK_EQ_INT(l->n, 0);
+    store_result_list_free(l);
+    k.tensor_sha256 = "nothex";
+    CHECK_EQ_INT(store_result_put(s, &k, &r, &e), ERR_INVAL);
+    store_close(s);
+}
+
+/* --- Layer rows and reads ------------------------------------------------------- */
+
+static const char *const LAYER_NAMES[] = {"h.0.attn.q.weight", "h.0.mlp.fc.weight",
+                                          "h.1.attn.q.weight"};
+
+/* alpha of layer i at `step` in the fixture run */
+static double fixture_alpha(int i, int64_t step)
+{
+    return 2.0 + i + (double)step / 1000.0;
+}
+
+/* Run "gpt": steps 0, 100, ..., 900, each with layers 0 and 1, and layer 2
+ * up to step 500; layer 1 is skipped at step 300. All jobs succeeded. */
+static struct store *layer_fixture(void)
+{
+    struct store *s = open_mem();
+    struct err e = {0};
+    int64_t step;
+
+    for (step = 0; step <= 900; step += 100) {
+        struct store_layer rows[3];
+        struct store_job job;
+        int claimed, i, n = step <= 500 ? 3 : 2;
+
+        submit_ok(s, "gpt", step);
+        ERR_ASSERT(store_job_claim(s, &job, &claimed, NULL) == ERR_OK && claimed);
+        memset(rows, 0, sizeof rows);
+        for (i = 0; i < n; i++) {
+            char content[64];
+
+            rows[i].name = (char *)(uintptr_t)LAYER_NAMES[i];
+            rows[i].kind = LAYER_KIND_LINEAR;
+            rows[i].dtype = DTYPE_F32;
+            rows[i].ndim = 2;
+            rows[i].shape[0] = 512;
+            rows[i].shape[1] = 64 * (int64_t)(i + 1);
+            snprintf(content, sizeof content, "%s@%" PRId64, LAYER_NAMES[i], step);
+            sha_of(content, rows[i].tensor_sha256);
+            rows[i].r = result_ok(fixture_alpha(i, step));
+        }
+        if (step == 300)
+            rows[1].r = result_skipped();
+        CHECK_EQ_INT(store_layers_put(s, job.checkpoint_id, job.settings_hash, rows, (size_t)n, &e),
+                     ERR_OK);
+        CHECK_EQ_INT(store_job_finish(s, job.id, STORE_JOB_SUCCEEDED, NULL, NULL, &e), ERR_OK);
+    }
+    return s;
+}
+
+static void test_layer_reads(void)
+{
+    struct store *s = layer_fixture();
+    struct store_layer_list *l = NULL;
+    char llm[STORE_HASH_LEN], cv[STORE_HASH_LEN], sha[STORE_HASH_LEN];
+    struct err e = {0};
+
+    store_settings_hash(PARAMS_LLM, llm, NULL);
+    store_settings_hash(PARAMS_CV, cv, NULL);
+    /* one checkpoint, canonical order, settings given or defaulted */
+    CHECK_EQ_INT(store_layers_get(s, "gpt", 300, NULL, &l, &e), ERR_OK);
+    CHECK_STR_EQ(l->settings_hash, llm);
+    CHECK_EQ_INT(l->n, 3);
+    if (l->n == 3) {
+        CHECK_STR_EQ(l->items[0].name, LAYER_NAMES[0]);
+        CHECK_STR_EQ(l->items[2].name, LAYER_NAMES[2]);
+        CHECK_EQ_INT(l->items[1].kind, LAYER_KIND_LINEAR);
+        CHECK_EQ_INT(l->items[1].dtype, DTYPE_F32);
+        CHECK_EQ_INT(l->items[1].ndim, 2);
+        CHECK_EQ_INT(l->items[1].shape[1], 128);
+        CHECK_EQ_INT(l->items[1].step, 300);
+        sha_of("h.0.mlp.fc.weight@300", sha);
+        CHECK_STR_EQ(l->items[1].tensor_sha256, sha);
+        CHECK_EQ_INT(l->items[1].r.status, FARMS_STATUS_SKIPPED);
+        CHECK(isnan(l->items[1].r.alpha));
+        CHECK_NEAR(l->items[2].r.alpha, fixture_alpha(2, 300), 0);
+    }
+    store_layer_list_free(l);
+    CHECK_EQ_INT(store_layers_get(s, "gpt", 300, llm, &l, &e), ERR_OK);
+    CHECK_EQ_INT(l->n, 3);
+    store_layer_list_free(l);
+    CHECK_EQ_INT(store_layers_get(s, "gpt", 300, cv, &l, &e), ERR_OK); /* no rows */
+    CHECK_EQ_INT(l->n, 0);
+    store_layer_list_free(l);
+    CHECK_EQ_INT(store_layers_get(s, "gpt", 350, NULL, &l, &e), ERR_NOTFOUND);
+    CHECK(l == NULL);
+    CHECK_EQ_INT(store_layers_get(s, "nope", 300, NULL, &l, &e), ERR_NOTFOUND);
+    CHECK_EQ_INT(store_layers_get(s, "gpt", 300, "bad", &l, &e), ERR_INVAL);
+
+    /* latest per layer: layer 2 stopped at step 500 */
+    CHECK_EQ_INT(store_layers_latest(s, "gpt", NULL, &l, &e), ERR_OK);
+    CHECK_EQ_INT(l->n, 3);
+    CHECK_EQ_INT(l->step, 900);
+    if (l->n == 3) {
+        CHECK_STR_EQ(l->items[0].name, LAYER_NAMES[0]);
+        CHECK_EQ_INT(l->items[0].step, 900);
+        CHECK_NEAR(l->items[0].r.alpha, fixture_alpha(0, 900), 0);
+        CHECK_EQ_INT(l->items[1].step, 900);
+        CHECK_STR_EQ(l->items[2].name, LAYER_NAMES[2]);
+        CHECK_EQ_INT(l->items[2].step, 500);
+        CHECK_NEAR(l->items[2].r.alpha, fixture_alpha(2, 500), 0);
+    }
+    store_layer_list_free(l);
+    CHECK_EQ_INT(store_check(s, &e), ERR_OK);
+    store_close(s);
+}
+
+static void test_history_pages(void)
+{
+    struct store *s = layer_fixture();
+    struct store_history *h = NULL;
+    char token[STORE_TOKEN_MAX] = "";
+    int64_t seen[16];
+    struct err e = {0};
+    int n_seen = 0, pages = 0, i;
+
+    /* window [200, 700] in pages of 2: 200 300 | 400 500 | 600 700 */
+    do {
+        CHECK_EQ_INT(
+            store_layer_history(s, "gpt", LAYER_NAMES[1], NULL, 200, 700, 2, token, &h, &e),
+            ERR_OK);
+        if (h == NULL)
+            break;
+        for (i = 0; i < (int)h->n && n_seen < 16; i++) {
+            const struct store_point *p = &h->points[i];
+
+            seen[n_seen++] = p->step;
+            if (p->step == 300) {
+                CHECK_EQ_INT(p->status, FARMS_STATUS_SKIPPED);
+                CHECK(isnan(p->v[STORE_METRIC_ALPHA]));
+            } else {
+                CHECK_NEAR(p->v[STORE_METRIC_ALPHA], fixture_alpha(1, p->step), 0);
+                CHECK_NEAR(p->v[STORE_METRIC_D], 0.04, 0);
+                CHECK_NEAR(p->v[STORE_METRIC_N_TAIL], 300, 0);
+            }
+        }
+        snprintf(token, sizeof token, "%s", h->next_token);
+        pages++;
+        store_history_free(h);
+        h = NULL;
+    } while (token[0] != '\0' && pages < 10);
+    CHECK_EQ_INT(pages, 3);
+    CHECK_EQ_INT(n_seen, 6);
+    for (i = 0; i < n_seen; i++)
+        CHECK_EQ_INT(seen[i], 200 + 100 * i);
+
+    /* whole range in one page; a layer that stopped early */
+    CHECK_EQ_INT(store_layer_history(s, "gpt", LAYER_NAMES[2], NULL, STORE_STEP_MIN, STORE_STEP_MAX,
+                                     0, NULL, &h, &e),
+                 ERR_OK);
+    CHECK_EQ_INT(h->n, 6);
+    CHECK_STR_EQ(h->next_token, "");
+    store_history_free(h);
+    CHECK_EQ_INT(store_layer_history(s, "gpt", "no.such.layer", NULL, 0, 1000, 0, NULL, &h, &e),
+                 ERR_OK);
+    CHECK_EQ_INT(h->n, 0);
+    store_history_free(h);
+    CHECK_EQ_INT(store_layer_history(s, "gpt", LAYER_NAMES[0], NULL, 0, 1000, 0, "12x", &h, &e),
+                 ERR_INVAL);
+    store_close(s);
+}
+
+static void test_heatmap_pages(void)
+{
+    struct store *s = layer_fixture();
+    struct store_heatmap *h = NULL;
+    char token[STORE_TOKEN_MAX] = "";
+    int cover[10][3] = {{0}};
+    struct err e = {0};
+    int pages = 0, i, once = 1, n_cells = 0;
+    size_t c;
+
+    /* pages of 3 steps: 0-200 | 300-500 | 600-800 | 900 */
+    do {
+        CHECK_EQ_INT(store_run_history(s, "gpt", STORE_METRIC_ALPHA, NULL, STORE_STEP_MIN,
+                                       STORE_STEP_MAX, 3, token, &h, &e),
+                     ERR_OK);
+        if (h == NULL)
+            break;
+        CHECK_EQ_INT(h->n_steps, pages < 3 ? 3 : 1);
+        for (c = 0; c < h->n_cells; c++) {
+            const struct store_cell *cell = &h->cells[c];
+            int li = -1;
+
+            for (i = 0; i < 3; i++)
+                if (strcmp(h->layers[cell->layer], LAYER_NAMES[i]) == 0)
+                    li = i;
+            CHECK(li >= 0 && cell->step % 100 == 0 && cell->step <= 900);
+            if (li < 0 || cell->step % 100 != 0 || cell->step > 900)
+                continue;
+            cover[cell->step / 100][li]++;
+            n_cells++;
+            if (cell->status == FARMS_STATUS_OK)
+                CHECK_NEAR(cell->value, fixture_alpha(li, cell->step), 0);
+            else
+                CHECK(cell->step == 300 && li == 1 && isnan(cell->value));
+        }
+        snprintf(token, sizeof token, "%s", h->next_token);
+        pages++;
+        store_heatmap_free(h);
+        h = NULL;
+    } while (token[0] != '\0' && pages < 10);
+    CHECK_EQ_INT(pages, 4);
+    CHECK_EQ_INT(n_cells, 10 * 2 + 6);
+    for (i = 0; i < 10; i++) {
+        once = once && cover[i][0] == 1 && cover[i][1] == 1 && cover[i][2] == (i <= 5);
+    }
+    CHECK(once);
+    /* a step window and another metric */
+    CHECK_EQ_INT(store_run_history(s, "gpt", STORE_METRIC_D, NULL, 600, 700, 0, NULL, &h, &e),
+                 ERR_OK);
+    CHECK_EQ_INT(h->n_steps, 2);
+    CHECK_EQ_INT(h->n_cells, 4);
+    CHECK_EQ_INT(h->n_layers, 2);
+    CHECK_NEAR(h->cells[0].value, 0.04, 0);
+    store_heatmap_free(h);
+    CHECK_EQ_INT(store_run_history(s, "gpt", STORE_METRIC_COUNT, NULL, 0, 1, 0, NULL, &h, &e),
+                 ERR_INVAL);
+    CHECK_EQ_INT(store_metric_from_name("log_spectral_norm"), STORE_METRIC_LOG_SPECTRAL_NORM);
+    CHECK_EQ_INT(store_metric_from_name("Alpha"), -1);
+    CHECK_STR_EQ(store_metric_name(STORE_METRIC_D), "D");
+    store_close(s);
+}
+
+static void test_runs_and_checkpoints_pages(void)
+{
+    static const char *const runs[] = {"alpha", "beta", "delta", "epsilon", "gamma"};
+    struct store *s = open_mem();
+    struct store_run_page *rp = NULL;
+    struct store_checkpoint_page *cp = NULL;
+    struct store_checkpoint ck;
+    char token[STORE_TOKEN_MAX] = "";
+    struct err e = {0};
+    int i, n = 0, pages = 0, ok_order = 1;
+    int64_t step;
+
+    for (i = 4; i >= 0; i--)
+        submit_ok(s, runs[i], 5);
+    for (step = 10; step >= 1; step--)
+        submit_ok(s, "gamma", step * 1000);
+    do {
+        CHECK_EQ_INT(store_runs_list(s, 2, token, &rp, &e), ERR_OK);
+        if (rp == NULL)
+            break;
+        for (i = 0; i < (int)rp->n; i++, n++)
+            ok_order = ok_order && n < 5 && strcmp(rp->items[i].name, runs[n]) == 0;
+        if (rp->n > 0 && strcmp(rp->items[rp->n - 1].name, "gamma") == 0) {
+            CHECK_EQ_INT(rp->items[rp->n - 1].n_checkpoints, 11);
+            CHECK_EQ_INT(rp->items[rp->n - 1].last_step, 10000);
+        }
+        snprintf(token, sizeof token, "%s", rp->next_token);
+        store_run_page_free(rp);
+        rp = NULL;
+        pages++;
+    } while (token[0] != '\0' && pages < 10);
+    CHECK(ok_order);
+    CHECK_EQ_INT(n, 5);
+    CHECK_EQ_INT(pages, 3);
+
+    token[0] = '\0';
+    n = pages = 0;
+    ok_order = 1;
+    do {
+        CHECK_EQ_INT(store_checkpoints_list(s, "gamma", 4, token, &cp, &e), ERR_OK);
+        if (cp == NULL)
+            break;
+        for (i = 0; i < (int)cp->n; i++, n++) {
+            ok_order = ok_order && cp->items[i].step == (n == 0 ? 5 : 1000 * n);
+            ok_order = ok_order && cp->items[i].job_state == STORE_JOB_QUEUED &&
+                       cp->items[i].job_id > 0 && cp->items[i].n_layers == 0 &&
+                       strcmp(cp->items[i].format, "safetensors") == 0;
+        }
+        snprintf(token, sizeof token, "%s", cp->next_token);
+        store_checkpoint_page_free(cp);
+        cp = NULL;
+        pages++;
+    } while (token[0] != '\0' && pages < 10);
+    CHECK(ok_order);
+    CHECK_EQ_INT(n, 11);
+    CHECK_EQ_INT(pages, 3);
+    CHECK_EQ_INT(store_checkpoint_get(s, "gamma", 3000, &ck, &e), ERR_OK);
+    CHECK_EQ_INT(ck.size, 4000);
+    CHECK_STR_EQ(ck.preset, "farms-llm");
+    CHECK_EQ_INT(store_checkpoint_get(s, "gamma", 3001, &ck, &e), ERR_NOTFOUND);
+    CHECK_EQ_INT(store_checkpoints_list(s, "zeta", 4, NULL, &cp, &e), ERR_NOTFOUND);
+    CHECK_EQ_INT(store_runs_list(s, 2, "zz", &rp, &e), ERR_INVAL);
+    store_close(s);
+}
+
+static void test_version_changes_on_writes_only(void)
+{
+    struct store *s = layer_fixture();
+    struct store_layer_list *l = NULL;
+    struct store_history *h = NULL;
+    struct store_heatmap *hm = NULL;
+    struct store_run_page *rp = NULL;
+    struct store_job job;
+    struct err e = {0};
+    int64_t v0 = 0, v1 = 0, other = 0, all0 = 0, all1 = 0, id;
+    int claimed;
+
+    CHECK_EQ_INT(store_run_version(s, "gpt", &v0, &e), ERR_OK);
+    CHECK_EQ_INT(store_runs_version(s, &all0, &e), ERR_OK);
+    CHECK(v0 > 0 && all0 >= v0);
+    /* reads change nothing */
+    store_layers_get(s, "gpt", 100, NULL, &l, &e);
+    store_layer_list_free(l);
+    store_layers_latest(s, "gpt", NULL, &l, &e);
+    store_layer_list_free(l);
+    store_layer_history(s, "gpt", LAYER_NAMES[0], NULL, 0, 900, 0, NULL, &h, &e);
+    store_history_free(h);
+    store_run_history(s, "gpt", STORE_METRIC_ALPHA, NULL, 0, 900, 0, NULL, &hm, &e);
+    store_heatmap_free(hm);
+    store_runs_list(s, 0, NULL, &rp, &e);
+    store_run_page_free(rp);
+    CHECK_EQ_INT(store_run_version(s, "gpt", &v1, &e), ERR_OK);
+    CHECK_EQ_INT(v1, v0);
+    /* a write to another run leaves this run's version alone */
+    submit_ok(s, "other", 1);
+    CHECK_EQ_INT(store_run_version(s, "gpt", &v1, &e), ERR_OK);
+    CHECK_EQ_INT(v1, v0);
+    CHECK_EQ_INT(store_run_version(s, "other", &other, &e), ERR_OK);
+    CHECK(other > v0);
+    CHECK_EQ_INT(store_runs_version(s, &all1, &e), ERR_OK);
+    CHECK(all1 > all0);
+    /* every kind of write to this run moves it */
+    id = submit_ok(s, "gpt", 1000);
+    CHECK_EQ_INT(store_run_version(s, "gpt", &v1, &e), ERR_OK);
+    CHECK(v1 > v0);
+    v0 = v1;
+    store_job_claim(s, &job, &claimed, &e); /* "other" first */
+    store_job_claim(s, &job, &claimed, &e);
+    CHECK_EQ_INT(job.id, id);
+    CHECK_EQ_INT(store_run_version(s, "gpt", &v1, &e), ERR_OK);
+    CHECK(v1 > v0);
+    v0 = v1;
+    CHECK_EQ_INT(store_job_progress(s, id, 1, 2, 0, &e), ERR_OK);
+    CHECK_EQ_INT(store_run_version(s, "gpt", &v1, &e), ERR_OK);
+    CHECK(v1 > v0);
+    v0 = v1;
+    CHECK_EQ_INT(store_layers_put(s, job.checkpoint_id, job.settings_hash, NULL, 0, &e), ERR_OK);
+    CHECK_EQ_INT(store_run_version(s, "gpt", &v1, &e), ERR_OK);
+    CHECK(v1 > v0);
+    CHECK_EQ_INT(store_run_version(s, "nope", &v1, &e), ERR_NOTFOUND);
+    CHECK_EQ_INT(store_layers_put(s, 12345, job.settings_hash, NULL, 0, &e), ERR_NOTFOUND);
+    CHECK_EQ_INT(store_check(s, &e), ERR_OK);
+    store_close(s);
+}
+
+int main(void)
+{
+    test_open_twice_migrates_once();
+    test_open_rejects_bad_path();
+    test_submit_new_existing_conflict();
+    test_submit_validates();
+    test_claim_fifo();
+    test_claim_exactly_once_two_threads();
+    test_cancel();
+    test_finish_records_error_and_timings();
+    test_requeue_after_crash();
+    test_cache_put_get_ignore();
+    test_layer_reads();
+    test_history_pages();
+    test_heatmap_pages();
+    test_runs_and_checkpoints_pages();
+    test_version_changes_on_writes_only();
+    return check_report("test_store");
+}
