@@ -8,7 +8,7 @@
  * handled as GET (the server sends no body).
  *
  * Auth (RFC 6750), only when ctx->tokens is set: GET needs the read scope,
- * POST and DELETE the write scope; /healthz, /readyz and /metrics are open
+ * POST, PUT and DELETE the write scope; /healthz, /readyz and /metrics are open
  * (aggregate counters, no run data; scrape them without a token).
  */
 #include "api/api.h"
@@ -46,6 +46,7 @@ static const char *const api_q_heat[] = {"metric",    "preset",     "start_step"
     X("GET", "/metrics", api__metrics, API_AUTH_NONE, api_q_none)                             \
     X("GET", "/v1/runs", api__runs_list, API_AUTH_READ, api_q_page)                           \
     X("POST", "/v1/runs/{run}/checkpoints", api__checkpoint_post, API_AUTH_WRITE, api_q_post) \
+    X("PUT", "/v1/runs/{run}/checkpoints", api__checkpoint_post, API_AUTH_WRITE, api_q_post)  \
     X("GET", "/v1/runs/{run}/checkpoints", api__checkpoints_list, API_AUTH_READ, api_q_page)  \
     X("GET", "/v1/runs/{run}/checkpoints/{step}", api__checkpoint_get, API_AUTH_READ,         \
       api_q_preset)                                                                           \
