@@ -286,35 +286,64 @@ static int api_dispatch_route(struct api_call *c, struct api_response *resp)
     return found;
 }
 
-void api_handle(const struct api_ctx *ctx, struct store *s, const struct api_request *req,
-                struct api_response *resp)
+/* Route, authorise and validate the query of c->req: the route index, or -1
+ * with the refusal in resp. */
+static int api_prepare(struct api_call *c, struct api_response *resp)
 {
-    struct api_call c = {.ctx = ctx, .s = s, .req = req};
     struct err e = {0};
     int r;
 
     memset(resp, 0, sizeof(*resp));
     resp->route_index = -1;
-    if (req->method == NULL || req->path == NULL) {
+    if (c->req->method == NULL || c->req->path == NULL) {
         api_problem(resp, 400, "Bad Request", NULL, "no method or path");
-        goto out;
+        return -1;
     }
-    r = api_dispatch_route(&c, resp);
+    r = api_dispatch_route(c, resp);
     if (r < 0)
-        goto out;
+        return -1;
     resp->route = api_table[r].path;
     resp->route_index = r;
-    if (!api_auth(ctx, req, api_table[r].auth, resp))
-        goto out;
-    if (api_query_parse(req->query, &c.q, &e) != ERR_OK ||
-        api_query_only(&c.q, api_table[r].params, &e) != ERR_OK) {
+    if (!api_auth(c->ctx, c->req, api_table[r].auth, resp))
+        return -1;
+    if (api_query_parse(c->req->query, &c->q, &e) != ERR_OK ||
+        api_query_only(&c->q, api_table[r].params, &e) != ERR_OK) {
         api__fail(resp, 0, &e);
-        goto out;
+        return -1;
     }
-    api_table[r].fn(&c, resp);
-out:
-    api_query_free(&c.q);
-    for (size_t i = 0; i < c.n_params; i++)
-        free(c.pval[i]);
+    return r;
+}
+
+static void api_call_free(struct api_call *c)
+{
+    api_query_free(&c->q);
+    for (size_t i = 0; i < c->n_params; i++)
+        free(c->pval[i]);
+}
+
+void api_handle(const struct api_ctx *ctx, struct store *s, const struct api_request *req,
+                struct api_response *resp)
+{
+    struct api_call c = {.ctx = ctx, .s = s, .req = req};
+    int r = api_prepare(&c, resp);
+
+    if (r >= 0)
+        api_table[r].fn(&c, resp);
+    api_call_free(&c);
     api_stats_request(ctx->stats, resp->route_index, resp->status);
+}
+
+int api_precheck(const struct api_ctx *ctx, const struct api_request *req,
+                 struct api_response *resp)
+{
+    struct api_call c = {.ctx = ctx, .s = NULL, .req = req};
+    int r = api_prepare(&c, resp);
+
+    api_call_free(&c);
+    if (r >= 0) {
+        memset(resp, 0, sizeof(*resp));
+        return 1;
+    }
+    api_stats_request(ctx->stats, resp->route_index, resp->status);
+    return 0;
 }

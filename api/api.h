@@ -108,6 +108,13 @@ void api_problem_err(struct api_response *resp, const struct err *e);
 /* Release the body and zero `resp`. Safe on a zeroed response. Cannot fail. */
 void api_response_free(struct api_response *resp);
 
+/* Before a request body is read: route, method, authorisation and query
+ * parameters of `req` (body fields unset). 1 if the request may go on (resp
+ * zeroed), else 0 with the refusal (404/405/401/403/400) in `resp`, counted
+ * in the stats. Lets the server refuse an upload before streaming it. */
+int api_precheck(const struct api_ctx *ctx, const struct api_request *req,
+                 struct api_response *resp);
+
 /* Free-space check for a body of `size` bytes. Before streaming (on_disk 0)
  * it needs free space >= 2 * size (the body plus as much headroom); once the
  * body is written (on_disk 1), >= size. Always >= ctx->min_free_bytes.

@@ -29,6 +29,7 @@
 #include "storage/store.h"
 
 #define HTTP_URI_MAX 8192
+#define HTTP_DRAIN_MAX (64u << 20) /* body bytes read and dropped after a refusal */
 
 enum http_body { HTTP_BODY_NONE, HTTP_BODY_JSON, HTTP_BODY_UPLOAD };
 
@@ -57,6 +58,7 @@ struct http_req {
     char *json;                /* owned JSON body */
     int status;                /* answered status, for the log */
     const char *route;
+    int counted;               /* the answer is already in the stats */
 };
 
 static double http_now(void)
@@ -165,7 +167,7 @@ static enum MHD_Result http_send(struct http_server *h, struct MHD_Connection *c
     }
     r->status = resp->status;
     r->route = resp->route;
-    if (resp->route == NULL) /* answered here, not by api_handle: count it */
+    if (resp->route == NULL && !r->counted) /* answered here, not by api_handle */
         api_stats_request(h->cfg.api->stats, api_route_index(method, path), resp->status);
     ok = MHD_queue_response(conn, (unsigned)resp->status, m);
     MHD_destroy_response(m);
@@ -183,15 +185,40 @@ static int http_is_json(const char *content_type)
     return content_type != NULL && strncasecmp(content_type, "application/json", 16) == 0;
 }
 
-/* First call of a request with a body: choose JSON or upload, refuse early. */
+/* The request line and headers as an api_request (no body). */
+static void http_request_head(struct MHD_Connection *conn, const struct http_req *r,
+                              const char *method, const char *url, struct api_request *req)
+{
+    memset(req, 0, sizeof(*req));
+    req->method = method;
+    req->path = url;
+    req->query = r->uri ? strchr(r->uri, '?') : NULL;
+    if (req->query != NULL)
+        req->query++;
+    req->content_type = http_header(conn, MHD_HTTP_HEADER_CONTENT_TYPE);
+    req->if_none_match = http_header(conn, MHD_HTTP_HEADER_IF_NONE_MATCH);
+    req->authorization = http_header(conn, MHD_HTTP_HEADER_AUTHORIZATION);
+    req->content_sha256 = http_header(conn, "X-Content-SHA256");
+}
+
+/* First call of a request with a body: refuse what the API would refuse
+ * anyway (route, auth, parameters) before reading a byte, then choose JSON
+ * or upload and check the limits. */
 static void http_body_begin(struct http_server *h, struct MHD_Connection *conn,
-                            struct http_req *r)
+                            struct http_req *r, const char *method, const char *url)
 {
     const struct api_ctx *ctx = h->cfg.api;
     const char *cl = http_header(conn, MHD_HTTP_HEADER_CONTENT_LENGTH);
     uint64_t len = cl ? strtoull(cl, NULL, 10) : 0;
+    struct api_request head;
     struct err e;
 
+    http_request_head(conn, r, method, url, &head);
+    if (!api_precheck(ctx, &head, &r->early)) {
+        r->early_status = r->early.status;
+        r->counted = 1;
+        return;
+    }
     if (http_is_json(http_header(conn, MHD_HTTP_HEADER_CONTENT_TYPE))) {
         r->body = HTTP_BODY_JSON;
         if (len > API_MAX_JSON_BODY) {
@@ -285,7 +312,7 @@ static void http_body_chunk(struct http_server *h, struct http_req *r, const cha
 static enum MHD_Result http_dispatch(struct http_server *h, struct MHD_Connection *conn,
                                      struct http_req *r, const char *method, const char *url)
 {
-    struct api_request req = {0};
+    struct api_request req;
     struct api_response resp = {0};
     struct api_upload up = {0};
     unsigned char digest[THASH_DIGEST_LEN];
@@ -300,15 +327,7 @@ static enum MHD_Result http_dispatch(struct http_server *h, struct MHD_Connectio
         resp.retry_after = 5;
         return http_send(h, conn, r, method, url, &resp);
     }
-    req.method = method;
-    req.path = url;
-    req.query = r->uri ? strchr(r->uri, '?') : NULL;
-    if (req.query != NULL)
-        req.query++;
-    req.content_type = http_header(conn, MHD_HTTP_HEADER_CONTENT_TYPE);
-    req.if_none_match = http_header(conn, MHD_HTTP_HEADER_IF_NONE_MATCH);
-    req.authorization = http_header(conn, MHD_HTTP_HEADER_AUTHORIZATION);
-    req.content_sha256 = http_header(conn, "X-Content-SHA256");
+    http_request_head(conn, r, method, url, &req);
     if (r->body == HTTP_BODY_JSON) {
         req.body = r->json ? r->json : "";
         req.body_len = (size_t)r->size;
@@ -343,7 +362,7 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
                    (http_header(conn, MHD_HTTP_HEADER_CONTENT_LENGTH) != NULL ||
                     http_header(conn, MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL);
         if (has_body && r->early_status == 0 && r->body == HTTP_BODY_NONE) {
-            http_body_begin(h, conn, r);
+            http_body_begin(h, conn, r, method, url);
             if (r->early_status) /* refuse before reading the body */
                 return http_send(h, conn, r, method, url, &r->early);
             return MHD_YES;
@@ -352,8 +371,13 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
     if (*upload_data_size > 0) {
         http_body_chunk(h, r, upload_data, *upload_data_size);
         *upload_data_size = 0;
-        if (r->early_status && r->status == 0) /* stop reading: answer now, MHD closes */
-            return http_send(h, conn, r, method, url, &r->early);
+        /* Refused mid-body: libmicrohttpd answers only after the body, so
+         * drain (without storing) up to HTTP_DRAIN_MAX more bytes, then give up
+         * and close the connection. */
+        if (r->early_status && r->status == 0 && r->size > h->cfg.max_upload + HTTP_DRAIN_MAX) {
+            r->status = r->early_status;
+            return MHD_NO;
+        }
         return MHD_YES;
     }
     if (r->status != 0)

@@ -240,6 +240,7 @@ int main(void)
     test_etag_304();
     test_pagination();
     test_auth();
+    test_precheck_refuses_before_the_body();
     test_routing();
     test_ops_endpoints();
     test_tensors();
