@@ -108,7 +108,7 @@ tsan: deps
 	@tests/run.sh $(patsubst tests/%.c,build/tsan/tests/%,$(TEST_SRCS))
 
 run: build
-	./build/farmsd analyze tests/fixtures/numerics/mlpA_digits.safetensors --preset farms-cv
+	./build/farmsd serve
 
 bench: deps
 	@$(MAKE) --no-print-directory build/farmsd $(patsubst tests/%.c,build/rel/tests/%,$(BENCH_SRCS))
