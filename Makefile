@@ -71,11 +71,11 @@ FUZZ_SECONDS ?= 60
 FUZZ_CFLAGS  := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 build/fuzz/%.o: %.c
 	@mkdir -p $(@D)
-	clang $(STD) $(WARN) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(CPPFLAGS) -MMD -MP -c $< -o $@
+	$(Q)clang $(STD) $(WARN) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(CPPFLAGS) -MMD -MP -c $< -o $@
 build/fuzz/libcore.a: $(patsubst %.c,build/fuzz/%.o,$(wildcard core/*.c))
-	rm -f $@ && ar rcs $@ $^
+	$(Q)rm -f $@ && ar rcs $@ $^
 build/fuzz/tests/%: build/fuzz/tests/%.o build/fuzz/libcore.a
-	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+	$(Q)clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
 
 # --- Targets ----------------------------------------------------------------
 deps:

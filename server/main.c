@@ -4,7 +4,7 @@
 
 #include "server/cli.h"
 
-#define FARMSD_VERSION "0.1.0"
+#define FARMSD_VERSION "0.2.0"
 
 static const char main_usage[] =
     "usage: farmsd COMMAND [options]\n"
