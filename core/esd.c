@@ -5,11 +5,16 @@
  * matrix, so it goes to LAPACK as (LAPACK_COL_MAJOR, 'L') without the
  * transposition copy LAPACKE makes for row-major input.
  *
- * Solver: values-only dsyevr (range 'A'), i.e. dsytrd + dsterf. Measured on
- * a 2000 x 2000 Gram on the development machine (1 thread, column-major):
- * dsyevd 0.59-0.61 s, dsyevd_2stage 0.53-0.58 s, dsyev_2stage 0.56-0.64 s,
- * dsyevr 0.52-0.54 s; dsytrd alone is 0.48-0.50 s of that, so the choice
- * matters little (within the machine's noise); dsyevr was never slower.
+ * Solver: values-only dsyevd_2stage (dense -> band with BLAS-3, band ->
+ * tridiagonal by bulge chasing in cache, then dsterf). Measured on a
+ * 2000 x 2000 Gram on the development machine (2 cores shared with other
+ * jobs), 1 BLAS thread, column-major, the two solvers interleaved in one
+ * process, thread CPU time: dsyevd_2stage 0.65-0.67 s vs dsyevr 0.75-0.83 s
+ * (also with two such processes at once). Wall time on an idle machine:
+ * dsyevd 0.59-0.61 s, dsyevd_2stage 0.53-0.58, dsyev_2stage 0.56-0.64,
+ * dsyevr 0.52-0.54 (dsytrd alone 0.48-0.50); under load dsyevr degrades
+ * most: its one-stage reduction is bound by memory bandwidth (dsymv over
+ * the trailing matrix), the two-stage one much less.
  */
 #include "core/esd.h"
 
@@ -28,7 +33,6 @@ struct esd_ws {
     double *copy;       /* owned: max_n^2, what the eigensolver destroys */
     double *work;       /* owned: LAPACK work, lwork doubles */
     lapack_int *iwork;  /* owned: LAPACK iwork, liwork */
-    lapack_int *isuppz; /* owned: 2 * max_n (dsyevr) */
     lapack_int lwork, liwork;
     double *gather; /* owned: max_gather doubles, or NULL */
 };
@@ -46,23 +50,23 @@ size_t esd_ws_bytes(int64_t max_n, int64_t max_gather)
     if (!esd_sizes_ok(max_n, max_gather))
         return 0;
     size_t n = (size_t)max_n;
-    /* two Grams, LAPACK work (~ n * (nb + 26)), gather */
-    return sizeof(double) * (2 * n * n + 96 * n + (size_t)max_gather) + sizeof(lapack_int) * 12 * n;
+    /* two Grams, LAPACK work (dsyevd_2stage asks ~105 n + 3000), gather */
+    return sizeof(double) * (2 * n * n + 128 * n + 4096 + (size_t)max_gather) + 64;
 }
 
 /* LAPACK workspace query for side n (values only). */
 static enum err_code esd_query(int64_t n, lapack_int *lwork, lapack_int *liwork, struct err *e)
 {
-    double wq = 0, dummy = 0, z = 0;
-    lapack_int iq = 0, m = 0, isuppz[2] = {0, 0};
-    lapack_int info =
-        LAPACKE_dsyevr_work(LAPACK_COL_MAJOR, 'N', 'A', 'L', (lapack_int)n, &dummy, (lapack_int)n,
-                            0.0, 0.0, 0, 0, 0.0, &m, &dummy, &z, 1, isuppz, &wq, -1, &iq, -1);
+    double wq = 0, dummy = 0;
+    lapack_int iq = 0;
+    lapack_int info = LAPACKE_dsyevd_2stage_work(LAPACK_COL_MAJOR, 'N', 'L', (lapack_int)n, &dummy,
+                                                 (lapack_int)n, &dummy, &wq, -1, &iq, -1);
     if (info != 0)
-        return err_set(e, ERR_INTERNAL, "dsyevr workspace query: info %d", (int)info);
-    /* at least dsyevr's documented minimums (26 n, 10 n) */
-    *lwork = (lapack_int)wq + 1 > 26 * (lapack_int)n ? (lapack_int)wq + 1 : 26 * (lapack_int)n;
-    *liwork = iq + 1 > 10 * (lapack_int)n ? iq + 1 : 10 * (lapack_int)n;
+        return err_set(e, ERR_INTERNAL, "dsyevd_2stage workspace query: info %d", (int)info);
+    /* at least the documented minimum for values only (2 n + 1, 1) */
+    *lwork =
+        (lapack_int)wq + 1 > 2 * (lapack_int)n + 1 ? (lapack_int)wq + 1 : 2 * (lapack_int)n + 1;
+    *liwork = iq + 1;
     return ERR_OK;
 }
 
@@ -86,7 +90,7 @@ enum err_code esd_ws_new(int64_t max_n, int64_t max_gather, struct esd_ws **out,
     if (rc)
         goto out;
     if (ws->lwork < 1 || ws->liwork < 1) {
-        rc = err_set(e, ERR_INTERNAL, "dsyevr workspace query returned no size");
+        rc = err_set(e, ERR_INTERNAL, "dsyevd_2stage workspace query returned no size");
         goto out;
     }
     size_t nn = (size_t)max_n * (size_t)max_n;
@@ -94,11 +98,9 @@ enum err_code esd_ws_new(int64_t max_n, int64_t max_gather, struct esd_ws **out,
     ws->copy = malloc(nn * sizeof(double));
     ws->work = malloc((size_t)ws->lwork * sizeof(double));
     ws->iwork = malloc((size_t)ws->liwork * sizeof(lapack_int));
-    ws->isuppz = malloc(2 * (size_t)max_n * sizeof(lapack_int));
     if (max_gather > 0)
         ws->gather = malloc((size_t)max_gather * sizeof(double));
-    if (!ws->gram || !ws->copy || !ws->work || !ws->iwork || !ws->isuppz ||
-        (max_gather > 0 && !ws->gather)) {
+    if (!ws->gram || !ws->copy || !ws->work || !ws->iwork || (max_gather > 0 && !ws->gather)) {
         rc = err_set(e, ERR_NOMEM, "eigen workspace for %lld x %lld Gram", (long long)max_n,
                      (long long)max_n);
         goto out;
@@ -118,7 +120,6 @@ void esd_ws_free(struct esd_ws *ws)
     free(ws->copy);
     free(ws->work);
     free(ws->iwork);
-    free(ws->isuppz);
     free(ws->gather);
     free(ws);
 }
@@ -177,8 +178,8 @@ void esd_gram_update(struct esd_ws *ws, int64_t n, enum esd_side side, const dou
 enum err_code esd_gram_eigs(struct esd_ws *ws, int64_t n, double scale, int keep, double *out,
                             struct err *e)
 {
-    double *g = ws->gram, z = 0;
-    lapack_int m = 0, info;
+    double *g = ws->gram;
+    lapack_int info;
 
     ERR_ASSERT(n >= 1 && n <= ws->max_n);
     /* NaN/Inf anywhere in the block (or overflow) shows on the diagonal, a
@@ -193,15 +194,12 @@ enum err_code esd_gram_eigs(struct esd_ws *ws, int64_t n, double scale, int keep
         memcpy(ws->copy, ws->gram, (size_t)n * (size_t)n * sizeof(double));
         g = ws->copy;
     }
-    info = LAPACKE_dsyevr_work(LAPACK_COL_MAJOR, 'N', 'A', 'L', (lapack_int)n, g, (lapack_int)n,
-                               0.0, 0.0, 0, 0, 0.0, &m, out, &z, 1, ws->isuppz, ws->work, ws->lwork,
-                               ws->iwork, ws->liwork);
+    info = LAPACKE_dsyevd_2stage_work(LAPACK_COL_MAJOR, 'N', 'L', (lapack_int)n, g, (lapack_int)n,
+                                      out, ws->work, ws->lwork, ws->iwork, ws->liwork);
     if (info < 0)
-        return err_set(e, ERR_INTERNAL, "dsyevr: bad argument %d", (int)-info);
+        return err_set(e, ERR_INTERNAL, "dsyevd_2stage: bad argument %d", (int)-info);
     if (info > 0)
-        return err_set(e, ERR_NUMERIC, "dsyevr did not converge (info %d)", (int)info);
-    if (m != (lapack_int)n)
-        return err_set(e, ERR_NUMERIC, "dsyevr found %d of %lld eigenvalues", (int)m, (long long)n);
+        return err_set(e, ERR_NUMERIC, "dsyevd_2stage did not converge (info %d)", (int)info);
     for (int64_t i = 0; i < n; i++) {
         double v = out[i] > 0 ? out[i] : 0.0; /* rounding noise below 0 */
         out[i] = v * scale;

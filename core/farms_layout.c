@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "core/esd.h"
 #include "core/farms_int.h"
 
 #define FARMS_MAX_DIM ((int64_t)1 << 31)
@@ -215,6 +216,12 @@ enum err_code farms_layout_compute(const struct farms_params *p, enum farms_kind
         return err_set(e, ERR_TOOBIG, "conv kernel has %lld positions",
                        (long long)l.kernel_positions);
     per = l.window_h < l.window_w ? l.window_h : l.window_w;
+    if (per > ESD_MAX_N)
+        return err_set(e, ERR_TOOBIG, "%lld x %lld window: Gram side %lld exceeds %d",
+                       (long long)l.window_h, (long long)l.window_w, (long long)per, ESD_MAX_N);
+    if (kind == FARMS_KIND_CONV2D && l.rows * l.cols > ((int64_t)1 << 31))
+        return err_set(e, ERR_TOOBIG, "conv slice %lld x %lld too large", (long long)l.rows,
+                       (long long)l.cols);
     pooled = l.windows * l.kernel_positions; /* both <= 2^31: no overflow */
     if (per > 0 && pooled > FARMS_MAX_POOLED / per)
         return err_set(e, ERR_TOOBIG, "%lld windows of %lld eigenvalues exceed %lld",
