@@ -301,8 +301,7 @@ enum err_code ckpt__tensor_add(struct ckpt *c, const char *name, size_t name_len
     return ERR_OK;
 }
 
-enum err_code ckpt__buf_reserve(const struct ckpt *c, struct ckpt_buf *b, uint64_t n,
-                                struct err *e)
+enum err_code ckpt__buf_reserve(const struct ckpt *c, struct ckpt_buf *b, uint64_t n, struct err *e)
 {
     void *p;
 

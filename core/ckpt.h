@@ -39,33 +39,33 @@ enum ckpt_format {
 
 /* Limits (§6); exceeding one fails with category "limit_exceeded". */
 struct ckpt_limits {
-    uint64_t max_header_bytes;  /* safetensors header / npy header / index file */
-    uint64_t max_tensors;       /* tensors per file */
-    uint64_t max_tensor_bytes;  /* one materialised tensor; also caps zip inflation */
-    uint64_t max_zip_members;   /* members of one zip */
-    uint64_t max_pickle_bytes;  /* data.pkl */
-    uint64_t max_pickle_stack;  /* values on the pickle stack */
-    uint64_t max_pickle_marks;  /* MARK nesting */
-    uint64_t max_pickle_memo;   /* memo entries */
-    uint64_t max_shards;        /* shards of one index */
-    int strict;                 /* 1: unknown pickle globals are refused (disallowed_global) */
+    uint64_t max_header_bytes; /* safetensors header / npy header / index file */
+    uint64_t max_tensors;      /* tensors per file */
+    uint64_t max_tensor_bytes; /* one materialised tensor; also caps zip inflation */
+    uint64_t max_zip_members;  /* members of one zip */
+    uint64_t max_pickle_bytes; /* data.pkl */
+    uint64_t max_pickle_stack; /* values on the pickle stack */
+    uint64_t max_pickle_marks; /* MARK nesting */
+    uint64_t max_pickle_memo;  /* memo entries */
+    uint64_t max_shards;       /* shards of one index */
+    int strict;                /* 1: unknown pickle globals are refused (disallowed_global) */
 };
 
 /* The defaults of spec §6, lenient pickle mode. Cannot fail. */
 void ckpt_limits_default(struct ckpt_limits *l);
 
-struct ckpt_tensor {           /* plain data, borrowed from the ckpt */
-    const char *name;          /* full name as stored: safetensors key, npz member without
-                                  ".npy", torch path from the pickle root ("model.fc.weight") */
-    enum dtype dtype;          /* stored element type */
-    int ndim;                  /* 0 .. CKPT_MAX_RANK */
+struct ckpt_tensor {  /* plain data, borrowed from the ckpt */
+    const char *name; /* full name as stored: safetensors key, npz member without
+                         ".npy", torch path from the pickle root ("model.fc.weight") */
+    enum dtype dtype; /* stored element type */
+    int ndim;         /* 0 .. CKPT_MAX_RANK */
     int64_t shape[CKPT_MAX_RANK];
-    uint64_t n_elems;          /* product of shape */
-    uint64_t nbytes;           /* bytes once materialised: n_elems * dtype size */
-    int64_t alias_of;          /* torch: index of an earlier tensor with the same storage, offset,
-                                  shape and strides (the same matrix), else -1 */
-    int in_model;              /* 1 if under the model weights' prefix (ckpt_model_prefix()), or
-                                  the format has no wrapper; 0 for optimizer state and such */
+    uint64_t n_elems; /* product of shape */
+    uint64_t nbytes;  /* bytes once materialised: n_elems * dtype size */
+    int64_t alias_of; /* torch: index of an earlier tensor with the same storage, offset,
+                         shape and strides (the same matrix), else -1 */
+    int in_model;     /* 1 if under the model weights' prefix (ckpt_model_prefix()), or
+                         the format has no wrapper; 0 for optimizer state and such */
 };
 
 struct ckpt; /* opaque */
@@ -73,8 +73,8 @@ struct ckpt; /* opaque */
 /* A caller-owned scratch buffer for ckpt_tensor_read(). Zero-initialise it
  * (struct ckpt_buf b = {0};) and release with ckpt_buf_free(). */
 struct ckpt_buf {
-    void *data;  /* owned */
-    size_t cap;  /* bytes allocated */
+    void *data; /* owned */
+    size_t cap; /* bytes allocated */
 };
 void ckpt_buf_free(struct ckpt_buf *b);
 

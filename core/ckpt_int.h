@@ -13,21 +13,21 @@
 
 struct ckpt_ops {
     /* Materialise tensor i (see ckpt_tensor_read). */
-    enum err_code (*read)(const struct ckpt *c, size_t i, struct ckpt_buf *buf,
-                          const void **data, struct err *e);
+    enum err_code (*read)(const struct ckpt *c, size_t i, struct ckpt_buf *buf, const void **data,
+                          struct err *e);
     /* Free `impl` (NULL-safe). */
     void (*free_impl)(void *impl);
 };
 
 struct ckpt {
     enum ckpt_format format;
-    const struct ckpt_ops *ops; /* set by the loader */
-    void *impl;                 /* owned, format-specific; freed by ops->free_impl */
+    const struct ckpt_ops *ops;  /* set by the loader */
+    void *impl;                  /* owned, format-specific; freed by ops->free_impl */
     struct ckpt_tensor *tensors; /* owned array; each name is an owned malloc'd string */
     size_t n_tensors;
     size_t cap_tensors;
-    char *model_prefix;         /* owned; NULL means "" */
-    struct ckpt_limits limits;  /* copy of the caller's limits */
+    char *model_prefix;        /* owned; NULL means "" */
+    struct ckpt_limits limits; /* copy of the caller's limits */
 };
 
 /* Append a tensor named `name` (copied; `name_len` bytes, need not be

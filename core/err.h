@@ -11,19 +11,19 @@
 #ifndef CORE_ERR_H
 #define CORE_ERR_H
 
-#define ERR_MAP(X)                                                                                 \
-    X(OK, "success")                                                                               \
-    X(NOMEM, "out of memory")                                                                      \
-    X(INVAL, "invalid argument")                                                                   \
-    X(FORMAT, "malformed input")                                                                   \
-    X(TOOBIG, "input exceeds configured limit")                                                    \
-    X(IO, "I/O error")                                                                             \
-    X(NOTFOUND, "not found")                                                                       \
-    X(DB, "database error")                                                                        \
-    X(NUMERIC, "numerical failure")                                                                \
-    X(BUSY, "busy, retry later")                                                                   \
-    X(CONFLICT, "conflict with stored state")                                                      \
-    X(CANCELED, "canceled")                                                                        \
+#define ERR_MAP(X)                              \
+    X(OK, "success")                            \
+    X(NOMEM, "out of memory")                   \
+    X(INVAL, "invalid argument")                \
+    X(FORMAT, "malformed input")                \
+    X(TOOBIG, "input exceeds configured limit") \
+    X(IO, "I/O error")                          \
+    X(NOTFOUND, "not found")                    \
+    X(DB, "database error")                     \
+    X(NUMERIC, "numerical failure")             \
+    X(BUSY, "busy, retry later")                \
+    X(CONFLICT, "conflict with stored state")   \
+    X(CANCELED, "canceled")                     \
     X(INTERNAL, "internal error")
 
 enum err_code {
@@ -35,8 +35,8 @@ enum err_code {
 #define ERR_MSG_LEN 256
 
 struct err {
-    enum err_code code;   /* what kind of failure */
-    const char *category; /* static string ("truncated", ...) or NULL */
+    enum err_code code;    /* what kind of failure */
+    const char *category;  /* static string ("truncated", ...) or NULL */
     char msg[ERR_MSG_LEN]; /* context for humans, e.g. "tensor 'w1': shape overflow" */
 };
 

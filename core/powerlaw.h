@@ -29,11 +29,11 @@ enum pl_xmin {
 };
 
 struct pl_params {
-    enum pl_xmin xmin;     /* the xmin rule */
-    double xmin_pos;       /* PL_XMIN_MID: i = int(N / xmin_pos); reference 2 */
-    int bins;              /* PL_XMIN_PEAK: histogram bins; reference 100 */
-    int filter_zeros;      /* 1: fit only eigenvalues > eig_threshold (if any) */
-    double eig_threshold;  /* reference EVALS_THRESH 1e-5 */
+    enum pl_xmin xmin;    /* the xmin rule */
+    double xmin_pos;      /* PL_XMIN_MID: i = int(N / xmin_pos); reference 2 */
+    int bins;             /* PL_XMIN_PEAK: histogram bins; reference 100 */
+    int filter_zeros;     /* 1: fit only eigenvalues > eig_threshold (if any) */
+    double eig_threshold; /* reference EVALS_THRESH 1e-5 */
 };
 
 enum pl_status {
@@ -67,7 +67,7 @@ void pl_params_default(struct pl_params *p);
  * out->status = PL_STATUS_FAILED with a reason, and returns ERR_OK.
  * Returns ERR_INVAL for unsorted or negative input, ERR_NOMEM on allocation
  * failure. */
-enum err_code pl_fit(const double *eigs, size_t n, const struct pl_params *p,
-                     struct pl_result *out, struct err *e);
+enum err_code pl_fit(const double *eigs, size_t n, const struct pl_params *p, struct pl_result *out,
+                     struct err *e);
 
 #endif /* CORE_POWERLAW_H */

@@ -57,10 +57,26 @@ enum err_code cfg_parse_bytes(const char *s, uint64_t *out, struct err *e)
     if (end == s || errno != 0 || s[0] == '-')
         return err_set(e, ERR_INVAL, "'%s' is not a byte count", s);
     switch (*end) {
-    case 'K': case 'k': mul = 1ull << 10; end++; break;
-    case 'M': case 'm': mul = 1ull << 20; end++; break;
-    case 'G': case 'g': mul = 1ull << 30; end++; break;
-    case 'T': case 't': mul = 1ull << 40; end++; break;
+    case 'K':
+    case 'k':
+        mul = 1ull << 10;
+        end++;
+        break;
+    case 'M':
+    case 'm':
+        mul = 1ull << 20;
+        end++;
+        break;
+    case 'G':
+    case 'g':
+        mul = 1ull << 30;
+        end++;
+        break;
+    case 'T':
+    case 't':
+        mul = 1ull << 40;
+        end++;
+        break;
     default: break;
     }
     if (*end != '\0' || (v != 0 && mul > UINT64_MAX / v))
@@ -149,11 +165,11 @@ static enum err_code cfg_apply(struct cfg *c, const char *key, const char *v, st
     if (strcmp(key, "allow-root") == 0)
         return cfg_add_root(c, v, e);
     if (strcmp(key, "max-upload") == 0)
-        return cfg_parse_bytes(v, &c->max_upload, e) ? err_prefix(e, "--max-upload"), ERR_INVAL
-                                                     : ERR_OK;
+        return cfg_parse_bytes(v, &c->max_upload, e) ? err_prefix(e, "--max-upload"),
+               ERR_INVAL                             : ERR_OK;
     if (strcmp(key, "min-free") == 0)
-        return cfg_parse_bytes(v, &c->min_free, e) ? err_prefix(e, "--min-free"), ERR_INVAL
-                                                   : ERR_OK;
+        return cfg_parse_bytes(v, &c->min_free, e) ? err_prefix(e, "--min-free"),
+               ERR_INVAL                           : ERR_OK;
     if (strcmp(key, "log-level") == 0) {
         lvl = log_level_from_name(v);
         if (lvl < 0)
@@ -166,12 +182,16 @@ static enum err_code cfg_apply(struct cfg *c, const char *key, const char *v, st
 
 static enum err_code cfg_from_env(struct cfg *c, struct err *e)
 {
-    static const char *const vars[][2] = {
-        {"FARMSD_LISTEN", "listen"},           {"FARMSD_DATA", "data"},
-        {"FARMSD_WORKERS", "workers"},         {"FARMSD_PRESET", "preset"},
-        {"FARMSD_TOKENS", "tokens"},           {"FARMSD_MAX_UPLOAD", "max-upload"},
-        {"FARMSD_MAX_UPLOADS", "max-uploads"}, {"FARMSD_MIN_FREE", "min-free"},
-        {"FARMSD_HTTP_THREADS", "http-threads"}, {"FARMSD_LOG_LEVEL", "log-level"}};
+    static const char *const vars[][2] = {{"FARMSD_LISTEN", "listen"},
+                                          {"FARMSD_DATA", "data"},
+                                          {"FARMSD_WORKERS", "workers"},
+                                          {"FARMSD_PRESET", "preset"},
+                                          {"FARMSD_TOKENS", "tokens"},
+                                          {"FARMSD_MAX_UPLOAD", "max-upload"},
+                                          {"FARMSD_MAX_UPLOADS", "max-uploads"},
+                                          {"FARMSD_MIN_FREE", "min-free"},
+                                          {"FARMSD_HTTP_THREADS", "http-threads"},
+                                          {"FARMSD_LOG_LEVEL", "log-level"}};
     enum err_code rc = ERR_OK;
     const char *roots = getenv("FARMSD_ALLOW_ROOTS");
 
@@ -213,14 +233,19 @@ static void cfg_defaults(struct cfg *c)
 
 enum err_code cfg_load(struct cfg *c, int argc, char **argv, struct err *e)
 {
-    static const struct option longs[] = {
-        {"listen", required_argument, NULL, 0},     {"data", required_argument, NULL, 0},
-        {"workers", required_argument, NULL, 0},    {"preset", required_argument, NULL, 0},
-        {"allow-root", required_argument, NULL, 0}, {"tokens", required_argument, NULL, 0},
-        {"max-upload", required_argument, NULL, 0}, {"max-uploads", required_argument, NULL, 0},
-        {"min-free", required_argument, NULL, 0},   {"http-threads", required_argument, NULL, 0},
-        {"log-level", required_argument, NULL, 0},  {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+    static const struct option longs[] = {{"listen", required_argument, NULL, 0},
+                                          {"data", required_argument, NULL, 0},
+                                          {"workers", required_argument, NULL, 0},
+                                          {"preset", required_argument, NULL, 0},
+                                          {"allow-root", required_argument, NULL, 0},
+                                          {"tokens", required_argument, NULL, 0},
+                                          {"max-upload", required_argument, NULL, 0},
+                                          {"max-uploads", required_argument, NULL, 0},
+                                          {"min-free", required_argument, NULL, 0},
+                                          {"http-threads", required_argument, NULL, 0},
+                                          {"log-level", required_argument, NULL, 0},
+                                          {"help", no_argument, NULL, 'h'},
+                                          {NULL, 0, NULL, 0}};
     enum err_code rc;
     struct farms_params p;
     int ch, idx;
@@ -250,8 +275,8 @@ enum err_code cfg_load(struct cfg *c, int argc, char **argv, struct err *e)
 }
 
 /* One "TOKEN [SCOPES]" line into *t. */
-static enum err_code cfg_token_line(char *line, const char *path, int lineno,
-                                    struct api_token *t, struct err *e)
+static enum err_code cfg_token_line(char *line, const char *path, int lineno, struct api_token *t,
+                                    struct err *e)
 {
     char *tok = strtok_r(line, " \t", &line), *scopes = strtok_r(NULL, " \t", &line);
 
@@ -263,8 +288,8 @@ static enum err_code cfg_token_line(char *line, const char *path, int lineno,
     else if (strcmp(scopes, "write") == 0)
         t->scopes = API_SCOPE_WRITE;
     if (t->scopes == 0)
-        return err_set(e, ERR_INVAL, "%s:%d: unknown scopes '%s' (read, write, read,write)",
-                       path, lineno, scopes);
+        return err_set(e, ERR_INVAL, "%s:%d: unknown scopes '%s' (read, write, read,write)", path,
+                       lineno, scopes);
     if (strlen(tok) < 16)
         return err_set(e, ERR_INVAL, "%s:%d: token shorter than 16 characters", path, lineno);
     t->token = strdup(tok);

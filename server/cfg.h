@@ -25,21 +25,21 @@
 #include "core/err.h"
 
 struct cfg {
-    char host[256];            /* listen address (numeric IPv4/IPv6 or "localhost") */
-    unsigned port;             /* 0: any free port */
-    char *data_dir;            /* owned */
-    unsigned workers;          /* analysis threads */
-    unsigned http_threads;     /* libmicrohttpd thread pool */
-    char *preset;              /* owned: default preset name */
-    char **allow_roots;        /* owned: realpath'd directories */
+    char host[256];        /* listen address (numeric IPv4/IPv6 or "localhost") */
+    unsigned port;         /* 0: any free port */
+    char *data_dir;        /* owned */
+    unsigned workers;      /* analysis threads */
+    unsigned http_threads; /* libmicrohttpd thread pool */
+    char *preset;          /* owned: default preset name */
+    char **allow_roots;    /* owned: realpath'd directories */
     size_t n_allow_roots;
-    char *tokens_file;         /* owned, NULL: auth off */
-    struct api_token *tokens;  /* owned, loaded from tokens_file */
+    char *tokens_file;        /* owned, NULL: auth off */
+    struct api_token *tokens; /* owned, loaded from tokens_file */
     size_t n_tokens;
-    uint64_t max_upload;       /* bytes */
-    unsigned max_uploads;      /* concurrent uploads */
-    uint64_t min_free;         /* bytes kept free */
-    int log_level;             /* enum log_level */
+    uint64_t max_upload;  /* bytes */
+    unsigned max_uploads; /* concurrent uploads */
+    uint64_t min_free;    /* bytes kept free */
+    int log_level;        /* enum log_level */
 };
 
 /* Fill `c` from the environment and argv (argv[0] is "serve"). On --help,

@@ -57,13 +57,17 @@ struct cli_analyze_opts {
 /* Parse argv; returns -1 to go on, else the exit status. */
 static int cli_analyze_parse(int argc, char **argv, struct cli_analyze_opts *o)
 {
-    static const struct option longs[] = {
-        {"preset", required_argument, NULL, 'p'},  {"set", required_argument, NULL, 's'},
-        {"format", required_argument, NULL, 'f'},  {"include", required_argument, NULL, 'i'},
-        {"exclude", required_argument, NULL, 'x'}, {"threads", required_argument, NULL, 't'},
-        {"input-format", required_argument, NULL, 'F'}, {"strict", no_argument, NULL, 'S'},
-        {"quiet", no_argument, NULL, 'q'},         {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+    static const struct option longs[] = {{"preset", required_argument, NULL, 'p'},
+                                          {"set", required_argument, NULL, 's'},
+                                          {"format", required_argument, NULL, 'f'},
+                                          {"include", required_argument, NULL, 'i'},
+                                          {"exclude", required_argument, NULL, 'x'},
+                                          {"threads", required_argument, NULL, 't'},
+                                          {"input-format", required_argument, NULL, 'F'},
+                                          {"strict", no_argument, NULL, 'S'},
+                                          {"quiet", no_argument, NULL, 'q'},
+                                          {"help", no_argument, NULL, 'h'},
+                                          {NULL, 0, NULL, 0}};
     struct err e;
     int ch;
 
@@ -114,20 +118,34 @@ static int cli_progress(void *arg, size_t done, size_t total, const struct engin
     const struct cli_analyze_opts *o = arg;
 
     if (!o->quiet && seconds >= 0.5)
-        fprintf(stderr, "farmsd: [%zu/%zu] %s: %s, %lld windows, %.1f s\n", done, total,
-                row->name, farms_status_name(row->res.status), (long long)row->res.windows,
-                seconds);
+        fprintf(stderr, "farmsd: [%zu/%zu] %s: %s, %lld windows, %.1f s\n", done, total, row->name,
+                farms_status_name(row->res.status), (long long)row->res.windows, seconds);
     return 0;
 }
 
 /* --- Output ------------------------------------------------------------- */
 
-static const char *const cli_csv_cols[] = {
-    "name",      "kind",        "dtype",         "shape",       "status",
-    "reason",    "alpha",       "D",             "xmin",        "n_tail",
-    "num_eigs",  "windows",     "spectral_norm", "norm",        "alpha_hat",
-    "stable_rank", "norm_stable_rank", "log_norm", "log_spectral_norm", "entropy",
-    "warning"};
+static const char *const cli_csv_cols[] = {"name",
+                                           "kind",
+                                           "dtype",
+                                           "shape",
+                                           "status",
+                                           "reason",
+                                           "alpha",
+                                           "D",
+                                           "xmin",
+                                           "n_tail",
+                                           "num_eigs",
+                                           "windows",
+                                           "spectral_norm",
+                                           "norm",
+                                           "alpha_hat",
+                                           "stable_rank",
+                                           "norm_stable_rank",
+                                           "log_norm",
+                                           "log_spectral_norm",
+                                           "entropy",
+                                           "warning"};
 
 /* A field of a layer object as text: strings as is, numbers %.10g, shape AxB. */
 static void cli_field(const cJSON *layer, const char *key, char *buf, size_t len)
@@ -237,8 +255,8 @@ static cJSON *cli_report_json(const struct cli_analyze_opts *o, const struct ckp
     good = layers != NULL;
     for (size_t i = 0; i < r->n && good; i++) {
         const struct engine_layer *row = &r->layers[i];
-        cJSON *l = json_layer_new(row->name, row->info.kind, row->dtype, row->ndim, row->shape,
-                                  &row->res);
+        cJSON *l =
+            json_layer_new(row->name, row->info.kind, row->dtype, row->ndim, row->shape, &row->res);
         good = l != NULL && cJSON_AddItemToArray(layers, l);
     }
     if (!good) {
@@ -317,8 +335,8 @@ int cli_analyze_main(int argc, char **argv)
         status = CLI_EXIT_INPUT;
         goto out;
     }
-    eo = (struct engine_opts){&params, have_inc ? &inc : NULL, have_exc ? &exc : NULL, 0,
-                              cli_progress, &o};
+    eo = (struct engine_opts){&params, have_inc ? &inc : NULL, have_exc ? &exc : NULL,
+                              0,       cli_progress,           &o};
     if (engine_select(c, &eo, &report, &e)) {
         cli_print_error(&e);
         status = CLI_EXIT_INPUT;

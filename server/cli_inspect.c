@@ -27,8 +27,8 @@ static const char cli_inspect_usage[] =
     "  -h, --help          this help\n";
 
 struct cli_tensor_row {
-    const char *name;       /* display name (borrowed) */
-    const char *reason;     /* NULL when selected (borrowed) */
+    const char *name;   /* display name (borrowed) */
+    const char *reason; /* NULL when selected (borrowed) */
     char sha256[THASH_HEX_LEN];
 };
 
@@ -112,11 +112,13 @@ static enum err_code cli_inspect_rows(const struct ckpt *c, const struct engine_
 
 int cli_inspect_main(int argc, char **argv)
 {
-    static const struct option longs[] = {
-        {"format", required_argument, NULL, 'f'}, {"preset", required_argument, NULL, 'p'},
-        {"set", required_argument, NULL, 's'},    {"input-format", required_argument, NULL, 'F'},
-        {"strict", no_argument, NULL, 'S'},       {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+    static const struct option longs[] = {{"format", required_argument, NULL, 'f'},
+                                          {"preset", required_argument, NULL, 'p'},
+                                          {"set", required_argument, NULL, 's'},
+                                          {"input-format", required_argument, NULL, 'F'},
+                                          {"strict", no_argument, NULL, 'S'},
+                                          {"help", no_argument, NULL, 'h'},
+                                          {NULL, 0, NULL, 0}};
     const char *format = getenv("FARMSD_FORMAT") ? getenv("FARMSD_FORMAT") : "table";
     const char *preset_name = NULL, *resolved;
     char *sets[64];

@@ -28,7 +28,7 @@
 #include "server/log.h"
 #include "storage/store.h"
 
-#define HTTP_URI_MAX 8192
+#define HTTP_URI_MAX   8192
 #define HTTP_DRAIN_MAX (64u << 20) /* body bytes read and dropped after a refusal */
 
 enum http_body { HTTP_BODY_NONE, HTTP_BODY_JSON, HTTP_BODY_UPLOAD };
@@ -37,28 +37,28 @@ struct http_server {
     struct MHD_Daemon *d;
     struct http_cfg cfg;
     char db_path[STORE_PATH_MAX];
-    pthread_key_t store_key;   /* per-thread struct store */
-    _Atomic unsigned uploads;  /* uploads streaming now */
-    _Atomic uint64_t next_id;  /* request ids for the log */
+    pthread_key_t store_key;  /* per-thread struct store */
+    _Atomic unsigned uploads; /* uploads streaming now */
+    _Atomic uint64_t next_id; /* request ids for the log */
 };
 
 struct http_req {
     uint64_t id;
-    char *uri;                 /* owned: raw request URI */
-    double t0;                 /* monotonic start */
+    char *uri; /* owned: raw request URI */
+    double t0; /* monotonic start */
     enum http_body body;
     int early_status;          /* answered before the body ended (413/503/...), 0 if not */
     struct api_response early; /* the early answer, sent when the body is drained */
     int fd;                    /* upload temp file, -1 if none */
     char tmp_path[STORE_PATH_MAX];
-    struct thash hash;         /* SHA-256 of the upload so far */
+    struct thash hash; /* SHA-256 of the upload so far */
     int hashing;
     int holds_upload_slot;
-    uint64_t size;             /* body bytes received */
-    char *json;                /* owned JSON body */
-    int status;                /* answered status, for the log */
+    uint64_t size; /* body bytes received */
+    char *json;    /* owned JSON body */
+    int status;    /* answered status, for the log */
     const char *route;
-    int counted;               /* the answer is already in the stats */
+    int counted; /* the answer is already in the stats */
 };
 
 static double http_now(void)
@@ -130,9 +130,8 @@ static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cl
     if (r == NULL)
         return;
     LOG_INFO("http", "req=%llu uri=\"%.200s\" status=%d route=\"%s\" bytes_in=%llu ms=%.1f%s",
-             (unsigned long long)r->id, r->uri ? r->uri : "", r->status,
-             r->route ? r->route : "-", (unsigned long long)r->size,
-             1e3 * (http_now() - r->t0),
+             (unsigned long long)r->id, r->uri ? r->uri : "", r->status, r->route ? r->route : "-",
+             (unsigned long long)r->size, 1e3 * (http_now() - r->t0),
              toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=1");
     http_req_free(h, r);
     *con_cls = NULL;
@@ -204,8 +203,8 @@ static void http_request_head(struct MHD_Connection *conn, const struct http_req
 /* First call of a request with a body: refuse what the API would refuse
  * anyway (route, auth, parameters) before reading a byte, then choose JSON
  * or upload and check the limits. */
-static void http_body_begin(struct http_server *h, struct MHD_Connection *conn,
-                            struct http_req *r, const char *method, const char *url)
+static void http_body_begin(struct http_server *h, struct MHD_Connection *conn, struct http_req *r,
+                            const char *method, const char *url)
 {
     const struct api_ctx *ctx = h->cfg.api;
     const char *cl = http_header(conn, MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -261,8 +260,7 @@ static void http_body_begin(struct http_server *h, struct MHD_Connection *conn,
 }
 
 /* One chunk of body. */
-static void http_body_chunk(struct http_server *h, struct http_req *r, const char *data,
-                            size_t n)
+static void http_body_chunk(struct http_server *h, struct http_req *r, const char *data, size_t n)
 {
     r->size += n;
     if (r->early_status)
@@ -346,9 +344,8 @@ static enum MHD_Result http_dispatch(struct http_server *h, struct MHD_Connectio
 }
 
 static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const char *url,
-                                   const char *method, const char *version,
-                                   const char *upload_data, size_t *upload_data_size,
-                                   void **con_cls)
+                                   const char *method, const char *version, const char *upload_data,
+                                   size_t *upload_data_size, void **con_cls)
 {
     struct http_server *h = cls;
     struct http_req *r = *con_cls;
@@ -412,8 +409,8 @@ enum err_code http_start(const struct http_cfg *cfg, struct http_server **out, s
     struct http_server *h;
     struct sockaddr_storage ss;
     socklen_t sslen;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
-                     MHD_USE_ERROR_LOG;
+    unsigned flags =
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
 
     *out = NULL;
     rc = http_resolve(cfg->host, cfg->port, &ss, &sslen, e);

@@ -26,13 +26,13 @@
 struct http_server; /* opaque */
 
 struct http_cfg {
-    const char *host;            /* numeric address or "localhost" */
-    unsigned port;               /* 0: any free port (see http_port) */
-    unsigned threads;            /* request threads */
-    const char *db_path;         /* each thread opens its own connection */
-    const struct api_ctx *api;   /* borrowed; must outlive the server */
-    uint64_t max_upload;         /* bytes */
-    unsigned max_uploads;        /* concurrent streaming uploads */
+    const char *host;          /* numeric address or "localhost" */
+    unsigned port;             /* 0: any free port (see http_port) */
+    unsigned threads;          /* request threads */
+    const char *db_path;       /* each thread opens its own connection */
+    const struct api_ctx *api; /* borrowed; must outlive the server */
+    uint64_t max_upload;       /* bytes */
+    unsigned max_uploads;      /* concurrent streaming uploads */
 };
 
 /* Listen and serve. Returns a new server in *out; stop with http_stop(). */

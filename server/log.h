@@ -23,10 +23,10 @@ int log_level_from_name(const char *s);
 void log_write(enum log_level level, const char *mod, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-#define LOG_AT(level, mod, ...)                                                                    \
-    do {                                                                                           \
-        if ((level) >= log_get_level())                                                            \
-            log_write((level), (mod), __VA_ARGS__);                                                \
+#define LOG_AT(level, mod, ...)                     \
+    do {                                            \
+        if ((level) >= log_get_level())             \
+            log_write((level), (mod), __VA_ARGS__); \
     } while (0)
 #define LOG_DEBUG(mod, ...) LOG_AT(LOG_LEVEL_DEBUG, mod, __VA_ARGS__)
 #define LOG_INFO(mod, ...)  LOG_AT(LOG_LEVEL_INFO, mod, __VA_ARGS__)

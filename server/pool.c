@@ -18,15 +18,15 @@ struct pool_item {
 
 struct pool {
     pthread_mutex_t mu;
-    pthread_cond_t has_work;  /* signalled when an item is queued or on stop */
-    pthread_cond_t has_room;  /* signalled when an item leaves the queue */
-    struct pool_item *ring;   /* owned, queue_cap slots */
+    pthread_cond_t has_work; /* signalled when an item is queued or on stop */
+    pthread_cond_t has_room; /* signalled when an item leaves the queue */
+    struct pool_item *ring;  /* owned, queue_cap slots */
     size_t queue_cap;
-    size_t head;              /* index of the oldest item */
+    size_t head; /* index of the oldest item */
     size_t n_queued;
     int stopping;
-    unsigned n_threads;       /* threads started */
-    pthread_t *threads;       /* owned */
+    unsigned n_threads;          /* threads started */
+    pthread_t *threads;          /* owned */
     struct pool_worker *workers; /* owned, one per thread */
 };
 

@@ -37,8 +37,7 @@ static void serve_job_queued(void *arg, int64_t job_id)
 }
 
 /* The data folder, the database (migrated, crashed jobs re-queued). */
-static enum err_code serve_open_data(const struct cfg *c, char *db_path, size_t len,
-                                     struct err *e)
+static enum err_code serve_open_data(const struct cfg *c, char *db_path, size_t len, struct err *e)
 {
     enum err_code rc;
     struct store *s = NULL;
@@ -131,8 +130,8 @@ int cli_serve_main(int argc, char **argv)
                            .limits = &limits,
                            .min_free_bytes = c.min_free};
     if (rc == ERR_OK) {
-        struct http_cfg hc = {c.host, c.port, c.http_threads, db_path, &ctx, c.max_upload,
-                              c.max_uploads};
+        struct http_cfg hc = {c.host, c.port,       c.http_threads, db_path,
+                              &ctx,   c.max_upload, c.max_uploads};
         rc = http_start(&hc, &http, &e);
     }
     if (rc) {
@@ -141,7 +140,8 @@ int cli_serve_main(int argc, char **argv)
         status = CLI_EXIT_FAILED;
         goto out;
     }
-    LOG_INFO("serve", "msg=\"listening\" url=http://%s%s%s:%u/ data=%s workers=%u preset=%s auth=%s",
+    LOG_INFO("serve",
+             "msg=\"listening\" url=http://%s%s%s:%u/ data=%s workers=%u preset=%s auth=%s",
              strchr(c.host, ':') ? "[" : "", c.host, strchr(c.host, ':') ? "]" : "",
              http_port(http), c.data_dir, c.workers, c.preset, c.n_tokens ? "on" : "off");
     while (sigwait(&sigs, &sig) != 0)

@@ -12,14 +12,14 @@
 
 #include "tests/check.h"
 
-#define FARMSD "build/san/farmsd"
-#define FIX "tests/fixtures/"
+#define FARMSD  "build/san/farmsd"
+#define FIX     "tests/fixtures/"
 #define OUT_MAX (4u << 20)
 
 struct run {
-    char *out;   /* stdout, NUL-terminated */
-    char *err;   /* stderr, NUL-terminated */
-    int status;  /* exit status, -1 if it did not exit normally */
+    char *out;  /* stdout, NUL-terminated */
+    char *err;  /* stderr, NUL-terminated */
+    int status; /* exit status, -1 if it did not exit normally */
 };
 
 static void slurp(const char *path, char **buf)
@@ -85,13 +85,31 @@ static const cJSON *layer_named(const cJSON *layers, const char *name)
 
 static void test_analyze_json_has_the_documented_shape(void)
 {
-    static const char *const keys[] = {
-        "name",  "kind",          "dtype",     "shape",       "status",           "reason",
-        "alpha", "D",             "xmin",      "n_tail",      "num_eigs",         "windows",
-        "spectral_norm", "norm",  "alpha_hat", "stable_rank", "norm_stable_rank", "log_norm",
-        "log_spectral_norm", "entropy", "warning"};
-    const char *args[] = {"analyze", FIX "numerics/mlpA_digits.safetensors", "--preset",
-                          "farms-cv", "--format", "json", NULL};
+    static const char *const keys[] = {"name",
+                                       "kind",
+                                       "dtype",
+                                       "shape",
+                                       "status",
+                                       "reason",
+                                       "alpha",
+                                       "D",
+                                       "xmin",
+                                       "n_tail",
+                                       "num_eigs",
+                                       "windows",
+                                       "spectral_norm",
+                                       "norm",
+                                       "alpha_hat",
+                                       "stable_rank",
+                                       "norm_stable_rank",
+                                       "log_norm",
+                                       "log_spectral_norm",
+                                       "entropy",
+                                       "warning"};
+    const char *args[] = {"analyze",  FIX "numerics/mlpA_digits.safetensors",
+                          "--preset", "farms-cv",
+                          "--format", "json",
+                          NULL};
     struct run r = run_farmsd(args);
     cJSON *root = cJSON_Parse(r.out);
     const cJSON *layers = cJSON_GetObjectItem(root, "layers"), *fc2, *bias;
@@ -167,10 +185,15 @@ static void test_bad_settings_exit_1_naming_the_key(void)
 
 static void test_csv_and_table_agree_with_json(void)
 {
-    const char *args[] = {"analyze", FIX "numerics/mlpA_digits.safetensors", "--preset",
-                          "farms-cv", "--format", "csv", "--include", "^fc3\\.weight$", NULL};
-    const char *args_t[] = {"analyze", FIX "numerics/mlpA_digits.safetensors", "--preset",
-                            "farms-cv", "--include", "^fc3", NULL};
+    const char *args[] = {"analyze",   FIX "numerics/mlpA_digits.safetensors",
+                          "--preset",  "farms-cv",
+                          "--format",  "csv",
+                          "--include", "^fc3\\.weight$",
+                          NULL};
+    const char *args_t[] = {"analyze",   FIX "numerics/mlpA_digits.safetensors",
+                            "--preset",  "farms-cv",
+                            "--include", "^fc3",
+                            NULL};
     struct run r = run_farmsd(args), t = run_farmsd(args_t);
 
     CHECK_EQ_INT(r.status, 0);
@@ -205,8 +228,7 @@ static void test_inspect_lists_hashes_without_analysing(void)
             CHECK_STR_EQ(cJSON_GetObjectItem(t, "sha256")->valuestring,
                          "3d9acc9ec4c2f11ce480263ed88842c2d5296a96b20ef2afe0d315422e009928");
             CHECK(cJSON_IsTrue(cJSON_GetObjectItem(t, "selected")));
-            CHECK_STR_EQ(cJSON_GetObjectItem(t, "stored_name")->valuestring,
-                         "model.net.0.weight");
+            CHECK_STR_EQ(cJSON_GetObjectItem(t, "stored_name")->valuestring, "model.net.0.weight");
         }
         if (strncmp(cJSON_GetObjectItem(t, "stored_name")->valuestring, "model.", 6) == 0)
             n_model++;
@@ -222,9 +244,9 @@ static void test_inspect_lists_hashes_without_analysing(void)
 
 static void test_help_lists_every_option(void)
 {
-    static const char *const opts[] = {"--preset", "--set",     "--format",       "--include",
-                                       "--exclude", "--threads", "--input-format", "--strict",
-                                       "--quiet"};
+    static const char *const opts[] = {"--preset",       "--set",     "--format",
+                                       "--include",      "--exclude", "--threads",
+                                       "--input-format", "--strict",  "--quiet"};
     const char *args[] = {"analyze", "--help", NULL};
     struct run r = run_farmsd(args);
 

@@ -10,7 +10,7 @@ static void test_codes_round_trip(void)
     CHECK_EQ_INT(dtype_from_code("F32", 3), DTYPE_F32);
     CHECK_EQ_INT(dtype_from_code("BF16", 4), DTYPE_BF16);
     CHECK_EQ_INT(dtype_from_code("F8_E4M3", 7), DTYPE_F8_E4M3);
-    CHECK_EQ_INT(dtype_from_code("f32", 3), -1); /* case-sensitive */
+    CHECK_EQ_INT(dtype_from_code("f32", 3), -1);  /* case-sensitive */
     CHECK_EQ_INT(dtype_from_code("C128", 4), -1); /* not a safetensors code */
     CHECK_EQ_INT(dtype_from_code("F12", 3), -1);
     CHECK_STR_EQ(dtype_name(DTYPE_U16), "U16");
@@ -24,7 +24,7 @@ static void test_f16_decodes_subnormals_inf_nan(void)
     CHECK_NEAR(dtype_f16_to_f32(0x3c00), 1.0, 0);
     CHECK_NEAR(dtype_f16_to_f32(0xc000), -2.0, 0);
     CHECK_NEAR(dtype_f16_to_f32(0x0001), ldexp(1.0, -24), 0); /* smallest subnormal */
-    CHECK_NEAR(dtype_f16_to_f32(0x7bff), 65504.0, 0);        /* largest finite */
+    CHECK_NEAR(dtype_f16_to_f32(0x7bff), 65504.0, 0);         /* largest finite */
     CHECK(isinf(dtype_f16_to_f32(0x7c00)));
     CHECK(isnan(dtype_f16_to_f32(0x7e00)));
     CHECK(signbit(dtype_f16_to_f32(0x8000)));
@@ -43,16 +43,16 @@ static void test_f8_formats(void)
     double out[5];
 
     dtype_to_f64(DTYPE_F8_E4M3, e4m3, 5, out);
-    CHECK_NEAR(out[0], 448.0, 0);                 /* max, no infinities */
-    CHECK(isnan(out[1]));                        /* S.1111.111 */
-    CHECK_NEAR(out[2], ldexp(1.0, -9), 0);       /* subnormal 1/8 * 2^-6 */
+    CHECK_NEAR(out[0], 448.0, 0);          /* max, no infinities */
+    CHECK(isnan(out[1]));                  /* S.1111.111 */
+    CHECK_NEAR(out[2], ldexp(1.0, -9), 0); /* subnormal 1/8 * 2^-6 */
     CHECK_NEAR(out[3], 1.0, 0);
     CHECK_NEAR(out[4], -1.0, 0);
     dtype_to_f64(DTYPE_F8_E5M2, e5m2, 5, out);
     CHECK_NEAR(out[0], 57344.0, 0);
     CHECK(isinf(out[1]));
     CHECK(isnan(out[2]));
-    CHECK_NEAR(out[3], ldexp(1.0, -16), 0);      /* subnormal 1/4 * 2^-14 */
+    CHECK_NEAR(out[3], ldexp(1.0, -16), 0); /* subnormal 1/4 * 2^-14 */
     CHECK_NEAR(out[4], 1.0, 0);
 }
 

@@ -74,10 +74,9 @@ static cJSON *load_json(const char *path)
 
 static void test_trained_mlp_matches_reference_vectors(void)
 {
-    static const char *const cases[][2] = {
-        {"fc1.weight", FIX "numerics/mlpA_fc1.json"},
-        {"fc2.weight", FIX "numerics/mlpA_fc2.json"},
-        {"fc3.weight", FIX "numerics/mlpA_fc3.json"}};
+    static const char *const cases[][2] = {{"fc1.weight", FIX "numerics/mlpA_fc1.json"},
+                                           {"fc2.weight", FIX "numerics/mlpA_fc2.json"},
+                                           {"fc3.weight", FIX "numerics/mlpA_fc3.json"}};
     struct engine_report r;
 
     if (analyse(FIX "numerics/mlpA_digits.safetensors", "farms-cv", &r))
@@ -190,12 +189,14 @@ static void test_tied_weights_are_analysed_once(void)
 
 static void test_canonical_order_of_a_decoder(void)
 {
-    static const char *const want[] = {
-        "model.embed_tokens.weight",
-        "model.layers.0.self_attn.q_proj.weight", "model.layers.0.self_attn.k_proj.weight",
-        "model.layers.0.self_attn.v_proj.weight", "model.layers.0.self_attn.o_proj.weight",
-        "model.layers.0.mlp.gate_proj.weight",    "model.layers.0.mlp.up_proj.weight",
-        "model.layers.0.mlp.down_proj.weight"};
+    static const char *const want[] = {"model.embed_tokens.weight",
+                                       "model.layers.0.self_attn.q_proj.weight",
+                                       "model.layers.0.self_attn.k_proj.weight",
+                                       "model.layers.0.self_attn.v_proj.weight",
+                                       "model.layers.0.self_attn.o_proj.weight",
+                                       "model.layers.0.mlp.gate_proj.weight",
+                                       "model.layers.0.mlp.up_proj.weight",
+                                       "model.layers.0.mlp.down_proj.weight"};
     struct engine_report r;
 
     if (analyse(FIX "checkpoints/llama/llama_step0500.safetensors", "farms-llm", &r))
@@ -221,9 +222,9 @@ static void test_include_and_exclude_filter_by_name(void)
     o.params = &p;
     o.include = &inc;
     o.exclude = &exc;
-    CHECK_EQ_INT(ckpt_open(FIX "numerics/mlpA_digits.safetensors", CKPT_FORMAT_UNKNOWN, NULL, &c,
-                           NULL),
-                 ERR_OK);
+    CHECK_EQ_INT(
+        ckpt_open(FIX "numerics/mlpA_digits.safetensors", CKPT_FORMAT_UNKNOWN, NULL, &c, NULL),
+        ERR_OK);
     CHECK_EQ_INT(engine_select(c, &o, &r, NULL), ERR_OK);
     CHECK_EQ_INT(r.n, 2);
     if (r.n == 2) {
