@@ -26,9 +26,9 @@ struct worker {
     struct worker_cfg cfg;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    int stopping;          /* guarded by mu */
-    unsigned pending;      /* notifications not yet consumed, guarded by mu */
-    pthread_t *threads;    /* owned */
+    int stopping;       /* guarded by mu */
+    unsigned pending;   /* notifications not yet consumed, guarded by mu */
+    pthread_t *threads; /* owned */
     unsigned n_threads;
 };
 
@@ -39,7 +39,7 @@ struct worker_job {
     struct store_job job;
     int64_t n_done, n_total, n_hits;
     const char *settings_hash;
-    int canceled;          /* the job was canceled by a DELETE */
+    int canceled; /* the job was canceled by a DELETE */
 };
 
 static int worker_stopping(struct worker *w)
@@ -95,8 +95,8 @@ static void worker_analysis_key(const struct engine_layer *row, char *buf, size_
                                  (long long)row->shape[d]);
 }
 
-static struct store_result_key worker_key(const struct worker_job *j, const struct engine_layer *row,
-                                          char *abuf, size_t alen)
+static struct store_result_key worker_key(const struct worker_job *j,
+                                          const struct engine_layer *row, char *abuf, size_t alen)
 {
     worker_analysis_key(row, abuf, alen);
     return (struct store_result_key){row->sha256, abuf, j->settings_hash, ENGINE_VERSION};
@@ -118,7 +118,7 @@ static enum err_code worker_cache_lookup(struct worker_job *j, struct engine_rep
             continue;
         j->n_total++;
         key = worker_key(j, row, akey, sizeof(akey));
-        rc = store_result_get(j->s, &key, &row->res, &hit, e);
+        rc = store_result_get(j->s, &key, &row->res, &row->esd, &hit, e);
         if (rc)
             return rc;
         if (hit) {
@@ -147,7 +147,7 @@ static int worker_progress(void *arg, size_t done, size_t total, const struct en
     api_stats_cache(j->w->cfg.stats, 0, 1);
     api_stats_analysis_seconds(j->w->cfg.stats, seconds);
     key = worker_key(j, row, akey, sizeof(akey));
-    if (store_result_put(j->s, &key, &row->res, &e) != ERR_OK)
+    if (store_result_put(j->s, &key, &row->res, &row->esd, &e) != ERR_OK)
         LOG_WARN("worker", "job=%lld msg=\"result not cached\" layer=%s err=\"%s\"",
                  (long long)j->job.id, row->name, e.msg);
     rc = store_job_progress(j->s, j->job.id, j->n_done, j->n_total, j->n_hits, &e);
@@ -175,6 +175,7 @@ static enum err_code worker_store_layers(struct worker_job *j, const struct engi
         memcpy(rows[i].shape, l->shape, sizeof(rows[i].shape));
         memcpy(rows[i].tensor_sha256, l->sha256, sizeof(rows[i].tensor_sha256));
         rows[i].r = l->res;
+        rows[i].esd = l->esd;
     }
     rc = store_layers_put(j->s, j->job.checkpoint_id, j->job.settings_hash, rows, r->n, e);
     free(rows);
@@ -242,8 +243,7 @@ static void worker_run_job(struct worker *w, struct store *s, const struct store
     }
     if (rc == ERR_OK && store_job_finish(s, job->id, STORE_JOB_SUCCEEDED, NULL, NULL, &e) == 0) {
         LOG_INFO("worker", "job=%lld state=succeeded tensors=%lld cache_hits=%lld s=%.3f",
-                 (long long)job->id, (long long)j.n_total, (long long)j.n_hits,
-                 worker_now() - t0);
+                 (long long)job->id, (long long)j.n_total, (long long)j.n_hits, worker_now() - t0);
         return;
     }
     LOG_WARN("worker", "job=%lld state=failed category=%s err=\"%s\"", (long long)job->id,

@@ -74,10 +74,9 @@ static cJSON *load_json(const char *path)
 
 static void test_trained_mlp_matches_reference_vectors(void)
 {
-    static const char *const cases[][2] = {
-        {"fc1.weight", FIX "numerics/mlpA_fc1.json"},
-        {"fc2.weight", FIX "numerics/mlpA_fc2.json"},
-        {"fc3.weight", FIX "numerics/mlpA_fc3.json"}};
+    static const char *const cases[][2] = {{"fc1.weight", FIX "numerics/mlpA_fc1.json"},
+                                           {"fc2.weight", FIX "numerics/mlpA_fc2.json"},
+                                           {"fc3.weight", FIX "numerics/mlpA_fc3.json"}};
     struct engine_report r;
 
     if (analyse(FIX "numerics/mlpA_digits.safetensors", "farms-cv", &r))
@@ -190,12 +189,14 @@ static void test_tied_weights_are_analysed_once(void)
 
 static void test_canonical_order_of_a_decoder(void)
 {
-    static const char *const want[] = {
-        "model.embed_tokens.weight",
-        "model.layers.0.self_attn.q_proj.weight", "model.layers.0.self_attn.k_proj.weight",
-        "model.layers.0.self_attn.v_proj.weight", "model.layers.0.self_attn.o_proj.weight",
-        "model.layers.0.mlp.gate_proj.weight",    "model.layers.0.mlp.up_proj.weight",
-        "model.layers.0.mlp.down_proj.weight"};
+    static const char *const want[] = {"model.embed_tokens.weight",
+                                       "model.layers.0.self_attn.q_proj.weight",
+                                       "model.layers.0.self_attn.k_proj.weight",
+                                       "model.layers.0.self_attn.v_proj.weight",
+                                       "model.layers.0.self_attn.o_proj.weight",
+                                       "model.layers.0.mlp.gate_proj.weight",
+                                       "model.layers.0.mlp.up_proj.weight",
+                                       "model.layers.0.mlp.down_proj.weight"};
     struct engine_report r;
 
     if (analyse(FIX "checkpoints/llama/llama_step0500.safetensors", "farms-llm", &r))
@@ -221,9 +222,9 @@ static void test_include_and_exclude_filter_by_name(void)
     o.params = &p;
     o.include = &inc;
     o.exclude = &exc;
-    CHECK_EQ_INT(ckpt_open(FIX "numerics/mlpA_digits.safetensors", CKPT_FORMAT_UNKNOWN, NULL, &c,
-                           NULL),
-                 ERR_OK);
+    CHECK_EQ_INT(
+        ckpt_open(FIX "numerics/mlpA_digits.safetensors", CKPT_FORMAT_UNKNOWN, NULL, &c, NULL),
+        ERR_OK);
     CHECK_EQ_INT(engine_select(c, &o, &r, NULL), ERR_OK);
     CHECK_EQ_INT(r.n, 2);
     if (r.n == 2) {
@@ -236,6 +237,39 @@ static void test_include_and_exclude_filter_by_name(void)
     regfree(&exc);
 }
 
+/* Every analysed layer carries the histogram of its pooled eigenvalues with
+ * its own fit: all eigenvalues counted, the tail behind the fit line is the
+ * fit's tail; skipped rows have none. */
+static void test_layers_carry_their_histogram(void)
+{
+    struct engine_report r;
+    int n_checked = 0;
+
+    if (analyse(FIX "numerics/mlpA_digits.safetensors", "farms-cv", &r))
+        return;
+    for (size_t i = 0; i < r.n; i++) {
+        const struct engine_layer *l = &r.layers[i];
+        int64_t total = l->esd.n_zero;
+
+        if (l->res.status != FARMS_STATUS_OK) {
+            CHECK_EQ_INT(l->esd.n_eigs, 0);
+            continue;
+        }
+        for (int k = 0; k < l->esd.n_bins; k++)
+            total += l->esd.counts[k];
+        CHECK_EQ_INT(l->esd.n_bins, ESD_HIST_BINS);
+        CHECK_EQ_INT(l->esd.n_eigs, l->res.num_eigs);
+        CHECK_EQ_INT(total, l->res.num_eigs);
+        CHECK(l->esd.alpha == l->res.alpha && l->esd.xmin == l->res.xmin);
+        CHECK(l->esd.D == l->res.D);
+        CHECK_EQ_INT(l->esd.n_tail, l->res.n_tail);
+        CHECK_REL(pow(10, l->esd.log_hi), l->res.spectral_norm, 1e-12);
+        n_checked++;
+    }
+    CHECK_EQ_INT(n_checked, 3);
+    engine_report_free(&r);
+}
+
 int main(void)
 {
     if (pool_new(2, 64, &test_pool, NULL) != ERR_OK)
@@ -245,6 +279,7 @@ int main(void)
     test_tied_weights_are_analysed_once();
     test_canonical_order_of_a_decoder();
     test_include_and_exclude_filter_by_name();
+    test_layers_carry_their_histogram();
     pool_free(test_pool);
     return check_report("test_engine");
 }
