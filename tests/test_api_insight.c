@@ -202,7 +202,7 @@ static void test_sparsity_every_mlpA_configuration(void)
             snprintf(name, sizeof(name), "fc%d.weight", i + 1);
             CHECK_STR_EQ(jstr(l, "name"), name);
             CHECK_REL(jnum(l, "alpha"), a[i], 1e-14); /* JSON numbers: 15+ digits */
-            CHECK(jnum(l, "numel") == numel[i]); /* product of the shape */
+            CHECK(jnum(l, "numel") == numel[i]);      /* product of the shape */
             CHECK_REL(jnum(l, "sparsity"), want[i], REL_TOL);
             ok &= fabs(jnum(l, "sparsity") - want[i]) <= REL_TOL * want[i];
             CHECK(cJSON_IsTrue(jget(l, "clamped")) == (want[i] == 0.998 || want[i] == 0.99999));
