@@ -38,6 +38,10 @@ static const char *const api_q_hist[] = {"metrics",  "preset",     "start_step",
                                          "end_step", "max_points", NULL};
 static const char *const api_q_heat[] = {"metric",    "preset",     "start_step", "end_step",
                                          "page_size", "page_token", NULL};
+static const char *const api_q_sparsity[] = {"target", "epsilon", "block_size", "preset", NULL};
+static const char *const api_q_lr[] = {"base_lr",      "min_ratio",   "max_ratio", "map",
+                                       "remove_first", "remove_last", "preset",    NULL};
+static const char *const api_q_esd[] = {"step", "preset", NULL};
 
 /* The route table: method, template, handler, scope, query parameters. */
 #define API_ROUTE_MAP(X)                                                                      \
@@ -54,6 +58,13 @@ static const char *const api_q_heat[] = {"metric",    "preset",     "start_step"
     X("GET", "/v1/runs/{run}/layers/{layer}/history", api__layer_history, API_AUTH_READ,      \
       api_q_hist)                                                                             \
     X("GET", "/v1/runs/{run}/history", api__run_history, API_AUTH_READ, api_q_heat)           \
+    X("GET", "/v1/runs/{run}/checkpoints/{step}/recommendations/sparsity", api__rec_sparsity, \
+      API_AUTH_READ, api_q_sparsity)                                                          \
+    X("GET", "/v1/runs/{run}/checkpoints/{step}/recommendations/learning-rates",              \
+      api__rec_learning_rates, API_AUTH_READ, api_q_lr)                                       \
+    X("GET", "/v1/runs/{run}/layers/{layer}/esd", api__layer_esd, API_AUTH_READ, api_q_esd)   \
+    X("GET", "/v1/runs/{run}/layers/{layer}/esd.svg", api__layer_esd_svg, API_AUTH_READ,      \
+      api_q_esd)                                                                              \
     X("GET", "/v1/jobs/{id}", api__job_get, API_AUTH_READ, api_q_none)                        \
     X("DELETE", "/v1/jobs/{id}", api__job_delete, API_AUTH_WRITE, api_q_none)                 \
     X("GET", "/v1/tensors/{sha256}", api__tensor_get, API_AUTH_READ, api_q_none)

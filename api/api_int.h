@@ -78,6 +78,14 @@ api_handler_fn api__runs_list, api__checkpoints_list, api__checkpoint_get,
 api_handler_fn api__layer_history, api__run_history;           /* api_history.c */
 api_handler_fn api__job_get, api__job_delete, api__tensor_get; /* api_jobs.c */
 api_handler_fn api__checkpoint_post;                           /* api_ingest.c */
+api_handler_fn api__rec_sparsity, api__rec_learning_rates;     /* api_recommend.c */
+api_handler_fn api__layer_esd, api__layer_esd_svg;             /* api_esd.c */
+
+/* The SVG picture of histogram `h` of layer `layer` at `step` (api_svg.c):
+ * log-log axes, the histogram, the fitted power law from xmin, an xmin
+ * marker and a legend with alpha. Returns a new NUL-terminated string of
+ * *len bytes (free()), or NULL when out of memory. */
+char *api__esd_svg(const struct esd_hist *h, const char *layer, int64_t step, size_t *len);
 
 /* The job as served by GET /v1/jobs/{id} and POST .../checkpoints. */
 cJSON *api__job_json(const struct store_job *j);

@@ -38,6 +38,7 @@ static void engine_row_init(const struct ckpt *c, size_t i, const char *name,
     row->ndim = t->ndim;
     memcpy(row->shape, t->shape, sizeof(row->shape));
     row->res.alpha = NAN;
+    esd_hist_init(&row->esd);
     layer_classify(name, t->dtype, t->ndim, t->shape, &row->info);
     row->selected = 1;
     if (t->alias_of >= 0) {
@@ -103,8 +104,7 @@ out:
     return rc;
 }
 
-static enum err_code engine_hash_rows(const struct ckpt *c, struct engine_report *r,
-                                      struct err *e)
+static enum err_code engine_hash_rows(const struct ckpt *c, struct engine_report *r, struct err *e)
 {
     enum err_code rc = ERR_OK;
     struct ckpt_buf buf = {0};
@@ -169,9 +169,9 @@ void engine_report_free(struct engine_report *r)
  * its own workspace slot, so no lock is needed around `ws`. */
 struct engine_ctx {
     struct farms_plan *plan;
-    const double *w;       /* the layer as float64, row-major */
-    struct esd_ws **ws;    /* one slot per worker, grown on demand */
-    int64_t need_n;        /* workspace the plan needs */
+    const double *w;    /* the layer as float64, row-major */
+    struct esd_ws **ws; /* one slot per worker, grown on demand */
+    int64_t need_n;     /* workspace the plan needs */
     int64_t need_gather;
 };
 
@@ -188,8 +188,7 @@ static void engine_unit_work(void *item, unsigned worker)
     struct engine_ctx *x = it->ctx;
     struct esd_ws **ws = &x->ws[worker];
 
-    if (*ws == NULL || esd_ws_max_n(*ws) < x->need_n ||
-        esd_ws_max_gather(*ws) < x->need_gather) {
+    if (*ws == NULL || esd_ws_max_n(*ws) < x->need_n || esd_ws_max_gather(*ws) < x->need_gather) {
         esd_ws_free(*ws);
         *ws = NULL;
         it->rc = esd_ws_new(x->need_n, x->need_gather, ws, &it->err);
@@ -289,12 +288,39 @@ static double engine_now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* The histogram of the plan's pooled eigenvalues (every ESD) with the
+ * row's fit. */
+static enum err_code engine_hist(const struct farms_plan *plan, struct engine_layer *row,
+                                 struct err *e)
+{
+    int64_t n_esd = farms_plan_n_esd(plan), *lens = NULL;
+    const double **sets = NULL;
+    const struct farms_result *r = &row->res;
+    int ok = r->status == FARMS_STATUS_OK;
+
+    if (n_esd <= 0)
+        return ERR_OK;
+    sets = calloc((size_t)n_esd, sizeof(*sets));
+    lens = calloc((size_t)n_esd, sizeof(*lens));
+    if (sets == NULL || lens == NULL) {
+        free(sets);
+        free(lens);
+        return err_set(e, ERR_NOMEM, "out of memory for a histogram");
+    }
+    for (int64_t d = 0; d < n_esd; d++)
+        sets[d] = farms_plan_eigs(plan, d, &lens[d]);
+    esd_hist_compute(sets, lens, (size_t)n_esd, ok ? r->alpha : NAN, ok ? r->xmin : NAN,
+                     ok ? r->D : NAN, &row->esd);
+    free(sets);
+    free(lens);
+    return ERR_OK;
+}
+
 /* Analyse one selected row. Numerical failures and oversized layouts become
  * the row's status; other failures are returned. */
 static enum err_code engine_layer_run(const struct ckpt *c, struct pool *pool,
                                       const struct engine_opts *o, struct esd_ws **ws,
-                                      struct ckpt_buf *buf, struct engine_layer *row,
-                                      struct err *e)
+                                      struct ckpt_buf *buf, struct engine_layer *row, struct err *e)
 {
     enum err_code rc;
     struct engine_ctx x = {0};
@@ -324,10 +350,12 @@ static enum err_code engine_layer_run(const struct ckpt *c, struct pool *pool,
     rc = engine_fan_out(pool, &x, &le);
     if (rc == ERR_OK)
         rc = farms_plan_finish(x.plan, &row->res, &le);
+    if (rc == ERR_OK)
+        rc = engine_hist(x.plan, row, &le);
     if (rc == ERR_NUMERIC) { /* e.g. the eigensolver did not converge */
         row->res.status = FARMS_STATUS_FAILED;
-        snprintf(row->res.reason, sizeof(row->res.reason), "%.*s",
-                 (int)sizeof(row->res.reason) - 1, le.msg);
+        snprintf(row->res.reason, sizeof(row->res.reason), "%.*s", (int)sizeof(row->res.reason) - 1,
+                 le.msg);
         rc = ERR_OK;
     } else if (rc && e != NULL) {
         *e = le;

@@ -20,24 +20,27 @@
 #include <stddef.h>
 
 #include "core/ckpt.h"
+#include "core/esd_hist.h"
 #include "core/farms.h"
 #include "core/layers.h"
 #include "server/pool.h"
 
 /* Bumped whenever a change to the analysis could change a result: part of
  * the service's cache key, so stale results are never served. */
-#define ENGINE_VERSION "farmsd-engine-1"
+#define ENGINE_VERSION "farmsd-engine-2" /* 2: results carry an ESD histogram */
 
-struct engine_layer {          /* one row of a report */
-    char *name;                /* owned: display name (wrapper prefixes removed) */
-    size_t tensor;             /* index in the ckpt */
-    struct layer_info info;    /* kind, role, block, why not analysed */
-    enum dtype dtype;          /* stored dtype */
+struct engine_layer {       /* one row of a report */
+    char *name;             /* owned: display name (wrapper prefixes removed) */
+    size_t tensor;          /* index in the ckpt */
+    struct layer_info info; /* kind, role, block, why not analysed */
+    enum dtype dtype;       /* stored dtype */
     int ndim;
     int64_t shape[CKPT_MAX_RANK];
-    int selected;              /* 1: analysed by engine_run */
-    char sha256[65];           /* hex SHA-256 of the tensor bytes, "" if not hashed */
-    struct farms_result res;   /* status, reason and metrics (valid after engine_run) */
+    int selected;            /* 1: analysed by engine_run */
+    char sha256[65];         /* hex SHA-256 of the tensor bytes, "" if not hashed */
+    struct farms_result res; /* status, reason and metrics (valid after engine_run) */
+    struct esd_hist esd;     /* histogram of the pooled eigenvalues with the fit (after
+                                engine_run; n_eigs 0 when the layer was not analysed) */
 };
 
 struct engine_report {
@@ -48,8 +51,8 @@ struct engine_report {
 
 /* Called on the engine's thread after each analysed layer (done of total).
  * Returning non-zero stops the run: engine_run then returns ERR_CANCELED. */
-typedef int engine_progress_fn(void *arg, size_t done, size_t total,
-                               const struct engine_layer *row, double seconds);
+typedef int engine_progress_fn(void *arg, size_t done, size_t total, const struct engine_layer *row,
+                               double seconds);
 
 struct engine_opts {
     const struct farms_params *params; /* analysis settings */

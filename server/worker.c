@@ -118,7 +118,7 @@ static enum err_code worker_cache_lookup(struct worker_job *j, struct engine_rep
             continue;
         j->n_total++;
         key = worker_key(j, row, akey, sizeof(akey));
-        rc = store_result_get(j->s, &key, &row->res, &hit, e);
+        rc = store_result_get(j->s, &key, &row->res, &row->esd, &hit, e);
         if (rc)
             return rc;
         if (hit) {
@@ -147,7 +147,7 @@ static int worker_progress(void *arg, size_t done, size_t total, const struct en
     api_stats_cache(j->w->cfg.stats, 0, 1);
     api_stats_analysis_seconds(j->w->cfg.stats, seconds);
     key = worker_key(j, row, akey, sizeof(akey));
-    if (store_result_put(j->s, &key, &row->res, &e) != ERR_OK)
+    if (store_result_put(j->s, &key, &row->res, &row->esd, &e) != ERR_OK)
         LOG_WARN("worker", "job=%lld msg=\"result not cached\" layer=%s err=\"%s\"",
                  (long long)j->job.id, row->name, e.msg);
     rc = store_job_progress(j->s, j->job.id, j->n_done, j->n_total, j->n_hits, &e);
@@ -175,6 +175,7 @@ static enum err_code worker_store_layers(struct worker_job *j, const struct engi
         memcpy(rows[i].shape, l->shape, sizeof(rows[i].shape));
         memcpy(rows[i].tensor_sha256, l->sha256, sizeof(rows[i].tensor_sha256));
         rows[i].r = l->res;
+        rows[i].esd = l->esd;
     }
     rc = store_layers_put(j->s, j->job.checkpoint_id, j->job.settings_hash, rows, r->n, e);
     free(rows);

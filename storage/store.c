@@ -74,6 +74,12 @@ static const char SCHEMA_V1[] =
     "CREATE INDEX IF NOT EXISTS layers_step ON layers(run_id, settings_hash, step, ord);"
     "PRAGMA user_version = 1;";
 
+/* Version 2: the ESD histogram (core/esd_hist text form, NULL when none)
+ * of every cached result and layer row. */
+static const char SCHEMA_V2[] = "ALTER TABLE results ADD COLUMN esd TEXT;"
+                                "ALTER TABLE layers ADD COLUMN esd TEXT;"
+                                "PRAGMA user_version = 2;";
+
 /* --- Errors, statements, transactions -------------------------------------- */
 
 enum err_code store__dberr(struct store *s, int rc, const char *what, struct err *e)
@@ -228,6 +234,8 @@ static enum err_code store_migrate(struct store *s, struct err *e)
         goto out;
     }
     if (v < 1 && (rc = store_exec(s, SCHEMA_V1, "migrate to schema 1", e)) != ERR_OK)
+        goto out;
+    if (v < 2 && (rc = store_exec(s, SCHEMA_V2, "migrate to schema 2", e)) != ERR_OK)
         goto out;
     rc = store__commit(s, e);
 out:

@@ -16,6 +16,8 @@
  *               engine version) -> struct farms_result (metrics part)
  *   layer       per (checkpoint, settings) the per-layer rows, in canonical
  *               order, with run and step copied in for fast history reads
+ *   results and layer rows also keep the ESD histogram (core/esd_hist.h)
+ *   of the analysis, when there is one (schema version 2)
  *
  * Settings hash: the lower-case hex SHA-256 of the canonical params JSON,
  * computed by store_settings_hash() (storage computes it; callers that need
@@ -45,10 +47,11 @@
 #include "core/ckpt.h"
 #include "core/dtype.h"
 #include "core/err.h"
+#include "core/esd_hist.h"
 #include "core/farms.h"
 #include "core/layers.h"
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2 /* 2: ESD histograms (esd columns) */
 
 #define STORE_RUN_MAX         128   /* run name bytes incl. NUL (longer: ERR_INVAL) */
 #define STORE_PRESET_MAX      64    /* preset name bytes incl. NUL */
@@ -218,15 +221,19 @@ struct store_result_key {
 };
 
 /* Look up a result: *hit = 1 and *out filled (status, reason, warning and
- * every metric of struct farms_result except `layout`, which is zeroed), or
- * *hit = 0 and *out untouched. */
+ * every metric of struct farms_result except `layout`, which is zeroed)
+ * and, when `esd` is non-NULL, its histogram (esd_hist_init'ed when none
+ * was stored), or *hit = 0 and *out, *esd untouched. */
 enum err_code store_result_get(struct store *s, const struct store_result_key *key,
-                               struct farms_result *out, int *hit, struct err *e);
+                               struct farms_result *out, struct esd_hist *esd, int *hit,
+                               struct err *e);
 
-/* Insert a result; an existing one with the same key is kept (INSERT OR
- * IGNORE: two workers analysing the same tensor is harmless). */
+/* Insert a result with its histogram `esd` (NULL or n_eigs == 0: none);
+ * an existing one with the same key is kept (INSERT OR IGNORE: two workers
+ * analysing the same tensor is harmless). */
 enum err_code store_result_put(struct store *s, const struct store_result_key *key,
-                               const struct farms_result *r, struct err *e);
+                               const struct farms_result *r, const struct esd_hist *esd,
+                               struct err *e);
 
 /* One cached result of a tensor, with its settings. */
 struct store_result {
@@ -264,6 +271,8 @@ struct store_layer {
     char tensor_sha256[STORE_HASH_LEN]; /* "" if not hashed */
     int64_t step;                       /* reads: the checkpoint's step; ignored by put */
     struct farms_result r;              /* status, reason, warning, metrics; layout zeroed */
+    struct esd_hist esd;                /* put: stored unless n_eigs == 0; read only by
+                                           store_layer_get (else esd_hist_init'ed) */
 };
 
 struct store_layer_list {
@@ -292,6 +301,16 @@ enum err_code store_layers_get(struct store *s, const char *run, int64_t step,
  * job. ERR_NOTFOUND if no run. Free with store_layer_list_free(). */
 enum err_code store_layers_latest(struct store *s, const char *run, const char *settings_hash,
                                   struct store_layer_list **out, struct err *e);
+
+/* One layer's row with its histogram: layer `layer` of `run` at `step`
+ * (step < 0: the highest step that has the layer). `settings_hash` NULL:
+ * the settings of that checkpoint's most recent job (step >= 0) or of the
+ * run's (step < 0). ERR_NOTFOUND if the run, or the checkpoint at `step`,
+ * does not exist; n == 0 if the layer has no row there. Returns a new list
+ * in *out (n <= 1); free with store_layer_list_free(). */
+enum err_code store_layer_get(struct store *s, const char *run, const char *layer, int64_t step,
+                              const char *settings_hash, struct store_layer_list **out,
+                              struct err *e);
 
 void store_layer_list_free(struct store_layer_list *l);
 

@@ -110,4 +110,12 @@ enum err_code store__bind_result(struct store *s, sqlite3_stmt *st, int first,
 /* Read columns first..first+STORE__RESULT_NCOLS-1 into *r (layout zeroed). */
 void store__read_result(sqlite3_stmt *st, int first, struct farms_result *r);
 
+/* Bind histogram `h` as esd_hist text to parameter `idx` (NULL when h is
+ * NULL or empty). ERR_TOOBIG from the encoder (cannot happen in practice). */
+enum err_code store__bind_esd(sqlite3_stmt *st, int idx, const struct esd_hist *h, struct err *e);
+
+/* Read the esd column `col` into *h (esd_hist_init'ed when NULL or
+ * unreadable: a damaged histogram is not worth failing a read). */
+void store__read_esd(sqlite3_stmt *st, int col, struct esd_hist *h);
+
 #endif /* STORAGE_STORE_INT_H */

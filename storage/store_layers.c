@@ -51,6 +51,7 @@ static enum err_code read_layer(sqlite3_stmt *st, struct store_layer *l, struct 
     int k;
 
     memset(l, 0, sizeof *l);
+    esd_hist_init(&l->esd);
     l->name = strdup(name != NULL ? (const char *)name : "");
     if (l->name == NULL)
         return nomem(e);
@@ -202,6 +203,59 @@ enum err_code store_layers_latest(struct store *s, const char *run, const char *
     rc = collect_layers(s, st, l, e);
     for (i = 0; i < l->n; i++)
         l->step = l->items[i].step > l->step ? l->items[i].step : l->step;
+out:
+    store__release(st);
+    if (rc != ERR_OK) {
+        store_layer_list_free(l);
+        return rc;
+    }
+    *out = l;
+    return ERR_OK;
+}
+
+enum err_code store_layer_get(struct store *s, const char *run, const char *layer, int64_t step,
+                              const char *settings_hash, struct store_layer_list **out,
+                              struct err *e)
+{
+    static const char sql[] = "SELECT " LAYER_COLS ", esd FROM layers WHERE run_id = ?1 AND "
+                              "settings_hash = ?2 AND name = ?3 AND (?4 < 0 OR step = ?4) "
+                              "ORDER BY step DESC LIMIT 1";
+    struct store_layer_list *l = NULL;
+    sqlite3_stmt *st = NULL;
+    int64_t run_id = 0, ckpt = -1;
+    enum err_code rc;
+    int src;
+
+    *out = NULL;
+    if (layer == NULL)
+        return err_set(e, ERR_INVAL, "layer name missing");
+    if ((rc = store__run_id(s, run, &run_id, e)) != ERR_OK ||
+        (step >= 0 && (rc = checkpoint_id(s, run_id, run, step, &ckpt, e)) != ERR_OK))
+        return rc;
+    if ((l = calloc(1, sizeof *l)) == NULL)
+        return nomem(e);
+    l->step = step;
+    if ((rc = store__settings_for(s, run_id, ckpt, settings_hash, l->settings_hash, e)) != ERR_OK ||
+        l->settings_hash[0] == '\0')
+        goto out;
+    if ((rc = store__stmt(s, sql, &st, e)) != ERR_OK)
+        goto out;
+    sqlite3_bind_int64(st, 1, run_id);
+    sqlite3_bind_text(st, 2, l->settings_hash, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, layer, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, step);
+    if ((l->items = calloc(1, sizeof *l->items)) == NULL) {
+        rc = nomem(e);
+        goto out;
+    }
+    src = sqlite3_step(st);
+    if (src == SQLITE_ROW && (rc = read_layer(st, &l->items[0], e)) == ERR_OK) {
+        store__read_esd(st, LAYER_COL_RESULT + STORE__RESULT_NCOLS, &l->items[0].esd);
+        l->step = l->items[0].step;
+        l->n = 1;
+    } else if (src != SQLITE_ROW && src != SQLITE_DONE) {
+        rc = store__dberr(s, src, "layer row", e);
+    }
 out:
     store__release(st);
     if (rc != ERR_OK) {

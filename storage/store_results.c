@@ -143,6 +143,28 @@ void store__read_result(sqlite3_stmt *st, int first, struct farms_result *r)
     r->windows = sqlite3_column_int64(st, first + 19);
 }
 
+enum err_code store__bind_esd(sqlite3_stmt *st, int idx, const struct esd_hist *h, struct err *e)
+{
+    char text[ESD_HIST_TEXT_MAX];
+    enum err_code rc;
+
+    if (h == NULL || h->n_eigs == 0)
+        return sqlite3_bind_null(st, idx) == SQLITE_OK ? ERR_OK
+                                                       : err_set(e, ERR_DB, "bind histogram");
+    if ((rc = esd_hist_encode(h, text, sizeof text, e)) != ERR_OK)
+        return rc;
+    sqlite3_bind_text(st, idx, text, -1, SQLITE_TRANSIENT);
+    return ERR_OK;
+}
+
+void store__read_esd(sqlite3_stmt *st, int col, struct esd_hist *h)
+{
+    const unsigned char *t = sqlite3_column_text(st, col);
+
+    if (t == NULL || esd_hist_decode((const char *)t, h, NULL) != ERR_OK)
+        esd_hist_init(h);
+}
+
 /* --- Cache ------------------------------------------------------------------ */
 
 static enum err_code check_key(const struct store_result_key *k, struct err *e)
@@ -171,9 +193,10 @@ static void bind_key(sqlite3_stmt *st, const struct store_result_key *k)
 }
 
 enum err_code store_result_get(struct store *s, const struct store_result_key *key,
-                               struct farms_result *out, int *hit, struct err *e)
+                               struct farms_result *out, struct esd_hist *esd, int *hit,
+                               struct err *e)
 {
-    static const char sql[] = "SELECT " STORE__RESULT_COLS " FROM results WHERE "
+    static const char sql[] = "SELECT " STORE__RESULT_COLS ", esd FROM results WHERE "
                               "tensor_sha256 = ?1 AND analysis_key = ?2 AND settings_hash = ?3 "
                               "AND engine_version = ?4";
     sqlite3_stmt *st = NULL;
@@ -187,6 +210,8 @@ enum err_code store_result_get(struct store *s, const struct store_result_key *k
     src = sqlite3_step(st);
     if (src == SQLITE_ROW) {
         store__read_result(st, 0, out);
+        if (esd != NULL)
+            store__read_esd(st, STORE__RESULT_NCOLS, esd);
         *hit = 1;
     } else if (src != SQLITE_DONE) {
         rc = store__dberr(s, src, "result get", e);
@@ -196,11 +221,12 @@ enum err_code store_result_get(struct store *s, const struct store_result_key *k
 }
 
 enum err_code store_result_put(struct store *s, const struct store_result_key *key,
-                               const struct farms_result *r, struct err *e)
+                               const struct farms_result *r, const struct esd_hist *esd,
+                               struct err *e)
 {
     static const char sql[] = "INSERT OR IGNORE INTO results(tensor_sha256, analysis_key, "
                               "settings_hash, engine_version, created, " STORE__RESULT_COLS
-                              ") VALUES(?1, ?2, ?3, ?4, ?5, " STORE__RESULT_PARAMS ")";
+                              ", esd) VALUES(?1, ?2, ?3, ?4, ?5, " STORE__RESULT_PARAMS ", ?26)";
     sqlite3_stmt *st = NULL;
     enum err_code rc;
 
@@ -208,7 +234,8 @@ enum err_code store_result_put(struct store *s, const struct store_result_key *k
         return rc;
     bind_key(st, key);
     sqlite3_bind_double(st, 5, store__now());
-    if ((rc = store__bind_result(s, st, 6, r, e)) != ERR_OK) {
+    if ((rc = store__bind_result(s, st, 6, r, e)) != ERR_OK ||
+        (rc = store__bind_esd(st, 6 + STORE__RESULT_NCOLS, esd, e)) != ERR_OK) {
         store__release(st);
         return rc;
     }
@@ -309,8 +336,8 @@ static enum err_code insert_layers(struct store *s, int64_t ckpt, const char *se
 {
     static const char sql[] =
         "INSERT INTO layers(checkpoint_id, settings_hash, ord, run_id, step, name, kind, dtype, "
-        "shape, tensor_sha256, " STORE__RESULT_COLS ") VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
-        "?9, ?10, " STORE__RESULT_PARAMS ")";
+        "shape, tensor_sha256, " STORE__RESULT_COLS ", esd) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, "
+        "?8, ?9, ?10, " STORE__RESULT_PARAMS ", ?31)";
     char shape[CKPT_MAX_RANK * 21 + 1];
     sqlite3_stmt *st = NULL;
     enum err_code rc = ERR_OK;
@@ -332,7 +359,8 @@ static enum err_code insert_layers(struct store *s, int64_t ckpt, const char *se
         sqlite3_bind_text(st, 8, dtype_name(l->dtype), -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 9, shape, -1, SQLITE_TRANSIENT);
         sqlite3_bind_text(st, 10, l->tensor_sha256, -1, SQLITE_STATIC);
-        if ((rc = store__bind_result(s, st, 11, &l->r, e)) != ERR_OK)
+        if ((rc = store__bind_result(s, st, 11, &l->r, e)) != ERR_OK ||
+            (rc = store__bind_esd(st, 11 + STORE__RESULT_NCOLS, &l->esd, e)) != ERR_OK)
             store__release(st);
         else
             rc = store__step_done(s, st, "layer insert", e);

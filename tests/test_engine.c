@@ -237,6 +237,39 @@ static void test_include_and_exclude_filter_by_name(void)
     regfree(&exc);
 }
 
+/* Every analysed layer carries the histogram of its pooled eigenvalues with
+ * its own fit: all eigenvalues counted, the tail behind the fit line is the
+ * fit's tail; skipped rows have none. */
+static void test_layers_carry_their_histogram(void)
+{
+    struct engine_report r;
+    int n_checked = 0;
+
+    if (analyse(FIX "numerics/mlpA_digits.safetensors", "farms-cv", &r))
+        return;
+    for (size_t i = 0; i < r.n; i++) {
+        const struct engine_layer *l = &r.layers[i];
+        int64_t total = l->esd.n_zero;
+
+        if (l->res.status != FARMS_STATUS_OK) {
+            CHECK_EQ_INT(l->esd.n_eigs, 0);
+            continue;
+        }
+        for (int k = 0; k < l->esd.n_bins; k++)
+            total += l->esd.counts[k];
+        CHECK_EQ_INT(l->esd.n_bins, ESD_HIST_BINS);
+        CHECK_EQ_INT(l->esd.n_eigs, l->res.num_eigs);
+        CHECK_EQ_INT(total, l->res.num_eigs);
+        CHECK(l->esd.alpha == l->res.alpha && l->esd.xmin == l->res.xmin);
+        CHECK(l->esd.D == l->res.D);
+        CHECK_EQ_INT(l->esd.n_tail, l->res.n_tail);
+        CHECK_REL(pow(10, l->esd.log_hi), l->res.spectral_norm, 1e-12);
+        n_checked++;
+    }
+    CHECK_EQ_INT(n_checked, 3);
+    engine_report_free(&r);
+}
+
 int main(void)
 {
     if (pool_new(2, 64, &test_pool, NULL) != ERR_OK)
@@ -246,6 +279,7 @@ int main(void)
     test_tied_weights_are_analysed_once();
     test_canonical_order_of_a_decoder();
     test_include_and_exclude_filter_by_name();
+    test_layers_carry_their_histogram();
     pool_free(test_pool);
     return check_report("test_engine");
 }

@@ -13,6 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "core/thash.h"
 #include "tests/check.h"
 
@@ -482,10 +484,10 @@ static void test_cache_put_get_ignore(void)
     k.analysis_key = "linear F32 512x64";
     k.settings_hash = llm;
     k.engine_version = "farmsd 0.1 / fit 1";
-    CHECK_EQ_INT(store_result_get(s, &k, &got, &hit, &e), ERR_OK);
+    CHECK_EQ_INT(store_result_get(s, &k, &got, NULL, &hit, &e), ERR_OK);
     CHECK_EQ_INT(hit, 0);
-    CHECK_EQ_INT(store_result_put(s, &k, &r, &e), ERR_OK);
-    CHECK_EQ_INT(store_result_get(s, &k, &got, &hit, &e), ERR_OK);
+    CHECK_EQ_INT(store_result_put(s, &k, &r, NULL, &e), ERR_OK);
+    CHECK_EQ_INT(store_result_get(s, &k, &got, NULL, &hit, &e), ERR_OK);
     CHECK_EQ_INT(hit, 1);
     CHECK_EQ_INT(got.status, FARMS_STATUS_OK);
     CHECK_NEAR(got.alpha, 3.5, 0);
@@ -497,22 +499,22 @@ static void test_cache_put_get_ignore(void)
     CHECK_EQ_INT(got.windows, 10);
     /* a racing second put is ignored: the first result stays */
     r.alpha = 4.0;
-    CHECK_EQ_INT(store_result_put(s, &k, &r, &e), ERR_OK);
-    CHECK_EQ_INT(store_result_get(s, &k, &got, &hit, &e), ERR_OK);
+    CHECK_EQ_INT(store_result_put(s, &k, &r, NULL, &e), ERR_OK);
+    CHECK_EQ_INT(store_result_get(s, &k, &got, NULL, &hit, &e), ERR_OK);
     CHECK_NEAR(got.alpha, 3.5, 0);
     /* every part of the key matters */
     k.engine_version = "farmsd 0.2 / fit 2";
-    CHECK_EQ_INT(store_result_get(s, &k, &got, &hit, &e), ERR_OK);
+    CHECK_EQ_INT(store_result_get(s, &k, &got, NULL, &hit, &e), ERR_OK);
     CHECK_EQ_INT(hit, 0);
     k.engine_version = "farmsd 0.1 / fit 1";
     k.analysis_key = "linear F32 64x512";
-    CHECK_EQ_INT(store_result_get(s, &k, &got, &hit, &e), ERR_OK);
+    CHECK_EQ_INT(store_result_get(s, &k, &got, NULL, &hit, &e), ERR_OK);
     CHECK_EQ_INT(hit, 0);
     /* a skipped result under other settings: NaN round-trips, reason kept */
     k.analysis_key = "linear F32 512x64";
     k.settings_hash = cv;
-    CHECK_EQ_INT(store_result_put(s, &k, &sk, &e), ERR_OK);
-    CHECK_EQ_INT(store_result_get(s, &k, &got, &hit, &e), ERR_OK);
+    CHECK_EQ_INT(store_result_put(s, &k, &sk, NULL, &e), ERR_OK);
+    CHECK_EQ_INT(store_result_get(s, &k, &got, NULL, &hit, &e), ERR_OK);
     CHECK_EQ_INT(got.status, FARMS_STATUS_SKIPPED);
     CHECK_STR_EQ(got.reason, "too few eigenvalues (3 < 5)");
     CHECK(isnan(got.alpha) && isnan(got.entropy));
@@ -536,7 +538,7 @@ static void test_cache_put_get_ignore(void)
     CHECK_EQ_INT(l->n, 0);
     store_result_list_free(l);
     k.tensor_sha256 = "nothex";
-    CHECK_EQ_INT(store_result_put(s, &k, &r, &e), ERR_INVAL);
+    CHECK_EQ_INT(store_result_put(s, &k, &r, NULL, &e), ERR_INVAL);
     store_close(s);
 }
 
@@ -888,6 +890,191 @@ static void test_version_changes_on_writes_only(void)
     store_close(s);
 }
 
+/* --- ESD histograms (schema 2) --------------------------------------------------- */
+
+/* A histogram of eigenvalues 1, 2, ..., n with a fit. */
+static struct esd_hist hist_of(int n, double alpha)
+{
+    static double eig[1000];
+    const double *sets[1] = {eig};
+    int64_t len = n;
+    struct esd_hist h;
+
+    for (int i = 0; i < n; i++)
+        eig[i] = i + 1;
+    esd_hist_compute(sets, &len, 1, alpha, n / 2.0, 0.05, &h);
+    return h;
+}
+
+static void test_cache_carries_the_histogram(void)
+{
+    struct store *s = open_mem();
+    char tsha[STORE_HASH_LEN], llm[STORE_HASH_LEN];
+    struct store_result_key k = {0};
+    struct farms_result r = result_ok(3.5), got;
+    struct esd_hist h = hist_of(100, 3.5), back;
+    struct err e = {0};
+    int hit = 0;
+
+    sha_of("tensor esd", tsha);
+    CHECK_EQ_INT(store_settings_put(s, "farms-llm", PARAMS_LLM, llm, &e), ERR_OK);
+    k.tensor_sha256 = tsha;
+    k.analysis_key = "linear F32 100x100";
+    k.settings_hash = llm;
+    k.engine_version = "e2";
+    CHECK_EQ_INT(store_result_put(s, &k, &r, &h, &e), ERR_OK);
+    CHECK_EQ_INT(store_result_get(s, &k, &got, &back, &hit, &e), ERR_OK);
+    CHECK_EQ_INT(hit, 1);
+    CHECK_EQ_INT(back.n_bins, ESD_HIST_BINS);
+    CHECK(memcmp(back.counts, h.counts, sizeof h.counts) == 0);
+    CHECK(back.alpha == 3.5 && back.xmin == 50.0 && back.log_hi == h.log_hi);
+    CHECK_EQ_INT(back.n_tail, 51);
+    /* a result stored without one reads back empty */
+    k.analysis_key = "linear F32 10x10";
+    CHECK_EQ_INT(store_result_put(s, &k, &r, NULL, &e), ERR_OK);
+    CHECK_EQ_INT(store_result_get(s, &k, &got, &back, &hit, &e), ERR_OK);
+    CHECK_EQ_INT(hit, 1);
+    CHECK_EQ_INT(back.n_eigs, 0);
+    CHECK(isnan(back.alpha));
+    store_close(s);
+}
+
+/* store_layer_get: one layer at a step or at its latest step, with the
+ * histogram its row was stored with. */
+static void test_layer_get_with_histogram(void)
+{
+    struct store *s = open_mem();
+    struct store_layer_list *l = NULL;
+    struct err e = {0};
+
+    for (int64_t step = 0; step <= 200; step += 100) {
+        char n0[] = "fc1.weight", n1[] = "fc2.weight";
+        struct store_layer rows[2];
+        struct store_job job;
+        int claimed;
+
+        submit_ok(s, "esd", step);
+        ERR_ASSERT(store_job_claim(s, &job, &claimed, NULL) == ERR_OK && claimed);
+        memset(rows, 0, sizeof rows);
+        for (int i = 0; i < 2; i++) {
+            rows[i].name = i ? n1 : n0;
+            rows[i].kind = LAYER_KIND_LINEAR;
+            rows[i].dtype = DTYPE_F32;
+            rows[i].ndim = 2;
+            rows[i].shape[0] = rows[i].shape[1] = 64;
+            rows[i].r = result_ok(2.0 + (double)step / 100);
+            if (i == 0) /* fc2 has no histogram */
+                rows[i].esd = hist_of(64 + (int)step, rows[i].r.alpha);
+        }
+        CHECK_EQ_INT(store_layers_put(s, job.checkpoint_id, job.settings_hash, rows, 2, &e),
+                     ERR_OK);
+        CHECK_EQ_INT(store_job_finish(s, job.id, STORE_JOB_SUCCEEDED, NULL, NULL, &e), ERR_OK);
+    }
+    CHECK_EQ_INT(store_layer_get(s, "esd", "fc1.weight", -1, NULL, &l, &e), ERR_OK);
+    CHECK_EQ_INT(l->n, 1);
+    CHECK_EQ_INT(l->step, 200);
+    if (l->n == 1) {
+        CHECK_STR_EQ(l->items[0].name, "fc1.weight");
+        CHECK_EQ_INT(l->items[0].esd.n_eigs, 264);
+        CHECK(l->items[0].esd.alpha == 4.0 && l->items[0].r.alpha == 4.0);
+    }
+    store_layer_list_free(l);
+    CHECK_EQ_INT(store_layer_get(s, "esd", "fc1.weight", 100, NULL, &l, &e), ERR_OK);
+    CHECK_EQ_INT(l->n == 1 ? l->items[0].esd.n_eigs : -1, 164);
+    store_layer_list_free(l);
+    CHECK_EQ_INT(store_layer_get(s, "esd", "fc2.weight", 100, NULL, &l, &e), ERR_OK);
+    CHECK_EQ_INT(l->n == 1 ? l->items[0].esd.n_eigs : -1, 0);
+    store_layer_list_free(l);
+    /* the list reads do not carry histograms */
+    CHECK_EQ_INT(store_layers_get(s, "esd", 100, NULL, &l, &e), ERR_OK);
+    CHECK_EQ_INT(l->n == 2 ? l->items[0].esd.n_eigs : -1, 0);
+    store_layer_list_free(l);
+    CHECK_EQ_INT(store_layer_get(s, "esd", "fc9.weight", 100, NULL, &l, &e), ERR_OK);
+    CHECK_EQ_INT(l->n, 0);
+    store_layer_list_free(l);
+    CHECK_EQ_INT(store_layer_get(s, "esd", "fc1.weight", 150, NULL, &l, &e), ERR_NOTFOUND);
+    CHECK_EQ_INT(store_layer_get(s, "nope", "fc1.weight", -1, NULL, &l, &e), ERR_NOTFOUND);
+    CHECK(l == NULL);
+    store_close(s);
+}
+
+static int user_version(const char *path)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int v = -1;
+
+    if (sqlite3_open(path, &db) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+/* A version-1 database (as farmsd 0.2 wrote it: no esd columns) is
+ * upgraded in place on open; its rows stay and take histograms. */
+static void test_migrate_v1_in_place(void)
+{
+    static const char to_v1[] = "ALTER TABLE results DROP COLUMN esd;"
+                                "ALTER TABLE layers DROP COLUMN esd; PRAGMA user_version = 1;";
+    char path[256], n0[] = "fc1.weight";
+    struct store *s = NULL;
+    struct store_layer row;
+    struct store_layer_list *l = NULL;
+    struct store_job job;
+    struct err e = {0};
+    sqlite3 *db = NULL;
+    int claimed = 0;
+
+    temp_db(path, sizeof path, "v1");
+    CHECK_EQ_INT(store_open(path, &s, &e), ERR_OK);
+    submit_ok(s, "old", 7);
+    ERR_ASSERT(store_job_claim(s, &job, &claimed, NULL) == ERR_OK && claimed);
+    memset(&row, 0, sizeof row);
+    row.name = n0;
+    row.kind = LAYER_KIND_LINEAR;
+    row.dtype = DTYPE_F32;
+    row.ndim = 2;
+    row.shape[0] = row.shape[1] = 8;
+    row.r = result_ok(2.5);
+    CHECK_EQ_INT(store_layers_put(s, job.checkpoint_id, job.settings_hash, &row, 1, &e), ERR_OK);
+    store_close(s);
+    /* turn it into what schema 1 looked like */
+    CHECK(sqlite3_open(path, &db) == SQLITE_OK);
+    CHECK(sqlite3_exec(db, to_v1, NULL, NULL, NULL) == SQLITE_OK);
+    sqlite3_close(db);
+    CHECK_EQ_INT(user_version(path), 1);
+
+    CHECK_EQ_INT(store_open(path, &s, &e), ERR_OK);
+    CHECK_EQ_INT(user_version(path), STORE_SCHEMA_VERSION);
+    CHECK_EQ_INT(STORE_SCHEMA_VERSION, 2);
+    CHECK_EQ_INT(store_layer_get(s, "old", "fc1.weight", 7, NULL, &l, &e), ERR_OK);
+    CHECK_EQ_INT(l->n, 1); /* the old row, without a histogram */
+    if (l->n == 1) {
+        CHECK(l->items[0].r.alpha == 2.5);
+        CHECK_EQ_INT(l->items[0].esd.n_eigs, 0);
+    }
+    store_layer_list_free(l);
+    row.esd = hist_of(8, 2.5);
+    CHECK_EQ_INT(store_layers_put(s, job.checkpoint_id, job.settings_hash, &row, 1, &e), ERR_OK);
+    CHECK_EQ_INT(store_layer_get(s, "old", "fc1.weight", 7, NULL, &l, &e), ERR_OK);
+    CHECK_EQ_INT(l->n == 1 ? l->items[0].esd.n_eigs : -1, 8);
+    store_layer_list_free(l);
+    CHECK_EQ_INT(store_check(s, &e), ERR_OK);
+    store_close(s);
+    /* opening again changes nothing; a newer schema is refused */
+    CHECK_EQ_INT(store_open(path, &s, &e), ERR_OK);
+    store_close(s);
+    CHECK(sqlite3_open(path, &db) == SQLITE_OK);
+    CHECK(sqlite3_exec(db, "PRAGMA user_version = 3", NULL, NULL, NULL) == SQLITE_OK);
+    sqlite3_close(db);
+    CHECK_EQ_INT(store_open(path, &s, &e), ERR_DB);
+    CHECK(strstr(e.msg, "newer") != NULL);
+    remove_db(path);
+}
+
 int main(void)
 {
     test_open_twice_migrates_once();
@@ -905,5 +1092,8 @@ int main(void)
     test_heatmap_pages();
     test_runs_and_checkpoints_pages();
     test_version_changes_on_writes_only();
+    test_cache_carries_the_histogram();
+    test_layer_get_with_histogram();
+    test_migrate_v1_in_place();
     return check_report("test_store");
 }
