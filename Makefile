@@ -131,9 +131,12 @@ fuzz: deps
 	    fi; \
 	done
 
+# variableScope is off: style.md §4 declares every resource at the top of a
+# function, initialised to NULL/-1, for the single `out:` exit.
 lint:
 	cppcheck --std=c11 --enable=warning,style,performance,portability --error-exitcode=1 \
-	  --inline-suppr --quiet --suppress=missingIncludeSystem -I. core storage api server tests
+	  --inline-suppr --quiet --suppress=missingIncludeSystem --suppress=variableScope \
+	  -I. core storage api server tests
 	@set -e; for f in $(C_FILES); do clang-tidy --quiet $$f -- $(STD) $(CPPFLAGS); done
 
 format:

@@ -148,7 +148,7 @@ static double dtype_one(enum dtype t, const unsigned char *p)
     case DTYPE_U16: return (double)dtype_load_le(p, 2);
     case DTYPE_U8:
     case DTYPE_BOOL: return (double)p[0];
-    default: ERR_ASSERT(0 && "dtype not decodable");
+    default: err_abort("dtype_one: dtype not decodable", __FILE__, __LINE__);
     }
     return 0.0;
 }

@@ -158,6 +158,7 @@ static size_t rec_rank(const double *alpha, size_t n, size_t i)
     size_t k = 0;
 
     for (size_t j = 0; j < n; j++)
+        /* cppcheck-suppress arrayIndexThenCheck ; j < i is a tie-break, not a bound */
         k += alpha[j] < alpha[i] || (alpha[j] == alpha[i] && j < i);
     return k;
 }

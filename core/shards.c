@@ -423,7 +423,7 @@ static enum err_code shards_wanted(const struct ckpt *c, const struct shards_pla
                                    const struct st_tensor *t, int *want, struct err *e)
 {
     const struct shards_impl *impl = c->impl;
-    struct shards_wm key, *hit;
+    struct shards_wm key = {0}, *hit;
 
     *want = 0;
     if (p->wm == NULL) {

@@ -25,11 +25,10 @@ struct run {
 static void slurp(const char *path, char **buf)
 {
     FILE *f = fopen(path, "rb");
-    size_t n = 0;
 
     *buf = calloc(OUT_MAX + 1, 1);
     if (f != NULL && *buf != NULL) {
-        n = fread(*buf, 1, OUT_MAX, f);
+        size_t n = fread(*buf, 1, OUT_MAX, f);
         (*buf)[n] = '\0';
     }
     if (f != NULL)
@@ -45,7 +44,7 @@ static struct run run_farmsd(const char *const *args)
     const char *argv[32] = {FARMSD};
     pid_t pid;
 
-    for (int i = 0; args[i] != NULL && i < 30; i++)
+    for (int i = 0; i < 30 && args[i] != NULL; i++)
         argv[i + 1] = args[i];
     pid = fork();
     if (pid == 0) {

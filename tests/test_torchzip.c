@@ -70,7 +70,8 @@ static void tensor_sums(const struct ckpt_tensor *t, const void *data, double *s
 
     dtype_to_f64(t->dtype, data, t->n_elems, v);
     for (uint64_t i = 0; i < t->n_elems; i++) {
-        double terms[2] = {v[i], v[i] * v[i]}, *acc[2] = {&s, &q}, *cmp[2] = {&cs, &cq};
+        const double terms[2] = {v[i], v[i] * v[i]};
+        double *acc[2] = {&s, &q}, *cmp[2] = {&cs, &cq};
         for (int k = 0; k < 2; k++) {
             double a = *acc[k], b = terms[k], r = a + b;
             *cmp[k] += fabs(a) >= fabs(b) ? (a - r) + b : (b - r) + a;
@@ -115,7 +116,10 @@ static void check_tensor(const struct ckpt *c, size_t i, const cJSON *jts, struc
     CHECK_STR_EQ(dtype_name(t->dtype), cJSON_GetObjectItem(jt, "dtype")->valuestring);
     shape = cJSON_GetObjectItem(jt, "shape");
     CHECK_EQ_INT(t->ndim, cJSON_GetArraySize(shape));
-    cJSON_ArrayForEach(d, shape) CHECK_EQ_INT(t->shape[k++], d->valuedouble);
+    cJSON_ArrayForEach(d, shape)
+    {
+        CHECK_EQ_INT(t->shape[k++], d->valuedouble);
+    }
     CHECK_EQ_INT(t->nbytes, cJSON_GetObjectItem(jt, "nbytes")->valuedouble);
     CHECK_EQ_INT(t->alias_of, expected_alias(jts, (int)i));
     role = cJSON_GetObjectItem(jt, "role_in_file");
