@@ -21,6 +21,8 @@
  * FARMSD_BENCH_QUICK=1: small shapes (GPT-2 small blocks), short wrk runs,
  * 2 repetitions: for development; the targets are then not judged.
  * FARMSD_BENCH_RUNS=N overrides the repetitions (1..16).
+ * FARMSD_BENCH_STAGES=analysis,memory,hash,ingest,reads runs only those
+ * (default: all; "analysis" includes the cache hit).
  * Checkpoints are generated once with `farmsd synth` into build/bench/ckpt.
  */
 #include <arpa/inet.h>
@@ -144,6 +146,20 @@ out:
 #include "tests/bench_service_stages.inc"
 #include "tests/bench_service_report.inc"
 
+/* 1 if stage `name` is selected by FARMSD_BENCH_STAGES (unset: all). */
+static int stage_on(const char *name)
+{
+    const char *sel = getenv("FARMSD_BENCH_STAGES"), *p;
+    size_t n = strlen(name);
+
+    if (sel == NULL || sel[0] == '\0')
+        return 1;
+    for (p = strstr(sel, name); p != NULL; p = strstr(p + 1, name))
+        if ((p == sel || p[-1] == ',') && (p[n] == '\0' || p[n] == ','))
+            return 1;
+    return 0;
+}
+
 int main(void)
 {
     struct bench_ckpt block, twob, big;
@@ -170,13 +186,19 @@ int main(void)
     printf("== bench_service (%s mode, %d runs per figure)\n", bench_quick ? "quick" : "full",
            bench_runs);
     fflush(stdout);
-    if (make_ckpt(&block) || make_ckpt(&twob) || make_ckpt(&big))
+    if ((stage_on("analysis") && make_ckpt(&block)) || (stage_on("memory") && make_ckpt(&twob)) ||
+        (stage_on("ingest") && make_ckpt(&big)))
         return 1;
-    stage_analysis(&block);
-    stage_memory_analysis(&twob);
-    stage_hash_baseline();
-    stage_ingest(&big);
-    stage_reads();
+    if (stage_on("analysis"))
+        stage_analysis(&block);
+    if (stage_on("memory"))
+        stage_memory_analysis(&twob);
+    if (stage_on("hash"))
+        stage_hash_baseline();
+    if (stage_on("ingest"))
+        stage_ingest(&big);
+    if (stage_on("reads"))
+        stage_reads();
     report_write();
     sh("rm -rf %s/work", BENCH_DIR);
     curl_global_cleanup();
