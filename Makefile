@@ -110,9 +110,17 @@ tsan: deps
 run: build
 	./build/farmsd serve
 
-bench: deps
-	@$(MAKE) --no-print-directory build/farmsd $(patsubst tests/%.c,build/rel/tests/%,$(BENCH_SRCS))
-	@set -e; for b in $(patsubst tests/%.c,build/rel/tests/%,$(BENCH_SRCS)); do $$b; done
+# Every tests/bench_*.c; the engine's print lines into build/bench/<name>.txt,
+# then bench_service measures the service and writes build/bench/report.{md,json}
+# with all of them (FARMSD_BENCH_QUICK=1: small shapes, for development).
+BENCH_BINS := $(patsubst tests/%.c,build/rel/tests/%,$(BENCH_SRCS))
+bench:
+	@$(MAKE) --no-print-directory deps DEB_PKGS="$(DEB_PKGS) wrk openssl"
+	@$(MAKE) --no-print-directory build/farmsd $(BENCH_BINS)
+	@mkdir -p build/bench && rm -f build/bench/bench_*.txt
+	@set -e; for b in $(filter-out build/rel/tests/bench_service,$(BENCH_BINS)); do \
+	    echo "== $$(basename $$b)"; $$b | tee build/bench/$$(basename $$b).txt; done
+	@build/rel/tests/bench_service
 
 fuzz: deps
 	@$(MAKE) --no-print-directory $(patsubst tests/%.c,build/fuzz/tests/%,$(FUZZ_SRCS))

@@ -13,13 +13,14 @@
 #include "core/err.h"
 #include "core/farms.h"
 
-#define CLI_EXIT_USAGE 1
-#define CLI_EXIT_INPUT 2
+#define CLI_EXIT_USAGE  1
+#define CLI_EXIT_INPUT  2
 #define CLI_EXIT_FAILED 3
 
 int cli_analyze_main(int argc, char **argv);
 int cli_inspect_main(int argc, char **argv);
 int cli_serve_main(int argc, char **argv);
+int cli_synth_main(int argc, char **argv);
 
 /* --- Shared helpers ------------------------------------------------------- */
 

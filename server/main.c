@@ -16,6 +16,8 @@ static const char main_usage[] =
     "Commands:\n"
     "  analyze FILE   analyse every weight matrix and print per-layer metrics\n"
     "  inspect FILE   list tensors, dtypes, shapes and SHA-256s without analysing\n"
+    "  serve          the HTTP service (see farmsd serve --help)\n"
+    "  synth          write a synthetic checkpoint of a real model shape\n"
     "  version        print the version\n"
     "\n"
     "Run `farmsd COMMAND --help` for a command's options.\n";
@@ -32,6 +34,8 @@ int main(int argc, char **argv)
         return cli_serve_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "inspect") == 0)
         return cli_inspect_main(argc - 1, argv + 1);
+    if (strcmp(argv[1], "synth") == 0)
+        return cli_synth_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
         printf("farmsd %s\n", FARMSD_VERSION);
         return 0;

@@ -1,0 +1,204 @@
+/* cli_synth.c -- `farmsd synth`: write a synthetic checkpoint of a real model
+ * shape as safetensors or a torch.save zip, streaming tensor by tensor in
+ * chunks of CLI_SYNTH_CHUNK elements (memory stays a few MiB whatever the
+ * file size). See cli_synth.h. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/tz_write.h"
+#include "server/cli.h"
+#include "server/cli_synth.h"
+
+#define CLI_SYNTH_CHUNK (1u << 20) /* elements per generate/encode/write step */
+
+static const char cli_synth_usage[] =
+    "usage: farmsd synth --model M --out FILE [options]\n"
+    "\n"
+    "Write a synthetic checkpoint with the tensor names and shapes of a real model, for\n"
+    "benchmarks and load tests. The values depend only on the seed and each tensor's name\n"
+    "and shape: the same weights (same SHA-256 per tensor) in either format.\n"
+    "\n"
+    "  --model M           llama7b (q,k,v,o 4096x4096; gate,up 11008x4096; down 4096x11008),\n"
+    "                      gpt2-small (Conv1D c_attn 768x2304, ...), resnet (ResNet-50 convs)\n"
+    "  --blocks N          decoder blocks / bottlenecks (default: the model's 32, 12, 16)\n"
+    "  --dtype T           F32, F16 (default) or BF16\n"
+    "  --dist D            gaussian (N(0,1)/sqrt(fan_in), default) or heavy (Student-t(3))\n"
+    "  --seed S            seed (default 0)\n"
+    "  --format F          safetensors (default) or torch\n"
+    "  --no-embeddings     leave out embeddings (and LLaMA's lm_head)\n"
+    "  --out FILE          the file to write (required)\n"
+    "  --quiet             no summary line\n"
+    "  -h, --help          this help\n";
+
+struct cli_synth_opts {
+    const char *out;
+    const char *format;
+    const char *dist;
+    unsigned long long seed;
+    int quiet;
+};
+
+/* The torch archive folder: the file's stem, [A-Za-z0-9_.-] only. */
+static void cli_synth_archive(const char *path, char *arch, size_t cap)
+{
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    size_t n = 0;
+
+    for (; base[n] != '\0' && base[n] != '.' && n + 1 < cap && n < 100; n++) {
+        char ch = base[n];
+        int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+                 ch == '_' || ch == '-';
+        arch[n] = ok ? ch : '_';
+    }
+    arch[n] = '\0';
+    if (n == 0)
+        snprintf(arch, cap, "archive");
+}
+
+/* Generate and write every tensor through the chosen writer. */
+static enum err_code cli_synth_stream(const struct cli_synth_model *m,
+                                      const struct cli_synth_opts *o, uint64_t *bytes,
+                                      struct err *e)
+{
+    int torch = strcmp(o->format, "torch") == 0;
+    struct st_writer *sw = NULL;
+    struct tz_writer *tw = NULL;
+    float *vals = malloc(CLI_SYNTH_CHUNK * sizeof(float));
+    unsigned char *enc = malloc(CLI_SYNTH_CHUNK * 4);
+    char arch[128];
+    enum err_code rc;
+
+    *bytes = 0;
+    cli_synth_archive(o->out, arch, sizeof(arch));
+    if (vals == NULL || enc == NULL)
+        rc = err_set(e, ERR_NOMEM, "out of memory");
+    else if (torch)
+        rc = tz_writer_open(o->out, arch, m->t, m->n, &tw, e);
+    else
+        rc = st_writer_open(o->out, m->t, m->n, &sw, e);
+    for (size_t i = 0; i < m->n && rc == ERR_OK; i++) {
+        struct cli_synth_gen g;
+        uint64_t left = st_wtensor_nbytes(&m->t[i], NULL) / dtype_size(m->dtype);
+        cli_synth_gen_init(&g, o->seed, strcmp(o->dist, "heavy") == 0, &m->t[i]);
+        while (left > 0 && rc == ERR_OK) {
+            size_t k = left < CLI_SYNTH_CHUNK ? (size_t)left : CLI_SYNTH_CHUNK;
+            size_t nb = k * dtype_size(m->dtype);
+            cli_synth_fill(&g, vals, k);
+            cli_synth_encode(m->dtype, vals, k, enc);
+            rc = torch ? tz_writer_write(tw, enc, nb, e) : st_writer_write(sw, enc, nb, e);
+            left -= k;
+            *bytes += nb;
+        }
+    }
+    if (rc == ERR_OK) {
+        rc = torch ? tz_writer_close(tw, e) : st_writer_close(sw, e);
+        tw = NULL;
+        sw = NULL;
+    }
+    tz_writer_abort(tw);
+    st_writer_abort(sw);
+    free(vals);
+    free(enc);
+    return rc;
+}
+
+static int cli_synth_dtype(const char *s, enum dtype *t)
+{
+    if (strcmp(s, "F32") == 0 || strcmp(s, "f32") == 0)
+        *t = DTYPE_F32;
+    else if (strcmp(s, "F16") == 0 || strcmp(s, "f16") == 0)
+        *t = DTYPE_F16;
+    else if (strcmp(s, "BF16") == 0 || strcmp(s, "bf16") == 0)
+        *t = DTYPE_BF16;
+    else
+        return -1;
+    return 0;
+}
+
+/* Parse argv into m and o; -1 to go on, else the exit status. */
+static int cli_synth_parse(int argc, char **argv, struct cli_synth_model *m,
+                           struct cli_synth_opts *o)
+{
+    static const struct option longs[] = {{"model", required_argument, NULL, 'm'},
+                                          {"blocks", required_argument, NULL, 'b'},
+                                          {"dtype", required_argument, NULL, 't'},
+                                          {"dist", required_argument, NULL, 'd'},
+                                          {"seed", required_argument, NULL, 's'},
+                                          {"format", required_argument, NULL, 'f'},
+                                          {"out", required_argument, NULL, 'o'},
+                                          {"no-embeddings", no_argument, NULL, 'E'},
+                                          {"quiet", no_argument, NULL, 'q'},
+                                          {"help", no_argument, NULL, 'h'},
+                                          {NULL, 0, NULL, 0}};
+    char *end;
+    int ch, bad = 0;
+    long blocks = -1;
+
+    while ((ch = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
+        switch (ch) {
+        case 'm': m->model = optarg; break;
+        case 'b':
+            blocks = strtol(optarg, &end, 10);
+            bad |= *end != '\0' || blocks < 0 || blocks > 100000;
+            break;
+        case 't': bad |= cli_synth_dtype(optarg, &m->dtype) != 0; break;
+        case 'd': o->dist = optarg; break;
+        case 's':
+            o->seed = strtoull(optarg, &end, 10);
+            bad |= *end != '\0';
+            break;
+        case 'f': o->format = optarg; break;
+        case 'o': o->out = optarg; break;
+        case 'E': m->embeddings = 0; break;
+        case 'q': o->quiet = 1; break;
+        case 'h': fputs(cli_synth_usage, stdout); return 0;
+        default: fputs(cli_synth_usage, stderr); return CLI_EXIT_USAGE;
+        }
+    }
+    bad |= optind != argc || m->model == NULL || o->out == NULL;
+    bad |= strcmp(o->dist, "gaussian") != 0 && strcmp(o->dist, "heavy") != 0;
+    bad |= strcmp(o->format, "safetensors") != 0 && strcmp(o->format, "torch") != 0;
+    if (bad) {
+        fprintf(stderr, "error: usage: farmsd synth --model llama7b|gpt2-small|resnet --out FILE "
+                        "[--blocks N] [--dtype F32|F16|BF16] [--dist gaussian|heavy] [--seed S] "
+                        "[--format safetensors|torch] (see --help)\n");
+        return CLI_EXIT_USAGE;
+    }
+    m->blocks = blocks >= 0 ? (int)blocks : cli_synth_default_blocks(m->model);
+    return -1;
+}
+
+int cli_synth_main(int argc, char **argv)
+{
+    struct cli_synth_model m = {.embeddings = 1, .dtype = DTYPE_F16};
+    struct cli_synth_opts o = {.format = "safetensors", .dist = "gaussian"};
+    struct timespec t0, t1;
+    uint64_t bytes = 0;
+    struct err e;
+    int status = cli_synth_parse(argc, argv, &m, &o);
+
+    if (status >= 0)
+        return status;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (cli_synth_model_build(&m, &e)) {
+        cli_print_error(&e);
+        cli_synth_model_free(&m);
+        return CLI_EXIT_USAGE;
+    }
+    if (cli_synth_stream(&m, &o, &bytes, &e)) {
+        cli_print_error(&e);
+        status = CLI_EXIT_FAILED;
+    } else if (!o.quiet) {
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        printf("wrote %s: %s, %s x %d blocks, %zu tensors, %s %s, seed %llu, %llu data bytes, "
+               "%.1f s\n",
+               o.out, o.format, m.model, m.blocks, m.n, dtype_name(m.dtype), o.dist, o.seed,
+               (unsigned long long)bytes,
+               (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec));
+    }
+    cli_synth_model_free(&m);
+    return status < 0 ? 0 : status;
+}
