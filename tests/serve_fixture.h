@@ -41,7 +41,7 @@ struct http_res {
     char etag[96], cache_control[96], content_type[96];
 };
 
-static void srv_sleep_ms(long ms)
+static inline void srv_sleep_ms(long ms)
 {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
@@ -49,7 +49,7 @@ static void srv_sleep_ms(long ms)
 
 /* Start the server with up to 4 extra arguments (NULL-terminated). 1 on
  * success with s->url set, 0 (and the log printed) if it did not come up. */
-static int srv_start(struct srv *s, const char *const *extra)
+static inline int srv_start(struct srv *s, const char *const *extra)
 {
     const char *argv[16] = {SRV_FARMSD, "serve", "--listen",  "127.0.0.1:0",
                             "--data",   NULL,    "--workers", "2"};
@@ -100,7 +100,7 @@ static int srv_start(struct srv *s, const char *const *extra)
 }
 
 /* SIGTERM, wait, remove the data. The exit status (0 for a clean stop). */
-static int srv_stop(struct srv *s)
+static inline int srv_stop(struct srv *s)
 {
     int ws = 0, rc = -1;
     char cmd[256];
@@ -122,7 +122,7 @@ static int srv_stop(struct srv *s)
     return rc;
 }
 
-static size_t http_body_cb(char *p, size_t sz, size_t n, void *arg)
+static inline size_t http_body_cb(char *p, size_t sz, size_t n, void *arg)
 {
     struct http_res *r = arg;
     char *b = realloc(r->body, r->len + sz * n + 1);
@@ -136,7 +136,8 @@ static size_t http_body_cb(char *p, size_t sz, size_t n, void *arg)
     return sz * n;
 }
 
-static void http_hdr_copy(const char *line, size_t len, const char *name, char *out, size_t cap)
+static inline void http_hdr_copy(const char *line, size_t len, const char *name, char *out,
+                                 size_t cap)
 {
     size_t nl = strlen(name);
 
@@ -151,7 +152,7 @@ static void http_hdr_copy(const char *line, size_t len, const char *name, char *
     }
 }
 
-static size_t http_hdr_cb(char *p, size_t sz, size_t n, void *arg)
+static inline size_t http_hdr_cb(char *p, size_t sz, size_t n, void *arg)
 {
     struct http_res *r = arg;
 
@@ -163,8 +164,8 @@ static size_t http_hdr_cb(char *p, size_t sz, size_t n, void *arg)
 
 /* One request: GET (upload_file NULL) or PUT of a file; `header` (may be
  * NULL) is one extra request header. r->status is 0 on a transport error. */
-static void http_do(const char *url, const char *upload_file, const char *header,
-                    struct http_res *r)
+static inline void http_do(const char *url, const char *upload_file, const char *header,
+                           struct http_res *r)
 {
     CURL *c = curl_easy_init();
     struct curl_slist *h = header ? curl_slist_append(NULL, header) : NULL;
@@ -198,7 +199,7 @@ out:
 }
 
 /* GET s->url + path as JSON (NULL unless a 200 with a JSON body). */
-static cJSON *http_json(const struct srv *s, const char *path)
+static inline cJSON *http_json(const struct srv *s, const char *path)
 {
     char url[1024];
     struct http_res r;
@@ -214,8 +215,8 @@ static cJSON *http_json(const struct srv *s, const char *path)
 
 /* PUT fixture `file` as run `run` step `step` and wait up to 120 s for its
  * job: the job's final state ("succeeded", ...) in state, 1 if it ended. */
-static int srv_upload_wait(const struct srv *s, const char *run, long step, const char *file,
-                           char *state, size_t cap)
+static inline int srv_upload_wait(const struct srv *s, const char *run, long step, const char *file,
+                                  char *state, size_t cap)
 {
     char url[512], path[64];
     struct http_res r;
