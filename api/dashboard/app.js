@@ -104,7 +104,7 @@ const WARN_TEXT = {
 };
 
 function renderLegend() {
-  const w = 260, h = 14, svg = el("svg", { width: w + 250, height: 34, role: "img",
+  const w = 260, h = 14, svg = el("svg", { width: w + 270, height: 34, role: "img",
     "aria-label": "alpha colour scale from 1 (orange) through 4 (white) to 7 (purple); " +
       "alpha below 2 hatched, above 6 dotted" });
   const grad = el("linearGradient", { id: "legend-grad" });
@@ -118,8 +118,8 @@ function renderLegend() {
     svg.append(el("line", { x1: x(a), x2: x(a), y1: h, y2: h + 4, stroke: "#333" }));
     svg.append(el("text", { x: x(a), y: h + 15, "text-anchor": "middle", class: "tick", text: a === 7 ? "\u22657" : a === 1 ? "\u22641" : a }));
   }
-  svg.append(el("text", { x: w + 10, y: 11, class: "legend-text", text: "\u03b1 < 2 over-trained (hatched)" }));
-  svg.append(el("text", { x: w + 10, y: 27, class: "legend-text", text: "\u03b1 > 6 under-trained (dotted)" }));
+  svg.append(el("text", { x: w + 24, y: 11, class: "legend-text", text: "\u03b1 < 2 over-trained (hatched)" }));
+  svg.append(el("text", { x: w + 24, y: 27, class: "legend-text", text: "\u03b1 > 6 under-trained (dotted)" }));
   $("legend").replaceChildren(svg);
 }
 
@@ -188,7 +188,7 @@ function renderHistory() {
   $("layer-hint").hidden = !!state.layer;
   if (!state.layer || !h) { box.replaceChildren(); return; }
   const pts = h.points.filter((p) => p.alpha !== null && isFinite(p.alpha));
-  const W = Math.max(300, box.clientWidth || 420), H = 230, m = { l: 42, r: 12, t: 12, b: 34 };
+  const W = Math.max(300, box.clientWidth || 420), H = 230, m = { l: 42, r: 18, t: 12, b: 34 };
   const svg = el("svg", { width: W, height: H, id: "history-svg", role: "img", "data-layer": state.layer,
     "data-points": pts.length, "aria-label": `alpha of ${state.layer} over ${h.points.length} steps` });
   const steps = h.points.map((p) => p.step);
