@@ -76,10 +76,11 @@ static inline int srv_start(struct srv *s, const char *const *extra)
     for (int tries = 0; s->pid > 0 && tries < 300; tries++) { /* 30 s */
         FILE *f = fopen(s->log, "r");
         while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
-            const char *u = strstr(line, "msg=\"listening\" url=");
-            unsigned port = 0;
-            if (u != NULL && sscanf(strstr(u, "url=") + 4, "http://127.0.0.1:%u/", &port) == 1) {
-                snprintf(s->url, sizeof(s->url), "http://127.0.0.1:%u", port);
+            static const char key[] = "msg=\"listening\" url=http://127.0.0.1:";
+            const char *u = strstr(line, key);
+            long port = u != NULL ? strtol(u + sizeof(key) - 1, NULL, 10) : 0;
+            if (port > 0 && port < 65536) {
+                snprintf(s->url, sizeof(s->url), "http://127.0.0.1:%ld", port);
                 fclose(f);
                 return 1;
             }

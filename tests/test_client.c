@@ -41,7 +41,8 @@ static void test_python_client_against_server(void)
     CHECK(p != NULL);
     while (p != NULL && fgets(line, sizeof(line), p) != NULL) {
         fputs(line, stdout);
-        sscanf(line, "Ran %d test", &ran);
+        if (strncmp(line, "Ran ", 4) == 0)
+            ran = (int)strtol(line + 4, NULL, 10);
         if (line[0] != '\n')
             snprintf(last, sizeof(last), "%s", line);
     }

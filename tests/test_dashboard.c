@@ -268,8 +268,8 @@ static void test_browser(void)
                                         MLP "mlp_step0100.safetensors",
                                         MLP "mlp_step0500.safetensors"};
     static const long want_steps[] = {0, 100, 500};
-    char names[16][64], state[32], cmd[1024], url[256];
-    int n_ok = analysed_layers(files[2], names, 16), n_layers = 0, n_steps = 0, rc;
+    char names[16][64], state[32], url[256];
+    int n_ok = analysed_layers(files[2], names, 16), n_layers = 0, n_steps = 0;
     long steps[8] = {0};
     struct http_res r;
     struct srv s;
@@ -300,6 +300,9 @@ static void test_browser(void)
     CHECK_EQ_INT(n_layers, n_ok);
 
     if (have_browser()) {
+        char cmd[1024];
+        int rc;
+
         mkdir("build/artifacts", 0755);
         remove(SHOT);
         /* The second layer, so the click changes the selection. */
