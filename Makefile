@@ -20,8 +20,11 @@ SAN     := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sani
 TSAN    := -O1 -g -fsanitize=thread
 PKGS    := openblas lapacke sqlite3 libmicrohttpd libcjson libcrypto zlib
 DEB_PKGS := build-essential pkg-config libopenblas-dev liblapacke-dev libcjson-dev \
-            libsqlite3-dev libmicrohttpd-dev libssl-dev libcurl4-openssl-dev zlib1g-dev \
-            chromium nodejs python3
+            libsqlite3-dev libmicrohttpd-dev libssl-dev libcurl4-openssl-dev zlib1g-dev
+# Only `make test` needs these: the dashboard's browser test and the Python client's test.
+TEST_DEB_PKGS := chromium nodejs python3
+DEPS_PKGS = $(DEB_PKGS)
+test: DEPS_PKGS = $(DEB_PKGS) $(TEST_DEB_PKGS)
 
 # Lazily expanded: `make test` installs the packages before these are used.
 CPPFLAGS = -I. $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -98,7 +101,7 @@ $(BROWSER_DEPS): tests/browser/package.json tests/browser/package-lock.json
 
 # --- Targets ----------------------------------------------------------------
 deps:
-	@missing=""; for p in $(DEB_PKGS); do \
+	@missing=""; for p in $(DEPS_PKGS); do \
 	    dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	    if [ "$$(id -u)" = 0 ]; then \
