@@ -21,6 +21,10 @@ TSAN    := -O1 -g -fsanitize=thread
 PKGS    := openblas lapacke sqlite3 libmicrohttpd libcjson libcrypto zlib
 DEB_PKGS := build-essential pkg-config libopenblas-dev liblapacke-dev libcjson-dev \
             libsqlite3-dev libmicrohttpd-dev libssl-dev libcurl4-openssl-dev zlib1g-dev
+# Only `make test` needs these: the dashboard's browser test and the Python client's test.
+TEST_DEB_PKGS := chromium nodejs python3
+DEPS_PKGS = $(DEB_PKGS)
+test: DEPS_PKGS = $(DEB_PKGS) $(TEST_DEB_PKGS)
 
 # Lazily expanded: `make test` installs the packages before these are used.
 CPPFLAGS = -I. $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -49,6 +53,7 @@ build/$(1)/lib$(m).a: $$(patsubst %.c,build/$(1)/%.o,$$(call MOD_SRCS,$(m)))
 	@mkdir -p $$(@D)
 	$$(Q)rm -f $$@ && ar rcs $$@ $$^
 )
+build/$(1)/libapi.a: build/$(1)/build/gen/api_dashboard_assets.o
 $(1)_ARCHIVES := $(foreach m,$(MODULES),build/$(1)/lib$(m).a)
 build/$(1)/farmsd: build/$(1)/server/main.o $$($(1)_ARCHIVES)
 	$$(Q)$$(CC) $(2) -o $$@ $$^ $$(LDLIBS)
@@ -62,6 +67,12 @@ $(eval $(call VARIANT,san,$(SAN)))
 $(eval $(call VARIANT,tsan,$(TSAN)))
 
 .SECONDARY:
+
+# --- The dashboard: api/dashboard/ embedded into libapi (api/api_dashboard.h) --
+DASH_FILES := $(sort $(wildcard api/dashboard/*.html api/dashboard/*.js api/dashboard/*.css))
+build/gen/api_dashboard_assets.c: api/dashboard/embed.sh $(DASH_FILES)
+	@mkdir -p $(@D)
+	$(Q)sh api/dashboard/embed.sh $@ $(DASH_FILES)
 
 # --- Fuzzing (libFuzzer, clang): core only -----------------------------------
 # Each tests/fuzz_<name>.c names its seeds in a header line " * seeds: FILE|DIR|GLOB ..."
@@ -77,9 +88,20 @@ build/fuzz/libcore.a: $(patsubst %.c,build/fuzz/%.o,$(wildcard core/*.c))
 build/fuzz/tests/%: build/fuzz/tests/%.o build/fuzz/libcore.a
 	$(Q)clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
 
+# --- The browser test's driver: playwright-core (no browser download; it drives
+# Debian's /usr/bin/chromium). A failed install leaves test_dashboard to fail
+# with the reason, after the other tests ran.
+BROWSER_DEPS := tests/browser/node_modules/playwright-core/package.json
+$(BROWSER_DEPS): tests/browser/package.json tests/browser/package-lock.json
+	@command -v npm >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm
+	@cd tests/browser && npm ci --no-audit --no-fund --loglevel=error \
+	    || echo "warning: npm ci in tests/browser failed: test_dashboard will fail"
+	@[ ! -f $@ ] || touch $@
+
 # --- Targets ----------------------------------------------------------------
 deps:
-	@missing=""; for p in $(DEB_PKGS); do \
+	@missing=""; for p in $(DEPS_PKGS); do \
 	    dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	    if [ "$$(id -u)" = 0 ]; then \
@@ -98,7 +120,7 @@ build/farmsd: build/rel/farmsd
 	cp $< $@
 
 test: deps
-	@$(MAKE) --no-print-directory test-build build/farmsd
+	@$(MAKE) --no-print-directory test-build build/farmsd $(BROWSER_DEPS)
 	@tests/run.sh $(patsubst tests/%.c,build/san/tests/%,$(TEST_SRCS))
 
 test-build: $(patsubst tests/%.c,build/san/tests/%,$(TEST_SRCS)) build/san/farmsd

@@ -9,7 +9,9 @@
  *
  * Auth (RFC 6750), only when ctx->tokens is set: GET needs the read scope,
  * POST, PUT and DELETE the write scope; /healthz, /readyz and /metrics are open
- * (aggregate counters, no run data; scrape them without a token).
+ * (aggregate counters, no run data; scrape them without a token), and so are
+ * the dashboard's static files (/ and /dashboard/{file}: the page asks for a
+ * token when the API answers 401).
  */
 #include "api/api.h"
 
@@ -18,6 +20,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "api/api_dashboard.h"
 #include "api/api_int.h"
 
 enum api_auth_need { API_AUTH_NONE, API_AUTH_READ, API_AUTH_WRITE };
@@ -67,7 +70,9 @@ static const char *const api_q_esd[] = {"step", "preset", NULL};
       api_q_esd)                                                                              \
     X("GET", "/v1/jobs/{id}", api__job_get, API_AUTH_READ, api_q_none)                        \
     X("DELETE", "/v1/jobs/{id}", api__job_delete, API_AUTH_WRITE, api_q_none)                 \
-    X("GET", "/v1/tensors/{sha256}", api__tensor_get, API_AUTH_READ, api_q_none)
+    X("GET", "/v1/tensors/{sha256}", api__tensor_get, API_AUTH_READ, api_q_none)              \
+    X("GET", "/", api__dashboard, API_AUTH_NONE, api_q_none)                                  \
+    X("GET", "/dashboard/{file}", api__dashboard, API_AUTH_NONE, api_q_none)
 
 static const struct api_route api_table[] = {
 #define X(m, p, fn, auth, q) {m, p, fn, auth, q},
@@ -125,7 +130,7 @@ static int api_split(const char *s, const char **seg, size_t *len)
 static int api_bind(struct api_call *c, const char *tseg, size_t tlen, const char *from,
                     size_t flen, int literal_ok)
 {
-    static const char *const names[] = {"run", "step", "layer", "id", "sha256"};
+    static const char *const names[] = {"run", "step", "layer", "id", "sha256", "file"};
 
     if (tseg[0] != '{')
         return literal_ok && tlen == flen && memcmp(tseg, from, flen) == 0;
@@ -155,6 +160,8 @@ static int api_match(const char *tpl, const char *path, struct api_call *c)
     size_t tl[API_MAX_SEGS], pl[API_MAX_SEGS];
     int nt = api_split(tpl, ts, tl), np = api_split(path, ps, pl), g = -1;
 
+    if (strcmp(tpl, "/") == 0) /* the root has no segment to split */
+        return strcmp(path, "/") == 0;
     if (np < 0 || nt < 0)
         return 0;
     for (int i = 0; i < nt; i++)

@@ -62,6 +62,7 @@ struct api_response {
     const char *route;          /* static route template for metrics/logs ("/v1/jobs/{id}") */
     int route_index;            /* index into api_routes(), -1 if no route matched */
     char allow[64];             /* Allow header of a 405 ("GET, POST"), "" if none */
+    char cache_control[32];     /* Cache-Control header, "" if none */
 };
 
 /* Token scopes (RFC 6750 bearer tokens from --tokens FILE). */

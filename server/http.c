@@ -160,6 +160,8 @@ static enum MHD_Result http_send(struct http_server *h, struct MHD_Connection *c
         MHD_add_response_header(m, MHD_HTTP_HEADER_WWW_AUTHENTICATE, resp->www_authenticate);
     if (resp->allow[0])
         MHD_add_response_header(m, MHD_HTTP_HEADER_ALLOW, resp->allow);
+    if (resp->cache_control[0])
+        MHD_add_response_header(m, MHD_HTTP_HEADER_CACHE_CONTROL, resp->cache_control);
     if (resp->retry_after > 0) {
         snprintf(num, sizeof(num), "%d", resp->retry_after);
         MHD_add_response_header(m, MHD_HTTP_HEADER_RETRY_AFTER, num);

@@ -1,0 +1,78 @@
+/* api_dashboard.c -- GET / and GET /dashboard/{file}: the embedded dashboard.
+ *
+ * Files come from api_dashboard_assets[] (build/gen/api_dashboard_assets.c,
+ * generated from api/dashboard/). Each answer carries the file's strong ETag
+ * and Cache-Control: no-cache, so browsers revalidate and get a 304 until the
+ * binary changes. /dashboard/routes.json lists the route table, so the
+ * dashboard can tell which optional endpoints (ESD plots) this server has.
+ */
+#include "api/api_dashboard.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const struct api_asset *api_asset_find(const char *name)
+{
+    for (const struct api_asset *a = api_dashboard_assets; a->name != NULL; a++)
+        if (strcmp(a->name, name) == 0)
+            return a;
+    return NULL;
+}
+
+/* {"routes": [{"method": "GET", "path": "/v1/runs"}, ...]} */
+static void api_routes_json(struct api_response *resp)
+{
+    cJSON *o = cJSON_CreateObject(), *arr = o ? cJSON_AddArrayToObject(o, "routes") : NULL;
+
+    if (arr == NULL) {
+        cJSON_Delete(o);
+        api__send_json(resp, 200, NULL);
+        return;
+    }
+    for (const struct api_route_info *r = api_routes(); r->method != NULL; r++) {
+        cJSON *it = cJSON_CreateObject();
+        if (it == NULL || !cJSON_AddItemToArray(arr, it) ||
+            cJSON_AddStringToObject(it, "method", r->method) == NULL ||
+            cJSON_AddStringToObject(it, "path", r->path) == NULL) {
+            cJSON_Delete(o);
+            api__send_json(resp, 200, NULL); /* a 503 */
+            return;
+        }
+    }
+    api__send_json(resp, 200, o);
+    strcpy(resp->cache_control, "no-cache");
+}
+
+void api__dashboard(struct api_call *c, struct api_response *resp)
+{
+    const char *file = api__param(c, "file");
+    const struct api_asset *a;
+
+    if (file != NULL && strcmp(file, "routes.json") == 0) {
+        api_routes_json(resp);
+        return;
+    }
+    a = api_asset_find(file != NULL ? file : "index.html");
+    if (a == NULL) {
+        api_problem(resp, 404, "Not Found", NULL, "no such dashboard file");
+        return;
+    }
+    memset(resp->etag, 0, sizeof(resp->etag));
+    strncpy(resp->etag, a->etag, sizeof(resp->etag) - 1);
+    strcpy(resp->cache_control, "no-cache");
+    if (api__inm_match(c->req->if_none_match, resp->etag)) {
+        resp->status = 304;
+        return;
+    }
+    resp->body = malloc(a->size ? a->size : 1);
+    if (resp->body == NULL) {
+        api_problem(resp, 503, "Out of memory", "nomem", "retry later");
+        resp->retry_after = 5;
+        return;
+    }
+    memcpy(resp->body, a->data, a->size);
+    resp->body_len = a->size;
+    resp->status = 200;
+    snprintf(resp->content_type, sizeof(resp->content_type), "%s", a->content_type);
+}
