@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "api/cache.h"
 #include "api/stats.h"
 #include "core/ckpt.h"
 #include "core/farms.h"
@@ -91,6 +92,7 @@ struct api_ctx {
     const struct ckpt_limits *limits; /* reader limits for validation; NULL: defaults */
     uint64_t min_free_bytes;          /* 507 when the blob store's free space would drop
                                          below this (0: only the 2x-upload rule) */
+    struct api_cache *cache;          /* rendered run reads by ETag (api/cache.h); NULL: none */
 };
 
 /* Handle one request with the calling thread's store connection `s`. Never

@@ -203,8 +203,14 @@ int api__etag(struct api_call *c, struct api_response *resp, int64_t version, co
     }
     thash_hex(d, hex);
     snprintf(resp->etag, sizeof(resp->etag), "\"%.32s\"", hex);
-    if (!api__inm_match(c->req->if_none_match, resp->etag))
-        return 0;
+    if (!api__inm_match(c->req->if_none_match, resp->etag)) {
+        /* Rendered before for this ETag: answer from the cache. */
+        if (!api_cache_get(c->ctx->cache, resp->etag, &resp->body, &resp->body_len,
+                           resp->content_type))
+            return 0;
+        resp->status = 200;
+        return 1;
+    }
     free(resp->body);
     resp->body = NULL;
     resp->body_len = 0;

@@ -38,6 +38,8 @@ static const char cfg_usage_text[] =
     "  --min-free BYTES      free disk space to keep; uploads beyond it get 507 (default 1G)\n"
     "                                                                      [FARMSD_MIN_FREE]\n"
     "  --http-threads N      HTTP threads (default 4)                      [FARMSD_HTTP_THREADS]\n"
+    "  --response-cache BYTES  memory for rendered run reads served again while the run\n"
+    "                        is unchanged (default 64M; 0: off)          [FARMSD_RESPONSE_CACHE]\n"
     "  --log-level L         debug, info, warn, error (default info)       [FARMSD_LOG_LEVEL]\n"
     "  -h, --help            this help\n"
     "\n"
@@ -85,6 +87,15 @@ enum err_code cfg_parse_bytes(const char *s, uint64_t *out, struct err *e)
         return err_set(e, ERR_INVAL, "'%s' is not a byte count", s);
     *out = (uint64_t)v * mul;
     return ERR_OK;
+}
+
+static enum err_code cfg_bytes(const char *flag, const char *s, uint64_t *out, struct err *e)
+{
+    enum err_code rc = cfg_parse_bytes(s, out, e);
+
+    if (rc)
+        err_prefix(e, flag);
+    return rc;
 }
 
 static enum err_code cfg_uint(const char *flag, const char *s, unsigned lo, unsigned hi,
@@ -167,11 +178,11 @@ static enum err_code cfg_apply(struct cfg *c, const char *key, const char *v, st
     if (strcmp(key, "allow-root") == 0)
         return cfg_add_root(c, v, e);
     if (strcmp(key, "max-upload") == 0)
-        return cfg_parse_bytes(v, &c->max_upload, e) ? err_prefix(e, "--max-upload"),
-               ERR_INVAL                             : ERR_OK;
+        return cfg_bytes("--max-upload", v, &c->max_upload, e);
+    if (strcmp(key, "response-cache") == 0)
+        return cfg_bytes("--response-cache", v, &c->response_cache, e);
     if (strcmp(key, "min-free") == 0)
-        return cfg_parse_bytes(v, &c->min_free, e) ? err_prefix(e, "--min-free"),
-               ERR_INVAL                           : ERR_OK;
+        return cfg_bytes("--min-free", v, &c->min_free, e);
     if (strcmp(key, "log-level") == 0) {
         lvl = log_level_from_name(v);
         if (lvl < 0)
@@ -193,7 +204,8 @@ static enum err_code cfg_from_env(struct cfg *c, struct err *e)
                                           {"FARMSD_MAX_UPLOADS", "max-uploads"},
                                           {"FARMSD_MIN_FREE", "min-free"},
                                           {"FARMSD_HTTP_THREADS", "http-threads"},
-                                          {"FARMSD_LOG_LEVEL", "log-level"}};
+                                          {"FARMSD_LOG_LEVEL", "log-level"},
+                                          {"FARMSD_RESPONSE_CACHE", "response-cache"}};
     enum err_code rc = ERR_OK;
     const char *roots = getenv("FARMSD_ALLOW_ROOTS");
 
@@ -230,6 +242,7 @@ static void cfg_defaults(struct cfg *c)
     c->max_upload = 64ull << 30;
     c->max_uploads = 4;
     c->min_free = 1ull << 30;
+    c->response_cache = 64ull << 20;
     c->log_level = LOG_LEVEL_INFO;
 }
 
@@ -247,6 +260,7 @@ enum err_code cfg_load(struct cfg *c, int argc, char **argv, struct err *e)
                                           {"http-threads", required_argument, NULL, 0},
                                           {"log-level", required_argument, NULL, 0},
                                           {"help", no_argument, NULL, 'h'},
+                                          {"response-cache", required_argument, NULL, 0},
                                           {NULL, 0, NULL, 0}};
     enum err_code rc;
     struct farms_params p;

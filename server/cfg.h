@@ -11,6 +11,7 @@
  *   --max-uploads N      FARMSD_MAX_UPLOADS  4 concurrent uploads
  *   --min-free BYTES     FARMSD_MIN_FREE     1 GiB kept free on the data disk
  *   --http-threads N     FARMSD_HTTP_THREADS 4
+ *   --response-cache B   FARMSD_RESPONSE_CACHE 64M of rendered run reads (0: off)
  *   --log-level L        FARMSD_LOG_LEVEL    info
  * Ownership: a struct cfg owns its strings; free with cfg_free().
  * Not thread-safe while being filled; read-only afterwards.
@@ -36,10 +37,11 @@ struct cfg {
     char *tokens_file;        /* owned, NULL: auth off */
     struct api_token *tokens; /* owned, loaded from tokens_file */
     size_t n_tokens;
-    uint64_t max_upload;  /* bytes */
-    unsigned max_uploads; /* concurrent uploads */
-    uint64_t min_free;    /* bytes kept free */
-    int log_level;        /* enum log_level */
+    uint64_t max_upload;     /* bytes */
+    unsigned max_uploads;    /* concurrent uploads */
+    uint64_t min_free;       /* bytes kept free */
+    uint64_t response_cache; /* bytes of rendered run reads kept (api/cache.h) */
+    int log_level;           /* enum log_level */
 };
 
 /* Fill `c` from the environment and argv (argv[0] is "serve"). On --help,

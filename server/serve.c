@@ -82,6 +82,7 @@ int cli_serve_main(int argc, char **argv)
     struct http_server *http = NULL;
     struct api_stats stats;
     struct api_ctx ctx = {0};
+    struct api_cache *cache = NULL;
     struct ckpt_limits limits;
     sigset_t sigs;
     int sig = 0, status = 0;
@@ -111,6 +112,8 @@ int cli_serve_main(int argc, char **argv)
     if (rc == ERR_OK)
         rc = blob_store_open(blob_dir, &blobs, &e);
     if (rc == ERR_OK)
+        rc = api_cache_new((size_t)c.response_cache, &cache, &e);
+    if (rc == ERR_OK)
         rc = pool_new(c.workers, 4096, &pool, &e);
     if (rc == ERR_OK) {
         struct worker_cfg wc = {db_path, blobs, pool, c.workers > 1 ? 2 : 1, &stats, &limits};
@@ -128,7 +131,8 @@ int cli_serve_main(int argc, char **argv)
                            .stats = &stats,
                            .ready = 1,
                            .limits = &limits,
-                           .min_free_bytes = c.min_free};
+                           .min_free_bytes = c.min_free,
+                           .cache = cache};
     if (rc == ERR_OK) {
         struct http_cfg hc = {c.host, c.port,       c.http_threads, db_path,
                               &ctx,   c.max_upload, c.max_uploads};
@@ -154,6 +158,7 @@ out:
     if (status == 0)
         serve_requeue(db_path);
     blob_store_close(blobs);
+    api_cache_free(cache);
     cfg_free(&c);
     if (status == 0)
         LOG_INFO("serve", "msg=\"stopped\"");
