@@ -117,7 +117,7 @@ build: deps
 	@$(MAKE) --no-print-directory build/farmsd
 
 build/farmsd: build/rel/farmsd
-	cp $< $@
+	rm -f $@ && cp $< $@
 
 test: deps
 	@$(MAKE) --no-print-directory test-build build/farmsd $(BROWSER_DEPS)

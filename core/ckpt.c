@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "core/ckpt_int.h"
+#include "core/fmap.h"
 
 #define CKPT_SNIFF_LEN 512
 
@@ -205,6 +206,7 @@ void ckpt_close(struct ckpt *c)
         free((char *)(uintptr_t)c->tensors[i].name);
     free(c->tensors);
     free(c->model_prefix);
+    free(c->maps);
     free(c);
 }
 
@@ -240,6 +242,35 @@ enum err_code ckpt_tensor_read(const struct ckpt *c, size_t i, struct ckpt_buf *
                         (unsigned long long)c->tensors[i].nbytes,
                         (unsigned long long)c->limits.max_tensor_bytes);
     return c->ops->read(c, i, buf, data, e);
+}
+
+void ckpt_tensor_done(const struct ckpt *c, size_t i, const void *data)
+{
+    const unsigned char *p = data;
+
+    ERR_ASSERT(i < c->n_tensors);
+    for (size_t k = 0; p != NULL && k < c->n_maps; k++) {
+        const struct ckpt_map *m = &c->maps[k];
+        if (p >= m->base && (uint64_t)(p - m->base) < m->size) { /* only mapped bytes */
+            uint64_t n = c->tensors[i].nbytes, room = m->size - (uint64_t)(p - m->base);
+            fmap_release(p, n < room ? n : room);
+            return;
+        }
+    }
+}
+
+enum err_code ckpt__map_register(struct ckpt *c, const struct fmap *m, struct err *e)
+{
+    struct ckpt_map *grown;
+
+    if (m->data == NULL)
+        return ERR_OK; /* an empty file maps nothing */
+    grown = realloc(c->maps, (c->n_maps + 1) * sizeof(*grown));
+    if (grown == NULL)
+        return err_set(e, ERR_NOMEM, "out of memory");
+    c->maps = grown;
+    c->maps[c->n_maps++] = (struct ckpt_map){m->data, m->size};
+    return ERR_OK;
 }
 
 enum err_code ckpt__tensor_add(struct ckpt *c, const char *name, size_t name_len, enum dtype dtype,

@@ -123,4 +123,11 @@ const struct ckpt_tensor *ckpt_tensor_at(const struct ckpt *c, size_t i);
 enum err_code ckpt_tensor_read(const struct ckpt *c, size_t i, struct ckpt_buf *buf,
                                const void **data, struct err *e);
 
+/* The caller is done with the bytes ckpt_tensor_read gave for tensor `i`
+ * (`data`): if they lie in one of the checkpoint's file
+ * mappings, their pages leave the resident set, so walking a checkpoint
+ * bigger than memory keeps about one tensor resident. Anything else (bytes
+ * in `buf`, inflated members) is left alone. Cannot fail. */
+void ckpt_tensor_done(const struct ckpt *c, size_t i, const void *data);
+
 #endif /* CORE_CKPT_H */

@@ -10,6 +10,13 @@
 #define CORE_CKPT_INT_H
 
 #include "core/ckpt.h"
+#include "core/fmap.h"
+
+/* A file mapping a loader made (ckpt__map_register), for ckpt_tensor_done. */
+struct ckpt_map {
+    const unsigned char *base; /* borrowed from the loader's struct fmap */
+    uint64_t size;
+};
 
 struct ckpt_ops {
     /* Materialise tensor i (see ckpt_tensor_read). */
@@ -26,7 +33,9 @@ struct ckpt {
     struct ckpt_tensor *tensors; /* owned array; each name is an owned malloc'd string */
     size_t n_tensors;
     size_t cap_tensors;
-    char *model_prefix;        /* owned; NULL means "" */
+    char *model_prefix;    /* owned; NULL means "" */
+    struct ckpt_map *maps; /* owned: file mappings tensors may point into */
+    size_t n_maps;
     struct ckpt_limits limits; /* copy of the caller's limits */
 };
 
@@ -38,6 +47,10 @@ struct ckpt {
 enum err_code ckpt__tensor_add(struct ckpt *c, const char *name, size_t name_len, enum dtype dtype,
                                int ndim, const int64_t *shape, struct ckpt_tensor **out,
                                struct err *e);
+
+/* Record that tensors of `c` may point into mapping `m` (after fmap_open),
+ * so ckpt_tensor_done can drop its pages. The mapping stays the loader's. */
+enum err_code ckpt__map_register(struct ckpt *c, const struct fmap *m, struct err *e);
 
 /* Grow `b` to at least `n` bytes, honouring max_tensor_bytes of `c`. */
 enum err_code ckpt__buf_reserve(const struct ckpt *c, struct ckpt_buf *b, uint64_t n,

@@ -44,6 +44,17 @@ out:
     return rc;
 }
 
+void fmap_release(const void *p, uint64_t len)
+{
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), lo, hi;
+
+    if (p == NULL || len == 0 || page == 0)
+        return;
+    lo = (uintptr_t)p & ~(page - 1); /* whole pages around the range: a neighbour */
+    hi = ((uintptr_t)p + (uintptr_t)len + page - 1) & ~(page - 1); /* just reads again */
+    (void)madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
 void fmap_close(struct fmap *m)
 {
     if (m->data != NULL)

@@ -21,6 +21,14 @@ struct fmap {
  * A directory or missing file fails with ERR_IO / ERR_NOTFOUND. */
 enum err_code fmap_open(const char *path, struct fmap *m, struct err *e);
 
+/* Drop the pages holding [p, p + len) of a read-only file mapping from the
+ * process's resident set (MADV_DONTNEED); touching them again reads them
+ * back from the page cache or the file. `p` must point into a mapping made
+ * by fmap_open (never into heap memory: its pages would be zeroed). Lets a
+ * reader walk a checkpoint larger than memory with a resident set of about
+ * one tensor. Advisory: cannot fail. */
+void fmap_release(const void *p, uint64_t len);
+
 /* Unmap; `m` becomes empty. Safe on an empty or zeroed fmap. Cannot fail. */
 void fmap_close(struct fmap *m);
 

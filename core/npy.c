@@ -494,6 +494,8 @@ enum err_code npy__ckpt_load(struct ckpt *c, const char *path, struct err *e)
     c->ops = &npy_ops;
     rc = fmap_open(path, &impl->map, e);
     if (rc == ERR_OK)
+        rc = ckpt__map_register(c, &impl->map, e);
+    if (rc == ERR_OK)
         rc = npy_parse(impl->map.data, impl->map.size, &c->limits, &impl->info, e);
     if (rc)
         return rc;

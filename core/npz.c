@@ -128,6 +128,8 @@ enum err_code npz__ckpt_load(struct ckpt *c, const char *path, struct err *e)
     c->ops = &npz_ops;
     rc = fmap_open(path, &impl->map, e);
     if (rc == ERR_OK)
+        rc = ckpt__map_register(c, &impl->map, e);
+    if (rc == ERR_OK)
         rc = zip_parse(impl->map.data, impl->map.size, c->limits.max_zip_members, &impl->zip, e);
     if (rc)
         return rc;

@@ -365,6 +365,8 @@ enum err_code st__ckpt_load(struct ckpt *c, const char *path, struct err *e)
     c->impl = impl; /* ckpt_close() frees it from here on */
     c->ops = &st_ops;
     rc = fmap_open(path, &impl->map, e);
+    if (rc == ERR_OK)
+        rc = ckpt__map_register(c, &impl->map, e);
     if (rc)
         return rc;
     rc = st_parse(impl->map.data, impl->map.size, &c->limits, &impl->file, e);

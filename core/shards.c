@@ -408,6 +408,8 @@ static enum err_code shards_open_one(struct ckpt *c, const struct shards_plan *p
         return err_set(e, ERR_NOMEM, "out of memory");
     rc = fmap_open(path, &impl->maps[s], e);
     free(path);
+    if (rc == ERR_OK)
+        rc = ckpt__map_register(c, &impl->maps[s], e);
     if (rc == ERR_NOTFOUND)
         return shards_missing(p->names[s], e);
     if (rc == ERR_OK)

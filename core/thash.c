@@ -95,6 +95,7 @@ enum err_code thash_tensor(const struct ckpt *c, size_t i, struct ckpt_buf *buf,
     if (rc)
         return rc;
     rc = thash_bytes(data, (size_t)t->nbytes, hex, e);
+    ckpt_tensor_done(c, i, data);
     if (rc)
         err_prefix(e, t->name);
     return rc;

@@ -280,6 +280,8 @@ enum err_code tz__ckpt_load(struct ckpt *c, const char *path, struct err *e)
     if (impl == NULL)
         return err_set(e, ERR_NOMEM, "out of memory opening %s", path);
     rc = fmap_open(path, &impl->map, e);
+    if (rc == ERR_OK)
+        rc = ckpt__map_register(c, &impl->map, e);
     if (rc)
         goto out;
     rc = zip_parse(impl->map.data, impl->map.size, c->limits.max_zip_members, &impl->zip, e);
