@@ -319,6 +319,13 @@ static enum MHD_Result http_dispatch(struct http_server *h, struct MHD_Connectio
     struct store *s;
     struct err e;
 
+    /* The body is in: give the upload slot back before the client can see
+     * the answer (and send its next upload), not when MHD completes. */
+    if (r->holds_upload_slot) {
+        atomic_fetch_sub(&h->uploads, 1);
+        api_stats_upload_end(h->cfg.api->stats);
+        r->holds_upload_slot = 0;
+    }
     if (r->early_status)
         return http_send(h, conn, r, method, url, &r->early);
     s = http_store(h, &e);
@@ -433,7 +440,7 @@ enum err_code http_start(const struct http_cfg *cfg, struct http_server **out, s
         flags, 0, NULL, NULL, http_access, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_THREAD_POOL_SIZE, cfg->threads, MHD_OPTION_URI_LOG_CALLBACK, http_uri_log, h,
         MHD_OPTION_NOTIFY_COMPLETED, http_completed, h, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)120, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024), MHD_OPTION_END);
+        (unsigned)120, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(1024 * 1024), MHD_OPTION_END);
     if (h->d == NULL) {
         pthread_key_delete(h->store_key);
         free(h);

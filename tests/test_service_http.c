@@ -1,0 +1,386 @@
+/* test_service_http.c -- HTTP semantics of a real `farmsd serve`
+ * (tests/svc_harness.h): ETag / If-None-Match / 304 and HEAD (also: a job's
+ * results landing change the tag), pagination of runs, checkpoints and the
+ * heatmap, canceling queued and running jobs, the PUT upload form (chunked,
+ * as `curl -T` sends it), X-Content-SHA256, 405/404, auth off.
+ * Auth on and the upload limit: test_service_auth.c.
+ * Run from the repository root after `make test-build`.
+ */
+#include <openssl/evp.h>
+
+#include "tests/check.h"
+#include "tests/svc_harness.h"
+
+#define NUM "tests/fixtures/numerics/"
+
+static char tmp_dir[256];
+
+/* Five distinct small checkpoints (steps 10..50 of a run). */
+static const char *const small_files[5] = {
+    NUM "tiny_4x3.safetensors", NUM "tiny_30x50.safetensors", NUM "tiny_60x90.safetensors",
+    NUM "gauss_64x64.safetensors", NUM "gauss_100x300.safetensors"};
+
+/* Upload `file` to run/step; the job id (0 on failure, with a failed check). */
+static long long submit(const struct svc *s, const char *run, long step, const char *file)
+{
+    char path[256];
+    struct svc_resp r;
+    long long id;
+
+    snprintf(path, sizeof(path), "/v1/runs/%s/checkpoints?step=%ld", run, step);
+    CHECK_EQ_INT(svc_upload(s, path, file, NULL, &r), 202);
+    id = (long long)svc_jn(r.json, "id");
+    svc_resp_free(&r);
+    return id > 0 ? id : 0;
+}
+
+static void wait_succeeded(const struct svc *s, long long id)
+{
+    cJSON *job = svc_wait_job(s, id, 60);
+
+    CHECK_STR_EQ(svc_js(job, "state"), "succeeded");
+    cJSON_Delete(job);
+}
+
+/* --- ETag --------------------------------------------------------------------------- */
+
+static long get_inm(const struct svc *s, const char *path, const char *inm, struct svc_resp *r)
+{
+    char h[256];
+    const char *hdrs[] = {h, NULL};
+
+    snprintf(h, sizeof(h), "If-None-Match: %s", inm);
+    return svc_req(s, "GET", path, NULL, NULL, 0, hdrs, r);
+}
+
+static void test_etag_and_304(const struct svc *s)
+{
+    const char *list = "/v1/runs/pages/checkpoints";
+    struct svc_resp r, other;
+    char etag[128], weak[160], two[300], other_etag[128];
+
+    CHECK_EQ_INT(svc_get(s, list, &r), 200);
+    snprintf(etag, sizeof(etag), "%s", r.etag);
+    CHECK(etag[0] == '"' && strlen(etag) > 2 && etag[strlen(etag) - 1] == '"');
+    svc_resp_free(&r);
+    CHECK_EQ_INT(svc_get(s, "/v1/runs/other/checkpoints", &other), 200);
+    snprintf(other_etag, sizeof(other_etag), "%s", other.etag);
+    CHECK(strcmp(other_etag, etag) != 0);
+    svc_resp_free(&other);
+
+    /* the same tag, a weak form of it, a list holding it, and '*': 304, no body */
+    snprintf(weak, sizeof(weak), "W/%s", etag);
+    snprintf(two, sizeof(two), "\"nope\", %s", etag);
+    {
+        const char *const matches[] = {etag, weak, two, "*"};
+        for (size_t i = 0; i < 4; i++) {
+            CHECK_EQ_INT(get_inm(s, list, matches[i], &r), 304);
+            CHECK_EQ_INT(r.len, 0);
+            CHECK_STR_EQ(r.etag, etag);
+            svc_resp_free(&r);
+        }
+    }
+    CHECK_EQ_INT(get_inm(s, list, "\"nope\"", &r), 200);
+    CHECK_STR_EQ(r.etag, etag);
+    svc_resp_free(&r);
+    /* HEAD is GET without the body */
+    CHECK_EQ_INT(svc_req(s, "HEAD", list, NULL, NULL, 0, NULL, &r), 200);
+    CHECK_STR_EQ(r.etag, etag);
+    CHECK_EQ_INT(r.len, 0);
+    svc_resp_free(&r);
+    /* another representation of the run: another tag */
+    CHECK_EQ_INT(get_inm(s, "/v1/runs/pages/checkpoints?page_size=2", etag, &r), 200);
+    CHECK(r.etag[0] == '"' && strcmp(r.etag, etag) != 0);
+    svc_resp_free(&r);
+
+    /* a new checkpoint changes the run: the old tag no longer matches */
+    wait_succeeded(s, submit(s, "pages", 60, NUM "gauss_128x512.safetensors"));
+    CHECK_EQ_INT(get_inm(s, list, etag, &r), 200);
+    CHECK(r.etag[0] == '"' && strcmp(r.etag, etag) != 0);
+    CHECK_EQ_INT(cJSON_GetArraySize(svc_j(r.json, "checkpoints")), 6);
+    svc_resp_free(&r);
+    /* ... and leaves other runs' tags alone */
+    CHECK_EQ_INT(get_inm(s, "/v1/runs/other/checkpoints", other_etag, &r), 304);
+    svc_resp_free(&r);
+}
+
+/* --- Pagination ------------------------------------------------------------------------ */
+
+/* Follow next_page_token from `first` (a path with page_size); collect the
+ * `field` number of every item of array `items` into out. Returns the count. */
+static int walk_pages(const struct svc *s, const char *first, const char *items, const char *field,
+                      long *out, int cap, int want_per_page)
+{
+    char path[512];
+    int n = 0, pages = 0;
+
+    snprintf(path, sizeof(path), "%s", first);
+    for (;;) {
+        struct svc_resp r;
+        const cJSON *it, *tok;
+        int on_page = 0;
+
+        CHECK_EQ_INT(svc_get(s, path, &r), 200);
+        cJSON_ArrayForEach(it, svc_j(r.json, items))
+        {
+            if (n < cap)
+                out[n] = (long)svc_jn(it, field);
+            n++;
+            on_page++;
+        }
+        tok = svc_j(r.json, "next_page_token");
+        pages++;
+        if (!cJSON_IsString(tok) || pages > 20) {
+            CHECK(cJSON_IsNull(tok));
+            CHECK(on_page >= 1 && on_page <= want_per_page);
+            svc_resp_free(&r);
+            return n;
+        }
+        CHECK_EQ_INT(on_page, want_per_page);
+        snprintf(path, sizeof(path), "%s&page_token=%s", first, tok->valuestring);
+        svc_resp_free(&r);
+    }
+}
+
+static void test_pagination(const struct svc *s)
+{
+    long steps[16] = {0}, want[] = {10, 20, 30, 40, 50, 60};
+    struct svc_resp r;
+    char bad[256];
+
+    CHECK_EQ_INT(walk_pages(s, "/v1/runs/pages/checkpoints?page_size=4", "checkpoints", "step",
+                            steps, 16, 4),
+                 6);
+    for (int i = 0; i < 6; i++)
+        CHECK_EQ_INT(steps[i], want[i]);
+    CHECK_EQ_INT(walk_pages(s, "/v1/runs/pages/checkpoints?page_size=1", "checkpoints", "step",
+                            steps, 16, 1),
+                 6);
+    for (int i = 0; i < 6; i++)
+        CHECK_EQ_INT(steps[i], want[i]);
+    /* runs: pages, other, cancel (from the cancel test), one per page */
+    CHECK_EQ_INT(walk_pages(s, "/v1/runs?page_size=1", "runs", "checkpoints", steps, 16, 1), 3);
+    /* the heatmap pages by steps */
+    {
+        int n = 0, pages = 0;
+        char path[256];
+        snprintf(path, sizeof(path), "/v1/runs/pages/history?metric=alpha&page_size=4");
+        for (;;) {
+            const cJSON *st, *tok;
+            CHECK_EQ_INT(svc_get(s, path, &r), 200);
+            cJSON_ArrayForEach(st, svc_j(r.json, "steps"))
+            {
+                CHECK(n < 6 && (long)st->valuedouble == want[n]);
+                n++;
+            }
+            pages++;
+            tok = svc_j(r.json, "next_page_token");
+            if (!cJSON_IsString(tok) || pages > 5) {
+                svc_resp_free(&r);
+                break;
+            }
+            snprintf(path, sizeof(path),
+                     "/v1/runs/pages/history?metric=alpha&page_size=4"
+                     "&page_token=%s",
+                     tok->valuestring);
+            svc_resp_free(&r);
+        }
+        CHECK_EQ_INT(n, 6);
+        CHECK_EQ_INT(pages, 2);
+    }
+    /* bad sizes and tokens: 400 invalid_parameter, naming the parameter */
+    {
+        const char *const bads[] = {"/v1/runs/pages/checkpoints?page_size=0",
+                                    "/v1/runs/pages/checkpoints?page_size=1001",
+                                    "/v1/runs/pages/checkpoints?page_size=x",
+                                    "/v1/runs/pages/checkpoints?page_token=garbage",
+                                    "/v1/runs/pages/checkpoints?nonsense=1"};
+        for (size_t i = 0; i < sizeof(bads) / sizeof(bads[0]); i++) {
+            CHECK_EQ_INT(svc_get(s, bads[i], &r), 400);
+            CHECK_STR_EQ(r.content_type, "application/problem+json");
+            CHECK_STR_EQ(svc_js(r.json, "category"), "invalid_parameter");
+            svc_resp_free(&r);
+        }
+    }
+    /* another list's token is refused too */
+    CHECK_EQ_INT(svc_get(s, "/v1/runs?page_size=1", &r), 200);
+    snprintf(bad, sizeof(bad), "/v1/runs/pages/checkpoints?page_size=1&page_token=%s",
+             svc_js(r.json, "next_page_token"));
+    svc_resp_free(&r);
+    CHECK_EQ_INT(svc_get(s, bad, &r), 400);
+    svc_resp_free(&r);
+}
+
+/* --- Cancel ---------------------------------------------------------------------------- */
+
+/* The server runs one job at a time (--workers 1): a long job runs while
+ * another waits; both are canceled; the runner is then free again. */
+static void test_cancel_queued_and_running(const struct svc *s, const char *big)
+{
+    long long running, queued, after;
+    cJSON *job = NULL;
+    struct svc_resp r;
+    char path[64], etag3[128];
+    double until = svc_now() + 60;
+
+    running = submit(s, "cancel", 1, big);
+    while (svc_now() < until) { /* until it runs */
+        cJSON_Delete(job);
+        job = svc_job(s, running);
+        if (strcmp(svc_js(job, "state"), "running") == 0)
+            break;
+        svc_sleep_ms(20);
+    }
+    CHECK_STR_EQ(svc_js(job, "state"), "running");
+    cJSON_Delete(job);
+    queued = submit(s, "cancel", 2, NUM "tiny_30x50.safetensors");
+    after = submit(s, "cancel", 3, NUM "tiny_60x90.safetensors");
+    /* a dashboard's view of step 3 while its job waits: no layers yet */
+    CHECK_EQ_INT(svc_get(s, "/v1/runs/cancel/checkpoints/3", &r), 200);
+    CHECK_EQ_INT(cJSON_GetArraySize(svc_j(r.json, "layers")), 0);
+    snprintf(etag3, sizeof(etag3), "%s", r.etag);
+    svc_resp_free(&r);
+
+    snprintf(path, sizeof(path), "/v1/jobs/%lld", queued);
+    CHECK_EQ_INT(svc_req(s, "DELETE", path, NULL, NULL, 0, NULL, &r), 200);
+    CHECK_STR_EQ(svc_js(r.json, "state"), "canceled");
+    CHECK_EQ_INT((long long)svc_jn(r.json, "id"), queued);
+    svc_resp_free(&r);
+    snprintf(path, sizeof(path), "/v1/jobs/%lld", running);
+    CHECK_EQ_INT(svc_req(s, "DELETE", path, NULL, NULL, 0, NULL, &r), 200);
+    CHECK_STR_EQ(svc_js(r.json, "state"), "canceled");
+    svc_resp_free(&r);
+    /* twice is a no-op */
+    CHECK_EQ_INT(svc_req(s, "DELETE", path, NULL, NULL, 0, NULL, &r), 200);
+    CHECK_STR_EQ(svc_js(r.json, "state"), "canceled");
+    svc_resp_free(&r);
+
+    /* the only runner gives the canceled job up and takes the next one */
+    wait_succeeded(s, after);
+    /* its results landed: the tag taken while it waited no longer matches */
+    CHECK_EQ_INT(get_inm(s, "/v1/runs/cancel/checkpoints/3", etag3, &r), 200);
+    CHECK(strcmp(r.etag, etag3) != 0);
+    CHECK_EQ_INT(cJSON_GetArraySize(svc_j(r.json, "layers")), 1);
+    svc_resp_free(&r);
+    job = svc_job(s, running);
+    CHECK_STR_EQ(svc_js(job, "state"), "canceled");
+    CHECK(svc_jn(svc_j(job, "progress"), "tensors_done") < 4);
+    cJSON_Delete(job);
+    job = svc_job(s, queued);
+    CHECK_STR_EQ(svc_js(job, "state"), "canceled");
+    CHECK(cJSON_IsNull(svc_j(svc_j(job, "timings"), "started")));
+    cJSON_Delete(job);
+    /* no results for canceled jobs */
+    CHECK_EQ_INT(svc_get(s, "/v1/runs/cancel/checkpoints/1", &r), 200);
+    CHECK_EQ_INT(cJSON_GetArraySize(svc_j(r.json, "layers")), 0);
+    svc_resp_free(&r);
+    /* a finished job cannot be canceled */
+    snprintf(path, sizeof(path), "/v1/jobs/%lld", after);
+    CHECK_EQ_INT(svc_req(s, "DELETE", path, NULL, NULL, 0, NULL, &r), 409);
+    CHECK_STR_EQ(r.content_type, "application/problem+json");
+    svc_resp_free(&r);
+    CHECK_EQ_INT(svc_req(s, "DELETE", "/v1/jobs/999999", NULL, NULL, 0, NULL, &r), 404);
+    svc_resp_free(&r);
+    CHECK_EQ_INT(svc_metric(s, "farmsd_jobs{state=\"canceled\"}"), 2);
+}
+
+/* --- PUT, methods, auth off -------------------------------------------------------------- */
+
+static void test_put_upload_and_routing(const struct svc *s)
+{
+    struct svc_resp r;
+    const char *hdrs[] = {"Authorization: Bearer anything-at-all-0123456789", NULL};
+
+    /* curl -T: PUT with a chunked body */
+    CHECK_EQ_INT(svc_upload_chunked(s, "PUT", "/v1/runs/other/checkpoints?step=7",
+                                    NUM "tiny_4x3.safetensors", NULL, &r),
+                 202);
+    CHECK_STR_EQ(svc_js(r.json, "format"), "safetensors");
+    wait_succeeded(s, (long long)svc_jn(r.json, "id"));
+    svc_resp_free(&r);
+    /* a known route with another method: 405 with Allow */
+    CHECK_EQ_INT(svc_req(s, "DELETE", "/v1/runs", NULL, NULL, 0, NULL, &r), 405);
+    CHECK(strstr(r.allow, "GET") != NULL);
+    svc_resp_free(&r);
+    CHECK_EQ_INT(svc_get(s, "/v1/nowhere", &r), 404);
+    svc_resp_free(&r);
+    CHECK_EQ_INT(svc_get(s, "/v1/runs/no-such-run/checkpoints", &r), 404);
+    svc_resp_free(&r);
+    /* auth off: any or no Authorization header is fine */
+    CHECK_EQ_INT(svc_req(s, "GET", "/v1/runs", NULL, NULL, 0, hdrs, &r), 200);
+    CHECK(r.www_authenticate[0] == '\0');
+    svc_resp_free(&r);
+}
+
+/* X-Content-SHA256: a body that is not what the client hashed is refused. */
+static void test_checksum_header(const struct svc *s)
+{
+    char want[65], h[128];
+    const char *hdrs[] = {h, NULL};
+    struct svc_resp r;
+    size_t n;
+    char *body = svc_slurp(NUM "tiny_4x3.safetensors", &n);
+    unsigned char d[32] = {0};
+    unsigned dl = 0;
+
+    CHECK(body != NULL && EVP_Digest(body, n, d, &dl, EVP_sha256(), NULL) == 1 && dl == 32);
+    for (int i = 0; i < 32; i++)
+        snprintf(want + (size_t)2 * i, 3, "%02x", d[i]);
+    snprintf(h, sizeof(h), "X-Content-SHA256: %064d", 0);
+    CHECK_EQ_INT(
+        svc_upload(s, "/v1/runs/sums/checkpoints?step=1", NUM "tiny_4x3.safetensors", hdrs, &r),
+        400);
+    CHECK_STR_EQ(svc_js(r.json, "category"), "checksum_mismatch");
+    svc_resp_free(&r);
+    CHECK_EQ_INT(svc_get(s, "/v1/runs/sums/checkpoints", &r), 404);
+    svc_resp_free(&r);
+    snprintf(h, sizeof(h), "X-Content-SHA256: %s", want);
+    CHECK_EQ_INT(
+        svc_upload(s, "/v1/runs/sums/checkpoints?step=1", NUM "tiny_4x3.safetensors", hdrs, &r),
+        202);
+    CHECK_STR_EQ(svc_js(r.json, "sha256"), want);
+    wait_succeeded(s, (long long)svc_jn(r.json, "id"));
+    svc_resp_free(&r);
+    free(body);
+}
+
+static void test_plain_server(void)
+{
+    char data[PATH_MAX], big[PATH_MAX];
+    const char *extra[] = {"--workers", "1", NULL};
+    struct svc s;
+
+    snprintf(data, sizeof(data), "%s/plain", tmp_dir);
+    snprintf(big, sizeof(big), "%s/big.safetensors", tmp_dir);
+    /* four 1536x1536 matrices: about a second each under ASan */
+    CHECK(svc_write_gaussian_st(big, 4, 1536, 1536, 7));
+    if (!svc_start(&s, data, extra)) {
+        CHECK(!"server started");
+        return;
+    }
+    for (int i = 0; i < 5; i++)
+        wait_succeeded(&s, submit(&s, "pages", 10L * (i + 1), small_files[i]));
+    wait_succeeded(&s, submit(&s, "other", 1, small_files[0]));
+    test_cancel_queued_and_running(&s, big);
+    unlink(big); /* 36 MB, not kept even when a test fails */
+    test_etag_and_304(&s);
+    test_pagination(&s);
+    test_put_upload_and_routing(&s);
+    test_checksum_header(&s);
+    CHECK_EQ_INT(svc_stop(&s), 0);
+    if (check_n_failed)
+        svc_dump_log(&s, 3000);
+}
+
+int main(void)
+{
+    double t0 = svc_now();
+
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    CHECK(svc_mkdtemp("svc-http", tmp_dir, sizeof(tmp_dir)));
+    test_plain_server();
+    svc_rm_rf(tmp_dir, check_n_failed > 0);
+    curl_global_cleanup();
+    printf("test_service_http: %.1f s\n", svc_now() - t0);
+    return check_report("test_service_http");
+}
