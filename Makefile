@@ -18,9 +18,9 @@ WARN    := -Wall -Wextra -Werror -Wpedantic -Wshadow -Wstrict-prototypes \
 OPT     ?= -O2 -g
 SAN     := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 TSAN    := -O1 -g -fsanitize=thread
-PKGS    := openblas lapacke sqlite3 libmicrohttpd libcjson libcrypto zlib
+PKGS    := openblas lapacke sqlite3 libpq libmicrohttpd libcjson libcrypto zlib
 DEB_PKGS := build-essential pkg-config libopenblas-dev liblapacke-dev libcjson-dev \
-            libsqlite3-dev libmicrohttpd-dev libssl-dev libcurl4-openssl-dev zlib1g-dev
+            libsqlite3-dev libpq-dev libmicrohttpd-dev libssl-dev libcurl4-openssl-dev zlib1g-dev
 # Only `make test` needs these: the dashboard's browser test and the Python client's test.
 TEST_DEB_PKGS := chromium nodejs python3
 DEPS_PKGS = $(DEB_PKGS)

@@ -82,6 +82,9 @@ enum err_code store_open(const char *path, struct store **out, struct err *e);
 /* Finalize the cached statements and close. NULL is a no-op. Cannot fail. */
 void store_close(struct store *s);
 
+/* The backend: "sqlite" or "postgresql". Static. Cannot fail. */
+const char *store_backend(const struct store *s);
+
 /* Random id of this database, made at creation (32 hex digits). Put it into
  * ETags so that a recreated database never matches an old one.
  * Borrowed: valid until store_close(s). Cannot fail. */
@@ -229,7 +232,7 @@ enum err_code store_result_get(struct store *s, const struct store_result_key *k
                                struct err *e);
 
 /* Insert a result with its histogram `esd` (NULL or n_eigs == 0: none);
- * an existing one with the same key is kept (INSERT OR IGNORE: two workers
+ * an existing one with the same key is kept (ON CONFLICT DO NOTHING: two workers
  * analysing the same tensor is harmless). */
 enum err_code store_result_put(struct store *s, const struct store_result_key *key,
                                const struct farms_result *r, const struct esd_hist *esd,
