@@ -1,7 +1,7 @@
 /* store_db_pg.c -- the PostgreSQL driver (store_db.h), on libpq.
  *
  * SQL: the store files' statements are rewritten once, at prepare:
- * parameters `?N` become `$N`; the column `xmin` (a system column in
+ * parameters `?N` become `$N` (a bare `?` numbered as SQLite does); the column `xmin` (a system column in
  * PostgreSQL) is named `x_min`; the marker comment `/ *+SKIP* /` (without the
  * spaces) becomes `FOR UPDATE OF j SKIP LOCKED`. Statements are prepared
  * lazily, by name, on the connection they run on, and re-prepared after a
@@ -154,7 +154,7 @@ static char *pg_translate(const char *sql, int *nparams)
 {
     static const char skip[] = "/*+SKIP*/";
     size_t n = strlen(sql), i = 0, o = 0;
-    char *out = malloc(2 * n + 64);
+    char *out = malloc(4 * n + 64);
 
     *nparams = 0;
     if (out == NULL)
@@ -167,6 +167,9 @@ static char *pg_translate(const char *sql, int *nparams)
 
             *nparams = v > *nparams ? v : *nparams;
             out[o++] = '$';
+            i++;
+        } else if (sql[i] == '?') { /* SQLite: one more than the largest so far */
+            o += (size_t)sprintf(out + o, "$%d", ++*nparams);
             i++;
         } else if (word_start && strncmp(sql + i, "xmin", 4) == 0 &&
                    !(isalnum((unsigned char)sql[i + 4]) || sql[i + 4] == '_')) {

@@ -2,6 +2,8 @@
  *
  * Most cases use store_open(":memory:"); the migration, crash/requeue and
  * two-thread claim cases use a temp file database (WAL), as the service does.
+ * Then every case that is not about SQLite files runs again against
+ * PostgreSQL (FARMSD_TEST_PG_URL, tests/pg_util.h): a fresh database per case.
  */
 #include "storage/store.h"
 
@@ -17,6 +19,7 @@
 
 #include "core/thash.h"
 #include "tests/check.h"
+#include "tests/pg_util.h"
 
 static const char PARAMS_LLM[] = "{\"window_rows\":2000,\"q_ratio\":1,\"xmin\":\"peak\"}";
 static const char PARAMS_CV[] = "{\"window_rows\":100,\"q_ratio\":1,\"xmin\":\"mid\"}";
@@ -28,20 +31,34 @@ static void sha_of(const char *text, char hex[STORE_HASH_LEN])
     ERR_ASSERT(thash_bytes(text, strlen(text), hex, NULL) == ERR_OK);
 }
 
+/* NULL: the cases run on SQLite; else the PostgreSQL URL they run on. */
+static const char *g_pg;
+
 static struct store *open_mem(void)
 {
     struct store *s = NULL;
     struct err e = {0};
 
-    ERR_ASSERT(store_open(":memory:", &s, &e) == ERR_OK);
+    if (g_pg != NULL)
+        ERR_ASSERT(pgu_reset(g_pg) == 0);
+    if (store_open(g_pg != NULL ? g_pg : ":memory:", &s, &e) != ERR_OK) {
+        fprintf(stderr, "store_open: %s\n", e.msg);
+        ERR_ASSERT(!"store_open");
+    }
     return s;
 }
 
-/* A temp file path for a database; removes it and its WAL files first. */
+/* A temp file path for a database; removes it and its WAL files first.
+ * PostgreSQL: the test URL, its database emptied. */
 static void temp_db(char *buf, size_t len, const char *tag)
 {
     char p[512];
 
+    if (g_pg != NULL) {
+        ERR_ASSERT(pgu_reset(g_pg) == 0);
+        snprintf(buf, len, "%s", g_pg);
+        return;
+    }
     snprintf(buf, len, "/tmp/test_store_%ld_%s.db", (long)getpid(), tag);
     unlink(buf);
     snprintf(p, sizeof p, "%s-wal", buf);
@@ -54,6 +71,8 @@ static void remove_db(const char *path)
 {
     char p[512];
 
+    if (g_pg != NULL)
+        return;
     unlink(path);
     snprintf(p, sizeof p, "%s-wal", path);
     unlink(p);
@@ -1075,10 +1094,10 @@ static void test_migrate_v1_in_place(void)
     remove_db(path);
 }
 
-int main(void)
+/* Every case but those about SQLite files. */
+static void run_portable_cases(void)
 {
     test_open_twice_migrates_once();
-    test_open_rejects_bad_path();
     test_submit_new_existing_conflict();
     test_submit_validates();
     test_claim_fifo();
@@ -1094,6 +1113,18 @@ int main(void)
     test_version_changes_on_writes_only();
     test_cache_carries_the_histogram();
     test_layer_get_with_histogram();
+}
+
+int main(void)
+{
+    const char *url;
+
+    run_portable_cases();
+    test_open_rejects_bad_path();
     test_migrate_v1_in_place();
+    if ((url = pgu_url()) != NULL) {
+        g_pg = url;
+        run_portable_cases();
+    }
     return check_report("test_store");
 }
