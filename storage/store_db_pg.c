@@ -1,12 +1,11 @@
 /* store_db_pg.c -- the PostgreSQL driver (store_db.h), on libpq.
  *
  * SQL: the store files' statements are rewritten once, at prepare:
- * parameters `?N` become `$N` (a bare `?` numbered as SQLite does); the column `xmin` (a system column in
- * PostgreSQL) is named `x_min`; the marker comment `/ *+SKIP* /` (without the
- * spaces) becomes `FOR UPDATE OF j SKIP LOCKED`. Statements are prepared
- * lazily, by name, on the connection they run on, and re-prepared after a
- * reconnect. Values travel as text (doubles with 17 significant digits, so
- * they come back bit for bit).
+ * parameters `?N` become `$N` (a bare `?` numbered as SQLite does); the column `xmin` (a system
+ * column in PostgreSQL) is named `x_min`; the marker comment `/ *+SKIP* /` (without the spaces)
+ * becomes `FOR UPDATE OF j SKIP LOCKED`. Statements are prepared lazily, by name, on the connection
+ * they run on, and re-prepared after a reconnect. Values travel as text (doubles with 17
+ * significant digits, so they come back bit for bit).
  *
  * Transactions: a write transaction is BEGIN plus a transaction-level
  * advisory lock on one store-wide key, so writers are serialized across

@@ -64,6 +64,11 @@ static const char PG_SCHEMA_V2[] =
     "CREATE INDEX IF NOT EXISTS layers_history ON layers(run_id, settings_hash, name, step);"
     "CREATE INDEX IF NOT EXISTS layers_step ON layers(run_id, settings_hash, step, ord);";
 
+/* Version 3: job leases. */
+static const char PG_SCHEMA_V3[] =
+    "ALTER TABLE jobs ADD COLUMN IF NOT EXISTS claimed_by TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE jobs ADD COLUMN IF NOT EXISTS lease_until" R " NOT NULL DEFAULT 0;";
+
 /* One-row, one-column query into buf. */
 static enum err_code pg_scalar(struct store *s, const char *sql, char *buf, size_t len,
                                struct err *e)
@@ -99,6 +104,8 @@ static enum err_code pg_migrate_locked(struct store *s, struct err *e)
     if (have == STORE_SCHEMA_VERSION)
         return ERR_OK;
     if (have < 2 && (rc = s->drv->exec(s, PG_SCHEMA_V2, "migrate to schema 2", e)) != ERR_OK)
+        return rc;
+    if (have < 3 && (rc = s->drv->exec(s, PG_SCHEMA_V3, "migrate to schema 3", e)) != ERR_OK)
         return rc;
     snprintf(sql, sizeof sql, "DELETE FROM schema_version; INSERT INTO schema_version VALUES(%d)",
              STORE_SCHEMA_VERSION);

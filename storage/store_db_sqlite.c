@@ -78,6 +78,12 @@ static const char SCHEMA_V2[] = "ALTER TABLE results ADD COLUMN esd TEXT;"
                                 "ALTER TABLE layers ADD COLUMN esd TEXT;"
                                 "PRAGMA user_version = 2;";
 
+/* Version 3: job leases (the owner that claimed a running job, and when
+ * its claim expires unless renewed). */
+static const char SCHEMA_V3[] = "ALTER TABLE jobs ADD COLUMN claimed_by TEXT NOT NULL DEFAULT '';"
+                                "ALTER TABLE jobs ADD COLUMN lease_until REAL NOT NULL DEFAULT 0;"
+                                "PRAGMA user_version = 3;";
+
 /* --- Statements ----------------------------------------------------------------- */
 
 struct lite_q {
@@ -261,6 +267,8 @@ static enum err_code lite_migrate(struct store *s, struct err *e)
     if (v < 1 && (rc = lite_exec(s, SCHEMA_V1, "migrate to schema 1", e)) != ERR_OK)
         goto out;
     if (v < 2 && (rc = lite_exec(s, SCHEMA_V2, "migrate to schema 2", e)) != ERR_OK)
+        goto out;
+    if (v < 3 && (rc = lite_exec(s, SCHEMA_V3, "migrate to schema 3", e)) != ERR_OK)
         goto out;
     rc = lite_commit(s, e);
 out:

@@ -27,6 +27,8 @@ struct store {
     const struct store__drv *drv; /* the backend (store_db.h) */
     void *conn;                   /* owned: the driver's connection */
     char instance[33];            /* meta 'instance' */
+    char owner[STORE_OWNER_MAX];  /* lease owner of this connection's claims */
+    double lease_s;               /* claims expire lease_s after progress; 0: never */
     size_t n_stmts;
     struct store__stmt_slot stmts[STORE__MAX_STMTS]; /* prepared statement cache */
 };

@@ -29,7 +29,8 @@ const char *store_job_state_name(enum store_job_state st)
 static const char SQL_JOB_GET[] =
     "SELECT j.id, j.state, r.name, c.step, c.id, c.content_sha256, c.source, c.path, c.format, "
     "c.size, j.preset, g.params, j.settings_hash, j.n_done, j.n_total, j.n_cache_hits, "
-    "j.error_category, j.error_message, j.created, j.started, j.finished "
+    "j.error_category, j.error_message, j.created, j.started, j.finished, j.claimed_by, "
+    "j.lease_until "
     "FROM jobs j JOIN checkpoints c ON c.id = j.checkpoint_id JOIN runs r ON r.id = c.run_id "
     "JOIN settings g ON g.hash = j.settings_hash WHERE j.id = ?1";
 
@@ -57,6 +58,8 @@ static void read_job(struct store__q *st, struct store_job *j)
     j->created = store__col_double(st, 18);
     j->started = store__col_double(st, 19);
     j->finished = store__col_double(st, 20);
+    store__col_text(st, 21, j->claimed_by, sizeof j->claimed_by);
+    j->lease_until = store__col_double(st, 22);
 }
 
 enum err_code store_job_get(struct store *s, int64_t id, struct store_job *out, struct err *e)
@@ -79,11 +82,12 @@ enum err_code store_job_get(struct store *s, int64_t id, struct store_job *out, 
     return rc;
 }
 
-/* State and owning run of job `id`. ERR_NOTFOUND if none. */
-static enum err_code job_state_run(struct store *s, int64_t id, enum store_job_state *state,
-                                   int64_t *run_id, struct err *e)
+/* State and owning run of job `id`; *mine = 0 when this connection has a
+ * lease and the job's claim is another owner's. ERR_NOTFOUND if none. */
+static enum err_code job_state_owner(struct store *s, int64_t id, enum store_job_state *state,
+                                     int64_t *run_id, int *mine, struct err *e)
 {
-    static const char sql[] = "SELECT j.state, c.run_id FROM jobs j "
+    static const char sql[] = "SELECT j.state, c.run_id, j.claimed_by FROM jobs j "
                               "JOIN checkpoints c ON c.id = j.checkpoint_id WHERE j.id = ?1";
     struct store__q *st = NULL;
     enum err_code rc = store__stmt(s, sql, &st, e);
@@ -96,6 +100,7 @@ static enum err_code job_state_run(struct store *s, int64_t id, enum store_job_s
     if (src == STORE__ROW) {
         *state = (enum store_job_state)(int)store__col_int64(st, 0);
         *run_id = store__col_int64(st, 1);
+        *mine = s->lease_s <= 0 || strcmp(store__col_str(st, 2), s->owner) == 0;
     } else if (src == STORE__DONE) {
         rc = err_set(e, ERR_NOTFOUND, "job %" PRId64 " not found", id);
     } else {
@@ -103,6 +108,14 @@ static enum err_code job_state_run(struct store *s, int64_t id, enum store_job_s
     }
     store__release(st);
     return rc;
+}
+
+static enum err_code job_state_run(struct store *s, int64_t id, enum store_job_state *state,
+                                   int64_t *run_id, struct err *e)
+{
+    int mine = 1;
+
+    return job_state_owner(s, id, state, run_id, &mine, e);
 }
 
 enum err_code store_job_state(struct store *s, int64_t id, enum store_job_state *state,
@@ -287,10 +300,13 @@ out:
 
 enum err_code store_job_claim(struct store *s, struct store_job *out, int *claimed, struct err *e)
 {
-    static const char next[] = "SELECT j.id, c.run_id FROM jobs j JOIN checkpoints c "
-                               "ON c.id = j.checkpoint_id WHERE j.state = 0 ORDER BY j.id LIMIT 1";
+    static const char next[] =
+        "SELECT j.id, c.run_id FROM jobs j JOIN checkpoints c ON c.id = j.checkpoint_id "
+        "WHERE j.state = 0 OR (j.state = 1 AND j.lease_until > 0 AND j.lease_until < ?1) "
+        "ORDER BY j.id LIMIT 1 /*+SKIP*/";
     static const char take[] = "UPDATE jobs SET state = 1, started = ?2, n_done = 0, "
-                               "n_cache_hits = 0 WHERE id = ?1 AND state = 0";
+                               "n_cache_hits = 0, claimed_by = ?3, lease_until = ?4 WHERE id = ?1";
+    double now = store__now();
     struct store__q *st = NULL;
     int64_t id = 0, run_id = 0;
     enum err_code rc;
@@ -301,6 +317,7 @@ enum err_code store_job_claim(struct store *s, struct store_job *out, int *claim
         return rc;
     if ((rc = store__stmt(s, next, &st, e)) != ERR_OK)
         goto out;
+    store__bind_double(st, 1, now);
     src = store__step(st);
     if (src == STORE__ROW) {
         id = store__col_int64(st, 0);
@@ -314,7 +331,9 @@ enum err_code store_job_claim(struct store *s, struct store_job *out, int *claim
     if ((rc = store__stmt(s, take, &st, e)) != ERR_OK)
         goto out;
     store__bind_int64(st, 1, id);
-    store__bind_double(st, 2, store__now());
+    store__bind_double(st, 2, now);
+    store__bind_text(st, 3, s->owner);
+    store__bind_double(st, 4, s->lease_s > 0 ? now + s->lease_s : 0);
     if ((rc = store__step_done(s, st, "claim update", e)) != ERR_OK ||
         (rc = store__bump_run(s, run_id, e)) != ERR_OK ||
         (rc = store_job_get(s, id, out, e)) != ERR_OK)
@@ -330,20 +349,22 @@ out:
 enum err_code store_job_progress(struct store *s, int64_t id, int64_t n_done, int64_t n_total,
                                  int64_t n_cache_hits, struct err *e)
 {
-    static const char sql[] =
-        "UPDATE jobs SET n_done = ?2, n_total = ?3, n_cache_hits = ?4 WHERE id = ?1";
+    static const char sql[] = "UPDATE jobs SET n_done = ?2, n_total = ?3, n_cache_hits = ?4, "
+                              "lease_until = ?5 WHERE id = ?1";
     enum store_job_state state = STORE_JOB_QUEUED;
     struct store__q *st = NULL;
     int64_t run_id = 0;
     enum err_code rc;
+    int mine = 1;
 
     if ((rc = store__begin(s, e)) != ERR_OK)
         return rc;
-    if ((rc = job_state_run(s, id, &state, &run_id, e)) != ERR_OK)
+    if ((rc = job_state_owner(s, id, &state, &run_id, &mine, e)) != ERR_OK)
         goto out;
-    if (state != STORE_JOB_RUNNING) {
-        rc = err_set(e, ERR_CANCELED, "job %" PRId64 " is %s, not running", id,
-                     store_job_state_name(state));
+    if (state != STORE_JOB_RUNNING || !mine) {
+        rc = err_set(e, ERR_CANCELED, "job %" PRId64 " is %s", id,
+                     !mine ? "claimed by another worker (lease expired)"
+                           : store_job_state_name(state));
         goto out;
     }
     if ((rc = store__stmt(s, sql, &st, e)) != ERR_OK)
@@ -352,6 +373,7 @@ enum err_code store_job_progress(struct store *s, int64_t id, int64_t n_done, in
     store__bind_int64(st, 2, n_done);
     store__bind_int64(st, 3, n_total);
     store__bind_int64(st, 4, n_cache_hits);
+    store__bind_double(st, 5, s->lease_s > 0 ? store__now() + s->lease_s : 0);
     if ((rc = store__step_done(s, st, "progress", e)) == ERR_OK &&
         (rc = store__bump_run(s, run_id, e)) == ERR_OK)
         rc = store__commit(s, e);
@@ -392,15 +414,18 @@ enum err_code store_job_finish(struct store *s, int64_t id, enum store_job_state
     enum store_job_state now_state = STORE_JOB_QUEUED;
     int64_t run_id = 0;
     enum err_code rc;
+    int mine = 1;
 
     if (state != STORE_JOB_SUCCEEDED && state != STORE_JOB_FAILED)
         return err_set(e, ERR_INVAL, "job finish: state must be succeeded or failed");
     if ((rc = store__begin(s, e)) != ERR_OK)
         return rc;
-    if ((rc = job_state_run(s, id, &now_state, &run_id, e)) != ERR_OK)
+    if ((rc = job_state_owner(s, id, &now_state, &run_id, &mine, e)) != ERR_OK)
         goto out;
     if (now_state == STORE_JOB_CANCELED) {
         rc = err_set(e, ERR_CANCELED, "job %" PRId64 " was canceled", id);
+    } else if (now_state == STORE_JOB_RUNNING && !mine) {
+        rc = err_set(e, ERR_CANCELED, "job %" PRId64 " was claimed by another worker", id);
     } else if (now_state != STORE_JOB_RUNNING) {
         rc = err_set(e, ERR_CONFLICT, "job %" PRId64 " is %s, not running", id,
                      store_job_state_name(now_state));
@@ -453,7 +478,7 @@ enum err_code store_jobs_requeue(struct store *s, int64_t *n_requeued, struct er
         "WHERE id IN (SELECT c.run_id FROM jobs j JOIN checkpoints c ON c.id = j.checkpoint_id "
         "WHERE j.state = 1)";
     static const char jobs[] = "UPDATE jobs SET state = 0, started = 0, n_done = 0, "
-                               "n_cache_hits = 0 WHERE state = 1";
+                               "n_cache_hits = 0, claimed_by = '', lease_until = 0 WHERE state = 1";
     struct store__q *st = NULL;
     enum err_code rc;
     int64_t n = 0;
