@@ -229,6 +229,20 @@ enum err_code store_set_lease(struct store *s, const char *owner, double lease_s
  * queued (as store_jobs_requeue, for one owner); *n_requeued may be NULL. */
 enum err_code store_jobs_release(struct store *s, int64_t *n_requeued, struct err *e);
 
+/* --- Copying a database (farmsd migrate) ------------------------------------ */
+
+struct store_copy_stats {
+    int64_t rows_read;  /* rows of the source */
+    int64_t rows_added; /* of them, new in the destination */
+};
+
+/* Copy every run, setting, checkpoint, job, cached result and layer row of
+ * `from` into `to` (any backends), with their ids, in one transaction of
+ * `to`; rows already there are kept (idempotent: a second copy adds
+ * nothing). Jobs running in `from` arrive queued. `stats` may be NULL. */
+enum err_code store_copy(struct store *from, struct store *to, struct store_copy_stats *stats,
+                         struct err *e);
+
 /* Number of jobs per state (/metrics); counts[STORE_JOB_QUEUED] is the
  * queue depth. */
 enum err_code store_job_counts(struct store *s, int64_t counts[STORE_JOB_STATE_COUNT],

@@ -10,7 +10,10 @@
  *     rows of the shared result cache);
  *   - kill -9 of A while it holds a job: B claims that job again once A's
  *     lease has run out and finishes it; every acknowledged checkpoint has
- *     its succeeded job; the histories equal the reference.
+ *     its succeeded job; the histories equal the reference;
+ *   - `farmsd migrate` of the reference's SQLite database into PostgreSQL:
+ *     a replica on it reads the same histories; a second migrate adds
+ *     nothing; new jobs get ids after the migrated ones.
  * Runs build/san/farmsd from the repository root (tests/serve_fixture.h).
  */
 #include <inttypes.h>
@@ -179,10 +182,15 @@ static void owner_of(const struct srv *s, char *buf, size_t len)
         fclose(f);
 }
 
+static void test_migrate_from_sqlite(const char *url, const char *db, const struct outcome *ref);
+static int start_replica(struct srv *s, const char *url, const char *blobs);
+
 /* --- The reference: one replica, SQLite ------------------------------------------- */
 
-static void run_reference(struct outcome *ref)
+static void run_reference(struct outcome *ref, const char *url)
 {
+    char db[160];
+
     struct srv s;
     long ids[N_UPL];
 
@@ -200,6 +208,9 @@ static void run_reference(struct outcome *ref)
     CHECK(ref->ok);
     read_hist(&s, ref, NULL);
     CHECK(ref->analysed > 10);
+    snprintf(db, sizeof db, "sqlite:%s/data/farms.db", s.dir);
+    if (url != NULL && ref->ok)
+        test_migrate_from_sqlite(url, db, ref); /* the reference replica is idle */
     CHECK_EQ_INT(srv_stop(&s), 0);
 }
 
@@ -324,14 +335,78 @@ static void test_killed_replica_work_is_claimed_again(const char *url, const str
     outcome_free(&b);
 }
 
+/* --- farmsd migrate ------------------------------------------------------------------ */
+
+/* Run `farmsd migrate`; its exit status, its stdout line in out. */
+static int migrate(const char *from, const char *to, char *out, size_t len)
+{
+    char cmd[1024];
+    FILE *p;
+    int st;
+
+    snprintf(cmd, sizeof cmd, "%s migrate --from '%s' --to '%s' 2>&1", SRV_FARMSD, from, to);
+    out[0] = '\0';
+    if ((p = popen(cmd, "r")) == NULL)
+        return -1;
+    if (fgets(out, (int)len, p) == NULL)
+        out[0] = '\0';
+    st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void test_migrate_from_sqlite(const char *url, const char *db, const struct outcome *ref)
+{
+    char blobs[] = "/tmp/farmsd-blobs-XXXXXX", line[512], cmd[128];
+    struct outcome m = {0};
+    struct srv r;
+    int64_t results;
+    long id;
+
+    ERR_ASSERT(pgu_reset(url) == 0 && mkdtemp(blobs) != NULL);
+    CHECK_EQ_INT(migrate(db, url, line, sizeof line), 0);
+    CHECK(strstr(line, "migrated sqlite -> postgresql") != NULL);
+    results = pg_count(url, "SELECT count(*) FROM results");
+    CHECK_EQ_INT(results, ref->analysed);
+    CHECK_EQ_INT(pg_count(url, "SELECT count(*) FROM jobs WHERE state = 2"), N_UPL);
+    /* again: idempotent */
+    CHECK_EQ_INT(migrate(db, url, line, sizeof line), 0);
+    CHECK(strstr(line, " 0 new") != NULL);
+    CHECK_EQ_INT(pg_count(url, "SELECT count(*) FROM results"), results);
+    CHECK_EQ_INT(pg_count(url, "SELECT count(*) FROM layers"),
+                 pg_count(url, "SELECT count(*) FROM layers l JOIN checkpoints c ON "
+                               "c.id = l.checkpoint_id"));
+    if (!start_replica(&r, url, blobs)) {
+        CHECK(!"replica on the migrated database started");
+        return;
+    }
+    read_hist(&r, &m, NULL);
+    for (int i = 0; i < N_HIST; i++)
+        CHECK(ref->body[i] != NULL && m.body[i] != NULL && strcmp(ref->body[i], m.body[i]) == 0);
+    /* a new checkpoint: a new job after the migrated ones, its tensors cache hits */
+    {
+        const struct upl again = {"mlp-copy", 0, FIX "mlp/mlp_step0000.safetensors"};
+        int64_t analysed = 0;
+
+        id = upload(&r, &again);
+        CHECK_EQ_INT(id, N_UPL + 1);
+        CHECK(id > 0 && wait_job(&r, id, &analysed, 60));
+        CHECK_EQ_INT(analysed, 0);
+    }
+    CHECK_EQ_INT(srv_stop(&r), 0);
+    outcome_free(&m);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", blobs);
+    CHECK_EQ_INT(system(cmd), 0);
+}
+
 int main(void)
 {
     struct outcome ref = {0};
     const char *url;
 
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    run_reference(&ref);
-    if ((url = pgu_url()) != NULL && ref.ok) {
+    url = pgu_url();
+    run_reference(&ref, url);
+    if (url != NULL && ref.ok) {
         test_two_replicas_share_work_and_reads(url, &ref);
         test_killed_replica_work_is_claimed_again(url, &ref);
     }
