@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cblas.h>
@@ -29,7 +30,8 @@
 #include "storage/blob.h"
 #include "storage/store.h"
 
-#define SERVE_GRACE_S 10.0
+#define SERVE_GRACE_S   10.0
+#define SERVE_DB_WAIT_S 60.0 /* how long start-up waits for the database */
 
 static void serve_job_queued(void *arg, int64_t job_id)
 {
@@ -66,7 +68,16 @@ static enum err_code serve_open_data(const struct cfg *c, struct err *e)
 
     if (mkdir(c->data_dir, 0700) != 0 && errno != EEXIST)
         return err_set_errno(e, ERR_IO, errno, "creating the data folder %s", c->data_dir);
-    rc = store_open(c->db_url, &s, e);
+    /* a database that is not up yet (ERR_BUSY) is waited for, with backoff */
+    for (double wait = 0.25, waited = 0;; waited += wait, wait = wait < 4 ? 2 * wait : 4) {
+        struct timespec ts = {(time_t)wait, (long)((wait - (double)(time_t)wait) * 1e9)};
+
+        rc = store_open(c->db_url, &s, e);
+        if (rc != ERR_BUSY || waited >= SERVE_DB_WAIT_S)
+            break;
+        LOG_WARN("serve", "msg=\"database not reachable, retrying\" err=\"%s\"", e->msg);
+        nanosleep(&ts, NULL);
+    }
     if (rc == ERR_OK && strcmp(store_backend(s), "sqlite") == 0)
         rc = store_jobs_requeue(s, &n, e);
     if (rc == ERR_OK && n > 0)

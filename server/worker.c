@@ -289,9 +289,14 @@ static void *worker_main(void *arg)
     struct err e;
     int claimed;
 
-    if (store_open(w->cfg.db_path, &s, &e) != ERR_OK ||
-        store_set_lease(s, w->cfg.owner, w->cfg.lease_s, &e) != ERR_OK) {
-        LOG_ERROR("worker", "msg=\"cannot open the database\" err=\"%s\"", e.msg);
+    /* the database may be away (restarting): retry, every poll interval */
+    while (!worker_stopping(w) && store_open(w->cfg.db_path, &s, &e) != ERR_OK) {
+        LOG_ERROR("worker", "msg=\"cannot open the database, retrying\" err=\"%s\"", e.msg);
+        worker_wait(w);
+    }
+    if (s == NULL || store_set_lease(s, w->cfg.owner, w->cfg.lease_s, &e) != ERR_OK) {
+        if (s != NULL)
+            LOG_ERROR("worker", "msg=\"bad lease settings\" err=\"%s\"", e.msg);
         store_close(s);
         return NULL;
     }

@@ -7,6 +7,8 @@
 #                               on stderr if PostgreSQL cannot be started)
 #   tests/pg_cluster.sh url     print the URL of the running cluster
 #   tests/pg_cluster.sh stop    stop it and remove the folder
+#   tests/pg_cluster.sh halt    stop the server, keep the cluster (an outage)
+#   tests/pg_cluster.sh resume  start the halted server again
 #
 # The folder's name is kept in build/pg_cluster.dir. initdb refuses to run as
 # root: as root the cluster runs as the `postgres` user (Debian's postgresql
@@ -22,6 +24,12 @@ done
 
 as_owner() {
     if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+server_start() {
+    as_owner "$bin/pg_ctl" -D "$1/data" -l "$1/server.log" -w -t 30 \
+        -o "-k $1 -c listen_addresses= -c fsync=off -c max_connections=200" start \
+        >/dev/null 2>&1 || { cat "$1/server.log" >&2; return 1; }
 }
 
 url_of() {
@@ -41,15 +49,21 @@ start)
     echo "$dir" > "$state"
     as_owner "$bin/initdb" -D "$dir/data" -A trust -U postgres --no-sync -E UTF8 \
         >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; exit 1; }
-    as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 \
-        -o "-k $dir -c listen_addresses= -c fsync=off -c max_connections=200" start \
-        >/dev/null 2>&1 || { cat "$dir/server.log" >&2; exit 1; }
+    server_start "$dir" || exit 1
     as_owner "$bin/createdb" -h "$dir" -U postgres farmsd || exit 1
     url_of "$dir"
     ;;
 url)
     [ -f "$state" ] || exit 1
     url_of "$(cat "$state")"
+    ;;
+halt)
+    [ -f "$state" ] || { echo "pg_cluster: no cluster" >&2; exit 1; }
+    as_owner "$bin/pg_ctl" -D "$(cat "$state")/data" -m fast -w stop >/dev/null
+    ;;
+resume)
+    [ -f "$state" ] || { echo "pg_cluster: no cluster" >&2; exit 1; }
+    server_start "$(cat "$state")"
     ;;
 stop)
     [ -f "$state" ] || exit 0
@@ -58,6 +72,6 @@ stop)
     rm -rf "$dir" "$state"
     ;;
 *)
-    echo "usage: $0 start|url|stop" >&2; exit 2
+    echo "usage: $0 start|url|stop|halt|resume" >&2; exit 2
     ;;
 esac
