@@ -18,11 +18,12 @@ WARN    := -Wall -Wextra -Werror -Wpedantic -Wshadow -Wstrict-prototypes \
 OPT     ?= -O2 -g
 SAN     := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 TSAN    := -O1 -g -fsanitize=thread
-PKGS    := openblas lapacke sqlite3 libmicrohttpd libcjson libcrypto zlib
+PKGS    := openblas lapacke sqlite3 libpq libmicrohttpd libcjson libcrypto zlib
 DEB_PKGS := build-essential pkg-config libopenblas-dev liblapacke-dev libcjson-dev \
-            libsqlite3-dev libmicrohttpd-dev libssl-dev libcurl4-openssl-dev zlib1g-dev
-# Only `make test` needs these: the dashboard's browser test and the Python client's test.
-TEST_DEB_PKGS := chromium nodejs python3
+            libsqlite3-dev libpq-dev libmicrohttpd-dev libssl-dev libcurl4-openssl-dev zlib1g-dev
+# Only `make test` needs these: the dashboard's browser test, the Python client's test,
+# and the PostgreSQL server for the tests of the second backend (tests/pg_cluster.sh).
+TEST_DEB_PKGS := chromium nodejs python3 postgresql
 DEPS_PKGS = $(DEB_PKGS)
 test: DEPS_PKGS = $(DEB_PKGS) $(TEST_DEB_PKGS)
 
@@ -121,13 +122,17 @@ build/farmsd: build/rel/farmsd
 
 test: deps
 	@$(MAKE) --no-print-directory test-build build/farmsd $(BROWSER_DEPS)
-	@tests/run.sh $(patsubst tests/%.c,build/san/tests/%,$(TEST_SRCS))
+	@url=$$(tests/pg_cluster.sh start) || { url=""; echo "PostgreSQL could not be started: its tests will fail"; }; \
+	FARMSD_TEST_PG_URL="$$url" tests/run.sh $(patsubst tests/%.c,build/san/tests/%,$(TEST_SRCS)); \
+	rc=$$?; tests/pg_cluster.sh stop; exit $$rc
 
 test-build: $(patsubst tests/%.c,build/san/tests/%,$(TEST_SRCS)) build/san/farmsd
 
 tsan: deps
 	@$(MAKE) --no-print-directory $(patsubst tests/%.c,build/tsan/tests/%,$(TEST_SRCS))
-	@tests/run.sh $(patsubst tests/%.c,build/tsan/tests/%,$(TEST_SRCS))
+	@url=$$(tests/pg_cluster.sh start) || { url=""; echo "PostgreSQL could not be started: its tests will fail"; }; \
+	FARMSD_TEST_PG_URL="$$url" tests/run.sh $(patsubst tests/%.c,build/tsan/tests/%,$(TEST_SRCS)); \
+	rc=$$?; tests/pg_cluster.sh stop; exit $$rc
 
 run: build
 	./build/farmsd serve

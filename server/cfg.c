@@ -16,15 +16,22 @@ static const char cfg_usage_text[] =
     "usage: farmsd serve [options]\n"
     "\n"
     "Run the farmsd service: training jobs POST checkpoints, a pool of workers analyses\n"
-    "them with FARMS, results are cached in SQLite by tensor hash, and a REST API serves\n"
-    "per-layer alpha histories, ESD histograms and plots, and per-layer sparsity and\n"
-    "learning-rate recommendations (see openapi.yaml). Every option has an environment\n"
-    "variable.\n"
+    "them with FARMS, results are cached by tensor hash in SQLite (or in PostgreSQL,\n"
+    "shared by several replicas), and a REST API serves per-layer alpha histories, ESD\n"
+    "histograms and plots, and per-layer sparsity and learning-rate recommendations\n"
+    "(see openapi.yaml). Every option has an environment variable.\n"
     "\n"
     "  --listen HOST:PORT    address to listen on (default 127.0.0.1:8080; port 0 picks\n"
     "                        a free port)                                  [FARMSD_LISTEN]\n"
     "  --data DIR            data folder: farms.db and blobs/ (default ./farms-data)\n"
     "                                                                      [FARMSD_DATA]\n"
+    "  --db URL              database: sqlite:PATH (default sqlite:<data>/farms.db) or\n"
+    "                        postgresql://USER@HOST/DB (several replicas)  [FARMSD_DB]\n"
+    "  --blobs DIR           uploaded checkpoints (default <data>/blobs); replicas share\n"
+    "                        one folder (e.g. a network file system)      [FARMSD_BLOBS]\n"
+    "  --lease SECONDS       a running job's lease, renewed after every layer; the job of\n"
+    "                        a replica that died is claimed again after it (default 60)\n"
+    "                                                                      [FARMSD_LEASE]\n"
     "  --workers N           analysis threads (default: number of CPUs)    [FARMSD_WORKERS]\n"
     "  --preset P            default preset: farms-llm, farms-cv, full (default farms-llm)\n"
     "                                                                      [FARMSD_PRESET]\n"
@@ -156,6 +163,19 @@ static enum err_code cfg_set_str(char **dst, const char *s, struct err *e)
     return *dst ? ERR_OK : err_set(e, ERR_NOMEM, "out of memory");
 }
 
+/* *dst = prefix dir suffix. */
+static enum err_code cfg_default_path(char **dst, const char *prefix, const char *dir,
+                                      const char *suffix, struct err *e)
+{
+    size_t n = strlen(prefix) + strlen(dir) + strlen(suffix) + 1;
+
+    free(*dst);
+    if ((*dst = malloc(n)) == NULL)
+        return err_set(e, ERR_NOMEM, "out of memory");
+    snprintf(*dst, n, "%s%s%s", prefix, dir, suffix);
+    return ERR_OK;
+}
+
 /* One setting by its flag name (without "--"), from a flag or the environment. */
 static enum err_code cfg_apply(struct cfg *c, const char *key, const char *v, struct err *e)
 {
@@ -165,6 +185,12 @@ static enum err_code cfg_apply(struct cfg *c, const char *key, const char *v, st
         return cfg_listen(c, v, e);
     if (strcmp(key, "data") == 0)
         return cfg_set_str(&c->data_dir, v, e);
+    if (strcmp(key, "db") == 0)
+        return cfg_set_str(&c->db_url, v, e);
+    if (strcmp(key, "blobs") == 0)
+        return cfg_set_str(&c->blobs_dir, v, e);
+    if (strcmp(key, "lease") == 0)
+        return cfg_uint("--lease", v, 1, 86400, &c->lease_s, e);
     if (strcmp(key, "workers") == 0)
         return cfg_uint("--workers", v, 1, 1024, &c->workers, e);
     if (strcmp(key, "http-threads") == 0)
@@ -197,6 +223,9 @@ static enum err_code cfg_from_env(struct cfg *c, struct err *e)
 {
     static const char *const vars[][2] = {{"FARMSD_LISTEN", "listen"},
                                           {"FARMSD_DATA", "data"},
+                                          {"FARMSD_DB", "db"},
+                                          {"FARMSD_BLOBS", "blobs"},
+                                          {"FARMSD_LEASE", "lease"},
                                           {"FARMSD_WORKERS", "workers"},
                                           {"FARMSD_PRESET", "preset"},
                                           {"FARMSD_TOKENS", "tokens"},
@@ -239,6 +268,7 @@ static void cfg_defaults(struct cfg *c)
     c->port = 8080;
     c->workers = n > 0 ? (unsigned)n : 1;
     c->http_threads = 4;
+    c->lease_s = 60;
     c->max_upload = 64ull << 30;
     c->max_uploads = 4;
     c->min_free = 1ull << 30;
@@ -250,6 +280,9 @@ enum err_code cfg_load(struct cfg *c, int argc, char **argv, struct err *e)
 {
     static const struct option longs[] = {{"listen", required_argument, NULL, 0},
                                           {"data", required_argument, NULL, 0},
+                                          {"db", required_argument, NULL, 0},
+                                          {"blobs", required_argument, NULL, 0},
+                                          {"lease", required_argument, NULL, 0},
                                           {"workers", required_argument, NULL, 0},
                                           {"preset", required_argument, NULL, 0},
                                           {"allow-root", required_argument, NULL, 0},
@@ -281,6 +314,10 @@ enum err_code cfg_load(struct cfg *c, int argc, char **argv, struct err *e)
         rc = err_set(e, ERR_INVAL, "unexpected argument '%s'", argv[optind]);
     if (rc == ERR_OK && c->data_dir == NULL)
         rc = cfg_set_str(&c->data_dir, "./farms-data", e);
+    if (rc == ERR_OK && c->db_url == NULL)
+        rc = cfg_default_path(&c->db_url, "sqlite:", c->data_dir, "/farms.db", e);
+    if (rc == ERR_OK && c->blobs_dir == NULL)
+        rc = cfg_default_path(&c->blobs_dir, "", c->data_dir, "/blobs", e);
     if (rc == ERR_OK && c->preset == NULL)
         rc = cfg_set_str(&c->preset, "farms-llm", e);
     if (rc == ERR_OK && preset_get(c->preset, &p, e) != ERR_OK)
@@ -356,6 +393,8 @@ void cfg_free(struct cfg *c)
         free(c->tokens[i].token);
     free(c->tokens);
     free(c->data_dir);
+    free(c->db_url);
+    free(c->blobs_dir);
     free(c->preset);
     free(c->tokens_file);
     memset(c, 0, sizeof(*c));

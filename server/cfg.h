@@ -3,6 +3,9 @@
  * Every setting has a flag and an environment variable (the flag wins):
  *   --listen HOST:PORT   FARMSD_LISTEN       127.0.0.1:8080 (port 0: any free port)
  *   --data DIR           FARMSD_DATA         ./farms-data (farms.db + blobs/)
+ *   --db URL             FARMSD_DB           sqlite:<data>/farms.db, or postgresql://...
+ *   --blobs DIR          FARMSD_BLOBS        <data>/blobs (shared by replicas)
+ *   --lease SECONDS      FARMSD_LEASE        60 (a dead replica's job is claimed again after)
  *   --workers N          FARMSD_WORKERS      number of CPUs (analysis threads)
  *   --preset P           FARMSD_PRESET       farms-llm (a request may name another)
  *   --allow-root DIR     FARMSD_ALLOW_ROOTS  none (repeatable; env: ':'-separated)
@@ -29,6 +32,9 @@ struct cfg {
     char host[256];        /* listen address (numeric IPv4/IPv6 or "localhost") */
     unsigned port;         /* 0: any free port */
     char *data_dir;        /* owned */
+    char *db_url;          /* owned: sqlite:PATH or postgresql://... */
+    char *blobs_dir;       /* owned */
+    unsigned lease_s;      /* job lease (seconds) */
     unsigned workers;      /* analysis threads */
     unsigned http_threads; /* libmicrohttpd thread pool */
     char *preset;          /* owned: default preset name */

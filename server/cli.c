@@ -20,9 +20,12 @@ enum err_code cli_input_format(const char *s, enum ckpt_format *out, struct err 
     static const struct {
         const char *name;
         enum ckpt_format f;
-    } names[] = {{"auto", CKPT_FORMAT_UNKNOWN},      {"safetensors", CKPT_FORMAT_SAFETENSORS},
-                 {"index", CKPT_FORMAT_SAFETENSORS_INDEX}, {"torch", CKPT_FORMAT_TORCH_ZIP},
-                 {"npy", CKPT_FORMAT_NPY},            {"npz", CKPT_FORMAT_NPZ}};
+    } names[] = {{"auto", CKPT_FORMAT_UNKNOWN},
+                 {"safetensors", CKPT_FORMAT_SAFETENSORS},
+                 {"index", CKPT_FORMAT_SAFETENSORS_INDEX},
+                 {"torch", CKPT_FORMAT_TORCH_ZIP},
+                 {"npy", CKPT_FORMAT_NPY},
+                 {"npz", CKPT_FORMAT_NPZ}};
 
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         if (strcmp(s, names[i].name) == 0) {

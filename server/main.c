@@ -17,6 +17,7 @@ static const char main_usage[] =
     "  analyze FILE   analyse every weight matrix and print per-layer metrics\n"
     "  inspect FILE   list tensors, dtypes, shapes and SHA-256s without analysing\n"
     "  serve          the HTTP service (see farmsd serve --help)\n"
+    "  migrate        copy a database into another: --from sqlite:PATH --to postgresql://...\n"
     "  synth          write a synthetic checkpoint of a real model shape\n"
     "  version        print the version\n"
     "\n"
@@ -32,6 +33,8 @@ int main(int argc, char **argv)
         return cli_analyze_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "serve") == 0)
         return cli_serve_main(argc - 1, argv + 1);
+    if (strcmp(argv[1], "migrate") == 0)
+        return cli_migrate_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "inspect") == 0)
         return cli_inspect_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "synth") == 0)

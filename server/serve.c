@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <cblas.h>
 
@@ -28,7 +30,8 @@
 #include "storage/blob.h"
 #include "storage/store.h"
 
-#define SERVE_GRACE_S 10.0
+#define SERVE_GRACE_S   10.0
+#define SERVE_DB_WAIT_S 60.0 /* how long start-up waits for the database */
 
 static void serve_job_queued(void *arg, int64_t job_id)
 {
@@ -36,8 +39,28 @@ static void serve_job_queued(void *arg, int64_t job_id)
     worker_notify(arg);
 }
 
-/* The data folder, the database (migrated, crashed jobs re-queued). */
-static enum err_code serve_open_data(const struct cfg *c, char *db_path, size_t len, struct err *e)
+/* This process's lease owner: "host:pid:random". */
+static void serve_owner(char *buf, size_t len)
+{
+    char host[64] = "host";
+    unsigned char rnd[4] = {0};
+    FILE *f = fopen("/dev/urandom", "rb");
+
+    if (f != NULL) {
+        if (fread(rnd, 1, sizeof rnd, f) != sizeof rnd)
+            memset(rnd, 0, sizeof rnd);
+        fclose(f);
+    }
+    gethostname(host, sizeof host - 1);
+    host[sizeof host - 1] = '\0';
+    snprintf(buf, len, "%.40s:%ld:%02x%02x%02x%02x", host, (long)getpid(), rnd[0], rnd[1], rnd[2],
+             rnd[3]);
+}
+
+/* The data folder, the database (migrated; on SQLite, which one process
+ * serves, jobs left running by a crash are re-queued; on PostgreSQL other
+ * replicas may be running jobs: their leases take care of dead ones). */
+static enum err_code serve_open_data(const struct cfg *c, struct err *e)
 {
     enum err_code rc;
     struct store *s = NULL;
@@ -45,10 +68,17 @@ static enum err_code serve_open_data(const struct cfg *c, char *db_path, size_t 
 
     if (mkdir(c->data_dir, 0700) != 0 && errno != EEXIST)
         return err_set_errno(e, ERR_IO, errno, "creating the data folder %s", c->data_dir);
-    if ((size_t)snprintf(db_path, len, "%s/farms.db", c->data_dir) >= len)
-        return err_set(e, ERR_INVAL, "--data: path too long");
-    rc = store_open(db_path, &s, e);
-    if (rc == ERR_OK)
+    /* a database that is not up yet (ERR_BUSY) is waited for, with backoff */
+    for (double wait = 0.25, waited = 0;; waited += wait, wait = wait < 4 ? 2 * wait : 4) {
+        struct timespec ts = {(time_t)wait, (long)((wait - (double)(time_t)wait) * 1e9)};
+
+        rc = store_open(c->db_url, &s, e);
+        if (rc != ERR_BUSY || waited >= SERVE_DB_WAIT_S)
+            break;
+        LOG_WARN("serve", "msg=\"database not reachable, retrying\" err=\"%s\"", e->msg);
+        nanosleep(&ts, NULL);
+    }
+    if (rc == ERR_OK && strcmp(store_backend(s), "sqlite") == 0)
         rc = store_jobs_requeue(s, &n, e);
     if (rc == ERR_OK && n > 0)
         LOG_INFO("serve", "msg=\"re-queued jobs interrupted by a crash or stop\" jobs=%lld",
@@ -57,13 +87,15 @@ static enum err_code serve_open_data(const struct cfg *c, char *db_path, size_t 
     return rc;
 }
 
-static void serve_requeue(const char *db_path)
+/* Give back this process's running jobs (stopped at a layer boundary). */
+static void serve_requeue(const char *db_url, const char *owner, double lease_s)
 {
     struct store *s = NULL;
     int64_t n = 0;
     struct err e;
 
-    if (store_open(db_path, &s, &e) != ERR_OK || store_jobs_requeue(s, &n, &e) != ERR_OK)
+    if (store_open(db_url, &s, &e) != ERR_OK || store_set_lease(s, owner, lease_s, &e) != ERR_OK ||
+        store_jobs_release(s, &n, &e) != ERR_OK)
         LOG_ERROR("serve", "msg=\"cannot re-queue running jobs\" err=\"%s\"", e.msg);
     else if (n > 0)
         LOG_INFO("serve", "msg=\"re-queued running jobs\" jobs=%lld", (long long)n);
@@ -75,7 +107,7 @@ int cli_serve_main(int argc, char **argv)
     struct cfg c;
     struct err e = {0};
     enum err_code rc;
-    char db_path[PATH_MAX], blob_dir[PATH_MAX];
+    char owner[STORE_OWNER_MAX];
     struct blob_store *blobs = NULL;
     struct pool *pool = NULL;
     struct worker *worker = NULL;
@@ -106,17 +138,19 @@ int cli_serve_main(int argc, char **argv)
     openblas_set_num_threads(1);
     api_stats_init(&stats);
     ckpt_limits_default(&limits);
-    snprintf(blob_dir, sizeof(blob_dir), "%s/blobs", c.data_dir);
+    serve_owner(owner, sizeof owner);
 
-    rc = serve_open_data(&c, db_path, sizeof(db_path), &e);
+    rc = serve_open_data(&c, &e);
     if (rc == ERR_OK)
-        rc = blob_store_open(blob_dir, &blobs, &e);
+        rc = blob_store_open(c.blobs_dir, &blobs, &e);
     if (rc == ERR_OK)
         rc = api_cache_new((size_t)c.response_cache, &cache, &e);
     if (rc == ERR_OK)
         rc = pool_new(c.workers, 4096, &pool, &e);
     if (rc == ERR_OK) {
-        struct worker_cfg wc = {db_path, blobs, pool, c.workers > 1 ? 2 : 1, &stats, &limits};
+        struct worker_cfg wc = {c.db_url, owner,  (double)c.lease_s,
+                                blobs,    pool,   c.workers > 1 ? 2 : 1,
+                                &stats,   &limits};
         rc = worker_start(&wc, &worker, &e);
     }
     ctx = (struct api_ctx){.blobs = blobs,
@@ -134,7 +168,7 @@ int cli_serve_main(int argc, char **argv)
                            .min_free_bytes = c.min_free,
                            .cache = cache};
     if (rc == ERR_OK) {
-        struct http_cfg hc = {c.host, c.port,       c.http_threads, db_path,
+        struct http_cfg hc = {c.host, c.port,       c.http_threads, c.db_url,
                               &ctx,   c.max_upload, c.max_uploads};
         rc = http_start(&hc, &http, &e);
     }
@@ -145,9 +179,12 @@ int cli_serve_main(int argc, char **argv)
         goto out;
     }
     LOG_INFO("serve",
-             "msg=\"listening\" url=http://%s%s%s:%u/ data=%s workers=%u preset=%s auth=%s",
+             "msg=\"listening\" url=http://%s%s%s:%u/ data=%s workers=%u preset=%s auth=%s "
+             "db=%s blobs=%s lease=%u owner=%s",
              strchr(c.host, ':') ? "[" : "", c.host, strchr(c.host, ':') ? "]" : "",
-             http_port(http), c.data_dir, c.workers, c.preset, c.n_tokens ? "on" : "off");
+             http_port(http), c.data_dir, c.workers, c.preset, c.n_tokens ? "on" : "off",
+             strncmp(c.db_url, "postgres", 8) == 0 ? "postgresql" : "sqlite", c.blobs_dir,
+             c.lease_s, owner);
     while (sigwait(&sigs, &sig) != 0)
         ;
     LOG_INFO("serve", "msg=\"stopping\" signal=%s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -156,7 +193,7 @@ out:
     worker_stop(worker); /* runners stop at their next layer */
     pool_free(pool);
     if (status == 0)
-        serve_requeue(db_path);
+        serve_requeue(c.db_url, owner, (double)c.lease_s);
     blob_store_close(blobs);
     api_cache_free(cache);
     cfg_free(&c);

@@ -20,7 +20,7 @@
 #include "server/log.h"
 #include "storage/store.h"
 
-#define WORKER_POLL_S 2
+#define WORKER_POLL_S 1
 
 struct worker {
     struct worker_cfg cfg;
@@ -151,8 +151,11 @@ static int worker_progress(void *arg, size_t done, size_t total, const struct en
         LOG_WARN("worker", "job=%lld msg=\"result not cached\" layer=%s err=\"%s\"",
                  (long long)j->job.id, row->name, e.msg);
     rc = store_job_progress(j->s, j->job.id, j->n_done, j->n_total, j->n_hits, &e);
-    if (rc == ERR_CANCELED) {
-        j->canceled = 1;
+    if (rc == ERR_CANCELED) { /* canceled, or our lease lapsed and another worker has it */
+        enum store_job_state st = STORE_JOB_RUNNING;
+
+        j->canceled =
+            store_job_state(j->s, j->job.id, &st, &e) == ERR_OK && st == STORE_JOB_CANCELED;
         return 1;
     }
     return worker_stopping(j->w);
@@ -236,12 +239,21 @@ static void worker_run_job(struct worker *w, struct store *s, const struct store
     if (rc == ERR_CANCELED) {
         if (j.canceled)
             LOG_INFO("worker", "job=%lld state=canceled", (long long)job->id);
-        else /* shutting down: left running, re-queued by the server */
+        else if (worker_stopping(w)) /* left running, given back by the server */
             LOG_INFO("worker", "job=%lld msg=\"interrupted by shutdown, will run again\"",
                      (long long)job->id);
+        else
+            LOG_WARN("worker", "job=%lld msg=\"lease lost: another worker runs it\" err=\"%s\"",
+                     (long long)job->id, e.msg);
         return;
     }
-    if (rc == ERR_OK && store_job_finish(s, job->id, STORE_JOB_SUCCEEDED, NULL, NULL, &e) == 0) {
+    if (rc == ERR_OK &&
+        (rc = store_job_finish(s, job->id, STORE_JOB_SUCCEEDED, NULL, NULL, &e)) == ERR_CANCELED) {
+        LOG_WARN("worker", "job=%lld msg=\"not finished here\" err=\"%s\"", (long long)job->id,
+                 e.msg);
+        return;
+    }
+    if (rc == ERR_OK) {
         LOG_INFO("worker", "job=%lld state=succeeded tensors=%lld cache_hits=%lld s=%.3f",
                  (long long)job->id, (long long)j.n_total, (long long)j.n_hits, worker_now() - t0);
         return;
@@ -277,8 +289,15 @@ static void *worker_main(void *arg)
     struct err e;
     int claimed;
 
-    if (store_open(w->cfg.db_path, &s, &e) != ERR_OK) {
-        LOG_ERROR("worker", "msg=\"cannot open the database\" err=\"%s\"", e.msg);
+    /* the database may be away (restarting): retry, every poll interval */
+    while (!worker_stopping(w) && store_open(w->cfg.db_path, &s, &e) != ERR_OK) {
+        LOG_ERROR("worker", "msg=\"cannot open the database, retrying\" err=\"%s\"", e.msg);
+        worker_wait(w);
+    }
+    if (s == NULL || store_set_lease(s, w->cfg.owner, w->cfg.lease_s, &e) != ERR_OK) {
+        if (s != NULL)
+            LOG_ERROR("worker", "msg=\"bad lease settings\" err=\"%s\"", e.msg);
+        store_close(s);
         return NULL;
     }
     while (!worker_stopping(w)) {

@@ -11,8 +11,11 @@
  *
  * Cancel: a DELETE marks the job canceled; the runner notices at the next
  * layer and stops. Shutdown: worker_stop() makes runners stop at the next
- * layer; their jobs are re-queued (store_jobs_requeue) and run again after a
- * restart, where finished tensors are cache hits.
+ * layer; their jobs are given back (store_jobs_release) and run again, here
+ * after a restart or on another replica, where finished tensors are cache
+ * hits. Claims carry a lease renewed with each layer's progress: when a
+ * replica dies, its jobs are claimed again by the others after the lease.
+ * Idle runners poll the queue every WORKER_POLL_S seconds.
  *
  * Thread-safety: worker_notify() may be called from any thread; worker_stop()
  * once, from the thread that started the worker.
@@ -29,7 +32,9 @@
 struct worker; /* opaque */
 
 struct worker_cfg {
-    const char *db_path;              /* borrowed: the SQLite database */
+    const char *db_path;              /* borrowed: the database URL (store_open) */
+    const char *owner;                /* borrowed: lease owner of this process's claims */
+    double lease_s;                   /* job lease, renewed after every layer */
     struct blob_store *blobs;         /* borrowed */
     struct pool *pool;                /* borrowed: the analysis threads */
     unsigned n_runners;               /* jobs run at once (each uses the whole pool) */
@@ -44,7 +49,8 @@ enum err_code worker_start(const struct worker_cfg *cfg, struct worker **out, st
 void worker_notify(struct worker *w);
 
 /* Stop: runners finish the layer at hand, leave their jobs running in the
- * database, exit; then free. The caller re-queues with store_jobs_requeue.
+ * database, exit; then free. The caller gives them back with
+ * store_jobs_release.
  * NULL is a no-op. */
 void worker_stop(struct worker *w);
 

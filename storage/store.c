@@ -1,13 +1,9 @@
-/* store.c -- open, schema migrations, statement cache, transactions, run
- * versions and page tokens. See store.h.
+/* store.c -- open (picks the driver by URL), driver dispatch, statement
+ * cache, transactions, settings and run versions. See store.h; the schema
+ * and migrations live with each driver (store_db_sqlite.c, store_db_pg*.c).
  *
- * THREAD SAFETY: a struct store is one connection opened with
- * SQLITE_OPEN_NOMUTEX; the caller keeps it on one thread at a time.
- *
- * Pragmas: journal_mode=WAL (readers never block the writer, dashboards
- * poll), synchronous=FULL (a commit that acknowledges an upload must survive
- * power loss; NORMAL in WAL mode may lose the last commits), busy_timeout
- * (writers queue instead of failing), foreign_keys=ON.
+ * THREAD SAFETY: a struct store is one connection; the caller keeps it on
+ * one thread at a time.
  */
 #include "storage/store.h"
 
@@ -17,100 +13,98 @@
 #include <string.h>
 #include <time.h>
 
-#include <sqlite3.h>
-
 #include "core/thash.h"
+#include "storage/store_db.h"
 #include "storage/store_int.h"
 
-/* --- Schema ------------------------------------------------------------------ */
+/* --- Driver dispatch ------------------------------------------------------- */
 
-/* Version 1. The result columns are STORE__RESULT_COLS (store_int.h). */
-static const char SCHEMA_V1[] =
-    "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value NOT NULL) WITHOUT ROWID;"
-    "INSERT OR IGNORE INTO meta VALUES('instance', lower(hex(randomblob(16))));"
-    "INSERT OR IGNORE INTO meta VALUES('change_seq', 0);"
-    "CREATE TABLE IF NOT EXISTS runs("
-    " id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, created REAL NOT NULL,"
-    " version INTEGER NOT NULL DEFAULT 0);"
-    "CREATE TABLE IF NOT EXISTS settings("
-    " hash TEXT PRIMARY KEY, preset TEXT NOT NULL, params TEXT NOT NULL) WITHOUT ROWID;"
-    "CREATE TABLE IF NOT EXISTS checkpoints("
-    " id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL REFERENCES runs(id),"
-    " step INTEGER NOT NULL, content_sha256 TEXT NOT NULL, source INTEGER NOT NULL,"
-    " path TEXT NOT NULL DEFAULT '', format TEXT NOT NULL DEFAULT '',"
-    " size INTEGER NOT NULL DEFAULT 0, created REAL NOT NULL, UNIQUE(run_id, step));"
-    "CREATE TABLE IF NOT EXISTS jobs("
-    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
-    " checkpoint_id INTEGER NOT NULL REFERENCES checkpoints(id),"
-    " settings_hash TEXT NOT NULL REFERENCES settings(hash), preset TEXT NOT NULL,"
-    " state INTEGER NOT NULL, n_done INTEGER NOT NULL DEFAULT 0,"
-    " n_total INTEGER NOT NULL DEFAULT 0, n_cache_hits INTEGER NOT NULL DEFAULT 0,"
-    " error_category TEXT NOT NULL DEFAULT '', error_message TEXT NOT NULL DEFAULT '',"
-    " created REAL NOT NULL, started REAL NOT NULL DEFAULT 0,"
-    " finished REAL NOT NULL DEFAULT 0, UNIQUE(checkpoint_id, settings_hash));"
-    "CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, id);"
-    "CREATE TABLE IF NOT EXISTS results("
-    " tensor_sha256 TEXT NOT NULL, analysis_key TEXT NOT NULL, settings_hash TEXT NOT NULL,"
-    " engine_version TEXT NOT NULL, created REAL NOT NULL,"
-    " status TEXT NOT NULL, reason TEXT NOT NULL, warning TEXT NOT NULL, alpha REAL, D REAL,"
-    " xmin REAL, xmin_index INTEGER, n_tail INTEGER, n_fitted INTEGER, spectral_norm REAL,"
-    " norm REAL, alpha_hat REAL, stable_rank REAL, norm_stable_rank REAL, log_norm REAL,"
-    " log_spectral_norm REAL, matrix_rank INTEGER, entropy REAL, num_eigs INTEGER,"
-    " windows INTEGER,"
-    " PRIMARY KEY(tensor_sha256, analysis_key, settings_hash, engine_version)) WITHOUT ROWID;"
-    "CREATE TABLE IF NOT EXISTS layers("
-    " checkpoint_id INTEGER NOT NULL REFERENCES checkpoints(id),"
-    " settings_hash TEXT NOT NULL, ord INTEGER NOT NULL,"
-    " run_id INTEGER NOT NULL, step INTEGER NOT NULL, name TEXT NOT NULL,"
-    " kind TEXT NOT NULL, dtype TEXT NOT NULL, shape TEXT NOT NULL,"
-    " tensor_sha256 TEXT NOT NULL,"
-    " status TEXT NOT NULL, reason TEXT NOT NULL, warning TEXT NOT NULL, alpha REAL, D REAL,"
-    " xmin REAL, xmin_index INTEGER, n_tail INTEGER, n_fitted INTEGER, spectral_norm REAL,"
-    " norm REAL, alpha_hat REAL, stable_rank REAL, norm_stable_rank REAL, log_norm REAL,"
-    " log_spectral_norm REAL, matrix_rank INTEGER, entropy REAL, num_eigs INTEGER,"
-    " windows INTEGER,"
-    " PRIMARY KEY(checkpoint_id, settings_hash, ord));"
-    "CREATE INDEX IF NOT EXISTS layers_history ON layers(run_id, settings_hash, name, step);"
-    "CREATE INDEX IF NOT EXISTS layers_step ON layers(run_id, settings_hash, step, ord);"
-    "PRAGMA user_version = 1;";
+void store__bind_int64(struct store__q *q, int idx, int64_t v)
+{
+    q->drv->bind_int64(q, idx, v);
+}
 
-/* Version 2: the ESD histogram (core/esd_hist text form, NULL when none)
- * of every cached result and layer row. */
-static const char SCHEMA_V2[] = "ALTER TABLE results ADD COLUMN esd TEXT;"
-                                "ALTER TABLE layers ADD COLUMN esd TEXT;"
-                                "PRAGMA user_version = 2;";
+void store__bind_double(struct store__q *q, int idx, double v)
+{
+    if (isnan(v))
+        q->drv->bind_null(q, idx);
+    else
+        q->drv->bind_double(q, idx, v);
+}
+
+void store__bind_text(struct store__q *q, int idx, const char *v)
+{
+    q->drv->bind_text(q, idx, v, strlen(v));
+}
+
+void store__bind_textn(struct store__q *q, int idx, const char *v, size_t n)
+{
+    q->drv->bind_text(q, idx, v, n);
+}
+
+void store__bind_null(struct store__q *q, int idx)
+{
+    q->drv->bind_null(q, idx);
+}
+
+int store__step(struct store__q *q)
+{
+    return q->drv->step(q);
+}
+
+int store__is_null(struct store__q *q, int col)
+{
+    return q->drv->is_null(q, col);
+}
+
+int64_t store__col_int64(struct store__q *q, int col)
+{
+    return q->drv->col_int64(q, col);
+}
+
+double store__col_double(struct store__q *q, int col)
+{
+    return q->drv->col_double(q, col);
+}
+
+const char *store__col_str(struct store__q *q, int col)
+{
+    return q->drv->col_text(q, col);
+}
+
+int64_t store__changes(struct store *s)
+{
+    return s->drv->changes(s);
+}
 
 /* --- Errors, statements, transactions -------------------------------------- */
 
 enum err_code store__dberr(struct store *s, int rc, const char *what, struct err *e)
 {
-    int prim = rc & 0xff;
-    const char *msg = s != NULL && s->db != NULL ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc);
+    const char *msg = s != NULL && s->conn != NULL ? s->drv->errmsg(s) : "no connection";
 
-    if (prim == SQLITE_BUSY || prim == SQLITE_LOCKED)
+    if (rc == STORE__BUSY)
         return err_set(e, ERR_BUSY, "%s: database busy: %s", what, msg);
     return err_set(e, ERR_DB, "%s: %s", what, msg);
 }
 
-enum err_code store__stmt(struct store *s, const char *sql, sqlite3_stmt **out, struct err *e)
+enum err_code store__stmt(struct store *s, const char *sql, struct store__q **out, struct err *e)
 {
+    enum err_code rc;
     size_t i;
-    int rc;
 
     *out = NULL;
     for (i = 0; i < s->n_stmts; i++) {
         if (s->stmts[i].sql == sql) {
-            sqlite3_reset(s->stmts[i].st);
-            sqlite3_clear_bindings(s->stmts[i].st);
+            s->drv->reset(s->stmts[i].st);
             *out = s->stmts[i].st;
             return ERR_OK;
         }
     }
     ERR_ASSERT(s->n_stmts < STORE__MAX_STMTS);
-    rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s->stmts[i].st, NULL);
-    if (rc != SQLITE_OK) {
+    if ((rc = s->drv->prepare(s, sql, &s->stmts[i].st, e)) != ERR_OK) {
         s->stmts[i].st = NULL;
-        return store__dberr(s, rc, "prepare", e);
+        return rc;
     }
     s->stmts[i].sql = sql;
     s->n_stmts++;
@@ -118,37 +112,34 @@ enum err_code store__stmt(struct store *s, const char *sql, sqlite3_stmt **out, 
     return ERR_OK;
 }
 
-void store__release(sqlite3_stmt *st)
+void store__release(struct store__q *st)
 {
     if (st != NULL)
-        sqlite3_reset(st);
+        st->drv->reset(st);
 }
 
-enum err_code store__step_done(struct store *s, sqlite3_stmt *st, const char *what, struct err *e)
+enum err_code store__step_done(struct store *s, struct store__q *st, const char *what,
+                               struct err *e)
 {
-    int rc = sqlite3_step(st);
+    int rc = store__step(st);
 
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-        return store__dberr(s, rc, what, e);
+    if (rc != STORE__DONE && rc != STORE__ROW) {
+        rc = store__dberr(s, rc, what, e);
+        store__release(st);
+        return (enum err_code)rc;
+    }
+    store__release(st);
     return ERR_OK;
-}
-
-static enum err_code store_exec(struct store *s, const char *sql, const char *what, struct err *e)
-{
-    int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
-
-    return rc == SQLITE_OK ? ERR_OK : store__dberr(s, rc, what, e);
 }
 
 enum err_code store__begin(struct store *s, struct err *e)
 {
-    return store_exec(s, "BEGIN IMMEDIATE", "begin", e);
+    return s->drv->begin(s, e);
 }
 
 enum err_code store__commit(struct store *s, struct err *e)
 {
-    enum err_code rc = store_exec(s, "COMMIT", "commit", e);
+    enum err_code rc = s->drv->commit(s, e);
 
     if (rc != ERR_OK)
         store__rollback(s);
@@ -157,8 +148,7 @@ enum err_code store__commit(struct store *s, struct err *e)
 
 void store__rollback(struct store *s)
 {
-    if (!sqlite3_get_autocommit(s->db))
-        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    s->drv->rollback(s);
 }
 
 double store__now(void)
@@ -169,20 +159,18 @@ double store__now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-void store__col_text(sqlite3_stmt *st, int col, char *buf, size_t len)
+void store__col_text(struct store__q *st, int col, char *buf, size_t len)
 {
-    const unsigned char *t = sqlite3_column_text(st, col);
-
     if (len == 0)
         return;
-    snprintf(buf, len, "%s", t != NULL ? (const char *)t : "");
+    snprintf(buf, len, "%s", store__col_str(st, col));
 }
 
-double store__col_real(sqlite3_stmt *st, int col)
+double store__col_real(struct store__q *st, int col)
 {
-    if (sqlite3_column_type(st, col) == SQLITE_NULL)
+    if (store__is_null(st, col))
         return NAN;
-    return sqlite3_column_double(st, col);
+    return store__col_double(st, col);
 }
 
 int store__is_hex64(const char *s)
@@ -200,96 +188,36 @@ int store__is_hex64(const char *s)
 
 /* --- Open and close ---------------------------------------------------------- */
 
-static enum err_code store_user_version(struct store *s, int *v, struct err *e)
+/* The driver for `url` and the target it connects to: "postgresql://..." or
+ * "postgres://..." (the whole URL), "sqlite:PATH" (PATH), else a path. */
+static const struct store__drv *store_pick(const char *url, const char **target)
 {
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL);
-
-    if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        *v = sqlite3_column_int(st, 0);
-        rc = SQLITE_OK;
+    if (strncmp(url, "postgresql://", 13) == 0 || strncmp(url, "postgres://", 11) == 0) {
+        *target = url;
+        return &store__drv_pg;
     }
-    sqlite3_finalize(st);
-    return rc == SQLITE_OK ? ERR_OK : store__dberr(s, rc, "user_version", e);
+    *target = strncmp(url, "sqlite:", 7) == 0 ? url + 7 : url;
+    return &store__drv_sqlite;
 }
 
-/* Bring the schema to STORE_SCHEMA_VERSION inside BEGIN IMMEDIATE: a second
- * process opening at the same time waits, then sees the new version. */
-static enum err_code store_migrate(struct store *s, struct err *e)
+enum err_code store_open(const char *url, struct store **out, struct err *e)
 {
-    enum err_code rc;
-    int v = 0;
-
-    if ((rc = store_user_version(s, &v, e)) != ERR_OK)
-        return rc;
-    if (v == STORE_SCHEMA_VERSION)
-        return ERR_OK;
-    if ((rc = store__begin(s, e)) != ERR_OK)
-        return rc;
-    if ((rc = store_user_version(s, &v, e)) != ERR_OK)
-        goto out;
-    if (v > STORE_SCHEMA_VERSION) {
-        rc = err_set(e, ERR_DB, "database schema version %d is newer than this farmsd's (%d)", v,
-                     STORE_SCHEMA_VERSION);
-        goto out;
-    }
-    if (v < 1 && (rc = store_exec(s, SCHEMA_V1, "migrate to schema 1", e)) != ERR_OK)
-        goto out;
-    if (v < 2 && (rc = store_exec(s, SCHEMA_V2, "migrate to schema 2", e)) != ERR_OK)
-        goto out;
-    rc = store__commit(s, e);
-out:
-    if (rc != ERR_OK)
-        store__rollback(s);
-    return rc;
-}
-
-static enum err_code store_load_instance(struct store *s, struct err *e)
-{
-    static const char sql[] = "SELECT value FROM meta WHERE key = 'instance'";
-    sqlite3_stmt *st = NULL;
-    enum err_code rc = store__stmt(s, sql, &st, e);
-    int src;
-
-    if (rc != ERR_OK)
-        return rc;
-    src = sqlite3_step(st);
-    if (src == SQLITE_ROW)
-        store__col_text(st, 0, s->instance, sizeof s->instance);
-    else
-        rc = store__dberr(s, src, "instance id", e);
-    store__release(st);
-    return rc;
-}
-
-enum err_code store_open(const char *path, struct store **out, struct err *e)
-{
-    static const char pragmas[] = "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-                                  "PRAGMA foreign_keys=ON;";
+    const char *target = NULL;
     struct store *s = NULL;
     enum err_code rc;
-    int src;
 
     *out = NULL;
-    if (path == NULL || path[0] == '\0')
-        return err_set(e, ERR_INVAL, "store_open: empty path");
+    if (url == NULL || url[0] == '\0')
+        return err_set(e, ERR_INVAL, "store_open: empty database URL");
     s = calloc(1, sizeof *s);
     if (s == NULL)
         return err_set(e, ERR_NOMEM, "store_open: out of memory");
-    src = sqlite3_open_v2(path, &s->db,
-                          SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
-    if (src != SQLITE_OK) {
-        rc = s->db != NULL ? store__dberr(s, src, path, e)
-                           : err_set(e, ERR_NOMEM, "%s: cannot allocate a connection", path);
+    s->drv = store_pick(url, &target);
+    if (target[0] == '\0') {
+        rc = err_set(e, ERR_INVAL, "store_open: '%s' names no database", url);
         goto out;
     }
-    sqlite3_extended_result_codes(s->db, 1);
-    sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
-    if ((rc = store_exec(s, pragmas, "pragmas", e)) != ERR_OK)
-        goto out;
-    if ((rc = store_migrate(s, e)) != ERR_OK)
-        goto out;
-    rc = store_load_instance(s, e);
+    rc = s->drv->open(s, target, e);
 out:
     if (rc != ERR_OK) {
         store_close(s);
@@ -306,8 +234,8 @@ void store_close(struct store *s)
     if (s == NULL)
         return;
     for (i = 0; i < s->n_stmts; i++)
-        sqlite3_finalize(s->stmts[i].st);
-    sqlite3_close(s->db);
+        s->drv->finalize(s->stmts[i].st);
+    s->drv->close(s);
     free(s);
 }
 
@@ -316,22 +244,14 @@ const char *store_instance_id(const struct store *s)
     return s->instance;
 }
 
+const char *store_backend(const struct store *s)
+{
+    return s->drv->name;
+}
+
 enum err_code store_check(struct store *s, struct err *e)
 {
-    sqlite3_stmt *st = NULL;
-    char first[200] = "";
-    int rc = sqlite3_prepare_v2(s->db, "PRAGMA integrity_check", -1, &st, NULL);
-
-    if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        store__col_text(st, 0, first, sizeof first);
-        rc = SQLITE_OK;
-    }
-    sqlite3_finalize(st);
-    if (rc != SQLITE_OK)
-        return store__dberr(s, rc, "integrity_check", e);
-    if (strcmp(first, "ok") != 0)
-        return err_set(e, ERR_DB, "integrity_check: %s", first);
-    return ERR_OK;
+    return s->drv->check(s, e);
 }
 
 /* --- Settings ----------------------------------------------------------------- */
@@ -344,9 +264,9 @@ enum err_code store_settings_hash(const char *params_json, char hash[STORE_HASH_
 enum err_code store_settings_put(struct store *s, const char *preset, const char *params_json,
                                  char hash[STORE_HASH_LEN], struct err *e)
 {
-    static const char sql[] = "INSERT OR IGNORE INTO settings(hash, preset, params) "
-                              "VALUES(?1, ?2, ?3)";
-    sqlite3_stmt *st = NULL;
+    static const char sql[] = "INSERT INTO settings(hash, preset, params) "
+                              "VALUES(?1, ?2, ?3) ON CONFLICT DO NOTHING";
+    struct store__q *st = NULL;
     enum err_code rc;
 
     if (preset == NULL || preset[0] == '\0' || strlen(preset) >= STORE_PRESET_MAX)
@@ -359,9 +279,9 @@ enum err_code store_settings_put(struct store *s, const char *preset, const char
         return rc;
     if ((rc = store__stmt(s, sql, &st, e)) != ERR_OK)
         return rc;
-    sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, preset, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, params_json, -1, SQLITE_STATIC);
+    store__bind_text(st, 1, hash);
+    store__bind_text(st, 2, preset);
+    store__bind_text(st, 3, params_json);
     return store__step_done(s, st, "settings put", e);
 }
 
@@ -369,10 +289,12 @@ enum err_code store_settings_put(struct store *s, const char *preset, const char
 
 enum err_code store__bump_run(struct store *s, int64_t run_id, struct err *e)
 {
-    static const char bump[] = "UPDATE meta SET value = value + 1 WHERE key = 'change_seq'";
-    static const char set[] = "UPDATE runs SET version = "
-                              "(SELECT value FROM meta WHERE key = 'change_seq') WHERE id = ?1";
-    sqlite3_stmt *st = NULL;
+    static const char bump[] =
+        "UPDATE meta SET value = CAST(value AS BIGINT) + 1 WHERE key = 'change_seq'";
+    static const char set[] =
+        "UPDATE runs SET version = "
+        "(SELECT CAST(value AS BIGINT) FROM meta WHERE key = 'change_seq') WHERE id = ?1";
+    struct store__q *st = NULL;
     enum err_code rc;
 
     if ((rc = store__stmt(s, bump, &st, e)) != ERR_OK)
@@ -381,14 +303,14 @@ enum err_code store__bump_run(struct store *s, int64_t run_id, struct err *e)
         return rc;
     if ((rc = store__stmt(s, set, &st, e)) != ERR_OK)
         return rc;
-    sqlite3_bind_int64(st, 1, run_id);
+    store__bind_int64(st, 1, run_id);
     return store__step_done(s, st, "bump run version", e);
 }
 
 enum err_code store__run_id(struct store *s, const char *name, int64_t *id, struct err *e)
 {
     static const char sql[] = "SELECT id FROM runs WHERE name = ?1";
-    sqlite3_stmt *st = NULL;
+    struct store__q *st = NULL;
     enum err_code rc;
     int src;
 
@@ -396,11 +318,11 @@ enum err_code store__run_id(struct store *s, const char *name, int64_t *id, stru
         return err_set(e, ERR_INVAL, "run name missing");
     if ((rc = store__stmt(s, sql, &st, e)) != ERR_OK)
         return rc;
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    src = sqlite3_step(st);
-    if (src == SQLITE_ROW)
-        *id = sqlite3_column_int64(st, 0);
-    else if (src == SQLITE_DONE)
+    store__bind_text(st, 1, name);
+    src = store__step(st);
+    if (src == STORE__ROW)
+        *id = store__col_int64(st, 0);
+    else if (src == STORE__DONE)
         rc = err_set(e, ERR_NOTFOUND, "run '%.*s' not found", STORE_RUN_MAX, name);
     else
         rc = store__dberr(s, src, "run lookup", e);
@@ -416,7 +338,7 @@ enum err_code store__settings_for(struct store *s, int64_t run_id, int64_t check
         "WHERE c.run_id = ?1 ORDER BY j.state = 2 DESC, j.id DESC LIMIT 1";
     static const char by_ckpt[] = "SELECT settings_hash FROM jobs WHERE checkpoint_id = ?1 "
                                   "ORDER BY state = 2 DESC, id DESC LIMIT 1";
-    sqlite3_stmt *st = NULL;
+    struct store__q *st = NULL;
     enum err_code rc;
     int src;
 
@@ -430,11 +352,11 @@ enum err_code store__settings_for(struct store *s, int64_t run_id, int64_t check
     rc = store__stmt(s, checkpoint_id < 0 ? by_run : by_ckpt, &st, e);
     if (rc != ERR_OK)
         return rc;
-    sqlite3_bind_int64(st, 1, checkpoint_id < 0 ? run_id : checkpoint_id);
-    src = sqlite3_step(st);
-    if (src == SQLITE_ROW)
+    store__bind_int64(st, 1, checkpoint_id < 0 ? run_id : checkpoint_id);
+    src = store__step(st);
+    if (src == STORE__ROW)
         store__col_text(st, 0, out, STORE_HASH_LEN);
-    else if (src != SQLITE_DONE)
+    else if (src != STORE__DONE)
         rc = store__dberr(s, src, "settings lookup", e);
     store__release(st);
     return rc;
@@ -443,7 +365,7 @@ enum err_code store__settings_for(struct store *s, int64_t run_id, int64_t check
 enum err_code store_run_version(struct store *s, const char *run, int64_t *version, struct err *e)
 {
     static const char sql[] = "SELECT version FROM runs WHERE name = ?1";
-    sqlite3_stmt *st = NULL;
+    struct store__q *st = NULL;
     enum err_code rc;
     int src;
 
@@ -451,11 +373,11 @@ enum err_code store_run_version(struct store *s, const char *run, int64_t *versi
         return err_set(e, ERR_INVAL, "run name missing");
     if ((rc = store__stmt(s, sql, &st, e)) != ERR_OK)
         return rc;
-    sqlite3_bind_text(st, 1, run, -1, SQLITE_STATIC);
-    src = sqlite3_step(st);
-    if (src == SQLITE_ROW)
-        *version = sqlite3_column_int64(st, 0);
-    else if (src == SQLITE_DONE)
+    store__bind_text(st, 1, run);
+    src = store__step(st);
+    if (src == STORE__ROW)
+        *version = store__col_int64(st, 0);
+    else if (src == STORE__DONE)
         rc = err_set(e, ERR_NOTFOUND, "run '%.*s' not found", STORE_RUN_MAX, run);
     else
         rc = store__dberr(s, src, "run version", e);
@@ -465,16 +387,16 @@ enum err_code store_run_version(struct store *s, const char *run, int64_t *versi
 
 enum err_code store_runs_version(struct store *s, int64_t *version, struct err *e)
 {
-    static const char sql[] = "SELECT value FROM meta WHERE key = 'change_seq'";
-    sqlite3_stmt *st = NULL;
+    static const char sql[] = "SELECT CAST(value AS BIGINT) FROM meta WHERE key = 'change_seq'";
+    struct store__q *st = NULL;
     enum err_code rc;
     int src;
 
     if ((rc = store__stmt(s, sql, &st, e)) != ERR_OK)
         return rc;
-    src = sqlite3_step(st);
-    if (src == SQLITE_ROW)
-        *version = sqlite3_column_int64(st, 0);
+    src = store__step(st);
+    if (src == STORE__ROW)
+        *version = store__col_int64(st, 0);
     else
         rc = store__dberr(s, src, "change id", e);
     store__release(st);

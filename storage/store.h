@@ -51,7 +51,7 @@
 #include "core/farms.h"
 #include "core/layers.h"
 
-#define STORE_SCHEMA_VERSION 2 /* 2: ESD histograms (esd columns) */
+#define STORE_SCHEMA_VERSION 3 /* 2: ESD histograms (esd columns); 3: job leases */
 
 #define STORE_RUN_MAX         128   /* run name bytes incl. NUL (longer: ERR_INVAL) */
 #define STORE_PRESET_MAX      64    /* preset name bytes incl. NUL */
@@ -63,6 +63,7 @@
 #define STORE_CATEGORY_MAX    48    /* error category incl. NUL */
 #define STORE_MESSAGE_MAX     256   /* error message incl. NUL (longer: truncated) */
 #define STORE_TOKEN_MAX       272   /* page token incl. NUL */
+#define STORE_OWNER_MAX       64    /* lease owner (worker id) incl. NUL */
 #define STORE_PAGE_DEFAULT    100   /* page_size 0 means this */
 #define STORE_PAGE_MAX        10000 /* larger page sizes are clamped to this */
 #define STORE_BUSY_TIMEOUT_MS 5000
@@ -81,6 +82,9 @@ enum err_code store_open(const char *path, struct store **out, struct err *e);
 
 /* Finalize the cached statements and close. NULL is a no-op. Cannot fail. */
 void store_close(struct store *s);
+
+/* The backend: "sqlite" or "postgresql". Static. Cannot fail. */
+const char *store_backend(const struct store *s);
 
 /* Random id of this database, made at creation (32 hex digits). Put it into
  * ETags so that a recreated database never matches an old one.
@@ -155,6 +159,8 @@ struct store_job {
     char error_category[STORE_CATEGORY_MAX]; /* failed: err_category(); else "" */
     char error_message[STORE_MESSAGE_MAX];   /* failed: e.msg; else "" */
     double created, started, finished;       /* unix seconds; 0 = not yet */
+    char claimed_by[STORE_OWNER_MAX];        /* the owner that claimed it last; "" */
+    double lease_until;                      /* unix seconds; 0 = no lease */
 };
 
 /* Static names "queued", "running", "succeeded", "failed", "canceled";
@@ -177,20 +183,27 @@ enum err_code store_job_get(struct store *s, int64_t id, struct store_job *out, 
 enum err_code store_job_state(struct store *s, int64_t id, enum store_job_state *state,
                               struct err *e);
 
-/* Atomically take the oldest queued job (FIFO by id): queued -> running,
- * started = now, progress reset. *claimed = 1 and *out filled, or
- * *claimed = 0 when the queue is empty. Exactly-once across connections. */
+/* Atomically take the oldest queued job (FIFO by id), or a running job
+ * whose lease expired (its worker died): -> running, started = now,
+ * progress reset, claimed_by = this connection's owner, lease_until = now +
+ * lease (store_set_lease; no lease: 0, never re-claimed). *claimed = 1 and
+ * *out filled, or *claimed = 0 when there is nothing to do. Exactly-once
+ * across connections, processes and replicas (PostgreSQL: SELECT ... FOR
+ * UPDATE SKIP LOCKED under the writers' lock). */
 enum err_code store_job_claim(struct store *s, struct store_job *out, int *claimed, struct err *e);
 
-/* Record progress of a running job. ERR_CANCELED if the job is no longer
- * running (canceled: stop work), ERR_NOTFOUND if there is no such job. */
+/* Record progress of a running job and renew its lease (now + lease).
+ * ERR_CANCELED if the job is no longer running (canceled: stop work) or,
+ * with a lease, if another owner has claimed it since (this lease expired:
+ * stop work), ERR_NOTFOUND if there is no such job. */
 enum err_code store_job_progress(struct store *s, int64_t id, int64_t n_done, int64_t n_total,
                                  int64_t n_cache_hits, struct err *e);
 
 /* Finish a running job: `state` is STORE_JOB_SUCCEEDED, or STORE_JOB_FAILED
  * with `category` and `message` (may be NULL; message truncated).
  * finished = now. ERR_CANCELED if it was canceled meanwhile (it stays
- * canceled), ERR_CONFLICT if it is not running, ERR_INVAL for other states. */
+ * canceled) or, with a lease, claimed by another owner since; ERR_CONFLICT
+ * if it is not running, ERR_INVAL for other states. */
 enum err_code store_job_finish(struct store *s, int64_t id, enum store_job_state state,
                                const char *category, const char *message, struct err *e);
 
@@ -203,6 +216,32 @@ enum err_code store_job_cancel(struct store *s, int64_t id, struct store_job *ou
  * *n_requeued (may be NULL) counts them. Only when no worker of any process
  * is running jobs on this database. */
 enum err_code store_jobs_requeue(struct store *s, int64_t *n_requeued, struct err *e);
+
+/* Leases, for several workers or replicas on one database: `owner` (1..
+ * STORE_OWNER_MAX-1 bytes, e.g. "host:pid:random") names this connection's
+ * claims; lease_s > 0 makes claims expire lease_s seconds after the last
+ * progress, so the work of a worker that died is claimed again. lease_s 0:
+ * no lease (claims never expire; store_jobs_requeue at start-up recovers
+ * them). Only on this connection; no database access. ERR_INVAL. */
+enum err_code store_set_lease(struct store *s, const char *owner, double lease_s, struct err *e);
+
+/* At shutdown: every running job claimed by this connection's owner ->
+ * queued (as store_jobs_requeue, for one owner); *n_requeued may be NULL. */
+enum err_code store_jobs_release(struct store *s, int64_t *n_requeued, struct err *e);
+
+/* --- Copying a database (farmsd migrate) ------------------------------------ */
+
+struct store_copy_stats {
+    int64_t rows_read;  /* rows of the source */
+    int64_t rows_added; /* of them, new in the destination */
+};
+
+/* Copy every run, setting, checkpoint, job, cached result and layer row of
+ * `from` into `to` (any backends), with their ids, in one transaction of
+ * `to`; rows already there are kept (idempotent: a second copy adds
+ * nothing). Jobs running in `from` arrive queued. `stats` may be NULL. */
+enum err_code store_copy(struct store *from, struct store *to, struct store_copy_stats *stats,
+                         struct err *e);
 
 /* Number of jobs per state (/metrics); counts[STORE_JOB_QUEUED] is the
  * queue depth. */
@@ -229,7 +268,7 @@ enum err_code store_result_get(struct store *s, const struct store_result_key *k
                                struct err *e);
 
 /* Insert a result with its histogram `esd` (NULL or n_eigs == 0: none);
- * an existing one with the same key is kept (INSERT OR IGNORE: two workers
+ * an existing one with the same key is kept (ON CONFLICT DO NOTHING: two workers
  * analysing the same tensor is harmless). */
 enum err_code store_result_put(struct store *s, const struct store_result_key *key,
                                const struct farms_result *r, const struct esd_hist *esd,

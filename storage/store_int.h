@@ -11,22 +11,24 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <sqlite3.h>
-
 #include "core/err.h"
 #include "core/farms.h"
 #include "storage/store.h"
+#include "storage/store_db.h"
 
 #define STORE__MAX_STMTS 64
 
 struct store__stmt_slot {
-    const char *sql;  /* borrowed: a static string, the cache key */
-    sqlite3_stmt *st; /* owned, finalized by store_close */
+    const char *sql;     /* borrowed: a static string, the cache key */
+    struct store__q *st; /* owned, finalized by store_close */
 };
 
 struct store {
-    sqlite3 *db;       /* owned */
-    char instance[33]; /* meta 'instance' */
+    const struct store__drv *drv; /* the backend (store_db.h) */
+    void *conn;                   /* owned: the driver's connection */
+    char instance[33];            /* meta 'instance' */
+    char owner[STORE_OWNER_MAX];  /* lease owner of this connection's claims */
+    double lease_s;               /* claims expire lease_s after progress; 0: never */
     size_t n_stmts;
     struct store__stmt_slot stmts[STORE__MAX_STMTS]; /* prepared statement cache */
 };
@@ -42,21 +44,23 @@ struct store {
 
 /* --- Statements and errors (store.c) ------------------------------------- */
 
-/* Convert a failed SQLite result code: BUSY/LOCKED -> ERR_BUSY, else ERR_DB,
- * with "<what>: sqlite3_errmsg". Returns the code. */
+/* Convert a failed step (enum store__status): STORE__BUSY -> ERR_BUSY, else
+ * ERR_DB, with "<what>: <the driver's message>". Returns the code. */
 enum err_code store__dberr(struct store *s, int rc, const char *what, struct err *e);
 
 /* The cached statement for the static string `sql`, reset and unbound,
  * prepared on first use. */
-enum err_code store__stmt(struct store *s, const char *sql, sqlite3_stmt **out, struct err *e);
+enum err_code store__stmt(struct store *s, const char *sql, struct store__q **out, struct err *e);
 
 /* Reset `st` (releases read locks). NULL is a no-op. */
-void store__release(sqlite3_stmt *st);
+void store__release(struct store__q *st);
 
-/* Run a statement that returns no rows (after binding). SQLITE_DONE -> OK. */
-enum err_code store__step_done(struct store *s, sqlite3_stmt *st, const char *what, struct err *e);
+/* Run a statement that returns no rows (after binding). STORE__DONE (or a row) -> OK. */
+enum err_code store__step_done(struct store *s, struct store__q *st, const char *what,
+                               struct err *e);
 
-/* BEGIN IMMEDIATE / COMMIT / ROLLBACK. rollback cannot fail (it ignores
+/* Write transaction (SQLite: BEGIN IMMEDIATE; PostgreSQL: BEGIN and the
+ * store-wide advisory lock) / COMMIT / ROLLBACK. rollback cannot fail (it ignores
  * errors: a failed statement may already have ended the transaction). */
 enum err_code store__begin(struct store *s, struct err *e);
 enum err_code store__commit(struct store *s, struct err *e);
@@ -66,10 +70,10 @@ void store__rollback(struct store *s);
 double store__now(void);
 
 /* Copy text column `col` into buf (truncated, NUL-terminated; NULL -> ""). */
-void store__col_text(sqlite3_stmt *st, int col, char *buf, size_t len);
+void store__col_text(struct store__q *st, int col, char *buf, size_t len);
 
-/* Real column; NULL (how SQLite stores NaN) -> NaN. */
-double store__col_real(sqlite3_stmt *st, int col);
+/* Real column; NULL (how NaN is stored) -> NaN. */
+double store__col_real(struct store__q *st, int col);
 
 /* 1 if `s` is exactly 64 lower-case hex digits. */
 int store__is_hex64(const char *s);
@@ -104,18 +108,19 @@ void store__token_from_name(const char *name, char out[STORE_TOKEN_MAX]);
 /* --- Result columns (store_results.c) ---------------------------------------- */
 
 /* Bind r's fields to parameters first..first+STORE__RESULT_NCOLS-1. */
-enum err_code store__bind_result(struct store *s, sqlite3_stmt *st, int first,
+enum err_code store__bind_result(struct store *s, struct store__q *st, int first,
                                  const struct farms_result *r, struct err *e);
 
 /* Read columns first..first+STORE__RESULT_NCOLS-1 into *r (layout zeroed). */
-void store__read_result(sqlite3_stmt *st, int first, struct farms_result *r);
+void store__read_result(struct store__q *st, int first, struct farms_result *r);
 
 /* Bind histogram `h` as esd_hist text to parameter `idx` (NULL when h is
  * NULL or empty). ERR_TOOBIG from the encoder (cannot happen in practice). */
-enum err_code store__bind_esd(sqlite3_stmt *st, int idx, const struct esd_hist *h, struct err *e);
+enum err_code store__bind_esd(struct store__q *st, int idx, const struct esd_hist *h,
+                              struct err *e);
 
 /* Read the esd column `col` into *h (esd_hist_init'ed when NULL or
  * unreadable: a damaged histogram is not worth failing a read). */
-void store__read_esd(sqlite3_stmt *st, int col, struct esd_hist *h);
+void store__read_esd(struct store__q *st, int col, struct esd_hist *h);
 
 #endif /* STORAGE_STORE_INT_H */

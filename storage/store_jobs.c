@@ -15,8 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <sqlite3.h>
-
 #include "storage/store_int.h"
 
 static const char *const state_names[] = {"queued", "running", "succeeded", "failed", "canceled"};
@@ -31,49 +29,52 @@ const char *store_job_state_name(enum store_job_state st)
 static const char SQL_JOB_GET[] =
     "SELECT j.id, j.state, r.name, c.step, c.id, c.content_sha256, c.source, c.path, c.format, "
     "c.size, j.preset, g.params, j.settings_hash, j.n_done, j.n_total, j.n_cache_hits, "
-    "j.error_category, j.error_message, j.created, j.started, j.finished "
+    "j.error_category, j.error_message, j.created, j.started, j.finished, j.claimed_by, "
+    "j.lease_until "
     "FROM jobs j JOIN checkpoints c ON c.id = j.checkpoint_id JOIN runs r ON r.id = c.run_id "
     "JOIN settings g ON g.hash = j.settings_hash WHERE j.id = ?1";
 
-static void read_job(sqlite3_stmt *st, struct store_job *j)
+static void read_job(struct store__q *st, struct store_job *j)
 {
     memset(j, 0, sizeof *j);
-    j->id = sqlite3_column_int64(st, 0);
-    j->state = (enum store_job_state)sqlite3_column_int(st, 1);
+    j->id = store__col_int64(st, 0);
+    j->state = (enum store_job_state)(int)store__col_int64(st, 1);
     store__col_text(st, 2, j->run, sizeof j->run);
-    j->step = sqlite3_column_int64(st, 3);
-    j->checkpoint_id = sqlite3_column_int64(st, 4);
+    j->step = store__col_int64(st, 3);
+    j->checkpoint_id = store__col_int64(st, 4);
     store__col_text(st, 5, j->content_sha256, sizeof j->content_sha256);
-    j->source = (enum store_source)sqlite3_column_int(st, 6);
+    j->source = (enum store_source)(int)store__col_int64(st, 6);
     store__col_text(st, 7, j->path, sizeof j->path);
     store__col_text(st, 8, j->format, sizeof j->format);
-    j->size = (uint64_t)sqlite3_column_int64(st, 9);
+    j->size = (uint64_t)store__col_int64(st, 9);
     store__col_text(st, 10, j->preset, sizeof j->preset);
     store__col_text(st, 11, j->params_json, sizeof j->params_json);
     store__col_text(st, 12, j->settings_hash, sizeof j->settings_hash);
-    j->n_done = sqlite3_column_int64(st, 13);
-    j->n_total = sqlite3_column_int64(st, 14);
-    j->n_cache_hits = sqlite3_column_int64(st, 15);
+    j->n_done = store__col_int64(st, 13);
+    j->n_total = store__col_int64(st, 14);
+    j->n_cache_hits = store__col_int64(st, 15);
     store__col_text(st, 16, j->error_category, sizeof j->error_category);
     store__col_text(st, 17, j->error_message, sizeof j->error_message);
-    j->created = sqlite3_column_double(st, 18);
-    j->started = sqlite3_column_double(st, 19);
-    j->finished = sqlite3_column_double(st, 20);
+    j->created = store__col_double(st, 18);
+    j->started = store__col_double(st, 19);
+    j->finished = store__col_double(st, 20);
+    store__col_text(st, 21, j->claimed_by, sizeof j->claimed_by);
+    j->lease_until = store__col_double(st, 22);
 }
 
 enum err_code store_job_get(struct store *s, int64_t id, struct store_job *out, struct err *e)
 {
-    sqlite3_stmt *st = NULL;
+    struct store__q *st = NULL;
     enum err_code rc = store__stmt(s, SQL_JOB_GET, &st, e);
     int src;
 
     if (rc != ERR_OK)
         return rc;
-    sqlite3_bind_int64(st, 1, id);
-    src = sqlite3_step(st);
-    if (src == SQLITE_ROW)
+    store__bind_int64(st, 1, id);
+    src = store__step(st);
+    if (src == STORE__ROW)
         read_job(st, out);
-    else if (src == SQLITE_DONE)
+    else if (src == STORE__DONE)
         rc = err_set(e, ERR_NOTFOUND, "job %" PRId64 " not found", id);
     else
         rc = store__dberr(s, src, "job get", e);
@@ -81,30 +82,40 @@ enum err_code store_job_get(struct store *s, int64_t id, struct store_job *out, 
     return rc;
 }
 
-/* State and owning run of job `id`. ERR_NOTFOUND if none. */
-static enum err_code job_state_run(struct store *s, int64_t id, enum store_job_state *state,
-                                   int64_t *run_id, struct err *e)
+/* State and owning run of job `id`; *mine = 0 when this connection has a
+ * lease and the job's claim is another owner's. ERR_NOTFOUND if none. */
+static enum err_code job_state_owner(struct store *s, int64_t id, enum store_job_state *state,
+                                     int64_t *run_id, int *mine, struct err *e)
 {
-    static const char sql[] = "SELECT j.state, c.run_id FROM jobs j "
+    static const char sql[] = "SELECT j.state, c.run_id, j.claimed_by FROM jobs j "
                               "JOIN checkpoints c ON c.id = j.checkpoint_id WHERE j.id = ?1";
-    sqlite3_stmt *st = NULL;
+    struct store__q *st = NULL;
     enum err_code rc = store__stmt(s, sql, &st, e);
     int src;
 
     if (rc != ERR_OK)
         return rc;
-    sqlite3_bind_int64(st, 1, id);
-    src = sqlite3_step(st);
-    if (src == SQLITE_ROW) {
-        *state = (enum store_job_state)sqlite3_column_int(st, 0);
-        *run_id = sqlite3_column_int64(st, 1);
-    } else if (src == SQLITE_DONE) {
+    store__bind_int64(st, 1, id);
+    src = store__step(st);
+    if (src == STORE__ROW) {
+        *state = (enum store_job_state)(int)store__col_int64(st, 0);
+        *run_id = store__col_int64(st, 1);
+        *mine = s->lease_s <= 0 || strcmp(store__col_str(st, 2), s->owner) == 0;
+    } else if (src == STORE__DONE) {
         rc = err_set(e, ERR_NOTFOUND, "job %" PRId64 " not found", id);
     } else {
         rc = store__dberr(s, src, "job state", e);
     }
     store__release(st);
     return rc;
+}
+
+static enum err_code job_state_run(struct store *s, int64_t id, enum store_job_state *state,
+                                   int64_t *run_id, struct err *e)
+{
+    int mine = 1;
+
+    return job_state_owner(s, id, state, run_id, &mine, e);
 }
 
 enum err_code store_job_state(struct store *s, int64_t id, enum store_job_state *state,
@@ -138,18 +149,34 @@ static enum err_code check_submit(const struct store_submit *sub, struct err *e)
     return ERR_OK;
 }
 
+/* Step an INSERT ... RETURNING id and read the id. */
+static enum err_code insert_id(struct store *s, struct store__q *st, const char *what, int64_t *id,
+                               struct err *e)
+{
+    int src = store__step(st);
+    enum err_code rc = ERR_OK;
+
+    if (src == STORE__ROW)
+        *id = store__col_int64(st, 0);
+    else
+        rc = store__dberr(s, src == STORE__DONE ? STORE__ERROR : src, what, e);
+    store__release(st);
+    return rc;
+}
+
 /* The run id of `name`, creating the run if new. */
 static enum err_code run_ensure(struct store *s, const char *name, double now, int64_t *id,
                                 struct err *e)
 {
-    static const char sql[] = "INSERT OR IGNORE INTO runs(name, created) VALUES(?1, ?2)";
-    sqlite3_stmt *st = NULL;
+    static const char sql[] = "INSERT INTO runs(name, created) VALUES(?1, ?2) "
+                              "ON CONFLICT DO NOTHING";
+    struct store__q *st = NULL;
     enum err_code rc = store__stmt(s, sql, &st, e);
 
     if (rc != ERR_OK)
         return rc;
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    sqlite3_bind_double(st, 2, now);
+    store__bind_text(st, 1, name);
+    store__bind_double(st, 2, now);
     if ((rc = store__step_done(s, st, "run insert", e)) != ERR_OK)
         return rc;
     return store__run_id(s, name, id, e);
@@ -163,20 +190,21 @@ static enum err_code checkpoint_ensure(struct store *s, const struct store_submi
     static const char find[] =
         "SELECT id, content_sha256 FROM checkpoints WHERE run_id = ?1 AND step = ?2";
     static const char ins[] = "INSERT INTO checkpoints(run_id, step, content_sha256, source, "
-                              "path, format, size, created) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
-    sqlite3_stmt *st = NULL;
+                              "path, format, size, created) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
+                              "RETURNING id";
+    struct store__q *st = NULL;
     enum err_code rc = store__stmt(s, find, &st, e);
     int src;
 
     if (rc != ERR_OK)
         return rc;
-    sqlite3_bind_int64(st, 1, run_id);
-    sqlite3_bind_int64(st, 2, sub->step);
-    src = sqlite3_step(st);
-    if (src == SQLITE_ROW) {
+    store__bind_int64(st, 1, run_id);
+    store__bind_int64(st, 2, sub->step);
+    src = store__step(st);
+    if (src == STORE__ROW) {
         char have[STORE_HASH_LEN];
 
-        *id = sqlite3_column_int64(st, 0);
+        *id = store__col_int64(st, 0);
         store__col_text(st, 1, have, sizeof have);
         store__release(st);
         if (strcmp(have, sub->content_sha256) == 0)
@@ -187,21 +215,19 @@ static enum err_code checkpoint_ensure(struct store *s, const struct store_submi
                        sub->run, sub->step, have, sub->content_sha256);
     }
     store__release(st);
-    if (src != SQLITE_DONE)
+    if (src != STORE__DONE)
         return store__dberr(s, src, "checkpoint lookup", e);
     if ((rc = store__stmt(s, ins, &st, e)) != ERR_OK)
         return rc;
-    sqlite3_bind_int64(st, 1, run_id);
-    sqlite3_bind_int64(st, 2, sub->step);
-    sqlite3_bind_text(st, 3, sub->content_sha256, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 4, (int)sub->source);
-    sqlite3_bind_text(st, 5, sub->source == STORE_SOURCE_PATH ? sub->path : "", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 6, sub->format != NULL ? sub->format : "", -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 7, (int64_t)sub->size);
-    sqlite3_bind_double(st, 8, now);
-    if ((rc = store__step_done(s, st, "checkpoint insert", e)) == ERR_OK)
-        *id = sqlite3_last_insert_rowid(s->db);
-    return rc;
+    store__bind_int64(st, 1, run_id);
+    store__bind_int64(st, 2, sub->step);
+    store__bind_text(st, 3, sub->content_sha256);
+    store__bind_int64(st, 4, (int)sub->source);
+    store__bind_text(st, 5, sub->source == STORE_SOURCE_PATH ? sub->path : "");
+    store__bind_text(st, 6, sub->format != NULL ? sub->format : "");
+    store__bind_int64(st, 7, (int64_t)sub->size);
+    store__bind_double(st, 8, now);
+    return insert_id(s, st, "checkpoint insert", id, e);
 }
 
 /* The job (checkpoint, settings): existing (*existed = 1) or new. */
@@ -211,34 +237,32 @@ static enum err_code job_ensure(struct store *s, int64_t ckpt, const char *hash,
     static const char find[] =
         "SELECT id FROM jobs WHERE checkpoint_id = ?1 AND settings_hash = ?2";
     static const char ins[] = "INSERT INTO jobs(checkpoint_id, settings_hash, preset, state, "
-                              "created) VALUES(?1, ?2, ?3, 0, ?4)";
-    sqlite3_stmt *st = NULL;
+                              "created) VALUES(?1, ?2, ?3, 0, ?4) RETURNING id";
+    struct store__q *st = NULL;
     enum err_code rc = store__stmt(s, find, &st, e);
     int src;
 
     if (rc != ERR_OK)
         return rc;
-    sqlite3_bind_int64(st, 1, ckpt);
-    sqlite3_bind_text(st, 2, hash, -1, SQLITE_STATIC);
-    src = sqlite3_step(st);
-    if (src == SQLITE_ROW) {
-        *id = sqlite3_column_int64(st, 0);
+    store__bind_int64(st, 1, ckpt);
+    store__bind_text(st, 2, hash);
+    src = store__step(st);
+    if (src == STORE__ROW) {
+        *id = store__col_int64(st, 0);
         *existed = 1;
     }
     store__release(st);
-    if (src == SQLITE_ROW)
+    if (src == STORE__ROW)
         return ERR_OK;
-    if (src != SQLITE_DONE)
+    if (src != STORE__DONE)
         return store__dberr(s, src, "job lookup", e);
     if ((rc = store__stmt(s, ins, &st, e)) != ERR_OK)
         return rc;
-    sqlite3_bind_int64(st, 1, ckpt);
-    sqlite3_bind_text(st, 2, hash, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, preset, -1, SQLITE_STATIC);
-    sqlite3_bind_double(st, 4, now);
-    if ((rc = store__step_done(s, st, "job insert", e)) == ERR_OK)
-        *id = sqlite3_last_insert_rowid(s->db);
-    return rc;
+    store__bind_int64(st, 1, ckpt);
+    store__bind_text(st, 2, hash);
+    store__bind_text(st, 3, preset);
+    store__bind_double(st, 4, now);
+    return insert_id(s, st, "job insert", id, e);
 }
 
 enum err_code store_job_submit(struct store *s, const struct store_submit *sub,
@@ -276,11 +300,14 @@ out:
 
 enum err_code store_job_claim(struct store *s, struct store_job *out, int *claimed, struct err *e)
 {
-    static const char next[] = "SELECT j.id, c.run_id FROM jobs j JOIN checkpoints c "
-                               "ON c.id = j.checkpoint_id WHERE j.state = 0 ORDER BY j.id LIMIT 1";
+    static const char next[] =
+        "SELECT j.id, c.run_id FROM jobs j JOIN checkpoints c ON c.id = j.checkpoint_id "
+        "WHERE j.state = 0 OR (j.state = 1 AND j.lease_until > 0 AND j.lease_until < ?1) "
+        "ORDER BY j.id LIMIT 1 /*+SKIP*/";
     static const char take[] = "UPDATE jobs SET state = 1, started = ?2, n_done = 0, "
-                               "n_cache_hits = 0 WHERE id = ?1 AND state = 0";
-    sqlite3_stmt *st = NULL;
+                               "n_cache_hits = 0, claimed_by = ?3, lease_until = ?4 WHERE id = ?1";
+    double now = store__now();
+    struct store__q *st = NULL;
     int64_t id = 0, run_id = 0;
     enum err_code rc;
     int src;
@@ -290,20 +317,23 @@ enum err_code store_job_claim(struct store *s, struct store_job *out, int *claim
         return rc;
     if ((rc = store__stmt(s, next, &st, e)) != ERR_OK)
         goto out;
-    src = sqlite3_step(st);
-    if (src == SQLITE_ROW) {
-        id = sqlite3_column_int64(st, 0);
-        run_id = sqlite3_column_int64(st, 1);
+    store__bind_double(st, 1, now);
+    src = store__step(st);
+    if (src == STORE__ROW) {
+        id = store__col_int64(st, 0);
+        run_id = store__col_int64(st, 1);
     }
     store__release(st);
-    if (src != SQLITE_ROW) {
-        rc = src == SQLITE_DONE ? store__commit(s, e) : store__dberr(s, src, "claim", e);
+    if (src != STORE__ROW) {
+        rc = src == STORE__DONE ? store__commit(s, e) : store__dberr(s, src, "claim", e);
         goto out;
     }
     if ((rc = store__stmt(s, take, &st, e)) != ERR_OK)
         goto out;
-    sqlite3_bind_int64(st, 1, id);
-    sqlite3_bind_double(st, 2, store__now());
+    store__bind_int64(st, 1, id);
+    store__bind_double(st, 2, now);
+    store__bind_text(st, 3, s->owner);
+    store__bind_double(st, 4, s->lease_s > 0 ? now + s->lease_s : 0);
     if ((rc = store__step_done(s, st, "claim update", e)) != ERR_OK ||
         (rc = store__bump_run(s, run_id, e)) != ERR_OK ||
         (rc = store_job_get(s, id, out, e)) != ERR_OK)
@@ -319,28 +349,31 @@ out:
 enum err_code store_job_progress(struct store *s, int64_t id, int64_t n_done, int64_t n_total,
                                  int64_t n_cache_hits, struct err *e)
 {
-    static const char sql[] =
-        "UPDATE jobs SET n_done = ?2, n_total = ?3, n_cache_hits = ?4 WHERE id = ?1";
+    static const char sql[] = "UPDATE jobs SET n_done = ?2, n_total = ?3, n_cache_hits = ?4, "
+                              "lease_until = ?5 WHERE id = ?1";
     enum store_job_state state = STORE_JOB_QUEUED;
-    sqlite3_stmt *st = NULL;
+    struct store__q *st = NULL;
     int64_t run_id = 0;
     enum err_code rc;
+    int mine = 1;
 
     if ((rc = store__begin(s, e)) != ERR_OK)
         return rc;
-    if ((rc = job_state_run(s, id, &state, &run_id, e)) != ERR_OK)
+    if ((rc = job_state_owner(s, id, &state, &run_id, &mine, e)) != ERR_OK)
         goto out;
-    if (state != STORE_JOB_RUNNING) {
-        rc = err_set(e, ERR_CANCELED, "job %" PRId64 " is %s, not running", id,
-                     store_job_state_name(state));
+    if (state != STORE_JOB_RUNNING || !mine) {
+        rc = err_set(e, ERR_CANCELED, "job %" PRId64 " is %s", id,
+                     !mine ? "claimed by another worker (lease expired)"
+                           : store_job_state_name(state));
         goto out;
     }
     if ((rc = store__stmt(s, sql, &st, e)) != ERR_OK)
         goto out;
-    sqlite3_bind_int64(st, 1, id);
-    sqlite3_bind_int64(st, 2, n_done);
-    sqlite3_bind_int64(st, 3, n_total);
-    sqlite3_bind_int64(st, 4, n_cache_hits);
+    store__bind_int64(st, 1, id);
+    store__bind_int64(st, 2, n_done);
+    store__bind_int64(st, 3, n_total);
+    store__bind_int64(st, 4, n_cache_hits);
+    store__bind_double(st, 5, s->lease_s > 0 ? store__now() + s->lease_s : 0);
     if ((rc = store__step_done(s, st, "progress", e)) == ERR_OK &&
         (rc = store__bump_run(s, run_id, e)) == ERR_OK)
         rc = store__commit(s, e);
@@ -358,18 +391,18 @@ static enum err_code set_final(struct store *s, int64_t id, int64_t run_id, enum
     static const char sql[] = "UPDATE jobs SET state = ?2, finished = ?3, error_category = ?4, "
                               "error_message = ?5 WHERE id = ?1";
     char cat[STORE_CATEGORY_MAX], msg[STORE_MESSAGE_MAX];
-    sqlite3_stmt *st = NULL;
+    struct store__q *st = NULL;
     enum err_code rc = store__stmt(s, sql, &st, e);
 
     if (rc != ERR_OK)
         return rc;
     snprintf(cat, sizeof cat, "%s", category != NULL ? category : "");
     snprintf(msg, sizeof msg, "%s", message != NULL ? message : "");
-    sqlite3_bind_int64(st, 1, id);
-    sqlite3_bind_int(st, 2, (int)to);
-    sqlite3_bind_double(st, 3, store__now());
-    sqlite3_bind_text(st, 4, cat, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 5, msg, -1, SQLITE_TRANSIENT);
+    store__bind_int64(st, 1, id);
+    store__bind_int64(st, 2, (int)to);
+    store__bind_double(st, 3, store__now());
+    store__bind_text(st, 4, cat);
+    store__bind_text(st, 5, msg);
     if ((rc = store__step_done(s, st, "job finish", e)) != ERR_OK)
         return rc;
     return store__bump_run(s, run_id, e);
@@ -381,15 +414,18 @@ enum err_code store_job_finish(struct store *s, int64_t id, enum store_job_state
     enum store_job_state now_state = STORE_JOB_QUEUED;
     int64_t run_id = 0;
     enum err_code rc;
+    int mine = 1;
 
     if (state != STORE_JOB_SUCCEEDED && state != STORE_JOB_FAILED)
         return err_set(e, ERR_INVAL, "job finish: state must be succeeded or failed");
     if ((rc = store__begin(s, e)) != ERR_OK)
         return rc;
-    if ((rc = job_state_run(s, id, &now_state, &run_id, e)) != ERR_OK)
+    if ((rc = job_state_owner(s, id, &now_state, &run_id, &mine, e)) != ERR_OK)
         goto out;
     if (now_state == STORE_JOB_CANCELED) {
         rc = err_set(e, ERR_CANCELED, "job %" PRId64 " was canceled", id);
+    } else if (now_state == STORE_JOB_RUNNING && !mine) {
+        rc = err_set(e, ERR_CANCELED, "job %" PRId64 " was claimed by another worker", id);
     } else if (now_state != STORE_JOB_RUNNING) {
         rc = err_set(e, ERR_CONFLICT, "job %" PRId64 " is %s, not running", id,
                      store_job_state_name(now_state));
@@ -434,14 +470,16 @@ out:
 
 enum err_code store_jobs_requeue(struct store *s, int64_t *n_requeued, struct err *e)
 {
-    static const char bump[] = "UPDATE meta SET value = value + 1 WHERE key = 'change_seq'";
+    static const char bump[] =
+        "UPDATE meta SET value = CAST(value AS BIGINT) + 1 WHERE key = 'change_seq'";
     static const char runs[] =
-        "UPDATE runs SET version = (SELECT value FROM meta WHERE key = 'change_seq') "
+        "UPDATE runs SET version = (SELECT CAST(value AS BIGINT) FROM meta WHERE key = "
+        "'change_seq') "
         "WHERE id IN (SELECT c.run_id FROM jobs j JOIN checkpoints c ON c.id = j.checkpoint_id "
         "WHERE j.state = 1)";
     static const char jobs[] = "UPDATE jobs SET state = 0, started = 0, n_done = 0, "
-                               "n_cache_hits = 0 WHERE state = 1";
-    sqlite3_stmt *st = NULL;
+                               "n_cache_hits = 0, claimed_by = '', lease_until = 0 WHERE state = 1";
+    struct store__q *st = NULL;
     enum err_code rc;
     int64_t n = 0;
 
@@ -456,7 +494,7 @@ enum err_code store_jobs_requeue(struct store *s, int64_t *n_requeued, struct er
         (rc = store__stmt(s, jobs, &st, e)) != ERR_OK ||
         (rc = store__step_done(s, st, "requeue", e)) != ERR_OK)
         goto out;
-    n = sqlite3_changes64(s->db);
+    n = store__changes(s);
     if ((rc = store__commit(s, e)) == ERR_OK && n_requeued != NULL)
         *n_requeued = n;
 out:
@@ -469,7 +507,7 @@ enum err_code store_job_counts(struct store *s, int64_t counts[STORE_JOB_STATE_C
                                struct err *e)
 {
     static const char sql[] = "SELECT state, count(*) FROM jobs GROUP BY state";
-    sqlite3_stmt *st = NULL;
+    struct store__q *st = NULL;
     enum err_code rc = store__stmt(s, sql, &st, e);
     int src, k;
 
@@ -477,12 +515,12 @@ enum err_code store_job_counts(struct store *s, int64_t counts[STORE_JOB_STATE_C
         counts[k] = 0;
     if (rc != ERR_OK)
         return rc;
-    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        k = sqlite3_column_int(st, 0);
+    while ((src = store__step(st)) == STORE__ROW) {
+        k = (int)store__col_int64(st, 0);
         if (k >= 0 && k < STORE_JOB_STATE_COUNT)
-            counts[k] = sqlite3_column_int64(st, 1);
+            counts[k] = store__col_int64(st, 1);
     }
-    if (src != SQLITE_DONE)
+    if (src != STORE__DONE)
         rc = store__dberr(s, src, "job counts", e);
     store__release(st);
     return rc;

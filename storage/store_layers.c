@@ -18,8 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <sqlite3.h>
-
 #include "storage/store_int.h"
 
 #define LAYER_COLS       "name, kind, dtype, shape, tensor_sha256, step, " STORE__RESULT_COLS
@@ -44,9 +42,9 @@ static void parse_shape(const char *t, struct store_layer *l)
 }
 
 /* Read the LAYER_COLS row of `st` into *l (name allocated). */
-static enum err_code read_layer(sqlite3_stmt *st, struct store_layer *l, struct err *e)
+static enum err_code read_layer(struct store__q *st, struct store_layer *l, struct err *e)
 {
-    const unsigned char *name = sqlite3_column_text(st, 0);
+    const char *name = store__col_str(st, 0);
     char word[32];
     int k;
 
@@ -61,21 +59,21 @@ static enum err_code read_layer(sqlite3_stmt *st, struct store_layer *l, struct 
     store__col_text(st, 2, word, sizeof word);
     k = dtype_from_code(word, strlen(word));
     l->dtype = k < 0 ? (enum dtype)0 : (enum dtype)k;
-    parse_shape((const char *)sqlite3_column_text(st, 3), l);
+    parse_shape(store__col_str(st, 3), l);
     store__col_text(st, 4, l->tensor_sha256, sizeof l->tensor_sha256);
-    l->step = sqlite3_column_int64(st, 5);
+    l->step = store__col_int64(st, 5);
     store__read_result(st, LAYER_COL_RESULT, &l->r);
     return ERR_OK;
 }
 
 /* Append every row of `st` to l->items. */
-static enum err_code collect_layers(struct store *s, sqlite3_stmt *st, struct store_layer_list *l,
-                                    struct err *e)
+static enum err_code collect_layers(struct store *s, struct store__q *st,
+                                    struct store_layer_list *l, struct err *e)
 {
     size_t cap = 0;
     int src;
 
-    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((src = store__step(st)) == STORE__ROW) {
         if (l->n == cap) {
             size_t ncap = cap ? 2 * cap : 64;
             struct store_layer *grown = realloc(l->items, ncap * sizeof *grown);
@@ -89,7 +87,7 @@ static enum err_code collect_layers(struct store *s, sqlite3_stmt *st, struct st
             return ERR_NOMEM;
         l->n++;
     }
-    return src == SQLITE_DONE ? ERR_OK : store__dberr(s, src, "layer rows", e);
+    return src == STORE__DONE ? ERR_OK : store__dberr(s, src, "layer rows", e);
 }
 
 void store_layer_list_free(struct store_layer_list *l)
@@ -109,18 +107,18 @@ static enum err_code checkpoint_id(struct store *s, int64_t run_id, const char *
                                    int64_t *id, struct err *e)
 {
     static const char sql[] = "SELECT id FROM checkpoints WHERE run_id = ?1 AND step = ?2";
-    sqlite3_stmt *st = NULL;
+    struct store__q *st = NULL;
     enum err_code rc = store__stmt(s, sql, &st, e);
     int src;
 
     if (rc != ERR_OK)
         return rc;
-    sqlite3_bind_int64(st, 1, run_id);
-    sqlite3_bind_int64(st, 2, step);
-    src = sqlite3_step(st);
-    if (src == SQLITE_ROW)
-        *id = sqlite3_column_int64(st, 0);
-    else if (src == SQLITE_DONE)
+    store__bind_int64(st, 1, run_id);
+    store__bind_int64(st, 2, step);
+    src = store__step(st);
+    if (src == STORE__ROW)
+        *id = store__col_int64(st, 0);
+    else if (src == STORE__DONE)
         rc = err_set(e, ERR_NOTFOUND, "run '%s' has no checkpoint at step %" PRId64, run, step);
     else
         rc = store__dberr(s, src, "checkpoint lookup", e);
@@ -135,7 +133,7 @@ enum err_code store_layers_get(struct store *s, const char *run, int64_t step,
     static const char sql[] = "SELECT " LAYER_COLS " FROM layers WHERE checkpoint_id = ?1 "
                               "AND settings_hash = ?2 ORDER BY ord";
     struct store_layer_list *l = NULL;
-    sqlite3_stmt *st = NULL;
+    struct store__q *st = NULL;
     int64_t run_id = 0, ckpt = 0;
     enum err_code rc;
 
@@ -152,8 +150,8 @@ enum err_code store_layers_get(struct store *s, const char *run, int64_t step,
         goto out;
     if ((rc = store__stmt(s, sql, &st, e)) != ERR_OK)
         goto out;
-    sqlite3_bind_int64(st, 1, ckpt);
-    sqlite3_bind_text(st, 2, l->settings_hash, -1, SQLITE_STATIC);
+    store__bind_int64(st, 1, ckpt);
+    store__bind_text(st, 2, l->settings_hash);
     rc = collect_layers(s, st, l, e);
 out:
     store__release(st);
@@ -181,7 +179,7 @@ enum err_code store_layers_latest(struct store *s, const char *run, const char *
         " AND settings_hash = ?2 AND name = names.n)"
         " ORDER BY l.ord, l.name";
     struct store_layer_list *l = NULL;
-    sqlite3_stmt *st = NULL;
+    struct store__q *st = NULL;
     int64_t run_id = 0;
     enum err_code rc;
     size_t i;
@@ -198,8 +196,8 @@ enum err_code store_layers_latest(struct store *s, const char *run, const char *
         goto out;
     if ((rc = store__stmt(s, sql, &st, e)) != ERR_OK)
         goto out;
-    sqlite3_bind_int64(st, 1, run_id);
-    sqlite3_bind_text(st, 2, l->settings_hash, -1, SQLITE_STATIC);
+    store__bind_int64(st, 1, run_id);
+    store__bind_text(st, 2, l->settings_hash);
     rc = collect_layers(s, st, l, e);
     for (i = 0; i < l->n; i++)
         l->step = l->items[i].step > l->step ? l->items[i].step : l->step;
@@ -218,10 +216,11 @@ enum err_code store_layer_get(struct store *s, const char *run, const char *laye
                               struct err *e)
 {
     static const char sql[] = "SELECT " LAYER_COLS ", esd FROM layers WHERE run_id = ?1 AND "
-                              "settings_hash = ?2 AND name = ?3 AND (?4 < 0 OR step = ?4) "
+                              "settings_hash = ?2 AND name = ?3 AND (CAST(?4 AS BIGINT) < 0 OR "
+                              "step = CAST(?4 AS BIGINT)) "
                               "ORDER BY step DESC LIMIT 1";
     struct store_layer_list *l = NULL;
-    sqlite3_stmt *st = NULL;
+    struct store__q *st = NULL;
     int64_t run_id = 0, ckpt = -1;
     enum err_code rc;
     int src;
@@ -240,20 +239,20 @@ enum err_code store_layer_get(struct store *s, const char *run, const char *laye
         goto out;
     if ((rc = store__stmt(s, sql, &st, e)) != ERR_OK)
         goto out;
-    sqlite3_bind_int64(st, 1, run_id);
-    sqlite3_bind_text(st, 2, l->settings_hash, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, layer, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 4, step);
+    store__bind_int64(st, 1, run_id);
+    store__bind_text(st, 2, l->settings_hash);
+    store__bind_text(st, 3, layer);
+    store__bind_int64(st, 4, step);
     if ((l->items = calloc(1, sizeof *l->items)) == NULL) {
         rc = nomem(e);
         goto out;
     }
-    src = sqlite3_step(st);
-    if (src == SQLITE_ROW && (rc = read_layer(st, &l->items[0], e)) == ERR_OK) {
+    src = store__step(st);
+    if (src == STORE__ROW && (rc = read_layer(st, &l->items[0], e)) == ERR_OK) {
         store__read_esd(st, LAYER_COL_RESULT + STORE__RESULT_NCOLS, &l->items[0].esd);
         l->step = l->items[0].step;
         l->n = 1;
-    } else if (src != SQLITE_ROW && src != SQLITE_DONE) {
+    } else if (src != STORE__ROW && src != STORE__DONE) {
         rc = store__dberr(s, src, "layer row", e);
     }
 out:
@@ -285,13 +284,13 @@ static enum err_code window_start(const char *page_token, int64_t start_step, in
     return ERR_OK;
 }
 
-static void read_point(sqlite3_stmt *st, struct store_point *p)
+static void read_point(struct store__q *st, struct store_point *p)
 {
     struct farms_result r;
     int m;
 
     store__read_result(st, 1, &r);
-    p->step = sqlite3_column_int64(st, 0);
+    p->step = store__col_int64(st, 0);
     p->status = r.status;
     p->warning = r.warning;
     for (m = 0; m < STORE_METRIC_COUNT; m++)
@@ -308,10 +307,10 @@ enum err_code store_layer_history(struct store *s, const char *run, const char *
                               "AND step >= ?4 AND step <= ?5 ORDER BY step LIMIT ?6";
     size_t limit = store__page_size(page_size);
     struct store_history *h = NULL;
-    sqlite3_stmt *st = NULL;
+    struct store__q *st = NULL;
     int64_t run_id = 0, from = 0;
     enum err_code rc;
-    int src = SQLITE_DONE, empty = 0;
+    int src = STORE__DONE, empty = 0;
 
     *out = NULL;
     if (layer == NULL)
@@ -327,21 +326,21 @@ enum err_code store_layer_history(struct store *s, const char *run, const char *
         goto out;
     if ((rc = store__stmt(s, sql, &st, e)) != ERR_OK)
         goto out;
-    sqlite3_bind_int64(st, 1, run_id);
-    sqlite3_bind_text(st, 2, h->settings_hash, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, layer, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 4, from);
-    sqlite3_bind_int64(st, 5, end_step);
-    sqlite3_bind_int64(st, 6, (int64_t)limit + 1);
-    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+    store__bind_int64(st, 1, run_id);
+    store__bind_text(st, 2, h->settings_hash);
+    store__bind_text(st, 3, layer);
+    store__bind_int64(st, 4, from);
+    store__bind_int64(st, 5, end_step);
+    store__bind_int64(st, 6, (int64_t)limit + 1);
+    while ((src = store__step(st)) == STORE__ROW) {
         if (h->n == limit) { /* one more row exists: not the last page */
             store__token_from_step(h->points[h->n - 1].step, h->next_token);
-            src = SQLITE_DONE;
+            src = STORE__DONE;
             break;
         }
         read_point(st, &h->points[h->n++]);
     }
-    if (src != SQLITE_DONE)
+    if (src != STORE__DONE)
         rc = store__dberr(s, src, "layer history", e);
     goto out;
 nomem:

@@ -16,8 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <sqlite3.h>
-
 #include "storage/store_int.h"
 
 /* --- Names ----------------------------------------------------------------- */
@@ -77,7 +75,7 @@ double store_metric_value(const struct farms_result *r, enum store_metric m)
 
 /* --- Result columns -------------------------------------------------------- */
 
-enum err_code store__bind_result(struct store *s, sqlite3_stmt *st, int first,
+enum err_code store__bind_result(struct store *s, struct store__q *st, int first,
                                  const struct farms_result *r, struct err *e)
 {
     const double reals[] = {r->alpha,       r->D,
@@ -96,22 +94,21 @@ enum err_code store__bind_result(struct store *s, sqlite3_stmt *st, int first,
     if ((unsigned)r->status > FARMS_STATUS_FAILED ||
         (unsigned)r->warning > FARMS_WARNING_SUSPECT_FIT)
         return err_set(e, ERR_INVAL, "result: status or warning out of range");
-    sqlite3_bind_text(st, first, status_names[r->status], -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, first + 1, r->reason, (int)strnlen(r->reason, sizeof r->reason),
-                      SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, first + 2, warning_names[r->warning], -1, SQLITE_STATIC);
+    store__bind_text(st, first, status_names[r->status]);
+    store__bind_textn(st, first + 1, r->reason, strnlen(r->reason, sizeof r->reason));
+    store__bind_text(st, first + 2, warning_names[r->warning]);
     for (i = 0; i < sizeof reals / sizeof reals[0]; i++) {
         if (isnan(reals[i]))
-            sqlite3_bind_null(st, first + real_pos[i]);
+            store__bind_null(st, first + real_pos[i]);
         else
-            sqlite3_bind_double(st, first + real_pos[i], reals[i]);
+            store__bind_double(st, first + real_pos[i], reals[i]);
     }
     for (i = 0; i < sizeof ints / sizeof ints[0]; i++)
-        sqlite3_bind_int64(st, first + int_pos[i], ints[i]);
+        store__bind_int64(st, first + int_pos[i], ints[i]);
     return ERR_OK;
 }
 
-void store__read_result(sqlite3_stmt *st, int first, struct farms_result *r)
+void store__read_result(struct store__q *st, int first, struct farms_result *r)
 {
     char word[32];
     int k;
@@ -127,9 +124,9 @@ void store__read_result(sqlite3_stmt *st, int first, struct farms_result *r)
     r->alpha = store__col_real(st, first + 3);
     r->D = store__col_real(st, first + 4);
     r->xmin = store__col_real(st, first + 5);
-    r->xmin_index = sqlite3_column_int64(st, first + 6);
-    r->n_tail = sqlite3_column_int64(st, first + 7);
-    r->n_fitted = sqlite3_column_int64(st, first + 8);
+    r->xmin_index = store__col_int64(st, first + 6);
+    r->n_tail = store__col_int64(st, first + 7);
+    r->n_fitted = store__col_int64(st, first + 8);
     r->spectral_norm = store__col_real(st, first + 9);
     r->norm = store__col_real(st, first + 10);
     r->alpha_hat = store__col_real(st, first + 11);
@@ -137,29 +134,30 @@ void store__read_result(sqlite3_stmt *st, int first, struct farms_result *r)
     r->norm_stable_rank = store__col_real(st, first + 13);
     r->log_norm = store__col_real(st, first + 14);
     r->log_spectral_norm = store__col_real(st, first + 15);
-    r->matrix_rank = sqlite3_column_int64(st, first + 16);
+    r->matrix_rank = store__col_int64(st, first + 16);
     r->entropy = store__col_real(st, first + 17);
-    r->num_eigs = sqlite3_column_int64(st, first + 18);
-    r->windows = sqlite3_column_int64(st, first + 19);
+    r->num_eigs = store__col_int64(st, first + 18);
+    r->windows = store__col_int64(st, first + 19);
 }
 
-enum err_code store__bind_esd(sqlite3_stmt *st, int idx, const struct esd_hist *h, struct err *e)
+enum err_code store__bind_esd(struct store__q *st, int idx, const struct esd_hist *h, struct err *e)
 {
     char text[ESD_HIST_TEXT_MAX];
     enum err_code rc;
 
-    if (h == NULL || h->n_eigs == 0)
-        return sqlite3_bind_null(st, idx) == SQLITE_OK ? ERR_OK
-                                                       : err_set(e, ERR_DB, "bind histogram");
+    if (h == NULL || h->n_eigs == 0) {
+        store__bind_null(st, idx);
+        return ERR_OK;
+    }
     if ((rc = esd_hist_encode(h, text, sizeof text, e)) != ERR_OK)
         return rc;
-    sqlite3_bind_text(st, idx, text, -1, SQLITE_TRANSIENT);
+    store__bind_text(st, idx, text);
     return ERR_OK;
 }
 
-void store__read_esd(sqlite3_stmt *st, int col, struct esd_hist *h)
+void store__read_esd(struct store__q *st, int col, struct esd_hist *h)
 {
-    const unsigned char *t = sqlite3_column_text(st, col);
+    const char *t = store__col_str(st, col);
 
     if (t == NULL || esd_hist_decode((const char *)t, h, NULL) != ERR_OK)
         esd_hist_init(h);
@@ -184,12 +182,12 @@ static enum err_code check_key(const struct store_result_key *k, struct err *e)
     return ERR_OK;
 }
 
-static void bind_key(sqlite3_stmt *st, const struct store_result_key *k)
+static void bind_key(struct store__q *st, const struct store_result_key *k)
 {
-    sqlite3_bind_text(st, 1, k->tensor_sha256, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, k->analysis_key, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, k->settings_hash, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, k->engine_version, -1, SQLITE_STATIC);
+    store__bind_text(st, 1, k->tensor_sha256);
+    store__bind_text(st, 2, k->analysis_key);
+    store__bind_text(st, 3, k->settings_hash);
+    store__bind_text(st, 4, k->engine_version);
 }
 
 enum err_code store_result_get(struct store *s, const struct store_result_key *key,
@@ -199,7 +197,7 @@ enum err_code store_result_get(struct store *s, const struct store_result_key *k
     static const char sql[] = "SELECT " STORE__RESULT_COLS ", esd FROM results WHERE "
                               "tensor_sha256 = ?1 AND analysis_key = ?2 AND settings_hash = ?3 "
                               "AND engine_version = ?4";
-    sqlite3_stmt *st = NULL;
+    struct store__q *st = NULL;
     enum err_code rc;
     int src;
 
@@ -207,13 +205,13 @@ enum err_code store_result_get(struct store *s, const struct store_result_key *k
     if ((rc = check_key(key, e)) != ERR_OK || (rc = store__stmt(s, sql, &st, e)) != ERR_OK)
         return rc;
     bind_key(st, key);
-    src = sqlite3_step(st);
-    if (src == SQLITE_ROW) {
+    src = store__step(st);
+    if (src == STORE__ROW) {
         store__read_result(st, 0, out);
         if (esd != NULL)
             store__read_esd(st, STORE__RESULT_NCOLS, esd);
         *hit = 1;
-    } else if (src != SQLITE_DONE) {
+    } else if (src != STORE__DONE) {
         rc = store__dberr(s, src, "result get", e);
     }
     store__release(st);
@@ -224,16 +222,17 @@ enum err_code store_result_put(struct store *s, const struct store_result_key *k
                                const struct farms_result *r, const struct esd_hist *esd,
                                struct err *e)
 {
-    static const char sql[] = "INSERT OR IGNORE INTO results(tensor_sha256, analysis_key, "
+    static const char sql[] = "INSERT INTO results(tensor_sha256, analysis_key, "
                               "settings_hash, engine_version, created, " STORE__RESULT_COLS
-                              ", esd) VALUES(?1, ?2, ?3, ?4, ?5, " STORE__RESULT_PARAMS ", ?26)";
-    sqlite3_stmt *st = NULL;
+                              ", esd) VALUES(?1, ?2, ?3, ?4, ?5, " STORE__RESULT_PARAMS ", ?26) "
+                              "ON CONFLICT DO NOTHING";
+    struct store__q *st = NULL;
     enum err_code rc;
 
     if ((rc = check_key(key, e)) != ERR_OK || (rc = store__stmt(s, sql, &st, e)) != ERR_OK)
         return rc;
     bind_key(st, key);
-    sqlite3_bind_double(st, 5, store__now());
+    store__bind_double(st, 5, store__now());
     if ((rc = store__bind_result(s, st, 6, r, e)) != ERR_OK ||
         (rc = store__bind_esd(st, 6 + STORE__RESULT_NCOLS, esd, e)) != ERR_OK) {
         store__release(st);
@@ -252,7 +251,7 @@ enum err_code store_results_for_tensor(struct store *s, const char *tensor_sha25
         "WHERE r.tensor_sha256 = ?1 ORDER BY r.settings_hash, r.analysis_key, r.engine_version "
         "LIMIT ?2";
     struct store_result_list *l = NULL;
-    sqlite3_stmt *st = NULL;
+    struct store__q *st = NULL;
     enum err_code rc;
     int src;
 
@@ -264,9 +263,9 @@ enum err_code store_results_for_tensor(struct store *s, const char *tensor_sha25
         return err_set(e, ERR_NOMEM, "result list: out of memory");
     if ((rc = store__stmt(s, sql, &st, e)) != ERR_OK)
         goto out;
-    sqlite3_bind_text(st, 1, tensor_sha256, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 2, STORE_PAGE_MAX);
-    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+    store__bind_text(st, 1, tensor_sha256);
+    store__bind_int64(st, 2, STORE_PAGE_MAX);
+    while ((src = store__step(st)) == STORE__ROW) {
         struct store_result *it, *grown;
 
         grown = realloc(l->items, (l->n + 1) * sizeof *l->items);
@@ -281,10 +280,10 @@ enum err_code store_results_for_tensor(struct store *s, const char *tensor_sha25
         store__col_text(st, 2, it->preset, sizeof it->preset);
         store__col_text(st, 3, it->params_json, sizeof it->params_json);
         store__col_text(st, 4, it->engine_version, sizeof it->engine_version);
-        it->created = sqlite3_column_double(st, 5);
+        it->created = store__col_double(st, 5);
         store__read_result(st, 6, &it->r);
     }
-    if (src != SQLITE_DONE)
+    if (src != STORE__DONE)
         rc = store__dberr(s, src, "results for tensor", e);
 out:
     store__release(st);
@@ -339,7 +338,7 @@ static enum err_code insert_layers(struct store *s, int64_t ckpt, const char *se
         "shape, tensor_sha256, " STORE__RESULT_COLS ", esd) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, "
         "?8, ?9, ?10, " STORE__RESULT_PARAMS ", ?31)";
     char shape[CKPT_MAX_RANK * 21 + 1];
-    sqlite3_stmt *st = NULL;
+    struct store__q *st = NULL;
     enum err_code rc = ERR_OK;
     size_t i;
 
@@ -349,16 +348,16 @@ static enum err_code insert_layers(struct store *s, int64_t ckpt, const char *se
         if ((rc = check_layer(l, i, e)) != ERR_OK || (rc = store__stmt(s, sql, &st, e)) != ERR_OK)
             break;
         shape_text(l, shape, sizeof shape);
-        sqlite3_bind_int64(st, 1, ckpt);
-        sqlite3_bind_text(st, 2, settings_hash, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, (int64_t)i);
-        sqlite3_bind_int64(st, 4, run_id);
-        sqlite3_bind_int64(st, 5, step);
-        sqlite3_bind_text(st, 6, l->name, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 7, layer_kind_name(l->kind), -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 8, dtype_name(l->dtype), -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 9, shape, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(st, 10, l->tensor_sha256, -1, SQLITE_STATIC);
+        store__bind_int64(st, 1, ckpt);
+        store__bind_text(st, 2, settings_hash);
+        store__bind_int64(st, 3, (int64_t)i);
+        store__bind_int64(st, 4, run_id);
+        store__bind_int64(st, 5, step);
+        store__bind_text(st, 6, l->name);
+        store__bind_text(st, 7, layer_kind_name(l->kind));
+        store__bind_text(st, 8, dtype_name(l->dtype));
+        store__bind_text(st, 9, shape);
+        store__bind_text(st, 10, l->tensor_sha256);
         if ((rc = store__bind_result(s, st, 11, &l->r, e)) != ERR_OK ||
             (rc = store__bind_esd(st, 11 + STORE__RESULT_NCOLS, &l->esd, e)) != ERR_OK)
             store__release(st);
@@ -373,7 +372,7 @@ enum err_code store_layers_put(struct store *s, int64_t checkpoint_id, const cha
 {
     static const char find[] = "SELECT run_id, step FROM checkpoints WHERE id = ?1";
     static const char del[] = "DELETE FROM layers WHERE checkpoint_id = ?1 AND settings_hash = ?2";
-    sqlite3_stmt *st = NULL;
+    struct store__q *st = NULL;
     int64_t run_id = 0, step = 0;
     enum err_code rc;
     int src;
@@ -386,21 +385,21 @@ enum err_code store_layers_put(struct store *s, int64_t checkpoint_id, const cha
         return rc;
     if ((rc = store__stmt(s, find, &st, e)) != ERR_OK)
         goto out;
-    sqlite3_bind_int64(st, 1, checkpoint_id);
-    src = sqlite3_step(st);
-    if (src == SQLITE_ROW) {
-        run_id = sqlite3_column_int64(st, 0);
-        step = sqlite3_column_int64(st, 1);
+    store__bind_int64(st, 1, checkpoint_id);
+    src = store__step(st);
+    if (src == STORE__ROW) {
+        run_id = store__col_int64(st, 0);
+        step = store__col_int64(st, 1);
     } else {
-        rc = src == SQLITE_DONE
+        rc = src == STORE__DONE
                  ? err_set(e, ERR_NOTFOUND, "checkpoint %" PRId64 " not found", checkpoint_id)
                  : store__dberr(s, src, "checkpoint lookup", e);
     }
     store__release(st);
     if (rc != ERR_OK || (rc = store__stmt(s, del, &st, e)) != ERR_OK)
         goto out;
-    sqlite3_bind_int64(st, 1, checkpoint_id);
-    sqlite3_bind_text(st, 2, settings_hash, -1, SQLITE_STATIC);
+    store__bind_int64(st, 1, checkpoint_id);
+    store__bind_text(st, 2, settings_hash);
     if ((rc = store__step_done(s, st, "layer delete", e)) != ERR_OK)
         goto out;
     rc = insert_layers(s, checkpoint_id, settings_hash, run_id, step, layers, n, e);

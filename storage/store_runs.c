@@ -18,8 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <sqlite3.h>
-
 #include "storage/store_int.h"
 
 #define HEATMAP_MAX_CELLS ((size_t)1 << 20)
@@ -112,7 +110,7 @@ enum err_code store_runs_list(struct store *s, size_t page_size, const char *pag
     size_t limit = store__page_size(page_size);
     char after[STORE_RUN_MAX] = "";
     struct store_run_page *p = NULL;
-    sqlite3_stmt *st = NULL;
+    struct store__q *st = NULL;
     enum err_code rc;
     int has = 0, src;
 
@@ -126,24 +124,24 @@ enum err_code store_runs_list(struct store *s, size_t page_size, const char *pag
     }
     if ((rc = store__stmt(s, sql, &st, e)) != ERR_OK)
         goto out;
-    sqlite3_bind_text(st, 1, after, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, (int64_t)limit + 1);
-    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+    store__bind_text(st, 1, after);
+    store__bind_int64(st, 2, (int64_t)limit + 1);
+    while ((src = store__step(st)) == STORE__ROW) {
         struct store_run *r = &p->items[p->n];
 
         if (p->n == limit) {
             store__token_from_name(p->items[p->n - 1].name, p->next_token);
-            src = SQLITE_DONE;
+            src = STORE__DONE;
             break;
         }
         store__col_text(st, 0, r->name, sizeof r->name);
-        r->created = sqlite3_column_double(st, 1);
-        r->version = sqlite3_column_int64(st, 2);
-        r->n_checkpoints = sqlite3_column_int64(st, 3);
-        r->last_step = sqlite3_column_int64(st, 4);
+        r->created = store__col_double(st, 1);
+        r->version = store__col_int64(st, 2);
+        r->n_checkpoints = store__col_int64(st, 3);
+        r->last_step = store__col_int64(st, 4);
         p->n++;
     }
-    if (src != SQLITE_DONE)
+    if (src != STORE__DONE)
         rc = store__dberr(s, src, "runs list", e);
 out:
     store__release(st);
@@ -174,32 +172,32 @@ void store_run_page_free(struct store_run_page *p)
     "FROM checkpoints c LEFT JOIN jobs j ON j.id ="                                         \
     " (SELECT max(id) FROM jobs WHERE checkpoint_id = c.id) "
 
-static void read_checkpoint(sqlite3_stmt *st, struct store_checkpoint *c)
+static void read_checkpoint(struct store__q *st, struct store_checkpoint *c)
 {
     memset(c, 0, sizeof *c);
-    c->id = sqlite3_column_int64(st, 0);
-    c->step = sqlite3_column_int64(st, 1);
+    c->id = store__col_int64(st, 0);
+    c->step = store__col_int64(st, 1);
     store__col_text(st, 2, c->content_sha256, sizeof c->content_sha256);
-    c->source = (enum store_source)sqlite3_column_int(st, 3);
+    c->source = (enum store_source)(int)store__col_int64(st, 3);
     store__col_text(st, 4, c->path, sizeof c->path);
     store__col_text(st, 5, c->format, sizeof c->format);
-    c->size = (uint64_t)sqlite3_column_int64(st, 6);
-    c->created = sqlite3_column_double(st, 7);
-    c->job_id = sqlite3_column_int64(st, 8);
-    c->job_state = (enum store_job_state)sqlite3_column_int(st, 9);
+    c->size = (uint64_t)store__col_int64(st, 6);
+    c->created = store__col_double(st, 7);
+    c->job_id = store__col_int64(st, 8);
+    c->job_state = (enum store_job_state)(int)store__col_int64(st, 9);
     store__col_text(st, 10, c->preset, sizeof c->preset);
     store__col_text(st, 11, c->settings_hash, sizeof c->settings_hash);
-    c->n_done = sqlite3_column_int64(st, 12);
-    c->n_total = sqlite3_column_int64(st, 13);
-    c->n_cache_hits = sqlite3_column_int64(st, 14);
-    c->n_layers = sqlite3_column_int64(st, 15);
+    c->n_done = store__col_int64(st, 12);
+    c->n_total = store__col_int64(st, 13);
+    c->n_cache_hits = store__col_int64(st, 14);
+    c->n_layers = store__col_int64(st, 15);
 }
 
 enum err_code store_checkpoint_get(struct store *s, const char *run, int64_t step,
                                    struct store_checkpoint *out, struct err *e)
 {
     static const char sql[] = CKPT_SELECT "WHERE c.run_id = ?1 AND c.step = ?2";
-    sqlite3_stmt *st = NULL;
+    struct store__q *st = NULL;
     int64_t run_id = 0;
     enum err_code rc;
     int src;
@@ -207,12 +205,12 @@ enum err_code store_checkpoint_get(struct store *s, const char *run, int64_t ste
     if ((rc = store__run_id(s, run, &run_id, e)) != ERR_OK ||
         (rc = store__stmt(s, sql, &st, e)) != ERR_OK)
         return rc;
-    sqlite3_bind_int64(st, 1, run_id);
-    sqlite3_bind_int64(st, 2, step);
-    src = sqlite3_step(st);
-    if (src == SQLITE_ROW)
+    store__bind_int64(st, 1, run_id);
+    store__bind_int64(st, 2, step);
+    src = store__step(st);
+    if (src == STORE__ROW)
         read_checkpoint(st, out);
-    else if (src == SQLITE_DONE)
+    else if (src == STORE__DONE)
         rc = err_set(e, ERR_NOTFOUND, "run '%s' has no checkpoint at step %" PRId64, run, step);
     else
         rc = store__dberr(s, src, "checkpoint get", e);
@@ -228,7 +226,7 @@ enum err_code store_checkpoints_list(struct store *s, const char *run, size_t pa
                                           "ORDER BY c.step LIMIT ?3";
     size_t limit = store__page_size(page_size);
     struct store_checkpoint_page *p = NULL;
-    sqlite3_stmt *st = NULL;
+    struct store__q *st = NULL;
     int64_t run_id = 0, after = INT64_MIN;
     enum err_code rc;
     int has = 0, src;
@@ -246,18 +244,18 @@ enum err_code store_checkpoints_list(struct store *s, const char *run, size_t pa
     }
     if ((rc = store__stmt(s, sql, &st, e)) != ERR_OK)
         goto out;
-    sqlite3_bind_int64(st, 1, run_id);
-    sqlite3_bind_int64(st, 2, after);
-    sqlite3_bind_int64(st, 3, (int64_t)limit + 1);
-    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+    store__bind_int64(st, 1, run_id);
+    store__bind_int64(st, 2, after);
+    store__bind_int64(st, 3, (int64_t)limit + 1);
+    while ((src = store__step(st)) == STORE__ROW) {
         if (p->n == limit) {
             store__token_from_step(p->items[p->n - 1].step, p->next_token);
-            src = SQLITE_DONE;
+            src = STORE__DONE;
             break;
         }
         read_checkpoint(st, &p->items[p->n++]);
     }
-    if (src != SQLITE_DONE)
+    if (src != STORE__DONE)
         rc = store__dberr(s, src, "checkpoint list", e);
 out:
     store__release(st);
@@ -322,16 +320,16 @@ static int heat_cell_room(struct store_heatmap *h, size_t *cap)
 
 /* Read cells from `st` (step, name, result columns; ordered by step, ord)
  * until page_size steps or the cell cap, ending at a step boundary. */
-static enum err_code heat_fill(struct store *s, sqlite3_stmt *st, struct store_heatmap *h,
+static enum err_code heat_fill(struct store *s, struct store__q *st, struct store_heatmap *h,
                                size_t page_size, struct err *e)
 {
     size_t layer_cap = 0, cell_cap = 0, pos = 0;
     int64_t cur = 0;
     int src;
 
-    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        int64_t step = sqlite3_column_int64(st, 0);
-        const unsigned char *name = sqlite3_column_text(st, 1);
+    while ((src = store__step(st)) == STORE__ROW) {
+        int64_t step = store__col_int64(st, 0);
+        const char *name = store__col_str(st, 1);
         struct farms_result r;
 
         if (h->n_steps == 0 || step != cur) {
@@ -353,7 +351,7 @@ static enum err_code heat_fill(struct store *s, sqlite3_stmt *st, struct store_h
         h->cells[h->n_cells].value = store_metric_value(&r, h->metric);
         h->n_cells++;
     }
-    return src == SQLITE_DONE ? ERR_OK : store__dberr(s, src, "run history", e);
+    return src == STORE__DONE ? ERR_OK : store__dberr(s, src, "run history", e);
 }
 
 enum err_code store_run_history(struct store *s, const char *run, enum store_metric metric,
@@ -365,7 +363,7 @@ enum err_code store_run_history(struct store *s, const char *run, enum store_met
                               "WHERE run_id = ?1 AND settings_hash = ?2 AND step >= ?3 "
                               "AND step <= ?4 ORDER BY step, ord";
     struct store_heatmap *h = NULL;
-    sqlite3_stmt *st = NULL;
+    struct store__q *st = NULL;
     int64_t run_id = 0, from = start_step, after = 0;
     enum err_code rc;
     int has = 0;
@@ -386,10 +384,10 @@ enum err_code store_run_history(struct store *s, const char *run, enum store_met
         goto out;
     if ((rc = store__stmt(s, sql, &st, e)) != ERR_OK)
         goto out;
-    sqlite3_bind_int64(st, 1, run_id);
-    sqlite3_bind_text(st, 2, h->settings_hash, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, from);
-    sqlite3_bind_int64(st, 4, end_step);
+    store__bind_int64(st, 1, run_id);
+    store__bind_text(st, 2, h->settings_hash);
+    store__bind_int64(st, 3, from);
+    store__bind_int64(st, 4, end_step);
     rc = heat_fill(s, st, h, store__page_size(page_size), e);
 out:
     store__release(st);

@@ -38,7 +38,7 @@ struct http_res {
     long status;
     char *body; /* NUL-terminated, owned (free) */
     size_t len;
-    char etag[96], cache_control[96], content_type[96];
+    char etag[96], cache_control[96], content_type[96], retry_after[16];
 };
 
 static inline void srv_sleep_ms(long ms)
@@ -160,6 +160,7 @@ static inline size_t http_hdr_cb(char *p, size_t sz, size_t n, void *arg)
     http_hdr_copy(p, sz * n, "ETag:", r->etag, sizeof(r->etag));
     http_hdr_copy(p, sz * n, "Cache-Control:", r->cache_control, sizeof(r->cache_control));
     http_hdr_copy(p, sz * n, "Content-Type:", r->content_type, sizeof(r->content_type));
+    http_hdr_copy(p, sz * n, "Retry-After:", r->retry_after, sizeof(r->retry_after));
     return sz * n;
 }
 

@@ -2,6 +2,8 @@
  *
  * Most cases use store_open(":memory:"); the migration, crash/requeue and
  * two-thread claim cases use a temp file database (WAL), as the service does.
+ * Then every case that is not about SQLite files runs again against
+ * PostgreSQL (FARMSD_TEST_PG_URL, tests/pg_util.h): a fresh database per case.
  */
 #include "storage/store.h"
 
@@ -17,6 +19,7 @@
 
 #include "core/thash.h"
 #include "tests/check.h"
+#include "tests/pg_util.h"
 
 static const char PARAMS_LLM[] = "{\"window_rows\":2000,\"q_ratio\":1,\"xmin\":\"peak\"}";
 static const char PARAMS_CV[] = "{\"window_rows\":100,\"q_ratio\":1,\"xmin\":\"mid\"}";
@@ -28,20 +31,34 @@ static void sha_of(const char *text, char hex[STORE_HASH_LEN])
     ERR_ASSERT(thash_bytes(text, strlen(text), hex, NULL) == ERR_OK);
 }
 
+/* NULL: the cases run on SQLite; else the PostgreSQL URL they run on. */
+static const char *g_pg;
+
 static struct store *open_mem(void)
 {
     struct store *s = NULL;
     struct err e = {0};
 
-    ERR_ASSERT(store_open(":memory:", &s, &e) == ERR_OK);
+    if (g_pg != NULL)
+        ERR_ASSERT(pgu_reset(g_pg) == 0);
+    if (store_open(g_pg != NULL ? g_pg : ":memory:", &s, &e) != ERR_OK) {
+        fprintf(stderr, "store_open: %s\n", e.msg);
+        ERR_ASSERT(!"store_open");
+    }
     return s;
 }
 
-/* A temp file path for a database; removes it and its WAL files first. */
+/* A temp file path for a database; removes it and its WAL files first.
+ * PostgreSQL: the test URL, its database emptied. */
 static void temp_db(char *buf, size_t len, const char *tag)
 {
     char p[512];
 
+    if (g_pg != NULL) {
+        ERR_ASSERT(pgu_reset(g_pg) == 0);
+        snprintf(buf, len, "%s", g_pg);
+        return;
+    }
     snprintf(buf, len, "/tmp/test_store_%ld_%s.db", (long)getpid(), tag);
     unlink(buf);
     snprintf(p, sizeof p, "%s-wal", buf);
@@ -54,6 +71,8 @@ static void remove_db(const char *path)
 {
     char p[512];
 
+    if (g_pg != NULL)
+        return;
     unlink(path);
     snprintf(p, sizeof p, "%s-wal", path);
     unlink(p);
@@ -422,6 +441,67 @@ static void test_requeue_after_crash(void)
     CHECK_EQ_INT(store_jobs_requeue(s, &n, &e), ERR_OK);
     CHECK_EQ_INT(n, 2);
     store_close(s);
+    remove_db(path);
+}
+
+/* Two workers with leases on one database: a claim is not taken while its
+ * lease runs; once it lapses (the worker died) the other worker claims it,
+ * and the first one's late progress and finish are refused. At shutdown a
+ * worker gives back only its own running jobs. */
+static void test_lease_expires_and_is_reclaimed(void)
+{
+    char path[256];
+    struct store *a = NULL, *b = NULL;
+    struct store_job job, got;
+    struct err e = {0};
+    int64_t j1, j2, n = -1;
+    int claimed = 0;
+
+    temp_db(path, sizeof path, "lease");
+    CHECK_EQ_INT(store_open(path, &a, &e), ERR_OK);
+    CHECK_EQ_INT(store_open(path, &b, &e), ERR_OK);
+    CHECK_EQ_INT(store_set_lease(a, "replica-a", 1.0, &e), ERR_OK);
+    CHECK_EQ_INT(store_set_lease(b, "replica-b", 1.0, &e), ERR_OK);
+    CHECK_EQ_INT(store_set_lease(b, "", 1, &e), ERR_INVAL);
+    j1 = submit_ok(a, "r", 1);
+    CHECK_EQ_INT(store_job_claim(a, &job, &claimed, &e), ERR_OK);
+    CHECK_EQ_INT(claimed, 1);
+    CHECK_EQ_INT(job.id, j1);
+    CHECK_STR_EQ(job.claimed_by, "replica-a");
+    CHECK(job.lease_until > job.started);
+    CHECK_EQ_INT(store_job_claim(b, &got, &claimed, &e), ERR_OK);
+    CHECK_EQ_INT(claimed, 0); /* the lease runs */
+    usleep(500 * 1000);
+    CHECK_EQ_INT(store_job_progress(a, j1, 1, 3, 0, &e), ERR_OK); /* renewed */
+    usleep(600 * 1000);
+    CHECK_EQ_INT(store_job_claim(b, &got, &claimed, &e), ERR_OK);
+    CHECK_EQ_INT(claimed, 0); /* 1.1 s after the claim, 0.6 s after the renewal */
+    usleep(1200 * 1000);      /* replica a "dies" */
+    CHECK_EQ_INT(store_job_claim(b, &got, &claimed, &e), ERR_OK);
+    CHECK_EQ_INT(claimed, 1);
+    CHECK_EQ_INT(got.id, j1);
+    CHECK_STR_EQ(got.claimed_by, "replica-b");
+    CHECK_EQ_INT(got.n_done, 0);
+    CHECK_EQ_INT(store_job_progress(a, j1, 2, 3, 0, &e), ERR_CANCELED);
+    CHECK(strstr(e.msg, "another worker") != NULL);
+    CHECK_EQ_INT(store_job_finish(a, j1, STORE_JOB_SUCCEEDED, NULL, NULL, &e), ERR_CANCELED);
+    CHECK_EQ_INT(store_job_progress(b, j1, 3, 3, 1, &e), ERR_OK);
+    CHECK_EQ_INT(store_job_finish(b, j1, STORE_JOB_SUCCEEDED, NULL, NULL, &e), ERR_OK);
+    /* shutdown of b gives back b's running job, not a's */
+    j2 = submit_ok(a, "r", 2);
+    submit_ok(a, "r", 3);
+    CHECK_EQ_INT(store_job_claim(b, &got, &claimed, &e), ERR_OK);
+    CHECK_EQ_INT(got.id, j2);
+    CHECK_EQ_INT(store_job_claim(a, &job, &claimed, &e), ERR_OK);
+    CHECK_EQ_INT(store_jobs_release(b, &n, &e), ERR_OK);
+    CHECK_EQ_INT(n, 1);
+    CHECK_EQ_INT(store_job_get(a, j2, &got, &e), ERR_OK);
+    CHECK_EQ_INT(got.state, STORE_JOB_QUEUED);
+    CHECK_STR_EQ(got.claimed_by, "");
+    CHECK_EQ_INT(store_job_get(a, job.id, &got, &e), ERR_OK);
+    CHECK_EQ_INT(got.state, STORE_JOB_RUNNING);
+    store_close(a);
+    store_close(b);
     remove_db(path);
 }
 
@@ -1018,7 +1098,9 @@ static int user_version(const char *path)
 static void test_migrate_v1_in_place(void)
 {
     static const char to_v1[] = "ALTER TABLE results DROP COLUMN esd;"
-                                "ALTER TABLE layers DROP COLUMN esd; PRAGMA user_version = 1;";
+                                "ALTER TABLE layers DROP COLUMN esd; ALTER TABLE jobs DROP COLUMN "
+                                "claimed_by; ALTER TABLE jobs DROP COLUMN lease_until; "
+                                "PRAGMA user_version = 1;";
     char path[256], n0[] = "fc1.weight";
     struct store *s = NULL;
     struct store_layer row;
@@ -1049,7 +1131,7 @@ static void test_migrate_v1_in_place(void)
 
     CHECK_EQ_INT(store_open(path, &s, &e), ERR_OK);
     CHECK_EQ_INT(user_version(path), STORE_SCHEMA_VERSION);
-    CHECK_EQ_INT(STORE_SCHEMA_VERSION, 2);
+    CHECK_EQ_INT(STORE_SCHEMA_VERSION, 3);
     CHECK_EQ_INT(store_layer_get(s, "old", "fc1.weight", 7, NULL, &l, &e), ERR_OK);
     CHECK_EQ_INT(l->n, 1); /* the old row, without a histogram */
     if (l->n == 1) {
@@ -1068,17 +1150,17 @@ static void test_migrate_v1_in_place(void)
     CHECK_EQ_INT(store_open(path, &s, &e), ERR_OK);
     store_close(s);
     CHECK(sqlite3_open(path, &db) == SQLITE_OK);
-    CHECK(sqlite3_exec(db, "PRAGMA user_version = 3", NULL, NULL, NULL) == SQLITE_OK);
+    CHECK(sqlite3_exec(db, "PRAGMA user_version = 4", NULL, NULL, NULL) == SQLITE_OK);
     sqlite3_close(db);
     CHECK_EQ_INT(store_open(path, &s, &e), ERR_DB);
     CHECK(strstr(e.msg, "newer") != NULL);
     remove_db(path);
 }
 
-int main(void)
+/* Every case but those about SQLite files. */
+static void run_portable_cases(void)
 {
     test_open_twice_migrates_once();
-    test_open_rejects_bad_path();
     test_submit_new_existing_conflict();
     test_submit_validates();
     test_claim_fifo();
@@ -1086,6 +1168,7 @@ int main(void)
     test_cancel();
     test_finish_records_error_and_timings();
     test_requeue_after_crash();
+    test_lease_expires_and_is_reclaimed();
     test_cache_put_get_ignore();
     test_layer_reads();
     test_history_pages();
@@ -1094,6 +1177,18 @@ int main(void)
     test_version_changes_on_writes_only();
     test_cache_carries_the_histogram();
     test_layer_get_with_histogram();
+}
+
+int main(void)
+{
+    const char *url;
+
+    run_portable_cases();
+    test_open_rejects_bad_path();
     test_migrate_v1_in_place();
+    if ((url = pgu_url()) != NULL) {
+        g_pg = url;
+        run_portable_cases();
+    }
     return check_report("test_store");
 }

@@ -1,0 +1,160 @@
+/* store_copy.c -- copy one database into another (farmsd migrate): runs,
+ * settings, checkpoints, jobs, the result cache and layer rows, with their
+ * ids, so page tokens, job ids and histories read the same afterwards.
+ *
+ * Idempotent: every row is inserted with ON CONFLICT DO NOTHING (the keys
+ * are the source's), so a second run, or a run after an interrupted one,
+ * adds only what is missing. Values are copied by type (integers, doubles
+ * bit for bit, text, NULL). Jobs that were running in the source are
+ * copied as queued: the service that ran them is not running any more.
+ * The change id of the destination becomes at least the source's. On
+ * PostgreSQL the identity sequences are moved past the copied ids.
+ *
+ * THREAD SAFETY: as store.h; two connections, one thread.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "storage/store.h"
+#include "storage/store_db.h"
+#include "storage/store_int.h"
+
+/* A table: its SELECT (source), INSERT (destination) and column types
+ * (I integer, R double, T text) in the same order. */
+struct copy_table {
+    const char *name;
+    const char *select;
+    const char *insert;
+    const char *types;
+};
+
+#define RES_TYPES "TTTRRRIIIRRRRRRRIRII"
+
+static const struct copy_table TABLES[] = {
+    {"runs", "SELECT id, name, created, version FROM runs ORDER BY id",
+     "INSERT INTO runs(id, name, created, version) VALUES(?1, ?2, ?3, ?4) "
+     "ON CONFLICT DO NOTHING",
+     "ITRI"},
+    {"settings", "SELECT hash, preset, params FROM settings ORDER BY hash",
+     "INSERT INTO settings(hash, preset, params) VALUES(?1, ?2, ?3) ON CONFLICT DO NOTHING", "TTT"},
+    {"checkpoints",
+     "SELECT id, run_id, step, content_sha256, source, path, format, size, created "
+     "FROM checkpoints ORDER BY id",
+     "INSERT INTO checkpoints(id, run_id, step, content_sha256, source, path, format, size, "
+     "created) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING",
+     "IIITITTIR"},
+    {"jobs",
+     "SELECT id, checkpoint_id, settings_hash, preset, CASE WHEN state = 1 THEN 0 ELSE state "
+     "END, CASE WHEN state = 1 THEN 0 ELSE n_done END, n_total, CASE WHEN state = 1 THEN 0 "
+     "ELSE n_cache_hits END, error_category, error_message, created, CASE WHEN state = 1 THEN "
+     "0 ELSE started END, finished FROM jobs ORDER BY id",
+     "INSERT INTO jobs(id, checkpoint_id, settings_hash, preset, state, n_done, n_total, "
+     "n_cache_hits, error_category, error_message, created, started, finished) VALUES(?1, ?2, "
+     "?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT DO NOTHING",
+     "IITTIIIITTRRR"},
+    {"results",
+     "SELECT tensor_sha256, analysis_key, settings_hash, engine_version, "
+     "created, " STORE__RESULT_COLS ", esd FROM results ORDER BY tensor_sha256, analysis_key, "
+     "settings_hash, engine_version",
+     "INSERT INTO results(tensor_sha256, analysis_key, settings_hash, engine_version, "
+     "created, " STORE__RESULT_COLS ", esd) VALUES(?, ?, ?, ?, ?, " STORE__RESULT_PARAMS
+     ", ?) ON CONFLICT DO NOTHING",
+     "TTTTR" RES_TYPES "T"},
+    {"layers",
+     "SELECT checkpoint_id, settings_hash, ord, run_id, step, name, kind, dtype, shape, "
+     "tensor_sha256, " STORE__RESULT_COLS ", esd FROM layers ORDER BY checkpoint_id, "
+     "settings_hash, ord",
+     "INSERT INTO layers(checkpoint_id, settings_hash, ord, run_id, step, name, kind, dtype, "
+     "shape, tensor_sha256, " STORE__RESULT_COLS
+     ", esd) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, " STORE__RESULT_PARAMS
+     ", ?) ON CONFLICT DO NOTHING",
+     "TTIIITTTTT" RES_TYPES "T"},
+};
+
+/* Bind column `c` of the source row to parameter c+1 of `ins`. */
+static void copy_col(struct store__q *sel, struct store__q *ins, int c, char type)
+{
+    if (store__is_null(sel, c))
+        store__bind_null(ins, c + 1);
+    else if (type == 'I')
+        store__bind_int64(ins, c + 1, store__col_int64(sel, c));
+    else if (type == 'R')
+        store__bind_double(ins, c + 1, store__col_double(sel, c));
+    else
+        store__bind_text(ins, c + 1, store__col_str(sel, c));
+}
+
+static enum err_code copy_table(struct store *from, struct store *to, const struct copy_table *t,
+                                struct store_copy_stats *st, struct err *e)
+{
+    struct store__q *sel = NULL, *ins = NULL;
+    int ncols = (int)strlen(t->types), src;
+    enum err_code rc;
+
+    if ((rc = store__stmt(from, t->select, &sel, e)) != ERR_OK)
+        return rc;
+    while ((src = store__step(sel)) == STORE__ROW) {
+        if ((rc = store__stmt(to, t->insert, &ins, e)) != ERR_OK)
+            break;
+        for (int c = 0; c < ncols; c++)
+            copy_col(sel, ins, c, t->types[c]);
+        if ((rc = store__step_done(to, ins, t->name, e)) != ERR_OK)
+            break;
+        st->rows_read++;
+        st->rows_added += store__changes(to);
+    }
+    if (rc == ERR_OK && src != STORE__DONE)
+        rc = store__dberr(from, src, t->name, e);
+    store__release(sel);
+    return rc;
+}
+
+/* Destination's change id = max(its own, the source's); PostgreSQL
+ * identities past the copied ids. */
+static enum err_code copy_finish(struct store *from, struct store *to, struct err *e)
+{
+    static const char seq[] =
+        "SELECT setval(pg_get_serial_sequence('runs', 'id'), coalesce(max(id), 0) + 1, false) "
+        "FROM runs; SELECT setval(pg_get_serial_sequence('checkpoints', 'id'), "
+        "coalesce(max(id), 0) + 1, false) FROM checkpoints; SELECT setval("
+        "pg_get_serial_sequence('jobs', 'id'), coalesce(max(id), 0) + 1, false) FROM jobs";
+    static const char set[] = "UPDATE meta SET value = CAST(?1 AS BIGINT) WHERE key = "
+                              "'change_seq' AND CAST(value AS BIGINT) < CAST(?1 AS BIGINT)";
+    struct store__q *q = NULL;
+    int64_t v = 0;
+    enum err_code rc;
+
+    if ((rc = store_runs_version(from, &v, e)) != ERR_OK ||
+        (rc = store__stmt(to, set, &q, e)) != ERR_OK)
+        return rc;
+    store__bind_int64(q, 1, v);
+    if ((rc = store__step_done(to, q, "change id", e)) != ERR_OK)
+        return rc;
+    if (strcmp(store_backend(to), "postgresql") == 0)
+        rc = to->drv->exec(to, seq, "identity sequences", e);
+    return rc;
+}
+
+enum err_code store_copy(struct store *from, struct store *to, struct store_copy_stats *stats,
+                         struct err *e)
+{
+    struct store_copy_stats st = {0};
+    enum err_code rc;
+    size_t i;
+
+    if (stats != NULL)
+        *stats = st;
+    if ((rc = store__begin(to, e)) != ERR_OK)
+        return rc;
+    for (i = 0; i < sizeof TABLES / sizeof TABLES[0] && rc == ERR_OK; i++)
+        rc = copy_table(from, to, &TABLES[i], &st, e);
+    if (rc == ERR_OK && (rc = copy_finish(from, to, e)) == ERR_OK)
+        rc = store__commit(to, e);
+    if (rc != ERR_OK) {
+        store__rollback(to);
+        return rc;
+    }
+    if (stats != NULL)
+        *stats = st;
+    return ERR_OK;
+}

@@ -1,0 +1,348 @@
+/* store_db_sqlite.c -- the SQLite driver (store_db.h): connection,
+ * pragmas, schema and migrations (PRAGMA user_version), statements.
+ *
+ * Pragmas: journal_mode=WAL (readers never block the writer, dashboards
+ * poll), synchronous=FULL (a commit that acknowledges an upload must survive
+ * power loss; NORMAL in WAL mode may lose the last commits), busy_timeout
+ * (writers queue instead of failing), foreign_keys=ON. Write transactions
+ * are BEGIN IMMEDIATE: one writer at a time across processes.
+ *
+ * THREAD SAFETY: one connection opened with SQLITE_OPEN_NOMUTEX; the caller
+ * keeps it on one thread at a time.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "storage/store_db.h"
+#include "storage/store_int.h"
+
+/* --- Schema ------------------------------------------------------------------ */
+
+/* Version 1. The result columns are STORE__RESULT_COLS (store_int.h). */
+static const char SCHEMA_V1[] =
+    "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value NOT NULL) WITHOUT ROWID;"
+    "INSERT OR IGNORE INTO meta VALUES('instance', lower(hex(randomblob(16))));"
+    "INSERT OR IGNORE INTO meta VALUES('change_seq', 0);"
+    "CREATE TABLE IF NOT EXISTS runs("
+    " id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, created REAL NOT NULL,"
+    " version INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE IF NOT EXISTS settings("
+    " hash TEXT PRIMARY KEY, preset TEXT NOT NULL, params TEXT NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS checkpoints("
+    " id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL REFERENCES runs(id),"
+    " step INTEGER NOT NULL, content_sha256 TEXT NOT NULL, source INTEGER NOT NULL,"
+    " path TEXT NOT NULL DEFAULT '', format TEXT NOT NULL DEFAULT '',"
+    " size INTEGER NOT NULL DEFAULT 0, created REAL NOT NULL, UNIQUE(run_id, step));"
+    "CREATE TABLE IF NOT EXISTS jobs("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " checkpoint_id INTEGER NOT NULL REFERENCES checkpoints(id),"
+    " settings_hash TEXT NOT NULL REFERENCES settings(hash), preset TEXT NOT NULL,"
+    " state INTEGER NOT NULL, n_done INTEGER NOT NULL DEFAULT 0,"
+    " n_total INTEGER NOT NULL DEFAULT 0, n_cache_hits INTEGER NOT NULL DEFAULT 0,"
+    " error_category TEXT NOT NULL DEFAULT '', error_message TEXT NOT NULL DEFAULT '',"
+    " created REAL NOT NULL, started REAL NOT NULL DEFAULT 0,"
+    " finished REAL NOT NULL DEFAULT 0, UNIQUE(checkpoint_id, settings_hash));"
+    "CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, id);"
+    "CREATE TABLE IF NOT EXISTS results("
+    " tensor_sha256 TEXT NOT NULL, analysis_key TEXT NOT NULL, settings_hash TEXT NOT NULL,"
+    " engine_version TEXT NOT NULL, created REAL NOT NULL,"
+    " status TEXT NOT NULL, reason TEXT NOT NULL, warning TEXT NOT NULL, alpha REAL, D REAL,"
+    " xmin REAL, xmin_index INTEGER, n_tail INTEGER, n_fitted INTEGER, spectral_norm REAL,"
+    " norm REAL, alpha_hat REAL, stable_rank REAL, norm_stable_rank REAL, log_norm REAL,"
+    " log_spectral_norm REAL, matrix_rank INTEGER, entropy REAL, num_eigs INTEGER,"
+    " windows INTEGER,"
+    " PRIMARY KEY(tensor_sha256, analysis_key, settings_hash, engine_version)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS layers("
+    " checkpoint_id INTEGER NOT NULL REFERENCES checkpoints(id),"
+    " settings_hash TEXT NOT NULL, ord INTEGER NOT NULL,"
+    " run_id INTEGER NOT NULL, step INTEGER NOT NULL, name TEXT NOT NULL,"
+    " kind TEXT NOT NULL, dtype TEXT NOT NULL, shape TEXT NOT NULL,"
+    " tensor_sha256 TEXT NOT NULL,"
+    " status TEXT NOT NULL, reason TEXT NOT NULL, warning TEXT NOT NULL, alpha REAL, D REAL,"
+    " xmin REAL, xmin_index INTEGER, n_tail INTEGER, n_fitted INTEGER, spectral_norm REAL,"
+    " norm REAL, alpha_hat REAL, stable_rank REAL, norm_stable_rank REAL, log_norm REAL,"
+    " log_spectral_norm REAL, matrix_rank INTEGER, entropy REAL, num_eigs INTEGER,"
+    " windows INTEGER,"
+    " PRIMARY KEY(checkpoint_id, settings_hash, ord));"
+    "CREATE INDEX IF NOT EXISTS layers_history ON layers(run_id, settings_hash, name, step);"
+    "CREATE INDEX IF NOT EXISTS layers_step ON layers(run_id, settings_hash, step, ord);"
+    "PRAGMA user_version = 1;";
+
+/* Version 2: the ESD histogram (core/esd_hist text form, NULL when none)
+ * of every cached result and layer row. */
+static const char SCHEMA_V2[] = "ALTER TABLE results ADD COLUMN esd TEXT;"
+                                "ALTER TABLE layers ADD COLUMN esd TEXT;"
+                                "PRAGMA user_version = 2;";
+
+/* Version 3: job leases (the owner that claimed a running job, and when
+ * its claim expires unless renewed). */
+static const char SCHEMA_V3[] = "ALTER TABLE jobs ADD COLUMN claimed_by TEXT NOT NULL DEFAULT '';"
+                                "ALTER TABLE jobs ADD COLUMN lease_until REAL NOT NULL DEFAULT 0;"
+                                "PRAGMA user_version = 3;";
+
+/* --- Statements ----------------------------------------------------------------- */
+
+struct lite_q {
+    struct store__q base;
+    struct store *s;
+    sqlite3_stmt *st;
+};
+
+static sqlite3 *lite_db(struct store *s)
+{
+    return s->conn;
+}
+
+static int lite_status(int rc)
+{
+    int prim = rc & 0xff;
+
+    if (rc == SQLITE_ROW)
+        return STORE__ROW;
+    if (rc == SQLITE_DONE || rc == SQLITE_OK)
+        return STORE__DONE;
+    return prim == SQLITE_BUSY || prim == SQLITE_LOCKED ? STORE__BUSY : STORE__ERROR;
+}
+
+static const char *lite_errmsg(struct store *s)
+{
+    return sqlite3_errmsg(lite_db(s));
+}
+
+static enum err_code lite_prepare(struct store *s, const char *sql, struct store__q **out,
+                                  struct err *e)
+{
+    struct lite_q *q = calloc(1, sizeof *q);
+    int rc;
+
+    *out = NULL;
+    if (q == NULL)
+        return err_set(e, ERR_NOMEM, "prepare: out of memory");
+    rc = sqlite3_prepare_v3(lite_db(s), sql, -1, SQLITE_PREPARE_PERSISTENT, &q->st, NULL);
+    if (rc != SQLITE_OK) {
+        free(q);
+        return store__dberr(s, lite_status(rc), "prepare", e);
+    }
+    q->base.drv = &store__drv_sqlite;
+    q->s = s;
+    *out = &q->base;
+    return ERR_OK;
+}
+
+static struct lite_q *lq(struct store__q *q)
+{
+    return (struct lite_q *)q;
+}
+
+static void lite_finalize(struct store__q *q)
+{
+    if (q == NULL)
+        return;
+    sqlite3_finalize(lq(q)->st);
+    free(q);
+}
+
+static void lite_reset(struct store__q *q)
+{
+    sqlite3_reset(lq(q)->st);
+    sqlite3_clear_bindings(lq(q)->st);
+}
+
+static void lite_bind_int64(struct store__q *q, int idx, int64_t v)
+{
+    sqlite3_bind_int64(lq(q)->st, idx, v);
+}
+
+static void lite_bind_double(struct store__q *q, int idx, double v)
+{
+    sqlite3_bind_double(lq(q)->st, idx, v);
+}
+
+static void lite_bind_text(struct store__q *q, int idx, const char *v, size_t n)
+{
+    sqlite3_bind_text(lq(q)->st, idx, v, (int)n, SQLITE_TRANSIENT);
+}
+
+static void lite_bind_null(struct store__q *q, int idx)
+{
+    sqlite3_bind_null(lq(q)->st, idx);
+}
+
+static int lite_step(struct store__q *q)
+{
+    return lite_status(sqlite3_step(lq(q)->st));
+}
+
+static int lite_is_null(struct store__q *q, int col)
+{
+    return sqlite3_column_type(lq(q)->st, col) == SQLITE_NULL;
+}
+
+static int64_t lite_col_int64(struct store__q *q, int col)
+{
+    return sqlite3_column_int64(lq(q)->st, col);
+}
+
+static double lite_col_double(struct store__q *q, int col)
+{
+    return sqlite3_column_double(lq(q)->st, col);
+}
+
+static const char *lite_col_text(struct store__q *q, int col)
+{
+    const unsigned char *t = sqlite3_column_text(lq(q)->st, col);
+
+    return t != NULL ? (const char *)t : "";
+}
+
+static int64_t lite_changes(struct store *s)
+{
+    return sqlite3_changes64(lite_db(s));
+}
+
+/* --- Transactions ---------------------------------------------------------------- */
+
+static enum err_code lite_exec(struct store *s, const char *sql, const char *what, struct err *e)
+{
+    int rc = sqlite3_exec(lite_db(s), sql, NULL, NULL, NULL);
+
+    return rc == SQLITE_OK ? ERR_OK : store__dberr(s, lite_status(rc), what, e);
+}
+
+static enum err_code lite_begin(struct store *s, struct err *e)
+{
+    return lite_exec(s, "BEGIN IMMEDIATE", "begin", e);
+}
+
+static enum err_code lite_commit(struct store *s, struct err *e)
+{
+    return lite_exec(s, "COMMIT", "commit", e);
+}
+
+static void lite_rollback(struct store *s)
+{
+    if (!sqlite3_get_autocommit(lite_db(s)))
+        sqlite3_exec(lite_db(s), "ROLLBACK", NULL, NULL, NULL);
+}
+
+/* --- Open, migrate, check ----------------------------------------------------------- */
+
+static enum err_code lite_pragma_int(struct store *s, const char *sql, int *v, struct err *e)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(lite_db(s), sql, -1, &st, NULL);
+
+    if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        *v = sqlite3_column_int(st, 0);
+        rc = SQLITE_OK;
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_OK ? ERR_OK : store__dberr(s, lite_status(rc), sql, e);
+}
+
+/* Bring the schema to STORE_SCHEMA_VERSION inside BEGIN IMMEDIATE: a second
+ * process opening at the same time waits, then sees the new version. */
+static enum err_code lite_migrate(struct store *s, struct err *e)
+{
+    enum err_code rc;
+    int v = 0;
+
+    if ((rc = lite_pragma_int(s, "PRAGMA user_version", &v, e)) != ERR_OK)
+        return rc;
+    if (v == STORE_SCHEMA_VERSION)
+        return ERR_OK;
+    if ((rc = lite_begin(s, e)) != ERR_OK)
+        return rc;
+    if ((rc = lite_pragma_int(s, "PRAGMA user_version", &v, e)) != ERR_OK)
+        goto out;
+    if (v > STORE_SCHEMA_VERSION) {
+        rc = err_set(e, ERR_DB, "database schema version %d is newer than this farmsd's (%d)", v,
+                     STORE_SCHEMA_VERSION);
+        goto out;
+    }
+    if (v < 1 && (rc = lite_exec(s, SCHEMA_V1, "migrate to schema 1", e)) != ERR_OK)
+        goto out;
+    if (v < 2 && (rc = lite_exec(s, SCHEMA_V2, "migrate to schema 2", e)) != ERR_OK)
+        goto out;
+    if (v < 3 && (rc = lite_exec(s, SCHEMA_V3, "migrate to schema 3", e)) != ERR_OK)
+        goto out;
+    rc = lite_commit(s, e);
+out:
+    if (rc != ERR_OK)
+        lite_rollback(s);
+    return rc;
+}
+
+static enum err_code lite_load_instance(struct store *s, struct err *e)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(lite_db(s), "SELECT value FROM meta WHERE key = 'instance'", -1,
+                                &st, NULL);
+
+    if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const unsigned char *t = sqlite3_column_text(st, 0);
+
+        snprintf(s->instance, sizeof s->instance, "%s", t != NULL ? (const char *)t : "");
+        rc = SQLITE_OK;
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_OK ? ERR_OK : store__dberr(s, lite_status(rc), "instance id", e);
+}
+
+static enum err_code lite_open(struct store *s, const char *path, struct err *e)
+{
+    static const char pragmas[] = "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+                                  "PRAGMA foreign_keys=ON;";
+    sqlite3 *db = NULL;
+    enum err_code rc;
+    int src = sqlite3_open_v2(
+        path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+
+    s->conn = db;
+    if (src != SQLITE_OK) {
+        return db != NULL ? store__dberr(s, lite_status(src), path, e)
+                          : err_set(e, ERR_NOMEM, "%s: cannot allocate a connection", path);
+    }
+    sqlite3_extended_result_codes(db, 1);
+    sqlite3_busy_timeout(db, STORE_BUSY_TIMEOUT_MS);
+    if ((rc = lite_exec(s, pragmas, "pragmas", e)) != ERR_OK || (rc = lite_migrate(s, e)) != ERR_OK)
+        return rc;
+    return lite_load_instance(s, e);
+}
+
+static void lite_close(struct store *s)
+{
+    sqlite3_close(lite_db(s));
+    s->conn = NULL;
+}
+
+static enum err_code lite_check(struct store *s, struct err *e)
+{
+    sqlite3_stmt *st = NULL;
+    char first[200] = "";
+    int rc = sqlite3_prepare_v2(lite_db(s), "PRAGMA integrity_check", -1, &st, NULL);
+
+    if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const unsigned char *t = sqlite3_column_text(st, 0);
+
+        snprintf(first, sizeof first, "%s", t != NULL ? (const char *)t : "");
+        rc = SQLITE_OK;
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_OK)
+        return store__dberr(s, lite_status(rc), "integrity_check", e);
+    if (strcmp(first, "ok") != 0)
+        return err_set(e, ERR_DB, "integrity_check: %s", first);
+    return ERR_OK;
+}
+
+const struct store__drv store__drv_sqlite = {
+    "sqlite",        lite_open,        lite_close,     lite_prepare,   lite_finalize, lite_reset,
+    lite_bind_int64, lite_bind_double, lite_bind_text, lite_bind_null, lite_step,     lite_is_null,
+    lite_col_int64,  lite_col_double,  lite_col_text,  lite_changes,   lite_exec,     lite_begin,
+    lite_commit,     lite_rollback,    lite_errmsg,    lite_check,
+};

@@ -1,0 +1,64 @@
+/* store_lease.c -- job leases for several workers or replicas on one
+ * database: the owner and lease length of a connection, and giving back
+ * an owner's running jobs at shutdown. Claims, renewals and the owner
+ * checks are in store_jobs.c. See store.h.
+ *
+ * THREAD SAFETY: as store.h (one connection per thread).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "storage/store.h"
+#include "storage/store_db.h"
+#include "storage/store_int.h"
+
+enum err_code store_set_lease(struct store *s, const char *owner, double lease_s, struct err *e)
+{
+    if (owner == NULL || owner[0] == '\0' || strlen(owner) >= STORE_OWNER_MAX)
+        return err_set(e, ERR_INVAL, "lease owner empty or longer than %d bytes",
+                       STORE_OWNER_MAX - 1);
+    if (!(lease_s >= 0 && lease_s <= 86400.0 * 365))
+        return err_set(e, ERR_INVAL, "lease of %g s out of range", lease_s);
+    snprintf(s->owner, sizeof s->owner, "%s", owner);
+    s->lease_s = lease_s;
+    return ERR_OK;
+}
+
+enum err_code store_jobs_release(struct store *s, int64_t *n_requeued, struct err *e)
+{
+    static const char bump[] =
+        "UPDATE meta SET value = CAST(value AS BIGINT) + 1 WHERE key = 'change_seq'";
+    static const char runs[] =
+        "UPDATE runs SET version = (SELECT CAST(value AS BIGINT) FROM meta WHERE key = "
+        "'change_seq') WHERE id IN (SELECT c.run_id FROM jobs j JOIN checkpoints c ON "
+        "c.id = j.checkpoint_id WHERE j.state = 1 AND j.claimed_by = ?1)";
+    static const char jobs[] = "UPDATE jobs SET state = 0, started = 0, n_done = 0, "
+                               "n_cache_hits = 0, claimed_by = '', lease_until = 0 "
+                               "WHERE state = 1 AND claimed_by = ?1";
+    struct store__q *st = NULL;
+    enum err_code rc;
+    int64_t n = 0;
+
+    if (n_requeued != NULL)
+        *n_requeued = 0;
+    if ((rc = store__begin(s, e)) != ERR_OK)
+        return rc;
+    if ((rc = store__stmt(s, bump, &st, e)) != ERR_OK ||
+        (rc = store__step_done(s, st, "release", e)) != ERR_OK ||
+        (rc = store__stmt(s, runs, &st, e)) != ERR_OK)
+        goto out;
+    store__bind_text(st, 1, s->owner);
+    if ((rc = store__step_done(s, st, "release", e)) != ERR_OK ||
+        (rc = store__stmt(s, jobs, &st, e)) != ERR_OK)
+        goto out;
+    store__bind_text(st, 1, s->owner);
+    if ((rc = store__step_done(s, st, "release", e)) != ERR_OK)
+        goto out;
+    n = store__changes(s);
+    if ((rc = store__commit(s, e)) == ERR_OK && n_requeued != NULL)
+        *n_requeued = n;
+out:
+    if (rc != ERR_OK)
+        store__rollback(s);
+    return rc;
+}
