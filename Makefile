@@ -123,8 +123,12 @@ build/farmsd: build/rel/farmsd
 test: deps
 	@$(MAKE) --no-print-directory test-build build/farmsd $(BROWSER_DEPS)
 	@url=$$(tests/pg_cluster.sh start) || { url=""; echo "PostgreSQL could not be started: its tests will fail"; }; \
-	FARMSD_TEST_PG_URL="$$url" tests/run.sh $(patsubst tests/%.c,build/san/tests/%,$(TEST_SRCS)); \
+	FARMSD_TEST_PG_URL="$$url" tests/run.sh $(patsubst tests/%.c,build/san/tests/%,$(TEST_SRCS)) \
+	    $(patsubst tests/%.c,FARMSD_TEST_BACKEND=postgresql@build/san/tests/%,$(SERVICE_TEST_SRCS)); \
 	rc=$$?; tests/pg_cluster.sh stop; exit $$rc
+
+# The service's integration tests run a second time against PostgreSQL.
+SERVICE_TEST_SRCS := $(wildcard tests/test_service*.c)
 
 test-build: $(patsubst tests/%.c,build/san/tests/%,$(TEST_SRCS)) build/san/farmsd
 

@@ -1,16 +1,22 @@
 #!/bin/sh
 # run.sh -- run test executables from the repository root, sum their
 # "N passed, N failed" lines, print the total, and fail if any test failed.
+# An argument VAR=VALUE@PROGRAM runs PROGRAM with VAR=VALUE in its
+# environment (e.g. the service tests once more against PostgreSQL).
 passed=0; failed=0; broken=""
-for t in "$@"; do
-    out=$("$t" 2>&1); rc=$?
+for arg in "$@"; do
+    case "$arg" in
+    *=*@*) envset=${arg%%@*}; t=${arg#*@}; label="$(basename "$t") [$envset]" ;;
+    *) envset=""; t=$arg; label=$(basename "$t") ;;
+    esac
+    if [ -n "$envset" ]; then out=$(env "$envset" "$t" 2>&1); rc=$?; else out=$("$t" 2>&1); rc=$?; fi
     printf '%s\n' "$out" | grep -E 'failed|error|ERROR|runtime error' | grep -v ' 0 failed' | head -n 40
     line=$(printf '%s\n' "$out" | grep -E '^[A-Za-z0-9_.-]+: [0-9]+ passed, [0-9]+ failed$' | tail -n 1)
     if [ -z "$line" ] || [ $rc -ne 0 ]; then
         [ -z "$line" ] && printf '%s\n' "$out" | tail -n 20
-        broken="$broken $(basename "$t")(exit $rc)"
+        broken="$broken $label(exit $rc)"
     fi
-    echo "${line:-$(basename "$t"): no report}"
+    if [ -n "$envset" ] && [ -n "$line" ]; then echo "$line [$envset]"; else echo "${line:-$label: no report}"; fi
     p=$(printf '%s' "$line" | sed -nE 's/.*: ([0-9]+) passed.*/\1/p'); f=$(printf '%s' "$line" | sed -nE 's/.* ([0-9]+) failed$/\1/p')
     passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0}))
 done

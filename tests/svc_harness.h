@@ -37,6 +37,8 @@
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 
+#include "tests/pg_util.h"
+
 #define SVC_FARMSD  "build/san/farmsd"
 #define SVC_FIX     "tests/fixtures/checkpoints/"
 #define SVC_START_S 30.0 /* until /healthz answers */
@@ -619,6 +621,49 @@ static inline int svc_write_gaussian_st(const char *path, int n, int rows, int c
 
 /* --- svc_start ----------------------------------------------------------------------- */
 
+/* 1 when the tests run against PostgreSQL (FARMSD_TEST_BACKEND=postgresql). */
+static inline int svc_on_pg(void)
+{
+    const char *b = getenv("FARMSD_TEST_BACKEND");
+
+    return b != NULL && strcmp(b, "postgresql") == 0;
+}
+
+/* With FARMSD_TEST_BACKEND=postgresql, point the server at the test cluster
+ * (--db FARMSD_TEST_PG_URL); the database is wiped the first time a data
+ * folder is started, so a restart on the same folder keeps its data, as a
+ * restart with SQLite does. 0 (and a failed check) when it cannot. */
+static inline int svc_backend_args(const char *data, const char **argv, int *argc)
+{
+    static char db_arg[1024];
+    char marker[1100];
+    const char *url;
+    int fd;
+
+    if (!svc_on_pg())
+        return 1;
+    url = pgu_url();
+    if (url == NULL)
+        return 0;
+    snprintf(marker, sizeof(marker), "%.1000s/.pg-test-db", data);
+    if (access(marker, F_OK) != 0) {
+        mkdir(data, 0700);
+        if (pgu_reset(url) != 0)
+            return 0;
+        fd = open(marker, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        if (fd >= 0)
+            close(fd);
+    }
+    snprintf(db_arg, sizeof(db_arg), "%.1000s", url);
+    argv[(*argc)++] = "--db";
+    argv[(*argc)++] = db_arg;
+    /* jobs of a killed server are claimed again when their lease ends:
+     * keep it short so the crash tests need not wait a minute */
+    argv[(*argc)++] = "--lease";
+    argv[(*argc)++] = "10";
+    return 1;
+}
+
 static inline int svc_start_ex(struct svc *s, const char *data, const char *const *extra,
                                int quiet_fail)
 {
@@ -636,6 +681,8 @@ static inline int svc_start_ex(struct svc *s, const char *data, const char *cons
     s->start_status = -1;
     snprintf(s->data, sizeof(s->data), "%.1000s", data);
     snprintf(s->log, sizeof(s->log), "%.1000s.log", data);
+    if (!svc_backend_args(data, argv, &argc))
+        return 0;
     for (int i = 0; extra != NULL && extra[i] != NULL && argc < 39; i++)
         argv[argc++] = extra[i];
     argv[argc] = NULL;
