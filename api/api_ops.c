@@ -36,7 +36,8 @@ void api__readyz(struct api_call *c, struct api_response *resp)
         return;
     }
     o = cJSON_CreateObject();
-    if (o != NULL && cJSON_AddStringToObject(o, "status", "ready") == NULL) {
+    if (o != NULL && (cJSON_AddStringToObject(o, "status", "ready") == NULL ||
+                      cJSON_AddStringToObject(o, "database", store_backend(c->s)) == NULL)) {
         cJSON_Delete(o);
         o = NULL;
     }
