@@ -439,11 +439,14 @@ enum err_code http_start(const struct http_cfg *cfg, struct http_server **out, s
     }
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    /* 32 KiB per connection (MHD's default): MHD clears the pool on every
+     * request, so a larger pool costs the 304 path more than it saves uploads
+     * (measured: 1 MiB 1.5k req/s, 128 KiB 4.5k, 32 KiB 5.5k; same upload rate). */
     h->d = MHD_start_daemon(
         flags, 0, NULL, NULL, http_access, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_THREAD_POOL_SIZE, cfg->threads, MHD_OPTION_URI_LOG_CALLBACK, http_uri_log, h,
         MHD_OPTION_NOTIFY_COMPLETED, http_completed, h, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)120, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(1024 * 1024), MHD_OPTION_END);
+        (unsigned)120, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024), MHD_OPTION_END);
     if (h->d == NULL) {
         pthread_key_delete(h->store_key);
         free(h);
