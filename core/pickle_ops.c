@@ -87,8 +87,8 @@ static enum err_code pkl_pop_mark(struct pkl_parser *p, struct pkl_value ***item
     if (p->n_marks == 0)
         return pkl__fail(p, ERR_FORMAT, "invalid_pickle", "no MARK to pop to");
     base = p->marks[--p->n_marks];
-    *items = p->stack != NULL ? p->stack + base : NULL; /* NULL only when n == 0 */
     *n = p->n_stack - base;
+    *items = *n > 0 ? p->stack + base : NULL; /* the stack is NULL until the first push */
     p->n_stack = base;
     return ERR_OK;
 }

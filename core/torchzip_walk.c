@@ -76,7 +76,7 @@ static enum err_code tz_path_push(struct tz_walk *w, const char *text, size_t n)
 {
     size_t need = w->len + 1 + n + 1;
 
-    if (need > TZ_MAX_NAME)
+    if (n > TZ_MAX_NAME || need > TZ_MAX_NAME) /* the first test keeps `need` from wrapping */
         return err_setc(w->e, ERR_TOOBIG, "limit_exceeded", "tensor path longer than %d bytes",
                         TZ_MAX_NAME);
     if (need > w->cap) {
