@@ -132,11 +132,13 @@ static enum err_code pkl_reserve(struct pkl_parser *p, struct pkl_value *c)
     cap = c->cap_items ? 2 * c->cap_items : 4;
     if (cap > PKL_MAX_VALUES * 2)
         return pkl__fail(p, ERR_TOOBIG, "limit_exceeded", "container with too many items");
+    /* NOLINTNEXTLINE(bugprone-sizeof-expression): the elements are pointers */
     ni = realloc(c->items, cap * sizeof(*ni));
     if (ni == NULL)
         return err_set(p->e, ERR_NOMEM, "out of memory growing a pickle container");
     c->items = ni;
     if (c->kind == PKL_DICT) {
+        /* NOLINTNEXTLINE(bugprone-sizeof-expression): the elements are pointers */
         nv = realloc(c->vals, cap * sizeof(*nv));
         if (nv == NULL)
             return err_set(p->e, ERR_NOMEM, "out of memory growing a pickle dict");
