@@ -245,9 +245,10 @@ enum err_code pl__scan(const struct pl__data *d, int64_t c0, int64_t c1, int64_t
     double D;
 
     if (c1 >= c0) {
-        cands = malloc((size_t)(c1 - c0 + 1) * sizeof *cands);
+        int64_t n_cand = c1 - c0 + 1;
+        cands = malloc((size_t)n_cand * sizeof *cands);
         if (cands == NULL)
-            return err_set(e, ERR_NOMEM, "pl_fit: %lld xmin candidates", (long long)(c1 - c0 + 1));
+            return err_set(e, ERR_NOMEM, "pl_fit: %lld xmin candidates", (long long)n_cand);
     }
     for (i = c0; i <= c1; i++) {
         if (d->alpha[i] > 1.0) { /* others keep D = 1 */

@@ -34,7 +34,7 @@ static int synth(const char *const *args)
         argv[n++] = args[i];
     pid = fork();
     if (pid == 0) {
-        freopen("/dev/null", "w", stderr);
+        (void)freopen("/dev/null", "w", stderr); /* quiet if it works, else as is */
         execv(FARMSD, (char *const *)(uintptr_t)argv);
         _exit(127);
     }
