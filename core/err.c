@@ -6,6 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The analyzer-only macros of err.h would rewrite the definitions below. */
+#undef err_set
+#undef err_setc
+#undef err_set_errno
+
 static const char *const err_descs[] = {
 #define X(name, desc) desc,
     ERR_MAP(X)

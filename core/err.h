@@ -66,6 +66,18 @@ const char *err_str(enum err_code code);
 /* The category of `e` if set, else err_str(e->code). Never NULL. */
 const char *err_category(const struct err *e);
 
+#ifdef __clang_analyzer__
+/* Static analysis only (clang-tidy defines __clang_analyzer__): state the
+ * contract above, "return `code`", where the analyzer can see it, so that a
+ * callee's `return err_set(e, ERR_X, ...)` is known to fail on the caller's
+ * side. Without it every such return may be 0 to the analyzer, and the
+ * caller's `if (rc) goto out;` guards look like null dereferences. Never part
+ * of a build; err.c #undefs these to define the functions. */
+#define err_set(e, code, ...)       ((err_set)((e), (code), __VA_ARGS__), (code))
+#define err_setc(e, code, ...)      ((err_setc)((e), (code), __VA_ARGS__), (code))
+#define err_set_errno(e, code, ...) ((err_set_errno)((e), (code), __VA_ARGS__), (code))
+#endif
+
 /* Invariant check, always compiled in (like GGML_ASSERT): prints file:line, abort(). */
 #define ERR_ASSERT(x) ((x) ? (void)0 : err_abort(#x, __FILE__, __LINE__))
 _Noreturn void err_abort(const char *expr, const char *file, int line);

@@ -182,8 +182,8 @@ static enum err_code npy_shape(struct npy_ps *ps, struct npy_hdr *h)
 static enum err_code npy_pair(struct npy_ps *ps, struct npy_hdr *h)
 {
     static const char *const keys[] = {"descr", "fortran_order", "shape"};
-    const unsigned char *k;
-    size_t kn;
+    const unsigned char *k = NULL;
+    size_t kn = 0;
     enum err_code rc;
     int which = -1;
 
@@ -424,6 +424,8 @@ void npy_to_c_le(const struct npy_info *a, unsigned char *dst)
             npy_copy_elem(dst + j * size, a->data + j * size, size, 1, complex);
         return;
     }
+    /* Fortran order with two or more dimensions longer than 1. */
+    ERR_ASSERT(a->ndim >= 2 && a->ndim <= CKPT_MAX_RANK);
     for (int d = 0; d < a->ndim; d++) { /* column-major strides, in elements */
         fstride[d] = acc;
         acc *= (size_t)a->shape[d];

@@ -71,6 +71,10 @@ enum err_code pkl__check_hashable(struct pkl_parser *p, const struct pkl_value *
 /* Set an error with the current opcode position: category `cat`. */
 enum err_code pkl__fail(struct pkl_parser *p, enum err_code code, const char *cat, const char *fmt,
                         ...) __attribute__((format(printf, 4, 5)));
+#ifdef __clang_analyzer__
+/* It returns `code`; see the same analyzer-only macro for err_set in err.h. */
+#define pkl__fail(p, code, ...) ((pkl__fail)((p), (code), __VA_ARGS__), (code))
+#endif
 
 /* 1 if s[0..n) is UTF-8 (NUL allowed). */
 int pkl__utf8_ok(const unsigned char *s, size_t n);

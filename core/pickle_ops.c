@@ -49,6 +49,7 @@ enum err_code pkl__push(struct pkl_parser *p, struct pkl_value *v)
                          (unsigned long long)p->lim.max_pickle_stack);
     if (p->n_stack == p->cap_stack) {
         size_t cap = p->cap_stack ? 2 * p->cap_stack : 64;
+        /* NOLINTNEXTLINE(bugprone-sizeof-expression): the elements are pointers */
         struct pkl_value **ns = realloc(p->stack, cap * sizeof(*ns));
         if (ns == NULL)
             return err_set(p->e, ERR_NOMEM, "out of memory growing the pickle stack");
@@ -87,8 +88,8 @@ static enum err_code pkl_pop_mark(struct pkl_parser *p, struct pkl_value ***item
     if (p->n_marks == 0)
         return pkl__fail(p, ERR_FORMAT, "invalid_pickle", "no MARK to pop to");
     base = p->marks[--p->n_marks];
-    *items = p->stack != NULL ? p->stack + base : NULL; /* NULL only when n == 0 */
     *n = p->n_stack - base;
+    *items = *n > 0 ? p->stack + base : NULL; /* the stack is NULL until the first push */
     p->n_stack = base;
     return ERR_OK;
 }
@@ -108,9 +109,11 @@ static enum err_code pkl_memo_put(struct pkl_parser *p, uint64_t idx)
         struct pkl_value **nm;
         while (cap <= idx)
             cap *= 2;
+        /* NOLINTNEXTLINE(bugprone-sizeof-expression): the elements are pointers */
         nm = realloc(p->memo, cap * sizeof(*nm));
         if (nm == NULL)
             return err_set(p->e, ERR_NOMEM, "out of memory growing the pickle memo");
+        /* NOLINTNEXTLINE(bugprone-sizeof-expression): the elements are pointers */
         memset(nm + p->cap_memo, 0, (cap - p->cap_memo) * sizeof(*nm));
         p->memo = nm;
         p->cap_memo = cap;

@@ -211,31 +211,76 @@ static void pl_fit_mid(const struct pl__data *d, double xmin_pos, struct pl_resu
         pl_fail(out, "alpha is infinite: the tail above xmin %g is constant", out->xmin);
 }
 
+/* Reset `out` to "nothing fitted yet". */
+static void pl_result_init(struct pl_result *out)
+{
+    memset(out, 0, sizeof *out);
+    out->status = PL_STATUS_OK;
+    out->alpha = out->D = out->xmin = NAN;
+    out->xmin_index = -1;
+    out->peak_bin = -1;
+}
+
+/* With filter_zeros, the index of the first eigenvalue above the threshold;
+ * 0 when filtering is off or no eigenvalue is above it (then all are fitted). */
+static size_t pl_first_fitted(const double *eigs, size_t n, const struct pl_params *p)
+{
+    size_t first = 0;
+
+    if (!p->filter_zeros)
+        return 0;
+    while (first < n && !(eigs[first] > p->eig_threshold))
+        first++;
+    return first < n ? first : 0;
+}
+
+/* The xmin choice on prepared data: the fixed position (mid), or the KS scan
+ * over every candidate or the ESD peak's range; the report goes to `out`. */
+static enum err_code pl_fit_xmin(const struct pl__data *d, const struct pl_params *p,
+                                 struct pl_result *out, int naive, struct err *e)
+{
+    enum err_code rc = ERR_OK;
+    int64_t c0 = 0, c1 = -1, bi = 0;
+    double bD = 1.0;
+
+    if (p->xmin == PL_XMIN_MID) {
+        pl_fit_mid(d, p->xmin_pos, out);
+        return ERR_OK;
+    }
+    if (p->xmin == PL_XMIN_PEAK) {
+        rc = pl_peak_range(d->x, d->n, p->bins, out, &c0, &c1, e);
+        if (rc || out->status == PL_STATUS_FAILED)
+            return rc;
+    } else {
+        c1 = d->n - 2;
+    }
+    out->n_candidates = c1 >= c0 ? c1 - c0 + 1 : 0;
+    if (naive)
+        pl__scan_naive(d, c0, c1, &bi, &bD);
+    else
+        rc = pl__scan(d, c0, c1, &bi, &bD, e);
+    if (rc)
+        return rc;
+    pl_scan_report(d, c0, c1, bi, bD, out);
+    return ERR_OK;
+}
+
 static enum err_code pl_fit_any(const double *eigs, size_t n, const struct pl_params *p,
                                 struct pl_result *out, int naive, struct err *e)
 {
     enum err_code rc = ERR_OK;
     struct pl__data d;
     double *buf = NULL;
-    int64_t i, c0 = 0, c1 = -1, bi = 0;
-    double bD = 1.0;
+    size_t first;
 
-    memset(out, 0, sizeof *out);
-    out->status = PL_STATUS_OK;
-    out->alpha = out->D = out->xmin = NAN;
-    out->xmin_index = -1;
-    out->peak_bin = -1;
+    pl_result_init(out);
     rc = pl_check_input(eigs, n, p, e);
     if (rc)
         goto out;
-    if (p->filter_zeros) {
-        size_t first = 0;
-        while (first < n && !(eigs[first] > p->eig_threshold))
-            first++;
-        if (first < n) {
-            eigs += first;
-            n -= first;
-        }
+    first = pl_first_fitted(eigs, n, p);
+    if (first > 0) { /* eigs may be NULL when n == 0 */
+        eigs += first;
+        n -= first;
     }
     out->n_fitted = (int64_t)n;
     if (n < 2) {
@@ -251,29 +296,10 @@ static enum err_code pl_fit_any(const double *eigs, size_t n, const struct pl_pa
     d.lnx = buf;
     d.alpha = buf + n;
     d.n = (int64_t)n;
-    for (i = 0; i < d.n; i++)
+    for (int64_t i = 0; i < d.n; i++)
         buf[i] = log(eigs[i]);
     pl_alpha_all(eigs, buf, buf + n, d.n);
-
-    if (p->xmin == PL_XMIN_MID) {
-        pl_fit_mid(&d, p->xmin_pos, out);
-        goto out;
-    }
-    if (p->xmin == PL_XMIN_PEAK) {
-        rc = pl_peak_range(eigs, d.n, p->bins, out, &c0, &c1, e);
-        if (rc || out->status == PL_STATUS_FAILED)
-            goto out;
-    } else {
-        c1 = d.n - 2;
-    }
-    out->n_candidates = c1 >= c0 ? c1 - c0 + 1 : 0;
-    if (naive)
-        pl__scan_naive(&d, c0, c1, &bi, &bD);
-    else
-        rc = pl__scan(&d, c0, c1, &bi, &bD, e);
-    if (rc)
-        goto out;
-    pl_scan_report(&d, c0, c1, bi, bD, out);
+    rc = pl_fit_xmin(&d, p, out, naive, e);
 out:
     free(buf);
     return rc;

@@ -158,73 +158,123 @@ static void pl_push(struct pl_iv *st, int *sp, struct pl_iv v, double nt, double
     st[(*sp)++] = v;
 }
 
-/* Branch and bound for candidate i. Returns 1 with D(i) and the k of its
- * max term if D(i) beats `best`; 0 as soon as it cannot. */
-static int pl_cand_search(const struct pl__data *d, int64_t i, const struct pl_best *best,
-                          double *D_out, int64_t *k_out)
-{
-    int64_t n = d->n - i, pk[PL_NPTS], k, argk = 0, hint = best->jstar - i;
-    double nt = (double)n, oma = 1.0 - d->alpha[i], pc[PL_NPTS], lb = 0.0, t;
-    struct pl_iv st[PL_STACK];
-    int np, sp = 0, a, b;
+/* The branch-and-bound state of candidate i: the running lower bound lb on
+ * D(i), the largest KS term seen so far, and the k where it was. */
+struct pl_search {
+    const struct pl__data *d;
+    const struct pl_best *best;
+    int64_t i, n, argk;
+    double nt, oma, lb;
+};
 
-    if (best->jstar >= 0 && hint > 0 && hint < n) { /* where the best's max was */
-        lb = pl__ks_term(pl__ks_c(d->lnx, i, hint, oma), hint, nt);
-        argk = hint;
-        if (!pl_beats(lb, i, best))
+/* Raise the bound with the KS term at k (c: its pl__ks_c). Returns 0 as soon
+ * as candidate i cannot beat the best. */
+static int pl_search_term(struct pl_search *s, int64_t k, double c)
+{
+    double t = pl__ks_term(c, k, s->nt);
+
+    if (t > s->lb) {
+        s->lb = t;
+        s->argk = k;
+        if (!pl_beats(s->lb, s->i, s->best))
             return 0;
     }
-    np = pl_first_points(n, best->jstar >= 0 ? hint : -1, pk);
-    for (a = 0; a < np; a++) {
-        pc[a] = pl__ks_c(d->lnx, i, pk[a], oma);
-        t = pl__ks_term(pc[a], pk[a], nt);
-        if (t > lb) {
-            lb = t;
-            argk = pk[a];
-            if (!pl_beats(lb, i, best))
-                return 0;
-        }
+    return 1;
+}
+
+/* Seed the bound: the term where the best's max was, then the first points,
+ * which go to pk[] with their c values in pc[]. Returns their number, or -1
+ * when candidate i cannot beat the best. */
+static int pl_search_seed(struct pl_search *s, int64_t *pk, double *pc)
+{
+    int64_t hint = s->best->jstar - s->i;
+    int np;
+
+    if (s->best->jstar >= 0 && hint > 0 && hint < s->n) { /* where the best's max was */
+        s->lb = pl__ks_term(pl__ks_c(s->d->lnx, s->i, hint, s->oma), hint, s->nt);
+        s->argk = hint;
+        if (!pl_beats(s->lb, s->i, s->best))
+            return -1;
     }
-    for (a = 0; a + 1 < np; a++)
-        pl_push(st, &sp, (struct pl_iv){pk[a], pk[a + 1], pc[a], pc[a + 1], 0}, nt, lb);
-    for (a = 1; a < sp; a++) { /* highest bound on top of the stack */
+    np = pl_first_points(s->n, s->best->jstar >= 0 ? hint : -1, pk);
+    for (int a = 0; a < np; a++) {
+        pc[a] = pl__ks_c(s->d->lnx, s->i, pk[a], s->oma);
+        if (!pl_search_term(s, pk[a], pc[a]))
+            return -1;
+    }
+    return np;
+}
+
+/* Stack the intervals between consecutive seed points that may still hold a
+ * larger term, highest bound on top. Returns the stack size. */
+static int pl_search_stack(const struct pl_search *s, const int64_t *pk, const double *pc, int np,
+                           struct pl_iv *st)
+{
+    int sp = 0, b;
+
+    for (int a = 0; a + 1 < np; a++)
+        pl_push(st, &sp, (struct pl_iv){pk[a], pk[a + 1], pc[a], pc[a + 1], 0}, s->nt, s->lb);
+    for (int a = 1; a < sp; a++) {
         struct pl_iv v = st[a];
         for (b = a; b > 0 && st[b - 1].ub > v.ub; b--)
             st[b] = st[b - 1];
         st[b] = v;
     }
+    return sp;
+}
+
+/* Bisect the stacked intervals until none can hold a term above the bound.
+ * Returns 0 as soon as candidate i cannot beat the best. */
+static int pl_search_refine(struct pl_search *s, struct pl_iv *st, int sp)
+{
     while (sp > 0) {
         struct pl_iv v = st[--sp], lo, hi;
+        int64_t k;
         double cm;
 
-        if (v.ub + PL_SLACK < lb)
+        if (v.ub + PL_SLACK < s->lb)
             continue;
         k = v.ka + (v.kb - v.ka) / 2;
-        cm = pl__ks_c(d->lnx, i, k, oma);
-        t = pl__ks_term(cm, k, nt);
-        if (t > lb) {
-            lb = t;
-            argk = k;
-            if (!pl_beats(lb, i, best))
-                return 0;
-        }
+        cm = pl__ks_c(s->d->lnx, s->i, k, s->oma);
+        if (!pl_search_term(s, k, cm))
+            return 0;
         /* push the half with the lower bound first: the higher one is
          * refined next (depth first, best first) */
         lo = (struct pl_iv){v.ka, k, v.ca, cm, 0};
         hi = (struct pl_iv){k, v.kb, cm, v.cb, 0};
-        pl_iv_bound(&lo, nt);
-        pl_iv_bound(&hi, nt);
+        pl_iv_bound(&lo, s->nt);
+        pl_iv_bound(&hi, s->nt);
         if (lo.ub > hi.ub) {
-            struct pl_iv s = lo;
+            struct pl_iv tmp = lo;
             lo = hi;
-            hi = s;
+            hi = tmp;
         }
-        pl_push(st, &sp, lo, nt, lb);
-        pl_push(st, &sp, hi, nt, lb);
+        pl_push(st, &sp, lo, s->nt, s->lb);
+        pl_push(st, &sp, hi, s->nt, s->lb);
     }
-    *D_out = lb;
-    *k_out = argk;
-    return pl_beats(lb, i, best);
+    return 1;
+}
+
+/* Branch and bound for candidate i. Returns 1 with D(i) and the k of its
+ * max term if D(i) beats `best`; 0 as soon as it cannot. */
+static int pl_cand_search(const struct pl__data *d, int64_t i, const struct pl_best *best,
+                          double *D_out, int64_t *k_out)
+{
+    struct pl_search s = {d, best, i, d->n - i, 0, (double)(d->n - i), 1.0 - d->alpha[i], 0.0};
+    int64_t pk[PL_NPTS];
+    double pc[PL_NPTS];
+    struct pl_iv st[PL_STACK];
+    int np, sp;
+
+    np = pl_search_seed(&s, pk, pc);
+    if (np < 0)
+        return 0;
+    sp = pl_search_stack(&s, pk, pc, np, st);
+    if (!pl_search_refine(&s, st, sp))
+        return 0;
+    *D_out = s.lb;
+    *k_out = s.argk;
+    return pl_beats(s.lb, i, best);
 }
 
 static int pl_cand_cmp(const void *pa, const void *pb)
@@ -245,9 +295,10 @@ enum err_code pl__scan(const struct pl__data *d, int64_t c0, int64_t c1, int64_t
     double D;
 
     if (c1 >= c0) {
-        cands = malloc((size_t)(c1 - c0 + 1) * sizeof *cands);
+        int64_t n_cand = c1 - c0 + 1;
+        cands = malloc((size_t)n_cand * sizeof *cands);
         if (cands == NULL)
-            return err_set(e, ERR_NOMEM, "pl_fit: %lld xmin candidates", (long long)(c1 - c0 + 1));
+            return err_set(e, ERR_NOMEM, "pl_fit: %lld xmin candidates", (long long)n_cand);
     }
     for (i = c0; i <= c1; i++) {
         if (d->alpha[i] > 1.0) { /* others keep D = 1 */

@@ -97,6 +97,7 @@ static enum err_code st_check_duplicates(struct st_file *f, struct err *e)
     struct st_meta *keys = NULL;
     enum err_code rc = ERR_OK;
 
+    /* NOLINTNEXTLINE(bugprone-sizeof-expression): the elements are pointers */
     f->by_name = malloc((f->n_entries ? f->n_entries : 1) * sizeof(*f->by_name));
     keys = malloc((f->n_meta ? f->n_meta : 1) * sizeof(*keys));
     if (f->by_name == NULL || keys == NULL) {
@@ -105,8 +106,10 @@ static enum err_code st_check_duplicates(struct st_file *f, struct err *e)
     }
     for (size_t i = 0; i < f->n_entries; i++)
         f->by_name[i] = &f->entries[i];
-    if (f->n_entries > 1)
+    if (f->n_entries > 1) {
+        /* NOLINTNEXTLINE(bugprone-sizeof-expression): the elements are pointers */
         qsort(f->by_name, f->n_entries, sizeof(*f->by_name), st_cmp_name);
+    }
     for (size_t i = 1; i < f->n_entries; i++) {
         if (st_cmp_name(&f->by_name[i - 1], &f->by_name[i]) == 0) {
             rc = err_setc(e, ERR_FORMAT, "invalid_header", "duplicate tensor name '%.200s'",
@@ -252,8 +255,10 @@ enum err_code st_parse(const unsigned char *buf, uint64_t len, const struct ckpt
     /* by_name points at entries, which st_check_tensors reordered: rebuild. */
     for (size_t i = 0; i < f->n_entries; i++)
         f->by_name[i] = &f->entries[i];
-    if (f->n_entries > 1)
+    if (f->n_entries > 1) {
+        /* NOLINTNEXTLINE(bugprone-sizeof-expression): the elements are pointers */
         qsort(f->by_name, f->n_entries, sizeof(*f->by_name), st_cmp_name);
+    }
     *out = f;
     f = NULL;
 out:
@@ -292,6 +297,7 @@ const struct st_tensor *st_tensor_find(const struct st_file *f, const char *name
 
     key.t.name = name;
     key.t.name_len = name_len;
+    /* NOLINTNEXTLINE(bugprone-sizeof-expression): the elements are pointers */
     hit = bsearch(&kp, f->by_name, f->n_entries, sizeof(*f->by_name), st_cmp_name);
     return hit != NULL ? &(*hit)->t : NULL;
 }

@@ -498,6 +498,7 @@ enum err_code shards__ckpt_load(struct ckpt *c, const char *path, struct err *e)
     c->impl = impl; /* ckpt_close() frees it from here on */
     c->ops = &shards_ops;
     impl->maps = calloc(p.n_names ? p.n_names : 1, sizeof(*impl->maps));
+    /* NOLINTNEXTLINE(bugprone-sizeof-expression): the elements are pointers */
     impl->files = calloc(p.n_names ? p.n_names : 1, sizeof(*impl->files));
     if (impl->maps == NULL || impl->files == NULL) {
         rc = err_set(e, ERR_NOMEM, "out of memory");

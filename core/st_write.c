@@ -81,6 +81,8 @@ struct st_sbuf {
 };
 
 static void st_sbuf_printf(struct st_sbuf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void st_sbuf_printf(struct st_sbuf *b, const char *fmt, ...)
 {
     va_list ap;
     int n;

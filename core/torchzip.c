@@ -45,13 +45,10 @@ static const struct zip_member *tz_find(const struct tz_impl *impl, const char *
                                         const char *rel)
 {
     char name[512];
-    size_t nf = strlen(folder), nr = strlen(rel);
+    int n = snprintf(name, sizeof(name), "%s/%s", folder, rel);
 
-    if (nf + nr + 1 >= sizeof(name))
+    if (n < 0 || (size_t)n >= sizeof(name))
         return NULL;
-    memcpy(name, folder, nf);
-    name[nf] = '/';
-    memcpy(name + nf + 1, rel, nr + 1);
     return zip_find(impl->zip, name);
 }
 
@@ -140,7 +137,7 @@ static enum err_code tz_bind_storages(const struct ckpt *c, struct tz_impl *impl
         if (m->usize != s->numel * es)
             return err_setc(e, ERR_FORMAT, "shape_mismatch",
                             "record '%s' holds %llu bytes, %llu expected", m->name,
-                            (unsigned long long)m->usize, (unsigned long long)(s->numel * es));
+                            (unsigned long long)m->usize, (unsigned long long)s->numel * es);
         if (m->method != ZIP_METHOD_STORED && m->method != ZIP_METHOD_DEFLATE)
             return err_setc(e, ERR_FORMAT, "unsupported_compression",
                             "record '%s' uses compression method %u", m->name, (unsigned)m->method);

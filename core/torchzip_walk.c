@@ -42,6 +42,7 @@ static enum err_code tz_seen_add(struct tz_walk *w, const struct pkl_value *v, i
 
     if (2 * (w->n_seen + 1) > w->cap_seen) {
         size_t cap = w->cap_seen ? 2 * w->cap_seen : 256;
+        /* NOLINTNEXTLINE(bugprone-sizeof-expression): the elements are pointers */
         const struct pkl_value **ns = calloc(cap, sizeof(*ns));
         if (ns == NULL)
             return err_set(w->e, ERR_NOMEM, "out of memory walking the pickle");
@@ -76,7 +77,7 @@ static enum err_code tz_path_push(struct tz_walk *w, const char *text, size_t n)
 {
     size_t need = w->len + 1 + n + 1;
 
-    if (need > TZ_MAX_NAME)
+    if (n > TZ_MAX_NAME || need > TZ_MAX_NAME) /* the first test keeps `need` from wrapping */
         return err_setc(w->e, ERR_TOOBIG, "limit_exceeded", "tensor path longer than %d bytes",
                         TZ_MAX_NAME);
     if (need > w->cap) {

@@ -65,6 +65,15 @@ static void tz_le(unsigned char *p, uint64_t v, int bytes)
         p[k] = (unsigned char)(v >> (8 * k));
 }
 
+/* A ZIP record signature: 'P', 'K', a, b (four bytes, no NUL). */
+static void tz_sig(unsigned char *p, unsigned char a, unsigned char b)
+{
+    p[0] = 'P';
+    p[1] = 'K';
+    p[2] = a;
+    p[3] = b;
+}
+
 static void tz_put_le(struct tz_buf *b, uint64_t v, int bytes)
 {
     unsigned char tmp[8];
@@ -123,7 +132,7 @@ static const char *tz_storage_class(enum dtype t)
 static void tz_pkl_tensor(struct tz_buf *b, const struct st_wtensor *t, size_t key)
 {
     char keys[32];
-    uint64_t numel = 1, stride = 1;
+    uint64_t numel = 1;
 
     for (int d = 0; d < t->ndim; d++)
         numel *= (uint64_t)t->shape[d];
@@ -143,7 +152,7 @@ static void tz_pkl_tensor(struct tz_buf *b, const struct st_wtensor *t, size_t k
         tz_pkl_int(b, (uint64_t)t->shape[d]);
     tz_put(b, "t(", 2);
     for (int d = 0; d < t->ndim; d++) {
-        stride = 1;
+        uint64_t stride = 1;
         for (int k = d + 1; k < t->ndim; k++)
             stride *= (uint64_t)t->shape[k];
         tz_pkl_int(b, stride);
@@ -199,7 +208,7 @@ static enum err_code tz_local(struct tz_writer *w, size_t m, uint64_t size, stru
     pad = (TZ_ALIGN - (w->pos + TZ_LOCAL_LEN + nlen + z64 + 4) % TZ_ALIGN) % TZ_ALIGN;
     xlen = z64 + 4 + pad;
     memset(h, 0, sizeof(h));
-    memcpy(h, "PK\3\4", 4);
+    tz_sig(h, 3, 4);
     tz_le(h + 4, z64 ? 45 : 20, 2);
     tz_le(h + 10, 0x21, 2); /* 1980-01-01 */
     tz_le(h + 18, z64 ? TZ_SAT32 : size, 4);
@@ -384,7 +393,7 @@ static enum err_code tz_central(struct tz_writer *w, size_t m, struct err *e)
     tz_member_name(w, m, name, sizeof(name));
     nlen = strlen(name);
     memset(h, 0, sizeof(h));
-    memcpy(h, "PK\1\2", 4);
+    tz_sig(h, 1, 2);
     tz_le(h + 4, 45, 2);
     tz_le(h + 6, xlen ? 45 : 20, 2);
     tz_le(h + 14, 0x21, 2);
@@ -426,7 +435,7 @@ static enum err_code tz_directory(struct tz_writer *w, struct err *e)
     size = w->pos - cd;
     z64 = w->pos;
     memset(z, 0, sizeof(z));
-    memcpy(z, "PK\6\6", 4);
+    tz_sig(z, 6, 6);
     tz_le(z + 4, 44, 8);
     tz_le(z + 12, 45, 2);
     tz_le(z + 14, 45, 2);
@@ -434,10 +443,10 @@ static enum err_code tz_directory(struct tz_writer *w, struct err *e)
     tz_le(z + 32, n, 8);
     tz_le(z + 40, size, 8);
     tz_le(z + 48, cd, 8);
-    memcpy(z + 56, "PK\6\7", 4);
+    tz_sig(z + 56, 6, 7);
     tz_le(z + 64, z64, 8);
     tz_le(z + 72, 1, 4);
-    memcpy(z + 76, "PK\5\6", 4);
+    tz_sig(z + 76, 5, 6);
     tz_le(z + 84, n >= 0xFFFF ? 0xFFFF : n, 2);
     tz_le(z + 86, n >= 0xFFFF ? 0xFFFF : n, 2);
     tz_le(z + 88, size >= TZ_SAT32 ? TZ_SAT32 : size, 4);

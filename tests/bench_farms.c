@@ -159,14 +159,14 @@ static double sliding_error(const struct farms_params *p, const int64_t *shape, 
     struct farms_plan *plan = NULL;
     struct esd_ws *ws = NULL;
     int64_t mn, mg, s, i, j;
-    double *ref, dmax = 0, lmax = 0;
+    double *ref = NULL, dmax = 0, lmax = 0, res = NAN;
 
     if (farms_plan_new(p, FARMS_KIND_DENSE, shape, 2, 1, &plan, NULL))
         return NAN;
     farms_plan_ws_need(plan, &mn, &mg);
     ref = malloc((size_t)mn * sizeof(double));
     if (ref == NULL || esd_ws_new(mn, mg, &ws, NULL) || farms_unit_run(plan, 0, w, ws, NULL))
-        return NAN;
+        goto out;
     s = plan->units[0].s1 - 1;
     i = plan->slide_rows ? s : plan->units[0].fixed;
     j = plan->slide_rows ? plan->units[0].fixed : s;
@@ -179,10 +179,12 @@ static double sliding_error(const struct farms_params *p, const int64_t *shape, 
         dmax = fmax(dmax, fabs(got - ref[k]));
         lmax = fmax(lmax, ref[k]);
     }
+    res = dmax / lmax;
+out:
     free(ref);
     esd_ws_free(ws);
     farms_plan_free(plan);
-    return dmax / lmax;
+    return res;
 }
 
 static double dgemm_gflops(int threads)

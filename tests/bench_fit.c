@@ -18,6 +18,16 @@
 
 #define BENCH_REPS 5
 
+/* 1 if a and b are the same double bit for bit. */
+static int same_bits(double a, double b)
+{
+    uint64_t x, y;
+
+    memcpy(&x, &a, sizeof x);
+    memcpy(&y, &b, sizeof y);
+    return x == y;
+}
+
 static uint64_t bench_next(uint64_t *s)
 {
     uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
@@ -126,8 +136,7 @@ static int bench_vs_naive(void)
     if (pl__fit_naive(x, n, &p, &rn, NULL) != ERR_OK)
         goto out;
     tn = bench_now() - t0;
-    same = rf.xmin_index == rn.xmin_index && memcmp(&rf.D, &rn.D, sizeof rf.D) == 0 &&
-           memcmp(&rf.alpha, &rn.alpha, sizeof rf.alpha) == 0;
+    same = rf.xmin_index == rn.xmin_index && same_bits(rf.D, rn.D) && same_bits(rf.alpha, rn.alpha);
     printf("fit xmin_peak N=%zu candidates=%lld fast_s=%.4f naive_s=%.3f speedup=%.0f "
            "xmin_index=%lld/%lld D=%.17g/%.17g same=%s\n",
            n, (long long)rf.n_candidates, tf, tn, tn / tf, (long long)rf.xmin_index,

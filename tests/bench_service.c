@@ -163,13 +163,14 @@ static int stage_on(const char *name)
 int main(void)
 {
     struct bench_ckpt block, twob, big;
+    const char *quick = getenv("FARMSD_BENCH_QUICK"), *runs = getenv("FARMSD_BENCH_RUNS");
 
-    bench_quick = getenv("FARMSD_BENCH_QUICK") && strcmp(getenv("FARMSD_BENCH_QUICK"), "0") != 0;
+    bench_quick = quick != NULL && strcmp(quick, "0") != 0;
     bench_runs = bench_quick ? 2 : 3;
-    if (getenv("FARMSD_BENCH_RUNS") != NULL)
-        bench_runs = atoi(getenv("FARMSD_BENCH_RUNS"));
-    if (bench_runs < 1 || bench_runs > BENCH_MAX_RUNS)
-        bench_runs = 3;
+    if (runs != NULL) {
+        long v = strtol(runs, NULL, 10);
+        bench_runs = v >= 1 && v <= BENCH_MAX_RUNS ? (int)v : 3;
+    }
     if (access(BENCH_FARMSD, X_OK) != 0) {
         fprintf(stderr, "bench: %s missing (make build)\n", BENCH_FARMSD);
         return 1;

@@ -12,8 +12,10 @@
 
 #include "tests/check.h"
 
-#define FARMSD  "build/san/farmsd"
-#define FIX     "tests/fixtures/"
+#define FARMSD "build/san/farmsd"
+#define FIX    "tests/fixtures/"
+/* In argument lists a path is written (FIX "rel"): the parentheses mark the
+ * concatenation as intended (clang-tidy bugprone-suspicious-missing-comma). */
 #define OUT_MAX (4u << 20)
 
 struct run {
@@ -105,7 +107,7 @@ static void test_analyze_json_has_the_documented_shape(void)
                                        "log_spectral_norm",
                                        "entropy",
                                        "warning"};
-    const char *args[] = {"analyze",  FIX "numerics/mlpA_digits.safetensors",
+    const char *args[] = {"analyze",  (FIX "numerics/mlpA_digits.safetensors"),
                           "--preset", "farms-cv",
                           "--format", "json",
                           NULL};
@@ -158,7 +160,7 @@ static void test_unreadable_file_exits_2_with_category(void)
     }
     {
         const char *args[] = {"analyze", "--input-format", "safetensors",
-                              FIX "checkpoints/malformed/st_truncated_data.safetensors", NULL};
+                              (FIX "checkpoints/malformed/st_truncated_data.safetensors"), NULL};
         struct run r = run_farmsd(args);
         CHECK_EQ_INT(r.status, 2);
         CHECK(strncmp(r.err, "error: truncated: ", 18) == 0);
@@ -168,9 +170,9 @@ static void test_unreadable_file_exits_2_with_category(void)
 
 static void test_bad_settings_exit_1_naming_the_key(void)
 {
-    const char *args[] = {"analyze", FIX "numerics/tiny_4x3.safetensors", "--set", "bins=zero",
+    const char *args[] = {"analyze", (FIX "numerics/tiny_4x3.safetensors"), "--set", "bins=zero",
                           NULL};
-    const char *args2[] = {"analyze", FIX "numerics/tiny_4x3.safetensors", "--preset", "nope",
+    const char *args2[] = {"analyze", (FIX "numerics/tiny_4x3.safetensors"), "--preset", "nope",
                            NULL};
     struct run r = run_farmsd(args), r2 = run_farmsd(args2);
 
@@ -184,12 +186,12 @@ static void test_bad_settings_exit_1_naming_the_key(void)
 
 static void test_csv_and_table_agree_with_json(void)
 {
-    const char *args[] = {"analyze",   FIX "numerics/mlpA_digits.safetensors",
+    const char *args[] = {"analyze",   (FIX "numerics/mlpA_digits.safetensors"),
                           "--preset",  "farms-cv",
                           "--format",  "csv",
                           "--include", "^fc3\\.weight$",
                           NULL};
-    const char *args_t[] = {"analyze",   FIX "numerics/mlpA_digits.safetensors",
+    const char *args_t[] = {"analyze",   (FIX "numerics/mlpA_digits.safetensors"),
                             "--preset",  "farms-cv",
                             "--include", "^fc3",
                             NULL};
@@ -209,7 +211,7 @@ static void test_csv_and_table_agree_with_json(void)
 
 static void test_inspect_lists_hashes_without_analysing(void)
 {
-    const char *args[] = {"inspect", FIX "checkpoints/mlp/mlp_step0500_train.pt", "--format",
+    const char *args[] = {"inspect", (FIX "checkpoints/mlp/mlp_step0500_train.pt"), "--format",
                           "json", NULL};
     struct run r = run_farmsd(args);
     cJSON *root = cJSON_Parse(r.out);

@@ -333,8 +333,8 @@ static void test_big_endian_fortran_order(void)
     struct npy_info a = expect_ok(&m);
 
     npy_to_c_le(&a, out);
-    for (int i = 0; i < 4; i++)
-        CHECK_EQ_INT(out[2 * i] | out[2 * i + 1] << 8, i + 1);
+    for (size_t i = 0; i < 4; i++)
+        CHECK_EQ_INT(out[2 * i] | out[2 * i + 1] << 8, (int)i + 1);
 }
 
 /* --- Through ckpt_open ------------------------------------------------------------------- */

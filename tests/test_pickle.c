@@ -203,6 +203,8 @@ static void test_setitems(void)
 /* A dict large enough to use its hash index still finds and replaces keys. */
 static void test_large_dict(void)
 {
+    /* key 7 again (BININT1), value 999 (BININT2), SETITEMS, STOP */
+    static const unsigned char tail[] = {'K', 0x07, 'M', 0xE7, 0x03, 'u', '.'};
     unsigned char pk[4096];
     size_t n = 0;
     struct pkl_result *r = NULL;
@@ -217,12 +219,8 @@ static void test_large_dict(void)
         pk[n++] = 'K';
         pk[n++] = (unsigned char)(i & 0x7F);
     }
-    memcpy(pk + n,
-           "K\x07"
-           "M\xe7\x03"
-           "u.",
-           7);
-    n += 7;
+    memcpy(pk + n, tail, sizeof(tail));
+    n += sizeof(tail);
     CHECK_STR_EQ(parse(pk, n, 1, &r), "ok");
     d = r ? pkl_root(r) : NULL;
     CHECK(d != NULL && d->n_items == 300);

@@ -50,7 +50,7 @@ static void sha256_hex(const void *data, size_t n, char out[65])
     unsigned int len = 0;
 
     EVP_Digest(data, n, md, &len, EVP_sha256(), NULL);
-    for (int i = 0; i < 32; i++)
+    for (size_t i = 0; i < 32; i++)
         snprintf(out + 2 * i, 3, "%02x", md[i]);
 }
 
