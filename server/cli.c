@@ -57,6 +57,13 @@ enum err_code cli_params(const char *name, char **sets, int n_sets, struct farms
     return rc;
 }
 
+const char *cli_env_str(const char *var, const char *dflt)
+{
+    const char *s = getenv(var);
+
+    return s != NULL && s[0] != '\0' ? s : dflt;
+}
+
 long cli_env_long(const char *var, long dflt)
 {
     const char *s = getenv(var);

@@ -36,6 +36,9 @@ enum err_code cli_input_format(const char *s, enum ckpt_format *out, struct err 
 enum err_code cli_params(const char *name, char **sets, int n_sets, struct farms_params *p,
                          const char **resolved, struct err *e);
 
+/* An environment variable's value, or `dflt` when it is unset or empty. */
+const char *cli_env_str(const char *var, const char *dflt);
+
 /* An integer from an environment variable, or `dflt` if unset. */
 long cli_env_long(const char *var, long dflt);
 

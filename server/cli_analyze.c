@@ -71,7 +71,7 @@ static int cli_analyze_parse(int argc, char **argv, struct cli_analyze_opts *o)
     struct err e;
     int ch;
 
-    o->format = getenv("FARMSD_FORMAT") ? getenv("FARMSD_FORMAT") : "table";
+    o->format = cli_env_str("FARMSD_FORMAT", "table");
     o->strict = cli_env_long("FARMSD_STRICT", 0) != 0;
     while ((ch = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
         switch (ch) {

@@ -119,7 +119,7 @@ int cli_inspect_main(int argc, char **argv)
                                           {"strict", no_argument, NULL, 'S'},
                                           {"help", no_argument, NULL, 'h'},
                                           {NULL, 0, NULL, 0}};
-    const char *format = getenv("FARMSD_FORMAT") ? getenv("FARMSD_FORMAT") : "table";
+    const char *format = cli_env_str("FARMSD_FORMAT", "table");
     const char *preset_name = NULL, *resolved;
     char *sets[64];
     int n_sets = 0, status = 0, ch;

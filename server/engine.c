@@ -377,7 +377,7 @@ enum err_code engine_run(const struct ckpt *c, struct pool *pool, const struct e
     struct ckpt_buf buf = {0};
     size_t total = 0, done = 0;
 
-    ws = calloc(n_workers, sizeof(*ws));
+    ws = calloc(n_workers, sizeof(*ws)); /* NOLINT(bugprone-sizeof-expression): of pointers */
     if (ws == NULL)
         return err_set(e, ERR_NOMEM, "out of memory for workspaces");
     for (size_t i = 0; i < r->n; i++)
