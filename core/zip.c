@@ -456,7 +456,7 @@ static enum err_code zip_inflate_run(z_stream *zs, const unsigned char *src, uin
                 zs->avail_out = n;
                 out_left -= n;
             } else {
-                /* cppcheck-suppress autoVariables ; the caller ends the stream right after this call */
+                /* cppcheck-suppress autoVariables ; the caller ends the stream next */
                 zs->next_out = &sentinel;
                 zs->avail_out = 1;
                 using_sentinel = 1;
