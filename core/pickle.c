@@ -28,47 +28,6 @@ enum err_code(pkl__fail)(struct pkl_parser *p, enum err_code code, const char *c
     return err_setc(p->e, code, cat, "data.pkl byte %zu: %s", p->op_pos, msg);
 }
 
-int pkl__utf8_ok(const unsigned char *s, size_t n)
-{
-    size_t i = 0;
-
-    while (i < n) {
-        unsigned char c = s[i];
-        size_t k;
-        uint32_t cp;
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        if (c >= 0xC2 && c <= 0xDF) {
-            k = 1;
-            cp = c & 0x1Fu;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            k = 2;
-            cp = c & 0x0Fu;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            k = 3;
-            cp = c & 0x07u;
-        } else {
-            return 0;
-        }
-        if (n - i <= k)
-            return 0;
-        for (size_t j = 1; j <= k; j++) {
-            if ((s[i + j] & 0xC0) != 0x80)
-                return 0;
-            cp = (cp << 6) | (s[i + j] & 0x3Fu);
-        }
-        /* Python's pickle writes lone surrogates with 'surrogatepass'; torch
-         * data never has them, so the strict UTF-8 rule stands. */
-        if ((k == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
-            (k == 3 && (cp < 0x10000 || cp > 0x10FFFF)))
-            return 0;
-        i += k + 1;
-    }
-    return 1;
-}
-
 enum err_code pkl__new(struct pkl_parser *p, enum pkl_kind kind, struct pkl_value **out)
 {
     struct pkl_result *r = p->r;

@@ -76,8 +76,6 @@ enum err_code pkl__fail(struct pkl_parser *p, enum err_code code, const char *ca
 #define pkl__fail(p, code, ...) ((pkl__fail)((p), (code), __VA_ARGS__), (code))
 #endif
 
-/* 1 if s[0..n) is UTF-8 (NUL allowed). */
-int pkl__utf8_ok(const unsigned char *s, size_t n);
 
 /* --- pickle_torch.c: globals and calls (allow-list, deny-list, torch) --------------- */
 

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/pickle_int.h"
+#include "core/utf8.h"
 
 typedef enum err_code pkl_op_fn(struct pkl_parser *p, unsigned char op);
 
@@ -245,7 +246,7 @@ static enum err_code pkl_op_string(struct pkl_parser *p, unsigned char op)
     rc = pkl_read(p, n, &b); /* length checked against the input before allocating */
     if (rc)
         return rc;
-    if (text && !pkl__utf8_ok(b, (size_t)n))
+    if (text && utf8_check(b, n) != n)
         return pkl__fail(p, ERR_FORMAT, "invalid_pickle", "invalid UTF-8 in a string");
     rc = pkl__new_str(p, text ? PKL_STR : PKL_BYTES, (const char *)b, (size_t)n, &v);
     return rc ? rc : pkl__push(p, v);
@@ -273,7 +274,7 @@ static enum err_code pkl_op_global(struct pkl_parser *p, unsigned char op)
     if (nl2 == NULL)
         return pkl__fail(p, ERR_FORMAT, "invalid_pickle", "unterminated GLOBAL operand");
     p->pos += (size_t)(nl2 + 1 - b);
-    if (!pkl__utf8_ok(b, (size_t)(nl2 - b)))
+    if (utf8_check(b, (uint64_t)(nl2 - b)) != (uint64_t)(nl2 - b))
         return pkl__fail(p, ERR_FORMAT, "invalid_pickle", "invalid UTF-8 in a GLOBAL name");
     return pkl__global(p, (const char *)b, (size_t)(nl1 - b), (const char *)(nl1 + 1),
                        (size_t)(nl2 - nl1 - 1));

@@ -13,6 +13,7 @@
 #include "core/ckpt_int.h"
 #include "core/fmap.h"
 #include "core/safetensors_int.h"
+#include "core/utf8.h"
 
 static uint64_t st_le64(const unsigned char *p)
 {
@@ -232,7 +233,7 @@ enum err_code st_parse(const unsigned char *buf, uint64_t len, const struct ckpt
     rc = st_check_length(f, l, e);
     if (rc)
         goto out;
-    bad = st__utf8_check(buf + 8, f->header_len);
+    bad = utf8_check(buf + 8, f->header_len);
     if (bad != f->header_len) {
         rc = err_setc(e, ERR_FORMAT, "invalid_header", "header is not valid UTF-8 (byte %llu)",
                       (unsigned long long)bad);

@@ -44,9 +44,4 @@ struct st_file {
 enum err_code st__header_parse(struct st_file *f, const unsigned char *hdr, uint64_t n,
                                const struct ckpt_limits *l, struct err *e);
 
-/* Offset of the first byte of `s` (`n` bytes) that is not valid UTF-8
- * (overlong forms, surrogates and code points past U+10FFFF are invalid),
- * or n if all of it is valid. Cannot fail. */
-uint64_t st__utf8_check(const unsigned char *s, uint64_t n);
-
 #endif /* CORE_SAFETENSORS_INT_H */

@@ -1,5 +1,6 @@
 /* zip.c -- see zip.h. Central-directory zip reader with the §2.2 safety checks. */
 #include "core/zip.h"
+#include "core/utf8.h"
 
 #include <limits.h>
 #include <stdlib.h>
@@ -39,46 +40,10 @@ static uint64_t zip_u64(const unsigned char *p)
     return (uint64_t)zip_u32(p) | ((uint64_t)zip_u32(p + 4) << 32);
 }
 
-/* 1 if s[0..n) is well-formed UTF-8 (no overlongs, no surrogates) without NUL. */
+/* 1 if s[0..n) is well-formed UTF-8 without NUL (a name must be a C string). */
 static int zip_utf8_ok(const unsigned char *s, size_t n)
 {
-    size_t i = 0;
-
-    while (i < n) {
-        unsigned char c = s[i];
-        size_t k;
-        uint32_t cp;
-        if (c == 0)
-            return 0;
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        if (c >= 0xC2 && c <= 0xDF) {
-            k = 1;
-            cp = c & 0x1Fu;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            k = 2;
-            cp = c & 0x0Fu;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            k = 3;
-            cp = c & 0x07u;
-        } else {
-            return 0;
-        }
-        if (n - i <= k)
-            return 0;
-        for (size_t j = 1; j <= k; j++) {
-            if ((s[i + j] & 0xC0) != 0x80)
-                return 0;
-            cp = (cp << 6) | (s[i + j] & 0x3Fu);
-        }
-        if ((k == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
-            (k == 3 && (cp < 0x10000 || cp > 0x10FFFF)))
-            return 0;
-        i += k + 1;
-    }
-    return 1;
+    return utf8_check(s, n) == n && memchr(s, 0, n) == NULL;
 }
 
 /* Where the central directory is, from the end records (§2.2 steps 1). */
