@@ -6,6 +6,7 @@
  * data is XML-escaped. Pure string building: thread-safe.
  */
 #include "api/api_int.h"
+#include "core/sbuf.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -24,61 +25,22 @@
 #define SVG_GREEN       "#009E73" /* xmin */
 #define SVG_MAX_DECADES 14        /* of the y axis, below the top */
 
-struct svg_buf {
-    char *p;
-    size_t len, cap;
-    int failed;
-};
-
-static void svg_printf(struct svg_buf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void svg_printf(struct svg_buf *b, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-
-    if (b->failed)
-        return;
-    for (;;) {
-        va_start(ap, fmt);
-        n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            b->failed = 1;
-            return;
-        }
-        if ((size_t)n < b->cap - b->len) {
-            b->len += (size_t)n;
-            return;
-        }
-        {
-            size_t cap = (b->cap + (size_t)n + 1) * 2;
-            char *p = realloc(b->p, cap);
-            if (p == NULL) {
-                b->failed = 1;
-                return;
-            }
-            b->p = p;
-            b->cap = cap;
-        }
-    }
-}
 
 /* Text content / attribute value with & < > " ' escaped. */
-static void svg_text(struct svg_buf *b, const char *s)
+static void svg_text(struct sbuf *b, const char *s)
 {
     for (; *s != '\0'; s++) {
         switch (*s) {
-        case '&': svg_printf(b, "&amp;"); break;
-        case '<': svg_printf(b, "&lt;"); break;
-        case '>': svg_printf(b, "&gt;"); break;
-        case '"': svg_printf(b, "&quot;"); break;
-        case '\'': svg_printf(b, "&apos;"); break;
+        case '&': sbuf_printf(b, "&amp;"); break;
+        case '<': sbuf_printf(b, "&lt;"); break;
+        case '>': sbuf_printf(b, "&gt;"); break;
+        case '"': sbuf_printf(b, "&quot;"); break;
+        case '\'': sbuf_printf(b, "&apos;"); break;
         default:
             if ((unsigned char)*s < 0x20) /* not allowed in XML 1.0 */
-                svg_printf(b, "?");
+                sbuf_printf(b, "?");
             else
-                svg_printf(b, "%c", *s);
+                sbuf_printf(b, "%c", *s);
         }
     }
 }
@@ -136,44 +98,44 @@ static void svg_axes_of(const struct esd_hist *h, struct svg_axes *a)
 }
 
 /* Frame, decade ticks with 10^k labels, grid, axis labels. */
-static void svg_frame(struct svg_buf *b, const struct svg_axes *a)
+static void svg_frame(struct sbuf *b, const struct svg_axes *a)
 {
     int sx = (int)ceil((a->lx1 - a->lx0) / 10), sy = (int)ceil((a->ly1 - a->ly0) / 8);
 
-    svg_printf(b, "<g font-family=\"sans-serif\" font-size=\"12\" fill=\"#222\">\n");
+    sbuf_printf(b, "<g font-family=\"sans-serif\" font-size=\"12\" fill=\"#222\">\n");
     for (int k = (int)a->lx0; k <= (int)a->lx1; k += sx) {
         double x = SVG_X0 + (k - a->lx0) / (a->lx1 - a->lx0) * (SVG_X1 - SVG_X0);
-        svg_printf(b,
-                   "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>"
-                   "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#222\"/>"
-                   "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">10<tspan dy=\"-6\" "
-                   "font-size=\"9\">%d</tspan></text>\n",
-                   x, SVG_Y0, x, SVG_Y1, x, SVG_Y1, x, SVG_Y1 + 5, x, SVG_Y1 + 20, k);
+        sbuf_printf(b,
+                    "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>"
+                    "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#222\"/>"
+                    "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">10<tspan dy=\"-6\" "
+                    "font-size=\"9\">%d</tspan></text>\n",
+                    x, SVG_Y0, x, SVG_Y1, x, SVG_Y1, x, SVG_Y1 + 5, x, SVG_Y1 + 20, k);
     }
     for (int k = (int)a->ly0; k <= (int)a->ly1; k += sy) {
         double y = SVG_Y1 - (k - a->ly0) / (a->ly1 - a->ly0) * (SVG_Y1 - SVG_Y0);
-        svg_printf(b,
-                   "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>"
-                   "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#222\"/>"
-                   "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">10<tspan dy=\"-6\" "
-                   "font-size=\"9\">%d</tspan></text>\n",
-                   SVG_X0, y, SVG_X1, y, SVG_X0 - 5, y, SVG_X0, y, SVG_X0 - 8, y + 4, k);
+        sbuf_printf(b,
+                    "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>"
+                    "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#222\"/>"
+                    "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">10<tspan dy=\"-6\" "
+                    "font-size=\"9\">%d</tspan></text>\n",
+                    SVG_X0, y, SVG_X1, y, SVG_X0 - 5, y, SVG_X0, y, SVG_X0 - 8, y + 4, k);
     }
-    svg_printf(b,
-               "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" "
-               "stroke=\"#222\"/>\n"
-               "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\" font-size=\"14\">eigenvalue "
-               "λ</text>\n<text transform=\"translate(24 %.1f) rotate(-90)\" "
-               "text-anchor=\"middle\" font-size=\"14\">density</text>\n</g>\n",
-               SVG_X0, SVG_Y0, SVG_X1 - SVG_X0, SVG_Y1 - SVG_Y0, (SVG_X0 + SVG_X1) / 2, SVG_H - 22,
-               (SVG_Y0 + SVG_Y1) / 2);
+    sbuf_printf(b,
+                "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" "
+                "stroke=\"#222\"/>\n"
+                "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\" font-size=\"14\">eigenvalue "
+                "λ</text>\n<text transform=\"translate(24 %.1f) rotate(-90)\" "
+                "text-anchor=\"middle\" font-size=\"14\">density</text>\n</g>\n",
+                SVG_X0, SVG_Y0, SVG_X1 - SVG_X0, SVG_Y1 - SVG_Y0, (SVG_X0 + SVG_X1) / 2, SVG_H - 22,
+                (SVG_Y0 + SVG_Y1) / 2);
 }
 
 /* The histogram bars, the fit line and the xmin marker. */
-static void svg_data(struct svg_buf *b, const struct esd_hist *h, const struct svg_axes *a)
+static void svg_data(struct sbuf *b, const struct esd_hist *h, const struct svg_axes *a)
 {
-    svg_printf(b, "<g fill=\"%s\" fill-opacity=\"0.55\" stroke=\"%s\" stroke-width=\"0.5\">\n",
-               SVG_BLUE, SVG_BLUE);
+    sbuf_printf(b, "<g fill=\"%s\" fill-opacity=\"0.55\" stroke=\"%s\" stroke-width=\"0.5\">\n",
+                SVG_BLUE, SVG_BLUE);
     for (int k = 0; k < h->n_bins; k++) {
         double d = esd_hist_density(h, k), x0, x1, y;
         if (!(d > 0))
@@ -181,82 +143,83 @@ static void svg_data(struct svg_buf *b, const struct esd_hist *h, const struct s
         x0 = svg_x(a, esd_hist_edge_lo(h, k));
         x1 = svg_x(a, esd_hist_edge_hi(h, k));
         y = svg_y(a, d);
-        svg_printf(b, "<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\"/>\n", x0, y,
-                   x1 - x0, SVG_Y1 - y);
+        sbuf_printf(b, "<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\"/>\n", x0, y,
+                    x1 - x0, SVG_Y1 - y);
     }
-    svg_printf(b, "</g>\n");
+    sbuf_printf(b, "</g>\n");
     if (!esd_hist_has_fit(h))
         return;
-    svg_printf(b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2.5\" points=\"", SVG_VERM);
+    sbuf_printf(b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2.5\" points=\"",
+                SVG_VERM);
     for (int i = 0; i <= 48; i++) {
         double lx0 = log10(h->xmin), lx1 = log10(h->max > h->xmin ? h->max : h->xmin);
         double x = pow(10, lx0 + (lx1 - lx0) * i / 48.0);
-        svg_printf(b, "%s%.2f,%.2f", i ? " " : "", svg_x(a, x),
-                   svg_y(a, esd_hist_fit_density(h, x)));
+        sbuf_printf(b, "%s%.2f,%.2f", i ? " " : "", svg_x(a, x),
+                    svg_y(a, esd_hist_fit_density(h, x)));
     }
-    svg_printf(b,
-               "\"/>\n<line x1=\"%.2f\" y1=\"%.1f\" x2=\"%.2f\" y2=\"%.1f\" stroke=\"%s\" "
-               "stroke-width=\"1.5\" stroke-dasharray=\"6 4\"/>\n",
-               svg_x(a, h->xmin), SVG_Y0, svg_x(a, h->xmin), SVG_Y1, SVG_GREEN);
+    sbuf_printf(b,
+                "\"/>\n<line x1=\"%.2f\" y1=\"%.1f\" x2=\"%.2f\" y2=\"%.1f\" stroke=\"%s\" "
+                "stroke-width=\"1.5\" stroke-dasharray=\"6 4\"/>\n",
+                svg_x(a, h->xmin), SVG_Y0, svg_x(a, h->xmin), SVG_Y1, SVG_GREEN);
 }
 
 /* Legend in the top right corner. */
-static void svg_legend(struct svg_buf *b, const struct esd_hist *h)
+static void svg_legend(struct sbuf *b, const struct esd_hist *h)
 {
     double x = SVG_X1 - 230, y = SVG_Y0 + 10;
 
-    svg_printf(b,
-               "<g font-family=\"sans-serif\" font-size=\"13\" fill=\"#222\">\n"
-               "<rect x=\"%.1f\" y=\"%.1f\" width=\"220\" height=\"%d\" fill=\"white\" "
-               "fill-opacity=\"0.85\" stroke=\"#999\"/>\n"
-               "<rect x=\"%.1f\" y=\"%.1f\" width=\"18\" height=\"10\" fill=\"%s\" "
-               "fill-opacity=\"0.55\"/><text x=\"%.1f\" y=\"%.1f\">ESD, %lld eigenvalues</text>\n",
-               x, y, esd_hist_has_fit(h) ? 70 : 28, x + 8, y + 9, SVG_BLUE, x + 34, y + 19,
-               (long long)h->n_eigs);
+    sbuf_printf(b,
+                "<g font-family=\"sans-serif\" font-size=\"13\" fill=\"#222\">\n"
+                "<rect x=\"%.1f\" y=\"%.1f\" width=\"220\" height=\"%d\" fill=\"white\" "
+                "fill-opacity=\"0.85\" stroke=\"#999\"/>\n"
+                "<rect x=\"%.1f\" y=\"%.1f\" width=\"18\" height=\"10\" fill=\"%s\" "
+                "fill-opacity=\"0.55\"/><text x=\"%.1f\" y=\"%.1f\">ESD, %lld eigenvalues</text>\n",
+                x, y, esd_hist_has_fit(h) ? 70 : 28, x + 8, y + 9, SVG_BLUE, x + 34, y + 19,
+                (long long)h->n_eigs);
     if (esd_hist_has_fit(h))
-        svg_printf(b,
-                   "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
-                   "stroke-width=\"2.5\"/><text x=\"%.1f\" y=\"%.1f\">power law, α = %.3f</text>\n"
-                   "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
-                   "stroke-width=\"1.5\" stroke-dasharray=\"6 4\"/><text x=\"%.1f\" y=\"%.1f\">"
-                   "xmin = %.4g, D = %.3f</text>\n",
-                   x + 8, y + 36, x + 26, y + 36, SVG_VERM, x + 34, y + 41, h->alpha, x + 8, y + 58,
-                   x + 26, y + 58, SVG_GREEN, x + 34, y + 63, h->xmin, h->D);
-    svg_printf(b, "</g>\n");
+        sbuf_printf(b,
+                    "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
+                    "stroke-width=\"2.5\"/><text x=\"%.1f\" y=\"%.1f\">power law, α = %.3f</text>\n"
+                    "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
+                    "stroke-width=\"1.5\" stroke-dasharray=\"6 4\"/><text x=\"%.1f\" y=\"%.1f\">"
+                    "xmin = %.4g, D = %.3f</text>\n",
+                    x + 8, y + 36, x + 26, y + 36, SVG_VERM, x + 34, y + 41, h->alpha, x + 8,
+                    y + 58, x + 26, y + 58, SVG_GREEN, x + 34, y + 63, h->xmin, h->D);
+    sbuf_printf(b, "</g>\n");
 }
 
 char *api__esd_svg(const struct esd_hist *h, const char *layer, int64_t step, size_t *len)
 {
-    struct svg_buf b = {0};
+    struct sbuf b = {0};
     struct svg_axes a;
 
     *len = 0;
     svg_axes_of(h, &a);
-    svg_printf(&b,
-               "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-               "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
-               "viewBox=\"0 0 %d %d\" role=\"img\" data-alpha=\"%.17g\" data-xmin=\"%.17g\">\n"
-               "<title>ESD of ",
-               SVG_W, SVG_H, SVG_W, SVG_H, h->alpha, h->xmin);
+    sbuf_printf(&b,
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+                "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
+                "viewBox=\"0 0 %d %d\" role=\"img\" data-alpha=\"%.17g\" data-xmin=\"%.17g\">\n"
+                "<title>ESD of ",
+                SVG_W, SVG_H, SVG_W, SVG_H, h->alpha, h->xmin);
     svg_text(&b, layer);
-    svg_printf(&b,
-               " at step %lld</title>\n<rect width=\"100%%\" height=\"100%%\" "
-               "fill=\"white\"/>\n<text x=\"%d\" y=\"32\" text-anchor=\"middle\" "
-               "font-family=\"sans-serif\" font-size=\"16\" font-weight=\"bold\">",
-               (long long)step, SVG_W / 2);
+    sbuf_printf(&b,
+                " at step %lld</title>\n<rect width=\"100%%\" height=\"100%%\" "
+                "fill=\"white\"/>\n<text x=\"%d\" y=\"32\" text-anchor=\"middle\" "
+                "font-family=\"sans-serif\" font-size=\"16\" font-weight=\"bold\">",
+                (long long)step, SVG_W / 2);
     svg_text(&b, layer);
-    svg_printf(&b, " — step %lld</text>\n", (long long)step);
+    sbuf_printf(&b, " — step %lld</text>\n", (long long)step);
     svg_frame(&b, &a);
     svg_data(&b, h, &a);
     svg_legend(&b, h);
     if (h->n_zero > 0)
-        svg_printf(&b,
-                   "<text x=\"%.1f\" y=\"%d\" font-family=\"sans-serif\" font-size=\"11\" "
-                   "fill=\"#555\">%lld eigenvalue(s) ≈ 0 not shown</text>\n",
-                   SVG_X0, SVG_H - 6, (long long)h->n_zero);
-    svg_printf(&b, "</svg>\n");
+        sbuf_printf(&b,
+                    "<text x=\"%.1f\" y=\"%d\" font-family=\"sans-serif\" font-size=\"11\" "
+                    "fill=\"#555\">%lld eigenvalue(s) ≈ 0 not shown</text>\n",
+                    SVG_X0, SVG_H - 6, (long long)h->n_zero);
+    sbuf_printf(&b, "</svg>\n");
     if (b.failed) {
-        free(b.p);
+        sbuf_free(&b);
         return NULL;
     }
     *len = b.len;

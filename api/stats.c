@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "core/sbuf.h"
 
 static const int api_stats_codes[] = {
 #define X(code) code,
@@ -82,61 +83,21 @@ void api_stats_upload_end(struct api_stats *st)
 
 /* --- Rendering -------------------------------------------------------------- */
 
-struct api_sbuf {
-    char *p;
-    size_t len, cap;
-    int failed;
-};
-
-static void api_sbuf_printf(struct api_sbuf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void api_sbuf_printf(struct api_sbuf *b, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (b->failed)
-        return;
-    for (;;) {
-        int n;
-        va_start(ap, fmt);
-        n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            b->failed = 1;
-            return;
-        }
-        if (b->p != NULL && (size_t)n < b->cap - b->len) {
-            b->len += (size_t)n;
-            return;
-        }
-        size_t cap = b->cap ? b->cap * 2 : 4096;
-        while (cap < b->len + (size_t)n + 1)
-            cap *= 2;
-        char *np = realloc(b->p, cap);
-        if (np == NULL) {
-            b->failed = 1;
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
-    }
-}
 
 static uint64_t api_ld(const _Atomic uint64_t *a)
 {
     return atomic_load_explicit(a, memory_order_relaxed);
 }
 
-static void api_stats_render_requests(struct api_sbuf *b, const struct api_stats *st)
+static void api_stats_render_requests(struct sbuf *b, const struct api_stats *st)
 {
     const struct api_route_info *routes = api_routes();
     int n_routes = 0;
 
     while (routes[n_routes].method != NULL)
         n_routes++;
-    api_sbuf_printf(b, "# HELP farmsd_http_requests_total HTTP requests answered, by route and "
-                       "status.\n# TYPE farmsd_http_requests_total counter\n");
+    sbuf_printf(b, "# HELP farmsd_http_requests_total HTTP requests answered, by route and "
+                   "status.\n# TYPE farmsd_http_requests_total counter\n");
     for (int r = 0; r < API_STATS_MAX_ROUTES; r++) {
         int unmatched = r == API_STATS_MAX_ROUTES - 1;
         if (!unmatched && r >= n_routes)
@@ -150,11 +111,11 @@ static void api_stats_render_requests(struct api_sbuf *b, const struct api_stats
                 snprintf(code, sizeof(code), "%d", api_stats_codes[s]);
             else
                 snprintf(code, sizeof(code), "other");
-            api_sbuf_printf(b,
-                            "farmsd_http_requests_total{method=\"%s\",route=\"%s\",code=\"%s\"} "
-                            "%llu\n",
-                            unmatched ? "" : routes[r].method,
-                            unmatched ? "unmatched" : routes[r].path, code, (unsigned long long)v);
+            sbuf_printf(b,
+                        "farmsd_http_requests_total{method=\"%s\",route=\"%s\",code=\"%s\"} "
+                        "%llu\n",
+                        unmatched ? "" : routes[r].method, unmatched ? "unmatched" : routes[r].path,
+                        code, (unsigned long long)v);
         }
     }
 }
@@ -163,45 +124,45 @@ enum err_code api_stats_render(const struct api_stats *st, const struct api_stat
                                size_t n_jobs, int64_t queue_depth, char **out, size_t *len,
                                struct err *e)
 {
-    struct api_sbuf b = {0};
+    struct sbuf b = {0};
 
     *out = NULL;
     *len = 0;
     api_stats_render_requests(&b, st);
-    api_sbuf_printf(&b, "# HELP farmsd_jobs Jobs in the database, by state.\n"
-                        "# TYPE farmsd_jobs gauge\n");
+    sbuf_printf(&b, "# HELP farmsd_jobs Jobs in the database, by state.\n"
+                    "# TYPE farmsd_jobs gauge\n");
     for (size_t i = 0; i < n_jobs; i++)
-        api_sbuf_printf(&b, "farmsd_jobs{state=\"%s\"} %lld\n", jobs[i].label,
-                        (long long)jobs[i].value);
-    api_sbuf_printf(&b,
-                    "# HELP farmsd_queue_depth Jobs waiting for a worker.\n"
-                    "# TYPE farmsd_queue_depth gauge\nfarmsd_queue_depth %lld\n",
-                    (long long)queue_depth);
-    api_sbuf_printf(&b,
-                    "# HELP farmsd_cache_hits_total Tensors served from the result cache.\n"
-                    "# TYPE farmsd_cache_hits_total counter\nfarmsd_cache_hits_total %llu\n",
-                    (unsigned long long)api_ld(&st->cache_hits));
-    api_sbuf_printf(&b,
-                    "# HELP farmsd_cache_misses_total Tensors analysed (not in the cache).\n"
-                    "# TYPE farmsd_cache_misses_total counter\n"
-                    "farmsd_cache_misses_total %llu\n",
-                    (unsigned long long)api_ld(&st->cache_misses));
-    api_sbuf_printf(&b,
-                    "# HELP farmsd_analysis_seconds_total Time spent analysing tensors.\n"
-                    "# TYPE farmsd_analysis_seconds_total counter\n"
-                    "farmsd_analysis_seconds_total %.6f\n",
-                    (double)api_ld(&st->analysis_usec) / 1e6);
-    api_sbuf_printf(&b,
-                    "# HELP farmsd_ingested_bytes_total Checkpoint bytes accepted.\n"
-                    "# TYPE farmsd_ingested_bytes_total counter\n"
-                    "farmsd_ingested_bytes_total %llu\n",
-                    (unsigned long long)api_ld(&st->bytes_ingested));
-    api_sbuf_printf(&b,
-                    "# HELP farmsd_uploads_in_flight Uploads being received.\n"
-                    "# TYPE farmsd_uploads_in_flight gauge\nfarmsd_uploads_in_flight %lld\n",
-                    (long long)atomic_load_explicit(&st->uploads_in_flight, memory_order_relaxed));
+        sbuf_printf(&b, "farmsd_jobs{state=\"%s\"} %lld\n", jobs[i].label,
+                    (long long)jobs[i].value);
+    sbuf_printf(&b,
+                "# HELP farmsd_queue_depth Jobs waiting for a worker.\n"
+                "# TYPE farmsd_queue_depth gauge\nfarmsd_queue_depth %lld\n",
+                (long long)queue_depth);
+    sbuf_printf(&b,
+                "# HELP farmsd_cache_hits_total Tensors served from the result cache.\n"
+                "# TYPE farmsd_cache_hits_total counter\nfarmsd_cache_hits_total %llu\n",
+                (unsigned long long)api_ld(&st->cache_hits));
+    sbuf_printf(&b,
+                "# HELP farmsd_cache_misses_total Tensors analysed (not in the cache).\n"
+                "# TYPE farmsd_cache_misses_total counter\n"
+                "farmsd_cache_misses_total %llu\n",
+                (unsigned long long)api_ld(&st->cache_misses));
+    sbuf_printf(&b,
+                "# HELP farmsd_analysis_seconds_total Time spent analysing tensors.\n"
+                "# TYPE farmsd_analysis_seconds_total counter\n"
+                "farmsd_analysis_seconds_total %.6f\n",
+                (double)api_ld(&st->analysis_usec) / 1e6);
+    sbuf_printf(&b,
+                "# HELP farmsd_ingested_bytes_total Checkpoint bytes accepted.\n"
+                "# TYPE farmsd_ingested_bytes_total counter\n"
+                "farmsd_ingested_bytes_total %llu\n",
+                (unsigned long long)api_ld(&st->bytes_ingested));
+    sbuf_printf(&b,
+                "# HELP farmsd_uploads_in_flight Uploads being received.\n"
+                "# TYPE farmsd_uploads_in_flight gauge\nfarmsd_uploads_in_flight %lld\n",
+                (long long)atomic_load_explicit(&st->uploads_in_flight, memory_order_relaxed));
     if (b.failed || b.p == NULL) {
-        free(b.p);
+        sbuf_free(&b);
         return err_set(e, ERR_NOMEM, "out of memory rendering metrics");
     }
     *out = b.p;

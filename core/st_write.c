@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "core/safetensors.h"
+#include "core/sbuf.h"
 
 struct st_writer {
     FILE *f;
@@ -74,46 +75,9 @@ enum err_code st_wtensors_check(const struct st_wtensor *t, size_t n, struct err
     return ERR_OK;
 }
 
-struct st_sbuf {
-    char *p;
-    size_t len, cap;
-    int failed;
-};
-
-static void st_sbuf_printf(struct st_sbuf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void st_sbuf_printf(struct st_sbuf *b, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-
-    if (b->failed)
-        return;
-    for (;;) {
-        va_start(ap, fmt);
-        n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            b->failed = 1;
-            return;
-        }
-        if ((size_t)n < b->cap - b->len) {
-            b->len += (size_t)n;
-            return;
-        }
-        size_t cap = b->cap * 2 + (size_t)n + 64;
-        char *q = realloc(b->p, cap);
-        if (q == NULL) {
-            b->failed = 1;
-            return;
-        }
-        b->p = q;
-        b->cap = cap;
-    }
-}
 
 /* The header JSON, space-padded so that 8 + its length is a multiple of 8. */
-static enum err_code st_header(const struct st_wtensor *t, size_t n, struct st_sbuf *b,
+static enum err_code st_header(const struct st_wtensor *t, size_t n, struct sbuf *b,
                                uint64_t *total, struct err *e)
 {
     uint64_t off = 0;
@@ -122,19 +86,19 @@ static enum err_code st_header(const struct st_wtensor *t, size_t n, struct st_s
     b->p = malloc(b->cap);
     if (b->p == NULL)
         return err_set(e, ERR_NOMEM, "out of memory");
-    st_sbuf_printf(b, "{");
+    sbuf_printf(b, "{");
     for (size_t i = 0; i < n; i++) {
         uint64_t nb = st_wtensor_nbytes(&t[i], NULL);
-        st_sbuf_printf(b, "%s\"%s\":{\"dtype\":\"%s\",\"shape\":[", i ? "," : "", t[i].name,
-                       dtype_name(t[i].dtype));
+        sbuf_printf(b, "%s\"%s\":{\"dtype\":\"%s\",\"shape\":[", i ? "," : "", t[i].name,
+                    dtype_name(t[i].dtype));
         for (int d = 0; d < t[i].ndim; d++)
-            st_sbuf_printf(b, "%s%" PRId64, d ? "," : "", t[i].shape[d]);
-        st_sbuf_printf(b, "],\"data_offsets\":[%" PRIu64 ",%" PRIu64 "]}", off, off + nb);
+            sbuf_printf(b, "%s%" PRId64, d ? "," : "", t[i].shape[d]);
+        sbuf_printf(b, "],\"data_offsets\":[%" PRIu64 ",%" PRIu64 "]}", off, off + nb);
         off += nb;
     }
-    st_sbuf_printf(b, "}");
+    sbuf_printf(b, "}");
     while (!b->failed && b->len % 8 != 0)
-        st_sbuf_printf(b, " ");
+        sbuf_printf(b, " ");
     if (b->failed)
         return err_set(e, ERR_NOMEM, "out of memory");
     if (b->len > ST_HEADER_FORMAT_MAX)
@@ -147,7 +111,7 @@ enum err_code st_writer_open(const char *path, const struct st_wtensor *t, size_
                              struct st_writer **out, struct err *e)
 {
     struct st_writer *w = NULL;
-    struct st_sbuf b = {0};
+    struct sbuf b = {0};
     unsigned char len8[8];
     uint64_t total = 0;
     enum err_code rc;
@@ -175,7 +139,7 @@ enum err_code st_writer_open(const char *path, const struct st_wtensor *t, size_
     if (fwrite(len8, 1, 8, w->f) != 8 || fwrite(b.p, 1, b.len, w->f) != b.len)
         rc = err_set_errno(e, ERR_IO, errno, "writing %s", path);
 out:
-    free(b.p);
+    sbuf_free(&b);
     if (rc) {
         st_writer_abort(w);
         return rc;
