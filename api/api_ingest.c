@@ -92,9 +92,6 @@ int api__validate(struct api_call *c, struct api_response *resp, const char *pat
     case ERR_FORMAT:
     case ERR_INVAL: status = 422; break; /* the content is malformed (shards: invalid_index) */
     case ERR_NOTFOUND: status = e.category ? 422 : 400; break;
-    case ERR_TOOBIG: /* 413 is for limits (limit_exceeded); header_too_large is a defect */
-        status = e.category != NULL && strcmp(e.category, "limit_exceeded") != 0 ? 422 : 0;
-        break;
     default: status = 0;
     }
     if (e.category == NULL && status == 422)

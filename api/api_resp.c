@@ -33,10 +33,17 @@ static const char *api_reason(int status)
 }
 
 /* The table of style.md §4.7. Retry-After seconds in *retry. */
-static int api_status_of(enum err_code code, int *retry)
+/* The one err_code -> HTTP status table. A size refusal is 413 when it is a
+ * limit (no category, or limit_exceeded); a reader's defect that is filed
+ * under ERR_TOOBIG (header_too_large: a safetensors header over the format's
+ * own maximum) is malformed content, 422. */
+static int api_status_of(const struct err *e, int *retry)
 {
     *retry = 0;
-    switch (code) {
+    if (e->code == ERR_TOOBIG && e->category != NULL &&
+        strcmp(e->category, "limit_exceeded") != 0)
+        return 422;
+    switch (e->code) {
     case ERR_INVAL: return 400;
     case ERR_FORMAT: return 422; /* well-formed request, malformed checkpoint content */
     case ERR_NOTFOUND: return 404;
@@ -97,7 +104,7 @@ void api_problem_err(struct api_response *resp, const struct err *e)
 
 void api__fail(struct api_response *resp, int status_override, const struct err *e)
 {
-    int retry, status = api_status_of(e->code, &retry);
+    int retry, status = api_status_of(e, &retry);
 
     if (status_override > 0)
         status = status_override;
