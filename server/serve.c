@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -85,6 +86,23 @@ static enum err_code serve_open_data(const struct cfg *c, struct err *e)
                  (long long)n);
     store_close(s);
     return rc;
+}
+
+/* Raise the open-files limit to its hard limit when `conns` connections
+ * (plus the database, blobs and a margin) need more than the soft one. */
+static void serve_raise_nofile(unsigned conns)
+{
+    struct rlimit rl;
+    rlim_t need = (rlim_t)conns + 256;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= need)
+        return;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < need)
+        LOG_WARN("serve",
+                 "msg=\"open-files limit below --max-connections; connections beyond it fail\" "
+                 "nofile=%llu max_connections=%u",
+                 (unsigned long long)rl.rlim_cur, conns);
 }
 
 /* Give back this process's running jobs (stopped at a layer boundary). */
@@ -168,8 +186,22 @@ int cli_serve_main(int argc, char **argv)
                            .min_free_bytes = c.min_free,
                            .cache = cache};
     if (rc == ERR_OK) {
-        struct http_cfg hc = {c.host, c.port,       c.http_threads, c.db_url,
-                              &ctx,   c.max_upload, c.max_uploads};
+        struct http_cfg hc = {.host = c.host,
+                              .port = c.port,
+                              .threads = c.http_threads,
+                              .db_path = c.db_url,
+                              .api = &ctx,
+                              .max_upload = c.max_upload,
+                              .max_uploads = c.max_uploads,
+                              .validators = c.validators,
+                              .validation_queue = c.validation_queue,
+                              .memory_budget = c.memory_budget,
+                              .max_conns = c.max_conns,
+                              .max_conns_per_ip = c.max_conns_per_ip,
+                              .header_s = (double)c.header_timeout_s,
+                              .min_rate = c.min_upload_rate,
+                              .window_s = (double)c.min_upload_window_s};
+        serve_raise_nofile(c.max_conns);
         rc = http_start(&hc, &http, &e);
     }
     if (rc) {
