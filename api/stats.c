@@ -93,10 +93,10 @@ void api_stats_validation(struct api_stats *st, int queued_delta, int running_de
     atomic_fetch_add_explicit(&st->validations_running, running_delta, memory_order_relaxed);
 }
 
-void api_stats_slow_closed(struct api_stats *st, enum api_stats_slow why)
+void api_stats_slow_closed(struct api_stats *st, enum api_stats_slow why, uint64_t n)
 {
     if (st != NULL && why < API_STATS_N_SLOW)
-        atomic_fetch_add_explicit(&st->slow_closed[why], 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&st->slow_closed[why], n, memory_order_relaxed);
 }
 
 /* --- Rendering -------------------------------------------------------------- */

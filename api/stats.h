@@ -70,7 +70,7 @@ void api_stats_upload_begin(struct api_stats *st);
 void api_stats_upload_end(struct api_stats *st);
 /* Server gauges and counters. NULL st: no-op. Cannot fail. */
 void api_stats_validation(struct api_stats *st, int queued_delta, int running_delta);
-void api_stats_slow_closed(struct api_stats *st, enum api_stats_slow why);
+void api_stats_slow_closed(struct api_stats *st, enum api_stats_slow why, uint64_t n);
 
 /* Render every counter, the `jobs` gauges (farmsd_jobs{state=...}) and the
  * queue depth as Prometheus text exposition format 0.0.4. *out is a new

@@ -602,13 +602,15 @@ static void http_server_free(struct http_server *h, int key_ok, int mu_ok)
     free(h);
 }
 
-static void http_guard_closed(void *arg, enum http_guard_reason why)
+/* The guard's closes into /metrics (the two enums list the same reasons). */
+static void http_guard_closed(void *arg, enum http_guard_reason why, uint64_t n)
 {
     struct http_server *h = arg;
+    enum api_stats_slow slow = why == HTTP_GUARD_HEADERS     ? API_STATS_SLOW_HEADERS
+                               : why == HTTP_GUARD_SLOW_BODY ? API_STATS_SLOW_BODY
+                                                             : API_STATS_SLOW_IDLE;
 
-    api_stats_slow_closed(h->cfg.api->stats, why == HTTP_GUARD_HEADERS     ? API_STATS_SLOW_HEADERS
-                                             : why == HTTP_GUARD_SLOW_BODY ? API_STATS_SLOW_BODY
-                                                                           : API_STATS_SLOW_IDLE);
+    api_stats_slow_closed(h->cfg.api->stats, slow, n);
 }
 
 /* The validators: their limits, API context and threads. */

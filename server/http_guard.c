@@ -99,11 +99,9 @@ static int http_guard_verdict(struct http_guard *g, struct http_guard_conn *c, d
     }
 }
 
-/* One pass over the connections; `why` collects the closes to report. */
-static size_t http_guard_sweep(struct http_guard *g, double now, enum http_guard_reason *why,
-                               size_t cap)
+/* One pass over the connections; n_closed[reason] counts the closes. */
+static void http_guard_sweep(struct http_guard *g, double now, uint64_t *n_closed)
 {
-    size_t n = 0;
     char detail[160];
 
     for (struct http_guard_conn *c = g->head; c != NULL; c = c->next) {
@@ -135,23 +133,20 @@ static size_t http_guard_sweep(struct http_guard *g, double now, enum http_guard
         }
         c->phase = HTTP_GUARD_PH_KILLED;
         c->t_phase = now;
-        if (n < cap)
-            why[n++] = (enum http_guard_reason)v;
+        n_closed[v]++;
     }
-    return n;
 }
 
 static void *http_guard_main(void *arg)
 {
     struct http_guard *g = arg;
     double tick = g->cfg.header_s < g->cfg.window_s ? g->cfg.header_s : g->cfg.window_s;
-    enum http_guard_reason why[64];
 
     tick = tick / 10 < 0.05 ? 0.05 : tick / 10 > 0.5 ? 0.5 : tick / 10;
     pthread_mutex_lock(&g->mu);
     while (!g->stopping) {
         struct timespec until;
-        size_t n;
+        uint64_t n_closed[HTTP_GUARD_N_REASONS] = {0};
         clock_gettime(CLOCK_MONOTONIC, &until);
         until.tv_nsec += (long)(tick * 1e9);
         until.tv_sec += until.tv_nsec / 1000000000L;
@@ -159,10 +154,11 @@ static void *http_guard_main(void *arg)
         pthread_cond_timedwait(&g->stop_cv, &g->mu, &until);
         if (g->stopping)
             break;
-        n = http_guard_sweep(g, http_guard_now(), why, sizeof(why) / sizeof(why[0]));
+        http_guard_sweep(g, http_guard_now(), n_closed);
         pthread_mutex_unlock(&g->mu);
-        for (size_t i = 0; i < n && g->cfg.closed != NULL; i++)
-            g->cfg.closed(g->cfg.closed_arg, why[i]);
+        for (int i = 0; i < HTTP_GUARD_N_REASONS && g->cfg.closed != NULL; i++)
+            if (n_closed[i] > 0)
+                g->cfg.closed(g->cfg.closed_arg, (enum http_guard_reason)i, n_closed[i]);
         pthread_mutex_lock(&g->mu);
     }
     pthread_mutex_unlock(&g->mu);

@@ -40,9 +40,15 @@ struct http_guard;      /* opaque */
 struct http_guard_conn; /* opaque, one per connection */
 
 /* Why the guard closed a connection (for the caller's counters). */
-enum http_guard_reason { HTTP_GUARD_HEADERS, HTTP_GUARD_SLOW_BODY, HTTP_GUARD_IDLE };
+enum http_guard_reason {
+    HTTP_GUARD_HEADERS,   /* headers too slow: 408 */
+    HTTP_GUARD_SLOW_BODY, /* body below the minimum rate: 408 */
+    HTTP_GUARD_IDLE,      /* idle between requests: closed */
+    HTTP_GUARD_N_REASONS
+};
 
-typedef void http_guard_closed_fn(void *arg, enum http_guard_reason why);
+/* `n` connections were closed for `why` (called after each sweep). */
+typedef void http_guard_closed_fn(void *arg, enum http_guard_reason why, uint64_t n);
 
 struct http_guard_cfg {
     double header_s;   /* headers within this of accept or of the previous request's end */
