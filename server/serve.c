@@ -120,6 +120,30 @@ static void serve_requeue(const char *db_url, const char *owner, double lease_s)
     store_close(s);
 }
 
+/* The HTTP server with the settings of `c`. */
+static enum err_code serve_http_start(const struct cfg *c, const struct api_ctx *ctx,
+                                      struct http_server **out, struct err *e)
+{
+    struct http_cfg hc = {.host = c->host,
+                          .port = c->port,
+                          .threads = c->http_threads,
+                          .db_path = c->db_url,
+                          .api = ctx,
+                          .max_upload = c->max_upload,
+                          .max_uploads = c->max_uploads,
+                          .validators = c->validators,
+                          .validation_queue = c->validation_queue,
+                          .memory_budget = c->memory_budget,
+                          .max_conns = c->max_conns,
+                          .max_conns_per_ip = c->max_conns_per_ip,
+                          .header_s = (double)c->header_timeout_s,
+                          .min_rate = c->min_upload_rate,
+                          .window_s = (double)c->min_upload_window_s};
+
+    serve_raise_nofile(c->max_conns);
+    return http_start(&hc, out, e);
+}
+
 int cli_serve_main(int argc, char **argv)
 {
     struct cfg c;
@@ -185,25 +209,8 @@ int cli_serve_main(int argc, char **argv)
                            .limits = &limits,
                            .min_free_bytes = c.min_free,
                            .cache = cache};
-    if (rc == ERR_OK) {
-        struct http_cfg hc = {.host = c.host,
-                              .port = c.port,
-                              .threads = c.http_threads,
-                              .db_path = c.db_url,
-                              .api = &ctx,
-                              .max_upload = c.max_upload,
-                              .max_uploads = c.max_uploads,
-                              .validators = c.validators,
-                              .validation_queue = c.validation_queue,
-                              .memory_budget = c.memory_budget,
-                              .max_conns = c.max_conns,
-                              .max_conns_per_ip = c.max_conns_per_ip,
-                              .header_s = (double)c.header_timeout_s,
-                              .min_rate = c.min_upload_rate,
-                              .window_s = (double)c.min_upload_window_s};
-        serve_raise_nofile(c.max_conns);
-        rc = http_start(&hc, &http, &e);
-    }
+    if (rc == ERR_OK)
+        rc = serve_http_start(&c, &ctx, &http, &e);
     if (rc) {
         LOG_ERROR("serve", "msg=\"cannot start\" err=\"%s\"", e.msg);
         fprintf(stderr, "error: %s: %s\n", err_category(&e), e.msg);

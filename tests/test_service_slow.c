@@ -256,7 +256,7 @@ static int write_sparse_st(const char *path, uint64_t n)
     int hl = snprintf(hdr, sizeof(hdr),
                       "{\"model.big.bias\":{\"dtype\":\"F32\",\"shape\":[%llu],"
                       "\"data_offsets\":[0,%llu]}}",
-                      (unsigned long long)n, (unsigned long long)(4 * n));
+                      (unsigned long long)n, (unsigned long long)(4ull * n));
     FILE *f = fopen(path, "wb");
     int ok;
 
