@@ -7,7 +7,8 @@
 #include <string.h>
 
 #include "core/ckpt_int.h"
-#include "core/fmap.h"
+#include "core/npy_int.h"
+#include "core/rfile.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "npy.c reads '=' (native) descrs as little-endian"
@@ -329,8 +330,35 @@ static enum err_code npy_preamble(const unsigned char *buf, uint64_t len,
     return ERR_OK;
 }
 
+uint64_t npy__head_len(const unsigned char *pre, uint64_t total, const struct ckpt_limits *l)
+{
+    uint64_t hl, start;
+
+    if (total < 10 || memcmp(pre, "\x93NUMPY", 6) != 0)
+        return total < NPY_PREAMBLE_MAX ? total : NPY_PREAMBLE_MAX;
+    if (pre[6] == 1) {
+        hl = (uint64_t)pre[8] | (uint64_t)pre[9] << 8;
+        start = 10;
+    } else if ((pre[6] == 2 || pre[6] == 3) && total >= 12) {
+        hl = (uint64_t)pre[8] | (uint64_t)pre[9] << 8 | (uint64_t)pre[10] << 16 |
+             (uint64_t)pre[11] << 24;
+        start = 12;
+    } else {
+        return total < NPY_PREAMBLE_MAX ? total : NPY_PREAMBLE_MAX;
+    }
+    if (hl > l->max_header_bytes)
+        hl = l->max_header_bytes; /* npy__parse refuses it without reading on */
+    return start + hl < total ? start + hl : total;
+}
+
 enum err_code npy_parse(const unsigned char *buf, uint64_t len, const struct ckpt_limits *l,
                         struct npy_info *out, struct err *e)
+{
+    return npy__parse(buf, len, len, l, out, e);
+}
+
+enum err_code npy__parse(const unsigned char *buf, uint64_t buf_len, uint64_t len,
+                         const struct ckpt_limits *l, struct npy_info *out, struct err *e)
 {
     struct ckpt_limits defaults;
     struct npy_info a;
@@ -344,7 +372,10 @@ enum err_code npy_parse(const unsigned char *buf, uint64_t len, const struct ckp
         ckpt_limits_default(&defaults);
         l = &defaults;
     }
+    ERR_ASSERT(buf_len <= len); /* and buf holds npy__head_len's bytes of its own prefix */
     rc = npy_preamble(buf, len, l, &a, &start, &hl, e);
+    if (rc == ERR_OK && start + hl > buf_len) /* the caller read fewer: the header changed */
+        rc = err_setc(e, ERR_IO, "changed", "npy header length changed while it was read");
     if (rc == ERR_OK)
         rc = npy_header(buf + start, hl, &h, e);
     if (rc == ERR_OK)
@@ -371,7 +402,8 @@ enum err_code npy_parse(const unsigned char *buf, uint64_t len, const struct ckp
     if (a.nbytes > len - start - hl)
         return err_setc(e, ERR_FORMAT, "truncated", "npy data needs %llu bytes, %llu present",
                         (unsigned long long)a.nbytes, (unsigned long long)(len - start - hl));
-    a.data = buf + start + hl;
+    a.data_offset = start + hl;
+    a.data = buf_len == len ? buf + start + hl : NULL;
     *out = a;
     return ERR_OK;
 }
@@ -443,11 +475,44 @@ void npy_to_c_le(const struct npy_info *a, unsigned char *dst)
     }
 }
 
+/* --- Reading the data ------------------------------------------------------------------ */
+
+enum err_code npy__materialise(const struct ckpt *c, const struct npy_info *a,
+                               npy_read_fn *read_raw, void *ctx, struct ckpt_buf *buf,
+                               const void **data, struct err *e)
+{
+    struct npy_info raw = *a;
+    unsigned char *scratch = NULL;
+    enum err_code rc;
+
+    *data = NULL;
+    rc = ckpt__buf_reserve(c, buf, a->nbytes ? a->nbytes : 1, e);
+    if (rc)
+        return rc;
+    if (npy_is_c_contiguous_le(a)) {
+        rc = read_raw(ctx, buf->data, a->nbytes, e);
+        if (rc == ERR_OK)
+            *data = buf->data;
+        return rc;
+    }
+    scratch = malloc(a->nbytes ? (size_t)a->nbytes : 1); /* within max_tensor_bytes */
+    if (scratch == NULL)
+        return err_set(e, ERR_NOMEM, "out of memory for %llu bytes", (unsigned long long)a->nbytes);
+    rc = read_raw(ctx, scratch, a->nbytes, e);
+    if (rc == ERR_OK) {
+        raw.data = scratch;
+        npy_to_c_le(&raw, buf->data);
+        *data = buf->data;
+    }
+    free(scratch);
+    return rc;
+}
+
 /* --- The .npy ckpt loader --------------------------------------------------------- */
 
 struct npy_impl {
-    struct fmap map;      /* owned */
-    struct npy_info info; /* borrows map */
+    struct rfile file;    /* owned, open for the ckpt's life */
+    struct npy_info info; /* header only: data is NULL */
 };
 
 static void npy_impl_free(void *p)
@@ -456,30 +521,50 @@ static void npy_impl_free(void *p)
 
     if (impl == NULL)
         return;
-    fmap_close(&impl->map);
+    rfile_close(&impl->file);
     free(impl);
+}
+
+static enum err_code npy_read_file(void *ctx, void *dst, uint64_t n, struct err *e)
+{
+    const struct npy_impl *impl = ctx;
+
+    return rfile_read(&impl->file, impl->info.data_offset, n, dst, e);
 }
 
 static enum err_code npy_read(const struct ckpt *c, size_t i, struct ckpt_buf *buf,
                               const void **data, struct err *e)
 {
-    const struct npy_impl *impl = c->impl;
-    enum err_code rc;
-
     (void)i;
-    if (npy_is_c_contiguous_le(&impl->info)) {
-        *data = impl->info.data;
-        return ERR_OK;
-    }
-    rc = ckpt__buf_reserve(c, buf, impl->info.nbytes, e);
-    if (rc)
-        return rc;
-    npy_to_c_le(&impl->info, buf->data);
-    *data = buf->data;
-    return ERR_OK;
+    return npy__materialise(c, &((const struct npy_impl *)c->impl)->info, npy_read_file, c->impl,
+                            buf, data, e);
 }
 
 static const struct ckpt_ops npy_ops = {npy_read, npy_impl_free};
+
+/* Read the preamble and header of the open file and parse them. */
+static enum err_code npy_load_head(struct npy_impl *impl, const struct ckpt_limits *l,
+                                   struct err *e)
+{
+    unsigned char pre[NPY_PREAMBLE_MAX], *head = NULL;
+    uint64_t size = impl->file.size, np = size < sizeof(pre) ? size : sizeof(pre), n;
+    enum err_code rc;
+
+    rc = rfile_read(&impl->file, 0, np, pre, e);
+    if (rc)
+        return rc;
+    n = npy__head_len(pre, size, l);
+    head = malloc(n ? (size_t)n : 1);
+    if (head == NULL)
+        return err_set(e, ERR_NOMEM, "out of memory for a %llu-byte npy header",
+                       (unsigned long long)n);
+    rc = rfile_read(&impl->file, np, n - np, head + np, e);
+    memcpy(head, pre, (size_t)np); /* one consistent preamble, even if the file changed */
+    if (rc == ERR_OK)
+        rc = npy__parse(head, n, size, l, &impl->info, e);
+    free(head);
+    return rc;
+}
 
 enum err_code npy__ckpt_load(struct ckpt *c, const char *path, struct err *e)
 {
@@ -492,13 +577,12 @@ enum err_code npy__ckpt_load(struct ckpt *c, const char *path, struct err *e)
     impl = calloc(1, sizeof(*impl));
     if (impl == NULL)
         return err_set(e, ERR_NOMEM, "out of memory opening %s", path);
+    impl->file.fd = -1;
     c->impl = impl; /* ckpt_close() frees it from here on */
     c->ops = &npy_ops;
-    rc = fmap_open(path, &impl->map, e);
+    rc = rfile_open(path, &impl->file, e);
     if (rc == ERR_OK)
-        rc = ckpt__map_register(c, &impl->map, e);
-    if (rc == ERR_OK)
-        rc = npy_parse(impl->map.data, impl->map.size, &c->limits, &impl->info, e);
+        rc = npy_load_head(impl, &c->limits, e);
     if (rc)
         return rc;
     return ckpt__tensor_add(c, base,
