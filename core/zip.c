@@ -398,7 +398,7 @@ static enum err_code zip_read_entries(struct zip_archive *z, const struct zip_cd
     w.f = z->src;
     w.base = cd->offset;
     w.end = cd->offset + cd->size;
-    w.buf = malloc(ZIP_WIN_LEN);
+    w.buf = malloc(cd->size < ZIP_WIN_LEN ? (size_t)cd->size + 1 : ZIP_WIN_LEN);
     w.local = malloc(ZIP_LOCAL_LEN + 0xFFFF);
     offs = calloc(cd->n_entries ? (size_t)cd->n_entries : 1, sizeof(*offs));
     if (w.buf == NULL || w.local == NULL || offs == NULL) {

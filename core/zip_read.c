@@ -23,8 +23,8 @@ struct zip_stream {
     uint64_t in_pos;    /* compressed bytes read from the file */
     uint64_t out_pos;   /* uncompressed bytes handed out (or skipped) */
     uLong crc;          /* CRC-32 of those bytes */
-    unsigned char *in;  /* owned, ZIP_CHUNK bytes of input */
-    unsigned char *out; /* owned, ZIP_CHUNK bytes of scratch output (skip, finish) */
+    unsigned char *in;  /* owned, min(csize + 1, ZIP_CHUNK) bytes of input */
+    unsigned char *out; /* owned, min(usize + 1, ZIP_CHUNK): scratch output (skip, finish) */
 };
 
 enum err_code zip_stream_open(const struct zip_archive *z, const struct zip_member *m,
@@ -39,8 +39,9 @@ enum err_code zip_stream_open(const struct zip_archive *z, const struct zip_memb
                         "member '%.200s' uses compression method %u", m->name, (unsigned)m->method);
     s = calloc(1, sizeof(*s));
     if (s != NULL) {
-        s->in = malloc(ZIP_CHUNK);
-        s->out = malloc(ZIP_CHUNK);
+        /* small members need small buffers */
+        s->in = malloc(m->csize < ZIP_CHUNK ? (size_t)m->csize + 1 : ZIP_CHUNK);
+        s->out = malloc(m->usize < ZIP_CHUNK ? (size_t)m->usize + 1 : ZIP_CHUNK);
     }
     if (s == NULL || s->in == NULL || s->out == NULL) {
         rc = err_set(e, ERR_NOMEM, "out of memory reading '%.200s'", m->name);
