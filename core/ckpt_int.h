@@ -13,7 +13,8 @@
 #include "core/rfile.h"
 
 struct ckpt_ops {
-    /* Materialise tensor i (see ckpt_tensor_read). */
+    /* Materialise tensor i (see ckpt_tensor_read): the bytes go into `buf`
+     * (at least 1 byte reserved) and *data = buf->data on success. */
     enum err_code (*read)(const struct ckpt *c, size_t i, struct ckpt_buf *buf, const void **data,
                           struct err *e);
     /* Free `impl` (NULL-safe). */
