@@ -2,7 +2,9 @@
 # man-check.sh -- check that a farmsd(1) page is true to the binary's help:
 # every --option and FARMSD_* variable that `farmsd --help` or any
 # `farmsd COMMAND --help` prints is in the page, every command has a section,
-# and groff reads the page without a warning. Prints what is missing.
+# groff reads the page without a warning, and packaging/farmsd.default (the
+# unit's /etc/default/farmsd) has a line for every FARMSD_* of `farmsd serve`
+# but FARMSD_DATA. Prints what is missing.
 #   packaging/man-check.sh build/farmsd build/farmsd.1
 set -eu
 bin=${1:?usage: man-check.sh FARMSD_BINARY PAGE}
@@ -23,6 +25,12 @@ for c in '' $commands; do
         n=$((n + 1))
         printf '%s\n' "$text" | grep -qE -- "(^|[^A-Za-z0-9_-])$w([^A-Za-z0-9_-]|\$)" || { echo "man-check: '$w' (farmsd $c --help) not in $page"; fail=1; }
     done
+done
+# The environment file shipped for the unit lists every variable of serve.
+defaults=$(dirname "$0")/farmsd.default
+for v in $("$bin" serve --help | grep -oE 'FARMSD_[A-Z0-9_]+' | sort -u); do
+    [ "$v" = FARMSD_DATA ] && continue # the unit fixes --data
+    grep -qE "^#?$v=" "$defaults" || { echo "man-check: $v (farmsd serve --help) not in $defaults"; fail=1; }
 done
 warn=$(groff -man -ww -z "$page" 2>&1) || true
 [ -z "$warn" ] || { echo "man-check: groff: $warn"; fail=1; }
