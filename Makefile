@@ -206,3 +206,55 @@ check-layers:
 
 clean:
 	rm -rf build
+
+# --- Installing and packaging (README "Install") ------------------------------
+#   make install [PREFIX=/usr/local] [DESTDIR=]   binary, farmsd(1), farmsd.service,
+#                 /etc/default/farmsd (kept when it exists); UNITDIR= leaves the unit out
+#   make uninstall    the same files, except /etc/default/farmsd
+#   make man-check    farmsd(1) names every --option and FARMSD_* of the help texts
+#   make deb          build/deb/farmsd_<version>_<arch>.deb (debhelper)
+#   make deb-test     install that .deb with dpkg -i into a scratch Debian root and run it
+#   make docker-test  build docker/Dockerfile with podman on a local base image, run it
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+MANDIR     ?= $(PREFIX)/share/man
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+SYSCONFDIR ?= /etc
+.PHONY: install uninstall man-check deb deb-test docker-test
+
+build/farmsd.1: build/farmsd packaging/manpage.sh
+	$(Q)packaging/manpage.sh build/farmsd > $@.tmp && mv $@.tmp $@
+
+install: build/farmsd build/farmsd.1
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
+	install -m 755 build/farmsd $(DESTDIR)$(BINDIR)/farmsd
+	install -m 644 build/farmsd.1 $(DESTDIR)$(MANDIR)/man1/farmsd.1
+	$(if $(UNITDIR),install -d $(DESTDIR)$(UNITDIR) && \
+	    sed 's|@BINDIR@|$(BINDIR)|g' packaging/farmsd.service.in > $(DESTDIR)$(UNITDIR)/farmsd.service && \
+	    chmod 644 $(DESTDIR)$(UNITDIR)/farmsd.service)
+	[ -e $(DESTDIR)$(SYSCONFDIR)/default/farmsd ] || \
+	    install -D -m 644 packaging/farmsd.default $(DESTDIR)$(SYSCONFDIR)/default/farmsd
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/farmsd $(DESTDIR)$(MANDIR)/man1/farmsd.1 \
+	    $(if $(UNITDIR),$(DESTDIR)$(UNITDIR)/farmsd.service)
+	@echo "kept $(DESTDIR)$(SYSCONFDIR)/default/farmsd (your settings): remove it by hand"
+
+man-check: build/farmsd.1
+	$(Q)packaging/man-check.sh build/farmsd build/farmsd.1
+
+# dpkg-buildpackage writes next to the tree it builds: it builds a copy in
+# build/deb/src (the files git knows, as in the working tree).
+deb:
+	@$(MAKE) --no-print-directory deps DEB_PKGS="$(DEB_PKGS) debhelper"
+	$(Q)rm -rf build/deb && mkdir -p build/deb/src
+	$(Q)git ls-files -co --exclude-standard -z | tar --null -T - -cf - | tar -C build/deb/src -xf -
+	$(Q)cd build/deb/src && dpkg-buildpackage -b -us -uc -j2 > ../build.log 2>&1 \
+	    || { tail -n 40 ../build.log; exit 1; }
+	@ls build/deb/*.deb
+
+deb-test:
+	$(Q)packaging/deb-test.sh
+
+docker-test:
+	$(Q)docker/test.sh
