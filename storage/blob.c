@@ -111,7 +111,9 @@ static void blob_host_name(char *out)
         char c = h[i];
         int ok =
             (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.';
-        out[i] = ok ? c : '_';
+        out[i] = c;
+        if (!ok)
+            out[i] = '_';
     }
     out[i] = '\0';
 }

@@ -262,7 +262,7 @@ static void name_with_pid(const char *own, long pid, char *out, size_t len)
 
     snprintf(host_part, sizeof host_part, "%.*s", (int)(suffix - base), base);
     pid_dash = strrchr(host_part, '-'); /* host_part is upload-<host>-<pid> */
-    ERR_ASSERT(pid_dash != NULL && atol(pid_dash + 1) == (long)getpid());
+    ERR_ASSERT(pid_dash != NULL && strtol(pid_dash + 1, NULL, 10) == (long)getpid());
     snprintf(out, len, "%.*s-%ld%s", (int)(pid_dash - host_part), host_part, pid, suffix);
 }
 
@@ -310,10 +310,10 @@ static void test_tmp_of_dead_process_removed_at_open(void)
     name_with_pid(own, dead_pid(), name, sizeof name);
     touch_tmp(b, name, 0, dead_f, sizeof dead_f);
     touch_tmp(b, "upload-other.host-1-aB3dE9", 0, other_f, sizeof other_f);
-    touch_tmp(b, "upload-other.host-2-aB3dE9", 2 * BLOB_TMP_STALE_S, other_old_f,
+    touch_tmp(b, "upload-other.host-2-aB3dE9", 2L * BLOB_TMP_STALE_S, other_old_f,
               sizeof other_old_f);
     touch_tmp(b, "upload-Xy12Ab", 0, old_form_f, sizeof old_form_f);
-    touch_tmp(b, "upload-Xy12Ac", 2 * BLOB_TMP_STALE_S, old_form_old_f, sizeof old_form_old_f);
+    touch_tmp(b, "upload-Xy12Ac", 2L * BLOB_TMP_STALE_S, old_form_old_f, sizeof old_form_old_f);
     blob_store_close(b);
     /* restart */
     CHECK_EQ_INT(blob_store_open(root, &b, &e), ERR_OK);

@@ -264,7 +264,7 @@ static void test_kill9_upload_tmp_removed_at_restart(void)
         CHECK(!"server started");
         return;
     }
-    fd = start_partial_upload(&s, 1 << 20, 64 * 1024);
+    fd = start_partial_upload(&s, (size_t)1 << 20, (size_t)64 * 1024);
     CHECK(fd >= 0);
     for (until = svc_now() + 20; svc_count_files(tmp) < 1 && svc_now() < until;)
         svc_sleep_ms(20);
