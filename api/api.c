@@ -22,6 +22,7 @@
 
 #include "api/api_dashboard.h"
 #include "api/api_int.h"
+#include "core/utf8.h"
 
 enum api_auth_need { API_AUTH_NONE, API_AUTH_READ, API_AUTH_WRITE };
 
@@ -221,7 +222,8 @@ static int api_token_eq(const char *a, const char *b)
 static void api_unauthorized(struct api_response *resp, int status, const char *error,
                              const char *scope, const char *detail)
 {
-    api_problem(resp, status, status == 401 ? "Unauthorized" : "Forbidden", NULL, detail);
+    api_problem(resp, status, status == 401 ? "Unauthorized" : "Forbidden",
+                status == 401 ? "unauthorized" : "insufficient_scope", detail);
     if (error == NULL)
         snprintf(resp->www_authenticate, sizeof(resp->www_authenticate), "Bearer realm=\"farmsd\"");
     else
@@ -339,10 +341,27 @@ static int api_dispatch_route(struct api_call *c, struct api_response *resp)
     }
     resp->allow[0] = '\0';
     if (api_match(api_table[found].path, c->req->path, c) != 1) {
-        api_problem(resp, 503, "Service Unavailable", NULL, "out of memory routing the request");
+        api_problem(resp, 503, "Service Unavailable", "nomem", "out of memory routing the request");
         return -1;
     }
     return found;
+}
+
+/* 1 if every path parameter of `c` is valid UTF-8 (names are echoed into
+ * JSON, which must be UTF-8); else 0 with a 400 in resp. */
+static int api_params_utf8(const struct api_call *c, struct api_response *resp)
+{
+    char msg[96];
+
+    for (size_t i = 0; i < c->n_params; i++) {
+        size_t n = strlen(c->pval[i]);
+        if (utf8_check((const unsigned char *)c->pval[i], n) == n)
+            continue;
+        snprintf(msg, sizeof(msg), "path parameter '%s': not valid UTF-8", c->pname[i]);
+        api_problem(resp, 400, NULL, "invalid_parameter", msg);
+        return 0;
+    }
+    return 1;
 }
 
 /* Route, authorise and validate the query of c->req: the route index, or -1
@@ -363,7 +382,7 @@ static int api_prepare(struct api_call *c, struct api_response *resp)
         return -1;
     resp->route = api_table[r].path;
     resp->route_index = r;
-    if (!api_auth(c->ctx, c->req, api_table[r].auth, resp))
+    if (!api_auth(c->ctx, c->req, api_table[r].auth, resp) || !api_params_utf8(c, resp))
         return -1;
     if (api_query_parse(c->req->query, &c->q, &e) != ERR_OK ||
         api_query_only(&c->q, api_table[r].params, &e) != ERR_OK) {

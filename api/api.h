@@ -100,12 +100,15 @@ struct api_ctx {
 void api_handle(const struct api_ctx *ctx, struct store *s, const struct api_request *req,
                 struct api_response *resp);
 
-/* Fill `resp` with a problem+json body: {"type", "title", "status",
- * "detail", "category"} (category omitted when NULL). */
+/* Fill `resp` with a problem+json body: {"type": "urn:farmsd:problem:<category>",
+ * "title", "status", "detail", "category"}. Every problem has a category:
+ * NULL picks one by status ("not_found", "insufficient_storage", ...). */
 void api_problem(struct api_response *resp, int status, const char *title, const char *category,
                  const char *detail);
 
-/* Map an error to its HTTP status (style.md §4.7) and fill a problem. */
+/* Map an error to its HTTP status (style.md §4.7) and fill a problem; an
+ * error without a category gets one by its code ("busy", "nomem", "io",
+ * "db", ...) or else by the status. */
 void api_problem_err(struct api_response *resp, const struct err *e);
 
 /* Release the body and zero `resp`. Safe on a zeroed response. Cannot fail. */

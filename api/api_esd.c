@@ -6,6 +6,7 @@
  * Both answer 304 on a matching If-None-Match.
  */
 #include "api/api_int.h"
+#include "api/json.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -26,7 +27,7 @@ static int api_esd_load(struct api_call *c, struct api_response *resp, const cha
     const struct store_layer *y;
 
     *out = NULL;
-    if (api_query_int64(&c->q, "step", 0, INT64_MAX, -1, &step, &e) != ERR_OK) {
+    if (api_query_int64(&c->q, "step", 0, API_STEP_MAX, -1, &step, &e) != ERR_OK) {
         api__fail(resp, 400, &e);
         return 0;
     }
@@ -132,8 +133,7 @@ void api__layer_esd(struct api_call *c, struct api_response *resp)
     o = cJSON_CreateObject();
     if (o == NULL || bins == NULL || fit == NULL ||
         !cJSON_AddStringToObject(o, "run", api__param(c, "run")) ||
-        !cJSON_AddStringToObject(o, "layer", y->name) ||
-        !cJSON_AddNumberToObject(o, "step", (double)y->step) ||
+        !cJSON_AddStringToObject(o, "layer", y->name) || !json_add_int(o, "step", y->step) ||
         !cJSON_AddStringToObject(o, "preset", preset) ||
         !cJSON_AddStringToObject(o, "status", farms_status_name(y->r.status)) ||
         !cJSON_AddNumberToObject(o, "num_eigs", (double)h->n_eigs) ||
@@ -167,7 +167,7 @@ void api__layer_esd_svg(struct api_call *c, struct api_response *resp)
     svg = api__esd_svg(&l->items[0].esd, l->items[0].name, l->items[0].step, &len);
     store_layer_list_free(l);
     if (svg == NULL) {
-        api_problem(resp, 503, NULL, NULL, "out of memory drawing the picture");
+        api_problem(resp, 503, NULL, "nomem", "out of memory drawing the picture");
         resp->retry_after = 5;
         return;
     }

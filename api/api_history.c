@@ -28,8 +28,8 @@ static int api_step_window(struct api_call *c, struct api_response *resp, int64_
 {
     struct err e = {0};
 
-    if (api_query_int64(&c->q, "start_step", 0, INT64_MAX, 0, start, &e) != ERR_OK ||
-        api_query_int64(&c->q, "end_step", 0, INT64_MAX, INT64_MAX, end, &e) != ERR_OK) {
+    if (api_query_int64(&c->q, "start_step", 0, API_STEP_MAX, 0, start, &e) != ERR_OK ||
+        api_query_int64(&c->q, "end_step", 0, API_STEP_MAX, INT64_MAX, end, &e) != ERR_OK) {
         api__fail(resp, 400, &e);
         return 0;
     }
@@ -153,7 +153,7 @@ static cJSON *api_history_json(const char *run, const char *layer, const char *p
     for (size_t k = 0; arr != NULL && k < kept; k++) {
         const struct store_point *p = &pts[api_sample_index(k, n, max_points)];
         cJSON *pt = cJSON_CreateObject();
-        int good = pt != NULL && cJSON_AddNumberToObject(pt, "step", (double)p->step) &&
+        int good = pt != NULL && json_add_int(pt, "step", p->step) &&
                    cJSON_AddStringToObject(pt, "status", farms_status_name(p->status));
         for (size_t i = 0; good && i < n_m; i++)
             good = json_add_number(pt, store_metric_name(m[i]), p->v[m[i]]);
@@ -312,7 +312,7 @@ static cJSON *api_heatmap_json(const char *run, const char *preset, const struct
          cJSON_AddStringToObject(o, "preset", preset);
     steps = ok ? cJSON_AddArrayToObject(o, "steps") : NULL;
     for (size_t s = 0; steps != NULL && s < ns; s++)
-        if (!cJSON_AddItemToArray(steps, cJSON_CreateNumber((double)step_of[s])))
+        if (!cJSON_AddItemToArray(steps, json_int_new(step_of[s])))
             steps = NULL;
     ok = steps != NULL && api_heatmap_layers(o, h, grid, ns) &&
          api__add_page_token(o, "history", h->next_token);

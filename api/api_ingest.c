@@ -208,7 +208,7 @@ static void api_post_upload(struct api_call *c, struct api_response *resp, const
         api_problem(resp, 400, NULL, "invalid_parameter", "parameter 'step': required");
         return;
     }
-    if (api_query_int64(&c->q, "step", 0, INT64_MAX, 0, &in.step, &e) != ERR_OK) {
+    if (api_query_int64(&c->q, "step", 0, API_STEP_MAX, 0, &in.step, &e) != ERR_OK) {
         api__fail(resp, 400, &e);
         return;
     }

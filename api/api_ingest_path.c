@@ -29,6 +29,7 @@
 
 #include "core/shards.h"
 #include "core/thash.h"
+#include "core/utf8.h"
 
 #define API_HASH_CHUNK (1u << 20)
 
@@ -187,6 +188,13 @@ static int api_resolve(struct api_call *c, struct api_response *resp, const char
     return 1;
 }
 
+/* 1 if `it` is a JSON number that is an integer step in [0, API_STEP_MAX]. */
+static int api_json_step_ok(const cJSON *it)
+{
+    return cJSON_IsNumber(it) && it->valuedouble >= 0 && it->valuedouble <= (double)API_STEP_MAX &&
+           it->valuedouble == (double)(int64_t)it->valuedouble;
+}
+
 /* The members of the JSON body. 1, or 0 with a 400. */
 static int api_body(struct api_call *c, struct api_response *resp, cJSON *b, int64_t *step,
                     const char **path, const char **preset, const char **format)
@@ -199,16 +207,14 @@ static int api_body(struct api_call *c, struct api_response *resp, cJSON *b, int
     *format = api_query_get(&c->q, "format");
     *preset = api_query_get(&c->q, "preset");
     *step = -1;
-    if (qstep != NULL && api_query_int64(&c->q, "step", 0, INT64_MAX, 0, step, &e) != ERR_OK) {
+    if (qstep != NULL && api_query_int64(&c->q, "step", 0, API_STEP_MAX, 0, step, &e) != ERR_OK) {
         api__fail(resp, 400, &e);
         return 0;
     }
     cJSON_ArrayForEach(it, b)
     {
         const char *k = it->string;
-        if (strcmp(k, "step") == 0 && cJSON_IsNumber(it) && it->valuedouble >= 0 &&
-            it->valuedouble <= 9007199254740992.0 &&
-            it->valuedouble == (double)(int64_t)it->valuedouble) {
+        if (strcmp(k, "step") == 0 && api_json_step_ok(it)) {
             if (*step >= 0 && *step != (int64_t)it->valuedouble)
                 break;
             *step = (int64_t)it->valuedouble;
@@ -228,6 +234,9 @@ static int api_body(struct api_call *c, struct api_response *resp, cJSON *b, int
                  "body: member '%.64s' is unknown, of the wrong type, or "
                  "disagrees with the query",
                  it->string);
+        if (strcmp(it->string, "step") == 0 && cJSON_IsNumber(it) && !api_json_step_ok(it))
+            snprintf(msg, sizeof(msg), "body: member 'step': not an integer in [0, %lld]",
+                     API_STEP_MAX);
         api_problem(resp, 400, NULL, "invalid_parameter", msg);
         return 0;
     }
@@ -305,6 +314,11 @@ void api__ingest_path(struct api_call *c, struct api_response *resp, const char 
     }
     if (c->req->body_len > API_MAX_JSON_BODY) {
         api_problem(resp, 413, NULL, "limit_exceeded", "JSON body larger than 1 MiB");
+        return;
+    }
+    if (c->req->body != NULL && utf8_check((const unsigned char *)c->req->body, c->req->body_len) !=
+                                    c->req->body_len) { /* RFC 8259: JSON text is UTF-8 */
+        api_problem(resp, 400, NULL, "invalid_parameter", "body: not valid UTF-8");
         return;
     }
     if (c->req->body == NULL || memchr(c->req->body, '\0', c->req->body_len) != NULL ||

@@ -59,7 +59,7 @@ cJSON *api__job_json(const struct store_job *j)
     ok = ok && cJSON_AddNumberToObject(o, "id", (double)j->id);
     ok = ok && cJSON_AddStringToObject(o, "state", store_job_state_name(j->state));
     ok = ok && cJSON_AddStringToObject(o, "run", j->run);
-    ok = ok && cJSON_AddNumberToObject(o, "step", (double)j->step);
+    ok = ok && json_add_int(o, "step", j->step);
     ok = ok && cJSON_AddStringToObject(o, "sha256", j->content_sha256);
     ok = ok && cJSON_AddNumberToObject(o, "size", (double)j->size);
     ok = ok && (j->format[0] ? cJSON_AddStringToObject(o, "format", j->format)

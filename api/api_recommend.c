@@ -9,6 +9,7 @@
  * conv, GPT-2 Conv1D, embeddings); biases, norms and buffers are not listed.
  */
 #include "api/api_int.h"
+#include "api/json.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -98,7 +99,7 @@ static int api_rec_load(struct api_call *c, struct api_response *resp, const cha
     int64_t version;
 
     x->run = api__param(c, "run");
-    if (api_parse_int64("step", api__param(c, "step"), 0, INT64_MAX, &x->step, &e) != ERR_OK) {
+    if (api_parse_int64("step", api__param(c, "step"), 0, API_STEP_MAX, &x->step, &e) != ERR_OK) {
         e.category = "invalid_parameter";
         api__fail(resp, 400, &e);
         return 0;
@@ -167,8 +168,7 @@ static cJSON *api_rec_head(const struct api_rec *x, cJSON **layers, cJSON **left
     cJSON *o = cJSON_CreateObject();
 
     if (o == NULL || !cJSON_AddStringToObject(o, "run", x->run) ||
-        !cJSON_AddNumberToObject(o, "step", (double)x->step) ||
-        !cJSON_AddStringToObject(o, "preset", x->preset) ||
+        !json_add_int(o, "step", x->step) || !cJSON_AddStringToObject(o, "preset", x->preset) ||
         (*layers = cJSON_AddArrayToObject(o, "layers")) == NULL ||
         (*left_out = cJSON_AddArrayToObject(o, "left_out")) == NULL) {
         cJSON_Delete(o);

@@ -60,12 +60,58 @@ static int api_status_of(const struct err *e, int *retry)
     return 500;
 }
 
+/* The category of a problem whose caller named none: by status, so every
+ * problem carries one (clients switch on `category`, not on `detail`). */
+static const char *api_status_category(int status)
+{
+    switch (status) {
+    case 400: return "invalid_request";
+    case 401: return "unauthorized";
+    case 403: return "forbidden";
+    case 404: return "not_found";
+    case 405: return "method_not_allowed";
+    case 408: return "timeout";
+    case 409: return "conflict";
+    case 413: return "limit_exceeded";
+    case 415: return "unsupported_media_type";
+    case 422: return "malformed";
+    case 429: return "too_many_requests";
+    case 503: return "unavailable";
+    case 507: return "insufficient_storage";
+    default: return status >= 500 ? "internal" : "error";
+    }
+}
+
+/* The category of an error that has none: by its code (the names the
+ * server's own problems use: busy, nomem, io, db), else by `status`. */
+static const char *api_code_category(enum err_code code, int status)
+{
+    switch (code) {
+    case ERR_NOMEM: return "nomem";
+    case ERR_BUSY: return "busy";
+    case ERR_IO: return "io";
+    case ERR_DB: return "db";
+    case ERR_NUMERIC: return "numeric";
+    case ERR_CANCELED: return "canceled";
+    case ERR_NOTFOUND: return "not_found";
+    case ERR_INVAL:
+    case ERR_FORMAT:
+    case ERR_TOOBIG:
+    case ERR_CONFLICT:
+    case ERR_INTERNAL:
+    case ERR_OK: break;
+    }
+    return api_status_category(status);
+}
+
 void api_problem(struct api_response *resp, int status, const char *title, const char *category,
                  const char *detail)
 {
     cJSON *o = cJSON_CreateObject();
     char type[96];
 
+    if (category == NULL)
+        category = api_status_category(status);
     free(resp->body);
     resp->body = NULL;
     resp->body_len = 0;
@@ -73,20 +119,18 @@ void api_problem(struct api_response *resp, int status, const char *title, const
     resp->etag[0] = '\0';
     resp->location[0] = '\0';
     snprintf(resp->content_type, sizeof(resp->content_type), "application/problem+json");
-    if (category != NULL)
-        snprintf(type, sizeof(type), "urn:farmsd:problem:%s", category);
-    else
-        snprintf(type, sizeof(type), "about:blank");
+    snprintf(type, sizeof(type), "urn:farmsd:problem:%s", category);
     if (o != NULL && cJSON_AddStringToObject(o, "type", type) &&
         cJSON_AddStringToObject(o, "title", title ? title : api_reason(status)) &&
         cJSON_AddNumberToObject(o, "status", status) &&
         cJSON_AddStringToObject(o, "detail", detail ? detail : "") &&
-        (category == NULL || cJSON_AddStringToObject(o, "category", category)))
+        cJSON_AddStringToObject(o, "category", category))
         resp->body = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     if (resp->body == NULL) { /* no memory for the problem: a fixed one */
-        static const char fixed[] = "{\"type\":\"about:blank\",\"title\":\"Service Unavailable\","
-                                    "\"status\":503,\"detail\":\"out of memory\"}";
+        static const char fixed[] =
+            "{\"type\":\"urn:farmsd:problem:nomem\",\"title\":\"Service Unavailable\","
+            "\"status\":503,\"detail\":\"out of memory\",\"category\":\"nomem\"}";
         resp->status = 503;
         resp->retry_after = 5;
         resp->body = malloc(sizeof(fixed));
@@ -107,7 +151,8 @@ void api__fail(struct api_response *resp, int status_override, const struct err 
 
     if (status_override > 0)
         status = status_override;
-    api_problem(resp, status, api_reason(status), e->category,
+    api_problem(resp, status, api_reason(status),
+                e->category ? e->category : api_code_category(e->code, status),
                 e->msg[0] ? e->msg : err_str(e->code));
     if (resp->status == status && status == 503)
         resp->retry_after = retry ? retry : 1;
@@ -125,7 +170,7 @@ void api__send_json(struct api_response *resp, int status, cJSON *obj)
 
     cJSON_Delete(obj);
     if (text == NULL) {
-        api_problem(resp, 503, NULL, NULL, "out of memory building the response");
+        api_problem(resp, 503, NULL, "nomem", "out of memory building the response");
         resp->retry_after = 5;
         return;
     }
@@ -333,6 +378,6 @@ int api_check_space(const struct api_ctx *ctx, uint64_t size, int on_disk,
     snprintf(msg, sizeof(msg),
              "not enough free disk space for a %llu-byte checkpoint: %llu bytes free, %llu needed",
              (unsigned long long)size, (unsigned long long)avail, (unsigned long long)need);
-    api_problem(resp, 507, NULL, NULL, msg);
+    api_problem(resp, 507, NULL, "insufficient_storage", msg);
     return 0;
 }

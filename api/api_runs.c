@@ -44,8 +44,8 @@ static cJSON *api_run_json(const struct store_run *r)
     ok = ok && cJSON_AddStringToObject(o, "name", r->name);
     ok = ok && cJSON_AddItemToObject(o, "created", api__time_json(r->created));
     ok = ok && cJSON_AddNumberToObject(o, "checkpoints", (double)r->n_checkpoints);
-    ok = ok && (r->last_step >= 0 ? cJSON_AddNumberToObject(o, "last_step", (double)r->last_step)
-                                  : cJSON_AddNullToObject(o, "last_step"));
+    ok = ok && (r->last_step >= 0 ? json_add_int(o, "last_step", r->last_step)
+                                  : cJSON_AddNullToObject(o, "last_step") != NULL);
     if (!ok) {
         cJSON_Delete(o);
         return NULL;
@@ -98,7 +98,7 @@ static cJSON *api_checkpoint_json(const struct store_checkpoint *k)
     cJSON *o = cJSON_CreateObject(), *job, *p;
     int ok = o != NULL;
 
-    ok = ok && cJSON_AddNumberToObject(o, "step", (double)k->step);
+    ok = ok && json_add_int(o, "step", k->step);
     ok = ok && cJSON_AddStringToObject(o, "sha256", k->content_sha256);
     ok = ok &&
          cJSON_AddStringToObject(o, "source", k->source == STORE_SOURCE_PATH ? "path" : "upload");
@@ -170,7 +170,7 @@ static int api_add_layers(cJSON *o, const struct store_layer_list *l, int with_s
     for (size_t i = 0; arr != NULL && i < l->n; i++) {
         const struct store_layer *y = &l->items[i];
         cJSON *j = json_layer_new(y->name, y->kind, y->dtype, y->ndim, y->shape, &y->r);
-        if (j != NULL && with_step && !cJSON_AddNumberToObject(j, "step", (double)y->step)) {
+        if (j != NULL && with_step && !json_add_int(j, "step", y->step)) {
             cJSON_Delete(j);
             j = NULL;
         }
@@ -195,7 +195,7 @@ void api__checkpoint_get(struct api_call *c, struct api_response *resp)
     int64_t step, version;
     cJSON *o;
 
-    if (api_parse_int64("step", api__param(c, "step"), 0, INT64_MAX, &step, &e) != ERR_OK) {
+    if (api_parse_int64("step", api__param(c, "step"), 0, API_STEP_MAX, &step, &e) != ERR_OK) {
         e.category = "invalid_parameter";
         api__fail(resp, 400, &e);
         return;
@@ -211,8 +211,7 @@ void api__checkpoint_get(struct api_call *c, struct api_response *resp)
         return;
     }
     o = cJSON_CreateObject();
-    if (o == NULL || !cJSON_AddStringToObject(o, "run", run) ||
-        !cJSON_AddNumberToObject(o, "step", (double)step) ||
+    if (o == NULL || !cJSON_AddStringToObject(o, "run", run) || !json_add_int(o, "step", step) ||
         !cJSON_AddStringToObject(o, "sha256", k.content_sha256) ||
         !cJSON_AddStringToObject(o, "preset", preset) || !api_add_layers(o, l, 0)) {
         cJSON_Delete(o);

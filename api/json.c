@@ -2,6 +2,7 @@
 #include "api/json.h"
 
 #include <math.h>
+#include <stdio.h>
 
 #include "core/preset.h"
 
@@ -12,6 +13,23 @@ int json_add_number(cJSON *obj, const char *key, double v)
     if (item == NULL)
         return 0;
     return cJSON_AddItemToObject(obj, key, item) ? 1 : (cJSON_Delete(item), 0);
+}
+
+cJSON *json_int_new(int64_t v)
+{
+    char buf[24];
+
+    snprintf(buf, sizeof(buf), "%lld", (long long)v);
+    return cJSON_CreateRaw(buf);
+}
+
+int json_add_int(cJSON *o, const char *key, int64_t v)
+{
+    cJSON *item = json_int_new(v);
+
+    if (item == NULL)
+        return 0;
+    return cJSON_AddItemToObject(o, key, item) ? 1 : (cJSON_Delete(item), 0);
 }
 
 cJSON *json_params_new(const struct farms_params *p)

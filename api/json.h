@@ -16,6 +16,16 @@
 #include "core/farms.h"
 #include "core/layers.h"
 
+/* An integer number item that prints exactly (cJSON prints numbers from a
+ * double, and its round-trip check lets 16-digit integers such as
+ * 9007199254740991 come out as 9.00719925474099e+15): steps. NULL on
+ * allocation failure. */
+cJSON *json_int_new(int64_t v);
+
+/* Add json_int_new(v) to object `o` under `key`: 1, or 0 on allocation
+ * failure. */
+int json_add_int(cJSON *o, const char *key, int64_t v);
+
 /* The analysis settings as an object, in canonical key order. NULL on
  * allocation failure. */
 cJSON *json_params_new(const struct farms_params *p);

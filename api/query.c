@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/utf8.h"
+
 #define API_BAD "invalid_parameter"
 
 static int api_hexval(int c)
@@ -58,6 +60,14 @@ const char *api_query_get(const struct api_query *q, const char *key)
     return NULL;
 }
 
+/* 1 if the C string `s` is valid UTF-8. */
+static int api_utf8_ok(const char *s)
+{
+    size_t n = strlen(s);
+
+    return utf8_check((const unsigned char *)s, n) == n;
+}
+
 /* Add the pair raw[0..n) to q, decoding into q->buf at *off. */
 static enum err_code api_query_add(struct api_query *q, const char *raw, size_t n, size_t *off,
                                    struct err *e)
@@ -73,10 +83,14 @@ static enum err_code api_query_add(struct api_query *q, const char *raw, size_t 
                         API_QUERY_MAX_PARAMS);
     if (api_pct_decode(raw, klen, key) != 0)
         return err_setc(e, ERR_INVAL, API_BAD, "query: bad percent-encoding in a parameter name");
+    if (!api_utf8_ok(key))
+        return err_setc(e, ERR_INVAL, API_BAD, "query: a parameter name is not valid UTF-8");
     *off += strlen(key) + 1;
     val = q->buf + *off;
     if (api_pct_decode(eq ? eq + 1 : raw + n, eq ? n - klen - 1 : 0, val) != 0)
         return err_setc(e, ERR_INVAL, API_BAD, "parameter '%.64s': bad percent-encoding", key);
+    if (!api_utf8_ok(val))
+        return err_setc(e, ERR_INVAL, API_BAD, "parameter '%.64s': not valid UTF-8", key);
     *off += strlen(val) + 1;
     if (api_query_get(q, key) != NULL)
         return err_setc(e, ERR_INVAL, API_BAD, "parameter '%.64s': given more than once", key);

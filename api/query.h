@@ -25,6 +25,10 @@
 #define API_PAGE_TOKEN_MAX   420  /* room for a token, NUL included */
 #define API_CURSOR_MAX       272  /* longest cursor a token carries (STORE_TOKEN_MAX) */
 #define API_NAME_MAX         128  /* run names and preset names */
+/* The largest step: 2^53 - 1, the largest integer every JSON reader (a
+ * double) carries exactly. Steps above it are refused (400) wherever they
+ * enter: query parameters, path segments, JSON bodies. */
+#define API_STEP_MAX 9007199254740991LL
 
 struct api_param {
     char *key;   /* borrowed from the query's buffer */
@@ -40,7 +44,8 @@ struct api_query {
 /* --- Parsing ------------------------------------------------------------ */
 
 /* Decode `raw` (may be NULL or "": no parameters) into *q. ERR_INVAL for a bad
- * %-escape, an encoded NUL, an empty key, a repeated key, more than
+ * %-escape, an encoded NUL, a key or value that is not UTF-8 (core/utf8.h),
+ * an empty key, a repeated key, more than
  * API_QUERY_MAX_PARAMS parameters or a string longer than API_QUERY_MAX_LEN;
  * ERR_NOMEM. On failure *q is empty (api_query_free is still safe). */
 enum err_code api_query_parse(const char *raw, struct api_query *q, struct err *e);

@@ -37,8 +37,11 @@ static const char cfg_usage_text[] =
     "                                                                      [FARMSD_PRESET]\n"
     "  --allow-root DIR      allow path ingestion under DIR (repeatable; none: path\n"
     "                        ingestion off)                 [FARMSD_ALLOW_ROOTS, ':'-separated]\n"
-    "  --tokens FILE         bearer tokens, one per line: TOKEN [read|write|read,write]\n"
-    "                        (default: no authentication)                  [FARMSD_TOKENS]\n"
+    "  --tokens FILE         bearer tokens, one per line: TOKEN SCOPES, SCOPES read,\n"
+    "                        write or read,write; a token is 16-256 printable ASCII\n"
+    "                        characters without spaces or '#'; '#' starts a comment\n"
+    "                        line; any other line stops the start (default: no\n"
+    "                        authentication)                               [FARMSD_TOKENS]\n"
     "  --max-upload BYTES    largest upload, with K/M/G/T suffixes (default 64G)\n"
     "                                                                      [FARMSD_MAX_UPLOAD]\n"
     "  --max-uploads N       concurrent uploads (default 4)                [FARMSD_MAX_UPLOADS]\n"
@@ -410,71 +413,12 @@ enum err_code cfg_load(struct cfg *c, int argc, char **argv, struct err *e)
     return rc;
 }
 
-/* One "TOKEN [SCOPES]" line into *t. */
-static enum err_code cfg_token_line(char *line, const char *path, int lineno, struct api_token *t,
-                                    struct err *e)
-{
-    char *tok = strtok_r(line, " \t", &line), *scopes = strtok_r(NULL, " \t", &line);
-
-    t->scopes = 0;
-    if (scopes == NULL || strcmp(scopes, "read,write") == 0 || strcmp(scopes, "write,read") == 0)
-        t->scopes = API_SCOPE_READ | API_SCOPE_WRITE;
-    else if (strcmp(scopes, "read") == 0)
-        t->scopes = API_SCOPE_READ;
-    else if (strcmp(scopes, "write") == 0)
-        t->scopes = API_SCOPE_WRITE;
-    if (t->scopes == 0)
-        return err_set(e, ERR_INVAL, "%s:%d: unknown scopes '%s' (read, write, read,write)", path,
-                       lineno, scopes);
-    if (strlen(tok) < 16)
-        return err_set(e, ERR_INVAL, "%s:%d: token shorter than 16 characters", path, lineno);
-    t->token = strdup(tok);
-    return t->token ? ERR_OK : err_set(e, ERR_NOMEM, "out of memory");
-}
-
-enum err_code cfg_load_tokens(const char *path, struct api_token **out, size_t *n, struct err *e)
-{
-    enum err_code rc = ERR_OK;
-    FILE *f = fopen(path, "r");
-    char line[1024];
-    int lineno = 0;
-
-    *out = NULL;
-    *n = 0;
-    if (f == NULL)
-        return err_set_errno(e, ERR_INVAL, errno, "--tokens %s", path);
-    while (rc == ERR_OK && fgets(line, sizeof(line), f) != NULL) {
-        char *p = line;
-        struct api_token *grown;
-        lineno++;
-        p[strcspn(p, "#\r\n")] = '\0';
-        p += strspn(p, " \t");
-        if (*p == '\0')
-            continue;
-        grown = realloc(*out, (*n + 1) * sizeof(**out));
-        if (grown == NULL) {
-            rc = err_set(e, ERR_NOMEM, "out of memory");
-            break;
-        }
-        *out = grown;
-        rc = cfg_token_line(p, path, lineno, &grown[*n], e);
-        if (rc == ERR_OK)
-            (*n)++;
-    }
-    fclose(f);
-    if (rc == ERR_OK && *n == 0)
-        rc = err_set(e, ERR_INVAL, "--tokens %s: no tokens in the file", path);
-    return rc;
-}
-
 void cfg_free(struct cfg *c)
 {
     for (size_t i = 0; i < c->n_allow_roots; i++)
         free(c->allow_roots[i]);
     free(c->allow_roots);
-    for (size_t i = 0; i < c->n_tokens; i++)
-        free(c->tokens[i].token);
-    free(c->tokens);
+    cfg_tokens_free(c->tokens, c->n_tokens);
     free(c->data_dir);
     free(c->db_url);
     free(c->blobs_dir);

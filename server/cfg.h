@@ -9,7 +9,7 @@
  *   --workers N          FARMSD_WORKERS      number of CPUs (analysis threads)
  *   --preset P           FARMSD_PRESET       farms-llm (a request may name another)
  *   --allow-root DIR     FARMSD_ALLOW_ROOTS  none (repeatable; env: ':'-separated)
- *   --tokens FILE        FARMSD_TOKENS       none (auth off)
+ *   --tokens FILE        FARMSD_TOKENS       none (auth off; format below)
  *   --max-upload BYTES   FARMSD_MAX_UPLOAD   64 GiB (suffixes K, M, G, T)
  *   --max-uploads N      FARMSD_MAX_UPLOADS  4 concurrent uploads
  *   --min-free BYTES     FARMSD_MIN_FREE     1 GiB kept free on the data disk
@@ -74,10 +74,28 @@ enum err_code cfg_load(struct cfg *c, int argc, char **argv, struct err *e);
 /* Parse "16G" / "1048576" into bytes. ERR_INVAL. */
 enum err_code cfg_parse_bytes(const char *s, uint64_t *out, struct err *e);
 
-/* Read a tokens file: one token per line, "TOKEN SCOPES" with SCOPES
- * "read", "write" or "read,write" (default read,write); '#' starts a
- * comment. Tokens must be at least 16 characters. */
+/* --- The tokens file (--tokens) --------------------------------------------
+ *
+ * One token per line: `TOKEN SCOPES`, separated by spaces or tabs, with
+ * SCOPES one of `read`, `write`, `read,write` (`write,read` also reads).
+ * A token is CFG_TOKEN_MIN..CFG_TOKEN_MAX printable ASCII characters
+ * without spaces and without '#'. Lines whose first non-blank character is
+ * '#' are comments; blank lines are skipped; "\r\n" endings are accepted.
+ * Everything else stops the start: a missing or unknown scope, text after
+ * the scopes, a '#' inside a token, a byte outside printable ASCII and tab,
+ * a line over CFG_TOKEN_LINE_MAX bytes, a token given twice, a file without
+ * tokens. */
+#define CFG_TOKEN_MIN      16
+#define CFG_TOKEN_MAX      256
+#define CFG_TOKEN_LINE_MAX 1024
+
+/* Read the tokens file `path` into a new array *out of *n tokens (free with
+ * cfg_tokens_free). ERR_INVAL with "PATH:LINE: what is wrong" (or the
+ * open/read error); on failure *out is NULL and *n is 0. ERR_NOMEM. */
 enum err_code cfg_load_tokens(const char *path, struct api_token **out, size_t *n, struct err *e);
+
+/* Free `n` tokens from cfg_load_tokens. NULL is a no-op. Cannot fail. */
+void cfg_tokens_free(struct api_token *t, size_t n);
 
 void cfg_free(struct cfg *c);
 

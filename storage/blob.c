@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,9 +30,10 @@
 #endif
 
 struct blob_store {
-    char *dir;     /* owned: the store directory */
-    char *tmp;     /* owned: <dir>/tmp */
-    char *objects; /* owned: <dir>/objects */
+    char *dir;                    /* owned: the store directory */
+    char *tmp;                    /* owned: <dir>/tmp */
+    char *objects;                /* owned: <dir>/objects */
+    char host[BLOB_HOST_MAX + 1]; /* this host's name in tmp file names */
 };
 
 static int is_hex64(const char *s)
@@ -95,6 +97,27 @@ static enum err_code fsync_path(const char *path, int dir, struct err *e)
     return ERR_OK;
 }
 
+/* This host's name as tmp file names carry it: gethostname() with every
+ * byte outside [A-Za-z0-9.] made '_' (so '-' only separates fields), cut at
+ * BLOB_HOST_MAX; "localhost" if it has none. */
+static void blob_host_name(char *out)
+{
+    char h[256] = {0};
+    size_t i;
+
+    if (gethostname(h, sizeof(h) - 1) != 0 || h[0] == '\0')
+        snprintf(h, sizeof(h), "localhost");
+    for (i = 0; i < BLOB_HOST_MAX && h[i] != '\0'; i++) {
+        char c = h[i];
+        int ok =
+            (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.';
+        out[i] = c;
+        if (!ok)
+            out[i] = '_';
+    }
+    out[i] = '\0';
+}
+
 /* --- Open and close ---------------------------------------------------------- */
 
 enum err_code blob_store_open(const char *dir, struct blob_store **out, struct err *e)
@@ -114,6 +137,7 @@ enum err_code blob_store_open(const char *dir, struct blob_store **out, struct e
         rc = err_set(e, ERR_NOMEM, "blob store: out of memory");
         goto out;
     }
+    blob_host_name(b->host);
     if ((rc = ensure_dir(b->dir, &created, e)) != ERR_OK ||
         (rc = ensure_dir(b->tmp, &created, e)) != ERR_OK ||
         (rc = ensure_dir(b->objects, &created, e)) != ERR_OK)
@@ -147,7 +171,7 @@ const char *blob_tmp_dir(const struct blob_store *b)
 
 enum err_code blob_tmp_create(struct blob_store *b, int *fd, char *path, size_t len, struct err *e)
 {
-    int n = snprintf(path, len, "%s/upload-XXXXXX", b->tmp);
+    int n = snprintf(path, len, "%s/upload-%s-%ld-XXXXXX", b->tmp, b->host, (long)getpid());
     int f;
 
     *fd = -1;
@@ -204,13 +228,49 @@ enum err_code blob_remove(struct blob_store *b, const char *sha256_hex, int *rem
 
     if (removed != NULL)
         *removed = 0;
-    if ((rc = blob_path(b, sha256_hex, dst, sizeof dst, e)) != ERR_OK)
+    rc = blob_path(b, sha256_hex, dst, sizeof dst, e);
+    if (rc != ERR_OK)
         return rc;
     if (unlink(dst) != 0)
         return errno == ENOENT ? ERR_OK : err_set_errno(e, ERR_IO, errno, "remove %s", dst);
     if (removed != NULL)
         *removed = 1;
     return ERR_OK;
+}
+
+/* The pid in tmp file name `name` if it is "upload-<host>-<pid>-XXXXXX"
+ * of host `host`, else -1. */
+static long blob_tmp_pid(const char *name, const char *host)
+{
+    size_t hl = strlen(host);
+    const char *p = name + 7;
+    char *end;
+    long pid;
+
+    if (strncmp(name, "upload-", 7) != 0 || strncmp(p, host, hl) != 0 || p[hl] != '-')
+        return -1;
+    p += hl + 1;
+    if (*p < '1' || *p > '9')
+        return -1;
+    errno = 0;
+    pid = strtol(p, &end, 10);
+    if (errno != 0 || pid <= 0 || (long)(pid_t)pid != pid || *end != '-' || strlen(end + 1) != 6 ||
+        strchr(end + 1, '-') != NULL)
+        return -1;
+    return pid;
+}
+
+/* 1 if tmp file `name` belongs to an upload that can no longer finish: a
+ * file of this host whose process is gone, or any file older than
+ * `max_age_s` (files of other hosts, or of the old unnamed form). */
+static int blob_tmp_stale(const struct blob_store *b, const char *name, double age_s,
+                          double max_age_s)
+{
+    long pid = blob_tmp_pid(name, b->host);
+
+    if (age_s >= max_age_s)
+        return 1;
+    return pid > 0 && pid != (long)getpid() && kill((pid_t)pid, 0) == -1 && errno == ESRCH;
 }
 
 enum err_code blob_tmp_cleanup(struct blob_store *b, double max_age_s, int64_t *n_removed,
@@ -235,7 +295,7 @@ enum err_code blob_tmp_cleanup(struct blob_store *b, double max_age_s, int64_t *
             continue;
         if (lstat(path, &sb) != 0 || S_ISDIR(sb.st_mode))
             continue;
-        if (difftime(now, sb.st_mtime) < max_age_s)
+        if (!blob_tmp_stale(b, de->d_name, difftime(now, sb.st_mtime), max_age_s))
             continue;
         if (unlink(path) == 0)
             n++;

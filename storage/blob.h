@@ -1,7 +1,7 @@
 /* blob.h -- the content-addressed store of uploaded checkpoint files.
  *
  * Layout under the store directory:
- *   <dir>/tmp/upload-XXXXXX        uploads being written (blob_tmp_create)
+ *   <dir>/tmp/upload-<host>-<pid>-XXXXXX  uploads being written (blob_tmp_create)
  *   <dir>/objects/<sha[0:2]>/<sha> committed blobs, named by the lower-case
  *                                  hex SHA-256 of their bytes
  * tmp/ and objects/ are on the same filesystem, so a commit is one atomic
@@ -13,8 +13,17 @@
  * Ownership: a struct blob_store owns its directory paths; paths written to
  * caller buffers are caller-owned.
  * Thread-safety: after blob_store_open the store is read-only; every
- * function may run on many threads at once with the same store. One process
- * per directory is assumed for tmp cleanup (stale = older than a bound).
+ * function may run on many threads at once with the same store.
+ *
+ * Several processes, on one host or on several (replicas sharing the folder
+ * over a network file system), may use one store. A tmp file names the host
+ * and the process writing it, so cleanup can tell an interrupted upload from
+ * a live one: a file of this host whose process no longer exists (kill(pid,
+ * 0) fails with ESRCH) is removed at once, any file older than
+ * BLOB_TMP_STALE_S is removed (other hosts' files, whose processes cannot be
+ * checked, and files named before host and pid were recorded). Limit: a
+ * file whose pid is alive again (a restarted container where farmsd is
+ * always pid 1 under the same host name) waits for the age bound.
  */
 #ifndef STORAGE_BLOB_H
 #define STORAGE_BLOB_H
@@ -25,15 +34,17 @@
 #include "core/err.h"
 
 #define BLOB_HEX_LEN     65   /* 64 hex digits and a NUL */
-#define BLOB_TMP_STALE_S 3600 /* blob_store_open removes tmp files older than this */
+#define BLOB_TMP_STALE_S 3600 /* tmp files older than this are removed whoever wrote them */
+#define BLOB_HOST_MAX    64   /* bytes of the host name kept in tmp file names */
 
 struct blob_store; /* opaque */
 
 /* --- Open and close ------------------------------------------------------- */
 
 /* Open the store at `dir`, creating `dir`, `dir`/tmp and `dir`/objects as
- * needed (mode 0700), then remove tmp files older than BLOB_TMP_STALE_S
- * (uploads interrupted by a crash). ERR_IO with strerror on failure.
+ * needed (mode 0700), then remove the tmp files of uploads interrupted by a
+ * crash (blob_tmp_cleanup with BLOB_TMP_STALE_S). ERR_IO with strerror on
+ * failure.
  * Returns a new store in *out; close with blob_store_close(). */
 enum err_code blob_store_open(const char *dir, struct blob_store **out, struct err *e);
 
@@ -45,7 +56,8 @@ const char *blob_tmp_dir(const struct blob_store *b);
 
 /* --- Writing -------------------------------------------------------------- */
 
-/* Create a new empty file in the tmp directory (O_EXCL, mode 0600): the fd
+/* Create a new empty file in the tmp directory, named
+ * upload-<host>-<pid>-XXXXXX (O_EXCL, mode 0600): the fd
  * (open for writing; the caller closes it) in *fd and its path in `path`
  * (`len` bytes; ERR_TOOBIG if too small). ERR_IO on failure. */
 enum err_code blob_tmp_create(struct blob_store *b, int *fd, char *path, size_t len, struct err *e);
@@ -66,8 +78,10 @@ enum err_code blob_commit(struct blob_store *b, const char *tmp_path, const char
 enum err_code blob_remove(struct blob_store *b, const char *sha256_hex, int *removed,
                           struct err *e);
 
-/* Remove files in the tmp directory last modified more than `max_age_s`
- * seconds ago (0: all). *n_removed (may be NULL) counts them. */
+/* Remove the files in the tmp directory that no upload will finish: those
+ * of this host whose process is gone, and every file last modified more
+ * than `max_age_s` seconds ago (0: all). *n_removed (may be NULL) counts
+ * them. */
 enum err_code blob_tmp_cleanup(struct blob_store *b, double max_age_s, int64_t *n_removed,
                                struct err *e);
 

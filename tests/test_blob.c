@@ -9,8 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/thash.h"
@@ -233,6 +235,106 @@ static void test_stale_tmp_cleanup(void)
     rm_tree(root);
 }
 
+/* Create an empty file `name` in the tmp directory of `b`, last modified
+ * `age_s` seconds ago; its path in `path`. */
+static void touch_tmp(struct blob_store *b, const char *name, long age_s, char *path, size_t len)
+{
+    struct timeval tv[2];
+    int fd;
+
+    snprintf(path, len, "%s/%s", blob_tmp_dir(b), name);
+    fd = open(path, O_CREAT | O_EXCL | O_WRONLY, 0600);
+    ERR_ASSERT(fd >= 0);
+    close(fd);
+    gettimeofday(&tv[0], NULL);
+    tv[0].tv_sec -= (time_t)age_s;
+    tv[1] = tv[0];
+    ERR_ASSERT(utimes(path, tv) == 0);
+}
+
+/* The name of tmp file `own` (upload-<host>-<pid>-XXXXXX, written by this
+ * process) with `pid` in place of this process's pid, into `out`. */
+static void name_with_pid(const char *own, long pid, char *out, size_t len)
+{
+    char host_part[512];
+    const char *base = strrchr(own, '/') + 1, *suffix = strrchr(base, '-');
+    const char *pid_dash;
+
+    snprintf(host_part, sizeof host_part, "%.*s", (int)(suffix - base), base);
+    pid_dash = strrchr(host_part, '-'); /* host_part is upload-<host>-<pid> */
+    ERR_ASSERT(pid_dash != NULL && strtol(pid_dash + 1, NULL, 10) == (long)getpid());
+    snprintf(out, len, "%.*s-%ld%s", (int)(pid_dash - host_part), host_part, pid, suffix);
+}
+
+/* A pid that was just used and is now free (a child that exited, reaped). */
+static long dead_pid(void)
+{
+    pid_t p = fork();
+
+    ERR_ASSERT(p >= 0);
+    if (p == 0)
+        _exit(0);
+    ERR_ASSERT(waitpid(p, NULL, 0) == p);
+    return (long)p;
+}
+
+/* Tmp files name host and pid: at open (a restart), the files of this host
+ * whose process is gone are removed at once (a kill -9 during an upload
+ * left them), those of live processes stay, and files of other hosts (a
+ * replica over a shared folder) or of the old upload-XXXXXX form go only
+ * after BLOB_TMP_STALE_S. */
+static void test_tmp_of_dead_process_removed_at_open(void)
+{
+    char root[64], own[512], name[512], live_f[512], dead_f[512], other_f[512], other_old_f[512];
+    char old_form_f[512], old_form_old_f[512];
+    struct blob_store *b = NULL;
+    struct err e = {0};
+    pid_t live;
+    int64_t n = -1;
+    char me[32];
+
+    temp_dir(root, sizeof root);
+    CHECK_EQ_INT(blob_store_open(root, &b, &e), ERR_OK);
+    write_tmp(b, "upload of this process", own, sizeof own);
+    snprintf(me, sizeof me, "-%ld-", (long)getpid());
+    CHECK(strncmp(strrchr(own, '/'), "/upload-", 8) == 0 && strstr(own, me) != NULL);
+    live = fork(); /* a live process of this host: pause()s until killed */
+    ERR_ASSERT(live >= 0);
+    if (live == 0) {
+        alarm(60); /* never outlives a broken test */
+        pause();
+        _exit(0);
+    }
+    name_with_pid(own, (long)live, name, sizeof name);
+    touch_tmp(b, name, 0, live_f, sizeof live_f);
+    name_with_pid(own, dead_pid(), name, sizeof name);
+    touch_tmp(b, name, 0, dead_f, sizeof dead_f);
+    touch_tmp(b, "upload-other.host-1-aB3dE9", 0, other_f, sizeof other_f);
+    touch_tmp(b, "upload-other.host-2-aB3dE9", 2L * BLOB_TMP_STALE_S, other_old_f,
+              sizeof other_old_f);
+    touch_tmp(b, "upload-Xy12Ab", 0, old_form_f, sizeof old_form_f);
+    touch_tmp(b, "upload-Xy12Ac", 2L * BLOB_TMP_STALE_S, old_form_old_f, sizeof old_form_old_f);
+    blob_store_close(b);
+    /* restart */
+    CHECK_EQ_INT(blob_store_open(root, &b, &e), ERR_OK);
+    CHECK_EQ_INT(file_size(dead_f), -1);         /* its process is gone */
+    CHECK_EQ_INT(file_size(own), 22);            /* this process: live */
+    CHECK_EQ_INT(file_size(live_f), 0);          /* the child: live */
+    CHECK_EQ_INT(file_size(other_f), 0);         /* another host, young */
+    CHECK_EQ_INT(file_size(other_old_f), -1);    /* another host, past the bound */
+    CHECK_EQ_INT(file_size(old_form_f), 0);      /* old form, young */
+    CHECK_EQ_INT(file_size(old_form_old_f), -1); /* old form, past the bound */
+    /* the child dies: its file goes at the next cleanup */
+    kill(live, SIGKILL);
+    ERR_ASSERT(waitpid(live, NULL, 0) == live);
+    CHECK_EQ_INT(blob_tmp_cleanup(b, BLOB_TMP_STALE_S, &n, &e), ERR_OK);
+    CHECK_EQ_INT(n, 1);
+    CHECK_EQ_INT(file_size(live_f), -1);
+    CHECK_EQ_INT(count_entries(blob_tmp_dir(b)), 3);
+    blob_store_close(b);
+    rm_tree(root);
+}
+
 static void test_many_blobs_share_fanout(void)
 {
     char root[64], tmp[512], objects[128], text[32], sha[THASH_HEX_LEN];
@@ -266,6 +368,7 @@ int main(void)
     test_duplicate_commit_keeps_first();
     test_commit_rejects();
     test_stale_tmp_cleanup();
+    test_tmp_of_dead_process_removed_at_open();
     test_many_blobs_share_fanout();
     return check_report("test_blob");
 }

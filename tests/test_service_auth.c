@@ -4,9 +4,9 @@
  * insufficient_scope for a read token on POST/DELETE and a write token on
  * GET, 200/202 with the right scope, /healthz /readyz /metrics open; 413
  * problem+json for a body over the limit, announced by Content-Length or
- * streamed chunked, nothing stored; a tokens file with a short token or an
- * unknown scope stops the server at start. Auth off: test_service_http.c.
- * Run from the repository root after `make test-build`.
+ * streamed chunked, nothing stored; a tokens file with a short token, an
+ * unknown or missing scope or a '#' inside a token stops the server at start. Auth off:
+ * test_service_http.c. Run from the repository root after `make test-build`.
  */
 #include "tests/check.h"
 #include "tests/svc_harness.h"
@@ -147,11 +147,14 @@ static void test_body_over_the_limit(const struct svc *s)
     CHECK_EQ_INT(svc_metric(s, "farmsd_uploads_in_flight"), 0);
 }
 
-/* Tokens shorter than 16 characters or with unknown scopes: the server
- * refuses to start (usage error, exit 1) rather than run with weak auth. */
+/* Tokens shorter than 16 characters, unknown or missing scopes, a '#'
+ * inside a token (its prefix used to get read,write): the server refuses to
+ * start (usage error, exit 1) rather than run with weak auth. */
 static void test_bad_tokens_file_refused_at_start(void)
 {
-    static const char *const bad[] = {"short-token read\n", "long-enough-token-0123456789 admin\n"};
+    static const char *const bad[] = {"short-token read\n", "long-enough-token-0123456789 admin\n",
+                                      "long-enough-token-0123456789\n",
+                                      "abcdefghijklmnopqrstuvwxyz#123 read\n"};
     char data[PATH_MAX], tokens[PATH_MAX];
     const char *extra[] = {"--tokens", tokens, NULL};
 
