@@ -28,6 +28,20 @@ enum err_code(pkl__fail)(struct pkl_parser *p, enum err_code code, const char *c
     return err_setc(p->e, code, cat, "data.pkl byte %zu: %s", p->op_pos, msg);
 }
 
+enum err_code pkl__mem(struct pkl_parser *p, uint64_t need, uint64_t old, const char *what)
+{
+    uint64_t lim = p->lim.max_pickle_mem;
+
+    if (need > lim || p->mem > lim - need)
+        return pkl__fail(p, ERR_TOOBIG, "limit_exceeded",
+                         "unpickling needs more than %llu bytes (max_pickle_mem) for %s",
+                         (unsigned long long)lim, what);
+    if (p->mem + need > p->mem_peak)
+        p->mem_peak = p->mem + need;
+    p->mem = p->mem + need - old; /* `old` was charged when it was allocated */
+    return ERR_OK;
+}
+
 enum err_code pkl__new(struct pkl_parser *p, enum pkl_kind kind, struct pkl_value **out)
 {
     struct pkl_result *r = p->r;
@@ -38,7 +52,11 @@ enum err_code pkl__new(struct pkl_parser *p, enum pkl_kind kind, struct pkl_valu
         return pkl__fail(p, ERR_TOOBIG, "limit_exceeded", "more than %zu pickle values",
                          (size_t)PKL_MAX_VALUES);
     if (r->chunks == NULL || r->chunks->used == PKL_CHUNK) {
-        struct pkl_chunk *c = malloc(sizeof(*c));
+        struct pkl_chunk *c;
+        enum err_code rc = pkl__mem(p, sizeof(*c), 0, "values");
+        if (rc)
+            return rc;
+        c = malloc(sizeof(*c));
         if (c == NULL)
             return err_set(p->e, ERR_NOMEM, "out of memory unpickling");
         c->next = r->chunks;
@@ -63,6 +81,9 @@ enum err_code pkl__new_str(struct pkl_parser *p, enum pkl_kind kind, const char 
     *out = NULL;
     if (n == SIZE_MAX)
         return pkl__fail(p, ERR_TOOBIG, "limit_exceeded", "string too long");
+    rc = pkl__mem(p, (uint64_t)n + 1, 0, "a string");
+    if (rc)
+        return rc;
     copy = malloc(n + 1);
     if (copy == NULL)
         return err_set(p->e, ERR_NOMEM, "out of memory for a %zu-byte pickle string", n);
@@ -83,14 +104,18 @@ enum err_code pkl__new_str(struct pkl_parser *p, enum pkl_kind kind, const char 
 /* Room for one more item (and value, for dicts) in `c`. */
 static enum err_code pkl_reserve(struct pkl_parser *p, struct pkl_value *c)
 {
-    size_t cap;
+    size_t cap, per = (c->kind == PKL_DICT ? 2 : 1) * sizeof(struct pkl_value *);
     struct pkl_value **ni, **nv;
+    enum err_code rc;
 
     if (c->n_items < c->cap_items)
         return ERR_OK;
     cap = c->cap_items ? 2 * c->cap_items : 4;
     if (cap > PKL_MAX_VALUES * 2)
         return pkl__fail(p, ERR_TOOBIG, "limit_exceeded", "container with too many items");
+    rc = pkl__mem(p, (uint64_t)cap * per, (uint64_t)c->cap_items * per, "a container's items");
+    if (rc)
+        return rc;
     /* NOLINTNEXTLINE(bugprone-sizeof-expression): the elements are pointers */
     ni = realloc(c->items, cap * sizeof(*ni));
     if (ni == NULL)
@@ -212,10 +237,18 @@ static uint64_t pkl_key_hash(const struct pkl_value *v, int depth)
     }
 }
 
-static enum err_code pkl_hashable(struct pkl_parser *p, const struct pkl_value *k, int depth)
+/* Hashing and comparing a key walk it as a tree, so shared values count each
+ * time they are reached (*nodes): a key of 60 nested pairs made with DUP is
+ * 2^60 nodes from 120 bytes. Bounding the nodes bounds every later hash and
+ * comparison of a stored key. */
+static enum err_code pkl_hashable(struct pkl_parser *p, const struct pkl_value *k, int depth,
+                                  size_t *nodes)
 {
     if (depth > PKL_MAX_KEY_DEPTH)
         return pkl__fail(p, ERR_FORMAT, "invalid_pickle", "dict key nested too deeply");
+    if (++*nodes > PKL_MAX_KEY_NODES)
+        return pkl__fail(p, ERR_TOOBIG, "limit_exceeded",
+                         "dict key or set member of more than %d values", PKL_MAX_KEY_NODES);
     switch (k->kind) {
     case PKL_NONE:
     case PKL_BOOL:
@@ -230,7 +263,7 @@ static enum err_code pkl_hashable(struct pkl_parser *p, const struct pkl_value *
         /* fall through */
     case PKL_TUPLE:
         for (size_t i = 0; i < k->n_items; i++) {
-            enum err_code rc = pkl_hashable(p, k->items[i], depth + 1);
+            enum err_code rc = pkl_hashable(p, k->items[i], depth + 1, nodes);
             if (rc)
                 return rc;
         }
@@ -243,7 +276,9 @@ static enum err_code pkl_hashable(struct pkl_parser *p, const struct pkl_value *
 
 enum err_code pkl__check_hashable(struct pkl_parser *p, const struct pkl_value *k)
 {
-    return pkl_hashable(p, k, 0);
+    size_t nodes = 0;
+
+    return pkl_hashable(p, k, 0, &nodes);
 }
 
 static long pkl_dict_scan(const struct pkl_value *d, const struct pkl_value *k)
@@ -274,9 +309,14 @@ static enum err_code pkl_dict_index(struct pkl_parser *p, struct pkl_value *d)
 {
     size_t cap = 16, mask;
     uint32_t *slots;
+    enum err_code rc;
 
     while (cap < 4 * (d->n_items + 1))
         cap *= 2;
+    rc = pkl__mem(p, (uint64_t)cap * sizeof(*slots), (uint64_t)d->hash_cap * sizeof(*slots),
+                  "a dict index");
+    if (rc)
+        return rc;
     slots = calloc(cap, sizeof(*slots));
     if (slots == NULL)
         return err_set(p->e, ERR_NOMEM, "out of memory indexing a pickle dict");
@@ -344,6 +384,9 @@ enum err_code pkl_parse(const unsigned char *buf, size_t len, const struct ckpt_
     if (len > p.lim.max_pickle_bytes)
         return err_setc(e, ERR_TOOBIG, "limit_exceeded", "data.pkl of %zu bytes exceeds %llu", len,
                         (unsigned long long)p.lim.max_pickle_bytes);
+    rc = pkl__mem(&p, sizeof(*p.r), 0, "the result");
+    if (rc)
+        return rc;
     p.r = calloc(1, sizeof(*p.r));
     if (p.r == NULL)
         return err_set(e, ERR_NOMEM, "out of memory unpickling");
@@ -360,6 +403,7 @@ enum err_code pkl_parse(const unsigned char *buf, size_t len, const struct ckpt_
     rc = pkl__run(&p);
     if (rc)
         goto out;
+    p.r->mem_peak = p.mem_peak;
     *out = p.r;
     p.r = NULL;
 out:
@@ -409,6 +453,11 @@ const struct pkl_storage *pkl_storage_at(const struct pkl_result *r, size_t i)
 int pkl_protocol(const struct pkl_result *r)
 {
     return r->protocol;
+}
+
+uint64_t pkl_mem_peak(const struct pkl_result *r)
+{
+    return r->mem_peak;
 }
 
 const struct pkl_value *pkl_dict_get(const struct pkl_value *d, const char *key)

@@ -243,6 +243,9 @@ enum err_code pkl__global(struct pkl_parser *p, const char *module, size_t modul
     if (memchr(module, '\0', module_len) != NULL || memchr(name, '\0', name_len) != NULL ||
         module_len > 4096 || name_len > 4096)
         return pkl__fail(p, ERR_FORMAT, "invalid_pickle", "malformed global name");
+    rc = pkl__mem(p, (uint64_t)module_len + name_len + 2, 0, "a global name");
+    if (rc)
+        return rc;
     full = malloc(module_len + name_len + 2);
     if (full == NULL)
         return err_set(p->e, ERR_NOMEM, "out of memory for a global name");
@@ -604,7 +607,12 @@ enum err_code pkl__persid(struct pkl_parser *p, struct pkl_value *pid, struct pk
                          (unsigned long long)p->lim.max_tensors);
     if (r->n_storages == r->cap_storages) {
         size_t cap = r->cap_storages ? 2 * r->cap_storages : 16;
-        struct pkl_storage *ns = realloc(r->storages, cap * sizeof(*ns));
+        struct pkl_storage *ns;
+        rc = pkl__mem(p, (uint64_t)cap * sizeof(*ns), (uint64_t)r->cap_storages * sizeof(*ns),
+                      "the storage table");
+        if (rc)
+            return rc;
+        ns = realloc(r->storages, cap * sizeof(*ns));
         if (ns == NULL)
             return err_set(p->e, ERR_NOMEM, "out of memory listing storages");
         r->storages = ns;
