@@ -155,8 +155,12 @@ static double pkl_num_f(const struct pkl_value *v)
     return v->kind == PKL_BOOL || v->kind == PKL_INT ? (double)v->i : v->f;
 }
 
-static int pkl_key_eq(const struct pkl_value *a, const struct pkl_value *b, int depth)
+/* Python equality of keys; every call adds its cost to *work (the values
+ * visited, long strings by the 64 bytes). */
+static int pkl_key_eq(const struct pkl_value *a, const struct pkl_value *b, int depth,
+                      uint64_t *work)
 {
+    ++*work;
     if (a == b)
         return 1;
     if (depth > PKL_MAX_KEY_DEPTH)
@@ -179,13 +183,15 @@ static int pkl_key_eq(const struct pkl_value *a, const struct pkl_value *b, int 
     case PKL_NONE: return 1;
     case PKL_COMPLEX: return a->f == b->f && a->f_imag == b->f_imag;
     case PKL_STR:
-    case PKL_BYTES: return a->len == b->len && memcmp(a->str, b->str, a->len) == 0;
+    case PKL_BYTES:
+        *work += a->len / 64;
+        return a->len == b->len && memcmp(a->str, b->str, a->len) == 0;
     case PKL_TUPLE:
     case PKL_SET:
         if (a->n_items != b->n_items)
             return 0;
         for (size_t i = 0; i < a->n_items; i++)
-            if (!pkl_key_eq(a->items[i], b->items[i], depth + 1))
+            if (!pkl_key_eq(a->items[i], b->items[i], depth + 1, work))
                 return 0;
         return 1;
     default: return 0;
@@ -206,10 +212,12 @@ static uint64_t pkl_bits(double f)
     return u;
 }
 
-static uint64_t pkl_key_hash(const struct pkl_value *v, int depth)
+/* The hash of a key (equal keys hash equal); its cost is added to *work. */
+static uint64_t pkl_key_hash(const struct pkl_value *v, int depth, uint64_t *work)
 {
     uint64_t h = 0xCBF29CE484222325ull;
 
+    ++*work;
     if (depth > PKL_MAX_KEY_DEPTH)
         return h;
     if (pkl_is_number(v)) {
@@ -224,13 +232,14 @@ static uint64_t pkl_key_hash(const struct pkl_value *v, int depth)
     switch (v->kind) {
     case PKL_STR:
     case PKL_BYTES:
+        *work += v->len / 64;
         for (size_t i = 0; i < v->len; i++)
             h = (h ^ (unsigned char)v->str[i]) * 0x100000001B3ull;
         return h;
     case PKL_TUPLE:
     case PKL_SET:
         for (size_t i = 0; i < v->n_items; i++)
-            h = pkl_mix(h, pkl_key_hash(v->items[i], depth + 1));
+            h = pkl_mix(h, pkl_key_hash(v->items[i], depth + 1, work));
         return h;
     case PKL_COMPLEX: return pkl_mix(pkl_mix(h, pkl_bits(v->f)), pkl_bits(v->f_imag));
     default: return h;
@@ -281,27 +290,56 @@ enum err_code pkl__check_hashable(struct pkl_parser *p, const struct pkl_value *
     return pkl_hashable(p, k, 0, &nodes);
 }
 
-static long pkl_dict_scan(const struct pkl_value *d, const struct pkl_value *k)
+/* The first slot of a key's probe sequence: the hash finalised (murmur3's
+ * fmix64), so that keys differing only in high bits spread. */
+static size_t pkl_slot(const struct pkl_value *k, size_t mask, uint64_t *work)
+{
+    uint64_t h = pkl_key_hash(k, 0, work);
+
+    h ^= h >> 33;
+    h *= 0xFF51AFD7ED558CCDull;
+    h ^= h >> 33;
+    h *= 0xC4CEB9FE1A85EC53ull;
+    h ^= h >> 33;
+    return (size_t)h & mask;
+}
+
+static long pkl_dict_scan(const struct pkl_value *d, const struct pkl_value *k, uint64_t *work)
 {
     for (size_t i = 0; i < d->n_items; i++)
-        if (pkl_key_eq(d->items[i], k, 0))
+        if (pkl_key_eq(d->items[i], k, 0, work))
             return (long)i;
     return -1;
 }
 
-long pkl__dict_find(const struct pkl_value *d, const struct pkl_value *k)
+long pkl__dict_find(const struct pkl_value *d, const struct pkl_value *k, uint64_t *work)
 {
+    uint64_t ignored = 0;
     size_t mask, s;
 
+    if (work == NULL)
+        work = &ignored;
     if (d->hash_slots == NULL)
-        return pkl_dict_scan(d, k);
+        return pkl_dict_scan(d, k, work);
     mask = d->hash_cap - 1;
-    for (s = (size_t)pkl_key_hash(k, 0) & mask; d->hash_slots[s] != 0; s = (s + 1) & mask) {
+    for (s = pkl_slot(k, mask, work); d->hash_slots[s] != 0; s = (s + 1) & mask) {
         size_t i = d->hash_slots[s] - 1;
-        if (pkl_key_eq(d->items[i], k, 0))
+        if (pkl_key_eq(d->items[i], k, 0, work))
             return (long)i;
     }
     return -1;
+}
+
+enum err_code pkl__key_work(struct pkl_parser *p)
+{
+    uint64_t budget = PKL_KEY_WORK(p->len);
+
+    if (p->key_work <= budget)
+        return ERR_OK;
+    return pkl__fail(p, ERR_TOOBIG, "limit_exceeded",
+                     "dict keys took more than %llu hash and comparison steps "
+                     "(keys made to collide?)",
+                     (unsigned long long)budget);
 }
 
 /* (Re)build the open-addressing index of `d` with room for twice its items. */
@@ -322,15 +360,15 @@ static enum err_code pkl_dict_index(struct pkl_parser *p, struct pkl_value *d)
         return err_set(p->e, ERR_NOMEM, "out of memory indexing a pickle dict");
     mask = cap - 1;
     for (size_t i = 0; i < d->n_items; i++) {
-        size_t s = (size_t)pkl_key_hash(d->items[i], 0) & mask;
-        while (slots[s] != 0)
-            s = (s + 1) & mask;
+        size_t s = pkl_slot(d->items[i], mask, &p->key_work);
+        for (; slots[s] != 0; s = (s + 1) & mask)
+            p->key_work++;
         slots[s] = (uint32_t)(i + 1);
     }
     free(d->hash_slots);
     d->hash_slots = slots;
     d->hash_cap = cap;
-    return ERR_OK;
+    return pkl__key_work(p);
 }
 
 enum err_code pkl__dict_set(struct pkl_parser *p, struct pkl_value *d, struct pkl_value *k,
@@ -342,7 +380,10 @@ enum err_code pkl__dict_set(struct pkl_parser *p, struct pkl_value *d, struct pk
     rc = pkl__check_hashable(p, k);
     if (rc)
         return rc;
-    at = pkl__dict_find(d, k);
+    at = pkl__dict_find(d, k, &p->key_work);
+    rc = pkl__key_work(p);
+    if (rc)
+        return rc;
     if (at >= 0) {
         d->vals[at] = v;
         return ERR_OK;
@@ -355,8 +396,8 @@ enum err_code pkl__dict_set(struct pkl_parser *p, struct pkl_value *d, struct pk
     d->n_items++;
     if (d->n_items >= 8 && 2 * d->n_items >= d->hash_cap)
         return pkl_dict_index(p, d);
-    if (d->hash_slots != NULL) {
-        size_t mask = d->hash_cap - 1, s = (size_t)pkl_key_hash(k, 0) & mask;
+    if (d->hash_slots != NULL) { /* the walk pkl__dict_find just counted */
+        size_t mask = d->hash_cap - 1, s = pkl_slot(k, mask, &p->key_work);
         while (d->hash_slots[s] != 0)
             s = (s + 1) & mask;
         d->hash_slots[s] = (uint32_t)d->n_items;
@@ -471,7 +512,7 @@ const struct pkl_value *pkl_dict_get(const struct pkl_value *d, const char *key)
     k.kind = PKL_STR;
     k.str = key;
     k.len = strlen(key);
-    at = pkl__dict_find(d, &k);
+    at = pkl__dict_find(d, &k, NULL);
     return at >= 0 ? d->vals[at] : NULL;
 }
 

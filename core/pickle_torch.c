@@ -591,7 +591,10 @@ enum err_code pkl__persid(struct pkl_parser *p, struct pkl_value *pid, struct pk
                          a[2]->kind == PKL_STR ? a[2]->str : "(not a str)");
     if (a[4]->kind != PKL_INT || a[4]->i < 0)
         return pkl__fail(p, ERR_FORMAT, "invalid_pickle", "storage numel must be an int >= 0");
-    at = pkl__dict_find(r->storage_index, a[2]);
+    at = pkl__dict_find(r->storage_index, a[2], &p->key_work);
+    rc = pkl__key_work(p);
+    if (rc)
+        return rc;
     if (at >= 0) {
         sv = r->storage_index->vals[at];
         s = &r->storages[sv->storage];

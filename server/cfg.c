@@ -45,7 +45,7 @@ static const char cfg_usage_text[] =
     "  --min-free BYTES      free disk space to keep; uploads beyond it get 507 (default 1G)\n"
     "                                                                      [FARMSD_MIN_FREE]\n"
     "  --max-pickle-mem BYTES  memory one torch file's data.pkl may take to unpickle (and\n"
-    "                        again for its tensor list); beyond it 422 limit_exceeded\n"
+    "                        again for its tensor list); beyond it 413 limit_exceeded\n"
     "                        (default 256M, at least 1M)              [FARMSD_MAX_PICKLE_MEM]\n"
     "  --http-threads N      HTTP threads (default 4)                      [FARMSD_HTTP_THREADS]\n"
     "  --response-cache BYTES  memory for rendered run reads served again while the run\n"

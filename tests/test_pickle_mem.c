@@ -4,7 +4,8 @@
  * keys shared into trees of 2^60 nodes, one tensor under a million long
  * paths), pkl_parse() and ckpt_open() hold at most max_pickle_mem bytes for
  * it and answer limit_exceeded naming the limit, while real checkpoints need
- * a small fraction of the default.
+ * a small fraction of the default. Keys made to collide in the dict index
+ * cost time, not memory: their work is bounded too.
  *
  * Each hostile input runs in a child process (fork) under an alarm, so a
  * crash, a blow-up or a hang is a failed check, not a dead test binary. The
@@ -343,6 +344,86 @@ static void test_frozenset_is_frozen(void)
     CHECK(strstr(e.msg, "ADDITEMS on a frozenset") != NULL);
 }
 
+/* --- Keys made to collide ------------------------------------------------------------ */
+
+static uint64_t inverse(uint64_t a) /* of an odd number, mod 2^64 (Newton) */
+{
+    uint64_t x = a;
+
+    for (int i = 0; i < 6; i++)
+        x *= 2 - a * x;
+    return x;
+}
+
+/* The int whose dict slot hash (pkl_key_hash of an int, then fmix64, as in
+ * core/pickle.c) is `y`: both steps are bijections, so the attacker inverts
+ * them. If core/pickle.c changes its hash these keys stop colliding and
+ * test_colliding_keys fails: update this mirror. */
+static uint64_t int_with_slot_hash(uint64_t y)
+{
+    const uint64_t h0 = 0xCBF29CE484222325ull;
+
+    y ^= y >> 33;
+    y *= inverse(0xC4CEB9FE1A85EC53ull);
+    y ^= y >> 33;
+    y *= inverse(0xFF51AFD7ED558CCDull);
+    y ^= y >> 33;
+    y *= inverse(0x100000001B3ull);
+    y ^= h0;
+    return y - 0x9E3779B97F4A7C15ull - (h0 << 6) - (h0 >> 2);
+}
+
+/* {k: None for 40 000 int keys}: colliding (all hash to a multiple of 2^40)
+ * or the plain 0 .. 39 999. */
+static void case_keys(const void *arg, struct outcome *o)
+{
+    int colliding = *(const int *)arg;
+    size_t n = 40000, len = 0;
+    unsigned char *b = malloc(n * 11 + 16);
+    struct pkl_result *r = NULL;
+    struct err e = {0};
+    enum err_code rc;
+
+    if (b == NULL) {
+        o->rc = -1;
+        return;
+    }
+    memcpy(b, "\x80\x02}(", 4);
+    len = 4;
+    for (size_t j = 1; j <= n; j++) {
+        uint64_t k = colliding ? int_with_slot_hash((uint64_t)j << 40) : j;
+        b[len++] = 0x8A; /* LONG1, 8 bytes */
+        b[len++] = 8;
+        for (int i = 0; i < 8; i++)
+            b[len++] = (unsigned char)(k >> (8 * i));
+        b[len++] = 'N';
+    }
+    memcpy(b + len, "u.", 2);
+    len += 2;
+    rc = pkl_parse(b, len, NULL, &r, &e);
+    note(o, rc, &e);
+    if (rc == ERR_OK)
+        o->peak = pkl_root(r)->n_items;
+    pkl_free(r);
+    free(b);
+}
+
+/* 40 000 colliding keys took 13 s (n^2 / 2 probes): the key work of a parse
+ * is bounded by its length, and real dicts stay far inside it. */
+static void test_colliding_keys(void)
+{
+    int colliding = 1, plain = 0;
+    struct outcome o;
+
+    CHECK(in_child(case_keys, &colliding, &o));
+    CHECK_EQ_INT(o.rc, ERR_TOOBIG);
+    CHECK_STR_EQ(o.category, "limit_exceeded");
+    CHECK(strstr(o.msg, "keys made to collide") != NULL);
+    CHECK(in_child(case_keys, &plain, &o));
+    CHECK_EQ_INT(o.rc, ERR_OK);
+    CHECK_EQ_INT(o.peak, 40000);
+}
+
 /* --- Whole checkpoints ---------------------------------------------------------------- */
 
 struct open_case {
@@ -432,6 +513,7 @@ int main(void)
     test_limit_is_exact();
     test_shared_key_trees();
     test_frozenset_is_frozen();
+    test_colliding_keys();
     test_hostile_checkpoints();
     test_real_checkpoints_need_little();
     return check_report("test_pickle_mem");
