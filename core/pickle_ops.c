@@ -51,8 +51,9 @@ enum err_code pkl__push(struct pkl_parser *p, struct pkl_value *v)
     if (p->n_stack == p->cap_stack) {
         size_t cap = p->cap_stack ? 2 * p->cap_stack : 64;
         struct pkl_value **ns;
-        enum err_code rc = pkl__mem(p, (uint64_t)cap * sizeof(*ns),
-                                    (uint64_t)p->cap_stack * sizeof(*ns), "the stack");
+        enum err_code rc =
+            pkl__mem(p, (uint64_t)cap * sizeof(struct pkl_value *),
+                     (uint64_t)p->cap_stack * sizeof(struct pkl_value *), "the stack");
         if (rc)
             return rc;
         /* NOLINTNEXTLINE(bugprone-sizeof-expression): the elements are pointers */
@@ -115,8 +116,8 @@ static enum err_code pkl_memo_put(struct pkl_parser *p, uint64_t idx)
         struct pkl_value **nm;
         while (cap <= idx)
             cap *= 2;
-        rc = pkl__mem(p, (uint64_t)cap * sizeof(*nm), (uint64_t)p->cap_memo * sizeof(*nm),
-                      "the memo");
+        rc = pkl__mem(p, (uint64_t)cap * sizeof(struct pkl_value *),
+                      (uint64_t)p->cap_memo * sizeof(struct pkl_value *), "the memo");
         if (rc)
             return rc;
         /* NOLINTNEXTLINE(bugprone-sizeof-expression): the elements are pointers */

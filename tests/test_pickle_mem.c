@@ -29,9 +29,9 @@
 #include "core/pickle.h"
 #include "tests/check.h"
 
-#define MIB         (1024 * 1024)
+#define MIB         ((uint64_t)1024 * 1024)
 #define TEST_LIMIT  (32 * MIB) /* max_pickle_mem in the hostile cases */
-#define SLACK_KB    (64 * 1024)
+#define SLACK_KB    (64L * 1024)
 #define CHILD_ALARM 120 /* seconds: a hang fails the check */
 
 struct outcome {
@@ -136,17 +136,21 @@ struct gen {
     size_t len;
 };
 
+/* b[*at ..] = s[0 .. n), *at advanced. */
+static void put_at(unsigned char *b, size_t *at, const char *s, size_t n)
+{
+    memcpy(b + *at, s, n);
+    *at += n;
+}
+
 static void put(struct gen *g, const char *s, size_t n)
 {
-    memcpy(g->b + g->len, s, n);
-    g->len += n;
+    put_at(g->b, &g->len, s, n);
 }
 
 /* Build the pickle of `g` into g->b (about 2 bytes per value at most). */
 static int generate(struct gen *g)
 {
-    size_t left = g->n, k;
-
     g->b = malloc(2 * g->n + 64 * (g->n / 40000 + 1) + 64);
     if (g->b == NULL)
         return 0;
@@ -158,26 +162,24 @@ static int generate(struct gen *g)
             "0",
             4); /* memo[0] = a second list, popped */
     if (g->trick == TRICK_NESTED_LIST) {
-        for (k = 0; k < g->n; k++)
+        for (size_t i = 0; i < g->n; i++)
             g->b[g->len++] = ']';
-        for (k = 0; k < g->n; k++)
+        for (size_t i = 0; i < g->n; i++)
             g->b[g->len++] = 'a';
         put(g, ".", 1);
         return 1;
     }
-    while (left > 0) {
-        k = left < 40000 ? left : 40000;
+    for (size_t done = 0; done < g->n; done += 40000) { /* batches under max_pickle_stack */
         g->b[g->len++] = '(';
-        for (size_t i = 0; i < k; i++) {
+        for (size_t i = done; i < g->n && i < done + 40000; i++) {
             if (g->trick == TRICK_LIST_FLOOD)
                 g->b[g->len++] = ']';
             else if (g->trick == TRICK_DUP_FLOOD)
-                g->b[g->len++] = i == 0 ? 'N' : '2'; /* DUP needs a value above the MARK */
+                g->b[g->len++] = i == done ? 'N' : '2'; /* DUP needs a value above the MARK */
             else
                 put(g, "h\x00", 2);
         }
         g->b[g->len++] = 'e';
-        left -= k;
     }
     put(g, ".", 1);
     return 1;
@@ -272,8 +274,8 @@ static void test_limit_is_exact(void)
     CHECK_EQ_INT(o.rc, ERR_OK);
     peak = o.peak;
     /* 100 001 values, and the root list's items (8 bytes each, doubled at most) */
-    CHECK(peak >= 100001 * sizeof(struct pkl_value) + 100000 * 8);
-    CHECK(peak <= 100001 * sizeof(struct pkl_value) * 11 / 10 + 3 * 100000 * 8 + 2 * MIB);
+    CHECK(peak >= 100001 * sizeof(struct pkl_value) + (uint64_t)100000 * 8);
+    CHECK(peak <= 100001 * sizeof(struct pkl_value) * 11 / 10 + (uint64_t)3 * 100000 * 8 + 2 * MIB);
     g.limit = peak;
     CHECK(in_child(case_parse, &g, &o));
     CHECK_EQ_INT(o.rc, ERR_OK);
@@ -299,12 +301,10 @@ static void case_key(const void *arg, struct outcome *o)
     struct err e = {0};
     enum err_code rc;
 
-    memcpy(b, "\x80\x02}N2\x86", 6);
-    n = 6;
+    put_at(b, &n, "\x80\x02}N2\x86", 6);
     for (int i = 0; i < k->depth; i++)
         b[n++] = '2', b[n++] = 0x86;
-    memcpy(b + n, "Ns.", 3);
-    n += 3;
+    put_at(b, &n, "Ns.", 3);
     rc = pkl_parse(b, n, NULL, &r, &e);
     note(o, rc, &e);
     pkl_free(r);
@@ -388,8 +388,7 @@ static void case_keys(const void *arg, struct outcome *o)
         o->rc = -1;
         return;
     }
-    memcpy(b, "\x80\x02}(", 4);
-    len = 4;
+    put_at(b, &len, "\x80\x02}(", 4);
     for (size_t j = 1; j <= n; j++) {
         uint64_t k = colliding ? int_with_slot_hash((uint64_t)j << 40) : j;
         b[len++] = 0x8A; /* LONG1, 8 bytes */
@@ -398,8 +397,7 @@ static void case_keys(const void *arg, struct outcome *o)
             b[len++] = (unsigned char)(k >> (8 * i));
         b[len++] = 'N';
     }
-    memcpy(b + len, "u.", 2);
-    len += 2;
+    put_at(b, &len, "u.", 2);
     rc = pkl_parse(b, len, NULL, &r, &e);
     note(o, rc, &e);
     if (rc == ERR_OK)
