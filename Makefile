@@ -81,6 +81,11 @@ build/gen/api_dashboard_assets.c: api/dashboard/embed.sh $(DASH_FILES)
 FUZZ_SRCS    := $(wildcard tests/fuzz_*.c)
 FUZZ_SECONDS ?= 60
 FUZZ_CFLAGS  := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+# A memory blow-up is a fuzz failure: every target caps what it reads at 1 MiB or
+# less (zip members, safetensors headers, npy arrays, max_pickle_mem), so no
+# legitimate allocation nears 64 MB and the process (ASan's 256 MB quarantine
+# and shadow included) stays far below 2 GB.
+FUZZ_LIMITS  := -rss_limit_mb=2048 -malloc_limit_mb=64
 build/fuzz/%.o: %.c
 	@mkdir -p $(@D)
 	$(Q)clang $(STD) $(WARN) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(CPPFLAGS) -MMD -MP -c $< -o $@
@@ -172,7 +177,7 @@ fuzz: deps
 	        else cp $$g $$corpus/ 2>/dev/null || true; fi; done; \
 	    echo "== $$name: $(FUZZ_SECONDS) s"; \
 	    log=build/fuzz/$$name.log; \
-	    if build/fuzz/tests/$$name -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
+	    if build/fuzz/tests/$$name -max_total_time=$(FUZZ_SECONDS) -timeout=10 $(FUZZ_LIMITS) \
 	        -print_final_stats=1 -artifact_prefix=build/fuzz/$$name- $$corpus >$$log 2>&1; then \
 	        grep -E 'stat::number_of_executed_units|Done [0-9]+ runs' $$log; \
 	    else \

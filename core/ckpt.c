@@ -23,6 +23,7 @@ void ckpt_limits_default(struct ckpt_limits *l)
     l->max_pickle_stack = 100000;
     l->max_pickle_marks = 1000;
     l->max_pickle_memo = 4u << 20;
+    l->max_pickle_mem = 256u << 20; /* real data.pkl need well under 1% of it: README */
     l->max_shards = 10000;
     l->strict = 0;
 }

@@ -52,6 +52,9 @@ struct ckpt_limits {
     uint64_t max_pickle_stack; /* values on the pickle stack */
     uint64_t max_pickle_marks; /* MARK nesting */
     uint64_t max_pickle_memo;  /* memo entries */
+    uint64_t max_pickle_mem;   /* bytes the unpickler holds at once (values, strings, item
+                                  arrays, stack, memo), and again for the tensor table
+                                  built from data.pkl (names and records) */
     uint64_t max_shards;       /* shards of one index */
     int strict;                /* 1: unknown pickle globals are refused (disallowed_global) */
 };

@@ -28,6 +28,20 @@ enum err_code(pkl__fail)(struct pkl_parser *p, enum err_code code, const char *c
     return err_setc(p->e, code, cat, "data.pkl byte %zu: %s", p->op_pos, msg);
 }
 
+enum err_code pkl__mem(struct pkl_parser *p, uint64_t need, uint64_t old, const char *what)
+{
+    uint64_t lim = p->lim.max_pickle_mem;
+
+    if (need > lim || p->mem > lim - need)
+        return pkl__fail(p, ERR_TOOBIG, "limit_exceeded",
+                         "unpickling needs more than %llu bytes (max_pickle_mem) for %s",
+                         (unsigned long long)lim, what);
+    if (p->mem + need > p->mem_peak)
+        p->mem_peak = p->mem + need;
+    p->mem = p->mem + need - old; /* `old` was charged when it was allocated */
+    return ERR_OK;
+}
+
 enum err_code pkl__new(struct pkl_parser *p, enum pkl_kind kind, struct pkl_value **out)
 {
     struct pkl_result *r = p->r;
@@ -38,7 +52,11 @@ enum err_code pkl__new(struct pkl_parser *p, enum pkl_kind kind, struct pkl_valu
         return pkl__fail(p, ERR_TOOBIG, "limit_exceeded", "more than %zu pickle values",
                          (size_t)PKL_MAX_VALUES);
     if (r->chunks == NULL || r->chunks->used == PKL_CHUNK) {
-        struct pkl_chunk *c = malloc(sizeof(*c));
+        struct pkl_chunk *c;
+        enum err_code rc = pkl__mem(p, sizeof(*c), 0, "values");
+        if (rc)
+            return rc;
+        c = malloc(sizeof(*c));
         if (c == NULL)
             return err_set(p->e, ERR_NOMEM, "out of memory unpickling");
         c->next = r->chunks;
@@ -63,6 +81,9 @@ enum err_code pkl__new_str(struct pkl_parser *p, enum pkl_kind kind, const char 
     *out = NULL;
     if (n == SIZE_MAX)
         return pkl__fail(p, ERR_TOOBIG, "limit_exceeded", "string too long");
+    rc = pkl__mem(p, (uint64_t)n + 1, 0, "a string");
+    if (rc)
+        return rc;
     copy = malloc(n + 1);
     if (copy == NULL)
         return err_set(p->e, ERR_NOMEM, "out of memory for a %zu-byte pickle string", n);
@@ -83,14 +104,18 @@ enum err_code pkl__new_str(struct pkl_parser *p, enum pkl_kind kind, const char 
 /* Room for one more item (and value, for dicts) in `c`. */
 static enum err_code pkl_reserve(struct pkl_parser *p, struct pkl_value *c)
 {
-    size_t cap;
+    size_t cap, per = (c->kind == PKL_DICT ? 2 : 1) * sizeof(struct pkl_value *);
     struct pkl_value **ni, **nv;
+    enum err_code rc;
 
     if (c->n_items < c->cap_items)
         return ERR_OK;
     cap = c->cap_items ? 2 * c->cap_items : 4;
     if (cap > PKL_MAX_VALUES * 2)
         return pkl__fail(p, ERR_TOOBIG, "limit_exceeded", "container with too many items");
+    rc = pkl__mem(p, (uint64_t)cap * per, (uint64_t)c->cap_items * per, "a container's items");
+    if (rc)
+        return rc;
     /* NOLINTNEXTLINE(bugprone-sizeof-expression): the elements are pointers */
     ni = realloc(c->items, cap * sizeof(*ni));
     if (ni == NULL)
@@ -130,8 +155,12 @@ static double pkl_num_f(const struct pkl_value *v)
     return v->kind == PKL_BOOL || v->kind == PKL_INT ? (double)v->i : v->f;
 }
 
-static int pkl_key_eq(const struct pkl_value *a, const struct pkl_value *b, int depth)
+/* Python equality of keys; every call adds its cost to *work (the values
+ * visited, long strings by the 64 bytes). */
+static int pkl_key_eq(const struct pkl_value *a, const struct pkl_value *b, int depth,
+                      uint64_t *work)
 {
+    ++*work;
     if (a == b)
         return 1;
     if (depth > PKL_MAX_KEY_DEPTH)
@@ -154,13 +183,15 @@ static int pkl_key_eq(const struct pkl_value *a, const struct pkl_value *b, int 
     case PKL_NONE: return 1;
     case PKL_COMPLEX: return a->f == b->f && a->f_imag == b->f_imag;
     case PKL_STR:
-    case PKL_BYTES: return a->len == b->len && memcmp(a->str, b->str, a->len) == 0;
+    case PKL_BYTES:
+        *work += a->len / 64;
+        return a->len == b->len && memcmp(a->str, b->str, a->len) == 0;
     case PKL_TUPLE:
     case PKL_SET:
         if (a->n_items != b->n_items)
             return 0;
         for (size_t i = 0; i < a->n_items; i++)
-            if (!pkl_key_eq(a->items[i], b->items[i], depth + 1))
+            if (!pkl_key_eq(a->items[i], b->items[i], depth + 1, work))
                 return 0;
         return 1;
     default: return 0;
@@ -181,10 +212,12 @@ static uint64_t pkl_bits(double f)
     return u;
 }
 
-static uint64_t pkl_key_hash(const struct pkl_value *v, int depth)
+/* The hash of a key (equal keys hash equal); its cost is added to *work. */
+static uint64_t pkl_key_hash(const struct pkl_value *v, int depth, uint64_t *work)
 {
     uint64_t h = 0xCBF29CE484222325ull;
 
+    ++*work;
     if (depth > PKL_MAX_KEY_DEPTH)
         return h;
     if (pkl_is_number(v)) {
@@ -199,23 +232,32 @@ static uint64_t pkl_key_hash(const struct pkl_value *v, int depth)
     switch (v->kind) {
     case PKL_STR:
     case PKL_BYTES:
+        *work += v->len / 64;
         for (size_t i = 0; i < v->len; i++)
             h = (h ^ (unsigned char)v->str[i]) * 0x100000001B3ull;
         return h;
     case PKL_TUPLE:
     case PKL_SET:
         for (size_t i = 0; i < v->n_items; i++)
-            h = pkl_mix(h, pkl_key_hash(v->items[i], depth + 1));
+            h = pkl_mix(h, pkl_key_hash(v->items[i], depth + 1, work));
         return h;
     case PKL_COMPLEX: return pkl_mix(pkl_mix(h, pkl_bits(v->f)), pkl_bits(v->f_imag));
     default: return h;
     }
 }
 
-static enum err_code pkl_hashable(struct pkl_parser *p, const struct pkl_value *k, int depth)
+/* Hashing and comparing a key walk it as a tree, so shared values count each
+ * time they are reached (*nodes): a key of 60 nested pairs made with DUP is
+ * 2^60 nodes from 120 bytes. Bounding the nodes bounds every later hash and
+ * comparison of a stored key. */
+static enum err_code pkl_hashable(struct pkl_parser *p, const struct pkl_value *k, int depth,
+                                  size_t *nodes)
 {
     if (depth > PKL_MAX_KEY_DEPTH)
         return pkl__fail(p, ERR_FORMAT, "invalid_pickle", "dict key nested too deeply");
+    if (++*nodes > PKL_MAX_KEY_NODES)
+        return pkl__fail(p, ERR_TOOBIG, "limit_exceeded",
+                         "dict key or set member of more than %d values", PKL_MAX_KEY_NODES);
     switch (k->kind) {
     case PKL_NONE:
     case PKL_BOOL:
@@ -230,7 +272,7 @@ static enum err_code pkl_hashable(struct pkl_parser *p, const struct pkl_value *
         /* fall through */
     case PKL_TUPLE:
         for (size_t i = 0; i < k->n_items; i++) {
-            enum err_code rc = pkl_hashable(p, k->items[i], depth + 1);
+            enum err_code rc = pkl_hashable(p, k->items[i], depth + 1, nodes);
             if (rc)
                 return rc;
         }
@@ -243,30 +285,61 @@ static enum err_code pkl_hashable(struct pkl_parser *p, const struct pkl_value *
 
 enum err_code pkl__check_hashable(struct pkl_parser *p, const struct pkl_value *k)
 {
-    return pkl_hashable(p, k, 0);
+    size_t nodes = 0;
+
+    return pkl_hashable(p, k, 0, &nodes);
 }
 
-static long pkl_dict_scan(const struct pkl_value *d, const struct pkl_value *k)
+/* The first slot of a key's probe sequence: the hash finalised (murmur3's
+ * fmix64), so that keys differing only in high bits spread. */
+static size_t pkl_slot(const struct pkl_value *k, size_t mask, uint64_t *work)
+{
+    uint64_t h = pkl_key_hash(k, 0, work);
+
+    h ^= h >> 33;
+    h *= 0xFF51AFD7ED558CCDull;
+    h ^= h >> 33;
+    h *= 0xC4CEB9FE1A85EC53ull;
+    h ^= h >> 33;
+    return (size_t)h & mask;
+}
+
+static long pkl_dict_scan(const struct pkl_value *d, const struct pkl_value *k, uint64_t *work)
 {
     for (size_t i = 0; i < d->n_items; i++)
-        if (pkl_key_eq(d->items[i], k, 0))
+        if (pkl_key_eq(d->items[i], k, 0, work))
             return (long)i;
     return -1;
 }
 
-long pkl__dict_find(const struct pkl_value *d, const struct pkl_value *k)
+long pkl__dict_find(const struct pkl_value *d, const struct pkl_value *k, uint64_t *work)
 {
+    uint64_t ignored = 0;
     size_t mask, s;
 
+    if (work == NULL)
+        work = &ignored;
     if (d->hash_slots == NULL)
-        return pkl_dict_scan(d, k);
+        return pkl_dict_scan(d, k, work);
     mask = d->hash_cap - 1;
-    for (s = (size_t)pkl_key_hash(k, 0) & mask; d->hash_slots[s] != 0; s = (s + 1) & mask) {
+    for (s = pkl_slot(k, mask, work); d->hash_slots[s] != 0; s = (s + 1) & mask) {
         size_t i = d->hash_slots[s] - 1;
-        if (pkl_key_eq(d->items[i], k, 0))
+        if (pkl_key_eq(d->items[i], k, 0, work))
             return (long)i;
     }
     return -1;
+}
+
+enum err_code pkl__key_work(struct pkl_parser *p)
+{
+    uint64_t budget = PKL_KEY_WORK(p->len);
+
+    if (p->key_work <= budget)
+        return ERR_OK;
+    return pkl__fail(p, ERR_TOOBIG, "limit_exceeded",
+                     "dict keys took more than %llu hash and comparison steps "
+                     "(keys made to collide?)",
+                     (unsigned long long)budget);
 }
 
 /* (Re)build the open-addressing index of `d` with room for twice its items. */
@@ -274,23 +347,28 @@ static enum err_code pkl_dict_index(struct pkl_parser *p, struct pkl_value *d)
 {
     size_t cap = 16, mask;
     uint32_t *slots;
+    enum err_code rc;
 
     while (cap < 4 * (d->n_items + 1))
         cap *= 2;
+    rc = pkl__mem(p, (uint64_t)cap * sizeof(*slots), (uint64_t)d->hash_cap * sizeof(*slots),
+                  "a dict index");
+    if (rc)
+        return rc;
     slots = calloc(cap, sizeof(*slots));
     if (slots == NULL)
         return err_set(p->e, ERR_NOMEM, "out of memory indexing a pickle dict");
     mask = cap - 1;
     for (size_t i = 0; i < d->n_items; i++) {
-        size_t s = (size_t)pkl_key_hash(d->items[i], 0) & mask;
-        while (slots[s] != 0)
-            s = (s + 1) & mask;
+        size_t s = pkl_slot(d->items[i], mask, &p->key_work);
+        for (; slots[s] != 0; s = (s + 1) & mask)
+            p->key_work++;
         slots[s] = (uint32_t)(i + 1);
     }
     free(d->hash_slots);
     d->hash_slots = slots;
     d->hash_cap = cap;
-    return ERR_OK;
+    return pkl__key_work(p);
 }
 
 enum err_code pkl__dict_set(struct pkl_parser *p, struct pkl_value *d, struct pkl_value *k,
@@ -302,7 +380,10 @@ enum err_code pkl__dict_set(struct pkl_parser *p, struct pkl_value *d, struct pk
     rc = pkl__check_hashable(p, k);
     if (rc)
         return rc;
-    at = pkl__dict_find(d, k);
+    at = pkl__dict_find(d, k, &p->key_work);
+    rc = pkl__key_work(p);
+    if (rc)
+        return rc;
     if (at >= 0) {
         d->vals[at] = v;
         return ERR_OK;
@@ -315,8 +396,8 @@ enum err_code pkl__dict_set(struct pkl_parser *p, struct pkl_value *d, struct pk
     d->n_items++;
     if (d->n_items >= 8 && 2 * d->n_items >= d->hash_cap)
         return pkl_dict_index(p, d);
-    if (d->hash_slots != NULL) {
-        size_t mask = d->hash_cap - 1, s = (size_t)pkl_key_hash(k, 0) & mask;
+    if (d->hash_slots != NULL) { /* the walk pkl__dict_find just counted */
+        size_t mask = d->hash_cap - 1, s = pkl_slot(k, mask, &p->key_work);
         while (d->hash_slots[s] != 0)
             s = (s + 1) & mask;
         d->hash_slots[s] = (uint32_t)d->n_items;
@@ -344,6 +425,9 @@ enum err_code pkl_parse(const unsigned char *buf, size_t len, const struct ckpt_
     if (len > p.lim.max_pickle_bytes)
         return err_setc(e, ERR_TOOBIG, "limit_exceeded", "data.pkl of %zu bytes exceeds %llu", len,
                         (unsigned long long)p.lim.max_pickle_bytes);
+    rc = pkl__mem(&p, sizeof(*p.r), 0, "the result");
+    if (rc)
+        return rc;
     p.r = calloc(1, sizeof(*p.r));
     if (p.r == NULL)
         return err_set(e, ERR_NOMEM, "out of memory unpickling");
@@ -360,6 +444,7 @@ enum err_code pkl_parse(const unsigned char *buf, size_t len, const struct ckpt_
     rc = pkl__run(&p);
     if (rc)
         goto out;
+    p.r->mem_peak = p.mem_peak;
     *out = p.r;
     p.r = NULL;
 out:
@@ -411,6 +496,11 @@ int pkl_protocol(const struct pkl_result *r)
     return r->protocol;
 }
 
+uint64_t pkl_mem_peak(const struct pkl_result *r)
+{
+    return r->mem_peak;
+}
+
 const struct pkl_value *pkl_dict_get(const struct pkl_value *d, const char *key)
 {
     struct pkl_value k;
@@ -422,7 +512,7 @@ const struct pkl_value *pkl_dict_get(const struct pkl_value *d, const char *key)
     k.kind = PKL_STR;
     k.str = key;
     k.len = strlen(key);
-    at = pkl__dict_find(d, &k);
+    at = pkl__dict_find(d, &k, NULL);
     return at >= 0 ? d->vals[at] : NULL;
 }
 

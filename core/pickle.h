@@ -11,10 +11,13 @@
  * interpreted; any other global is refused in strict mode and becomes an
  * inert opaque value in lenient mode (limits->strict == 0), which keeps its
  * arguments, state and items as children so tensors inside stay reachable.
- * Structural errors are "invalid_pickle" with the byte position of the
- * opcode; limits (data size, stack, MARK nesting, memo, values) are
- * "limit_exceeded". Sizes read from the input are checked against the
- * remaining input before anything is allocated.
+ * Structural errors are "invalid_pickle" with the byte position of the opcode;
+ * limits (data size, stack, MARK nesting, memo, values, memory, the size of
+ * one dict key, the hashing work on dict keys) are "limit_exceeded". Sizes
+ * read from the input are checked against the remaining input before anything
+ * is allocated, and every allocation is counted in bytes against
+ * max_pickle_mem before it is made, so a parse never holds more than that,
+ * whatever the pickle builds.
  *
  * Values are shared, not copied: the memo and repeated BINGETs push the same
  * pointer, so one object (a tensor, a container) can be reachable along
@@ -122,6 +125,11 @@ const struct pkl_storage *pkl_storage_at(const struct pkl_result *r, size_t i);
 
 /* The highest pickle protocol announced by PROTO (0 if none). */
 int pkl_protocol(const struct pkl_result *r);
+
+/* The most bytes the parse held allocated at once (values, strings, container
+ * item arrays, dict indexes, stack, marks, memo; a realloc's old and new
+ * blocks both), the figure max_pickle_mem bounds. */
+uint64_t pkl_mem_peak(const struct pkl_result *r);
 
 /* Value of the str key `key` (NUL-terminated) in dict `d`, or NULL when `d`
  * is not a dict or has no such key. Borrowed. */

@@ -10,6 +10,13 @@
 #define PKL_CHUNK         256
 #define PKL_MAX_VALUES    ((size_t)1 << 24) /* values one parse may create */
 #define PKL_MAX_KEY_DEPTH 64                /* nesting of tuple dict keys */
+/* Values in one dict key or set member, a shared one counted each time it is
+ * reached: hashing and comparing walk them all. */
+#define PKL_MAX_KEY_NODES 4096
+/* Hash and comparison steps on dict keys one parse may take: keys made to
+ * collide cost a probe per key already in their cluster, n^2 / 2 in all (40 000
+ * colliding ints took 13 s), where real dicts take a few steps per key. */
+#define PKL_KEY_WORK(len) ((uint64_t)(len)*16 + ((uint64_t)1 << 22))
 
 struct pkl_chunk { /* arena block of values */
     struct pkl_chunk *next;
@@ -26,6 +33,7 @@ struct pkl_result {
     size_t cap_storages;
     struct pkl_value *storage_index; /* dict: key str -> PKL_STORAGE value */
     int protocol;
+    uint64_t mem_peak; /* most bytes the parse held at once (pkl_mem_peak) */
 };
 
 struct pkl_parser {
@@ -42,10 +50,23 @@ struct pkl_parser {
     struct pkl_value **memo; /* owned array of borrowed values (NULL: unset) */
     size_t n_memo, cap_memo;
     struct pkl_value *none, *vtrue, *vfalse; /* shared singletons */
+    uint64_t mem;      /* bytes allocated now: result, values, payloads, stack, marks, memo */
+    uint64_t mem_peak; /* the most `mem` has been, transient realloc copies included */
+    uint64_t key_work; /* dict key hash/compare steps, against PKL_KEY_WORK(len) */
     struct err *e;
 };
 
-/* --- pickle.c: values ----------------------------------------------------------- */
+/* --- pickle.c: memory, values ----------------------------------------------------- */
+
+/* Account for an allocation of `need` bytes that replaces one of `old` bytes
+ * (0: a new block), before making it: limit_exceeded if the parse would hold
+ * more than max_pickle_mem bytes at once, counting the old block too (realloc
+ * holds both for a moment). `what` names the allocation in the message. Every
+ * byte pickle*.c allocates goes through here, so what a parse holds is
+ * bounded by max_pickle_mem whatever the input (shared values are allocated,
+ * and counted, once; references to them cost their pointer slot). */
+enum err_code pkl__mem(struct pkl_parser *p, uint64_t need, uint64_t old, const char *what);
+
 
 /* New zeroed value of `kind` in the arena (limit_exceeded past PKL_MAX_VALUES). */
 enum err_code pkl__new(struct pkl_parser *p, enum pkl_kind kind, struct pkl_value **out);
@@ -62,10 +83,15 @@ enum err_code pkl__append(struct pkl_parser *p, struct pkl_value *c, struct pkl_
 enum err_code pkl__dict_set(struct pkl_parser *p, struct pkl_value *d, struct pkl_value *k,
                             struct pkl_value *v);
 
-/* Index of key `k` in dict `d`, or -1. */
-long pkl__dict_find(const struct pkl_value *d, const struct pkl_value *k);
+/* Index of key `k` in dict `d`, or -1. The hash and comparison steps it took
+ * are added to *work (NULL: not counted). */
+long pkl__dict_find(const struct pkl_value *d, const struct pkl_value *k, uint64_t *work);
 
-/* ERR_OK if `k` may be a dict key / set member, else invalid_pickle. */
+/* limit_exceeded once the parse's key_work passes PKL_KEY_WORK(len). */
+enum err_code pkl__key_work(struct pkl_parser *p);
+
+/* ERR_OK if `k` may be a dict key / set member, else invalid_pickle
+ * (limit_exceeded past PKL_MAX_KEY_NODES values). */
 enum err_code pkl__check_hashable(struct pkl_parser *p, const struct pkl_value *k);
 
 /* Set an error with the current opcode position: category `cat`. */

@@ -50,8 +50,14 @@ enum err_code pkl__push(struct pkl_parser *p, struct pkl_value *v)
                          (unsigned long long)p->lim.max_pickle_stack);
     if (p->n_stack == p->cap_stack) {
         size_t cap = p->cap_stack ? 2 * p->cap_stack : 64;
+        struct pkl_value **ns;
+        enum err_code rc =
+            pkl__mem(p, (uint64_t)cap * sizeof(struct pkl_value *),
+                     (uint64_t)p->cap_stack * sizeof(struct pkl_value *), "the stack");
+        if (rc)
+            return rc;
         /* NOLINTNEXTLINE(bugprone-sizeof-expression): the elements are pointers */
-        struct pkl_value **ns = realloc(p->stack, cap * sizeof(*ns));
+        ns = realloc(p->stack, cap * sizeof(*ns));
         if (ns == NULL)
             return err_set(p->e, ERR_NOMEM, "out of memory growing the pickle stack");
         p->stack = ns;
@@ -110,6 +116,10 @@ static enum err_code pkl_memo_put(struct pkl_parser *p, uint64_t idx)
         struct pkl_value **nm;
         while (cap <= idx)
             cap *= 2;
+        rc = pkl__mem(p, (uint64_t)cap * sizeof(struct pkl_value *),
+                      (uint64_t)p->cap_memo * sizeof(struct pkl_value *), "the memo");
+        if (rc)
+            return rc;
         /* NOLINTNEXTLINE(bugprone-sizeof-expression): the elements are pointers */
         nm = realloc(p->memo, cap * sizeof(*nm));
         if (nm == NULL)
@@ -293,7 +303,12 @@ static enum err_code pkl_op_stack(struct pkl_parser *p, unsigned char op)
                              (unsigned long long)p->lim.max_pickle_marks);
         if (p->n_marks == p->cap_marks) {
             size_t cap = p->cap_marks ? 2 * p->cap_marks : 16;
-            size_t *nm = realloc(p->marks, cap * sizeof(*nm));
+            size_t *nm;
+            rc = pkl__mem(p, (uint64_t)cap * sizeof(*nm), (uint64_t)p->cap_marks * sizeof(*nm),
+                          "MARKs");
+            if (rc)
+                return rc;
+            nm = realloc(p->marks, cap * sizeof(*nm));
             if (nm == NULL)
                 return err_set(p->e, ERR_NOMEM, "out of memory for pickle marks");
             p->marks = nm;
@@ -380,13 +395,14 @@ static enum err_code pkl_op_fill(struct pkl_parser *p, unsigned char op)
             rc = pkl__append(p, target, items[i]);
         return rc;
     }
-    if ((pairs && target->kind != PKL_DICT) || (op == 0x90 && target->kind != PKL_SET) ||
+    if ((pairs && target->kind != PKL_DICT) ||
+        (op == 0x90 && (target->kind != PKL_SET || target->frozen)) ||
         ((op == 'a' || op == 'e') && target->kind != PKL_LIST))
         return pkl__fail(p, ERR_FORMAT, "invalid_pickle", "%s on a %s",
                          pairs        ? "SETITEM(S)"
                          : op == 0x90 ? "ADDITEMS"
                                       : "APPEND(S)",
-                         pkl_kind_name(target->kind));
+                         target->frozen ? "frozenset" : pkl_kind_name(target->kind));
     for (size_t i = 0; !rc && i < n; i += pairs ? 2 : 1) {
         if (pairs) {
             rc = pkl__dict_set(p, target, items[i], items[i + 1]);

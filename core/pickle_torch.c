@@ -243,6 +243,9 @@ enum err_code pkl__global(struct pkl_parser *p, const char *module, size_t modul
     if (memchr(module, '\0', module_len) != NULL || memchr(name, '\0', name_len) != NULL ||
         module_len > 4096 || name_len > 4096)
         return pkl__fail(p, ERR_FORMAT, "invalid_pickle", "malformed global name");
+    rc = pkl__mem(p, (uint64_t)module_len + name_len + 2, 0, "a global name");
+    if (rc)
+        return rc;
     full = malloc(module_len + name_len + 2);
     if (full == NULL)
         return err_set(p->e, ERR_NOMEM, "out of memory for a global name");
@@ -566,6 +569,32 @@ static int pkl_key_ok(const char *k, size_t n)
     return 1;
 }
 
+/* Room for one more storage (limit_exceeded past max_tensors). */
+static enum err_code pkl_storage_reserve(struct pkl_parser *p)
+{
+    struct pkl_result *r = p->r;
+    struct pkl_storage *ns;
+    size_t cap;
+    enum err_code rc;
+
+    if (r->n_storages >= p->lim.max_tensors)
+        return pkl__fail(p, ERR_TOOBIG, "limit_exceeded", "more than %llu storages",
+                         (unsigned long long)p->lim.max_tensors);
+    if (r->n_storages < r->cap_storages)
+        return ERR_OK;
+    cap = r->cap_storages ? 2 * r->cap_storages : 16;
+    rc = pkl__mem(p, (uint64_t)cap * sizeof(*ns), (uint64_t)r->cap_storages * sizeof(*ns),
+                  "the storage table");
+    if (rc)
+        return rc;
+    ns = realloc(r->storages, cap * sizeof(*ns));
+    if (ns == NULL)
+        return err_set(p->e, ERR_NOMEM, "out of memory listing storages");
+    r->storages = ns;
+    r->cap_storages = cap;
+    return ERR_OK;
+}
+
 enum err_code pkl__persid(struct pkl_parser *p, struct pkl_value *pid, struct pkl_value **out)
 {
     struct pkl_result *r = p->r;
@@ -588,7 +617,10 @@ enum err_code pkl__persid(struct pkl_parser *p, struct pkl_value *pid, struct pk
                          a[2]->kind == PKL_STR ? a[2]->str : "(not a str)");
     if (a[4]->kind != PKL_INT || a[4]->i < 0)
         return pkl__fail(p, ERR_FORMAT, "invalid_pickle", "storage numel must be an int >= 0");
-    at = pkl__dict_find(r->storage_index, a[2]);
+    at = pkl__dict_find(r->storage_index, a[2], &p->key_work);
+    rc = pkl__key_work(p);
+    if (rc)
+        return rc;
     if (at >= 0) {
         sv = r->storage_index->vals[at];
         s = &r->storages[sv->storage];
@@ -599,18 +631,9 @@ enum err_code pkl__persid(struct pkl_parser *p, struct pkl_value *pid, struct pk
         *out = sv;
         return ERR_OK;
     }
-    if (r->n_storages >= p->lim.max_tensors)
-        return pkl__fail(p, ERR_TOOBIG, "limit_exceeded", "more than %llu storages",
-                         (unsigned long long)p->lim.max_tensors);
-    if (r->n_storages == r->cap_storages) {
-        size_t cap = r->cap_storages ? 2 * r->cap_storages : 16;
-        struct pkl_storage *ns = realloc(r->storages, cap * sizeof(*ns));
-        if (ns == NULL)
-            return err_set(p->e, ERR_NOMEM, "out of memory listing storages");
-        r->storages = ns;
-        r->cap_storages = cap;
-    }
-    rc = pkl__new(p, PKL_STORAGE, &sv);
+    rc = pkl_storage_reserve(p);
+    if (!rc)
+        rc = pkl__new(p, PKL_STORAGE, &sv);
     if (!rc)
         rc = pkl__dict_set(p, r->storage_index, a[2], sv);
     if (rc)

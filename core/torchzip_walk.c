@@ -20,6 +20,7 @@ struct tz_walk {
     size_t len, cap;
     const struct pkl_value **seen; /* owned open-addressing pointer set */
     size_t n_seen, cap_seen;
+    uint64_t table_bytes; /* names + records listed, against max_pickle_mem */
     struct err *e;
 };
 
@@ -125,6 +126,15 @@ static enum err_code tz_add_tensor(struct tz_walk *w, const struct pkl_tensor *t
     struct tz_view *v;
     enum err_code rc;
 
+    /* One tensor reached along many paths is listed under each, so a small
+     * pickle (a list of a million references under a 60 KB key) could ask
+     * for 60 GB of names: the table is held to max_pickle_mem too. */
+    w->table_bytes += w->len + 1 + sizeof(struct ckpt_tensor) + sizeof(struct tz_view);
+    if (w->table_bytes > c->limits.max_pickle_mem)
+        return err_setc(w->e, ERR_TOOBIG, "limit_exceeded",
+                        "tensor names and records from data.pkl exceed %llu bytes "
+                        "(max_pickle_mem)",
+                        (unsigned long long)c->limits.max_pickle_mem);
     if (c->n_tensors == impl->cap_views) {
         size_t cap = impl->cap_views ? 2 * impl->cap_views : 64;
         struct tz_view *nv = realloc(impl->views, cap * sizeof(*nv));

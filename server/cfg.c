@@ -47,6 +47,9 @@ static const char cfg_usage_text[] =
     "  --max-uploads N       concurrent uploads (default 4)                [FARMSD_MAX_UPLOADS]\n"
     "  --min-free BYTES      free disk space to keep; uploads beyond it get 507 (default 1G)\n"
     "                                                                      [FARMSD_MIN_FREE]\n"
+    "  --max-pickle-mem BYTES  memory one torch file's data.pkl may take to unpickle (and\n"
+    "                        again for its tensor list); beyond it 413 limit_exceeded\n"
+    "                        (default 256M, at least 1M)              [FARMSD_MAX_PICKLE_MEM]\n"
     "  --http-threads N      HTTP threads (default 4)                      [FARMSD_HTTP_THREADS]\n"
     "  --response-cache BYTES  memory for rendered run reads served again while the run\n"
     "                        is unchanged (default 64M; 0: off)          [FARMSD_RESPONSE_CACHE]\n";
@@ -267,6 +270,12 @@ static enum err_code cfg_apply(struct cfg *c, const char *key, const char *v, st
         return cfg_bytes("--response-cache", v, &c->response_cache, e);
     if (strcmp(key, "min-free") == 0)
         return cfg_bytes("--min-free", v, &c->min_free, e);
+    if (strcmp(key, "max-pickle-mem") == 0) {
+        enum err_code rc = cfg_bytes("--max-pickle-mem", v, &c->max_pickle_mem, e);
+        if (rc == ERR_OK && c->max_pickle_mem < (1u << 20))
+            rc = err_set(e, ERR_INVAL, "--max-pickle-mem: '%s' is below 1M", v);
+        return rc;
+    }
     if (strcmp(key, "log-level") == 0) {
         lvl = log_level_from_name(v);
         if (lvl < 0)
@@ -291,6 +300,7 @@ static enum err_code cfg_from_env(struct cfg *c, struct err *e)
         {"FARMSD_MAX_UPLOAD", "max-upload"},
         {"FARMSD_MAX_UPLOADS", "max-uploads"},
         {"FARMSD_MIN_FREE", "min-free"},
+        {"FARMSD_MAX_PICKLE_MEM", "max-pickle-mem"},
         {"FARMSD_HTTP_THREADS", "http-threads"},
         {"FARMSD_LOG_LEVEL", "log-level"},
         {"FARMSD_RESPONSE_CACHE", "response-cache"},
@@ -339,6 +349,7 @@ static void cfg_defaults(struct cfg *c)
     c->max_upload = 64ull << 30;
     c->max_uploads = 4;
     c->min_free = 1ull << 30;
+    c->max_pickle_mem = 256ull << 20; /* = ckpt_limits_default() */
     c->response_cache = 64ull << 20;
     c->validators = 2;
     c->validation_queue = 8;
@@ -365,6 +376,7 @@ enum err_code cfg_load(struct cfg *c, int argc, char **argv, struct err *e)
                                           {"max-upload", required_argument, NULL, 0},
                                           {"max-uploads", required_argument, NULL, 0},
                                           {"min-free", required_argument, NULL, 0},
+                                          {"max-pickle-mem", required_argument, NULL, 0},
                                           {"http-threads", required_argument, NULL, 0},
                                           {"log-level", required_argument, NULL, 0},
                                           {"help", no_argument, NULL, 'h'},

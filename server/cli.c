@@ -9,6 +9,7 @@
 #include <cblas.h>
 
 #include "core/preset.h"
+#include "server/cfg.h"
 
 void cli_print_error(const struct err *e)
 {
@@ -74,6 +75,19 @@ long cli_env_long(const char *var, long dflt)
         return dflt;
     v = strtol(s, &end, 10);
     return *end == '\0' ? v : dflt;
+}
+
+enum err_code cli_limits(struct ckpt_limits *l, struct err *e)
+{
+    const char *mem = cli_env_str("FARMSD_MAX_PICKLE_MEM", NULL);
+
+    ckpt_limits_default(l);
+    l->strict = cli_env_long("FARMSD_STRICT", 0) != 0;
+    if (mem == NULL)
+        return ERR_OK;
+    if (cfg_parse_bytes(mem, &l->max_pickle_mem, e) != ERR_OK || l->max_pickle_mem < (1u << 20))
+        return err_set(e, ERR_INVAL, "FARMSD_MAX_PICKLE_MEM: '%s' is not a byte count >= 1M", mem);
+    return ERR_OK;
 }
 
 unsigned cli_threads(long requested)

@@ -42,6 +42,11 @@ const char *cli_env_str(const char *var, const char *dflt);
 /* An integer from an environment variable, or `dflt` if unset. */
 long cli_env_long(const char *var, long dflt);
 
+/* The reader limits of analyze and inspect: ckpt_limits_default() with
+ * FARMSD_STRICT=1 and FARMSD_MAX_PICKLE_MEM (bytes, K/M/G/T suffixes, at
+ * least 1M) applied. ERR_INVAL naming the variable. */
+enum err_code cli_limits(struct ckpt_limits *l, struct err *e);
+
 /* Worker threads: `requested` if > 0, else $FARMSD_THREADS, else the number
  * of online CPUs. Sets OpenBLAS to one thread per worker. */
 unsigned cli_threads(long requested);

@@ -37,6 +37,9 @@ static const char cli_analyze_usage[] =
     "  --quiet             no progress lines on stderr\n"
     "  -h, --help          this help\n"
     "\n"
+    "FARMSD_MAX_PICKLE_MEM (default 256M): the memory a torch file's data.pkl may take to\n"
+    "unpickle, and again its tensor list; beyond it the file is refused (limit_exceeded).\n"
+    "\n"
     "Exit status: 0 ok, 1 usage or settings error, 2 the file cannot be read\n"
     "(\"error: <category>: <message>\" on stderr), 3 the analysis failed.\n";
 
@@ -328,7 +331,11 @@ int cli_analyze_main(int argc, char **argv)
         status = CLI_EXIT_USAGE;
         goto out;
     }
-    ckpt_limits_default(&limits);
+    if (cli_limits(&limits, &e)) {
+        cli_print_error(&e);
+        status = CLI_EXIT_USAGE;
+        goto out;
+    }
     limits.strict = o.strict;
     if (ckpt_open(o.file, o.input_format, &limits, &c, &e)) {
         cli_print_error(&e);

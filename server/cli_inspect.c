@@ -24,7 +24,10 @@ static const char cli_inspect_usage[] =
     "  --set KEY=VALUE     override a setting (repeatable; see farmsd analyze --help)\n"
     "  --input-format F    auto (default), safetensors, index, torch, npy, npz\n"
     "  --strict            refuse pickles with unknown globals            [FARMSD_STRICT=1]\n"
-    "  -h, --help          this help\n";
+    "  -h, --help          this help\n"
+    "\n"
+    "FARMSD_MAX_PICKLE_MEM (default 256M): the memory a torch file's data.pkl may take to\n"
+    "unpickle (see farmsd analyze --help).\n";
 
 struct cli_tensor_row {
     const char *name;   /* display name (borrowed) */
@@ -133,8 +136,10 @@ int cli_inspect_main(int argc, char **argv)
     cJSON *root;
     struct err e;
 
-    ckpt_limits_default(&limits);
-    limits.strict = cli_env_long("FARMSD_STRICT", 0) != 0;
+    if (cli_limits(&limits, &e)) {
+        cli_print_error(&e);
+        return CLI_EXIT_USAGE;
+    }
     while ((ch = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
         switch (ch) {
         case 'f': format = optarg; break;

@@ -575,13 +575,17 @@ static enum err_code http_resolve(const char *host, unsigned port, struct sockad
 
 void http_validator_limits(const struct ckpt_limits *base, uint64_t share, struct ckpt_limits *out)
 {
-    /* One validation holds at most the pickle bytes and what the restricted
-     * unpickler builds from them, or a header and its parsed JSON (a few
-     * times its size): a quarter and an eighth of the share each leave room
-     * for the readers' fixed buffers. */
+    /* One validation holds at most the pickle bytes, the values the
+     * restricted unpickler builds from them and the tensor list taken from
+     * those (each within max_pickle_mem), or a header and its parsed JSON (a
+     * few times its size): a quarter of the share for each of the first
+     * three and an eighth for a header leave room for the readers' fixed
+     * buffers. */
     *out = *base;
     if (out->max_pickle_bytes > share / 4)
         out->max_pickle_bytes = share / 4;
+    if (out->max_pickle_mem > share / 4)
+        out->max_pickle_mem = share / 4;
     if (out->max_header_bytes > share / 8)
         out->max_header_bytes = share / 8;
 }

@@ -180,6 +180,7 @@ int cli_serve_main(int argc, char **argv)
     openblas_set_num_threads(1);
     api_stats_init(&stats);
     ckpt_limits_default(&limits);
+    limits.max_pickle_mem = c.max_pickle_mem;
     serve_owner(owner, sizeof owner);
 
     rc = serve_open_data(&c, &e);

@@ -257,6 +257,45 @@ static void test_help_lists_every_option(void)
     run_free(&r);
 }
 
+/* The reproduction of issue 10: a 17 KB .pt whose data.pkl builds 16.8 M
+ * lists (6.6 GB before) is refused with limit_exceeded naming the limit, set
+ * by FARMSD_MAX_PICKLE_MEM (a real torch file needs far less); bad values
+ * of the variable and of serve's --max-pickle-mem are usage errors. */
+static void test_pickle_memory_limit(void)
+{
+    const char *hostile[] = {"analyze", (FIX "hostile/pt_pickle_list_flood.pt"), NULL};
+    const char *real[] = {"inspect", (FIX "checkpoints/llama/llama_step0500_lightning.ckpt"), NULL};
+    const char *serve_bad[] = {"serve", "--max-pickle-mem", "512K", NULL};
+    const char *serve_help[] = {"serve", "--help", NULL};
+    struct run r;
+
+    setenv("FARMSD_MAX_PICKLE_MEM", "8M", 1);
+    r = run_farmsd(hostile);
+    CHECK_EQ_INT(r.status, 2);
+    CHECK(strstr(r.err, "error: limit_exceeded: ") != NULL);
+    CHECK(strstr(r.err, "more than 8388608 bytes (max_pickle_mem)") != NULL);
+    run_free(&r);
+    setenv("FARMSD_MAX_PICKLE_MEM", "2M", 1);
+    r = run_farmsd(real);
+    CHECK_EQ_INT(r.status, 0);
+    run_free(&r);
+    setenv("FARMSD_MAX_PICKLE_MEM", "lots", 1);
+    r = run_farmsd(hostile);
+    CHECK_EQ_INT(r.status, 1);
+    CHECK(strstr(r.err, "FARMSD_MAX_PICKLE_MEM: 'lots'") != NULL);
+    run_free(&r);
+    unsetenv("FARMSD_MAX_PICKLE_MEM");
+    r = run_farmsd(serve_bad);
+    CHECK_EQ_INT(r.status, 1);
+    CHECK(strstr(r.err, "--max-pickle-mem: '512K' is below 1M") != NULL);
+    run_free(&r);
+    r = run_farmsd(serve_help);
+    CHECK_EQ_INT(r.status, 0);
+    CHECK(strstr(r.out, "--max-pickle-mem BYTES") != NULL);
+    CHECK(strstr(r.out, "[FARMSD_MAX_PICKLE_MEM]") != NULL);
+    run_free(&r);
+}
+
 int main(void)
 {
     test_analyze_json_has_the_documented_shape();
@@ -265,5 +304,6 @@ int main(void)
     test_csv_and_table_agree_with_json();
     test_inspect_lists_hashes_without_analysing();
     test_help_lists_every_option();
+    test_pickle_memory_limit();
     return check_report("test_cli");
 }

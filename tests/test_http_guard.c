@@ -210,14 +210,19 @@ static void test_validator_limits(void)
     struct ckpt_limits base, out;
 
     ckpt_limits_default(&base);
-    /* the default budget (1 GiB over 2 validators) leaves the defaults */
+    /* the default budget (1 GiB over 2 validators) leaves the byte caps and
+       halves the unpickler's memory (256 MiB -> 128 MiB): pickle bytes plus
+       values plus tensor list, 64 + 128 + 128 MiB, stay within the share */
     http_validator_limits(&base, 512u << 20, &out);
     CHECK_EQ_INT(out.max_pickle_bytes, base.max_pickle_bytes);
     CHECK_EQ_INT(out.max_header_bytes, base.max_header_bytes);
     CHECK_EQ_INT(out.max_tensors, base.max_tensors);
+    CHECK_EQ_INT(out.max_pickle_mem, 128u << 20);
+    CHECK(out.max_pickle_bytes + 2 * out.max_pickle_mem <= (512u << 20));
     /* a small share cuts the memory-bearing caps, nothing else */
     http_validator_limits(&base, 64u << 20, &out);
     CHECK_EQ_INT(out.max_pickle_bytes, 16u << 20);
+    CHECK_EQ_INT(out.max_pickle_mem, 16u << 20);
     CHECK_EQ_INT(out.max_header_bytes, 8u << 20);
     CHECK_EQ_INT(out.max_pickle_stack, base.max_pickle_stack);
     CHECK_EQ_INT(out.max_zip_members, base.max_zip_members);
