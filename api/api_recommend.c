@@ -1,4 +1,4 @@
-/* api_recommend.c -- decisions from a checkpoint's alphas (numerics §6):
+/* api_recommend.c -- decisions from a checkpoint's alphas (docs/numerics.md, Recommendations):
  *   GET /v1/runs/{run}/checkpoints/{step}/recommendations/sparsity
  *       AlphaPruning per-layer sparsity ratios (core/recommend rec_sparsity);
  *   GET /v1/runs/{run}/checkpoints/{step}/recommendations/learning-rates

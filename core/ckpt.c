@@ -64,7 +64,8 @@ static int ckpt_ends_with(const char *s, const char *suffix)
     return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
-/* Rule 8 of §0: a plausible safetensors header length followed by '{'. */
+/* The safetensors rule of format detection (docs/checkpoint-formats.md): a
+ * plausible safetensors header length followed by '{'. */
 static int ckpt_looks_safetensors(const unsigned char *head, size_t head_len, uint64_t size)
 {
     uint64_t n;

@@ -2,11 +2,12 @@
  *
  * A checkpoint is a list of tensors (name, dtype, shape) whose bytes are read
  * on demand, one tensor at a time, so memory is bounded by the largest
- * tensor, not by the file. Formats (spec/checkpoint-formats.md):
- *   safetensors (§1), a sharded safetensors index or folder (§1.7-1.8),
- *   torch.save zip files (§2), NumPy .npy / .npz (§3).
- * The format is sniffed from the first bytes (§0) unless the caller declares
- * it. Failures carry the §7 error category in `struct err`'s `category`.
+ * tensor, not by the file. Formats (docs/checkpoint-formats.md):
+ *   safetensors, a sharded safetensors index or folder, torch.save zip
+ *   files, NumPy .npy / .npz.
+ * The format is sniffed from the first bytes (Format detection) unless the
+ * caller declares it. Failures carry the error category (Error categories)
+ * in `struct err`'s `category`.
  *
  * Files are read with pread into heap buffers, never mapped: a checkpoint
  * keeps its files open until ckpt_close(), and a file that shrinks while it
@@ -42,7 +43,8 @@ enum ckpt_format {
     CKPT_FORMAT_NPZ
 };
 
-/* Limits (§6); exceeding one fails with category "limit_exceeded". */
+/* Limits (docs/checkpoint-formats.md, Limits); exceeding one fails with category "limit_exceeded".
+ */
 struct ckpt_limits {
     uint64_t max_header_bytes; /* safetensors header / npy header / index file */
     uint64_t max_tensors;      /* tensors per file */
@@ -59,7 +61,7 @@ struct ckpt_limits {
     int strict;                /* 1: unknown pickle globals are refused (disallowed_global) */
 };
 
-/* The defaults of spec §6, lenient pickle mode. Cannot fail. */
+/* The defaults listed under Limits, lenient pickle mode. Cannot fail. */
 void ckpt_limits_default(struct ckpt_limits *l);
 
 struct ckpt_tensor {  /* plain data, borrowed from the ckpt */
@@ -88,7 +90,7 @@ void ckpt_buf_free(struct ckpt_buf *b);
 
 /* --- Open and close ------------------------------------------------------ */
 
-/* Decide the format from the first bytes of a file (§0). `head` holds the
+/* Decide the format from the first bytes of a file (Format detection). `head` holds the
  * first `head_len` bytes (at least 512 if the file has them), `file_size` the
  * whole size, `name` the file name (may be NULL; used for ".index.json").
  * On failure the category is empty_file, unknown_format, legacy_torch_format
@@ -117,7 +119,7 @@ const char *ckpt_model_prefix(const struct ckpt *c);
 
 size_t ckpt_n_tensors(const struct ckpt *c);
 
-/* Tensor `i` (< ckpt_n_tensors), in file order (§ manifest: pickle order,
+/* Tensor `i` (< ckpt_n_tensors), in file order (as in the fixtures' manifest: pickle order,
  * offset order, member order). Borrowed. */
 const struct ckpt_tensor *ckpt_tensor_at(const struct ckpt *c, size_t i);
 

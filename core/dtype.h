@@ -1,6 +1,6 @@
 /* dtype.h -- element types of checkpoint tensors and their decoding to double.
  *
- * The codes are the safetensors dtype codes (formats spec §1.3), which every
+ * The codes are the safetensors dtype codes (docs/checkpoint-formats.md, safetensors), which every
  * reader maps its own types onto (torch storage classes, NumPy descrs), plus
  * C128 that torch and NumPy can hold. Decoding reads little-endian bytes of
  * any alignment. Stateless, const tables only: thread-safe.

@@ -1,5 +1,5 @@
 /* esd.h -- eigenvalues of (sub)matrices in float64 through OpenBLAS/LAPACKE
- * (numerics spec §2, §10).
+ * (docs/numerics.md, Eigenvalues).
  *
  * The empirical spectral density of a matrix A (h x w) is the multiset of its
  * squared singular values, i.e. the eigenvalues of the Gram matrix on its
@@ -8,7 +8,7 @@
  * a window of a larger matrix needs no copy) and its eigenvalues come from a
  * values-only symmetric eigensolver; tiny negative values (rounding noise,
  * ~1e-16 lambda_max) are clamped to 0. A float32 Gram would not be accurate
- * enough (spec §10) and is not offered.
+ * enough (Eigenvalues) and is not offered.
  *
  * Sliding windows: the Gram kept in the workspace can be updated by a rank-k
  * change (esd_gram_update) when a window slides along the contracted

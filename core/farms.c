@@ -1,5 +1,5 @@
 /* farms.c -- FARMS plans: units of eigenvalue work, pooling, fit, per-layer
- * metrics (numerics spec §2-§5). See farms.h; layouts are in farms_layout.c.
+ * metrics (docs/numerics.md). See farms.h; layouts are in farms_layout.c.
  *
  * Sliding Grams: all windows of a dense layout have one effective shape
  * h x w; the Gram is formed on the smaller side and, along the contracted

@@ -1,15 +1,15 @@
-/* farms.h -- FARMS per-layer eigenspectrum analysis (numerics spec §2-§5).
+/* farms.h -- FARMS per-layer eigenspectrum analysis (docs/numerics.md).
  *
  * A layer is a dense 2-D matrix (analysed as stored; the caller transposes
  * a GPT-2 Conv1D first) or a 4-D Conv2D kernel (out, in, kh, kw), row-major
  * float64. Parameters (struct farms_params, presets in core/preset.h) select
- *   - no subsampling (window_rows == 0): dense §3.1, conv §3.5;
- *   - FARMS windows (window_rows > 0): dense §3.2 (LLM variant with the
+ *   - no subsampling (window_rows == 0): whole dense matrices, all conv slices;
+ *   - FARMS windows (window_rows > 0): dense windows (LLM variant with the
  *     window clamp, or the image-classification variant with the reference's
- *     negative-start slicing), conv §3.4 (divisions of cols x cols blocks;
+ *     negative-start slicing), conv divisions (of cols x cols blocks;
  *     window_rows and windows_per_dim are ignored for conv, as in the paper).
- * The pooled, sorted eigenvalues of each ESD are fitted with pl_fit (§4) and
- * reduced to per-layer metrics (§5.1) plus the WeightWatcher columns of §5.2
+ * The pooled, sorted eigenvalues of each ESD are fitted with pl_fit (Power-law fit) and
+ * reduced to per-layer metrics (Metrics) plus the WeightWatcher columns
  * that need no Marchenko-Pastur fit.
  *
  * Work split for the caller's threads (core/ has none): a plan is cut into
@@ -68,7 +68,7 @@ enum farms_status {
     FARMS_STATUS_FAILED   /* the power-law fit failed; `reason` says why */
 };
 
-/* WeightWatcher-style verdict on alpha (§5.2), plus one of ours:
+/* WeightWatcher-style verdict on alpha (docs/numerics.md, Metrics), plus one of ours:
  * suspect_fit = alpha within [2, 6] but the fit is weak: the tail has fewer
  * than FARMS_SUSPECT_MIN_TAIL eigenvalues (for conv FARMS: the shortest
  * division tail) or D > FARMS_SUSPECT_MAX_D. */
@@ -82,7 +82,7 @@ enum farms_warning {
 /* Which submatrices are decomposed. Dense: windows (one for no subsampling);
  * conv: kernel positions x divisions. */
 struct farms_layout {
-    int subsampled;      /* 0: whole matrix / all kernel slices (§3.1, §3.5) */
+    int subsampled;      /* 0: whole matrix / all kernel slices */
     int64_t rows, cols;  /* analysed matrix; conv: slice (max(out,in), min(out,in)) */
     int64_t window_rows; /* dense FARMS: nrs after the optional clamp */
     int64_t window_cols; /* dense FARMS: ncs = int(nrs * Q) */

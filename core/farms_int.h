@@ -18,10 +18,10 @@ int64_t farms__floordiv(int64_t a, int64_t b);
 double farms__floordiv_f(double a, double b);
 
 /* Python slice `x[s : s + len]` on an axis of size n: *lo, *hi after the
- * negative-start rule and clamping (spec §3.2). */
+ * negative-start rule and clamping (docs/numerics.md, Windows). */
 void farms__slice(int64_t s, int64_t len, int64_t n, int64_t *lo, int64_t *hi);
 
-/* Conv FARMS block shape (§3.4 step 2) for slice columns `cols`. */
+/* Conv FARMS block shape (docs/numerics.md, Convolutions) for slice columns `cols`. */
 void farms__conv_block(int64_t cols, double q_ratio, int64_t *br, int64_t *bc);
 
 /* One unit: a run of windows sharing a fixed range (dense), or one kernel

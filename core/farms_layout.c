@@ -1,4 +1,4 @@
-/* farms_layout.c -- which submatrices FARMS decomposes (numerics spec §3):
+/* farms_layout.c -- which submatrices FARMS decomposes (docs/numerics.md, Windows):
  * Python floor division, the reference's slice rule, dense windows of both
  * variants, conv divisions. Pure functions; thread-safe.
  */
@@ -101,7 +101,7 @@ enum err_code farms_params_check(const struct farms_params *p, struct err *e)
     return ERR_OK;
 }
 
-/* Dense windows, §3.1 / §3.2. */
+/* Dense windows (docs/numerics.md, Windows). */
 static enum err_code farms_layout_dense(const struct farms_params *p, int64_t rows, int64_t cols,
                                         struct farms_layout *l, struct err *e)
 {
@@ -156,7 +156,7 @@ static enum err_code farms_layout_dense(const struct farms_params *p, int64_t ro
     return ERR_OK;
 }
 
-/* Conv kernel slices, §3.4 / §3.5. */
+/* Conv kernel slices (docs/numerics.md, Convolutions). */
 static enum err_code farms_layout_conv(const struct farms_params *p, const int64_t *shape,
                                        struct farms_layout *l, struct err *e)
 {

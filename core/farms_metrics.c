@@ -1,6 +1,6 @@
 /* farms_metrics.c -- the end of a FARMS plan: pool and sort each ESD, fit it
- * (pl_fit, spec §4), per-layer metrics (§5.1, conv FARMS means over
- * divisions) and the WeightWatcher columns of §5.2 without the MP fit.
+ * (pl_fit, docs/numerics.md, Power-law fit), per-layer metrics (Metrics, conv FARMS means over
+ * divisions) and the WeightWatcher columns without the MP fit.
  * Also farms_analyze, the single-threaded one-call driver. See farms.h.
  */
 #include "core/farms.h"
@@ -57,7 +57,7 @@ static enum err_code farms_fit_esd(struct farms_plan *pl, int64_t d, int *bad, s
     return ERR_OK;
 }
 
-/* matrix_rank and entropy over every eigenvalue of the layer (§5.2). */
+/* matrix_rank and entropy over every eigenvalue of the layer (Metrics). */
 static void farms_ww_columns(const struct farms_plan *pl, struct farms_result *out)
 {
     int64_t n = pl->n_eigs, rank = 0;

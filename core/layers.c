@@ -1,5 +1,5 @@
 /* layers.c -- tensor selection, display names, block/role grouping
- * (formats spec §4.1-4.4). See layers.h; the order (§4.5) and the natural
+ * (docs/checkpoint-formats.md, Which tensors are analysed). See layers.h; the order and the natural
  * sort are in layers_order.c. Stateless, const tables only: thread-safe.
  *
  * A display name is split into its module components and its leaf (the
@@ -126,7 +126,7 @@ static void layer_split(const char *name, struct layer_name *nm)
     }
 }
 
-/* Block index (§4.3): the first index component after `layers`, `h`,
+/* Block index: the first index component after `layers`, `h`,
  * `blocks`, `block`, `resblocks`, `encoder.layer` or `decoder.layer`. Sets
  * *at to its component position. Returns -1 if none. */
 static int64_t layer_block(struct layer_name *nm, size_t *at)
@@ -261,7 +261,7 @@ static void layer_kind_small(const struct layer_name *nm, int ndim, struct layer
     }
 }
 
-/* Kind and structural candidacy (§4.1). */
+/* Kind and structural candidacy (the table in docs/checkpoint-formats.md). */
 static void layer_kind(const struct layer_name *nm, enum dtype dtype, int ndim,
                        const int64_t *shape, struct layer_info *out)
 {
@@ -335,7 +335,7 @@ struct layer_role_rule {
     enum layer_role role;
 };
 
-/* §4.4, first match wins (attention.output.dense before output.dense). */
+/* Roles, first match wins (attention.output.dense before output.dense). */
 static const struct layer_role_rule layer_role_rules[] = {
     {"q_proj", NULL, NULL, LAYER_ROLE_ATTN_Q},
     {"k_proj", NULL, NULL, LAYER_ROLE_ATTN_K},

@@ -1,14 +1,15 @@
 /* layers.h -- which checkpoint tensors the analysis takes, their display
- * names, block/role grouping and canonical order (formats spec §4).
+ * names, block/role grouping and canonical order (docs/checkpoint-formats.md, Which tensors are
+ * analysed).
  *
  * The readers deliver every tensor as stored; this module is the separate,
  * testable selection step:
- *   layer_strip_prefixes()  the display name: container prefix (§2.4) and
- *                           `module.` / `_orig_mod.` wrappers removed (§4.2);
+ *   layer_strip_prefixes()  the display name: container prefix (Training checkpoints) and
+ *                           `module.` / `_orig_mod.` wrappers removed;
  *   layer_classify()        kind, "structurally a candidate" flag, block
- *                           index (§4.3), expert index, module, role (§4.4)
+ *                           index, expert index, module, role
  *                           and, when not a candidate, the reason;
- *   layer_order()           canonical order (§4.5) as a permutation;
+ *   layer_order()           canonical order as a permutation;
  *   layer_natural_cmp()     natural-sort comparison of names.
  * `analyze` is structural only: eigenvalue-count thresholds, the embedding
  * setting and LoRA handling are the caller's business.
@@ -48,7 +49,7 @@ enum layer_kind {
         LAYER_KIND_COUNT
 };
 
-/* role within a block (§4.4), in canonical order; HEAD is outside blocks
+/* role within a block, in canonical order; HEAD is outside blocks
  * and sorts last; NONE is "no role" (the manifest omits `role`). ROUTER is
  * an MoE router (`block_sparse_moe.gate`, `mlp.gate`), not in the manifest. */
 #define LAYER_ROLE_MAP(X)   \
@@ -77,7 +78,7 @@ struct layer_info {                /* plain data, caller-owned */
     enum layer_kind kind;          /* what the tensor is */
     enum layer_role role;          /* LAYER_ROLE_NONE if none */
     int analyze;                   /* 1: structurally a candidate for the analysis */
-    int64_t block;                 /* block index (§4.3), -1 outside blocks */
+    int64_t block;                 /* block index, -1 outside blocks */
     int64_t expert;                /* MoE expert index inside the block, -1 if none */
     size_t module_len;             /* the module is the first module_len bytes of the
                                       stripped name (the name without its leaf) */
@@ -86,7 +87,7 @@ struct layer_info {                /* plain data, caller-owned */
 
 /* How layer_order() ordered the records. */
 enum layer_ordering {
-    LAYER_ORDERING_CANONICAL, /* blocks present: block, expert, role, then the rest (§4.5) */
+    LAYER_ORDERING_CANONICAL, /* blocks present: block, expert, role, then the rest */
     LAYER_ORDERING_FILE,      /* no blocks, caller's (pickle) order kept */
     LAYER_ORDERING_NATURAL    /* no blocks, natural sort (embeddings first, head last) */
 };
@@ -113,8 +114,8 @@ int layer_natural_cmp(const char *a, const char *b);
 
 /* Classify the tensor with display name `name` (already stripped), stored
  * dtype `dtype` and shape `shape[0..ndim)` (0 <= ndim <= 16, dims >= 0)
- * into *out (fully overwritten). Rules: formats spec §4.1 (kind, analyze),
- * §4.3 (block), §4.4 (role; block roles only inside blocks, `head` only
+ * into *out (fully overwritten). Rules: docs/checkpoint-formats.md, Which tensors are analysed
+ * (kind, analyze, block, role; block roles only inside blocks, `head` only
  * outside). A candidate kind with a dtype the analysis does not take
  * (dtype_is_analysable()) is reported with analyze = 0 and a dtype reason.
  * Cannot fail. */
@@ -131,7 +132,7 @@ int layer_role_from_name(const char *s);
 
 /* --- Order ---------------------------------------------------------------------- */
 
-/* Canonical order (§4.5) of `n` caller records: `infos[i]` from
+/* Canonical order of `n` caller records: `infos[i]` from
  * layer_classify() of display name `names[i]`. Writes a permutation of
  * 0..n-1 to order_out[0..n) (order_out[k] = index of the k-th record).
  *

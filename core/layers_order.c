@@ -1,6 +1,6 @@
 /* layers_order.c -- natural sort of names and the canonical layer order
- * (formats spec §4.5). See layers.h. Stateless, const tables only:
- * thread-safe.
+ * (docs/checkpoint-formats.md, Which tensors are analysed). See layers.h. Stateless, const tables
+ * only: thread-safe.
  */
 #include "core/layers.h"
 

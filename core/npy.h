@@ -1,4 +1,4 @@
-/* npy.h -- NumPy .npy arrays and .npz archives of them (spec §3).
+/* npy.h -- NumPy .npy arrays and .npz archives of them (docs/checkpoint-formats.md, NumPy).
  *
  * .npy layout:
  *

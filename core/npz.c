@@ -1,4 +1,4 @@
-/* npz.c -- the .npz ckpt loader: a zip of <key>.npy members (spec §3.2).
+/* npz.c -- the .npz ckpt loader: a zip of <key>.npy members (docs/checkpoint-formats.md, NumPy).
  *
  * Opening the archive validates the zip structure and each member's npy
  * preamble and header, which are all it reads (or inflates) of a member: a

@@ -1,12 +1,12 @@
 /* pickle.h -- restricted Python pickle interpreter for torch.save's data.pkl
- * (checkpoint-formats.md §2.3, §2.5-2.8).
+ * (docs/checkpoint-formats.md, Restricted unpickler).
  *
- * pkl_parse() runs the pickle opcodes of §2.7 over a buffer and builds plain
+ * pkl_parse() runs the pickle opcodes over a buffer and builds plain
  * data: none, bool, int (int64), float, complex, str, bytes, tuple, list,
  * set, dict (insertion-ordered), global (module, name), storage references
- * (persistent ids), tensor references (the allow-listed rebuild functions of
- * §2.6) and opaque values. Nothing is ever executed: globals are checked the
- * moment they are pushed (§2.8): the deny-list is refused in every mode
+ * (persistent ids), tensor references (the allow-listed rebuild functions)
+ * and opaque values. Nothing is ever executed: globals are checked the
+ * moment they are pushed: the deny-list is refused in every mode
  * ("disallowed_global", the message names the global); the allow-list is
  * interpreted; any other global is refused in strict mode and becomes an
  * inert opaque value in lenient mode (limits->strict == 0), which keeps its
@@ -61,14 +61,14 @@ enum pkl_kind {
     PKL_OPAQUE
 };
 
-struct pkl_storage {  /* one distinct storage named by persistent ids (§2.5) */
+struct pkl_storage {  /* one distinct storage named by persistent ids */
     const char *key;  /* [A-Za-z0-9_.-]{1,64}, no ".." : member data/<key> */
     enum dtype dtype; /* of the storage class; U8 for torch.UntypedStorage */
     int untyped;      /* 1 for torch.UntypedStorage (numel counts bytes) */
     uint64_t numel;   /* elements of dtype */
 };
 
-struct pkl_tensor {               /* a tensor reference (§2.6); no data */
+struct pkl_tensor {               /* a tensor reference; no data */
     size_t storage;               /* index for pkl_storage_at() */
     enum dtype dtype;             /* element type of the view */
     int ndim;                     /* 0 .. PKL_MAX_RANK */

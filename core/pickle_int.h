@@ -121,7 +121,7 @@ enum err_code pkl__newobj(struct pkl_parser *p, struct pkl_value *cls, struct pk
 /* BUILD: apply `state` to `inst` (ignored for dicts and tensors). */
 enum err_code pkl__build(struct pkl_parser *p, struct pkl_value *inst, struct pkl_value *state);
 
-/* BINPERSID: the storage named by persistent id `pid` (§2.5). */
+/* BINPERSID: the storage named by persistent id `pid` (torch's storage tuple). */
 enum err_code pkl__persid(struct pkl_parser *p, struct pkl_value *pid, struct pkl_value **out);
 
 /* Push `v` on the stack (limit_exceeded past max_pickle_stack). */

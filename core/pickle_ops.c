@@ -1,4 +1,4 @@
-/* pickle_ops.c -- the pickle opcode interpreter (checkpoint-formats.md §2.7):
+/* pickle_ops.c -- the pickle opcode interpreter (docs/checkpoint-formats.md, Restricted unpickler):
  * operand reading bounded by the remaining input, the stack with MARK
  * positions, the memo, and one handler per opcode in a const table. Opcodes
  * without a handler (INST, OBJ, EXT*, PERSID, out-of-band buffers, the text

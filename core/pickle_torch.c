@@ -1,7 +1,7 @@
-/* pickle_torch.c -- the restricted unpickler's globals (§2.8): deny-list,
- * allow-list, lenient opaque values, and what REDUCE / NEWOBJ / BUILD /
- * BINPERSID make of them, including torch's tensor rebuild functions (§2.6)
- * and storages (§2.5). Nothing here calls anything: every allow-listed
+/* pickle_torch.c -- the restricted unpickler's globals (docs/checkpoint-formats.md, Restricted
+ * unpickler): deny-list, allow-list, lenient opaque values, and what REDUCE / NEWOBJ / BUILD /
+ * BINPERSID make of them, including torch's tensor rebuild functions
+ * and storages. Nothing here calls anything: every allow-listed
  * global is interpreted into plain data. See pickle.h.
  */
 #include <stdio.h>
@@ -338,7 +338,7 @@ static enum err_code pkl_tensor_view(struct pkl_parser *p, struct pkl_value **a,
     return ERR_OK;
 }
 
-/* torch._utils rebuild functions (§2.6). */
+/* torch._utils rebuild functions (docs/checkpoint-formats.md, PyTorch zip files). */
 static enum err_code pkl_rebuild(struct pkl_parser *p, const char *fn, struct pkl_value *args,
                                  struct pkl_value **out)
 {

@@ -1,4 +1,4 @@
-/* powerlaw.c -- power-law fit of one ESD (numerics spec §4): input checks,
+/* powerlaw.c -- power-law fit of one ESD (docs/numerics.md, Power-law fit): input checks,
  * the optional zero filter, alpha(i) for every i in O(N), the xmin rules
  * (xmin_mid, the xmin_peak histogram and candidate range, the full KS scan)
  * and the reporting of failed fits. The argmin search over candidates lives

@@ -1,4 +1,4 @@
-/* powerlaw.h -- power-law fit of one empirical spectral density (numerics spec §4).
+/* powerlaw.h -- power-law fit of one empirical spectral density (docs/numerics.md, Power-law fit).
  *
  * Input: eigenvalues sorted ascending. The Hill/continuous-MLE exponent for
  * the tail starting at index i is alpha(i) = 1 + n / (sum_{k>=i} ln x_k - n ln x_i),

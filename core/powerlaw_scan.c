@@ -1,5 +1,5 @@
 /* powerlaw_scan.c -- exact argmin of the KS distance over xmin candidates
- * (numerics spec §4 steps 4-5, §10), fast and naive.
+ * (docs/numerics.md, Power-law fit), fast and naive.
  *
  * D(i) = max_k |F(k)|, F(k) = c(k) - k/n with c(k) = pl__ks_c(.., i, k, ..)
  * nondecreasing in k (alpha > 1) and k/n increasing. On the interior of an

@@ -1,5 +1,5 @@
 /* preset.h -- named FARMS parameter sets and `key=value` overrides
- * (numerics spec §7).
+ * (docs/numerics.md, Presets and parameters).
  *
  *   farms-llm  paper LLM pruning set: LLM window variant (clamp), window 2000,
  *              Q 1.0, 10 windows per dimension, xmin_peak (100 bins),

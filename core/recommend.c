@@ -1,4 +1,4 @@
-/* recommend.c -- see recommend.h. Formulas and quirks: numerics spec §6;
+/* recommend.c -- see recommend.h. Formulas and quirks: docs/numerics.md, Recommendations;
  * the reference code is LLM_Pruning/lib/prune.py (ww_sparsity) and
  * Image_Classification/tempbalance_farms.py (get_layer_temps).
  */

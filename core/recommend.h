@@ -1,6 +1,6 @@
-/* recommend.h -- from per-layer alphas to decisions (numerics spec §6):
- * AlphaPruning per-layer sparsity ratios (§6.1) and TempBalance per-layer
- * learning rates (§6.2), computed exactly as the authors' code does, quirks
+/* recommend.h -- from per-layer alphas to decisions (docs/numerics.md, Recommendations):
+ * AlphaPruning per-layer sparsity ratios and TempBalance per-layer
+ * learning rates, computed exactly as the authors' code does, quirks
  * included (the float32 numerator of the sparsity rescale, the 0.998 /
  * 0.99999 clamp without renormalisation, NumPy interp's right end when all
  * alphas are equal, tb_step's top rate below lr_max_ratio).
@@ -26,7 +26,7 @@
 #define REC_MIN_EIGS    5                 /* TempBalance drops layers with fewer eigenvalues */
 #define REC_MAX_LAYERS  ((size_t)1 << 16) /* more layers: ERR_INVAL */
 
-/* --- Sparsity (§6.1) ------------------------------------------------------- */
+/* --- Sparsity ---------------------------------------------------------------- */
 
 /* Blocks of `k` (>= 1) consecutive layers: block[i] = i / k for i < n.
  * (The reference's `layer_num_in_block`; a last partial block averages the
@@ -49,7 +49,7 @@ enum err_code rec_sparsity(const double *alpha, const double *numel, const int64
                            double target, double epsilon, double *ratio, double *block_alpha,
                            struct err *e);
 
-/* --- Learning rates (§6.2) -------------------------------------------------- */
+/* --- Learning rates ---------------------------------------------------------- */
 
 enum rec_lr_map {
     REC_LR_LINEAR, /* tb_linear_map: interp(alpha; [min, max] -> [min_ratio, max_ratio] * lr) */

@@ -1,4 +1,5 @@
-/* safetensors.c -- validation steps of spec §1.4, queries, the ckpt loader.
+/* safetensors.c -- validation steps (docs/checkpoint-formats.md,
+ * safetensors), queries, the ckpt loader.
  *
  * st_parse() runs the steps in the spec's order: length prefix (1-3), the
  * header (4, in safetensors_json.c, then duplicates), dtypes (5), and per

@@ -1,6 +1,6 @@
 /* safetensors.h -- the safetensors checkpoint format: parse, validate, list.
  *
- * File layout (spec/checkpoint-formats.md §1):
+ * File layout (docs/checkpoint-formats.md, safetensors):
  *
  *   offset 0     u64 N, little-endian      header length (N <= 100 000 000)
  *   offset 8     N bytes of UTF-8 JSON     the header, often padded with spaces
@@ -12,7 +12,7 @@
  * "__metadata__" (optional) maps strings to strings. The tensors must cover
  * the data section exactly, back to back from offset 0.
  *
- * st_parse() validates a whole file image in the order of spec §1.4 and fails
+ * st_parse() validates a whole file image in the documented order and fails
  * with the category of that table (err.category): truncated,
  * header_too_large, invalid_header, invalid_dtype, invalid_offsets, overflow,
  * shape_mismatch, trailing_data, or limit_exceeded for the service limits

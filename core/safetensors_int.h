@@ -2,8 +2,8 @@
  *
  * safetensors_json.c reads the JSON header into a struct st_file (tensor
  * entries in header order, metadata, decoded strings); safetensors.c runs the
- * remaining validation steps of spec §1.4 and serves the queries. Same
- * ownership and thread-safety as safetensors.h.
+ * remaining validation steps of docs/checkpoint-formats.md, safetensors and serves the queries.
+ * Same ownership and thread-safety as safetensors.h.
  */
 #ifndef CORE_SAFETENSORS_INT_H
 #define CORE_SAFETENSORS_INT_H

@@ -1,6 +1,6 @@
 /* safetensors_json.c -- the strict JSON reader for safetensors headers.
  *
- * A general JSON library hides what §1.4 must see: cJSON keeps duplicate keys,
+ * A general JSON library hides what validation must see: cJSON keeps duplicate keys,
  * stores numbers as doubles (16.0 == 16, 2^53+1 == 2^53) and cuts strings at
  * an escaped NUL. This reader knows the header's schema, reads integers from
  * their text, and decodes every string into the file's arena (decoded

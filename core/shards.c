@@ -136,7 +136,8 @@ out:
     return rc;
 }
 
-/* §1.8 rule 2: a plain file name ending in .safetensors. */
+/* Shard names (docs/checkpoint-formats.md, Sharded safetensors): a plain file name ending in
+ * .safetensors. */
 static enum err_code shards_check_name(const cJSON *v, const char *tensor, struct err *e)
 {
     const char *s = cJSON_IsString(v) ? v->valuestring : NULL;

@@ -1,4 +1,4 @@
-/* shards.h -- sharded safetensors checkpoints (spec §1.7-1.8).
+/* shards.h -- sharded safetensors checkpoints (docs/checkpoint-formats.md, Sharded safetensors).
  *
  * A sharded checkpoint is either an index file
  *

@@ -1,4 +1,4 @@
-/* st_write.h -- streaming writer of safetensors files (formats spec §1).
+/* st_write.h -- streaming writer of safetensors files (docs/checkpoint-formats.md, safetensors).
  *
  * The caller declares every tensor (name, dtype, shape) up front; the writer
  * lays them out back to back in declaration order, writes the JSON header

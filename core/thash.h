@@ -1,4 +1,4 @@
-/* thash.h -- SHA-256 content hashes of tensors (formats spec §5), via
+/* thash.h -- SHA-256 content hashes of tensors (docs/checkpoint-formats.md, Tensor hashes), via
  * libcrypto's EVP interface.
  *
  * A tensor's hash is SHA-256 over its elements in C (row-major) order, each

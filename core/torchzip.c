@@ -1,5 +1,5 @@
-/* torchzip.c -- the torch.save zip loader (checkpoint-formats.md §2.1-2.2,
- * §2.5, §2.9) and on-demand tensor reading (§2.6). See torchzip.h. The
+/* torchzip.c -- the torch.save zip loader (docs/checkpoint-formats.md,
+ * PyTorch zip files) and on-demand tensor reading. See torchzip.h. The
  * tensor listing is in torchzip_walk.c.
  */
 #include "core/torchzip.h"
@@ -52,7 +52,7 @@ static const struct zip_member *tz_find(const struct tz_impl *impl, const char *
     return zip_find(impl->zip, name);
 }
 
-/* §2.1: one top-level folder holding every member; TorchScript refused. */
+/* One top-level folder holding every member; TorchScript refused. */
 static enum err_code tz_check_folder(const struct tz_impl *impl, char *folder, size_t cap,
                                      struct err *e)
 {
@@ -111,7 +111,7 @@ static enum err_code tz_read_byteorder(struct tz_impl *impl, const char *folder,
     return rc;
 }
 
-/* §2.9 step 4: every storage has its record, of exactly numel x element size bytes. */
+/* Every storage has its record, of exactly numel x element size bytes. */
 static enum err_code tz_bind_storages(const struct ckpt *c, struct tz_impl *impl,
                                       const char *folder, const struct pkl_result *pr,
                                       struct err *e)

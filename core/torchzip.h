@@ -1,4 +1,4 @@
-/* torchzip.h -- PyTorch torch.save zip checkpoints (checkpoint-formats.md §2).
+/* torchzip.h -- PyTorch torch.save zip checkpoints (docs/checkpoint-formats.md, PyTorch zip files).
  *
  * The loader behind ckpt_open() for CKPT_FORMAT_TORCH_ZIP is
  * tz__ckpt_load() (declared in core/ckpt_int.h). It opens the file, parses the
@@ -9,7 +9,7 @@
  * before reading it, lists the tensors in pickle order under their dotted
  * paths from the root ("optimizer_states.0.state.3.exp_avg"), marks aliases
  * (same storage, dtype, offset, shape and strides) and locates the model
- * weights (§2.4: ckpt_model_prefix(), in_model). Tensor bytes are read on
+ * weights (Training checkpoints; ckpt_model_prefix(), in_model). Tensor bytes are read on
  * demand with pread: contiguous little-endian views are read straight into
  * the caller's buffer; other views read their storage extent (at most
  * max_tensor_bytes, else limit_exceeded) and are gathered in C order,
@@ -31,7 +31,7 @@
  * ".npy" and none contains '/'. Cannot fail. */
 int tz_is_npz_layout(const struct zip_archive *z);
 
-/* The model weights' prefix inside `root` (§2.4): "" when the root is a dict
+/* The model weights' prefix inside `root` (Training checkpoints): "" when the root is a dict
  * of tensors, "<key>." for the first of state_dict, model_state_dict, model,
  * module, net, network (then state_dict_ema, model_ema) whose value is a dict
  * of mostly tensors, else NULL (rule 3: every tensor outside optimizer /

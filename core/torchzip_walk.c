@@ -1,7 +1,7 @@
 /* torchzip_walk.c -- list the tensors of an unpickled torch checkpoint in
  * pickle order under dotted paths, check their views, find aliases, and
- * locate the model weights (checkpoint-formats.md §2.4, §2.6). See
- * torchzip.h.
+ * locate the model weights (docs/checkpoint-formats.md, Training checkpoints / PyTorch zip files).
+ * See torchzip.h.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -195,7 +195,7 @@ static enum err_code tz_walk_value(struct tz_walk *w, const struct pkl_value *v,
 
 /* --- Views, aliases, weights ----------------------------------------------------------- */
 
-/* §2.6 step 2: the view's last element lies inside its storage. */
+/* The view's last element lies inside its storage. */
 static enum err_code tz_check_extent(const struct ckpt *c, const struct tz_impl *impl, size_t i,
                                      struct err *e)
 {
@@ -339,7 +339,8 @@ void tz_locate_weights(const struct pkl_value *root, const char **key, int *rule
     }
 }
 
-/* Set c->model_prefix and in_model from the §2.4 rules. */
+/* Set c->model_prefix and in_model by the rules of docs/checkpoint-formats.md, Training
+ * checkpoints. */
 static enum err_code tz_mark_model(struct ckpt *c, const struct pkl_value *root, struct err *e)
 {
     const char *key;

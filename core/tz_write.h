@@ -1,5 +1,5 @@
 /* tz_write.h -- streaming writer of PyTorch torch.save zip checkpoints
- * (formats spec §2), the layout torch.save(state_dict) produces:
+ * (docs/checkpoint-formats.md, PyTorch zip files), the layout torch.save(state_dict) produces:
  *
  *   ARCHIVE/data.pkl     protocol-2 pickle: an OrderedDict of name ->
  *                        torch._utils._rebuild_tensor_v2((storage persistent

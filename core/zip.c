@@ -1,4 +1,5 @@
-/* zip.c -- see zip.h. Central-directory zip reader with the §2.2 safety checks;
+/* zip.c -- see zip.h. Central-directory zip reader with the safety checks of
+ * docs/checkpoint-formats.md, PyTorch zip files;
  * reading members is in zip_read.c. */
 #include "core/zip.h"
 #include "core/utf8.h"
@@ -40,7 +41,7 @@ static int zip_utf8_ok(const unsigned char *s, size_t n)
     return utf8_check(s, n) == n && memchr(s, 0, n) == NULL;
 }
 
-/* Where the central directory is, from the end records (§2.2 steps 1). */
+/* Where the central directory is, from the end records. */
 struct zip_cd {
     uint64_t n_entries, size, offset;
 };
@@ -116,7 +117,7 @@ static enum err_code zip_find_cd_in(const struct rfile *f, const unsigned char *
     return ERR_OK;
 }
 
-/* Where the central directory is, from the end records (§2.2 steps 1). */
+/* Where the central directory is, from the end records. */
 static enum err_code zip_find_cd(const struct rfile *f, struct zip_cd *cd, struct err *e)
 {
     uint64_t len = f->size, n = len < ZIP_TAIL_MAX ? len : ZIP_TAIL_MAX;
@@ -427,7 +428,7 @@ out:
     return rc;
 }
 
-/* Parse the archive z->src (§2.2). */
+/* Parse the archive z->src. */
 static enum err_code zip_load(struct zip_archive *z, uint64_t max_members, struct err *e)
 {
     struct zip_cd cd = {0};

@@ -1,4 +1,5 @@
-/* zip.h -- ZIP archive reader over a file or a buffer (checkpoint-formats.md §2.2).
+/* zip.h -- ZIP archive reader over a file or a buffer (docs/checkpoint-formats.md, PyTorch zip
+ * files).
  *
  * Parses the central directory of a zip read with pread (zip_parse_file, a
  * struct rfile) or held in memory (zip_parse): the classic end record, the
@@ -7,7 +8,7 @@
  * end record counting 0xFFFF entries without a ZIP64 record is a real count
  * of 65 535. Local headers are only used to find each
  * member's data (data = local offset + 30 + local name len + local extra len),
- * never walked sequentially. zip_parse() applies every safety check of §2.2:
+ * never walked sequentially. zip_parse() applies every safety check:
  * end record found and central directory inside the buffer (else
  * "truncated"), single disk, entry bounds, encryption flag, UTF-8 and unique
  * names without NUL bytes, local header signature and name, data inside the
@@ -63,7 +64,7 @@ struct zip_stream; /* opaque: one member being read */
 
 /* --- Parse and free --------------------------------------------------------- */
 
-/* Parse the zip in `buf` (`len` bytes) and check it (§2.2). At most
+/* Parse the zip in `buf` (`len` bytes) and check it. At most
  * `max_members` central entries are accepted (limit_exceeded beyond).
  * On success *out is a new archive borrowing `buf`; free with zip_free().
  * Failures: ERR_FORMAT with category truncated / invalid_zip, ERR_TOOBIG

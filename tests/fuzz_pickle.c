@@ -109,7 +109,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                     abort(); /* keys are validated non-empty */
             pkl_free(r);
         } else if (e.category == NULL && e.code != ERR_NOMEM) {
-            abort(); /* every refusal carries a §7 category */
+            abort(); /* every refusal carries a category (docs/checkpoint-formats.md) */
         }
     }
     return 0;

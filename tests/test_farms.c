@@ -1,5 +1,5 @@
 /* test_farms.c -- FARMS windows, conv divisions, eigenvalues, sliding Grams,
- * presets (numerics spec §2-§5, §7). Reference-vector checks are in
+ * presets (docs/numerics.md). Reference-vector checks are in
  * test_vectors.c.
  */
 #include <math.h>
@@ -95,7 +95,7 @@ static void test_slice_rule_counts_negative_starts_from_the_end(void)
     CHECK_EQ_INT(hi, 120);
 }
 
-/* --- §3.2 dense layouts -------------------------------------------------------- */
+/* --- dense window layouts ------------------------------------------------------ */
 
 static void test_layout_512x64_llm_variant_clamps_window_to_64(void)
 {
@@ -192,7 +192,7 @@ static void test_layout_ops_bounds_window_count(void)
     CHECK_EQ_INT(l.n_col_windows, 1);
 }
 
-/* --- §3.4 conv divisions -------------------------------------------------------- */
+/* --- conv divisions ------------------------------------------------------------ */
 
 static void test_conv_block_shapes(void)
 {

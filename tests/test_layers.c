@@ -1,7 +1,7 @@
 /* test_layers.c -- tensor selection, display names, block/role grouping and
- * canonical order (formats spec §4), checked against every `suggested`
- * classification in tests/fixtures/checkpoints/manifest.json and against
- * the spec's own examples. Run from the repository root. */
+ * canonical order (docs/checkpoint-formats.md, Which tensors are analysed), checked against every
+ * `suggested` classification in tests/fixtures/checkpoints/manifest.json and against the spec's own
+ * examples. Run from the repository root. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,4 +1,4 @@
-/* test_npy.c -- the NumPy .npy / .npz readers (spec §3).
+/* test_npy.c -- the NumPy .npy / .npz readers (docs/checkpoint-formats.md, NumPy).
  *
  * One test per rule on .npy images built in memory byte by byte (category
  * and message), materialisation of Fortran-order and big-endian data, and

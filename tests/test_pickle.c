@@ -1,9 +1,8 @@
 /* test_pickle.c -- the restricted unpickler (core/pickle.h, checkpoint-formats.md
- * §2.3, §2.5-2.8) on pickles assembled byte by byte: the value model (memo
- * sharing, self-containing lists, SETITEMS batches and Python key equality,
- * integer widths, big-endian BINFLOAT, protocol 4 opcodes), the torch
- * persistent ids and rebuild functions, and one test per refusal rule
- * (deny-list, strict vs lenient, structural errors, limits).
+ * docs/checkpoint-formats.md, Restricted unpickler) on pickles assembled byte by byte: the value
+ * model (memo sharing, self-containing lists, SETITEMS batches and Python key equality, integer
+ * widths, big-endian BINFLOAT, protocol 4 opcodes), the torch persistent ids and rebuild functions,
+ * and one test per refusal rule (deny-list, strict vs lenient, structural errors, limits).
  *
  * Escapes are ended by splitting literals ("\x01" "abc") so that a following
  * hex digit is not swallowed.
@@ -71,7 +70,7 @@ static const char *both(const unsigned char *b, size_t n)
     return strcmp(strict, lenient) == 0 ? strict : "modes differ";
 }
 
-/* The §2.3 example: torch.save(nn.Linear(3, 2).state_dict()) at protocol 2. */
+/* The worked example: torch.save(nn.Linear(3, 2).state_dict()) at protocol 2. */
 static void test_linear_state_dict(void)
 {
     static const char pk[] =
@@ -500,7 +499,7 @@ static void test_strict_and_lenient(void)
     pkl_free(r);
 }
 
-/* §2.7 structural errors, each with the opcode position in the message. */
+/* Structural errors, each with the opcode position in the message. */
 static void test_structural_errors(void)
 {
     CHECK_STR_EQ(both(P("s"
@@ -697,7 +696,7 @@ static void test_stack_ops(void)
     pkl_free(r);
 }
 
-/* §2.5: persistent ids name storages by a safe key, consistently. */
+/* Persistent ids name storages by a safe key, consistently. */
 static void test_persistent_ids(void)
 {
     static const char traversal[] = "("
@@ -748,7 +747,7 @@ static void test_persistent_ids(void)
     CHECK_STR_EQ(parse(P(quant), 0, &r), "invalid_dtype");
 }
 
-/* §2.6: rebuild functions and their argument checks. */
+/* Rebuild functions and their argument checks. */
 static void test_rebuild_functions(void)
 {
     static const char bad_args[] = V2 "("

@@ -1,4 +1,4 @@
-/* test_powerlaw.c -- the power-law fit of numerics spec §4: alpha and D by
+/* test_powerlaw.c -- the power-law fit (docs/numerics.md): alpha and D by
  * formula on tiny spectra, the three xmin rules and their quirks, degenerate
  * spectra, the fast argmin against the naive O(N^2) scan, and every fit of
  * the reference vectors (tests/fixtures/numerics/<case>.json). */
@@ -445,7 +445,7 @@ static double json_num(const cJSON *o, const char *key)
 }
 
 /* The pl_params of a result's `params`: fix_fingers median/xmin_mid -> MID,
- * xmin_peak -> PEAK, null or any other name -> full KS scan (spec §4). */
+ * xmin_peak -> PEAK, null or any other name -> full KS scan. */
 static void ref_params(const cJSON *params, struct pl_params *p)
 {
     const cJSON *ff = cJSON_GetObjectItemCaseSensitive(params, "fix_fingers");

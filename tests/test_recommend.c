@@ -4,7 +4,7 @@
  * AlphaPruning sparsity with one layer per block) and of
  * mapping_llama7b_cached_alphas.json (the authors' LLaMA-7B alphas under
  * every paper configuration, 7 layers per block), at 1e-6 relative
- * (numerics spec §10). Run from the repository root.
+ * (docs/numerics.md, Accuracy and tests). Run from the repository root.
  */
 #include <math.h>
 #include <stdio.h>

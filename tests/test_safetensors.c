@@ -1,8 +1,9 @@
-/* test_safetensors.c -- the safetensors reader and shard indexes (spec §1).
+/* test_safetensors.c -- the safetensors reader and shard indexes (docs/checkpoint-formats.md,
+ * safetensors).
  *
- * One test per validation rule of §1.4 on files built in memory byte by
+ * One test per validation rule on files built in memory byte by
  * byte (category and message), the things the format accepts, the shard
- * rules of §1.8 on temporary folders, and every safetensors / index fixture
+ * index rules on temporary folders, and every safetensors / index fixture
  * of the manifest.
  */
 #include <stdio.h>

@@ -1,4 +1,4 @@
-/* test_thash.c -- SHA-256 tensor hashes (formats spec §5): FIPS 180-2
+/* test_thash.c -- SHA-256 tensor hashes (docs/checkpoint-formats.md, Tensor hashes): FIPS 180-2
  * vectors, streaming == one shot, and the fixtures' hashes: a numerics
  * fixture file's sha256, and every tensor of mlp/mlp_step0000.safetensors
  * against manifest.json, read through an in-memory struct ckpt (the header

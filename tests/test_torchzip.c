@@ -264,7 +264,8 @@ static void test_messages(void)
     CHECK(c == NULL);
 }
 
-/* Same weights in every container variant: identical hashes (§5). */
+/* Same weights in every container variant: identical hashes (docs/checkpoint-formats.md, Tensor
+ * hashes). */
 static void test_variants_same_hashes(void)
 {
     static const char *const variants[] = {"mlp/mlp_step0500.pt",

@@ -1,4 +1,4 @@
-/* test_zip.c -- the zip layer (core/zip.h, checkpoint-formats.md §2.2): zips
+/* test_zip.c -- the zip layer (core/zip.h, docs/checkpoint-formats.md, PyTorch zip files): zips
  * built byte by byte in memory, one test per rule, plus the ZIP64 and deflate
  * fixtures. Run from the repository root.
  */
