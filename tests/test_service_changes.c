@@ -119,13 +119,45 @@ static int n_layers(const struct svc *s, const char *run, long step)
     return n;
 }
 
+/* `farmsd analyze file --threads 1` (farms-llm, JSON), parsed, or NULL. One
+ * thread like the server's one worker: a layer's units are cut by the
+ * number of workers, which may move an alpha in its last digits. */
+static cJSON *cli_analyze_1(const char *file)
+{
+    char cmd[PATH_MAX + 128];
+    char *out = NULL;
+    size_t len = 0, n;
+    char chunk[65536];
+    cJSON *j = NULL;
+    FILE *p;
+
+    snprintf(cmd, sizeof(cmd),
+             SVC_FARMSD " analyze '%s' --preset farms-llm --format json --quiet --threads 1", file);
+    p = popen(cmd, "r");
+    if (p == NULL)
+        return NULL;
+    while ((n = fread(chunk, 1, sizeof(chunk), p)) > 0) {
+        char *q = realloc(out, len + n + 1);
+        if (q == NULL)
+            break;
+        out = q;
+        memcpy(out + len, chunk, n);
+        len += n;
+        out[len] = '\0';
+    }
+    if (pclose(p) == 0 && out != NULL)
+        j = cJSON_Parse(out);
+    free(out);
+    return j;
+}
+
 /* The service's layers for run/step equal `farmsd analyze file` (farms-llm). */
 static void check_layers_equal_cli(const struct svc *s, const char *run, long step,
                                    const char *file)
 {
     char path[256];
     struct svc_resp r;
-    cJSON *cli = svc_cli_analyze(file, "farms-llm");
+    cJSON *cli = cli_analyze_1(file);
     const cJSON *a, *b;
 
     snprintf(path, sizeof(path), "/v1/runs/%s/checkpoints/%ld?preset=farms-llm", run, step);
@@ -141,6 +173,9 @@ static void check_layers_equal_cli(const struct svc *s, const char *run, long st
         CHECK_STR_EQ(svc_js(a, "status"), svc_js(b, "status"));
         CHECK(cJSON_Compare(svc_j(a, "alpha"), svc_j(b, "alpha"), 1));
         CHECK(cJSON_Compare(svc_j(a, "num_eigs"), svc_j(b, "num_eigs"), 1));
+        if (!cJSON_Compare(svc_j(a, "alpha"), svc_j(b, "alpha"), 1))
+            fprintf(stderr, "  %s step %ld layer %s: alpha %.17g, farmsd analyze %.17g\n", run,
+                    step, svc_js(a, "name"), svc_jn(a, "alpha"), svc_jn(b, "alpha"));
     }
     cJSON_Delete(cli);
     svc_resp_free(&r);
