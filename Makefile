@@ -100,6 +100,16 @@ $(BROWSER_DEPS): tests/browser/package.json tests/browser/package-lock.json
 	    || echo "warning: npm ci in tests/browser failed: test_dashboard will fail"
 	@[ ! -f $@ ] || touch $@
 
+# --- The OpenAPI linter: Redocly's CLI, pinned in tests/openapi/ (test_openapi
+# runs it on openapi.yaml). Installed like playwright-core above.
+OPENAPI_DEPS := tests/openapi/node_modules/@redocly/cli/package.json
+$(OPENAPI_DEPS): tests/openapi/package.json tests/openapi/package-lock.json
+	@command -v npm >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm
+	@cd tests/openapi && npm ci --no-audit --no-fund --loglevel=error \
+	    || echo "warning: npm ci in tests/openapi failed: test_openapi will fail"
+	@[ ! -f $@ ] || touch $@
+
 # --- Targets ----------------------------------------------------------------
 deps:
 	@missing=""; for p in $(DEPS_PKGS); do \
@@ -121,7 +131,7 @@ build/farmsd: build/rel/farmsd
 	rm -f $@ && cp $< $@
 
 test: deps
-	@$(MAKE) --no-print-directory test-build build/farmsd $(BROWSER_DEPS)
+	@$(MAKE) --no-print-directory test-build build/farmsd $(BROWSER_DEPS) $(OPENAPI_DEPS)
 	@url=$$(tests/pg_cluster.sh start) || { url=""; echo "PostgreSQL could not be started: its tests will fail"; }; \
 	FARMSD_TEST_PG_URL="$$url" tests/run.sh $(patsubst tests/%.c,build/san/tests/%,$(TEST_SRCS)) \
 	    $(patsubst tests/%.c,FARMSD_TEST_BACKEND=postgresql@build/san/tests/%,$(SERVICE_TEST_SRCS)); \

@@ -1,4 +1,6 @@
-/* test_openapi.c -- openapi.yaml describes exactly the routes of api_routes().
+/* test_openapi.c -- openapi.yaml describes exactly the routes of api_routes(),
+ * and is a valid OpenAPI document (Redocly's CLI, pinned in tests/openapi/,
+ * reports no error: code generators take it).
  *
  * A small line-based reader for our own file: inside the top-level `paths:`
  * block, a line indented by 2 spaces and ending in ':' is a path, a line
@@ -8,11 +10,14 @@
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "api/api.h"
 #include "tests/check.h"
 
 #define MAX_OPS 64
+#define REDOCLY "tests/openapi/node_modules/.bin/redocly"
 
 struct op {
     char method[8];
@@ -118,9 +123,43 @@ static void test_reader_on_sample(void)
     remove(tmp);
 }
 
+/* `redocly lint` with its recommended rules: exit 0 (no error) and the
+ * "valid" verdict. Warnings are printed for the reader. */
+static void test_document_is_valid_openapi(void)
+{
+    char line[512];
+    int valid = 0, rc;
+    FILE *p;
+
+    if (access(REDOCLY, X_OK) != 0) {
+        fprintf(stderr,
+                "test_openapi: %s is missing: (cd tests/openapi && npm ci) or `make test`\n",
+                REDOCLY);
+        CHECK(0);
+        return;
+    }
+    /* no telemetry or update check: the tests reach no network */
+    p = popen("REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true " REDOCLY
+              " lint openapi.yaml --format=stylish 2>&1",
+              "r");
+    CHECK(p != NULL);
+    if (p == NULL)
+        return;
+    while (fgets(line, sizeof(line), p) != NULL) {
+        if (strstr(line, "  error  ") != NULL || strstr(line, "  warning  ") != NULL)
+            fputs(line, stderr);
+        if (strstr(line, "Your API description is valid") != NULL)
+            valid = 1;
+    }
+    rc = pclose(p);
+    CHECK(WIFEXITED(rc) && WEXITSTATUS(rc) == 0);
+    CHECK(valid);
+}
+
 int main(void)
 {
     test_reader_on_sample();
+    test_document_is_valid_openapi();
     test_paths_equal_routes();
     return check_report("test_openapi");
 }

@@ -55,7 +55,7 @@ class FarmsdReporter:
                 if self.wait:
                     job = self.client.wait_job(job, timeout=3600, poll=2.0)
                     self._report(step, job)
-            except (FarmsdError, TimeoutError) as e:
+            except FarmsdError as e:  # timeouts included (category "timeout")
                 print(f"farmsd: step {step}: {e}")
             finally:
                 os.remove(path)

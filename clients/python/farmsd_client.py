@@ -1,42 +1,68 @@
 #!/usr/bin/env python3
 """farmsd_client -- post checkpoints to a farmsd service and read its results.
 
-Python standard library only (urllib, json, hashlib), Python 3.8+. Copy this
-one file next to a training script, or run it as a command:
+Python standard library only (urllib, json, hashlib), Python 3.8+. Install it
+with `pip install ./clients/python` (no network needed), or copy this one file
+next to a training script. As a command (`farmsd-client` once installed, or
+`python3 farmsd_client.py`):
 
-    python3 farmsd_client.py post RUN STEP FILE [--wait]      # upload a checkpoint
-    python3 farmsd_client.py post-path RUN STEP PATH [--wait] # a path under --allow-root
-    python3 farmsd_client.py wait JOB_ID
-    python3 farmsd_client.py layers RUN                       # latest alpha of every layer
-    python3 farmsd_client.py history RUN LAYER [--metrics alpha,D]
+    farmsd-client post RUN STEP FILE [--wait]       # upload a checkpoint
+    farmsd-client post-path RUN STEP PATH [--wait]  # a path under --allow-root
+    farmsd-client wait JOB_ID
+    farmsd-client runs                              # the runs, a table
+    farmsd-client layers RUN                        # latest alpha of every layer
+    farmsd-client history RUN LAYER [--metrics alpha,D]
+
+Tables are for people; `--json` prints the API's JSON for machines. Errors
+are one line on stderr and exit status 1 (2 for usage errors).
 
 The server is FARMSD_URL (default http://127.0.0.1:8080), the bearer token
 FARMSD_TOKEN (if the server has --tokens). Uploads stream the file and send
-its SHA-256 (X-Content-SHA256), which the server verifies. Connection errors
-and answers 429, 503 and 507 are retried with exponential backoff (honouring
-Retry-After); other errors raise FarmsdError with the server's problem+json.
+its SHA-256 (X-Content-SHA256), which the server verifies. Answers 429, 503
+and 507 are retried with exponential backoff (honouring Retry-After) up to
+`retries` times; a refused or failed connection is retried `connect_retries`
+times (default 2, about 1.5 s in all), each retry reported through the
+`farmsd_client` logger. Every failure, timeouts included, raises FarmsdError.
 """
+
+from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import socket
 import sys
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
-__all__ = ["FarmsdClient", "FarmsdError"]
+__all__ = ["FarmsdClient", "FarmsdError", "main"]
+__version__ = "0.3.0"
 
 RETRY_STATUS = (429, 503, 507)
 FINAL_STATES = ("succeeded", "failed", "canceled")
 
+log = logging.getLogger("farmsd_client")
+
+Json = Any
+JobRef = Union[int, Mapping[str, Any]]
+
 
 class FarmsdError(Exception):
-    """An error answer (status, category and detail from problem+json), or a
-    transport error after the last retry (status 0)."""
+    """Every failure of the client.
 
-    def __init__(self, status, detail, category=None, body=None):
+    `status` is the HTTP status of an error answer, or 0 when there was no
+    answer (connection refused, timeout, a job that did not finish in time);
+    `category` is the server's problem category (for example
+    "invalid_parameter"), or the client's own: "connection", "timeout",
+    "file"; `detail` is the human-readable reason; `body` the problem+json
+    answer (a dict) when there is one."""
+
+    def __init__(self, status: int, detail: str, category: Optional[str] = None,
+                 body: Optional[Dict[str, Any]] = None) -> None:
         super().__init__(f"farmsd: {status or 'no answer'}"
                          f"{' ' + category if category else ''}: {detail}")
         self.status = status
@@ -45,7 +71,7 @@ class FarmsdError(Exception):
         self.body = body
 
 
-def _sha256_file(path, block=1 << 20):
+def _sha256_file(path: str, block: int = 1 << 20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(block), b""):
@@ -53,28 +79,39 @@ def _sha256_file(path, block=1 << 20):
     return h.hexdigest()
 
 
+def _q(name: str) -> str:
+    return urllib.parse.quote(name, safe="")
+
+
 class FarmsdClient:
     """A farmsd HTTP API client. Requests are independent, so threads may
     share one instance (`last_attempts` then tells about any of them)."""
 
-    def __init__(self, base_url=None, token=None, timeout=60.0, retries=5, backoff=0.5,
-                 max_backoff=30.0):
+    def __init__(self, base_url: Optional[str] = None, token: Optional[str] = None,
+                 timeout: float = 60.0, retries: int = 5, backoff: float = 0.5,
+                 max_backoff: float = 30.0, connect_retries: int = 2) -> None:
+        """`base_url` defaults to $FARMSD_URL, then http://127.0.0.1:8080;
+        `token` to $FARMSD_TOKEN. `timeout` bounds each HTTP request in
+        seconds; `retries` counts the retries of busy answers (429/503/507),
+        `connect_retries` those of failed connections; the delay starts at
+        `backoff` seconds and doubles, at most `max_backoff`."""
         self.base_url = (base_url or os.environ.get("FARMSD_URL")
                          or "http://127.0.0.1:8080").rstrip("/")
         self.token = token if token is not None else os.environ.get("FARMSD_TOKEN")
         self.timeout = timeout
         self.retries = retries
+        self.connect_retries = connect_retries
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.last_attempts = 0  # attempts made by the last request
 
     # --- transport ---------------------------------------------------------------
 
-    def _url(self, path, query=None):
+    def _url(self, path: str, query: Optional[Mapping[str, Any]] = None) -> str:
         q = {k: v for k, v in (query or {}).items() if v is not None}
         return self.base_url + path + ("?" + urllib.parse.urlencode(q) if q else "")
 
-    def _delay(self, attempt, retry_after=None):
+    def _delay(self, attempt: int, retry_after: Optional[str] = None) -> float:
         if retry_after is not None:
             try:
                 return min(self.max_backoff, max(0.0, float(retry_after)))
@@ -82,10 +119,24 @@ class FarmsdClient:
                 pass
         return min(self.max_backoff, self.backoff * (2 ** attempt))
 
-    def request(self, method, path, query=None, json_body=None, file_path=None, headers=None):
+    @staticmethod
+    def _problem(e: urllib.error.HTTPError) -> FarmsdError:
+        raw = e.read()
+        try:
+            p = json.loads(raw)
+            if not isinstance(p, dict):
+                raise ValueError
+        except ValueError:
+            p = {"detail": raw.decode("utf-8", "replace")[:500]}
+        return FarmsdError(e.code, p.get("detail") or p.get("title") or str(e.reason),
+                           p.get("category"), p)
+
+    def request(self, method: str, path: str, query: Optional[Mapping[str, Any]] = None,
+                json_body: Optional[Json] = None, file_path: Optional[str] = None,
+                headers: Optional[Mapping[str, str]] = None) -> Json:
         """One API call with retries: the decoded JSON answer (None for an
         empty body). `file_path` is streamed as application/octet-stream and
-        re-opened on every attempt."""
+        re-opened on every attempt. Raises FarmsdError on any failure."""
         hdrs = {"Accept": "application/json"}
         hdrs.update(headers or {})
         if self.token:
@@ -95,115 +146,138 @@ class FarmsdClient:
             data = json.dumps(json_body).encode()
             hdrs["Content-Type"] = "application/json"
         url = self._url(path, query)
-        attempt = 0
+        busy = conn = 0
         while True:
-            self.last_attempts = attempt + 1
-            f = None
+            self.last_attempts = busy + conn + 1
             try:
-                body = data
-                if file_path is not None:
-                    f = open(file_path, "rb")
-                    hdrs["Content-Type"] = "application/octet-stream"
-                    hdrs["Content-Length"] = str(os.fstat(f.fileno()).st_size)
-                    body = f
-                req = urllib.request.Request(url, data=body, headers=hdrs, method=method)
-                with urllib.request.urlopen(req, timeout=self.timeout) as r:
-                    raw = r.read()
-                    return json.loads(raw) if raw else None
+                return self._once(method, url, data, file_path, hdrs)
             except urllib.error.HTTPError as e:
-                raw = e.read()
-                if e.code in RETRY_STATUS and attempt < self.retries:
-                    time.sleep(self._delay(attempt, e.headers.get("Retry-After")))
-                    attempt += 1
-                    continue
-                try:
-                    p = json.loads(raw)
-                except ValueError:
-                    p = {"detail": raw.decode("utf-8", "replace")[:500]}
-                raise FarmsdError(e.code, p.get("detail") or p.get("title") or e.reason,
-                                  p.get("category"), p) from None
-            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as e:
-                if isinstance(e, FileNotFoundError) or isinstance(e, IsADirectoryError):
-                    raise
-                if attempt < self.retries:
-                    time.sleep(self._delay(attempt))
-                    attempt += 1
-                    continue
-                raise FarmsdError(0, f"{url}: {getattr(e, 'reason', e)}") from e
-            finally:
-                if f is not None:
-                    f.close()
+                err = self._problem(e)
+                if e.code not in RETRY_STATUS or busy >= self.retries:
+                    raise err from None
+                delay = self._delay(busy, e.headers.get("Retry-After"))
+                busy += 1
+                log.warning("%s %s: %d %s; retry %d of %d in %.1f s", method, url, e.code,
+                            err.category or "", busy, self.retries, delay)
+            except (urllib.error.URLError, ConnectionError, socket.timeout, TimeoutError) as e:
+                reason = getattr(e, "reason", e)
+                timed_out = isinstance(e, (socket.timeout, TimeoutError)) or \
+                    isinstance(reason, (socket.timeout, TimeoutError))
+                if conn >= self.connect_retries:
+                    raise FarmsdError(0, f"{method} {url}: {reason} (after {conn + 1} "
+                                      f"attempts; is farmsd running there? FARMSD_URL "
+                                      f"sets the server)",
+                                      "timeout" if timed_out else "connection") from None
+                delay = self._delay(conn)
+                conn += 1
+                log.warning("%s %s: %s; retry %d of %d in %.1f s", method, url, reason, conn,
+                            self.connect_retries, delay)
+            time.sleep(delay)
+
+    def _once(self, method: str, url: str, data: Optional[bytes], file_path: Optional[str],
+              hdrs: Dict[str, str]) -> Json:
+        if file_path is None:
+            req = urllib.request.Request(url, data=data, headers=hdrs, method=method)
+            with urllib.request.urlopen(req, timeout=self.timeout) as r:
+                raw = r.read()
+            return json.loads(raw) if raw else None
+        try:
+            f = open(file_path, "rb")
+        except OSError as e:
+            raise FarmsdError(0, f"{file_path}: {e.strerror}", "file") from None
+        with f:
+            hdrs = dict(hdrs, **{"Content-Type": "application/octet-stream",
+                                 "Content-Length": str(os.fstat(f.fileno()).st_size)})
+            req = urllib.request.Request(url, data=f, headers=hdrs, method=method)
+            with urllib.request.urlopen(req, timeout=self.timeout) as r:
+                raw = r.read()
+        return json.loads(raw) if raw else None
 
     # --- ingestion ----------------------------------------------------------------
 
-    def post_checkpoint(self, run, step, file_path, preset=None, fmt=None):
+    def post_checkpoint(self, run: str, step: int, file_path: str, preset: Optional[str] = None,
+                        fmt: Optional[str] = None) -> Dict[str, Any]:
         """Upload `file_path` as checkpoint `step` of `run`: the job (dict).
         Posting the same content again returns the same job; other content
-        for the same run and step raises FarmsdError(409)."""
-        sha = _sha256_file(file_path)
-        return self.request("PUT", f"/v1/runs/{urllib.parse.quote(run, safe='')}/checkpoints",
+        for the same run and step raises FarmsdError(409). A missing or
+        unreadable file raises FarmsdError with category "file"."""
+        try:
+            sha = _sha256_file(file_path)
+        except OSError as e:
+            raise FarmsdError(0, f"{file_path}: {e.strerror}", "file") from None
+        return self.request("PUT", f"/v1/runs/{_q(run)}/checkpoints",
                             query={"step": int(step), "preset": preset, "format": fmt},
                             file_path=file_path, headers={"X-Content-SHA256": sha})
 
-    def post_path(self, run, step, path, preset=None, fmt=None):
+    def post_path(self, run: str, step: int, path: str, preset: Optional[str] = None,
+                  fmt: Optional[str] = None) -> Dict[str, Any]:
         """Submit a checkpoint that the server reads itself (a file, shard
-        index or shard folder under one of its --allow-root folders)."""
-        body = {"step": int(step), "path": os.path.abspath(path)}
+        index or shard folder under one of its --allow-root folders): the
+        job (dict)."""
+        body: Dict[str, Any] = {"step": int(step), "path": os.path.abspath(path)}
         if preset:
             body["preset"] = preset
         if fmt:
             body["format"] = fmt
-        return self.request("POST", f"/v1/runs/{urllib.parse.quote(run, safe='')}/checkpoints",
-                            json_body=body)
+        return self.request("POST", f"/v1/runs/{_q(run)}/checkpoints", json_body=body)
 
-    def job(self, job_id):
+    def job(self, job_id: int) -> Dict[str, Any]:
+        """Job `job_id` (dict: state, progress, error when failed)."""
         return self.request("GET", f"/v1/jobs/{int(job_id)}")
 
-    def wait_job(self, job, timeout=600.0, poll=1.0):
+    def wait_job(self, job: JobRef, timeout: float = 600.0, poll: float = 1.0) -> Dict[str, Any]:
         """Poll until the job (an id or a job dict) is succeeded, failed or
-        canceled: the final job dict. TimeoutError after `timeout` seconds."""
-        job_id = job["id"] if isinstance(job, dict) else int(job)
+        canceled: the final job dict. FarmsdError with category "timeout"
+        after `timeout` seconds."""
+        job_id = job["id"] if isinstance(job, Mapping) else int(job)
         deadline = time.monotonic() + timeout
         while True:
             j = self.job(job_id)
             if j["state"] in FINAL_STATES:
                 return j
             if time.monotonic() >= deadline:
-                raise TimeoutError(f"job {job_id} still {j['state']} after {timeout} s")
+                raise FarmsdError(0, f"job {job_id} still {j['state']} after {timeout:g} s",
+                                  "timeout", j)
             time.sleep(poll)
 
     # --- reads ----------------------------------------------------------------------
 
-    def runs(self):
+    def runs(self) -> List[Dict[str, Any]]:
+        """Every run (dicts with name, checkpoints, last_step, ...)."""
         return self.request("GET", "/v1/runs", query={"page_size": 1000})["runs"]
 
-    def checkpoint(self, run, step, preset=None):
-        return self.request("GET", f"/v1/runs/{urllib.parse.quote(run, safe='')}/checkpoints/"
-                            f"{int(step)}", query={"preset": preset})
+    def checkpoint(self, run: str, step: int, preset: Optional[str] = None) -> Dict[str, Any]:
+        """Checkpoint `step` of `run` with its per-layer results."""
+        return self.request("GET", f"/v1/runs/{_q(run)}/checkpoints/{int(step)}",
+                            query={"preset": preset})
 
-    def latest_layers(self, run, preset=None):
+    def latest_layers(self, run: str, preset: Optional[str] = None) -> List[Dict[str, Any]]:
         """The latest result of every layer: a list of layer dicts with `step`."""
-        return self.request("GET", f"/v1/runs/{urllib.parse.quote(run, safe='')}/layers",
+        return self.request("GET", f"/v1/runs/{_q(run)}/layers",
                             query={"preset": preset})["layers"]
 
-    def history(self, run, layer, metrics=("alpha",), preset=None, start_step=None,
-                end_step=None, max_points=None):
+    def history(self, run: str, layer: str, metrics: Union[str, Sequence[str]] = ("alpha",),
+                preset: Optional[str] = None, start_step: Optional[int] = None,
+                end_step: Optional[int] = None,
+                max_points: Optional[int] = None) -> List[Dict[str, Any]]:
         """One layer over the steps: a list of {"step", "status", metric...}."""
         if isinstance(metrics, str):
             metrics = [metrics]
-        r = self.request("GET", f"/v1/runs/{urllib.parse.quote(run, safe='')}/layers/"
-                         f"{urllib.parse.quote(layer, safe='')}/history",
+        r = self.request("GET", f"/v1/runs/{_q(run)}/layers/{_q(layer)}/history",
                          query={"metrics": ",".join(metrics), "preset": preset,
                                 "start_step": start_step, "end_step": end_step,
                                 "max_points": max_points})
         return r["points"]
 
-    def run_history(self, run, metric="alpha", preset=None):
+    def run_history(self, run: str, metric: str = "alpha",
+                    preset: Optional[str] = None) -> Dict[str, Any]:
         """Every layer at every step: {"steps": [...], "layers": {name: [values]}},
         all pages merged (None where a layer has no value at a step)."""
-        steps, layers, token = [], {}, None
+        steps: List[int] = []
+        layers: Dict[str, List[Optional[float]]] = {}
+        token = None
         while True:
-            r = self.request("GET", f"/v1/runs/{urllib.parse.quote(run, safe='')}/history",
+            r = self.request("GET", f"/v1/runs/{_q(run)}/history",
                              query={"metric": metric, "preset": preset, "page_size": 1000,
                                     "page_token": token})
             for name, vals in ((l["name"], l["values"]) for l in r["layers"]):
@@ -216,45 +290,109 @@ class FarmsdClient:
                 return {"steps": steps, "layers": layers}
 
 
-def main(argv=None):
+# --- the command --------------------------------------------------------------------
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def format_table(rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> str:
+    """`rows` as a plain-text table with a header line; numbers right-aligned."""
+    cells = [[_cell(r.get(c)) for c in columns] for r in rows]
+    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
+    numeric = [all(isinstance(r.get(c), (int, float)) or r.get(c) is None for r in rows)
+               for c in columns]
+
+    def line(vals: Sequence[str]) -> str:
+        return "  ".join(v.rjust(w) if num else v.ljust(w)
+                         for v, w, num in zip(vals, widths, numeric)).rstrip()
+    return "\n".join([line(list(columns))] + [line(row) for row in cells])
+
+
+def _job_line(j: Mapping[str, Any]) -> str:
+    out = f"job {j.get('id')}: {j.get('state')} (run {j.get('run')}, step {j.get('step')})"
+    err = j.get("error")
+    if isinstance(err, Mapping):
+        out += f": {err.get('category', '')}: {err.get('message', '')}"
+    elif err:
+        out += f": {err}"
+    return out
+
+
+def _run(a: Any, c: FarmsdClient) -> int:
+    out: Json
+    if a.cmd in ("post", "post-path"):
+        post = c.post_checkpoint if a.cmd == "post" else c.post_path
+        out = post(a.run, a.step, a.file, preset=a.preset)
+        if a.wait:
+            out = c.wait_job(out)
+        text = _job_line(out)
+    elif a.cmd == "wait":
+        out = c.wait_job(a.job)
+        text = _job_line(out)
+    elif a.cmd == "runs":
+        out = c.runs()
+        text = format_table(out, ["name", "checkpoints", "last_step", "created"])
+    elif a.cmd == "layers":
+        out = c.latest_layers(a.run)
+        text = format_table(out, ["name", "step", "status", "alpha", "D"])
+    else:
+        metrics = a.metrics.split(",")
+        out = c.history(a.run, a.layer, metrics)
+        text = format_table(out, ["step", "status"] + metrics)
+    if a.json:
+        json.dump(out, sys.stdout, indent=1)
+        print()
+    else:
+        print(text)
+    failed = isinstance(out, Mapping) and out.get("state") == "failed"
+    return 1 if failed else 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """The `farmsd-client` command: the exit status (0 ok, 1 error, 2 usage)."""
     import argparse
 
-    ap = argparse.ArgumentParser(description="farmsd client (FARMSD_URL, FARMSD_TOKEN)")
+    ap = argparse.ArgumentParser(prog="farmsd-client",
+                                 description="farmsd client (FARMSD_URL, FARMSD_TOKEN)")
     ap.add_argument("--url", default=None, help="server (default $FARMSD_URL or 127.0.0.1:8080)")
+    ap.add_argument("--json", action="store_true", help="print the API's JSON, not a table")
     sub = ap.add_subparsers(dest="cmd", required=True)
     for name in ("post", "post-path"):
-        p = sub.add_parser(name)
+        p = sub.add_parser(name, help="upload a file" if name == "post"
+                           else "submit a path the server reads")
         p.add_argument("run")
         p.add_argument("step", type=int)
         p.add_argument("file")
         p.add_argument("--preset")
         p.add_argument("--wait", action="store_true", help="wait for the job and print it")
-    sub.add_parser("wait").add_argument("job", type=int)
-    sub.add_parser("layers").add_argument("run")
-    p = sub.add_parser("history")
+    sub.add_parser("wait", help="wait for a job").add_argument("job", type=int)
+    sub.add_parser("runs", help="list the runs")
+    sub.add_parser("layers", help="latest result of every layer").add_argument("run")
+    p = sub.add_parser("history", help="one layer over the steps")
     p.add_argument("run")
     p.add_argument("layer")
     p.add_argument("--metrics", default="alpha")
     a = ap.parse_args(argv)
-    c = FarmsdClient(a.url)
+    logging.basicConfig(format="farmsd-client: %(message)s", level=logging.WARNING)
     try:
-        if a.cmd in ("post", "post-path"):
-            post = c.post_checkpoint if a.cmd == "post" else c.post_path
-            out = post(a.run, a.step, a.file, preset=a.preset)
-            if a.wait:
-                out = c.wait_job(out)
-        elif a.cmd == "wait":
-            out = c.wait_job(a.job)
-        elif a.cmd == "layers":
-            out = c.latest_layers(a.run)
-        else:
-            out = c.history(a.run, a.layer, a.metrics.split(","))
+        rc = _run(a, FarmsdClient(a.url))
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
+        return rc
     except FarmsdError as e:
         print(e, file=sys.stderr)
         return 1
-    json.dump(out, sys.stdout, indent=1)
-    print()
-    return 0 if not isinstance(out, dict) or out.get("state") != "failed" else 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # `farmsd-client layers run | head`: the reader left; say nothing.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -26,6 +26,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from farmsd_client import FarmsdClient, FarmsdError  # noqa: E402
 
 URL = None
+HERE = os.path.dirname(os.path.abspath(__file__))
+CLIENT = os.path.join(HERE, "farmsd_client.py")
 MLP = "tests/fixtures/checkpoints/mlp/"
 FARMSD = os.environ.get("FARMSD_BIN", "build/san/farmsd")
 
@@ -111,10 +113,72 @@ class AgainstServer(unittest.TestCase):
         for name in want:
             self.assertAlmostEqual(got[name], want[name], places=9)
 
+    def test_command_prints_tables_and_json(self):
+        self.c.wait_job(self.c.post_checkpoint("client-cli", 500,
+                                               MLP + "mlp_step0500.safetensors"), timeout=120)
+        out = cli("layers", "client-cli")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        lines = out.stdout.splitlines()
+        self.assertEqual(lines[0].split(), ["name", "step", "status", "alpha", "D"])
+        rows = {l.split()[0]: l.split() for l in lines[1:]}
+        for name, alpha in self.want500.items():
+            self.assertEqual(rows[name][1:3], ["500", "ok"])
+            self.assertEqual(rows[name][3], f"{alpha:.4g}")
+        js = cli("--json", "layers", "client-cli")
+        got = {l["name"]: l["alpha"] for l in json.loads(js.stdout) if l["status"] == "ok"}
+        self.assertEqual(sorted(got), sorted(self.want500))
+        self.assertTrue(all(w <= 80 for w in map(len, lines)), lines)
+
+    def test_command_reader_leaving_early_is_no_error(self):
+        self.c.wait_job(self.c.post_checkpoint("client-pipe", 0,
+                                               MLP + "mlp_step0000.safetensors"), timeout=120)
+        p = subprocess.Popen([sys.executable, CLIENT, "--url", URL, "--json", "layers",
+                              "client-pipe"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        p.stdout.close()  # like `| head` that has already left
+        err = p.stderr.read()
+        p.stderr.close()
+        self.assertEqual(p.wait(timeout=30), 0)
+        self.assertNotIn(b"Traceback", err)
+
     def test_unknown_run_is_404(self):
         with self.assertRaises(FarmsdError) as cm:
             self.c.latest_layers("no-such-run")
         self.assertEqual(cm.exception.status, 404)
+
+
+def cli(*args, env=None):
+    """The command, as a user runs it: its CompletedProcess (text)."""
+    return subprocess.run([sys.executable, CLIENT, "--url", URL, *args], capture_output=True,
+                          text=True, timeout=60, env=env)
+
+
+class Command(unittest.TestCase):
+    """The command's failures: one line on stderr, no traceback."""
+
+    def test_missing_file_is_one_line(self):
+        out = cli("post", "r", "1", "/no/such/checkpoint.safetensors")
+        self.assertEqual(out.returncode, 1)
+        self.assertEqual(out.stderr.strip(),
+                         "farmsd: no answer file: /no/such/checkpoint.safetensors: "
+                         "No such file or directory")
+
+    def test_usage_error_is_exit_2(self):
+        out = cli("no-such-command")
+        self.assertEqual(out.returncode, 2)
+        self.assertNotIn("Traceback", out.stderr)
+
+    def test_installs_offline_with_pip(self):
+        with tempfile.TemporaryDirectory() as d:
+            pip = subprocess.run([sys.executable, "-m", "pip", "install", "--no-index",
+                                  "--no-cache-dir", "--quiet", "--target", d, HERE],
+                                 capture_output=True, text=True, timeout=300)
+            self.assertEqual(pip.returncode, 0, pip.stderr)
+            self.assertTrue(os.path.isfile(os.path.join(d, "farmsd_client.py")))
+            run = subprocess.run([os.path.join(d, "bin", "farmsd-client"), "--help"],
+                                 capture_output=True, text=True, timeout=60,
+                                 env=dict(os.environ, PYTHONPATH=d))
+            self.assertEqual(run.returncode, 0, run.stderr)
+            self.assertIn("farmsd-client", run.stdout)
 
 
 class Busy(http.server.BaseHTTPRequestHandler):
@@ -167,11 +231,45 @@ class Retries(unittest.TestCase):
         s.close()  # nothing listens there now
         c = FarmsdClient(f"http://127.0.0.1:{port}", retries=2, backoff=0.01)
         t0 = time.monotonic()
-        with self.assertRaises(FarmsdError) as cm:
+        with self.assertRaises(FarmsdError) as cm, \
+                self.assertLogs("farmsd_client", "WARNING") as logs:
             c.runs()
+        self.assertEqual(len(logs.records), 2)  # each retry is reported
+        self.assertIn("retry 2 of 2", logs.output[1])
         self.assertEqual(cm.exception.status, 0)
+        self.assertEqual(cm.exception.category, "connection")
         self.assertEqual(c.last_attempts, 3)
         self.assertLess(time.monotonic() - t0, 10)
+
+    def test_a_job_that_does_not_finish_is_a_timeout_error(self):
+        srv = http.server.HTTPServer(("127.0.0.1", 0), Running)
+        t = threading.Thread(target=srv.serve_forever, daemon=True)
+        t.start()
+        try:
+            c = FarmsdClient(f"http://127.0.0.1:{srv.server_port}")
+            with self.assertRaises(FarmsdError) as cm:
+                c.wait_job(4, timeout=0.3, poll=0.1)
+        finally:
+            srv.shutdown()
+            srv.server_close()
+        self.assertEqual(cm.exception.category, "timeout")
+        self.assertEqual(cm.exception.status, 0)
+        self.assertIn("job 4 still running", str(cm.exception))
+
+
+class Running(http.server.BaseHTTPRequestHandler):
+    """A job that stays running."""
+
+    def do_GET(self):
+        out = json.dumps({"id": 4, "state": "running"}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+
+    def log_message(self, *args):
+        pass
 
 
 if __name__ == "__main__":
