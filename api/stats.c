@@ -28,6 +28,10 @@ void api_stats_init(struct api_stats *st)
     atomic_init(&st->analysis_usec, 0);
     atomic_init(&st->bytes_ingested, 0);
     atomic_init(&st->uploads_in_flight, 0);
+    atomic_init(&st->validations_queued, 0);
+    atomic_init(&st->validations_running, 0);
+    for (int i = 0; i < API_STATS_N_SLOW; i++)
+        atomic_init(&st->slow_closed[i], 0);
 }
 
 static int api_stats_slot(int status)
@@ -81,6 +85,20 @@ void api_stats_upload_end(struct api_stats *st)
         atomic_fetch_sub_explicit(&st->uploads_in_flight, 1, memory_order_relaxed);
 }
 
+void api_stats_validation(struct api_stats *st, int queued_delta, int running_delta)
+{
+    if (st == NULL)
+        return;
+    atomic_fetch_add_explicit(&st->validations_queued, queued_delta, memory_order_relaxed);
+    atomic_fetch_add_explicit(&st->validations_running, running_delta, memory_order_relaxed);
+}
+
+void api_stats_slow_closed(struct api_stats *st, enum api_stats_slow why, uint64_t n)
+{
+    if (st != NULL && why < API_STATS_N_SLOW)
+        atomic_fetch_add_explicit(&st->slow_closed[why], n, memory_order_relaxed);
+}
+
 /* --- Rendering -------------------------------------------------------------- */
 
 
@@ -118,6 +136,26 @@ static void api_stats_render_requests(struct sbuf *b, const struct api_stats *st
                         code, (unsigned long long)v);
         }
     }
+}
+
+/* Validations (server/http.c's validator threads) and slow-client closes. */
+static void api_stats_render_server(struct sbuf *b, const struct api_stats *st)
+{
+    static const char *const slow[API_STATS_N_SLOW] = {"header_timeout", "slow_upload", "idle"};
+
+    sbuf_printf(b,
+                "# HELP farmsd_validations Requests with a body waiting for or on a validator "
+                "thread.\n# TYPE farmsd_validations gauge\n"
+                "farmsd_validations{state=\"queued\"} %lld\n"
+                "farmsd_validations{state=\"running\"} %lld\n",
+                (long long)atomic_load_explicit(&st->validations_queued, memory_order_relaxed),
+                (long long)atomic_load_explicit(&st->validations_running, memory_order_relaxed));
+    sbuf_printf(b, "# HELP farmsd_slow_clients_closed_total Connections the server closed: "
+                   "headers or body too slow (408), or idle.\n"
+                   "# TYPE farmsd_slow_clients_closed_total counter\n");
+    for (int i = 0; i < API_STATS_N_SLOW; i++)
+        sbuf_printf(b, "farmsd_slow_clients_closed_total{reason=\"%s\"} %llu\n", slow[i],
+                    (unsigned long long)api_ld(&st->slow_closed[i]));
 }
 
 enum err_code api_stats_render(const struct api_stats *st, const struct api_stats_gauge *jobs,
@@ -161,6 +199,7 @@ enum err_code api_stats_render(const struct api_stats *st, const struct api_stat
                 "# HELP farmsd_uploads_in_flight Uploads being received.\n"
                 "# TYPE farmsd_uploads_in_flight gauge\nfarmsd_uploads_in_flight %lld\n",
                 (long long)atomic_load_explicit(&st->uploads_in_flight, memory_order_relaxed));
+    api_stats_render_server(&b, st);
     if (b.failed || b.p == NULL) {
         sbuf_free(&b);
         return err_set(e, ERR_NOMEM, "out of memory rendering metrics");

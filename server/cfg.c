@@ -46,7 +46,26 @@ static const char cfg_usage_text[] =
     "                                                                      [FARMSD_MIN_FREE]\n"
     "  --http-threads N      HTTP threads (default 4)                      [FARMSD_HTTP_THREADS]\n"
     "  --response-cache BYTES  memory for rendered run reads served again while the run\n"
-    "                        is unchanged (default 64M; 0: off)          [FARMSD_RESPONSE_CACHE]\n"
+    "                        is unchanged (default 64M; 0: off)          [FARMSD_RESPONSE_CACHE]\n";
+
+/* The HTTP server's limits (a second literal: one would pass C's 4095 bytes). */
+static const char cfg_usage_http[] =
+    "  --validators N        threads that validate uploads and path ingestions, off the HTTP\n"
+    "                        threads (default 2)                           [FARMSD_VALIDATORS]\n"
+    "  --validation-queue N  such requests waiting for a validator; more get 503 busy\n"
+    "                        (default 8)                             [FARMSD_VALIDATION_QUEUE]\n"
+    "  --memory-budget BYTES memory the validators share; each validation's reader limits\n"
+    "                        are cut to BYTES / validators (default 1G)  [FARMSD_MEMORY_BUDGET]\n"
+    "  --max-connections N   connections at once (default 1000)      [FARMSD_MAX_CONNECTIONS]\n"
+    "  --max-connections-per-ip N  connections at once from one address (default 64)\n"
+    "                                                          [FARMSD_MAX_CONNECTIONS_PER_IP]\n"
+    "  --header-timeout S    request headers must arrive within S seconds of connecting or\n"
+    "                        of the previous request, else 408 (default 10)\n"
+    "                                                                 [FARMSD_HEADER_TIMEOUT]\n"
+    "  --min-upload-rate BYTES  a body slower than BYTES per second, averaged over the\n"
+    "                        window, gets 408 (default 64K; 0: off)   [FARMSD_MIN_UPLOAD_RATE]\n"
+    "  --min-upload-window S the window of --min-upload-rate (default 30)\n"
+    "                                                              [FARMSD_MIN_UPLOAD_WINDOW]\n"
     "  --log-level L         debug, info, warn, error (default info)       [FARMSD_LOG_LEVEL]\n"
     "  -h, --help            this help\n"
     "\n"
@@ -54,7 +73,11 @@ static const char cfg_usage_text[] =
 
 const char *cfg_usage(void)
 {
-    return cfg_usage_text;
+    static char text[sizeof(cfg_usage_text) + sizeof(cfg_usage_http)];
+
+    if (text[0] == '\0') /* main thread, before any other starts */
+        snprintf(text, sizeof(text), "%s%s", cfg_usage_text, cfg_usage_http);
+    return text;
 }
 
 enum err_code cfg_parse_bytes(const char *s, uint64_t *out, struct err *e)
@@ -176,6 +199,34 @@ static enum err_code cfg_default_path(char **dst, const char *prefix, const char
     return ERR_OK;
 }
 
+/* The HTTP server's limits (server/http.h). */
+static enum err_code cfg_apply_http(struct cfg *c, const char *key, const char *v, struct err *e)
+{
+    enum err_code rc;
+
+    if (strcmp(key, "validators") == 0)
+        return cfg_uint("--validators", v, 1, 256, &c->validators, e);
+    if (strcmp(key, "validation-queue") == 0)
+        return cfg_uint("--validation-queue", v, 0, 4096, &c->validation_queue, e);
+    if (strcmp(key, "max-connections") == 0)
+        return cfg_uint("--max-connections", v, 1, 1000000, &c->max_conns, e);
+    if (strcmp(key, "max-connections-per-ip") == 0)
+        return cfg_uint("--max-connections-per-ip", v, 1, 1000000, &c->max_conns_per_ip, e);
+    if (strcmp(key, "header-timeout") == 0)
+        return cfg_uint("--header-timeout", v, 1, 3600, &c->header_timeout_s, e);
+    if (strcmp(key, "min-upload-window") == 0)
+        return cfg_uint("--min-upload-window", v, 1, 3600, &c->min_upload_window_s, e);
+    if (strcmp(key, "min-upload-rate") == 0)
+        return cfg_bytes("--min-upload-rate", v, &c->min_upload_rate, e);
+    if (strcmp(key, "memory-budget") == 0) {
+        rc = cfg_bytes("--memory-budget", v, &c->memory_budget, e);
+        if (rc == ERR_OK && c->memory_budget < (64ull << 20))
+            rc = err_set(e, ERR_INVAL, "--memory-budget: '%s' is below 64M", v);
+        return rc;
+    }
+    return err_set(e, ERR_INVAL, "unknown setting '%s'", key);
+}
+
 /* One setting by its flag name (without "--"), from a flag or the environment. */
 static enum err_code cfg_apply(struct cfg *c, const char *key, const char *v, struct err *e)
 {
@@ -199,6 +250,10 @@ static enum err_code cfg_apply(struct cfg *c, const char *key, const char *v, st
         return cfg_uint("--max-uploads", v, 1, 1024, &c->max_uploads, e);
     if (strcmp(key, "preset") == 0)
         return cfg_set_str(&c->preset, v, e);
+    if (strncmp(key, "validat", 7) == 0 || strncmp(key, "max-conn", 8) == 0 ||
+        strncmp(key, "min-upload", 10) == 0 || strcmp(key, "memory-budget") == 0 ||
+        strcmp(key, "header-timeout") == 0)
+        return cfg_apply_http(c, key, v, e);
     if (strcmp(key, "tokens") == 0)
         return cfg_set_str(&c->tokens_file, v, e);
     if (strcmp(key, "allow-root") == 0)
@@ -221,20 +276,29 @@ static enum err_code cfg_apply(struct cfg *c, const char *key, const char *v, st
 
 static enum err_code cfg_from_env(struct cfg *c, struct err *e)
 {
-    static const char *const vars[][2] = {{"FARMSD_LISTEN", "listen"},
-                                          {"FARMSD_DATA", "data"},
-                                          {"FARMSD_DB", "db"},
-                                          {"FARMSD_BLOBS", "blobs"},
-                                          {"FARMSD_LEASE", "lease"},
-                                          {"FARMSD_WORKERS", "workers"},
-                                          {"FARMSD_PRESET", "preset"},
-                                          {"FARMSD_TOKENS", "tokens"},
-                                          {"FARMSD_MAX_UPLOAD", "max-upload"},
-                                          {"FARMSD_MAX_UPLOADS", "max-uploads"},
-                                          {"FARMSD_MIN_FREE", "min-free"},
-                                          {"FARMSD_HTTP_THREADS", "http-threads"},
-                                          {"FARMSD_LOG_LEVEL", "log-level"},
-                                          {"FARMSD_RESPONSE_CACHE", "response-cache"}};
+    static const char *const vars[][2] = {
+        {"FARMSD_LISTEN", "listen"},
+        {"FARMSD_DATA", "data"},
+        {"FARMSD_DB", "db"},
+        {"FARMSD_BLOBS", "blobs"},
+        {"FARMSD_LEASE", "lease"},
+        {"FARMSD_WORKERS", "workers"},
+        {"FARMSD_PRESET", "preset"},
+        {"FARMSD_TOKENS", "tokens"},
+        {"FARMSD_MAX_UPLOAD", "max-upload"},
+        {"FARMSD_MAX_UPLOADS", "max-uploads"},
+        {"FARMSD_MIN_FREE", "min-free"},
+        {"FARMSD_HTTP_THREADS", "http-threads"},
+        {"FARMSD_LOG_LEVEL", "log-level"},
+        {"FARMSD_RESPONSE_CACHE", "response-cache"},
+        {"FARMSD_VALIDATORS", "validators"},
+        {"FARMSD_VALIDATION_QUEUE", "validation-queue"},
+        {"FARMSD_MEMORY_BUDGET", "memory-budget"},
+        {"FARMSD_MAX_CONNECTIONS", "max-connections"},
+        {"FARMSD_MAX_CONNECTIONS_PER_IP", "max-connections-per-ip"},
+        {"FARMSD_HEADER_TIMEOUT", "header-timeout"},
+        {"FARMSD_MIN_UPLOAD_RATE", "min-upload-rate"},
+        {"FARMSD_MIN_UPLOAD_WINDOW", "min-upload-window"}};
     enum err_code rc = ERR_OK;
     const char *roots = getenv("FARMSD_ALLOW_ROOTS");
 
@@ -273,6 +337,14 @@ static void cfg_defaults(struct cfg *c)
     c->max_uploads = 4;
     c->min_free = 1ull << 30;
     c->response_cache = 64ull << 20;
+    c->validators = 2;
+    c->validation_queue = 8;
+    c->memory_budget = 1ull << 30;
+    c->max_conns = 1000;
+    c->max_conns_per_ip = 64;
+    c->header_timeout_s = 10;
+    c->min_upload_rate = 64u << 10;
+    c->min_upload_window_s = 30;
     c->log_level = LOG_LEVEL_INFO;
 }
 
@@ -294,6 +366,14 @@ enum err_code cfg_load(struct cfg *c, int argc, char **argv, struct err *e)
                                           {"log-level", required_argument, NULL, 0},
                                           {"help", no_argument, NULL, 'h'},
                                           {"response-cache", required_argument, NULL, 0},
+                                          {"validators", required_argument, NULL, 0},
+                                          {"validation-queue", required_argument, NULL, 0},
+                                          {"memory-budget", required_argument, NULL, 0},
+                                          {"max-connections", required_argument, NULL, 0},
+                                          {"max-connections-per-ip", required_argument, NULL, 0},
+                                          {"header-timeout", required_argument, NULL, 0},
+                                          {"min-upload-rate", required_argument, NULL, 0},
+                                          {"min-upload-window", required_argument, NULL, 0},
                                           {NULL, 0, NULL, 0}};
     enum err_code rc;
     struct farms_params p;
@@ -303,7 +383,7 @@ enum err_code cfg_load(struct cfg *c, int argc, char **argv, struct err *e)
     rc = cfg_from_env(c, e);
     while (rc == ERR_OK && (ch = getopt_long(argc, argv, "h", longs, &idx)) != -1) {
         if (ch == 'h') {
-            fputs(cfg_usage_text, stdout);
+            fputs(cfg_usage(), stdout);
             return ERR_CANCELED;
         }
         if (ch != 0)
@@ -312,6 +392,9 @@ enum err_code cfg_load(struct cfg *c, int argc, char **argv, struct err *e)
     }
     if (rc == ERR_OK && optind != argc)
         rc = err_set(e, ERR_INVAL, "unexpected argument '%s'", argv[optind]);
+    if (rc == ERR_OK && c->max_conns < c->http_threads)
+        rc = err_set(e, ERR_INVAL, "--max-connections: %u is below --http-threads (%u)",
+                     c->max_conns, c->http_threads);
     if (rc == ERR_OK && c->data_dir == NULL)
         rc = cfg_set_str(&c->data_dir, "./farms-data", e);
     if (rc == ERR_OK && c->db_url == NULL)

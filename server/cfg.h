@@ -15,6 +15,14 @@
  *   --min-free BYTES     FARMSD_MIN_FREE     1 GiB kept free on the data disk
  *   --http-threads N     FARMSD_HTTP_THREADS 4
  *   --response-cache B   FARMSD_RESPONSE_CACHE 64M of rendered run reads (0: off)
+ *   --validators N       FARMSD_VALIDATORS   2 threads validating requests with a body
+ *   --validation-queue N FARMSD_VALIDATION_QUEUE 8 such requests waiting
+ *   --memory-budget B    FARMSD_MEMORY_BUDGET 1G shared by the validators
+ *   --max-connections N  FARMSD_MAX_CONNECTIONS 1000
+ *   --max-connections-per-ip N FARMSD_MAX_CONNECTIONS_PER_IP 64
+ *   --header-timeout S   FARMSD_HEADER_TIMEOUT 10
+ *   --min-upload-rate B  FARMSD_MIN_UPLOAD_RATE 64K bytes/s (0: off)
+ *   --min-upload-window S FARMSD_MIN_UPLOAD_WINDOW 30
  *   --log-level L        FARMSD_LOG_LEVEL    info
  * Ownership: a struct cfg owns its strings; free with cfg_free().
  * Not thread-safe while being filled; read-only afterwards.
@@ -43,11 +51,19 @@ struct cfg {
     char *tokens_file;        /* owned, NULL: auth off */
     struct api_token *tokens; /* owned, loaded from tokens_file */
     size_t n_tokens;
-    uint64_t max_upload;     /* bytes */
-    unsigned max_uploads;    /* concurrent uploads */
-    uint64_t min_free;       /* bytes kept free */
-    uint64_t response_cache; /* bytes of rendered run reads kept (api/cache.h) */
-    int log_level;           /* enum log_level */
+    uint64_t max_upload;          /* bytes */
+    unsigned max_uploads;         /* concurrent uploads */
+    uint64_t min_free;            /* bytes kept free */
+    uint64_t response_cache;      /* bytes of rendered run reads kept (api/cache.h) */
+    unsigned validators;          /* threads validating requests with a body */
+    unsigned validation_queue;    /* such requests waiting for one */
+    uint64_t memory_budget;       /* bytes, shared by the validators */
+    unsigned max_conns;           /* connections at once */
+    unsigned max_conns_per_ip;    /* connections at once from one address */
+    unsigned header_timeout_s;    /* headers complete within */
+    uint64_t min_upload_rate;     /* body bytes/s (0: no rule) */
+    unsigned min_upload_window_s; /* averaged over windows of */
+    int log_level;                /* enum log_level */
 };
 
 /* Fill `c` from the environment and argv (argv[0] is "serve"). On --help,

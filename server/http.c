@@ -5,7 +5,22 @@
  * give back otherwise); the access callback is then called once with no
  * body, once per body chunk, and once more after the body; the completion
  * callback logs and frees. Per-thread SQLite connections hang off a
- * pthread key whose destructor closes them.
+ * pthread key whose destructor closes them (HTTP and validator threads
+ * alike).
+ *
+ * Offloading: on the last access call of a request with a body, the
+ * request (its api_request points into the connection's memory, which
+ * stays put while the connection is suspended) is counted in `in_work`,
+ * the connection suspended and the request queued on the validator pool.
+ * The validator fills r->answer, marks it done and resumes the
+ * connection; the library then calls the access callback again, which
+ * sends the answer. The validator touches nothing of the request after
+ * MHD_resume_connection. `work_mu` orders submissions against http_stop,
+ * which drains the pool (resuming everything) before stopping the daemon.
+ *
+ * Connection tracking for the slow-client rules: the connection-notify
+ * callback registers each socket with the guard; the URI, access and
+ * completion callbacks report the request's phases to it.
  */
 #include "server/http.h"
 
@@ -25,7 +40,9 @@
 #include <microhttpd.h>
 
 #include "core/thash.h"
+#include "server/http_guard.h"
 #include "server/log.h"
+#include "server/pool.h"
 #include "storage/store.h"
 
 #define HTTP_URI_MAX   8192
@@ -33,13 +50,23 @@
 
 enum http_body { HTTP_BODY_NONE, HTTP_BODY_JSON, HTTP_BODY_UPLOAD };
 
+/* Where a request with a body is with the validators. */
+enum http_work { HTTP_WORK_NONE, HTTP_WORK_QUEUED, HTTP_WORK_DONE };
+
 struct http_server {
     struct MHD_Daemon *d;
     struct http_cfg cfg;
     char db_path[STORE_PATH_MAX];
-    pthread_key_t store_key;  /* per-thread struct store */
-    _Atomic unsigned uploads; /* uploads streaming now */
-    _Atomic uint64_t next_id; /* request ids for the log */
+    pthread_key_t store_key;    /* per-thread struct store */
+    _Atomic unsigned uploads;   /* uploads streaming now */
+    _Atomic uint64_t next_id;   /* request ids for the log */
+    struct http_guard *guard;   /* slow-client rules */
+    struct pool *validators;    /* runs requests with a body */
+    pthread_mutex_t work_mu;    /* orders submissions against stopping */
+    int work_stopping;          /* under work_mu: no more submissions */
+    _Atomic unsigned in_work;   /* requests queued or on a validator */
+    struct ckpt_limits vlimits; /* the validators' reader limits */
+    struct api_ctx vctx;        /* the API context with vlimits */
 };
 
 struct http_req {
@@ -58,7 +85,15 @@ struct http_req {
     char *json;    /* owned JSON body */
     int status;    /* answered status, for the log */
     const char *route;
-    int counted; /* the answer is already in the stats */
+    int counted;      /* the answer is already in the stats */
+    int headers_seen; /* the access callback ran once */
+    struct http_server *h;
+    struct MHD_Connection *conn; /* for the validator's resume */
+    _Atomic int work;            /* enum http_work */
+    double t_queued;             /* when it was queued for a validator */
+    struct api_request work_req; /* what the validator runs */
+    struct api_upload work_up;   /* work_req.upload points here */
+    struct api_response answer;  /* the validator's answer */
 };
 
 static double http_now(void)
@@ -87,19 +122,48 @@ static struct store *http_store(struct http_server *h, struct err *e)
     return s;
 }
 
+/* The guard record of `conn` (the connection-notify callback's socket context). */
+static struct http_guard_conn *http_guard_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+    return ci != NULL ? ci->socket_context : NULL;
+}
+
 static void *http_uri_log(void *cls, const char *uri, struct MHD_Connection *conn)
 {
     struct http_server *h = cls;
     struct http_req *r = calloc(1, sizeof(*r));
 
-    (void)conn;
+    http_guard_request_line(h->guard, http_guard_of(conn));
     if (r == NULL)
         return NULL;
     r->id = atomic_fetch_add(&h->next_id, 1) + 1;
     r->uri = strndup(uri, HTTP_URI_MAX);
     r->t0 = http_now();
     r->fd = -1;
+    r->h = h;
+    r->conn = conn;
+    atomic_init(&r->work, HTTP_WORK_NONE);
     return r;
+}
+
+/* Register a new connection with the guard; unregister a closed one
+ * (before the library closes its socket). */
+static void http_notify_conn(void *cls, struct MHD_Connection *conn, void **socket_context,
+                             enum MHD_ConnectionNotificationCode toe)
+{
+    struct http_server *h = cls;
+    const union MHD_ConnectionInfo *ci;
+
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        *socket_context = ci != NULL ? http_guard_conn_open(h->guard, ci->connect_fd) : NULL;
+    } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+        http_guard_conn_close(h->guard, *socket_context);
+        *socket_context = NULL;
+    }
 }
 
 static void http_req_free(struct http_server *h, struct http_req *r)
@@ -115,6 +179,7 @@ static void http_req_free(struct http_server *h, struct http_req *r)
         api_stats_upload_end(h->cfg.api->stats);
     }
     api_response_free(&r->early);
+    api_response_free(&r->answer);
     free(r->json);
     free(r->uri);
     free(r);
@@ -126,9 +191,9 @@ static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cl
     struct http_server *h = cls;
     struct http_req *r = *con_cls;
 
-    (void)conn;
     if (r == NULL)
         return;
+    http_guard_request_end(h->guard, http_guard_of(conn));
     LOG_INFO("http", "req=%llu uri=\"%.200s\" status=%d route=\"%s\" bytes_in=%llu ms=%.1f%s",
              (unsigned long long)r->id, r->uri ? r->uri : "", r->status, r->route ? r->route : "-",
              (unsigned long long)r->size, 1e3 * (http_now() - r->t0),
@@ -202,6 +267,15 @@ static void http_request_head(struct MHD_Connection *conn, const struct http_req
     req->content_sha256 = http_header(conn, "X-Content-SHA256");
 }
 
+/* The 503 of a request no validator can take. */
+static void http_busy(struct api_response *resp)
+{
+    api_problem(resp, 503, "Server busy", "busy",
+                "every validator thread is busy and the queue is full (--validators, "
+                "--validation-queue); retry");
+    resp->retry_after = 5;
+}
+
 /* First call of a request with a body: refuse what the API would refuse
  * anyway (route, auth, parameters) before reading a byte, then choose JSON
  * or upload and check the limits. */
@@ -218,6 +292,11 @@ static void http_body_begin(struct http_server *h, struct MHD_Connection *conn, 
     if (!api_precheck(ctx, &head, &r->early)) {
         r->early_status = r->early.status;
         r->counted = 1;
+        return;
+    }
+    if (atomic_load(&h->in_work) >= h->cfg.validators + h->cfg.validation_queue) {
+        http_busy(&r->early); /* full now: refuse before reading the body */
+        r->early_status = r->early.status;
         return;
     }
     if (http_is_json(http_header(conn, MHD_HTTP_HEADER_CONTENT_TYPE))) {
@@ -308,13 +387,75 @@ static void http_body_chunk(struct http_server *h, struct http_req *r, const cha
     thash_update(&r->hash, data, n, NULL);
 }
 
-/* After the body: call the API. */
+/* A validator thread: run the request queued by http_offload with this
+ * thread's store connection, keep the answer, resume the connection. */
+static void http_validate(void *item, unsigned worker)
+{
+    struct http_req *r = item;
+    struct http_server *h = r->h;
+    struct MHD_Connection *conn = r->conn;
+    struct store *s;
+    struct err e;
+
+    (void)worker;
+    api_stats_validation(h->cfg.api->stats, -1, 1);
+    if (http_now() - r->t_queued > HTTP_QUEUE_WAIT_S) {
+        http_busy(&r->answer);
+    } else {
+        s = http_store(h, &e);
+        if (s == NULL) {
+            api_problem(&r->answer, 503, "Database unavailable", "db", e.msg);
+            r->answer.retry_after = 5;
+        } else {
+            api_handle(&h->vctx, s, &r->work_req, &r->answer);
+        }
+    }
+    api_stats_validation(h->cfg.api->stats, 0, -1);
+    atomic_fetch_sub(&h->in_work, 1);
+    atomic_store(&r->work, HTTP_WORK_DONE);
+    MHD_resume_connection(conn); /* r may be gone from here on */
+}
+
+/* Queue `r` (its work_req filled) for a validator and suspend the
+ * connection; 503 busy when the server holds as many as it may. */
+static enum MHD_Result http_offload(struct http_server *h, struct MHD_Connection *conn,
+                                    struct http_req *r, const char *method, const char *url)
+{
+    unsigned cap = h->cfg.validators + h->cfg.validation_queue;
+    struct api_response resp = {0};
+    int queued = 0;
+
+    /* in_work grows only under work_mu, so the check and the add agree */
+    pthread_mutex_lock(&h->work_mu);
+    if (!h->work_stopping && atomic_load(&h->in_work) < cap) {
+        atomic_fetch_add(&h->in_work, 1);
+        r->t_queued = http_now();
+        atomic_store(&r->work, HTTP_WORK_QUEUED);
+        api_stats_validation(h->cfg.api->stats, 1, 0);
+        MHD_suspend_connection(conn);
+        /* room was reserved in in_work, so the ring (cap slots) has room */
+        queued = pool_submit(h->validators, NULL, http_validate, r, 0, NULL) == ERR_OK;
+        if (!queued) {
+            api_stats_validation(h->cfg.api->stats, -1, 0);
+            atomic_fetch_sub(&h->in_work, 1);
+            atomic_store(&r->work, HTTP_WORK_NONE);
+            MHD_resume_connection(conn);
+        }
+    }
+    pthread_mutex_unlock(&h->work_mu);
+    if (queued)
+        return MHD_YES;
+    http_busy(&resp);
+    return http_send(h, conn, r, method, url, &resp);
+}
+
+/* After the body: answer what can be answered at once, hand the rest
+ * (every request with a body) to a validator. */
 static enum MHD_Result http_dispatch(struct http_server *h, struct MHD_Connection *conn,
                                      struct http_req *r, const char *method, const char *url)
 {
     struct api_request req;
     struct api_response resp = {0};
-    struct api_upload up = {0};
     unsigned char digest[THASH_DIGEST_LEN];
     struct store *s;
     struct err e;
@@ -328,6 +469,24 @@ static enum MHD_Result http_dispatch(struct http_server *h, struct MHD_Connectio
     }
     if (r->early_status)
         return http_send(h, conn, r, method, url, &r->early);
+    http_request_head(conn, r, method, url, &req);
+    if (r->body != HTTP_BODY_NONE) {
+        r->work_req = req;
+        if (r->body == HTTP_BODY_JSON) {
+            r->work_req.body = r->json ? r->json : "";
+            r->work_req.body_len = (size_t)r->size;
+        } else {
+            close(r->fd);
+            r->fd = -1;
+            thash_final(&r->hash, digest, NULL);
+            r->hashing = 0;
+            thash_hex(digest, r->work_up.sha256);
+            r->work_up.tmp_path = r->tmp_path;
+            r->work_up.size = r->size;
+            r->work_req.upload = &r->work_up;
+        }
+        return http_offload(h, conn, r, method, url);
+    }
     s = http_store(h, &e);
     /* the operational endpoints answer without a database (liveness, and
        readiness that reports the database as the reason) */
@@ -336,20 +495,6 @@ static enum MHD_Result http_dispatch(struct http_server *h, struct MHD_Connectio
         api_problem(&resp, 503, "Database unavailable", "db", e.msg);
         resp.retry_after = 5;
         return http_send(h, conn, r, method, url, &resp);
-    }
-    http_request_head(conn, r, method, url, &req);
-    if (r->body == HTTP_BODY_JSON) {
-        req.body = r->json ? r->json : "";
-        req.body_len = (size_t)r->size;
-    } else if (r->body == HTTP_BODY_UPLOAD) {
-        close(r->fd);
-        r->fd = -1;
-        thash_final(&r->hash, digest, NULL);
-        r->hashing = 0;
-        thash_hex(digest, up.sha256);
-        up.tmp_path = r->tmp_path;
-        up.size = r->size;
-        req.upload = &up;
     }
     api_handle(h->cfg.api, s, &req, &resp);
     return http_send(h, conn, r, method, url, &resp);
@@ -366,18 +511,30 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
     (void)version;
     if (r == NULL)
         return MHD_NO; /* the URI callback could not allocate */
-    if (r->body == HTTP_BODY_NONE && r->size == 0 && *upload_data_size == 0 && !r->status) {
+    switch (atomic_load(&r->work)) {
+    case HTTP_WORK_QUEUED: return MHD_YES; /* still with a validator */
+    case HTTP_WORK_DONE:
+        atomic_store(&r->work, HTTP_WORK_NONE);
+        return http_send(h, conn, r, method, url, &r->answer);
+    default: break;
+    }
+    if (!r->headers_seen) { /* first call: the headers are in */
+        r->headers_seen = 1;
         has_body = (strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0) &&
                    (http_header(conn, MHD_HTTP_HEADER_CONTENT_LENGTH) != NULL ||
                     http_header(conn, MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL);
-        if (has_body && r->early_status == 0 && r->body == HTTP_BODY_NONE) {
+        http_guard_headers_done(h->guard, http_guard_of(conn), has_body);
+        if (has_body) {
             http_body_begin(h, conn, r, method, url);
-            if (r->early_status) /* refuse before reading the body */
+            if (r->early_status) { /* refuse before reading the body */
+                http_guard_body_done(h->guard, http_guard_of(conn));
                 return http_send(h, conn, r, method, url, &r->early);
+            }
             return MHD_YES;
         }
     }
     if (*upload_data_size > 0) {
+        http_guard_body(h->guard, http_guard_of(conn), *upload_data_size);
         http_body_chunk(h, r, upload_data, *upload_data_size);
         *upload_data_size = 0;
         /* Refused mid-body: libmicrohttpd answers only after the body, so
@@ -391,6 +548,7 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
     }
     if (r->status != 0)
         return MHD_YES; /* answered early; the rest of the body was drained */
+    http_guard_body_done(h->guard, http_guard_of(conn));
     return http_dispatch(h, conn, r, method, url);
 }
 
@@ -415,46 +573,129 @@ static enum err_code http_resolve(const char *host, unsigned port, struct sockad
     return ERR_OK;
 }
 
-enum err_code http_start(const struct http_cfg *cfg, struct http_server **out, struct err *e)
+void http_validator_limits(const struct ckpt_limits *base, uint64_t share, struct ckpt_limits *out)
 {
-    enum err_code rc = ERR_OK;
-    struct http_server *h;
+    /* One validation holds at most the pickle bytes and what the restricted
+     * unpickler builds from them, or a header and its parsed JSON (a few
+     * times its size): a quarter and an eighth of the share each leave room
+     * for the readers' fixed buffers. */
+    *out = *base;
+    if (out->max_pickle_bytes > share / 4)
+        out->max_pickle_bytes = share / 4;
+    if (out->max_header_bytes > share / 8)
+        out->max_header_bytes = share / 8;
+}
+
+/* Free what http_start built (each part may be missing). */
+static void http_server_free(struct http_server *h, int key_ok, int mu_ok)
+{
+    if (h == NULL)
+        return;
+    if (h->d != NULL)
+        MHD_stop_daemon(h->d);
+    pool_free(h->validators);
+    http_guard_stop(h->guard);
+    if (mu_ok)
+        pthread_mutex_destroy(&h->work_mu);
+    if (key_ok)
+        pthread_key_delete(h->store_key);
+    free(h);
+}
+
+/* The guard's closes into /metrics (the two enums list the same reasons). */
+static void http_guard_closed(void *arg, enum http_guard_reason why, uint64_t n)
+{
+    struct http_server *h = arg;
+    enum api_stats_slow slow = why == HTTP_GUARD_HEADERS     ? API_STATS_SLOW_HEADERS
+                               : why == HTTP_GUARD_SLOW_BODY ? API_STATS_SLOW_BODY
+                                                             : API_STATS_SLOW_IDLE;
+
+    api_stats_slow_closed(h->cfg.api->stats, slow, n);
+}
+
+/* The validators: their limits, API context and threads. */
+static enum err_code http_validators_start(struct http_server *h, struct err *e)
+{
+    struct ckpt_limits base;
+
+    if (h->cfg.api->limits != NULL)
+        base = *h->cfg.api->limits;
+    else
+        ckpt_limits_default(&base);
+    http_validator_limits(&base, h->cfg.memory_budget / h->cfg.validators, &h->vlimits);
+    h->vctx = *h->cfg.api;
+    h->vctx.limits = &h->vlimits;
+    return pool_new(h->cfg.validators, h->cfg.validators + h->cfg.validation_queue, &h->validators,
+                    e);
+}
+
+/* Listen: the daemon with its thread pool and connection limits. */
+static enum err_code http_listen(struct http_server *h, struct err *e)
+{
+    enum err_code rc;
     struct sockaddr_storage ss;
     socklen_t sslen;
-    unsigned flags =
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
+                     MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
+    const struct http_cfg *cfg = &h->cfg;
 
-    *out = NULL;
     rc = http_resolve(cfg->host, cfg->port, &ss, &sslen, e);
     if (rc)
         return rc;
-    h = calloc(1, sizeof(*h));
-    if (h == NULL)
-        return err_set(e, ERR_NOMEM, "out of memory");
-    h->cfg = *cfg;
-    snprintf(h->db_path, sizeof(h->db_path), "%s", cfg->db_path);
-    if (pthread_key_create(&h->store_key, http_store_close) != 0) {
-        free(h);
-        return err_set(e, ERR_INTERNAL, "pthread_key_create failed");
-    }
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     /* 32 KiB per connection (MHD's default): MHD clears the pool on every
      * request, so a larger pool costs the 304 path more than it saves uploads
-     * (measured: 1 MiB 1.5k req/s, 128 KiB 4.5k, 32 KiB 5.5k; same upload rate). */
+     * (measured: 1 MiB 1.5k req/s, 128 KiB 4.5k, 32 KiB 5.5k; same upload rate).
+     * The idle timeout stays as a backstop behind the guard's rules. */
     h->d = MHD_start_daemon(
         flags, 0, NULL, NULL, http_access, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_THREAD_POOL_SIZE, cfg->threads, MHD_OPTION_URI_LOG_CALLBACK, http_uri_log, h,
-        MHD_OPTION_NOTIFY_COMPLETED, http_completed, h, MHD_OPTION_CONNECTION_TIMEOUT,
+        MHD_OPTION_NOTIFY_COMPLETED, http_completed, h, MHD_OPTION_NOTIFY_CONNECTION,
+        http_notify_conn, h, MHD_OPTION_CONNECTION_LIMIT, cfg->max_conns,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->max_conns_per_ip, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)120, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024), MHD_OPTION_END);
-    if (h->d == NULL) {
-        pthread_key_delete(h->store_key);
-        free(h);
+    if (h->d == NULL)
         return err_set(e, ERR_IO, "cannot listen on %s:%u (address in use or not permitted)",
                        cfg->host, cfg->port);
-    }
-    *out = h;
     return ERR_OK;
+}
+
+enum err_code http_start(const struct http_cfg *cfg, struct http_server **out, struct err *e)
+{
+    enum err_code rc = ERR_OK;
+    struct http_server *h = NULL;
+    struct http_guard_cfg gcfg = {cfg->header_s, cfg->min_rate, cfg->window_s, http_guard_closed,
+                                  NULL};
+    int key_ok = 0, mu_ok = 0;
+
+    *out = NULL;
+    if (cfg->validators == 0 || cfg->max_conns < cfg->threads)
+        return err_set(e, ERR_INVAL, "http: no validators, or fewer connections than threads");
+    h = calloc(1, sizeof(*h));
+    if (h == NULL)
+        return err_set(e, ERR_NOMEM, "out of memory");
+    h->cfg = *cfg;
+    gcfg.closed_arg = h;
+    snprintf(h->db_path, sizeof(h->db_path), "%s", cfg->db_path);
+    key_ok = pthread_key_create(&h->store_key, http_store_close) == 0;
+    mu_ok = key_ok && pthread_mutex_init(&h->work_mu, NULL) == 0;
+    if (!mu_ok) {
+        rc = err_set(e, ERR_INTERNAL, "cannot create the server's thread state");
+        goto out;
+    }
+    rc = http_guard_start(&gcfg, &h->guard, e);
+    if (rc == ERR_OK)
+        rc = http_validators_start(h, e);
+    if (rc == ERR_OK)
+        rc = http_listen(h, e);
+    if (rc)
+        goto out;
+    *out = h;
+    h = NULL;
+out:
+    http_server_free(h, key_ok, mu_ok);
+    return rc;
 }
 
 unsigned http_port(const struct http_server *h)
@@ -479,7 +720,14 @@ void http_stop(struct http_server *h, double grace_s)
             break;
         usleep(20000);
     }
+    /* no more validations; those queued run (and resume their connections)
+       before the daemon stops: it must not stop with suspended connections */
+    pthread_mutex_lock(&h->work_mu);
+    h->work_stopping = 1;
+    pthread_mutex_unlock(&h->work_mu);
+    pool_free(h->validators);
+    h->validators = NULL;
     MHD_stop_daemon(h->d);
-    pthread_key_delete(h->store_key);
-    free(h);
+    h->d = NULL;
+    http_server_free(h, 1, 1); /* the guard after the daemon: no callbacks left */
 }

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -87,6 +88,23 @@ static enum err_code serve_open_data(const struct cfg *c, struct err *e)
     return rc;
 }
 
+/* Raise the open-files limit to its hard limit when `conns` connections
+ * (plus the database, blobs and a margin) need more than the soft one. */
+static void serve_raise_nofile(unsigned conns)
+{
+    struct rlimit rl;
+    rlim_t need = (rlim_t)conns + 256;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= need)
+        return;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < need)
+        LOG_WARN("serve",
+                 "msg=\"open-files limit below --max-connections; connections beyond it fail\" "
+                 "nofile=%llu max_connections=%u",
+                 (unsigned long long)rl.rlim_cur, conns);
+}
+
 /* Give back this process's running jobs (stopped at a layer boundary). */
 static void serve_requeue(const char *db_url, const char *owner, double lease_s)
 {
@@ -100,6 +118,30 @@ static void serve_requeue(const char *db_url, const char *owner, double lease_s)
     else if (n > 0)
         LOG_INFO("serve", "msg=\"re-queued running jobs\" jobs=%lld", (long long)n);
     store_close(s);
+}
+
+/* The HTTP server with the settings of `c`. */
+static enum err_code serve_http_start(const struct cfg *c, const struct api_ctx *ctx,
+                                      struct http_server **out, struct err *e)
+{
+    struct http_cfg hc = {.host = c->host,
+                          .port = c->port,
+                          .threads = c->http_threads,
+                          .db_path = c->db_url,
+                          .api = ctx,
+                          .max_upload = c->max_upload,
+                          .max_uploads = c->max_uploads,
+                          .validators = c->validators,
+                          .validation_queue = c->validation_queue,
+                          .memory_budget = c->memory_budget,
+                          .max_conns = c->max_conns,
+                          .max_conns_per_ip = c->max_conns_per_ip,
+                          .header_s = (double)c->header_timeout_s,
+                          .min_rate = c->min_upload_rate,
+                          .window_s = (double)c->min_upload_window_s};
+
+    serve_raise_nofile(c->max_conns);
+    return http_start(&hc, out, e);
 }
 
 int cli_serve_main(int argc, char **argv)
@@ -167,11 +209,8 @@ int cli_serve_main(int argc, char **argv)
                            .limits = &limits,
                            .min_free_bytes = c.min_free,
                            .cache = cache};
-    if (rc == ERR_OK) {
-        struct http_cfg hc = {c.host, c.port,       c.http_threads, c.db_url,
-                              &ctx,   c.max_upload, c.max_uploads};
-        rc = http_start(&hc, &http, &e);
-    }
+    if (rc == ERR_OK)
+        rc = serve_http_start(&c, &ctx, &http, &e);
     if (rc) {
         LOG_ERROR("serve", "msg=\"cannot start\" err=\"%s\"", e.msg);
         fprintf(stderr, "error: %s: %s\n", err_category(&e), e.msg);
