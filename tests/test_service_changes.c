@@ -300,7 +300,7 @@ static void unblock_fifos(char (*fifos)[PATH_MAX], size_t n)
 
 static void test_fifos_are_refused_without_blocking(const struct svc *s)
 {
-    enum { N_POSTS = 9 }; /* more than the 4 HTTP threads */
+    enum { N_POSTS = 6 }; /* more than the 4 HTTP threads and the 2 validators */
     char fifos[3][PATH_MAX], paths[3][PATH_MAX], a[PATH_MAX];
     struct fifo_post posts[N_POSTS];
     pthread_t th[N_POSTS];
