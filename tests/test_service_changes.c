@@ -5,7 +5,7 @@
  * Non-regular files (issue 10, reproduction 3): a FIFO named as the path,
  * a FIFO among a folder's shards, and a FIFO as a folder's index are
  * refused with 422 not_regular_file while /healthz answers, from more
- * requests at once than the server has HTTP threads.
+ * requests at once than the server has HTTP threads or validators.
  * Files replaced after the 202 (reproduction 6): a checkpoint renamed over
  * the path and one whose tensor bytes are rewritten in place while its job
  * waits behind another fail with category "changed"; no layer rows are
