@@ -45,6 +45,7 @@ static const char *const api_q_sparsity[] = {"target", "epsilon", "block_size", 
 static const char *const api_q_lr[] = {"base_lr",      "min_ratio",   "max_ratio", "map",
                                        "remove_first", "remove_last", "preset",    NULL};
 static const char *const api_q_esd[] = {"step", "preset", NULL};
+static const char *const api_q_jobs[] = {"state", "run", "page_size", "page_token", NULL};
 
 /* The route table: method, template, handler, scope, query parameters. */
 #define API_ROUTE_MAP(X)                                                                      \
@@ -52,6 +53,8 @@ static const char *const api_q_esd[] = {"step", "preset", NULL};
     X("GET", "/readyz", api__readyz, API_AUTH_NONE, api_q_none)                               \
     X("GET", "/metrics", api__metrics, API_AUTH_NONE, api_q_none)                             \
     X("GET", "/v1/runs", api__runs_list, API_AUTH_READ, api_q_page)                           \
+    X("GET", "/v1/runs/{run}", api__run_get, API_AUTH_READ, api_q_none)                       \
+    X("DELETE", "/v1/runs/{run}", api__run_delete, API_AUTH_WRITE, api_q_none)                \
     X("POST", "/v1/runs/{run}/checkpoints", api__checkpoint_post, API_AUTH_WRITE, api_q_post) \
     X("PUT", "/v1/runs/{run}/checkpoints", api__checkpoint_post, API_AUTH_WRITE, api_q_post)  \
     X("GET", "/v1/runs/{run}/checkpoints", api__checkpoints_list, API_AUTH_READ, api_q_page)  \
@@ -68,6 +71,7 @@ static const char *const api_q_esd[] = {"step", "preset", NULL};
     X("GET", "/v1/runs/{run}/layers/{layer}/esd", api__layer_esd, API_AUTH_READ, api_q_esd)   \
     X("GET", "/v1/runs/{run}/layers/{layer}/esd.svg", api__layer_esd_svg, API_AUTH_READ,      \
       api_q_esd)                                                                              \
+    X("GET", "/v1/jobs", api__jobs_list, API_AUTH_READ, api_q_jobs)                           \
     X("GET", "/v1/jobs/{id}", api__job_get, API_AUTH_READ, api_q_none)                        \
     X("DELETE", "/v1/jobs/{id}", api__job_delete, API_AUTH_WRITE, api_q_none)                 \
     X("GET", "/v1/tensors/{sha256}", api__tensor_get, API_AUTH_READ, api_q_none)              \
@@ -267,6 +271,39 @@ static int api_auth(const struct api_ctx *ctx, const struct api_request *req,
 
 /* --- Dispatch ------------------------------------------------------------------- */
 
+/* 1 if `path` would match a /v1/runs/{run}... route but for its run name,
+ * which holds a '/' (a %2F is decoded before routing, so it arrives as extra
+ * segments) or is empty; the run name it carries goes to `run`. */
+static int api_run_misnamed(const char *path, char *run, size_t len)
+{
+    static const char pre[] = "/v1/runs/";
+    char cand[1024];
+    const char *rest;
+
+    if (strncmp(path, pre, sizeof(pre) - 1) != 0)
+        return 0;
+    rest = path + sizeof(pre) - 1;
+    for (const char *p = rest;; p++) {
+        size_t rl = (size_t)(p - rest);
+        int n;
+
+        if (*p != '/' && *p != '\0')
+            continue;
+        n = snprintf(cand, sizeof(cand), "%sx%s", pre, p);
+        for (size_t i = 0; (rl == 0 || memchr(rest, '/', rl) != NULL) && n > 0 &&
+                           (size_t)n < sizeof(cand) && i < API_N_ROUTES;
+             i++) {
+            if (strncmp(api_table[i].path, "/v1/runs/{run}", 14) == 0 &&
+                api_match(api_table[i].path, cand, NULL) == 1) {
+                snprintf(run, len, "%.*s", (int)(rl < 200 ? rl : 200), rest);
+                return 1;
+            }
+        }
+        if (*p == '\0')
+            return 0;
+    }
+}
+
 /* Route `c->req`: the matched route's index, or -1 with resp holding the
  * 404/405/503. Binds the path parameters into c. */
 static int api_dispatch_route(struct api_call *c, struct api_response *resp)
@@ -289,9 +326,13 @@ static int api_dispatch_route(struct api_call *c, struct api_response *resp)
         }
     }
     if (found < 0) {
+        char run[256];
+
         if (resp->allow[0] != '\0')
             api_problem(resp, 405, "Method Not Allowed", NULL,
                         "this route does not allow the method");
+        else if (api_run_misnamed(c->req->path, run, sizeof(run)))
+            api__run_name(resp, run);
         else
             api_problem(resp, 404, "Not Found", NULL, "no such route");
         return -1;

@@ -20,7 +20,7 @@ static int api_esd_load(struct api_call *c, struct api_response *resp, const cha
                         char *preset, struct store_layer_list **out)
 {
     const char *run = api__param(c, "run"), *layer = api__param(c, "layer");
-    char hash[STORE_HASH_LEN], params[STORE_PARAMS_MAX], key[API_ETAG_KEY_MAX], msg[ERR_MSG_LEN];
+    char hash[STORE_HASH_LEN], key[API_ETAG_KEY_MAX], msg[ERR_MSG_LEN];
     struct err e = {0};
     int64_t step, version;
     const struct store_layer *y;
@@ -30,11 +30,10 @@ static int api_esd_load(struct api_call *c, struct api_response *resp, const cha
         api__fail(resp, 400, &e);
         return 0;
     }
-    if (!api__settings(c, resp, api_query_get(&c->q, "preset"), preset, hash, params) ||
-        !api__run_version(c, resp, run, &version))
+    if (!api__preset_param(c, resp, preset, hash) || !api__run_version(c, resp, run, &version))
         return 0;
     snprintf(key, sizeof(key), "%s|%s|%lld|%s|%s", what, run, (long long)step, preset, layer);
-    if (api__etag(c, resp, version, key))
+    if (api__etag(c, resp, version, key) || !api__preset_default(c, resp, run, step, preset, hash))
         return 0;
     if (store_layer_get(c->s, run, layer, step, hash, out, &e) != ERR_OK) {
         api__fail(resp, 0, &e);

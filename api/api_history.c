@@ -169,6 +169,30 @@ static cJSON *api_history_json(const char *run, const char *layer, const char *p
     return o;
 }
 
+/* 1 if the run has a row of `layer` under `hash` at any step; else 0 with a
+ * 404 naming the layer in resp, or 0 with e set (the caller answers it). A
+ * misspelt layer is a 404, not an empty history. */
+static int api_layer_known(struct api_call *c, struct api_response *resp, const char *run,
+                           const char *layer, const char *preset, const char *hash, struct err *e)
+{
+    struct store_layer_list *l = NULL;
+    char msg[ERR_MSG_LEN];
+    int known;
+
+    if (store_layer_get(c->s, run, layer, -1, hash, &l, e) != ERR_OK)
+        return 0;
+    known = l->n > 0;
+    store_layer_list_free(l);
+    if (!known) {
+        snprintf(msg, sizeof(msg),
+                 "run '%s' has no layer '%.100s' under preset '%s' (GET /v1/runs/%s/layers "
+                 "lists its layers)",
+                 run, layer, preset, run);
+        api_problem(resp, 404, NULL, "unknown_layer", msg);
+    }
+    return known;
+}
+
 /* GET /v1/runs/{run}/layers/{layer}/history?metrics=&preset=&start_step=
  * &end_step=&max_points=: {"run", "layer", "preset", "metrics",
  * "total_points", "downsampled", "points": [{"step", "status", <metric>...}]}
@@ -177,8 +201,7 @@ void api__layer_history(struct api_call *c, struct api_response *resp)
 {
     const char *run = api__param(c, "run"), *layer = api__param(c, "layer");
     const char *mtext = api_query_get(&c->q, "metrics");
-    char preset[STORE_PRESET_MAX], hash[STORE_HASH_LEN], params[STORE_PARAMS_MAX];
-    char key[API_ETAG_KEY_MAX];
+    char preset[STORE_PRESET_MAX], hash[STORE_HASH_LEN], key[API_ETAG_KEY_MAX];
     int m[STORE_METRIC_COUNT];
     struct store_point *pts = NULL;
     struct err e = {0};
@@ -194,8 +217,7 @@ void api__layer_history(struct api_call *c, struct api_response *resp)
         api__fail(resp, 400, &e);
         return;
     }
-    if (!api__settings(c, resp, api_query_get(&c->q, "preset"), preset, hash, params) ||
-        !api__run_version(c, resp, run, &version))
+    if (!api__preset_param(c, resp, preset, hash) || !api__run_version(c, resp, run, &version))
         return;
     klen = snprintf(key, sizeof(key), "history|%s|%s|%lld|%lld|%lld|", run, preset,
                     (long long)start, (long long)end, (long long)maxp);
@@ -203,10 +225,13 @@ void api__layer_history(struct api_call *c, struct api_response *resp)
         klen += snprintf(key + klen, sizeof(key) - (size_t)klen, "%s,", store_metric_name(m[i]));
     if (klen > 0 && (size_t)klen < sizeof(key))
         klen += snprintf(key + klen, sizeof(key) - (size_t)klen, "|%s", layer);
-    if (klen > 0 && (size_t)klen < sizeof(key) && api__etag(c, resp, version, key))
+    if ((klen > 0 && (size_t)klen < sizeof(key) && api__etag(c, resp, version, key)) ||
+        !api__preset_default(c, resp, run, -1, preset, hash))
         return;
-    if (api_history_load(c, run, layer, hash, start, end, &pts, &n, &e) != ERR_OK) {
-        api__fail(resp, 0, &e);
+    if (api_history_load(c, run, layer, hash, start, end, &pts, &n, &e) != ERR_OK ||
+        (n == 0 && !api_layer_known(c, resp, run, layer, preset, hash, &e))) {
+        if (e.code != ERR_OK)
+            api__fail(resp, 0, &e);
         free(pts);
         return;
     }
@@ -307,7 +332,7 @@ static cJSON *api_heatmap_json(const char *run, const char *preset, const struct
 void api__run_history(struct api_call *c, struct api_response *resp)
 {
     const char *run = api__param(c, "run"), *mtext = api_query_get(&c->q, "metric");
-    char preset[STORE_PRESET_MAX], hash[STORE_HASH_LEN], params[STORE_PARAMS_MAX];
+    char preset[STORE_PRESET_MAX], hash[STORE_HASH_LEN];
     char cursor[API_CURSOR_MAX + 1], key[API_ETAG_KEY_MAX];
     struct store_heatmap *h = NULL;
     struct err e = {0};
@@ -321,12 +346,11 @@ void api__run_history(struct api_call *c, struct api_response *resp)
         api__fail(resp, 400, &e);
         return;
     }
-    if (!api__settings(c, resp, api_query_get(&c->q, "preset"), preset, hash, params) ||
-        !api__run_version(c, resp, run, &version))
+    if (!api__preset_param(c, resp, preset, hash) || !api__run_version(c, resp, run, &version))
         return;
     snprintf(key, sizeof(key), "heatmap|%s|%s|%s|%lld|%lld|%lld|%s", run, preset,
              store_metric_name(m), (long long)start, (long long)end, (long long)size, cursor);
-    if (api__etag(c, resp, version, key))
+    if (api__etag(c, resp, version, key) || !api__preset_default(c, resp, run, -1, preset, hash))
         return;
     if (store_run_history(c->s, run, (enum store_metric)m, hash, start, end, (size_t)size, cursor,
                           &h, &e) != ERR_OK) {

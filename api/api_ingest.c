@@ -126,11 +126,16 @@ void api__submit(struct api_call *c, struct api_response *resp, const struct api
                                in->format, in->size, in->preset, in->params_json};
     struct store_job job;
     struct err e = {0};
-    int existed = 0;
+    int existed = 0, late;
 
     if (!api_conflict_check(c, resp, in))
         return;
-    if (in->source == STORE_SOURCE_UPLOAD &&
+    /* Bytes the store already holds: commit after the submit, which then
+     * puts them back if a DELETE /v1/runs removed the blob in between (it
+     * removes blobs under the writers' lock, once no checkpoint refers to
+     * them; after the submit this one does). */
+    late = in->source == STORE_SOURCE_UPLOAD && blob_exists(c->ctx->blobs, in->sha256);
+    if (in->source == STORE_SOURCE_UPLOAD && !late &&
         blob_commit(c->ctx->blobs, c->req->upload->tmp_path, in->sha256, NULL, &e) != ERR_OK) {
         api__fail(resp, 500, &e);
         return;
@@ -139,6 +144,11 @@ void api__submit(struct api_call *c, struct api_response *resp, const struct api
         if (e.code == ERR_CONFLICT)
             e.category = "checkpoint_conflict";
         api__fail(resp, 0, &e);
+        return;
+    }
+    if (late &&
+        blob_commit(c->ctx->blobs, c->req->upload->tmp_path, in->sha256, NULL, &e) != ERR_OK) {
+        api__fail(resp, 500, &e);
         return;
     }
     if (!existed) {
@@ -241,11 +251,8 @@ void api__checkpoint_post(struct api_call *c, struct api_response *resp)
 {
     const char *run = api__param(c, "run");
 
-    if (!api_name_ok(run)) {
-        api_problem(resp, 400, NULL, "invalid_parameter",
-                    "run: 1-127 characters of A-Z a-z 0-9 . _ - (not . or ..)");
+    if (!api__run_name(resp, run))
         return;
-    }
     if (c->req->upload != NULL) {
         if (!api_sha256_ok(c->req->upload->sha256)) {
             api_problem(resp, 500, NULL, NULL, "upload hash missing");

@@ -56,6 +56,13 @@ int api__etag(struct api_call *c, struct api_response *resp, int64_t version, co
  * comparison of RFC 9110 §13.1.2 (`*` matches any). */
 int api__inm_match(const char *inm, const char *etag);
 
+#define API_RUN_NAME_RULE                                                                    \
+    "a run name is 1-127 characters of A-Z a-z 0-9 . _ - (not . or ..; no '/', also not as " \
+    "%2F)"
+
+/* 1 if `run` is a valid run name, else 0 with a 400 naming the rule. */
+int api__run_name(struct api_response *resp, const char *run);
+
 /* The run's version, answering 404/400/5xx itself: 1 if *version is set. */
 int api__run_version(struct api_call *c, struct api_response *resp, const char *run,
                      int64_t *version);
@@ -65,6 +72,18 @@ int api__run_version(struct api_call *c, struct api_response *resp, const char *
  * in resp. `name` gets the preset name (STORE_PRESET_MAX bytes). */
 int api__settings(struct api_call *c, struct api_response *resp, const char *preset_param,
                   char *name, char *hash, char *params_json);
+
+/* The preset of a read (GET with ?preset=), in two steps around the ETag
+ * check. api__preset_param: with ?preset=P, P's name and settings hash (1,
+ * or 0 with a 400 for an unknown preset); without, name and hash "" (the
+ * default, which only changes with the run's version: the ETag key may use
+ * ""). api__preset_default, after the ETag check: when name is "", the
+ * preset the data was analysed with (store_read_preset: checkpoint `step`
+ * >= 0, or the run's when step < 0), else the server's --preset. 1, or 0
+ * with a 5xx in resp. Buffers: STORE_PRESET_MAX and STORE_HASH_LEN. */
+int api__preset_param(struct api_call *c, struct api_response *resp, char *name, char *hash);
+int api__preset_default(struct api_call *c, struct api_response *resp, const char *run,
+                        int64_t step, char *name, char *hash);
 
 /* A store page token `cursor` as an API next_page_token member of `obj`
  * (null when cursor is ""). 0 on allocation failure. */
@@ -80,6 +99,7 @@ api_handler_fn api__job_get, api__job_delete, api__tensor_get; /* api_jobs.c */
 api_handler_fn api__checkpoint_post;                           /* api_ingest.c */
 api_handler_fn api__rec_sparsity, api__rec_learning_rates;     /* api_recommend.c */
 api_handler_fn api__layer_esd, api__layer_esd_svg;             /* api_esd.c */
+api_handler_fn api__run_get, api__run_delete, api__jobs_list;  /* api_admin.c */
 
 /* The SVG picture of histogram `h` of layer `layer` at `step` (api_svg.c):
  * log-log axes, the histogram, the fitted power law from xmin, an xmin

@@ -93,7 +93,7 @@ static int api_qbool(struct api_call *c, struct api_response *resp, const char *
 static int api_rec_load(struct api_call *c, struct api_response *resp, const char *key,
                         struct api_rec *x)
 {
-    char hash[STORE_HASH_LEN], params[STORE_PARAMS_MAX], full[API_ETAG_KEY_MAX];
+    char hash[STORE_HASH_LEN], full[API_ETAG_KEY_MAX];
     struct err e = {0};
     int64_t version;
 
@@ -103,11 +103,12 @@ static int api_rec_load(struct api_call *c, struct api_response *resp, const cha
         api__fail(resp, 400, &e);
         return 0;
     }
-    if (!api__settings(c, resp, api_query_get(&c->q, "preset"), x->preset, hash, params) ||
+    if (!api__preset_param(c, resp, x->preset, hash) ||
         !api__run_version(c, resp, x->run, &version))
         return 0;
     snprintf(full, sizeof(full), "%s|%s|%lld|%s", key, x->run, (long long)x->step, x->preset);
-    if (api__etag(c, resp, version, full))
+    if (api__etag(c, resp, version, full) ||
+        !api__preset_default(c, resp, x->run, x->step, x->preset, hash))
         return 0;
     if (store_layers_get(c->s, x->run, x->step, hash, &x->rows, &e) != ERR_OK) {
         api__fail(resp, 0, &e);

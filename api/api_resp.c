@@ -40,8 +40,7 @@ static const char *api_reason(int status)
 static int api_status_of(const struct err *e, int *retry)
 {
     *retry = 0;
-    if (e->code == ERR_TOOBIG && e->category != NULL &&
-        strcmp(e->category, "limit_exceeded") != 0)
+    if (e->code == ERR_TOOBIG && e->category != NULL && strcmp(e->category, "limit_exceeded") != 0)
         return 422;
     switch (e->code) {
     case ERR_INVAL: return 400;
@@ -226,16 +225,24 @@ int api__etag(struct api_call *c, struct api_response *resp, int64_t version, co
     return 1;
 }
 
+int api__run_name(struct api_response *resp, const char *run)
+{
+    char msg[ERR_MSG_LEN];
+
+    if (run != NULL && api_name_ok(run))
+        return 1;
+    snprintf(msg, sizeof(msg), "run '%.160s': %s", run ? run : "", API_RUN_NAME_RULE);
+    api_problem(resp, 400, NULL, "invalid_parameter", msg);
+    return 0;
+}
+
 int api__run_version(struct api_call *c, struct api_response *resp, const char *run,
                      int64_t *version)
 {
     struct err e = {0};
 
-    if (!api_name_ok(run)) {
-        api_problem(resp, 404, NULL, NULL,
-                    "no such run (run names are 1-127 of A-Z a-z 0-9 . _ -)");
+    if (!api__run_name(resp, run))
         return 0;
-    }
     if (store_run_version(c->s, run, version, &e) != ERR_OK) {
         api__fail(resp, 0, &e);
         return 0;
@@ -267,6 +274,30 @@ int api__settings(struct api_call *c, struct api_response *resp, const char *pre
         return 0;
     }
     return 1;
+}
+
+int api__preset_param(struct api_call *c, struct api_response *resp, char *name, char *hash)
+{
+    const char *pq = api_query_get(&c->q, "preset");
+    char params[STORE_PARAMS_MAX];
+
+    name[0] = hash[0] = '\0';
+    return pq == NULL || api__settings(c, resp, pq, name, hash, params);
+}
+
+int api__preset_default(struct api_call *c, struct api_response *resp, const char *run,
+                        int64_t step, char *name, char *hash)
+{
+    char params[STORE_PARAMS_MAX];
+    struct err e = {0};
+
+    if (name[0] != '\0')
+        return 1;
+    if (store_read_preset(c->s, run, step, name, hash, &e) != ERR_OK) {
+        api__fail(resp, 0, &e);
+        return 0;
+    }
+    return name[0] != '\0' || api__settings(c, resp, NULL, name, hash, params);
 }
 
 int api__add_page_token(cJSON *obj, const char *list, const char *cursor)

@@ -188,8 +188,7 @@ static int api_add_layers(cJSON *o, const struct store_layer_list *l, int with_s
 void api__checkpoint_get(struct api_call *c, struct api_response *resp)
 {
     const char *run = api__param(c, "run");
-    char preset[STORE_PRESET_MAX], hash[STORE_HASH_LEN], params[STORE_PARAMS_MAX];
-    char key[API_ETAG_KEY_MAX];
+    char preset[STORE_PRESET_MAX], hash[STORE_HASH_LEN], key[API_ETAG_KEY_MAX];
     struct store_layer_list *l = NULL;
     struct store_checkpoint k;
     struct err e = {0};
@@ -201,11 +200,10 @@ void api__checkpoint_get(struct api_call *c, struct api_response *resp)
         api__fail(resp, 400, &e);
         return;
     }
-    if (!api__settings(c, resp, api_query_get(&c->q, "preset"), preset, hash, params) ||
-        !api__run_version(c, resp, run, &version))
+    if (!api__preset_param(c, resp, preset, hash) || !api__run_version(c, resp, run, &version))
         return;
     snprintf(key, sizeof(key), "checkpoint|%s|%lld|%s", run, (long long)step, preset);
-    if (api__etag(c, resp, version, key))
+    if (api__etag(c, resp, version, key) || !api__preset_default(c, resp, run, step, preset, hash))
         return;
     if (store_checkpoint_get(c->s, run, step, &k, &e) != ERR_OK ||
         store_layers_get(c->s, run, step, hash, &l, &e) != ERR_OK) {
@@ -229,18 +227,16 @@ void api__checkpoint_get(struct api_call *c, struct api_response *resp)
 void api__layers_latest(struct api_call *c, struct api_response *resp)
 {
     const char *run = api__param(c, "run");
-    char preset[STORE_PRESET_MAX], hash[STORE_HASH_LEN], params[STORE_PARAMS_MAX];
-    char key[API_ETAG_KEY_MAX];
+    char preset[STORE_PRESET_MAX], hash[STORE_HASH_LEN], key[API_ETAG_KEY_MAX];
     struct store_layer_list *l = NULL;
     struct err e = {0};
     int64_t version;
     cJSON *o;
 
-    if (!api__settings(c, resp, api_query_get(&c->q, "preset"), preset, hash, params) ||
-        !api__run_version(c, resp, run, &version))
+    if (!api__preset_param(c, resp, preset, hash) || !api__run_version(c, resp, run, &version))
         return;
     snprintf(key, sizeof(key), "layers|%s|%s", run, preset);
-    if (api__etag(c, resp, version, key))
+    if (api__etag(c, resp, version, key) || !api__preset_default(c, resp, run, -1, preset, hash))
         return;
     if (store_layers_latest(c->s, run, hash, &l, &e) != ERR_OK) {
         api__fail(resp, 0, &e);

@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "core/ckpt_int.h"
-#include "core/fmap.h"
+#include "core/rfile.h"
 
 #define CKPT_SNIFF_LEN 512
 
@@ -131,7 +131,8 @@ static enum err_code ckpt_sniff_path(const char *path, enum ckpt_format *out, st
     ssize_t got;
     int fd = -1;
 
-    fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO must not block the open; it is refused below. */
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd < 0) {
         rc = err_set_errno(e, errno == ENOENT ? ERR_NOTFOUND : ERR_IO, errno, "open %s", path);
         goto out;
@@ -144,7 +145,13 @@ static enum err_code ckpt_sniff_path(const char *path, enum ckpt_format *out, st
         *out = CKPT_FORMAT_SAFETENSORS_INDEX;
         goto out;
     }
-    got = pread(fd, head, sizeof(head), 0);
+    if (!S_ISREG(st.st_mode)) {
+        rc = err_setc(e, ERR_INVAL, "not_regular_file", "%s is not a regular file", path);
+        goto out;
+    }
+    do
+        got = pread(fd, head, sizeof(head), 0);
+    while (got < 0 && errno == EINTR);
     if (got < 0) {
         rc = err_set_errno(e, ERR_IO, errno, "read %s", path);
         goto out;
@@ -206,7 +213,6 @@ void ckpt_close(struct ckpt *c)
         free((char *)(uintptr_t)c->tensors[i].name);
     free(c->tensors);
     free(c->model_prefix);
-    free(c->maps);
     free(c);
 }
 
@@ -234,6 +240,8 @@ const struct ckpt_tensor *ckpt_tensor_at(const struct ckpt *c, size_t i)
 enum err_code ckpt_tensor_read(const struct ckpt *c, size_t i, struct ckpt_buf *buf,
                                const void **data, struct err *e)
 {
+    enum err_code rc;
+
     *data = NULL;
     ERR_ASSERT(i < c->n_tensors && c->ops != NULL);
     if (c->tensors[i].nbytes > c->limits.max_tensor_bytes)
@@ -241,36 +249,12 @@ enum err_code ckpt_tensor_read(const struct ckpt *c, size_t i, struct ckpt_buf *
                         "tensor '%s': %llu bytes exceed the limit of %llu", c->tensors[i].name,
                         (unsigned long long)c->tensors[i].nbytes,
                         (unsigned long long)c->limits.max_tensor_bytes);
-    return c->ops->read(c, i, buf, data, e);
-}
-
-void ckpt_tensor_done(const struct ckpt *c, size_t i, const void *data)
-{
-    const unsigned char *p = data;
-
-    ERR_ASSERT(i < c->n_tensors);
-    for (size_t k = 0; p != NULL && k < c->n_maps; k++) {
-        const struct ckpt_map *m = &c->maps[k];
-        if (p >= m->base && (uint64_t)(p - m->base) < m->size) { /* only mapped bytes */
-            uint64_t n = c->tensors[i].nbytes, room = m->size - (uint64_t)(p - m->base);
-            fmap_release(p, n < room ? n : room);
-            return;
-        }
-    }
-}
-
-enum err_code ckpt__map_register(struct ckpt *c, const struct fmap *m, struct err *e)
-{
-    struct ckpt_map *grown;
-
-    if (m->data == NULL)
-        return ERR_OK; /* an empty file maps nothing */
-    grown = realloc(c->maps, (c->n_maps + 1) * sizeof(*grown));
-    if (grown == NULL)
-        return err_set(e, ERR_NOMEM, "out of memory");
-    c->maps = grown;
-    c->maps[c->n_maps++] = (struct ckpt_map){m->data, m->size};
-    return ERR_OK;
+    rc = c->ops->read(c, i, buf, data, e);
+    if (rc)
+        *data = NULL;
+    else
+        ERR_ASSERT(*data == buf->data && buf->data != NULL);
+    return rc;
 }
 
 enum err_code ckpt__tensor_add(struct ckpt *c, const char *name, size_t name_len, enum dtype dtype,
@@ -347,4 +331,18 @@ enum err_code ckpt__buf_reserve(const struct ckpt *c, struct ckpt_buf *b, uint64
     b->data = p;
     b->cap = (size_t)n;
     return ERR_OK;
+}
+
+enum err_code ckpt__read_into(const struct ckpt *c, const struct rfile *f, uint64_t off, uint64_t n,
+                              struct ckpt_buf *b, const void **data, struct err *e)
+{
+    enum err_code rc;
+
+    *data = NULL;
+    rc = ckpt__buf_reserve(c, b, n ? n : 1, e);
+    if (rc == ERR_OK)
+        rc = rfile_read(f, off, n, b->data, e);
+    if (rc == ERR_OK)
+        *data = b->data;
+    return rc;
 }

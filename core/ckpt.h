@@ -8,10 +8,15 @@
  * The format is sniffed from the first bytes (§0) unless the caller declares
  * it. Failures carry the §7 error category in `struct err`'s `category`.
  *
+ * Files are read with pread into heap buffers, never mapped: a checkpoint
+ * keeps its files open until ckpt_close(), and a file that shrinks while it
+ * is read fails that read with category "changed" (never a signal).
+ * Only regular files are opened (else "not_regular_file").
+ *
  * Ownership: ckpt_open() returns a new struct ckpt; close it with
  * ckpt_close(). Tensor records and names are borrowed: valid until
- * ckpt_close(). Data returned by ckpt_tensor_read() is borrowed from the
- * mapping or from the caller's struct ckpt_buf.
+ * ckpt_close(). Data returned by ckpt_tensor_read() always lies in the
+ * caller's struct ckpt_buf (a copy of the file's bytes).
  *
  * Thread-safety: after ckpt_open() returns, a struct ckpt is read-only;
  * ckpt_tensor_read() may run on several threads at once, each with its own
@@ -95,7 +100,7 @@ enum err_code ckpt_sniff(const unsigned char *head, size_t head_len, uint64_t fi
 enum err_code ckpt_open(const char *path, enum ckpt_format declared,
                         const struct ckpt_limits *limits, struct ckpt **out, struct err *e);
 
-/* Close `c` and unmap its files. NULL is a no-op. Cannot fail. */
+/* Close `c` and its files. NULL is a no-op. Cannot fail. */
 void ckpt_close(struct ckpt *c);
 
 /* --- Query ---------------------------------------------------------------- */
@@ -116,18 +121,16 @@ const struct ckpt_tensor *ckpt_tensor_at(const struct ckpt *c, size_t i);
 /* --- Data ------------------------------------------------------------------ */
 
 /* Materialise tensor `i`: contiguous, C (row-major) order, little-endian, in
- * its stored dtype, `nbytes` long. *data points into the file mapping when
- * the stored bytes already are that, else into `buf` (grown as needed).
- * Fails with limit_exceeded past max_tensor_bytes, shape_mismatch when a view
- * exceeds its storage, and I/O errors. */
+ * its stored dtype, `nbytes` long, read from the file now (deflated members
+ * are inflated as they are read, bounded by the declared size). The bytes are
+ * always copied into `buf` (grown as needed, at least 1 byte) and *data ==
+ * buf->data on success: they stay valid until `buf` is reused or freed,
+ * whatever happens to the file or to `c`. *data is NULL on failure.
+ * Failures: limit_exceeded past max_tensor_bytes; shape_mismatch when a view
+ * exceeds its storage; ERR_IO "changed" when the file shrank since
+ * ckpt_open(); invalid_zip when a member inflates to more or fewer bytes
+ * than declared or fails its CRC-32; other ERR_IO read errors. */
 enum err_code ckpt_tensor_read(const struct ckpt *c, size_t i, struct ckpt_buf *buf,
                                const void **data, struct err *e);
-
-/* The caller is done with the bytes ckpt_tensor_read gave for tensor `i`
- * (`data`): if they lie in one of the checkpoint's file
- * mappings, their pages leave the resident set, so walking a checkpoint
- * bigger than memory keeps about one tensor resident. Anything else (bytes
- * in `buf`, inflated members) is left alone. Cannot fail. */
-void ckpt_tensor_done(const struct ckpt *c, size_t i, const void *data);
 
 #endif /* CORE_CKPT_H */

@@ -10,16 +10,11 @@
 #define CORE_CKPT_INT_H
 
 #include "core/ckpt.h"
-#include "core/fmap.h"
-
-/* A file mapping a loader made (ckpt__map_register), for ckpt_tensor_done. */
-struct ckpt_map {
-    const unsigned char *base; /* borrowed from the loader's struct fmap */
-    uint64_t size;
-};
+#include "core/rfile.h"
 
 struct ckpt_ops {
-    /* Materialise tensor i (see ckpt_tensor_read). */
+    /* Materialise tensor i (see ckpt_tensor_read): the bytes go into `buf`
+     * (at least 1 byte reserved) and *data = buf->data on success. */
     enum err_code (*read)(const struct ckpt *c, size_t i, struct ckpt_buf *buf, const void **data,
                           struct err *e);
     /* Free `impl` (NULL-safe). */
@@ -33,9 +28,7 @@ struct ckpt {
     struct ckpt_tensor *tensors; /* owned array; each name is an owned malloc'd string */
     size_t n_tensors;
     size_t cap_tensors;
-    char *model_prefix;    /* owned; NULL means "" */
-    struct ckpt_map *maps; /* owned: file mappings tensors may point into */
-    size_t n_maps;
+    char *model_prefix;        /* owned; NULL means "" */
     struct ckpt_limits limits; /* copy of the caller's limits */
 };
 
@@ -48,13 +41,15 @@ enum err_code ckpt__tensor_add(struct ckpt *c, const char *name, size_t name_len
                                int ndim, const int64_t *shape, struct ckpt_tensor **out,
                                struct err *e);
 
-/* Record that tensors of `c` may point into mapping `m` (after fmap_open),
- * so ckpt_tensor_done can drop its pages. The mapping stays the loader's. */
-enum err_code ckpt__map_register(struct ckpt *c, const struct fmap *m, struct err *e);
-
 /* Grow `b` to at least `n` bytes, honouring max_tensor_bytes of `c`. */
 enum err_code ckpt__buf_reserve(const struct ckpt *c, struct ckpt_buf *b, uint64_t n,
                                 struct err *e);
+
+/* Read `n` bytes at `off` of `f` into `b` (grown to at least 1 byte, within
+ * max_tensor_bytes) and point *data at them: the read op of the formats whose
+ * stored bytes already are the tensor. */
+enum err_code ckpt__read_into(const struct ckpt *c, const struct rfile *f, uint64_t off, uint64_t n,
+                              struct ckpt_buf *b, const void **data, struct err *e);
 
 /* Loaders, one per format (each in its format's .c file). `path` is the file
  * (or folder / index) to read. */

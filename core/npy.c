@@ -1,13 +1,12 @@
-/* npy.c -- .npy header literal parser, validation, C-order materialisation,
- * and the .npy ckpt loader. The .npz loader is in npz.c.
+/* npy.c -- .npy header literal parser, validation, C-order materialisation.
+ * The .npy ckpt loader is in npy_load.c, the .npz loader in npz.c.
  */
 #include "core/npy.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/ckpt_int.h"
-#include "core/fmap.h"
+#include "core/npy_int.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "npy.c reads '=' (native) descrs as little-endian"
@@ -329,8 +328,35 @@ static enum err_code npy_preamble(const unsigned char *buf, uint64_t len,
     return ERR_OK;
 }
 
+uint64_t npy__head_len(const unsigned char *pre, uint64_t total, const struct ckpt_limits *l)
+{
+    uint64_t hl, start;
+
+    if (total < 10 || memcmp(pre, "\x93NUMPY", 6) != 0)
+        return total < NPY_PREAMBLE_MAX ? total : NPY_PREAMBLE_MAX;
+    if (pre[6] == 1) {
+        hl = (uint64_t)pre[8] | (uint64_t)pre[9] << 8;
+        start = 10;
+    } else if ((pre[6] == 2 || pre[6] == 3) && total >= 12) {
+        hl = (uint64_t)pre[8] | (uint64_t)pre[9] << 8 | (uint64_t)pre[10] << 16 |
+             (uint64_t)pre[11] << 24;
+        start = 12;
+    } else {
+        return total < NPY_PREAMBLE_MAX ? total : NPY_PREAMBLE_MAX;
+    }
+    if (hl > l->max_header_bytes)
+        hl = l->max_header_bytes; /* npy__parse refuses it without reading on */
+    return start + hl < total ? start + hl : total;
+}
+
 enum err_code npy_parse(const unsigned char *buf, uint64_t len, const struct ckpt_limits *l,
                         struct npy_info *out, struct err *e)
+{
+    return npy__parse(buf, len, len, l, out, e);
+}
+
+enum err_code npy__parse(const unsigned char *buf, uint64_t buf_len, uint64_t len,
+                         const struct ckpt_limits *l, struct npy_info *out, struct err *e)
 {
     struct ckpt_limits defaults;
     struct npy_info a;
@@ -344,7 +370,10 @@ enum err_code npy_parse(const unsigned char *buf, uint64_t len, const struct ckp
         ckpt_limits_default(&defaults);
         l = &defaults;
     }
+    ERR_ASSERT(buf_len <= len); /* and buf holds npy__head_len's bytes of its own prefix */
     rc = npy_preamble(buf, len, l, &a, &start, &hl, e);
+    if (rc == ERR_OK && start + hl > buf_len) /* the caller read fewer: the header changed */
+        rc = err_setc(e, ERR_IO, "changed", "npy header length changed while it was read");
     if (rc == ERR_OK)
         rc = npy_header(buf + start, hl, &h, e);
     if (rc == ERR_OK)
@@ -371,7 +400,8 @@ enum err_code npy_parse(const unsigned char *buf, uint64_t len, const struct ckp
     if (a.nbytes > len - start - hl)
         return err_setc(e, ERR_FORMAT, "truncated", "npy data needs %llu bytes, %llu present",
                         (unsigned long long)a.nbytes, (unsigned long long)(len - start - hl));
-    a.data = buf + start + hl;
+    a.data_offset = start + hl;
+    a.data = buf_len == len ? buf + start + hl : NULL;
     *out = a;
     return ERR_OK;
 }
@@ -441,67 +471,4 @@ void npy_to_c_le(const struct npy_info *a, unsigned char *dst)
             idx[d] = 0;
         }
     }
-}
-
-/* --- The .npy ckpt loader --------------------------------------------------------- */
-
-struct npy_impl {
-    struct fmap map;      /* owned */
-    struct npy_info info; /* borrows map */
-};
-
-static void npy_impl_free(void *p)
-{
-    struct npy_impl *impl = p;
-
-    if (impl == NULL)
-        return;
-    fmap_close(&impl->map);
-    free(impl);
-}
-
-static enum err_code npy_read(const struct ckpt *c, size_t i, struct ckpt_buf *buf,
-                              const void **data, struct err *e)
-{
-    const struct npy_impl *impl = c->impl;
-    enum err_code rc;
-
-    (void)i;
-    if (npy_is_c_contiguous_le(&impl->info)) {
-        *data = impl->info.data;
-        return ERR_OK;
-    }
-    rc = ckpt__buf_reserve(c, buf, impl->info.nbytes, e);
-    if (rc)
-        return rc;
-    npy_to_c_le(&impl->info, buf->data);
-    *data = buf->data;
-    return ERR_OK;
-}
-
-static const struct ckpt_ops npy_ops = {npy_read, npy_impl_free};
-
-enum err_code npy__ckpt_load(struct ckpt *c, const char *path, struct err *e)
-{
-    const char *base = strrchr(path, '/'), *dot;
-    struct npy_impl *impl;
-    enum err_code rc;
-
-    base = base != NULL ? base + 1 : path;
-    dot = strrchr(base, '.');
-    impl = calloc(1, sizeof(*impl));
-    if (impl == NULL)
-        return err_set(e, ERR_NOMEM, "out of memory opening %s", path);
-    c->impl = impl; /* ckpt_close() frees it from here on */
-    c->ops = &npy_ops;
-    rc = fmap_open(path, &impl->map, e);
-    if (rc == ERR_OK)
-        rc = ckpt__map_register(c, &impl->map, e);
-    if (rc == ERR_OK)
-        rc = npy_parse(impl->map.data, impl->map.size, &c->limits, &impl->info, e);
-    if (rc)
-        return rc;
-    return ckpt__tensor_add(c, base,
-                            dot != NULL && dot != base ? (size_t)(dot - base) : strlen(base),
-                            impl->info.dtype, impl->info.ndim, impl->info.shape, NULL, e);
 }

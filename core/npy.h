@@ -22,7 +22,9 @@
  * tensor names are the member names without ".npy", in member order
  * (npz__ckpt_load in ckpt_int.h).
  *
- * npy_parse() allocates nothing; struct npy_info borrows the buffer.
+ * npy_parse() allocates nothing; struct npy_info borrows the buffer. The
+ * ckpt loaders parse only the preamble and header of a file or member
+ * (within max_header_bytes) and read the data when a tensor is read.
  * Stateless: thread-safe.
  */
 #ifndef CORE_NPY_H
@@ -44,7 +46,9 @@ struct npy_info {     /* plain data; data borrowed from the parsed buffer */
     uint64_t nbytes;           /* n_elems * element size */
     int fortran_order;         /* 1: stored column-major */
     int big_endian;            /* 1: descr '>' with elements wider than a byte */
-    const unsigned char *data; /* the nbytes stored bytes */
+    uint64_t data_offset;      /* where the data starts in the .npy image */
+    const unsigned char *data; /* the nbytes stored bytes; NULL when only the header was
+                                  parsed (files: the ckpt loaders read the data later) */
 };
 
 /* Parse and validate the .npy image `buf` (`len` bytes; NULL if len is 0).

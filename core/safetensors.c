@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "core/ckpt_int.h"
-#include "core/fmap.h"
+#include "core/rfile.h"
 #include "core/safetensors_int.h"
 #include "core/utf8.h"
 
@@ -38,7 +38,8 @@ void st_free(struct st_file *f)
 /* --- Validation ------------------------------------------------------------ */
 
 /* Steps 1-3 and the header-size limit; sets f->header_len. */
-static enum err_code st_check_length(struct st_file *f, const struct ckpt_limits *l, struct err *e)
+static enum err_code st_check_length(struct st_file *f, const unsigned char *buf,
+                                     const struct ckpt_limits *l, struct err *e)
 {
     uint64_t n;
 
@@ -46,7 +47,7 @@ static enum err_code st_check_length(struct st_file *f, const struct ckpt_limits
         return err_setc(e, ERR_FORMAT, "truncated",
                         "file has %llu bytes, fewer than the 8-byte header length",
                         (unsigned long long)f->len);
-    n = st_le64(f->buf);
+    n = st_le64(buf);
     if (n > ST_HEADER_FORMAT_MAX) /* before 8 + n is computed: it may overflow */
         return err_setc(e, ERR_TOOBIG, "header_too_large",
                         "header length %llu exceeds the format's maximum of %u",
@@ -205,13 +206,34 @@ static enum err_code st_check_tensors(struct st_file *f, struct err *e)
                         "cover %llu)",
                         (unsigned long long)(data_len - start), (unsigned long long)data_len,
                         (unsigned long long)start);
-    for (size_t i = 0; i < f->n_entries; i++)
+    for (size_t i = 0; f->buf != NULL && i < f->n_entries; i++)
         f->entries[i].t.data = f->buf + 8 + f->header_len + f->entries[i].t.begin;
     return ERR_OK;
 }
 
+/* How many leading bytes of a `file_len`-byte file st__parse needs, given
+ * its first min(8, file_len) bytes: never more than 8 + max_header_bytes. */
+static uint64_t st_head_len(const unsigned char *first8, uint64_t file_len,
+                            const struct ckpt_limits *l)
+{
+    uint64_t n;
+
+    if (file_len < 8)
+        return file_len;
+    n = st_le64(first8);
+    if (n > l->max_header_bytes)
+        n = l->max_header_bytes; /* st_parse refuses it without reading on */
+    return 8 + n < file_len ? 8 + n : file_len;
+}
+
 enum err_code st_parse(const unsigned char *buf, uint64_t len, const struct ckpt_limits *l,
                        struct st_file **out, struct err *e)
+{
+    return st__parse(buf, len, len, l, out, e);
+}
+
+enum err_code st__parse(const unsigned char *buf, uint64_t buf_len, uint64_t file_len,
+                        const struct ckpt_limits *l, struct st_file **out, struct err *e)
 {
     enum err_code rc = ERR_OK;
     struct ckpt_limits defaults;
@@ -228,11 +250,16 @@ enum err_code st_parse(const unsigned char *buf, uint64_t len, const struct ckpt
         rc = err_set(e, ERR_NOMEM, "out of memory");
         goto out;
     }
-    f->buf = buf;
-    f->len = len;
-    rc = st_check_length(f, l, e);
+    ERR_ASSERT(buf_len <= file_len);
+    f->buf = buf_len == file_len ? buf : NULL; /* data pointers only into a whole image */
+    f->len = file_len;
+    rc = st_check_length(f, buf, l, e);
     if (rc)
         goto out;
+    if (buf_len < 8 + f->header_len) { /* the length prefix changed between two reads */
+        rc = err_setc(e, ERR_IO, "changed", "header length changed while the file was read");
+        goto out;
+    }
     bad = utf8_check(buf + 8, f->header_len);
     if (bad != f->header_len) {
         rc = err_setc(e, ERR_FORMAT, "invalid_header", "header is not valid UTF-8 (byte %llu)",
@@ -326,8 +353,8 @@ const char *st_metadata_get(const struct st_file *f, const char *key)
 /* --- The ckpt loader --------------------------------------------------------- */
 
 struct st_impl {
-    struct fmap map;      /* owned */
-    struct st_file *file; /* owned, borrows map */
+    struct rfile file;    /* owned, open for the ckpt's life */
+    struct st_file *head; /* owned, parsed from the header only */
 };
 
 static void st_impl_free(void *p)
@@ -336,8 +363,8 @@ static void st_impl_free(void *p)
 
     if (impl == NULL)
         return;
-    st_free(impl->file);
-    fmap_close(&impl->map);
+    st_free(impl->head);
+    rfile_close(&impl->file);
     free(impl);
 }
 
@@ -345,11 +372,11 @@ static enum err_code st_read(const struct ckpt *c, size_t i, struct ckpt_buf *bu
                              const void **data, struct err *e)
 {
     const struct st_impl *impl = c->impl;
+    const struct st_tensor *t = &impl->head->entries[i].t;
 
-    (void)buf;
-    (void)e;
-    *data = impl->file->entries[i].t.data; /* contiguous, little-endian already */
-    return ERR_OK;
+    /* contiguous, little-endian already */
+    return ckpt__read_into(c, &impl->file, 8 + impl->head->header_len + t->begin, t->end - t->begin,
+                           buf, data, e);
 }
 
 static const struct ckpt_ops st_ops = {st_read, st_impl_free};
@@ -358,7 +385,29 @@ const struct st_file *st_ckpt_file(const struct ckpt *c)
 {
     if (c == NULL || c->ops != &st_ops)
         return NULL;
-    return ((const struct st_impl *)c->impl)->file;
+    return ((const struct st_impl *)c->impl)->head;
+}
+
+enum err_code st__read_head(const struct rfile *f, const struct ckpt_limits *l,
+                            struct st_file **out, struct err *e)
+{
+    unsigned char first8[8], *head = NULL;
+    enum err_code rc;
+    uint64_t n;
+
+    *out = NULL;
+    rc = rfile_read(f, 0, f->size < 8 ? f->size : 8, first8, e);
+    if (rc)
+        return rc;
+    n = st_head_len(first8, f->size, l);
+    head = malloc(n ? (size_t)n : 1);
+    if (head == NULL)
+        return err_set(e, ERR_NOMEM, "out of memory for a %llu-byte header", (unsigned long long)n);
+    rc = rfile_read(f, 0, n, head, e);
+    if (rc == ERR_OK)
+        rc = st__parse(head, n, f->size, l, out, e);
+    free(head);
+    return rc;
 }
 
 enum err_code st__ckpt_load(struct ckpt *c, const char *path, struct err *e)
@@ -369,21 +418,15 @@ enum err_code st__ckpt_load(struct ckpt *c, const char *path, struct err *e)
     impl = calloc(1, sizeof(*impl));
     if (impl == NULL)
         return err_set(e, ERR_NOMEM, "out of memory opening %s", path);
+    impl->file.fd = -1;
     c->impl = impl; /* ckpt_close() frees it from here on */
     c->ops = &st_ops;
-    rc = fmap_open(path, &impl->map, e);
+    rc = rfile_open(path, &impl->file, e);
     if (rc == ERR_OK)
-        rc = ckpt__map_register(c, &impl->map, e);
-    if (rc)
-        return rc;
-    rc = st_parse(impl->map.data, impl->map.size, &c->limits, &impl->file, e);
-    if (rc)
-        return rc;
-    for (size_t i = 0; i < impl->file->n_entries; i++) {
-        const struct st_tensor *t = &impl->file->entries[i].t;
+        rc = st__read_head(&impl->file, &c->limits, &impl->head, e);
+    for (size_t i = 0; rc == ERR_OK && i < impl->head->n_entries; i++) {
+        const struct st_tensor *t = &impl->head->entries[i].t;
         rc = ckpt__tensor_add(c, t->name, t->name_len, t->dtype, t->ndim, t->shape, NULL, e);
-        if (rc)
-            return rc;
     }
-    return ERR_OK;
+    return rc;
 }

@@ -27,7 +27,8 @@
  * are ignored (as the Rust reference does), whatever JSON value they hold.
  *
  * Ownership: st_parse() returns a new struct st_file that borrows `buf`: the
- * buffer (usually a file mapping) must outlive it. Tensor records, names and
+ * buffer must outlive it. The ckpt loader reads only the header of a file
+ * (8 + N bytes, within max_header_bytes) and reads tensors with pread. Tensor records, names and
  * metadata strings are borrowed: valid until st_free(). Read-only after
  * st_parse(): safe to share between threads.
  */
@@ -54,7 +55,9 @@ struct st_tensor {                /* plain data, borrowed from the st_file */
     int64_t shape[CKPT_MAX_RANK]; /* each <= INT64_MAX */
     uint64_t n_elems;             /* product of shape */
     uint64_t begin, end;          /* data_offsets, relative to the data section */
-    const unsigned char *data;    /* end - begin bytes, borrowed from the parsed buffer */
+    const unsigned char *data;    /* end - begin bytes, borrowed from st_parse's buffer;
+                                     NULL in a checkpoint opened from a file (the bytes
+                                     are read by ckpt_tensor_read) */
 };
 
 /* --- Parse and free ------------------------------------------------------ */

@@ -8,6 +8,7 @@
 #ifndef CORE_SAFETENSORS_INT_H
 #define CORE_SAFETENSORS_INT_H
 
+#include "core/rfile.h"
 #include "core/safetensors.h"
 
 struct st_entry {
@@ -25,8 +26,8 @@ struct st_meta {
 };
 
 struct st_file {
-    const unsigned char *buf; /* borrowed: the whole file image */
-    uint64_t len;             /* its length */
+    const unsigned char *buf; /* borrowed during parsing (NULL after st__parse of a head) */
+    uint64_t len;             /* the file's length */
     uint64_t header_len;      /* N */
     struct st_entry *entries; /* owned; data-offset order once parsed */
     size_t n_entries, cap_entries;
@@ -43,5 +44,20 @@ struct st_file {
  * already hold N + 1 bytes. Fails with invalid_header or limit_exceeded. */
 enum err_code st__header_parse(struct st_file *f, const unsigned char *hdr, uint64_t n,
                                const struct ckpt_limits *l, struct err *e);
+
+/* st_parse on the first `buf_len` bytes of a `file_len`-byte file: `buf`
+ * must hold at least min(file_len, 8 + N) bytes for the header length N that
+ * passes the checks (st__read_head reads that much). Tensor data
+ * pointers are set only when buf_len == file_len (the whole image), else
+ * NULL, and the result does not borrow `buf` then. */
+enum err_code st__parse(const unsigned char *buf, uint64_t buf_len, uint64_t file_len,
+                        const struct ckpt_limits *l, struct st_file **out, struct err *e);
+
+/* Read the length prefix and header of the open file `f` (at most 8 +
+ * max_header_bytes bytes, never the data) and st__parse them. On success
+ * *out is a new st_file (tensor data pointers NULL). Also fails with
+ * rfile_read()'s errors. */
+enum err_code st__read_head(const struct rfile *f, const struct ckpt_limits *l,
+                            struct st_file **out, struct err *e);
 
 #endif /* CORE_SAFETENSORS_INT_H */

@@ -2,8 +2,9 @@
  *
  * A "plan" is what the index (or folder) says: the folder, the shard file
  * names (sorted, unique) and, for an index, the weight map sorted by tensor
- * name. shards_list() resolves the plan's shards; the loader maps and
- * validates each shard and lists the tensors the plan assigns to it.
+ * name. shards_list() resolves the plan's shards; the loader opens each
+ * shard (kept open for the ckpt's life: one descriptor per shard), validates
+ * its header and lists the tensors the plan assigns to it.
  */
 #include "core/shards.h"
 
@@ -18,8 +19,9 @@
 #include <cjson/cJSON.h>
 
 #include "core/ckpt_int.h"
-#include "core/fmap.h"
+#include "core/rfile.h"
 #include "core/safetensors.h"
+#include "core/safetensors_int.h"
 
 #define SHARDS_INDEX_NAME "model.safetensors.index.json"
 #define SHARDS_SUFFIX     ".safetensors"
@@ -235,19 +237,26 @@ out:
 static enum err_code shards_read_index(struct shards_plan *p, const char *index,
                                        const struct ckpt_limits *l, struct err *e)
 {
-    struct fmap m = {0};
+    struct rfile f;
+    unsigned char *text = NULL;
     enum err_code rc;
 
-    rc = fmap_open(index, &m, e);
+    rc = rfile_open(index, &f, e);
     if (rc)
         return rc;
-    if (m.size > l->max_header_bytes)
+    if (f.size > l->max_header_bytes) {
         rc = err_setc(e, ERR_TOOBIG, "limit_exceeded",
                       "index of %llu bytes exceeds the limit of %llu bytes",
-                      (unsigned long long)m.size, (unsigned long long)l->max_header_bytes);
-    else
-        rc = shards_parse_index(p, m.data, (size_t)m.size, e);
-    fmap_close(&m);
+                      (unsigned long long)f.size, (unsigned long long)l->max_header_bytes);
+    } else {
+        text = malloc(f.size ? (size_t)f.size : 1);
+        rc = text == NULL ? err_set(e, ERR_NOMEM, "out of memory reading %s", index)
+                          : rfile_read(&f, 0, f.size, text, e);
+    }
+    if (rc == ERR_OK)
+        rc = shards_parse_index(p, text, (size_t)f.size, e);
+    free(text);
+    rfile_close(&f);
     if (rc == ERR_OK)
         rc = shards_index_names(p, l, e);
     return rc;
@@ -358,12 +367,17 @@ void shards_paths_free(struct shards_paths *p)
 
 /* --- The ckpt loader ----------------------------------------------------------- */
 
+struct shards_loc {    /* where a listed tensor's bytes are */
+    size_t shard;      /* index into files */
+    uint64_t off, len; /* in the shard file */
+};
+
 struct shards_impl {
     size_t n_shards;
-    struct fmap *maps;          /* owned, one per shard */
-    struct st_file **files;     /* owned, one per shard, borrow maps */
-    const unsigned char **data; /* per listed tensor, borrowed from maps */
-    size_t cap_data;
+    struct rfile *files;     /* owned, one per shard, open for the ckpt's life */
+    struct st_file **heads;  /* owned, one per shard: parsed headers */
+    struct shards_loc *locs; /* owned, per listed tensor */
+    size_t cap_locs;
 };
 
 static void shards_impl_free(void *v)
@@ -373,12 +387,12 @@ static void shards_impl_free(void *v)
     if (impl == NULL)
         return;
     for (size_t i = 0; i < impl->n_shards; i++) {
-        st_free(impl->files[i]);
-        fmap_close(&impl->maps[i]);
+        st_free(impl->heads[i]);
+        rfile_close(&impl->files[i]);
     }
-    free(impl->maps);
     free(impl->files);
-    free(impl->data);
+    free(impl->heads);
+    free(impl->locs);
     free(impl);
 }
 
@@ -386,16 +400,14 @@ static enum err_code shards_read(const struct ckpt *c, size_t i, struct ckpt_buf
                                  const void **data, struct err *e)
 {
     const struct shards_impl *impl = c->impl;
+    const struct shards_loc *l = &impl->locs[i];
 
-    (void)buf;
-    (void)e;
-    *data = impl->data[i];
-    return ERR_OK;
+    return ckpt__read_into(c, &impl->files[l->shard], l->off, l->len, buf, data, e);
 }
 
 static const struct ckpt_ops shards_ops = {shards_read, shards_impl_free};
 
-/* Map and validate shard `s`. */
+/* Open and validate shard `s`. */
 static enum err_code shards_open_one(struct ckpt *c, const struct shards_plan *p, size_t s,
                                      struct err *e)
 {
@@ -406,14 +418,12 @@ static enum err_code shards_open_one(struct ckpt *c, const struct shards_plan *p
     path = shards_join(p->dir, p->names[s]);
     if (path == NULL)
         return err_set(e, ERR_NOMEM, "out of memory");
-    rc = fmap_open(path, &impl->maps[s], e);
+    rc = rfile_open(path, &impl->files[s], e);
     free(path);
-    if (rc == ERR_OK)
-        rc = ckpt__map_register(c, &impl->maps[s], e);
     if (rc == ERR_NOTFOUND)
         return shards_missing(p->names[s], e);
     if (rc == ERR_OK)
-        rc = st_parse(impl->maps[s].data, impl->maps[s].size, &c->limits, &impl->files[s], e);
+        rc = st__read_head(&impl->files[s], &c->limits, &impl->heads[s], e);
     if (rc)
         err_prefix(e, p->names[s]);
     return rc;
@@ -430,7 +440,7 @@ static enum err_code shards_wanted(const struct ckpt *c, const struct shards_pla
     *want = 0;
     if (p->wm == NULL) {
         for (size_t k = 0; k < s; k++)
-            if (st_tensor_find(impl->files[k], t->name, t->name_len) != NULL)
+            if (st_tensor_find(impl->heads[k], t->name, t->name_len) != NULL)
                 return err_setc(e, ERR_FORMAT, "invalid_index",
                                 "tensor '%.200s' is in both '%.200s' and '%.200s'", t->name,
                                 p->names[k], p->names[s]);
@@ -448,7 +458,7 @@ static enum err_code shards_add_tensors(struct ckpt *c, const struct shards_plan
                                         struct err *e)
 {
     struct shards_impl *impl = c->impl;
-    const struct st_file *f = impl->files[s];
+    const struct st_file *f = impl->heads[s];
     enum err_code rc;
     int want;
 
@@ -459,15 +469,16 @@ static enum err_code shards_add_tensors(struct ckpt *c, const struct shards_plan
             return rc;
         if (!want)
             continue;
-        if (c->n_tensors == impl->cap_data) {
-            size_t cap = impl->cap_data ? 2 * impl->cap_data : 64;
-            const unsigned char **d = realloc(impl->data, cap * sizeof(*d));
-            if (d == NULL)
+        if (c->n_tensors == impl->cap_locs) {
+            size_t cap = impl->cap_locs ? 2 * impl->cap_locs : 64;
+            struct shards_loc *nl = realloc(impl->locs, cap * sizeof(*nl));
+            if (nl == NULL)
                 return err_set(e, ERR_NOMEM, "out of memory listing tensors");
-            impl->data = d;
-            impl->cap_data = cap;
+            impl->locs = nl;
+            impl->cap_locs = cap;
         }
-        impl->data[c->n_tensors] = t->data;
+        impl->locs[c->n_tensors] =
+            (struct shards_loc){s, 8 + st_header_len(f) + t->begin, t->end - t->begin};
         rc = ckpt__tensor_add(c, t->name, t->name_len, t->dtype, t->ndim, t->shape, NULL, e);
         if (rc)
             return rc;
@@ -497,13 +508,15 @@ enum err_code shards__ckpt_load(struct ckpt *c, const char *path, struct err *e)
     }
     c->impl = impl; /* ckpt_close() frees it from here on */
     c->ops = &shards_ops;
-    impl->maps = calloc(p.n_names ? p.n_names : 1, sizeof(*impl->maps));
-    /* NOLINTNEXTLINE(bugprone-sizeof-expression): the elements are pointers */
     impl->files = calloc(p.n_names ? p.n_names : 1, sizeof(*impl->files));
-    if (impl->maps == NULL || impl->files == NULL) {
+    /* NOLINTNEXTLINE(bugprone-sizeof-expression): the elements are pointers */
+    impl->heads = calloc(p.n_names ? p.n_names : 1, sizeof(*impl->heads));
+    if (impl->files == NULL || impl->heads == NULL) {
         rc = err_set(e, ERR_NOMEM, "out of memory");
         goto out;
     }
+    for (size_t s = 0; s < p.n_names; s++)
+        impl->files[s].fd = -1;
     impl->n_shards = p.n_names;
     for (size_t s = 0; s < p.n_names && rc == ERR_OK; s++) {
         rc = shards_open_one(c, &p, s, e);

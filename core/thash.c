@@ -1,9 +1,8 @@
 /* thash.c -- SHA-256 of tensors and byte ranges via libcrypto EVP. See
  * thash.h. No state outside the caller's struct thash: thread-safe.
  *
- * Speed: the bytes are hashed where they lie (the file mapping for
- * contiguous little-endian tensors), in one EVP update; libcrypto picks the
- * SHA-NI / AVX2 code path itself.
+ * Speed: the bytes are hashed where ckpt_tensor_read put them, in one EVP
+ * update; libcrypto picks the SHA-NI / AVX2 code path itself.
  */
 #include "core/thash.h"
 
@@ -95,7 +94,6 @@ enum err_code thash_tensor(const struct ckpt *c, size_t i, struct ckpt_buf *buf,
     if (rc)
         return rc;
     rc = thash_bytes(data, (size_t)t->nbytes, hex, e);
-    ckpt_tensor_done(c, i, data);
     if (rc)
         err_prefix(e, t->name);
     return rc;

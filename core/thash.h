@@ -51,9 +51,8 @@ void thash_hex(const unsigned char digest[THASH_DIGEST_LEN], char hex[THASH_HEX_
 /* SHA-256 of `len` bytes at `data` as hex (one EVP call, no copy). */
 enum err_code thash_bytes(const void *data, size_t len, char hex[THASH_HEX_LEN], struct err *e);
 
-/* SHA-256 of tensor `i` of `c` as hex: materialise it with
- * ckpt_tensor_read() (into `buf` only when it is not already contiguous
- * little-endian in the mapping) and hash its `nbytes` bytes in one update.
+/* SHA-256 of tensor `i` of `c` as hex: read it into `buf` with
+ * ckpt_tensor_read() and hash its `nbytes` bytes in one update.
  * Fails with ckpt_tensor_read()'s errors and libcrypto failures. */
 enum err_code thash_tensor(const struct ckpt *c, size_t i, struct ckpt_buf *buf,
                            char hex[THASH_HEX_LEN], struct err *e);

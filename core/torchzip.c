@@ -19,7 +19,7 @@ static void tz_free_impl(void *p)
     if (impl == NULL)
         return;
     zip_free(impl->zip);
-    fmap_close(&impl->map);
+    rfile_close(&impl->file);
     free(impl->storages);
     free(impl->views);
     free(impl);
@@ -224,6 +224,38 @@ static int tz_contiguous(const struct ckpt_tensor *t, const struct tz_view *v)
     return 1;
 }
 
+/* The storage bytes [lo, lo + n) of `s` into `dst`: a pread for stored
+ * records; deflated ones are inflated from the start, and the rest of the
+ * stream is checked to end at the declared size. */
+static enum err_code tz_read_range(const struct tz_impl *impl, const struct tz_storage *s,
+                                   uint64_t lo, uint64_t n, unsigned char *dst, struct err *e)
+{
+    struct zip_stream *zs = NULL;
+    enum err_code rc;
+
+    if (s->m->method == ZIP_METHOD_STORED)
+        return rfile_read(&impl->file, s->m->data_offset + lo, n, dst, e);
+    rc = zip_stream_open(impl->zip, s->m, 0, &zs, e);
+    if (rc == ERR_OK)
+        rc = zip_stream_skip(zs, lo, e);
+    if (rc == ERR_OK)
+        rc = zip_stream_read(zs, dst, n, e);
+    if (rc == ERR_OK)
+        rc = zip_stream_finish(zs, e);
+    zip_stream_close(zs);
+    return rc;
+}
+
+/* The element span [first, last] of view `v` of tensor `t` (n_elems > 0). */
+static void tz_span(const struct ckpt_tensor *t, const struct tz_view *v, uint64_t *first,
+                    uint64_t *last)
+{
+    *first = v->offset;
+    *last = v->offset;
+    for (int d = 0; d < t->ndim; d++) /* strides are >= 0, extent checked when listed */
+        *last += (uint64_t)(t->shape[d] - 1) * (uint64_t)v->stride[d];
+}
+
 static enum err_code tz_read(const struct ckpt *c, size_t i, struct ckpt_buf *buf,
                              const void **data, struct err *e)
 {
@@ -231,37 +263,41 @@ static enum err_code tz_read(const struct ckpt *c, size_t i, struct ckpt_buf *bu
     const struct ckpt_tensor *t = &c->tensors[i];
     const struct tz_view *v = &impl->views[i];
     const struct tz_storage *s = &impl->storages[v->storage];
-    const unsigned char *src;
-    unsigned char *inflated = NULL;
+    uint64_t es = dtype_size(t->dtype), first, last, span;
+    unsigned char *ext = NULL;
     enum err_code rc;
-    int contig = tz_contiguous(t, v);
 
     *data = NULL;
-    if (s->m->method == ZIP_METHOD_STORED) {
-        src = zip_member_raw(impl->zip, s->m);
-        if (contig && !impl->big_endian && t->n_elems > 0) {
-            *data = src + v->offset * dtype_size(t->dtype); /* extent checked when listed */
-            return ERR_OK;
-        }
-    } else {
-        inflated = malloc(s->nbytes ? (size_t)s->nbytes : 1);
-        if (inflated == NULL)
-            return err_set(e, ERR_NOMEM, "out of memory inflating '%.200s'", s->m->name);
-        rc = zip_member_inflate(impl->zip, s->m, inflated, s->nbytes, e);
-        if (rc)
-            goto out;
-        src = inflated;
-    }
     rc = ckpt__buf_reserve(c, buf, t->nbytes ? t->nbytes : 1, e);
-    if (rc)
+    if (rc || t->n_elems == 0)
         goto out;
-    if (contig && !impl->big_endian)
-        memcpy(buf->data, src + v->offset * dtype_size(t->dtype), (size_t)t->nbytes);
-    else
-        tz_gather(t, v, src, buf->data, impl->big_endian);
-    *data = buf->data;
+    if (tz_contiguous(t, v) && !impl->big_endian) {
+        rc = tz_read_range(impl, s, v->offset * es, t->nbytes, buf->data, e);
+        goto out;
+    }
+    tz_span(t, v, &first, &last);
+    span = (last - first + 1) * es; /* inside the storage: checked when listed */
+    if (span > c->limits.max_tensor_bytes) {
+        rc = err_setc(e, ERR_TOOBIG, "limit_exceeded",
+                      "tensor '%.200s': its view spans %llu bytes of storage (limit %llu)", t->name,
+                      (unsigned long long)span, (unsigned long long)c->limits.max_tensor_bytes);
+        goto out;
+    }
+    ext = malloc((size_t)span);
+    if (ext == NULL) {
+        rc = err_set(e, ERR_NOMEM, "out of memory reading '%.200s'", t->name);
+        goto out;
+    }
+    rc = tz_read_range(impl, s, first * es, span, ext, e);
+    if (rc == ERR_OK) {
+        struct tz_view rel = *v;
+        rel.offset = 0; /* ext starts at the view's first element */
+        tz_gather(t, &rel, ext, buf->data, impl->big_endian);
+    }
 out:
-    free(inflated);
+    free(ext);
+    if (rc == ERR_OK)
+        *data = buf->data;
     return rc;
 }
 
@@ -276,12 +312,11 @@ enum err_code tz__ckpt_load(struct ckpt *c, const char *path, struct err *e)
     impl = calloc(1, sizeof(*impl));
     if (impl == NULL)
         return err_set(e, ERR_NOMEM, "out of memory opening %s", path);
-    rc = fmap_open(path, &impl->map, e);
-    if (rc == ERR_OK)
-        rc = ckpt__map_register(c, &impl->map, e);
+    impl->file.fd = -1;
+    rc = rfile_open(path, &impl->file, e);
     if (rc)
         goto out;
-    rc = zip_parse(impl->map.data, impl->map.size, c->limits.max_zip_members, &impl->zip, e);
+    rc = zip_parse_file(&impl->file, c->limits.max_zip_members, &impl->zip, e);
     if (rc)
         goto out;
     if (tz_is_npz_layout(impl->zip)) {

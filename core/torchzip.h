@@ -1,7 +1,7 @@
 /* torchzip.h -- PyTorch torch.save zip checkpoints (checkpoint-formats.md §2).
  *
  * The loader behind ckpt_open() for CKPT_FORMAT_TORCH_ZIP is
- * tz__ckpt_load() (declared in core/ckpt_int.h). It maps the file, parses the
+ * tz__ckpt_load() (declared in core/ckpt_int.h). It opens the file, parses the
  * zip (core/zip.h), hands npz-layout zips (every member a "*.npy" without a
  * folder) to the npz reader, checks the archive folder, refuses TorchScript,
  * unpickles data.pkl with the restricted unpickler (core/pickle.h), checks
@@ -10,9 +10,11 @@
  * paths from the root ("optimizer_states.0.state.3.exp_avg"), marks aliases
  * (same storage, dtype, offset, shape and strides) and locates the model
  * weights (§2.4: ckpt_model_prefix(), in_model). Tensor bytes are read on
- * demand: contiguous little-endian stored views are pointers into the
- * mapping; other views are gathered in C order, byte-swapped for big-endian
- * archives, and deflated storages are inflated per read.
+ * demand with pread: contiguous little-endian views are read straight into
+ * the caller's buffer; other views read their storage extent (at most
+ * max_tensor_bytes, else limit_exceeded) and are gathered in C order,
+ * byte-swapped for big-endian archives; deflated storages are inflated as
+ * they stream from the file, per read.
  *
  * The helpers below expose the pure decisions of the loader for tests.
  * Stateless: thread-safe.

@@ -6,7 +6,7 @@
 #define CORE_TORCHZIP_INT_H
 
 #include "core/ckpt_int.h"
-#include "core/fmap.h"
+#include "core/rfile.h"
 #include "core/torchzip.h"
 
 struct tz_storage {             /* one storage record data/<key> */
@@ -21,8 +21,8 @@ struct tz_view {     /* where tensor i lives; parallel to ckpt tensors */
 };
 
 struct tz_impl {
-    struct fmap map;             /* owned mapping of the file */
-    struct zip_archive *zip;     /* owned; borrows map */
+    struct rfile file;           /* owned, open for the ckpt's life */
+    struct zip_archive *zip;     /* owned; borrows file */
     struct tz_storage *storages; /* owned, pkl storage order */
     size_t n_storages;
     struct tz_view *views; /* owned, one per ckpt tensor */

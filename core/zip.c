@@ -1,12 +1,13 @@
-/* zip.c -- see zip.h. Central-directory zip reader with the §2.2 safety checks. */
+/* zip.c -- see zip.h. Central-directory zip reader with the §2.2 safety checks;
+ * reading members is in zip_read.c. */
 #include "core/zip.h"
 #include "core/utf8.h"
 
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
-#define ZLIB_CONST 1
-#include <zlib.h>
+
+#include "core/zip_int.h"
 
 #define ZIP_EOCD_LEN    22
 #define ZIP_LOC64_LEN   20
@@ -15,15 +16,8 @@
 #define ZIP_LOCAL_LEN   30
 #define ZIP_SAT32       0xFFFFFFFFu
 #define ZIP_SAT16       0xFFFFu
-
-struct zip_archive {
-    const unsigned char *buf; /* borrowed from the caller */
-    uint64_t len;
-    struct zip_member *members; /* owned, central-directory order */
-    size_t n_members;
-    size_t *by_name; /* owned: member indices sorted by name */
-    char *names;     /* owned: every name, NUL-terminated, back to back */
-};
+#define ZIP_TAIL_MAX    (ZIP_LOC64_LEN + ZIP_EOCD_LEN + 0xFFFF) /* locator, end, comment */
+#define ZIP_WIN_LEN     (256u << 10) /* central directory window: > one 46 + 3 x 64 KiB entry */
 
 static uint16_t zip_u16(const unsigned char *p)
 {
@@ -51,20 +45,44 @@ struct zip_cd {
     uint64_t n_entries, size, offset;
 };
 
-static enum err_code zip_find_cd(const unsigned char *buf, uint64_t len, struct zip_cd *cd,
-                                 struct err *e)
+/* The zip64 end record at `z64` (from the locator) into `cd`. */
+static enum err_code zip_read_eocd64(const struct rfile *f, uint64_t z64, struct zip_cd *cd,
+                                     struct err *e)
 {
-    uint64_t pos, lo, z64;
-    int found = 0;
-    const unsigned char *p;
+    unsigned char p[ZIP_EOCD64_LEN];
+    enum err_code rc;
 
-    if (len < ZIP_EOCD_LEN)
-        return err_setc(e, ERR_FORMAT, "truncated", "%llu bytes: too short for a zip end record",
-                        (unsigned long long)len);
-    lo = len - ZIP_EOCD_LEN > 0xFFFF ? len - ZIP_EOCD_LEN - 0xFFFF : 0;
-    for (pos = len - ZIP_EOCD_LEN;; pos--) {
-        if (memcmp(buf + pos, "PK\5\6", 4) == 0 &&
-            pos + ZIP_EOCD_LEN + zip_u16(buf + pos + 20) == len) {
+    if (z64 > f->size || f->size - z64 < ZIP_EOCD64_LEN)
+        return err_setc(e, ERR_FORMAT, "invalid_zip",
+                        "zip64 locator points at no zip64 end record (offset %llu)",
+                        (unsigned long long)z64);
+    rc = rfile_read(f, z64, ZIP_EOCD64_LEN, p, e);
+    if (rc)
+        return rc;
+    if (memcmp(p, "PK\6\6", 4) != 0)
+        return err_setc(e, ERR_FORMAT, "invalid_zip",
+                        "zip64 locator points at no zip64 end record (offset %llu)",
+                        (unsigned long long)z64);
+    if (zip_u32(p + 16) != 0 || zip_u32(p + 20) != 0 || zip_u64(p + 24) != zip_u64(p + 32))
+        return err_setc(e, ERR_FORMAT, "invalid_zip", "multi-disk zip64 archive");
+    cd->n_entries = zip_u64(p + 32);
+    cd->size = zip_u64(p + 40);
+    cd->offset = zip_u64(p + 48);
+    return ERR_OK;
+}
+
+/* The end record in the last bytes `tail` (`n` of them, ending the file). */
+static enum err_code zip_find_cd_in(const struct rfile *f, const unsigned char *tail, uint64_t n,
+                                    struct zip_cd *cd, struct err *e)
+{
+    uint64_t pos, lo, len = f->size;
+    const unsigned char *p;
+    int found = 0;
+
+    lo = n - ZIP_EOCD_LEN > 0xFFFF ? n - ZIP_EOCD_LEN - 0xFFFF : 0;
+    for (pos = n - ZIP_EOCD_LEN;; pos--) {
+        if (memcmp(tail + pos, "PK\5\6", 4) == 0 &&
+            pos + ZIP_EOCD_LEN + zip_u16(tail + pos + 20) == n) {
             found = 1;
             break;
         }
@@ -74,25 +92,19 @@ static enum err_code zip_find_cd(const unsigned char *buf, uint64_t len, struct 
     if (!found)
         return err_setc(e, ERR_FORMAT, "truncated",
                         "no zip end-of-central-directory record (file cut short?)");
-    p = buf + pos;
+    p = tail + pos;
     if (zip_u16(p + 4) != 0 || zip_u16(p + 6) != 0 || zip_u16(p + 8) != zip_u16(p + 10))
         return err_setc(e, ERR_FORMAT, "invalid_zip", "multi-disk zip archives are not supported");
     cd->n_entries = zip_u16(p + 10);
     cd->size = zip_u32(p + 12);
     cd->offset = zip_u32(p + 16);
     if (pos >= ZIP_LOC64_LEN && memcmp(p - ZIP_LOC64_LEN, "PK\6\7", 4) == 0) {
-        z64 = zip_u64(p - ZIP_LOC64_LEN + 8);
-        if (z64 > len || len - z64 < ZIP_EOCD64_LEN || memcmp(buf + z64, "PK\6\6", 4) != 0)
-            return err_setc(e, ERR_FORMAT, "invalid_zip",
-                            "zip64 locator points at no zip64 end record (offset %llu)",
-                            (unsigned long long)z64);
-        p = buf + z64;
-        if (zip_u32(p + 16) != 0 || zip_u32(p + 20) != 0 || zip_u64(p + 24) != zip_u64(p + 32))
-            return err_setc(e, ERR_FORMAT, "invalid_zip", "multi-disk zip64 archive");
-        cd->n_entries = zip_u64(p + 32);
-        cd->size = zip_u64(p + 40);
-        cd->offset = zip_u64(p + 48);
-    } else if (cd->n_entries == ZIP_SAT16 || cd->size == ZIP_SAT32 || cd->offset == ZIP_SAT32) {
+        enum err_code rc = zip_read_eocd64(f, zip_u64(p - ZIP_LOC64_LEN + 8), cd, e);
+        if (rc)
+            return rc;
+    } else if (cd->size == ZIP_SAT32 || cd->offset == ZIP_SAT32) {
+        /* A count of 0xFFFF alone is a real count: 65 535 members need no zip64
+         * record (Python writes them so); the entries below must all be there. */
         return err_setc(e, ERR_FORMAT, "invalid_zip",
                         "zip64 sentinel values without a zip64 locator");
     }
@@ -102,6 +114,26 @@ static enum err_code zip_find_cd(const unsigned char *buf, uint64_t len, struct 
                         (unsigned long long)cd->offset, (unsigned long long)cd->size,
                         (unsigned long long)len);
     return ERR_OK;
+}
+
+/* Where the central directory is, from the end records (§2.2 steps 1). */
+static enum err_code zip_find_cd(const struct rfile *f, struct zip_cd *cd, struct err *e)
+{
+    uint64_t len = f->size, n = len < ZIP_TAIL_MAX ? len : ZIP_TAIL_MAX;
+    unsigned char *tail = NULL;
+    enum err_code rc;
+
+    if (len < ZIP_EOCD_LEN)
+        return err_setc(e, ERR_FORMAT, "truncated", "%llu bytes: too short for a zip end record",
+                        (unsigned long long)len);
+    tail = calloc(1, (size_t)n);
+    if (tail == NULL)
+        return err_set(e, ERR_NOMEM, "out of memory reading the zip end record");
+    rc = rfile_read(f, len - n, n, tail, e);
+    if (rc == ERR_OK)
+        rc = zip_find_cd_in(f, tail, n, cd, e);
+    free(tail);
+    return rc;
 }
 
 /* Replace saturated sizes/offset with the ZIP64 extra field's values. */
@@ -134,24 +166,130 @@ static enum err_code zip_apply_zip64(const unsigned char *extra, size_t xlen, st
     return ERR_OK;
 }
 
-/* Parse the central entry at buf[*pos] (inside [.., end)) into `m` and check its local header. */
-static enum err_code zip_entry(const unsigned char *buf, uint64_t len, uint64_t *pos, uint64_t end,
-                               struct zip_member *m, struct err *e)
+/* A window over the central directory: entries are parsed in order, each
+ * inside [base, base + have) of `buf`, read again from the file when an
+ * entry reaches past it. */
+struct zip_win {
+    const struct rfile *f;
+    uint64_t base, end; /* window start; end of the central directory */
+    size_t have;
+    unsigned char *buf; /* owned, ZIP_WIN_LEN bytes */
+    char *names;        /* owned arena of names (NUL-terminated), grown as read */
+    size_t names_len, names_cap;
+    unsigned char *local; /* owned scratch for one local header and its name */
+};
+
+/* Point *p at [pos, pos + n) of the directory (n <= ZIP_WIN_LEN, pos + n <= end). */
+static enum err_code zip_win_get(struct zip_win *w, uint64_t pos, size_t n, const unsigned char **p,
+                                 struct err *e)
 {
-    const unsigned char *p = buf + *pos, *lh;
-    size_t nlen, xlen, clen, lnlen, lxlen;
+    enum err_code rc;
+    uint64_t k;
+
+    if (pos < w->base || pos + n > w->base + w->have) {
+        k = w->end - pos < ZIP_WIN_LEN ? w->end - pos : ZIP_WIN_LEN;
+        rc = rfile_read(w->f, pos, k, w->buf, e);
+        if (rc)
+            return rc;
+        w->base = pos;
+        w->have = (size_t)k;
+    }
+    *p = w->buf + (pos - w->base);
+    return ERR_OK;
+}
+
+/* Append name `s` (n bytes) to the arena; *off gets its offset. */
+static enum err_code zip_win_name(struct zip_win *w, const unsigned char *s, size_t n, size_t *off,
+                                  struct err *e)
+{
+    if (w->names_cap - w->names_len < n + 1) {
+        size_t cap = w->names_cap ? w->names_cap : 4096;
+        char *nn;
+        while (cap - w->names_len < n + 1)
+            cap *= 2;
+        nn = realloc(w->names, cap);
+        if (nn == NULL)
+            return err_set(e, ERR_NOMEM, "out of memory copying zip member names");
+        w->names = nn;
+        w->names_cap = cap;
+    }
+    memcpy(w->names + w->names_len, s, n);
+    w->names[w->names_len + n] = '\0';
+    *off = w->names_len;
+    w->names_len += n + 1;
+    return ERR_OK;
+}
+
+/* The local header of `m` (name at w->names + name_off): signature, same
+ * name; sets data_offset and checks the data lies inside the file. */
+static enum err_code zip_local(struct zip_win *w, struct zip_member *m, size_t name_off,
+                               struct err *e)
+{
+    const char *name = w->names + name_off;
+    uint64_t len = w->f->size;
+    size_t nlen = m->name_len, lnlen, lxlen;
+    enum err_code rc;
+    int pn = (int)(nlen > 200 ? 200 : nlen);
+
+    if (m->local_offset > len || len - m->local_offset < ZIP_LOCAL_LEN)
+        return err_setc(e, ERR_FORMAT, "truncated", "local header of '%.*s' past end of file", pn,
+                        name);
+    rc = rfile_read(w->f, m->local_offset,
+                    len - m->local_offset - ZIP_LOCAL_LEN < nlen ? ZIP_LOCAL_LEN
+                                                                 : ZIP_LOCAL_LEN + nlen,
+                    w->local, e);
+    if (rc)
+        return rc;
+    lnlen = zip_u16(w->local + 26);
+    lxlen = zip_u16(w->local + 28);
+    if (memcmp(w->local, "PK\3\4", 4) != 0)
+        return err_setc(e, ERR_FORMAT, "invalid_zip", "bad local header signature for '%.*s'", pn,
+                        name);
+    if (lnlen != nlen || len - m->local_offset - ZIP_LOCAL_LEN < lnlen ||
+        memcmp(w->local + ZIP_LOCAL_LEN, name, nlen) != 0)
+        return err_setc(e, ERR_FORMAT, "invalid_zip", "local and central names differ for '%.*s'",
+                        pn, name);
+    m->data_offset = m->local_offset + ZIP_LOCAL_LEN + lnlen + lxlen;
+    if (m->method == ZIP_METHOD_STORED && m->csize != m->usize)
+        return err_setc(e, ERR_FORMAT, "invalid_zip",
+                        "stored member '%.*s': compressed size %llu != size %llu", pn, name,
+                        (unsigned long long)m->csize, (unsigned long long)m->usize);
+    if (m->data_offset > len || m->csize > len - m->data_offset)
+        return err_setc(e, ERR_FORMAT, "truncated",
+                        "data of '%.*s' (%llu bytes at %llu) runs past end of file (%llu)", pn,
+                        name, (unsigned long long)m->csize, (unsigned long long)m->data_offset,
+                        (unsigned long long)len);
+    return ERR_OK;
+}
+
+/* Parse the central entry at *pos (inside [.., w->end)) into `m`, copy its
+ * name to the arena (*name_off) and check its local header. */
+static enum err_code zip_entry(struct zip_win *w, uint64_t *pos, struct zip_member *m,
+                               size_t *name_off, struct err *e)
+{
+    const unsigned char *p;
+    size_t nlen, xlen, clen;
     enum err_code rc;
 
-    if (end - *pos < ZIP_CENTRAL_LEN || memcmp(p, "PK\1\2", 4) != 0)
+    if (w->end - *pos < ZIP_CENTRAL_LEN)
+        return err_setc(e, ERR_FORMAT, "invalid_zip", "bad central directory entry at offset %llu",
+                        (unsigned long long)*pos);
+    rc = zip_win_get(w, *pos, ZIP_CENTRAL_LEN, &p, e);
+    if (rc)
+        return rc;
+    if (memcmp(p, "PK\1\2", 4) != 0)
         return err_setc(e, ERR_FORMAT, "invalid_zip", "bad central directory entry at offset %llu",
                         (unsigned long long)*pos);
     nlen = zip_u16(p + 28);
     xlen = zip_u16(p + 30);
     clen = zip_u16(p + 32);
-    if (end - *pos - ZIP_CENTRAL_LEN < (uint64_t)nlen + xlen + clen)
+    if (w->end - *pos - ZIP_CENTRAL_LEN < (uint64_t)nlen + xlen + clen)
         return err_setc(e, ERR_FORMAT, "invalid_zip",
                         "central directory entry at %llu overruns the directory",
                         (unsigned long long)*pos);
+    rc = zip_win_get(w, *pos, ZIP_CENTRAL_LEN + nlen + xlen, &p, e);
+    if (rc)
+        return rc;
     memset(m, 0, sizeof(*m));
     m->flags = zip_u16(p + 8);
     m->method = zip_u16(p + 10);
@@ -159,7 +297,6 @@ static enum err_code zip_entry(const unsigned char *buf, uint64_t len, uint64_t 
     m->csize = zip_u32(p + 20);
     m->usize = zip_u32(p + 24);
     m->local_offset = zip_u32(p + 42);
-    m->name = (const char *)(p + ZIP_CENTRAL_LEN); /* not yet NUL-terminated */
     m->name_len = nlen;
     if (m->usize == ZIP_SAT32 || m->csize == ZIP_SAT32 || m->local_offset == ZIP_SAT32) {
         rc = zip_apply_zip64(p + ZIP_CENTRAL_LEN + nlen, xlen, m, e);
@@ -168,37 +305,20 @@ static enum err_code zip_entry(const unsigned char *buf, uint64_t len, uint64_t 
     }
     if (m->flags & 1u)
         return err_setc(e, ERR_FORMAT, "invalid_zip", "member '%.*s' is encrypted",
-                        (int)(nlen > 200 ? 200 : nlen), m->name);
+                        (int)(nlen > 200 ? 200 : nlen), (const char *)(p + ZIP_CENTRAL_LEN));
     if (!zip_utf8_ok(p + ZIP_CENTRAL_LEN, nlen))
         return err_setc(e, ERR_FORMAT, "invalid_zip",
                         "member name at offset %llu is not UTF-8 (or holds NUL)",
                         (unsigned long long)*pos);
-    if (m->local_offset > len || len - m->local_offset < ZIP_LOCAL_LEN)
-        return err_setc(e, ERR_FORMAT, "truncated", "local header of '%.*s' past end of file",
-                        (int)(nlen > 200 ? 200 : nlen), m->name);
-    lh = buf + m->local_offset;
-    lnlen = zip_u16(lh + 26);
-    lxlen = zip_u16(lh + 28);
-    if (memcmp(lh, "PK\3\4", 4) != 0)
-        return err_setc(e, ERR_FORMAT, "invalid_zip", "bad local header signature for '%.*s'",
-                        (int)(nlen > 200 ? 200 : nlen), m->name);
-    if (lnlen != nlen || len - m->local_offset - ZIP_LOCAL_LEN < lnlen ||
-        memcmp(lh + ZIP_LOCAL_LEN, m->name, nlen) != 0)
-        return err_setc(e, ERR_FORMAT, "invalid_zip", "local and central names differ for '%.*s'",
-                        (int)(nlen > 200 ? 200 : nlen), m->name);
-    m->data_offset = m->local_offset + ZIP_LOCAL_LEN + lnlen + lxlen;
-    if (m->method == ZIP_METHOD_STORED && m->csize != m->usize)
-        return err_setc(e, ERR_FORMAT, "invalid_zip",
-                        "stored member '%.*s': compressed size %llu != size %llu",
-                        (int)(nlen > 200 ? 200 : nlen), m->name, (unsigned long long)m->csize,
-                        (unsigned long long)m->usize);
-    if (m->data_offset > len || m->csize > len - m->data_offset)
-        return err_setc(e, ERR_FORMAT, "truncated",
-                        "data of '%.*s' (%llu bytes at %llu) runs past end of file (%llu)",
-                        (int)(nlen > 200 ? 200 : nlen), m->name, (unsigned long long)m->csize,
-                        (unsigned long long)m->data_offset, (unsigned long long)len);
-    *pos += ZIP_CENTRAL_LEN + nlen + xlen + clen;
-    return ERR_OK;
+    /* p points into w->buf, which zip_read_entries owns and frees: the
+     * analyzer loses track of it through `w` and reports a leak here. */
+    /* NOLINTNEXTLINE(clang-analyzer-unix.Malloc) */
+    rc = zip_win_name(w, p + ZIP_CENTRAL_LEN, nlen, name_off, e);
+    if (rc == ERR_OK)
+        rc = zip_local(w, m, *name_off, e);
+    if (rc == ERR_OK)
+        *pos += ZIP_CENTRAL_LEN + nlen + xlen + clen;
+    return rc;
 }
 
 /* qsort contexts: C qsort has no user pointer, so sort (key, index) records. */
@@ -269,25 +389,91 @@ out:
     return rc;
 }
 
-/* Copy names into one NUL-terminated block (names point into buf until then). */
-static enum err_code zip_own_names(struct zip_archive *z, struct err *e)
+/* Read every central entry of `cd` into z->members, names into z->names. */
+static enum err_code zip_read_entries(struct zip_archive *z, const struct zip_cd *cd, struct err *e)
 {
-    size_t total = 0;
-    char *p;
+    struct zip_win w;
+    size_t *offs = NULL;
+    enum err_code rc = ERR_OK;
+    uint64_t pos = cd->offset;
 
-    for (size_t i = 0; i < z->n_members; i++)
-        total += z->members[i].name_len + 1; /* each <= 65536, count bounded: no overflow */
-    z->names = malloc(total ? total : 1);
-    if (z->names == NULL)
-        return err_set(e, ERR_NOMEM, "out of memory copying zip member names");
-    p = z->names;
-    for (size_t i = 0; i < z->n_members; i++) {
-        memcpy(p, z->members[i].name, z->members[i].name_len);
-        p[z->members[i].name_len] = '\0';
-        z->members[i].name = p;
-        p += z->members[i].name_len + 1;
+    memset(&w, 0, sizeof(w));
+    w.f = z->src;
+    w.base = cd->offset;
+    w.end = cd->offset + cd->size;
+    /* calloc: the analyzer cannot see rfile_read fill them */
+    w.buf = calloc(1, cd->size < ZIP_WIN_LEN ? (size_t)cd->size + 1 : ZIP_WIN_LEN);
+    w.local = calloc(1, ZIP_LOCAL_LEN + 0xFFFF);
+    offs = calloc(cd->n_entries ? (size_t)cd->n_entries : 1, sizeof(*offs));
+    if (w.buf == NULL || w.local == NULL || offs == NULL) {
+        rc = err_set(e, ERR_NOMEM, "out of memory reading a zip central directory");
+        goto out;
     }
-    return ERR_OK;
+    for (uint64_t i = 0; i < cd->n_entries; i++) {
+        rc = zip_entry(&w, &pos, &z->members[i], &offs[i], e);
+        if (rc)
+            goto out;
+        z->n_members++;
+    }
+    for (size_t i = 0; i < z->n_members; i++) /* the arena no longer moves */
+        z->members[i].name = w.names + offs[i];
+    z->names = w.names;
+    w.names = NULL;
+out:
+    free(w.buf);
+    free(w.local);
+    free(w.names);
+    free(offs);
+    return rc;
+}
+
+/* Parse the archive z->src (§2.2). */
+static enum err_code zip_load(struct zip_archive *z, uint64_t max_members, struct err *e)
+{
+    struct zip_cd cd = {0};
+    enum err_code rc;
+
+    rc = zip_find_cd(z->src, &cd, e);
+    if (rc)
+        return rc;
+    if (cd.n_entries > max_members)
+        return err_setc(e, ERR_TOOBIG, "limit_exceeded", "zip declares %llu members (limit %llu)",
+                        (unsigned long long)cd.n_entries, (unsigned long long)max_members);
+    if (cd.n_entries > cd.size / ZIP_CENTRAL_LEN)
+        return err_setc(e, ERR_FORMAT, "invalid_zip",
+                        "%llu members cannot fit a %llu-byte central directory",
+                        (unsigned long long)cd.n_entries, (unsigned long long)cd.size);
+    z->members = calloc(cd.n_entries ? (size_t)cd.n_entries : 1, sizeof(*z->members));
+    if (z->members == NULL)
+        return err_set(e, ERR_NOMEM, "out of memory for %llu zip members",
+                       (unsigned long long)cd.n_entries);
+    rc = zip_read_entries(z, &cd, e);
+    if (rc == ERR_OK)
+        rc = zip_check_members(z, e);
+    return rc;
+}
+
+enum err_code zip_parse_file(const struct rfile *f, uint64_t max_members, struct zip_archive **out,
+                             struct err *e)
+{
+    enum err_code rc = ERR_OK;
+    struct zip_archive *z = NULL;
+
+    *out = NULL;
+    z = calloc(1, sizeof(*z));
+    if (z == NULL) {
+        rc = err_set(e, ERR_NOMEM, "out of memory parsing a zip");
+        goto out;
+    }
+    z->src = f;
+    rc = zip_load(z, max_members, e);
+    if (rc)
+        goto out;
+    *out = z;
+    z = NULL;
+out:
+    zip_free(z);
+    return rc;
 }
 
 enum err_code zip_parse(const unsigned char *buf, uint64_t len, uint64_t max_members,
@@ -295,49 +481,16 @@ enum err_code zip_parse(const unsigned char *buf, uint64_t len, uint64_t max_mem
 {
     enum err_code rc = ERR_OK;
     struct zip_archive *z = NULL;
-    struct zip_cd cd = {0};
-    uint64_t pos, end;
 
     *out = NULL;
-    rc = zip_find_cd(buf, len, &cd, e);
-    if (rc)
-        goto out;
-    if (cd.n_entries > max_members) {
-        rc = err_setc(e, ERR_TOOBIG, "limit_exceeded", "zip declares %llu members (limit %llu)",
-                      (unsigned long long)cd.n_entries, (unsigned long long)max_members);
-        goto out;
-    }
-    if (cd.n_entries > cd.size / ZIP_CENTRAL_LEN) {
-        rc = err_setc(e, ERR_FORMAT, "invalid_zip",
-                      "%llu members cannot fit a %llu-byte central directory",
-                      (unsigned long long)cd.n_entries, (unsigned long long)cd.size);
-        goto out;
-    }
     z = calloc(1, sizeof(*z));
     if (z == NULL) {
         rc = err_set(e, ERR_NOMEM, "out of memory parsing a zip");
         goto out;
     }
-    z->buf = buf;
-    z->len = len;
-    z->members = calloc(cd.n_entries ? (size_t)cd.n_entries : 1, sizeof(*z->members));
-    if (z->members == NULL) {
-        rc = err_set(e, ERR_NOMEM, "out of memory for %llu zip members",
-                     (unsigned long long)cd.n_entries);
-        goto out;
-    }
-    pos = cd.offset;
-    end = cd.offset + cd.size;
-    for (uint64_t i = 0; i < cd.n_entries; i++) {
-        rc = zip_entry(buf, len, &pos, end, &z->members[i], e);
-        if (rc)
-            goto out;
-        z->n_members++;
-    }
-    rc = zip_own_names(z, e);
-    if (rc)
-        goto out;
-    rc = zip_check_members(z, e);
+    rfile_mem(&z->mem, buf, len);
+    z->src = &z->mem;
+    rc = zip_load(z, max_members, e);
     if (rc)
         goto out;
     *out = z;
@@ -387,153 +540,4 @@ const struct zip_member *zip_find(const struct zip_archive *z, const char *name)
             hi = mid;
     }
     return NULL;
-}
-
-const unsigned char *zip_member_raw(const struct zip_archive *z, const struct zip_member *m)
-{
-    return z->buf + m->data_offset;
-}
-
-/* Inflate state machine for zip_member_inflate; returns ERR_OK or invalid_zip. */
-static enum err_code zip_inflate_run(z_stream *zs, const unsigned char *src, uint64_t csize,
-                                     unsigned char *dst, uint64_t usize, const char *name,
-                                     struct err *e)
-{
-    uint64_t in_left = csize, out_left = usize;
-    unsigned char sentinel;
-    int using_sentinel = 0, ret;
-
-    for (;;) {
-        if (zs->avail_in == 0 && in_left > 0) {
-            uInt n = in_left > UINT_MAX ? UINT_MAX : (uInt)in_left;
-            zs->next_in = src + (csize - in_left);
-            zs->avail_in = n;
-            in_left -= n;
-        }
-        if (zs->avail_out == 0) {
-            if (using_sentinel)
-                return err_setc(e, ERR_FORMAT, "invalid_zip",
-                                "member '%.200s' inflates past its declared %llu bytes", name,
-                                (unsigned long long)usize);
-            if (out_left > 0) {
-                uInt n = out_left > UINT_MAX ? UINT_MAX : (uInt)out_left;
-                zs->next_out = dst + (usize - out_left);
-                zs->avail_out = n;
-                out_left -= n;
-            } else {
-                /* cppcheck-suppress autoVariables ; the caller ends the stream next */
-                zs->next_out = &sentinel;
-                zs->avail_out = 1;
-                using_sentinel = 1;
-            }
-        }
-        ret = inflate(zs, Z_NO_FLUSH);
-        if (ret == Z_STREAM_END)
-            break;
-        if (ret == Z_BUF_ERROR && zs->avail_in == 0 && in_left == 0)
-            return err_setc(e, ERR_FORMAT, "invalid_zip", "deflate stream of '%.200s' is cut short",
-                            name);
-        if (ret != Z_OK && ret != Z_BUF_ERROR)
-            return err_setc(e, ERR_FORMAT, "invalid_zip", "bad deflate stream in '%.200s': %s",
-                            name, zs->msg ? zs->msg : "error");
-    }
-    if (using_sentinel && zs->avail_out == 0)
-        return err_setc(e, ERR_FORMAT, "invalid_zip",
-                        "member '%.200s' inflates past its declared %llu bytes", name,
-                        (unsigned long long)usize);
-    if (out_left > 0 || (!using_sentinel && zs->avail_out > 0))
-        return err_setc(e, ERR_FORMAT, "invalid_zip",
-                        "member '%.200s' inflates to fewer than its declared %llu bytes", name,
-                        (unsigned long long)usize);
-    return ERR_OK;
-}
-
-enum err_code zip_member_inflate(const struct zip_archive *z, const struct zip_member *m,
-                                 unsigned char *dst, uint64_t dst_cap, struct err *e)
-{
-    enum err_code rc;
-    z_stream zs;
-
-    if (m->method != ZIP_METHOD_DEFLATE)
-        return err_setc(e, ERR_FORMAT, "unsupported_compression",
-                        "member '%.200s' uses compression method %u, not deflate", m->name,
-                        (unsigned)m->method);
-    if (m->usize > dst_cap)
-        return err_setc(e, ERR_TOOBIG, "limit_exceeded",
-                        "member '%.200s' declares %llu bytes, more than the %llu allowed", m->name,
-                        (unsigned long long)m->usize, (unsigned long long)dst_cap);
-    memset(&zs, 0, sizeof(zs));
-    if (inflateInit2(&zs, -MAX_WBITS) != Z_OK)
-        return err_set(e, ERR_NOMEM, "cannot start inflating '%.200s'", m->name);
-    rc = zip_inflate_run(&zs, z->buf + m->data_offset, m->csize, dst, m->usize, m->name, e);
-    inflateEnd(&zs);
-    return rc;
-}
-
-enum err_code zip_member_crc_check(const struct zip_member *m, const unsigned char *data,
-                                   uint64_t n, struct err *e)
-{
-    uLong crc = crc32(0L, Z_NULL, 0);
-
-    if (m->crc32 == 0)
-        return ERR_OK;
-    while (n > 0) {
-        uInt k = n > UINT_MAX ? UINT_MAX : (uInt)n;
-        crc = crc32(crc, data, k);
-        data += k;
-        n -= k;
-    }
-    if ((uint32_t)crc != m->crc32)
-        return err_setc(e, ERR_FORMAT, "invalid_zip",
-                        "CRC mismatch in '%.200s': stored %08x, computed %08x", m->name,
-                        (unsigned)m->crc32, (unsigned)(uint32_t)crc);
-    return ERR_OK;
-}
-
-enum err_code zip_member_read(const struct zip_archive *z, const struct zip_member *m,
-                              uint64_t limit, int verify_crc, const unsigned char **data,
-                              unsigned char **owned, struct err *e)
-{
-    enum err_code rc = ERR_OK;
-    unsigned char *buf = NULL;
-    const unsigned char *p = NULL;
-
-    *data = NULL;
-    *owned = NULL;
-    if (m->method != ZIP_METHOD_STORED && m->method != ZIP_METHOD_DEFLATE)
-        return err_setc(e, ERR_FORMAT, "unsupported_compression",
-                        "member '%.200s' uses compression method %u", m->name, (unsigned)m->method);
-    if (m->usize > limit)
-        return err_setc(e, ERR_TOOBIG, "limit_exceeded",
-                        "member '%.200s' declares %llu bytes, more than the %llu allowed", m->name,
-                        (unsigned long long)m->usize, (unsigned long long)limit);
-    if (m->method == ZIP_METHOD_STORED) {
-        p = z->buf + m->data_offset;
-    } else {
-        if (m->usize > SIZE_MAX - 1) {
-            rc = err_setc(e, ERR_TOOBIG, "limit_exceeded", "member '%.200s' too large", m->name);
-            goto out;
-        }
-        buf = malloc(m->usize ? (size_t)m->usize : 1);
-        if (buf == NULL) {
-            rc = err_set(e, ERR_NOMEM, "out of memory inflating '%.200s' (%llu bytes)", m->name,
-                         (unsigned long long)m->usize);
-            goto out;
-        }
-        rc = zip_member_inflate(z, m, buf, m->usize, e);
-        if (rc)
-            goto out;
-        p = buf;
-    }
-    if (verify_crc) {
-        rc = zip_member_crc_check(m, p, m->usize, e);
-        if (rc)
-            goto out;
-    }
-    *data = p;
-    *owned = buf;
-    buf = NULL;
-out:
-    free(buf);
-    return rc;
 }

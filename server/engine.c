@@ -242,7 +242,6 @@ static enum err_code engine_load(const struct ckpt *c, const struct engine_layer
         return err_set(e, ERR_NOMEM, "tensor '%s': out of memory for %llu values", row->name,
                        (unsigned long long)t->n_elems);
     dtype_to_f64(t->dtype, data, (size_t)t->n_elems, m);
-    ckpt_tensor_done(c, row->tensor, data);
     *kind = FARMS_KIND_DENSE;
     *n_dims = 2;
     shape[0] = t->shape[0];

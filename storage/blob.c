@@ -197,6 +197,22 @@ enum err_code blob_commit(struct blob_store *b, const char *tmp_path, const char
     return fsync_path(fan, 1, e);
 }
 
+enum err_code blob_remove(struct blob_store *b, const char *sha256_hex, int *removed, struct err *e)
+{
+    char dst[PATH_MAX];
+    enum err_code rc;
+
+    if (removed != NULL)
+        *removed = 0;
+    if ((rc = blob_path(b, sha256_hex, dst, sizeof dst, e)) != ERR_OK)
+        return rc;
+    if (unlink(dst) != 0)
+        return errno == ENOENT ? ERR_OK : err_set_errno(e, ERR_IO, errno, "remove %s", dst);
+    if (removed != NULL)
+        *removed = 1;
+    return ERR_OK;
+}
+
 enum err_code blob_tmp_cleanup(struct blob_store *b, double max_age_s, int64_t *n_removed,
                                struct err *e)
 {

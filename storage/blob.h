@@ -59,6 +59,13 @@ enum err_code blob_tmp_create(struct blob_store *b, int *fd, char *path, size_t 
 enum err_code blob_commit(struct blob_store *b, const char *tmp_path, const char *sha256_hex,
                           int *existed, struct err *e);
 
+/* Remove blob `sha256_hex` (a reader that has it open keeps its bytes).
+ * *removed (may be NULL) = 1 if it existed. A missing blob is not an error.
+ * Callers make sure no checkpoint refers to it (store_run_delete).
+ * ERR_INVAL for a malformed hash, ERR_IO on failure. */
+enum err_code blob_remove(struct blob_store *b, const char *sha256_hex, int *removed,
+                          struct err *e);
+
 /* Remove files in the tmp directory last modified more than `max_age_s`
  * seconds ago (0: all). *n_removed (may be NULL) counts them. */
 enum err_code blob_tmp_cleanup(struct blob_store *b, double max_age_s, int64_t *n_removed,

@@ -68,7 +68,8 @@
 #define STORE_PAGE_MAX        10000 /* larger page sizes are clamped to this */
 #define STORE_BUSY_TIMEOUT_MS 5000
 
-struct store; /* opaque: one connection */
+struct store;      /* opaque: one connection */
+struct blob_store; /* storage/blob.h */
 
 /* --- Open and close ------------------------------------------------------- */
 
@@ -513,5 +514,81 @@ enum err_code store_checkpoints_list(struct store *s, const char *run, size_t pa
                                      const char *page_token, struct store_checkpoint_page **out,
                                      struct err *e);
 void store_checkpoint_page_free(struct store_checkpoint_page *p);
+
+/* --- Run administration (store_runinfo.c) ------------------------------------ */
+
+/* The preset that reads use when the client names none (GET routes without
+ * ?preset=): for checkpoint `step` >= 0, the preset of that checkpoint's
+ * newest succeeded job, else of its newest job; for the run (step < 0, or
+ * a step that has no checkpoint), the preset of the newest succeeded job of
+ * the run's highest analysed step, else of the run's newest job. preset and
+ * hash are "" when the run has no job (or does not exist). */
+enum err_code store_read_preset(struct store *s, const char *run, int64_t step,
+                                char preset[STORE_PRESET_MAX], char hash[STORE_HASH_LEN],
+                                struct err *e);
+
+#define STORE_RUN_PRESETS_MAX 16 /* presets listed by store_run_summary */
+
+struct store_preset_count {
+    char preset[STORE_PRESET_MAX];
+    int64_t n_checkpoints; /* checkpoints with a job under this preset */
+    int64_t n_succeeded;   /* of them, analysed (job succeeded) */
+};
+
+struct store_run_summary {
+    char name[STORE_RUN_MAX];
+    double created;                        /* unix seconds */
+    int64_t version;                       /* store_run_version */
+    int64_t n_checkpoints;                 /* checkpoints of the run */
+    int64_t first_step, last_step;         /* -1 if none */
+    char default_preset[STORE_PRESET_MAX]; /* store_read_preset(run, -1); "" if no job */
+    size_t n_presets;                      /* most checkpoints first, then by name */
+    struct store_preset_count presets[STORE_RUN_PRESETS_MAX];
+    int has_last_job;          /* 1 if the run has a job */
+    struct store_job last_job; /* the newest job (highest id) */
+};
+
+/* Fill *out with the summary of `run`. ERR_NOTFOUND if no run. */
+enum err_code store_run_summary(struct store *s, const char *run, struct store_run_summary *out,
+                                struct err *e);
+
+struct store_run_deleted {
+    int64_t n_checkpoints, n_jobs, n_layers; /* rows removed */
+    int64_t n_blobs;                         /* blobs removed */
+};
+
+/* Delete run `run` with its checkpoints, jobs and layer rows, in one write
+ * transaction that also bumps the change id (GET /v1/runs sees a new
+ * ETag). Queued jobs go with it; while a job of the run is running nothing
+ * changes and ERR_CONFLICT names it (cancel it first). With `blobs`
+ * (may be NULL), the blobs of the run's checkpoints that no checkpoint of
+ * another run refers to are removed inside the transaction, under the
+ * writers' lock, so a concurrent submit of the same bytes either sees the
+ * run's reference or finds the blob gone (api__submit restores it). The
+ * team-wide result cache and the settings stay. ERR_NOTFOUND if no run.
+ * `out` (may be NULL) counts what went. */
+enum err_code store_run_delete(struct store *s, const char *run, struct blob_store *blobs,
+                               struct store_run_deleted *out, struct err *e);
+
+/* Filter and page of store_jobs_list. */
+struct store_job_filter {
+    int state;       /* enum store_job_state, or -1: any */
+    const char *run; /* run name, or NULL: any */
+};
+
+struct store_job_page {
+    size_t n;
+    struct store_job *items;          /* owned, newest first (descending id) */
+    char next_token[STORE_TOKEN_MAX]; /* "" on the last page */
+};
+
+#define STORE_JOBS_PAGE_MAX 1000 /* a job row is ~6 KB: larger pages are clamped */
+
+/* Jobs matching `f`, newest first, keyset-paginated by id (page_size and
+ * page_token as store_layer_history, at most STORE_JOBS_PAGE_MAX). ERR_NOTFOUND if f->run names no
+ * run; ERR_INVAL for a malformed token. Free with store_job_page_free(). */
+enum err_code store_jobs_list(struct store *s, const struct store_job_filter *f, size_t page_size,
+                              const char *page_token, struct store_job_page **out, struct err *e);
+void store_job_page_free(struct store_job_page *p);
 
 #endif /* STORAGE_STORE_H */

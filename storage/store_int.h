@@ -16,7 +16,7 @@
 #include "storage/store.h"
 #include "storage/store_db.h"
 
-#define STORE__MAX_STMTS 64
+#define STORE__MAX_STMTS 96
 
 struct store__stmt_slot {
     const char *sql;     /* borrowed: a static string, the cache key */
@@ -87,10 +87,25 @@ enum err_code store__bump_run(struct store *s, int64_t run_id, struct err *e);
 enum err_code store__run_id(struct store *s, const char *name, int64_t *id, struct err *e);
 
 /* The settings for run-level reads: `given` if non-NULL (validated), else
- * the settings of the newest succeeded job of the run (checkpoint_id < 0)
- * or of that checkpoint, else of its newest job; "" if there is no job. */
+ * the settings of the newest succeeded job of the run's highest analysed
+ * step (checkpoint_id < 0) or of that checkpoint, else of the newest job;
+ * "" if there is no job (the rule of store_read_preset). */
 enum err_code store__settings_for(struct store *s, int64_t run_id, int64_t checkpoint_id,
                                   const char *given, char out[STORE_HASH_LEN], struct err *e);
+
+/* The SELECT list of a job (FROM jobs j JOIN checkpoints c JOIN runs r JOIN
+ * settings g) that store__read_job reads (store_jobs.c). */
+#define STORE__JOB_COLS                                                                   \
+    "j.id, j.state, r.name, c.step, c.id, c.content_sha256, c.source, c.path, c.format, " \
+    "c.size, j.preset, g.params, j.settings_hash, j.n_done, j.n_total, j.n_cache_hits, "  \
+    "j.error_category, j.error_message, j.created, j.started, j.finished, j.claimed_by, " \
+    "j.lease_until "
+#define STORE__JOB_FROM                                                                        \
+    "FROM jobs j JOIN checkpoints c ON c.id = j.checkpoint_id JOIN runs r ON r.id = c.run_id " \
+    "JOIN settings g ON g.hash = j.settings_hash "
+
+/* Read a row of STORE__JOB_COLS into *j. */
+void store__read_job(struct store__q *st, struct store_job *j);
 
 /* --- Page tokens (store.c) ------------------------------------------------ */
 

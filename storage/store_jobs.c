@@ -26,15 +26,9 @@ const char *store_job_state_name(enum store_job_state st)
 
 /* --- Reading a job ------------------------------------------------------------- */
 
-static const char SQL_JOB_GET[] =
-    "SELECT j.id, j.state, r.name, c.step, c.id, c.content_sha256, c.source, c.path, c.format, "
-    "c.size, j.preset, g.params, j.settings_hash, j.n_done, j.n_total, j.n_cache_hits, "
-    "j.error_category, j.error_message, j.created, j.started, j.finished, j.claimed_by, "
-    "j.lease_until "
-    "FROM jobs j JOIN checkpoints c ON c.id = j.checkpoint_id JOIN runs r ON r.id = c.run_id "
-    "JOIN settings g ON g.hash = j.settings_hash WHERE j.id = ?1";
+static const char SQL_JOB_GET[] = "SELECT " STORE__JOB_COLS STORE__JOB_FROM "WHERE j.id = ?1";
 
-static void read_job(struct store__q *st, struct store_job *j)
+void store__read_job(struct store__q *st, struct store_job *j)
 {
     memset(j, 0, sizeof *j);
     j->id = store__col_int64(st, 0);
@@ -73,7 +67,7 @@ enum err_code store_job_get(struct store *s, int64_t id, struct store_job *out, 
     store__bind_int64(st, 1, id);
     src = store__step(st);
     if (src == STORE__ROW)
-        read_job(st, out);
+        store__read_job(st, out);
     else if (src == STORE__DONE)
         rc = err_set(e, ERR_NOTFOUND, "job %" PRId64 " not found", id);
     else

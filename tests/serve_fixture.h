@@ -217,8 +217,9 @@ static inline cJSON *http_json(const struct srv *s, const char *path)
 
 /* PUT fixture `file` as run `run` step `step` and wait up to 120 s for its
  * job: the job's final state ("succeeded", ...) in state, 1 if it ended. */
-static inline int srv_upload_wait(const struct srv *s, const char *run, long step, const char *file,
-                                  char *state, size_t cap)
+static inline int srv_upload_wait_preset(const struct srv *s, const char *run, long step,
+                                         const char *file, const char *preset, char *state,
+                                         size_t cap)
 {
     char url[512], path[64];
     struct http_res r;
@@ -226,7 +227,8 @@ static inline int srv_upload_wait(const struct srv *s, const char *run, long ste
     long id = -1;
 
     snprintf(state, cap, "none");
-    snprintf(url, sizeof(url), "%s/v1/runs/%s/checkpoints?step=%ld", s->url, run, step);
+    snprintf(url, sizeof(url), "%s/v1/runs/%s/checkpoints?step=%ld%s%s", s->url, run, step,
+             preset ? "&preset=" : "", preset ? preset : "");
     http_do(url, file, NULL, &r);
     if ((r.status == 202 || r.status == 200) && (j = cJSON_Parse(r.body)) != NULL) {
         const cJSON *idj = cJSON_GetObjectItemCaseSensitive(j, "id");
@@ -251,6 +253,13 @@ static inline int srv_upload_wait(const struct srv *s, const char *run, long ste
         srv_sleep_ms(100);
     }
     return 0;
+}
+
+/* srv_upload_wait_preset without a preset (the server's default). */
+static inline int srv_upload_wait(const struct srv *s, const char *run, long step, const char *file,
+                                  char *state, size_t cap)
+{
+    return srv_upload_wait_preset(s, run, step, file, NULL, state, cap);
 }
 
 #endif /* TESTS_SERVE_FIXTURE_H */

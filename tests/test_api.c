@@ -223,6 +223,70 @@ static int n_runs(struct fx *f)
 #include "tests/test_api_ingest.inc"
 #include "tests/test_api_reads.inc"
 
+/* DELETE /v1/runs/{run}: 409 naming the running job (nothing changes), then
+ * after the cancel the run goes with its unshared blob; a shared blob stays. */
+static void test_delete_run_while_a_job_runs(void)
+{
+    struct api_request del = {.method = "DELETE", .path = "/v1/runs/busy"};
+    struct api_response r;
+    struct store_job job;
+    struct err e = {0};
+    char detail[64], sha0[65], sha1[65], cancel[64];
+    int claimed = 0;
+    struct fx f;
+    cJSON *j;
+
+    fx_open(&f);
+    j = post_upload(&f, "busy", "mlp/mlp_step0000.safetensors", "step=0", &r);
+    CHECK_EQ_INT(r.status, 202);
+    snprintf(sha0, sizeof(sha0), "%s", jstr(j, "sha256") ? jstr(j, "sha256") : "");
+    cJSON_Delete(j);
+    api_response_free(&r);
+    j = post_upload(&f, "busy", "mlp/mlp_step0100.safetensors", "step=100", &r);
+    snprintf(sha1, sizeof(sha1), "%s", jstr(j, "sha256") ? jstr(j, "sha256") : "");
+    cJSON_Delete(j);
+    api_response_free(&r);
+    j = post_upload(&f, "keeps", "mlp/mlp_step0100.safetensors", "step=1", &r);
+    CHECK_EQ_INT(r.status, 202); /* the same bytes in another run */
+    cJSON_Delete(j);
+    api_response_free(&r);
+    CHECK_EQ_INT(store_job_claim(f.s, &job, &claimed, &e), ERR_OK);
+    CHECK(claimed && strcmp(job.run, "busy") == 0);
+
+    j = call(&f, &del, &r);
+    CHECK_EQ_INT(r.status, 409);
+    CHECK_STR_EQ(jstr(j, "category"), "job_running");
+    snprintf(detail, sizeof(detail), "DELETE /v1/jobs/%lld", (long long)job.id);
+    CHECK(jstr(j, "detail") != NULL && strstr(jstr(j, "detail"), detail) != NULL);
+    cJSON_Delete(j);
+    api_response_free(&r);
+    CHECK_EQ_INT(blob_exists(f.b, sha0), 1);
+
+    snprintf(cancel, sizeof(cancel), "/v1/jobs/%lld", (long long)job.id);
+    {
+        struct api_request rq = {.method = "DELETE", .path = cancel};
+        cJSON_Delete(call(&f, &rq, &r));
+        CHECK_EQ_INT(r.status, 200);
+        api_response_free(&r);
+    }
+    j = call(&f, &del, &r);
+    CHECK_EQ_INT(r.status, 200);
+    CHECK_EQ_INT(jnum(cJSON_GetObjectItem(j, "deleted"), "checkpoints"), 2);
+    CHECK_EQ_INT(jnum(cJSON_GetObjectItem(j, "deleted"), "jobs"), 2);
+    CHECK_EQ_INT(jnum(cJSON_GetObjectItem(j, "deleted"), "blobs"), 1);
+    cJSON_Delete(j);
+    api_response_free(&r);
+    CHECK_EQ_INT(blob_exists(f.b, sha0), 0);
+    CHECK_EQ_INT(blob_exists(f.b, sha1), 1); /* run "keeps" refers to it */
+    cJSON_Delete(get(&f, "/v1/runs/busy", NULL, &r));
+    CHECK_EQ_INT(r.status, 404);
+    api_response_free(&r);
+    cJSON_Delete(call(&f, &del, &r));
+    CHECK_EQ_INT(r.status, 404);
+    api_response_free(&r);
+    fx_close(&f);
+}
+
 int main(void)
 {
     test_upload_accepted();
@@ -245,5 +309,6 @@ int main(void)
     test_ops_endpoints();
     test_tensors();
     test_query_helpers();
+    test_delete_run_while_a_job_runs();
     return check_report("test_api");
 }

@@ -8,7 +8,9 @@
  * run (steps 0, 100, 500), and runs tests/browser/dashboard.mjs
  * (playwright-core + /usr/bin/chromium): the heatmap must have one cell per
  * analysed layer and step, clicking a layer must show its history, and no
- * console error may occur. The screenshot is build/artifacts/dashboard.png.
+ * console error may occur. A second run analysed under farms-cv (and one
+ * step also under farms-llm) must show its farms-cv heatmap by default and
+ * a preset selector that switches to farms-llm. The screenshot is build/artifacts/dashboard.png.
  * Without chromium, node or playwright-core the test fails and says how to
  * install them (`make test` does, as root). Run from the repository root.
  */
@@ -191,7 +193,7 @@ static int have_browser(void)
 }
 
 /* Names of the layers of `file` that `farmsd analyze` fits (status ok). */
-static int analysed_layers(const char *file, char names[][64], int max)
+static int analysed_layers(const char *file, const char *preset, char names[][64], int max)
 {
     char cmd[256], *out = NULL;
     size_t cap = 0, len = 0;
@@ -199,7 +201,8 @@ static int analysed_layers(const char *file, char names[][64], int max)
     cJSON *j, *l;
     int n = 0;
 
-    snprintf(cmd, sizeof(cmd), SRV_FARMSD " analyze '%s' --format json --quiet", file);
+    snprintf(cmd, sizeof(cmd), SRV_FARMSD " analyze '%s' --format json --quiet --preset %s", file,
+             preset);
     p = popen(cmd, "r");
     if (p == NULL)
         return -1;
@@ -268,8 +271,9 @@ static void test_browser(void)
                                         MLP "mlp_step0100.safetensors",
                                         MLP "mlp_step0500.safetensors"};
     static const long want_steps[] = {0, 100, 500};
-    char names[16][64], state[32], url[256];
-    int n_ok = analysed_layers(files[2], names, 16), n_layers = 0, n_steps = 0;
+    char names[16][64], names_cv[16][64], state[32], url[256];
+    int n_ok = analysed_layers(files[2], "farms-llm", names, 16), n_layers = 0, n_steps = 0;
+    int n_cv = analysed_layers(files[2], "farms-cv", names_cv, 16);
     long steps[8] = {0};
     struct http_res r;
     struct srv s;
@@ -284,6 +288,16 @@ static void test_browser(void)
         CHECK(srv_upload_wait(&s, "mlp", want_steps[i], files[i], state, sizeof(state)));
         CHECK_STR_EQ(state, "succeeded");
     }
+    /* "mixed": the three steps under farms-cv, step 0 also under farms-llm:
+     * the run's preset is farms-cv (that of its latest step) */
+    CHECK_EQ_INT(n_cv, 3);
+    for (int i = 0; i < 3; i++) {
+        CHECK(srv_upload_wait_preset(&s, "mixed", want_steps[i], files[i], "farms-cv", state,
+                                     sizeof(state)));
+        CHECK_STR_EQ(state, "succeeded");
+    }
+    CHECK(srv_upload_wait_preset(&s, "mixed", 0, files[0], "farms-llm", state, sizeof(state)));
+    CHECK_STR_EQ(state, "succeeded");
     /* Over the socket: the headers of the page come through server/http.c. */
     snprintf(url, sizeof(url), "%s/", s.url);
     http_do(url, NULL, NULL, &r);
@@ -306,8 +320,10 @@ static void test_browser(void)
         mkdir("build/artifacts", 0755);
         remove(SHOT);
         /* The second layer, so the click changes the selection. */
-        snprintf(cmd, sizeof(cmd), "node tests/browser/dashboard.mjs '%s/' mlp %d '%s' 3 " SHOT,
-                 s.url, n_layers * n_steps, names[1]);
+        snprintf(cmd, sizeof(cmd),
+                 "node tests/browser/dashboard.mjs '%s/' mlp %d '%s' 3 " SHOT
+                 " mixed %d farms-llm %d",
+                 s.url, n_layers * n_steps, names[1], n_cv * 3, n_ok);
         rc = system(cmd);
         CHECK(WIFEXITED(rc) && WEXITSTATUS(rc) == 0);
         CHECK(png_ok(SHOT));

@@ -7,7 +7,9 @@
  *   - two replicas A and B: the uploads go through A, the histories read
  *     through B equal A's (body and ETag) and the reference; every tensor
  *     is analysed exactly once across both (the jobs' counters sum to the
- *     rows of the shared result cache);
+ *     rows of the shared result cache); a run deleted through B answers
+ *     404 through A at once (its cached ETags too), its blobs leave the
+ *     shared folder, the result cache stays;
  *   - kill -9 of A while it holds a job: B claims that job again once A's
  *     lease has run out and finishes it; every acknowledged checkpoint has
  *     its succeeded job; the histories equal the reference;
@@ -226,6 +228,79 @@ static int start_replica(struct srv *s, const char *url, const char *blobs)
     return srv_start(s, extra);
 }
 
+/* DELETE s->url + path: the status (0 on a transport error). */
+static long http_delete(const struct srv *s, const char *path)
+{
+    CURL *c = curl_easy_init();
+    struct http_res r;
+    char url[512];
+
+    memset(&r, 0, sizeof(r));
+    if (c == NULL)
+        return 0;
+    snprintf(url, sizeof url, "%s%s", s->url, path);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "DELETE");
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, http_body_cb);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+    curl_easy_cleanup(c);
+    free(r.body);
+    return r.status;
+}
+
+/* Regular files under `dir` (find | wc -l), -1 on failure. */
+static long count_files(const char *dir)
+{
+    char cmd[256];
+    long n = -1;
+    FILE *p;
+
+    snprintf(cmd, sizeof cmd, "find '%s' -type f | wc -l", dir);
+    if ((p = popen(cmd, "r")) == NULL)
+        return -1;
+    if (fscanf(p, "%ld", &n) != 1)
+        n = -1;
+    pclose(p);
+    return n;
+}
+
+/* GET s->url + path with If-None-Match `etag` (NULL: none): the status. */
+static long get_inm(const struct srv *s, const char *path, const char *etag)
+{
+    char url[512], hdr[160];
+    struct http_res r;
+
+    snprintf(url, sizeof url, "%s%s", s->url, path);
+    snprintf(hdr, sizeof hdr, "If-None-Match: %s", etag ? etag : "");
+    http_do(url, NULL, etag ? hdr : NULL, &r);
+    free(r.body);
+    return r.status;
+}
+
+/* A run deleted through B is gone through A at once, A's cached bodies
+ * included; its blobs go from the shared folder, the other run's and the
+ * shared result cache stay. */
+static void check_delete_across_replicas(const char *url, const char *blobs, struct srv *ra,
+                                         struct srv *rb, char etag_a[N_HIST][96])
+{
+    int64_t results = pg_count(url, "SELECT count(*) FROM results");
+
+    CHECK_EQ_INT(get_inm(ra, HIST[0], etag_a[0]), 304); /* A has it cached */
+    CHECK_EQ_INT(http_delete(rb, "/v1/runs/mlp"), 200);
+    CHECK_EQ_INT(get_inm(ra, HIST[0], etag_a[0]), 404);
+    CHECK_EQ_INT(get_inm(ra, HIST[0], NULL), 404);
+    CHECK_EQ_INT(get_inm(ra, HIST[1], etag_a[1]), 304); /* llama untouched */
+    CHECK_EQ_INT(http_delete(ra, "/v1/runs/mlp"), 404);
+    CHECK_EQ_INT(pg_count(url, "SELECT count(*) FROM checkpoints"), 3);
+    CHECK_EQ_INT(pg_count(url, "SELECT count(*) FROM jobs"), 3);
+    CHECK_EQ_INT(pg_count(url, "SELECT count(*) FROM results"), results);
+    CHECK_EQ_INT(count_files(blobs), 3);
+}
+
+
 static void test_two_replicas_share_work_and_reads(const char *url, const struct outcome *ref)
 {
     char blobs[] = "/tmp/farmsd-blobs-XXXXXX", etag_a[N_HIST][96], etag_b[N_HIST][96], cmd[128];
@@ -258,6 +333,7 @@ static void test_two_replicas_share_work_and_reads(const char *url, const struct
     CHECK_EQ_INT(b.analysed, pg_count(url, "SELECT count(*) FROM results"));
     CHECK_EQ_INT(b.analysed, ref->analysed);
     CHECK_EQ_INT(pg_count(url, "SELECT count(*) FROM jobs WHERE state = 2"), N_UPL);
+    check_delete_across_replicas(url, blobs, &ra, &rb, etag_a);
     CHECK_EQ_INT(srv_stop(&ra), 0);
     CHECK_EQ_INT(srv_stop(&rb), 0);
     outcome_free(&a);

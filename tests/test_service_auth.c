@@ -91,6 +91,11 @@ static void test_auth(const struct svc *s)
     /* DELETE needs the write scope; HEAD the read scope */
     CHECK_EQ_INT(with_token(s, "DELETE", "/v1/jobs/1", READ_TOKEN, NULL, &r), 403);
     svc_resp_free(&r);
+    CHECK_EQ_INT(with_token(s, "DELETE", "/v1/runs/auth", READ_TOKEN, NULL, &r), 403);
+    CHECK(strstr(r.www_authenticate, "scope=\"write\"") != NULL);
+    svc_resp_free(&r);
+    CHECK_EQ_INT(with_token(s, "GET", "/v1/runs/auth", READ_TOKEN, NULL, &r), 200);
+    svc_resp_free(&r); /* the refused delete changed nothing */
     CHECK_EQ_INT(svc_req(s, "HEAD", "/v1/runs", NULL, NULL, 0, NULL, &r), 401);
     svc_resp_free(&r);
     {

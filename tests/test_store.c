@@ -18,6 +18,7 @@
 #include <sqlite3.h>
 
 #include "core/thash.h"
+#include "storage/blob.h"
 #include "tests/check.h"
 #include "tests/pg_util.h"
 
@@ -1158,6 +1159,111 @@ static void test_migrate_v1_in_place(void)
 }
 
 /* Every case but those about SQLite files. */
+/* --- Deleting a run ---------------------------------------------------------------- */
+
+/* A blob for the text `content` in `b` (its hash as sha_of gives it). */
+static void put_blob(struct blob_store *b, const char *content)
+{
+    char sha[STORE_HASH_LEN], path[1024];
+    struct err e = {0};
+    int fd = -1;
+
+    sha_of(content, sha);
+    ERR_ASSERT(blob_tmp_create(b, &fd, path, sizeof path, &e) == ERR_OK);
+    ERR_ASSERT(write(fd, content, strlen(content)) == (ssize_t)strlen(content));
+    close(fd);
+    ERR_ASSERT(blob_commit(b, path, sha, NULL, &e) == ERR_OK);
+}
+
+/* DELETE /v1/runs/{run} underneath: refused while a job runs; then the run,
+ * its checkpoints, jobs and layer rows go in one transaction that moves the
+ * change id, and only the blobs no other run refers to. */
+static void test_run_delete(void)
+{
+    struct store *s = open_mem();
+    struct store_run_deleted d = {0};
+    struct blob_store *b = NULL;
+    struct store_job job;
+    struct store_checkpoint k;
+    struct err e = {0};
+    char dir[] = "/tmp/test_store_blobs_XXXXXX", cmd[128], sha1[STORE_HASH_LEN],
+         sha2[STORE_HASH_LEN];
+    int64_t a = submit_ok(s, "r", 1), q = submit_ok(s, "r", 2), v0 = 0, v1 = 0, ver = 0;
+    int existed = 0, claimed = 0;
+    struct store_layer row = {.name = "w", .kind = LAYER_KIND_LINEAR, .ndim = 0};
+
+    ERR_ASSERT(mkdtemp(dir) != NULL);
+    ERR_ASSERT(blob_store_open(dir, &b, &e) == ERR_OK);
+    put_blob(b, "r@1");
+    put_blob(b, "r@2");
+    sha_of("r@1", sha1);
+    sha_of("r@2", sha2);
+    /* run "o" holds the same bytes as r@1 */
+    CHECK_EQ_INT(submit(s, "o", 5, "r@1", "farms-llm", PARAMS_LLM, &job, &existed, &e), ERR_OK);
+    CHECK_EQ_INT(store_job_claim(s, &job, &claimed, &e), ERR_OK);
+    CHECK_EQ_INT(job.id, a);
+    /* a running job: nothing changes, the answer names it */
+    CHECK_EQ_INT(store_run_delete(s, "r", b, &d, &e), ERR_CONFLICT);
+    CHECK(strstr(e.msg, "is running") != NULL);
+    CHECK_EQ_INT(store_checkpoint_get(s, "r", 2, &k, &e), ERR_OK);
+    CHECK_EQ_INT(blob_exists(b, sha2), 1);
+    CHECK_EQ_INT(store_layers_put(s, job.checkpoint_id, job.settings_hash, &row, 1, &e), ERR_OK);
+    CHECK_EQ_INT(store_job_finish(s, a, STORE_JOB_SUCCEEDED, NULL, NULL, &e), ERR_OK);
+    CHECK_EQ_INT(store_runs_version(s, &v0, &e), ERR_OK);
+    /* finished and queued jobs go with the run */
+    CHECK_EQ_INT(store_run_delete(s, "r", b, &d, &e), ERR_OK);
+    CHECK_EQ_INT(d.n_checkpoints, 2);
+    CHECK_EQ_INT(d.n_jobs, 2);
+    CHECK_EQ_INT(d.n_layers, 1);
+    CHECK_EQ_INT(d.n_blobs, 1);
+    CHECK_EQ_INT(blob_exists(b, sha1), 1); /* run "o" still refers to it */
+    CHECK_EQ_INT(blob_exists(b, sha2), 0);
+    CHECK_EQ_INT(store_runs_version(s, &v1, &e), ERR_OK);
+    CHECK(v1 > v0);
+    CHECK_EQ_INT(store_run_version(s, "r", &ver, &e), ERR_NOTFOUND);
+    CHECK_EQ_INT(store_job_get(s, q, &job, &e), ERR_NOTFOUND);
+    CHECK_EQ_INT(store_job_get(s, a, &job, &e), ERR_NOTFOUND);
+    CHECK_EQ_INT(store_job_claim(s, &job, &claimed, &e), ERR_OK); /* o@5 is next, not r@2 */
+    CHECK(claimed && strcmp(job.run, "o") == 0);
+    CHECK_EQ_INT(store_checkpoint_get(s, "o", 5, &k, &e), ERR_OK);
+    CHECK_EQ_INT(store_run_delete(s, "r", b, &d, &e), ERR_NOTFOUND);
+    /* the name can be used again, from scratch */
+    CHECK(submit_ok(s, "r", 2) > q);
+    blob_store_close(b);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    CHECK_EQ_INT(system(cmd), 0);
+    store_close(s);
+}
+
+/* The preset reads use without ?preset=: the checkpoint's own, else that of
+ * the run's highest analysed step; a queued job counts only when nothing
+ * succeeded. */
+static void test_read_preset(void)
+{
+    struct store *s = open_mem();
+    char preset[STORE_PRESET_MAX], hash[STORE_HASH_LEN];
+    struct store_job job;
+    struct err e = {0};
+    int existed = 0, claimed = 0;
+
+    CHECK_EQ_INT(store_read_preset(s, "none", -1, preset, hash, &e), ERR_OK);
+    CHECK_STR_EQ(preset, "");
+    CHECK_EQ_INT(submit(s, "r", 1, "a", "farms-cv", PARAMS_CV, &job, &existed, &e), ERR_OK);
+    CHECK_EQ_INT(submit(s, "r", 2, "b", "farms-llm", PARAMS_LLM, &job, &existed, &e), ERR_OK);
+    CHECK_EQ_INT(store_read_preset(s, "r", -1, preset, hash, &e), ERR_OK);
+    CHECK_STR_EQ(preset, "farms-llm"); /* nothing succeeded: the newest job */
+    CHECK_EQ_INT(store_job_claim(s, &job, &claimed, &e), ERR_OK);
+    CHECK_EQ_INT(store_job_finish(s, job.id, STORE_JOB_SUCCEEDED, NULL, NULL, &e), ERR_OK);
+    CHECK_EQ_INT(store_read_preset(s, "r", -1, preset, hash, &e), ERR_OK);
+    CHECK_STR_EQ(preset, "farms-cv"); /* step 1 is the only analysed step */
+    CHECK_EQ_INT(strlen(hash), 64);
+    CHECK_EQ_INT(store_read_preset(s, "r", 2, preset, hash, &e), ERR_OK);
+    CHECK_STR_EQ(preset, "farms-llm"); /* the checkpoint's own */
+    CHECK_EQ_INT(store_read_preset(s, "r", 9, preset, hash, &e), ERR_OK);
+    CHECK_STR_EQ(preset, "farms-cv"); /* no such step: the run's */
+    store_close(s);
+}
+
 static void run_portable_cases(void)
 {
     test_open_twice_migrates_once();
@@ -1177,6 +1283,8 @@ static void run_portable_cases(void)
     test_version_changes_on_writes_only();
     test_cache_carries_the_histogram();
     test_layer_get_with_histogram();
+    test_run_delete();
+    test_read_preset();
 }
 
 int main(void)

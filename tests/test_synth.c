@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "core/ckpt.h"
-#include "core/fmap.h"
+#include "core/rfile.h"
 #include "core/thash.h"
 #include "core/zip.h"
 #include "server/cli_synth.h"
@@ -157,15 +157,14 @@ out:
 /* Every stored member's data starts on a 64-byte boundary, as torch writes them. */
 static void test_torch_members_are_64_byte_aligned(void)
 {
-    struct fmap m = {0};
+    struct rfile m;
     struct zip_archive *z = NULL;
     struct err e;
     size_t aligned = 0;
 
-    if (fmap_open(path("r.pt"), &m, &e) != ERR_OK ||
-        zip_parse(m.data, m.size, 1000, &z, &e) != ERR_OK) {
+    if (rfile_open(path("r.pt"), &m, &e) != ERR_OK || zip_parse_file(&m, 1000, &z, &e) != ERR_OK) {
         CHECK(0);
-        fmap_close(&m);
+        rfile_close(&m);
         return;
     }
     CHECK_EQ_INT((int)zip_n_members(z),
@@ -175,7 +174,7 @@ static void test_torch_members_are_64_byte_aligned(void)
     CHECK_EQ_INT((int)aligned, (int)zip_n_members(z));
     CHECK(zip_find(z, "r/data.pkl") != NULL && zip_find(z, "r/version") != NULL);
     zip_free(z);
-    fmap_close(&m);
+    rfile_close(&m);
 }
 
 /* Every finite binary16 value survives decode (dtype.c) then encode; ties

@@ -144,17 +144,17 @@ static enum err_code mem_read(const struct ckpt *c, size_t i, struct ckpt_buf *b
     uint64_t n = c->tensors[i].nbytes;
     enum err_code rc;
 
-    if (!m->swapped) {
-        *data = src; /* zero copy, like a mapped little-endian tensor */
-        return ERR_OK;
-    }
-    rc = ckpt__buf_reserve(c, buf, n, e);
+    rc = ckpt__buf_reserve(c, buf, n ? n : 1, e);
     if (rc)
         return rc;
+    *data = buf->data; /* always a copy in the caller's buffer (ckpt.h) */
+    if (!m->swapped) {
+        memcpy(buf->data, src, (size_t)n);
+        return ERR_OK;
+    }
     for (uint64_t k = 0; k + 3 < n; k += 4)
         for (int b = 0; b < 4; b++)
             ((unsigned char *)buf->data)[k + (uint64_t)b] = src[k + 3 - (uint64_t)b];
-    *data = buf->data;
     return ERR_OK;
 }
 

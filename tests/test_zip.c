@@ -132,7 +132,10 @@ static void test_stored_members(void)
     CHECK(zip_find(a, "archive/versions") == NULL);
     CHECK_EQ_INT(m->data_offset, 30 + 16 + 7 + 30 + 15);
     CHECK_EQ_INT(zip_member_read(a, m, 100, 1, &data, &owned, &e), ERR_OK);
-    CHECK(owned == NULL && data == z.buf + m->data_offset && memcmp(data, "3\n", 2) == 0);
+    /* a copy, never a pointer into the archive's bytes */
+    CHECK(owned != NULL && data == owned && data != z.buf + m->data_offset &&
+          memcmp(data, "3\n", 2) == 0);
+    free(owned);
     CHECK_EQ_INT(zip_member_read(a, zip_member_at(a, 0), 6, 1, &data, &owned, &e), ERR_TOOBIG);
     CHECK_STR_EQ(err_category(&e), "limit_exceeded");
     zip_free(a);
@@ -219,11 +222,14 @@ static void test_crc(void)
     if (a == NULL)
         return;
     CHECK_EQ_INT(zip_member_read(a, zip_find(a, "a/good"), 10, 1, &data, &owned, &e), ERR_OK);
+    free(owned);
     CHECK_EQ_INT(zip_member_read(a, zip_find(a, "a/bad"), 10, 1, &data, &owned, &e), ERR_FORMAT);
     CHECK_STR_EQ(err_category(&e), "invalid_zip");
-    CHECK(data == NULL);
+    CHECK(data == NULL && owned == NULL);
     CHECK_EQ_INT(zip_member_read(a, zip_find(a, "a/bad"), 10, 0, &data, &owned, &e), ERR_OK);
+    free(owned);
     CHECK_EQ_INT(zip_member_read(a, zip_find(a, "a/none"), 10, 1, &data, &owned, &e), ERR_OK);
+    free(owned);
     zip_free(a);
 }
 
@@ -346,6 +352,125 @@ static void test_fixture_variants(void)
     free(ref);
 }
 
+/* `n` empty stored members "m/00000".. whose end record counts `count`
+ * entries (no zip64 records); *len gets the size. Heap buffer. */
+static unsigned char *many_members(unsigned n, unsigned count, size_t *len)
+{
+    size_t per_local = 30 + 7, per_cd = 46 + 7, cd_off = (size_t)n * per_local;
+    size_t total = cd_off + (size_t)n * per_cd + 22;
+    unsigned char *b = calloc(1, total), *c, *e;
+
+    if (b == NULL)
+        return NULL;
+    for (unsigned i = 0; i < n; i++) {
+        unsigned char *l = b + (size_t)i * per_local;
+        char name[16];
+        snprintf(name, sizeof(name), "m/%05u", i % 100000);
+        put_sig(l, 3, 4);
+        put16(l + 26, 7);
+        memcpy(l + 30, name, 7); /* NOLINT(bugprone-not-null-terminated-result): no NUL in ZIP */
+        c = b + cd_off + (size_t)i * per_cd;
+        put_sig(c, 1, 2);
+        put16(c + 28, 7);
+        put32(c + 42, (uint32_t)((size_t)i * per_local));
+        memcpy(c + 46, name, 7); /* NOLINT(bugprone-not-null-terminated-result): no NUL in ZIP */
+    }
+    e = b + total - 22;
+    put_sig(e, 5, 6);
+    put16(e + 8, count);
+    put16(e + 10, count);
+    put32(e + 12, (uint32_t)((size_t)n * per_cd));
+    put32(e + 16, (uint32_t)cd_off);
+    *len = total;
+    return b;
+}
+
+/* An end record counting 0xFFFF entries without a zip64 record is a real
+ * count (Python's zipfile writes 65 535 members so), as long as the central
+ * directory holds them all. */
+static void test_65535_members(void)
+{
+    struct zip_archive *a = NULL;
+    struct err e = {0};
+    size_t len = 0;
+    unsigned char *b = many_members(65535, 0xFFFF, &len);
+
+    CHECK(b != NULL);
+    if (b == NULL)
+        return;
+    CHECK_EQ_INT(zip_parse(b, len, 1u << 20, &a, &e), ERR_OK);
+    CHECK_EQ_INT(a != NULL ? zip_n_members(a) : 0, 65535);
+    CHECK(a != NULL && zip_find(a, "m/65534") != NULL && zip_find(a, "m/00000") != NULL);
+    CHECK(a != NULL && zip_find(a, "m/65535") == NULL);
+    zip_free(a);
+    CHECK_STR_EQ(parse_cat(b, len, 65534), "limit_exceeded"); /* the member cap still applies */
+    free(b);
+    b = many_members(65534, 0xFFFF, &len); /* claims one entry more than it holds */
+    CHECK(b != NULL);
+    if (b != NULL)
+        CHECK_STR_EQ(parse_cat(b, len, 1u << 20), "invalid_zip");
+    free(b);
+}
+
+/* A stream stops after a prefix without inflating the rest; finish checks
+ * the exact size and the CRC-32. */
+static void test_stream_prefix(void)
+{
+    static unsigned char text[100000], packed[200000];
+    struct zb *z = calloc(1, sizeof(*z));
+    struct zip_archive *a = NULL;
+    struct zip_stream *s = NULL;
+    struct err e = {0};
+    unsigned char got[16];
+    uLongf n = sizeof(packed);
+    z_stream zs;
+
+    if (z == NULL)
+        return;
+    for (size_t i = 0; i < sizeof(text); i++)
+        text[i] = (unsigned char)('a' + i % 7);
+    memset(&zs, 0, sizeof(zs));
+    deflateInit2(&zs, 9, Z_DEFLATED, -MAX_WBITS, 8, Z_DEFAULT_STRATEGY);
+    zs.next_in = text;
+    zs.avail_in = sizeof(text);
+    zs.next_out = packed;
+    zs.avail_out = (uInt)n;
+    CHECK_EQ_INT(deflate(&zs, Z_FINISH), Z_STREAM_END);
+    n = zs.total_out;
+    deflateEnd(&zs);
+    CHECK(n < 4000); /* fits the builder */
+    zb_add(z, "a/t", packed, n, 8, 0, (uint32_t)n, sizeof(text),
+           (uint32_t)crc32(0, text, sizeof(text)));
+    zb_add(z, "a/badcrc", packed, n, 8, 0, (uint32_t)n, sizeof(text), 0x1234u);
+    zb_finish(z);
+    CHECK_EQ_INT(zip_parse(z->buf, z->len, 10, &a, &e), ERR_OK);
+    if (a != NULL) {
+        CHECK_EQ_INT(zip_stream_open(a, zip_find(a, "a/t"), 1, &s, &e), ERR_OK);
+        CHECK_EQ_INT(s ? zip_stream_read(s, got, 5, &e) : ERR_INTERNAL, ERR_OK);
+        CHECK(memcmp(got, "abcde", 5) == 0);
+        CHECK_EQ_INT(s ? zip_stream_skip(s, 70000, &e) : ERR_INTERNAL, ERR_OK);
+        CHECK_EQ_INT(s ? zip_stream_read(s, got, 2, &e) : ERR_INTERNAL, ERR_OK);
+        CHECK(got[0] == 'a' + 70005 % 7 && got[1] == 'a' + 70006 % 7);
+        CHECK_EQ_INT(s ? zip_stream_finish(s, &e) : ERR_INTERNAL, ERR_OK);
+        zip_stream_close(s);
+        s = NULL;
+        CHECK_EQ_INT(zip_stream_open(a, zip_find(a, "a/t"), 0, &s, &e), ERR_OK);
+        CHECK_EQ_INT(s ? zip_stream_read(s, got, 3, &e) : ERR_INTERNAL, ERR_OK);
+        zip_stream_close(s); /* stopping early is fine */
+        s = NULL;
+        CHECK_EQ_INT(zip_stream_open(a, zip_find(a, "a/t"), 0, &s, &e), ERR_OK);
+        CHECK_EQ_INT(s ? zip_stream_skip(s, sizeof(text) + 1, &e) : ERR_INTERNAL, ERR_FORMAT);
+        zip_stream_close(s);
+        s = NULL;
+        CHECK_EQ_INT(zip_stream_open(a, zip_find(a, "a/badcrc"), 1, &s, &e), ERR_OK);
+        CHECK_EQ_INT(s ? zip_stream_finish(s, &e) : ERR_INTERNAL, ERR_FORMAT);
+        CHECK(strstr(e.msg, "CRC mismatch") != NULL);
+        zip_stream_close(s);
+    }
+    zip_free(a);
+    free(z);
+}
+
 int main(void)
 {
     test_stored_members();
@@ -355,5 +480,7 @@ int main(void)
     test_crc();
     test_deflate();
     test_fixture_variants();
+    test_65535_members();
+    test_stream_prefix();
     return check_report("test_zip");
 }

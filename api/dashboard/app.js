@@ -4,7 +4,10 @@
  * run's alpha heatmap (/v1/runs/{run}/history), its latest layers
  * (/v1/runs/{run}/layers) and the selected layer's history. Every read is
  * polled with If-None-Match; a 304 leaves the view as it is. State lives in
- * the URL hash (#run=NAME&layer=NAME) so a reload shows the same view.
+ * the URL hash (#run=NAME&layer=NAME&preset=P) so a reload shows the same
+ * view. Reads name no preset unless the user picks one: the server answers
+ * with the run's own (/v1/runs/{run} says which, and which others the run
+ * holds; the preset selector appears only when there is more than one).
  */
 "use strict";
 
@@ -19,6 +22,7 @@ const SCALE_MIN = 1, SCALE_MAX = 7; /* alpha range of the colour scale (centre 4
 
 const state = {
   runs: [], run: null, layer: null, heat: null, latest: null, history: null,
+  preset: null /* null: the run's default */, summary: null,
   routes: null, token: localStorage.getItem("farmsd.token") || "", timer: 0, busy: false,
 };
 const etags = new Map(); /* url -> {etag, data} */
@@ -70,6 +74,9 @@ async function getJSON(url) {
 const enc = encodeURIComponent;
 const runURL = (run) => `/v1/runs/${enc(run)}`;
 const layerURL = (run, layer) => `${runURL(run)}/layers/${enc(layer)}`;
+
+/* "&preset=P" when the user picked one, else "" (the run's own). */
+const presetQ = (sep) => (state.preset ? `${sep}preset=${enc(state.preset)}` : "");
 
 function hasRoute(path) {
   return !!state.routes && state.routes.some((r) => r.method === "GET" && r.path === path);
@@ -234,7 +241,7 @@ function renderEsd() {
     box.replaceChildren(el("p", { class: "empty", text: "No ESD plot: this server has no ESD endpoint." }));
     return;
   }
-  const img = el("img", { src: `${layerURL(state.run, state.layer)}/esd.svg`, alt: `eigenvalue spectrum of ${state.layer}`, class: "esd" });
+  const img = el("img", { src: `${layerURL(state.run, state.layer)}/esd.svg${presetQ("?")}`, alt: `eigenvalue spectrum of ${state.layer}`, class: "esd" });
   img.addEventListener("error", () => box.replaceChildren(el("p", { class: "empty", text: "No ESD plot for this layer." })));
   box.replaceChildren(img);
 }
@@ -281,6 +288,7 @@ function saveHash() {
   const p = new URLSearchParams();
   if (state.run) p.set("run", state.run);
   if (state.layer) p.set("layer", state.layer);
+  if (state.preset) p.set("preset", state.preset);
   history.replaceState(null, "", `#${p.toString()}`);
 }
 
@@ -295,12 +303,36 @@ async function loadRuns() {
     state.run = byTime.length ? byTime[0].name : null;
   }
   if (state.run) sel.value = state.run;
-  const r = state.runs.find((x) => x.name === state.run);
-  $("run-info").textContent = r ? `${r.checkpoints} checkpoints, last step ${r.last_step === null ? "\u2013" : r.last_step}` : "";
+  renderRunInfo();
+}
+
+function renderRunInfo() {
+  const r = state.runs.find((x) => x.name === state.run), u = state.summary;
+  const preset = state.preset || (u ? u.default_preset : null);
+  $("run-info").textContent = r ? `${r.checkpoints} checkpoints, last step ${r.last_step === null ? "\u2013" : r.last_step}` +
+    (preset ? ` \u00b7 ${preset}` : "") : "";
+}
+
+/* The run's summary: its presets and the one reads default to. */
+async function loadSummary() {
+  const sel = $("preset-select");
+  if (!hasRoute("/v1/runs/{run}")) { sel.parentElement.hidden = true; return; }
+  const { changed, data } = await getJSON(runURL(state.run));
+  if (!changed && state.summary) return;
+  state.summary = data;
+  const names = data.presets.map((p) => p.name);
+  if (state.preset && !names.includes(state.preset)) names.push(state.preset);
+  sel.replaceChildren(...names.map((n) => {
+    const p = data.presets.find((x) => x.name === n);
+    return el("option", { value: n, text: p ? `${n} (${p.analysed} analysed)` : n });
+  }));
+  sel.value = state.preset || data.default_preset;
+  sel.parentElement.hidden = names.length < 2;
+  renderRunInfo();
 }
 
 async function loadHeatmap() {
-  const first = `${runURL(state.run)}/history?metric=alpha&page_size=1000`;
+  const first = `${runURL(state.run)}/history?metric=alpha&page_size=1000${presetQ("&")}`;
   const { changed, data } = await getJSON(first);
   if (!changed && state.heat) return false;
   const hm = { steps: [...data.steps], layers: data.layers.map((l) => ({ name: l.name, values: [...l.values] })) };
@@ -322,7 +354,7 @@ async function loadHeatmap() {
 }
 
 async function loadLatest() {
-  const { changed, data } = await getJSON(`${runURL(state.run)}/layers`);
+  const { changed, data } = await getJSON(`${runURL(state.run)}/layers${presetQ("?")}`);
   if (!changed && state.latest) return false;
   state.latest = data;
   return true;
@@ -330,7 +362,7 @@ async function loadLatest() {
 
 async function loadHistory() {
   if (!state.layer) { state.history = null; return true; }
-  const { changed, data } = await getJSON(`${layerURL(state.run, state.layer)}/history?metrics=alpha,D`);
+  const { changed, data } = await getJSON(`${layerURL(state.run, state.layer)}/history?metrics=alpha,D${presetQ("&")}`);
   if (!changed && state.history && state.history.layer === state.layer) return false;
   state.history = data;
   return true;
@@ -343,6 +375,7 @@ async function refresh() {
     if (!state.routes) state.routes = (await getJSON("/dashboard/routes.json")).data.routes;
     await loadRuns();
     if (state.run) {
+      await loadSummary();
       if (await loadHeatmap()) renderHeatmap();
       if (await loadLatest()) renderLatest();
       if (await loadHistory()) { renderHistory(); renderEsd(); }
@@ -367,6 +400,15 @@ async function refresh() {
 
 async function selectRun(run) {
   state.run = run; state.layer = null; state.heat = state.latest = state.history = null;
+  state.preset = null; state.summary = null;
+  saveHash();
+  renderHistory(); renderEsd();
+  await refresh();
+}
+
+async function selectPreset(preset) {
+  state.preset = state.summary && preset === state.summary.default_preset ? null : preset;
+  state.layer = null; state.heat = state.latest = state.history = state.summary = null;
   saveHash();
   renderHistory(); renderEsd();
   await refresh();
@@ -387,9 +429,10 @@ async function selectLayer(layer) {
 
 function init() {
   const p = new URLSearchParams(location.hash.slice(1));
-  state.run = p.get("run"); state.layer = p.get("layer");
+  state.run = p.get("run"); state.layer = p.get("layer"); state.preset = p.get("preset");
   renderLegend();
   $("run-select").addEventListener("change", (ev) => selectRun(ev.target.value));
+  $("preset-select").addEventListener("change", (ev) => selectPreset(ev.target.value));
   const onPick = (ev) => {
     const t = ev.target.closest("[data-layer]");
     if (t) selectLayer(t.getAttribute("data-layer"));

@@ -251,8 +251,45 @@ class FarmsdClient:
         return self.request("GET", f"/v1/runs/{_q(run)}/checkpoints/{int(step)}",
                             query={"preset": preset})
 
+    def run(self, run: str) -> Dict[str, Any]:
+        """The run's summary: checkpoints, first_step, last_step, the presets
+        present ({"name", "checkpoints", "analysed"}), default_preset (what
+        reads without a preset use) and last_job (a job dict or None)."""
+        return self.request("GET", f"/v1/runs/{_q(run)}")
+
+    def delete_run(self, run: str) -> Dict[str, Any]:
+        """Delete `run` with its checkpoints, jobs and layer results (the
+        uploaded files no other run shares go too; the tensor cache stays):
+        {"run", "deleted": {"checkpoints", "jobs", "layer_rows", "blobs"}}.
+        FarmsdError(409, category "job_running") while one of its jobs runs:
+        cancel it (cancel_job) first."""
+        return self.request("DELETE", f"/v1/runs/{_q(run)}")
+
+    def cancel_job(self, job_id: int) -> Dict[str, Any]:
+        """Cancel a queued or running job: the job dict, now canceled."""
+        return self.request("DELETE", f"/v1/jobs/{int(job_id)}")
+
+    def jobs(self, state: Optional[str] = None, run: Optional[str] = None,
+             limit: Optional[int] = None) -> List[Dict[str, Any]]:
+        """Jobs newest first, of one `state` ("queued", "running",
+        "succeeded", "failed", "canceled") and/or one `run`; every page
+        fetched, at most `limit` jobs (None: all)."""
+        out: List[Dict[str, Any]] = []
+        token = None
+        while limit is None or len(out) < limit:
+            r = self.request("GET", "/v1/jobs", query={"state": state, "run": run,
+                                                      "page_size": 1000, "page_token": token})
+            out.extend(r["jobs"])
+            token = r.get("next_page_token")
+            if not token:
+                break
+        return out if limit is None else out[:limit]
+
     def latest_layers(self, run: str, preset: Optional[str] = None) -> List[Dict[str, Any]]:
-        """The latest result of every layer: a list of layer dicts with `step`."""
+        """The latest result of every layer: a list of layer dicts with `step`.
+        Without `preset`, the run's own (the preset its latest step was
+        analysed with, run()["default_preset"]), so a run uploaded with
+        preset="farms-cv" reads back without naming it again."""
         return self.request("GET", f"/v1/runs/{_q(run)}/layers",
                             query={"preset": preset})["layers"]
 

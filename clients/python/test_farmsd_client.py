@@ -32,10 +32,10 @@ MLP = "tests/fixtures/checkpoints/mlp/"
 FARMSD = os.environ.get("FARMSD_BIN", "build/san/farmsd")
 
 
-def analyze(path):
+def analyze(path, preset="farms-llm"):
     """{layer name: alpha} of the layers `farmsd analyze` fits (status ok)."""
-    out = subprocess.run([FARMSD, "analyze", path, "--format", "json", "--quiet"],
-                         check=True, capture_output=True).stdout
+    out = subprocess.run([FARMSD, "analyze", path, "--format", "json", "--quiet",
+                          "--preset", preset], check=True, capture_output=True).stdout
     return {l["name"]: l["alpha"] for l in json.loads(out)["layers"] if l["status"] == "ok"}
 
 
@@ -139,6 +139,39 @@ class AgainstServer(unittest.TestCase):
         p.stderr.close()
         self.assertEqual(p.wait(timeout=30), 0)
         self.assertNotIn(b"Traceback", err)
+
+    def test_a_farms_cv_run_reads_back_without_naming_the_preset(self):
+        for step in (0, 500):
+            j = self.c.post_checkpoint("client-cv", step, MLP + f"mlp_step{step:04d}.safetensors",
+                                       preset="farms-cv")
+            self.assertEqual(self.c.wait_job(j, timeout=120, poll=0.2)["state"], "succeeded")
+        want = analyze(MLP + "mlp_step0500.safetensors", "farms-cv")
+        self.assertNotEqual(want, self.want500)  # the presets differ on these weights
+        latest = {l["name"]: l["alpha"] for l in self.c.latest_layers("client-cv")
+                  if l["status"] == "ok"}
+        self.assertEqual(sorted(latest), sorted(want))
+        for name, alpha in want.items():
+            self.assertAlmostEqual(latest[name], alpha, places=9)
+        summary = self.c.run("client-cv")
+        self.assertEqual(summary["default_preset"], "farms-cv")
+        self.assertEqual([(p["name"], p["analysed"]) for p in summary["presets"]],
+                         [("farms-cv", 2)])
+        self.assertEqual((summary["first_step"], summary["last_step"]), (0, 500))
+        self.assertEqual(summary["last_job"]["state"], "succeeded")
+
+    def test_jobs_and_delete_run(self):
+        j = self.c.post_checkpoint("client-del", 7, MLP + "mlp_step0100.safetensors")
+        self.c.wait_job(j, timeout=120, poll=0.2)
+        listed = self.c.jobs(run="client-del")
+        self.assertEqual([x["id"] for x in listed], [j["id"]])
+        self.assertEqual(self.c.jobs(run="client-del", state="failed"), [])
+        gone = self.c.delete_run("client-del")
+        self.assertEqual(gone["deleted"]["checkpoints"], 1)
+        self.assertEqual(gone["deleted"]["jobs"], 1)
+        with self.assertRaises(FarmsdError) as cm:
+            self.c.run("client-del")
+        self.assertEqual(cm.exception.status, 404)
+        self.assertNotIn("client-del", [r["name"] for r in self.c.runs()])
 
     def test_unknown_run_is_404(self):
         with self.assertRaises(FarmsdError) as cm:
