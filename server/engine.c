@@ -200,8 +200,10 @@ static void engine_unit_work(void *item, unsigned worker)
 
 /* The bytes about to be analysed are the bytes engine_select hashed (when
  * it hashed): nothing is analysed, or cached under a tensor hash, from
- * other bytes. A second SHA-256 of a buffer in memory costs little next to
- * the layer's eigensolves. A mismatch means the file changed in between. */
+ * other bytes. `data` is the private copy ckpt_tensor_read made, so the
+ * bytes hashed here are the bytes converted next, whatever happens to the
+ * file meanwhile. A second SHA-256 of a buffer in memory costs little next
+ * to the layer's eigensolves. A mismatch means the file changed in between. */
 static enum err_code engine_verify(const struct engine_layer *row, const void *data,
                                    uint64_t nbytes, struct err *e)
 {
@@ -233,10 +235,8 @@ static enum err_code engine_load(const struct ckpt *c, const struct engine_layer
     rc = ckpt_tensor_read(c, row->tensor, buf, &data, e);
     if (rc == ERR_OK)
         rc = engine_verify(row, data, t->nbytes, e);
-    if (rc) {
-        ckpt_tensor_done(c, row->tensor, data);
+    if (rc)
         return rc;
-    }
     m = malloc((size_t)t->n_elems * sizeof(*m));
     if (m == NULL)
         return err_set(e, ERR_NOMEM, "tensor '%s': out of memory for %llu values", row->name,
