@@ -227,6 +227,23 @@ static enum err_code worker_verify_path(const struct worker_job *j, struct err *
     return ERR_OK;
 }
 
+/* Before a long uninterruptible step (the identity check reads the whole
+ * file): ERR_CANCELED if the server is stopping or the job was canceled
+ * (j->canceled then set), so a shutdown need not wait for it. */
+static enum err_code worker_check_stop(struct worker_job *j, struct err *e)
+{
+    enum store_job_state st = STORE_JOB_RUNNING;
+    struct err se;
+
+    if (worker_stopping(j->w))
+        return err_set(e, ERR_CANCELED, "stopping");
+    if (store_job_state(j->s, j->job.id, &st, &se) == ERR_OK && st == STORE_JOB_CANCELED) {
+        j->canceled = 1;
+        return err_set(e, ERR_CANCELED, "job %lld is canceled", (long long)j->job.id);
+    }
+    return ERR_OK;
+}
+
 /* A path job failed with `rc` and `e`: if the file changed since the
  * submission (a truncated file fails to parse or read, a replaced one may
  * be malformed), say so, category "changed", instead of the symptom.
@@ -269,6 +286,8 @@ static enum err_code worker_analyse(struct worker_job *j, struct err *e)
     o = (struct engine_opts){&params, NULL, NULL, 1, worker_progress, j};
     if (rc == ERR_OK)
         rc = engine_select(c, &o, &r, e);
+    if (rc == ERR_OK && in_place)
+        rc = worker_check_stop(j, e);
     if (rc == ERR_OK && in_place)
         rc = worker_verify_path(j, e);
     if (rc == ERR_OK)
