@@ -11,27 +11,27 @@
  *     a 400 only if it lies lexically under a root, else 403 (no probing of
  *     other folders);
  *   - for a shard index or folder, every shard's realpath lies under an
- *     allowed root too.
- * Content identity (the run+step+content rule): a file's SHA-256; for an
- * index or folder, the SHA-256 of "<shard name>\0<shard sha256 hex>\n" over
- * the shards in name order. No blob is written.
+ *     allowed root too;
+ *   - the file and every shard are regular files (a FIFO, socket or device
+ *     is a 422 not_regular_file, found by fstat before any read: nothing
+ *     blocks on it).
+ * Content identity (the run+step+content rule, core/ckpt_id.h): a file's
+ * SHA-256; for an index or folder, the SHA-256 of
+ * "<shard name>\0<shard sha256 hex>\n" over the shards in name order. No
+ * blob is written: the job reads the path again, and the worker checks
+ * this identity again before it analyses (server/worker.c), so a file that
+ * changed after the 202 fails its job with category "changed".
  */
 #include "api/api_int.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include "core/shards.h"
-#include "core/thash.h"
+#include "core/ckpt_id.h"
 #include "core/utf8.h"
-
-#define API_HASH_CHUNK (1u << 20)
 
 /* 1 if `p` (a realpath) is an allowed root or lies under one. */
 static int api_under_root(const struct api_ctx *ctx, const char *p)
@@ -69,94 +69,38 @@ static const char *api_path_syntax(const char *p)
     return NULL;
 }
 
-/* SHA-256 of the file at `path` (hex) and its size. */
-static enum err_code api_hash_file(const char *path, char hex[THASH_HEX_LEN], uint64_t *size,
-                                   struct err *e)
+/* ckpt_identity's shard check: every shard's realpath lies under a root. */
+static enum err_code api_shard_allowed(const void *arg, const char *shard, struct err *e)
 {
-    enum err_code rc = ERR_OK;
-    struct thash h = {0};
-    unsigned char d[THASH_DIGEST_LEN];
-    char *buf = malloc(API_HASH_CHUNK);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    ssize_t got;
+    const struct api_ctx *ctx = arg;
 
-    *size = 0;
-    if (buf == NULL) {
-        rc = err_set(e, ERR_NOMEM, "out of memory hashing a file");
-        goto out;
-    }
-    if (fd < 0) {
-        rc = err_set_errno(e, ERR_IO, errno, "open %s", path);
-        goto out;
-    }
-    rc = thash_init(&h, e);
-    while (rc == ERR_OK && (got = read(fd, buf, API_HASH_CHUNK)) != 0) {
-        if (got < 0) {
-            if (errno == EINTR)
-                continue;
-            rc = err_set_errno(e, ERR_IO, errno, "read %s", path);
-            break;
-        }
-        *size += (uint64_t)got;
-        rc = thash_update(&h, buf, (size_t)got, e);
-    }
-    if (rc == ERR_OK && (rc = thash_final(&h, d, e)) == ERR_OK)
-        thash_hex(d, hex);
-out:
-    thash_free(&h);
-    if (fd >= 0)
-        close(fd);
-    free(buf);
-    return rc;
+    if (api_under_root(ctx, shard))
+        return ERR_OK;
+    return err_setc(e, ERR_INVAL, "path_not_allowed",
+                    "path: a shard of the index resolves outside the allowed roots");
 }
 
-/* The shards of an index or folder: checked against the roots, hashed
- * into one identity. 1, or 0 with the problem in resp. */
-static int api_hash_shards(struct api_call *c, struct api_response *resp, const char *rp,
-                           char hex[THASH_HEX_LEN], uint64_t *size)
+/* The content identity of `rp` (ckpt_id.h). 1, or 0 with the problem in
+ * resp: 403 for a shard outside the roots, 422 for a non-regular file or a
+ * bad index, else the mapped status. */
+static int api_identity(struct api_call *c, struct api_response *resp, const char *rp,
+                        enum ckpt_format fmt, struct ckpt_id *id)
 {
-    struct shards_paths sp = {0};
-    struct thash h = {0};
-    unsigned char d[THASH_DIGEST_LEN];
     struct err e = {0};
-    int ok = 0;
+    int status = 0;
 
-    *size = 0;
-    if (shards_list(rp, c->ctx->limits, &sp, &e) != ERR_OK) {
-        if (e.category == NULL && e.code == ERR_FORMAT)
-            e.category = "invalid_index";
-        api__fail(resp, e.code == ERR_FORMAT || e.code == ERR_INVAL ? 422 : 0, &e);
-        return 0;
-    }
-    if (thash_init(&h, &e) != ERR_OK)
-        goto fail;
-    for (size_t i = 0; i < sp.n; i++) {
-        const char *base = strrchr(sp.paths[i], '/');
-        char fh[THASH_HEX_LEN];
-        uint64_t n;
-        base = base ? base + 1 : sp.paths[i];
-        if (!api_under_root(c->ctx, sp.paths[i])) {
-            api_problem(resp, 403, NULL, "path_not_allowed",
-                        "path: a shard of the index resolves outside the allowed roots");
-            goto out;
-        }
-        if (api_hash_file(sp.paths[i], fh, &n, &e) != ERR_OK ||
-            thash_update(&h, base, strlen(base) + 1, &e) != ERR_OK ||
-            thash_update(&h, fh, 64, &e) != ERR_OK || thash_update(&h, "\n", 1, &e) != ERR_OK)
-            goto fail;
-        *size += n;
-    }
-    if (thash_final(&h, d, &e) != ERR_OK)
-        goto fail;
-    thash_hex(d, hex);
-    ok = 1;
-    goto out;
-fail:
-    api__fail(resp, 0, &e);
-out:
-    thash_free(&h);
-    shards_paths_free(&sp);
-    return ok;
+    if (ckpt_identity(rp, fmt, c->ctx->limits, api_shard_allowed, c->ctx, id, &e) == ERR_OK)
+        return 1;
+    if (e.category != NULL && strcmp(e.category, "path_not_allowed") == 0)
+        status = 403;
+    else if (e.code == ERR_FORMAT || e.code == ERR_INVAL)
+        status = 422;
+    else if (e.code == ERR_NOTFOUND) /* gone since realpath */
+        status = 400;
+    if (e.category == NULL)
+        e.category = status == 422 ? "invalid_index" : status == 400 ? "invalid_parameter" : NULL;
+    api__fail(resp, status, &e);
+    return 0;
 }
 
 /* Resolve and check `path` into rp (PATH_MAX bytes). 1, or 0 with a problem. */
@@ -254,34 +198,20 @@ static void api_ingest_resolved(struct api_call *c, struct api_response *resp, c
                                 const char *preset_param)
 {
     char preset[STORE_PRESET_MAX], hash[STORE_HASH_LEN], params[STORE_PARAMS_MAX];
-    char sha[THASH_HEX_LEN], fmt_name[STORE_FORMAT_MAX];
-    size_t n = strlen(rp);
-    struct stat st;
-    struct err e = {0};
+    char fmt_name[STORE_FORMAT_MAX];
+    struct ckpt_id id;
     struct api_ingest in = {0};
-    int index;
 
-    if (!api__settings(c, resp, preset_param, preset, hash, params))
+    if (!api__settings(c, resp, preset_param, preset, hash, params) ||
+        !api_identity(c, resp, rp, fmt, &id))
         return;
-    if (stat(rp, &st) != 0 || !(S_ISDIR(st.st_mode) || S_ISREG(st.st_mode))) {
-        api_problem(resp, 400, NULL, "invalid_parameter",
-                    "path: not a regular file, shard index or folder");
-        return;
-    }
-    index = S_ISDIR(st.st_mode) || fmt == CKPT_FORMAT_SAFETENSORS_INDEX ||
-            (n > 11 && strcmp(rp + n - 11, ".index.json") == 0);
-    if (index ? !api_hash_shards(c, resp, rp, sha, &in.size)
-              : api_hash_file(rp, sha, &in.size, &e) != ERR_OK) {
-        if (!index)
-            api__fail(resp, 0, &e);
-        return;
-    }
-    if (!api__validate(c, resp, rp, NULL, index ? CKPT_FORMAT_SAFETENSORS_INDEX : fmt, fmt_name,
-                       sizeof(fmt_name)))
+    if (!api__validate(c, resp, rp, NULL, id.sharded ? CKPT_FORMAT_SAFETENSORS_INDEX : fmt,
+                       fmt_name, sizeof(fmt_name)))
         return;
     in.run = run;
     in.step = step;
-    in.sha256 = sha;
+    in.sha256 = id.sha256;
+    in.size = id.size;
     in.source = STORE_SOURCE_PATH;
     in.path = rp;
     in.format = fmt_name;

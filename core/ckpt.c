@@ -148,7 +148,7 @@ static enum err_code ckpt_sniff_path(const char *path, enum ckpt_format *out, st
         goto out;
     }
     if (!S_ISREG(st.st_mode)) {
-        rc = err_setc(e, ERR_INVAL, "not_regular_file", "%s is not a regular file", path);
+        rc = err_setc(e, ERR_FORMAT, "not_regular_file", "%s is not a regular file", path);
         goto out;
     }
     do

@@ -40,7 +40,7 @@ enum err_code rfile_open(const char *path, struct rfile *f, struct err *e)
         goto out;
     }
     if (!S_ISREG(st.st_mode)) {
-        rc = err_setc(e, ERR_INVAL, "not_regular_file", "%s is %s, not a regular file", path,
+        rc = err_setc(e, ERR_FORMAT, "not_regular_file", "%s is %s, not a regular file", path,
                       rfile_kind(st.st_mode));
         goto out;
     }

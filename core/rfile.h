@@ -37,7 +37,7 @@ struct rfile {
 /* --- Open and close ------------------------------------------------------ */
 
 /* Open the regular file `path` for reading and record its size. Failures:
- * ERR_NOTFOUND (no such file), ERR_INVAL with category "not_regular_file"
+ * ERR_NOTFOUND (no such file), ERR_FORMAT with category "not_regular_file"
  * (FIFO, device, socket, directory: nothing is read from it), ERR_IO,
  * ERR_NOMEM. On failure `f` is closed (fd -1). */
 enum err_code rfile_open(const char *path, struct rfile *f, struct err *e);

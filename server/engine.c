@@ -198,18 +198,43 @@ static void engine_unit_work(void *item, unsigned worker)
     it->rc = farms_unit_run(x->plan, it->u, x->w, *ws, &it->err);
 }
 
+/* The bytes about to be analysed are the bytes engine_select hashed (when
+ * it hashed): nothing is analysed, or cached under a tensor hash, from
+ * other bytes. `data` is the private copy ckpt_tensor_read made, so the
+ * bytes hashed here are the bytes converted next, whatever happens to the
+ * file meanwhile. A second SHA-256 of a buffer in memory costs little next
+ * to the layer's eigensolves. A mismatch means the file changed in between. */
+static enum err_code engine_verify(const struct engine_layer *row, const void *data,
+                                   uint64_t nbytes, struct err *e)
+{
+    char hex[THASH_HEX_LEN];
+    enum err_code rc;
+
+    if (row->sha256[0] == '\0')
+        return ERR_OK;
+    rc = thash_bytes(data, (size_t)nbytes, hex, e);
+    if (rc == ERR_OK && strcmp(hex, row->sha256) != 0)
+        rc = err_setc(e, ERR_IO, "changed",
+                      "tensor '%.100s': its bytes changed after they were hashed (the file was "
+                      "modified while it was analysed)",
+                      row->name);
+    return rc;
+}
+
 /* The layer as float64 in the orientation and shape the analysis takes. */
 static enum err_code engine_load(const struct ckpt *c, const struct engine_layer *row,
                                  struct ckpt_buf *buf, double **w, enum farms_kind *kind,
                                  int64_t shape[4], int *n_dims, struct err *e)
 {
     const struct ckpt_tensor *t = ckpt_tensor_at(c, row->tensor);
-    const void *data;
+    const void *data = NULL;
     enum err_code rc;
     double *m;
 
     *w = NULL;
     rc = ckpt_tensor_read(c, row->tensor, buf, &data, e);
+    if (rc == ERR_OK)
+        rc = engine_verify(row, data, t->nbytes, e);
     if (rc)
         return rc;
     m = malloc((size_t)t->n_elems * sizeof(*m));

@@ -72,7 +72,10 @@ enum err_code engine_select(const struct ckpt *c, const struct engine_opts *opts
 /* Analyse every selected row of `r` on `pool`. A layer whose fit fails is a
  * result (status failed), not an error; errors are I/O, memory and
  * numerical failures of the engine itself, and ERR_CANCELED when the
- * progress callback asked to stop. */
+ * progress callback asked to stop. A row with a sha256 (engine_select with
+ * opts->hash) is analysed only if the bytes read now hash the same: else
+ * the run fails with ERR_IO, category "changed" (the file changed since
+ * engine_select), before that row is analysed or reported to `progress`. */
 enum err_code engine_run(const struct ckpt *c, struct pool *pool, const struct engine_opts *opts,
                          struct engine_report *r, struct err *e);
 

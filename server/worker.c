@@ -15,6 +15,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "core/ckpt_id.h"
 #include "core/preset.h"
 #include "server/engine.h"
 #include "server/log.h"
@@ -185,6 +186,84 @@ static enum err_code worker_store_layers(struct worker_job *j, const struct engi
     return rc;
 }
 
+/* The format a path job was submitted as, for ckpt_open and ckpt_identity:
+ * a shard index or folder must be read as one; anything else is sniffed. */
+static enum ckpt_format worker_format(const struct store_job *job)
+{
+    return strcmp(job->format, ckpt_format_name(CKPT_FORMAT_SAFETENSORS_INDEX)) == 0
+               ? CKPT_FORMAT_SAFETENSORS_INDEX
+               : CKPT_FORMAT_UNKNOWN;
+}
+
+/* A path job reads the file in place, so before anything is analysed (or
+ * served from the cache) its content identity (core/ckpt_id.h) must still
+ * be the one submitted. Checked after engine_select hashed every tensor:
+ * the tensor hashes then belong to the submitted bytes (unless the file
+ * changed and changed back in between), and engine_run checks each
+ * tensor's bytes against its hash again as it loads them. Cost: one more
+ * sequential read of the file (GB/s), against minutes of analysis. A file
+ * that cannot be read any more (gone, no longer regular, a broken index)
+ * has changed too; only running out of memory is not a change. */
+static enum err_code worker_verify_path(const struct worker_job *j, struct err *e)
+{
+    const struct store_job *job = &j->job;
+    struct ckpt_id id;
+    struct err ie = {0};
+
+    if (ckpt_identity(job->path, worker_format(job), j->w->cfg.limits, NULL, NULL, &id, &ie) !=
+        ERR_OK) {
+        if (ie.code == ERR_NOMEM) {
+            *e = ie;
+            return ie.code;
+        }
+        return err_setc(e, ERR_IO, "changed",
+                        "the checkpoint changed after it was submitted: %.200s", ie.msg);
+    }
+    if (strcmp(id.sha256, job->content_sha256) != 0)
+        return err_setc(e, ERR_IO, "changed",
+                        "the checkpoint at %.120s changed after it was submitted (sha256 now "
+                        "%.12s..., submitted %.12s...): nothing was analysed from it",
+                        job->path, id.sha256, job->content_sha256);
+    return ERR_OK;
+}
+
+/* Before a long uninterruptible step (the identity check reads the whole
+ * file): ERR_CANCELED if the server is stopping or the job was canceled
+ * (j->canceled then set), so a shutdown need not wait for it. */
+static enum err_code worker_check_stop(struct worker_job *j, struct err *e)
+{
+    enum store_job_state st = STORE_JOB_RUNNING;
+    struct err se;
+
+    if (worker_stopping(j->w))
+        return err_set(e, ERR_CANCELED, "stopping");
+    if (store_job_state(j->s, j->job.id, &st, &se) == ERR_OK && st == STORE_JOB_CANCELED) {
+        j->canceled = 1;
+        return err_set(e, ERR_CANCELED, "job %lld is canceled", (long long)j->job.id);
+    }
+    return ERR_OK;
+}
+
+/* A path job failed with `rc` and `e`: if the file changed since the
+ * submission (a truncated file fails to parse or read, a replaced one may
+ * be malformed), say so, category "changed", instead of the symptom.
+ * Returns the code to report. */
+static enum err_code worker_explain_path_failure(const struct worker_job *j, enum err_code rc,
+                                                 struct err *e)
+{
+    struct err ve = {0};
+
+    if (j->job.source != STORE_SOURCE_PATH || rc == ERR_CANCELED || rc == ERR_NOMEM ||
+        rc == ERR_DB || rc == ERR_BUSY ||
+        (e->category != NULL && strcmp(e->category, "changed") == 0))
+        return rc;
+    if (worker_verify_path(j, &ve) == ERR_OK || ve.category == NULL ||
+        strcmp(ve.category, "changed") != 0)
+        return rc;
+    *e = ve;
+    return ve.code;
+}
+
 /* Open, select, look up the cache, analyse the rest, store the rows. */
 static enum err_code worker_analyse(struct worker_job *j, struct err *e)
 {
@@ -194,17 +273,23 @@ static enum err_code worker_analyse(struct worker_job *j, struct err *e)
     struct engine_report r = {0};
     struct ckpt *c = NULL;
     char path[STORE_PATH_MAX];
+    int in_place = j->job.source == STORE_SOURCE_PATH;
 
     rc = worker_params(&j->job, &params, e);
-    if (rc == ERR_OK && j->job.source == STORE_SOURCE_UPLOAD)
+    if (rc == ERR_OK && !in_place)
         rc = blob_path(j->w->cfg.blobs, j->job.content_sha256, path, sizeof(path), e);
     else if (rc == ERR_OK)
         snprintf(path, sizeof(path), "%s", j->job.path);
     if (rc == ERR_OK)
-        rc = ckpt_open(path, CKPT_FORMAT_UNKNOWN, j->w->cfg.limits, &c, e);
+        rc = ckpt_open(path, in_place ? worker_format(&j->job) : CKPT_FORMAT_UNKNOWN,
+                       j->w->cfg.limits, &c, e);
     o = (struct engine_opts){&params, NULL, NULL, 1, worker_progress, j};
     if (rc == ERR_OK)
         rc = engine_select(c, &o, &r, e);
+    if (rc == ERR_OK && in_place)
+        rc = worker_check_stop(j, e);
+    if (rc == ERR_OK && in_place)
+        rc = worker_verify_path(j, e);
     if (rc == ERR_OK)
         rc = worker_cache_lookup(j, &r, e);
     if (rc == ERR_OK)
@@ -213,6 +298,8 @@ static enum err_code worker_analyse(struct worker_job *j, struct err *e)
         rc = engine_run(c, j->w->cfg.pool, &o, &r, e);
     if (rc == ERR_OK)
         rc = worker_store_layers(j, &r, e);
+    if (rc)
+        rc = worker_explain_path_failure(j, rc, e);
     engine_report_free(&r);
     ckpt_close(c);
     return rc;

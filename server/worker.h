@@ -2,9 +2,12 @@
  * analyses their checkpoints on the shared analysis pool.
  *
  * A runner thread (one or more) owns its own store connection. For a job it
- * opens the checkpoint (blob or path), lists and hashes its tensors, serves
- * every tensor already in the result cache from there, analyses the rest
- * (each layer's FARMS units fan out over all pool workers), puts each new
+ * opens the checkpoint (blob or path), lists and hashes its tensors, checks
+ * a path's content identity against the submitted one (core/ckpt_id.h; a
+ * file that changed since the 202 fails the job with category "changed"),
+ * serves every tensor already in the result cache from there, analyses the
+ * rest (each tensor's bytes verified against its hash as it is loaded;
+ * each layer's FARMS units fan out over all pool workers), puts each new
  * result into the cache as soon as it is ready, records progress, and
  * finally writes the layer rows and the job's end state. One log line per
  * job state change.

@@ -418,7 +418,7 @@ static int child_not_regular(const char *arg)
             p[n - 1] = '\0';
             f = CKPT_FORMAT_SAFETENSORS;
         }
-        if (ckpt_open(p, f, NULL, &c, &e) == ERR_OK || e.code != ERR_INVAL || e.category == NULL ||
+        if (ckpt_open(p, f, NULL, &c, &e) == ERR_OK || e.code != ERR_FORMAT || e.category == NULL ||
             strcmp(e.category, "not_regular_file") != 0) {
             fprintf(stderr, "  %s: %s (%s): %s\n", p, err_str(e.code), err_category(&e), e.msg);
             ckpt_close(c);

@@ -1,6 +1,7 @@
 /* test_engine.c -- a checkpoint's layers analysed end to end on the worker
  * pool: the trained MLP of the reference vectors gives the authors' alphas,
- * and the same weights give the same per-layer alphas from every format. */
+ * and the same weights give the same per-layer alphas from every format;
+ * nothing is analysed from bytes other than the ones engine_select hashed. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -270,6 +271,60 @@ static void test_layers_carry_their_histogram(void)
     engine_report_free(&r);
 }
 
+static int count_progress(void *arg, size_t done, size_t total, const struct engine_layer *row,
+                          double seconds)
+{
+    (void)done;
+    (void)total;
+    (void)row;
+    (void)seconds;
+    (*(int *)arg)++;
+    return 0;
+}
+
+/* With hashing on, each row's bytes are hashed again as they are loaded: a
+ * row whose hash no longer matches (its file changed after engine_select)
+ * stops the run with category "changed" before it is analysed or reported;
+ * with matching hashes every row is analysed. */
+static void test_bytes_other_than_the_hashed_ones_are_not_analysed(void)
+{
+    struct farms_params p;
+    struct engine_opts o = {0};
+    struct engine_report r = {0};
+    struct ckpt *c = NULL;
+    struct engine_layer *second = NULL;
+    struct err e = {0};
+    int n_progress = 0, n_selected = 0;
+
+    preset_get("farms-cv", &p, NULL);
+    o = (struct engine_opts){&p, NULL, NULL, 1, count_progress, &n_progress};
+    CHECK_EQ_INT(
+        ckpt_open(FIX "numerics/mlpA_digits.safetensors", CKPT_FORMAT_UNKNOWN, NULL, &c, NULL),
+        ERR_OK);
+    CHECK_EQ_INT(engine_select(c, &o, &r, NULL), ERR_OK);
+    for (size_t i = 0; i < r.n; i++) {
+        CHECK_EQ_INT(strlen(r.layers[i].sha256), 64);
+        if (r.layers[i].selected && ++n_selected == 2)
+            second = &r.layers[i];
+    }
+    CHECK_EQ_INT(n_selected, 3);
+    if (second != NULL) {
+        second->sha256[0] = second->sha256[0] == '0' ? '1' : '0'; /* other bytes hashed */
+        CHECK_EQ_INT(engine_run(c, test_pool, &o, &r, &e), ERR_IO);
+        CHECK_STR_EQ(err_category(&e), "changed");
+        CHECK(strstr(e.msg, second->name) != NULL);
+        CHECK_EQ_INT(n_progress, 1); /* the first row only */
+        CHECK_EQ_INT(second->res.num_eigs, 0);
+    }
+    engine_report_free(&r);
+    n_progress = 0;
+    CHECK_EQ_INT(engine_select(c, &o, &r, NULL), ERR_OK);
+    CHECK_EQ_INT(engine_run(c, test_pool, &o, &r, &e), ERR_OK);
+    CHECK_EQ_INT(n_progress, 3);
+    engine_report_free(&r);
+    ckpt_close(c);
+}
+
 int main(void)
 {
     if (pool_new(2, 64, &test_pool, NULL) != ERR_OK)
@@ -280,6 +335,7 @@ int main(void)
     test_canonical_order_of_a_decoder();
     test_include_and_exclude_filter_by_name();
     test_layers_carry_their_histogram();
+    test_bytes_other_than_the_hashed_ones_are_not_analysed();
     pool_free(test_pool);
     return check_report("test_engine");
 }
