@@ -34,7 +34,7 @@ int main(void)
         .n_slow_headers = 2,
         .n_slow_bodies = 1,
         .slow_body_max_s = 45,
-        .slow_header_max_s = 60,
+        .slow_header_max_s = 30,
         .healthz_max_s = 5.0,
         .rss_budget_mb = 1024,
     };
