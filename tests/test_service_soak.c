@@ -24,6 +24,7 @@ int main(void)
         .n_uploaders = 2,
         .n_pool = 2,
         .fresh_every = 4,
+        .upload_pause_s = 0.25,
         .n_pollers = 1,
         .n_path_files = 1,
         .path_blocks = 1,
