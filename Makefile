@@ -5,6 +5,7 @@
 #   make run      install, build, run the main job (see README)
 #   make bench    benchmarks (release build)
 #   make fuzz     run each libFuzzer target FUZZ_SECONDS (default 60) under ASan+UBSan
+#   make soak     reliability soak, SOAK_SECONDS (default 180) per backend (not in make test)
 #   make tsan | lint | format | format-check | check-symbols | check-layers | clean
 
 SHELL   := /bin/bash
@@ -37,10 +38,11 @@ PREFIXES := err|utf8|sbuf|rec|dtype|ckpt|rfile|st|shards|zip|pkl|tz|npy|npz|laye
 MOD_SRCS  = $(filter-out server/main.c,$(wildcard $(1)/*.c))
 TEST_SRCS := $(wildcard tests/test_*.c)
 BENCH_SRCS := $(wildcard tests/bench_*.c)
-C_FILES   := $(wildcard core/*.c storage/*.c api/*.c server/*.c) $(TEST_SRCS) $(BENCH_SRCS)
+C_FILES   := $(wildcard core/*.c storage/*.c api/*.c server/*.c) $(TEST_SRCS) $(BENCH_SRCS) \
+             tests/soak.c
 
 .PHONY: all build test test-build run bench tsan lint format format-check check-symbols \
-        check-layers clean deps fuzz
+        check-layers clean deps fuzz soak
 all: build
 
 # --- One block per variant: objects, one archive per module --------------
@@ -155,6 +157,20 @@ tsan: deps
 
 run: build
 	./build/farmsd serve
+
+# The reliability soak (tests/soak.c, release build; README "Reliability soak"):
+# SOAK_SECONDS of load with kill -9 cycles every SOAK_KILL_EVERY seconds, against
+# SQLite then PostgreSQL (tests/pg_cluster.sh), then the checks. Minutes.
+SOAK_SECONDS    ?= 180
+SOAK_KILL_EVERY ?= 60
+soak: DEPS_PKGS = $(DEB_PKGS) postgresql
+soak: deps
+	@$(MAKE) --no-print-directory build/rel/farmsd build/rel/tests/soak
+	@url=$$(tests/pg_cluster.sh start) || { url=""; echo "PostgreSQL could not be started: its soak will fail"; }; \
+	export SOAK_SECONDS=$(SOAK_SECONDS) SOAK_KILL_EVERY=$(SOAK_KILL_EVERY) FARMSD_TEST_PG_URL="$$url"; \
+	rc=0; echo "== soak: sqlite"; build/rel/tests/soak || rc=1; \
+	echo "== soak: postgresql"; FARMSD_TEST_BACKEND=postgresql build/rel/tests/soak || rc=1; \
+	tests/pg_cluster.sh stop; exit $$rc
 
 # Every tests/bench_*.c; the engine's print lines into build/bench/<name>.txt,
 # then bench_service measures the service and writes build/bench/report.{md,json}

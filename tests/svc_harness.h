@@ -39,7 +39,9 @@
 
 #include "tests/pg_util.h"
 
-#define SVC_FARMSD  "build/san/farmsd"
+#ifndef SVC_FARMSD /* the server binary; an includer may name another build */
+#define SVC_FARMSD "build/san/farmsd"
+#endif
 #define SVC_FIX     "tests/fixtures/checkpoints/"
 #define SVC_START_S 30.0 /* until /healthz answers */
 #define SVC_STOP_S  30.0 /* SIGTERM until exit */
