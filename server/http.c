@@ -7,9 +7,9 @@
  * callback logs and frees. Answers are queued on that last call (or later,
  * after a validator), never on the first: libmicrohttpd keeps a connection
  * alive only for an answer queued once the whole request is in. The one
- * exception, an upload refused before its body, closes the connection. Per-thread SQLite connections hang off a
- * pthread key whose destructor closes them (HTTP and validator threads
- * alike).
+ * exception, an upload refused before its body, closes the connection.
+ * Per-thread SQLite connections hang off a pthread key whose destructor
+ * closes them (HTTP and validator threads alike).
  *
  * Offloading: on the last access call of a request with a body, the
  * request (its api_request points into the connection's memory, which
@@ -205,7 +205,18 @@ static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cl
     *con_cls = NULL;
 }
 
-/* Send `resp` (its body handed over to MHD) and remember the status. */
+/* Send `resp` (its body handed over to MHD) and remember the status.
+ *
+ * A 304 goes out with "Content-Length: 0". RFC 9110 (8.6, 15.4.5) would
+ * rather have no length or the 200's, but libmicrohttpd 0.9.75 adds a body
+ * length header to every answer but 1xx and 204: Content-Length for a
+ * sized response, "Transfer-Encoding: chunked" for one of unknown size (or
+ * Connection: close for an HTTP/1.0 client), and a Content-Length of the
+ * application's (MHD_RF_INSANITY_HEADER_CONTENT_LENGTH) comes in addition
+ * to its own. The 200's length is not known on the 304 path (one row read),
+ * and chunked would claim a transfer coding the 200 does not use and
+ * trip parsers that do not special-case 304, so 0 it is: clients end a 304
+ * at its blank line whatever its headers say (RFC 9112 6.3). */
 static enum MHD_Result http_send(struct http_server *h, struct MHD_Connection *conn,
                                  struct http_req *r, const char *method, const char *path,
                                  struct api_response *resp)
