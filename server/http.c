@@ -4,9 +4,12 @@
  * per-request state (keeping the raw URI, whose query string MHD does not
  * give back otherwise); the access callback is then called once with no
  * body, once per body chunk, and once more after the body; the completion
- * callback logs and frees. Per-thread SQLite connections hang off a
- * pthread key whose destructor closes them (HTTP and validator threads
- * alike).
+ * callback logs and frees. Answers are queued on that last call (or later,
+ * after a validator), never on the first: libmicrohttpd keeps a connection
+ * alive only for an answer queued once the whole request is in. The one
+ * exception, an upload refused before its body, closes the connection.
+ * Per-thread SQLite connections hang off a pthread key whose destructor
+ * closes them (HTTP and validator threads alike).
  *
  * Offloading: on the last access call of a request with a body, the
  * request (its api_request points into the connection's memory, which
@@ -202,7 +205,18 @@ static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cl
     *con_cls = NULL;
 }
 
-/* Send `resp` (its body handed over to MHD) and remember the status. */
+/* Send `resp` (its body handed over to MHD) and remember the status.
+ *
+ * A 304 goes out with "Content-Length: 0". RFC 9110 (8.6, 15.4.5) would
+ * rather have no length or the 200's, but libmicrohttpd 0.9.75 adds a body
+ * length header to every answer but 1xx and 204: Content-Length for a
+ * sized response, "Transfer-Encoding: chunked" for one of unknown size (or
+ * Connection: close for an HTTP/1.0 client), and a Content-Length of the
+ * application's (MHD_RF_INSANITY_HEADER_CONTENT_LENGTH) comes in addition
+ * to its own. The 200's length is not known on the 304 path (one row read),
+ * and chunked would claim a transfer coding the 200 does not use and
+ * trip parsers that do not special-case 304, so 0 it is: clients end a 304
+ * at its blank line whatever its headers say (RFC 9112 6.3). */
 static enum MHD_Result http_send(struct http_server *h, struct MHD_Connection *conn,
                                  struct http_req *r, const char *method, const char *path,
                                  struct api_response *resp)
@@ -344,8 +358,8 @@ static void http_body_begin(struct http_server *h, struct MHD_Connection *conn, 
 static void http_body_chunk(struct http_server *h, struct http_req *r, const char *data, size_t n)
 {
     r->size += n;
-    if (r->early_status)
-        return; /* answered already: drain */
+    if (r->early_status || r->body == HTTP_BODY_NONE)
+        return; /* answered already, or a body nobody reads: drain */
     if (r->body == HTTP_BODY_JSON) {
         char *grown;
         if (r->size > API_MAX_JSON_BODY) {
@@ -500,13 +514,34 @@ static enum MHD_Result http_dispatch(struct http_server *h, struct MHD_Connectio
     return http_send(h, conn, r, method, url, &resp);
 }
 
+/* First access call: the headers are in. A POST or PUT with a body is
+ * checked at once and may be refused before its body is read (MHD then
+ * closes the connection after the answer). Every other request is answered
+ * on a later call, once MHD has read all of it: MHD keeps a connection
+ * alive only for an answer queued after the end of the request. */
+static enum MHD_Result http_headers_in(struct http_server *h, struct MHD_Connection *conn,
+                                       struct http_req *r, const char *method, const char *url)
+{
+    int has_body = http_header(conn, MHD_HTTP_HEADER_CONTENT_LENGTH) != NULL ||
+                   http_header(conn, MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
+
+    /* a body on any method is under the rate rule until it is in */
+    http_guard_headers_done(h->guard, http_guard_of(conn), has_body);
+    if (!has_body || (strcmp(method, "POST") != 0 && strcmp(method, "PUT") != 0))
+        return MHD_YES;
+    http_body_begin(h, conn, r, method, url);
+    if (!r->early_status)
+        return MHD_YES;
+    http_guard_body_done(h->guard, http_guard_of(conn)); /* refused before the body */
+    return http_send(h, conn, r, method, url, &r->early);
+}
+
 static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const char *url,
                                    const char *method, const char *version, const char *upload_data,
                                    size_t *upload_data_size, void **con_cls)
 {
     struct http_server *h = cls;
     struct http_req *r = *con_cls;
-    int has_body;
 
     (void)version;
     if (r == NULL)
@@ -518,25 +553,18 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
         return http_send(h, conn, r, method, url, &r->answer);
     default: break;
     }
-    if (!r->headers_seen) { /* first call: the headers are in */
+    if (!r->headers_seen) {
         r->headers_seen = 1;
-        has_body = (strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0) &&
-                   (http_header(conn, MHD_HTTP_HEADER_CONTENT_LENGTH) != NULL ||
-                    http_header(conn, MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL);
-        http_guard_headers_done(h->guard, http_guard_of(conn), has_body);
-        if (has_body) {
-            http_body_begin(h, conn, r, method, url);
-            if (r->early_status) { /* refuse before reading the body */
-                http_guard_body_done(h->guard, http_guard_of(conn));
-                return http_send(h, conn, r, method, url, &r->early);
-            }
-            return MHD_YES;
-        }
+        return http_headers_in(h, conn, r, method, url);
     }
     if (*upload_data_size > 0) {
         http_guard_body(h->guard, http_guard_of(conn), *upload_data_size);
         http_body_chunk(h, r, upload_data, *upload_data_size);
         *upload_data_size = 0;
+        /* a body on a method that takes none (GET, DELETE...) is dropped;
+           more than HTTP_DRAIN_MAX of it closes the connection */
+        if (r->body == HTTP_BODY_NONE && !r->early_status && r->size > HTTP_DRAIN_MAX)
+            return MHD_NO;
         /* Refused mid-body: libmicrohttpd answers only after the body, so
          * drain (without storing) up to HTTP_DRAIN_MAX more bytes, then give up
          * and close the connection. */

@@ -10,7 +10,10 @@
  * (Content-Length) or as soon as the stream passes it. Over --max-uploads
  * at once: 503 with Retry-After. Every request thread has its own SQLite
  * connection (opened on first use, closed when the thread ends). One log
- * line per request.
+ * line per request. Connections are kept alive (HTTP/1.1 keep-alive) after
+ * every answer but a refusal sent before an upload's body (then closed); a
+ * body on a method that takes none is read and dropped. A 304 carries
+ * "Content-Length: 0" (libmicrohttpd 0.9.75 adds it; see http_send).
  *
  * Slow work never runs on an HTTP thread: a request with a body (an upload,
  * whose validation parses the file, or a JSON body, whose path ingestion

@@ -2,7 +2,8 @@
  * (tests/svc_harness.h): ETag / If-None-Match / 304 and HEAD (also: a job's
  * results landing change the tag), pagination of runs, checkpoints and the
  * heatmap, canceling queued and running jobs, the PUT upload form (chunked,
- * as `curl -T` sends it), X-Content-SHA256, 405/404, auth off.
+ * as `curl -T` sends it), X-Content-SHA256, 405/404, auth off, and
+ * keep-alive: every kind of answer leaves the connection open.
  * Auth on and the upload limit: test_service_auth.c.
  * Run from the repository root after `make test-build`.
  */
@@ -344,13 +345,163 @@ static void test_checksum_header(const struct svc *s)
     free(body);
 }
 
+/* --- Keep-alive -------------------------------------------------------------------------- */
+
+/* What one answer on the shared connection said about its framing. */
+struct ka_resp {
+    long status;
+    long n_connects;         /* connections curl opened for it (CURLINFO_NUM_CONNECTS) */
+    size_t body_len;         /* body bytes received */
+    int has_content_length;  /* a Content-Length header came */
+    char content_length[32]; /* its value */
+    int has_transfer_encoding;
+    char etag[128];
+    char connection[64]; /* the Connection header, "" if none */
+};
+
+static size_t ka_on_header(char *line, size_t size, size_t nmemb, void *arg)
+{
+    struct ka_resp *r = arg;
+    size_t n = size * nmemb;
+
+    if (n >= 15 && strncasecmp(line, "Content-Length:", 15) == 0)
+        r->has_content_length = 1;
+    if (n >= 18 && strncasecmp(line, "Transfer-Encoding:", 18) == 0)
+        r->has_transfer_encoding = 1;
+    svc_header_pick(line, n, "Content-Length", r->content_length, sizeof(r->content_length));
+    svc_header_pick(line, n, "ETag", r->etag, sizeof(r->etag));
+    svc_header_pick(line, n, "Connection", r->connection, sizeof(r->connection));
+    return n;
+}
+
+static size_t ka_on_body(char *data, size_t size, size_t nmemb, void *arg)
+{
+    (void)data;
+    *(size_t *)arg += size * nmemb;
+    return size * nmemb;
+}
+
+/* One request on `c`, whose connection cache survives curl_easy_reset:
+ * `body` (NULL: none) with `content_type`, `header` one extra line or NULL. */
+static long ka_req(CURL *c, const struct svc *s, const char *method, const char *path,
+                   const char *content_type, const void *body, size_t body_len, const char *header,
+                   struct ka_resp *r)
+{
+    struct curl_slist *hl = NULL;
+    char url[4096], ct[160];
+
+    memset(r, 0, sizeof(*r));
+    curl_easy_reset(c);
+    snprintf(url, sizeof(url), "%s%s", s->base, path);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, SVC_REQ_S);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, ka_on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r->body_len);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, ka_on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
+    if (body != NULL) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+        snprintf(ct, sizeof(ct), "Content-Type: %s", content_type);
+        hl = curl_slist_append(hl, ct);
+        hl = curl_slist_append(hl, "Expect:");
+    }
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    if (header != NULL)
+        hl = curl_slist_append(hl, header);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+    if (curl_easy_perform(c) == CURLE_OK) {
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+        curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &r->n_connects);
+    }
+    curl_slist_free_all(hl);
+    return r->status;
+}
+
+/* Every kind of answer keeps the connection: after the first request, curl
+ * opens no new one (GET 200 and 304, a GET with a body, 400, 404, an upload
+ * and a path ingestion answered 202, a JSON body answered 400). A 304 has
+ * no body and no body length other than 0: libmicrohttpd 0.9.75 always
+ * sends "Content-Length: 0" on it (see http.c), never Transfer-Encoding. */
+static void test_keep_alive(const struct svc *s, const char *ingest_dir)
+{
+    const char *list = "/v1/runs/pages/checkpoints";
+    CURL *c = curl_easy_init();
+    struct ka_resp r;
+    char etag[128], inm[192], json[1024], path[640];
+    size_t n = 0;
+    char *up = svc_slurp(NUM "tiny_60x90.safetensors", &n);
+    long long id;
+
+    CHECK(c != NULL && up != NULL);
+    if (c == NULL || up == NULL)
+        goto out;
+    CHECK_EQ_INT(ka_req(c, s, "GET", list, NULL, NULL, 0, NULL, &r), 200);
+    CHECK_EQ_INT(r.n_connects, 1);
+    CHECK(r.body_len > 0 && r.etag[0] == '"');
+    CHECK(strcasecmp(r.connection, "close") != 0);
+    snprintf(etag, sizeof(etag), "%s", r.etag);
+    snprintf(inm, sizeof(inm), "If-None-Match: %s", etag);
+
+    CHECK_EQ_INT(ka_req(c, s, "GET", list, NULL, NULL, 0, inm, &r), 304);
+    CHECK_EQ_INT(r.n_connects, 0);
+    CHECK_EQ_INT(r.body_len, 0);
+    CHECK_STR_EQ(r.etag, etag);
+    CHECK(!r.has_transfer_encoding);
+    CHECK(!r.has_content_length || strcmp(r.content_length, "0") == 0);
+    CHECK(strcasecmp(r.connection, "close") != 0);
+    /* a body on a GET is read and dropped */
+    CHECK_EQ_INT(ka_req(c, s, "GET", "/healthz", "text/plain", "12345", 5, NULL, &r), 200);
+    CHECK_EQ_INT(r.n_connects, 0);
+    CHECK_EQ_INT(ka_req(c, s, "GET", "/v1/runs?page_size=0", NULL, NULL, 0, NULL, &r), 400);
+    CHECK_EQ_INT(r.n_connects, 0);
+    CHECK_EQ_INT(ka_req(c, s, "GET", "/v1/nowhere", NULL, NULL, 0, NULL, &r), 404);
+    CHECK_EQ_INT(r.n_connects, 0);
+
+    CHECK_EQ_INT(ka_req(c, s, "POST", "/v1/runs/other/checkpoints?step=8",
+                        "application/octet-stream", up, n, NULL, &r),
+                 202);
+    CHECK_EQ_INT(r.n_connects, 0);
+    snprintf(path, sizeof(path), "%s/a.safetensors", ingest_dir);
+    CHECK(svc_write_file(path, up, n));
+    snprintf(json, sizeof(json), "{\"step\":9,\"path\":\"%s\"}", path);
+    CHECK_EQ_INT(ka_req(c, s, "POST", "/v1/runs/other/checkpoints", "application/json", json,
+                        strlen(json), NULL, &r),
+                 202);
+    CHECK_EQ_INT(r.n_connects, 0);
+    CHECK_EQ_INT(ka_req(c, s, "POST", "/v1/runs/other/checkpoints", "application/json",
+                        "{\"step\":", 8, NULL, &r),
+                 400);
+    CHECK_EQ_INT(r.n_connects, 0);
+    /* and the connection still serves */
+    CHECK_EQ_INT(ka_req(c, s, "GET", list, NULL, NULL, 0, inm, &r), 304);
+    CHECK_EQ_INT(r.n_connects, 0);
+    for (long step = 8; step <= 9; step++) {
+        struct svc_resp sr;
+        snprintf(path, sizeof(path), "/v1/runs/other/checkpoints/%ld", step);
+        CHECK_EQ_INT(svc_get(s, path, &sr), 200);
+        id = (long long)svc_jn(svc_j(sr.json, "job"), "id");
+        svc_resp_free(&sr);
+        if (id > 0)
+            wait_succeeded(s, id);
+    }
+out:
+    free(up);
+    if (c != NULL)
+        curl_easy_cleanup(c);
+}
+
 static void test_plain_server(void)
 {
-    char data[PATH_MAX], big[PATH_MAX];
-    const char *extra[] = {"--workers", "1", NULL};
+    char data[PATH_MAX], big[PATH_MAX], ingest[512];
+    const char *extra[] = {"--workers", "1", "--allow-root", ingest, NULL};
     struct svc s;
 
     snprintf(data, sizeof(data), "%s/plain", tmp_dir);
+    snprintf(ingest, sizeof(ingest), "%s/ingest", tmp_dir);
+    CHECK(mkdir(ingest, 0700) == 0);
     snprintf(big, sizeof(big), "%s/big.safetensors", tmp_dir);
     /* four 1536x1536 matrices: about a second each under ASan */
     CHECK(svc_write_gaussian_st(big, 4, 1536, 1536, 7));
@@ -367,6 +518,7 @@ static void test_plain_server(void)
     test_pagination(&s);
     test_put_upload_and_routing(&s);
     test_checksum_header(&s);
+    test_keep_alive(&s, ingest);
     CHECK_EQ_INT(svc_stop(&s), 0);
     if (check_n_failed)
         svc_dump_log(&s, 3000);
