@@ -50,6 +50,9 @@ static const char cfg_usage_text[] =
     "  --max-pickle-mem BYTES  memory one torch file's data.pkl may take to unpickle (and\n"
     "                        again for its tensor list); beyond it 413 limit_exceeded\n"
     "                        (default 256M, at least 1M)              [FARMSD_MAX_PICKLE_MEM]\n"
+    "  --max-tensor-bytes BYTES  largest tensor read; a job reaching a larger one fails\n"
+    "                        with limit_exceeded (default: memory / 8, at most 16G)\n"
+    "                                                              [FARMSD_MAX_TENSOR_BYTES]\n"
     "  --http-threads N      HTTP threads (default 4)                      [FARMSD_HTTP_THREADS]\n"
     "  --response-cache BYTES  memory for rendered run reads served again while the run\n"
     "                        is unchanged (default 64M; 0: off)          [FARMSD_RESPONSE_CACHE]\n";
@@ -276,6 +279,12 @@ static enum err_code cfg_apply(struct cfg *c, const char *key, const char *v, st
             rc = err_set(e, ERR_INVAL, "--max-pickle-mem: '%s' is below 1M", v);
         return rc;
     }
+    if (strcmp(key, "max-tensor-bytes") == 0) {
+        enum err_code rc = cfg_bytes("--max-tensor-bytes", v, &c->max_tensor_bytes, e);
+        if (rc == ERR_OK && c->max_tensor_bytes < (1u << 20))
+            rc = err_set(e, ERR_INVAL, "--max-tensor-bytes: '%s' is below 1M", v);
+        return rc;
+    }
     if (strcmp(key, "log-level") == 0) {
         lvl = log_level_from_name(v);
         if (lvl < 0)
@@ -301,6 +310,7 @@ static enum err_code cfg_from_env(struct cfg *c, struct err *e)
         {"FARMSD_MAX_UPLOADS", "max-uploads"},
         {"FARMSD_MIN_FREE", "min-free"},
         {"FARMSD_MAX_PICKLE_MEM", "max-pickle-mem"},
+        {"FARMSD_MAX_TENSOR_BYTES", "max-tensor-bytes"},
         {"FARMSD_HTTP_THREADS", "http-threads"},
         {"FARMSD_LOG_LEVEL", "log-level"},
         {"FARMSD_RESPONSE_CACHE", "response-cache"},
@@ -336,6 +346,21 @@ static enum err_code cfg_from_env(struct cfg *c, struct err *e)
     return rc;
 }
 
+/* Memory / 8, at most 16 GiB (the readers' own limit): a tensor's working
+ * set in the analysis is its bytes plus 8 bytes per element (up to 5 times a
+ * 16-bit tensor's bytes), so the largest accepted one fits with room for a
+ * second job. 16 GiB if the memory size is unknown. */
+static uint64_t cfg_default_tensor_bytes(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    uint64_t cap = (uint64_t)16 << 30, mem;
+
+    if (pages <= 0 || page <= 0)
+        return cap;
+    mem = (uint64_t)pages * (uint64_t)page;
+    return mem / 8 < cap ? mem / 8 : cap;
+}
+
 static void cfg_defaults(struct cfg *c)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -350,6 +375,7 @@ static void cfg_defaults(struct cfg *c)
     c->max_uploads = 4;
     c->min_free = 1ull << 30;
     c->max_pickle_mem = 256ull << 20; /* = ckpt_limits_default() */
+    c->max_tensor_bytes = cfg_default_tensor_bytes();
     c->response_cache = 64ull << 20;
     c->validators = 2;
     c->validation_queue = 8;
@@ -377,6 +403,7 @@ enum err_code cfg_load(struct cfg *c, int argc, char **argv, struct err *e)
                                           {"max-uploads", required_argument, NULL, 0},
                                           {"min-free", required_argument, NULL, 0},
                                           {"max-pickle-mem", required_argument, NULL, 0},
+                                          {"max-tensor-bytes", required_argument, NULL, 0},
                                           {"http-threads", required_argument, NULL, 0},
                                           {"log-level", required_argument, NULL, 0},
                                           {"help", no_argument, NULL, 'h'},

@@ -14,6 +14,7 @@
  *   --max-uploads N      FARMSD_MAX_UPLOADS  4 concurrent uploads
  *   --min-free BYTES     FARMSD_MIN_FREE     1 GiB kept free on the data disk
  *   --max-pickle-mem B   FARMSD_MAX_PICKLE_MEM 256 MiB to unpickle one data.pkl (>= 1M)
+ *   --max-tensor-bytes B FARMSD_MAX_TENSOR_BYTES memory / 8, at most 16 GiB (>= 1M)
  *   --http-threads N     FARMSD_HTTP_THREADS 4
  *   --response-cache B   FARMSD_RESPONSE_CACHE 64M of rendered run reads (0: off)
  *   --validators N       FARMSD_VALIDATORS   2 threads validating requests with a body
@@ -56,6 +57,7 @@ struct cfg {
     unsigned max_uploads;         /* concurrent uploads */
     uint64_t min_free;            /* bytes kept free */
     uint64_t max_pickle_mem;      /* struct ckpt_limits max_pickle_mem */
+    uint64_t max_tensor_bytes;    /* struct ckpt_limits max_tensor_bytes */
     uint64_t response_cache;      /* bytes of rendered run reads kept (api/cache.h) */
     unsigned validators;          /* threads validating requests with a body */
     unsigned validation_queue;    /* such requests waiting for one */

@@ -181,6 +181,7 @@ int cli_serve_main(int argc, char **argv)
     api_stats_init(&stats);
     ckpt_limits_default(&limits);
     limits.max_pickle_mem = c.max_pickle_mem;
+    limits.max_tensor_bytes = c.max_tensor_bytes;
     serve_owner(owner, sizeof owner);
 
     rc = serve_open_data(&c, &e);

@@ -218,6 +218,53 @@ static void test_insufficient_storage_has_a_category(void)
         svc_dump_log(&s, 3000);
 }
 
+/* --max-tensor-bytes: a job that reaches a tensor larger than the limit
+ * fails with limit_exceeded before that tensor is read (the analysis never
+ * holds more than the limit's working set); smaller tensors are analysed. */
+static void test_tensor_over_the_limit_fails_the_job(void)
+{
+    char data[PATH_MAX], file[PATH_MAX + 32], cmd[2 * PATH_MAX + 160];
+    const char *extra[] = {"--max-tensor-bytes", "1M", NULL};
+    struct svc s;
+    struct svc_resp r;
+    cJSON *job = NULL;
+    long long id;
+
+    snprintf(data, sizeof(data), "%s/tensor-limit", tmp_dir);
+    snprintf(file, sizeof(file), "%s/gpt2.safetensors", tmp_dir);
+    /* c_attn 768 x 2304 float32: 7 077 888 bytes, over 1 MiB */
+    snprintf(cmd, sizeof(cmd),
+             SVC_FARMSD " synth --model gpt2-small --blocks 1 --no-embeddings --dtype F32 "
+                        "--quiet --out '%s'",
+             file);
+    CHECK_EQ_INT(system(cmd), 0);
+    if (!svc_start(&s, data, extra)) {
+        CHECK(!"server started");
+        return;
+    }
+    CHECK_EQ_INT(svc_upload(&s, "/v1/runs/big/checkpoints?step=1", file, NULL, &r), 202);
+    id = (long long)svc_jn(r.json, "id");
+    svc_resp_free(&r);
+    job = svc_wait_job(&s, id, 120);
+    CHECK(job != NULL);
+    CHECK_STR_EQ(svc_js(job, "state"), "failed");
+    CHECK_STR_EQ(svc_js(cJSON_GetObjectItemCaseSensitive(job, "error"), "category"),
+                 "limit_exceeded");
+    cJSON_Delete(job);
+    /* a checkpoint whose tensors are all within the limit is analysed */
+    CHECK_EQ_INT(svc_upload(&s, "/v1/runs/small/checkpoints?step=1",
+                            NUM "gauss_100x300.safetensors", NULL, &r),
+                 202);
+    id = (long long)svc_jn(r.json, "id");
+    svc_resp_free(&r);
+    job = svc_wait_job(&s, id, 120);
+    CHECK_STR_EQ(svc_js(job, "state"), "succeeded");
+    cJSON_Delete(job);
+    CHECK_EQ_INT(svc_stop(&s), 0);
+    if (check_n_failed)
+        svc_dump_log(&s, 3000);
+}
+
 /* --- Upload temp files after a kill -9 ------------------------------------------------------ */
 
 /* Start an upload of `total` bytes on a raw loopback connection, send
@@ -314,6 +361,7 @@ int main(void)
     CHECK(mkdir(root, 0700) == 0);
     test_inputs_server();
     test_insufficient_storage_has_a_category();
+    test_tensor_over_the_limit_fails_the_job();
     test_kill9_upload_tmp_removed_at_restart();
     svc_rm_rf(tmp_dir, check_n_failed > 0);
     curl_global_cleanup();
