@@ -162,20 +162,16 @@ int cli_term_width(void)
     return (int)w;
 }
 
-void cli_fit(char *dst, size_t len, const char *src, int width, int middle)
+void cli_fit(char *dst, size_t len, const char *src, int width, int keep_tail)
 {
     size_t n = strlen(src), w = width > 3 ? (size_t)width : 3;
 
     if (len == 0)
         return;
-    if (n <= w || w + 1 > len) {
+    if (n <= w || w + 1 > len)
         snprintf(dst, len, "%s", src);
-        return;
-    }
-    if (middle) {
-        size_t head = (w - 3) / 2, tail = w - 3 - head;
-        snprintf(dst, len, "%.*s...%s", (int)head, src, src + n - tail);
-    } else {
+    else if (keep_tail)
+        snprintf(dst, len, "...%s", src + n - (w - 3));
+    else
         snprintf(dst, len, "%.*s...", (int)(w - 3), src);
-    }
 }

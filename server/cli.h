@@ -72,9 +72,9 @@ unsigned cli_threads(long requested);
  * terminal, else $COLUMNS when set, else 80; never below 40. */
 int cli_term_width(void);
 
-/* `src` fitted into `width` columns (ASCII; bytes count as columns) in dst
- * (`len` bytes): unchanged if it fits, else cut with "..." in the middle
- * (`middle` != 0, for names whose both ends matter) or at the end. */
-void cli_fit(char *dst, size_t len, const char *src, int width, int middle);
+/* `src` fitted into `width` columns (bytes count as columns) in dst (`len`
+ * bytes): unchanged if it fits, else cut with "..." at the start
+ * (`keep_tail` != 0: tensor names, whose end tells them apart) or the end. */
+void cli_fit(char *dst, size_t len, const char *src, int width, int keep_tail);
 
 #endif /* SERVER_CLI_H */

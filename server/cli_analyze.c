@@ -299,21 +299,22 @@ static void cli_print_wide(const cJSON *layers)
     }
 }
 
-/* The default table, fitted to `width` columns: name (cut in the middle if
- * needed), short kind, shape, alpha, D, and a note (the warning, the reason
- * a layer was skipped, or "failed: " and why), cut at the end. */
+/* The default table, fitted to `width` columns: name (its start cut if
+ * needed), short kind, shape, alpha, and a note (the warning, the reason a
+ * layer was skipped, or "failed: " and why), cut at the end. D, n_tail and
+ * num_eigs are in --wide, the JSON and the CSV. */
 static void cli_print_fitted(const cJSON *layers, int width)
 {
-    enum { FIXED = 2 + 7 + 2 + 11 + 2 + 6 + 2 + 5 + 2, NOTE_MIN = 16 };
+    enum { FIXED = 2 + 7 + 2 + 11 + 2 + 6 + 2, NOTE_MIN = 13, NAME_MIN = 12 };
     const cJSON *layer;
-    char name[512], fitted[512], kind[32], shape[64], status[16], alpha[32], d[32], warn[32];
+    char name[512], fitted[512], kind[32], shape[64], status[16], alpha[32], warn[32];
     char reason[256], note[300];
     int w = cli_name_width(layers), note_w;
 
     if (w > width - FIXED - NOTE_MIN)
-        w = width - FIXED - NOTE_MIN > 8 ? width - FIXED - NOTE_MIN : 8;
-    note_w = width - FIXED - w;
-    printf("%-*s  %-7s  %-11s  %6s  %5s  %s\n", w, "name", "kind", "shape", "alpha", "D", "note");
+        w = width - FIXED - NOTE_MIN > NAME_MIN ? width - FIXED - NOTE_MIN : NAME_MIN;
+    note_w = width - FIXED - w > 4 ? width - FIXED - w : 4;
+    printf("%-*s  %-7s  %-11s  %6s  %s\n", w, "name", "kind", "shape", "alpha", "note");
     cJSON_ArrayForEach(layer, layers)
     {
         cli_field(layer, "name", name, sizeof(name));
@@ -323,14 +324,14 @@ static void cli_print_fitted(const cJSON *layers, int width)
         cli_field(layer, "warning", warn, sizeof(warn));
         cli_field(layer, "reason", reason, sizeof(reason));
         cli_num(layer, "alpha", 3, alpha, sizeof(alpha));
-        cli_num(layer, "D", 3, d, sizeof(d));
         cli_fit(fitted, sizeof(fitted), name, w, 1);
         snprintf(note, sizeof(note), "%s%s", strcmp(status, "failed") == 0 ? "failed: " : "",
                  warn[0] ? warn : reason);
         cli_fit(reason, sizeof(reason), note, note_w, 0);
         cli_fit(note, sizeof(note), shape, 11, 0);
-        printf("%-*s  %-7.7s  %-11s  %6s  %5s  %s\n", w, fitted, cli_kind_short(kind), note, alpha,
-               d, reason);
+        /* trailing spaces of an empty note trimmed */
+        printf("%-*s  %-7.7s  %-11s  %6s%s%s\n", w, fitted, cli_kind_short(kind), note, alpha,
+               reason[0] ? "  " : "", reason);
     }
 }
 

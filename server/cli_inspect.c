@@ -81,7 +81,7 @@ static cJSON *cli_inspect_json(const char *file, const struct ckpt *c,
 
 /* The table: name, dtype, shape, the hash's first 12 hex digits (all 64 with
  * `wide`), and "yes" or why not. Unless `wide`, fitted to the terminal: the
- * name cut in the middle and the reason at the end when needed. */
+ * name's start cut and the reason's end when needed. */
 static void cli_inspect_table(const struct ckpt *c, const struct cli_tensor_row *rows, int wide)
 {
     const int hash_w = wide ? THASH_HEX_LEN - 1 : 12, width = cli_term_width();
