@@ -185,6 +185,27 @@ static enum err_code serve_http_start(const struct cfg *c, const struct api_ctx 
     return http_start(&hc, out, e);
 }
 
+/* The settings into *c and the listen check; -1 to go on, else the exit
+ * status (c freed then). Usage errors are one line and the --help hint. */
+static int serve_settings(struct cfg *c, int argc, char **argv)
+{
+    struct err e = {0};
+    enum err_code rc = cfg_load(c, argc, argv, &e);
+    int status = -1;
+
+    if (rc == ERR_CANCELED)
+        status = 0;
+    else if (rc)
+        status = cli_usage_error("serve", "%s", e.msg);
+    else if (serve_check_listen(c, &e) != ERR_OK) {
+        fprintf(stderr, "farmsd serve: %s\n", e.msg);
+        status = CLI_EXIT_FAILED;
+    }
+    if (status >= 0)
+        cfg_free(c);
+    return status;
+}
+
 int cli_serve_main(int argc, char **argv)
 {
     struct cfg c;
@@ -202,21 +223,10 @@ int cli_serve_main(int argc, char **argv)
     sigset_t sigs;
     int sig = 0, status = 0;
 
-    rc = cfg_load(&c, argc, argv, &e);
-    if (rc == ERR_CANCELED) {
-        cfg_free(&c);
-        return 0;
-    }
-    if (rc) {
-        cli_usage_error("serve", "%s", e.msg);
-        cfg_free(&c);
-        return CLI_EXIT_USAGE;
-    }
-    if (serve_check_listen(&c, &e) != ERR_OK) {
-        fprintf(stderr, "farmsd serve: %s\n", e.msg);
-        cfg_free(&c);
-        return CLI_EXIT_FAILED;
-    }
+    status = serve_settings(&c, argc, argv);
+    if (status >= 0)
+        return status;
+    status = 0;
     log_set_level((enum log_level)c.log_level);
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
