@@ -411,7 +411,7 @@ enum err_code cfg_load(struct cfg *c, int argc, char **argv, struct err *e)
         }
         if (ch == ':')
             return err_set(e, ERR_INVAL, "option '%s' needs a value", argv[optind - 1]);
-        if (ch != 0 && optopt != 0)
+        if (ch != 0 && optopt != 0 && argv[optind - 1][1] != '-')
             return err_set(e, ERR_INVAL, "unknown option '-%c'", optopt);
         if (ch != 0)
             return err_set(e, ERR_INVAL, "unknown option '%s'", argv[optind - 1]);

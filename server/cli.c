@@ -135,6 +135,8 @@ int cli_getopt_error(const char *cmd, int ch, char *const *argv)
 
     if (ch == ':')
         return cli_usage_error(cmd, "option '%s' needs a value", arg);
+    if (strncmp(arg, "--", 2) == 0 && optopt != 0) /* "--wide=1" */
+        return cli_usage_error(cmd, "option '%.*s' takes no value", (int)strcspn(arg, "="), arg);
     if (optopt != 0)
         return cli_usage_error(cmd, "unknown option '-%c'", optopt);
     return cli_usage_error(cmd, "unknown option '%s'", arg);

@@ -222,6 +222,7 @@ static void test_usage_errors_are_one_line_and_exit_2(void)
          "farmsd analyze: --input-format=onnx: unknown input format (auto, safetensors, index, "
          "torch, npy, npz)\n"},
         {"inspect", "--wider", NULL, "farmsd inspect: unknown option '--wider'\n"},
+        {"inspect", "--wide=yes", NULL, "farmsd inspect: option '--wide' takes no value\n"},
         {"inspect", "--format", "csv",
          "farmsd inspect: --format=csv: unknown format (table, json)\n"},
         {"serve", "--x", NULL, "farmsd serve: unknown option '--x'\n"},
