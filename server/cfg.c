@@ -295,6 +295,22 @@ static enum err_code cfg_apply(struct cfg *c, const char *key, const char *v, st
     return err_set(e, ERR_INVAL, "unknown setting '%s'", key);
 }
 
+/* Rewrite the error of a setting that came from the environment as
+ * "VAR=value: why", dropping the flag's own name ("--lease: ") from why. */
+static void cfg_env_blame(struct err *e, const char *var, const char *flag, const char *value)
+{
+    char msg[sizeof(e->msg)];
+    const char *why = e->msg;
+    size_t n = strlen(flag);
+
+    if (strncmp(why, flag, n) == 0 && (why[n] == ':' || why[n] == ' '))
+        why += n + (why[n] == ':');
+    while (*why == ' ')
+        why++;
+    snprintf(msg, sizeof(msg), "%s=%.64s: %.150s", var, value, why);
+    memcpy(e->msg, msg, sizeof(msg));
+}
+
 static enum err_code cfg_from_env(struct cfg *c, struct err *e)
 {
     static const char *const vars[][2] = {
@@ -328,9 +344,11 @@ static enum err_code cfg_from_env(struct cfg *c, struct err *e)
     for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]) && rc == ERR_OK; i++) {
         const char *v = getenv(vars[i][0]);
         if (v != NULL && v[0] != '\0') {
+            char flag[64];
+            snprintf(flag, sizeof(flag), "--%s", vars[i][1]);
             rc = cfg_apply(c, vars[i][1], v, e);
             if (rc)
-                err_prefix(e, vars[i][0]);
+                cfg_env_blame(e, vars[i][0], flag, v);
         }
     }
     while (rc == ERR_OK && roots != NULL && roots[0] != '\0') {
@@ -340,6 +358,9 @@ static enum err_code cfg_from_env(struct cfg *c, struct err *e)
             memcpy(dir, roots, n);
             dir[n] = '\0';
             rc = cfg_add_root(c, dir, e);
+            if (rc)
+                cfg_env_blame(e, "FARMSD_ALLOW_ROOTS", "--allow-root",
+                              getenv("FARMSD_ALLOW_ROOTS"));
         }
         roots += n + (roots[n] == ':');
     }
@@ -420,16 +441,24 @@ enum err_code cfg_load(struct cfg *c, int argc, char **argv, struct err *e)
     enum err_code rc;
     struct farms_params p;
     int ch, idx;
+    const char *preset_env = getenv("FARMSD_PRESET"), *tokens_env = getenv("FARMSD_TOKENS");
 
     cfg_defaults(c);
     rc = cfg_from_env(c, e);
-    while (rc == ERR_OK && (ch = getopt_long(argc, argv, "h", longs, &idx)) != -1) {
+    opterr = 0; /* usage errors are reported by the caller, as one line */
+    while (rc == ERR_OK && (ch = getopt_long(argc, argv, ":h", longs, &idx)) != -1) {
         if (ch == 'h') {
             fputs(cfg_usage(), stdout);
             return ERR_CANCELED;
         }
+        if (ch == ':')
+            return err_set(e, ERR_INVAL, "option '%s' needs a value", argv[optind - 1]);
+        if (ch != 0 && optopt != 0 && argv[optind - 1][1] != '-')
+            return err_set(e, ERR_INVAL, "unknown option '-%c'", optopt);
         if (ch != 0)
-            return err_set(e, ERR_INVAL, "unknown option (see farmsd serve --help)");
+            return err_set(e, ERR_INVAL, "unknown option '%s'", argv[optind - 1]);
+        preset_env = strcmp(longs[idx].name, "preset") == 0 ? NULL : preset_env;
+        tokens_env = strcmp(longs[idx].name, "tokens") == 0 ? NULL : tokens_env;
         rc = cfg_apply(c, longs[idx].name, optarg, e);
     }
     if (rc == ERR_OK && optind != argc)
@@ -445,10 +474,16 @@ enum err_code cfg_load(struct cfg *c, int argc, char **argv, struct err *e)
         rc = cfg_default_path(&c->blobs_dir, "", c->data_dir, "/blobs", e);
     if (rc == ERR_OK && c->preset == NULL)
         rc = cfg_set_str(&c->preset, "farms-llm", e);
-    if (rc == ERR_OK && preset_get(c->preset, &p, e) != ERR_OK)
+    if (rc == ERR_OK && preset_get(c->preset, &p, e) != ERR_OK) {
         rc = ERR_INVAL;
-    if (rc == ERR_OK && c->tokens_file != NULL)
+        if (preset_env != NULL && preset_env[0] != '\0')
+            cfg_env_blame(e, "FARMSD_PRESET", "--preset", preset_env);
+    }
+    if (rc == ERR_OK && c->tokens_file != NULL) {
         rc = cfg_load_tokens(c->tokens_file, &c->tokens, &c->n_tokens, e);
+        if (rc && tokens_env != NULL && tokens_env[0] != '\0')
+            cfg_env_blame(e, "FARMSD_TOKENS", "--tokens", tokens_env);
+    }
     return rc;
 }
 

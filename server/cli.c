@@ -1,9 +1,13 @@
 /* cli.c -- helpers shared by the subcommands (see cli.h). */
 #include "server/cli.h"
 
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <cblas.h>
@@ -35,20 +39,30 @@ enum err_code cli_input_format(const char *s, enum ckpt_format *out, struct err 
         }
     }
     return err_setc(e, ERR_INVAL, "usage",
-                    "unknown input format '%s' (auto, safetensors, index, torch, npy, npz)", s);
+                    "--input-format=%.64s: unknown input format (auto, safetensors, index, "
+                    "torch, npy, npz)",
+                    s);
 }
 
 enum err_code cli_params(const char *name, char **sets, int n_sets, struct farms_params *p,
                          const char **resolved, struct err *e)
 {
+    const char *env = NULL;
     enum err_code rc;
 
     if (name == NULL)
-        name = getenv("FARMSD_PRESET");
-    if (name == NULL || name[0] == '\0')
+        name = env = getenv("FARMSD_PRESET");
+    if (name == NULL || name[0] == '\0') {
         name = "farms-llm";
+        env = NULL;
+    }
     *resolved = name;
     rc = preset_get(name, p, e);
+    if (rc && env != NULL) {
+        char src[96];
+        snprintf(src, sizeof(src), "FARMSD_PRESET=%.64s", env);
+        err_prefix(e, src);
+    }
     for (int i = 0; i < n_sets && rc == ERR_OK; i++)
         rc = preset_set(p, sets[i], e);
     if (rc == ERR_OK)
@@ -65,16 +79,29 @@ const char *cli_env_str(const char *var, const char *dflt)
     return s != NULL && s[0] != '\0' ? s : dflt;
 }
 
-long cli_env_long(const char *var, long dflt)
+enum err_code cli_long(const char *src, const char *s, long lo, long hi, long *out, struct err *e)
 {
-    const char *s = getenv(var);
     char *end;
     long v;
 
-    if (s == NULL || s[0] == '\0')
-        return dflt;
+    errno = 0;
     v = strtol(s, &end, 10);
-    return *end == '\0' ? v : dflt;
+    if (end == s || *end != '\0' || errno != 0 || v < lo || v > hi)
+        return err_setc(e, ERR_INVAL, "usage", "%s=%.64s: not a number in %ld..%ld", src, s, lo,
+                        hi);
+    *out = v;
+    return ERR_OK;
+}
+
+enum err_code cli_env_long(const char *var, long dflt, long lo, long hi, long *out, struct err *e)
+{
+    const char *s = getenv(var);
+
+    if (s == NULL || s[0] == '\0') {
+        *out = dflt;
+        return ERR_OK;
+    }
+    return cli_long(var, s, lo, hi, out, e);
 }
 
 enum err_code cli_limits(struct ckpt_limits *l, struct err *e)
@@ -82,17 +109,16 @@ enum err_code cli_limits(struct ckpt_limits *l, struct err *e)
     const char *mem = cli_env_str("FARMSD_MAX_PICKLE_MEM", NULL);
 
     ckpt_limits_default(l);
-    l->strict = cli_env_long("FARMSD_STRICT", 0) != 0;
     if (mem == NULL)
         return ERR_OK;
     if (cfg_parse_bytes(mem, &l->max_pickle_mem, e) != ERR_OK || l->max_pickle_mem < (1u << 20))
-        return err_set(e, ERR_INVAL, "FARMSD_MAX_PICKLE_MEM: '%s' is not a byte count >= 1M", mem);
+        return err_set(e, ERR_INVAL, "FARMSD_MAX_PICKLE_MEM=%s: not a byte count >= 1M", mem);
     return ERR_OK;
 }
 
 unsigned cli_threads(long requested)
 {
-    long n = requested > 0 ? requested : cli_env_long("FARMSD_THREADS", 0);
+    long n = requested;
 
     if (n <= 0)
         n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -102,4 +128,65 @@ unsigned cli_threads(long requested)
         n = 256;
     openblas_set_num_threads(1); /* parallelism comes from the workers */
     return (unsigned)n;
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+
+    fprintf(stderr, "farmsd %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nTry 'farmsd %s --help'.\n", cmd);
+    return CLI_EXIT_USAGE;
+}
+
+int cli_getopt_error(const char *cmd, int ch, char *const *argv)
+{
+    const char *arg = optind > 0 ? argv[optind - 1] : "";
+
+    if (ch == ':')
+        return cli_usage_error(cmd, "option '%s' needs a value", arg);
+    if (strncmp(arg, "--", 2) == 0 && optopt != 0) /* "--wide=1" */
+        return cli_usage_error(cmd, "option '%.*s' takes no value", (int)strcspn(arg, "="), arg);
+    if (optopt != 0)
+        return cli_usage_error(cmd, "unknown option '-%c'", optopt);
+    return cli_usage_error(cmd, "unknown option '%s'", arg);
+}
+
+int cli_settings_error(const char *cmd, const struct err *e)
+{
+    return cli_usage_error(cmd, "%s", e->msg);
+}
+
+int cli_term_width(void)
+{
+    struct winsize ws;
+    const char *cols = getenv("COLUMNS");
+    long w = 80;
+
+    if (isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+        w = ws.ws_col;
+    else if (cols != NULL && cols[0] != '\0')
+        w = strtol(cols, NULL, 10);
+    if (w < 40)
+        w = 40;
+    if (w > 1000)
+        w = 1000;
+    return (int)w;
+}
+
+void cli_fit(char *dst, size_t len, const char *src, int width, int keep_tail)
+{
+    size_t n = strlen(src), w = width > 3 ? (size_t)width : 3;
+
+    if (len == 0)
+        return;
+    if (n <= w || w + 1 > len)
+        snprintf(dst, len, "%s", src);
+    else if (keep_tail)
+        snprintf(dst, len, "...%s", src + n - (w - 3));
+    else
+        snprintf(dst, len, "%.*s...", (int)(w - 3), src);
 }

@@ -29,9 +29,12 @@ static const char cli_analyze_usage[] =
     "                      bins, conv_norm, filter_zeros, eig_threshold, min_eigs,\n"
     "                      include_embeddings\n"
     "  --format F          table (default), json or csv                   [FARMSD_FORMAT]\n"
+    "  --wide              the table with every column and the full names and reasons\n"
+    "                      (default: fitted to the terminal, else 80 columns)\n"
     "  --include REGEX     only tensors whose name matches (POSIX extended regex)\n"
     "  --exclude REGEX     leave out tensors whose name matches\n"
-    "  --threads N         worker threads (default: number of CPUs)       [FARMSD_THREADS]\n"
+    "  --threads N         worker threads, 0..256 (default 0: number of CPUs)\n"
+    "                                                                     [FARMSD_THREADS]\n"
     "  --input-format F    auto (default), safetensors, index, torch, npy, npz\n"
     "  --strict            refuse pickles with unknown globals            [FARMSD_STRICT=1]\n"
     "  --quiet             no progress lines on stderr\n"
@@ -40,8 +43,12 @@ static const char cli_analyze_usage[] =
     "FARMSD_MAX_PICKLE_MEM (default 256M): the memory a torch file's data.pkl may take to\n"
     "unpickle, and again its tensor list; beyond it the file is refused (limit_exceeded).\n"
     "\n"
-    "Exit status: 0 ok, 1 usage or settings error, 2 the file cannot be read\n"
-    "(\"error: <category>: <message>\" on stderr), 3 the analysis failed.\n";
+    "The table ends with a summary: layers analysed, skipped and failed, and how many\n"
+    "are over-trained (alpha < 2) and under-trained (alpha > 6).\n"
+    "\n"
+    "Exit status: 0 ok; 2 a usage or settings error (one line naming the option or\n"
+    "environment variable) or a file that cannot be read (\"error: <category>:\n"
+    "<message>\" on stderr); 3 the analysis failed.\n";
 
 struct cli_analyze_opts {
     const char *file;
@@ -55,7 +62,26 @@ struct cli_analyze_opts {
     enum ckpt_format input_format;
     int strict;
     int quiet;
+    int wide;
 };
+
+/* The environment's defaults: FARMSD_FORMAT, FARMSD_STRICT, FARMSD_THREADS;
+ * *format_src names where the format came from. Returns -1 or the status. */
+static int cli_analyze_env(struct cli_analyze_opts *o, const char **format_src)
+{
+    long strict = 0;
+    struct err e;
+
+    o->format = cli_env_str("FARMSD_FORMAT", NULL);
+    *format_src = o->format != NULL ? "FARMSD_FORMAT" : "--format";
+    if (o->format == NULL)
+        o->format = "table";
+    if (cli_env_long("FARMSD_STRICT", 0, 0, 1, &strict, &e) ||
+        cli_env_long("FARMSD_THREADS", 0, 0, 256, &o->threads, &e))
+        return cli_settings_error("analyze", &e);
+    o->strict = strict != 0;
+    return -1;
+}
 
 /* Parse argv; returns -1 to go on, else the exit status. */
 static int cli_analyze_parse(int argc, char **argv, struct cli_analyze_opts *o)
@@ -69,49 +95,55 @@ static int cli_analyze_parse(int argc, char **argv, struct cli_analyze_opts *o)
                                           {"input-format", required_argument, NULL, 'F'},
                                           {"strict", no_argument, NULL, 'S'},
                                           {"quiet", no_argument, NULL, 'q'},
+                                          {"wide", no_argument, NULL, 'w'},
                                           {"help", no_argument, NULL, 'h'},
                                           {NULL, 0, NULL, 0}};
+    const char *format_src;
     struct err e;
-    int ch;
+    int ch, status = cli_analyze_env(o, &format_src);
 
-    o->format = cli_env_str("FARMSD_FORMAT", "table");
-    o->strict = cli_env_long("FARMSD_STRICT", 0) != 0;
-    while ((ch = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
+    opterr = 0;
+    while (status < 0 && (ch = getopt_long(argc, argv, ":h", longs, NULL)) != -1) {
         switch (ch) {
         case 'p': o->preset = optarg; break;
         case 's':
-            if (o->n_sets == CLI_MAX_SETS) {
-                fprintf(stderr, "error: usage: more than %d --set options\n", CLI_MAX_SETS);
-                return CLI_EXIT_USAGE;
-            }
+            if (o->n_sets == CLI_MAX_SETS)
+                return cli_usage_error("analyze", "more than %d --set options", CLI_MAX_SETS);
             o->sets[o->n_sets++] = optarg;
             break;
-        case 'f': o->format = optarg; break;
+        case 'f':
+            o->format = optarg;
+            format_src = "--format";
+            break;
         case 'i': o->include = optarg; break;
         case 'x': o->exclude = optarg; break;
-        case 't': o->threads = strtol(optarg, NULL, 10); break;
+        case 't':
+            if (cli_long("--threads", optarg, 0, 256, &o->threads, &e))
+                return cli_settings_error("analyze", &e);
+            break;
         case 'F':
-            if (cli_input_format(optarg, &o->input_format, &e)) {
-                cli_print_error(&e);
-                return CLI_EXIT_USAGE;
-            }
+            if (cli_input_format(optarg, &o->input_format, &e))
+                return cli_settings_error("analyze", &e);
             break;
         case 'S': o->strict = 1; break;
         case 'q': o->quiet = 1; break;
+        case 'w': o->wide = 1; break;
         case 'h': fputs(cli_analyze_usage, stdout); return 0;
-        default: fputs(cli_analyze_usage, stderr); return CLI_EXIT_USAGE;
+        default: return cli_getopt_error("analyze", ch, argv);
         }
     }
-    if (optind != argc - 1) {
-        fprintf(stderr, "error: usage: farmsd analyze needs exactly one FILE (see --help)\n");
-        return CLI_EXIT_USAGE;
-    }
+    if (status >= 0)
+        return status;
+    if (optind == argc)
+        return cli_usage_error("analyze", "missing FILE");
+    if (optind != argc - 1)
+        return cli_usage_error("analyze", "one FILE only, got '%s' and '%s'", argv[optind],
+                               argv[optind + 1]);
     o->file = argv[optind];
     if (strcmp(o->format, "table") != 0 && strcmp(o->format, "json") != 0 &&
-        strcmp(o->format, "csv") != 0) {
-        fprintf(stderr, "error: usage: unknown --format '%s' (table, json, csv)\n", o->format);
-        return CLI_EXIT_USAGE;
-    }
+        strcmp(o->format, "csv") != 0)
+        return cli_usage_error("analyze", "%s=%s: unknown format (table, json, csv)", format_src,
+                               o->format);
     return -1;
 }
 
@@ -205,11 +237,33 @@ static void cli_print_csv(const cJSON *layers)
     }
 }
 
-static void cli_print_table(const cJSON *layers)
+/* The short name of a kind for the fitted table (at most 7 columns). */
+static const char *cli_kind_short(const char *kind)
+{
+    static const char *const names[][2] = {
+        {"conv1d_transposed", "conv1dT"}, {"embedding", "embed"}, {"norm_stat", "nstat"}};
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strcmp(kind, names[i][0]) == 0)
+            return names[i][1];
+    return kind;
+}
+
+/* A number field with `decimals` decimals, or "-" when null. */
+static void cli_num(const cJSON *layer, const char *key, int decimals, char *buf, size_t len)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(layer, key);
+
+    if (cJSON_IsNumber(v))
+        snprintf(buf, len, "%.*f", decimals, v->valuedouble);
+    else
+        snprintf(buf, len, "-");
+}
+
+static int cli_name_width(const cJSON *layers)
 {
     const cJSON *layer;
-    char name[512], kind[32], shape[64], status[16], alpha[32], d[32], tail[32], eigs[32];
-    char warn[32], reason[256];
+    char name[512];
     int w = 4;
 
     cJSON_ArrayForEach(layer, layers)
@@ -218,6 +272,17 @@ static void cli_print_table(const cJSON *layers)
         if ((int)strlen(name) > w)
             w = (int)strlen(name);
     }
+    return w;
+}
+
+/* Today's full table: every column, names and reasons in full. */
+static void cli_print_wide(const cJSON *layers)
+{
+    const cJSON *layer;
+    char name[512], kind[32], shape[64], status[16], alpha[32], d[32], tail[32], eigs[32];
+    char warn[32], reason[256];
+    int w = cli_name_width(layers);
+
     printf("%-*s  %-17s  %-12s  %-7s  %8s  %7s  %7s  %8s  %s\n", w, "name", "kind", "shape",
            "status", "alpha", "D", "n_tail", "num_eigs", "warning / reason");
     cJSON_ArrayForEach(layer, layers)
@@ -230,15 +295,89 @@ static void cli_print_table(const cJSON *layers)
         cli_field(layer, "num_eigs", eigs, sizeof(eigs));
         cli_field(layer, "warning", warn, sizeof(warn));
         cli_field(layer, "reason", reason, sizeof(reason));
-        const cJSON *a = cJSON_GetObjectItemCaseSensitive(layer, "alpha");
-        const cJSON *dd = cJSON_GetObjectItemCaseSensitive(layer, "D");
-        snprintf(alpha, sizeof(alpha), cJSON_IsNumber(a) ? "%.4f" : "-",
-                 cJSON_IsNumber(a) ? a->valuedouble : 0.0);
-        snprintf(d, sizeof(d), cJSON_IsNumber(dd) ? "%.4f" : "-",
-                 cJSON_IsNumber(dd) ? dd->valuedouble : 0.0);
+        cli_num(layer, "alpha", 4, alpha, sizeof(alpha));
+        cli_num(layer, "D", 4, d, sizeof(d));
         printf("%-*s  %-17s  %-12s  %-7s  %8s  %7s  %7s  %8s  %s\n", w, name, kind, shape, status,
                alpha, d, tail[0] ? tail : "-", eigs[0] ? eigs : "-", warn[0] ? warn : reason);
     }
+}
+
+/* The default table, fitted to `width` columns: name (its start cut if
+ * needed), short kind, shape, alpha, and a note (the warning, the reason a
+ * layer was skipped, or "failed: " and why), cut at the end. D, n_tail and
+ * num_eigs are in --wide, the JSON and the CSV. */
+static void cli_print_fitted(const cJSON *layers, int width)
+{
+    enum { FIXED = 2 + 7 + 2 + 11 + 2 + 6 + 2, NOTE_MIN = 13, NAME_MIN = 12 };
+    const cJSON *layer;
+    char name[512], fitted[512], kind[32], shape[64], status[16], alpha[32], warn[32];
+    char reason[256], note[300];
+    int w = cli_name_width(layers), note_w;
+
+    if (w > width - FIXED - NOTE_MIN)
+        w = width - FIXED - NOTE_MIN > NAME_MIN ? width - FIXED - NOTE_MIN : NAME_MIN;
+    note_w = width - FIXED - w > 4 ? width - FIXED - w : 4;
+    printf("%-*s  %-7s  %-11s  %6s  %s\n", w, "name", "kind", "shape", "alpha", "note");
+    cJSON_ArrayForEach(layer, layers)
+    {
+        cli_field(layer, "name", name, sizeof(name));
+        cli_field(layer, "kind", kind, sizeof(kind));
+        cli_field(layer, "shape", shape, sizeof(shape));
+        cli_field(layer, "status", status, sizeof(status));
+        cli_field(layer, "warning", warn, sizeof(warn));
+        cli_field(layer, "reason", reason, sizeof(reason));
+        cli_num(layer, "alpha", 3, alpha, sizeof(alpha));
+        cli_fit(fitted, sizeof(fitted), name, w, 1);
+        snprintf(note, sizeof(note), "%s%s", strcmp(status, "failed") == 0 ? "failed: " : "",
+                 warn[0] ? warn : reason);
+        cli_fit(reason, sizeof(reason), note, note_w, 0);
+        cli_fit(note, sizeof(note), shape, 11, 0);
+        /* trailing spaces of an empty note trimmed */
+        printf("%-*s  %-7.7s  %-11s  %6s%s%s\n", w, fitted, cli_kind_short(kind), note, alpha,
+               reason[0] ? "  " : "", reason);
+    }
+}
+
+/* The summary line: analysed / skipped / failed layers, over- and
+ * under-trained ones (alpha < 2, alpha > 6, among the analysed). */
+static void cli_print_summary(const cJSON *layers, int width)
+{
+    const cJSON *layer;
+    long n_ok = 0, n_skip = 0, n_fail = 0, n_over = 0, n_under = 0;
+    char line[256];
+
+    cJSON_ArrayForEach(layer, layers)
+    {
+        const cJSON *st = cJSON_GetObjectItemCaseSensitive(layer, "status");
+        const cJSON *a = cJSON_GetObjectItemCaseSensitive(layer, "alpha");
+        const char *s = cJSON_IsString(st) ? st->valuestring : "";
+        n_ok += strcmp(s, "ok") == 0;
+        n_skip += strcmp(s, "skipped") == 0;
+        n_fail += strcmp(s, "failed") == 0;
+        n_over += strcmp(s, "ok") == 0 && cJSON_IsNumber(a) && a->valuedouble < 2.0;
+        n_under += strcmp(s, "ok") == 0 && cJSON_IsNumber(a) && a->valuedouble > 6.0;
+    }
+    snprintf(line, sizeof(line),
+             "%ld analysed, %ld skipped, %ld failed; %ld over-trained (alpha < 2), "
+             "%ld under-trained (alpha > 6)",
+             n_ok, n_skip, n_fail, n_over, n_under);
+    if ((int)strlen(line) > width)
+        snprintf(line, sizeof(line),
+                 "%ld analysed, %ld skipped, %ld failed; %ld over-trained, "
+                 "%ld under-trained",
+                 n_ok, n_skip, n_fail, n_over, n_under);
+    printf("\n%s\n", line);
+}
+
+static void cli_print_table(const cJSON *layers, int wide)
+{
+    int width = cli_term_width();
+
+    if (wide)
+        cli_print_wide(layers);
+    else
+        cli_print_fitted(layers, width);
+    cli_print_summary(layers, wide ? 1000 : width);
 }
 
 /* The report as {"file", "format", "preset", "params", "ordering", "layers"}. */
@@ -287,7 +426,7 @@ static int cli_emit(const struct cli_analyze_opts *o, const struct ckpt *c, cons
     } else if (strcmp(o->format, "csv") == 0) {
         cli_print_csv(cJSON_GetObjectItemCaseSensitive(root, "layers"));
     } else {
-        cli_print_table(cJSON_GetObjectItemCaseSensitive(root, "layers"));
+        cli_print_table(cJSON_GetObjectItemCaseSensitive(root, "layers"), o->wide);
     }
     cJSON_Delete(root);
     return 0;
@@ -301,7 +440,7 @@ static int cli_compile(const char *what, const char *pattern, regex_t *re)
     if (rc == 0)
         return 1;
     regerror(rc, re, msg, sizeof(msg));
-    fprintf(stderr, "error: usage: bad --%s regex '%s': %s\n", what, pattern, msg);
+    cli_usage_error("analyze", "--%s=%s: bad regex: %s", what, pattern, msg);
     return 0;
 }
 
@@ -322,18 +461,15 @@ int cli_analyze_main(int argc, char **argv)
     status = cli_analyze_parse(argc, argv, &o);
     if (status >= 0)
         return status;
-    if (cli_params(o.preset, o.sets, o.n_sets, &params, &preset, &e)) {
-        cli_print_error(&e);
-        return CLI_EXIT_USAGE;
-    }
+    if (cli_params(o.preset, o.sets, o.n_sets, &params, &preset, &e))
+        return cli_settings_error("analyze", &e);
     if ((o.include && !(have_inc = cli_compile("include", o.include, &inc))) ||
         (o.exclude && !(have_exc = cli_compile("exclude", o.exclude, &exc)))) {
         status = CLI_EXIT_USAGE;
         goto out;
     }
     if (cli_limits(&limits, &e)) {
-        cli_print_error(&e);
-        status = CLI_EXIT_USAGE;
+        status = cli_settings_error("analyze", &e);
         goto out;
     }
     limits.strict = o.strict;

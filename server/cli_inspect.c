@@ -20,6 +20,8 @@ static const char cli_inspect_usage[] =
     "would analyse it (with the reason when not).\n"
     "\n"
     "  --format F          table (default) or json                        [FARMSD_FORMAT]\n"
+    "  --wide              the table with full names, hashes and reasons (default: fitted\n"
+    "                      to the terminal, else 80 columns)\n"
     "  --preset P          the settings that decide the selection (default farms-llm)\n"
     "  --set KEY=VALUE     override a setting (repeatable; see farmsd analyze --help)\n"
     "  --input-format F    auto (default), safetensors, index, torch, npy, npz\n"
@@ -28,6 +30,19 @@ static const char cli_inspect_usage[] =
     "\n"
     "FARMSD_MAX_PICKLE_MEM (default 256M): the memory a torch file's data.pkl may take to\n"
     "unpickle (see farmsd analyze --help).\n";
+
+#define CLI_INSPECT_MAX_SETS 64
+
+struct cli_inspect_opts {
+    const char *file;
+    const char *format;
+    const char *preset;
+    char *sets[CLI_INSPECT_MAX_SETS];
+    int n_sets;
+    enum ckpt_format input_format;
+    int strict;
+    int wide;
+};
 
 struct cli_tensor_row {
     const char *name;   /* display name (borrowed) */
@@ -67,15 +82,28 @@ static cJSON *cli_inspect_json(const char *file, const struct ckpt *c,
     return root;
 }
 
-static void cli_inspect_table(const struct ckpt *c, const struct cli_tensor_row *rows)
+/* The table: name, dtype, shape, the hash's first 12 hex digits (all 64 with
+ * `wide`), and "yes" or why not. Unless `wide`, fitted to the terminal: the
+ * name's start cut and the reason's end when needed. */
+static void cli_inspect_table(const struct ckpt *c, const struct cli_tensor_row *rows, int wide)
 {
-    int w = 4;
+    const int hash_w = wide ? THASH_HEX_LEN - 1 : 12, width = cli_term_width();
+    const int shape_w = wide ? 16 : 11, fixed = 2 + 7 + 2 + shape_w + 2 + hash_w + 2;
+    const int note_min = 16;
+    size_t n_selected = 0;
+    char name[512], reason[256];
+    int w = 4, note_w = 1 << 20;
 
     for (size_t i = 0; i < ckpt_n_tensors(c); i++)
         if ((int)strlen(rows[i].name) > w)
             w = (int)strlen(rows[i].name);
+    if (!wide && w > width - fixed - note_min)
+        w = width - fixed - note_min > 8 ? width - fixed - note_min : 8;
+    if (!wide)
+        note_w = width - fixed - w;
     printf("format: %s\n", ckpt_format_name(ckpt_format_of(c)));
-    printf("%-*s  %-7s  %-16s  %-16s  %s\n", w, "name", "dtype", "shape", "sha256", "selected");
+    printf("%-*s  %-7s  %-*s  %-*s  %s\n", w, "name", "dtype", shape_w, "shape", hash_w, "sha256",
+           "selected");
     for (size_t i = 0; i < ckpt_n_tensors(c); i++) {
         const struct ckpt_tensor *t = ckpt_tensor_at(c, i);
         char shape[64] = "";
@@ -85,9 +113,13 @@ static void cli_inspect_table(const struct ckpt *c, const struct cli_tensor_row 
                              (long long)t->shape[d]);
             used += n > 0 ? (size_t)n : 0;
         }
-        printf("%-*s  %-7s  %-16s  %.16s  %s\n", w, rows[i].name, dtype_name(t->dtype),
-               t->ndim ? shape : "scalar", rows[i].sha256, rows[i].reason ? rows[i].reason : "yes");
+        n_selected += rows[i].reason == NULL;
+        cli_fit(name, sizeof(name), rows[i].name, wide ? 1 << 20 : w, 1);
+        cli_fit(reason, sizeof(reason), rows[i].reason ? rows[i].reason : "yes", note_w, 0);
+        printf("%-*s  %-7s  %-*s  %.*s  %s\n", w, name, dtype_name(t->dtype), shape_w,
+               t->ndim ? shape : "scalar", hash_w, rows[i].sha256, reason);
     }
+    printf("\n%zu tensors, %zu selected for analysis\n", ckpt_n_tensors(c), n_selected);
 }
 
 /* Selection per tensor, from the engine's rows (model tensors) or "not part
@@ -113,20 +145,69 @@ static enum err_code cli_inspect_rows(const struct ckpt *c, const struct engine_
     return rc;
 }
 
+/* The environment's defaults (FARMSD_FORMAT, FARMSD_STRICT) and argv into
+ * the options; returns -1 to go on, else the exit status. */
+static int cli_inspect_parse(int argc, char **argv, struct cli_inspect_opts *o)
+{
+    static const struct option longs[] = {
+        {"format", required_argument, NULL, 'f'}, {"preset", required_argument, NULL, 'p'},
+        {"set", required_argument, NULL, 's'},    {"input-format", required_argument, NULL, 'F'},
+        {"strict", no_argument, NULL, 'S'},       {"wide", no_argument, NULL, 'w'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
+    const char *format_src = "FARMSD_FORMAT";
+    long strict = 0;
+    struct err e;
+    int ch;
+
+    o->format = cli_env_str("FARMSD_FORMAT", NULL);
+    if (o->format == NULL) {
+        o->format = "table";
+        format_src = "--format";
+    }
+    if (cli_env_long("FARMSD_STRICT", 0, 0, 1, &strict, &e))
+        return cli_settings_error("inspect", &e);
+    o->strict = strict != 0;
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, ":h", longs, NULL)) != -1) {
+        switch (ch) {
+        case 'f':
+            o->format = optarg;
+            format_src = "--format";
+            break;
+        case 'p': o->preset = optarg; break;
+        case 's':
+            if (o->n_sets == CLI_INSPECT_MAX_SETS)
+                return cli_usage_error("inspect", "more than %d --set options",
+                                       CLI_INSPECT_MAX_SETS);
+            o->sets[o->n_sets++] = optarg;
+            break;
+        case 'F':
+            if (cli_input_format(optarg, &o->input_format, &e))
+                return cli_settings_error("inspect", &e);
+            break;
+        case 'S': o->strict = 1; break;
+        case 'w': o->wide = 1; break;
+        case 'h': fputs(cli_inspect_usage, stdout); return 0;
+        default: return cli_getopt_error("inspect", ch, argv);
+        }
+    }
+    if (optind == argc)
+        return cli_usage_error("inspect", "missing FILE");
+    if (optind != argc - 1)
+        return cli_usage_error("inspect", "one FILE only, got '%s' and '%s'", argv[optind],
+                               argv[optind + 1]);
+    o->file = argv[optind];
+    if (strcmp(o->format, "table") != 0 && strcmp(o->format, "json") != 0)
+        return cli_usage_error("inspect", "%s=%s: unknown format (table, json)", format_src,
+                               o->format);
+    return -1;
+}
+
 int cli_inspect_main(int argc, char **argv)
 {
-    static const struct option longs[] = {{"format", required_argument, NULL, 'f'},
-                                          {"preset", required_argument, NULL, 'p'},
-                                          {"set", required_argument, NULL, 's'},
-                                          {"input-format", required_argument, NULL, 'F'},
-                                          {"strict", no_argument, NULL, 'S'},
-                                          {"help", no_argument, NULL, 'h'},
-                                          {NULL, 0, NULL, 0}};
-    const char *format = cli_env_str("FARMSD_FORMAT", "table");
-    const char *preset_name = NULL, *resolved;
-    char *sets[64];
-    int n_sets = 0, status = 0, ch;
-    enum ckpt_format input_format = CKPT_FORMAT_UNKNOWN;
+    struct cli_inspect_opts o = {0};
+    const char *resolved;
+    int status;
     struct ckpt_limits limits;
     struct farms_params params;
     struct engine_report report = {0};
@@ -136,40 +217,17 @@ int cli_inspect_main(int argc, char **argv)
     cJSON *root;
     struct err e;
 
-    if (cli_limits(&limits, &e)) {
-        cli_print_error(&e);
-        return CLI_EXIT_USAGE;
-    }
-    while ((ch = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
-        switch (ch) {
-        case 'f': format = optarg; break;
-        case 'p': preset_name = optarg; break;
-        case 's':
-            if (n_sets < 64)
-                sets[n_sets++] = optarg;
-            break;
-        case 'F':
-            if (cli_input_format(optarg, &input_format, &e)) {
-                cli_print_error(&e);
-                return CLI_EXIT_USAGE;
-            }
-            break;
-        case 'S': limits.strict = 1; break;
-        case 'h': fputs(cli_inspect_usage, stdout); return 0;
-        default: fputs(cli_inspect_usage, stderr); return CLI_EXIT_USAGE;
-        }
-    }
-    if (optind != argc - 1 || (strcmp(format, "table") != 0 && strcmp(format, "json") != 0)) {
-        fprintf(stderr, "error: usage: farmsd inspect FILE [--format table|json] (see --help)\n");
-        return CLI_EXIT_USAGE;
-    }
-    if (cli_params(preset_name, sets, n_sets, &params, &resolved, &e)) {
-        cli_print_error(&e);
-        return CLI_EXIT_USAGE;
-    }
+    status = cli_inspect_parse(argc, argv, &o);
+    if (status >= 0)
+        return status;
+    if (cli_limits(&limits, &e))
+        return cli_settings_error("inspect", &e);
+    limits.strict = o.strict;
+    if (cli_params(o.preset, o.sets, o.n_sets, &params, &resolved, &e))
+        return cli_settings_error("inspect", &e);
+    status = 0;
     eo.params = &params;
-    if (ckpt_open(argv[optind], input_format, &limits, &c, &e) ||
-        engine_select(c, &eo, &report, &e)) {
+    if (ckpt_open(o.file, o.input_format, &limits, &c, &e) || engine_select(c, &eo, &report, &e)) {
         cli_print_error(&e);
         status = CLI_EXIT_INPUT;
         goto out;
@@ -182,8 +240,8 @@ int cli_inspect_main(int argc, char **argv)
         status = CLI_EXIT_INPUT;
         goto out;
     }
-    if (strcmp(format, "json") == 0) {
-        root = cli_inspect_json(argv[optind], c, rows);
+    if (strcmp(o.format, "json") == 0) {
+        root = cli_inspect_json(o.file, c, rows);
         char *text = root ? cJSON_Print(root) : NULL;
         if (text != NULL)
             printf("%s\n", text);
@@ -191,7 +249,7 @@ int cli_inspect_main(int argc, char **argv)
         cJSON_free(text);
         cJSON_Delete(root);
     } else {
-        cli_inspect_table(c, rows);
+        cli_inspect_table(c, rows, o.wide);
     }
 out:
     free(rows);

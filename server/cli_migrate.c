@@ -38,7 +38,8 @@ int cli_migrate_main(int argc, char **argv)
     int ch, status = 0;
 
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, ":h", longs, NULL)) != -1) {
         if (ch == 'h') {
             fputs(migrate_usage, stdout);
             return 0;
@@ -48,16 +49,14 @@ int cli_migrate_main(int argc, char **argv)
         else if (ch == 't')
             to_url = optarg;
         else
-            return CLI_EXIT_USAGE;
+            return cli_getopt_error("migrate", ch, argv);
     }
-    if (from_url == NULL || to_url == NULL || optind != argc) {
-        fputs(migrate_usage, stderr);
-        return CLI_EXIT_USAGE;
-    }
-    if (strcmp(from_url, to_url) == 0) {
-        fprintf(stderr, "error: usage: --from and --to name the same database\n");
-        return CLI_EXIT_USAGE;
-    }
+    if (optind != argc)
+        return cli_usage_error("migrate", "unexpected argument '%s'", argv[optind]);
+    if (from_url == NULL || to_url == NULL)
+        return cli_usage_error("migrate", "missing %s", from_url == NULL ? "--from" : "--to");
+    if (strcmp(from_url, to_url) == 0)
+        return cli_usage_error("migrate", "--from and --to name the same database");
     if (store_open(from_url, &from, &e) != ERR_OK || store_open(to_url, &to, &e) != ERR_OK ||
         store_copy(from, to, &st, &e) != ERR_OK) {
         fprintf(stderr, "error: %s: %s\n", err_category(&e), e.msg);

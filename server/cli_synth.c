@@ -134,39 +134,47 @@ static int cli_synth_parse(int argc, char **argv, struct cli_synth_model *m,
                                           {"help", no_argument, NULL, 'h'},
                                           {NULL, 0, NULL, 0}};
     char *end;
-    int ch, bad = 0;
+    int ch;
     long blocks = -1;
 
-    while ((ch = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, ":h", longs, NULL)) != -1) {
         switch (ch) {
         case 'm': m->model = optarg; break;
         case 'b':
             blocks = strtol(optarg, &end, 10);
-            bad |= *end != '\0' || blocks < 0 || blocks > 100000;
+            if (end == optarg || *end != '\0' || blocks < 0 || blocks > 100000)
+                return cli_usage_error("synth", "--blocks=%s: not a number in 0..100000", optarg);
             break;
-        case 't': bad |= cli_synth_dtype(optarg, &m->dtype) != 0; break;
+        case 't':
+            if (cli_synth_dtype(optarg, &m->dtype) != 0)
+                return cli_usage_error("synth", "--dtype=%s: unknown dtype (F32, F16, BF16)",
+                                       optarg);
+            break;
         case 'd': o->dist = optarg; break;
         case 's':
             o->seed = strtoull(optarg, &end, 10);
-            bad |= *end != '\0';
+            if (end == optarg || *end != '\0')
+                return cli_usage_error("synth", "--seed=%s: not a number", optarg);
             break;
         case 'f': o->format = optarg; break;
         case 'o': o->out = optarg; break;
         case 'E': m->embeddings = 0; break;
         case 'q': o->quiet = 1; break;
         case 'h': fputs(cli_synth_usage, stdout); return 0;
-        default: fputs(cli_synth_usage, stderr); return CLI_EXIT_USAGE;
+        default: return cli_getopt_error("synth", ch, argv);
         }
     }
-    bad |= optind != argc || m->model == NULL || o->out == NULL;
-    bad |= strcmp(o->dist, "gaussian") != 0 && strcmp(o->dist, "heavy") != 0;
-    bad |= strcmp(o->format, "safetensors") != 0 && strcmp(o->format, "torch") != 0;
-    if (bad) {
-        fprintf(stderr, "error: usage: farmsd synth --model llama7b|gpt2-small|resnet --out FILE "
-                        "[--blocks N] [--dtype F32|F16|BF16] [--dist gaussian|heavy] [--seed S] "
-                        "[--format safetensors|torch] (see --help)\n");
-        return CLI_EXIT_USAGE;
-    }
+    if (optind != argc)
+        return cli_usage_error("synth", "unexpected argument '%s'", argv[optind]);
+    if (m->model == NULL || o->out == NULL)
+        return cli_usage_error("synth", "missing %s", m->model == NULL ? "--model" : "--out");
+    if (strcmp(o->dist, "gaussian") != 0 && strcmp(o->dist, "heavy") != 0)
+        return cli_usage_error("synth", "--dist=%s: unknown distribution (gaussian, heavy)",
+                               o->dist);
+    if (strcmp(o->format, "safetensors") != 0 && strcmp(o->format, "torch") != 0)
+        return cli_usage_error("synth", "--format=%s: unknown format (safetensors, torch)",
+                               o->format);
     m->blocks = blocks >= 0 ? (int)blocks : cli_synth_default_blocks(m->model);
     return -1;
 }
@@ -184,9 +192,12 @@ int cli_synth_main(int argc, char **argv)
         return status;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     if (cli_synth_model_build(&m, &e)) {
-        cli_print_error(&e);
+        if (e.code == ERR_INVAL)
+            cli_settings_error("synth", &e);
+        else
+            cli_print_error(&e);
         cli_synth_model_free(&m);
-        return CLI_EXIT_USAGE;
+        return e.code == ERR_INVAL ? CLI_EXIT_USAGE : CLI_EXIT_FAILED;
     }
     if (cli_synth_stream(&m, &o, &bytes, &e)) {
         cli_print_error(&e);

@@ -48,6 +48,6 @@ int main(int argc, char **argv)
         fputs(main_usage, stdout);
         return 0;
     }
-    fprintf(stderr, "error: usage: unknown command '%s'\n\n%s", argv[1], main_usage);
+    fprintf(stderr, "farmsd: unknown command '%s'\nTry 'farmsd --help'.\n", argv[1]);
     return CLI_EXIT_USAGE;
 }

@@ -9,13 +9,16 @@
  * database. Signals are taken synchronously with sigwait() on the main
  * thread; every other thread starts with them blocked.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -38,6 +41,44 @@ static void serve_job_queued(void *arg, int64_t job_id)
 {
     (void)job_id;
     worker_notify(arg);
+}
+
+/* Whether host:port can be listened on, checked before anything is created,
+ * so that a port in use is one clear line and leaves no data folder behind.
+ * The socket is closed again and libmicrohttpd binds the address itself
+ * (both with SO_REUSEADDR); a port taken in the moment between still fails,
+ * in http_start. */
+static enum err_code serve_check_listen(const struct cfg *c, struct err *e)
+{
+    struct addrinfo hints = {0}, *res = NULL;
+    char port[16], addr[300];
+    int fd = -1, one = 1, gai;
+    enum err_code rc = ERR_OK;
+
+    snprintf(addr, sizeof(addr), "%s%s%s:%u", strchr(c->host, ':') ? "[" : "", c->host,
+             strchr(c->host, ':') ? "]" : "", c->port);
+    snprintf(port, sizeof(port), "%u", c->port);
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    gai = getaddrinfo(c->host, port, &hints, &res);
+    if (gai != 0) {
+        rc = err_set(e, ERR_INVAL, "cannot listen on %s: %s", addr, gai_strerror(gai));
+        goto out;
+    }
+    fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 1) != 0) {
+        size_t at = (size_t)snprintf(NULL, 0, "cannot listen on %s: ", addr);
+        rc = err_set_errno(e, ERR_IO, errno, "cannot listen on %s", addr);
+        if (at < sizeof(e->msg)) /* "Address already in use" -> "address ..." */
+            e->msg[at] = (char)tolower((unsigned char)e->msg[at]);
+    }
+out:
+    if (fd >= 0)
+        close(fd);
+    if (res != NULL)
+        freeaddrinfo(res);
+    return rc;
 }
 
 /* This process's lease owner: "host:pid:random". */
@@ -144,6 +185,27 @@ static enum err_code serve_http_start(const struct cfg *c, const struct api_ctx 
     return http_start(&hc, out, e);
 }
 
+/* The settings into *c and the listen check; -1 to go on, else the exit
+ * status (c freed then). Usage errors are one line and the --help hint. */
+static int serve_settings(struct cfg *c, int argc, char **argv)
+{
+    struct err e = {0};
+    enum err_code rc = cfg_load(c, argc, argv, &e);
+    int status = -1;
+
+    if (rc == ERR_CANCELED)
+        status = 0;
+    else if (rc)
+        status = cli_usage_error("serve", "%s", e.msg);
+    else if (serve_check_listen(c, &e) != ERR_OK) {
+        fprintf(stderr, "farmsd serve: %s\n", e.msg);
+        status = CLI_EXIT_FAILED;
+    }
+    if (status >= 0)
+        cfg_free(c);
+    return status;
+}
+
 int cli_serve_main(int argc, char **argv)
 {
     struct cfg c;
@@ -161,16 +223,10 @@ int cli_serve_main(int argc, char **argv)
     sigset_t sigs;
     int sig = 0, status = 0;
 
-    rc = cfg_load(&c, argc, argv, &e);
-    if (rc == ERR_CANCELED) {
-        cfg_free(&c);
-        return 0;
-    }
-    if (rc) {
-        fprintf(stderr, "error: usage: %s\n", e.msg);
-        cfg_free(&c);
-        return CLI_EXIT_USAGE;
-    }
+    status = serve_settings(&c, argc, argv);
+    if (status >= 0)
+        return status;
+    status = 0;
     log_set_level((enum log_level)c.log_level);
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);

@@ -1,10 +1,15 @@
 /* test_cli.c -- the farmsd command line as a user runs it: build/san/farmsd
  * with real fixture files; exit statuses, error lines, and the JSON shapes of
  * `analyze` and `inspect`. */
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -37,8 +42,10 @@ static void slurp(const char *path, char **buf)
         fclose(f);
 }
 
-/* Run farmsd with `args` (NULL-terminated, without argv[0]). */
-static struct run run_farmsd(const char *const *args)
+/* Run farmsd with `args` (NULL-terminated, without argv[0]) and the
+ * environment variables `env` ("NAME=VALUE", NULL-terminated, or NULL) set,
+ * every other FARMSD_* and COLUMNS unset; killed after 60 s (SIGALRM). */
+static struct run run_farmsd_env(const char *const *args, const char *const *env)
 {
     char out_path[] = "/tmp/farmsd-cli-outXXXXXX", err_path[] = "/tmp/farmsd-cli-errXXXXXX";
     int fo = mkstemp(out_path), fe = mkstemp(err_path), ws = 0;
@@ -50,8 +57,17 @@ static struct run run_farmsd(const char *const *args)
         argv[i + 1] = args[i];
     pid = fork();
     if (pid == 0) {
+        static const char *const vars[] = {"COLUMNS",           "FARMSD_FORMAT", "FARMSD_THREADS",
+                                           "FARMSD_STRICT",     "FARMSD_PRESET", "FARMSD_LISTEN",
+                                           "FARMSD_DATA",       "FARMSD_LEASE",  "FARMSD_TOKENS",
+                                           "FARMSD_ALLOW_ROOTS"};
+        for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
+            unsetenv(vars[i]);
+        for (int i = 0; env != NULL && env[i] != NULL; i++)
+            putenv((char *)(uintptr_t)env[i]);
         dup2(fo, 1);
         dup2(fe, 2);
+        alarm(60); /* a server that should not have started is stopped */
         execv(FARMSD, (char *const *)(uintptr_t)argv);
         _exit(127);
     }
@@ -64,6 +80,11 @@ static struct run run_farmsd(const char *const *args)
     unlink(err_path);
     r.status = WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
     return r;
+}
+
+static struct run run_farmsd(const char *const *args)
+{
+    return run_farmsd_env(args, NULL);
 }
 
 static void run_free(struct run *r)
@@ -168,7 +189,7 @@ static void test_unreadable_file_exits_2_with_category(void)
     }
 }
 
-static void test_bad_settings_exit_1_naming_the_key(void)
+static void test_bad_settings_exit_2_naming_the_key(void)
 {
     const char *args[] = {"analyze", (FIX "numerics/tiny_4x3.safetensors"), "--set", "bins=zero",
                           NULL};
@@ -176,12 +197,256 @@ static void test_bad_settings_exit_1_naming_the_key(void)
                            NULL};
     struct run r = run_farmsd(args), r2 = run_farmsd(args2);
 
-    CHECK_EQ_INT(r.status, 1);
-    CHECK(strstr(r.err, "bins") != NULL);
-    CHECK_EQ_INT(r2.status, 1);
-    CHECK(strstr(r2.err, "nope") != NULL);
+    CHECK_EQ_INT(r.status, 2);
+    CHECK_STR_EQ(r.err, "farmsd analyze: bins: 'zero' is not an integer in range\n"
+                        "Try 'farmsd analyze --help'.\n");
+    CHECK_EQ_INT(r2.status, 2);
+    CHECK_STR_EQ(r2.err, "farmsd analyze: unknown preset 'nope' (known: farms-llm, farms-cv, "
+                         "full)\nTry 'farmsd analyze --help'.\n");
     run_free(&r);
     run_free(&r2);
+}
+
+/* Usage errors: one line naming what is wrong, the --help hint, exit 2,
+ * nothing on stdout; never the whole help. */
+static void test_usage_errors_are_one_line_and_exit_2(void)
+{
+    static const char *const cases[][4] = {
+        {"analyze", "--x", NULL, "farmsd analyze: unknown option '--x'\n"},
+        {"analyze", "-z", NULL, "farmsd analyze: unknown option '-z'\n"},
+        {"analyze", "--format", NULL, "farmsd analyze: option '--format' needs a value\n"},
+        {"analyze", "--threads", "abc", "farmsd analyze: --threads=abc: not a number in 0..256\n"},
+        {"analyze", "--format", "xml",
+         "farmsd analyze: --format=xml: unknown format (table, json, csv)\n"},
+        {"analyze", "--input-format", "onnx",
+         "farmsd analyze: --input-format=onnx: unknown input format (auto, safetensors, index, "
+         "torch, npy, npz)\n"},
+        {"inspect", "--wider", NULL, "farmsd inspect: unknown option '--wider'\n"},
+        {"inspect", "--wide=yes", NULL, "farmsd inspect: option '--wide' takes no value\n"},
+        {"inspect", "--format", "csv",
+         "farmsd inspect: --format=csv: unknown format (table, json)\n"},
+        {"serve", "--x", NULL, "farmsd serve: unknown option '--x'\n"},
+        {"serve", "--listen", NULL, "farmsd serve: option '--listen' needs a value\n"},
+        {"synth", "--blocks", "q", "farmsd synth: --blocks=q: not a number in 0..100000\n"},
+        {"migrate", "--from", NULL, "farmsd migrate: option '--from' needs a value\n"}};
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *args[] = {cases[i][0], (FIX "numerics/tiny_4x3.safetensors"), cases[i][1],
+                              cases[i][2], NULL};
+        char want[512];
+        struct run r;
+        if (strcmp(cases[i][0], "analyze") != 0 && strcmp(cases[i][0], "inspect") != 0) {
+            args[1] = cases[i][1]; /* serve, synth, migrate take no FILE */
+            args[2] = cases[i][2];
+            args[3] = NULL;
+        }
+        r = run_farmsd(args);
+        snprintf(want, sizeof(want), "%sTry 'farmsd %s --help'.\n", cases[i][3], cases[i][0]);
+        CHECK_EQ_INT(r.status, 2);
+        CHECK_STR_EQ(r.err, want);
+        CHECK_STR_EQ(r.out, "");
+        run_free(&r);
+    }
+    {
+        const char *args[] = {"analyse", NULL};
+        struct run r = run_farmsd(args);
+        CHECK_EQ_INT(r.status, 2);
+        CHECK_STR_EQ(r.err, "farmsd: unknown command 'analyse'\nTry 'farmsd --help'.\n");
+        run_free(&r);
+    }
+}
+
+/* A bad value that came from the environment names the variable. */
+static void test_env_errors_name_the_variable(void)
+{
+    static const char *const cases[][3] = {
+        {"inspect", "FARMSD_FORMAT=csv",
+         "farmsd inspect: FARMSD_FORMAT=csv: unknown format (table, json)\n"},
+        {"analyze", "FARMSD_FORMAT=xml",
+         "farmsd analyze: FARMSD_FORMAT=xml: unknown format (table, json, csv)\n"},
+        {"analyze", "FARMSD_THREADS=many",
+         "farmsd analyze: FARMSD_THREADS=many: not a number in 0..256\n"},
+        {"analyze", "FARMSD_STRICT=yes",
+         "farmsd analyze: FARMSD_STRICT=yes: not a number in 0..1\n"},
+        {"analyze", "FARMSD_PRESET=nope",
+         "farmsd analyze: FARMSD_PRESET=nope: unknown preset 'nope' (known: farms-llm, farms-cv, "
+         "full)\n"},
+        {"serve", "FARMSD_LEASE=abc",
+         "farmsd serve: FARMSD_LEASE=abc: 'abc' is not a number in 1..86400\n"},
+        {"serve", "FARMSD_MAX_UPLOAD=lots",
+         "farmsd serve: FARMSD_MAX_UPLOAD=lots: 'lots' is not a byte count\n"},
+        {"serve", "FARMSD_PRESET=nope",
+         "farmsd serve: FARMSD_PRESET=nope: unknown preset 'nope' (known: farms-llm, farms-cv, "
+         "full)\n"},
+        {"serve", "FARMSD_TOKENS=/nonexistent/tokens",
+         "farmsd serve: FARMSD_TOKENS=/nonexistent/tokens: /nonexistent/tokens: No such file or "
+         "directory\n"}};
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *args[] = {cases[i][0], (FIX "numerics/tiny_4x3.safetensors"), NULL};
+        const char *env[] = {cases[i][1], NULL};
+        char want[512];
+        struct run r;
+        if (strcmp(cases[i][0], "serve") == 0)
+            args[1] = NULL;
+        r = run_farmsd_env(args, env);
+        snprintf(want, sizeof(want), "%sTry 'farmsd %s --help'.\n", cases[i][2], cases[i][0]);
+        CHECK_EQ_INT(r.status, 2);
+        CHECK_STR_EQ(r.err, want);
+        run_free(&r);
+    }
+}
+
+/* Every line of `text` is at most `width` columns; the number of lines. */
+static int lines_within(const char *text, size_t width)
+{
+    int n = 0;
+
+    for (const char *p = text; *p != '\0'; n++) {
+        size_t len = strcspn(p, "\n");
+        if (len > width) {
+            fprintf(stderr, "  line over %zu columns: %.*s\n", width, (int)len, p);
+            return -1;
+        }
+        p += len + (p[len] == '\n');
+    }
+    return n;
+}
+
+/* The last line of `text` (without its newline) into buf. */
+static void last_line(const char *text, char *buf, size_t len)
+{
+    size_t n = strlen(text);
+    const char *p;
+
+    while (n > 0 && text[n - 1] == '\n')
+        n--;
+    for (p = text + n; p > text && p[-1] != '\n'; p--)
+        ;
+    snprintf(buf, len, "%.*s", (int)(text + n - p), p);
+}
+
+/* The default table fits 80 columns (the output is not a terminal and
+ * COLUMNS is unset) and ends with the summary; mlpA_digits under farms-cv:
+ * fc1/fc2/fc3 weights analysed (alpha 2.29, 1.77, 3.68), the three biases
+ * skipped, fc2 over-trained. */
+static void test_table_fits_80_columns_and_ends_with_a_summary(void)
+{
+    const char *args[] = {"analyze", (FIX "numerics/mlpA_digits.safetensors"), "--preset",
+                          "farms-cv", NULL};
+    const char *llama[] = {"analyze", (FIX "checkpoints/llama/llama_step0500.safetensors"), NULL};
+    struct run r = run_farmsd(args), l = run_farmsd(llama);
+    char last[256];
+
+    CHECK_EQ_INT(r.status, 0);
+    CHECK_EQ_INT(lines_within(r.out, 80), 9); /* header, 6 rows, blank, summary */
+    CHECK(strncmp(r.out, "name        kind     shape         alpha  note\n", 46) == 0);
+    CHECK(strstr(r.out, "\nfc2.weight  linear   256x512       1.766  over_trained\n") != NULL);
+    CHECK(strstr(r.out, "\nfc1.bias    bias     512               -  1-D tensor (bias)\n") != NULL);
+    last_line(r.out, last, sizeof(last));
+    CHECK_STR_EQ(last, "3 analysed, 3 skipped, 0 failed; 1 over-trained, 0 under-trained");
+    {
+        /* conv_32x64x3x3.json: WeightWatcher alpha 7.764993787780817 (preset full) */
+        const char *conv[] = {"analyze", (FIX "numerics/conv_32x64x3x3.safetensors"), "--preset",
+                              "full", NULL};
+        struct run cv = run_farmsd(conv);
+        CHECK_EQ_INT(cv.status, 0);
+        CHECK(strstr(cv.out, "\nweight  conv2d   32x64x3x3     7.765  under_trained\n") != NULL);
+        last_line(cv.out, last, sizeof(last));
+        CHECK_STR_EQ(last, "1 analysed, 0 skipped, 0 failed; 0 over-trained, 1 under-trained");
+        run_free(&cv);
+    }
+    /* llama names are 38 characters: their start is cut, the layer index kept */
+    CHECK_EQ_INT(l.status, 0);
+    CHECK(lines_within(l.out, 80) > 10);
+    CHECK(strstr(l.out, "\n...layers.1.self_attn.q_proj.weight  linear") != NULL);
+    CHECK(strstr(l.out, "model.layers.0.mlp.gate_proj.weight") != NULL);
+    run_free(&r);
+    run_free(&l);
+}
+
+/* --wide: every column in full; COLUMNS widens or narrows the fitted table. */
+static void test_wide_and_columns(void)
+{
+    const char *args[] = {"analyze", (FIX "checkpoints/llama/llama_step0500.safetensors"), "--wide",
+                          NULL};
+    const char *fitted[] = {"analyze", (FIX "checkpoints/llama/llama_step0500.safetensors"), NULL};
+    const char *wide_env[] = {"COLUMNS=200", NULL}, *narrow_env[] = {"COLUMNS=66", NULL};
+    struct run w = run_farmsd(args), c200 = run_farmsd_env(fitted, wide_env),
+               c66 = run_farmsd_env(fitted, narrow_env);
+    char last[256];
+
+    CHECK_EQ_INT(w.status, 0);
+    CHECK(strstr(w.out, "  kind               shape         status      alpha        D   n_tail"
+                        "  num_eigs  warning / reason\n") != NULL);
+    CHECK(strstr(w.out, "\nmodel.layers.1.self_attn.q_proj.weight   ") != NULL);
+    CHECK(strstr(w.out, "embedding table: not analysed by this preset") != NULL);
+    CHECK(lines_within(w.out, 80) < 0); /* the full table is wider */
+    last_line(w.out, last, sizeof(last));
+    CHECK_STR_EQ(last, "14 analysed, 6 skipped, 0 failed; 0 over-trained (alpha < 2), "
+                       "0 under-trained (alpha > 6)");
+    CHECK_EQ_INT(c200.status, 0);
+    CHECK(lines_within(c200.out, 200) > 10);
+    CHECK(strstr(c200.out, "\nmodel.layers.1.self_attn.q_proj.weight   ") != NULL);
+    CHECK(strstr(c200.out, "embedding table: not analysed by this preset") != NULL);
+    CHECK_EQ_INT(c66.status, 0);
+    CHECK(lines_within(c66.out, 66) > 10);
+    run_free(&w);
+    run_free(&c200);
+    run_free(&c66);
+}
+
+/* inspect's table fits 80 columns too; --wide has the whole hash. */
+static void test_inspect_table_fits_80_columns(void)
+{
+    const char *args[] = {"inspect", (FIX "checkpoints/mlp/mlp_step0500_train.pt"), NULL};
+    const char *wide[] = {"inspect", (FIX "checkpoints/mlp/mlp_step0500_train.pt"), "--wide", NULL};
+    struct run r = run_farmsd(args), w = run_farmsd(wide);
+    char last[256];
+
+    CHECK_EQ_INT(r.status, 0);
+    CHECK_EQ_INT(lines_within(r.out, 80), 16); /* format, header, 12 rows, blank, summary */
+    CHECK(strstr(r.out, "\nnet.0.weight ") != NULL &&
+          strstr(r.out, " 3d9acc9ec4c2  yes\n") != NULL);
+    last_line(r.out, last, sizeof(last));
+    CHECK_STR_EQ(last, "12 tensors, 3 selected for analysis");
+    CHECK_EQ_INT(w.status, 0);
+    CHECK(
+        strstr(w.out, "3d9acc9ec4c2f11ce480263ed88842c2d5296a96b20ef2afe0d315422e009928  yes\n") !=
+        NULL);
+    CHECK(strstr(w.out, "not part of the model weights (optimizer or training state)\n") != NULL);
+    run_free(&r);
+    run_free(&w);
+}
+
+/* serve with its port taken: one line, exit 3, and no data folder made. */
+static void test_serve_port_taken_is_one_line_and_creates_nothing(void)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    socklen_t sl = sizeof(sa);
+    char dir[] = "/tmp/farmsd-cli-bindXXXXXX", data[64], listen_at[64], want[128];
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct stat st;
+
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK(fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 && listen(fd, 1) == 0 &&
+          getsockname(fd, (struct sockaddr *)&sa, &sl) == 0);
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(data, sizeof(data), "%s/data", dir);
+    snprintf(listen_at, sizeof(listen_at), "127.0.0.1:%u", (unsigned)ntohs(sa.sin_port));
+    {
+        const char *args[] = {"serve", "--listen", listen_at, "--data", data, NULL};
+        struct run r = run_farmsd(args);
+        snprintf(want, sizeof(want), "farmsd serve: cannot listen on %s: address already in use\n",
+                 listen_at);
+        CHECK_EQ_INT(r.status, 3);
+        CHECK_STR_EQ(r.err, want);
+        CHECK(stat(data, &st) != 0); /* nothing created */
+        run_free(&r);
+    }
+    close(fd);
+    rmdir(data); /* only if the check above failed */
+    rmdir(dir);
 }
 
 static void test_csv_and_table_agree_with_json(void)
@@ -203,7 +468,7 @@ static void test_csv_and_table_agree_with_json(void)
     CHECK(strstr(r.out, "\nfc3.weight,linear,F32,10x256,ok,,3.67540") != NULL);
     CHECK(strstr(r.out, "fc3.bias") == NULL);
     CHECK_EQ_INT(t.status, 0);
-    CHECK(strstr(t.out, "fc3.weight") != NULL && strstr(t.out, "3.6754") != NULL);
+    CHECK(strstr(t.out, "fc3.weight") != NULL && strstr(t.out, "3.675") != NULL);
     CHECK(strstr(t.out, "1-D tensor (bias)") != NULL);
     run_free(&r);
     run_free(&t);
@@ -245,9 +510,9 @@ static void test_inspect_lists_hashes_without_analysing(void)
 
 static void test_help_lists_every_option(void)
 {
-    static const char *const opts[] = {"--preset",       "--set",     "--format",
-                                       "--include",      "--exclude", "--threads",
-                                       "--input-format", "--strict",  "--quiet"};
+    static const char *const opts[] = {"--preset",  "--set",     "--format",       "--include",
+                                       "--exclude", "--threads", "--input-format", "--strict",
+                                       "--quiet",   "--wide"};
     const char *args[] = {"analyze", "--help", NULL};
     struct run r = run_farmsd(args);
 
@@ -281,12 +546,13 @@ static void test_pickle_memory_limit(void)
     run_free(&r);
     setenv("FARMSD_MAX_PICKLE_MEM", "lots", 1);
     r = run_farmsd(hostile);
-    CHECK_EQ_INT(r.status, 1);
-    CHECK(strstr(r.err, "FARMSD_MAX_PICKLE_MEM: 'lots'") != NULL);
+    CHECK_EQ_INT(r.status, 2);
+    CHECK_STR_EQ(r.err, "farmsd analyze: FARMSD_MAX_PICKLE_MEM=lots: not a byte count >= 1M\n"
+                        "Try 'farmsd analyze --help'.\n");
     run_free(&r);
     unsetenv("FARMSD_MAX_PICKLE_MEM");
     r = run_farmsd(serve_bad);
-    CHECK_EQ_INT(r.status, 1);
+    CHECK_EQ_INT(r.status, 2);
     CHECK(strstr(r.err, "--max-pickle-mem: '512K' is below 1M") != NULL);
     run_free(&r);
     r = run_farmsd(serve_help);
@@ -300,7 +566,13 @@ int main(void)
 {
     test_analyze_json_has_the_documented_shape();
     test_unreadable_file_exits_2_with_category();
-    test_bad_settings_exit_1_naming_the_key();
+    test_bad_settings_exit_2_naming_the_key();
+    test_usage_errors_are_one_line_and_exit_2();
+    test_env_errors_name_the_variable();
+    test_table_fits_80_columns_and_ends_with_a_summary();
+    test_wide_and_columns();
+    test_inspect_table_fits_80_columns();
+    test_serve_port_taken_is_one_line_and_creates_nothing();
     test_csv_and_table_agree_with_json();
     test_inspect_lists_hashes_without_analysing();
     test_help_lists_every_option();

@@ -149,7 +149,7 @@ static void test_body_over_the_limit(const struct svc *s)
 
 /* Tokens shorter than 16 characters, unknown or missing scopes, a '#'
  * inside a token (its prefix used to get read,write): the server refuses to
- * start (usage error, exit 1) rather than run with weak auth. */
+ * start (usage error, exit 2) rather than run with weak auth. */
 static void test_bad_tokens_file_refused_at_start(void)
 {
     static const char *const bad[] = {"short-token read\n", "long-enough-token-0123456789 admin\n",
@@ -164,7 +164,7 @@ static void test_bad_tokens_file_refused_at_start(void)
         snprintf(tokens, sizeof(tokens), "%s/tokens%zu", tmp_dir, i);
         CHECK(svc_write_file(tokens, bad[i], strlen(bad[i])));
         CHECK(!svc_start_ex(&s, data, extra, 1));
-        CHECK_EQ_INT(s.start_status, 1);
+        CHECK_EQ_INT(s.start_status, 2);
     }
 }
 

@@ -461,9 +461,9 @@ static void test_bad_settings(void)
         if (started)
             svc_stop(&s);
         CHECK(!started);
-        CHECK_EQ_INT(s.start_status, 1); /* CLI_EXIT_USAGE */
+        CHECK_EQ_INT(s.start_status, 2); /* CLI_EXIT_USAGE */
         log = svc_slurp(s.log, NULL);
-        CHECK(log != NULL && strstr(log, "error: usage: ") != NULL &&
+        CHECK(log != NULL && strstr(log, "farmsd serve: ") != NULL &&
               strstr(log, bad[i][0]) != NULL);
         free(log);
     }

@@ -268,15 +268,15 @@ out:
     ckpt_close(t);
 }
 
-static void test_usage_errors_exit_1(void)
+static void test_usage_errors_exit_2(void)
 {
     const char *unknown[] = {"--model", "bert", "--out", path("x.safetensors"), NULL};
     const char *no_out[] = {"--model", "gpt2-small", NULL};
     const char *dtype[] = {"--model", "gpt2-small", "--dtype", "F8", "--out", path("x"), NULL};
 
-    CHECK_EQ_INT(synth(unknown), 1);
-    CHECK_EQ_INT(synth(no_out), 1);
-    CHECK_EQ_INT(synth(dtype), 1);
+    CHECK_EQ_INT(synth(unknown), 2);
+    CHECK_EQ_INT(synth(no_out), 2);
+    CHECK_EQ_INT(synth(dtype), 2);
     CHECK(access(path("x.safetensors"), F_OK) != 0);
 }
 
@@ -291,7 +291,7 @@ int main(void)
     test_torch_members_are_64_byte_aligned();
     test_f16_and_bf16_encoding_round_exactly();
     test_entries_follow_the_promised_distributions();
-    test_usage_errors_exit_1();
+    test_usage_errors_exit_2();
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     if (system(cmd) != 0)
         fprintf(stderr, "could not remove %s\n", dir);
