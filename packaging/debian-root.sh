@@ -14,7 +14,7 @@ if [ ! -s "$cache" ]; then
     fi
     mkdir -p "$(dirname "$cache")"
     echo "debian-root: mmdebstrap bookworm into $cache (once)" >&2
-    mmdebstrap --quiet --variant=apt --mode=root bookworm "$cache.tmp" "$mirror" >&2
+    mmdebstrap --quiet --variant=apt --mode=root --format=tar bookworm "$cache.tmp" "$mirror" >&2
     mv "$cache.tmp" "$cache"
 fi
 echo "$cache"
