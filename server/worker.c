@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -19,6 +21,7 @@
 #include "core/preset.h"
 #include "server/engine.h"
 #include "server/log.h"
+#include "storage/blob.h"
 #include "storage/store.h"
 
 #define WORKER_POLL_S 1
@@ -264,6 +267,76 @@ static enum err_code worker_explain_path_failure(const struct worker_job *j, enu
     return ve.code;
 }
 
+/* 1 if the path job's checkpoint is one file (not an index or a folder of
+ * shards): such a file is analysed from a snapshot. */
+static int worker_single_file(const struct store_job *job)
+{
+    size_t n = strlen(job->path);
+    struct stat st;
+
+    if (worker_format(job) == CKPT_FORMAT_SAFETENSORS_INDEX ||
+        (n >= 11 && strcmp(job->path + n - 11, ".index.json") == 0))
+        return 0;
+    return stat(job->path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* A single-file path job is analysed from this process's own copy of the
+ * file (blob_tmp_copy: a reflink where the file system can, else a kernel
+ * copy), made at the start of the job and checked against the submitted
+ * identity: whatever a training loop does to the file afterwards (rewrite,
+ * truncate, replace, even change and change back), the analysis reads
+ * exactly the submitted bytes. A copy whose identity differs (the file
+ * changed after the 202, or while it was copied) fails the job "changed".
+ * The copy's path goes to `snap` (removed by the caller). Cost: one
+ * sequential copy (GB/s, free with reflinks) and the file's size in the
+ * blob folder while the job runs. */
+static enum err_code worker_snapshot(const struct worker_job *j, char *snap, size_t len,
+                                     struct err *e)
+{
+    const struct store_job *job = &j->job;
+    struct ckpt_id id;
+    struct err ie = {0};
+    enum err_code rc;
+
+    rc = blob_tmp_copy(j->w->cfg.blobs, job->path, snap, len, &ie);
+    if (rc == ERR_OK)
+        rc = ckpt_identity(snap, worker_format(job), j->w->cfg.limits, NULL, NULL, &id, &ie);
+    if (rc == ERR_NOMEM) {
+        *e = ie;
+        return rc;
+    }
+    if (rc != ERR_OK)
+        return err_setc(e, ERR_IO, "changed",
+                        "the checkpoint at %.120s can no longer be read as submitted: %.200s",
+                        job->path, ie.msg);
+    if (strcmp(id.sha256, job->content_sha256) != 0)
+        return err_setc(e, ERR_IO, "changed",
+                        "the checkpoint at %.120s changed after it was submitted (sha256 now "
+                        "%.12s..., submitted %.12s...): nothing was analysed from it",
+                        job->path, id.sha256, job->content_sha256);
+    return ERR_OK;
+}
+
+/* A path job's file no longer opens: the submitted bytes passed the same
+ * validation (under limits at most as loose as the worker's), so bytes that
+ * fail it now are other bytes, even if the file reads as submitted again by
+ * the time anyone looks (a training loop rewriting it in place): category
+ * "changed". Running out of memory and a limit (the settings may have
+ * changed since) keep their own category. Returns the code to report. */
+static enum err_code worker_open_failed(const struct worker_job *j, enum err_code rc, struct err *e)
+{
+    char why[ERR_MSG_LEN + 64];
+
+    if (rc == ERR_NOMEM || rc == ERR_TOOBIG || rc == ERR_CANCELED ||
+        (e->category != NULL && strcmp(e->category, "changed") == 0))
+        return rc;
+    snprintf(why, sizeof(why), "%.60s: %s", err_category(e), e->msg);
+    return err_setc(e, ERR_IO, "changed",
+                    "the checkpoint at %.120s no longer opens as it did when it was "
+                    "submitted (%.200s): it changed after it was submitted",
+                    j->job.path, why);
+}
+
 /* Open, select, look up the cache, analyse the rest, store the rows. */
 static enum err_code worker_analyse(struct worker_job *j, struct err *e)
 {
@@ -272,17 +345,23 @@ static enum err_code worker_analyse(struct worker_job *j, struct err *e)
     struct engine_opts o = {0};
     struct engine_report r = {0};
     struct ckpt *c = NULL;
-    char path[STORE_PATH_MAX];
+    char path[STORE_PATH_MAX], snap[STORE_PATH_MAX] = "";
     int in_place = j->job.source == STORE_SOURCE_PATH;
 
     rc = worker_params(&j->job, &params, e);
     if (rc == ERR_OK && !in_place)
         rc = blob_path(j->w->cfg.blobs, j->job.content_sha256, path, sizeof(path), e);
-    else if (rc == ERR_OK)
-        snprintf(path, sizeof(path), "%s", j->job.path);
+    else if (rc == ERR_OK && worker_single_file(&j->job))
+        rc = worker_snapshot(j, snap, sizeof(snap), e);
+    if (rc == ERR_OK && in_place)
+        snprintf(path, sizeof(path), "%s", snap[0] != '\0' ? snap : j->job.path);
+    in_place = in_place && snap[0] == '\0'; /* a shard set is read in place */
     if (rc == ERR_OK)
-        rc = ckpt_open(path, in_place ? worker_format(&j->job) : CKPT_FORMAT_UNKNOWN,
-                       j->w->cfg.limits, &c, e);
+        rc = ckpt_open(
+            path, j->job.source == STORE_SOURCE_PATH ? worker_format(&j->job) : CKPT_FORMAT_UNKNOWN,
+            j->w->cfg.limits, &c, e);
+    if (rc != ERR_OK && c == NULL && in_place)
+        rc = worker_open_failed(j, rc, e);
     o = (struct engine_opts){&params, NULL, NULL, 1, worker_progress, j};
     if (rc == ERR_OK)
         rc = engine_select(c, &o, &r, e);
@@ -298,10 +377,12 @@ static enum err_code worker_analyse(struct worker_job *j, struct err *e)
         rc = engine_run(c, j->w->cfg.pool, &o, &r, e);
     if (rc == ERR_OK)
         rc = worker_store_layers(j, &r, e);
-    if (rc)
+    if (rc && in_place)
         rc = worker_explain_path_failure(j, rc, e);
     engine_report_free(&r);
     ckpt_close(c);
+    if (snap[0] != '\0')
+        unlink(snap);
     return rc;
 }
 

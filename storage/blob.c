@@ -10,6 +10,7 @@
  * THREAD SAFETY: the struct is immutable after blob_store_open; every
  * function is reentrant.
  */
+#define _GNU_SOURCE /* copy_file_range */
 #include "storage/blob.h"
 
 #include <dirent.h>
@@ -20,6 +21,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
@@ -339,4 +342,88 @@ enum err_code blob_free_bytes(const struct blob_store *b, uint64_t *out, struct 
         return err_set_errno(e, ERR_IO, errno, "statvfs %s", b->dir);
     *out = (uint64_t)v.f_bavail * (uint64_t)v.f_frsize;
     return ERR_OK;
+}
+
+/* Copy what is left of `in` to `out`: in the kernel (copy_file_range), or
+ * through a buffer where the kernel cannot. */
+static enum err_code blob_copy_fd(int in, int out, const char *src, struct err *e)
+{
+    enum err_code rc = ERR_OK;
+    char *buf = NULL;
+    ssize_t n;
+
+    for (;;) {
+        n = copy_file_range(in, NULL, out, NULL, (size_t)1 << 30, 0);
+        if (n > 0)
+            continue;
+        if (n == 0)
+            return ERR_OK;
+        if (errno == EINTR)
+            continue;
+        if (errno != EXDEV && errno != ENOSYS && errno != EINVAL && errno != EOPNOTSUPP)
+            return err_set_errno(e, ERR_IO, errno, "copy %s", src);
+        break;
+    }
+    buf = malloc((size_t)1 << 20);
+    if (buf == NULL)
+        return err_set(e, ERR_NOMEM, "out of memory copying %s", src);
+    while (rc == ERR_OK) {
+        n = read(in, buf, (size_t)1 << 20);
+        if (n == 0)
+            break;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            rc = err_set_errno(e, ERR_IO, errno, "read %s", src);
+            break;
+        }
+        for (ssize_t off = 0; off < n && rc == ERR_OK;) {
+            ssize_t w = write(out, buf + off, (size_t)(n - off));
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0)
+                rc = err_set_errno(e, ERR_IO, errno, "write the copy of %s", src);
+            else
+                off += w;
+        }
+    }
+    free(buf);
+    return rc;
+}
+
+enum err_code blob_tmp_copy(struct blob_store *b, const char *src, char *path, size_t len,
+                            struct err *e)
+{
+    enum err_code rc = ERR_OK;
+    struct stat st;
+    int in = -1, out = -1;
+
+    path[0] = '\0';
+    in = open(src, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (in < 0)
+        return err_set_errno(e, errno == ENOENT ? ERR_NOTFOUND : ERR_IO, errno, "open %s", src);
+    if (fstat(in, &st) != 0) {
+        rc = err_set_errno(e, ERR_IO, errno, "stat %s", src);
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        rc = err_setc(e, ERR_FORMAT, "not_regular_file", "%s is not a regular file", src);
+        goto out;
+    }
+    rc = blob_tmp_create(b, &out, path, len, e);
+    if (rc != ERR_OK)
+        goto out;
+    if (ioctl(out, FICLONE, in) == 0) /* a reflink: no bytes copied */
+        goto out;
+    rc = blob_copy_fd(in, out, src, e);
+out:
+    if (in >= 0)
+        close(in);
+    if (out >= 0)
+        close(out);
+    if (rc != ERR_OK && path[0] != '\0') {
+        unlink(path);
+        path[0] = '\0';
+    }
+    return rc;
 }

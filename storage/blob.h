@@ -62,6 +62,15 @@ const char *blob_tmp_dir(const struct blob_store *b);
  * (`len` bytes; ERR_TOOBIG if too small). ERR_IO on failure. */
 enum err_code blob_tmp_create(struct blob_store *b, int *fd, char *path, size_t len, struct err *e);
 
+/* Copy the regular file `src` into a new tmp file (as blob_tmp_create
+ * names it; its path in `path`, `len` bytes): a reflink (FICLONE) where the
+ * file system shares blocks, else a kernel copy. The copy is this process's
+ * own snapshot of the bytes `src` held while it was read; the caller removes
+ * it (unlink) when done. ERR_NOTFOUND, ERR_FORMAT "not_regular_file" (a
+ * FIFO or device is never read), ERR_IO; on failure nothing is left. */
+enum err_code blob_tmp_copy(struct blob_store *b, const char *src, char *path, size_t len,
+                            struct err *e);
+
 /* Move the finished tmp file `tmp_path` (fully written, fd closed or not)
  * into the store as blob `sha256_hex`: fsync the file, create the fan-out
  * directory if needed, rename, fsync the directory. If the blob already

@@ -335,6 +335,57 @@ static void test_tmp_of_dead_process_removed_at_open(void)
     rm_tree(root);
 }
 
+/* blob_tmp_copy: a snapshot of a regular file in tmp/ (named like an
+ * upload, so a crash's leftovers are cleaned the same way) with the same
+ * bytes; a change to the source afterwards leaves the copy alone; a FIFO is
+ * refused without blocking and a missing file is ERR_NOTFOUND; nothing is
+ * left behind by a failure. */
+static void test_tmp_copy_is_a_snapshot(void)
+{
+    static const char body[] = "checkpoint bytes of step 200, to be copied";
+    char root[64], src[128], fifo[128], copy[512], want[THASH_HEX_LEN], got[THASH_HEX_LEN];
+    char buf[128] = "";
+    struct blob_store *b = NULL;
+    struct err e = {0};
+    FILE *f;
+
+    temp_dir(root, sizeof root);
+    CHECK_EQ_INT(blob_store_open(root, &b, &e), ERR_OK);
+    snprintf(src, sizeof src, "%s/src.safetensors", root);
+    snprintf(fifo, sizeof fifo, "%s/fifo", root);
+    f = fopen(src, "w");
+    CHECK(f != NULL);
+    if (f != NULL) {
+        fputs(body, f);
+        fclose(f);
+    }
+    CHECK_EQ_INT(blob_tmp_copy(b, src, copy, sizeof copy, &e), ERR_OK);
+    CHECK(strncmp(copy, blob_tmp_dir(b), strlen(blob_tmp_dir(b))) == 0);
+    CHECK(strstr(copy, "/upload-") != NULL);
+    CHECK(truncate(src, 5) == 0); /* the source shrinks: the copy does not */
+    f = fopen(copy, "r");
+    CHECK(f != NULL);
+    if (f != NULL) {
+        CHECK(fgets(buf, sizeof buf, f) != NULL);
+        fclose(f);
+    }
+    CHECK_STR_EQ(buf, body);
+    CHECK_EQ_INT(thash_bytes(body, strlen(body), want, &e), ERR_OK);
+    CHECK_EQ_INT(thash_bytes(buf, strlen(buf), got, &e), ERR_OK);
+    CHECK_STR_EQ(got, want);
+    CHECK(unlink(copy) == 0);
+    CHECK(mkfifo(fifo, 0600) == 0);
+    alarm(10); /* a blocking open of the FIFO would hang: fail instead */
+    CHECK_EQ_INT(blob_tmp_copy(b, fifo, copy, sizeof copy, &e), ERR_FORMAT);
+    alarm(0);
+    CHECK_STR_EQ(err_category(&e), "not_regular_file");
+    CHECK_STR_EQ(copy, "");
+    CHECK_EQ_INT(blob_tmp_copy(b, "/no/such/file", copy, sizeof copy, &e), ERR_NOTFOUND);
+    CHECK_EQ_INT(count_entries(blob_tmp_dir(b)), 0);
+    blob_store_close(b);
+    rm_tree(root);
+}
+
 static void test_many_blobs_share_fanout(void)
 {
     char root[64], tmp[512], objects[128], text[32], sha[THASH_HEX_LEN];
@@ -370,5 +421,6 @@ int main(void)
     test_stale_tmp_cleanup();
     test_tmp_of_dead_process_removed_at_open();
     test_many_blobs_share_fanout();
+    test_tmp_copy_is_a_snapshot();
     return check_report("test_blob");
 }
