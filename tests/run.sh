@@ -10,7 +10,7 @@ for arg in "$@"; do
     *) envset=""; t=$arg; label=$(basename "$t") ;;
     esac
     if [ -n "$envset" ]; then out=$(env "$envset" "$t" 2>&1); rc=$?; else out=$("$t" 2>&1); rc=$?; fi
-    printf '%s\n' "$out" | grep -E 'failed|error|ERROR|runtime error' | grep -v ' 0 failed' | head -n 40
+    printf '%s\n' "$out" | grep -E 'failed|error|ERROR|runtime error|^FAIL |once more' | grep -v ' 0 failed' | head -n 40
     line=$(printf '%s\n' "$out" | grep -E '^[A-Za-z0-9_.-]+: [0-9]+ passed, [0-9]+ failed$' | tail -n 1)
     if [ -z "$line" ] || [ $rc -ne 0 ]; then
         [ -z "$line" ] && printf '%s\n' "$out" | tail -n 20

@@ -325,6 +325,14 @@ static void test_browser(void)
                  " mixed %d farms-llm %d",
                  s.url, n_layers * n_steps, names[1], n_cv * 3, n_ok);
         rc = system(cmd);
+        if (!(WIFEXITED(rc) && WEXITSTATUS(rc) == 0)) {
+            /* A headless browser on a loaded 2-core machine has timed out
+             * once in many runs: say so (the FAIL lines above tell what),
+             * then drive the page once more; a second failure fails. */
+            fprintf(stderr, "test_dashboard: the browser run failed (status %d); once more\n", rc);
+            remove(SHOT);
+            rc = system(cmd);
+        }
         CHECK(WIFEXITED(rc) && WEXITSTATUS(rc) == 0);
         CHECK(png_ok(SHOT));
     }
