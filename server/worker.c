@@ -198,29 +198,26 @@ static enum ckpt_format worker_format(const struct store_job *job)
                : CKPT_FORMAT_UNKNOWN;
 }
 
-/* A path job reads the file in place, so before anything is analysed (or
- * served from the cache) its content identity (core/ckpt_id.h) must still
- * be the one submitted. Checked after engine_select hashed every tensor:
- * the tensor hashes then belong to the submitted bytes (unless the file
- * changed and changed back in between), and engine_run checks each
- * tensor's bytes against its hash again as it loads them. Cost: one more
- * sequential read of the file (GB/s), against minutes of analysis. A file
- * that cannot be read any more (gone, no longer regular, a broken index)
- * has changed too; only running out of memory is not a change. */
-static enum err_code worker_verify_path(const struct worker_job *j, struct err *e)
+/* The identity of the checkpoint at `path` (the job's file, or a snapshot
+ * of it) equals the submitted one, else ERR_IO "changed" naming the job's
+ * path. A checkpoint that cannot be read any more (gone, no longer
+ * regular, a broken index) has changed too; only running out of memory is
+ * not a change. */
+static enum err_code worker_identity_check(const struct worker_job *j, const char *path,
+                                           struct err *e)
 {
     const struct store_job *job = &j->job;
     struct ckpt_id id;
     struct err ie = {0};
 
-    if (ckpt_identity(job->path, worker_format(job), j->w->cfg.limits, NULL, NULL, &id, &ie) !=
-        ERR_OK) {
+    if (ckpt_identity(path, worker_format(job), j->w->cfg.limits, NULL, NULL, &id, &ie) != ERR_OK) {
         if (ie.code == ERR_NOMEM) {
             *e = ie;
             return ie.code;
         }
         return err_setc(e, ERR_IO, "changed",
-                        "the checkpoint changed after it was submitted: %.200s", ie.msg);
+                        "the checkpoint at %.120s changed after it was submitted: %.200s",
+                        job->path, ie.msg);
     }
     if (strcmp(id.sha256, job->content_sha256) != 0)
         return err_setc(e, ERR_IO, "changed",
@@ -228,6 +225,19 @@ static enum err_code worker_verify_path(const struct worker_job *j, struct err *
                         "%.12s..., submitted %.12s...): nothing was analysed from it",
                         job->path, id.sha256, job->content_sha256);
     return ERR_OK;
+}
+
+/* A path job reads the file in place, so before anything is analysed (or
+ * served from the cache) its content identity (core/ckpt_id.h) must still
+ * be the one submitted. Checked after engine_select hashed every tensor:
+ * the tensor hashes then belong to the submitted bytes (unless the file
+ * changed and changed back in between), and engine_run checks each
+ * tensor's bytes against its hash again as it loads them. Cost: one more
+ * sequential read of the shards (GB/s), against minutes of analysis.
+ * (A single file is analysed from a checked snapshot instead.) */
+static enum err_code worker_verify_path(const struct worker_job *j, struct err *e)
+{
+    return worker_identity_check(j, j->job.path, e);
 }
 
 /* Before a long uninterruptible step (the identity check reads the whole
@@ -293,28 +303,18 @@ static int worker_single_file(const struct store_job *job)
 static enum err_code worker_snapshot(const struct worker_job *j, char *snap, size_t len,
                                      struct err *e)
 {
-    const struct store_job *job = &j->job;
-    struct ckpt_id id;
-    struct err ie = {0};
-    enum err_code rc;
+    struct err ce = {0};
+    enum err_code rc = blob_tmp_copy(j->w->cfg.blobs, j->job.path, snap, len, &ce);
 
-    rc = blob_tmp_copy(j->w->cfg.blobs, job->path, snap, len, &ie);
-    if (rc == ERR_OK)
-        rc = ckpt_identity(snap, worker_format(job), j->w->cfg.limits, NULL, NULL, &id, &ie);
     if (rc == ERR_NOMEM) {
-        *e = ie;
+        *e = ce;
         return rc;
     }
     if (rc != ERR_OK)
         return err_setc(e, ERR_IO, "changed",
                         "the checkpoint at %.120s can no longer be read as submitted: %.200s",
-                        job->path, ie.msg);
-    if (strcmp(id.sha256, job->content_sha256) != 0)
-        return err_setc(e, ERR_IO, "changed",
-                        "the checkpoint at %.120s changed after it was submitted (sha256 now "
-                        "%.12s..., submitted %.12s...): nothing was analysed from it",
-                        job->path, id.sha256, job->content_sha256);
-    return ERR_OK;
+                        j->job.path, ce.msg);
+    return worker_identity_check(j, snap, e);
 }
 
 /* A path job's file no longer opens: the submitted bytes passed the same
