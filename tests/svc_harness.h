@@ -519,18 +519,26 @@ static inline double svc_metric(const struct svc *s, const char *name)
 
 /* --- The CLI and the manifest --------------------------------------------------------- */
 
-/* `farmsd analyze FILE --preset P --format json`: the parsed output or NULL. */
-static inline cJSON *svc_cli_analyze(const char *file, const char *preset)
+/* `farmsd analyze FILE --preset P --format json [--threads T]` (T 0: the
+ * CLI's default): the parsed output or NULL. One thread matches a server
+ * with one worker: a layer's units are cut by the number of workers, which
+ * may move an alpha in its last digits. */
+static inline cJSON *svc_cli_analyze_threads(const char *file, const char *preset, int threads)
 {
-    char cmd[PATH_MAX + 128];
+    char cmd[PATH_MAX + 160];
     struct svc_buf b = {NULL, 0};
     char chunk[65536];
     size_t n;
     FILE *p;
     cJSON *j = NULL;
 
-    snprintf(cmd, sizeof(cmd), SVC_FARMSD " analyze '%s' --preset %s --format json --quiet", file,
-             preset);
+    if (threads > 0)
+        snprintf(cmd, sizeof(cmd),
+                 SVC_FARMSD " analyze '%s' --preset %s --format json --quiet --threads %d", file,
+                 preset, threads);
+    else
+        snprintf(cmd, sizeof(cmd), SVC_FARMSD " analyze '%s' --preset %s --format json --quiet",
+                 file, preset);
     p = popen(cmd, "r");
     if (p == NULL)
         return NULL;
@@ -540,6 +548,12 @@ static inline cJSON *svc_cli_analyze(const char *file, const char *preset)
         j = cJSON_Parse(b.p);
     free(b.p);
     return j;
+}
+
+/* `farmsd analyze FILE --preset P --format json`: the parsed output or NULL. */
+static inline cJSON *svc_cli_analyze(const char *file, const char *preset)
+{
+    return svc_cli_analyze_threads(file, preset, 0);
 }
 
 /* The manifest (fixtures/checkpoints/manifest.json), parsed, or NULL. */

@@ -122,45 +122,13 @@ static int n_layers(const struct svc *s, const char *run, long step)
     return n;
 }
 
-/* `farmsd analyze file --threads 1` (farms-llm, JSON), parsed, or NULL. One
- * thread like the server's one worker: a layer's units are cut by the
- * number of workers, which may move an alpha in its last digits. */
-static cJSON *cli_analyze_1(const char *file)
-{
-    char cmd[PATH_MAX + 128];
-    char *out = NULL;
-    size_t len = 0, n;
-    char chunk[65536];
-    cJSON *j = NULL;
-    FILE *p;
-
-    snprintf(cmd, sizeof(cmd),
-             SVC_FARMSD " analyze '%s' --preset farms-llm --format json --quiet --threads 1", file);
-    p = popen(cmd, "r");
-    if (p == NULL)
-        return NULL;
-    while ((n = fread(chunk, 1, sizeof(chunk), p)) > 0) {
-        char *q = realloc(out, len + n + 1);
-        if (q == NULL)
-            break;
-        out = q;
-        memcpy(out + len, chunk, n);
-        len += n;
-        out[len] = '\0';
-    }
-    if (pclose(p) == 0 && out != NULL)
-        j = cJSON_Parse(out);
-    free(out);
-    return j;
-}
-
 /* The service's layers for run/step equal `farmsd analyze file` (farms-llm). */
 static void check_layers_equal_cli(const struct svc *s, const char *run, long step,
                                    const char *file)
 {
     char path[256];
     struct svc_resp r;
-    cJSON *cli = cli_analyze_1(file);
+    cJSON *cli = svc_cli_analyze_threads(file, "farms-llm", 1);
     const cJSON *a, *b;
 
     snprintf(path, sizeof(path), "/v1/runs/%s/checkpoints/%ld?preset=farms-llm", run, step);
