@@ -17,13 +17,12 @@ static char *slurp(const char *path)
 {
     FILE *f = fopen(path, "rb");
     char *buf = NULL;
-    size_t n = 0;
 
     if (f == NULL)
         return NULL;
     buf = malloc(DOCS_MAX_FILE + 1);
     if (buf != NULL) {
-        n = fread(buf, 1, DOCS_MAX_FILE, f);
+        size_t n = fread(buf, 1, DOCS_MAX_FILE, f);
         buf[n] = '\0';
     }
     fclose(f);
