@@ -35,10 +35,11 @@ TEST_LDLIBS = $(LDLIBS) $(shell pkg-config --libs libcurl 2>/dev/null)
 
 MODULES  := server api storage core
 PREFIXES := err|utf8|sbuf|rec|dtype|ckpt|rfile|st|shards|zip|pkl|tz|npy|npz|layer|thash|esd|pl|farms|preset|store|api|json|http|pool|worker|log|cfg|cli|blob|engine
-MOD_SRCS  = $(filter-out server/main.c,$(wildcard $(1)/*.c))
+MOD_SRCS  = $(filter-out server/main.c,$(wildcard $(1)/*.c $(1)/*/*.c))
 TEST_SRCS := $(wildcard tests/test_*.c)
 BENCH_SRCS := $(wildcard tests/bench_*.c)
-C_FILES   := $(wildcard core/*.c storage/*.c api/*.c server/*.c) $(TEST_SRCS) $(BENCH_SRCS) \
+H_FILES   := $(wildcard core/*.h core/*/*.h storage/*.h api/*.h server/*.h tests/*.h)
+C_FILES   := $(wildcard core/*.c core/*/*.c storage/*.c api/*.c server/*.c) $(TEST_SRCS) $(BENCH_SRCS) \
              tests/soak.c
 
 .PHONY: all build test test-build run bench tsan lint format format-check check-symbols \
@@ -91,7 +92,7 @@ FUZZ_LIMITS  := -rss_limit_mb=2048 -malloc_limit_mb=64
 build/fuzz/%.o: %.c
 	@mkdir -p $(@D)
 	$(Q)clang $(STD) $(WARN) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(CPPFLAGS) -MMD -MP -c $< -o $@
-build/fuzz/libcore.a: $(patsubst %.c,build/fuzz/%.o,$(wildcard core/*.c))
+build/fuzz/libcore.a: $(patsubst %.c,build/fuzz/%.o,$(wildcard core/*.c core/*/*.c))
 	$(Q)rm -f $@ && ar rcs $@ $^
 build/fuzz/tests/%: build/fuzz/tests/%.o build/fuzz/libcore.a
 	$(Q)clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
@@ -210,10 +211,10 @@ lint:
 	@set -e; for f in $(C_FILES); do clang-tidy --quiet $$f -- $(STD) $(CPPFLAGS); done
 
 format:
-	clang-format -i $(C_FILES) $(wildcard core/*.h storage/*.h api/*.h server/*.h tests/*.h)
+	clang-format -i $(C_FILES) $(H_FILES)
 
 format-check:
-	clang-format --dry-run -Werror $(C_FILES) $(wildcard core/*.h storage/*.h api/*.h server/*.h tests/*.h)
+	clang-format --dry-run -Werror $(C_FILES) $(H_FILES)
 
 check-symbols: build/rel/farmsd
 	@! nm -g --defined-only $(rel_ARCHIVES) | awk 'NF==3{print $$3}' | grep -vE '^($(PREFIXES))_' \
@@ -221,9 +222,12 @@ check-symbols: build/rel/farmsd
 
 check-layers:
 	@! grep -rnE '#include "(storage|api|server)/' core/
+	@! grep -rn '#include "core/numerics/' core/formats/
+	@! grep -rn '#include "core/formats/' core/numerics/
+	@! grep -nE '#include "core/(formats|numerics)/' core/*.[ch]
 	@! grep -rnE '#include "(api|server)/' storage/
 	@! grep -rn '#include "server/' api/
-	@echo "layers: dependencies point down"
+	@echo "layers: dependencies point down; core/formats and core/numerics are independent"
 
 clean:
 	rm -rf build

@@ -24,8 +24,8 @@
 
 #include "api/cache.h"
 #include "api/stats.h"
-#include "core/ckpt.h"
-#include "core/farms.h"
+#include "core/formats/ckpt.h"
+#include "core/numerics/farms.h"
 #include "storage/blob.h"
 #include "storage/store.h"
 

@@ -30,7 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/ckpt_id.h"
+#include "core/formats/ckpt_id.h"
 #include "core/utf8.h"
 
 /* 1 if `p` (a realpath) is an allowed root or lies under one. */

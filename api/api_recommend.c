@@ -16,8 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/layers.h"
-#include "core/recommend.h"
+#include "core/formats/layers.h"
+#include "core/numerics/recommend.h"
 
 /* Sparsity and learning-rate defaults (the paper's LLaMA-7B Wanda row and
  * TempBalance's function defaults). */

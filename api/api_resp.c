@@ -9,8 +9,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "core/preset.h"
-#include "core/thash.h"
+#include "core/numerics/preset.h"
+#include "core/formats/thash.h"
 
 /* --- Problems --------------------------------------------------------------- */
 

@@ -4,7 +4,7 @@
 #include <math.h>
 #include <stdio.h>
 
-#include "core/preset.h"
+#include "core/numerics/preset.h"
 
 int json_add_number(cJSON *obj, const char *key, double v)
 {

@@ -13,8 +13,8 @@
 #include <cjson/cJSON.h>
 
 #include "core/dtype.h"
-#include "core/farms.h"
-#include "core/layers.h"
+#include "core/numerics/farms.h"
+#include "core/formats/layers.h"
 
 /* An integer number item that prints exactly (cJSON prints numbers from a
  * double, and its round-trip check lets 16-digit integers such as

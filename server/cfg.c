@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/preset.h"
+#include "core/numerics/preset.h"
 #include "server/log.h"
 
 static const char cfg_usage_text[] =

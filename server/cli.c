@@ -12,7 +12,7 @@
 
 #include <cblas.h>
 
-#include "core/preset.h"
+#include "core/numerics/preset.h"
 #include "server/cfg.h"
 
 void cli_print_error(const struct err *e)

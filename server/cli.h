@@ -11,9 +11,9 @@
 #ifndef SERVER_CLI_H
 #define SERVER_CLI_H
 
-#include "core/ckpt.h"
+#include "core/formats/ckpt.h"
 #include "core/err.h"
-#include "core/farms.h"
+#include "core/numerics/farms.h"
 
 #define CLI_EXIT_USAGE  2
 #define CLI_EXIT_INPUT  2

@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "api/json.h"
-#include "core/preset.h"
+#include "core/numerics/preset.h"
 #include "server/cli.h"
 #include "server/engine.h"
 

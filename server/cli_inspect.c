@@ -8,7 +8,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "core/thash.h"
+#include "core/formats/thash.h"
 #include "server/cli.h"
 #include "server/engine.h"
 

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "core/tz_write.h"
+#include "core/formats/tz_write.h"
 #include "server/cli.h"
 #include "server/cli_synth.h"
 

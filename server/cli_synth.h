@@ -15,7 +15,7 @@
 
 #include "core/dtype.h"
 #include "core/err.h"
-#include "core/st_write.h"
+#include "core/formats/st_write.h"
 
 #define CLI_SYNTH_NAME_MAX 96
 

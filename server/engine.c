@@ -7,8 +7,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "core/esd.h"
-#include "core/thash.h"
+#include "core/numerics/esd.h"
+#include "core/formats/thash.h"
 
 /* --- Selection ---------------------------------------------------------- */
 

@@ -19,10 +19,10 @@
 #include <regex.h>
 #include <stddef.h>
 
-#include "core/ckpt.h"
-#include "core/esd_hist.h"
-#include "core/farms.h"
-#include "core/layers.h"
+#include "core/formats/ckpt.h"
+#include "core/numerics/esd_hist.h"
+#include "core/numerics/farms.h"
+#include "core/formats/layers.h"
 #include "server/pool.h"
 
 /* Bumped whenever a change to the analysis could change a result: part of

@@ -42,7 +42,7 @@
 
 #include <microhttpd.h>
 
-#include "core/thash.h"
+#include "core/formats/thash.h"
 #include "server/http_guard.h"
 #include "server/log.h"
 #include "server/pool.h"

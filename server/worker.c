@@ -17,8 +17,8 @@
 
 #include <cjson/cJSON.h>
 
-#include "core/ckpt_id.h"
-#include "core/preset.h"
+#include "core/formats/ckpt_id.h"
+#include "core/numerics/preset.h"
 #include "server/engine.h"
 #include "server/log.h"
 #include "storage/blob.h"

@@ -27,7 +27,7 @@
 #define SERVER_WORKER_H
 
 #include "api/stats.h"
-#include "core/ckpt.h"
+#include "core/formats/ckpt.h"
 #include "core/err.h"
 #include "server/pool.h"
 #include "storage/blob.h"

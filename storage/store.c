@@ -13,7 +13,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "core/thash.h"
+#include "core/formats/thash.h"
 #include "storage/store_db.h"
 #include "storage/store_int.h"
 

@@ -44,12 +44,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/ckpt.h"
+#include "core/formats/ckpt.h"
 #include "core/dtype.h"
 #include "core/err.h"
-#include "core/esd_hist.h"
-#include "core/farms.h"
-#include "core/layers.h"
+#include "core/numerics/esd_hist.h"
+#include "core/numerics/farms.h"
+#include "core/formats/layers.h"
 
 #define STORE_SCHEMA_VERSION 3 /* 2: ESD histograms (esd columns); 3: job leases */
 

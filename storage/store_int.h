@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #include "core/err.h"
-#include "core/farms.h"
+#include "core/numerics/farms.h"
 #include "storage/store.h"
 #include "storage/store_db.h"
 

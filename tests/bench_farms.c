@@ -22,10 +22,10 @@
 #include <time.h>
 
 #include "core/err.h"
-#include "core/esd.h"
-#include "core/farms.h"
-#include "core/farms_int.h"
-#include "core/preset.h"
+#include "core/numerics/esd.h"
+#include "core/numerics/farms.h"
+#include "core/numerics/farms_int.h"
+#include "core/numerics/preset.h"
 
 static double now_s(void)
 {

@@ -13,8 +13,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "core/powerlaw.h"
-#include "core/powerlaw_int.h"
+#include "core/numerics/powerlaw.h"
+#include "core/numerics/powerlaw_int.h"
 
 #define BENCH_REPS 5
 

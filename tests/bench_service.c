@@ -47,9 +47,9 @@
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 
-#include "core/farms.h"
-#include "core/preset.h"
-#include "core/thash.h"
+#include "core/numerics/farms.h"
+#include "core/numerics/preset.h"
+#include "core/formats/thash.h"
 #include "server/cli_synth.h"
 #include "storage/store.h"
 

@@ -18,7 +18,7 @@
 #include <cjson/cJSON.h>
 #include <openssl/evp.h>
 
-#include "core/ckpt.h"
+#include "core/formats/ckpt.h"
 #include "tests/check.h"
 
 #define CM_DIR "tests/fixtures/checkpoints/"

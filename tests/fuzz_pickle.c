@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/pickle.h"
+#include "core/formats/pickle.h"
 
 #if defined(__has_feature)
 #if __has_feature(address_sanitizer)

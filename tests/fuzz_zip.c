@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "core/zip.h"
+#include "core/formats/zip.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -17,8 +17,8 @@
 
 #include "api/api.h"
 #include "api/query.h"
-#include "core/preset.h"
-#include "core/thash.h"
+#include "core/numerics/preset.h"
+#include "core/formats/thash.h"
 #include "storage/blob.h"
 #include "storage/store.h"
 #include "tests/check.h"

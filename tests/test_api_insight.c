@@ -17,8 +17,8 @@
 
 #include "api/api.h"
 #include "api/api_int.h"
-#include "core/esd_hist.h"
-#include "core/preset.h"
+#include "core/numerics/esd_hist.h"
+#include "core/numerics/preset.h"
 #include "storage/store.h"
 #include "tests/check.h"
 

@@ -15,7 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "core/thash.h"
+#include "core/formats/thash.h"
 #include "tests/check.h"
 
 /* --- Helpers ------------------------------------------------------------------ */

@@ -7,9 +7,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/ckpt.h"
-#include "core/st_write.h"
-#include "core/thash.h"
+#include "core/formats/ckpt.h"
+#include "core/formats/st_write.h"
+#include "core/formats/thash.h"
 #include "tests/check.h"
 
 #define N_TENSORS 8

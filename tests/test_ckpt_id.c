@@ -21,7 +21,7 @@
 #include <cjson/cJSON.h>
 #include <openssl/evp.h>
 
-#include "core/ckpt_id.h"
+#include "core/formats/ckpt_id.h"
 #include "tests/check.h"
 
 #define FIX    "tests/fixtures/checkpoints/"

@@ -29,9 +29,9 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "core/ckpt.h"
-#include "core/st_write.h"
-#include "core/tz_write.h"
+#include "core/formats/ckpt.h"
+#include "core/formats/st_write.h"
+#include "core/formats/tz_write.h"
 #include "tests/check.h"
 
 #define N_VALS 16384 /* floats per fixture tensor: 64 KiB */

@@ -24,7 +24,7 @@
 #include <cjson/cJSON.h>
 
 #include "api/api.h"
-#include "core/thash.h"
+#include "core/formats/thash.h"
 #include "tests/check.h"
 #include "tests/serve_fixture.h"
 

@@ -133,7 +133,7 @@ static void test_every_reader_category_is_documented(void)
     static const char *const service[] = {"`changed`", "`not_regular_file`", "`timeout`", "`busy`",
                                           "`limit_exceeded`"};
     char *doc = slurp("docs/checkpoint-formats.md");
-    DIR *d = opendir("core");
+    DIR *d = opendir("core/formats");
     struct dirent *de;
     char path[512];
     int n = 0;
@@ -149,7 +149,7 @@ static void test_every_reader_category_is_documented(void)
 
         if (len < 3 || strcmp(de->d_name + len - 2, ".c") != 0)
             continue;
-        snprintf(path, sizeof(path), "core/%s", de->d_name);
+        snprintf(path, sizeof(path), "core/formats/%s", de->d_name);
         text = slurp(path);
         CHECK(text != NULL);
         if (text != NULL)

@@ -8,7 +8,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "core/preset.h"
+#include "core/numerics/preset.h"
 #include "server/engine.h"
 #include "tests/check.h"
 

@@ -11,7 +11,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "core/esd_hist.h"
+#include "core/numerics/esd_hist.h"
 #include "tests/check.h"
 
 #define CASE "tests/fixtures/numerics/mlpA_fc2.json"

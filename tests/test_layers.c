@@ -9,7 +9,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "core/layers.h"
+#include "core/formats/layers.h"
 #include "tests/check.h"
 
 #define MANIFEST    "tests/fixtures/checkpoints/manifest.json"

@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/ckpt.h"
-#include "core/npy.h"
+#include "core/formats/ckpt.h"
+#include "core/formats/npy.h"
 #include "tests/check.h"
 #include "tests/ckpt_manifest.h"
 

@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "core/pickle.h"
+#include "core/formats/pickle.h"
 #include "tests/check.h"
 
 #define P(s) (const unsigned char *)(s), sizeof(s) - 1

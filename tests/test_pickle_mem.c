@@ -25,8 +25,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "core/ckpt.h"
-#include "core/pickle.h"
+#include "core/formats/ckpt.h"
+#include "core/formats/pickle.h"
 #include "tests/check.h"
 
 #define MIB         ((uint64_t)1024 * 1024)

@@ -11,8 +11,8 @@
 
 #include <cjson/cJSON.h>
 
-#include "core/powerlaw.h"
-#include "core/powerlaw_int.h"
+#include "core/numerics/powerlaw.h"
+#include "core/numerics/powerlaw_int.h"
 #include "tests/check.h"
 
 /* 1 if a and b are the same double bit for bit (NaN payloads, signed zeros). */

@@ -13,7 +13,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "core/recommend.h"
+#include "core/numerics/recommend.h"
 #include "tests/check.h"
 
 #define NUM     "tests/fixtures/numerics/"

@@ -11,9 +11,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/ckpt.h"
-#include "core/safetensors.h"
-#include "core/shards.h"
+#include "core/formats/ckpt.h"
+#include "core/formats/safetensors.h"
+#include "core/formats/shards.h"
 #include "tests/check.h"
 #include "tests/ckpt_manifest.h"
 

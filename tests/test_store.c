@@ -17,7 +17,7 @@
 
 #include <sqlite3.h>
 
-#include "core/thash.h"
+#include "core/formats/thash.h"
 #include "storage/blob.h"
 #include "tests/check.h"
 #include "tests/pg_util.h"

@@ -12,10 +12,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "core/ckpt.h"
-#include "core/rfile.h"
-#include "core/thash.h"
-#include "core/zip.h"
+#include "core/formats/ckpt.h"
+#include "core/formats/rfile.h"
+#include "core/formats/thash.h"
+#include "core/formats/zip.h"
 #include "server/cli_synth.h"
 #include "tests/check.h"
 

@@ -11,8 +11,8 @@
 
 #include <cjson/cJSON.h>
 
-#include "core/ckpt_int.h"
-#include "core/thash.h"
+#include "core/formats/ckpt_int.h"
+#include "core/formats/thash.h"
 #include "tests/check.h"
 
 #define MANIFEST  "tests/fixtures/checkpoints/manifest.json"

@@ -13,10 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/ckpt.h"
-#include "core/ckpt_int.h"
-#include "core/torchzip.h"
-#include "core/torchzip_int.h"
+#include "core/formats/ckpt.h"
+#include "core/formats/ckpt_int.h"
+#include "core/formats/torchzip.h"
+#include "core/formats/torchzip_int.h"
 #include "tests/check.h"
 
 #define FIXTURES "tests/fixtures/checkpoints/"

@@ -25,8 +25,8 @@
 
 #include "core/dtype.h"
 #include "core/err.h"
-#include "core/farms.h"
-#include "core/preset.h"
+#include "core/numerics/farms.h"
+#include "core/numerics/preset.h"
 #include "tests/check.h"
 
 #define DIR "tests/fixtures/numerics/"

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <zlib.h>
 
-#include "core/zip.h"
+#include "core/formats/zip.h"
 #include "tests/check.h"
 
 #define FIXTURES "tests/fixtures/checkpoints/"

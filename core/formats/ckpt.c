@@ -1,0 +1,350 @@
+/* ckpt.c -- format sniffing, dispatch to the format loaders, tensor table. */
+#include "core/formats/ckpt.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/formats/ckpt_int.h"
+#include "core/formats/rfile.h"
+
+#define CKPT_SNIFF_LEN 512
+
+void ckpt_limits_default(struct ckpt_limits *l)
+{
+    l->max_header_bytes = 16u << 20;
+    l->max_tensors = 1u << 20;
+    l->max_tensor_bytes = (uint64_t)16 << 30;
+    l->max_zip_members = 1u << 20;
+    l->max_pickle_bytes = 64u << 20;
+    l->max_pickle_stack = 100000;
+    l->max_pickle_marks = 1000;
+    l->max_pickle_memo = 4u << 20;
+    l->max_pickle_mem = 256u << 20; /* real data.pkl need well under 1% of it: README */
+    l->max_shards = 10000;
+    l->strict = 0;
+}
+
+void ckpt_buf_free(struct ckpt_buf *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->cap = 0;
+}
+
+const char *ckpt_format_name(enum ckpt_format f)
+{
+    switch (f) {
+    case CKPT_FORMAT_SAFETENSORS: return "safetensors";
+    case CKPT_FORMAT_SAFETENSORS_INDEX: return "safetensors_index";
+    case CKPT_FORMAT_TORCH_ZIP: return "torch_zip";
+    case CKPT_FORMAT_NPY: return "npy";
+    case CKPT_FORMAT_NPZ: return "npz";
+    case CKPT_FORMAT_UNKNOWN: break;
+    }
+    return "unknown";
+}
+
+static uint64_t ckpt_le64(const unsigned char *p)
+{
+    uint64_t v = 0;
+
+    for (int i = 0; i < 8; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+static int ckpt_ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), m = strlen(suffix);
+
+    return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+/* The safetensors rule of format detection (docs/checkpoint-formats.md): a
+ * plausible safetensors header length followed by '{'. */
+static int ckpt_looks_safetensors(const unsigned char *head, size_t head_len, uint64_t size)
+{
+    uint64_t n;
+
+    if (head_len < 8)
+        return 0;
+    n = ckpt_le64(head);
+    if (n > 100000000 || 8 + n > size)
+        return 0;
+    for (size_t i = 8; i < head_len && i < 8 + n; i++) {
+        unsigned char ch = head[i];
+        if (ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n')
+            continue;
+        return ch == '{';
+    }
+    return 0;
+}
+
+enum err_code ckpt_sniff(const unsigned char *head, size_t head_len, uint64_t file_size,
+                         const char *name, enum ckpt_format *out, struct err *e)
+{
+    static const unsigned char legacy[] = {0x80, 0x02, 0x8A, 0x0A, 0x6C, 0xFC, 0x9C,
+                                           0x46, 0xF9, 0x20, 0x6A, 0xA8, 0x50, 0x19};
+
+    *out = CKPT_FORMAT_UNKNOWN;
+    if (file_size == 0)
+        return err_setc(e, ERR_FORMAT, "empty_file", "the file is empty (0 bytes)");
+    if (head_len >= 4 && memcmp(head, "PK\3\4", 4) == 0) {
+        *out = CKPT_FORMAT_TORCH_ZIP; /* the zip reader tells torch from npz */
+        return ERR_OK;
+    }
+    if (head_len >= 6 && memcmp(head, "\x93NUMPY", 6) == 0) {
+        *out = CKPT_FORMAT_NPY;
+        return ERR_OK;
+    }
+    if ((head_len >= sizeof(legacy) && memcmp(head, legacy, sizeof(legacy)) == 0) ||
+        (head_len >= 8 && memcmp(head, "PYTORCH1", 8) == 0) ||
+        (head_len >= 262 && memcmp(head + 257, "ustar", 5) == 0))
+        return err_setc(e, ERR_FORMAT, "legacy_torch_format",
+                        "legacy torch.save format (torch < 1.6 or "
+                        "_use_new_zipfile_serialization=False): re-save with a current torch "
+                        "(torch.save(model.state_dict())) or convert to safetensors");
+    if (name != NULL && ckpt_ends_with(name, ".index.json")) {
+        *out = CKPT_FORMAT_SAFETENSORS_INDEX;
+        return ERR_OK;
+    }
+    if (ckpt_looks_safetensors(head, head_len, file_size)) {
+        *out = CKPT_FORMAT_SAFETENSORS;
+        return ERR_OK;
+    }
+    if (head_len >= 2 && head[0] == 0x80 && head[1] <= 5)
+        return err_setc(e, ERR_FORMAT, "unsupported_format",
+                        "a bare pickle, not a torch.save zip archive: re-save with "
+                        "torch.save(model.state_dict()) or convert to safetensors");
+    return err_setc(e, ERR_FORMAT, "unknown_format",
+                    "not a checkpoint: no safetensors, torch zip, npy or npz structure found");
+}
+
+/* Read the first bytes of `path` and sniff them. Directories are shard folders. */
+static enum err_code ckpt_sniff_path(const char *path, enum ckpt_format *out, struct err *e)
+{
+    enum err_code rc = ERR_OK;
+    unsigned char head[CKPT_SNIFF_LEN];
+    struct stat st;
+    ssize_t got;
+    int fd = -1;
+
+    /* O_NONBLOCK: a FIFO must not block the open; it is refused below. */
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0) {
+        rc = err_set_errno(e, errno == ENOENT ? ERR_NOTFOUND : ERR_IO, errno, "open %s", path);
+        goto out;
+    }
+    if (fstat(fd, &st) != 0) {
+        rc = err_set_errno(e, ERR_IO, errno, "stat %s", path);
+        goto out;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        *out = CKPT_FORMAT_SAFETENSORS_INDEX;
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        rc = err_setc(e, ERR_FORMAT, "not_regular_file", "%s is not a regular file", path);
+        goto out;
+    }
+    do
+        got = pread(fd, head, sizeof(head), 0);
+    while (got < 0 && errno == EINTR);
+    if (got < 0) {
+        rc = err_set_errno(e, ERR_IO, errno, "read %s", path);
+        goto out;
+    }
+    rc = ckpt_sniff(head, (size_t)got, (uint64_t)st.st_size, path, out, e);
+out:
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
+enum err_code ckpt_open(const char *path, enum ckpt_format declared,
+                        const struct ckpt_limits *limits, struct ckpt **out, struct err *e)
+{
+    enum err_code rc = ERR_OK;
+    enum ckpt_format fmt = declared;
+    struct ckpt *c = NULL;
+
+    *out = NULL;
+    if (fmt == CKPT_FORMAT_UNKNOWN) {
+        rc = ckpt_sniff_path(path, &fmt, e);
+        if (rc)
+            goto out;
+    }
+    c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        rc = err_set(e, ERR_NOMEM, "out of memory opening %s", path);
+        goto out;
+    }
+    c->format = fmt;
+    if (limits != NULL)
+        c->limits = *limits;
+    else
+        ckpt_limits_default(&c->limits);
+    switch (fmt) {
+    case CKPT_FORMAT_SAFETENSORS: rc = st__ckpt_load(c, path, e); break;
+    case CKPT_FORMAT_SAFETENSORS_INDEX: rc = shards__ckpt_load(c, path, e); break;
+    case CKPT_FORMAT_TORCH_ZIP: rc = tz__ckpt_load(c, path, e); break;
+    case CKPT_FORMAT_NPY: rc = npy__ckpt_load(c, path, e); break;
+    case CKPT_FORMAT_NPZ: rc = npz__ckpt_load(c, path, e); break;
+    case CKPT_FORMAT_UNKNOWN: rc = err_setc(e, ERR_FORMAT, "unknown_format", "unknown format");
+    }
+    if (rc)
+        goto out;
+    *out = c;
+    c = NULL;
+out:
+    ckpt_close(c);
+    return rc;
+}
+
+void ckpt_close(struct ckpt *c)
+{
+    if (c == NULL)
+        return;
+    if (c->ops != NULL && c->ops->free_impl != NULL)
+        c->ops->free_impl(c->impl);
+    for (size_t i = 0; i < c->n_tensors; i++)
+        free((char *)(uintptr_t)c->tensors[i].name);
+    free(c->tensors);
+    free(c->model_prefix);
+    free(c);
+}
+
+enum ckpt_format ckpt_format_of(const struct ckpt *c)
+{
+    return c->format;
+}
+
+const char *ckpt_model_prefix(const struct ckpt *c)
+{
+    return c->model_prefix != NULL ? c->model_prefix : "";
+}
+
+size_t ckpt_n_tensors(const struct ckpt *c)
+{
+    return c->n_tensors;
+}
+
+const struct ckpt_tensor *ckpt_tensor_at(const struct ckpt *c, size_t i)
+{
+    ERR_ASSERT(i < c->n_tensors);
+    return &c->tensors[i];
+}
+
+enum err_code ckpt_tensor_read(const struct ckpt *c, size_t i, struct ckpt_buf *buf,
+                               const void **data, struct err *e)
+{
+    enum err_code rc;
+
+    *data = NULL;
+    ERR_ASSERT(i < c->n_tensors && c->ops != NULL);
+    if (c->tensors[i].nbytes > c->limits.max_tensor_bytes)
+        return err_setc(e, ERR_TOOBIG, "limit_exceeded",
+                        "tensor '%s': %llu bytes exceed the limit of %llu", c->tensors[i].name,
+                        (unsigned long long)c->tensors[i].nbytes,
+                        (unsigned long long)c->limits.max_tensor_bytes);
+    rc = c->ops->read(c, i, buf, data, e);
+    if (rc)
+        *data = NULL;
+    else
+        ERR_ASSERT(*data == buf->data && buf->data != NULL);
+    return rc;
+}
+
+enum err_code ckpt__tensor_add(struct ckpt *c, const char *name, size_t name_len, enum dtype dtype,
+                               int ndim, const int64_t *shape, struct ckpt_tensor **out,
+                               struct err *e)
+{
+    struct ckpt_tensor *t;
+    uint64_t n = 1, bits;
+    char *copy;
+
+    if (out != NULL)
+        *out = NULL;
+    if (ndim < 0 || ndim > CKPT_MAX_RANK)
+        return err_setc(e, ERR_TOOBIG, "limit_exceeded", "tensor '%.*s': rank %d exceeds %d",
+                        (int)(name_len > 200 ? 200 : name_len), name, ndim, CKPT_MAX_RANK);
+    for (int d = 0; d < ndim; d++) {
+        if (shape[d] < 0)
+            return err_setc(e, ERR_FORMAT, "invalid_header", "tensor '%.*s': negative dimension",
+                            (int)(name_len > 200 ? 200 : name_len), name);
+        if (shape[d] != 0 && n > UINT64_MAX / (uint64_t)shape[d])
+            return err_setc(e, ERR_FORMAT, "overflow",
+                            "tensor '%.*s': element count overflows 64 bits",
+                            (int)(name_len > 200 ? 200 : name_len), name);
+        n *= (uint64_t)shape[d];
+    }
+    bits = dtype_bits(dtype);
+    if (n != 0 && n > UINT64_MAX / bits)
+        return err_setc(e, ERR_FORMAT, "overflow", "tensor '%.*s': byte size overflows 64 bits",
+                        (int)(name_len > 200 ? 200 : name_len), name);
+    if (c->n_tensors >= c->limits.max_tensors)
+        return err_setc(e, ERR_TOOBIG, "limit_exceeded", "more than %llu tensors",
+                        (unsigned long long)c->limits.max_tensors);
+    if (c->n_tensors == c->cap_tensors) {
+        size_t cap = c->cap_tensors ? 2 * c->cap_tensors : 64;
+        struct ckpt_tensor *nt = realloc(c->tensors, cap * sizeof(*nt));
+        if (nt == NULL)
+            return err_set(e, ERR_NOMEM, "out of memory listing tensors");
+        c->tensors = nt;
+        c->cap_tensors = cap;
+    }
+    copy = malloc(name_len + 1);
+    if (copy == NULL)
+        return err_set(e, ERR_NOMEM, "out of memory listing tensors");
+    memcpy(copy, name, name_len);
+    copy[name_len] = '\0';
+    t = &c->tensors[c->n_tensors++];
+    memset(t, 0, sizeof(*t));
+    t->name = copy;
+    t->dtype = dtype;
+    t->ndim = ndim;
+    for (int d = 0; d < ndim; d++)
+        t->shape[d] = shape[d];
+    t->n_elems = n;
+    t->nbytes = (n * bits + 7) / 8;
+    t->alias_of = -1;
+    t->in_model = 1;
+    if (out != NULL)
+        *out = t;
+    return ERR_OK;
+}
+
+enum err_code ckpt__buf_reserve(const struct ckpt *c, struct ckpt_buf *b, uint64_t n, struct err *e)
+{
+    void *p;
+
+    if (n > c->limits.max_tensor_bytes)
+        return err_setc(e, ERR_TOOBIG, "limit_exceeded", "%llu bytes exceed the limit of %llu",
+                        (unsigned long long)n, (unsigned long long)c->limits.max_tensor_bytes);
+    if (n <= b->cap)
+        return ERR_OK;
+    p = realloc(b->data, (size_t)n);
+    if (p == NULL)
+        return err_set(e, ERR_NOMEM, "out of memory for %llu bytes", (unsigned long long)n);
+    b->data = p;
+    b->cap = (size_t)n;
+    return ERR_OK;
+}
+
+enum err_code ckpt__read_into(const struct ckpt *c, const struct rfile *f, uint64_t off, uint64_t n,
+                              struct ckpt_buf *b, const void **data, struct err *e)
+{
+    enum err_code rc;
+
+    *data = NULL;
+    rc = ckpt__buf_reserve(c, b, n ? n : 1, e);
+    if (rc == ERR_OK)
+        rc = rfile_read(f, off, n, b->data, e);
+    if (rc == ERR_OK)
+        *data = b->data;
+    return rc;
+}

@@ -1,0 +1,205 @@
+/* ckpt_id.c -- see ckpt_id.h. */
+#include "core/formats/ckpt_id.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/formats/shards.h"
+
+#define CKPT_ID_CHUNK      (1u << 20)
+#define CKPT_ID_INDEX_NAME "model.safetensors.index.json"
+
+/* What a non-regular file is, for messages. */
+static const char *ckpt_id_kind(mode_t m)
+{
+    if (S_ISFIFO(m))
+        return "a FIFO";
+    if (S_ISSOCK(m))
+        return "a socket";
+    if (S_ISCHR(m) || S_ISBLK(m))
+        return "a device";
+    if (S_ISDIR(m))
+        return "a folder";
+    return "not a regular file";
+}
+
+static enum err_code ckpt_id_not_regular(const char *path, mode_t m, struct err *e)
+{
+    return err_setc(e, ERR_FORMAT, "not_regular_file", "%s is %s: only regular files are read",
+                    path, ckpt_id_kind(m));
+}
+
+/* Open `path` without blocking (a FIFO with no writer opens at once) and
+ * fstat it. *fd is -1 on failure. */
+static enum err_code ckpt_id_open(const char *path, int *fd, struct stat *st, struct err *e)
+{
+    *fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (*fd < 0)
+        return err_set_errno(e, errno == ENOENT ? ERR_NOTFOUND : ERR_IO, errno, "open %s", path);
+    if (fstat(*fd, st) != 0) {
+        enum err_code rc = err_set_errno(e, ERR_IO, errno, "stat %s", path);
+        close(*fd);
+        *fd = -1;
+        return rc;
+    }
+    return ERR_OK;
+}
+
+/* SHA-256 (hex) and length of the regular file open at `fd`, read to EOF. */
+static enum err_code ckpt_id_hash_fd(int fd, const char *path, char hex[THASH_HEX_LEN],
+                                     uint64_t *size, struct err *e)
+{
+    enum err_code rc = ERR_OK;
+    struct thash h = {0};
+    unsigned char d[THASH_DIGEST_LEN];
+    char *buf = NULL;
+    ssize_t got;
+
+    *size = 0;
+    buf = malloc(CKPT_ID_CHUNK);
+    if (buf == NULL) {
+        rc = err_set(e, ERR_NOMEM, "out of memory hashing %s", path);
+        goto out;
+    }
+    rc = thash_init(&h, e);
+    while (rc == ERR_OK) {
+        got = read(fd, buf, CKPT_ID_CHUNK);
+        if (got == 0)
+            break;
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            rc = err_set_errno(e, ERR_IO, errno, "read %s", path);
+            break;
+        }
+        *size += (uint64_t)got;
+        rc = thash_update(&h, buf, (size_t)got, e);
+    }
+    if (rc == ERR_OK)
+        rc = thash_final(&h, d, e);
+    if (rc == ERR_OK)
+        thash_hex(d, hex);
+out:
+    thash_free(&h);
+    free(buf);
+    return rc;
+}
+
+/* The SHA-256 of the regular file `path`; anything else is refused. */
+static enum err_code ckpt_id_file(const char *path, char hex[THASH_HEX_LEN], uint64_t *size,
+                                  struct err *e)
+{
+    enum err_code rc;
+    struct stat st;
+    int fd = -1;
+
+    *size = 0;
+    rc = ckpt_id_open(path, &fd, &st, e);
+    if (rc == ERR_OK && !S_ISREG(st.st_mode))
+        rc = ckpt_id_not_regular(path, st.st_mode, e);
+    if (rc == ERR_OK)
+        rc = ckpt_id_hash_fd(fd, path, hex, size, e);
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
+/* A folder's index, if present, must be a regular file: shards_list()
+ * reads it (stat does not open, so it cannot block). */
+static enum err_code ckpt_id_folder_index(const char *dir, struct err *e)
+{
+    size_t n = strlen(dir) + sizeof(CKPT_ID_INDEX_NAME) + 1;
+    char *index = malloc(n);
+    struct stat st;
+    enum err_code rc = ERR_OK;
+
+    if (index == NULL)
+        return err_set(e, ERR_NOMEM, "out of memory");
+    (void)snprintf(index, n, "%s/%s", dir, CKPT_ID_INDEX_NAME);
+    if (stat(index, &st) == 0 && !S_ISREG(st.st_mode))
+        rc = ckpt_id_not_regular(index, st.st_mode, e);
+    free(index);
+    return rc;
+}
+
+/* The identity of the index or folder at `path` (rule in the header). */
+static enum err_code ckpt_id_shards(const char *path, int is_dir, const struct ckpt_limits *l,
+                                    ckpt_shard_check_fn *check, const void *arg,
+                                    struct ckpt_id *out, struct err *e)
+{
+    enum err_code rc = ERR_OK;
+    struct shards_paths sp = {0};
+    struct thash h = {0};
+    unsigned char d[THASH_DIGEST_LEN];
+
+    if (is_dir)
+        rc = ckpt_id_folder_index(path, e);
+    if (rc == ERR_OK)
+        rc = shards_list(path, l, &sp, e);
+    if (rc == ERR_OK)
+        rc = thash_init(&h, e);
+    for (size_t i = 0; i < sp.n && rc == ERR_OK; i++) {
+        const char *base = strrchr(sp.paths[i], '/');
+        char fh[THASH_HEX_LEN];
+        uint64_t n = 0;
+
+        base = base != NULL ? base + 1 : sp.paths[i];
+        if (check != NULL)
+            rc = check(arg, sp.paths[i], e);
+        if (rc == ERR_OK)
+            rc = ckpt_id_file(sp.paths[i], fh, &n, e);
+        if (rc == ERR_OK)
+            rc = thash_update(&h, base, strlen(base) + 1, e);
+        if (rc == ERR_OK)
+            rc = thash_update(&h, fh, THASH_HEX_LEN - 1, e);
+        if (rc == ERR_OK)
+            rc = thash_update(&h, "\n", 1, e);
+        out->size += n;
+    }
+    if (rc == ERR_OK)
+        rc = thash_final(&h, d, e);
+    if (rc == ERR_OK)
+        thash_hex(d, out->sha256);
+    thash_free(&h);
+    shards_paths_free(&sp);
+    return rc;
+}
+
+enum err_code ckpt_identity(const char *path, enum ckpt_format declared,
+                            const struct ckpt_limits *limits, ckpt_shard_check_fn *check,
+                            const void *arg, struct ckpt_id *out, struct err *e)
+{
+    enum err_code rc;
+    size_t n = strlen(path);
+    struct stat st;
+    int fd = -1;
+
+    memset(out, 0, sizeof(*out));
+    rc = ckpt_id_open(path, &fd, &st, e);
+    if (rc)
+        goto out;
+    if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)) {
+        rc = ckpt_id_not_regular(path, st.st_mode, e);
+        goto out;
+    }
+    out->sharded = S_ISDIR(st.st_mode) || declared == CKPT_FORMAT_SAFETENSORS_INDEX ||
+                   (n > 11 && strcmp(path + n - 11, ".index.json") == 0);
+    if (!out->sharded) {
+        rc = ckpt_id_hash_fd(fd, path, out->sha256, &out->size, e);
+        goto out;
+    }
+    close(fd);
+    fd = -1;
+    rc = ckpt_id_shards(path, S_ISDIR(st.st_mode), limits, check, arg, out, e);
+out:
+    if (fd >= 0)
+        close(fd);
+    if (rc)
+        out->sha256[0] = '\0';
+    return rc;
+}

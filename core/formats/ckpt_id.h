@@ -1,0 +1,52 @@
+/* ckpt_id.h -- the content identity of a checkpoint on disk: what a path
+ * ingestion records at submission and what a job checks again before it
+ * analyses the path, so that results always belong to the submitted bytes.
+ *
+ * Identity rule (the run+step+content rule of path ingestion):
+ *   - a single file: the SHA-256 of its bytes;
+ *   - a shard index (model.safetensors.index.json, or any file declared
+ *     CKPT_FORMAT_SAFETENSORS_INDEX) or a folder of shards (shards.h): the
+ *     SHA-256 of "<shard name>\0<shard sha256 hex>\n" over the shards in
+ *     name order. The index file itself is not part of it.
+ * Only regular files are read: every file is opened with O_NONBLOCK and
+ * fstat'd, and anything else (FIFO, socket, device) is refused before a
+ * byte is read, with ERR_FORMAT and category "not_regular_file", so a FIFO
+ * never blocks the caller. One sequential read of every byte (1 MiB
+ * chunks, no mapping: a file that shrinks meanwhile is a short read, not a
+ * signal).
+ *
+ * Stateless: thread-safe. Results are plain data owned by the caller.
+ */
+#ifndef CORE_CKPT_ID_H
+#define CORE_CKPT_ID_H
+
+#include <stdint.h>
+
+#include "core/formats/ckpt.h"
+#include "core/err.h"
+#include "core/formats/thash.h"
+
+/* Called with each shard's realpath before it is opened (e.g. an allowed
+ * root check). Non-zero (with `e` filled) stops ckpt_identity, which then
+ * returns that code and `e` unchanged. */
+typedef enum err_code ckpt_shard_check_fn(const void *arg, const char *shard, struct err *e);
+
+struct ckpt_id {                /* plain data, caller-owned */
+    char sha256[THASH_HEX_LEN]; /* lower-case hex identity (rule above) */
+    uint64_t size;              /* bytes hashed: the file, or all shards */
+    int sharded;                /* 1: an index or a folder of shards */
+};
+
+/* The identity of the checkpoint at `path` (see above) into *out. It is
+ * sharded when `path` is a folder, when `declared` is
+ * CKPT_FORMAT_SAFETENSORS_INDEX, or when its name ends in ".index.json".
+ * `limits` (may be NULL: defaults) bounds the index; `check` (may be NULL)
+ * vets every shard first. Fails with ERR_FORMAT/"not_regular_file" for a
+ * non-regular file or shard (or a non-regular index in a folder),
+ * shards_list()'s errors (category invalid_index), ERR_NOTFOUND for a
+ * missing file, ERR_IO for other open or read failures. */
+enum err_code ckpt_identity(const char *path, enum ckpt_format declared,
+                            const struct ckpt_limits *limits, ckpt_shard_check_fn *check,
+                            const void *arg, struct ckpt_id *out, struct err *e);
+
+#endif /* CORE_CKPT_ID_H */

@@ -1,0 +1,526 @@
+/* pickle.c -- see pickle.h. The value arena, containers and dict keys with
+ * Python semantics, and the public entry points; the opcodes are in
+ * pickle_ops.c.
+ */
+#include "core/formats/pickle.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/formats/pickle_int.h"
+
+/* (pkl__fail): not expanded by the analyzer-only macro of pickle_int.h. */
+enum err_code(pkl__fail)(struct pkl_parser *p, enum err_code code, const char *cat, const char *fmt,
+                         ...)
+{
+    char msg[ERR_MSG_LEN];
+    va_list ap;
+
+    va_start(ap, fmt);
+    (void)vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (p->op_pos < p->len)
+        return err_setc(p->e, code, cat, "data.pkl byte %zu (opcode 0x%02x): %s", p->op_pos,
+                        (unsigned)p->buf[p->op_pos], msg);
+    return err_setc(p->e, code, cat, "data.pkl byte %zu: %s", p->op_pos, msg);
+}
+
+enum err_code pkl__mem(struct pkl_parser *p, uint64_t need, uint64_t old, const char *what)
+{
+    uint64_t lim = p->lim.max_pickle_mem;
+
+    if (need > lim || p->mem > lim - need)
+        return pkl__fail(p, ERR_TOOBIG, "limit_exceeded",
+                         "unpickling needs more than %llu bytes (max_pickle_mem) for %s",
+                         (unsigned long long)lim, what);
+    if (p->mem + need > p->mem_peak)
+        p->mem_peak = p->mem + need;
+    p->mem = p->mem + need - old; /* `old` was charged when it was allocated */
+    return ERR_OK;
+}
+
+enum err_code pkl__new(struct pkl_parser *p, enum pkl_kind kind, struct pkl_value **out)
+{
+    struct pkl_result *r = p->r;
+    struct pkl_value *v;
+
+    *out = NULL;
+    if (r->n_values >= PKL_MAX_VALUES)
+        return pkl__fail(p, ERR_TOOBIG, "limit_exceeded", "more than %zu pickle values",
+                         (size_t)PKL_MAX_VALUES);
+    if (r->chunks == NULL || r->chunks->used == PKL_CHUNK) {
+        struct pkl_chunk *c;
+        enum err_code rc = pkl__mem(p, sizeof(*c), 0, "values");
+        if (rc)
+            return rc;
+        c = malloc(sizeof(*c));
+        if (c == NULL)
+            return err_set(p->e, ERR_NOMEM, "out of memory unpickling");
+        c->next = r->chunks;
+        c->used = 0;
+        r->chunks = c;
+    }
+    v = &r->chunks->v[r->chunks->used++];
+    memset(v, 0, sizeof(*v));
+    v->kind = kind;
+    r->n_values++;
+    *out = v;
+    return ERR_OK;
+}
+
+enum err_code pkl__new_str(struct pkl_parser *p, enum pkl_kind kind, const char *s, size_t n,
+                           struct pkl_value **out)
+{
+    enum err_code rc;
+    struct pkl_value *v;
+    char *copy;
+
+    *out = NULL;
+    if (n == SIZE_MAX)
+        return pkl__fail(p, ERR_TOOBIG, "limit_exceeded", "string too long");
+    rc = pkl__mem(p, (uint64_t)n + 1, 0, "a string");
+    if (rc)
+        return rc;
+    copy = malloc(n + 1);
+    if (copy == NULL)
+        return err_set(p->e, ERR_NOMEM, "out of memory for a %zu-byte pickle string", n);
+    if (n > 0)
+        memcpy(copy, s, n);
+    copy[n] = '\0';
+    rc = pkl__new(p, kind, &v);
+    if (rc) {
+        free(copy);
+        return rc;
+    }
+    v->str = copy;
+    v->len = n;
+    *out = v;
+    return ERR_OK;
+}
+
+/* Room for one more item (and value, for dicts) in `c`. */
+static enum err_code pkl_reserve(struct pkl_parser *p, struct pkl_value *c)
+{
+    size_t cap, per = (c->kind == PKL_DICT ? 2 : 1) * sizeof(struct pkl_value *);
+    struct pkl_value **ni, **nv;
+    enum err_code rc;
+
+    if (c->n_items < c->cap_items)
+        return ERR_OK;
+    cap = c->cap_items ? 2 * c->cap_items : 4;
+    if (cap > PKL_MAX_VALUES * 2)
+        return pkl__fail(p, ERR_TOOBIG, "limit_exceeded", "container with too many items");
+    rc = pkl__mem(p, (uint64_t)cap * per, (uint64_t)c->cap_items * per, "a container's items");
+    if (rc)
+        return rc;
+    /* NOLINTNEXTLINE(bugprone-sizeof-expression): the elements are pointers */
+    ni = realloc(c->items, cap * sizeof(*ni));
+    if (ni == NULL)
+        return err_set(p->e, ERR_NOMEM, "out of memory growing a pickle container");
+    c->items = ni;
+    if (c->kind == PKL_DICT) {
+        /* NOLINTNEXTLINE(bugprone-sizeof-expression): the elements are pointers */
+        nv = realloc(c->vals, cap * sizeof(*nv));
+        if (nv == NULL)
+            return err_set(p->e, ERR_NOMEM, "out of memory growing a pickle dict");
+        c->vals = nv;
+    }
+    c->cap_items = cap;
+    return ERR_OK;
+}
+
+enum err_code pkl__append(struct pkl_parser *p, struct pkl_value *c, struct pkl_value *v)
+{
+    enum err_code rc = pkl_reserve(p, c);
+
+    if (rc)
+        return rc;
+    c->items[c->n_items++] = v;
+    return ERR_OK;
+}
+
+/* --- Dict keys: Python equality and hashing ------------------------------------------ */
+
+static int pkl_is_number(const struct pkl_value *v)
+{
+    return v->kind == PKL_BOOL || v->kind == PKL_INT || v->kind == PKL_FLOAT ||
+           (v->kind == PKL_COMPLEX && v->f_imag == 0.0);
+}
+
+static double pkl_num_f(const struct pkl_value *v)
+{
+    return v->kind == PKL_BOOL || v->kind == PKL_INT ? (double)v->i : v->f;
+}
+
+/* Python equality of keys; every call adds its cost to *work (the values
+ * visited, long strings by the 64 bytes). */
+static int pkl_key_eq(const struct pkl_value *a, const struct pkl_value *b, int depth,
+                      uint64_t *work)
+{
+    ++*work;
+    if (a == b)
+        return 1;
+    if (depth > PKL_MAX_KEY_DEPTH)
+        return 0;
+    if (pkl_is_number(a) && pkl_is_number(b)) {
+        int ai = a->kind == PKL_BOOL || a->kind == PKL_INT;
+        int bi = b->kind == PKL_BOOL || b->kind == PKL_INT;
+        if (ai && bi)
+            return a->i == b->i;
+        if (ai != bi) { /* int vs float: equal only if the float is that integer */
+            const struct pkl_value *iv = ai ? a : b, *fv = ai ? b : a;
+            return fv->f == (double)iv->i && fv->f >= -9.2233720368547758e18 &&
+                   fv->f < 9.2233720368547758e18 && (int64_t)fv->f == iv->i;
+        }
+        return pkl_num_f(a) == pkl_num_f(b);
+    }
+    if (a->kind != b->kind)
+        return 0;
+    switch (a->kind) {
+    case PKL_NONE: return 1;
+    case PKL_COMPLEX: return a->f == b->f && a->f_imag == b->f_imag;
+    case PKL_STR:
+    case PKL_BYTES:
+        *work += a->len / 64;
+        return a->len == b->len && memcmp(a->str, b->str, a->len) == 0;
+    case PKL_TUPLE:
+    case PKL_SET:
+        if (a->n_items != b->n_items)
+            return 0;
+        for (size_t i = 0; i < a->n_items; i++)
+            if (!pkl_key_eq(a->items[i], b->items[i], depth + 1, work))
+                return 0;
+        return 1;
+    default: return 0;
+    }
+}
+
+static uint64_t pkl_mix(uint64_t h, uint64_t x)
+{
+    h ^= x + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2);
+    return h * 0x100000001B3ull;
+}
+
+static uint64_t pkl_bits(double f)
+{
+    uint64_t u;
+
+    memcpy(&u, &f, sizeof(u));
+    return u;
+}
+
+/* The hash of a key (equal keys hash equal); its cost is added to *work. */
+static uint64_t pkl_key_hash(const struct pkl_value *v, int depth, uint64_t *work)
+{
+    uint64_t h = 0xCBF29CE484222325ull;
+
+    ++*work;
+    if (depth > PKL_MAX_KEY_DEPTH)
+        return h;
+    if (pkl_is_number(v)) {
+        double f = pkl_num_f(v);
+        if (v->kind == PKL_BOOL || v->kind == PKL_INT)
+            return pkl_mix(h, (uint64_t)v->i);
+        if (f >= -9.2233720368547758e18 && f < 9.2233720368547758e18 && f == floor(f))
+            return pkl_mix(h, (uint64_t)(int64_t)f);
+        return pkl_mix(h, pkl_bits(f));
+    }
+    h = pkl_mix(h, (uint64_t)v->kind);
+    switch (v->kind) {
+    case PKL_STR:
+    case PKL_BYTES:
+        *work += v->len / 64;
+        for (size_t i = 0; i < v->len; i++)
+            h = (h ^ (unsigned char)v->str[i]) * 0x100000001B3ull;
+        return h;
+    case PKL_TUPLE:
+    case PKL_SET:
+        for (size_t i = 0; i < v->n_items; i++)
+            h = pkl_mix(h, pkl_key_hash(v->items[i], depth + 1, work));
+        return h;
+    case PKL_COMPLEX: return pkl_mix(pkl_mix(h, pkl_bits(v->f)), pkl_bits(v->f_imag));
+    default: return h;
+    }
+}
+
+/* Hashing and comparing a key walk it as a tree, so shared values count each
+ * time they are reached (*nodes): a key of 60 nested pairs made with DUP is
+ * 2^60 nodes from 120 bytes. Bounding the nodes bounds every later hash and
+ * comparison of a stored key. */
+static enum err_code pkl_hashable(struct pkl_parser *p, const struct pkl_value *k, int depth,
+                                  size_t *nodes)
+{
+    if (depth > PKL_MAX_KEY_DEPTH)
+        return pkl__fail(p, ERR_FORMAT, "invalid_pickle", "dict key nested too deeply");
+    if (++*nodes > PKL_MAX_KEY_NODES)
+        return pkl__fail(p, ERR_TOOBIG, "limit_exceeded",
+                         "dict key or set member of more than %d values", PKL_MAX_KEY_NODES);
+    switch (k->kind) {
+    case PKL_NONE:
+    case PKL_BOOL:
+    case PKL_INT:
+    case PKL_FLOAT:
+    case PKL_COMPLEX:
+    case PKL_STR:
+    case PKL_BYTES: return ERR_OK;
+    case PKL_SET:
+        if (!k->frozen)
+            break;
+        /* fall through */
+    case PKL_TUPLE:
+        for (size_t i = 0; i < k->n_items; i++) {
+            enum err_code rc = pkl_hashable(p, k->items[i], depth + 1, nodes);
+            if (rc)
+                return rc;
+        }
+        return ERR_OK;
+    default: break;
+    }
+    return pkl__fail(p, ERR_FORMAT, "invalid_pickle", "unhashable dict key of type %s",
+                     pkl_kind_name(k->kind));
+}
+
+enum err_code pkl__check_hashable(struct pkl_parser *p, const struct pkl_value *k)
+{
+    size_t nodes = 0;
+
+    return pkl_hashable(p, k, 0, &nodes);
+}
+
+/* The first slot of a key's probe sequence: the hash finalised (murmur3's
+ * fmix64), so that keys differing only in high bits spread. */
+static size_t pkl_slot(const struct pkl_value *k, size_t mask, uint64_t *work)
+{
+    uint64_t h = pkl_key_hash(k, 0, work);
+
+    h ^= h >> 33;
+    h *= 0xFF51AFD7ED558CCDull;
+    h ^= h >> 33;
+    h *= 0xC4CEB9FE1A85EC53ull;
+    h ^= h >> 33;
+    return (size_t)h & mask;
+}
+
+static long pkl_dict_scan(const struct pkl_value *d, const struct pkl_value *k, uint64_t *work)
+{
+    for (size_t i = 0; i < d->n_items; i++)
+        if (pkl_key_eq(d->items[i], k, 0, work))
+            return (long)i;
+    return -1;
+}
+
+long pkl__dict_find(const struct pkl_value *d, const struct pkl_value *k, uint64_t *work)
+{
+    uint64_t ignored = 0;
+    size_t mask, s;
+
+    if (work == NULL)
+        work = &ignored;
+    if (d->hash_slots == NULL)
+        return pkl_dict_scan(d, k, work);
+    mask = d->hash_cap - 1;
+    for (s = pkl_slot(k, mask, work); d->hash_slots[s] != 0; s = (s + 1) & mask) {
+        size_t i = d->hash_slots[s] - 1;
+        if (pkl_key_eq(d->items[i], k, 0, work))
+            return (long)i;
+    }
+    return -1;
+}
+
+enum err_code pkl__key_work(struct pkl_parser *p)
+{
+    uint64_t budget = PKL_KEY_WORK(p->len);
+
+    if (p->key_work <= budget)
+        return ERR_OK;
+    return pkl__fail(p, ERR_TOOBIG, "limit_exceeded",
+                     "dict keys took more than %llu hash and comparison steps "
+                     "(keys made to collide?)",
+                     (unsigned long long)budget);
+}
+
+/* (Re)build the open-addressing index of `d` with room for twice its items. */
+static enum err_code pkl_dict_index(struct pkl_parser *p, struct pkl_value *d)
+{
+    size_t cap = 16, mask;
+    uint32_t *slots;
+    enum err_code rc;
+
+    while (cap < 4 * (d->n_items + 1))
+        cap *= 2;
+    rc = pkl__mem(p, (uint64_t)cap * sizeof(*slots), (uint64_t)d->hash_cap * sizeof(*slots),
+                  "a dict index");
+    if (rc)
+        return rc;
+    slots = calloc(cap, sizeof(*slots));
+    if (slots == NULL)
+        return err_set(p->e, ERR_NOMEM, "out of memory indexing a pickle dict");
+    mask = cap - 1;
+    for (size_t i = 0; i < d->n_items; i++) {
+        size_t s = pkl_slot(d->items[i], mask, &p->key_work);
+        for (; slots[s] != 0; s = (s + 1) & mask)
+            p->key_work++;
+        slots[s] = (uint32_t)(i + 1);
+    }
+    free(d->hash_slots);
+    d->hash_slots = slots;
+    d->hash_cap = cap;
+    return pkl__key_work(p);
+}
+
+enum err_code pkl__dict_set(struct pkl_parser *p, struct pkl_value *d, struct pkl_value *k,
+                            struct pkl_value *v)
+{
+    enum err_code rc;
+    long at;
+
+    rc = pkl__check_hashable(p, k);
+    if (rc)
+        return rc;
+    at = pkl__dict_find(d, k, &p->key_work);
+    rc = pkl__key_work(p);
+    if (rc)
+        return rc;
+    if (at >= 0) {
+        d->vals[at] = v;
+        return ERR_OK;
+    }
+    rc = pkl_reserve(p, d);
+    if (rc)
+        return rc;
+    d->items[d->n_items] = k;
+    d->vals[d->n_items] = v;
+    d->n_items++;
+    if (d->n_items >= 8 && 2 * d->n_items >= d->hash_cap)
+        return pkl_dict_index(p, d);
+    if (d->hash_slots != NULL) { /* the walk pkl__dict_find just counted */
+        size_t mask = d->hash_cap - 1, s = pkl_slot(k, mask, &p->key_work);
+        while (d->hash_slots[s] != 0)
+            s = (s + 1) & mask;
+        d->hash_slots[s] = (uint32_t)d->n_items;
+    }
+    return ERR_OK;
+}
+
+/* --- Public API ------------------------------------------------------------------------ */
+
+enum err_code pkl_parse(const unsigned char *buf, size_t len, const struct ckpt_limits *limits,
+                        struct pkl_result **out, struct err *e)
+{
+    enum err_code rc = ERR_OK;
+    struct pkl_parser p;
+
+    *out = NULL;
+    memset(&p, 0, sizeof(p));
+    p.buf = buf;
+    p.len = len;
+    p.e = e;
+    if (limits != NULL)
+        p.lim = *limits;
+    else
+        ckpt_limits_default(&p.lim);
+    if (len > p.lim.max_pickle_bytes)
+        return err_setc(e, ERR_TOOBIG, "limit_exceeded", "data.pkl of %zu bytes exceeds %llu", len,
+                        (unsigned long long)p.lim.max_pickle_bytes);
+    rc = pkl__mem(&p, sizeof(*p.r), 0, "the result");
+    if (rc)
+        return rc;
+    p.r = calloc(1, sizeof(*p.r));
+    if (p.r == NULL)
+        return err_set(e, ERR_NOMEM, "out of memory unpickling");
+    rc = pkl__new(&p, PKL_NONE, &p.none);
+    if (!rc)
+        rc = pkl__new(&p, PKL_BOOL, &p.vfalse);
+    if (!rc)
+        rc = pkl__new(&p, PKL_BOOL, &p.vtrue);
+    if (!rc)
+        rc = pkl__new(&p, PKL_DICT, &p.r->storage_index);
+    if (rc)
+        goto out;
+    p.vtrue->i = 1;
+    rc = pkl__run(&p);
+    if (rc)
+        goto out;
+    p.r->mem_peak = p.mem_peak;
+    *out = p.r;
+    p.r = NULL;
+out:
+    free(p.stack);
+    free(p.marks);
+    free(p.memo);
+    pkl_free(p.r);
+    return rc;
+}
+
+void pkl_free(struct pkl_result *r)
+{
+    struct pkl_chunk *c, *next;
+
+    if (r == NULL)
+        return;
+    for (c = r->chunks; c != NULL; c = next) {
+        next = c->next;
+        for (size_t i = 0; i < c->used; i++) {
+            free((char *)(uintptr_t)c->v[i].str);
+            free(c->v[i].items);
+            free(c->v[i].vals);
+            free(c->v[i].hash_slots);
+        }
+        free(c);
+    }
+    free(r->storages);
+    free(r);
+}
+
+const struct pkl_value *pkl_root(const struct pkl_result *r)
+{
+    return r->root;
+}
+
+size_t pkl_n_storages(const struct pkl_result *r)
+{
+    return r->n_storages;
+}
+
+const struct pkl_storage *pkl_storage_at(const struct pkl_result *r, size_t i)
+{
+    ERR_ASSERT(i < r->n_storages);
+    return &r->storages[i];
+}
+
+int pkl_protocol(const struct pkl_result *r)
+{
+    return r->protocol;
+}
+
+uint64_t pkl_mem_peak(const struct pkl_result *r)
+{
+    return r->mem_peak;
+}
+
+const struct pkl_value *pkl_dict_get(const struct pkl_value *d, const char *key)
+{
+    struct pkl_value k;
+    long at;
+
+    if (d == NULL || d->kind != PKL_DICT)
+        return NULL;
+    memset(&k, 0, sizeof(k));
+    k.kind = PKL_STR;
+    k.str = key;
+    k.len = strlen(key);
+    at = pkl__dict_find(d, &k, NULL);
+    return at >= 0 ? d->vals[at] : NULL;
+}
+
+const char *pkl_kind_name(enum pkl_kind k)
+{
+    static const char *const names[] = {"None", "bool",   "int",     "float",  "complex",
+                                        "str",  "bytes",  "tuple",   "list",   "set",
+                                        "dict", "global", "storage", "tensor", "opaque"};
+
+    return (size_t)k < sizeof(names) / sizeof(names[0]) ? names[k] : "?";
+}

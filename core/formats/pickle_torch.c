@@ -1,0 +1,649 @@
+/* pickle_torch.c -- the restricted unpickler's globals (docs/checkpoint-formats.md, Restricted
+ * unpickler): deny-list, allow-list, lenient opaque values, and what REDUCE / NEWOBJ / BUILD /
+ * BINPERSID make of them, including torch's tensor rebuild functions
+ * and storages. Nothing here calls anything: every allow-listed
+ * global is interpreted into plain data. See pickle.h.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/formats/pickle_int.h"
+
+enum pkl_gclass {
+    PKL_G_DENIED,
+    PKL_G_UNKNOWN,
+    PKL_G_ODICT,
+    PKL_G_REBUILD,
+    PKL_G_FROM_TYPE,
+    PKL_G_STORAGE,
+    PKL_G_DTYPE,
+    PKL_G_TOKEN, /* torch.nn.parameter.Parameter, torch.Tensor */
+    PKL_G_SIZE,
+    PKL_G_DEVICE,
+    PKL_G_ENCODE,
+    PKL_G_SET,
+    PKL_G_FROZENSET,
+    PKL_G_BYTEARRAY,
+    PKL_G_COMPLEX
+};
+
+static const char *const pkl_deny_modules[] = {"os",
+                                               "posix",
+                                               "nt",
+                                               "sys",
+                                               "subprocess",
+                                               "builtins",
+                                               "__builtin__",
+                                               "importlib",
+                                               "runpy",
+                                               "socket",
+                                               "shutil",
+                                               "pty",
+                                               "pickle",
+                                               "_pickle",
+                                               "marshal",
+                                               "ctypes",
+                                               "code",
+                                               "codeop",
+                                               "types",
+                                               "functools",
+                                               "operator",
+                                               "webbrowser",
+                                               "urllib",
+                                               "http",
+                                               "requests",
+                                               "io",
+                                               "_io",
+                                               "tempfile",
+                                               "multiprocessing",
+                                               "signal",
+                                               "threading",
+                                               "asyncio",
+                                               "inspect",
+                                               "pdb",
+                                               "bdb",
+                                               "cProfile",
+                                               "profile",
+                                               "trace",
+                                               "shelve",
+                                               "dbm",
+                                               "sqlite3",
+                                               "zipimport",
+                                               "pkgutil",
+                                               "site",
+                                               "distutils",
+                                               "setuptools",
+                                               "pip",
+                                               "glob",
+                                               "copyreg",
+                                               "copy_reg",
+                                               "_thread",
+                                               "ftplib",
+                                               "smtplib",
+                                               "telnetlib",
+                                               "xmlrpc",
+                                               "imp",
+                                               "commands",
+                                               "platform",
+                                               "timeit",
+                                               "torch.hub",
+                                               "torch.jit",
+                                               "torch.ops",
+                                               "torch._ops",
+                                               "torch.serialization",
+                                               "torch.storage",
+                                               "torch.cuda",
+                                               "torch.distributed",
+                                               "numpy.testing"};
+
+struct pkl_named_dtype {
+    const char *name;
+    enum dtype dtype;
+};
+
+static const struct pkl_named_dtype pkl_storage_classes[] = {
+    {"DoubleStorage", DTYPE_F64},       {"FloatStorage", DTYPE_F32},
+    {"HalfStorage", DTYPE_F16},         {"BFloat16Storage", DTYPE_BF16},
+    {"LongStorage", DTYPE_I64},         {"IntStorage", DTYPE_I32},
+    {"ShortStorage", DTYPE_I16},        {"CharStorage", DTYPE_I8},
+    {"ByteStorage", DTYPE_U8},          {"BoolStorage", DTYPE_BOOL},
+    {"ComplexFloatStorage", DTYPE_C64}, {"ComplexDoubleStorage", DTYPE_C128},
+    {"UntypedStorage", DTYPE_U8}};
+
+static const struct pkl_named_dtype pkl_dtypes[] = {{"float64", DTYPE_F64},
+                                                    {"double", DTYPE_F64},
+                                                    {"float32", DTYPE_F32},
+                                                    {"float", DTYPE_F32},
+                                                    {"float16", DTYPE_F16},
+                                                    {"half", DTYPE_F16},
+                                                    {"bfloat16", DTYPE_BF16},
+                                                    {"int64", DTYPE_I64},
+                                                    {"long", DTYPE_I64},
+                                                    {"int32", DTYPE_I32},
+                                                    {"int", DTYPE_I32},
+                                                    {"int16", DTYPE_I16},
+                                                    {"short", DTYPE_I16},
+                                                    {"int8", DTYPE_I8},
+                                                    {"uint8", DTYPE_U8},
+                                                    {"bool", DTYPE_BOOL},
+                                                    {"uint16", DTYPE_U16},
+                                                    {"uint32", DTYPE_U32},
+                                                    {"uint64", DTYPE_U64},
+                                                    {"complex64", DTYPE_C64},
+                                                    {"cfloat", DTYPE_C64},
+                                                    {"complex128", DTYPE_C128},
+                                                    {"cdouble", DTYPE_C128},
+                                                    {"float8_e4m3fn", DTYPE_F8_E4M3},
+                                                    {"float8_e5m2", DTYPE_F8_E5M2},
+                                                    {"float8_e4m3fnuz", DTYPE_F8_E4M3FNUZ},
+                                                    {"float8_e5m2fnuz", DTYPE_F8_E5M2FNUZ},
+                                                    {"float8_e8m0fnu", DTYPE_F8_E8M0}};
+
+static const char *const pkl_rebuilds[] = {"_rebuild_tensor", "_rebuild_tensor_v2",
+                                           "_rebuild_tensor_v3", "_rebuild_parameter",
+                                           "_rebuild_parameter_with_state"};
+
+#define PKL_COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+static int pkl_lookup_dtype(const struct pkl_named_dtype *t, size_t n, const char *name,
+                            enum dtype *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(t[i].name, name) == 0) {
+            *out = t[i].dtype;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int pkl_in(const char *const *list, size_t n, const char *s)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(list[i], s) == 0)
+            return 1;
+    return 0;
+}
+
+/* 1 if `module` equals a deny-listed module or lies below one ("os.path"). */
+static int pkl_module_denied(const char *module)
+{
+    for (size_t i = 0; i < PKL_COUNT(pkl_deny_modules); i++) {
+        size_t n = strlen(pkl_deny_modules[i]);
+        if (strncmp(module, pkl_deny_modules[i], n) == 0 && (module[n] == '\0' || module[n] == '.'))
+            return 1;
+    }
+    return 0;
+}
+
+/* Classify global module.name; *dt gets the dtype of storage classes and dtypes. */
+static enum pkl_gclass pkl_classify(const char *module, const char *name, enum dtype *dt)
+{
+    static const char *const safe_builtins[] = {"set", "frozenset", "bytearray", "complex"};
+    enum dtype ignored;
+
+    if (dt == NULL)
+        dt = &ignored;
+    if ((strcmp(module, "builtins") == 0 || strcmp(module, "__builtin__") == 0) &&
+        pkl_in(safe_builtins, PKL_COUNT(safe_builtins), name))
+        return strcmp(name, "set") == 0         ? PKL_G_SET
+               : strcmp(name, "frozenset") == 0 ? PKL_G_FROZENSET
+               : strcmp(name, "bytearray") == 0 ? PKL_G_BYTEARRAY
+                                                : PKL_G_COMPLEX;
+    if (pkl_module_denied(module) || strncmp(name, "__", 2) == 0)
+        return PKL_G_DENIED;
+    if (strcmp(module, "collections") == 0 && strcmp(name, "OrderedDict") == 0)
+        return PKL_G_ODICT;
+    if (strcmp(module, "torch._utils") == 0 && pkl_in(pkl_rebuilds, PKL_COUNT(pkl_rebuilds), name))
+        return PKL_G_REBUILD;
+    if (strcmp(module, "torch._tensor") == 0 && strcmp(name, "_rebuild_from_type_v2") == 0)
+        return PKL_G_FROM_TYPE;
+    if (strcmp(module, "torch.nn.parameter") == 0 && strcmp(name, "Parameter") == 0)
+        return PKL_G_TOKEN;
+    if (strcmp(module, "_codecs") == 0 && strcmp(name, "encode") == 0)
+        return PKL_G_ENCODE;
+    if (strcmp(module, "torch") != 0)
+        return PKL_G_UNKNOWN;
+    if (pkl_lookup_dtype(pkl_storage_classes, PKL_COUNT(pkl_storage_classes), name, dt))
+        return PKL_G_STORAGE;
+    if (pkl_lookup_dtype(pkl_dtypes, PKL_COUNT(pkl_dtypes), name, dt))
+        return PKL_G_DTYPE;
+    if (strcmp(name, "Tensor") == 0)
+        return PKL_G_TOKEN;
+    if (strcmp(name, "Size") == 0)
+        return PKL_G_SIZE;
+    if (strcmp(name, "device") == 0)
+        return PKL_G_DEVICE;
+    return PKL_G_UNKNOWN;
+}
+
+/* Module and name of a PKL_GLOBAL value, split at its dot. */
+static enum pkl_gclass pkl_gclass_of(const struct pkl_value *g, enum dtype *dt)
+{
+    char module[256], *name;
+    const char *full = g->str;
+
+    if (g->dot >= sizeof(module) - 1 || g->len - g->dot > 256)
+        return pkl_classify(full, "", dt); /* too long for any allow-listed name */
+    memcpy(module, full, g->dot);
+    module[g->dot] = '\0';
+    name = (char *)(uintptr_t)(full + g->dot + 1);
+    return pkl_classify(module, name, dt);
+}
+
+enum err_code pkl__global(struct pkl_parser *p, const char *module, size_t module_len,
+                          const char *name, size_t name_len)
+{
+    enum err_code rc;
+    struct pkl_value *g;
+    enum pkl_gclass cls;
+    char *full;
+
+    if (memchr(module, '\0', module_len) != NULL || memchr(name, '\0', name_len) != NULL ||
+        module_len > 4096 || name_len > 4096)
+        return pkl__fail(p, ERR_FORMAT, "invalid_pickle", "malformed global name");
+    rc = pkl__mem(p, (uint64_t)module_len + name_len + 2, 0, "a global name");
+    if (rc)
+        return rc;
+    full = malloc(module_len + name_len + 2);
+    if (full == NULL)
+        return err_set(p->e, ERR_NOMEM, "out of memory for a global name");
+    memcpy(full, module, module_len);
+    full[module_len] = '\0';
+    memcpy(full + module_len + 1, name, name_len);
+    full[module_len + 1 + name_len] = '\0';
+    cls = pkl_classify(full, full + module_len + 1, NULL);
+    full[module_len] = '.';
+    if (cls == PKL_G_DENIED) {
+        rc = pkl__fail(p, ERR_FORMAT, "disallowed_global", "global %.200s is forbidden", full);
+    } else if (cls == PKL_G_UNKNOWN && p->lim.strict) {
+        int model =
+            strncmp(full, "torch.nn.modules.", 17) == 0 || strncmp(full, "__main__.", 9) == 0;
+        rc = pkl__fail(
+            p, ERR_FORMAT, "disallowed_global", "global %.200s is not on the allow-list%s", full,
+            model ? " (a whole pickled model: send model.state_dict())" : " (strict mode)");
+    } else {
+        rc = pkl__new(p, PKL_GLOBAL, &g);
+        if (!rc) {
+            g->str = full;
+            g->len = module_len + 1 + name_len;
+            g->dot = module_len;
+            full = NULL;
+            rc = pkl__push(p, g);
+        }
+    }
+    free(full);
+    return rc;
+}
+
+/* A new opaque value "<what>()" whose one child is `child`. */
+static enum err_code pkl_opaque(struct pkl_parser *p, const struct pkl_value *callee,
+                                struct pkl_value *child, struct pkl_value **out)
+{
+    char what[300];
+    enum err_code rc;
+    int n;
+
+    n = snprintf(what, sizeof(what), "%.290s()", callee->str ? callee->str : "?");
+    rc = pkl__new_str(p, PKL_OPAQUE, what, n < 0 ? 0 : (size_t)n, out);
+    if (!rc && child != NULL)
+        rc = pkl__append(p, *out, child);
+    return rc;
+}
+
+static int pkl_is_int(const struct pkl_value *v)
+{
+    return v->kind == PKL_INT;
+}
+
+/* Validate storage/offset/size/stride of a tensor rebuild and fill t. */
+static enum err_code pkl_tensor_view(struct pkl_parser *p, struct pkl_value **a, int has_dtype,
+                                     enum dtype dtype, struct pkl_tensor *t)
+{
+    const struct pkl_value *st = a[0], *size = a[2], *stride = a[3];
+    const struct pkl_storage *s;
+
+    if (st->kind != PKL_STORAGE)
+        return pkl__fail(p, ERR_FORMAT, "invalid_pickle",
+                         "tensor storage is a %s, not a persistent storage reference",
+                         pkl_kind_name(st->kind));
+    s = &p->r->storages[st->storage];
+    if (!has_dtype && s->untyped)
+        return pkl__fail(p, ERR_FORMAT, "invalid_pickle", "untyped storage without a dtype");
+    if (has_dtype && !s->untyped && s->dtype != dtype)
+        return pkl__fail(p, ERR_FORMAT, "invalid_pickle", "storage dtype disagrees with dtype");
+    if (!pkl_is_int(a[1]) || size->kind != PKL_TUPLE || stride->kind != PKL_TUPLE ||
+        size->n_items != stride->n_items)
+        return pkl__fail(p, ERR_FORMAT, "invalid_pickle",
+                         "tensor needs an int offset and size/stride tuples of equal length");
+    if (size->n_items > PKL_MAX_RANK)
+        return pkl__fail(p, ERR_TOOBIG, "limit_exceeded", "tensor rank %zu exceeds %d",
+                         size->n_items, PKL_MAX_RANK);
+    if (a[1]->i < 0)
+        return pkl__fail(p, ERR_FORMAT, "shape_mismatch", "negative storage offset");
+    memset(t, 0, sizeof(*t));
+    t->storage = st->storage;
+    t->dtype = has_dtype ? dtype : s->dtype;
+    t->ndim = (int)size->n_items;
+    t->offset = (uint64_t)a[1]->i;
+    for (int d = 0; d < t->ndim; d++) {
+        if (!pkl_is_int(size->items[d]) || !pkl_is_int(stride->items[d]))
+            return pkl__fail(p, ERR_FORMAT, "invalid_pickle", "size/stride entries must be ints");
+        if (size->items[d]->i < 0 || stride->items[d]->i < 0)
+            return pkl__fail(p, ERR_FORMAT, "shape_mismatch", "negative size or stride");
+        t->size[d] = size->items[d]->i;
+        t->stride[d] = stride->items[d]->i;
+    }
+    return ERR_OK;
+}
+
+/* torch._utils rebuild functions (docs/checkpoint-formats.md, PyTorch zip files). */
+static enum err_code pkl_rebuild(struct pkl_parser *p, const char *fn, struct pkl_value *args,
+                                 struct pkl_value **out)
+{
+    struct pkl_value **a = args->items;
+    size_t n = args->n_items;
+    enum dtype dtype = DTYPE_U8;
+    int has_dtype = 0;
+    enum err_code rc;
+
+    if (strcmp(fn, "_rebuild_parameter") == 0 || strcmp(fn, "_rebuild_parameter_with_state") == 0) {
+        size_t want = strcmp(fn, "_rebuild_parameter") == 0 ? 3 : 4;
+        if (n != want || a[0]->kind != PKL_TENSOR || a[1]->kind != PKL_BOOL)
+            return pkl__fail(p, ERR_FORMAT, "invalid_pickle", "bad %s arguments", fn);
+        *out = a[0];
+        return ERR_OK;
+    }
+    if (strcmp(fn, "_rebuild_tensor") == 0) {
+        if (n != 4)
+            return pkl__fail(p, ERR_FORMAT, "invalid_pickle",
+                             "_rebuild_tensor takes 4 arguments, got %zu", n);
+    } else {
+        int v3 = strcmp(fn, "_rebuild_tensor_v3") == 0;
+        if (n != (v3 ? 7u : 6u) && n != (v3 ? 8u : 7u))
+            return pkl__fail(p, ERR_FORMAT, "invalid_pickle",
+                             "%s takes %d or %d arguments, got %zu", fn, v3 ? 7 : 6, v3 ? 8 : 7, n);
+        if (a[4]->kind != PKL_BOOL || a[5]->kind != PKL_DICT ||
+            (n == (v3 ? 8u : 7u) && a[n - 1]->kind != PKL_DICT))
+            return pkl__fail(p, ERR_FORMAT, "invalid_pickle",
+                             "%s: requires_grad must be a bool, hooks and metadata dicts", fn);
+        if (v3) {
+            if (a[6]->kind != PKL_GLOBAL || pkl_gclass_of(a[6], &dtype) != PKL_G_DTYPE)
+                return pkl__fail(p, ERR_FORMAT, "invalid_dtype",
+                                 "_rebuild_tensor_v3 dtype is not a supported torch dtype");
+            has_dtype = 1;
+        }
+    }
+    rc = pkl__new(p, PKL_TENSOR, out);
+    if (rc)
+        return rc;
+    return pkl_tensor_view(p, a, has_dtype, dtype, &(*out)->tensor);
+}
+
+/* _codecs.encode(str, 'latin1') -> bytes. */
+static enum err_code pkl_encode(struct pkl_parser *p, struct pkl_value *args,
+                                struct pkl_value **out)
+{
+    struct pkl_value *s;
+    enum err_code rc;
+    size_t j = 0;
+    char *b;
+
+    if (args->n_items != 2 || args->items[0]->kind != PKL_STR || args->items[1]->kind != PKL_STR ||
+        (strcmp(args->items[1]->str, "latin1") != 0 && strcmp(args->items[1]->str, "latin-1") != 0))
+        return pkl__fail(p, ERR_FORMAT, "invalid_pickle", "bad _codecs.encode arguments");
+    s = args->items[0];
+    rc = pkl__new_str(p, PKL_BYTES, s->str, s->len, out);
+    if (rc)
+        return rc;
+    b = (char *)(uintptr_t)(*out)->str;
+    for (size_t i = 0; i < s->len; i++) { /* UTF-8 -> latin-1, in place (never longer) */
+        unsigned char c = (unsigned char)s->str[i];
+        if (c < 0x80) {
+            b[j++] = (char)c;
+        } else if ((c == 0xC2 || c == 0xC3) && i + 1 < s->len) {
+            b[j++] = (char)(((c & 0x03) << 6) | ((unsigned char)s->str[++i] & 0x3F));
+        } else {
+            return pkl__fail(p, ERR_FORMAT, "invalid_pickle", "non-latin1 data in _codecs.encode");
+        }
+    }
+    b[j] = '\0';
+    (*out)->len = j;
+    return ERR_OK;
+}
+
+/* set / frozenset / bytearray / complex / torch.Size / torch.device / OrderedDict. */
+static enum err_code pkl_call_value(struct pkl_parser *p, enum pkl_gclass cls,
+                                    struct pkl_value *args, struct pkl_value **out)
+{
+    struct pkl_value **a = args->items, *src;
+    size_t n = args->n_items;
+    enum err_code rc = ERR_OK;
+
+    switch (cls) {
+    case PKL_G_BYTEARRAY:
+        if (n == 0)
+            return pkl__new_str(p, PKL_BYTES, "", 0, out);
+        if (n == 1 && a[0]->kind == PKL_BYTES)
+            return pkl__new_str(p, PKL_BYTES, a[0]->str, a[0]->len, out);
+        break;
+    case PKL_G_COMPLEX:
+        if (n != 2 ||
+            (a[0]->kind != PKL_INT && a[0]->kind != PKL_FLOAT && a[0]->kind != PKL_BOOL) ||
+            (a[1]->kind != PKL_INT && a[1]->kind != PKL_FLOAT && a[1]->kind != PKL_BOOL))
+            break;
+        rc = pkl__new(p, PKL_COMPLEX, out);
+        if (!rc) {
+            (*out)->f = a[0]->kind == PKL_FLOAT ? a[0]->f : (double)a[0]->i;
+            (*out)->f_imag = a[1]->kind == PKL_FLOAT ? a[1]->f : (double)a[1]->i;
+        }
+        return rc;
+    case PKL_G_DEVICE: return pkl__new_str(p, PKL_STR, "device", 6, out);
+    case PKL_G_ODICT:
+    case PKL_G_SET:
+    case PKL_G_FROZENSET:
+    case PKL_G_SIZE:
+        if (n > 1 || (n == 1 && a[0]->kind != PKL_LIST && a[0]->kind != PKL_TUPLE) ||
+            (n == 0 && cls == PKL_G_SIZE))
+            break;
+        src = n == 1 ? a[0] : NULL;
+        rc = pkl__new(p,
+                      cls == PKL_G_ODICT  ? PKL_DICT
+                      : cls == PKL_G_SIZE ? PKL_TUPLE
+                                          : PKL_SET,
+                      out);
+        if (!rc)
+            (*out)->frozen = cls == PKL_G_FROZENSET;
+        for (size_t i = 0; !rc && src != NULL && i < src->n_items; i++) {
+            struct pkl_value *it = src->items[i];
+            if (cls == PKL_G_ODICT) {
+                if ((it->kind != PKL_TUPLE && it->kind != PKL_LIST) || it->n_items != 2)
+                    return pkl__fail(p, ERR_FORMAT, "invalid_pickle",
+                                     "OrderedDict items must be pairs");
+                rc = pkl__dict_set(p, *out, it->items[0], it->items[1]);
+            } else if (cls == PKL_G_SIZE && !pkl_is_int(it)) {
+                return pkl__fail(p, ERR_FORMAT, "invalid_pickle", "torch.Size of non-ints");
+            } else {
+                rc = cls == PKL_G_SIZE ? ERR_OK : pkl__check_hashable(p, it);
+                if (!rc)
+                    rc = pkl__append(p, *out, it);
+            }
+        }
+        return rc;
+    default: break;
+    }
+    return pkl__fail(p, ERR_FORMAT, "invalid_pickle", "bad arguments for an allow-listed call");
+}
+
+static enum err_code pkl_reduce_depth(struct pkl_parser *p, struct pkl_value *func,
+                                      struct pkl_value *args, int depth, struct pkl_value **out)
+{
+    enum pkl_gclass cls;
+
+    *out = NULL;
+    if (func->kind == PKL_OPAQUE)
+        return pkl_opaque(p, func, args, out);
+    if (func->kind != PKL_GLOBAL)
+        return pkl__fail(p, ERR_FORMAT, "invalid_pickle", "REDUCE on a non-callable %s",
+                         pkl_kind_name(func->kind));
+    if (args->kind != PKL_TUPLE)
+        return pkl__fail(p, ERR_FORMAT, "invalid_pickle", "REDUCE arguments are a %s, not a tuple",
+                         pkl_kind_name(args->kind));
+    cls = pkl_gclass_of(func, NULL);
+    switch (cls) {
+    case PKL_G_REBUILD: return pkl_rebuild(p, func->str + func->dot + 1, args, out);
+    case PKL_G_FROM_TYPE:
+        if (args->n_items != 4 || args->items[0]->kind != PKL_GLOBAL ||
+            args->items[2]->kind != PKL_TUPLE || depth > 4)
+            return pkl__fail(p, ERR_FORMAT, "invalid_pickle",
+                             "bad _rebuild_from_type_v2 arguments");
+        return pkl_reduce_depth(p, args->items[0], args->items[2], depth + 1, out);
+    case PKL_G_ENCODE: return pkl_encode(p, args, out);
+    case PKL_G_ODICT:
+    case PKL_G_SET:
+    case PKL_G_FROZENSET:
+    case PKL_G_BYTEARRAY:
+    case PKL_G_COMPLEX:
+    case PKL_G_SIZE:
+    case PKL_G_DEVICE: return pkl_call_value(p, cls, args, out);
+    default: break;
+    }
+    if (!p->lim.strict)
+        return pkl_opaque(p, func, args, out);
+    return pkl__fail(p, ERR_FORMAT, "disallowed_global", "call of %.200s is not supported",
+                     func->str);
+}
+
+enum err_code pkl__reduce(struct pkl_parser *p, struct pkl_value *func, struct pkl_value *args,
+                          struct pkl_value **out)
+{
+    return pkl_reduce_depth(p, func, args, 0, out);
+}
+
+enum err_code pkl__newobj(struct pkl_parser *p, struct pkl_value *cls, struct pkl_value *args,
+                          struct pkl_value **out)
+{
+    enum pkl_gclass gc;
+
+    *out = NULL;
+    if (cls->kind == PKL_OPAQUE)
+        return pkl_opaque(p, cls, args, out);
+    if (cls->kind != PKL_GLOBAL)
+        return pkl__fail(p, ERR_FORMAT, "invalid_pickle", "NEWOBJ on a non-class %s",
+                         pkl_kind_name(cls->kind));
+    gc = pkl_gclass_of(cls, NULL);
+    if (gc == PKL_G_TOKEN && args->kind == PKL_TUPLE && args->n_items > 0 &&
+        args->items[0]->kind == PKL_TENSOR) {
+        *out = args->items[0];
+        return ERR_OK;
+    }
+    if (gc == PKL_G_ODICT)
+        return pkl__new(p, PKL_DICT, out);
+    if (gc == PKL_G_UNKNOWN && !p->lim.strict)
+        return pkl_opaque(p, cls, args, out);
+    return pkl__fail(p, ERR_FORMAT, "disallowed_global", "NEWOBJ of %.200s is not supported",
+                     cls->str);
+}
+
+enum err_code pkl__build(struct pkl_parser *p, struct pkl_value *inst, struct pkl_value *state)
+{
+    if (inst->kind == PKL_DICT || inst->kind == PKL_TENSOR)
+        return ERR_OK; /* OrderedDict._metadata, tensor attributes: ignored */
+    if (inst->kind == PKL_OPAQUE)
+        return pkl__append(p, inst, state);
+    return pkl__fail(p, ERR_FORMAT, "invalid_pickle", "BUILD on a %s", pkl_kind_name(inst->kind));
+}
+
+/* [A-Za-z0-9_.-]{1,64} without "..". */
+static int pkl_key_ok(const char *k, size_t n)
+{
+    if (n == 0 || n > 64 || strstr(k, "..") != NULL)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = k[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '.' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+/* Room for one more storage (limit_exceeded past max_tensors). */
+static enum err_code pkl_storage_reserve(struct pkl_parser *p)
+{
+    struct pkl_result *r = p->r;
+    struct pkl_storage *ns;
+    size_t cap;
+    enum err_code rc;
+
+    if (r->n_storages >= p->lim.max_tensors)
+        return pkl__fail(p, ERR_TOOBIG, "limit_exceeded", "more than %llu storages",
+                         (unsigned long long)p->lim.max_tensors);
+    if (r->n_storages < r->cap_storages)
+        return ERR_OK;
+    cap = r->cap_storages ? 2 * r->cap_storages : 16;
+    rc = pkl__mem(p, (uint64_t)cap * sizeof(*ns), (uint64_t)r->cap_storages * sizeof(*ns),
+                  "the storage table");
+    if (rc)
+        return rc;
+    ns = realloc(r->storages, cap * sizeof(*ns));
+    if (ns == NULL)
+        return err_set(p->e, ERR_NOMEM, "out of memory listing storages");
+    r->storages = ns;
+    r->cap_storages = cap;
+    return ERR_OK;
+}
+
+enum err_code pkl__persid(struct pkl_parser *p, struct pkl_value *pid, struct pkl_value **out)
+{
+    struct pkl_result *r = p->r;
+    struct pkl_value **a = pid->items, *sv;
+    struct pkl_storage *s;
+    enum dtype dt = DTYPE_U8;
+    enum err_code rc;
+    long at;
+
+    *out = NULL;
+    if (pid->kind != PKL_TUPLE || pid->n_items != 5 || a[0]->kind != PKL_STR ||
+        strcmp(a[0]->str, "storage") != 0 || a[1]->kind != PKL_GLOBAL)
+        return pkl__fail(p, ERR_FORMAT, "invalid_pickle",
+                         "persistent id is not ('storage', class, key, location, numel)");
+    if (pkl_gclass_of(a[1], &dt) != PKL_G_STORAGE)
+        return pkl__fail(p, ERR_FORMAT, "invalid_dtype", "storage class %.200s not supported",
+                         a[1]->str);
+    if (a[2]->kind != PKL_STR || !pkl_key_ok(a[2]->str, a[2]->len))
+        return pkl__fail(p, ERR_FORMAT, "invalid_pickle", "unsafe storage key '%.80s'",
+                         a[2]->kind == PKL_STR ? a[2]->str : "(not a str)");
+    if (a[4]->kind != PKL_INT || a[4]->i < 0)
+        return pkl__fail(p, ERR_FORMAT, "invalid_pickle", "storage numel must be an int >= 0");
+    at = pkl__dict_find(r->storage_index, a[2], &p->key_work);
+    rc = pkl__key_work(p);
+    if (rc)
+        return rc;
+    if (at >= 0) {
+        sv = r->storage_index->vals[at];
+        s = &r->storages[sv->storage];
+        if (s->dtype != dt || s->numel != (uint64_t)a[4]->i ||
+            s->untyped != (strcmp(a[1]->str, "torch.UntypedStorage") == 0))
+            return pkl__fail(p, ERR_FORMAT, "invalid_pickle",
+                             "storage '%s' referenced with another type or size", s->key);
+        *out = sv;
+        return ERR_OK;
+    }
+    rc = pkl_storage_reserve(p);
+    if (!rc)
+        rc = pkl__new(p, PKL_STORAGE, &sv);
+    if (!rc)
+        rc = pkl__dict_set(p, r->storage_index, a[2], sv);
+    if (rc)
+        return rc;
+    s = &r->storages[r->n_storages];
+    s->key = a[2]->str;
+    s->dtype = dt;
+    s->untyped = strcmp(a[1]->str, "torch.UntypedStorage") == 0;
+    s->numel = (uint64_t)a[4]->i;
+    sv->storage = r->n_storages++;
+    *out = sv;
+    return ERR_OK;
+}

@@ -1,0 +1,206 @@
+/* farms.h -- FARMS per-layer eigenspectrum analysis (docs/numerics.md).
+ *
+ * A layer is a dense 2-D matrix (analysed as stored; the caller transposes
+ * a GPT-2 Conv1D first) or a 4-D Conv2D kernel (out, in, kh, kw), row-major
+ * float64. Parameters (struct farms_params, presets in core/preset.h) select
+ *   - no subsampling (window_rows == 0): whole dense matrices, all conv slices;
+ *   - FARMS windows (window_rows > 0): dense windows (LLM variant with the
+ *     window clamp, or the image-classification variant with the reference's
+ *     negative-start slicing), conv divisions (of cols x cols blocks;
+ *     window_rows and windows_per_dim are ignored for conv, as in the paper).
+ * The pooled, sorted eigenvalues of each ESD are fitted with pl_fit (Power-law fit) and
+ * reduced to per-layer metrics (Metrics) plus the WeightWatcher columns
+ * that need no Marchenko-Pastur fit.
+ *
+ * Work split for the caller's threads (core/ has none): a plan is cut into
+ * independent units (a unit forms one Gram and slides it across a run of
+ * overlapping windows, or handles one conv kernel position). farms_unit_run
+ * is thread-safe for distinct units with distinct workspaces; every other
+ * call on a plan must not overlap with any call on the same plan.
+ *
+ *   farms_plan_new -> farms_plan_ws_need -> esd_ws_new (one per worker)
+ *   -> farms_unit_run for u in [0, farms_plan_n_units) (any order, parallel)
+ *   -> farms_plan_finish -> farms_plan_free
+ *
+ * farms_analyze does all of it on the calling thread.
+ */
+#ifndef CORE_FARMS_H
+#define CORE_FARMS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/err.h"
+#include "core/numerics/esd.h"
+#include "core/numerics/powerlaw.h"
+
+/* Bounds checked by farms_plan_new (and preset_set). */
+#define FARMS_MAX_WINDOWS_PER_DIM 1000
+#define FARMS_MAX_POOLED          ((int64_t)1 << 28) /* eigenvalues per layer (2 GiB) */
+
+/* Warning thresholds (documented in farms_warning). */
+#define FARMS_SUSPECT_MIN_TAIL 10
+#define FARMS_SUSPECT_MAX_D    0.25
+
+struct farms_params {
+    int64_t window_rows;     /* num_row_samples; 0 = no subsampling (whole matrix) */
+    double q_ratio;          /* window cols / window rows (Q_ratio), > 0 */
+    int64_t windows_per_dim; /* sampling_ops_per_dim, >= 2 */
+    int window_clamp;        /* 1: LLM variant (window side <= min(rows, cols)) */
+    enum pl_xmin xmin;       /* xmin rule */
+    double xmin_pos;         /* xmin_mid: index int(N / xmin_pos) */
+    int bins;                /* xmin_peak histogram bins */
+    double conv_norm;        /* conv eigenvalue scale (reference 0.5) */
+    int filter_zeros;        /* fit only eigenvalues > eig_threshold */
+    double eig_threshold;    /* EVALS_THRESH */
+    int64_t min_eigs;        /* dense layers with fewer pooled eigenvalues are skipped */
+    int include_embeddings;  /* analyse embedding tables (used by the caller) */
+};
+
+enum farms_kind {
+    FARMS_KIND_DENSE, /* 2-D (rows, cols) */
+    FARMS_KIND_CONV2D /* 4-D (out, in, kh, kw) */
+};
+
+enum farms_status {
+    FARMS_STATUS_OK,
+    FARMS_STATUS_SKIPPED, /* too few eigenvalues; `reason` says why */
+    FARMS_STATUS_FAILED   /* the power-law fit failed; `reason` says why */
+};
+
+/* WeightWatcher-style verdict on alpha (docs/numerics.md, Metrics), plus one of ours:
+ * suspect_fit = alpha within [2, 6] but the fit is weak: the tail has fewer
+ * than FARMS_SUSPECT_MIN_TAIL eigenvalues (for conv FARMS: the shortest
+ * division tail) or D > FARMS_SUSPECT_MAX_D. */
+enum farms_warning {
+    FARMS_WARNING_NONE,
+    FARMS_WARNING_UNDER_TRAINED, /* alpha > 6 */
+    FARMS_WARNING_OVER_TRAINED,  /* alpha < 2 */
+    FARMS_WARNING_SUSPECT_FIT
+};
+
+/* Which submatrices are decomposed. Dense: windows (one for no subsampling);
+ * conv: kernel positions x divisions. */
+struct farms_layout {
+    int subsampled;      /* 0: whole matrix / all kernel slices */
+    int64_t rows, cols;  /* analysed matrix; conv: slice (max(out,in), min(out,in)) */
+    int64_t window_rows; /* dense FARMS: nrs after the optional clamp */
+    int64_t window_cols; /* dense FARMS: ncs = int(nrs * Q) */
+    int64_t row_step, col_step;
+    int64_t n_row_windows, n_col_windows;
+    int64_t windows; /* dense: number of windows; conv: number of ESDs (divisions, or 1) */
+    int64_t window_h, window_w; /* effective window / block shape after slicing */
+    int64_t kernel_positions;   /* conv: kh * kw; dense: 1 */
+    int64_t divisions;          /* conv FARMS: rows // cols; else 0 */
+    int64_t rows_used;          /* conv FARMS: divisions * block rows */
+};
+
+/* Per-ESD fit (one for dense and conv full; one per division for conv FARMS). */
+struct farms_esd {
+    struct pl_result fit;    /* the power-law fit */
+    int64_t num_eigs;        /* eigenvalues in this ESD */
+    double spectral_norm;    /* max */
+    double norm;             /* sum */
+    double alpha_hat;        /* alpha * log10(spectral_norm) */
+    double stable_rank;      /* sum / max */
+    double norm_stable_rank; /* sum / count */
+};
+
+struct farms_result {
+    enum farms_status status;
+    char reason[160]; /* why skipped / failed; "" when ok */
+    enum farms_warning warning;
+    double alpha;             /* NaN unless ok; conv FARMS: mean over divisions */
+    double D;                 /* KS distance; conv FARMS: mean */
+    double xmin;              /* chosen xmin; conv FARMS: mean of the divisions' */
+    int64_t xmin_index;       /* in the fitted ascending ESD; conv FARMS: -1 */
+    int64_t n_tail;           /* n_fitted - xmin_index; conv FARMS: -1 */
+    int64_t n_fitted;         /* eigenvalues fitted (after filter_zeros); conv FARMS: total */
+    double spectral_norm;     /* max eigenvalue (conv FARMS: mean of the divisions' max) */
+    double norm;              /* sum of eigenvalues (conv FARMS: mean) */
+    double alpha_hat;         /* alpha * log10(spectral_norm) (conv FARMS: mean of per-division) */
+    double stable_rank;       /* norm / spectral_norm (conv FARMS: mean) */
+    double norm_stable_rank;  /* norm / num_eigs (conv FARMS: mean) */
+    double log_norm;          /* log10(norm) */
+    double log_spectral_norm; /* log10(spectral_norm) */
+    int64_t matrix_rank;      /* count(sigma > sigma_max * N * eps64), all eigenvalues */
+    double entropy;           /* WeightWatcher matrix entropy of all eigenvalues */
+    int64_t num_eigs;         /* pooled eigenvalues (all ESDs) */
+    int64_t windows;          /* layout.windows */
+    struct farms_layout layout;
+};
+
+struct farms_plan; /* opaque */
+
+/* --- Parameters and layout (pure) ----------------------------------------- */
+
+/* Check the ranges of every field (ERR_INVAL naming the field). */
+enum err_code farms_params_check(const struct farms_params *p, struct err *e);
+
+/* The window / block layout of a layer of `kind` and `shape` (2 or 4 dims)
+ * under `p`. ERR_INVAL for bad shapes or parameters, ERR_TOOBIG if the
+ * pooled eigenvalue count exceeds FARMS_MAX_POOLED. */
+enum err_code farms_layout_compute(const struct farms_params *p, enum farms_kind kind,
+                                   const int64_t *shape, int n_dims, struct farms_layout *out,
+                                   struct err *e);
+
+/* Effective first row / column of window i / j (after the reference's
+ * Python slice rule); 0 for whole matrices and conv blocks' first row.
+ * Cannot fail (i, j in range: asserted). */
+int64_t farms_layout_row_start(const struct farms_layout *l, int64_t i);
+int64_t farms_layout_col_start(const struct farms_layout *l, int64_t j);
+
+/* --- Plan: parallel analysis of one layer --------------------------------- */
+
+/* Plan the analysis of a layer of `kind` and `shape` (2 dims for dense, 4
+ * for conv). `n_parallel_hint` (>= 1) is the number of workers the caller
+ * will use: runs of sliding windows are split so there are at least that
+ * many units where possible. A layer to be skipped gets a plan with 0 units.
+ * Returns a new plan in *out; free with farms_plan_free(). */
+enum err_code farms_plan_new(const struct farms_params *p, enum farms_kind kind,
+                             const int64_t *shape, int n_dims, int n_parallel_hint,
+                             struct farms_plan **out, struct err *e);
+
+/* Number of units. Cannot fail. */
+int64_t farms_plan_n_units(const struct farms_plan *plan);
+
+/* Workspace any unit of the plan needs: pass to esd_ws_new. Cannot fail. */
+void farms_plan_ws_need(const struct farms_plan *plan, int64_t *max_n, int64_t *max_gather);
+
+/* Run unit u on the layer's data `w` (row-major, as stored, the shape given
+ * to farms_plan_new) with workspace `ws` (at least farms_plan_ws_need).
+ * Writes the unit's eigenvalues into plan-owned slots. Thread-safe for
+ * distinct u with distinct ws. Errors: those of esd_gram_eigs, ERR_INVAL for
+ * a too small workspace. */
+enum err_code farms_unit_run(struct farms_plan *plan, int64_t u, const double *w, struct esd_ws *ws,
+                             struct err *e);
+
+/* After every unit ran: pool and sort each ESD, fit, compute the metrics
+ * into *out. A skipped layer or failed fit is a result (out->status), not an
+ * error; errors are those of pl_fit (ERR_NOMEM, ERR_INVAL). */
+enum err_code farms_plan_finish(struct farms_plan *plan, struct farms_result *out, struct err *e);
+
+/* After farms_plan_finish: number of ESDs and the fit of ESD d, and its
+ * ascending eigenvalues (count in *n). Borrowed: valid until
+ * farms_plan_free(plan). NULL if d is out of range or not finished. */
+int64_t farms_plan_n_esd(const struct farms_plan *plan);
+const struct farms_esd *farms_plan_esd(const struct farms_plan *plan, int64_t d);
+const double *farms_plan_eigs(const struct farms_plan *plan, int64_t d, int64_t *n);
+
+/* Free `plan`. NULL is a no-op. */
+void farms_plan_free(struct farms_plan *plan);
+
+/* --- One call --------------------------------------------------------------- */
+
+/* Plan, run every unit on the calling thread with a workspace of its own,
+ * finish. Errors as above. */
+enum err_code farms_analyze(const struct farms_params *p, enum farms_kind kind,
+                            const int64_t *shape, int n_dims, const double *w,
+                            struct farms_result *out, struct err *e);
+
+/* Static names: "ok"/"skipped"/"failed"; "none"/"under_trained"/
+ * "over_trained"/"suspect_fit". Never NULL. */
+const char *farms_status_name(enum farms_status s);
+const char *farms_warning_name(enum farms_warning w);
+
+#endif /* CORE_FARMS_H */

@@ -1,0 +1,52 @@
+/* preset.h -- named FARMS parameter sets and `key=value` overrides
+ * (docs/numerics.md, Presets and parameters).
+ *
+ *   farms-llm  paper LLM pruning set: LLM window variant (clamp), window 2000,
+ *              Q 1.0, 10 windows per dimension, xmin_peak (100 bins),
+ *              filter_zeros off, embeddings not analysed
+ *   farms-cv   paper image-classification set: no window clamp, window 100,
+ *              Q 1.0, 9 windows per dimension, xmin_mid (xmin_pos 2)
+ *   full       WeightWatcher-style: whole matrices, full KS scan,
+ *              filter_zeros on (threshold 1e-5), embeddings analysed
+ * All: conv_norm 0.5, eig_threshold 1e-5, min_eigs 5, bins 100, xmin_pos 2.
+ *
+ * Keys of preset_set: window_rows, q_ratio, windows_per_dim,
+ * window_clamp (true|false), xmin (mid|peak|ks), xmin_pos, bins, conv_norm,
+ * filter_zeros (true|false), eig_threshold, min_eigs, include_embeddings
+ * (true|false). Values are parsed strictly (the whole value must be a number
+ * of the key's type) and range-checked (farms_params_check).
+ *
+ * Pure functions on caller memory and const tables: thread-safe.
+ */
+#ifndef CORE_PRESET_H
+#define CORE_PRESET_H
+
+#include <stddef.h>
+
+#include "core/err.h"
+#include "core/numerics/farms.h"
+
+/* Room for preset_to_json's text including the NUL. */
+#define PRESET_JSON_MAX 512
+
+/* Fill *p with the preset `name`. ERR_NOTFOUND (listing the names) if none. */
+enum err_code preset_get(const char *name, struct farms_params *p, struct err *e);
+
+/* NULL-terminated list of the preset names (static). Never NULL. */
+const char *const *preset_names(void);
+
+/* Apply one override "key=value" to *p. On error *p is unchanged and e names
+ * the key and value: ERR_INVAL for an unknown key, a malformed value or one
+ * out of range. */
+enum err_code preset_set(struct farms_params *p, const char *kv, struct err *e);
+
+/* Canonical text of *p: a JSON object with every field in a fixed order,
+ * doubles as %.17g, enums and booleans as words; equal parameters give equal
+ * text (the service hashes it into its cache key). ERR_TOOBIG if `len` is
+ * smaller than needed (PRESET_JSON_MAX is always enough). */
+enum err_code preset_to_json(const struct farms_params *p, char *buf, size_t len, struct err *e);
+
+/* "mid" / "peak" / "ks". Never NULL. */
+const char *preset_xmin_name(enum pl_xmin x);
+
+#endif /* CORE_PRESET_H */
