@@ -255,14 +255,20 @@ static long http_delete(const struct srv *s, const char *path)
 static long count_files(const char *dir)
 {
     char cmd[256];
+    char line[64] = "";
+    char *end = NULL;
     long n = -1;
     FILE *p;
 
     snprintf(cmd, sizeof cmd, "find '%s' -type f | wc -l", dir);
-    if ((p = popen(cmd, "r")) == NULL)
+    p = popen(cmd, "r");
+    if (p == NULL)
         return -1;
-    if (fscanf(p, "%ld", &n) != 1)
-        n = -1;
+    if (fgets(line, sizeof line, p) != NULL) {
+        n = strtol(line, &end, 10);
+        if (end == line)
+            n = -1;
+    }
     pclose(p);
     return n;
 }
@@ -525,11 +531,11 @@ static void test_database_outage_gives_503_then_recovers(const char *url)
         return;
     }
     CHECK_EQ_INT(get_status(&r, "/v1/runs", retry, NULL, NULL), 503);
-    CHECK(atoi(retry) >= 1);
+    CHECK(strtol(retry, NULL, 10) >= 1);
     CHECK_EQ_INT(get_status(&r, "/v1/runs/mlp/history?metric=alpha", retry, NULL, NULL), 503);
-    CHECK(atoi(retry) >= 1);
+    CHECK(strtol(retry, NULL, 10) >= 1);
     CHECK_EQ_INT(get_status(&r, "/readyz", retry, "database", &said), 503);
-    CHECK(atoi(retry) >= 1);
+    CHECK(strtol(retry, NULL, 10) >= 1);
     CHECK(said); /* the reason names the database */
     CHECK_EQ_INT(get_status(&r, "/healthz", NULL, NULL, NULL), 200); /* the process is fine */
     CHECK_EQ_INT(waitpid(r.pid, NULL, WNOHANG), 0);                  /* not crashed */
