@@ -87,8 +87,9 @@ enum err_code blob_upload_create(struct blob_store *b, struct blob_upload **out,
 /* Append `len` bytes at `data` to the file and the hash. A failed write
  * removes the tmp file at once (the upload then owns none) and is ERR_IO
  * whose message is the system's text for the error (no path), with category
- * "insufficient_storage" when the disk is full (ENOSPC). ERR_INVAL after a
- * failed write, finish or commit. */
+ * "insufficient_storage" when the disk is full (ENOSPC); a hash failure
+ * (ERR_INTERNAL) does the same. ERR_INVAL once the upload is finished or a
+ * write has failed. */
 enum err_code blob_upload_write(struct blob_upload *u, const void *data, size_t len, struct err *e);
 
 /* The last byte is in: close the file and finish the hash. Cannot fail: if
