@@ -31,13 +31,6 @@
 
 #define API_MAX_JSON_BODY (1u << 20) /* JSON request bodies are read into memory */
 
-/* An octet-stream body, already written to a temporary file by the server. */
-struct api_upload {
-    const char *tmp_path; /* borrowed; the handler moves it into the blob store or leaves it */
-    char sha256[65];      /* hex SHA-256 of the whole body */
-    uint64_t size;        /* bytes */
-};
-
 struct api_request {
     const char *method;         /* "GET", "POST", "DELETE", ... */
     const char *path;           /* percent-decoded path, without the query */
@@ -48,7 +41,8 @@ struct api_request {
     const char *content_sha256; /* X-Content-SHA256 header (expected body hash) or NULL */
     const char *body;           /* JSON body bytes (not NUL-terminated), or NULL */
     size_t body_len;
-    const struct api_upload *upload; /* octet-stream body, or NULL */
+    struct blob_upload *upload; /* octet-stream body, finished; server-owned: the
+                                   handler may read and commit it, or NULL */
 };
 
 struct api_response {

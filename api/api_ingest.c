@@ -5,9 +5,9 @@
  *
  * Nothing is stored for a refused request: validation runs before the blob
  * commit and the job row, and the conflict check (same run+step, other
- * content) before the commit. The upload's temporary file is moved into the
- * blob store on success (blob_commit); on any failure it is left where it is
- * and the server deletes it.
+ * content) before the commit. The upload (struct blob_upload, the server's)
+ * is committed into the blob store on success (blob_upload_commit); on any
+ * failure it is left alone and the server's blob_upload_abort removes it.
  */
 #include "api/api_int.h"
 
@@ -136,7 +136,7 @@ void api__submit(struct api_call *c, struct api_response *resp, const struct api
      * them; after the submit this one does). */
     late = in->source == STORE_SOURCE_UPLOAD && blob_exists(c->ctx->blobs, in->sha256);
     if (in->source == STORE_SOURCE_UPLOAD && !late &&
-        blob_commit(c->ctx->blobs, c->req->upload->tmp_path, in->sha256, NULL, &e) != ERR_OK) {
+        blob_upload_commit(c->req->upload, NULL, &e) != ERR_OK) {
         api__fail(resp, 500, &e);
         return;
     }
@@ -146,8 +146,7 @@ void api__submit(struct api_call *c, struct api_response *resp, const struct api
         api__fail(resp, 0, &e);
         return;
     }
-    if (late &&
-        blob_commit(c->ctx->blobs, c->req->upload->tmp_path, in->sha256, NULL, &e) != ERR_OK) {
+    if (late && blob_upload_commit(c->req->upload, NULL, &e) != ERR_OK) {
         api__fail(resp, 500, &e);
         return;
     }
@@ -197,7 +196,8 @@ static int api_is_json(const char *ct)
 /* The upload variant. */
 static void api_post_upload(struct api_call *c, struct api_response *resp, const char *run)
 {
-    const struct api_upload *up = c->req->upload;
+    const struct blob_upload *up = c->req->upload;
+    uint64_t size = blob_upload_size(up);
     char preset[STORE_PRESET_MAX], hash[STORE_HASH_LEN], params[STORE_PARAMS_MAX];
     char fmt_name[STORE_FORMAT_MAX];
     enum ckpt_format fmt;
@@ -221,10 +221,10 @@ static void api_post_upload(struct api_call *c, struct api_response *resp, const
                     "upload each shard as its own checkpoint");
         return;
     }
-    if (c->ctx->max_upload > 0 && up->size > c->ctx->max_upload) {
+    if (c->ctx->max_upload > 0 && size > c->ctx->max_upload) {
         char msg[128];
         snprintf(msg, sizeof(msg), "the body (%llu bytes) exceeds the limit of %llu bytes",
-                 (unsigned long long)up->size, (unsigned long long)c->ctx->max_upload);
+                 (unsigned long long)size, (unsigned long long)c->ctx->max_upload);
         api_problem(resp, 413, NULL, "limit_exceeded", msg);
         return;
     }
@@ -232,15 +232,15 @@ static void api_post_upload(struct api_call *c, struct api_response *resp, const
         api_problem(resp, 500, NULL, NULL, "uploads are not configured (no blob store)");
         return;
     }
-    if (!api_expected_sha(resp, c->req->content_sha256, up->sha256) ||
-        !api_check_space(c->ctx, up->size, 1, resp) ||
-        !api__validate(c, resp, up->tmp_path, "upload", fmt, fmt_name, sizeof(fmt_name)))
+    if (!api_expected_sha(resp, c->req->content_sha256, blob_upload_sha256(up)) ||
+        !api_check_space(c->ctx, size, 1, resp) ||
+        !api__validate(c, resp, blob_upload_path(up), "upload", fmt, fmt_name, sizeof(fmt_name)))
         return;
     in.run = run;
-    in.sha256 = up->sha256;
+    in.sha256 = blob_upload_sha256(up);
     in.source = STORE_SOURCE_UPLOAD;
     in.format = fmt_name;
-    in.size = up->size;
+    in.size = size;
     in.preset = preset;
     in.params_json = params;
     api__submit(c, resp, &in);
@@ -254,7 +254,7 @@ void api__checkpoint_post(struct api_call *c, struct api_response *resp)
     if (!api__run_name(resp, run))
         return;
     if (c->req->upload != NULL) {
-        if (!api_sha256_ok(c->req->upload->sha256)) {
+        if (!api_sha256_ok(blob_upload_sha256(c->req->upload))) {
             api_problem(resp, 500, NULL, NULL, "upload hash missing");
             return;
         }

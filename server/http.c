@@ -21,6 +21,11 @@
  * MHD_resume_connection. `work_mu` orders submissions against http_stop,
  * which drains the pool (resuming everything) before stopping the daemon.
  *
+ * Uploads: the request owns its struct blob_upload (storage/blob.h) from
+ * the first body call to the completion callback, which aborts it on every
+ * path; that removes the tmp file unless the API committed the upload. The
+ * validator borrows it through api_request.upload.
+ *
  * Connection tracking for the slow-client rules: the connection-notify
  * callback registers each socket with the guard; the URI, access and
  * completion callbacks report the request's phases to it.
@@ -28,7 +33,6 @@
 #include "server/http.h"
 
 #include <arpa/inet.h>
-#include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <pthread.h>
@@ -42,7 +46,6 @@
 
 #include <microhttpd.h>
 
-#include "core/formats/thash.h"
 #include "server/http_guard.h"
 #include "server/log.h"
 #include "server/pool.h"
@@ -79,10 +82,7 @@ struct http_req {
     enum http_body body;
     int early_status;          /* answered before the body ended (413/503/...), 0 if not */
     struct api_response early; /* the early answer, sent when the body is drained */
-    int fd;                    /* upload temp file, -1 if none */
-    char tmp_path[STORE_PATH_MAX];
-    struct thash hash; /* SHA-256 of the upload so far */
-    int hashing;
+    struct blob_upload *up;    /* owned: the upload body or NULL; aborted at the end */
     int holds_upload_slot;
     uint64_t size; /* body bytes received */
     char *json;    /* owned JSON body */
@@ -95,7 +95,6 @@ struct http_req {
     _Atomic int work;            /* enum http_work */
     double t_queued;             /* when it was queued for a validator */
     struct api_request work_req; /* what the validator runs */
-    struct api_upload work_up;   /* work_req.upload points here */
     struct api_response answer;  /* the validator's answer */
 };
 
@@ -145,7 +144,6 @@ static void *http_uri_log(void *cls, const char *uri, struct MHD_Connection *con
     r->id = atomic_fetch_add(&h->next_id, 1) + 1;
     r->uri = strndup(uri, HTTP_URI_MAX);
     r->t0 = http_now();
-    r->fd = -1;
     r->h = h;
     r->conn = conn;
     atomic_init(&r->work, HTTP_WORK_NONE);
@@ -171,12 +169,7 @@ static void http_notify_conn(void *cls, struct MHD_Connection *conn, void **sock
 
 static void http_req_free(struct http_server *h, struct http_req *r)
 {
-    if (r->fd >= 0)
-        close(r->fd);
-    if (r->tmp_path[0] != '\0')
-        unlink(r->tmp_path); /* not committed to the blob store: nothing kept */
-    if (r->hashing)
-        thash_free(&r->hash);
+    blob_upload_abort(r->up); /* removes its file unless committed */
     if (r->holds_upload_slot) {
         atomic_fetch_sub(&h->uploads, 1);
         api_stats_upload_end(h->cfg.api->stats);
@@ -345,18 +338,17 @@ static void http_body_begin(struct http_server *h, struct MHD_Connection *conn, 
     }
     r->holds_upload_slot = 1;
     api_stats_upload_begin(ctx->stats);
-    if (blob_tmp_create(ctx->blobs, &r->fd, r->tmp_path, sizeof(r->tmp_path), &e) != ERR_OK ||
-        thash_init(&r->hash, &e) != ERR_OK) {
+    if (blob_upload_create(ctx->blobs, &r->up, &e) != ERR_OK) {
         r->early_status = 500;
         api_problem(&r->early, 500, "Cannot store the upload", "io", e.msg);
-        return;
     }
-    r->hashing = 1;
 }
 
 /* One chunk of body. */
 static void http_body_chunk(struct http_server *h, struct http_req *r, const char *data, size_t n)
 {
+    struct err e;
+
     r->size += n;
     if (r->early_status || r->body == HTTP_BODY_NONE)
         return; /* answered already, or a body nobody reads: drain */
@@ -386,19 +378,11 @@ static void http_body_chunk(struct http_server *h, struct http_req *r, const cha
         api_problem(&r->early, 413, "Upload too large", "limit_exceeded", d);
         return;
     }
-    for (size_t off = 0; off < n;) {
-        ssize_t w = write(r->fd, data + off, n - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            r->early_status = errno == ENOSPC ? 507 : 500;
-            api_problem(&r->early, r->early_status, "Cannot store the upload",
-                        errno == ENOSPC ? "insufficient_storage" : "io", strerror(errno));
-            return;
-        }
-        off += (size_t)w;
+    if (blob_upload_write(r->up, data, n, &e) != ERR_OK) {
+        r->early_status = e.category != NULL ? 507 : 500; /* insufficient_storage, or io */
+        api_problem(&r->early, r->early_status, "Cannot store the upload",
+                    e.category != NULL ? e.category : "io", e.msg);
     }
-    thash_update(&r->hash, data, n, NULL);
 }
 
 /* A validator thread: run the request queued by http_offload with this
@@ -470,7 +454,6 @@ static enum MHD_Result http_dispatch(struct http_server *h, struct MHD_Connectio
 {
     struct api_request req;
     struct api_response resp = {0};
-    unsigned char digest[THASH_DIGEST_LEN];
     struct store *s;
     struct err e;
 
@@ -490,14 +473,8 @@ static enum MHD_Result http_dispatch(struct http_server *h, struct MHD_Connectio
             r->work_req.body = r->json ? r->json : "";
             r->work_req.body_len = (size_t)r->size;
         } else {
-            close(r->fd);
-            r->fd = -1;
-            thash_final(&r->hash, digest, NULL);
-            r->hashing = 0;
-            thash_hex(digest, r->work_up.sha256);
-            r->work_up.tmp_path = r->tmp_path;
-            r->work_up.size = r->size;
-            r->work_req.upload = &r->work_up;
+            blob_upload_finish(r->up);
+            r->work_req.upload = r->up;
         }
         return http_offload(h, conn, r, method, url);
     }

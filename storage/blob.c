@@ -7,8 +7,14 @@
  * loss. Two commits of the same hash race harmlessly: both files hold the
  * same bytes and the last rename wins.
  *
- * THREAD SAFETY: the struct is immutable after blob_store_open; every
- * function is reentrant.
+ * An upload's tmp file is removed by the upload alone: by a failed write,
+ * or by blob_upload_abort while `owns_tmp` says the name is still its own.
+ * Once a commit has renamed (or, for a blob already stored, removed) the
+ * file, the name may be reused by another upload's mkstemp, so the flag,
+ * not what is on disk, decides.
+ *
+ * THREAD SAFETY: the store is immutable after blob_store_open; every
+ * function is reentrant. An upload is one thread's at a time.
  */
 #define _GNU_SOURCE /* copy_file_range */
 #include "storage/blob.h"
@@ -27,6 +33,8 @@
 #include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "core/formats/thash.h"
 
 #ifndef PATH_MAX
 #define PATH_MAX 4096
@@ -172,7 +180,10 @@ const char *blob_tmp_dir(const struct blob_store *b)
 
 /* --- Writing --------------------------------------------------------------------- */
 
-enum err_code blob_tmp_create(struct blob_store *b, int *fd, char *path, size_t len, struct err *e)
+/* A new empty tmp file upload-<host>-<pid>-XXXXXX (O_CREAT | O_EXCL, mode
+ * 0600): its fd (open for writing) in *fd, its path in `path`. */
+static enum err_code blob_tmp_create(struct blob_store *b, int *fd, char *path, size_t len,
+                                     struct err *e)
 {
     int n = snprintf(path, len, "%s/upload-%s-%ld-XXXXXX", b->tmp, b->host, (long)getpid());
     int f;
@@ -180,48 +191,203 @@ enum err_code blob_tmp_create(struct blob_store *b, int *fd, char *path, size_t 
     *fd = -1;
     if (n < 0 || (size_t)n >= len)
         return err_set(e, ERR_TOOBIG, "tmp path does not fit in %zu bytes", len);
-    f = mkstemp(path); /* O_CREAT | O_EXCL, mode 0600 */
+    f = mkstemp(path);
     if (f < 0)
         return err_set_errno(e, ERR_IO, errno, "create tmp file in %s", b->tmp);
     *fd = f;
     return ERR_OK;
 }
 
-enum err_code blob_commit(struct blob_store *b, const char *tmp_path, const char *sha256_hex,
-                          int *existed, struct err *e)
+/* Move the complete tmp file `tmp_path` into the store as blob `sha256_hex`
+ * (see the top of this file); if the blob exists, remove `tmp_path` and set
+ * *existed. *moved = 1 once `tmp_path` no longer names the file (renamed or
+ * removed), also when a later step fails. */
+static enum err_code blob_commit_tmp(struct blob_store *b, const char *tmp_path,
+                                     const char *sha256_hex, int *existed, int *moved,
+                                     struct err *e)
 {
     char fan[PATH_MAX], dst[PATH_MAX];
     enum err_code rc;
     struct stat sb;
     int created = 0;
 
-    if (existed != NULL)
-        *existed = 0;
-    if (!is_hex64(sha256_hex))
-        return err_set(e, ERR_INVAL, "blob hash is not 64 lower-case hex digits");
-    if (tmp_path == NULL || lstat(tmp_path, &sb) != 0)
-        return err_set_errno(e, ERR_IO, errno, "commit: tmp file %s", tmp_path ? tmp_path : "");
-    if (!S_ISREG(sb.st_mode))
-        return err_set(e, ERR_IO, "commit: %s is not a regular file", tmp_path);
-    if ((rc = blob_path(b, sha256_hex, dst, sizeof dst, e)) != ERR_OK)
+    *existed = 0;
+    *moved = 0;
+    rc = blob_path(b, sha256_hex, dst, sizeof dst, e);
+    if (rc != ERR_OK)
         return rc;
     memcpy(fan, dst, sizeof fan);
     *strrchr(fan, '/') = '\0'; /* objects/<sha[0:2]> */
     if (stat(dst, &sb) == 0 && S_ISREG(sb.st_mode)) {
-        if (existed != NULL)
-            *existed = 1;
+        *existed = 1;
         if (unlink(tmp_path) != 0)
             return err_set_errno(e, ERR_IO, errno, "remove %s", tmp_path);
+        *moved = 1;
         return ERR_OK;
     }
-    if ((rc = fsync_path(tmp_path, 0, e)) != ERR_OK ||
-        (rc = ensure_dir(fan, &created, e)) != ERR_OK)
-        return rc;
-    if (created && (rc = fsync_path(b->objects, 1, e)) != ERR_OK)
+    rc = fsync_path(tmp_path, 0, e);
+    if (rc == ERR_OK)
+        rc = ensure_dir(fan, &created, e);
+    if (rc == ERR_OK && created)
+        rc = fsync_path(b->objects, 1, e);
+    if (rc != ERR_OK)
         return rc;
     if (rename(tmp_path, dst) != 0)
         return err_set_errno(e, ERR_IO, errno, "rename %s to %s", tmp_path, dst);
+    *moved = 1;
     return fsync_path(fan, 1, e);
+}
+
+/* --- Uploads --------------------------------------------------------------------- */
+
+/* Where an upload is in its life. */
+enum blob_upload_state {
+    BLOB_UPLOAD_WRITING,   /* fd open, hashing */
+    BLOB_UPLOAD_FINISHED,  /* fd closed, sha256 set (or "" if the hash failed) */
+    BLOB_UPLOAD_COMMITTED, /* the bytes are a blob; no tmp file */
+    BLOB_UPLOAD_FAILED     /* a write failed; the tmp file is gone */
+};
+
+struct blob_upload {
+    struct blob_store *b; /* borrowed */
+    enum blob_upload_state state;
+    int fd;                    /* the tmp file, open while writing; -1 after */
+    int owns_tmp;              /* 1 while `tmp` names this upload's file */
+    struct thash hash;         /* running SHA-256 while writing */
+    uint64_t size;             /* bytes written */
+    char sha256[BLOB_HEX_LEN]; /* after finish; "" before */
+    char tmp[BLOB_PATH_MAX];   /* the tmp file's path */
+};
+
+enum err_code blob_upload_create(struct blob_store *b, struct blob_upload **out, struct err *e)
+{
+    struct blob_upload *u = NULL;
+    enum err_code rc;
+
+    *out = NULL;
+    u = calloc(1, sizeof *u);
+    if (u == NULL)
+        return err_set(e, ERR_NOMEM, "upload: out of memory");
+    u->b = b;
+    u->fd = -1;
+    rc = thash_init(&u->hash, e);
+    if (rc != ERR_OK)
+        goto out;
+    rc = blob_tmp_create(b, &u->fd, u->tmp, sizeof u->tmp, e);
+    if (rc != ERR_OK)
+        goto out;
+    u->owns_tmp = 1;
+out:
+    if (rc != ERR_OK) {
+        blob_upload_abort(u);
+        return rc;
+    }
+    *out = u;
+    return ERR_OK;
+}
+
+/* Drop the tmp file of `u` now (a failed write): close, remove, forget. */
+static void blob_upload_drop(struct blob_upload *u)
+{
+    if (u->fd >= 0)
+        close(u->fd);
+    u->fd = -1;
+    if (u->owns_tmp)
+        unlink(u->tmp);
+    u->owns_tmp = 0;
+    thash_free(&u->hash);
+    u->state = BLOB_UPLOAD_FAILED;
+}
+
+enum err_code blob_upload_write(struct blob_upload *u, const void *data, size_t len, struct err *e)
+{
+    const char *p = data;
+    enum err_code rc;
+    char buf[128];
+    int errnum;
+
+    if (u->state != BLOB_UPLOAD_WRITING)
+        return err_set(e, ERR_INVAL, "upload: write after its end");
+    for (size_t off = 0; off < len;) {
+        ssize_t w = write(u->fd, p + off, len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            errnum = w < 0 ? errno : EIO;
+            blob_upload_drop(u);
+            /* the system's text alone: no server path in what a client sees */
+            return err_setc(e, ERR_IO, errnum == ENOSPC ? "insufficient_storage" : NULL, "%s",
+                            strerror_r(errnum, buf, sizeof buf));
+        }
+        off += (size_t)w;
+    }
+    u->size += len;
+    rc = thash_update(&u->hash, data, len, e);
+    if (rc != ERR_OK)
+        blob_upload_drop(u); /* a hash that missed bytes would name the wrong blob */
+    return rc;
+}
+
+void blob_upload_finish(struct blob_upload *u)
+{
+    unsigned char digest[THASH_DIGEST_LEN];
+
+    if (u->state != BLOB_UPLOAD_WRITING)
+        return;
+    close(u->fd); /* a write-back error shows at the commit's fsync */
+    u->fd = -1;
+    if (thash_final(&u->hash, digest, NULL) == ERR_OK)
+        thash_hex(digest, u->sha256);
+    u->state = BLOB_UPLOAD_FINISHED;
+}
+
+const char *blob_upload_path(const struct blob_upload *u)
+{
+    return u->owns_tmp ? u->tmp : NULL;
+}
+
+const char *blob_upload_sha256(const struct blob_upload *u)
+{
+    return u->sha256;
+}
+
+uint64_t blob_upload_size(const struct blob_upload *u)
+{
+    return u->size;
+}
+
+enum err_code blob_upload_commit(struct blob_upload *u, struct blob_committed *out, struct err *e)
+{
+    enum err_code rc;
+    int existed = 0, moved = 0;
+
+    if (u->state != BLOB_UPLOAD_FINISHED || !u->owns_tmp)
+        return err_set(e, ERR_INVAL, "upload: commit before its end, or twice");
+    if (!is_hex64(u->sha256))
+        return err_set(e, ERR_INVAL, "upload: its hash could not be computed");
+    rc = blob_commit_tmp(u->b, u->tmp, u->sha256, &existed, &moved, e);
+    if (moved) {
+        u->owns_tmp = 0;
+        u->state = BLOB_UPLOAD_COMMITTED;
+    }
+    if (rc != ERR_OK || out == NULL)
+        return rc;
+    memcpy(out->sha256, u->sha256, sizeof out->sha256);
+    out->size = u->size;
+    out->existed = existed;
+    return blob_path(u->b, u->sha256, out->path, sizeof out->path, e);
+}
+
+void blob_upload_abort(struct blob_upload *u)
+{
+    if (u == NULL)
+        return;
+    if (u->fd >= 0)
+        close(u->fd);
+    if (u->owns_tmp)
+        unlink(u->tmp); /* never committed: nothing is kept */
+    thash_free(&u->hash);
+    free(u);
 }
 
 enum err_code blob_remove(struct blob_store *b, const char *sha256_hex, int *removed, struct err *e)

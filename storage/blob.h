@@ -1,19 +1,30 @@
 /* blob.h -- the content-addressed store of uploaded checkpoint files.
  *
  * Layout under the store directory:
- *   <dir>/tmp/upload-<host>-<pid>-XXXXXX  uploads being written (blob_tmp_create)
+ *   <dir>/tmp/upload-<host>-<pid>-XXXXXX  uploads being written (struct
+ *                                  blob_upload) and snapshots (blob_tmp_copy)
  *   <dir>/objects/<sha[0:2]>/<sha> committed blobs, named by the lower-case
  *                                  hex SHA-256 of their bytes
  * tmp/ and objects/ are on the same filesystem, so a commit is one atomic
  * rename(2). Durability of a commit: fsync the file, rename it into place,
  * fsync the directory (and objects/ when the fan-out directory is new).
- * The SHA-256 is the caller's (the server hashes while streaming); commit
- * does not re-read the file.
+ *
+ * An upload (struct blob_upload) is one object with one owner, the code
+ * that created it: create (the tmp file), write (bytes are written and
+ * hashed with SHA-256 as they arrive, so commit never re-reads the file),
+ * finish (end of the bytes: the hash is known), commit (into objects/) and
+ * blob_upload_abort, which removes the tmp file if, and only if, the upload
+ * still owns one, and frees the object. After a commit, or a failed write,
+ * the upload owns no file; aborting it then only frees it. Whoever is handed
+ * the upload (the API) may read its file and commit it, never remove it.
  *
  * Ownership: a struct blob_store owns its directory paths; paths written to
- * caller buffers are caller-owned.
+ * caller buffers are caller-owned. A struct blob_upload borrows its store,
+ * which must stay open until the upload is aborted.
  * Thread-safety: after blob_store_open the store is read-only; every
- * function may run on many threads at once with the same store.
+ * function may run on many threads at once with the same store. An upload
+ * is used by one thread at a time (handing it to another thread needs the
+ * usual happens-before, such as a queue).
  *
  * Several processes, on one host or on several (replicas sharing the folder
  * over a network file system), may use one store. A tmp file names the host
@@ -36,6 +47,7 @@
 #define BLOB_HEX_LEN     65   /* 64 hex digits and a NUL */
 #define BLOB_TMP_STALE_S 3600 /* tmp files older than this are removed whoever wrote them */
 #define BLOB_HOST_MAX    64   /* bytes of the host name kept in tmp file names */
+#define BLOB_PATH_MAX    4096 /* path bytes of a tmp file or blob, NUL included */
 
 struct blob_store; /* opaque */
 
@@ -54,31 +66,74 @@ void blob_store_close(struct blob_store *b);
 /* The tmp directory. Borrowed: valid until blob_store_close(b). */
 const char *blob_tmp_dir(const struct blob_store *b);
 
-/* --- Writing -------------------------------------------------------------- */
+/* --- Uploads ------------------------------------------------------------- */
 
-/* Create a new empty file in the tmp directory, named
- * upload-<host>-<pid>-XXXXXX (O_EXCL, mode 0600): the fd
- * (open for writing; the caller closes it) in *fd and its path in `path`
- * (`len` bytes; ERR_TOOBIG if too small). ERR_IO on failure. */
-enum err_code blob_tmp_create(struct blob_store *b, int *fd, char *path, size_t len, struct err *e);
+struct blob_upload; /* opaque: one upload, from its first byte to commit or abort */
 
-/* Copy the regular file `src` into a new tmp file (as blob_tmp_create
- * names it; its path in `path`, `len` bytes): a reflink (FICLONE) where the
+struct blob_committed {        /* what a commit stored; caller-owned */
+    char sha256[BLOB_HEX_LEN]; /* lower-case hex SHA-256 of the bytes */
+    uint64_t size;             /* bytes */
+    char path[BLOB_PATH_MAX];  /* the blob's path (blob_path) */
+    int existed;               /* 1: the store held these bytes already */
+};
+
+/* Start an upload into `b`: a new empty tmp file named
+ * upload-<host>-<pid>-XXXXXX (O_EXCL, mode 0600, so blob_tmp_cleanup finds
+ * it after a crash) and a SHA-256 over no bytes yet. ERR_IO (ERR_NOMEM,
+ * ERR_INTERNAL from libcrypto) on failure, with nothing left behind.
+ * Returns the upload in *out; end it with blob_upload_abort(). */
+enum err_code blob_upload_create(struct blob_store *b, struct blob_upload **out, struct err *e);
+
+/* Append `len` bytes at `data` to the file and the hash. A failed write
+ * removes the tmp file at once (the upload then owns none) and is ERR_IO
+ * whose message is the system's text for the error (no path), with category
+ * "insufficient_storage" when the disk is full (ENOSPC); a hash failure
+ * (ERR_INTERNAL) does the same. ERR_INVAL once the upload is finished or a
+ * write has failed. */
+enum err_code blob_upload_write(struct blob_upload *u, const void *data, size_t len, struct err *e);
+
+/* The last byte is in: close the file and finish the hash. Cannot fail: if
+ * libcrypto cannot finish the hash, blob_upload_sha256() stays "" and a
+ * commit is refused. A second call is a no-op. */
+void blob_upload_finish(struct blob_upload *u);
+
+/* The tmp file's path while the upload owns one, else NULL. Borrowed: valid
+ * until commit or abort. Readers may open it (the file is complete after
+ * blob_upload_finish); nobody but the upload removes or renames it. */
+const char *blob_upload_path(const struct blob_upload *u);
+
+/* The lower-case hex SHA-256 of the bytes, once finished; "" before.
+ * Borrowed: valid until abort. Cannot fail. */
+const char *blob_upload_sha256(const struct blob_upload *u);
+
+/* Bytes written so far. Cannot fail. */
+uint64_t blob_upload_size(const struct blob_upload *u);
+
+/* Move the finished upload into the store under its hash: fsync the file,
+ * create the fan-out directory if needed, rename, fsync the directory. If
+ * the blob already exists it is kept and the tmp file removed. From the
+ * rename (or that removal) on, the upload owns no file, whatever follows.
+ * `out` (may be NULL) receives hash, size, the blob's path and whether it
+ * existed. ERR_INVAL if the upload is not finished, its hash is missing or
+ * it was committed already; ERR_IO on failure (if the tmp file was not moved
+ * the upload still owns it, and abort removes it). */
+enum err_code blob_upload_commit(struct blob_upload *u, struct blob_committed *out, struct err *e);
+
+/* End `u`: close its file, remove the tmp file if the upload still owns one
+ * (never a committed blob), release the hash and free `u`. NULL is a no-op.
+ * Cannot fail. */
+void blob_upload_abort(struct blob_upload *u);
+
+/* --- Snapshots and removal ------------------------------------------------ */
+
+/* Copy the regular file `src` into a new tmp file (named as an upload's;
+ * its path in `path`, `len` bytes): a reflink (FICLONE) where the
  * file system shares blocks, else a kernel copy. The copy is this process's
  * own snapshot of the bytes `src` held while it was read; the caller removes
  * it (unlink) when done. ERR_NOTFOUND, ERR_FORMAT "not_regular_file" (a
  * FIFO or device is never read), ERR_IO; on failure nothing is left. */
 enum err_code blob_tmp_copy(struct blob_store *b, const char *src, char *path, size_t len,
                             struct err *e);
-
-/* Move the finished tmp file `tmp_path` (fully written, fd closed or not)
- * into the store as blob `sha256_hex`: fsync the file, create the fan-out
- * directory if needed, rename, fsync the directory. If the blob already
- * exists it is kept, `tmp_path` is removed and *existed (may be NULL) = 1.
- * ERR_INVAL for a malformed hash (64 lower-case hex digits), ERR_IO on
- * failure (tmp file left in place). */
-enum err_code blob_commit(struct blob_store *b, const char *tmp_path, const char *sha256_hex,
-                          int *existed, struct err *e);
 
 /* Remove blob `sha256_hex` (a reader that has it open keeps its bytes).
  * *removed (may be NULL) = 1 if it existed. A missing blob is not an error.

@@ -37,8 +37,8 @@ struct fx {
     struct api_ctx ctx;
     int n_queued;
     int64_t last_queued;
-    char tmp[PATH_MAX]; /* the last upload's tmp path */
-    struct api_upload up;
+    char tmp[PATH_MAX];     /* the last upload's tmp path */
+    struct blob_upload *up; /* the last upload, as the server holds it */
 };
 
 static void fx_queued(void *arg, int64_t id)
@@ -79,6 +79,7 @@ static void fx_close(struct fx *f)
 {
     char cmd[128];
 
+    blob_upload_abort(f->up); /* as the server does when the request ends */
     store_close(f->s);
     blob_store_close(f->b);
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
@@ -138,24 +139,23 @@ static void manifest_entry(const char *rel, char sha[65], long *size)
     CHECK(*size >= 0);
 }
 
-/* Copy fixture `rel` into the blob tmp dir and describe it as the server
- * does (hash of the whole body). */
-static const struct api_upload *fx_upload_file(struct fx *f, const char *rel)
+/* Receive fixture `rel` as the server does (an upload, finished); the
+ * previous upload's request has ended: abort it, as the server does. */
+static struct blob_upload *fx_upload_file(struct fx *f, const char *rel)
 {
     char path[PATH_MAX], *d;
     size_t n;
-    int fd = -1;
 
+    blob_upload_abort(f->up);
+    f->up = NULL;
     snprintf(path, sizeof(path), FIX "%s", rel);
     n = file_read(path, &d);
-    CHECK(blob_tmp_create(f->b, &fd, f->tmp, sizeof(f->tmp), NULL) == ERR_OK);
-    CHECK(n == 0 || write(fd, d, n) == (ssize_t)n);
-    close(fd);
-    CHECK(thash_bytes(d, n, f->up.sha256, NULL) == ERR_OK);
+    CHECK(blob_upload_create(f->b, &f->up, NULL) == ERR_OK);
+    CHECK(blob_upload_write(f->up, d, n, NULL) == ERR_OK);
+    blob_upload_finish(f->up);
     free(d);
-    f->up.tmp_path = f->tmp;
-    f->up.size = n;
-    return &f->up;
+    snprintf(f->tmp, sizeof(f->tmp), "%s", blob_upload_path(f->up));
+    return f->up;
 }
 
 /* One request; returns the parsed JSON body (NULL if none / not JSON). */

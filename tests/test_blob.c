@@ -1,4 +1,5 @@
-/* test_blob.c -- storage/blob: content-addressed commits, layout, tmp cleanup.
+/* test_blob.c -- storage/blob: the upload object (create, write-and-hash,
+ * finish, commit, abort), content-addressed commits, layout, tmp cleanup.
  *
  * Each case works in a fresh directory under /tmp and removes it.
  */
@@ -10,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -52,15 +54,19 @@ static void temp_dir(char *buf, size_t len)
     ERR_ASSERT(mkdtemp(buf) != NULL);
 }
 
-/* Write `text` into a new tmp file of `b`; its path in `path`. */
-static void write_tmp(struct blob_store *b, const char *text, char *path, size_t len)
+/* A finished upload of `text` into `b` (it still owns its tmp file); the
+ * tmp file's path in `path` (may be NULL). */
+static struct blob_upload *upload_of(struct blob_store *b, const char *text, char *path, size_t len)
 {
+    struct blob_upload *u = NULL;
     struct err e = {0};
-    int fd = -1;
 
-    ERR_ASSERT(blob_tmp_create(b, &fd, path, len, &e) == ERR_OK);
-    ERR_ASSERT(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
-    close(fd);
+    ERR_ASSERT(blob_upload_create(b, &u, &e) == ERR_OK);
+    ERR_ASSERT(blob_upload_write(u, text, strlen(text), &e) == ERR_OK);
+    blob_upload_finish(u);
+    if (path != NULL)
+        snprintf(path, len, "%s", blob_upload_path(u));
+    return u;
 }
 
 static long file_size(const char *path)
@@ -113,28 +119,87 @@ static void test_open_creates_layout(void)
     rm_tree(root);
 }
 
-static void test_commit_and_path_layout(void)
+/* Bytes are hashed as they arrive, whatever the chunks: SHA-256 of "abc"
+ * written as "a", "", "bc" is the FIPS 180-2 test vector; a 1 MiB body in
+ * 4 KiB chunks hashes as in one piece. The hash is there only once the
+ * upload is finished; no write after that. */
+static void test_upload_hashes_as_bytes_arrive(void)
+{
+    static char big[1 << 20];
+    char root[64], want[THASH_HEX_LEN];
+    struct blob_store *b = NULL;
+    struct blob_upload *u = NULL;
+    struct err e = {0};
+
+    temp_dir(root, sizeof root);
+    CHECK_EQ_INT(blob_store_open(root, &b, &e), ERR_OK);
+    CHECK_EQ_INT(blob_upload_create(b, &u, &e), ERR_OK);
+    CHECK_EQ_INT(blob_upload_write(u, "a", 1, &e), ERR_OK);
+    CHECK_EQ_INT(blob_upload_write(u, "", 0, &e), ERR_OK);
+    CHECK_EQ_INT(blob_upload_write(u, "bc", 2, &e), ERR_OK);
+    CHECK_STR_EQ(blob_upload_sha256(u), ""); /* not finished */
+    CHECK_EQ_INT(blob_upload_commit(u, NULL, &e), ERR_INVAL);
+    blob_upload_finish(u);
+    CHECK_STR_EQ(blob_upload_sha256(u),
+                 "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    CHECK_EQ_INT(blob_upload_size(u), 3);
+    CHECK_EQ_INT(file_size(blob_upload_path(u)), 3);
+    CHECK_EQ_INT(blob_upload_write(u, "d", 1, &e), ERR_INVAL);
+    blob_upload_finish(u); /* a second finish changes nothing */
+    CHECK_EQ_INT(blob_upload_size(u), 3);
+    blob_upload_abort(u);
+    u = NULL;
+    for (size_t i = 0; i < sizeof big; i++)
+        big[i] = (char)(i * 7 + i / 4096);
+    CHECK_EQ_INT(thash_bytes(big, sizeof big, want, &e), ERR_OK);
+    CHECK_EQ_INT(blob_upload_create(b, &u, &e), ERR_OK);
+    for (size_t off = 0; off < sizeof big; off += 4096)
+        CHECK_EQ_INT(blob_upload_write(u, big + off, 4096, &e), ERR_OK);
+    blob_upload_finish(u);
+    CHECK_STR_EQ(blob_upload_sha256(u), want);
+    CHECK_EQ_INT(blob_upload_size(u), sizeof big);
+    blob_upload_abort(u);
+    CHECK_EQ_INT(count_entries(blob_tmp_dir(b)), 0);
+    blob_store_close(b);
+    rm_tree(root);
+}
+
+/* create -> write -> finish -> commit: the tmp file (upload-<host>-<pid>-...
+ * in tmp/) is moved, not copied, to <dir>/objects/<sha[0:2]>/<sha>; the
+ * commit reports hash, size and that path; the upload then owns no file, a
+ * second commit is refused, and an abort after the commit keeps the blob. */
+static void test_upload_commit_and_path_layout(void)
 {
     static const char body[] = "checkpoint bytes, step 100";
-    char root[64], tmp[512], path[512], want[512], sha[THASH_HEX_LEN], got[64];
+    char root[64], tmp[512], path[512], want[512], sha[THASH_HEX_LEN], got[64], me[32];
     struct blob_store *b = NULL;
+    struct blob_upload *u = NULL;
+    struct blob_committed c;
     struct err e = {0};
-    int existed = -1;
     FILE *f;
 
     temp_dir(root, sizeof root);
     CHECK_EQ_INT(blob_store_open(root, &b, &e), ERR_OK);
     CHECK_EQ_INT(thash_bytes(body, strlen(body), sha, &e), ERR_OK);
     CHECK_EQ_INT(blob_exists(b, sha), 0);
-    write_tmp(b, body, tmp, sizeof tmp);
+    u = upload_of(b, body, tmp, sizeof tmp);
     CHECK(strncmp(tmp, blob_tmp_dir(b), strlen(blob_tmp_dir(b))) == 0);
-    CHECK_EQ_INT(blob_commit(b, tmp, sha, &existed, &e), ERR_OK);
-    CHECK_EQ_INT(existed, 0);
-    CHECK_EQ_INT(file_size(tmp), -1); /* moved, not copied */
-    CHECK_EQ_INT(blob_exists(b, sha), 1);
-    /* <dir>/objects/<sha[0:2]>/<sha> */
-    CHECK_EQ_INT(blob_path(b, sha, path, sizeof path, &e), ERR_OK);
+    snprintf(me, sizeof me, "-%ld-", (long)getpid());
+    CHECK(strncmp(strrchr(tmp, '/'), "/upload-", 8) == 0 && strstr(tmp, me) != NULL);
+    memset(&c, 0x55, sizeof c);
+    CHECK_EQ_INT(blob_upload_commit(u, &c, &e), ERR_OK);
+    CHECK_STR_EQ(c.sha256, sha);
+    CHECK_EQ_INT(c.size, strlen(body));
+    CHECK_EQ_INT(c.existed, 0);
     snprintf(want, sizeof want, "%s/objects/%.2s/%s", root, sha, sha);
+    CHECK_STR_EQ(c.path, want);
+    CHECK_EQ_INT(file_size(tmp), -1); /* moved, not copied */
+    CHECK(blob_upload_path(u) == NULL);
+    CHECK_EQ_INT(blob_upload_commit(u, NULL, &e), ERR_INVAL);
+    blob_upload_abort(u); /* after the commit: the blob stays */
+    CHECK_EQ_INT(blob_exists(b, sha), 1);
+    CHECK_EQ_INT(file_size(want), (long)strlen(body));
+    CHECK_EQ_INT(blob_path(b, sha, path, sizeof path, &e), ERR_OK);
     CHECK_STR_EQ(path, want);
     f = fopen(path, "rb");
     CHECK(f != NULL);
@@ -148,59 +213,156 @@ static void test_commit_and_path_layout(void)
     CHECK_EQ_INT(blob_path(b, sha, path, 20, &e), ERR_TOOBIG);
     CHECK_EQ_INT(blob_path(b, "ABCDEF", path, sizeof path, &e), ERR_INVAL);
     CHECK_EQ_INT(blob_exists(b, "../../etc/passwd"), 0);
-    blob_store_close(b);
-    rm_tree(root);
-}
-
-static void test_duplicate_commit_keeps_first(void)
-{
-    static const char body[] = "same content twice";
-    char root[64], t1[512], t2[512], path[512], sha[THASH_HEX_LEN];
-    struct blob_store *b = NULL;
-    struct err e = {0};
-    struct stat s1, s2;
-    int existed = -1;
-
-    temp_dir(root, sizeof root);
-    CHECK_EQ_INT(blob_store_open(root, &b, &e), ERR_OK);
-    CHECK_EQ_INT(thash_bytes(body, strlen(body), sha, &e), ERR_OK);
-    write_tmp(b, body, t1, sizeof t1);
-    write_tmp(b, body, t2, sizeof t2);
-    CHECK(strcmp(t1, t2) != 0); /* O_EXCL names never collide */
-    CHECK_EQ_INT(blob_commit(b, t1, sha, &existed, &e), ERR_OK);
-    blob_path(b, sha, path, sizeof path, &e);
-    CHECK_EQ_INT(stat(path, &s1), 0);
-    CHECK_EQ_INT(blob_commit(b, t2, sha, &existed, &e), ERR_OK);
-    CHECK_EQ_INT(existed, 1);
-    CHECK_EQ_INT(file_size(t2), -1); /* the temp file is removed */
-    CHECK_EQ_INT(stat(path, &s2), 0);
-    CHECK_EQ_INT(s2.st_ino, s1.st_ino); /* the first blob is kept */
     CHECK_EQ_INT(count_entries(blob_tmp_dir(b)), 0);
     blob_store_close(b);
     rm_tree(root);
 }
 
-static void test_commit_rejects(void)
+/* An upload that is not committed leaves nothing: abort right after
+ * create, after writing, or after finishing removes its tmp file.
+ * blob_upload_abort(NULL) is a no-op. */
+static void test_upload_abort_removes_tmp(void)
 {
-    char root[64], tmp[512], sha[THASH_HEX_LEN], missing[600];
+    char root[64], tmp[512];
     struct blob_store *b = NULL;
+    struct blob_upload *u = NULL;
     struct err e = {0};
 
     temp_dir(root, sizeof root);
     CHECK_EQ_INT(blob_store_open(root, &b, &e), ERR_OK);
-    write_tmp(b, "x", tmp, sizeof tmp);
-    CHECK_EQ_INT(thash_bytes("x", 1, sha, &e), ERR_OK);
-    /* upper-case hex is not a blob name: the tmp file stays for the caller */
-    sha[0] = 'A';
-    CHECK_EQ_INT(blob_commit(b, tmp, sha, NULL, &e), ERR_INVAL);
-    CHECK_EQ_INT(file_size(tmp), 1);
-    CHECK_EQ_INT(thash_bytes("x", 1, sha, &e), ERR_OK);
-    snprintf(missing, sizeof missing, "%s.gone", tmp);
-    CHECK_EQ_INT(blob_commit(b, missing, sha, NULL, &e), ERR_IO);
-    CHECK_EQ_INT(blob_commit(b, blob_tmp_dir(b), sha, NULL, &e), ERR_IO); /* a directory */
-    CHECK_EQ_INT(blob_exists(b, sha), 0);
-    CHECK_EQ_INT(blob_commit(b, tmp, sha, NULL, &e), ERR_OK);
+    CHECK_EQ_INT(blob_upload_create(b, &u, &e), ERR_OK);
+    snprintf(tmp, sizeof tmp, "%s", blob_upload_path(u));
+    CHECK_EQ_INT(file_size(tmp), 0);
+    blob_upload_abort(u);
+    CHECK_EQ_INT(file_size(tmp), -1);
+    CHECK_EQ_INT(blob_upload_create(b, &u, &e), ERR_OK);
+    CHECK_EQ_INT(blob_upload_write(u, "partial", 7, &e), ERR_OK);
+    snprintf(tmp, sizeof tmp, "%s", blob_upload_path(u));
+    CHECK_EQ_INT(file_size(tmp), 7);
+    blob_upload_abort(u); /* mid-body */
+    CHECK_EQ_INT(file_size(tmp), -1);
+    u = upload_of(b, "refused by validation", tmp, sizeof tmp);
+    CHECK_EQ_INT(file_size(tmp), 21);
+    blob_upload_abort(u); /* finished, never committed */
+    CHECK_EQ_INT(file_size(tmp), -1);
+    blob_upload_abort(NULL);
+    CHECK_EQ_INT(count_entries(blob_tmp_dir(b)), 0);
+    CHECK_EQ_INT(count_entries(root), 2); /* tmp/ and objects/, no blob */
+    blob_store_close(b);
+    rm_tree(root);
+}
+
+/* In a child limited to 4096-byte files (RLIMIT_FSIZE, SIGXFSZ ignored,
+ * so a write past it fails with EFBIG): the failed write is ERR_IO with the
+ * system's text and no category, removes the tmp file at once, and the
+ * upload refuses more writes and a commit. Exit status: failed checks. */
+static void upload_failed_write_child(struct blob_store *b)
+{
+    static char chunk[8192];
+    struct rlimit rl = {4096, 4096};
+    struct blob_upload *u = NULL;
+    struct err e = {0};
+
+    signal(SIGXFSZ, SIG_IGN);
+    ERR_ASSERT(setrlimit(RLIMIT_FSIZE, &rl) == 0);
+    CHECK_EQ_INT(blob_upload_create(b, &u, &e), ERR_OK);
+    CHECK_EQ_INT(blob_upload_write(u, chunk, 4000, &e), ERR_OK);
+    CHECK_EQ_INT(count_entries(blob_tmp_dir(b)), 1);
+    CHECK_EQ_INT(blob_upload_write(u, chunk, sizeof chunk, &e), ERR_IO);
+    CHECK(e.category == NULL); /* not a full disk: ENOSPC is "insufficient_storage" */
+    CHECK_STR_EQ(e.msg, "File too large");
+    CHECK(blob_upload_path(u) == NULL);
+    CHECK_EQ_INT(count_entries(blob_tmp_dir(b)), 0); /* gone at once, not at abort */
+    CHECK_EQ_INT(blob_upload_write(u, chunk, 1, &e), ERR_INVAL);
+    blob_upload_finish(u);
+    CHECK_EQ_INT(blob_upload_commit(u, NULL, &e), ERR_INVAL);
+    blob_upload_abort(u);
+    _exit(check_n_failed > 100 ? 100 : check_n_failed);
+}
+
+/* A failed write leaves nothing on disk, and abort afterwards is safe. */
+static void test_upload_failed_write_leaves_nothing(void)
+{
+    char root[64], objects[128];
+    struct blob_store *b = NULL;
+    struct err e = {0};
+    int status = -1;
+    pid_t p;
+
+    temp_dir(root, sizeof root);
+    CHECK_EQ_INT(blob_store_open(root, &b, &e), ERR_OK);
+    fflush(NULL);
+    p = fork();
+    ERR_ASSERT(p >= 0);
+    if (p == 0) {
+        alarm(60); /* never outlives a broken test */
+        upload_failed_write_child(b);
+    }
+    CHECK(waitpid(p, &status, 0) == p);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK_EQ_INT(count_entries(blob_tmp_dir(b)), 0);
+    snprintf(objects, sizeof objects, "%s/objects", root);
+    CHECK_EQ_INT(count_entries(objects), 0);
+    blob_store_close(b);
+    rm_tree(root);
+}
+
+/* Two uploads of the same bytes: distinct tmp files; the second commit
+ * finds the blob, keeps the first one's file and removes its own. */
+static void test_duplicate_commit_keeps_first(void)
+{
+    static const char body[] = "same content twice";
+    char root[64], t1[512], t2[512], sha[THASH_HEX_LEN];
+    struct blob_store *b = NULL;
+    struct blob_upload *u1, *u2;
+    struct blob_committed c1, c2;
+    struct err e = {0};
+    struct stat s1, s2;
+
+    temp_dir(root, sizeof root);
+    CHECK_EQ_INT(blob_store_open(root, &b, &e), ERR_OK);
+    CHECK_EQ_INT(thash_bytes(body, strlen(body), sha, &e), ERR_OK);
+    u1 = upload_of(b, body, t1, sizeof t1);
+    u2 = upload_of(b, body, t2, sizeof t2);
+    CHECK(strcmp(t1, t2) != 0); /* O_EXCL names never collide */
+    CHECK_EQ_INT(blob_upload_commit(u1, &c1, &e), ERR_OK);
+    CHECK_EQ_INT(c1.existed, 0);
+    CHECK_EQ_INT(stat(c1.path, &s1), 0);
+    CHECK_EQ_INT(blob_upload_commit(u2, &c2, &e), ERR_OK);
+    CHECK_EQ_INT(c2.existed, 1);
+    CHECK_STR_EQ(c2.path, c1.path);
+    CHECK_STR_EQ(c2.sha256, sha);
+    CHECK_EQ_INT(file_size(t2), -1); /* the temp file is removed */
+    CHECK(blob_upload_path(u2) == NULL);
+    CHECK_EQ_INT(stat(c1.path, &s2), 0);
+    CHECK_EQ_INT(s2.st_ino, s1.st_ino); /* the first blob is kept */
+    blob_upload_abort(u1);
+    blob_upload_abort(u2);
     CHECK_EQ_INT(blob_exists(b, sha), 1);
+    CHECK_EQ_INT(count_entries(blob_tmp_dir(b)), 0);
+    blob_store_close(b);
+    rm_tree(root);
+}
+
+/* A commit that cannot move the file (someone removed the tmp file) is
+ * ERR_IO and stores nothing; the upload keeps its claim, so an abort is
+ * still the one clean-up (of nothing here). */
+static void test_commit_of_vanished_tmp_fails(void)
+{
+    char root[64], tmp[512];
+    struct blob_store *b = NULL;
+    struct blob_upload *u;
+    struct err e = {0};
+
+    temp_dir(root, sizeof root);
+    CHECK_EQ_INT(blob_store_open(root, &b, &e), ERR_OK);
+    u = upload_of(b, "x", tmp, sizeof tmp);
+    CHECK_EQ_INT(unlink(tmp), 0);
+    CHECK_EQ_INT(blob_upload_commit(u, NULL, &e), ERR_IO);
+    CHECK_EQ_INT(blob_exists(b, blob_upload_sha256(u)), 0);
+    CHECK_STR_EQ(blob_upload_path(u), tmp);
+    blob_upload_abort(u);
+    CHECK_EQ_INT(count_entries(blob_tmp_dir(b)), 0);
     blob_store_close(b);
     rm_tree(root);
 }
@@ -209,14 +371,15 @@ static void test_stale_tmp_cleanup(void)
 {
     char root[64], old_f[512], new_f[512];
     struct blob_store *b = NULL;
+    struct blob_upload *u_old, *u_new;
     struct timeval tv[2];
     struct err e = {0};
     int64_t n = -1;
 
     temp_dir(root, sizeof root);
     CHECK_EQ_INT(blob_store_open(root, &b, &e), ERR_OK);
-    write_tmp(b, "interrupted upload", old_f, sizeof old_f);
-    write_tmp(b, "upload in progress", new_f, sizeof new_f);
+    u_old = upload_of(b, "interrupted upload", old_f, sizeof old_f);
+    u_new = upload_of(b, "upload in progress", new_f, sizeof new_f);
     gettimeofday(&tv[0], NULL);
     tv[0].tv_sec -= (time_t)2 * BLOB_TMP_STALE_S;
     tv[1] = tv[0];
@@ -231,6 +394,8 @@ static void test_stale_tmp_cleanup(void)
     CHECK_EQ_INT(blob_tmp_cleanup(b, 0, &n, &e), ERR_OK);
     CHECK_EQ_INT(n, 1);
     CHECK_EQ_INT(count_entries(blob_tmp_dir(b)), 0);
+    blob_upload_abort(u_old); /* their files are gone already */
+    blob_upload_abort(u_new);
     blob_store_close(b);
     rm_tree(root);
 }
@@ -288,6 +453,7 @@ static void test_tmp_of_dead_process_removed_at_open(void)
     char root[64], own[512], name[512], live_f[512], dead_f[512], other_f[512], other_old_f[512];
     char old_form_f[512], old_form_old_f[512];
     struct blob_store *b = NULL;
+    struct blob_upload *u_own;
     struct err e = {0};
     pid_t live;
     int64_t n = -1;
@@ -295,7 +461,7 @@ static void test_tmp_of_dead_process_removed_at_open(void)
 
     temp_dir(root, sizeof root);
     CHECK_EQ_INT(blob_store_open(root, &b, &e), ERR_OK);
-    write_tmp(b, "upload of this process", own, sizeof own);
+    u_own = upload_of(b, "upload of this process", own, sizeof own);
     snprintf(me, sizeof me, "-%ld-", (long)getpid());
     CHECK(strncmp(strrchr(own, '/'), "/upload-", 8) == 0 && strstr(own, me) != NULL);
     live = fork(); /* a live process of this host: pause()s until killed */
@@ -331,6 +497,8 @@ static void test_tmp_of_dead_process_removed_at_open(void)
     CHECK_EQ_INT(n, 1);
     CHECK_EQ_INT(file_size(live_f), -1);
     CHECK_EQ_INT(count_entries(blob_tmp_dir(b)), 3);
+    blob_upload_abort(u_own);
+    CHECK_EQ_INT(file_size(own), -1);
     blob_store_close(b);
     rm_tree(root);
 }
@@ -388,8 +556,9 @@ static void test_tmp_copy_is_a_snapshot(void)
 
 static void test_many_blobs_share_fanout(void)
 {
-    char root[64], tmp[512], objects[128], text[32], sha[THASH_HEX_LEN];
+    char root[64], objects[128], text[32], sha[THASH_HEX_LEN];
     struct blob_store *b = NULL;
+    struct blob_committed c;
     struct err e = {0};
     int i, committed = 0, fan;
 
@@ -399,9 +568,12 @@ static void test_many_blobs_share_fanout(void)
      * reused (no directory fsync of objects/), others created (fsynced) */
     for (i = 0; i < 300; i++) {
         snprintf(text, sizeof text, "blob %d", i);
-        write_tmp(b, text, tmp, sizeof tmp);
+        struct blob_upload *u = upload_of(b, text, NULL, 0);
+
         thash_bytes(text, strlen(text), sha, &e);
-        committed += blob_commit(b, tmp, sha, NULL, &e) == ERR_OK && blob_exists(b, sha);
+        committed += blob_upload_commit(u, &c, &e) == ERR_OK && blob_exists(b, sha) &&
+                     strcmp(c.sha256, sha) == 0;
+        blob_upload_abort(u);
     }
     CHECK_EQ_INT(committed, 300);
     snprintf(objects, sizeof objects, "%s/objects", root);
@@ -415,9 +587,12 @@ static void test_many_blobs_share_fanout(void)
 int main(void)
 {
     test_open_creates_layout();
-    test_commit_and_path_layout();
+    test_upload_hashes_as_bytes_arrive();
+    test_upload_commit_and_path_layout();
+    test_upload_abort_removes_tmp();
+    test_upload_failed_write_leaves_nothing();
     test_duplicate_commit_keeps_first();
-    test_commit_rejects();
+    test_commit_of_vanished_tmp_fails();
     test_stale_tmp_cleanup();
     test_tmp_of_dead_process_removed_at_open();
     test_many_blobs_share_fanout();

@@ -1164,15 +1164,17 @@ static void test_migrate_v1_in_place(void)
 /* A blob for the text `content` in `b` (its hash as sha_of gives it). */
 static void put_blob(struct blob_store *b, const char *content)
 {
-    char sha[STORE_HASH_LEN], path[1024];
+    struct blob_committed c;
+    struct blob_upload *u = NULL;
+    char sha[STORE_HASH_LEN];
     struct err e = {0};
-    int fd = -1;
 
     sha_of(content, sha);
-    ERR_ASSERT(blob_tmp_create(b, &fd, path, sizeof path, &e) == ERR_OK);
-    ERR_ASSERT(write(fd, content, strlen(content)) == (ssize_t)strlen(content));
-    close(fd);
-    ERR_ASSERT(blob_commit(b, path, sha, NULL, &e) == ERR_OK);
+    ERR_ASSERT(blob_upload_create(b, &u, &e) == ERR_OK);
+    ERR_ASSERT(blob_upload_write(u, content, strlen(content), &e) == ERR_OK);
+    blob_upload_finish(u);
+    ERR_ASSERT(blob_upload_commit(u, &c, &e) == ERR_OK && strcmp(c.sha256, sha) == 0);
+    blob_upload_abort(u);
 }
 
 /* DELETE /v1/runs/{run} underneath: refused while a job runs; then the run,
