@@ -17,6 +17,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "core/analysis.h"
 #include "core/formats/ckpt_id.h"
 #include "core/numerics/preset.h"
 #include "server/engine.h"
@@ -88,22 +89,17 @@ static enum err_code worker_params(const struct store_job *job, struct farms_par
     return rc;
 }
 
-/* "linear F32 512x64": how the bytes are analysed, part of the cache key. */
-static void worker_analysis_key(const struct engine_layer *row, char *buf, size_t len)
-{
-    size_t used = (size_t)snprintf(buf, len, "%s %s ", layer_kind_name(row->info.kind),
-                                   dtype_name(row->dtype));
-
-    for (int d = 0; d < row->ndim && used < len; d++)
-        used += (size_t)snprintf(buf + used, len - used, "%s%lld", d ? "x" : "",
-                                 (long long)row->shape[d]);
-}
-
 static struct store_result_key worker_key(const struct worker_job *j,
                                           const struct engine_layer *row, char *abuf, size_t alen)
 {
-    worker_analysis_key(row, abuf, alen);
-    return (struct store_result_key){row->sha256, abuf, j->settings_hash, ENGINE_VERSION};
+    struct analysis_tensor t = {
+        .name = row->name, .dtype = row->dtype, .ndim = row->ndim, .shape = row->shape};
+
+    analysis_key(row->info.kind, &t, abuf, alen);
+    return (struct store_result_key){.tensor_sha256 = row->sha256,
+                                     .analysis_key = abuf,
+                                     .settings_hash = j->settings_hash,
+                                     .engine_version = ANALYSIS_ENGINE_VERSION};
 }
 
 /* Serve selected rows from the cache; they are then no longer selected. */
