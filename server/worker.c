@@ -15,8 +15,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <cjson/cJSON.h>
-
 #include "core/analysis.h"
 #include "core/formats/ckpt_id.h"
 #include "core/numerics/preset.h"
@@ -62,30 +60,11 @@ static enum err_code worker_params(const struct store_job *job, struct farms_par
                                    struct err *e)
 {
     enum err_code rc = preset_get(job->preset, p, e);
-    cJSON *root = rc ? NULL : cJSON_Parse(job->params_json);
-    const cJSON *it;
-    char kv[256];
 
-    if (rc)
-        return rc;
-    if (root == NULL)
-        return err_set(e, ERR_INTERNAL, "job %lld: stored settings are not JSON",
-                       (long long)job->id);
-    cJSON_ArrayForEach(it, root)
-    {
-        if (cJSON_IsBool(it))
-            snprintf(kv, sizeof(kv), "%s=%s", it->string, cJSON_IsTrue(it) ? "true" : "false");
-        else if (cJSON_IsNumber(it))
-            snprintf(kv, sizeof(kv), "%s=%.17g", it->string, it->valuedouble);
-        else if (cJSON_IsString(it))
-            snprintf(kv, sizeof(kv), "%s=%s", it->string, it->valuestring);
-        else
-            continue;
-        rc = preset_set(p, kv, e);
-        if (rc)
-            break;
-    }
-    cJSON_Delete(root);
+    if (rc == ERR_OK)
+        rc = preset_from_json(job->params_json, p, e);
+    if (rc == ERR_FORMAT)
+        rc = err_set(e, ERR_INTERNAL, "job %lld: stored settings are not JSON", (long long)job->id);
     return rc;
 }
 
