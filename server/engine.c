@@ -33,8 +33,8 @@ static struct analysis_tensor engine_tensor_of(const struct engine_layer *row, u
                                     .alias_of = alias_of};
 }
 
-/* Fill the row for tensor `i` (named `name`, owned by the row) and decide,
- * by the analysis rules, whether it is analysed. */
+/* Fill the row for tensor `i` (row->name is set) and decide, by the
+ * analysis rules, whether it is analysed. */
 static void engine_row_init(const struct ckpt *c, size_t i, const struct engine_opts *o,
                             struct engine_layer *row)
 {
