@@ -134,9 +134,7 @@ static int api_rec_alloc(struct api_rec *x)
 /* A weight matrix: the rows these endpoints talk about. */
 static int api_rec_weight(const struct store_layer *y)
 {
-    return y->kind == LAYER_KIND_LINEAR || y->kind == LAYER_KIND_CONV2D ||
-           y->kind == LAYER_KIND_CONV1D || y->kind == LAYER_KIND_CONV1D_TRANSPOSED ||
-           y->kind == LAYER_KIND_EMBEDDING;
+    return layer_kind_is_weight(y->kind);
 }
 
 /* Why row y takes no part (NULL: it does): not analysed ok or no alpha. */
@@ -277,6 +275,28 @@ static int api_sparsity_json(const struct api_rec *x, cJSON *o, cJSON *layers)
     return ok && cJSON_AddNumberToObject(o, "mean_sparsity", weighted / total);
 }
 
+/* Pick the weight matrices that take part (alpha and size into x), list the
+ * others under `left` with the reason. 0 when out of memory. */
+static int api_sparsity_pick(struct api_rec *x, cJSON *left)
+{
+    for (size_t i = 0; i < x->rows->n; i++) {
+        const struct store_layer *y = &x->rows->items[i];
+        const char *why = api_rec_weight(y) ? api_rec_why_not(y) : "not a weight matrix";
+        double numel = 1;
+
+        for (int d = 0; d < y->ndim; d++)
+            numel *= (double)y->shape[d];
+        if (why == NULL) {
+            x->pick[x->n] = i;
+            x->alpha[x->n] = y->r.alpha;
+            x->numel[x->n++] = numel;
+        } else if (api_rec_weight(y) && !api_add_left_out(left, y->name, why, 0)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 /* GET .../recommendations/sparsity?target=&epsilon=&block_size=&preset= */
 void api__rec_sparsity(struct api_call *c, struct api_response *resp)
 {
@@ -307,21 +327,8 @@ void api__rec_sparsity(struct api_call *c, struct api_response *resp)
         goto out;
     if (!api_rec_alloc(&x) || (o = api_rec_head(&x, &layers, &left)) == NULL)
         goto nomem;
-    for (size_t i = 0; i < x.rows->n; i++) {
-        const struct store_layer *y = &x.rows->items[i];
-        const char *why = api_rec_weight(y) ? api_rec_why_not(y) : "not a weight matrix";
-        double numel = 1;
-
-        for (int d = 0; d < y->ndim; d++)
-            numel *= (double)y->shape[d];
-        if (why == NULL) {
-            x.pick[x.n] = i;
-            x.alpha[x.n] = y->r.alpha;
-            x.numel[x.n++] = numel;
-        } else if (api_rec_weight(y) && !api_add_left_out(left, y->name, why, 0)) {
-            goto nomem;
-        }
-    }
+    if (!api_sparsity_pick(&x, left))
+        goto nomem;
     if (x.n == 0) {
         api_rec_empty(resp, &x);
         goto out;

@@ -7,16 +7,11 @@
 #include <string.h>
 #include <time.h>
 
-#include "core/numerics/esd.h"
+#include "core/analysis.h"
 #include "core/formats/thash.h"
+#include "core/numerics/esd.h"
 
 /* --- Selection ---------------------------------------------------------- */
-
-static int engine_kind_analysed(enum layer_kind k)
-{
-    return k == LAYER_KIND_LINEAR || k == LAYER_KIND_CONV1D_TRANSPOSED || k == LAYER_KIND_CONV2D ||
-           k == LAYER_KIND_CONV1D || k == LAYER_KIND_EMBEDDING;
-}
 
 static void engine_skip(struct engine_layer *row, const char *reason)
 {
@@ -26,11 +21,26 @@ static void engine_skip(struct engine_layer *row, const char *reason)
              reason);
 }
 
-/* Fill the row for tensor `i` and decide whether it is analysed. */
-static void engine_row_init(const struct ckpt *c, size_t i, const char *name,
-                            const struct engine_opts *o, struct engine_layer *row)
+/* The rules' view of row `row` (tensor info borrowed from the row). */
+static struct analysis_tensor engine_tensor_of(const struct engine_layer *row, uint64_t n_elems,
+                                               const char *alias_of)
+{
+    return (struct analysis_tensor){.name = row->name,
+                                    .dtype = row->dtype,
+                                    .ndim = row->ndim,
+                                    .shape = row->shape,
+                                    .n_elems = n_elems,
+                                    .alias_of = alias_of};
+}
+
+/* Fill the row for tensor `i` (row->name is set) and decide, by the
+ * analysis rules, whether it is analysed. */
+static void engine_row_init(const struct ckpt *c, size_t i, const struct engine_opts *o,
+                            struct engine_layer *row)
 {
     const struct ckpt_tensor *t = ckpt_tensor_at(c, i);
+    const char *alias = NULL;
+    struct analysis_tensor at;
     char why[sizeof(row->res.reason)];
 
     row->tensor = i;
@@ -39,22 +49,13 @@ static void engine_row_init(const struct ckpt *c, size_t i, const char *name,
     memcpy(row->shape, t->shape, sizeof(row->shape));
     row->res.alpha = NAN;
     esd_hist_init(&row->esd);
-    layer_classify(name, t->dtype, t->ndim, t->shape, &row->info);
+    if (t->alias_of >= 0)
+        alias = layer_strip_prefixes(ckpt_tensor_at(c, (size_t)t->alias_of)->name,
+                                     ckpt_model_prefix(c));
+    at = engine_tensor_of(row, t->n_elems, alias);
     row->selected = 1;
-    if (t->alias_of >= 0) {
-        const struct ckpt_tensor *a = ckpt_tensor_at(c, (size_t)t->alias_of);
-        snprintf(why, sizeof(why), "same tensor as '%.100s' (shared storage), analysed once",
-                 layer_strip_prefixes(a->name, ckpt_model_prefix(c)));
+    if (!analysis_select(&at, o->params, &row->info, why, sizeof(why)))
         engine_skip(row, why);
-    } else if (!row->info.analyze) {
-        engine_skip(row, row->info.reason);
-    } else if (!engine_kind_analysed(row->info.kind)) {
-        snprintf(why, sizeof(why), "%s tensors are not analysed", layer_kind_name(row->info.kind));
-        engine_skip(row, why);
-    } else if (row->info.kind == LAYER_KIND_EMBEDDING && !o->params->include_embeddings) {
-        engine_skip(row, "embedding table: not analysed by this preset (set "
-                         "include_embeddings=true)");
-    }
 }
 
 static int engine_name_wanted(const char *name, const struct engine_opts *o)
@@ -140,7 +141,7 @@ enum err_code engine_select(const struct ckpt *c, const struct engine_opts *opts
             rc = err_set(e, ERR_NOMEM, "out of memory listing tensors");
             goto out;
         }
-        engine_row_init(c, i, name, opts, &r.layers[r.n]);
+        engine_row_init(c, i, opts, &r.layers[r.n]);
         r.n++;
     }
     rc = engine_order(c, &r, e);
@@ -221,54 +222,24 @@ static enum err_code engine_verify(const struct engine_layer *row, const void *d
     return rc;
 }
 
-/* The layer as float64 in the orientation and shape the analysis takes. */
+/* The layer as float64 in the layout the analysis rules give it. */
 static enum err_code engine_load(const struct ckpt *c, const struct engine_layer *row,
-                                 struct ckpt_buf *buf, double **w, enum farms_kind *kind,
-                                 int64_t shape[4], int *n_dims, struct err *e)
+                                 struct ckpt_buf *buf, double **w, struct analysis_layout *lay,
+                                 struct err *e)
 {
     const struct ckpt_tensor *t = ckpt_tensor_at(c, row->tensor);
+    struct analysis_tensor at = engine_tensor_of(row, t->n_elems, NULL);
     const void *data = NULL;
     enum err_code rc;
-    double *m;
 
     *w = NULL;
+    analysis_layout_of(row->info.kind, &at, lay);
     rc = ckpt_tensor_read(c, row->tensor, buf, &data, e);
     if (rc == ERR_OK)
         rc = engine_verify(row, data, t->nbytes, e);
-    if (rc)
-        return rc;
-    m = malloc((size_t)t->n_elems * sizeof(*m));
-    if (m == NULL)
-        return err_set(e, ERR_NOMEM, "tensor '%s': out of memory for %llu values", row->name,
-                       (unsigned long long)t->n_elems);
-    dtype_to_f64(t->dtype, data, (size_t)t->n_elems, m);
-    *kind = FARMS_KIND_DENSE;
-    *n_dims = 2;
-    shape[0] = t->shape[0];
-    shape[1] = t->ndim > 1 ? t->shape[1] : 1;
-    if (row->info.kind == LAYER_KIND_CONV1D_TRANSPOSED) {
-        /* GPT-2 Conv1D stores (in, out): analyse (out, in) like nn.Linear. */
-        double *tr = malloc((size_t)t->n_elems * sizeof(*tr));
-        int64_t r = t->shape[0], k = t->shape[1];
-        if (tr == NULL) {
-            free(m);
-            return err_set(e, ERR_NOMEM, "tensor '%s': out of memory", row->name);
-        }
-        for (int64_t i = 0; i < r; i++)
-            for (int64_t j = 0; j < k; j++)
-                tr[j * r + i] = m[i * k + j];
-        free(m);
-        m = tr;
-        shape[0] = k;
-        shape[1] = r;
-    } else if (row->info.kind == LAYER_KIND_CONV2D || row->info.kind == LAYER_KIND_CONV1D) {
-        *kind = FARMS_KIND_CONV2D;
-        *n_dims = 4;
-        for (int d = 0; d < 4; d++)
-            shape[d] = d < t->ndim ? t->shape[d] : 1; /* conv1d (out, in, k) = (out, in, k, 1) */
-    }
-    *w = m;
-    return ERR_OK;
+    if (rc == ERR_OK)
+        rc = analysis_matrix_new(&at, lay, data, w, e);
+    return rc;
 }
 
 /* Run the units of x->plan on the pool and wait for them. */
@@ -349,16 +320,15 @@ static enum err_code engine_layer_run(const struct ckpt *c, struct pool *pool,
 {
     enum err_code rc;
     struct engine_ctx x = {0};
-    enum farms_kind kind;
-    int64_t shape[4];
+    struct analysis_layout lay;
     double *w = NULL;
-    int n_dims;
     struct err le;
 
-    rc = engine_load(c, row, buf, &w, &kind, shape, &n_dims, e);
+    rc = engine_load(c, row, buf, &w, &lay, e);
     if (rc)
         goto out;
-    rc = farms_plan_new(o->params, kind, shape, n_dims, (int)pool_size(pool), &x.plan, &le);
+    rc = farms_plan_new(o->params, lay.kind, lay.shape, lay.n_dims, (int)pool_size(pool), &x.plan,
+                        &le);
     if (rc == ERR_TOOBIG || rc == ERR_INVAL) {
         engine_skip(row, le.msg);
         rc = ERR_OK;

@@ -8,6 +8,9 @@
  *   engine_run:    analyse every selected row, fanning each layer's FARMS
  *                  units out over the pool's workers.
  * Optimizer state and other tensors outside the model weights are not rows.
+ * The rules (which tensors are analysed, their layout, the cache key's
+ * analysis key and engine version) are core/analysis.h; this module reads
+ * the bytes, runs the units on the pool and reports progress.
  *
  * Ownership: a struct engine_report and its rows are owned by the caller;
  * free with engine_report_free(). engine_run borrows the ckpt and pool.
@@ -25,10 +28,6 @@
 #include "core/formats/layers.h"
 #include "server/pool.h"
 
-/* Bumped whenever a change to the analysis could change a result: part of
- * the service's cache key, so stale results are never served. */
-#define ENGINE_VERSION "farmsd-engine-2" /* 2: results carry an ESD histogram */
-
 struct engine_layer {       /* one row of a report */
     char *name;             /* owned: display name (wrapper prefixes removed) */
     size_t tensor;          /* index in the ckpt */
@@ -36,7 +35,7 @@ struct engine_layer {       /* one row of a report */
     enum dtype dtype;       /* stored dtype */
     int ndim;
     int64_t shape[CKPT_MAX_RANK];
-    int selected;            /* 1: analysed by engine_run */
+    int selected;            /* 1: analysed by engine_run (analysis_select) */
     char sha256[65];         /* hex SHA-256 of the tensor bytes, "" if not hashed */
     struct farms_result res; /* status, reason and metrics (valid after engine_run) */
     struct esd_hist esd;     /* histogram of the pooled eigenvalues with the fit (after

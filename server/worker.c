@@ -15,8 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <cjson/cJSON.h>
-
+#include "core/analysis.h"
 #include "core/formats/ckpt_id.h"
 #include "core/numerics/preset.h"
 #include "server/engine.h"
@@ -61,49 +60,25 @@ static enum err_code worker_params(const struct store_job *job, struct farms_par
                                    struct err *e)
 {
     enum err_code rc = preset_get(job->preset, p, e);
-    cJSON *root = rc ? NULL : cJSON_Parse(job->params_json);
-    const cJSON *it;
-    char kv[256];
 
-    if (rc)
-        return rc;
-    if (root == NULL)
-        return err_set(e, ERR_INTERNAL, "job %lld: stored settings are not JSON",
-                       (long long)job->id);
-    cJSON_ArrayForEach(it, root)
-    {
-        if (cJSON_IsBool(it))
-            snprintf(kv, sizeof(kv), "%s=%s", it->string, cJSON_IsTrue(it) ? "true" : "false");
-        else if (cJSON_IsNumber(it))
-            snprintf(kv, sizeof(kv), "%s=%.17g", it->string, it->valuedouble);
-        else if (cJSON_IsString(it))
-            snprintf(kv, sizeof(kv), "%s=%s", it->string, it->valuestring);
-        else
-            continue;
-        rc = preset_set(p, kv, e);
-        if (rc)
-            break;
-    }
-    cJSON_Delete(root);
+    if (rc == ERR_OK)
+        rc = preset_from_json(job->params_json, p, e);
+    if (rc == ERR_FORMAT)
+        rc = err_set(e, ERR_INTERNAL, "job %lld: stored settings are not JSON", (long long)job->id);
     return rc;
-}
-
-/* "linear F32 512x64": how the bytes are analysed, part of the cache key. */
-static void worker_analysis_key(const struct engine_layer *row, char *buf, size_t len)
-{
-    size_t used = (size_t)snprintf(buf, len, "%s %s ", layer_kind_name(row->info.kind),
-                                   dtype_name(row->dtype));
-
-    for (int d = 0; d < row->ndim && used < len; d++)
-        used += (size_t)snprintf(buf + used, len - used, "%s%lld", d ? "x" : "",
-                                 (long long)row->shape[d]);
 }
 
 static struct store_result_key worker_key(const struct worker_job *j,
                                           const struct engine_layer *row, char *abuf, size_t alen)
 {
-    worker_analysis_key(row, abuf, alen);
-    return (struct store_result_key){row->sha256, abuf, j->settings_hash, ENGINE_VERSION};
+    struct analysis_tensor t = {
+        .name = row->name, .dtype = row->dtype, .ndim = row->ndim, .shape = row->shape};
+
+    analysis_key(row->info.kind, &t, abuf, alen);
+    return (struct store_result_key){.tensor_sha256 = row->sha256,
+                                     .analysis_key = abuf,
+                                     .settings_hash = j->settings_hash,
+                                     .engine_version = ANALYSIS_ENGINE_VERSION};
 }
 
 /* Serve selected rows from the cache; they are then no longer selected. */

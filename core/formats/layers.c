@@ -444,6 +444,12 @@ void layer_classify(const char *name, enum dtype dtype, int ndim, const int64_t 
         layer_dtype_reason(dtype, out);
 }
 
+int layer_kind_is_weight(enum layer_kind k)
+{
+    return k == LAYER_KIND_LINEAR || k == LAYER_KIND_EMBEDDING ||
+           k == LAYER_KIND_CONV1D_TRANSPOSED || k == LAYER_KIND_CONV2D || k == LAYER_KIND_CONV1D;
+}
+
 const char *layer_kind_name(enum layer_kind k)
 {
     ERR_ASSERT((unsigned)k < LAYER_KIND_COUNT);

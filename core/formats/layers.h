@@ -122,6 +122,12 @@ int layer_natural_cmp(const char *a, const char *b);
 void layer_classify(const char *name, enum dtype dtype, int ndim, const int64_t *shape,
                     struct layer_info *out);
 
+/* 1 if `k` is a weight matrix (linear, embedding, GPT-2 Conv1D, conv1d,
+ * conv2d): the kinds the analysis takes and the recommendations list; 0 for
+ * biases, norms, buffers and other tensors. The one statement of that rule.
+ * Cannot fail. */
+int layer_kind_is_weight(enum layer_kind k);
+
 /* "linear", ... / "attn_q", ..., "none". Never NULL for a valid value. */
 const char *layer_kind_name(enum layer_kind k);
 const char *layer_role_name(enum layer_role r);

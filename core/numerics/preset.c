@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "core/err.h"
 #include "core/numerics/farms.h"
 #include "core/numerics/powerlaw.h"
@@ -158,49 +160,158 @@ static enum err_code preset_parse(enum preset_type t, const char *key, const cha
     return ERR_OK;
 }
 
+/* The index in preset_keys of the key spelt key[0..klen), or -1. */
+static int preset_key_find(const char *key, size_t klen)
+{
+    for (size_t i = 0; i < PRESET_N_KEYS; i++)
+        if (strlen(preset_keys[i].key) == klen && strncmp(key, preset_keys[i].key, klen) == 0)
+            return (int)i;
+    return -1;
+}
+
+static enum err_code preset_unknown_key(const char *key, size_t klen, struct err *e)
+{
+    return err_set(e, ERR_INVAL,
+                   "unknown key '%.*s' (window_rows, q_ratio, windows_per_dim, window_clamp, "
+                   "xmin, xmin_pos, bins, conv_norm, filter_zeros, eig_threshold, min_eigs, "
+                   "include_embeddings)",
+                   (int)(klen < 64 ? klen : 64), key);
+}
+
 enum err_code preset_set(struct farms_params *p, const char *kv, struct err *e)
 {
     const char *eq = strchr(kv, '=');
     struct farms_params q = *p;
     struct err sub;
     enum err_code rc;
-    size_t klen;
+    int k;
 
     if (eq == NULL)
         return err_set(e, ERR_INVAL, "override '%.64s' is not key=value", kv);
-    klen = (size_t)(eq - kv);
-    for (size_t i = 0; i < PRESET_N_KEYS; i++) {
-        if (strlen(preset_keys[i].key) != klen || strncmp(kv, preset_keys[i].key, klen) != 0)
-            continue;
-        rc = preset_parse(preset_keys[i].type, preset_keys[i].key, eq + 1,
-                          (char *)&q + preset_keys[i].off, e);
-        if (rc)
-            return rc;
-        rc = farms_params_check(&q, &sub);
-        if (rc)
-            return err_set(e, rc, "%s=%.64s: %s", preset_keys[i].key, eq + 1, sub.msg);
-        *p = q;
-        return ERR_OK;
+    k = preset_key_find(kv, (size_t)(eq - kv));
+    if (k < 0)
+        return preset_unknown_key(kv, (size_t)(eq - kv), e);
+    rc = preset_parse(preset_keys[k].type, preset_keys[k].key, eq + 1,
+                      (char *)&q + preset_keys[k].off, e);
+    if (rc)
+        return rc;
+    rc = farms_params_check(&q, &sub);
+    if (rc)
+        return err_set(e, rc, "%s=%.64s: %s", preset_keys[k].key, eq + 1, sub.msg);
+    *p = q;
+    return ERR_OK;
+}
+
+/* --- JSON codec: both directions walk preset_keys -------------------------- */
+
+/* The JSON text of field `k` of *p into v[0..len). */
+static void preset_value_text(const struct farms_params *p, size_t k, char *v, size_t len)
+{
+    const char *field = (const char *)p + preset_keys[k].off;
+
+    switch (preset_keys[k].type) {
+    case PRESET_I64: snprintf(v, len, "%lld", (long long)*(const int64_t *)field); break;
+    case PRESET_INT: snprintf(v, len, "%d", *(const int *)field); break;
+    case PRESET_F64: snprintf(v, len, "%.17g", *(const double *)field); break;
+    case PRESET_BOOL: snprintf(v, len, "%s", *(const int *)field ? "true" : "false"); break;
+    case PRESET_XMIN:
+        snprintf(v, len, "\"%s\"", preset_xmin_name(*(const enum pl_xmin *)field));
+        break;
     }
-    return err_set(e, ERR_INVAL,
-                   "unknown key '%.*s' (window_rows, q_ratio, windows_per_dim, window_clamp, "
-                   "xmin, xmin_pos, bins, conv_norm, filter_zeros, eig_threshold, min_eigs, "
-                   "include_embeddings)",
-                   (int)(klen < 64 ? klen : 64), kv);
 }
 
 enum err_code preset_to_json(const struct farms_params *p, char *buf, size_t len, struct err *e)
 {
-    int n = snprintf(buf, len,
-                     "{\"window_rows\":%lld,\"q_ratio\":%.17g,\"windows_per_dim\":%lld,"
-                     "\"window_clamp\":%s,\"xmin\":\"%s\",\"xmin_pos\":%.17g,\"bins\":%d,"
-                     "\"conv_norm\":%.17g,\"filter_zeros\":%s,\"eig_threshold\":%.17g,"
-                     "\"min_eigs\":%lld,\"include_embeddings\":%s}",
-                     (long long)p->window_rows, p->q_ratio, (long long)p->windows_per_dim,
-                     p->window_clamp ? "true" : "false", preset_xmin_name(p->xmin), p->xmin_pos,
-                     p->bins, p->conv_norm, p->filter_zeros ? "true" : "false", p->eig_threshold,
-                     (long long)p->min_eigs, p->include_embeddings ? "true" : "false");
-    if (n < 0 || (size_t)n >= len)
-        return err_set(e, ERR_TOOBIG, "parameter text needs %d bytes, have %zu", n, len);
+    size_t n = 0;
+    char v[40];
+
+    for (size_t k = 0; k < PRESET_N_KEYS; k++) {
+        preset_value_text(p, k, v, sizeof(v));
+        n += (size_t)snprintf(n < len ? buf + n : NULL, n < len ? len - n : 0, "%s\"%s\":%s",
+                              k ? "," : "{", preset_keys[k].key, v);
+    }
+    n += (size_t)snprintf(n < len ? buf + n : NULL, n < len ? len - n : 0, "}");
+    if (n >= len)
+        return err_set(e, ERR_TOOBIG, "parameter text needs %zu bytes, have %zu", n, len);
     return ERR_OK;
+}
+
+/* The integer in JSON number `it` if it is one in [lo, hi], else ERR_INVAL. */
+static enum err_code preset_json_int(const cJSON *it, double lo, double hi, int64_t *out,
+                                     struct err *e)
+{
+    double d = it->valuedouble;
+
+    if (!cJSON_IsNumber(it) || !(d >= lo && d <= hi) || d != floor(d))
+        return err_set(e, ERR_INVAL, "%s: not an integer in range", it->string);
+    *out = (int64_t)d;
+    return ERR_OK;
+}
+
+/* Decode member `it` of a settings object into its field of *q. */
+static enum err_code preset_json_member(const cJSON *it, struct farms_params *q, struct err *e)
+{
+    int k = preset_key_find(it->string, strlen(it->string));
+    char *field;
+    int64_t n = 0;
+    enum err_code rc = ERR_OK;
+
+    if (k < 0)
+        return preset_unknown_key(it->string, strlen(it->string), e);
+    field = (char *)q + preset_keys[k].off;
+    switch (preset_keys[k].type) {
+    case PRESET_BOOL:
+        if (!cJSON_IsBool(it))
+            return err_set(e, ERR_INVAL, "%s: not true or false", it->string);
+        *(int *)field = cJSON_IsTrue(it) ? 1 : 0;
+        break;
+    case PRESET_XMIN:
+        if (!cJSON_IsString(it))
+            return err_set(e, ERR_INVAL, "%s: not mid, peak or ks", it->string);
+        rc = preset_parse(PRESET_XMIN, it->string, it->valuestring, field, e);
+        break;
+    case PRESET_F64:
+        if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble))
+            return err_set(e, ERR_INVAL, "%s: not a finite number", it->string);
+        *(double *)field = it->valuedouble;
+        break;
+    case PRESET_INT:
+        rc = preset_json_int(it, INT_MIN, INT_MAX, &n, e);
+        if (rc == ERR_OK)
+            *(int *)field = (int)n;
+        break;
+    case PRESET_I64:
+        /* [-2^63, 2^63): every double in it converts to int64_t exactly */
+        rc = preset_json_int(it, -9223372036854775808.0, 9223372036854774784.0, &n, e);
+        if (rc == ERR_OK)
+            *(int64_t *)field = n;
+        break;
+    }
+    return rc;
+}
+
+enum err_code preset_from_json(const char *json, struct farms_params *p, struct err *e)
+{
+    cJSON *root = cJSON_Parse(json);
+    struct farms_params q = *p;
+    const cJSON *it;
+    enum err_code rc = ERR_OK;
+    struct err sub;
+
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return err_set(e, ERR_FORMAT, "settings are not a JSON object");
+    }
+    cJSON_ArrayForEach(it, root)
+    {
+        rc = preset_json_member(it, &q, e);
+        if (rc)
+            break;
+    }
+    cJSON_Delete(root);
+    if (rc == ERR_OK && farms_params_check(&q, &sub) != ERR_OK)
+        rc = err_set(e, ERR_INVAL, "settings: %s", sub.msg);
+    if (rc == ERR_OK)
+        *p = q;
+    return rc;
 }

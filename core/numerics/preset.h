@@ -16,6 +16,9 @@
  * (true|false). Values are parsed strictly (the whole value must be a number
  * of the key's type) and range-checked (farms_params_check).
  *
+ * Settings travel as JSON in one codec, preset_to_json / preset_from_json,
+ * both driven by the key table of preset_set.
+ *
  * Pure functions on caller memory and const tables: thread-safe.
  */
 #ifndef CORE_PRESET_H
@@ -40,11 +43,23 @@ const char *const *preset_names(void);
  * out of range. */
 enum err_code preset_set(struct farms_params *p, const char *kv, struct err *e);
 
-/* Canonical text of *p: a JSON object with every field in a fixed order,
- * doubles as %.17g, enums and booleans as words; equal parameters give equal
- * text (the service hashes it into its cache key). ERR_TOOBIG if `len` is
+/* --- JSON codec: the settings as stored and hashed ----------------------- */
+
+/* Canonical text of *p: a JSON object with every key of preset_set in a
+ * fixed order, doubles as %.17g (they read back exactly), xmin as a string,
+ * booleans as true/false; equal parameters give equal text (the service
+ * hashes it into its cache key and stores it). ERR_TOOBIG if `len` is
  * smaller than needed (PRESET_JSON_MAX is always enough). */
 enum err_code preset_to_json(const struct farms_params *p, char *buf, size_t len, struct err *e);
+
+/* The inverse of preset_to_json: apply every member of the JSON object
+ * `json` to *p (members absent keep the values *p has; preset_to_json's text
+ * has them all, so it decodes to exactly the parameters it came from). Each
+ * member must be a key of preset_set with a value of its JSON type (integer
+ * keys take integral numbers in range); the result must pass
+ * farms_params_check. ERR_FORMAT if `json` is not a JSON object, ERR_INVAL
+ * naming the key otherwise; on error *p is unchanged. */
+enum err_code preset_from_json(const char *json, struct farms_params *p, struct err *e);
 
 /* "mid" / "peak" / "ks". Never NULL. */
 const char *preset_xmin_name(enum pl_xmin x);
