@@ -247,6 +247,7 @@ check-layers:
 	@! grep -rnE '#include "(storage|api|server)/' core/
 	@! grep -rn '#include "core/numerics/' core/formats/
 	@! grep -rn '#include "core/formats/' core/numerics/
+	@! grep -rn '#include "core/analysis.h"' core/formats/ core/numerics/
 	@! grep -nE '#include "core/(formats|numerics)/' $(filter-out core/analysis.%,$(wildcard core/*.[ch]))
 	@! grep -rnE '#include "(api|server)/' storage/
 	@! grep -rn '#include "server/' api/
