@@ -1269,7 +1269,8 @@ static void test_migrate_v3_renames_xmin(void)
                                 "ALTER TABLE layers RENAME COLUMN x_min TO xmin;"
                                 "PRAGMA user_version = 3;";
     char path[256], n0[] = "fc1.weight";
-    struct store *s = NULL;
+    struct store *s = NULL, *to = NULL;
+    struct store_copy_stats stats = {0};
     struct store_layer row;
     struct store_layer_list *l = NULL;
     struct store_job job;
@@ -1309,6 +1310,14 @@ static void test_migrate_v3_renames_xmin(void)
     CHECK_NEAR(l->n == 1 ? l->items[0].r.xmin : -1, 1.5, 0);
     store_layer_list_free(l);
     CHECK_EQ_INT(store_check(s, &e), ERR_OK);
+    /* farmsd migrate copies the upgraded database, xmin included */
+    CHECK_EQ_INT(store_open(":memory:", &to, &e), ERR_OK);
+    CHECK_EQ_INT(store_copy(s, to, &stats, &e), ERR_OK);
+    CHECK_EQ_INT(store_layer_get(to, "old", "fc1.weight", 7, NULL, &l, &e), ERR_OK);
+    CHECK_NEAR(l->n == 1 ? l->items[0].r.xmin : -1, 1.5, 0);
+    CHECK_NEAR(l->n == 1 ? l->items[0].r.alpha : -1, 2.5, 0);
+    store_layer_list_free(l);
+    store_close(to);
     store_close(s);
     /* the tables have x_min and no xmin */
     CHECK(sqlite3_open(path, &db) == SQLITE_OK);
