@@ -1205,7 +1205,7 @@ static void test_migrate_v1_in_place(void)
                                 "ALTER TABLE layers DROP COLUMN esd; ALTER TABLE jobs DROP COLUMN "
                                 "claimed_by; ALTER TABLE jobs DROP COLUMN lease_until; "
                                 "PRAGMA user_version = 1;";
-    char path[256], n0[] = "fc1.weight";
+    char path[256], n0[] = "fc1.weight", newer[64];
     struct store *s = NULL;
     struct store_layer row;
     struct store_layer_list *l = NULL;
@@ -1254,7 +1254,8 @@ static void test_migrate_v1_in_place(void)
     CHECK_EQ_INT(store_open(path, &s, &e), ERR_OK);
     store_close(s);
     CHECK(sqlite3_open(path, &db) == SQLITE_OK);
-    CHECK(sqlite3_exec(db, "PRAGMA user_version = 5", NULL, NULL, NULL) == SQLITE_OK);
+    snprintf(newer, sizeof newer, "PRAGMA user_version = %d", STORE_SCHEMA_VERSION + 1);
+    CHECK(sqlite3_exec(db, newer, NULL, NULL, NULL) == SQLITE_OK);
     sqlite3_close(db);
     CHECK_EQ_INT(store_open(path, &s, &e), ERR_DB);
     CHECK(strstr(e.msg, "newer") != NULL);
@@ -1298,7 +1299,7 @@ static void test_migrate_v3_renames_xmin(void)
     CHECK_EQ_INT(user_version(path), 3);
 
     CHECK_EQ_INT(store_open(path, &s, &e), ERR_OK);
-    CHECK_EQ_INT(user_version(path), 4);
+    CHECK_EQ_INT(user_version(path), STORE_SCHEMA_VERSION);
     CHECK_EQ_INT(store_layer_get(s, "old", "fc1.weight", 7, NULL, &l, &e), ERR_OK);
     CHECK_EQ_INT(l->n, 1);
     if (l->n == 1)
