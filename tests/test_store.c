@@ -1195,16 +1195,50 @@ static int user_version(const char *path)
     return v;
 }
 
+/* Turn the SQLite database at `path` into what schema `v` (1 or 3) looked
+ * like: without the columns of the result fields added after v (their
+ * `since` in FARMS_RESULT_FIELDS), column x_min named xmin, and for v 1
+ * without the esd (2) and lease (3) columns. */
+static void downgrade(const char *path, int v)
+{
+#define FIELD_SINCE(member, NAME, type, key, column, json, history, width, decimals, since) \
+    {column, since},
+    static const struct {
+        const char *column;
+        int since;
+    } fields[] = {FARMS_RESULT_FIELDS(FIELD_SINCE)};
+#undef FIELD_SINCE
+    static const char to_v1[] = "ALTER TABLE results DROP COLUMN esd;"
+                                "ALTER TABLE layers DROP COLUMN esd; ALTER TABLE jobs DROP COLUMN "
+                                "claimed_by; ALTER TABLE jobs DROP COLUMN lease_until;";
+    char sql[256];
+    sqlite3 *db = NULL;
+
+    CHECK(sqlite3_open(path, &db) == SQLITE_OK);
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        if (fields[i].since <= v)
+            continue;
+        snprintf(sql, sizeof sql,
+                 "ALTER TABLE results DROP COLUMN %s; ALTER TABLE layers DROP COLUMN %s;",
+                 fields[i].column, fields[i].column);
+        CHECK(sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK);
+    }
+    CHECK(sqlite3_exec(db,
+                       "ALTER TABLE results RENAME COLUMN x_min TO xmin;"
+                       "ALTER TABLE layers RENAME COLUMN x_min TO xmin;",
+                       NULL, NULL, NULL) == SQLITE_OK);
+    if (v < 3)
+        CHECK(sqlite3_exec(db, to_v1, NULL, NULL, NULL) == SQLITE_OK);
+    snprintf(sql, sizeof sql, "PRAGMA user_version = %d", v);
+    CHECK(sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK);
+    sqlite3_close(db);
+    CHECK_EQ_INT(user_version(path), v);
+}
+
 /* A version-1 database (as farmsd 0.2 wrote it: no esd columns) is
  * upgraded in place on open; its rows stay and take histograms. */
 static void test_migrate_v1_in_place(void)
 {
-    static const char to_v1[] = "ALTER TABLE results RENAME COLUMN x_min TO xmin;"
-                                "ALTER TABLE layers RENAME COLUMN x_min TO xmin;"
-                                "ALTER TABLE results DROP COLUMN esd;"
-                                "ALTER TABLE layers DROP COLUMN esd; ALTER TABLE jobs DROP COLUMN "
-                                "claimed_by; ALTER TABLE jobs DROP COLUMN lease_until; "
-                                "PRAGMA user_version = 1;";
     char path[256], n0[] = "fc1.weight", newer[64];
     struct store *s = NULL;
     struct store_layer row;
@@ -1227,11 +1261,7 @@ static void test_migrate_v1_in_place(void)
     row.r = result_ok(2.5);
     CHECK_EQ_INT(store_layers_put(s, job.checkpoint_id, job.settings_hash, &row, 1, &e), ERR_OK);
     store_close(s);
-    /* turn it into what schema 1 looked like */
-    CHECK(sqlite3_open(path, &db) == SQLITE_OK);
-    CHECK(sqlite3_exec(db, to_v1, NULL, NULL, NULL) == SQLITE_OK);
-    sqlite3_close(db);
-    CHECK_EQ_INT(user_version(path), 1);
+    downgrade(path, 1);
 
     CHECK_EQ_INT(store_open(path, &s, &e), ERR_OK);
     CHECK_EQ_INT(user_version(path), STORE_SCHEMA_VERSION);
@@ -1266,9 +1296,6 @@ static void test_migrate_v1_in_place(void)
  * column becomes x_min with its values, and reads and writes go on. */
 static void test_migrate_v3_renames_xmin(void)
 {
-    static const char to_v3[] = "ALTER TABLE results RENAME COLUMN x_min TO xmin;"
-                                "ALTER TABLE layers RENAME COLUMN x_min TO xmin;"
-                                "PRAGMA user_version = 3;";
     char path[256], n0[] = "fc1.weight";
     struct store *s = NULL, *to = NULL;
     struct store_copy_stats stats = {0};
@@ -1293,10 +1320,7 @@ static void test_migrate_v3_renames_xmin(void)
     row.r = result_ok(2.5); /* xmin 1.25 */
     CHECK_EQ_INT(store_layers_put(s, job.checkpoint_id, job.settings_hash, &row, 1, &e), ERR_OK);
     store_close(s);
-    CHECK(sqlite3_open(path, &db) == SQLITE_OK);
-    CHECK(sqlite3_exec(db, to_v3, NULL, NULL, NULL) == SQLITE_OK);
-    sqlite3_close(db);
-    CHECK_EQ_INT(user_version(path), 3);
+    downgrade(path, 3);
 
     CHECK_EQ_INT(store_open(path, &s, &e), ERR_OK);
     CHECK_EQ_INT(user_version(path), STORE_SCHEMA_VERSION);
