@@ -51,9 +51,10 @@
 #include "core/numerics/farms.h"
 #include "core/formats/layers.h"
 
-/* 2: ESD histograms (esd columns); 3: job leases; 4: column xmin is x_min.
- * A field of FARMS_RESULT_FIELDS with since > 4 adds its column at `since`. */
-#define STORE_SCHEMA_VERSION 4
+/* 2: ESD histograms (esd columns); 3: job leases; 4: column xmin is x_min;
+ * 5: xmax. A field of FARMS_RESULT_FIELDS with since > 4 adds its column at
+ * `since`. */
+#define STORE_SCHEMA_VERSION 5
 
 #define STORE_RUN_MAX         128   /* run name bytes incl. NUL (longer: ERR_INVAL) */
 #define STORE_PRESET_MAX      64    /* preset name bytes incl. NUL */

@@ -625,7 +625,7 @@ static void test_metric_names(void)
 {
     char names[] = STORE_METRIC_NAMES;
 
-    CHECK_EQ_INT(STORE_METRIC_COUNT, 14);
+    CHECK_EQ_INT(STORE_METRIC_COUNT, 15);
     CHECK_STR_EQ(store_metric_name(STORE_METRIC_ALPHA), "alpha");
     CHECK_STR_EQ(store_metric_name(STORE_METRIC_XMIN), "xmin");
     CHECK_STR_EQ(store_metric_name(STORE_METRIC_ENTROPY), "entropy");
@@ -633,7 +633,7 @@ static void test_metric_names(void)
     CHECK_EQ_INT(store_metric_from_name("x_min"), -1);
     CHECK_EQ_INT(store_metric_from_name("xmin_index"), -1); /* stored, not a metric */
     CHECK(strncmp(names, "alpha, D, xmin, n_tail, num_eigs, windows, spectral_norm, ", 58) == 0);
-    CHECK(strstr(names, "log_spectral_norm, entropy, ") != NULL);
+    CHECK(strstr(names, "log_spectral_norm, entropy, xmax, ") != NULL);
 }
 
 static struct farms_result result_skipped(void)
@@ -1265,7 +1265,7 @@ static void test_migrate_v1_in_place(void)
 
     CHECK_EQ_INT(store_open(path, &s, &e), ERR_OK);
     CHECK_EQ_INT(user_version(path), STORE_SCHEMA_VERSION);
-    CHECK_EQ_INT(STORE_SCHEMA_VERSION, 4);
+    CHECK_EQ_INT(STORE_SCHEMA_VERSION, 5);
     CHECK_EQ_INT(store_layer_get(s, "old", "fc1.weight", 7, NULL, &l, &e), ERR_OK);
     CHECK_EQ_INT(l->n, 1); /* the old row, without a histogram */
     if (l->n == 1) {

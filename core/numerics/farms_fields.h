@@ -14,7 +14,9 @@
  *   NAME      upper-case name for enum constants (STORE_METRIC_<NAME>)
  *   type      REAL (double; NaN is stored as NULL) or INT (int64_t)
  *   key       JSON key, CSV column, table header and history metric name
- *   column    SQL column in tables results and layers
+ *   column    SQL column in tables results and layers, the same in both
+ *             drivers: not a PostgreSQL system column (xmin, xmax, ctid, ...),
+ *             hence x_min and x_max
  *   json      when JSON and CSV carry the value rather than null:
  *             IF_OK (status ok), IF_OK_NONNEG (status ok and value >= 0),
  *             IF_POSITIVE (value > 0, any status), NEVER (stored only)
@@ -63,6 +65,8 @@
       IF_OK,        HISTORY,   0, 0, 0) /* log10(spectral_norm) */                                \
     X(entropy,           ENTROPY,           REAL, "entropy",           "entropy",                 \
       IF_OK,        HISTORY,   0, 0, 0) /* WeightWatcher entropy, all eigenvalues */              \
+    X(xmax,              XMAX,              REAL, "xmax",              "x_max",                   \
+      IF_OK,        HISTORY,   0, 0, 5) /* largest fitted eigenvalue; conv FARMS: mean */         \
     X(xmin_index,        XMIN_INDEX,        INT,  "xmin_index",        "xmin_index",              \
       NEVER,        NOHISTORY, 0, 0, 0) /* in the fitted ESD; conv FARMS: -1 */                   \
     X(n_fitted,          N_FITTED,          INT,  "n_fitted",          "n_fitted",                \
