@@ -67,11 +67,9 @@ static size_t api_metric_list(struct api_response *resp, const char *param, cons
             return 0;
         }
         if (k < 0) {
-            snprintf(msg, sizeof(msg),
-                     "parameter '%s': %s metric '%.*s' (one of alpha, D, xmin, n_tail, num_eigs, "
-                     "windows, spectral_norm, norm, alpha_hat, stable_rank, norm_stable_rank, "
-                     "log_norm, log_spectral_norm, entropy)",
-                     param, k == -2 ? "repeated" : "unknown", (int)(len > 40 ? 40 : len), p);
+            snprintf(msg, sizeof(msg), "parameter '%s': %s metric '%.*s' (one of %.*s)", param,
+                     k == -2 ? "repeated" : "unknown", (int)(len > 40 ? 40 : len), p,
+                     (int)sizeof(STORE_METRIC_NAMES) - 3, STORE_METRIC_NAMES);
             api_problem(resp, 400, NULL, "invalid_parameter", msg);
             return 0;
         }

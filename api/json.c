@@ -57,27 +57,23 @@ static int json_add_shape(cJSON *obj, int ndim, const int64_t *shape)
     return 1;
 }
 
-/* The metric fields, numbers when the layer is ok, else null. */
+/* Whether a field with `json` rule (farms_fields.h) has a number in r. */
+#define JSON_SHOWN_IF_OK(r, v)        ((r)->status == FARMS_STATUS_OK)
+#define JSON_SHOWN_IF_OK_NONNEG(r, v) ((r)->status == FARMS_STATUS_OK && (v) >= 0)
+#define JSON_SHOWN_IF_POSITIVE(r, v)  ((v) > 0)
+
+/* The fields of FARMS_RESULT_FIELDS that JSON shows, in its order: a
+ * number when the field's rule holds, else null. */
 static int json_add_metrics(cJSON *o, const struct farms_result *r)
 {
-    int ok = r->status == FARMS_STATUS_OK;
-    double nan = NAN;
     int good = 1;
 
-    good &= json_add_number(o, "alpha", ok ? r->alpha : nan);
-    good &= json_add_number(o, "D", ok ? r->D : nan);
-    good &= json_add_number(o, "xmin", ok ? r->xmin : nan);
-    good &= json_add_number(o, "n_tail", ok && r->n_tail >= 0 ? (double)r->n_tail : nan);
-    good &= json_add_number(o, "num_eigs", r->num_eigs > 0 ? (double)r->num_eigs : nan);
-    good &= json_add_number(o, "windows", r->windows > 0 ? (double)r->windows : nan);
-    good &= json_add_number(o, "spectral_norm", ok ? r->spectral_norm : nan);
-    good &= json_add_number(o, "norm", ok ? r->norm : nan);
-    good &= json_add_number(o, "alpha_hat", ok ? r->alpha_hat : nan);
-    good &= json_add_number(o, "stable_rank", ok ? r->stable_rank : nan);
-    good &= json_add_number(o, "norm_stable_rank", ok ? r->norm_stable_rank : nan);
-    good &= json_add_number(o, "log_norm", ok ? r->log_norm : nan);
-    good &= json_add_number(o, "log_spectral_norm", ok ? r->log_spectral_norm : nan);
-    good &= json_add_number(o, "entropy", ok ? r->entropy : nan);
+#define JSON_FIELD(member, NAME, type, key, column, json, ...) \
+    FARMS_FIELD_SHOWN_##json(                                  \
+        good &=                                                \
+        json_add_number(o, key, JSON_SHOWN_##json(r, r->member) ? (double)r->member : NAN);)
+    FARMS_RESULT_FIELDS(JSON_FIELD)
+#undef JSON_FIELD
     return good;
 }
 

@@ -160,27 +160,29 @@ static int cli_progress(void *arg, size_t done, size_t total, const struct engin
 
 /* --- Output ------------------------------------------------------------- */
 
+/* The CSV columns: the layer, then the result fields JSON shows
+ * (FARMS_RESULT_FIELDS, core/numerics/farms_fields.h), then the warning. */
+#define CLI_CSV_COL(member, NAME, type, key, column, json, ...) FARMS_FIELD_SHOWN_##json(key, )
 static const char *const cli_csv_cols[] = {"name",
                                            "kind",
                                            "dtype",
                                            "shape",
                                            "status",
                                            "reason",
-                                           "alpha",
-                                           "D",
-                                           "xmin",
-                                           "n_tail",
-                                           "num_eigs",
-                                           "windows",
-                                           "spectral_norm",
-                                           "norm",
-                                           "alpha_hat",
-                                           "stable_rank",
-                                           "norm_stable_rank",
-                                           "log_norm",
-                                           "log_spectral_norm",
-                                           "entropy",
-                                           "warning"};
+                                           FARMS_RESULT_FIELDS(CLI_CSV_COL) "warning"};
+#undef CLI_CSV_COL
+
+/* The numbers of the --wide table: the fields with a width there. */
+struct cli_wide_col {
+    const char *key;
+    int width;
+    int decimals;
+};
+
+#define CLI_WIDE_COL(member, NAME, type, key, column, json, history, width, decimals, ...) \
+    {key, width, decimals},
+static const struct cli_wide_col cli_wide_cols[] = {FARMS_RESULT_FIELDS(CLI_WIDE_COL)};
+#undef CLI_WIDE_COL
 
 /* A field of a layer object as text: strings as is, numbers %.10g, shape AxB. */
 static void cli_field(const cJSON *layer, const char *key, char *buf, size_t len)
@@ -275,30 +277,36 @@ static int cli_name_width(const cJSON *layers)
     return w;
 }
 
-/* Today's full table: every column, names and reasons in full. */
+/* Today's full table: name, kind, shape, status, the numbers of
+ * cli_wide_cols, and the warning or the reason, names and reasons in full. */
 static void cli_print_wide(const cJSON *layers)
 {
+    const size_t n_cols = sizeof(cli_wide_cols) / sizeof(cli_wide_cols[0]);
     const cJSON *layer;
-    char name[512], kind[32], shape[64], status[16], alpha[32], d[32], tail[32], eigs[32];
-    char warn[32], reason[256];
+    char name[512], kind[32], shape[64], status[16], num[32], warn[32], reason[256];
     int w = cli_name_width(layers);
 
-    printf("%-*s  %-17s  %-12s  %-7s  %8s  %7s  %7s  %8s  %s\n", w, "name", "kind", "shape",
-           "status", "alpha", "D", "n_tail", "num_eigs", "warning / reason");
+    printf("%-*s  %-17s  %-12s  %-7s", w, "name", "kind", "shape", "status");
+    for (size_t c = 0; c < n_cols; c++)
+        if (cli_wide_cols[c].width > 0)
+            printf("  %*s", cli_wide_cols[c].width, cli_wide_cols[c].key);
+    printf("  %s\n", "warning / reason");
     cJSON_ArrayForEach(layer, layers)
     {
         cli_field(layer, "name", name, sizeof(name));
         cli_field(layer, "kind", kind, sizeof(kind));
         cli_field(layer, "shape", shape, sizeof(shape));
         cli_field(layer, "status", status, sizeof(status));
-        cli_field(layer, "n_tail", tail, sizeof(tail));
-        cli_field(layer, "num_eigs", eigs, sizeof(eigs));
         cli_field(layer, "warning", warn, sizeof(warn));
         cli_field(layer, "reason", reason, sizeof(reason));
-        cli_num(layer, "alpha", 4, alpha, sizeof(alpha));
-        cli_num(layer, "D", 4, d, sizeof(d));
-        printf("%-*s  %-17s  %-12s  %-7s  %8s  %7s  %7s  %8s  %s\n", w, name, kind, shape, status,
-               alpha, d, tail[0] ? tail : "-", eigs[0] ? eigs : "-", warn[0] ? warn : reason);
+        printf("%-*s  %-17s  %-12s  %-7s", w, name, kind, shape, status);
+        for (size_t c = 0; c < n_cols; c++) {
+            if (cli_wide_cols[c].width == 0)
+                continue;
+            cli_num(layer, cli_wide_cols[c].key, cli_wide_cols[c].decimals, num, sizeof(num));
+            printf("  %*s", cli_wide_cols[c].width, num);
+        }
+        printf("  %s\n", warn[0] ? warn : reason);
     }
 }
 

@@ -51,7 +51,10 @@
 #include "core/numerics/farms.h"
 #include "core/formats/layers.h"
 
-#define STORE_SCHEMA_VERSION 3 /* 2: ESD histograms (esd columns); 3: job leases */
+/* 2: ESD histograms (esd columns); 3: job leases; 4: column xmin is x_min;
+ * 5: xmax. A field of FARMS_RESULT_FIELDS with since > 4 adds its column at
+ * `since`. */
+#define STORE_SCHEMA_VERSION 5
 
 #define STORE_RUN_MAX         128   /* run name bytes incl. NUL (longer: ERR_INVAL) */
 #define STORE_PRESET_MAX      64    /* preset name bytes incl. NUL */
@@ -356,28 +359,17 @@ void store_layer_list_free(struct store_layer_list *l);
 
 /* --- Metrics, history, heatmap --------------------------------------------- */
 
-#define STORE_METRIC_MAP(X)                   \
-    X(ALPHA, "alpha")                         \
-    X(D, "D")                                 \
-    X(XMIN, "xmin")                           \
-    X(N_TAIL, "n_tail")                       \
-    X(NUM_EIGS, "num_eigs")                   \
-    X(WINDOWS, "windows")                     \
-    X(SPECTRAL_NORM, "spectral_norm")         \
-    X(NORM, "norm")                           \
-    X(ALPHA_HAT, "alpha_hat")                 \
-    X(STABLE_RANK, "stable_rank")             \
-    X(NORM_STABLE_RANK, "norm_stable_rank")   \
-    X(LOG_NORM, "log_norm")                   \
-    X(LOG_SPECTRAL_NORM, "log_spectral_norm") \
-    X(ENTROPY, "entropy")
+/* The history metrics: the fields of FARMS_RESULT_FIELDS marked HISTORY
+ * (core/numerics/farms_fields.h), in its order; STORE_METRIC_ALPHA, ... */
+#define STORE__METRIC_ENUM(member, NAME, type, key, column, json, history, ...) \
+    FARMS_FIELD_WHEN_##history(STORE_METRIC_##NAME, )
+enum store_metric { FARMS_RESULT_FIELDS(STORE__METRIC_ENUM) STORE_METRIC_COUNT };
 
-enum store_metric {
-#define X(name, str) STORE_METRIC_##name,
-    STORE_METRIC_MAP(X)
-#undef X
-        STORE_METRIC_COUNT
-};
+/* "alpha, D, ..., entropy, ": every metric name followed by ", " (for
+ * messages: print all but the last two characters). */
+#define STORE__METRIC_NAME(member, NAME, type, key, column, json, history, ...) \
+    FARMS_FIELD_WHEN_##history(key ", ")
+#define STORE_METRIC_NAMES FARMS_RESULT_FIELDS(STORE__METRIC_NAME)
 
 /* "alpha", ... ; "?" out of range. Never NULL. */
 const char *store_metric_name(enum store_metric m);

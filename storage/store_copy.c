@@ -28,8 +28,6 @@ struct copy_table {
     const char *types;
 };
 
-#define RES_TYPES "TTTRRRIIIRRRRRRRIRII"
-
 static const struct copy_table TABLES[] = {
     {"runs", "SELECT id, name, created, version FROM runs ORDER BY id",
      "INSERT INTO runs(id, name, created, version) VALUES(?1, ?2, ?3, ?4) "
@@ -59,7 +57,7 @@ static const struct copy_table TABLES[] = {
      "INSERT INTO results(tensor_sha256, analysis_key, settings_hash, engine_version, "
      "created, " STORE__RESULT_COLS ", esd) VALUES(?, ?, ?, ?, ?, " STORE__RESULT_PARAMS
      ", ?) ON CONFLICT DO NOTHING",
-     "TTTTR" RES_TYPES "T"},
+     "TTTTR" STORE__RESULT_TYPES "T"},
     {"layers",
      "SELECT checkpoint_id, settings_hash, ord, run_id, step, name, kind, dtype, shape, "
      "tensor_sha256, " STORE__RESULT_COLS ", esd FROM layers ORDER BY checkpoint_id, "
@@ -68,7 +66,7 @@ static const struct copy_table TABLES[] = {
      "shape, tensor_sha256, " STORE__RESULT_COLS
      ", esd) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, " STORE__RESULT_PARAMS
      ", ?) ON CONFLICT DO NOTHING",
-     "TTIIITTTTT" RES_TYPES "T"},
+     "TTIIITTTTT" STORE__RESULT_TYPES "T"},
 };
 
 /* Bind column `c` of the source row to parameter c+1 of `ins`. */

@@ -1,11 +1,10 @@
 /* store_db_pg.c -- the PostgreSQL driver (store_db.h), on libpq.
  *
  * SQL: the store files' statements are rewritten once, at prepare:
- * parameters `?N` become `$N` (a bare `?` numbered as SQLite does); the column `xmin` (a system
- * column in PostgreSQL) is named `x_min`; the marker comment `/ *+SKIP* /` (without the spaces)
- * becomes `FOR UPDATE OF j SKIP LOCKED`. Statements are prepared lazily, by name, on the connection
- * they run on, and re-prepared after a reconnect. Values travel as text (doubles with 17
- * significant digits, so they come back bit for bit).
+ * parameters `?N` become `$N` (a bare `?` numbered as SQLite does); the marker comment
+ * `/ *+SKIP* /` (without the spaces) becomes `FOR UPDATE OF j SKIP LOCKED`. Statements are prepared
+ * lazily, by name, on the connection they run on, and re-prepared after a reconnect. Values travel
+ * as text (doubles with 17 significant digits, so they come back bit for bit).
  *
  * Transactions: a write transaction is BEGIN plus a transaction-level
  * advisory lock on one store-wide key, so writers are serialized across
@@ -159,10 +158,8 @@ static char *pg_translate(const char *sql, int *nparams)
     if (out == NULL)
         return NULL;
     while (i < n) {
-        int word_start = i == 0 || !(isalnum((unsigned char)sql[i - 1]) || sql[i - 1] == '_');
-
         if (sql[i] == '?' && isdigit((unsigned char)sql[i + 1])) {
-            int v = atoi(sql + i + 1);
+            int v = (int)strtol(sql + i + 1, NULL, 10);
 
             *nparams = v > *nparams ? v : *nparams;
             out[o++] = '$';
@@ -170,11 +167,6 @@ static char *pg_translate(const char *sql, int *nparams)
         } else if (sql[i] == '?') { /* SQLite: one more than the largest so far */
             o += (size_t)sprintf(out + o, "$%d", ++*nparams);
             i++;
-        } else if (word_start && strncmp(sql + i, "xmin", 4) == 0 &&
-                   !(isalnum((unsigned char)sql[i + 4]) || sql[i + 4] == '_')) {
-            memcpy(out + o, "x_min", 5);
-            o += 5;
-            i += 4;
         } else if (strncmp(sql + i, skip, sizeof skip - 1) == 0) {
             static const char lock[] = "FOR UPDATE OF j SKIP LOCKED";
 

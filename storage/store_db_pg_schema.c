@@ -3,8 +3,9 @@
  * The tables mirror the SQLite schema (store_db_sqlite.c) with PostgreSQL
  * types: ids are identity columns, reals DOUBLE PRECISION, keys and names
  * TEXT COLLATE "C" (byte order, as SQLite compares: run lists and page
- * tokens come out the same on both). The column `xmin` is `x_min` (xmin is
- * a system column in PostgreSQL). The version lives in table
+ * tokens come out the same on both). The result field `xmin` is the column
+ * `x_min` (xmin is a system column in PostgreSQL), here from the start and
+ * in SQLite since version 4. The version lives in table
  * schema_version; migrations run in one transaction holding an advisory
  * lock, so several replicas starting at once migrate exactly once.
  *
@@ -69,6 +70,22 @@ static const char PG_SCHEMA_V3[] =
     "ALTER TABLE jobs ADD COLUMN IF NOT EXISTS claimed_by TEXT NOT NULL DEFAULT '';"
     "ALTER TABLE jobs ADD COLUMN IF NOT EXISTS lease_until" R " NOT NULL DEFAULT 0;";
 
+/* Version 4: nothing (SQLite's renames xmin to x_min, the name here). */
+
+/* Fields of FARMS_RESULT_FIELDS added after the first schema (since > 0):
+ * their columns, added to results and layers when migrating past `since`. */
+#define PG_SQL_TYPE_REAL R
+#define PG_SQL_TYPE_INT  I
+#define PG_FIELD_ADD(member, NAME, type, key, column, json, history, width, decimals, since) \
+    {"ALTER TABLE results ADD COLUMN IF NOT EXISTS " column PG_SQL_TYPE_##type               \
+     "; ALTER TABLE layers ADD COLUMN IF NOT EXISTS " column PG_SQL_TYPE_##type,             \
+     since},
+static const struct pg_field_add {
+    const char *sql;
+    int since;
+} pg_field_adds[] = {FARMS_RESULT_FIELDS(PG_FIELD_ADD)};
+#undef PG_FIELD_ADD
+
 /* One-row, one-column query into buf. */
 static enum err_code pg_scalar(struct store *s, const char *sql, char *buf, size_t len,
                                struct err *e)
@@ -89,7 +106,7 @@ static enum err_code pg_scalar(struct store *s, const char *sql, char *buf, size
 
 static enum err_code pg_migrate_locked(struct store *s, struct err *e)
 {
-    char v[32], sql[128];
+    char v[32] = "", sql[128];
     enum err_code rc;
     int have;
 
@@ -97,7 +114,7 @@ static enum err_code pg_migrate_locked(struct store *s, struct err *e)
                            "schema_version", e)) != ERR_OK ||
         (rc = pg_scalar(s, "SELECT max(version) FROM schema_version", v, sizeof v, e)) != ERR_OK)
         return rc;
-    have = v[0] ? atoi(v) : 0;
+    have = (int)strtol(v, NULL, 10); /* "" (no row yet): 0 */
     if (have > STORE_SCHEMA_VERSION)
         return err_set(e, ERR_DB, "database schema version %d is newer than this farmsd's (%d)",
                        have, STORE_SCHEMA_VERSION);
@@ -107,6 +124,13 @@ static enum err_code pg_migrate_locked(struct store *s, struct err *e)
         return rc;
     if (have < 3 && (rc = s->drv->exec(s, PG_SCHEMA_V3, "migrate to schema 3", e)) != ERR_OK)
         return rc;
+    for (size_t i = 0; i < sizeof pg_field_adds / sizeof pg_field_adds[0]; i++) {
+        if (pg_field_adds[i].since <= have)
+            continue;
+        rc = s->drv->exec(s, pg_field_adds[i].sql, "migrate: add a result column", e);
+        if (rc != ERR_OK)
+            return rc;
+    }
     snprintf(sql, sizeof sql, "DELETE FROM schema_version; INSERT INTO schema_version VALUES(%d)",
              STORE_SCHEMA_VERSION);
     return s->drv->exec(s, sql, "schema version", e);

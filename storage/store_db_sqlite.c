@@ -84,6 +84,31 @@ static const char SCHEMA_V3[] = "ALTER TABLE jobs ADD COLUMN claimed_by TEXT NOT
                                 "ALTER TABLE jobs ADD COLUMN lease_until REAL NOT NULL DEFAULT 0;"
                                 "PRAGMA user_version = 3;";
 
+/* Version 4: the column xmin is x_min in both drivers (xmin is a system
+ * column in PostgreSQL), so the statements are the same text for both. */
+static const char SCHEMA_V4[] = "ALTER TABLE results RENAME COLUMN xmin TO x_min;"
+                                "ALTER TABLE layers RENAME COLUMN xmin TO x_min;"
+                                "PRAGMA user_version = 4;";
+
+/* Fields of FARMS_RESULT_FIELDS added after the first schema (since > 0):
+ * their columns, added to results and layers when migrating past `since`. */
+#define LITE_SQL_TYPE_REAL "REAL"
+#define LITE_SQL_TYPE_INT  "INTEGER"
+#define LITE_FIELD_ADD(member, NAME, type, key, column, json, history, width, decimals, since) \
+    {"ALTER TABLE results ADD COLUMN " column " " LITE_SQL_TYPE_##type                         \
+     "; ALTER TABLE layers ADD COLUMN " column " " LITE_SQL_TYPE_##type,                       \
+     since},
+static const struct lite_field_add {
+    const char *sql;
+    int since;
+} lite_field_adds[] = {FARMS_RESULT_FIELDS(LITE_FIELD_ADD)};
+#undef LITE_FIELD_ADD
+
+#define LITE_SINCE_CHECK(member, NAME, type, key, column, json, history, width, decimals, since) \
+    _Static_assert((since) <= STORE_SCHEMA_VERSION, #member ": since > STORE_SCHEMA_VERSION");
+FARMS_RESULT_FIELDS(LITE_SINCE_CHECK)
+#undef LITE_SINCE_CHECK
+
 /* --- Statements ----------------------------------------------------------------- */
 
 struct lite_q {
@@ -244,6 +269,24 @@ static enum err_code lite_pragma_int(struct store *s, const char *sql, int *v, s
     return rc == SQLITE_OK ? ERR_OK : store__dberr(s, lite_status(rc), sql, e);
 }
 
+/* Add the columns of the fields added after schema version `v` and set
+ * user_version to STORE_SCHEMA_VERSION. */
+static enum err_code lite_add_fields(struct store *s, int v, struct err *e)
+{
+    char sql[64];
+    enum err_code rc;
+
+    for (size_t i = 0; i < sizeof lite_field_adds / sizeof lite_field_adds[0]; i++) {
+        if (lite_field_adds[i].since <= v)
+            continue;
+        rc = lite_exec(s, lite_field_adds[i].sql, "migrate: add a result column", e);
+        if (rc != ERR_OK)
+            return rc;
+    }
+    snprintf(sql, sizeof sql, "PRAGMA user_version = %d", STORE_SCHEMA_VERSION);
+    return lite_exec(s, sql, "migrate: schema version", e);
+}
+
 /* Bring the schema to STORE_SCHEMA_VERSION inside BEGIN IMMEDIATE: a second
  * process opening at the same time waits, then sees the new version. */
 static enum err_code lite_migrate(struct store *s, struct err *e)
@@ -269,6 +312,10 @@ static enum err_code lite_migrate(struct store *s, struct err *e)
     if (v < 2 && (rc = lite_exec(s, SCHEMA_V2, "migrate to schema 2", e)) != ERR_OK)
         goto out;
     if (v < 3 && (rc = lite_exec(s, SCHEMA_V3, "migrate to schema 3", e)) != ERR_OK)
+        goto out;
+    if (v < 4 && (rc = lite_exec(s, SCHEMA_V4, "migrate to schema 4", e)) != ERR_OK)
+        goto out;
+    if ((rc = lite_add_fields(s, v, e)) != ERR_OK)
         goto out;
     rc = lite_commit(s, e);
 out:

@@ -33,14 +33,21 @@ struct store {
     struct store__stmt_slot stmts[STORE__MAX_STMTS]; /* prepared statement cache */
 };
 
-/* Columns of a struct farms_result (not layout) in the results and layers
- * tables, in bind/read order. */
-#define STORE__RESULT_COLS                                                                   \
-    "status, reason, warning, alpha, D, xmin, xmin_index, n_tail, n_fitted, spectral_norm, " \
-    "norm, alpha_hat, stable_rank, norm_stable_rank, log_norm, log_spectral_norm, "          \
-    "matrix_rank, entropy, num_eigs, windows"
-#define STORE__RESULT_NCOLS  20
-#define STORE__RESULT_PARAMS "?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?"
+/* The columns of a struct farms_result (not layout) in tables results and
+ * layers, in bind/read order: status, reason, warning, then the fields of
+ * FARMS_RESULT_FIELDS (core/numerics/farms_fields.h). SQL text, parameter
+ * list, count and the type letters of store_copy.c (T text, R real, I
+ * integer) are string literals made from that list at compile time. */
+#define STORE__COL(member, NAME, type, key, column, ...) ", " column
+#define STORE__PARAM(...)                                ", ?"
+#define STORE__TYPE_LETTER(member, NAME, type, ...)      STORE__TYPE_LETTER_##type
+#define STORE__TYPE_LETTER_REAL                          "R"
+#define STORE__TYPE_LETTER_INT                           "I"
+
+#define STORE__RESULT_COLS   "status, reason, warning" FARMS_RESULT_FIELDS(STORE__COL)
+#define STORE__RESULT_PARAMS "?, ?, ?" FARMS_RESULT_FIELDS(STORE__PARAM)
+#define STORE__RESULT_NCOLS  ((int)sizeof(STORE__RESULT_TYPES) - 1)
+#define STORE__RESULT_TYPES  "TTT" FARMS_RESULT_FIELDS(STORE__TYPE_LETTER)
 
 /* --- Statements and errors (store.c) ------------------------------------- */
 

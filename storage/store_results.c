@@ -22,11 +22,10 @@
 
 static const char *const status_names[] = {"ok", "skipped", "failed"};
 static const char *const warning_names[] = {"none", "under_trained", "over_trained", "suspect_fit"};
-static const char *const metric_names[] = {
-#define X(name, str) str,
-    STORE_METRIC_MAP(X)
-#undef X
-};
+#define METRIC_NAME(member, NAME, type, key, column, json, history, ...) \
+    FARMS_FIELD_WHEN_##history(key, )
+static const char *const metric_names[] = {FARMS_RESULT_FIELDS(METRIC_NAME)};
+#undef METRIC_NAME
 
 static int name_index(const char *const *names, int n, const char *s)
 {
@@ -54,20 +53,10 @@ double store_metric_value(const struct farms_result *r, enum store_metric m)
     if (r->status != FARMS_STATUS_OK)
         return NAN;
     switch (m) {
-    case STORE_METRIC_ALPHA: return r->alpha;
-    case STORE_METRIC_D: return r->D;
-    case STORE_METRIC_XMIN: return r->xmin;
-    case STORE_METRIC_N_TAIL: return (double)r->n_tail;
-    case STORE_METRIC_NUM_EIGS: return (double)r->num_eigs;
-    case STORE_METRIC_WINDOWS: return (double)r->windows;
-    case STORE_METRIC_SPECTRAL_NORM: return r->spectral_norm;
-    case STORE_METRIC_NORM: return r->norm;
-    case STORE_METRIC_ALPHA_HAT: return r->alpha_hat;
-    case STORE_METRIC_STABLE_RANK: return r->stable_rank;
-    case STORE_METRIC_NORM_STABLE_RANK: return r->norm_stable_rank;
-    case STORE_METRIC_LOG_NORM: return r->log_norm;
-    case STORE_METRIC_LOG_SPECTRAL_NORM: return r->log_spectral_norm;
-    case STORE_METRIC_ENTROPY: return r->entropy;
+#define METRIC_CASE(member, NAME, type, key, column, json, history, ...) \
+    FARMS_FIELD_WHEN_##history(case STORE_METRIC_##NAME : return (double)r->member;)
+        FARMS_RESULT_FIELDS(METRIC_CASE)
+#undef METRIC_CASE
     case STORE_METRIC_COUNT: break;
     }
     return NAN;
@@ -75,20 +64,24 @@ double store_metric_value(const struct farms_result *r, enum store_metric m)
 
 /* --- Result columns -------------------------------------------------------- */
 
+/* Bind a REAL field (NaN as NULL) / an INT field. */
+static void bind_real(struct store__q *st, int idx, double v)
+{
+    if (isnan(v))
+        store__bind_null(st, idx);
+    else
+        store__bind_double(st, idx, v);
+}
+
+#define BIND_REAL(st, idx, v) bind_real(st, idx, v)
+#define BIND_INT(st, idx, v)  store__bind_int64(st, idx, v)
+#define READ_REAL(st, col)    store__col_real(st, col)
+#define READ_INT(st, col)     store__col_int64(st, col)
+
 enum err_code store__bind_result(struct store *s, struct store__q *st, int first,
                                  const struct farms_result *r, struct err *e)
 {
-    const double reals[] = {r->alpha,       r->D,
-                            r->xmin,        r->spectral_norm,
-                            r->norm,        r->alpha_hat,
-                            r->stable_rank, r->norm_stable_rank,
-                            r->log_norm,    r->log_spectral_norm,
-                            r->entropy};
-    const int real_pos[] = {3, 4, 5, 9, 10, 11, 12, 13, 14, 15, 17};
-    const int64_t ints[] = {r->xmin_index,  r->n_tail,   r->n_fitted,
-                            r->matrix_rank, r->num_eigs, r->windows};
-    const int int_pos[] = {6, 7, 8, 16, 18, 19};
-    size_t i;
+    int col = first + 3;
 
     (void)s;
     if ((unsigned)r->status > FARMS_STATUS_FAILED ||
@@ -97,21 +90,16 @@ enum err_code store__bind_result(struct store *s, struct store__q *st, int first
     store__bind_text(st, first, status_names[r->status]);
     store__bind_textn(st, first + 1, r->reason, strnlen(r->reason, sizeof r->reason));
     store__bind_text(st, first + 2, warning_names[r->warning]);
-    for (i = 0; i < sizeof reals / sizeof reals[0]; i++) {
-        if (isnan(reals[i]))
-            store__bind_null(st, first + real_pos[i]);
-        else
-            store__bind_double(st, first + real_pos[i], reals[i]);
-    }
-    for (i = 0; i < sizeof ints / sizeof ints[0]; i++)
-        store__bind_int64(st, first + int_pos[i], ints[i]);
+#define BIND_FIELD(member, NAME, type, ...) BIND_##type(st, col++, r->member);
+    FARMS_RESULT_FIELDS(BIND_FIELD)
+#undef BIND_FIELD
     return ERR_OK;
 }
 
 void store__read_result(struct store__q *st, int first, struct farms_result *r)
 {
     char word[32];
-    int k;
+    int k, col = first + 3;
 
     memset(r, 0, sizeof *r);
     store__col_text(st, first, word, sizeof word);
@@ -121,23 +109,9 @@ void store__read_result(struct store__q *st, int first, struct farms_result *r)
     store__col_text(st, first + 2, word, sizeof word);
     k = name_index(warning_names, 4, word);
     r->warning = k < 0 ? FARMS_WARNING_NONE : (enum farms_warning)k;
-    r->alpha = store__col_real(st, first + 3);
-    r->D = store__col_real(st, first + 4);
-    r->xmin = store__col_real(st, first + 5);
-    r->xmin_index = store__col_int64(st, first + 6);
-    r->n_tail = store__col_int64(st, first + 7);
-    r->n_fitted = store__col_int64(st, first + 8);
-    r->spectral_norm = store__col_real(st, first + 9);
-    r->norm = store__col_real(st, first + 10);
-    r->alpha_hat = store__col_real(st, first + 11);
-    r->stable_rank = store__col_real(st, first + 12);
-    r->norm_stable_rank = store__col_real(st, first + 13);
-    r->log_norm = store__col_real(st, first + 14);
-    r->log_spectral_norm = store__col_real(st, first + 15);
-    r->matrix_rank = store__col_int64(st, first + 16);
-    r->entropy = store__col_real(st, first + 17);
-    r->num_eigs = store__col_int64(st, first + 18);
-    r->windows = store__col_int64(st, first + 19);
+#define READ_FIELD(member, NAME, type, ...) r->member = READ_##type(st, col++);
+    FARMS_RESULT_FIELDS(READ_FIELD)
+#undef READ_FIELD
 }
 
 enum err_code store__bind_esd(struct store__q *st, int idx, const struct esd_hist *h, struct err *e)
@@ -224,7 +198,7 @@ enum err_code store_result_put(struct store *s, const struct store_result_key *k
 {
     static const char sql[] = "INSERT INTO results(tensor_sha256, analysis_key, "
                               "settings_hash, engine_version, created, " STORE__RESULT_COLS
-                              ", esd) VALUES(?1, ?2, ?3, ?4, ?5, " STORE__RESULT_PARAMS ", ?26) "
+                              ", esd) VALUES(?1, ?2, ?3, ?4, ?5, " STORE__RESULT_PARAMS ", ?) "
                               "ON CONFLICT DO NOTHING";
     struct store__q *st = NULL;
     enum err_code rc;
@@ -336,7 +310,7 @@ static enum err_code insert_layers(struct store *s, int64_t ckpt, const char *se
     static const char sql[] =
         "INSERT INTO layers(checkpoint_id, settings_hash, ord, run_id, step, name, kind, dtype, "
         "shape, tensor_sha256, " STORE__RESULT_COLS ", esd) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, "
-        "?8, ?9, ?10, " STORE__RESULT_PARAMS ", ?31)";
+        "?8, ?9, ?10, " STORE__RESULT_PARAMS ", ?)";
     char shape[CKPT_MAX_RANK * 21 + 1];
     struct store__q *st = NULL;
     enum err_code rc = ERR_OK;

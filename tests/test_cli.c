@@ -127,6 +127,7 @@ static void test_analyze_json_has_the_documented_shape(void)
                                        "log_norm",
                                        "log_spectral_norm",
                                        "entropy",
+                                       "xmax",
                                        "warning"};
     const char *args[] = {"analyze",  (FIX "numerics/mlpA_digits.safetensors"),
                           "--preset", "farms-cv",

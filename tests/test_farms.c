@@ -434,6 +434,73 @@ static void test_gaussian_layer_metrics_are_consistent(void)
     free(w);
 }
 
+/* Run every unit of `plan` on `w` on this thread. */
+static void run_all_units(struct farms_plan *plan, const double *w)
+{
+    struct esd_ws *ws = NULL;
+    int64_t mn, mg;
+
+    farms_plan_ws_need(plan, &mn, &mg);
+    ERR_ASSERT(esd_ws_new(mn, mg, &ws, NULL) == ERR_OK);
+    for (int64_t u = 0; u < farms_plan_n_units(plan); u++)
+        CHECK_EQ_INT(farms_unit_run(plan, u, w, ws, NULL), ERR_OK);
+    esd_ws_free(ws);
+}
+
+/* The largest eigenvalue of ESD d of a finished plan. */
+static double plan_esd_max(const struct farms_plan *plan, int64_t d)
+{
+    int64_t n = 0;
+    const double *x = farms_plan_eigs(plan, d, &n);
+    double mx = -1;
+
+    for (int64_t k = 0; x != NULL && k < n; k++)
+        mx = x[k] > mx ? x[k] : mx;
+    return mx;
+}
+
+/* xmax is the largest eigenvalue of the fitted ESD: of the pooled windows for
+ * dense FARMS, the mean of the divisions' for conv FARMS; NaN when skipped. */
+static void test_xmax_is_the_largest_fitted_eigenvalue(void)
+{
+    int64_t dshape[2] = {400, 300}, cshape[4] = {100, 30, 3, 3}, tiny[2] = {4, 3};
+    double *w = gauss_matrix(dshape[0] * dshape[1]), want = 0, largest = 0;
+    struct farms_params p = params_of("farms-llm");
+    struct farms_plan *plan = NULL;
+    struct farms_result r;
+
+    p.window_rows = 150;
+    CHECK_EQ_INT(farms_plan_new(&p, FARMS_KIND_DENSE, dshape, 2, 1, &plan, NULL), ERR_OK);
+    run_all_units(plan, w);
+    CHECK_EQ_INT(farms_plan_finish(plan, &r, NULL), ERR_OK);
+    CHECK_EQ_INT(r.status, FARMS_STATUS_OK);
+    CHECK(r.windows > 1);
+    CHECK_EQ_INT(farms_plan_n_esd(plan), 1);
+    CHECK_REL(r.xmax, plan_esd_max(plan, 0), 0);
+    CHECK_REL(r.xmax, r.spectral_norm, 0); /* both from the fitted ESD */
+    farms_plan_free(plan);
+
+    p = params_of("farms-cv");
+    CHECK_EQ_INT(farms_plan_new(&p, FARMS_KIND_CONV2D, cshape, 4, 1, &plan, NULL), ERR_OK);
+    run_all_units(plan, w);
+    CHECK_EQ_INT(farms_plan_finish(plan, &r, NULL), ERR_OK);
+    CHECK_EQ_INT(r.status, FARMS_STATUS_OK);
+    CHECK(farms_plan_n_esd(plan) > 1); /* divisions */
+    for (int64_t d = 0; d < farms_plan_n_esd(plan); d++) {
+        want += plan_esd_max(plan, d) / (double)farms_plan_n_esd(plan);
+        largest = fmax(largest, plan_esd_max(plan, d));
+    }
+    CHECK_REL(r.xmax, want, 1e-15);
+    CHECK(r.xmax < largest); /* a mean, not the largest division's */
+    farms_plan_free(plan);
+
+    p = params_of("farms-cv");
+    CHECK_EQ_INT(farms_analyze(&p, FARMS_KIND_DENSE, tiny, 2, w, &r, NULL), ERR_OK);
+    CHECK_EQ_INT(r.status, FARMS_STATUS_SKIPPED);
+    CHECK(isnan(r.xmax));
+    free(w);
+}
+
 /* The same conv layer with a 1x1 kernel is the dense matrix, eigenvalues x0.5. */
 static void test_conv_1x1_is_scaled_dense(void)
 {
@@ -564,6 +631,7 @@ int main(void)
     test_nan_weights_give_a_failed_layer();
     test_gaussian_layer_metrics_are_consistent();
     test_conv_1x1_is_scaled_dense();
+    test_xmax_is_the_largest_fitted_eigenvalue();
     test_presets_match_the_paper_sets();
     test_preset_set_parses_strictly();
     test_preset_json_is_canonical();

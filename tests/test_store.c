@@ -535,6 +535,107 @@ static struct farms_result result_ok(double alpha)
     return r;
 }
 
+/* A result whose k-th field of FARMS_RESULT_FIELDS holds 100.5 + k (an
+ * integer field 100 + k): every field a value of its own. */
+static struct farms_result result_distinct(void)
+{
+    struct farms_result r = result_ok(3.5);
+    int k = 0;
+
+#define SET_FIELD(member, NAME, type, ...) r.member = (FARMS_FIELD_CTYPE_##type)(100.5 + k++);
+    FARMS_RESULT_FIELDS(SET_FIELD)
+#undef SET_FIELD
+    return r;
+}
+
+/* Every field of FARMS_RESULT_FIELDS that `got` holds equals `want`'s. */
+static void check_fields_equal(const struct farms_result *got, const struct farms_result *want)
+{
+#define CHECK_FIELD(member, NAME, type, ...)                                           \
+    if (!(got->member == want->member)) {                                              \
+        fprintf(stderr, "field %s: %.17g, want %.17g\n", #member, (double)got->member, \
+                (double)want->member);                                                 \
+        CHECK(!"a result field round-trips");                                          \
+    }
+    FARMS_RESULT_FIELDS(CHECK_FIELD)
+#undef CHECK_FIELD
+}
+
+/* The columns, binds and reads made from FARMS_RESULT_FIELDS line up: each
+ * field, with a value of its own, comes back from the cache, a layer row and
+ * a history point in its own place (a column read off by one fails). */
+static void test_result_fields_round_trip(void)
+{
+    struct store *s = open_mem();
+    char tsha[STORE_HASH_LEN], llm[STORE_HASH_LEN], n0[] = "fc1.weight";
+    struct store_result_key k = {0};
+    struct farms_result r = result_distinct(), got;
+    struct store_layer row;
+    struct store_layer_list *l = NULL;
+    struct store_history *h = NULL;
+    struct store_job job;
+    struct err e = {0};
+    int hit = 0, claimed = 0;
+
+    sha_of("tensor fields", tsha);
+    CHECK_EQ_INT(store_settings_put(s, "farms-llm", PARAMS_LLM, llm, &e), ERR_OK);
+    k.tensor_sha256 = tsha;
+    k.analysis_key = "linear F32 8x8";
+    k.settings_hash = llm;
+    k.engine_version = "farmsd 0.1 / fit 1";
+    CHECK_EQ_INT(store_result_put(s, &k, &r, NULL, &e), ERR_OK);
+    CHECK_EQ_INT(store_result_get(s, &k, &got, NULL, &hit, &e), ERR_OK);
+    CHECK_EQ_INT(hit, 1);
+    check_fields_equal(&got, &r);
+    CHECK_NEAR(got.xmin, r.xmin, 0); /* the x_min column */
+
+    submit_ok(s, "fields", 3);
+    ERR_ASSERT(store_job_claim(s, &job, &claimed, NULL) == ERR_OK && claimed);
+    memset(&row, 0, sizeof row);
+    row.name = n0;
+    row.kind = LAYER_KIND_LINEAR;
+    row.dtype = DTYPE_F32;
+    row.ndim = 2;
+    row.shape[0] = row.shape[1] = 8;
+    row.r = r;
+    CHECK_EQ_INT(store_layers_put(s, job.checkpoint_id, job.settings_hash, &row, 1, &e), ERR_OK);
+    CHECK_EQ_INT(store_layer_get(s, "fields", "fc1.weight", 3, NULL, &l, &e), ERR_OK);
+    CHECK_EQ_INT(l->n, 1);
+    if (l->n == 1)
+        check_fields_equal(&l->items[0].r, &r);
+    store_layer_list_free(l);
+
+    CHECK_EQ_INT(store_layer_history(s, "fields", "fc1.weight", NULL, STORE_STEP_MIN,
+                                     STORE_STEP_MAX, 0, NULL, &h, &e),
+                 ERR_OK);
+    CHECK_EQ_INT(h->n, 1);
+    for (int m = 0; h->n == 1 && m < STORE_METRIC_COUNT; m++)
+        CHECK_NEAR(h->points[0].v[m], store_metric_value(&r, (enum store_metric)m), 0);
+    if (h->n == 1) {
+        CHECK_NEAR(h->points[0].v[STORE_METRIC_XMIN], r.xmin, 0);
+        CHECK_NEAR(h->points[0].v[STORE_METRIC_ENTROPY], r.entropy, 0);
+    }
+    store_history_free(h);
+    store_close(s);
+}
+
+/* The history metrics are the HISTORY fields of the list, by name, in its
+ * order; the message list names each once. */
+static void test_metric_names(void)
+{
+    char names[] = STORE_METRIC_NAMES;
+
+    CHECK_EQ_INT(STORE_METRIC_COUNT, 15);
+    CHECK_STR_EQ(store_metric_name(STORE_METRIC_ALPHA), "alpha");
+    CHECK_STR_EQ(store_metric_name(STORE_METRIC_XMIN), "xmin");
+    CHECK_STR_EQ(store_metric_name(STORE_METRIC_ENTROPY), "entropy");
+    CHECK_STR_EQ(store_metric_name(STORE_METRIC_COUNT), "?");
+    CHECK_EQ_INT(store_metric_from_name("x_min"), -1);
+    CHECK_EQ_INT(store_metric_from_name("xmin_index"), -1); /* stored, not a metric */
+    CHECK(strncmp(names, "alpha, D, xmin, n_tail, num_eigs, windows, spectral_norm, ", 58) == 0);
+    CHECK(strstr(names, "log_spectral_norm, entropy, xmax, ") != NULL);
+}
+
 static struct farms_result result_skipped(void)
 {
     struct farms_result r;
@@ -1094,15 +1195,51 @@ static int user_version(const char *path)
     return v;
 }
 
+/* Turn the SQLite database at `path` into what schema `v` (1 or 3) looked
+ * like: without the columns of the result fields added after v (their
+ * `since` in FARMS_RESULT_FIELDS), column x_min named xmin, and for v 1
+ * without the esd (2) and lease (3) columns. */
+static void downgrade(const char *path, int v)
+{
+#define FIELD_SINCE(member, NAME, type, key, column, json, history, width, decimals, since) \
+    {column, since},
+    static const struct {
+        const char *column;
+        int since;
+    } fields[] = {FARMS_RESULT_FIELDS(FIELD_SINCE)};
+#undef FIELD_SINCE
+    static const char to_v1[] = "ALTER TABLE results DROP COLUMN esd;"
+                                "ALTER TABLE layers DROP COLUMN esd; ALTER TABLE jobs DROP COLUMN "
+                                "claimed_by; ALTER TABLE jobs DROP COLUMN lease_until;";
+    char sql[256];
+    sqlite3 *db = NULL;
+
+    CHECK(sqlite3_open(path, &db) == SQLITE_OK);
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        if (fields[i].since <= v)
+            continue;
+        snprintf(sql, sizeof sql,
+                 "ALTER TABLE results DROP COLUMN %s; ALTER TABLE layers DROP COLUMN %s;",
+                 fields[i].column, fields[i].column);
+        CHECK(sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK);
+    }
+    CHECK(sqlite3_exec(db,
+                       "ALTER TABLE results RENAME COLUMN x_min TO xmin;"
+                       "ALTER TABLE layers RENAME COLUMN x_min TO xmin;",
+                       NULL, NULL, NULL) == SQLITE_OK);
+    if (v < 3)
+        CHECK(sqlite3_exec(db, to_v1, NULL, NULL, NULL) == SQLITE_OK);
+    snprintf(sql, sizeof sql, "PRAGMA user_version = %d", v);
+    CHECK(sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK);
+    sqlite3_close(db);
+    CHECK_EQ_INT(user_version(path), v);
+}
+
 /* A version-1 database (as farmsd 0.2 wrote it: no esd columns) is
  * upgraded in place on open; its rows stay and take histograms. */
 static void test_migrate_v1_in_place(void)
 {
-    static const char to_v1[] = "ALTER TABLE results DROP COLUMN esd;"
-                                "ALTER TABLE layers DROP COLUMN esd; ALTER TABLE jobs DROP COLUMN "
-                                "claimed_by; ALTER TABLE jobs DROP COLUMN lease_until; "
-                                "PRAGMA user_version = 1;";
-    char path[256], n0[] = "fc1.weight";
+    char path[256], n0[] = "fc1.weight", newer[64];
     struct store *s = NULL;
     struct store_layer row;
     struct store_layer_list *l = NULL;
@@ -1124,15 +1261,11 @@ static void test_migrate_v1_in_place(void)
     row.r = result_ok(2.5);
     CHECK_EQ_INT(store_layers_put(s, job.checkpoint_id, job.settings_hash, &row, 1, &e), ERR_OK);
     store_close(s);
-    /* turn it into what schema 1 looked like */
-    CHECK(sqlite3_open(path, &db) == SQLITE_OK);
-    CHECK(sqlite3_exec(db, to_v1, NULL, NULL, NULL) == SQLITE_OK);
-    sqlite3_close(db);
-    CHECK_EQ_INT(user_version(path), 1);
+    downgrade(path, 1);
 
     CHECK_EQ_INT(store_open(path, &s, &e), ERR_OK);
     CHECK_EQ_INT(user_version(path), STORE_SCHEMA_VERSION);
-    CHECK_EQ_INT(STORE_SCHEMA_VERSION, 3);
+    CHECK_EQ_INT(STORE_SCHEMA_VERSION, 5);
     CHECK_EQ_INT(store_layer_get(s, "old", "fc1.weight", 7, NULL, &l, &e), ERR_OK);
     CHECK_EQ_INT(l->n, 1); /* the old row, without a histogram */
     if (l->n == 1) {
@@ -1151,10 +1284,80 @@ static void test_migrate_v1_in_place(void)
     CHECK_EQ_INT(store_open(path, &s, &e), ERR_OK);
     store_close(s);
     CHECK(sqlite3_open(path, &db) == SQLITE_OK);
-    CHECK(sqlite3_exec(db, "PRAGMA user_version = 4", NULL, NULL, NULL) == SQLITE_OK);
+    snprintf(newer, sizeof newer, "PRAGMA user_version = %d", STORE_SCHEMA_VERSION + 1);
+    CHECK(sqlite3_exec(db, newer, NULL, NULL, NULL) == SQLITE_OK);
     sqlite3_close(db);
     CHECK_EQ_INT(store_open(path, &s, &e), ERR_DB);
     CHECK(strstr(e.msg, "newer") != NULL);
+    remove_db(path);
+}
+
+/* A version-3 database (xmin column named xmin) is upgraded in place: the
+ * column becomes x_min with its values, and reads and writes go on. */
+static void test_migrate_v3_renames_xmin(void)
+{
+    char path[256], n0[] = "fc1.weight";
+    struct store *s = NULL, *to = NULL;
+    struct store_copy_stats stats = {0};
+    struct store_layer row;
+    struct store_layer_list *l = NULL;
+    struct store_job job;
+    struct err e = {0};
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int claimed = 0, n_x_min = -1;
+
+    temp_db(path, sizeof path, "v3");
+    CHECK_EQ_INT(store_open(path, &s, &e), ERR_OK);
+    submit_ok(s, "old", 7);
+    ERR_ASSERT(store_job_claim(s, &job, &claimed, NULL) == ERR_OK && claimed);
+    memset(&row, 0, sizeof row);
+    row.name = n0;
+    row.kind = LAYER_KIND_LINEAR;
+    row.dtype = DTYPE_F32;
+    row.ndim = 2;
+    row.shape[0] = row.shape[1] = 8;
+    row.r = result_ok(2.5); /* xmin 1.25 */
+    CHECK_EQ_INT(store_layers_put(s, job.checkpoint_id, job.settings_hash, &row, 1, &e), ERR_OK);
+    store_close(s);
+    downgrade(path, 3);
+
+    CHECK_EQ_INT(store_open(path, &s, &e), ERR_OK);
+    CHECK_EQ_INT(user_version(path), STORE_SCHEMA_VERSION);
+    CHECK_EQ_INT(store_layer_get(s, "old", "fc1.weight", 7, NULL, &l, &e), ERR_OK);
+    CHECK_EQ_INT(l->n, 1);
+    if (l->n == 1)
+        CHECK_NEAR(l->items[0].r.xmin, 1.25, 0);
+    store_layer_list_free(l);
+    row.r.xmin = 1.5;
+    CHECK_EQ_INT(store_layers_put(s, job.checkpoint_id, job.settings_hash, &row, 1, &e), ERR_OK);
+    CHECK_EQ_INT(store_layer_get(s, "old", "fc1.weight", 7, NULL, &l, &e), ERR_OK);
+    CHECK_NEAR(l->n == 1 ? l->items[0].r.xmin : -1, 1.5, 0);
+    store_layer_list_free(l);
+    CHECK_EQ_INT(store_check(s, &e), ERR_OK);
+    /* farmsd migrate copies the upgraded database, xmin included */
+    CHECK_EQ_INT(store_open(":memory:", &to, &e), ERR_OK);
+    CHECK_EQ_INT(store_copy(s, to, &stats, &e), ERR_OK);
+    CHECK_EQ_INT(store_layer_get(to, "old", "fc1.weight", 7, NULL, &l, &e), ERR_OK);
+    CHECK_NEAR(l->n == 1 ? l->items[0].r.xmin : -1, 1.5, 0);
+    CHECK_NEAR(l->n == 1 ? l->items[0].r.alpha : -1, 2.5, 0);
+    store_layer_list_free(l);
+    store_close(to);
+    store_close(s);
+    /* the tables have x_min and no xmin */
+    CHECK(sqlite3_open(path, &db) == SQLITE_OK);
+    CHECK(sqlite3_prepare_v2(db,
+                             "SELECT count(*) FROM pragma_table_info('layers') WHERE name = "
+                             "'x_min' UNION ALL SELECT count(*) FROM pragma_table_info('results') "
+                             "WHERE name = 'x_min' UNION ALL SELECT -count(*) FROM "
+                             "pragma_table_info('layers') WHERE name = 'xmin'",
+                             -1, &st, NULL) == SQLITE_OK);
+    n_x_min = 0;
+    while (st != NULL && sqlite3_step(st) == SQLITE_ROW)
+        n_x_min += sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    CHECK_EQ_INT(n_x_min, 2);
     remove_db(path);
 }
 
@@ -1278,6 +1481,7 @@ static void run_portable_cases(void)
     test_requeue_after_crash();
     test_lease_expires_and_is_reclaimed();
     test_cache_put_get_ignore();
+    test_result_fields_round_trip();
     test_layer_reads();
     test_history_pages();
     test_heatmap_pages();
@@ -1296,6 +1500,8 @@ int main(void)
     run_portable_cases();
     test_open_rejects_bad_path();
     test_migrate_v1_in_place();
+    test_migrate_v3_renames_xmin();
+    test_metric_names();
     if ((url = pgu_url()) != NULL) {
         g_pg = url;
         run_portable_cases();

@@ -383,6 +383,7 @@ static void check_ww(const cJSON *ww, const double *w, const int64_t *shape, int
     near_rel("xmin", r.xmin, num(ww, "xmin"), ps ? num(sc, "xmin") : NAN, 1e-4);
     exact("spec_check.xmin_index", (double)r.xmin_index, num(sc, "xmin_index"), NAN);
     near_rel("spectral_norm", r.spectral_norm, num(ww, "spectral_norm"), NAN, 1e-4);
+    near_rel("xmax", r.xmax, num(ww, "xmax"), NAN, 1e-4);
     near_rel("norm", r.norm, num(ww, "norm"), NAN, 1e-4);
     near_abs("log_norm", r.log_norm, num(ww, "log_norm"), NAN, 1e-4);
     near_abs("log_spectral_norm", r.log_spectral_norm, num(ww, "log_spectral_norm"), NAN, 1e-4);

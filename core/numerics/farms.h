@@ -32,6 +32,7 @@
 
 #include "core/err.h"
 #include "core/numerics/esd.h"
+#include "core/numerics/farms_fields.h"
 #include "core/numerics/powerlaw.h"
 
 /* Bounds checked by farms_plan_new (and preset_set). */
@@ -106,27 +107,17 @@ struct farms_esd {
     double norm_stable_rank; /* sum / count */
 };
 
+/* One layer's result. The numbers are the fields of FARMS_RESULT_FIELDS
+ * (farms_fields.h: alpha, D, xmin, n_tail, num_eigs, windows, spectral_norm,
+ * ..., each documented there); a skipped or failed layer has NaN for the
+ * fit's values. */
 struct farms_result {
     enum farms_status status;
     char reason[160]; /* why skipped / failed; "" when ok */
     enum farms_warning warning;
-    double alpha;             /* NaN unless ok; conv FARMS: mean over divisions */
-    double D;                 /* KS distance; conv FARMS: mean */
-    double xmin;              /* chosen xmin; conv FARMS: mean of the divisions' */
-    int64_t xmin_index;       /* in the fitted ascending ESD; conv FARMS: -1 */
-    int64_t n_tail;           /* n_fitted - xmin_index; conv FARMS: -1 */
-    int64_t n_fitted;         /* eigenvalues fitted (after filter_zeros); conv FARMS: total */
-    double spectral_norm;     /* max eigenvalue (conv FARMS: mean of the divisions' max) */
-    double norm;              /* sum of eigenvalues (conv FARMS: mean) */
-    double alpha_hat;         /* alpha * log10(spectral_norm) (conv FARMS: mean of per-division) */
-    double stable_rank;       /* norm / spectral_norm (conv FARMS: mean) */
-    double norm_stable_rank;  /* norm / num_eigs (conv FARMS: mean) */
-    double log_norm;          /* log10(norm) */
-    double log_spectral_norm; /* log10(spectral_norm) */
-    int64_t matrix_rank;      /* count(sigma > sigma_max * N * eps64), all eigenvalues */
-    double entropy;           /* WeightWatcher matrix entropy of all eigenvalues */
-    int64_t num_eigs;         /* pooled eigenvalues (all ESDs) */
-    int64_t windows;          /* layout.windows */
+#define FARMS__MEMBER(member, NAME, type, ...) FARMS_FIELD_CTYPE_##type member;
+    FARMS_RESULT_FIELDS(FARMS__MEMBER)
+#undef FARMS__MEMBER
     struct farms_layout layout;
 };
 

@@ -94,6 +94,17 @@ static enum farms_warning farms_warn(const struct farms_plan *pl, const struct f
     return FARMS_WARNING_NONE;
 }
 
+/* xmax (WeightWatcher's name): the largest eigenvalue of fitted ESD d, sorted
+ * ascending by farms_fit_esd. The same number as that ESD's spectral_norm
+ * (both are taken from the ESD that is fitted, not from the whole matrix as
+ * WeightWatcher's spectral_norm is); filter_zeros drops only small values. */
+static double farms_esd_xmax(const struct farms_plan *pl, int64_t d)
+{
+    int64_t n = pl->slots_per_esd * pl->gram_n;
+
+    return n > 0 ? pl->eigs[d * n + n - 1] : NAN;
+}
+
 /* Layer values: the single ESD's, or the means over conv divisions. */
 static void farms_layer_values(const struct farms_plan *pl, struct farms_result *out)
 {
@@ -112,9 +123,11 @@ static void farms_layer_values(const struct farms_plan *pl, struct farms_result 
         out->alpha_hat = r->alpha_hat;
         out->stable_rank = r->stable_rank;
         out->norm_stable_rank = r->norm_stable_rank;
+        out->xmax = farms_esd_xmax(pl, 0);
         return;
     }
     out->xmin_index = out->n_tail = -1;
+    out->xmax = 0;
     for (int64_t d = 0; d < pl->n_esd; d++) {
         const struct farms_esd *r = &pl->esd[d];
         out->alpha += r->fit.alpha / m;
@@ -126,6 +139,7 @@ static void farms_layer_values(const struct farms_plan *pl, struct farms_result 
         out->alpha_hat += r->alpha_hat / m;
         out->stable_rank += r->stable_rank / m;
         out->norm_stable_rank += r->norm_stable_rank / m;
+        out->xmax += farms_esd_xmax(pl, d) / m;
     }
 }
 
@@ -137,7 +151,7 @@ enum err_code farms_plan_finish(struct farms_plan *plan, struct farms_result *ou
     out->layout = plan->lay;
     out->windows = plan->lay.windows;
     out->num_eigs = plan->n_eigs;
-    out->alpha = out->D = out->xmin = out->alpha_hat = NAN;
+    out->alpha = out->D = out->xmin = out->alpha_hat = out->xmax = NAN;
     out->xmin_index = out->n_tail = -1;
     if (plan->skipped) {
         out->status = FARMS_STATUS_SKIPPED;
