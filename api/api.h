@@ -25,6 +25,7 @@
 #include "api/cache.h"
 #include "api/stats.h"
 #include "core/formats/ckpt.h"
+#include "core/formats/thash.h"
 #include "core/numerics/farms.h"
 #include "storage/blob.h"
 #include "storage/store.h"
@@ -34,8 +35,8 @@
 /* An octet-stream body, already written to a temporary file by the server. */
 struct api_upload {
     const char *tmp_path; /* borrowed; the handler moves it into the blob store or leaves it */
-    char sha256[65];      /* hex SHA-256 of the whole body */
-    uint64_t size;        /* bytes */
+    char sha256[THASH_HEX_LEN]; /* hex SHA-256 of the whole body */
+    uint64_t size;              /* bytes */
 };
 
 struct api_request {

@@ -164,17 +164,17 @@ void api__submit(struct api_call *c, struct api_response *resp, const struct api
 /* X-Content-SHA256, when sent, must be the body's hash. 1 if fine. */
 static int api_expected_sha(struct api_response *resp, const char *hdr, const char *actual)
 {
-    char want[65];
+    char want[THASH_HEX_LEN];
     size_t n = 0;
 
     if (hdr == NULL)
         return 1;
     while (*hdr == ' ' || *hdr == '\t')
         hdr++;
-    for (; hdr[n] != '\0' && hdr[n] != ' ' && hdr[n] != '\t' && n < 64; n++)
+    for (; hdr[n] != '\0' && hdr[n] != ' ' && hdr[n] != '\t' && n < THASH_HEX_LEN - 1; n++)
         want[n] = (char)tolower((unsigned char)hdr[n]);
     want[n] = '\0';
-    if (!api_sha256_ok(want) || (hdr[n] != '\0' && hdr[n] != ' ' && hdr[n] != '\t')) {
+    if (!thash_hex_ok(want) || (hdr[n] != '\0' && hdr[n] != ' ' && hdr[n] != '\t')) {
         api_problem(resp, 400, NULL, "invalid_parameter",
                     "X-Content-SHA256: expected 64 hex digits");
         return 0;
@@ -254,7 +254,7 @@ void api__checkpoint_post(struct api_call *c, struct api_response *resp)
     if (!api__run_name(resp, run))
         return;
     if (c->req->upload != NULL) {
-        if (!api_sha256_ok(c->req->upload->sha256)) {
+        if (!thash_hex_ok(c->req->upload->sha256)) {
             api_problem(resp, 500, NULL, NULL, "upload hash missing");
             return;
         }

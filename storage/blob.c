@@ -28,6 +28,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/formats/thash.h"
+
 #ifndef PATH_MAX
 #define PATH_MAX 4096
 #endif
@@ -38,19 +40,6 @@ struct blob_store {
     char *objects;                /* owned: <dir>/objects */
     char host[BLOB_HOST_MAX + 1]; /* this host's name in tmp file names */
 };
-
-static int is_hex64(const char *s)
-{
-    size_t i;
-
-    if (s == NULL)
-        return 0;
-    for (i = 0; i < 64; i++) {
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-            return 0;
-    }
-    return s[64] == '\0';
-}
 
 static char *path_join(const char *a, const char *b)
 {
@@ -197,7 +186,7 @@ enum err_code blob_commit(struct blob_store *b, const char *tmp_path, const char
 
     if (existed != NULL)
         *existed = 0;
-    if (!is_hex64(sha256_hex))
+    if (!thash_hex_ok(sha256_hex))
         return err_set(e, ERR_INVAL, "blob hash is not 64 lower-case hex digits");
     if (tmp_path == NULL || lstat(tmp_path, &sb) != 0)
         return err_set_errno(e, ERR_IO, errno, "commit: tmp file %s", tmp_path ? tmp_path : "");
@@ -316,7 +305,7 @@ enum err_code blob_path(const struct blob_store *b, const char *sha256_hex, char
 {
     int n;
 
-    if (!is_hex64(sha256_hex))
+    if (!thash_hex_ok(sha256_hex))
         return err_set(e, ERR_INVAL, "blob hash is not 64 lower-case hex digits");
     n = snprintf(buf, len, "%s/%.2s/%s", b->objects, sha256_hex, sha256_hex);
     if (n < 0 || (size_t)n >= len)

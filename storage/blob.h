@@ -33,7 +33,6 @@
 
 #include "core/err.h"
 
-#define BLOB_HEX_LEN     65   /* 64 hex digits and a NUL */
 #define BLOB_TMP_STALE_S 3600 /* tmp files older than this are removed whoever wrote them */
 #define BLOB_HOST_MAX    64   /* bytes of the host name kept in tmp file names */
 

@@ -173,19 +173,6 @@ double store__col_real(struct store__q *st, int col)
     return store__col_double(st, col);
 }
 
-int store__is_hex64(const char *s)
-{
-    size_t i;
-
-    if (s == NULL)
-        return 0;
-    for (i = 0; i < 64; i++) {
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-            return 0;
-    }
-    return s[64] == '\0';
-}
-
 /* --- Open and close ---------------------------------------------------------- */
 
 /* The driver for `url` and the target it connects to: "postgresql://..." or
@@ -344,7 +331,7 @@ enum err_code store__settings_for(struct store *s, int64_t run_id, int64_t check
 
     out[0] = '\0';
     if (given != NULL) {
-        if (!store__is_hex64(given))
+        if (!thash_hex_ok(given))
             return err_set(e, ERR_INVAL, "settings hash is not 64 lower-case hex digits");
         memcpy(out, given, STORE_HASH_LEN);
         return ERR_OK;

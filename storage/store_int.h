@@ -75,9 +75,6 @@ void store__col_text(struct store__q *st, int col, char *buf, size_t len);
 /* Real column; NULL (how NaN is stored) -> NaN. */
 double store__col_real(struct store__q *st, int col);
 
-/* 1 if `s` is exactly 64 lower-case hex digits. */
-int store__is_hex64(const char *s);
-
 /* --- Runs and versions (store.c) ------------------------------------------- */
 
 /* Bump the change id and give it to run `run_id` (inside a transaction). */

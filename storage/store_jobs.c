@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/formats/thash.h"
 #include "storage/store_int.h"
 
 static const char *const state_names[] = {"queued", "running", "succeeded", "failed", "canceled"};
@@ -128,7 +129,7 @@ static enum err_code check_submit(const struct store_submit *sub, struct err *e)
         return err_set(e, ERR_INVAL, "run name empty or longer than %d bytes", STORE_RUN_MAX - 1);
     if (sub->step < 0)
         return err_set(e, ERR_INVAL, "step %" PRId64 " is negative", sub->step);
-    if (!store__is_hex64(sub->content_sha256))
+    if (!thash_hex_ok(sub->content_sha256))
         return err_set(e, ERR_INVAL, "content hash is not 64 lower-case hex digits");
     if (sub->source != STORE_SOURCE_UPLOAD && sub->source != STORE_SOURCE_PATH)
         return err_set(e, ERR_INVAL, "unknown checkpoint source %d", (int)sub->source);

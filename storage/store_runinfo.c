@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/formats/thash.h"
 #include "storage/blob.h"
 #include "storage/store_int.h"
 
@@ -216,7 +217,7 @@ static enum err_code delete_blobs(struct store *s, int64_t run_id, struct blob_s
         int removed = 0;
 
         store__col_text(st, 0, sha, sizeof sha);
-        if (store__is_hex64(sha) && (rc = blob_remove(blobs, sha, &removed, e)) == ERR_OK)
+        if (thash_hex_ok(sha) && (rc = blob_remove(blobs, sha, &removed, e)) == ERR_OK)
             *n_removed += removed;
     }
     if (rc == ERR_OK && src != STORE__DONE)
