@@ -198,7 +198,7 @@ static int api_is_json(const char *ct)
 static void api_post_upload(struct api_call *c, struct api_response *resp, const char *run)
 {
     const struct api_upload *up = c->req->upload;
-    char preset[STORE_PRESET_MAX], hash[STORE_HASH_LEN], params[STORE_PARAMS_MAX];
+    char preset[STORE_PRESET_MAX], hash[THASH_HEX_LEN], params[STORE_PARAMS_MAX];
     char fmt_name[STORE_FORMAT_MAX];
     enum ckpt_format fmt;
     struct err e = {0};

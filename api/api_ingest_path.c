@@ -197,7 +197,7 @@ static void api_ingest_resolved(struct api_call *c, struct api_response *resp, c
                                 int64_t step, const char *rp, enum ckpt_format fmt,
                                 const char *preset_param)
 {
-    char preset[STORE_PRESET_MAX], hash[STORE_HASH_LEN], params[STORE_PARAMS_MAX];
+    char preset[STORE_PRESET_MAX], hash[THASH_HEX_LEN], params[STORE_PARAMS_MAX];
     char fmt_name[STORE_FORMAT_MAX];
     struct ckpt_id id;
     struct api_ingest in = {0};

@@ -94,7 +94,7 @@ static int api_qbool(struct api_call *c, struct api_response *resp, const char *
 static int api_rec_load(struct api_call *c, struct api_response *resp, const char *key,
                         struct api_rec *x)
 {
-    char hash[STORE_HASH_LEN], full[API_ETAG_KEY_MAX];
+    char hash[THASH_HEX_LEN], full[API_ETAG_KEY_MAX];
     struct err e = {0};
     int64_t version;
 

@@ -197,7 +197,7 @@ static enum err_code checkpoint_ensure(struct store *s, const struct store_submi
     store__bind_int64(st, 2, sub->step);
     src = store__step(st);
     if (src == STORE__ROW) {
-        char have[STORE_HASH_LEN];
+        char have[THASH_HEX_LEN];
 
         *id = store__col_int64(st, 0);
         store__col_text(st, 1, have, sizeof have);
@@ -263,7 +263,7 @@ static enum err_code job_ensure(struct store *s, int64_t ckpt, const char *hash,
 enum err_code store_job_submit(struct store *s, const struct store_submit *sub,
                                struct store_job *out, int *existed, struct err *e)
 {
-    char hash[STORE_HASH_LEN];
+    char hash[THASH_HEX_LEN];
     int64_t run_id = 0, ckpt = 0, job = 0;
     double now = store__now();
     enum err_code rc;

@@ -27,7 +27,7 @@ static const char PARAMS_CV[] = "{\"window_rows\":100,\"q_ratio\":1,\"xmin\":\"m
 
 /* --- Helpers ------------------------------------------------------------------ */
 
-static void sha_of(const char *text, char hex[STORE_HASH_LEN])
+static void sha_of(const char *text, char hex[THASH_HEX_LEN])
 {
     ERR_ASSERT(thash_bytes(text, strlen(text), hex, NULL) == ERR_OK);
 }
@@ -86,7 +86,7 @@ static enum err_code submit(struct store *s, const char *run, int64_t step, cons
                             const char *preset, const char *params, struct store_job *job,
                             int *existed, struct err *e)
 {
-    char sha[STORE_HASH_LEN];
+    char sha[THASH_HEX_LEN];
     struct store_submit sub = {0};
 
     sha_of(content, sha);
@@ -162,7 +162,7 @@ static void test_submit_new_existing_conflict(void)
     struct store *s = open_mem();
     struct store_job a, b;
     struct err e = {0};
-    char sha[STORE_HASH_LEN], hash[STORE_HASH_LEN];
+    char sha[THASH_HEX_LEN], hash[THASH_HEX_LEN];
     int existed = -1;
 
     CHECK_EQ_INT(submit(s, "gpt", 100, "bytes-A", "farms-llm", PARAMS_LLM, &a, &existed, &e),
@@ -551,7 +551,7 @@ static struct farms_result result_skipped(void)
 static void test_cache_put_get_ignore(void)
 {
     struct store *s = open_mem();
-    char tsha[STORE_HASH_LEN], llm[STORE_HASH_LEN], cv[STORE_HASH_LEN], other[STORE_HASH_LEN];
+    char tsha[THASH_HEX_LEN], llm[THASH_HEX_LEN], cv[THASH_HEX_LEN], other[THASH_HEX_LEN];
     struct store_result_key k = {0};
     struct farms_result r = result_ok(3.5), got, sk = result_skipped();
     struct store_result_list *l = NULL;
@@ -676,7 +676,7 @@ static void test_layer_reads(void)
 {
     struct store *s = layer_fixture();
     struct store_layer_list *l = NULL;
-    char llm[STORE_HASH_LEN], cv[STORE_HASH_LEN], sha[STORE_HASH_LEN];
+    char llm[THASH_HEX_LEN], cv[THASH_HEX_LEN], sha[THASH_HEX_LEN];
     struct err e = {0};
 
     store_settings_hash(PARAMS_LLM, llm, NULL);
@@ -990,7 +990,7 @@ static struct esd_hist hist_of(int n, double alpha)
 static void test_cache_carries_the_histogram(void)
 {
     struct store *s = open_mem();
-    char tsha[STORE_HASH_LEN], llm[STORE_HASH_LEN];
+    char tsha[THASH_HEX_LEN], llm[THASH_HEX_LEN];
     struct store_result_key k = {0};
     struct farms_result r = result_ok(3.5), got;
     struct esd_hist h = hist_of(100, 3.5), back;
@@ -1164,7 +1164,7 @@ static void test_migrate_v1_in_place(void)
 /* A blob for the text `content` in `b` (its hash as sha_of gives it). */
 static void put_blob(struct blob_store *b, const char *content)
 {
-    char sha[STORE_HASH_LEN], path[1024];
+    char sha[THASH_HEX_LEN], path[1024];
     struct err e = {0};
     int fd = -1;
 
@@ -1186,8 +1186,7 @@ static void test_run_delete(void)
     struct store_job job;
     struct store_checkpoint k;
     struct err e = {0};
-    char dir[] = "/tmp/test_store_blobs_XXXXXX", cmd[128], sha1[STORE_HASH_LEN],
-         sha2[STORE_HASH_LEN];
+    char dir[] = "/tmp/test_store_blobs_XXXXXX", cmd[128], sha1[THASH_HEX_LEN], sha2[THASH_HEX_LEN];
     int64_t a = submit_ok(s, "r", 1), q = submit_ok(s, "r", 2), v0 = 0, v1 = 0, ver = 0;
     int existed = 0, claimed = 0;
     struct store_layer row = {.name = "w", .kind = LAYER_KIND_LINEAR, .ndim = 0};
@@ -1241,7 +1240,7 @@ static void test_run_delete(void)
 static void test_read_preset(void)
 {
     struct store *s = open_mem();
-    char preset[STORE_PRESET_MAX], hash[STORE_HASH_LEN];
+    char preset[STORE_PRESET_MAX], hash[THASH_HEX_LEN];
     struct store_job job;
     struct err e = {0};
     int existed = 0, claimed = 0;
