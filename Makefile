@@ -34,7 +34,7 @@ LDLIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -pthread
 TEST_LDLIBS = $(LDLIBS) $(shell pkg-config --libs libcurl 2>/dev/null)
 
 MODULES  := server api storage core
-PREFIXES := err|utf8|sbuf|rec|dtype|ckpt|rfile|st|shards|zip|pkl|tz|npy|npz|layer|thash|esd|pl|farms|preset|store|api|json|http|pool|worker|log|cfg|cli|blob|engine
+PREFIXES := err|utf8|sbuf|clock|rec|dtype|ckpt|rfile|st|shards|zip|pkl|tz|npy|npz|layer|thash|esd|pl|farms|preset|store|api|json|http|pool|worker|log|cfg|cli|blob|engine
 MOD_SRCS  = $(filter-out server/main.c,$(wildcard $(1)/*.c $(1)/*/*.c))
 TEST_SRCS := $(wildcard tests/test_*.c)
 BENCH_SRCS := $(wildcard tests/bench_*.c)

@@ -6,8 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "core/clock.h"
 #include "core/formats/tz_write.h"
 #include "server/cli.h"
 #include "server/cli_synth.h"
@@ -183,14 +183,14 @@ int cli_synth_main(int argc, char **argv)
 {
     struct cli_synth_model m = {.embeddings = 1, .dtype = DTYPE_F16};
     struct cli_synth_opts o = {.format = "safetensors", .dist = "gaussian"};
-    struct timespec t0, t1;
+    double t0;
     uint64_t bytes = 0;
     struct err e;
     int status = cli_synth_parse(argc, argv, &m, &o);
 
     if (status >= 0)
         return status;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    t0 = clock_mono_s();
     if (cli_synth_model_build(&m, &e)) {
         if (e.code == ERR_INVAL)
             cli_settings_error("synth", &e);
@@ -203,12 +203,10 @@ int cli_synth_main(int argc, char **argv)
         cli_print_error(&e);
         status = CLI_EXIT_FAILED;
     } else if (!o.quiet) {
-        clock_gettime(CLOCK_MONOTONIC, &t1);
         printf("wrote %s: %s, %s x %d blocks, %zu tensors, %s %s, seed %llu, %llu data bytes, "
                "%.1f s\n",
                o.out, o.format, m.model, m.blocks, m.n, dtype_name(m.dtype), o.dist, o.seed,
-               (unsigned long long)bytes,
-               (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec));
+               (unsigned long long)bytes, clock_mono_s() - t0);
     }
     cli_synth_model_free(&m);
     return status < 0 ? 0 : status;

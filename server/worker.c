@@ -17,6 +17,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "core/clock.h"
 #include "core/formats/ckpt_id.h"
 #include "core/numerics/preset.h"
 #include "server/engine.h"
@@ -386,18 +387,10 @@ static enum err_code worker_analyse(struct worker_job *j, struct err *e)
     return rc;
 }
 
-static double worker_now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static void worker_run_job(struct worker *w, struct store *s, const struct store_job *job)
 {
     struct worker_job j = {.w = w, .s = s, .job = *job, .settings_hash = job->settings_hash};
-    double t0 = worker_now();
+    double t0 = clock_mono_s();
     enum err_code rc;
     struct err e = {0}, fe;
 
@@ -423,7 +416,8 @@ static void worker_run_job(struct worker *w, struct store *s, const struct store
     }
     if (rc == ERR_OK) {
         LOG_INFO("worker", "job=%lld state=succeeded tensors=%lld cache_hits=%lld s=%.3f",
-                 (long long)job->id, (long long)j.n_total, (long long)j.n_hits, worker_now() - t0);
+                 (long long)job->id, (long long)j.n_total, (long long)j.n_hits,
+                 clock_mono_s() - t0);
         return;
     }
     LOG_WARN("worker", "job=%lld state=failed category=%s err=\"%s\"", (long long)job->id,
