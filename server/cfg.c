@@ -33,7 +33,8 @@ static const char cfg_usage_text[] =
     "                        a replica that died is claimed again after it (default 60)\n"
     "                                                                      [FARMSD_LEASE]\n"
     "  --workers N           analysis threads (default: number of CPUs)    [FARMSD_WORKERS]\n"
-    "  --preset P            default preset: farms-llm, farms-cv, full (default farms-llm)\n"
+    "  --preset P            default preset: farms-llm, farms-cv, full "
+    "(default " PRESET_DEFAULT_NAME ")\n"
     "                                                                      [FARMSD_PRESET]\n"
     "  --allow-root DIR      allow path ingestion under DIR (repeatable; none: path\n"
     "                        ingestion off)                 [FARMSD_ALLOW_ROOTS, ':'-separated]\n"
@@ -473,7 +474,7 @@ enum err_code cfg_load(struct cfg *c, int argc, char **argv, struct err *e)
     if (rc == ERR_OK && c->blobs_dir == NULL)
         rc = cfg_default_path(&c->blobs_dir, "", c->data_dir, "/blobs", e);
     if (rc == ERR_OK && c->preset == NULL)
-        rc = cfg_set_str(&c->preset, "farms-llm", e);
+        rc = cfg_set_str(&c->preset, PRESET_DEFAULT_NAME, e);
     if (rc == ERR_OK && preset_get(c->preset, &p, e) != ERR_OK) {
         rc = ERR_INVAL;
         if (preset_env != NULL && preset_env[0] != '\0')

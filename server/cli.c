@@ -53,7 +53,7 @@ enum err_code cli_params(const char *name, char **sets, int n_sets, struct farms
     if (name == NULL)
         name = env = getenv("FARMSD_PRESET");
     if (name == NULL || name[0] == '\0') {
-        name = "farms-llm";
+        name = PRESET_DEFAULT_NAME;
         env = NULL;
     }
     *resolved = name;

@@ -9,6 +9,7 @@
 #include <cjson/cJSON.h>
 
 #include "core/formats/thash.h"
+#include "core/numerics/preset.h"
 #include "server/cli.h"
 #include "server/engine.h"
 
@@ -22,7 +23,8 @@ static const char cli_inspect_usage[] =
     "  --format F          table (default) or json                        [FARMSD_FORMAT]\n"
     "  --wide              the table with full names, hashes and reasons (default: fitted\n"
     "                      to the terminal, else 80 columns)\n"
-    "  --preset P          the settings that decide the selection (default farms-llm)\n"
+    "  --preset P          the settings that decide the selection "
+    "(default " PRESET_DEFAULT_NAME ")\n"
     "  --set KEY=VALUE     override a setting (repeatable; see farmsd analyze --help)\n"
     "  --input-format F    auto (default), safetensors, index, torch, npy, npz\n"
     "  --strict            refuse pickles with unknown globals            [FARMSD_STRICT=1]\n"
