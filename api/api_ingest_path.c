@@ -120,7 +120,10 @@ static int api_resolve(struct api_call *c, struct api_response *resp, const char
                         "path: not under an allowed root (--allow-root)");
             return 0;
         }
-        snprintf(msg, sizeof(msg), "path: cannot be resolved: %s", strerror(errno));
+        char ebuf[ERR_ERRNO_LEN];
+
+        snprintf(msg, sizeof(msg), "path: cannot be resolved: %s",
+                 err_strerror(errno, ebuf, sizeof(ebuf)));
         api_problem(resp, 400, NULL, "invalid_parameter", msg);
         return 0;
     }

@@ -384,9 +384,12 @@ static void http_body_chunk(struct http_server *h, struct http_req *r, const cha
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0) {
+            char ebuf[ERR_ERRNO_LEN];
+
             r->early_status = errno == ENOSPC ? 507 : 500;
             api_problem(&r->early, r->early_status, "Cannot store the upload",
-                        errno == ENOSPC ? "insufficient_storage" : "io", strerror(errno));
+                        errno == ENOSPC ? "insufficient_storage" : "io",
+                        err_strerror(errno, ebuf, sizeof(ebuf)));
             return;
         }
         off += (size_t)w;
