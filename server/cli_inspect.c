@@ -205,54 +205,77 @@ static int cli_inspect_parse(int argc, char **argv, struct cli_inspect_opts *o)
     return -1;
 }
 
+/* The limits and parameters of `o` (preset, --set, $FARMSD_* limits); -1 to
+ * go on, else the exit status after the usage message. */
+static int cli_inspect_settings(const struct cli_inspect_opts *o, struct ckpt_limits *limits,
+                                struct farms_params *params)
+{
+    const char *resolved;
+    struct err e;
+
+    if (cli_limits(limits, &e))
+        return cli_settings_error("inspect", &e);
+    limits->strict = o->strict;
+    if (cli_params(o->preset, o->sets, o->n_sets, params, &resolved, &e))
+        return cli_settings_error("inspect", &e);
+    return -1;
+}
+
+/* Print the rows as --format says; the exit status. */
+static int cli_inspect_print(const struct cli_inspect_opts *o, const struct ckpt *c,
+                             const struct cli_tensor_row *rows)
+{
+    cJSON *root;
+    char *text;
+    int status;
+
+    if (strcmp(o->format, "json") != 0) {
+        cli_inspect_table(c, rows, o->wide);
+        return 0;
+    }
+    root = cli_inspect_json(o->file, c, rows);
+    text = root ? cJSON_Print(root) : NULL;
+    if (text != NULL)
+        printf("%s\n", text);
+    status = text != NULL ? 0 : CLI_EXIT_FAILED;
+    cJSON_free(text);
+    cJSON_Delete(root);
+    return status;
+}
+
 int cli_inspect_main(int argc, char **argv)
 {
     struct cli_inspect_opts o = {0};
-    const char *resolved;
     int status;
     struct ckpt_limits limits;
     struct farms_params params;
     struct engine_report report = {0};
-    struct engine_opts eo = {0};
+    struct engine_opts eo = {.params = &params};
     struct cli_tensor_row *rows = NULL;
     struct ckpt *c = NULL;
-    cJSON *root;
     struct err e;
 
     status = cli_inspect_parse(argc, argv, &o);
+    if (status < 0)
+        status = cli_inspect_settings(&o, &limits, &params);
     if (status >= 0)
         return status;
-    if (cli_limits(&limits, &e))
-        return cli_settings_error("inspect", &e);
-    limits.strict = o.strict;
-    if (cli_params(o.preset, o.sets, o.n_sets, &params, &resolved, &e))
-        return cli_settings_error("inspect", &e);
-    status = 0;
-    eo.params = &params;
+    status = CLI_EXIT_INPUT;
     if (ckpt_open(o.file, o.input_format, &limits, &c, &e) || engine_select(c, &eo, &report, &e)) {
         cli_print_error(&e);
-        status = CLI_EXIT_INPUT;
         goto out;
     }
     rows = calloc(ckpt_n_tensors(c) + 1, sizeof(*rows));
-    if (rows == NULL || cli_inspect_rows(c, &report, rows, &e)) {
-        if (rows == NULL)
-            err_set(&e, ERR_NOMEM, "out of memory");
+    if (rows == NULL) {
+        err_set(&e, ERR_NOMEM, "out of memory");
         cli_print_error(&e);
-        status = CLI_EXIT_INPUT;
         goto out;
     }
-    if (strcmp(o.format, "json") == 0) {
-        root = cli_inspect_json(o.file, c, rows);
-        char *text = root ? cJSON_Print(root) : NULL;
-        if (text != NULL)
-            printf("%s\n", text);
-        status = text != NULL ? 0 : CLI_EXIT_FAILED;
-        cJSON_free(text);
-        cJSON_Delete(root);
-    } else {
-        cli_inspect_table(c, rows, o.wide);
+    if (cli_inspect_rows(c, &report, rows, &e)) {
+        cli_print_error(&e);
+        goto out;
     }
+    status = cli_inspect_print(&o, c, rows);
 out:
     free(rows);
     engine_report_free(&report);
