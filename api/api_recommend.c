@@ -281,6 +281,7 @@ static int api_sparsity_json(const struct api_rec *x, cJSON *o, cJSON *layers)
 void api__rec_sparsity(struct api_call *c, struct api_response *resp)
 {
     struct api_rec x = {0};
+    struct rec_layers in;
     double target, eps;
     int64_t block_size = 0;
     char key[256];
@@ -327,7 +328,8 @@ void api__rec_sparsity(struct api_call *c, struct api_response *resp)
         goto out;
     }
     api_sparsity_blocks(&x, block_size);
-    if (rec_sparsity(x.alpha, x.numel, x.block, x.n, target, eps, x.out, x.extra, &e) != ERR_OK) {
+    in = (struct rec_layers){.alpha = x.alpha, .numel = x.numel, .block = x.block, .n = x.n};
+    if (rec_sparsity(&in, target, eps, x.out, x.extra, &e) != ERR_OK) {
         api_rec_refused(resp, &e);
         goto out;
     }
@@ -466,6 +468,7 @@ void api__rec_learning_rates(struct api_call *c, struct api_response *resp)
 {
     struct api_rec x = {0};
     struct api_lr_args a;
+    struct rec_lr_opts lo;
     char key[256];
     struct err e = {0};
     cJSON *o = NULL, *layers = NULL, *left = NULL;
@@ -483,8 +486,11 @@ void api__rec_learning_rates(struct api_call *c, struct api_response *resp)
         api_rec_empty(resp, &x);
         goto out;
     }
-    if (rec_learning_rates(x.alpha, x.n, (enum rec_lr_map)a.map, a.base_lr, a.min_ratio,
-                           a.max_ratio, x.out, &e) != ERR_OK) {
+    lo = (struct rec_lr_opts){.map = (enum rec_lr_map)a.map,
+                              .base_lr = a.base_lr,
+                              .min_ratio = a.min_ratio,
+                              .max_ratio = a.max_ratio};
+    if (rec_learning_rates(x.alpha, x.n, &lo, x.out, &e) != ERR_OK) {
         api_rec_refused(resp, &e);
         goto out;
     }
