@@ -237,37 +237,11 @@ static enum err_code cfg_apply_http(struct cfg *c, const char *key, const char *
     return err_set(e, ERR_INVAL, "unknown setting '%s'", key);
 }
 
-/* One setting by its flag name (without "--"), from a flag or the environment. */
-static enum err_code cfg_apply(struct cfg *c, const char *key, const char *v, struct err *e)
+/* The byte limits and the log level; the last of the cfg_apply steps. */
+static enum err_code cfg_apply_limits(struct cfg *c, const char *key, const char *v, struct err *e)
 {
     int lvl;
 
-    if (strcmp(key, "listen") == 0)
-        return cfg_listen(c, v, e);
-    if (strcmp(key, "data") == 0)
-        return cfg_set_str(&c->data_dir, v, e);
-    if (strcmp(key, "db") == 0)
-        return cfg_set_str(&c->db_url, v, e);
-    if (strcmp(key, "blobs") == 0)
-        return cfg_set_str(&c->blobs_dir, v, e);
-    if (strcmp(key, "lease") == 0)
-        return cfg_uint("--lease", v, 1, 86400, &c->lease_s, e);
-    if (strcmp(key, "workers") == 0)
-        return cfg_uint("--workers", v, 1, 1024, &c->workers, e);
-    if (strcmp(key, "http-threads") == 0)
-        return cfg_uint("--http-threads", v, 1, 256, &c->http_threads, e);
-    if (strcmp(key, "max-uploads") == 0)
-        return cfg_uint("--max-uploads", v, 1, 1024, &c->max_uploads, e);
-    if (strcmp(key, "preset") == 0)
-        return cfg_set_str(&c->preset, v, e);
-    if (strncmp(key, "validat", 7) == 0 || strncmp(key, "max-conn", 8) == 0 ||
-        strncmp(key, "min-upload", 10) == 0 || strcmp(key, "memory-budget") == 0 ||
-        strcmp(key, "header-timeout") == 0)
-        return cfg_apply_http(c, key, v, e);
-    if (strcmp(key, "tokens") == 0)
-        return cfg_set_str(&c->tokens_file, v, e);
-    if (strcmp(key, "allow-root") == 0)
-        return cfg_add_root(c, v, e);
     if (strcmp(key, "max-upload") == 0)
         return cfg_bytes("--max-upload", v, &c->max_upload, e);
     if (strcmp(key, "response-cache") == 0)
@@ -294,6 +268,38 @@ static enum err_code cfg_apply(struct cfg *c, const char *key, const char *v, st
         return ERR_OK;
     }
     return err_set(e, ERR_INVAL, "unknown setting '%s'", key);
+}
+
+/* One setting by its flag name (without "--"), from a flag or the environment. */
+static enum err_code cfg_apply(struct cfg *c, const char *key, const char *v, struct err *e)
+{
+    if (strcmp(key, "listen") == 0)
+        return cfg_listen(c, v, e);
+    if (strcmp(key, "data") == 0)
+        return cfg_set_str(&c->data_dir, v, e);
+    if (strcmp(key, "db") == 0)
+        return cfg_set_str(&c->db_url, v, e);
+    if (strcmp(key, "blobs") == 0)
+        return cfg_set_str(&c->blobs_dir, v, e);
+    if (strcmp(key, "lease") == 0)
+        return cfg_uint("--lease", v, 1, 86400, &c->lease_s, e);
+    if (strcmp(key, "workers") == 0)
+        return cfg_uint("--workers", v, 1, 1024, &c->workers, e);
+    if (strcmp(key, "http-threads") == 0)
+        return cfg_uint("--http-threads", v, 1, 256, &c->http_threads, e);
+    if (strcmp(key, "max-uploads") == 0)
+        return cfg_uint("--max-uploads", v, 1, 1024, &c->max_uploads, e);
+    if (strcmp(key, "preset") == 0)
+        return cfg_set_str(&c->preset, v, e);
+    if (strncmp(key, "validat", 7) == 0 || strncmp(key, "max-conn", 8) == 0 ||
+        strncmp(key, "min-upload", 10) == 0 || strcmp(key, "memory-budget") == 0 ||
+        strcmp(key, "header-timeout") == 0)
+        return cfg_apply_http(c, key, v, e);
+    if (strcmp(key, "tokens") == 0)
+        return cfg_set_str(&c->tokens_file, v, e);
+    if (strcmp(key, "allow-root") == 0)
+        return cfg_add_root(c, v, e);
+    return cfg_apply_limits(c, key, v, e);
 }
 
 /* Rewrite the error of a setting that came from the environment as

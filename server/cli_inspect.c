@@ -53,7 +53,7 @@ struct cli_tensor_row {
 };
 
 static cJSON *cli_inspect_json(const char *file, const struct ckpt *c,
-                               const struct cli_tensor_row *rows)
+                               const struct cli_tensor_row *rows, size_t n)
 {
     cJSON *root = cJSON_CreateObject(), *arr = NULL;
     int good = root != NULL && cJSON_AddStringToObject(root, "file", file) &&
@@ -62,7 +62,7 @@ static cJSON *cli_inspect_json(const char *file, const struct ckpt *c,
 
     arr = good ? cJSON_AddArrayToObject(root, "tensors") : NULL;
     good = arr != NULL;
-    for (size_t i = 0; good && i < ckpt_n_tensors(c); i++) {
+    for (size_t i = 0; good && i < n; i++) {
         const struct ckpt_tensor *t = ckpt_tensor_at(c, i);
         cJSON *o = cJSON_CreateObject(), *shape;
         good = o != NULL && cJSON_AddItemToArray(arr, o) &&
@@ -87,7 +87,8 @@ static cJSON *cli_inspect_json(const char *file, const struct ckpt *c,
 /* The table: name, dtype, shape, the hash's first 12 hex digits (all 64 with
  * `wide`), and "yes" or why not. Unless `wide`, fitted to the terminal: the
  * name's start cut and the reason's end when needed. */
-static void cli_inspect_table(const struct ckpt *c, const struct cli_tensor_row *rows, int wide)
+static void cli_inspect_table(const struct ckpt *c, const struct cli_tensor_row *rows, size_t n,
+                              int wide)
 {
     const int hash_w = wide ? THASH_HEX_LEN - 1 : 12, width = cli_term_width();
     const int shape_w = wide ? 16 : 11, fixed = 2 + 7 + 2 + shape_w + 2 + hash_w + 2;
@@ -96,7 +97,7 @@ static void cli_inspect_table(const struct ckpt *c, const struct cli_tensor_row 
     char name[512], reason[256];
     int w = 4, note_w = 1 << 20;
 
-    for (size_t i = 0; i < ckpt_n_tensors(c); i++)
+    for (size_t i = 0; i < n; i++)
         if ((int)strlen(rows[i].name) > w)
             w = (int)strlen(rows[i].name);
     if (!wide && w > width - fixed - note_min)
@@ -106,14 +107,14 @@ static void cli_inspect_table(const struct ckpt *c, const struct cli_tensor_row 
     printf("format: %s\n", ckpt_format_name(ckpt_format_of(c)));
     printf("%-*s  %-7s  %-*s  %-*s  %s\n", w, "name", "dtype", shape_w, "shape", hash_w, "sha256",
            "selected");
-    for (size_t i = 0; i < ckpt_n_tensors(c); i++) {
+    for (size_t i = 0; i < n; i++) {
         const struct ckpt_tensor *t = ckpt_tensor_at(c, i);
         char shape[64] = "";
         size_t used = 0;
         for (int d = 0; d < t->ndim && used < sizeof(shape); d++) {
-            int n = snprintf(shape + used, sizeof(shape) - used, "%s%lld", d ? "x" : "",
-                             (long long)t->shape[d]);
-            used += n > 0 ? (size_t)n : 0;
+            int len = snprintf(shape + used, sizeof(shape) - used, "%s%lld", d ? "x" : "",
+                               (long long)t->shape[d]);
+            used += len > 0 ? (size_t)len : 0;
         }
         n_selected += rows[i].reason == NULL;
         cli_fit(name, sizeof(name), rows[i].name, wide ? 1 << 20 : w, 1);
@@ -121,18 +122,19 @@ static void cli_inspect_table(const struct ckpt *c, const struct cli_tensor_row 
         printf("%-*s  %-7s  %-*s  %.*s  %s\n", w, name, dtype_name(t->dtype), shape_w,
                t->ndim ? shape : "scalar", hash_w, rows[i].sha256, reason);
     }
-    printf("\n%zu tensors, %zu selected for analysis\n", ckpt_n_tensors(c), n_selected);
+    printf("\n%zu tensors, %zu selected for analysis\n", n, n_selected);
 }
 
-/* Selection per tensor, from the engine's rows (model tensors) or "not part
- * of the model weights"; hash every tensor. */
+/* Selection per tensor (rows[0..n), n the checkpoint's tensor count), from
+ * the engine's rows (model tensors) or "not part of the model weights"; hash
+ * every tensor. */
 static enum err_code cli_inspect_rows(const struct ckpt *c, const struct engine_report *r,
-                                      struct cli_tensor_row *rows, struct err *e)
+                                      struct cli_tensor_row *rows, size_t n, struct err *e)
 {
     enum err_code rc = ERR_OK;
     struct ckpt_buf buf = {0};
 
-    for (size_t i = 0; i < ckpt_n_tensors(c); i++) {
+    for (size_t i = 0; i < n; i++) {
         rows[i].name = ckpt_tensor_at(c, i)->name;
         rows[i].reason = "not part of the model weights (optimizer or training state)";
     }
@@ -141,7 +143,7 @@ static enum err_code cli_inspect_rows(const struct ckpt *c, const struct engine_
         rows[l->tensor].name = l->name;
         rows[l->tensor].reason = l->selected ? NULL : l->res.reason;
     }
-    for (size_t i = 0; i < ckpt_n_tensors(c) && rc == ERR_OK; i++)
+    for (size_t i = 0; i < n && rc == ERR_OK; i++)
         rc = thash_tensor(c, i, &buf, rows[i].sha256, e);
     ckpt_buf_free(&buf);
     return rc;
@@ -223,17 +225,17 @@ static int cli_inspect_settings(const struct cli_inspect_opts *o, struct ckpt_li
 
 /* Print the rows as --format says; the exit status. */
 static int cli_inspect_print(const struct cli_inspect_opts *o, const struct ckpt *c,
-                             const struct cli_tensor_row *rows)
+                             const struct cli_tensor_row *rows, size_t n)
 {
     cJSON *root;
     char *text;
     int status;
 
     if (strcmp(o->format, "json") != 0) {
-        cli_inspect_table(c, rows, o->wide);
+        cli_inspect_table(c, rows, n, o->wide);
         return 0;
     }
-    root = cli_inspect_json(o->file, c, rows);
+    root = cli_inspect_json(o->file, c, rows, n);
     text = root ? cJSON_Print(root) : NULL;
     if (text != NULL)
         printf("%s\n", text);
@@ -253,6 +255,7 @@ int cli_inspect_main(int argc, char **argv)
     struct engine_opts eo = {.params = &params};
     struct cli_tensor_row *rows = NULL;
     struct ckpt *c = NULL;
+    size_t n;
     struct err e;
 
     status = cli_inspect_parse(argc, argv, &o);
@@ -265,17 +268,18 @@ int cli_inspect_main(int argc, char **argv)
         cli_print_error(&e);
         goto out;
     }
-    rows = calloc(ckpt_n_tensors(c) + 1, sizeof(*rows));
+    n = ckpt_n_tensors(c);
+    rows = calloc(n + 1, sizeof(*rows));
     if (rows == NULL) {
         err_set(&e, ERR_NOMEM, "out of memory");
         cli_print_error(&e);
         goto out;
     }
-    if (cli_inspect_rows(c, &report, rows, &e)) {
+    if (cli_inspect_rows(c, &report, rows, n, &e)) {
         cli_print_error(&e);
         goto out;
     }
-    status = cli_inspect_print(&o, c, rows);
+    status = cli_inspect_print(&o, c, rows, n);
 out:
     free(rows);
     engine_report_free(&report);

@@ -51,7 +51,9 @@ static void cli_synth_archive(const char *path, char *arch, size_t cap)
         char ch = base[n];
         int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
                  ch == '_' || ch == '-';
-        arch[n] = ok ? ch : '_';
+        if (!ok)
+            ch = '_';
+        arch[n] = ch;
     }
     arch[n] = '\0';
     if (n == 0)
@@ -67,7 +69,7 @@ static enum err_code cli_synth_stream(const struct cli_synth_model *m,
     struct st_writer *sw = NULL;
     struct tz_writer *tw = NULL;
     float *vals = malloc(CLI_SYNTH_CHUNK * sizeof(float));
-    unsigned char *enc = malloc(CLI_SYNTH_CHUNK * 4);
+    unsigned char *enc = malloc((size_t)CLI_SYNTH_CHUNK * 4);
     char arch[128];
     enum err_code rc;
 
@@ -190,6 +192,7 @@ int cli_synth_main(int argc, char **argv)
 
     if (status >= 0)
         return status;
+    ERR_ASSERT(m.model != NULL && o.out != NULL); /* what cli_synth_parse's -1 promises */
     t0 = clock_mono_s();
     if (cli_synth_model_build(&m, &e)) {
         if (e.code == ERR_INVAL)
