@@ -122,8 +122,15 @@ static int api_conflict_check(struct api_call *c, struct api_response *resp,
 
 void api__submit(struct api_call *c, struct api_response *resp, const struct api_ingest *in)
 {
-    struct store_submit sub = {in->run,    in->step, in->sha256, in->source,     in->path,
-                               in->format, in->size, in->preset, in->params_json};
+    struct store_submit sub = {.run = in->run,
+                               .step = in->step,
+                               .content_sha256 = in->sha256,
+                               .source = in->source,
+                               .path = in->path,
+                               .format = in->format,
+                               .size = in->size,
+                               .preset = in->preset,
+                               .params_json = in->params_json};
     struct store_job job;
     struct err e = {0};
     int existed = 0, late;

@@ -693,8 +693,10 @@ enum err_code http_start(const struct http_cfg *cfg, struct http_server **out, s
 {
     enum err_code rc = ERR_OK;
     struct http_server *h = NULL;
-    struct http_guard_cfg gcfg = {cfg->header_s, cfg->min_rate, cfg->window_s, http_guard_closed,
-                                  NULL};
+    struct http_guard_cfg gcfg = {.header_s = cfg->header_s,
+                                  .min_rate = cfg->min_rate,
+                                  .window_s = cfg->window_s,
+                                  .closed = http_guard_closed};
     int key_ok = 0, mu_ok = 0;
 
     *out = NULL;

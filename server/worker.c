@@ -104,7 +104,10 @@ static struct store_result_key worker_key(const struct worker_job *j,
                                           const struct engine_layer *row, char *abuf, size_t alen)
 {
     worker_analysis_key(row, abuf, alen);
-    return (struct store_result_key){row->sha256, abuf, j->settings_hash, ENGINE_VERSION};
+    return (struct store_result_key){.tensor_sha256 = row->sha256,
+                                     .analysis_key = abuf,
+                                     .settings_hash = j->settings_hash,
+                                     .engine_version = ENGINE_VERSION};
 }
 
 /* Serve selected rows from the cache; they are then no longer selected. */
@@ -363,7 +366,8 @@ static enum err_code worker_analyse(struct worker_job *j, struct err *e)
             j->w->cfg.limits, &c, e);
     if (rc != ERR_OK && c == NULL && in_place)
         rc = worker_open_failed(j, rc, e);
-    o = (struct engine_opts){&params, NULL, NULL, 1, worker_progress, j};
+    o = (struct engine_opts){
+        .params = &params, .hash = 1, .progress = worker_progress, .progress_arg = j};
     if (rc == ERR_OK)
         rc = engine_select(c, &o, &r, e);
     if (rc == ERR_OK && in_place)
