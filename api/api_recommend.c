@@ -281,7 +281,6 @@ static int api_sparsity_json(const struct api_rec *x, cJSON *o, cJSON *layers)
 void api__rec_sparsity(struct api_call *c, struct api_response *resp)
 {
     struct api_rec x = {0};
-    struct rec_layers in;
     double target, eps;
     int64_t block_size = 0;
     char key[256];
@@ -328,8 +327,9 @@ void api__rec_sparsity(struct api_call *c, struct api_response *resp)
         goto out;
     }
     api_sparsity_blocks(&x, block_size);
-    in = (struct rec_layers){.alpha = x.alpha, .numel = x.numel, .block = x.block, .n = x.n};
-    if (rec_sparsity(&in, target, eps, x.out, x.extra, &e) != ERR_OK) {
+    if (rec_sparsity(
+            &(struct rec_layers){.alpha = x.alpha, .numel = x.numel, .block = x.block, .n = x.n},
+            target, eps, x.out, x.extra, &e) != ERR_OK) {
         api_rec_refused(resp, &e);
         goto out;
     }

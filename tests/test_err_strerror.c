@@ -28,7 +28,7 @@ static void test_odd_inputs_still_give_text(void)
 
 static void test_err_set_errno_appends_the_same_text(void)
 {
-    struct err e;
+    struct err e = {0};
     char buf[ERR_ERRNO_LEN], want[ERR_MSG_LEN];
 
     CHECK_EQ_INT(err_set_errno(&e, ERR_IO, EACCES, "open %s", "x.bin"), ERR_IO);
