@@ -86,10 +86,12 @@ static enum err_code api_shard_allowed(const void *arg, const char *shard, struc
 static int api_identity(struct api_call *c, struct api_response *resp, const char *rp,
                         enum ckpt_format fmt, struct ckpt_id *id)
 {
+    struct ckpt_id_opts o = {
+        .declared = fmt, .limits = c->ctx->limits, .check = api_shard_allowed, .check_arg = c->ctx};
     struct err e = {0};
     int status = 0;
 
-    if (ckpt_identity(rp, fmt, c->ctx->limits, api_shard_allowed, c->ctx, id, &e) == ERR_OK)
+    if (ckpt_identity(rp, &o, id, &e) == ERR_OK)
         return 1;
     if (e.category != NULL && strcmp(e.category, "path_not_allowed") == 0)
         status = 403;

@@ -214,7 +214,10 @@ static enum err_code worker_identity_check(const struct worker_job *j, const cha
     struct ckpt_id id;
     struct err ie = {0};
 
-    if (ckpt_identity(path, worker_format(job), j->w->cfg.limits, NULL, NULL, &id, &ie) != ERR_OK) {
+    if (ckpt_identity(
+            path,
+            &(struct ckpt_id_opts){.declared = worker_format(job), .limits = j->w->cfg.limits}, &id,
+            &ie) != ERR_OK) {
         if (ie.code == ERR_NOMEM) {
             *e = ie;
             return ie.code;
