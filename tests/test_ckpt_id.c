@@ -94,7 +94,7 @@ static double fix_num(const char *rel, const char *key)
 }
 
 /* The identity rule over the two LLaMA shards, from the manifest. */
-static void index_rule(char hex[65])
+static void index_rule(char hex[THASH_HEX_LEN])
 {
     static const char *const shard[2] = {SHARD1, SHARD2};
     EVP_MD_CTX *md = EVP_MD_CTX_new();
@@ -157,13 +157,13 @@ static enum err_code record_shard(const void *arg, const char *shard, struct err
 
 static void test_an_index_and_its_folder_follow_the_rule(void)
 {
-    char want[65], dir[PATH_MAX], p[PATH_MAX + 64], q[PATH_MAX + 64];
+    char want[THASH_HEX_LEN], dir[PATH_MAX], p[PATH_MAX + 64], q[PATH_MAX + 64];
     struct ckpt_id id;
     struct err e = {0};
     struct seen seen = {0};
 
     index_rule(want);
-    CHECK(strlen(want) == 64);
+    CHECK(strlen(want) == THASH_HEX_LEN - 1);
     CHECK_EQ_INT(ckpt_identity(FIX "llama/sharded/model.safetensors.index.json",
                                &(struct ckpt_id_opts){.check = record_shard, .check_arg = &seen},
                                &id, &e),
