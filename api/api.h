@@ -25,6 +25,7 @@
 #include "api/cache.h"
 #include "api/stats.h"
 #include "core/formats/ckpt.h"
+#include "core/formats/thash.h"
 #include "core/numerics/farms.h"
 #include "storage/blob.h"
 #include "storage/store.h"

@@ -76,7 +76,7 @@ static cJSON *api_summary_json(const struct store_run_summary *u, const char *df
 void api__run_get(struct api_call *c, struct api_response *resp)
 {
     const char *run = api__param(c, "run");
-    char key[API_ETAG_KEY_MAX], preset[STORE_PRESET_MAX] = "", hash[STORE_HASH_LEN];
+    char key[API_ETAG_KEY_MAX], preset[STORE_PRESET_MAX] = "", hash[THASH_HEX_LEN];
     struct store_run_summary *u = NULL;
     struct err e = {0};
     int64_t version;

@@ -21,7 +21,7 @@ static int api_esd_load(struct api_call *c, struct api_response *resp, const cha
                         char *preset, struct store_layer_list **out)
 {
     const char *run = api__param(c, "run"), *layer = api__param(c, "layer");
-    char hash[STORE_HASH_LEN], key[API_ETAG_KEY_MAX], msg[ERR_MSG_LEN];
+    char hash[THASH_HEX_LEN], key[API_ETAG_KEY_MAX], msg[ERR_MSG_LEN];
     struct err e = {0};
     int64_t step, version;
     const struct store_layer *y;

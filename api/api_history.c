@@ -199,7 +199,7 @@ void api__layer_history(struct api_call *c, struct api_response *resp)
 {
     const char *run = api__param(c, "run"), *layer = api__param(c, "layer");
     const char *mtext = api_query_get(&c->q, "metrics");
-    char preset[STORE_PRESET_MAX], hash[STORE_HASH_LEN], key[API_ETAG_KEY_MAX];
+    char preset[STORE_PRESET_MAX], hash[THASH_HEX_LEN], key[API_ETAG_KEY_MAX];
     int m[STORE_METRIC_COUNT];
     struct store_point *pts = NULL;
     struct err e = {0};
@@ -330,7 +330,7 @@ static cJSON *api_heatmap_json(const char *run, const char *preset, const struct
 void api__run_history(struct api_call *c, struct api_response *resp)
 {
     const char *run = api__param(c, "run"), *mtext = api_query_get(&c->q, "metric");
-    char preset[STORE_PRESET_MAX], hash[STORE_HASH_LEN];
+    char preset[STORE_PRESET_MAX], hash[THASH_HEX_LEN];
     char cursor[API_CURSOR_MAX + 1], key[API_ETAG_KEY_MAX];
     struct store_heatmap *h = NULL;
     struct err e = {0};

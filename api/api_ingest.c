@@ -122,8 +122,15 @@ static int api_conflict_check(struct api_call *c, struct api_response *resp,
 
 void api__submit(struct api_call *c, struct api_response *resp, const struct api_ingest *in)
 {
-    struct store_submit sub = {in->run,    in->step, in->sha256, in->source,     in->path,
-                               in->format, in->size, in->preset, in->params_json};
+    struct store_submit sub = {.run = in->run,
+                               .step = in->step,
+                               .content_sha256 = in->sha256,
+                               .source = in->source,
+                               .path = in->path,
+                               .format = in->format,
+                               .size = in->size,
+                               .preset = in->preset,
+                               .params_json = in->params_json};
     struct store_job job;
     struct err e = {0};
     int existed = 0, late;
@@ -163,17 +170,17 @@ void api__submit(struct api_call *c, struct api_response *resp, const struct api
 /* X-Content-SHA256, when sent, must be the body's hash. 1 if fine. */
 static int api_expected_sha(struct api_response *resp, const char *hdr, const char *actual)
 {
-    char want[65];
+    char want[THASH_HEX_LEN];
     size_t n = 0;
 
     if (hdr == NULL)
         return 1;
     while (*hdr == ' ' || *hdr == '\t')
         hdr++;
-    for (; hdr[n] != '\0' && hdr[n] != ' ' && hdr[n] != '\t' && n < 64; n++)
+    for (; hdr[n] != '\0' && hdr[n] != ' ' && hdr[n] != '\t' && n < THASH_HEX_LEN - 1; n++)
         want[n] = (char)tolower((unsigned char)hdr[n]);
     want[n] = '\0';
-    if (!api_sha256_ok(want) || (hdr[n] != '\0' && hdr[n] != ' ' && hdr[n] != '\t')) {
+    if (!thash_hex_ok(want) || (hdr[n] != '\0' && hdr[n] != ' ' && hdr[n] != '\t')) {
         api_problem(resp, 400, NULL, "invalid_parameter",
                     "X-Content-SHA256: expected 64 hex digits");
         return 0;
@@ -198,7 +205,7 @@ static void api_post_upload(struct api_call *c, struct api_response *resp, const
 {
     const struct blob_upload *up = c->req->upload;
     uint64_t size = blob_upload_size(up);
-    char preset[STORE_PRESET_MAX], hash[STORE_HASH_LEN], params[STORE_PARAMS_MAX];
+    char preset[STORE_PRESET_MAX], hash[THASH_HEX_LEN], params[STORE_PARAMS_MAX];
     char fmt_name[STORE_FORMAT_MAX];
     enum ckpt_format fmt;
     struct err e = {0};
@@ -254,7 +261,7 @@ void api__checkpoint_post(struct api_call *c, struct api_response *resp)
     if (!api__run_name(resp, run))
         return;
     if (c->req->upload != NULL) {
-        if (!api_sha256_ok(blob_upload_sha256(c->req->upload))) {
+        if (!thash_hex_ok(blob_upload_sha256(c->req->upload))) {
             api_problem(resp, 500, NULL, NULL, "upload hash missing");
             return;
         }

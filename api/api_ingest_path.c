@@ -86,10 +86,12 @@ static enum err_code api_shard_allowed(const void *arg, const char *shard, struc
 static int api_identity(struct api_call *c, struct api_response *resp, const char *rp,
                         enum ckpt_format fmt, struct ckpt_id *id)
 {
+    struct ckpt_id_opts o = {
+        .declared = fmt, .limits = c->ctx->limits, .check = api_shard_allowed, .check_arg = c->ctx};
     struct err e = {0};
     int status = 0;
 
-    if (ckpt_identity(rp, fmt, c->ctx->limits, api_shard_allowed, c->ctx, id, &e) == ERR_OK)
+    if (ckpt_identity(rp, &o, id, &e) == ERR_OK)
         return 1;
     if (e.category != NULL && strcmp(e.category, "path_not_allowed") == 0)
         status = 403;
@@ -120,7 +122,10 @@ static int api_resolve(struct api_call *c, struct api_response *resp, const char
                         "path: not under an allowed root (--allow-root)");
             return 0;
         }
-        snprintf(msg, sizeof(msg), "path: cannot be resolved: %s", strerror(errno));
+        char ebuf[ERR_ERRNO_LEN];
+
+        snprintf(msg, sizeof(msg), "path: cannot be resolved: %s",
+                 err_strerror(errno, ebuf, sizeof(ebuf)));
         api_problem(resp, 400, NULL, "invalid_parameter", msg);
         return 0;
     }
@@ -197,7 +202,7 @@ static void api_ingest_resolved(struct api_call *c, struct api_response *resp, c
                                 int64_t step, const char *rp, enum ckpt_format fmt,
                                 const char *preset_param)
 {
-    char preset[STORE_PRESET_MAX], hash[STORE_HASH_LEN], params[STORE_PARAMS_MAX];
+    char preset[STORE_PRESET_MAX], hash[THASH_HEX_LEN], params[STORE_PARAMS_MAX];
     char fmt_name[STORE_FORMAT_MAX];
     struct ckpt_id id;
     struct api_ingest in = {0};

@@ -80,7 +80,7 @@ int api__settings(struct api_call *c, struct api_response *resp, const char *pre
  * ""). api__preset_default, after the ETag check: when name is "", the
  * preset the data was analysed with (store_read_preset: checkpoint `step`
  * >= 0, or the run's when step < 0), else the server's --preset. 1, or 0
- * with a 5xx in resp. Buffers: STORE_PRESET_MAX and STORE_HASH_LEN. */
+ * with a 5xx in resp. Buffers: STORE_PRESET_MAX and THASH_HEX_LEN. */
 int api__preset_param(struct api_call *c, struct api_response *resp, char *name, char *hash);
 int api__preset_default(struct api_call *c, struct api_response *resp, const char *run,
                         int64_t step, char *name, char *hash);

@@ -158,7 +158,7 @@ void api__tensor_get(struct api_call *c, struct api_response *resp)
     struct err e = {0};
     cJSON *o = NULL, *arr;
 
-    if (!api_sha256_ok(sha)) {
+    if (!thash_hex_ok(sha)) {
         api_problem(resp, 400, NULL, "invalid_parameter",
                     "sha256: expected 64 lower-case hex digits (the tensor's content hash)");
         return;

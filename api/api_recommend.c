@@ -94,7 +94,7 @@ static int api_qbool(struct api_call *c, struct api_response *resp, const char *
 static int api_rec_load(struct api_call *c, struct api_response *resp, const char *key,
                         struct api_rec *x)
 {
-    char hash[STORE_HASH_LEN], full[API_ETAG_KEY_MAX];
+    char hash[THASH_HEX_LEN], full[API_ETAG_KEY_MAX];
     struct err e = {0};
     int64_t version;
 
@@ -334,7 +334,9 @@ void api__rec_sparsity(struct api_call *c, struct api_response *resp)
         goto out;
     }
     api_sparsity_blocks(&x, block_size);
-    if (rec_sparsity(x.alpha, x.numel, x.block, x.n, target, eps, x.out, x.extra, &e) != ERR_OK) {
+    if (rec_sparsity(
+            &(struct rec_layers){.alpha = x.alpha, .numel = x.numel, .block = x.block, .n = x.n},
+            target, eps, x.out, x.extra, &e) != ERR_OK) {
         api_rec_refused(resp, &e);
         goto out;
     }
@@ -473,6 +475,7 @@ void api__rec_learning_rates(struct api_call *c, struct api_response *resp)
 {
     struct api_rec x = {0};
     struct api_lr_args a;
+    struct rec_lr_opts lo;
     char key[256];
     struct err e = {0};
     cJSON *o = NULL, *layers = NULL, *left = NULL;
@@ -490,8 +493,11 @@ void api__rec_learning_rates(struct api_call *c, struct api_response *resp)
         api_rec_empty(resp, &x);
         goto out;
     }
-    if (rec_learning_rates(x.alpha, x.n, (enum rec_lr_map)a.map, a.base_lr, a.min_ratio,
-                           a.max_ratio, x.out, &e) != ERR_OK) {
+    lo = (struct rec_lr_opts){.map = (enum rec_lr_map)a.map,
+                              .base_lr = a.base_lr,
+                              .min_ratio = a.min_ratio,
+                              .max_ratio = a.max_ratio};
+    if (rec_learning_rates(x.alpha, x.n, &lo, x.out, &e) != ERR_OK) {
         api_rec_refused(resp, &e);
         goto out;
     }

@@ -305,7 +305,7 @@ int api__settings(struct api_call *c, struct api_response *resp, const char *pre
     const char *pn = preset_param ? preset_param : c->ctx->default_preset;
 
     if (pn == NULL)
-        pn = "farms-llm";
+        pn = PRESET_DEFAULT_NAME;
     if (strlen(pn) >= STORE_PRESET_MAX || preset_get(pn, &p, &e) != ERR_OK) {
         char msg[ERR_MSG_LEN + 32];
         snprintf(msg, sizeof(msg), "parameter 'preset': %s", e.msg[0] ? e.msg : "too long");

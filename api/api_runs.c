@@ -188,7 +188,7 @@ static int api_add_layers(cJSON *o, const struct store_layer_list *l, int with_s
 void api__checkpoint_get(struct api_call *c, struct api_response *resp)
 {
     const char *run = api__param(c, "run");
-    char preset[STORE_PRESET_MAX], hash[STORE_HASH_LEN], key[API_ETAG_KEY_MAX];
+    char preset[STORE_PRESET_MAX], hash[THASH_HEX_LEN], key[API_ETAG_KEY_MAX];
     struct store_layer_list *l = NULL;
     struct store_checkpoint k;
     struct err e = {0};
@@ -226,7 +226,7 @@ void api__checkpoint_get(struct api_call *c, struct api_response *resp)
 void api__layers_latest(struct api_call *c, struct api_response *resp)
 {
     const char *run = api__param(c, "run");
-    char preset[STORE_PRESET_MAX], hash[STORE_HASH_LEN], key[API_ETAG_KEY_MAX];
+    char preset[STORE_PRESET_MAX], hash[THASH_HEX_LEN], key[API_ETAG_KEY_MAX];
     struct store_layer_list *l = NULL;
     struct err e = {0};
     int64_t version;

@@ -201,16 +201,6 @@ int api_name_ok(const char *s)
     return 1;
 }
 
-int api_sha256_ok(const char *s)
-{
-    size_t i;
-
-    for (i = 0; s[i] != '\0'; i++)
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-            return 0;
-    return i == 64;
-}
-
 /* --- Page tokens ------------------------------------------------------------ */
 
 static const char api_b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";

@@ -75,9 +75,6 @@ enum err_code api_query_int64(const struct api_query *q, const char *key, int64_
  * not "." or "..". */
 int api_name_ok(const char *s);
 
-/* 1 if `s` is 64 lowercase hex digits. */
-int api_sha256_ok(const char *s);
-
 /* --- Page tokens ---------------------------------------------------------- */
 
 /* Write the token for position `cursor` (<= API_CURSOR_MAX bytes) of the

@@ -51,10 +51,24 @@ enum err_code err_setc(struct err *e, enum err_code code, const char *category, 
     return code;
 }
 
+const char *err_strerror(int errnum, char *buf, size_t len)
+{
+    if (buf == NULL || len == 0)
+        return "unknown error";
+    /* GNU strerror_r may return a static string instead of filling buf. */
+    buf[0] = '\0';
+#if defined(__GLIBC__) && defined(_GNU_SOURCE)
+    return strerror_r(errnum, buf, len);
+#else
+    return strerror_r(errnum, buf, len) == 0 ? buf : "unknown error";
+#endif
+}
+
 enum err_code err_set_errno(struct err *e, enum err_code code, int errnum, const char *fmt, ...)
 {
     va_list ap;
-    char buf[128];
+    char buf[ERR_ERRNO_LEN];
+    const char *s;
     size_t len;
 
     va_start(ap, fmt);
@@ -62,13 +76,7 @@ enum err_code err_set_errno(struct err *e, enum err_code code, int errnum, const
     va_end(ap);
     if (e == NULL)
         return code;
-    /* GNU strerror_r may return a static string instead of filling buf. */
-    buf[0] = '\0';
-#if defined(__GLIBC__) && defined(_GNU_SOURCE)
-    const char *s = strerror_r(errnum, buf, sizeof(buf));
-#else
-    const char *s = strerror_r(errnum, buf, sizeof(buf)) == 0 ? buf : "unknown error";
-#endif
+    s = err_strerror(errnum, buf, sizeof(buf));
     len = strlen(e->msg);
     if (len < sizeof(e->msg))
         (void)snprintf(e->msg + len, sizeof(e->msg) - len, ": %s", s);

@@ -11,6 +11,8 @@
 #ifndef CORE_ERR_H
 #define CORE_ERR_H
 
+#include <stddef.h>
+
 #define ERR_MAP(X)                              \
     X(OK, "success")                            \
     X(NOMEM, "out of memory")                   \
@@ -32,7 +34,8 @@ enum err_code {
 #undef X
 };
 
-#define ERR_MSG_LEN 256
+#define ERR_MSG_LEN   256
+#define ERR_ERRNO_LEN 128 /* room for err_strerror's text */
 
 struct err {
     enum err_code code;    /* what kind of failure */
@@ -52,6 +55,11 @@ enum err_code err_setc(struct err *e, enum err_code code, const char *category, 
 /* Same as err_set, appending ": <strerror_r(errnum)>". */
 enum err_code err_set_errno(struct err *e, enum err_code code, int errnum, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* The text of `errnum` ("No such file or directory"), thread-safe (strerror_r,
+ * never strerror, which may share one buffer between threads): in `buf`
+ * (ERR_ERRNO_LEN bytes suffice) or a static string. Never NULL. Cannot fail. */
+const char *err_strerror(int errnum, char *buf, size_t len);
 
 /* Prefix the message already in `e` with "<prefix>: " (e.g. a shard's name).
  * Keeps code and category. NULL `e` is a no-op. */

@@ -33,7 +33,8 @@ static const char cfg_usage_text[] =
     "                        a replica that died is claimed again after it (default 60)\n"
     "                                                                      [FARMSD_LEASE]\n"
     "  --workers N           analysis threads (default: number of CPUs)    [FARMSD_WORKERS]\n"
-    "  --preset P            default preset: farms-llm, farms-cv, full (default farms-llm)\n"
+    "  --preset P            default preset: farms-llm, farms-cv, full "
+    "(default " PRESET_DEFAULT_NAME ")\n"
     "                                                                      [FARMSD_PRESET]\n"
     "  --allow-root DIR      allow path ingestion under DIR (repeatable; none: path\n"
     "                        ingestion off)                 [FARMSD_ALLOW_ROOTS, ':'-separated]\n"
@@ -236,37 +237,11 @@ static enum err_code cfg_apply_http(struct cfg *c, const char *key, const char *
     return err_set(e, ERR_INVAL, "unknown setting '%s'", key);
 }
 
-/* One setting by its flag name (without "--"), from a flag or the environment. */
-static enum err_code cfg_apply(struct cfg *c, const char *key, const char *v, struct err *e)
+/* The byte limits and the log level; the last of the cfg_apply steps. */
+static enum err_code cfg_apply_limits(struct cfg *c, const char *key, const char *v, struct err *e)
 {
     int lvl;
 
-    if (strcmp(key, "listen") == 0)
-        return cfg_listen(c, v, e);
-    if (strcmp(key, "data") == 0)
-        return cfg_set_str(&c->data_dir, v, e);
-    if (strcmp(key, "db") == 0)
-        return cfg_set_str(&c->db_url, v, e);
-    if (strcmp(key, "blobs") == 0)
-        return cfg_set_str(&c->blobs_dir, v, e);
-    if (strcmp(key, "lease") == 0)
-        return cfg_uint("--lease", v, 1, 86400, &c->lease_s, e);
-    if (strcmp(key, "workers") == 0)
-        return cfg_uint("--workers", v, 1, 1024, &c->workers, e);
-    if (strcmp(key, "http-threads") == 0)
-        return cfg_uint("--http-threads", v, 1, 256, &c->http_threads, e);
-    if (strcmp(key, "max-uploads") == 0)
-        return cfg_uint("--max-uploads", v, 1, 1024, &c->max_uploads, e);
-    if (strcmp(key, "preset") == 0)
-        return cfg_set_str(&c->preset, v, e);
-    if (strncmp(key, "validat", 7) == 0 || strncmp(key, "max-conn", 8) == 0 ||
-        strncmp(key, "min-upload", 10) == 0 || strcmp(key, "memory-budget") == 0 ||
-        strcmp(key, "header-timeout") == 0)
-        return cfg_apply_http(c, key, v, e);
-    if (strcmp(key, "tokens") == 0)
-        return cfg_set_str(&c->tokens_file, v, e);
-    if (strcmp(key, "allow-root") == 0)
-        return cfg_add_root(c, v, e);
     if (strcmp(key, "max-upload") == 0)
         return cfg_bytes("--max-upload", v, &c->max_upload, e);
     if (strcmp(key, "response-cache") == 0)
@@ -293,6 +268,38 @@ static enum err_code cfg_apply(struct cfg *c, const char *key, const char *v, st
         return ERR_OK;
     }
     return err_set(e, ERR_INVAL, "unknown setting '%s'", key);
+}
+
+/* One setting by its flag name (without "--"), from a flag or the environment. */
+static enum err_code cfg_apply(struct cfg *c, const char *key, const char *v, struct err *e)
+{
+    if (strcmp(key, "listen") == 0)
+        return cfg_listen(c, v, e);
+    if (strcmp(key, "data") == 0)
+        return cfg_set_str(&c->data_dir, v, e);
+    if (strcmp(key, "db") == 0)
+        return cfg_set_str(&c->db_url, v, e);
+    if (strcmp(key, "blobs") == 0)
+        return cfg_set_str(&c->blobs_dir, v, e);
+    if (strcmp(key, "lease") == 0)
+        return cfg_uint("--lease", v, 1, 86400, &c->lease_s, e);
+    if (strcmp(key, "workers") == 0)
+        return cfg_uint("--workers", v, 1, 1024, &c->workers, e);
+    if (strcmp(key, "http-threads") == 0)
+        return cfg_uint("--http-threads", v, 1, 256, &c->http_threads, e);
+    if (strcmp(key, "max-uploads") == 0)
+        return cfg_uint("--max-uploads", v, 1, 1024, &c->max_uploads, e);
+    if (strcmp(key, "preset") == 0)
+        return cfg_set_str(&c->preset, v, e);
+    if (strncmp(key, "validat", 7) == 0 || strncmp(key, "max-conn", 8) == 0 ||
+        strncmp(key, "min-upload", 10) == 0 || strcmp(key, "memory-budget") == 0 ||
+        strcmp(key, "header-timeout") == 0)
+        return cfg_apply_http(c, key, v, e);
+    if (strcmp(key, "tokens") == 0)
+        return cfg_set_str(&c->tokens_file, v, e);
+    if (strcmp(key, "allow-root") == 0)
+        return cfg_add_root(c, v, e);
+    return cfg_apply_limits(c, key, v, e);
 }
 
 /* Rewrite the error of a setting that came from the environment as
@@ -473,7 +480,7 @@ enum err_code cfg_load(struct cfg *c, int argc, char **argv, struct err *e)
     if (rc == ERR_OK && c->blobs_dir == NULL)
         rc = cfg_default_path(&c->blobs_dir, "", c->data_dir, "/blobs", e);
     if (rc == ERR_OK && c->preset == NULL)
-        rc = cfg_set_str(&c->preset, "farms-llm", e);
+        rc = cfg_set_str(&c->preset, PRESET_DEFAULT_NAME, e);
     if (rc == ERR_OK && preset_get(c->preset, &p, e) != ERR_OK) {
         rc = ERR_INVAL;
         if (preset_env != NULL && preset_env[0] != '\0')

@@ -44,7 +44,7 @@ enum err_code cli_input_format(const char *s, enum ckpt_format *out, struct err 
                     s);
 }
 
-enum err_code cli_params(const char *name, char **sets, int n_sets, struct farms_params *p,
+enum err_code cli_params(const char *name, char *const *sets, int n_sets, struct farms_params *p,
                          const char **resolved, struct err *e)
 {
     const char *env = NULL;
@@ -53,7 +53,7 @@ enum err_code cli_params(const char *name, char **sets, int n_sets, struct farms
     if (name == NULL)
         name = env = getenv("FARMSD_PRESET");
     if (name == NULL || name[0] == '\0') {
-        name = "farms-llm";
+        name = PRESET_DEFAULT_NAME;
         env = NULL;
     }
     *resolved = name;

@@ -35,7 +35,7 @@ enum err_code cli_input_format(const char *s, enum ckpt_format *out, struct err 
 
 /* The preset named `name` (NULL: $FARMSD_PRESET or farms-llm) with every
  * "key=value" of `sets` applied in order; *resolved gets the preset's name. */
-enum err_code cli_params(const char *name, char **sets, int n_sets, struct farms_params *p,
+enum err_code cli_params(const char *name, char *const *sets, int n_sets, struct farms_params *p,
                          const char **resolved, struct err *e);
 
 /* Print the usage error `farmsd CMD: <fmt...>` and `Try 'farmsd CMD --help'.`

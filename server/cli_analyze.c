@@ -486,8 +486,11 @@ int cli_analyze_main(int argc, char **argv)
         status = CLI_EXIT_INPUT;
         goto out;
     }
-    eo = (struct engine_opts){&params, have_inc ? &inc : NULL, have_exc ? &exc : NULL,
-                              0,       cli_progress,           &o};
+    eo = (struct engine_opts){.params = &params,
+                              .include = have_inc ? &inc : NULL,
+                              .exclude = have_exc ? &exc : NULL,
+                              .progress = cli_progress,
+                              .progress_arg = &o};
     if (engine_select(c, &eo, &report, &e)) {
         cli_print_error(&e);
         status = CLI_EXIT_INPUT;

@@ -9,6 +9,7 @@
 #include <cjson/cJSON.h>
 
 #include "core/formats/thash.h"
+#include "core/numerics/preset.h"
 #include "server/cli.h"
 #include "server/engine.h"
 
@@ -22,7 +23,8 @@ static const char cli_inspect_usage[] =
     "  --format F          table (default) or json                        [FARMSD_FORMAT]\n"
     "  --wide              the table with full names, hashes and reasons (default: fitted\n"
     "                      to the terminal, else 80 columns)\n"
-    "  --preset P          the settings that decide the selection (default farms-llm)\n"
+    "  --preset P          the settings that decide the selection "
+    "(default " PRESET_DEFAULT_NAME ")\n"
     "  --set KEY=VALUE     override a setting (repeatable; see farmsd analyze --help)\n"
     "  --input-format F    auto (default), safetensors, index, torch, npy, npz\n"
     "  --strict            refuse pickles with unknown globals            [FARMSD_STRICT=1]\n"
@@ -51,7 +53,7 @@ struct cli_tensor_row {
 };
 
 static cJSON *cli_inspect_json(const char *file, const struct ckpt *c,
-                               const struct cli_tensor_row *rows)
+                               const struct cli_tensor_row *rows, size_t n)
 {
     cJSON *root = cJSON_CreateObject(), *arr = NULL;
     int good = root != NULL && cJSON_AddStringToObject(root, "file", file) &&
@@ -60,7 +62,7 @@ static cJSON *cli_inspect_json(const char *file, const struct ckpt *c,
 
     arr = good ? cJSON_AddArrayToObject(root, "tensors") : NULL;
     good = arr != NULL;
-    for (size_t i = 0; good && i < ckpt_n_tensors(c); i++) {
+    for (size_t i = 0; good && i < n; i++) {
         const struct ckpt_tensor *t = ckpt_tensor_at(c, i);
         cJSON *o = cJSON_CreateObject(), *shape;
         good = o != NULL && cJSON_AddItemToArray(arr, o) &&
@@ -85,7 +87,8 @@ static cJSON *cli_inspect_json(const char *file, const struct ckpt *c,
 /* The table: name, dtype, shape, the hash's first 12 hex digits (all 64 with
  * `wide`), and "yes" or why not. Unless `wide`, fitted to the terminal: the
  * name's start cut and the reason's end when needed. */
-static void cli_inspect_table(const struct ckpt *c, const struct cli_tensor_row *rows, int wide)
+static void cli_inspect_table(const struct ckpt *c, const struct cli_tensor_row *rows, size_t n,
+                              int wide)
 {
     const int hash_w = wide ? THASH_HEX_LEN - 1 : 12, width = cli_term_width();
     const int shape_w = wide ? 16 : 11, fixed = 2 + 7 + 2 + shape_w + 2 + hash_w + 2;
@@ -94,7 +97,7 @@ static void cli_inspect_table(const struct ckpt *c, const struct cli_tensor_row 
     char name[512], reason[256];
     int w = 4, note_w = 1 << 20;
 
-    for (size_t i = 0; i < ckpt_n_tensors(c); i++)
+    for (size_t i = 0; i < n; i++)
         if ((int)strlen(rows[i].name) > w)
             w = (int)strlen(rows[i].name);
     if (!wide && w > width - fixed - note_min)
@@ -104,14 +107,14 @@ static void cli_inspect_table(const struct ckpt *c, const struct cli_tensor_row 
     printf("format: %s\n", ckpt_format_name(ckpt_format_of(c)));
     printf("%-*s  %-7s  %-*s  %-*s  %s\n", w, "name", "dtype", shape_w, "shape", hash_w, "sha256",
            "selected");
-    for (size_t i = 0; i < ckpt_n_tensors(c); i++) {
+    for (size_t i = 0; i < n; i++) {
         const struct ckpt_tensor *t = ckpt_tensor_at(c, i);
         char shape[64] = "";
         size_t used = 0;
         for (int d = 0; d < t->ndim && used < sizeof(shape); d++) {
-            int n = snprintf(shape + used, sizeof(shape) - used, "%s%lld", d ? "x" : "",
-                             (long long)t->shape[d]);
-            used += n > 0 ? (size_t)n : 0;
+            int len = snprintf(shape + used, sizeof(shape) - used, "%s%lld", d ? "x" : "",
+                               (long long)t->shape[d]);
+            used += len > 0 ? (size_t)len : 0;
         }
         n_selected += rows[i].reason == NULL;
         cli_fit(name, sizeof(name), rows[i].name, wide ? 1 << 20 : w, 1);
@@ -119,18 +122,19 @@ static void cli_inspect_table(const struct ckpt *c, const struct cli_tensor_row 
         printf("%-*s  %-7s  %-*s  %.*s  %s\n", w, name, dtype_name(t->dtype), shape_w,
                t->ndim ? shape : "scalar", hash_w, rows[i].sha256, reason);
     }
-    printf("\n%zu tensors, %zu selected for analysis\n", ckpt_n_tensors(c), n_selected);
+    printf("\n%zu tensors, %zu selected for analysis\n", n, n_selected);
 }
 
-/* Selection per tensor, from the engine's rows (model tensors) or "not part
- * of the model weights"; hash every tensor. */
+/* Selection per tensor (rows[0..n), n the checkpoint's tensor count), from
+ * the engine's rows (model tensors) or "not part of the model weights"; hash
+ * every tensor. */
 static enum err_code cli_inspect_rows(const struct ckpt *c, const struct engine_report *r,
-                                      struct cli_tensor_row *rows, struct err *e)
+                                      struct cli_tensor_row *rows, size_t n, struct err *e)
 {
     enum err_code rc = ERR_OK;
     struct ckpt_buf buf = {0};
 
-    for (size_t i = 0; i < ckpt_n_tensors(c); i++) {
+    for (size_t i = 0; i < n; i++) {
         rows[i].name = ckpt_tensor_at(c, i)->name;
         rows[i].reason = "not part of the model weights (optimizer or training state)";
     }
@@ -139,7 +143,7 @@ static enum err_code cli_inspect_rows(const struct ckpt *c, const struct engine_
         rows[l->tensor].name = l->name;
         rows[l->tensor].reason = l->selected ? NULL : l->res.reason;
     }
-    for (size_t i = 0; i < ckpt_n_tensors(c) && rc == ERR_OK; i++)
+    for (size_t i = 0; i < n && rc == ERR_OK; i++)
         rc = thash_tensor(c, i, &buf, rows[i].sha256, e);
     ckpt_buf_free(&buf);
     return rc;
@@ -203,54 +207,79 @@ static int cli_inspect_parse(int argc, char **argv, struct cli_inspect_opts *o)
     return -1;
 }
 
+/* The limits and parameters of `o` (preset, --set, $FARMSD_* limits); -1 to
+ * go on, else the exit status after the usage message. */
+static int cli_inspect_settings(const struct cli_inspect_opts *o, struct ckpt_limits *limits,
+                                struct farms_params *params)
+{
+    const char *resolved;
+    struct err e;
+
+    if (cli_limits(limits, &e))
+        return cli_settings_error("inspect", &e);
+    limits->strict = o->strict;
+    if (cli_params(o->preset, o->sets, o->n_sets, params, &resolved, &e))
+        return cli_settings_error("inspect", &e);
+    return -1;
+}
+
+/* Print the rows as --format says; the exit status. */
+static int cli_inspect_print(const struct cli_inspect_opts *o, const struct ckpt *c,
+                             const struct cli_tensor_row *rows, size_t n)
+{
+    cJSON *root;
+    char *text;
+    int status;
+
+    if (strcmp(o->format, "json") != 0) {
+        cli_inspect_table(c, rows, n, o->wide);
+        return 0;
+    }
+    root = cli_inspect_json(o->file, c, rows, n);
+    text = root ? cJSON_Print(root) : NULL;
+    if (text != NULL)
+        printf("%s\n", text);
+    status = text != NULL ? 0 : CLI_EXIT_FAILED;
+    cJSON_free(text);
+    cJSON_Delete(root);
+    return status;
+}
+
 int cli_inspect_main(int argc, char **argv)
 {
     struct cli_inspect_opts o = {0};
-    const char *resolved;
     int status;
     struct ckpt_limits limits;
     struct farms_params params;
     struct engine_report report = {0};
-    struct engine_opts eo = {0};
+    struct engine_opts eo = {.params = &params};
     struct cli_tensor_row *rows = NULL;
     struct ckpt *c = NULL;
-    cJSON *root;
+    size_t n;
     struct err e;
 
     status = cli_inspect_parse(argc, argv, &o);
+    if (status < 0)
+        status = cli_inspect_settings(&o, &limits, &params);
     if (status >= 0)
         return status;
-    if (cli_limits(&limits, &e))
-        return cli_settings_error("inspect", &e);
-    limits.strict = o.strict;
-    if (cli_params(o.preset, o.sets, o.n_sets, &params, &resolved, &e))
-        return cli_settings_error("inspect", &e);
-    status = 0;
-    eo.params = &params;
+    status = CLI_EXIT_INPUT;
     if (ckpt_open(o.file, o.input_format, &limits, &c, &e) || engine_select(c, &eo, &report, &e)) {
         cli_print_error(&e);
-        status = CLI_EXIT_INPUT;
         goto out;
     }
-    rows = calloc(ckpt_n_tensors(c) + 1, sizeof(*rows));
-    if (rows == NULL || cli_inspect_rows(c, &report, rows, &e)) {
-        if (rows == NULL)
-            err_set(&e, ERR_NOMEM, "out of memory");
+    n = ckpt_n_tensors(c);
+    rows = calloc(n + 1, sizeof(*rows));
+    if (rows == NULL) {
+        err_set(&e, ERR_NOMEM, "out of memory");
         cli_print_error(&e);
-        status = CLI_EXIT_INPUT;
         goto out;
     }
-    if (strcmp(o.format, "json") == 0) {
-        root = cli_inspect_json(o.file, c, rows);
-        char *text = root ? cJSON_Print(root) : NULL;
-        if (text != NULL)
-            printf("%s\n", text);
-        status = text != NULL ? 0 : CLI_EXIT_FAILED;
-        cJSON_free(text);
-        cJSON_Delete(root);
-    } else {
-        cli_inspect_table(c, rows, o.wide);
+    if (cli_inspect_rows(c, &report, rows, n, &e)) {
+        cli_print_error(&e);
+        goto out;
     }
+    status = cli_inspect_print(&o, c, rows, n);
 out:
     free(rows);
     engine_report_free(&report);

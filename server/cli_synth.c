@@ -6,8 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "core/clock.h"
 #include "core/formats/tz_write.h"
 #include "server/cli.h"
 #include "server/cli_synth.h"
@@ -51,7 +51,9 @@ static void cli_synth_archive(const char *path, char *arch, size_t cap)
         char ch = base[n];
         int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
                  ch == '_' || ch == '-';
-        arch[n] = ok ? ch : '_';
+        if (!ok)
+            ch = '_';
+        arch[n] = ch;
     }
     arch[n] = '\0';
     if (n == 0)
@@ -67,7 +69,7 @@ static enum err_code cli_synth_stream(const struct cli_synth_model *m,
     struct st_writer *sw = NULL;
     struct tz_writer *tw = NULL;
     float *vals = malloc(CLI_SYNTH_CHUNK * sizeof(float));
-    unsigned char *enc = malloc(CLI_SYNTH_CHUNK * 4);
+    unsigned char *enc = malloc((size_t)CLI_SYNTH_CHUNK * 4);
     char arch[128];
     enum err_code rc;
 
@@ -183,14 +185,15 @@ int cli_synth_main(int argc, char **argv)
 {
     struct cli_synth_model m = {.embeddings = 1, .dtype = DTYPE_F16};
     struct cli_synth_opts o = {.format = "safetensors", .dist = "gaussian"};
-    struct timespec t0, t1;
+    double t0;
     uint64_t bytes = 0;
     struct err e;
     int status = cli_synth_parse(argc, argv, &m, &o);
 
     if (status >= 0)
         return status;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    ERR_ASSERT(m.model != NULL && o.out != NULL); /* what cli_synth_parse's -1 promises */
+    t0 = clock_mono_s();
     if (cli_synth_model_build(&m, &e)) {
         if (e.code == ERR_INVAL)
             cli_settings_error("synth", &e);
@@ -203,12 +206,10 @@ int cli_synth_main(int argc, char **argv)
         cli_print_error(&e);
         status = CLI_EXIT_FAILED;
     } else if (!o.quiet) {
-        clock_gettime(CLOCK_MONOTONIC, &t1);
         printf("wrote %s: %s, %s x %d blocks, %zu tensors, %s %s, seed %llu, %llu data bytes, "
                "%.1f s\n",
                o.out, o.format, m.model, m.blocks, m.n, dtype_name(m.dtype), o.dist, o.seed,
-               (unsigned long long)bytes,
-               (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec));
+               (unsigned long long)bytes, clock_mono_s() - t0);
     }
     cli_synth_model_free(&m);
     return status < 0 ? 0 : status;

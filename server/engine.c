@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "core/analysis.h"
+#include "core/clock.h"
 #include "core/formats/thash.h"
 #include "core/numerics/esd.h"
 
@@ -276,14 +277,6 @@ static enum err_code engine_fan_out(struct pool *pool, struct engine_ctx *x, str
     return rc;
 }
 
-static double engine_now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* The histogram of the plan's pooled eigenvalues (every ESD) with the
  * row's fit. */
 static enum err_code engine_hist(const struct farms_plan *plan, struct engine_layer *row,
@@ -382,11 +375,11 @@ enum err_code engine_run(const struct ckpt *c, struct pool *pool, const struct e
 
         if (!row->selected)
             continue;
-        t0 = engine_now();
+        t0 = clock_mono_s();
         rc = engine_layer_run(c, pool, opts, ws, &buf, row, e);
         done++;
         if (rc == ERR_OK && opts->progress != NULL &&
-            opts->progress(opts->progress_arg, done, total, row, engine_now() - t0) != 0)
+            opts->progress(opts->progress_arg, done, total, row, clock_mono_s() - t0) != 0)
             rc = err_set(e, ERR_CANCELED, "stopped after %zu of %zu layers", done, total);
     }
     for (unsigned i = 0; i < n_workers; i++)

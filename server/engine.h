@@ -26,6 +26,7 @@
 #include "core/numerics/esd_hist.h"
 #include "core/numerics/farms.h"
 #include "core/formats/layers.h"
+#include "core/formats/thash.h"
 #include "server/pool.h"
 
 struct engine_layer {       /* one row of a report */
@@ -35,11 +36,11 @@ struct engine_layer {       /* one row of a report */
     enum dtype dtype;       /* stored dtype */
     int ndim;
     int64_t shape[CKPT_MAX_RANK];
-    int selected;            /* 1: analysed by engine_run (analysis_select) */
-    char sha256[65];         /* hex SHA-256 of the tensor bytes, "" if not hashed */
-    struct farms_result res; /* status, reason and metrics (valid after engine_run) */
-    struct esd_hist esd;     /* histogram of the pooled eigenvalues with the fit (after
-                                engine_run; n_eigs 0 when the layer was not analysed) */
+    int selected;               /* 1: analysed by engine_run (analysis_select) */
+    char sha256[THASH_HEX_LEN]; /* hex SHA-256 of the tensor bytes, "" if not hashed */
+    struct farms_result res;    /* status, reason and metrics (valid after engine_run) */
+    struct esd_hist esd;        /* histogram of the pooled eigenvalues with the fit (after
+                                   engine_run; n_eigs 0 when the layer was not analysed) */
 };
 
 struct engine_report {

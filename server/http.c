@@ -46,6 +46,7 @@
 
 #include <microhttpd.h>
 
+#include "core/clock.h"
 #include "server/http_guard.h"
 #include "server/log.h"
 #include "server/pool.h"
@@ -98,14 +99,6 @@ struct http_req {
     struct api_response answer;  /* the validator's answer */
 };
 
-static double http_now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static void http_store_close(void *s)
 {
     store_close(s);
@@ -143,7 +136,7 @@ static void *http_uri_log(void *cls, const char *uri, struct MHD_Connection *con
         return NULL;
     r->id = atomic_fetch_add(&h->next_id, 1) + 1;
     r->uri = strndup(uri, HTTP_URI_MAX);
-    r->t0 = http_now();
+    r->t0 = clock_mono_s();
     r->h = h;
     r->conn = conn;
     atomic_init(&r->work, HTTP_WORK_NONE);
@@ -192,7 +185,7 @@ static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cl
     http_guard_request_end(h->guard, http_guard_of(conn));
     LOG_INFO("http", "req=%llu uri=\"%.200s\" status=%d route=\"%s\" bytes_in=%llu ms=%.1f%s",
              (unsigned long long)r->id, r->uri ? r->uri : "", r->status, r->route ? r->route : "-",
-             (unsigned long long)r->size, 1e3 * (http_now() - r->t0),
+             (unsigned long long)r->size, 1e3 * (clock_mono_s() - r->t0),
              toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=1");
     http_req_free(h, r);
     *con_cls = NULL;
@@ -397,7 +390,7 @@ static void http_validate(void *item, unsigned worker)
 
     (void)worker;
     api_stats_validation(h->cfg.api->stats, -1, 1);
-    if (http_now() - r->t_queued > HTTP_QUEUE_WAIT_S) {
+    if (clock_mono_s() - r->t_queued > HTTP_QUEUE_WAIT_S) {
         http_busy(&r->answer);
     } else {
         s = http_store(h, &e);
@@ -427,7 +420,7 @@ static enum MHD_Result http_offload(struct http_server *h, struct MHD_Connection
     pthread_mutex_lock(&h->work_mu);
     if (!h->work_stopping && atomic_load(&h->in_work) < cap) {
         atomic_fetch_add(&h->in_work, 1);
-        r->t_queued = http_now();
+        r->t_queued = clock_mono_s();
         atomic_store(&r->work, HTTP_WORK_QUEUED);
         api_stats_validation(h->cfg.api->stats, 1, 0);
         MHD_suspend_connection(conn);
@@ -674,8 +667,10 @@ enum err_code http_start(const struct http_cfg *cfg, struct http_server **out, s
 {
     enum err_code rc = ERR_OK;
     struct http_server *h = NULL;
-    struct http_guard_cfg gcfg = {cfg->header_s, cfg->min_rate, cfg->window_s, http_guard_closed,
-                                  NULL};
+    struct http_guard_cfg gcfg = {.header_s = cfg->header_s,
+                                  .min_rate = cfg->min_rate,
+                                  .window_s = cfg->window_s,
+                                  .closed = http_guard_closed};
     int key_ok = 0, mu_ok = 0;
 
     *out = NULL;
@@ -722,8 +717,8 @@ void http_stop(struct http_server *h, double grace_s)
     if (h == NULL)
         return;
     MHD_quiesce_daemon(h->d); /* stop accepting; connections in flight go on */
-    until = http_now() + grace_s;
-    while (http_now() < until) {
+    until = clock_mono_s() + grace_s;
+    while (clock_mono_s() < until) {
         info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
         if (info == NULL || info->num_connections == 0)
             break;

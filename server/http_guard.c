@@ -16,6 +16,8 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "core/clock.h"
+
 #define HTTP_GUARD_LINGER_S 1.0 /* between the 408 and the shutdown for reading */
 
 enum http_guard_phase {
@@ -46,14 +48,6 @@ struct http_guard {
     pthread_t thread;
     struct http_guard_conn *head;
 };
-
-static double http_guard_now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* Write a 408 problem (best effort, never blocks) and half-close. */
 static void http_guard_408(int fd, const char *detail)
@@ -145,16 +139,13 @@ static void *http_guard_main(void *arg)
     tick = tick / 10 < 0.05 ? 0.05 : tick / 10 > 0.5 ? 0.5 : tick / 10;
     pthread_mutex_lock(&g->mu);
     while (!g->stopping) {
-        struct timespec until;
+        struct timespec until = clock_mono_deadline(tick);
         uint64_t n_closed[HTTP_GUARD_N_REASONS] = {0};
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_nsec += (long)(tick * 1e9);
-        until.tv_sec += until.tv_nsec / 1000000000L;
-        until.tv_nsec %= 1000000000L;
+
         pthread_cond_timedwait(&g->stop_cv, &g->mu, &until);
         if (g->stopping)
             break;
-        http_guard_sweep(g, http_guard_now(), n_closed);
+        http_guard_sweep(g, clock_mono_s(), n_closed);
         pthread_mutex_unlock(&g->mu);
         for (int i = 0; i < HTTP_GUARD_N_REASONS && g->cfg.closed != NULL; i++)
             if (n_closed[i] > 0)
@@ -230,7 +221,7 @@ struct http_guard_conn *http_guard_conn_open(struct http_guard *g, int fd)
         return NULL;
     c->fd = fd;
     c->phase = HTTP_GUARD_PH_FRESH;
-    c->t_phase = http_guard_now();
+    c->t_phase = clock_mono_s();
     pthread_mutex_lock(&g->mu);
     c->next = g->head;
     if (g->head != NULL)
@@ -263,7 +254,7 @@ static void http_guard_phase(struct http_guard *g, struct http_guard_conn *c,
 
     if (c == NULL)
         return;
-    now = http_guard_now();
+    now = clock_mono_s();
     pthread_mutex_lock(&g->mu);
     if (c->phase != HTTP_GUARD_PH_KILLED) {
         c->phase = phase;

@@ -206,93 +206,139 @@ static int serve_settings(struct cfg *c, int argc, char **argv)
     return status;
 }
 
+/* The running service: built by serve_start, torn down by serve_stop, owned
+ * by cli_serve_main's frame (ctx, stats and limits are borrowed by the
+ * threads started, so the struct must not move while they run). */
+struct serve {
+    char owner[STORE_OWNER_MAX]; /* lease owner of this process's claims */
+    struct api_stats stats;
+    struct ckpt_limits limits;
+    struct blob_store *blobs; /* owned, NULL until opened */
+    struct api_cache *cache;  /* owned */
+    struct pool *pool;        /* owned */
+    struct worker *worker;    /* owned */
+    struct api_ctx ctx;       /* borrowed by the HTTP server */
+    struct http_server *http; /* owned */
+};
+
+/* Block SIGTERM/SIGINT for every thread started later (the main thread takes
+ * them with sigwait on `sigs`); ignore SIGPIPE. */
+static void serve_signals_block(sigset_t *sigs)
+{
+    sigemptyset(sigs);
+    sigaddset(sigs, SIGTERM);
+    sigaddset(sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, sigs, NULL); /* inherited by every thread started below */
+    signal(SIGPIPE, SIG_IGN);
+}
+
+/* The API's context over what serve_start opened. */
+static void serve_ctx_fill(struct serve *sv, const struct cfg *c)
+{
+    sv->ctx = (struct api_ctx){.blobs = sv->blobs,
+                               .default_preset = c->preset,
+                               .allow_roots = c->allow_roots,
+                               .n_allow_roots = c->n_allow_roots,
+                               .tokens = c->tokens,
+                               .n_tokens = c->n_tokens,
+                               .max_upload = c->max_upload,
+                               .job_queued = serve_job_queued,
+                               .job_queued_arg = sv->worker,
+                               .stats = &sv->stats,
+                               .ready = 1,
+                               .limits = &sv->limits,
+                               .min_free_bytes = c->min_free,
+                               .cache = sv->cache};
+}
+
+/* Open the data folder and database, the blob store, the response cache, the
+ * analysis pool, the job runners and the HTTP server, in that order. On
+ * failure what was started stays in *sv for serve_stop. */
+static enum err_code serve_start(struct serve *sv, const struct cfg *c, struct err *e)
+{
+    enum err_code rc;
+
+    api_stats_init(&sv->stats);
+    ckpt_limits_default(&sv->limits);
+    sv->limits.max_pickle_mem = c->max_pickle_mem;
+    sv->limits.max_tensor_bytes = c->max_tensor_bytes;
+    serve_owner(sv->owner, sizeof sv->owner);
+
+    rc = serve_open_data(c, e);
+    if (rc == ERR_OK)
+        rc = blob_store_open(c->blobs_dir, &sv->blobs, e);
+    if (rc == ERR_OK)
+        rc = api_cache_new((size_t)c->response_cache, &sv->cache, e);
+    if (rc == ERR_OK)
+        rc = pool_new(c->workers, 4096, &sv->pool, e);
+    if (rc == ERR_OK) {
+        struct worker_cfg wc = {.db_path = c->db_url,
+                                .owner = sv->owner,
+                                .lease_s = (double)c->lease_s,
+                                .blobs = sv->blobs,
+                                .pool = sv->pool,
+                                .n_runners = c->workers > 1 ? 2 : 1,
+                                .stats = &sv->stats,
+                                .limits = &sv->limits};
+        rc = worker_start(&wc, &sv->worker, e);
+    }
+    if (rc == ERR_OK) {
+        serve_ctx_fill(sv, c);
+        rc = serve_http_start(c, &sv->ctx, &sv->http, e);
+    }
+    return rc;
+}
+
+static void serve_log_listening(const struct serve *sv, const struct cfg *c)
+{
+    LOG_INFO("serve",
+             "msg=\"listening\" url=http://%s%s%s:%u/ data=%s workers=%u preset=%s auth=%s "
+             "db=%s blobs=%s lease=%u owner=%s",
+             strchr(c->host, ':') ? "[" : "", c->host, strchr(c->host, ':') ? "]" : "",
+             http_port(sv->http), c->data_dir, c->workers, c->preset, c->n_tokens ? "on" : "off",
+             strncmp(c->db_url, "postgres", 8) == 0 ? "postgresql" : "sqlite", c->blobs_dir,
+             c->lease_s, sv->owner);
+}
+
+/* Stop in reverse: requests finish (grace), runners stop at their next
+ * layer, their jobs are re-queued (after a clean run only: `requeue`). */
+static void serve_stop(struct serve *sv, const struct cfg *c, int requeue)
+{
+    http_stop(sv->http, SERVE_GRACE_S);
+    worker_stop(sv->worker); /* runners stop at their next layer */
+    pool_free(sv->pool);
+    if (requeue)
+        serve_requeue(c->db_url, sv->owner, (double)c->lease_s);
+    blob_store_close(sv->blobs);
+    api_cache_free(sv->cache);
+}
+
 int cli_serve_main(int argc, char **argv)
 {
     struct cfg c;
+    struct serve sv = {0};
     struct err e = {0};
-    enum err_code rc;
-    char owner[STORE_OWNER_MAX];
-    struct blob_store *blobs = NULL;
-    struct pool *pool = NULL;
-    struct worker *worker = NULL;
-    struct http_server *http = NULL;
-    struct api_stats stats;
-    struct api_ctx ctx = {0};
-    struct api_cache *cache = NULL;
-    struct ckpt_limits limits;
     sigset_t sigs;
-    int sig = 0, status = 0;
+    int sig = 0, status;
 
     status = serve_settings(&c, argc, argv);
     if (status >= 0)
         return status;
     status = 0;
     log_set_level((enum log_level)c.log_level);
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL); /* inherited by every thread started below */
-    signal(SIGPIPE, SIG_IGN);
+    serve_signals_block(&sigs);
     openblas_set_num_threads(1);
-    api_stats_init(&stats);
-    ckpt_limits_default(&limits);
-    limits.max_pickle_mem = c.max_pickle_mem;
-    limits.max_tensor_bytes = c.max_tensor_bytes;
-    serve_owner(owner, sizeof owner);
-
-    rc = serve_open_data(&c, &e);
-    if (rc == ERR_OK)
-        rc = blob_store_open(c.blobs_dir, &blobs, &e);
-    if (rc == ERR_OK)
-        rc = api_cache_new((size_t)c.response_cache, &cache, &e);
-    if (rc == ERR_OK)
-        rc = pool_new(c.workers, 4096, &pool, &e);
-    if (rc == ERR_OK) {
-        struct worker_cfg wc = {c.db_url, owner,  (double)c.lease_s,
-                                blobs,    pool,   c.workers > 1 ? 2 : 1,
-                                &stats,   &limits};
-        rc = worker_start(&wc, &worker, &e);
-    }
-    ctx = (struct api_ctx){.blobs = blobs,
-                           .default_preset = c.preset,
-                           .allow_roots = c.allow_roots,
-                           .n_allow_roots = c.n_allow_roots,
-                           .tokens = c.tokens,
-                           .n_tokens = c.n_tokens,
-                           .max_upload = c.max_upload,
-                           .job_queued = serve_job_queued,
-                           .job_queued_arg = worker,
-                           .stats = &stats,
-                           .ready = 1,
-                           .limits = &limits,
-                           .min_free_bytes = c.min_free,
-                           .cache = cache};
-    if (rc == ERR_OK)
-        rc = serve_http_start(&c, &ctx, &http, &e);
-    if (rc) {
+    if (serve_start(&sv, &c, &e) != ERR_OK) {
         LOG_ERROR("serve", "msg=\"cannot start\" err=\"%s\"", e.msg);
         fprintf(stderr, "error: %s: %s\n", err_category(&e), e.msg);
         status = CLI_EXIT_FAILED;
-        goto out;
+    } else {
+        serve_log_listening(&sv, &c);
+        while (sigwait(&sigs, &sig) != 0)
+            ;
+        LOG_INFO("serve", "msg=\"stopping\" signal=%s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     }
-    LOG_INFO("serve",
-             "msg=\"listening\" url=http://%s%s%s:%u/ data=%s workers=%u preset=%s auth=%s "
-             "db=%s blobs=%s lease=%u owner=%s",
-             strchr(c.host, ':') ? "[" : "", c.host, strchr(c.host, ':') ? "]" : "",
-             http_port(http), c.data_dir, c.workers, c.preset, c.n_tokens ? "on" : "off",
-             strncmp(c.db_url, "postgres", 8) == 0 ? "postgresql" : "sqlite", c.blobs_dir,
-             c.lease_s, owner);
-    while (sigwait(&sigs, &sig) != 0)
-        ;
-    LOG_INFO("serve", "msg=\"stopping\" signal=%s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-out:
-    http_stop(http, SERVE_GRACE_S);
-    worker_stop(worker); /* runners stop at their next layer */
-    pool_free(pool);
-    if (status == 0)
-        serve_requeue(c.db_url, owner, (double)c.lease_s);
-    blob_store_close(blobs);
-    api_cache_free(cache);
+    serve_stop(&sv, &c, status == 0);
     cfg_free(&c);
     if (status == 0)
         LOG_INFO("serve", "msg=\"stopped\"");

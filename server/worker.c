@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "core/analysis.h"
+#include "core/clock.h"
 #include "core/formats/ckpt_id.h"
 #include "core/numerics/preset.h"
 #include "server/engine.h"
@@ -185,7 +186,10 @@ static enum err_code worker_identity_check(const struct worker_job *j, const cha
     struct ckpt_id id;
     struct err ie = {0};
 
-    if (ckpt_identity(path, worker_format(job), j->w->cfg.limits, NULL, NULL, &id, &ie) != ERR_OK) {
+    if (ckpt_identity(
+            path,
+            &(struct ckpt_id_opts){.declared = worker_format(job), .limits = j->w->cfg.limits}, &id,
+            &ie) != ERR_OK) {
         if (ie.code == ERR_NOMEM) {
             *e = ie;
             return ie.code;
@@ -337,7 +341,8 @@ static enum err_code worker_analyse(struct worker_job *j, struct err *e)
             j->w->cfg.limits, &c, e);
     if (rc != ERR_OK && c == NULL && in_place)
         rc = worker_open_failed(j, rc, e);
-    o = (struct engine_opts){&params, NULL, NULL, 1, worker_progress, j};
+    o = (struct engine_opts){
+        .params = &params, .hash = 1, .progress = worker_progress, .progress_arg = j};
     if (rc == ERR_OK)
         rc = engine_select(c, &o, &r, e);
     if (rc == ERR_OK && in_place)
@@ -361,18 +366,10 @@ static enum err_code worker_analyse(struct worker_job *j, struct err *e)
     return rc;
 }
 
-static double worker_now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static void worker_run_job(struct worker *w, struct store *s, const struct store_job *job)
 {
     struct worker_job j = {.w = w, .s = s, .job = *job, .settings_hash = job->settings_hash};
-    double t0 = worker_now();
+    double t0 = clock_mono_s();
     enum err_code rc;
     struct err e = {0}, fe;
 
@@ -398,7 +395,8 @@ static void worker_run_job(struct worker *w, struct store *s, const struct store
     }
     if (rc == ERR_OK) {
         LOG_INFO("worker", "job=%lld state=succeeded tensors=%lld cache_hits=%lld s=%.3f",
-                 (long long)job->id, (long long)j.n_total, (long long)j.n_hits, worker_now() - t0);
+                 (long long)job->id, (long long)j.n_total, (long long)j.n_hits,
+                 clock_mono_s() - t0);
         return;
     }
     LOG_WARN("worker", "job=%lld state=failed category=%s err=\"%s\"", (long long)job->id,

@@ -47,19 +47,6 @@ struct blob_store {
     char host[BLOB_HOST_MAX + 1]; /* this host's name in tmp file names */
 };
 
-static int is_hex64(const char *s)
-{
-    size_t i;
-
-    if (s == NULL)
-        return 0;
-    for (i = 0; i < 64; i++) {
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-            return 0;
-    }
-    return s[64] == '\0';
-}
-
 static char *path_join(const char *a, const char *b)
 {
     size_t n = strlen(a) + strlen(b) + 2;
@@ -255,7 +242,7 @@ struct blob_upload {
     int owns_tmp;              /* 1 while `tmp` names this upload's file */
     struct thash hash;         /* running SHA-256 while writing */
     uint64_t size;             /* bytes written */
-    char sha256[BLOB_HEX_LEN]; /* after finish; "" before */
+    char sha256[THASH_HEX_LEN]; /* after finish; "" before */
     char tmp[BLOB_PATH_MAX];   /* the tmp file's path */
 };
 
@@ -363,7 +350,7 @@ enum err_code blob_upload_commit(struct blob_upload *u, struct blob_committed *o
 
     if (u->state != BLOB_UPLOAD_FINISHED || !u->owns_tmp)
         return err_set(e, ERR_INVAL, "upload: commit before its end, or twice");
-    if (!is_hex64(u->sha256))
+    if (!thash_hex_ok(u->sha256))
         return err_set(e, ERR_INVAL, "upload: its hash could not be computed");
     rc = blob_commit_tmp(u->b, u->tmp, u->sha256, &existed, &moved, e);
     if (moved) {
@@ -482,7 +469,7 @@ enum err_code blob_path(const struct blob_store *b, const char *sha256_hex, char
 {
     int n;
 
-    if (!is_hex64(sha256_hex))
+    if (!thash_hex_ok(sha256_hex))
         return err_set(e, ERR_INVAL, "blob hash is not 64 lower-case hex digits");
     n = snprintf(buf, len, "%s/%.2s/%s", b->objects, sha256_hex, sha256_hex);
     if (n < 0 || (size_t)n >= len)

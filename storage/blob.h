@@ -43,8 +43,8 @@
 #include <stdint.h>
 
 #include "core/err.h"
+#include "core/formats/thash.h"
 
-#define BLOB_HEX_LEN     65   /* 64 hex digits and a NUL */
 #define BLOB_TMP_STALE_S 3600 /* tmp files older than this are removed whoever wrote them */
 #define BLOB_HOST_MAX    64   /* bytes of the host name kept in tmp file names */
 #define BLOB_PATH_MAX    4096 /* path bytes of a tmp file or blob, NUL included */
@@ -71,7 +71,7 @@ const char *blob_tmp_dir(const struct blob_store *b);
 struct blob_upload; /* opaque: one upload, from its first byte to commit or abort */
 
 struct blob_committed {        /* what a commit stored; caller-owned */
-    char sha256[BLOB_HEX_LEN]; /* lower-case hex SHA-256 of the bytes */
+    char sha256[THASH_HEX_LEN]; /* lower-case hex SHA-256 of the bytes */
     uint64_t size;             /* bytes */
     char path[BLOB_PATH_MAX];  /* the blob's path (blob_path) */
     int existed;               /* 1: the store held these bytes already */

@@ -173,19 +173,6 @@ double store__col_real(struct store__q *st, int col)
     return store__col_double(st, col);
 }
 
-int store__is_hex64(const char *s)
-{
-    size_t i;
-
-    if (s == NULL)
-        return 0;
-    for (i = 0; i < 64; i++) {
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-            return 0;
-    }
-    return s[64] == '\0';
-}
-
 /* --- Open and close ---------------------------------------------------------- */
 
 /* The driver for `url` and the target it connects to: "postgresql://..." or
@@ -256,13 +243,13 @@ enum err_code store_check(struct store *s, struct err *e)
 
 /* --- Settings ----------------------------------------------------------------- */
 
-enum err_code store_settings_hash(const char *params_json, char hash[STORE_HASH_LEN], struct err *e)
+enum err_code store_settings_hash(const char *params_json, char hash[THASH_HEX_LEN], struct err *e)
 {
     return thash_bytes(params_json, strlen(params_json), hash, e);
 }
 
 enum err_code store_settings_put(struct store *s, const char *preset, const char *params_json,
-                                 char hash[STORE_HASH_LEN], struct err *e)
+                                 char hash[THASH_HEX_LEN], struct err *e)
 {
     static const char sql[] = "INSERT INTO settings(hash, preset, params) "
                               "VALUES(?1, ?2, ?3) ON CONFLICT DO NOTHING";
@@ -331,7 +318,7 @@ enum err_code store__run_id(struct store *s, const char *name, int64_t *id, stru
 }
 
 enum err_code store__settings_for(struct store *s, int64_t run_id, int64_t checkpoint_id,
-                                  const char *given, char out[STORE_HASH_LEN], struct err *e)
+                                  const char *given, char out[THASH_HEX_LEN], struct err *e)
 {
     static const char by_run[] =
         "SELECT j.settings_hash FROM jobs j JOIN checkpoints c ON c.id = j.checkpoint_id "
@@ -344,9 +331,9 @@ enum err_code store__settings_for(struct store *s, int64_t run_id, int64_t check
 
     out[0] = '\0';
     if (given != NULL) {
-        if (!store__is_hex64(given))
+        if (!thash_hex_ok(given))
             return err_set(e, ERR_INVAL, "settings hash is not 64 lower-case hex digits");
-        memcpy(out, given, STORE_HASH_LEN);
+        memcpy(out, given, THASH_HEX_LEN);
         return ERR_OK;
     }
     rc = store__stmt(s, checkpoint_id < 0 ? by_run : by_ckpt, &st, e);
@@ -355,7 +342,7 @@ enum err_code store__settings_for(struct store *s, int64_t run_id, int64_t check
     store__bind_int64(st, 1, checkpoint_id < 0 ? run_id : checkpoint_id);
     src = store__step(st);
     if (src == STORE__ROW)
-        store__col_text(st, 0, out, STORE_HASH_LEN);
+        store__col_text(st, 0, out, THASH_HEX_LEN);
     else if (src != STORE__DONE)
         rc = store__dberr(s, src, "settings lookup", e);
     store__release(st);

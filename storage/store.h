@@ -50,6 +50,7 @@
 #include "core/numerics/esd_hist.h"
 #include "core/numerics/farms.h"
 #include "core/formats/layers.h"
+#include "core/formats/thash.h"
 
 /* 2: ESD histograms (esd columns); 3: job leases; 4: column xmin is x_min;
  * 5: xmax. A field of FARMS_RESULT_FIELDS with since > 4 adds its column at
@@ -59,7 +60,6 @@
 #define STORE_RUN_MAX         128   /* run name bytes incl. NUL (longer: ERR_INVAL) */
 #define STORE_PRESET_MAX      64    /* preset name bytes incl. NUL */
 #define STORE_PARAMS_MAX      1024  /* params JSON bytes incl. NUL (>= PRESET_JSON_MAX) */
-#define STORE_HASH_LEN        65    /* 64 lower-case hex digits and a NUL */
 #define STORE_PATH_MAX        4096  /* checkpoint path bytes incl. NUL */
 #define STORE_FORMAT_MAX      32    /* checkpoint format name ("safetensors", ...) */
 #define STORE_KEY_MAX         128   /* analysis key / engine version bytes incl. NUL */
@@ -103,14 +103,13 @@ enum err_code store_check(struct store *s, struct err *e);
 
 /* Hex SHA-256 of the canonical params JSON `params_json` (bytes up to the
  * NUL). ERR_INTERNAL / ERR_NOMEM from libcrypto. */
-enum err_code store_settings_hash(const char *params_json, char hash[STORE_HASH_LEN],
-                                  struct err *e);
+enum err_code store_settings_hash(const char *params_json, char hash[THASH_HEX_LEN], struct err *e);
 
 /* Record settings (idempotent: an existing hash keeps its first preset
  * name) and write their hash to `hash`. store_job_submit does this itself;
  * call it before store_result_put for results made outside a job (CLI). */
 enum err_code store_settings_put(struct store *s, const char *preset, const char *params_json,
-                                 char hash[STORE_HASH_LEN], struct err *e);
+                                 char hash[THASH_HEX_LEN], struct err *e);
 
 /* --- Jobs --------------------------------------------------------------- */
 
@@ -149,14 +148,14 @@ struct store_job {
     char run[STORE_RUN_MAX];
     int64_t step;
     int64_t checkpoint_id;
-    char content_sha256[STORE_HASH_LEN];
+    char content_sha256[THASH_HEX_LEN];
     enum store_source source;
     char path[STORE_PATH_MAX];     /* STORE_SOURCE_PATH; "" for uploads */
     char format[STORE_FORMAT_MAX]; /* "" if unknown */
     uint64_t size;                 /* checkpoint bytes */
     char preset[STORE_PRESET_MAX];
     char params_json[STORE_PARAMS_MAX];
-    char settings_hash[STORE_HASH_LEN];
+    char settings_hash[THASH_HEX_LEN];
     int64_t n_done;                          /* tensors finished (analysed or cache hit) */
     int64_t n_total;                         /* tensors to do; 0 until known */
     int64_t n_cache_hits;                    /* of n_done, served from the cache */
@@ -281,7 +280,7 @@ enum err_code store_result_put(struct store *s, const struct store_result_key *k
 /* One cached result of a tensor, with its settings. */
 struct store_result {
     char analysis_key[STORE_KEY_MAX];
-    char settings_hash[STORE_HASH_LEN];
+    char settings_hash[THASH_HEX_LEN];
     char preset[STORE_PRESET_MAX];      /* "" if the settings were never recorded */
     char params_json[STORE_PARAMS_MAX]; /* "" likewise */
     char engine_version[STORE_KEY_MAX];
@@ -311,16 +310,16 @@ struct store_layer {
     enum dtype dtype;
     int ndim; /* 0..CKPT_MAX_RANK */
     int64_t shape[CKPT_MAX_RANK];
-    char tensor_sha256[STORE_HASH_LEN]; /* "" if not hashed */
-    int64_t step;                       /* reads: the checkpoint's step; ignored by put */
-    struct farms_result r;              /* status, reason, warning, metrics; layout zeroed */
-    struct esd_hist esd;                /* put: stored unless n_eigs == 0; read only by
-                                           store_layer_get (else esd_hist_init'ed) */
+    char tensor_sha256[THASH_HEX_LEN]; /* "" if not hashed */
+    int64_t step;                      /* reads: the checkpoint's step; ignored by put */
+    struct farms_result r;             /* status, reason, warning, metrics; layout zeroed */
+    struct esd_hist esd;               /* put: stored unless n_eigs == 0; read only by
+                                          store_layer_get (else esd_hist_init'ed) */
 };
 
 struct store_layer_list {
-    char settings_hash[STORE_HASH_LEN]; /* the settings the rows belong to */
-    int64_t step;                       /* store_layers_get: the step; latest: max step */
+    char settings_hash[THASH_HEX_LEN]; /* the settings the rows belong to */
+    int64_t step;                      /* store_layers_get: the step; latest: max step */
     size_t n;
     struct store_layer *items; /* owned, n entries */
 };
@@ -391,7 +390,7 @@ struct store_point {
 };
 
 struct store_history {
-    char settings_hash[STORE_HASH_LEN];
+    char settings_hash[THASH_HEX_LEN];
     size_t n;
     struct store_point *points;       /* owned, ascending step */
     char next_token[STORE_TOKEN_MAX]; /* "" on the last page */
@@ -418,7 +417,7 @@ struct store_cell {
 };
 
 struct store_heatmap {
-    char settings_hash[STORE_HASH_LEN];
+    char settings_hash[THASH_HEX_LEN];
     enum store_metric metric;
     size_t n_layers;
     char **layers;  /* owned: the layer names of this page, by first (step,
@@ -475,7 +474,7 @@ void store_run_page_free(struct store_run_page *p);
 struct store_checkpoint {
     int64_t id;
     int64_t step;
-    char content_sha256[STORE_HASH_LEN];
+    char content_sha256[THASH_HEX_LEN];
     enum store_source source;
     char path[STORE_PATH_MAX];     /* STORE_SOURCE_PATH; "" for uploads */
     char format[STORE_FORMAT_MAX]; /* "" if unknown */
@@ -485,7 +484,7 @@ struct store_checkpoint {
     int64_t job_id;
     enum store_job_state job_state;
     char preset[STORE_PRESET_MAX];
-    char settings_hash[STORE_HASH_LEN];
+    char settings_hash[THASH_HEX_LEN];
     int64_t n_done, n_total, n_cache_hits;
     int64_t n_layers; /* layer rows under that job's settings */
 };
@@ -516,7 +515,7 @@ void store_checkpoint_page_free(struct store_checkpoint_page *p);
  * the run's highest analysed step, else of the run's newest job. preset and
  * hash are "" when the run has no job (or does not exist). */
 enum err_code store_read_preset(struct store *s, const char *run, int64_t step,
-                                char preset[STORE_PRESET_MAX], char hash[STORE_HASH_LEN],
+                                char preset[STORE_PRESET_MAX], char hash[THASH_HEX_LEN],
                                 struct err *e);
 
 #define STORE_RUN_PRESETS_MAX 16 /* presets listed by store_run_summary */

@@ -82,9 +82,6 @@ void store__col_text(struct store__q *st, int col, char *buf, size_t len);
 /* Real column; NULL (how NaN is stored) -> NaN. */
 double store__col_real(struct store__q *st, int col);
 
-/* 1 if `s` is exactly 64 lower-case hex digits. */
-int store__is_hex64(const char *s);
-
 /* --- Runs and versions (store.c) ------------------------------------------- */
 
 /* Bump the change id and give it to run `run_id` (inside a transaction). */
@@ -98,7 +95,7 @@ enum err_code store__run_id(struct store *s, const char *name, int64_t *id, stru
  * step (checkpoint_id < 0) or of that checkpoint, else of the newest job;
  * "" if there is no job (the rule of store_read_preset). */
 enum err_code store__settings_for(struct store *s, int64_t run_id, int64_t checkpoint_id,
-                                  const char *given, char out[STORE_HASH_LEN], struct err *e);
+                                  const char *given, char out[THASH_HEX_LEN], struct err *e);
 
 /* The SELECT list of a job (FROM jobs j JOIN checkpoints c JOIN runs r JOIN
  * settings g) that store__read_job reads (store_jobs.c). */

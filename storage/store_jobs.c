@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/formats/thash.h"
 #include "storage/store_int.h"
 
 static const char *const state_names[] = {"queued", "running", "succeeded", "failed", "canceled"};
@@ -128,7 +129,7 @@ static enum err_code check_submit(const struct store_submit *sub, struct err *e)
         return err_set(e, ERR_INVAL, "run name empty or longer than %d bytes", STORE_RUN_MAX - 1);
     if (sub->step < 0)
         return err_set(e, ERR_INVAL, "step %" PRId64 " is negative", sub->step);
-    if (!store__is_hex64(sub->content_sha256))
+    if (!thash_hex_ok(sub->content_sha256))
         return err_set(e, ERR_INVAL, "content hash is not 64 lower-case hex digits");
     if (sub->source != STORE_SOURCE_UPLOAD && sub->source != STORE_SOURCE_PATH)
         return err_set(e, ERR_INVAL, "unknown checkpoint source %d", (int)sub->source);
@@ -196,7 +197,7 @@ static enum err_code checkpoint_ensure(struct store *s, const struct store_submi
     store__bind_int64(st, 2, sub->step);
     src = store__step(st);
     if (src == STORE__ROW) {
-        char have[STORE_HASH_LEN];
+        char have[THASH_HEX_LEN];
 
         *id = store__col_int64(st, 0);
         store__col_text(st, 1, have, sizeof have);
@@ -262,7 +263,7 @@ static enum err_code job_ensure(struct store *s, int64_t ckpt, const char *hash,
 enum err_code store_job_submit(struct store *s, const struct store_submit *sub,
                                struct store_job *out, int *existed, struct err *e)
 {
-    char hash[STORE_HASH_LEN];
+    char hash[THASH_HEX_LEN];
     int64_t run_id = 0, ckpt = 0, job = 0;
     double now = store__now();
     enum err_code rc;

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/formats/thash.h"
 #include "storage/store_int.h"
 
 /* --- Names ----------------------------------------------------------------- */
@@ -141,9 +142,9 @@ void store__read_esd(struct store__q *st, int col, struct esd_hist *h)
 
 static enum err_code check_key(const struct store_result_key *k, struct err *e)
 {
-    if (!store__is_hex64(k->tensor_sha256))
+    if (!thash_hex_ok(k->tensor_sha256))
         return err_set(e, ERR_INVAL, "tensor hash is not 64 lower-case hex digits");
-    if (!store__is_hex64(k->settings_hash))
+    if (!thash_hex_ok(k->settings_hash))
         return err_set(e, ERR_INVAL, "settings hash is not 64 lower-case hex digits");
     if (k->analysis_key == NULL || k->analysis_key[0] == '\0' ||
         strlen(k->analysis_key) >= STORE_KEY_MAX)
@@ -230,7 +231,7 @@ enum err_code store_results_for_tensor(struct store *s, const char *tensor_sha25
     int src;
 
     *out = NULL;
-    if (!store__is_hex64(tensor_sha256))
+    if (!thash_hex_ok(tensor_sha256))
         return err_set(e, ERR_INVAL, "tensor hash is not 64 lower-case hex digits");
     l = calloc(1, sizeof *l);
     if (l == NULL)
@@ -287,7 +288,7 @@ static enum err_code check_layer(const struct store_layer *l, size_t i, struct e
         return err_set(e, ERR_INVAL, "layer '%s': %d dims", l->name, l->ndim);
     if ((unsigned)l->kind >= LAYER_KIND_COUNT || (unsigned)l->dtype >= DTYPE_COUNT)
         return err_set(e, ERR_INVAL, "layer '%s': kind or dtype out of range", l->name);
-    if (l->tensor_sha256[0] != '\0' && !store__is_hex64(l->tensor_sha256))
+    if (l->tensor_sha256[0] != '\0' && !thash_hex_ok(l->tensor_sha256))
         return err_set(e, ERR_INVAL, "layer '%s': tensor hash malformed", l->name);
     return ERR_OK;
 }
@@ -351,7 +352,7 @@ enum err_code store_layers_put(struct store *s, int64_t checkpoint_id, const cha
     enum err_code rc;
     int src;
 
-    if (!store__is_hex64(settings_hash))
+    if (!thash_hex_ok(settings_hash))
         return err_set(e, ERR_INVAL, "settings hash is not 64 lower-case hex digits");
     if (n > 0 && layers == NULL)
         return err_set(e, ERR_INVAL, "layers missing");

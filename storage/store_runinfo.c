@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/formats/thash.h"
 #include "storage/blob.h"
 #include "storage/store_int.h"
 
@@ -40,7 +41,7 @@ static enum err_code read_preset_row(struct store *s, const char *sql, const cha
     src = store__step(st);
     if (src == STORE__ROW) {
         store__col_text(st, 0, preset, STORE_PRESET_MAX);
-        store__col_text(st, 1, hash, STORE_HASH_LEN);
+        store__col_text(st, 1, hash, THASH_HEX_LEN);
         *found = 1;
     } else if (src != STORE__DONE) {
         rc = store__dberr(s, src, "read preset", e);
@@ -50,7 +51,7 @@ static enum err_code read_preset_row(struct store *s, const char *sql, const cha
 }
 
 enum err_code store_read_preset(struct store *s, const char *run, int64_t step,
-                                char preset[STORE_PRESET_MAX], char hash[STORE_HASH_LEN],
+                                char preset[STORE_PRESET_MAX], char hash[THASH_HEX_LEN],
                                 struct err *e)
 {
     static const char by_run[] =
@@ -140,7 +141,7 @@ enum err_code store_run_summary(struct store *s, const char *run, struct store_r
     static const char last[] = "SELECT max(j.id) FROM jobs j JOIN checkpoints c "
                                "ON c.id = j.checkpoint_id WHERE c.run_id = ?1";
     struct store__q *st = NULL;
-    char hash[STORE_HASH_LEN];
+    char hash[THASH_HEX_LEN];
     int64_t run_id = 0, job_id = -1;
     enum err_code rc;
     int src;
@@ -212,11 +213,11 @@ static enum err_code delete_blobs(struct store *s, int64_t run_id, struct blob_s
         return rc;
     store__bind_int64(st, 1, run_id);
     while (rc == ERR_OK && (src = store__step(st)) == STORE__ROW) {
-        char sha[STORE_HASH_LEN];
+        char sha[THASH_HEX_LEN];
         int removed = 0;
 
         store__col_text(st, 0, sha, sizeof sha);
-        if (store__is_hex64(sha) && (rc = blob_remove(blobs, sha, &removed, e)) == ERR_OK)
+        if (thash_hex_ok(sha) && (rc = blob_remove(blobs, sha, &removed, e)) == ERR_OK)
             *n_removed += removed;
     }
     if (rc == ERR_OK && src != STORE__DONE)

@@ -21,18 +21,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "core/err.h"
 #include "core/numerics/esd.h"
 #include "core/numerics/farms.h"
 #include "core/numerics/farms_int.h"
 #include "core/numerics/preset.h"
-
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 static double cpu_s(void)
 {
@@ -124,14 +118,14 @@ static int run_plan(const struct farms_params *p, const int64_t *shape, const do
         return 1;
     }
     *flops = plan_flops(plan);
-    t0 = now_s();
+    t0 = clock_mono_s();
     for (int i = 0; i < threads; i++) {
         k[i] = (struct worker){.plan = plan, .w = w, .u0 = i, .stride = threads};
         pthread_create(&tid[i], NULL, worker_main, &k[i]);
     }
     for (int i = 0; i < threads; i++)
         pthread_join(tid[i], NULL);
-    *units_s = now_s() - t0;
+    *units_s = clock_mono_s() - t0;
     *cpu = 0;
     for (int i = 0; i < threads; i++)
         *cpu += k[i].cpu;
@@ -141,13 +135,13 @@ static int run_plan(const struct farms_params *p, const int64_t *shape, const do
             farms_plan_free(plan);
             return 1;
         }
-    t0 = now_s();
+    t0 = clock_mono_s();
     if (farms_plan_finish(plan, r, &e)) {
         fprintf(stderr, "finish: %s\n", e.msg);
         farms_plan_free(plan);
         return 1;
     }
-    *fit_s = now_s() - t0;
+    *fit_s = clock_mono_s() - t0;
     farms_plan_free(plan);
     return 0;
 }
@@ -194,9 +188,9 @@ static double dgemm_gflops(int threads)
     double t;
     openblas_set_num_threads(threads);
     cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 200, 200, 200, 1, a, n, b, n, 0, c, n);
-    t = now_s();
+    t = clock_mono_s();
     cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, b, n, 0, c, n);
-    t = now_s() - t;
+    t = clock_mono_s() - t;
     free(a), free(b), free(c);
     return 2.0 * n * n * (double)n / t / 1e9;
 }

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "core/numerics/powerlaw.h"
 #include "core/numerics/powerlaw_int.h"
 
@@ -70,14 +71,6 @@ static void bench_pool(double *x, size_t n, double m, uint64_t seed)
     qsort(x, n, sizeof *x, bench_cmp_double);
 }
 
-static double bench_now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static int bench_big(void)
 {
     size_t n = 200000;
@@ -93,13 +86,13 @@ static int bench_big(void)
     pl_params_default(&p);
     p.xmin = PL_XMIN_PEAK;
     for (k = 0; k < BENCH_REPS; k++) {
-        double t0 = bench_now();
+        double t0 = clock_mono_s();
         if (pl_fit(x, n, &p, &r, &e) != ERR_OK) {
             fprintf(stderr, "pl_fit: %s\n", e.msg);
             free(x);
             return 1;
         }
-        t[k] = bench_now() - t0;
+        t[k] = clock_mono_s() - t0;
     }
     for (k = 1; k < BENCH_REPS; k++) /* sort for the median */
         for (a = k; a > 0 && t[a - 1] > t[a]; a--) {
@@ -128,14 +121,14 @@ static int bench_vs_naive(void)
     bench_pool(x, n, 2000.0, 7);
     pl_params_default(&p);
     p.xmin = PL_XMIN_PEAK;
-    t0 = bench_now();
+    t0 = clock_mono_s();
     if (pl_fit(x, n, &p, &rf, NULL) != ERR_OK)
         goto out;
-    tf = bench_now() - t0;
-    t0 = bench_now();
+    tf = clock_mono_s() - t0;
+    t0 = clock_mono_s();
     if (pl__fit_naive(x, n, &p, &rn, NULL) != ERR_OK)
         goto out;
-    tn = bench_now() - t0;
+    tn = clock_mono_s() - t0;
     same = rf.xmin_index == rn.xmin_index && same_bits(rf.D, rn.D) && same_bits(rf.alpha, rn.alpha);
     printf("fit xmin_peak N=%zu candidates=%lld fast_s=%.4f naive_s=%.3f speedup=%.0f "
            "xmin_index=%lld/%lld D=%.17g/%.17g same=%s\n",

@@ -47,6 +47,7 @@
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 
+#include "core/clock.h"
 #include "core/numerics/farms.h"
 #include "core/numerics/preset.h"
 #include "core/formats/thash.h"
@@ -130,9 +131,9 @@ static double dgemm_gflops(int n, int threads)
     }
     openblas_set_num_threads(threads);
     for (int k = 0; k < 3; k++) {
-        double t0 = now_s();
+        double t0 = clock_mono_s();
         cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0, a, n, b, n, 0.0, c, n);
-        t[k] = now_s() - t0;
+        t[k] = clock_mono_s() - t0;
     }
     qsort(t, 3, sizeof(double), bench_cmp_d);
     best = 2.0 * n * (double)n * n / t[1] / 1e9;

@@ -37,6 +37,7 @@
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 
+#include "core/clock.h"
 #include "tests/pg_util.h"
 
 #ifndef SVC_FARMSD /* the server binary; an includer may name another build */
@@ -73,10 +74,7 @@ struct svc_resp {
 
 static inline double svc_now(void)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+    return clock_mono_s();
 }
 
 static inline void svc_sleep_ms(int ms)

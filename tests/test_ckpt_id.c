@@ -94,7 +94,7 @@ static double fix_num(const char *rel, const char *key)
 }
 
 /* The identity rule over the two LLaMA shards, from the manifest. */
-static void index_rule(char hex[65])
+static void index_rule(char hex[THASH_HEX_LEN])
 {
     static const char *const shard[2] = {SHARD1, SHARD2};
     EVP_MD_CTX *md = EVP_MD_CTX_new();
@@ -125,16 +125,12 @@ static void test_a_file_is_its_sha256(void)
     struct ckpt_id id;
     struct err e = {0};
 
-    CHECK_EQ_INT(ckpt_identity(FIX "mlp/mlp_step0500.safetensors", CKPT_FORMAT_UNKNOWN, NULL, NULL,
-                               NULL, &id, &e),
-                 ERR_OK);
+    CHECK_EQ_INT(ckpt_identity(FIX "mlp/mlp_step0500.safetensors", NULL, &id, &e), ERR_OK);
     CHECK_STR_EQ(id.sha256, fix_str("mlp/mlp_step0500.safetensors", "sha256"));
     CHECK_EQ_INT(id.size, 203792);
     CHECK_EQ_INT(id.sharded, 0);
     /* another format, the same rule */
-    CHECK_EQ_INT(
-        ckpt_identity(FIX "mlp/mlp_step0100.pt", CKPT_FORMAT_UNKNOWN, NULL, NULL, NULL, &id, &e),
-        ERR_OK);
+    CHECK_EQ_INT(ckpt_identity(FIX "mlp/mlp_step0100.pt", NULL, &id, &e), ERR_OK);
     CHECK_STR_EQ(id.sha256, fix_str("mlp/mlp_step0100.pt", "sha256"));
     CHECK_EQ_INT(id.size, (long long)fix_num("mlp/mlp_step0100.pt", "size"));
 }
@@ -161,15 +157,16 @@ static enum err_code record_shard(const void *arg, const char *shard, struct err
 
 static void test_an_index_and_its_folder_follow_the_rule(void)
 {
-    char want[65], dir[PATH_MAX], p[PATH_MAX + 64], q[PATH_MAX + 64];
+    char want[THASH_HEX_LEN], dir[PATH_MAX], p[PATH_MAX + 64], q[PATH_MAX + 64];
     struct ckpt_id id;
     struct err e = {0};
     struct seen seen = {0};
 
     index_rule(want);
-    CHECK(strlen(want) == 64);
+    CHECK(strlen(want) == THASH_HEX_LEN - 1);
     CHECK_EQ_INT(ckpt_identity(FIX "llama/sharded/model.safetensors.index.json",
-                               CKPT_FORMAT_UNKNOWN, NULL, record_shard, &seen, &id, &e),
+                               &(struct ckpt_id_opts){.check = record_shard, .check_arg = &seen},
+                               &id, &e),
                  ERR_OK);
     CHECK_STR_EQ(id.sha256, want);
     CHECK_EQ_INT(id.size, 156184 + 149256);
@@ -181,8 +178,7 @@ static void test_an_index_and_its_folder_follow_the_rule(void)
     snprintf(p, sizeof(p), "%s/" SHARD2, dir);
     CHECK_STR_EQ(seen.paths[1], p);
 
-    CHECK_EQ_INT(ckpt_identity(FIX "llama/sharded", CKPT_FORMAT_UNKNOWN, NULL, NULL, NULL, &id, &e),
-                 ERR_OK);
+    CHECK_EQ_INT(ckpt_identity(FIX "llama/sharded", NULL, &id, &e), ERR_OK);
     CHECK_STR_EQ(id.sha256, want);
     CHECK_EQ_INT(id.sharded, 1);
 
@@ -193,16 +189,18 @@ static void test_an_index_and_its_folder_follow_the_rule(void)
     CHECK(copy_file(FIX "llama/sharded/" SHARD2, p));
     snprintf(q, sizeof(q), "%s/weights.json", tmp_dir);
     CHECK(copy_file(FIX "llama/sharded/model.safetensors.index.json", q));
-    CHECK_EQ_INT(ckpt_identity(q, CKPT_FORMAT_SAFETENSORS_INDEX, NULL, NULL, NULL, &id, &e),
+    CHECK_EQ_INT(ckpt_identity(q, &(struct ckpt_id_opts){.declared = CKPT_FORMAT_SAFETENSORS_INDEX},
+                               &id, &e),
                  ERR_OK);
     CHECK_STR_EQ(id.sha256, want);
     CHECK_EQ_INT(id.sharded, 1);
 
     /* the check stops the walk with its own error */
     seen = (struct seen){.refuse = SHARD2};
-    CHECK_EQ_INT(
-        ckpt_identity(FIX "llama/sharded", CKPT_FORMAT_UNKNOWN, NULL, record_shard, &seen, &id, &e),
-        ERR_INVAL);
+    CHECK_EQ_INT(ckpt_identity(FIX "llama/sharded",
+                               &(struct ckpt_id_opts){.check = record_shard, .check_arg = &seen},
+                               &id, &e),
+                 ERR_INVAL);
     CHECK_STR_EQ(err_category(&e), "test_refused");
     CHECK_STR_EQ(e.msg, "refused " SHARD2);
     CHECK_EQ_INT(seen.n, 2);
@@ -221,7 +219,7 @@ static int refused_as_not_regular(const char *path)
         struct err e = {0};
         enum err_code rc;
         alarm(10);
-        rc = ckpt_identity(path, CKPT_FORMAT_UNKNOWN, NULL, NULL, NULL, &id, &e);
+        rc = ckpt_identity(path, NULL, &id, &e);
         _exit(rc == ERR_FORMAT && strcmp(err_category(&e), "not_regular_file") == 0 &&
                       strstr(e.msg, "only regular files") != NULL
                   ? 0
@@ -268,7 +266,7 @@ static void test_a_missing_file_is_not_found(void)
     struct err e = {0};
 
     snprintf(p, sizeof(p), "%s/no-such.safetensors", tmp_dir);
-    CHECK_EQ_INT(ckpt_identity(p, CKPT_FORMAT_UNKNOWN, NULL, NULL, NULL, &id, &e), ERR_NOTFOUND);
+    CHECK_EQ_INT(ckpt_identity(p, NULL, &id, &e), ERR_NOTFOUND);
     CHECK(strstr(e.msg, "no-such.safetensors") != NULL);
     CHECK_STR_EQ(id.sha256, "");
 }

@@ -539,6 +539,9 @@ static void test_presets_match_the_paper_sets(void)
     CHECK(p.include_embeddings);
     CHECK_EQ_INT(preset_get("farms", &p, &e), ERR_NOTFOUND);
     CHECK_STR_EQ(preset_names()[0], "farms-llm");
+    CHECK_STR_EQ(PRESET_DEFAULT_NAME, "farms-llm"); /* the default is a listed preset */
+    CHECK_EQ_INT(preset_get(PRESET_DEFAULT_NAME, &p, &e), ERR_OK);
+    CHECK_EQ_INT(p.window_rows, 2000);
     CHECK(preset_names()[3] == NULL);
 }
 

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "server/http.h"
 #include "tests/check.h"
 
@@ -31,14 +32,6 @@ static void on_closed(void *arg, enum http_guard_reason why, uint64_t n)
 static unsigned long closed(enum http_guard_reason why)
 {
     return __atomic_load_n(&closed_count[why], __ATOMIC_SEQ_CST);
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 static void sleep_ms(int ms)
@@ -62,10 +55,10 @@ static int pair(int sv[2])
 static int read_all(int fd, char *buf, size_t cap, double timeout_s)
 {
     size_t have = 0;
-    double until = now_s() + timeout_s;
+    double until = clock_mono_s() + timeout_s;
 
     buf[0] = '\0';
-    while (now_s() < until) {
+    while (clock_mono_s() < until) {
         ssize_t n = recv(fd, buf + have, cap - 1 - have, MSG_DONTWAIT);
         if (n > 0) {
             have += (size_t)n;
@@ -163,7 +156,7 @@ static void test_body_rate(void)
     http_guard_request_line(g, fast);
     http_guard_headers_done(g, fast, 1);
     /* for 1.5 s: 10 bytes per 50 ms (200 B/s) and 1000 (20 kB/s) */
-    for (until = now_s() + 1.5; now_s() < until;) {
+    for (until = clock_mono_s() + 1.5; clock_mono_s() < until;) {
         http_guard_body(g, slow, 10);
         http_guard_body(g, fast, 1000);
         sleep_ms(50);

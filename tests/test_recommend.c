@@ -109,6 +109,10 @@ static void test_mlpA_tempbalance(void)
         const char *names[3] = {"fc1", "fc2", "fc3"};
         const cJSON *tuned = get(c, "tuned_layers");
         size_t k = 0;
+        struct rec_lr_opts o = {.map = map_of(get(cfg, "assign_func")->valuestring),
+                                .base_lr = base,
+                                .min_ratio = num(cfg, "lr_min_ratio"),
+                                .max_ratio = num(cfg, "lr_max_ratio")};
 
         n_cfg++;
         CHECK_EQ_INT(nums(get(c, "learning_rates"), want), n_used);
@@ -122,9 +126,7 @@ static void test_mlpA_tempbalance(void)
             CHECK_STR_EQ(cJSON_GetArrayItem(tuned, (int)k)->valuestring, names[i]);
             k++;
         }
-        CHECK(rec_learning_rates(used, n_used, map_of(get(cfg, "assign_func")->valuestring), base,
-                                 num(cfg, "lr_min_ratio"), num(cfg, "lr_max_ratio"), lr,
-                                 NULL) == ERR_OK);
+        CHECK(rec_learning_rates(used, n_used, &o, lr, NULL) == ERR_OK);
         if (check_all(lr, want, n_used))
             n_ok++;
         for (size_t i = 0; i < n_used; i++)
@@ -147,12 +149,15 @@ static void test_mlpA_assign_funcs(void)
         size_t n = nums(get(c, "metric_scores"), a), n_want = nums(get(c, "lr_ratios"), want);
         enum rec_lr_map m = map_of(get(c, "assign_func")->valuestring);
         int done;
+        struct rec_lr_opts o = {.map = m,
+                                .base_lr = num(c, "untuned_lr"),
+                                .min_ratio = num(c, "lr_min_ratio"),
+                                .max_ratio = num(c, "lr_max_ratio")};
 
         n_cfg++;
         seen[m]++;
         CHECK_EQ_INT(n_want, n);
-        done = rec_learning_rates(a, n, m, num(c, "untuned_lr"), num(c, "lr_min_ratio"),
-                                  num(c, "lr_max_ratio"), lr, NULL) == ERR_OK;
+        done = rec_learning_rates(a, n, &o, lr, NULL) == ERR_OK;
         CHECK(done);
         if (done && n_want == n && check_all(lr, want, n)) /* lr and want are set */
             n_ok++;
@@ -178,6 +183,7 @@ static void test_mlpA_alphapruning(void)
         double a[MAX_L], numel[MAX_L], want[MAX_L], got[MAX_L];
         int64_t block[MAX_L];
         size_t n = nums(get(c, "alphas"), a);
+        const struct rec_layers l = {.alpha = a, .numel = numel, .block = block, .n = n};
 
         n_cfg++;
         CHECK_EQ_INT(nums(get(c, "numel"), numel), n);
@@ -185,8 +191,8 @@ static void test_mlpA_alphapruning(void)
         CHECK_EQ_INT(num(cfg, "layer_num_in_block"), 1);
         CHECK_STR_EQ(get(cfg, "mapping_type")->valuestring, "block_wise");
         rec_blocks_fixed(n, 1, block);
-        CHECK(rec_sparsity(a, numel, block, n, num(cfg, "sparsity_ratio"), num(cfg, "epsilon"), got,
-                           NULL, NULL) == ERR_OK);
+        CHECK(rec_sparsity(&l, num(cfg, "sparsity_ratio"), num(cfg, "epsilon"), got, NULL, NULL) ==
+              ERR_OK);
         if (check_all(got, want, n))
             n_ok++;
         for (size_t i = 0; i < n; i++)
@@ -214,6 +220,7 @@ static void test_llama7b_every_paper_configuration(void)
         const cJSON *row = get(c, "from_row");
         double target = num(row, "sparsity_ratio"), eps = num(row, "epsilon");
         size_t k = (size_t)num(c, "layer_num_in_block");
+        const struct rec_layers l = {.alpha = a, .numel = numel, .block = block, .n = n};
 
         n_cfg++;
         CHECK_EQ_INT(k, 7);
@@ -222,7 +229,7 @@ static void test_llama7b_every_paper_configuration(void)
         CHECK_EQ_INT(nums(get(get(j, "alphas"), get(c, "alphas_key")->valuestring), a), n);
         CHECK_EQ_INT(nums(get(c, "sparsity_ratios"), want), n);
         rec_blocks_fixed(n, k, block);
-        CHECK(rec_sparsity(a, numel, block, n, target, eps, got, bm, NULL) == ERR_OK);
+        CHECK(rec_sparsity(&l, target, eps, got, bm, NULL) == ERR_OK);
         if (check_all(got, want, n))
             n_ok++;
         /* block_wise: the 7 layers of a block share their ratio and mean */
@@ -244,17 +251,18 @@ static void test_sparsity_mean_and_clamp(void)
     const double a[4] = {2.0, 3.0, 4.0, 5.0}, numel[4] = {100, 100, 100, 100};
     int64_t block[4];
     double r[4], mean = 0;
+    const struct rec_layers l = {.alpha = a, .numel = numel, .block = block, .n = 4};
 
     rec_blocks_fixed(4, 1, block);
-    CHECK(rec_sparsity(a, numel, block, 4, 0.5, 0.2, r, NULL, NULL) == ERR_OK);
+    CHECK(rec_sparsity(&l, 0.5, 0.2, r, NULL, NULL) == ERR_OK);
     for (int i = 0; i < 4; i++)
         mean += r[i] / 4;
     CHECK_NEAR(mean, 0.5, 1e-7); /* float32 numerator */
     CHECK_REL(r[0], 0.5 * 0.8, 1e-7);
     CHECK_REL(r[3], 0.5 * 1.2, 1e-7);
-    CHECK(rec_sparsity(a, numel, block, 4, 0.9, 0.5, r, NULL, NULL) == ERR_OK);
+    CHECK(rec_sparsity(&l, 0.9, 0.5, r, NULL, NULL) == ERR_OK);
     CHECK(r[3] == REC_CLAMP); /* 0.9 * 1.5 > 1 */
-    CHECK(rec_sparsity(a, numel, block, 4, 0.7, 0.5, r, NULL, NULL) == ERR_OK);
+    CHECK(rec_sparsity(&l, 0.7, 0.5, r, NULL, NULL) == ERR_OK);
     CHECK(r[3] == REC_CLAMP_AT_07);
     CHECK_REL(r[2], 0.7 * (0.5 + 2.0 / 3.0), 1e-7);
 }
@@ -266,16 +274,25 @@ static void test_sparsity_refuses(void)
     int64_t one_block[3] = {0, 0, 0}, block[3] = {0, 1, 2};
     double r[3];
     struct err e = {0};
+    const struct rec_layers ok = {.alpha = a, .numel = numel, .block = block, .n = 3};
+    struct rec_layers l = ok;
 
-    CHECK_EQ_INT(rec_sparsity(a, numel, one_block, 3, 0.7, 0.3, r, NULL, &e), ERR_INVAL);
+    l.block = one_block;
+    CHECK_EQ_INT(rec_sparsity(&l, 0.7, 0.3, r, NULL, &e), ERR_INVAL);
     CHECK(strstr(e.msg, "same mean alpha") != NULL);
-    CHECK_EQ_INT(rec_sparsity(a, numel, block, 3, 1.0, 0.3, r, NULL, &e), ERR_INVAL);
+    CHECK_EQ_INT(rec_sparsity(&ok, 1.0, 0.3, r, NULL, &e), ERR_INVAL);
     CHECK(strstr(e.msg, "target") != NULL);
-    CHECK_EQ_INT(rec_sparsity(a, numel, block, 3, 0.5, 1.0, r, NULL, &e), ERR_INVAL);
+    CHECK_EQ_INT(rec_sparsity(&ok, 0.5, 1.0, r, NULL, &e), ERR_INVAL);
     CHECK(strstr(e.msg, "epsilon") != NULL);
-    CHECK_EQ_INT(rec_sparsity(a, bad_n, block, 3, 0.5, 0.3, r, NULL, &e), ERR_INVAL);
-    CHECK_EQ_INT(rec_sparsity(nan_a, numel, block, 3, 0.5, 0.3, r, NULL, &e), ERR_INVAL);
-    CHECK_EQ_INT(rec_sparsity(a, numel, block, 0, 0.5, 0.3, r, NULL, &e), ERR_INVAL);
+    l = ok;
+    l.numel = bad_n;
+    CHECK_EQ_INT(rec_sparsity(&l, 0.5, 0.3, r, NULL, &e), ERR_INVAL);
+    l = ok;
+    l.alpha = nan_a;
+    CHECK_EQ_INT(rec_sparsity(&l, 0.5, 0.3, r, NULL, &e), ERR_INVAL);
+    l = ok;
+    l.n = 0;
+    CHECK_EQ_INT(rec_sparsity(&l, 0.5, 0.3, r, NULL, &e), ERR_INVAL);
 }
 
 /* Blocks need not be adjacent ids: the mean is over equal ids. */
@@ -284,8 +301,9 @@ static void test_blocks_by_id(void)
     const double a[4] = {1.5, 2.5, 3.5, 6.5}, numel[4] = {1, 1, 1, 1};
     int64_t block[4] = {7, 7, 3, 3};
     double r[4], bm[4];
+    const struct rec_layers l = {.alpha = a, .numel = numel, .block = block, .n = 4};
 
-    CHECK(rec_sparsity(a, numel, block, 4, 0.5, 0.4, r, bm, NULL) == ERR_OK);
+    CHECK(rec_sparsity(&l, 0.5, 0.4, r, bm, NULL) == ERR_OK);
     CHECK_NEAR(bm[0], 2.0, 1e-15);
     CHECK_NEAR(bm[3], 5.0, 1e-15);
     CHECK_REL(r[0], 0.5 * 0.6, 1e-7);
@@ -301,9 +319,13 @@ static void test_lr_equal_alphas_get_the_top(void)
     const double a[2] = {3.0, 3.0};
     double lr[2];
 
-    CHECK(rec_learning_rates(a, 2, REC_LR_LINEAR, 0.1, 0.2, 1.8, lr, NULL) == ERR_OK);
+    struct rec_lr_opts o = {
+        .map = REC_LR_LINEAR, .base_lr = 0.1, .min_ratio = 0.2, .max_ratio = 1.8};
+
+    CHECK(rec_learning_rates(a, 2, &o, lr, NULL) == ERR_OK);
     CHECK(lr[0] == 1.8 * 0.1 && lr[1] == 1.8 * 0.1);
-    CHECK(rec_learning_rates(a, 1, REC_LR_STEP, 0.1, 0.2, 1.8, lr, NULL) == ERR_OK);
+    o.map = REC_LR_STEP;
+    CHECK(rec_learning_rates(a, 1, &o, lr, NULL) == ERR_OK);
     CHECK(lr[0] == 0.2 * 0.1); /* tb_step: the top never reaches max_ratio */
 }
 
@@ -314,17 +336,24 @@ static void test_lr_select_and_refuses(void)
     int use[5];
     double lr[2];
     struct err e = {0};
+    const struct rec_lr_opts ok = {
+        .map = REC_LR_LINEAR, .base_lr = 0.1, .min_ratio = 0.5, .max_ratio = 1.5};
+    struct rec_lr_opts o = ok;
 
     CHECK_EQ_INT(rec_lr_select(eigs, 5, 0, 0, use), 4);
     CHECK(!use[1]);
     CHECK_EQ_INT(rec_lr_select(eigs, 5, 1, 1, use), 2);
     CHECK(!use[0] && !use[1] && use[2] && use[3] && !use[4]);
     CHECK_EQ_INT(rec_lr_select(eigs, 1, 1, 1, use), 0);
-    CHECK_EQ_INT(rec_learning_rates(a, 2, REC_LR_LINEAR, 0.0, 0.5, 1.5, lr, &e), ERR_INVAL);
+    o.base_lr = 0.0;
+    CHECK_EQ_INT(rec_learning_rates(a, 2, &o, lr, &e), ERR_INVAL);
     CHECK(strstr(e.msg, "base_lr") != NULL);
-    CHECK_EQ_INT(rec_learning_rates(a, 2, REC_LR_LINEAR, 0.1, 1.5, 0.5, lr, &e), ERR_INVAL);
+    o = ok;
+    o.min_ratio = 1.5;
+    o.max_ratio = 0.5;
+    CHECK_EQ_INT(rec_learning_rates(a, 2, &o, lr, &e), ERR_INVAL);
     CHECK(strstr(e.msg, "min_ratio") != NULL);
-    CHECK_EQ_INT(rec_learning_rates(a, 0, REC_LR_LINEAR, 0.1, 0.5, 1.5, lr, &e), ERR_INVAL);
+    CHECK_EQ_INT(rec_learning_rates(a, 0, &ok, lr, &e), ERR_INVAL);
     CHECK_STR_EQ(rec_lr_map_name(REC_LR_LOG2), "log2");
     CHECK_EQ_INT(rec_lr_map_from_name("step"), REC_LR_STEP);
     CHECK_EQ_INT(rec_lr_map_from_name("tb_step"), -1);

@@ -27,7 +27,7 @@ static const char PARAMS_CV[] = "{\"window_rows\":100,\"q_ratio\":1,\"xmin\":\"m
 
 /* --- Helpers ------------------------------------------------------------------ */
 
-static void sha_of(const char *text, char hex[STORE_HASH_LEN])
+static void sha_of(const char *text, char hex[THASH_HEX_LEN])
 {
     ERR_ASSERT(thash_bytes(text, strlen(text), hex, NULL) == ERR_OK);
 }
@@ -86,7 +86,7 @@ static enum err_code submit(struct store *s, const char *run, int64_t step, cons
                             const char *preset, const char *params, struct store_job *job,
                             int *existed, struct err *e)
 {
-    char sha[STORE_HASH_LEN];
+    char sha[THASH_HEX_LEN];
     struct store_submit sub = {0};
 
     sha_of(content, sha);
@@ -162,7 +162,7 @@ static void test_submit_new_existing_conflict(void)
     struct store *s = open_mem();
     struct store_job a, b;
     struct err e = {0};
-    char sha[STORE_HASH_LEN], hash[STORE_HASH_LEN];
+    char sha[THASH_HEX_LEN], hash[THASH_HEX_LEN];
     int existed = -1;
 
     CHECK_EQ_INT(submit(s, "gpt", 100, "bytes-A", "farms-llm", PARAMS_LLM, &a, &existed, &e),
@@ -567,7 +567,7 @@ static void check_fields_equal(const struct farms_result *got, const struct farm
 static void test_result_fields_round_trip(void)
 {
     struct store *s = open_mem();
-    char tsha[STORE_HASH_LEN], llm[STORE_HASH_LEN], n0[] = "fc1.weight";
+    char tsha[THASH_HEX_LEN], llm[THASH_HEX_LEN], n0[] = "fc1.weight";
     struct store_result_key k = {0};
     struct farms_result r = result_distinct(), got;
     struct store_layer row;
@@ -652,7 +652,7 @@ static struct farms_result result_skipped(void)
 static void test_cache_put_get_ignore(void)
 {
     struct store *s = open_mem();
-    char tsha[STORE_HASH_LEN], llm[STORE_HASH_LEN], cv[STORE_HASH_LEN], other[STORE_HASH_LEN];
+    char tsha[THASH_HEX_LEN], llm[THASH_HEX_LEN], cv[THASH_HEX_LEN], other[THASH_HEX_LEN];
     struct store_result_key k = {0};
     struct farms_result r = result_ok(3.5), got, sk = result_skipped();
     struct store_result_list *l = NULL;
@@ -777,7 +777,7 @@ static void test_layer_reads(void)
 {
     struct store *s = layer_fixture();
     struct store_layer_list *l = NULL;
-    char llm[STORE_HASH_LEN], cv[STORE_HASH_LEN], sha[STORE_HASH_LEN];
+    char llm[THASH_HEX_LEN], cv[THASH_HEX_LEN], sha[THASH_HEX_LEN];
     struct err e = {0};
 
     store_settings_hash(PARAMS_LLM, llm, NULL);
@@ -1091,7 +1091,7 @@ static struct esd_hist hist_of(int n, double alpha)
 static void test_cache_carries_the_histogram(void)
 {
     struct store *s = open_mem();
-    char tsha[STORE_HASH_LEN], llm[STORE_HASH_LEN];
+    char tsha[THASH_HEX_LEN], llm[THASH_HEX_LEN];
     struct store_result_key k = {0};
     struct farms_result r = result_ok(3.5), got;
     struct esd_hist h = hist_of(100, 3.5), back;
@@ -1369,7 +1369,7 @@ static void put_blob(struct blob_store *b, const char *content)
 {
     struct blob_committed c;
     struct blob_upload *u = NULL;
-    char sha[STORE_HASH_LEN];
+    char sha[THASH_HEX_LEN];
     struct err e = {0};
 
     sha_of(content, sha);
@@ -1391,8 +1391,7 @@ static void test_run_delete(void)
     struct store_job job;
     struct store_checkpoint k;
     struct err e = {0};
-    char dir[] = "/tmp/test_store_blobs_XXXXXX", cmd[128], sha1[STORE_HASH_LEN],
-         sha2[STORE_HASH_LEN];
+    char dir[] = "/tmp/test_store_blobs_XXXXXX", cmd[128], sha1[THASH_HEX_LEN], sha2[THASH_HEX_LEN];
     int64_t a = submit_ok(s, "r", 1), q = submit_ok(s, "r", 2), v0 = 0, v1 = 0, ver = 0;
     int existed = 0, claimed = 0;
     struct store_layer row = {.name = "w", .kind = LAYER_KIND_LINEAR, .ndim = 0};
@@ -1446,7 +1445,7 @@ static void test_run_delete(void)
 static void test_read_preset(void)
 {
     struct store *s = open_mem();
-    char preset[STORE_PRESET_MAX], hash[STORE_HASH_LEN];
+    char preset[STORE_PRESET_MAX], hash[THASH_HEX_LEN];
     struct store_job job;
     struct err e = {0};
     int existed = 0, claimed = 0;

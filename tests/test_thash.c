@@ -62,6 +62,29 @@ static void test_fips_vectors(void)
     CHECK_STR_EQ(hex, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
 }
 
+/* A stored SHA-256 is exactly 64 lower-case hex digits: what thash_hex writes
+ * passes; upper case, a non-hex digit, one digit short or long, and NULL do not. */
+static void test_hex_ok_accepts_only_thash_hex(void)
+{
+    char hex[THASH_HEX_LEN], bad[THASH_HEX_LEN + 1];
+
+    hex_of("abc", 3, hex);
+    CHECK_EQ_INT(thash_hex_ok(hex), 1);
+    CHECK_EQ_INT(thash_hex_ok("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015AD"),
+                 0);
+    CHECK_EQ_INT(thash_hex_ok("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ag"),
+                 0);
+    memcpy(bad, hex, THASH_HEX_LEN);
+    bad[THASH_HEX_LEN - 2] = '\0';
+    CHECK_EQ_INT(thash_hex_ok(bad), 0); /* 63 digits */
+    memcpy(bad, hex, THASH_HEX_LEN - 1);
+    bad[THASH_HEX_LEN - 1] = '0';
+    bad[THASH_HEX_LEN] = '\0';
+    CHECK_EQ_INT(thash_hex_ok(bad), 0); /* 65 digits */
+    CHECK_EQ_INT(thash_hex_ok(""), 0);
+    CHECK_EQ_INT(thash_hex_ok(NULL), 0);
+}
+
 static void test_streaming_equals_one_shot(void)
 {
     const size_t n = 1000000; /* FIPS 180-2: one million 'a' */
@@ -335,6 +358,7 @@ static void test_tensor_over_limit_fails(void)
 int main(void)
 {
     test_fips_vectors();
+    test_hex_ok_accepts_only_thash_hex();
     test_streaming_equals_one_shot();
     test_numerics_file_hash();
     test_tensor_hashes_match_manifest();

@@ -128,8 +128,7 @@ static enum err_code ckpt_id_folder_index(const char *dir, struct err *e)
 }
 
 /* The identity of the index or folder at `path` (rule in the header). */
-static enum err_code ckpt_id_shards(const char *path, int is_dir, const struct ckpt_limits *l,
-                                    ckpt_shard_check_fn *check, const void *arg,
+static enum err_code ckpt_id_shards(const char *path, int is_dir, const struct ckpt_id_opts *o,
                                     struct ckpt_id *out, struct err *e)
 {
     enum err_code rc = ERR_OK;
@@ -140,7 +139,7 @@ static enum err_code ckpt_id_shards(const char *path, int is_dir, const struct c
     if (is_dir)
         rc = ckpt_id_folder_index(path, e);
     if (rc == ERR_OK)
-        rc = shards_list(path, l, &sp, e);
+        rc = shards_list(path, o->limits, &sp, e);
     if (rc == ERR_OK)
         rc = thash_init(&h, e);
     for (size_t i = 0; i < sp.n && rc == ERR_OK; i++) {
@@ -149,8 +148,8 @@ static enum err_code ckpt_id_shards(const char *path, int is_dir, const struct c
         uint64_t n = 0;
 
         base = base != NULL ? base + 1 : sp.paths[i];
-        if (check != NULL)
-            rc = check(arg, sp.paths[i], e);
+        if (o->check != NULL)
+            rc = o->check(o->check_arg, sp.paths[i], e);
         if (rc == ERR_OK)
             rc = ckpt_id_file(sp.paths[i], fh, &n, e);
         if (rc == ERR_OK)
@@ -170,15 +169,17 @@ static enum err_code ckpt_id_shards(const char *path, int is_dir, const struct c
     return rc;
 }
 
-enum err_code ckpt_identity(const char *path, enum ckpt_format declared,
-                            const struct ckpt_limits *limits, ckpt_shard_check_fn *check,
-                            const void *arg, struct ckpt_id *out, struct err *e)
+enum err_code ckpt_identity(const char *path, const struct ckpt_id_opts *o, struct ckpt_id *out,
+                            struct err *e)
 {
+    static const struct ckpt_id_opts defaults = {.declared = CKPT_FORMAT_UNKNOWN};
     enum err_code rc;
     size_t n = strlen(path);
     struct stat st;
     int fd = -1;
 
+    if (o == NULL)
+        o = &defaults;
     memset(out, 0, sizeof(*out));
     rc = ckpt_id_open(path, &fd, &st, e);
     if (rc)
@@ -187,7 +188,7 @@ enum err_code ckpt_identity(const char *path, enum ckpt_format declared,
         rc = ckpt_id_not_regular(path, st.st_mode, e);
         goto out;
     }
-    out->sharded = S_ISDIR(st.st_mode) || declared == CKPT_FORMAT_SAFETENSORS_INDEX ||
+    out->sharded = S_ISDIR(st.st_mode) || o->declared == CKPT_FORMAT_SAFETENSORS_INDEX ||
                    (n > 11 && strcmp(path + n - 11, ".index.json") == 0);
     if (!out->sharded) {
         rc = ckpt_id_hash_fd(fd, path, out->sha256, &out->size, e);
@@ -195,7 +196,7 @@ enum err_code ckpt_identity(const char *path, enum ckpt_format declared,
     }
     close(fd);
     fd = -1;
-    rc = ckpt_id_shards(path, S_ISDIR(st.st_mode), limits, check, arg, out, e);
+    rc = ckpt_id_shards(path, S_ISDIR(st.st_mode), o, out, e);
 out:
     if (fd >= 0)
         close(fd);

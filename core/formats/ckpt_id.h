@@ -37,16 +37,23 @@ struct ckpt_id {                /* plain data, caller-owned */
     int sharded;                /* 1: an index or a folder of shards */
 };
 
-/* The identity of the checkpoint at `path` (see above) into *out. It is
- * sharded when `path` is a folder, when `declared` is
- * CKPT_FORMAT_SAFETENSORS_INDEX, or when its name ends in ".index.json".
- * `limits` (may be NULL: defaults) bounds the index; `check` (may be NULL)
- * vets every shard first. Fails with ERR_FORMAT/"not_regular_file" for a
+/* How ckpt_identity reads a path; zero-initialised (or a NULL pointer) is
+ * the default: format unknown, default limits, no shard check. */
+struct ckpt_id_opts {
+    enum ckpt_format declared;        /* the caller's format, CKPT_FORMAT_UNKNOWN: by name */
+    const struct ckpt_limits *limits; /* bounds the index; NULL: defaults */
+    ckpt_shard_check_fn *check;       /* vets every shard first; NULL: none */
+    const void *check_arg;            /* passed to check */
+};
+
+/* The identity of the checkpoint at `path` (see above) into *out, read as
+ * `o` says (NULL: the defaults). It is sharded when `path` is a folder, when
+ * o->declared is CKPT_FORMAT_SAFETENSORS_INDEX, or when its name ends in
+ * ".index.json". Fails with ERR_FORMAT/"not_regular_file" for a
  * non-regular file or shard (or a non-regular index in a folder),
  * shards_list()'s errors (category invalid_index), ERR_NOTFOUND for a
  * missing file, ERR_IO for other open or read failures. */
-enum err_code ckpt_identity(const char *path, enum ckpt_format declared,
-                            const struct ckpt_limits *limits, ckpt_shard_check_fn *check,
-                            const void *arg, struct ckpt_id *out, struct err *e);
+enum err_code ckpt_identity(const char *path, const struct ckpt_id_opts *o, struct ckpt_id *out,
+                            struct err *e);
 
 #endif /* CORE_CKPT_ID_H */

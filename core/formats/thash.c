@@ -55,6 +55,19 @@ enum err_code thash_final(struct thash *h, unsigned char digest[THASH_DIGEST_LEN
     return rc;
 }
 
+int thash_hex_ok(const char *s)
+{
+    size_t i;
+
+    if (s == NULL)
+        return 0;
+    for (i = 0; i < THASH_HEX_LEN - 1; i++) {
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return 0;
+    }
+    return s[THASH_HEX_LEN - 1] == '\0';
+}
+
 void thash_hex(const unsigned char digest[THASH_DIGEST_LEN], char hex[THASH_HEX_LEN])
 {
     static const char digits[] = "0123456789abcdef";

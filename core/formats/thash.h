@@ -45,6 +45,11 @@ void thash_free(struct thash *h);
 
 /* --- One shot ----------------------------------------------------------------- */
 
+/* 1 if `s` is exactly THASH_HEX_LEN - 1 (64) lower-case hex digits, the
+ * form thash_hex() writes and every stored SHA-256 takes; 0 otherwise,
+ * NULL included. The one check of that form. Cannot fail. */
+int thash_hex_ok(const char *s);
+
 /* Lower-case hex of a digest, NUL-terminated. Cannot fail. */
 void thash_hex(const unsigned char digest[THASH_DIGEST_LEN], char hex[THASH_HEX_LEN]);
 

@@ -2,7 +2,7 @@
  * Python floor division, the reference's slice rule, dense windows of both
  * variants, conv divisions. Pure functions; thread-safe.
  */
-#include "core/numerics/farms.h"
+#include "core/numerics/farms_layout.h"
 
 #include <math.h>
 #include <string.h>

@@ -29,6 +29,11 @@
 #include "core/err.h"
 #include "core/numerics/farms.h"
 
+/* The preset used when none is named: the server's default (--preset), the
+ * CLI's (no --preset, no $FARMSD_PRESET) and a request's without one. A
+ * string literal, so help texts can be built from it. */
+#define PRESET_DEFAULT_NAME "farms-llm"
+
 /* Room for preset_to_json's text including the NUL. */
 #define PRESET_JSON_MAX 512
 

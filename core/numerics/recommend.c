@@ -51,10 +51,12 @@ static enum err_code rec_check_alphas(const double *alpha, size_t n, struct err 
     return ERR_OK;
 }
 
-enum err_code rec_sparsity(const double *alpha, const double *numel, const int64_t *block, size_t n,
-                           double target, double epsilon, double *ratio, double *block_alpha,
-                           struct err *e)
+enum err_code rec_sparsity(const struct rec_layers *l, double target, double epsilon, double *ratio,
+                           double *block_alpha, struct err *e)
 {
+    const double *alpha = l->alpha, *numel = l->numel;
+    const int64_t *block = l->block;
+    size_t n = l->n;
     double amin, amax, s1 = 1.0 - epsilon, s2 = 1.0 + epsilon, sum_n = 0.0, weighted = 0.0;
     double numerator, scale, limit = target == 0.7 ? REC_CLAMP_AT_07 : REC_CLAMP;
     enum err_code rc = rec_check_alphas(alpha, n, e);
@@ -163,9 +165,11 @@ static size_t rec_rank(const double *alpha, size_t n, size_t i)
     return k;
 }
 
-enum err_code rec_learning_rates(const double *alpha, size_t n, enum rec_lr_map m, double base_lr,
-                                 double min_ratio, double max_ratio, double *lr, struct err *e)
+enum err_code rec_learning_rates(const double *alpha, size_t n, const struct rec_lr_opts *o,
+                                 double *lr, struct err *e)
 {
+    enum rec_lr_map m = o->map;
+    double base_lr = o->base_lr, min_ratio = o->min_ratio, max_ratio = o->max_ratio;
     double lo = min_ratio * base_lr, hi = max_ratio * base_lr, amin, amax, sum = 0.0;
     enum err_code rc = rec_check_alphas(alpha, n, e);
 

@@ -33,9 +33,16 @@
  * layers it has.) Cannot fail. */
 void rec_blocks_fixed(size_t n, size_t k, int64_t *block);
 
-/* Per-layer sparsity ratios of n layers with alphas alpha[0..n), parameter
- * counts numel[0..n) (> 0) and block ids block[0..n) (layers with the same
- * id form one block; ids need not be consecutive numbers):
+/* The layers a sparsity map is computed for: columns of n entries, borrowed. */
+struct rec_layers {
+    const double *alpha;  /* alpha[0..n) */
+    const double *numel;  /* parameter counts numel[0..n), > 0 */
+    const int64_t *block; /* block ids block[0..n): layers with the same id form one
+                             block; ids need not be consecutive numbers */
+    size_t n;
+};
+
+/* Per-layer sparsity ratios of the layers `l`:
  *   1. each alpha is replaced by the mean alpha of its block;
  *   2. r = (a - min a) / (max a - min a) * 2 eps + (1 - eps);
  *   3. r *= float32(target * sum numel) / sum(numel * r);
@@ -45,9 +52,8 @@ void rec_blocks_fixed(size_t n, size_t k, int64_t *block);
  * for bad input (n == 0, non-finite alpha, numel <= 0, out-of-range
  * target/epsilon) and when every block mean is equal (the map divides by
  * zero in the reference). */
-enum err_code rec_sparsity(const double *alpha, const double *numel, const int64_t *block, size_t n,
-                           double target, double epsilon, double *ratio, double *block_alpha,
-                           struct err *e);
+enum err_code rec_sparsity(const struct rec_layers *l, double target, double epsilon, double *ratio,
+                           double *block_alpha, struct err *e);
 
 /* --- Learning rates ---------------------------------------------------------- */
 
@@ -70,11 +76,18 @@ int rec_lr_map_from_name(const char *s);
 size_t rec_lr_select(const int64_t *num_eigs, size_t n, int remove_first, int remove_last,
                      int *use);
 
+/* How learning rates are assigned. */
+struct rec_lr_opts {
+    enum rec_lr_map map;
+    double base_lr;   /* the scheduled rate, > 0 */
+    double min_ratio; /* rates range over [min_ratio, max_ratio] * base_lr */
+    double max_ratio; /* (min_ratio <= max_ratio; used by linear and step) */
+};
+
 /* Learning rates lr[0..n) of the n tuned layers with alphas alpha[0..n)
- * under map `m`, the scheduled rate base_lr (> 0) and the ratio range
- * min_ratio <= max_ratio (used by linear and step). ERR_INVAL for n == 0,
- * non-finite or non-positive alphas, bad ratios, or a zero sum of log2. */
-enum err_code rec_learning_rates(const double *alpha, size_t n, enum rec_lr_map m, double base_lr,
-                                 double min_ratio, double max_ratio, double *lr, struct err *e);
+ * under `o`. ERR_INVAL for n == 0, non-finite or non-positive alphas, a bad
+ * base_lr, bad ratios, or a zero sum of log2. */
+enum err_code rec_learning_rates(const double *alpha, size_t n, const struct rec_lr_opts *o,
+                                 double *lr, struct err *e);
 
 #endif /* CORE_RECOMMEND_H */
