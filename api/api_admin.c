@@ -115,7 +115,7 @@ void api__run_delete(struct api_call *c, struct api_response *resp)
         return;
     if (store_run_delete(c->s, run, c->ctx->blobs, &d, &e) != ERR_OK) {
         if (e.code == ERR_CONFLICT)
-            e.category = "job_running";
+            e.category = ERR_CAT_JOB_RUNNING;
         api__fail(resp, 0, &e);
         return;
     }

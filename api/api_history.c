@@ -355,7 +355,7 @@ void api__run_history(struct api_call *c, struct api_response *resp)
     if (store_run_history(c->s, run, (enum store_metric)m, hash, start, end, (size_t)size, cursor,
                           &h, &e) != ERR_OK) {
         if (e.code == ERR_INVAL) {
-            e.category = "invalid_parameter";
+            e.category = ERR_CAT_INVALID_PARAMETER;
             api__fail(resp, 400, &e);
         } else {
             api__fail(resp, 0, &e);

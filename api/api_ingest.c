@@ -91,11 +91,11 @@ int api__validate(struct api_call *c, struct api_response *resp, const char *pat
     switch (e.code) {
     case ERR_FORMAT:
     case ERR_INVAL: status = 422; break; /* the content is malformed (shards: invalid_index) */
-    case ERR_NOTFOUND: status = e.category ? 422 : 400; break;
+    case ERR_NOTFOUND: status = e.category != ERR_CAT_NONE ? 422 : 400; break;
     default: status = 0;
     }
-    if (e.category == NULL && status == 422)
-        e.category = "invalid_checkpoint";
+    if (e.category == ERR_CAT_NONE && status == 422)
+        e.category = ERR_CAT_INVALID_CHECKPOINT;
     api__fail(resp, status, &e);
     return 0;
 }
@@ -142,7 +142,7 @@ void api__submit(struct api_call *c, struct api_response *resp, const struct api
     }
     if (store_job_submit(c->s, &sub, &job, &existed, &e) != ERR_OK) {
         if (e.code == ERR_CONFLICT)
-            e.category = "checkpoint_conflict";
+            e.category = ERR_CAT_CHECKPOINT_CONFLICT;
         api__fail(resp, 0, &e);
         return;
     }

@@ -76,7 +76,7 @@ static enum err_code api_shard_allowed(const void *arg, const char *shard, struc
 
     if (api_under_root(ctx, shard))
         return ERR_OK;
-    return err_setc(e, ERR_INVAL, "path_not_allowed",
+    return err_setc(e, ERR_INVAL, ERR_CAT_PATH_NOT_ALLOWED,
                     "path: a shard of the index resolves outside the allowed roots");
 }
 
@@ -91,14 +91,16 @@ static int api_identity(struct api_call *c, struct api_response *resp, const cha
 
     if (ckpt_identity(rp, fmt, c->ctx->limits, api_shard_allowed, c->ctx, id, &e) == ERR_OK)
         return 1;
-    if (e.category != NULL && strcmp(e.category, "path_not_allowed") == 0)
+    if (e.category == ERR_CAT_PATH_NOT_ALLOWED)
         status = 403;
     else if (e.code == ERR_FORMAT || e.code == ERR_INVAL)
         status = 422;
     else if (e.code == ERR_NOTFOUND) /* gone since realpath */
         status = 400;
-    if (e.category == NULL)
-        e.category = status == 422 ? "invalid_index" : status == 400 ? "invalid_parameter" : NULL;
+    if (e.category == ERR_CAT_NONE)
+        e.category = status == 422   ? ERR_CAT_INVALID_INDEX
+                     : status == 400 ? ERR_CAT_INVALID_PARAMETER
+                                     : ERR_CAT_NONE;
     api__fail(resp, status, &e);
     return 0;
 }

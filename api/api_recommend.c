@@ -100,7 +100,7 @@ static int api_rec_load(struct api_call *c, struct api_response *resp, const cha
 
     x->run = api__param(c, "run");
     if (api_parse_int64("step", api__param(c, "step"), 0, API_STEP_MAX, &x->step, &e) != ERR_OK) {
-        e.category = "invalid_parameter";
+        e.category = ERR_CAT_INVALID_PARAMETER;
         api__fail(resp, 400, &e);
         return 0;
     }
@@ -192,7 +192,7 @@ static void api_rec_empty(struct api_response *resp, const struct api_rec *x)
 /* A refusal of core/recommend (degenerate alphas): 400. */
 static void api_rec_refused(struct api_response *resp, struct err *e)
 {
-    e->category = "degenerate_alphas";
+    e->category = ERR_CAT_DEGENERATE_ALPHAS;
     api__fail(resp, 400, e);
 }
 

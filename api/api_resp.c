@@ -40,7 +40,8 @@ static const char *api_reason(int status)
 static int api_status_of(const struct err *e, int *retry)
 {
     *retry = 0;
-    if (e->code == ERR_TOOBIG && e->category != NULL && strcmp(e->category, "limit_exceeded") != 0)
+    if (e->code == ERR_TOOBIG && e->category != ERR_CAT_NONE &&
+        e->category != ERR_CAT_LIMIT_EXCEEDED)
         return 422;
     switch (e->code) {
     case ERR_INVAL: return 400;
@@ -152,7 +153,8 @@ void api__fail(struct api_response *resp, int status_override, const struct err 
     if (status_override > 0)
         status = status_override;
     api_problem(resp, status, api_reason(status),
-                e->category ? e->category : api_code_category(e->code, status),
+                e->category != ERR_CAT_NONE ? err_category_name(e->category)
+                                            : api_code_category(e->code, status),
                 e->msg[0] ? e->msg : err_str(e->code));
     if (resp->status == status && status == 503)
         resp->retry_after = retry ? retry : 1;

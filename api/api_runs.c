@@ -29,7 +29,7 @@ static void api_store_fail(struct api_response *resp, const struct err *e)
     if (e->code == ERR_INVAL) {
         struct err pe = *e;
         snprintf(pe.msg, sizeof(pe.msg), "parameter 'page_token': %.200s", e->msg);
-        pe.category = "invalid_parameter";
+        pe.category = ERR_CAT_INVALID_PARAMETER;
         api__fail(resp, 400, &pe);
         return;
     }
@@ -196,7 +196,7 @@ void api__checkpoint_get(struct api_call *c, struct api_response *resp)
     cJSON *o;
 
     if (api_parse_int64("step", api__param(c, "step"), 0, API_STEP_MAX, &step, &e) != ERR_OK) {
-        e.category = "invalid_parameter";
+        e.category = ERR_CAT_INVALID_PARAMETER;
         api__fail(resp, 400, &e);
         return;
     }

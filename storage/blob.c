@@ -407,7 +407,7 @@ enum err_code blob_tmp_copy(struct blob_store *b, const char *src, char *path, s
         goto out;
     }
     if (!S_ISREG(st.st_mode)) {
-        rc = err_setc(e, ERR_FORMAT, "not_regular_file", "%s is not a regular file", src);
+        rc = err_setc(e, ERR_FORMAT, ERR_CAT_NOT_REGULAR_FILE, "%s is not a regular file", src);
         goto out;
     }
     rc = blob_tmp_create(b, &out, path, len, e);
