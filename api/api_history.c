@@ -30,12 +30,12 @@ static int api_step_window(struct api_call *c, struct api_response *resp, int64_
 
     if (api_query_int64(&c->q, "start_step", 0, API_STEP_MAX, 0, start, &e) != ERR_OK ||
         api_query_int64(&c->q, "end_step", 0, API_STEP_MAX, INT64_MAX, end, &e) != ERR_OK) {
-        api__fail(resp, 400, &e);
+        api_problem_err(resp, &e);
         return 0;
     }
     if (*start > *end) {
-        api_problem(resp, 400, NULL, "invalid_parameter",
-                    "parameter 'start_step': greater than end_step");
+        api_fail(resp, ERR_INVAL, ERR_CAT_INVALID_PARAMETER,
+                 "parameter 'start_step': greater than end_step");
         return 0;
     }
     return 1;
@@ -63,7 +63,7 @@ static size_t api_metric_list(struct api_response *resp, const char *param, cons
                 k = -2;
         if (k >= 0 && n == max) {
             snprintf(msg, sizeof(msg), "parameter '%s': at most %zu metric(s)", param, max);
-            api_problem(resp, 400, NULL, "invalid_parameter", msg);
+            api_fail(resp, ERR_INVAL, ERR_CAT_INVALID_PARAMETER, "%s", msg);
             return 0;
         }
         if (k < 0) {
@@ -72,7 +72,7 @@ static size_t api_metric_list(struct api_response *resp, const char *param, cons
                      "windows, spectral_norm, norm, alpha_hat, stable_rank, norm_stable_rank, "
                      "log_norm, log_spectral_norm, entropy)",
                      param, k == -2 ? "repeated" : "unknown", (int)(len > 40 ? 40 : len), p);
-            api_problem(resp, 400, NULL, "invalid_parameter", msg);
+            api_fail(resp, ERR_INVAL, ERR_CAT_INVALID_PARAMETER, "%s", msg);
             return 0;
         }
         m[n++] = k;
@@ -188,7 +188,7 @@ static int api_layer_known(struct api_call *c, struct api_response *resp, const 
                  "run '%s' has no layer '%.100s' under preset '%s' (GET /v1/runs/%s/layers "
                  "lists its layers)",
                  run, layer, preset, run);
-        api_problem(resp, 404, NULL, "unknown_layer", msg);
+        api_fail(resp, ERR_NOTFOUND, ERR_CAT_UNKNOWN_LAYER, "%s", msg);
     }
     return known;
 }
@@ -214,7 +214,7 @@ void api__layer_history(struct api_call *c, struct api_response *resp)
         return;
     if (api_query_int64(&c->q, "max_points", 1, API_HISTORY_MAX_POINTS, API_HISTORY_DEFAULT_POINTS,
                         &maxp, &e) != ERR_OK) {
-        api__fail(resp, 400, &e);
+        api_problem_err(resp, &e);
         return;
     }
     if (!api__preset_param(c, resp, preset, hash) || !api__run_version(c, resp, run, &version))
@@ -231,7 +231,7 @@ void api__layer_history(struct api_call *c, struct api_response *resp)
     if (api_history_load(c, run, layer, hash, start, end, &pts, &n, &e) != ERR_OK ||
         (n == 0 && !api_layer_known(c, resp, run, layer, preset, hash, &e))) {
         if (e.code != ERR_OK)
-            api__fail(resp, 0, &e);
+            api_problem_err(resp, &e);
         free(pts);
         return;
     }
@@ -343,7 +343,7 @@ void api__run_history(struct api_call *c, struct api_response *resp)
         !api_step_window(c, resp, &start, &end))
         return;
     if (api_query_page(&c->q, "history", &size, cursor, sizeof(cursor), &e) != ERR_OK) {
-        api__fail(resp, 400, &e);
+        api_problem_err(resp, &e);
         return;
     }
     if (!api__preset_param(c, resp, preset, hash) || !api__run_version(c, resp, run, &version))
@@ -356,9 +356,9 @@ void api__run_history(struct api_call *c, struct api_response *resp)
                           &h, &e) != ERR_OK) {
         if (e.code == ERR_INVAL) {
             e.category = ERR_CAT_INVALID_PARAMETER;
-            api__fail(resp, 400, &e);
+            api_problem_err(resp, &e);
         } else {
-            api__fail(resp, 0, &e);
+            api_problem_err(resp, &e);
         }
         return;
     }

@@ -81,27 +81,22 @@ static enum err_code api_shard_allowed(const void *arg, const char *shard, struc
 }
 
 /* The content identity of `rp` (ckpt_id.h). 1, or 0 with the problem in
- * resp: 403 for a shard outside the roots, 422 for a non-regular file or a
- * bad index, else the mapped status. */
+ * resp: path_not_allowed (403) for a shard outside the roots, the readers'
+ * category (422) for a non-regular file or a bad index (invalid_index when
+ * they named none), invalid_parameter (400) for a file gone since realpath,
+ * else the error's own problem. */
 static int api_identity(struct api_call *c, struct api_response *resp, const char *rp,
                         enum ckpt_format fmt, struct ckpt_id *id)
 {
     struct err e = {0};
-    int status = 0;
 
     if (ckpt_identity(rp, fmt, c->ctx->limits, api_shard_allowed, c->ctx, id, &e) == ERR_OK)
         return 1;
-    if (e.category == ERR_CAT_PATH_NOT_ALLOWED)
-        status = 403;
-    else if (e.code == ERR_FORMAT || e.code == ERR_INVAL)
-        status = 422;
-    else if (e.code == ERR_NOTFOUND) /* gone since realpath */
-        status = 400;
-    if (e.category == ERR_CAT_NONE)
-        e.category = status == 422   ? ERR_CAT_INVALID_INDEX
-                     : status == 400 ? ERR_CAT_INVALID_PARAMETER
-                                     : ERR_CAT_NONE;
-    api__fail(resp, status, &e);
+    if (e.category == ERR_CAT_NONE && (e.code == ERR_FORMAT || e.code == ERR_INVAL))
+        e.category = ERR_CAT_INVALID_INDEX;
+    else if (e.category == ERR_CAT_NONE && e.code == ERR_NOTFOUND) /* gone since realpath */
+        e.category = ERR_CAT_INVALID_PARAMETER;
+    api_problem_err(resp, &e);
     return 0;
 }
 
@@ -113,22 +108,22 @@ static int api_resolve(struct api_call *c, struct api_response *resp, const char
 
     if (bad != NULL) {
         snprintf(msg, sizeof(msg), "path: %s", bad);
-        api_problem(resp, 400, NULL, "invalid_parameter", msg);
+        api_fail(resp, ERR_INVAL, ERR_CAT_INVALID_PARAMETER, "%s", msg);
         return 0;
     }
     if (realpath(path, rp) == NULL) {
         if (!api_under_root(c->ctx, path)) {
-            api_problem(resp, 403, NULL, "path_not_allowed",
-                        "path: not under an allowed root (--allow-root)");
+            api_fail(resp, ERR_INVAL, ERR_CAT_PATH_NOT_ALLOWED,
+                     "path: not under an allowed root (--allow-root)");
             return 0;
         }
         snprintf(msg, sizeof(msg), "path: cannot be resolved: %s", strerror(errno));
-        api_problem(resp, 400, NULL, "invalid_parameter", msg);
+        api_fail(resp, ERR_INVAL, ERR_CAT_INVALID_PARAMETER, "%s", msg);
         return 0;
     }
     if (!api_under_root(c->ctx, rp)) {
-        api_problem(resp, 403, NULL, "path_not_allowed",
-                    "path: resolves outside the allowed roots (--allow-root)");
+        api_fail(resp, ERR_INVAL, ERR_CAT_PATH_NOT_ALLOWED,
+                 "path: resolves outside the allowed roots (--allow-root)");
         return 0;
     }
     return 1;
@@ -154,7 +149,7 @@ static int api_body(struct api_call *c, struct api_response *resp, cJSON *b, int
     *preset = api_query_get(&c->q, "preset");
     *step = -1;
     if (qstep != NULL && api_query_int64(&c->q, "step", 0, API_STEP_MAX, 0, step, &e) != ERR_OK) {
-        api__fail(resp, 400, &e);
+        api_problem_err(resp, &e);
         return 0;
     }
     cJSON_ArrayForEach(it, b)
@@ -183,13 +178,13 @@ static int api_body(struct api_call *c, struct api_response *resp, cJSON *b, int
         if (strcmp(it->string, "step") == 0 && cJSON_IsNumber(it) && !api_json_step_ok(it))
             snprintf(msg, sizeof(msg), "body: member 'step': not an integer in [0, %lld]",
                      API_STEP_MAX);
-        api_problem(resp, 400, NULL, "invalid_parameter", msg);
+        api_fail(resp, ERR_INVAL, ERR_CAT_INVALID_PARAMETER, "%s", msg);
         return 0;
     }
     if (*step < 0 || *path == NULL) {
-        api_problem(resp, 400, NULL, "invalid_parameter",
-                    *path == NULL ? "body: 'path' (string) is required"
-                                  : "body: 'step' (a non-negative integer) is required");
+        api_fail(resp, ERR_INVAL, ERR_CAT_INVALID_PARAMETER, "%s",
+                 *path == NULL ? "body: 'path' (string) is required"
+                               : "body: 'step' (a non-negative integer) is required");
         return 0;
     }
     return 1;
@@ -240,33 +235,33 @@ void api__ingest_path(struct api_call *c, struct api_response *resp, const char 
     cJSON *b = NULL;
 
     if (c->ctx->n_allow_roots == 0) {
-        api_problem(resp, 403, NULL, "path_not_allowed",
-                    "path ingestion is disabled: the server has no allowed roots (--allow-root)");
+        api_fail(resp, ERR_INVAL, ERR_CAT_PATH_NOT_ALLOWED,
+                 "path ingestion is disabled: the server has no allowed roots (--allow-root)");
         return;
     }
     if (c->req->body_len > API_MAX_JSON_BODY) {
-        api_problem(resp, 413, NULL, "limit_exceeded", "JSON body larger than 1 MiB");
+        api_fail(resp, ERR_TOOBIG, ERR_CAT_LIMIT_EXCEEDED, "JSON body larger than 1 MiB");
         return;
     }
     if (c->req->body != NULL && utf8_check((const unsigned char *)c->req->body, c->req->body_len) !=
                                     c->req->body_len) { /* RFC 8259: JSON text is UTF-8 */
-        api_problem(resp, 400, NULL, "invalid_parameter", "body: not valid UTF-8");
+        api_fail(resp, ERR_INVAL, ERR_CAT_INVALID_PARAMETER, "body: not valid UTF-8");
         return;
     }
     if (c->req->body == NULL || memchr(c->req->body, '\0', c->req->body_len) != NULL ||
         (b = cJSON_ParseWithLength(c->req->body, c->req->body_len)) == NULL || !cJSON_IsObject(b)) {
-        api_problem(resp, 400, NULL, "invalid_parameter", "body: not a JSON object");
+        api_fail(resp, ERR_INVAL, ERR_CAT_INVALID_PARAMETER, "body: not a JSON object");
         goto out;
     }
     if (!api_body(c, resp, b, &step, &path, &preset, &format) || !api__format(resp, format, &fmt))
         goto out;
     if (api_has_nul_escape(c->req->body, c->req->body_len)) { /* cJSON cuts strings there */
-        api_problem(resp, 400, NULL, "invalid_parameter", "path: contains a NUL character");
+        api_fail(resp, ERR_INVAL, ERR_CAT_INVALID_PARAMETER, "path: contains a NUL character");
         goto out;
     }
     rp = malloc(PATH_MAX);
     if (rp == NULL) {
-        api_problem(resp, 503, NULL, NULL, "out of memory");
+        api_fail(resp, ERR_NOMEM, ERR_CAT_NONE, "out of memory");
         goto out;
     }
     if (api_resolve(c, resp, path, rp))
