@@ -102,14 +102,17 @@ enum err_code {
     X(DISALLOWED_GLOBAL, "disallowed_global", 422, "Unprocessable Content", 0)             \
     X(INVALID_INDEX, "invalid_index", 422, "Unprocessable Content", 0)
 
-/* ERR_CAT_NONE: no category (the code's default row applies). */
+/* ERR_CAT_NONE: no category (the code's default row applies). ERR_CAT_COUNT
+ * counts the values, NONE included; it is no category. */
+/* clang-format off */
 enum err_category {
     ERR_CAT_NONE,
 #define X(id, name, status, title, retry) ERR_CAT_##id,
     ERR_CATEGORY_MAP(X)
 #undef X
-        ERR_CAT_COUNT
+    ERR_CAT_COUNT
 };
+/* clang-format on */
 
 #define ERR_MSG_LEN 256
 
