@@ -219,11 +219,12 @@ static int api_token_eq(const char *a, const char *b)
     return d == 0;
 }
 
-static void api_unauthorized(struct api_response *resp, int status, const char *error,
-                             const char *scope, const char *detail)
+/* A refused token: `category` UNAUTHORIZED (401) or INSUFFICIENT_SCOPE
+ * (403), with the WWW-Authenticate challenge. */
+static void api_unauthorized(struct api_response *resp, enum err_category category,
+                             const char *error, const char *scope, const char *detail)
 {
-    api_problem(resp, status, status == 401 ? "Unauthorized" : "Forbidden",
-                status == 401 ? "unauthorized" : "insufficient_scope", detail);
+    api_fail(resp, ERR_INVAL, category, "%s", detail);
     if (error == NULL)
         snprintf(resp->www_authenticate, sizeof(resp->www_authenticate), "Bearer realm=\"farmsd\"");
     else
@@ -243,13 +244,13 @@ static int api_auth(const struct api_ctx *ctx, const struct api_request *req,
     if (ctx->tokens == NULL || need == API_AUTH_NONE)
         return 1;
     if (h == NULL || h[0] == '\0') {
-        api_unauthorized(resp, 401, NULL, NULL,
+        api_unauthorized(resp, ERR_CAT_UNAUTHORIZED, NULL, NULL,
                          "this endpoint needs a bearer token "
                          "(Authorization: Bearer TOKEN)");
         return 0;
     }
     if (strncasecmp(h, "Bearer ", 7) != 0) {
-        api_unauthorized(resp, 401, NULL, NULL,
+        api_unauthorized(resp, ERR_CAT_UNAUTHORIZED, NULL, NULL,
                          "the Authorization header must use the Bearer scheme");
         return 0;
     }
@@ -259,7 +260,7 @@ static int api_auth(const struct api_ctx *ctx, const struct api_request *req,
         if (ctx->tokens[i].token == NULL || !api_token_eq(tok, ctx->tokens[i].token))
             continue;
         if ((ctx->tokens[i].scopes & scope) == 0) {
-            api_unauthorized(resp, 403, "insufficient_scope", scope_name,
+            api_unauthorized(resp, ERR_CAT_INSUFFICIENT_SCOPE, "insufficient_scope", scope_name,
                              scope == API_SCOPE_WRITE
                                  ? "the token lacks the write scope this request needs"
                                  : "the token lacks the read scope this request needs");
@@ -267,7 +268,8 @@ static int api_auth(const struct api_ctx *ctx, const struct api_request *req,
         }
         return 1;
     }
-    api_unauthorized(resp, 401, "invalid_token", NULL, "the bearer token is not valid");
+    api_unauthorized(resp, ERR_CAT_UNAUTHORIZED, "invalid_token", NULL,
+                     "the bearer token is not valid");
     return 0;
 }
 
@@ -331,17 +333,17 @@ static int api_dispatch_route(struct api_call *c, struct api_response *resp)
         char run[256];
 
         if (resp->allow[0] != '\0')
-            api_problem(resp, 405, "Method Not Allowed", NULL,
-                        "this route does not allow the method");
+            api_fail(resp, ERR_INVAL, ERR_CAT_METHOD_NOT_ALLOWED,
+                     "this route does not allow the method");
         else if (api_run_misnamed(c->req->path, run, sizeof(run)))
             api__run_name(resp, run);
         else
-            api_problem(resp, 404, "Not Found", NULL, "no such route");
+            api_fail(resp, ERR_NOTFOUND, ERR_CAT_NONE, "no such route");
         return -1;
     }
     resp->allow[0] = '\0';
     if (api_match(api_table[found].path, c->req->path, c) != 1) {
-        api_problem(resp, 503, "Service Unavailable", "nomem", "out of memory routing the request");
+        api_fail(resp, ERR_NOMEM, ERR_CAT_NONE, "out of memory routing the request");
         return -1;
     }
     return found;
@@ -358,7 +360,7 @@ static int api_params_utf8(const struct api_call *c, struct api_response *resp)
         if (utf8_check((const unsigned char *)c->pval[i], n) == n)
             continue;
         snprintf(msg, sizeof(msg), "path parameter '%s': not valid UTF-8", c->pname[i]);
-        api_problem(resp, 400, NULL, "invalid_parameter", msg);
+        api_fail(resp, ERR_INVAL, ERR_CAT_INVALID_PARAMETER, "%s", msg);
         return 0;
     }
     return 1;
@@ -374,7 +376,7 @@ static int api_prepare(struct api_call *c, struct api_response *resp)
     memset(resp, 0, sizeof(*resp));
     resp->route_index = -1;
     if (c->req->method == NULL || c->req->path == NULL) {
-        api_problem(resp, 400, "Bad Request", NULL, "no method or path");
+        api_fail(resp, ERR_INVAL, ERR_CAT_NONE, "no method or path");
         return -1;
     }
     r = api_dispatch_route(c, resp);
@@ -386,7 +388,7 @@ static int api_prepare(struct api_call *c, struct api_response *resp)
         return -1;
     if (api_query_parse(c->req->query, &c->q, &e) != ERR_OK ||
         api_query_only(&c->q, api_table[r].params, &e) != ERR_OK) {
-        api__fail(resp, 0, &e);
+        api_problem_err(resp, &e);
         return -1;
     }
     return r;

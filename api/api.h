@@ -95,16 +95,22 @@ struct api_ctx {
 void api_handle(const struct api_ctx *ctx, struct store *s, const struct api_request *req,
                 struct api_response *resp);
 
-/* Fill `resp` with a problem+json body: {"type": "urn:farmsd:problem:<category>",
- * "title", "status", "detail", "category"}. Every problem has a category:
- * NULL picks one by status ("not_found", "insufficient_storage", ...). */
-void api_problem(struct api_response *resp, int status, const char *title, const char *category,
-                 const char *detail);
+/* --- Problems (RFC 9457 problem+json) -------------------------------------
+ * Every failure is answered with {"type": "urn:farmsd:problem:<category>",
+ * "title", "status", "detail", "category"}. Callers name an error, never a
+ * status: status, title, category and Retry-After come from the one table,
+ * ERR_CATEGORY_MAP in core/err.h (the error's category, or the row its code
+ * defaults to: ERR_INVAL -> invalid_request 400, ERR_NOMEM -> nomem 503
+ * with Retry-After 5, ...). */
 
-/* Map an error to its HTTP status (style.md §4.7) and fill a problem; an
- * error without a category gets one by its code ("busy", "nomem", "io",
- * "db", ...) or else by the status. */
+/* Fill `resp` with the problem of `e`; its message is the detail. */
 void api_problem_err(struct api_response *resp, const struct err *e);
+
+/* Same for an error given in place: `code`, `category` (ERR_CAT_NONE: the
+ * code's row) and a printf detail of up to API_DETAIL_MAX - 1 bytes. */
+#define API_DETAIL_MAX 1024
+void api_fail(struct api_response *resp, enum err_code code, enum err_category category,
+              const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 /* Release the body and zero `resp`. Safe on a zeroed response. Cannot fail. */
 void api_response_free(struct api_response *resp);

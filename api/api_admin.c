@@ -88,11 +88,11 @@ void api__run_get(struct api_call *c, struct api_response *resp)
         return;
     u = malloc(sizeof(*u)); /* ~7 KB: not on the request thread's stack */
     if (u == NULL) {
-        api_problem(resp, 503, NULL, NULL, "out of memory");
+        api_fail(resp, ERR_NOMEM, ERR_CAT_NONE, "out of memory");
         return;
     }
     if (store_run_summary(c->s, run, u, &e) != ERR_OK) {
-        api__fail(resp, 0, &e);
+        api_problem_err(resp, &e);
         free(u);
         return;
     }
@@ -115,8 +115,8 @@ void api__run_delete(struct api_call *c, struct api_response *resp)
         return;
     if (store_run_delete(c->s, run, c->ctx->blobs, &d, &e) != ERR_OK) {
         if (e.code == ERR_CONFLICT)
-            e.category = "job_running";
-        api__fail(resp, 0, &e);
+            e.category = ERR_CAT_JOB_RUNNING;
+        api_problem_err(resp, &e);
         return;
     }
     o = cJSON_CreateObject();
@@ -143,8 +143,8 @@ static int api_jobs_filter(struct api_call *c, struct api_response *resp,
         if (strcmp(st, store_job_state_name((enum store_job_state)i)) == 0)
             f->state = i;
     if (st != NULL && f->state < 0) {
-        api_problem(resp, 400, NULL, "invalid_parameter",
-                    "parameter 'state': one of queued, running, succeeded, failed, canceled");
+        api_fail(resp, ERR_INVAL, ERR_CAT_INVALID_PARAMETER,
+                 "parameter 'state': one of queued, running, succeeded, failed, canceled");
         return 0;
     }
     return f->run == NULL || api__run_name(resp, f->run);
@@ -165,7 +165,7 @@ void api__jobs_list(struct api_call *c, struct api_response *resp)
         return;
     if (api_query_page(&c->q, "jobs", &size, cursor, sizeof(cursor), &e) != ERR_OK ||
         store_runs_version(c->s, &version, &e) != ERR_OK) {
-        api__fail(resp, e.code == ERR_INVAL ? 400 : 0, &e);
+        api_problem_err(resp, &e);
         return;
     }
     snprintf(key, sizeof(key), "jobs|%d|%s|%lld|%s", f.state, f.run ? f.run : "", (long long)size,
@@ -173,7 +173,7 @@ void api__jobs_list(struct api_call *c, struct api_response *resp)
     if (api__etag(c, resp, version, key))
         return;
     if (store_jobs_list(c->s, &f, (size_t)size, cursor, &pg, &e) != ERR_OK) {
-        api__fail(resp, e.code == ERR_INVAL ? 400 : 0, &e);
+        api_problem_err(resp, &e);
         return;
     }
     o = cJSON_CreateObject();

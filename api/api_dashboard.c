@@ -55,7 +55,7 @@ void api__dashboard(struct api_call *c, struct api_response *resp)
     }
     a = api_asset_find(file != NULL ? file : "index.html");
     if (a == NULL) {
-        api_problem(resp, 404, "Not Found", NULL, "no such dashboard file");
+        api_fail(resp, ERR_NOTFOUND, ERR_CAT_NONE, "no such dashboard file");
         return;
     }
     memset(resp->etag, 0, sizeof(resp->etag));
@@ -67,8 +67,7 @@ void api__dashboard(struct api_call *c, struct api_response *resp)
     }
     resp->body = malloc(a->size ? a->size : 1);
     if (resp->body == NULL) {
-        api_problem(resp, 503, "Out of memory", "nomem", "retry later");
-        resp->retry_after = 5;
+        api_fail(resp, ERR_NOMEM, ERR_CAT_NONE, "retry later");
         return;
     }
     memcpy(resp->body, a->data, a->size);

@@ -28,7 +28,7 @@ static int api_esd_load(struct api_call *c, struct api_response *resp, const cha
 
     *out = NULL;
     if (api_query_int64(&c->q, "step", 0, API_STEP_MAX, -1, &step, &e) != ERR_OK) {
-        api__fail(resp, 400, &e);
+        api_problem_err(resp, &e);
         return 0;
     }
     if (!api__preset_param(c, resp, preset, hash) || !api__run_version(c, resp, run, &version))
@@ -37,7 +37,7 @@ static int api_esd_load(struct api_call *c, struct api_response *resp, const cha
     if (api__etag(c, resp, version, key) || !api__preset_default(c, resp, run, step, preset, hash))
         return 0;
     if (store_layer_get(c->s, run, layer, step, hash, out, &e) != ERR_OK) {
-        api__fail(resp, 0, &e);
+        api_problem_err(resp, &e);
         return 0;
     }
     y = (*out)->n == 1 ? &(*out)->items[0] : NULL;
@@ -53,7 +53,7 @@ static int api_esd_load(struct api_call *c, struct api_response *resp, const cha
                  "submit the checkpoint again)",
                  layer);
     if (y == NULL || y->esd.n_eigs == 0) {
-        api_problem(resp, 404, NULL, y == NULL ? NULL : "no_histogram", msg);
+        api_fail(resp, ERR_NOTFOUND, y == NULL ? ERR_CAT_NONE : ERR_CAT_NO_HISTOGRAM, "%s", msg);
         store_layer_list_free(*out);
         *out = NULL;
         return 0;
@@ -167,8 +167,7 @@ void api__layer_esd_svg(struct api_call *c, struct api_response *resp)
     svg = api__esd_svg(&l->items[0].esd, l->items[0].name, l->items[0].step, &len);
     store_layer_list_free(l);
     if (svg == NULL) {
-        api_problem(resp, 503, NULL, "nomem", "out of memory drawing the picture");
-        resp->retry_after = 5;
+        api_fail(resp, ERR_NOMEM, ERR_CAT_NONE, "out of memory drawing the picture");
         return;
     }
     free(resp->body);

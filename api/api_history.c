@@ -30,12 +30,12 @@ static int api_step_window(struct api_call *c, struct api_response *resp, int64_
 
     if (api_query_int64(&c->q, "start_step", 0, API_STEP_MAX, 0, start, &e) != ERR_OK ||
         api_query_int64(&c->q, "end_step", 0, API_STEP_MAX, INT64_MAX, end, &e) != ERR_OK) {
-        api__fail(resp, 400, &e);
+        api_problem_err(resp, &e);
         return 0;
     }
     if (*start > *end) {
-        api_problem(resp, 400, NULL, "invalid_parameter",
-                    "parameter 'start_step': greater than end_step");
+        api_fail(resp, ERR_INVAL, ERR_CAT_INVALID_PARAMETER,
+                 "parameter 'start_step': greater than end_step");
         return 0;
     }
     return 1;
@@ -63,14 +63,14 @@ static size_t api_metric_list(struct api_response *resp, const char *param, cons
                 k = -2;
         if (k >= 0 && n == max) {
             snprintf(msg, sizeof(msg), "parameter '%s': at most %zu metric(s)", param, max);
-            api_problem(resp, 400, NULL, "invalid_parameter", msg);
+            api_fail(resp, ERR_INVAL, ERR_CAT_INVALID_PARAMETER, "%s", msg);
             return 0;
         }
         if (k < 0) {
             snprintf(msg, sizeof(msg), "parameter '%s': %s metric '%.*s' (one of %.*s)", param,
                      k == -2 ? "repeated" : "unknown", (int)(len > 40 ? 40 : len), p,
                      (int)sizeof(STORE_METRIC_NAMES) - 3, STORE_METRIC_NAMES);
-            api_problem(resp, 400, NULL, "invalid_parameter", msg);
+            api_fail(resp, ERR_INVAL, ERR_CAT_INVALID_PARAMETER, "%s", msg);
             return 0;
         }
         m[n++] = k;
@@ -186,7 +186,7 @@ static int api_layer_known(struct api_call *c, struct api_response *resp, const 
                  "run '%s' has no layer '%.100s' under preset '%s' (GET /v1/runs/%s/layers "
                  "lists its layers)",
                  run, layer, preset, run);
-        api_problem(resp, 404, NULL, "unknown_layer", msg);
+        api_fail(resp, ERR_NOTFOUND, ERR_CAT_UNKNOWN_LAYER, "%s", msg);
     }
     return known;
 }
@@ -212,7 +212,7 @@ void api__layer_history(struct api_call *c, struct api_response *resp)
         return;
     if (api_query_int64(&c->q, "max_points", 1, API_HISTORY_MAX_POINTS, API_HISTORY_DEFAULT_POINTS,
                         &maxp, &e) != ERR_OK) {
-        api__fail(resp, 400, &e);
+        api_problem_err(resp, &e);
         return;
     }
     if (!api__preset_param(c, resp, preset, hash) || !api__run_version(c, resp, run, &version))
@@ -229,7 +229,7 @@ void api__layer_history(struct api_call *c, struct api_response *resp)
     if (api_history_load(c, run, layer, hash, start, end, &pts, &n, &e) != ERR_OK ||
         (n == 0 && !api_layer_known(c, resp, run, layer, preset, hash, &e))) {
         if (e.code != ERR_OK)
-            api__fail(resp, 0, &e);
+            api_problem_err(resp, &e);
         free(pts);
         return;
     }
@@ -341,7 +341,7 @@ void api__run_history(struct api_call *c, struct api_response *resp)
         !api_step_window(c, resp, &start, &end))
         return;
     if (api_query_page(&c->q, "history", &size, cursor, sizeof(cursor), &e) != ERR_OK) {
-        api__fail(resp, 400, &e);
+        api_problem_err(resp, &e);
         return;
     }
     if (!api__preset_param(c, resp, preset, hash) || !api__run_version(c, resp, run, &version))
@@ -353,10 +353,10 @@ void api__run_history(struct api_call *c, struct api_response *resp)
     if (store_run_history(c->s, run, (enum store_metric)m, hash, start, end, (size_t)size, cursor,
                           &h, &e) != ERR_OK) {
         if (e.code == ERR_INVAL) {
-            e.category = "invalid_parameter";
-            api__fail(resp, 400, &e);
+            e.category = ERR_CAT_INVALID_PARAMETER;
+            api_problem_err(resp, &e);
         } else {
-            api__fail(resp, 0, &e);
+            api_problem_err(resp, &e);
         }
         return;
     }

@@ -47,8 +47,8 @@ int api__format(struct api_response *resp, const char *s, enum ckpt_format *f)
 {
     if (api_format_parse(s, f))
         return 1;
-    api_problem(resp, 400, NULL, "invalid_parameter",
-                "parameter 'format': one of auto, safetensors, torch, npy, npz, index");
+    api_fail(resp, ERR_INVAL, ERR_CAT_INVALID_PARAMETER,
+             "parameter 'format': one of auto, safetensors, torch, npy, npz, index");
     return 0;
 }
 
@@ -79,7 +79,6 @@ int api__validate(struct api_call *c, struct api_response *resp, const char *pat
 {
     struct ckpt *ck = NULL;
     struct err e = {0};
-    int status;
 
     if (ckpt_open(path, declared, c->ctx->limits, &ck, &e) == ERR_OK) {
         snprintf(fmt_name, len, "%s", ckpt_format_name(ckpt_format_of(ck)));
@@ -88,15 +87,14 @@ int api__validate(struct api_call *c, struct api_response *resp, const char *pat
     }
     if (shown != NULL)
         api_msg_hide(e.msg, sizeof(e.msg), path, shown);
-    switch (e.code) {
-    case ERR_FORMAT:
-    case ERR_INVAL: status = 422; break; /* the content is malformed (shards: invalid_index) */
-    case ERR_NOTFOUND: status = e.category ? 422 : 400; break;
-    default: status = 0;
-    }
-    if (e.category == NULL && status == 422)
-        e.category = "invalid_checkpoint";
-    api__fail(resp, status, &e);
+    /* the readers' categories are malformed content, 422; a defect they
+       named none for is invalid_checkpoint; a file gone since the path was
+       resolved is the request's parameter */
+    if (e.category == ERR_CAT_NONE && (e.code == ERR_FORMAT || e.code == ERR_INVAL))
+        e.category = ERR_CAT_INVALID_CHECKPOINT;
+    else if (e.category == ERR_CAT_NONE && e.code == ERR_NOTFOUND)
+        e.category = ERR_CAT_INVALID_PARAMETER;
+    api_problem_err(resp, &e);
     return 0;
 }
 
@@ -110,13 +108,13 @@ static int api_conflict_check(struct api_call *c, struct api_response *resp,
     char msg[ERR_MSG_LEN];
 
     if (store_checkpoint_get(c->s, in->run, in->step, &k, &e) != ERR_OK)
-        return e.code == ERR_NOTFOUND ? 1 : (api__fail(resp, 0, &e), 0);
+        return e.code == ERR_NOTFOUND ? 1 : (api_problem_err(resp, &e), 0);
     if (strcmp(k.content_sha256, in->sha256) == 0)
         return 1;
     snprintf(msg, sizeof(msg),
              "run '%s' step %lld already holds a different checkpoint (sha256 %.16s...)", in->run,
              (long long)in->step, k.content_sha256);
-    api_problem(resp, 409, NULL, "checkpoint_conflict", msg);
+    api_fail(resp, ERR_CONFLICT, ERR_CAT_CHECKPOINT_CONFLICT, "%s", msg);
     return 0;
 }
 
@@ -144,17 +142,17 @@ void api__submit(struct api_call *c, struct api_response *resp, const struct api
     late = in->source == STORE_SOURCE_UPLOAD && blob_exists(c->ctx->blobs, in->sha256);
     if (in->source == STORE_SOURCE_UPLOAD && !late &&
         blob_upload_commit(c->req->upload, NULL, &e) != ERR_OK) {
-        api__fail(resp, 500, &e);
+        api_problem_err(resp, &e);
         return;
     }
     if (store_job_submit(c->s, &sub, &job, &existed, &e) != ERR_OK) {
         if (e.code == ERR_CONFLICT)
-            e.category = "checkpoint_conflict";
-        api__fail(resp, 0, &e);
+            e.category = ERR_CAT_CHECKPOINT_CONFLICT;
+        api_problem_err(resp, &e);
         return;
     }
     if (late && blob_upload_commit(c->req->upload, NULL, &e) != ERR_OK) {
-        api__fail(resp, 500, &e);
+        api_problem_err(resp, &e);
         return;
     }
     if (!existed) {
@@ -181,14 +179,14 @@ static int api_expected_sha(struct api_response *resp, const char *hdr, const ch
         want[n] = (char)tolower((unsigned char)hdr[n]);
     want[n] = '\0';
     if (!thash_hex_ok(want) || (hdr[n] != '\0' && hdr[n] != ' ' && hdr[n] != '\t')) {
-        api_problem(resp, 400, NULL, "invalid_parameter",
-                    "X-Content-SHA256: expected 64 hex digits");
+        api_fail(resp, ERR_INVAL, ERR_CAT_INVALID_PARAMETER,
+                 "X-Content-SHA256: expected 64 hex digits");
         return 0;
     }
     if (strcmp(want, actual) != 0) {
-        api_problem(resp, 400, NULL, "checksum_mismatch",
-                    "X-Content-SHA256 does not match the SHA-256 of the received body "
-                    "(corrupted or truncated in transit)");
+        api_fail(resp, ERR_INVAL, ERR_CAT_CHECKSUM_MISMATCH,
+                 "X-Content-SHA256 does not match the SHA-256 of the received body "
+                 "(corrupted or truncated in transit)");
         return 0;
     }
     return 1;
@@ -212,31 +210,31 @@ static void api_post_upload(struct api_call *c, struct api_response *resp, const
     struct api_ingest in = {0};
 
     if (api_query_get(&c->q, "step") == NULL) {
-        api_problem(resp, 400, NULL, "invalid_parameter", "parameter 'step': required");
+        api_fail(resp, ERR_INVAL, ERR_CAT_INVALID_PARAMETER, "parameter 'step': required");
         return;
     }
     if (api_query_int64(&c->q, "step", 0, API_STEP_MAX, 0, &in.step, &e) != ERR_OK) {
-        api__fail(resp, 400, &e);
+        api_problem_err(resp, &e);
         return;
     }
     if (!api__format(resp, api_query_get(&c->q, "format"), &fmt) ||
         !api__settings(c, resp, api_query_get(&c->q, "preset"), preset, hash, params))
         return;
     if (fmt == CKPT_FORMAT_SAFETENSORS_INDEX) {
-        api_problem(resp, 400, NULL, "invalid_parameter",
-                    "parameter 'format': a shard index cannot be uploaded; send its path, or "
-                    "upload each shard as its own checkpoint");
+        api_fail(resp, ERR_INVAL, ERR_CAT_INVALID_PARAMETER,
+                 "parameter 'format': a shard index cannot be uploaded; send its path, or "
+                 "upload each shard as its own checkpoint");
         return;
     }
     if (c->ctx->max_upload > 0 && size > c->ctx->max_upload) {
         char msg[128];
         snprintf(msg, sizeof(msg), "the body (%llu bytes) exceeds the limit of %llu bytes",
                  (unsigned long long)size, (unsigned long long)c->ctx->max_upload);
-        api_problem(resp, 413, NULL, "limit_exceeded", msg);
+        api_fail(resp, ERR_TOOBIG, ERR_CAT_LIMIT_EXCEEDED, "%s", msg);
         return;
     }
     if (c->ctx->blobs == NULL) {
-        api_problem(resp, 500, NULL, NULL, "uploads are not configured (no blob store)");
+        api_fail(resp, ERR_INTERNAL, ERR_CAT_NONE, "uploads are not configured (no blob store)");
         return;
     }
     if (!api_expected_sha(resp, c->req->content_sha256, blob_upload_sha256(up)) ||
@@ -262,15 +260,15 @@ void api__checkpoint_post(struct api_call *c, struct api_response *resp)
         return;
     if (c->req->upload != NULL) {
         if (!thash_hex_ok(blob_upload_sha256(c->req->upload))) {
-            api_problem(resp, 500, NULL, NULL, "upload hash missing");
+            api_fail(resp, ERR_INTERNAL, ERR_CAT_NONE, "upload hash missing");
             return;
         }
         api_post_upload(c, resp, run);
     } else if (api_is_json(c->req->content_type)) {
         api__ingest_path(c, resp, run);
     } else {
-        api_problem(resp, 415, NULL, NULL,
-                    "send the checkpoint as application/octet-stream, or application/json "
-                    "{\"step\": N, \"path\": \"...\"} for a file under an allowed root");
+        api_fail(resp, ERR_INVAL, ERR_CAT_UNSUPPORTED_MEDIA_TYPE,
+                 "send the checkpoint as application/octet-stream, or application/json "
+                 "{\"step\": N, \"path\": \"...\"} for a file under an allowed root");
     }
 }

@@ -76,32 +76,29 @@ static enum err_code api_shard_allowed(const void *arg, const char *shard, struc
 
     if (api_under_root(ctx, shard))
         return ERR_OK;
-    return err_setc(e, ERR_INVAL, "path_not_allowed",
+    return err_setc(e, ERR_INVAL, ERR_CAT_PATH_NOT_ALLOWED,
                     "path: a shard of the index resolves outside the allowed roots");
 }
 
 /* The content identity of `rp` (ckpt_id.h). 1, or 0 with the problem in
- * resp: 403 for a shard outside the roots, 422 for a non-regular file or a
- * bad index, else the mapped status. */
+ * resp: path_not_allowed (403) for a shard outside the roots, the readers'
+ * category (422) for a non-regular file or a bad index (invalid_index when
+ * they named none), invalid_parameter (400) for a file gone since realpath,
+ * else the error's own problem. */
 static int api_identity(struct api_call *c, struct api_response *resp, const char *rp,
                         enum ckpt_format fmt, struct ckpt_id *id)
 {
     struct ckpt_id_opts o = {
         .declared = fmt, .limits = c->ctx->limits, .check = api_shard_allowed, .check_arg = c->ctx};
     struct err e = {0};
-    int status = 0;
 
     if (ckpt_identity(rp, &o, id, &e) == ERR_OK)
         return 1;
-    if (e.category != NULL && strcmp(e.category, "path_not_allowed") == 0)
-        status = 403;
-    else if (e.code == ERR_FORMAT || e.code == ERR_INVAL)
-        status = 422;
-    else if (e.code == ERR_NOTFOUND) /* gone since realpath */
-        status = 400;
-    if (e.category == NULL)
-        e.category = status == 422 ? "invalid_index" : status == 400 ? "invalid_parameter" : NULL;
-    api__fail(resp, status, &e);
+    if (e.category == ERR_CAT_NONE && (e.code == ERR_FORMAT || e.code == ERR_INVAL))
+        e.category = ERR_CAT_INVALID_INDEX;
+    else if (e.category == ERR_CAT_NONE && e.code == ERR_NOTFOUND) /* gone since realpath */
+        e.category = ERR_CAT_INVALID_PARAMETER;
+    api_problem_err(resp, &e);
     return 0;
 }
 
@@ -113,25 +110,25 @@ static int api_resolve(struct api_call *c, struct api_response *resp, const char
 
     if (bad != NULL) {
         snprintf(msg, sizeof(msg), "path: %s", bad);
-        api_problem(resp, 400, NULL, "invalid_parameter", msg);
+        api_fail(resp, ERR_INVAL, ERR_CAT_INVALID_PARAMETER, "%s", msg);
         return 0;
     }
     if (realpath(path, rp) == NULL) {
         if (!api_under_root(c->ctx, path)) {
-            api_problem(resp, 403, NULL, "path_not_allowed",
-                        "path: not under an allowed root (--allow-root)");
+            api_fail(resp, ERR_INVAL, ERR_CAT_PATH_NOT_ALLOWED,
+                     "path: not under an allowed root (--allow-root)");
             return 0;
         }
         char ebuf[ERR_ERRNO_LEN];
 
         snprintf(msg, sizeof(msg), "path: cannot be resolved: %s",
                  err_strerror(errno, ebuf, sizeof(ebuf)));
-        api_problem(resp, 400, NULL, "invalid_parameter", msg);
+        api_fail(resp, ERR_INVAL, ERR_CAT_INVALID_PARAMETER, "%s", msg);
         return 0;
     }
     if (!api_under_root(c->ctx, rp)) {
-        api_problem(resp, 403, NULL, "path_not_allowed",
-                    "path: resolves outside the allowed roots (--allow-root)");
+        api_fail(resp, ERR_INVAL, ERR_CAT_PATH_NOT_ALLOWED,
+                 "path: resolves outside the allowed roots (--allow-root)");
         return 0;
     }
     return 1;
@@ -157,7 +154,7 @@ static int api_body(struct api_call *c, struct api_response *resp, cJSON *b, int
     *preset = api_query_get(&c->q, "preset");
     *step = -1;
     if (qstep != NULL && api_query_int64(&c->q, "step", 0, API_STEP_MAX, 0, step, &e) != ERR_OK) {
-        api__fail(resp, 400, &e);
+        api_problem_err(resp, &e);
         return 0;
     }
     cJSON_ArrayForEach(it, b)
@@ -186,13 +183,13 @@ static int api_body(struct api_call *c, struct api_response *resp, cJSON *b, int
         if (strcmp(it->string, "step") == 0 && cJSON_IsNumber(it) && !api_json_step_ok(it))
             snprintf(msg, sizeof(msg), "body: member 'step': not an integer in [0, %lld]",
                      API_STEP_MAX);
-        api_problem(resp, 400, NULL, "invalid_parameter", msg);
+        api_fail(resp, ERR_INVAL, ERR_CAT_INVALID_PARAMETER, "%s", msg);
         return 0;
     }
     if (*step < 0 || *path == NULL) {
-        api_problem(resp, 400, NULL, "invalid_parameter",
-                    *path == NULL ? "body: 'path' (string) is required"
-                                  : "body: 'step' (a non-negative integer) is required");
+        api_fail(resp, ERR_INVAL, ERR_CAT_INVALID_PARAMETER, "%s",
+                 *path == NULL ? "body: 'path' (string) is required"
+                               : "body: 'step' (a non-negative integer) is required");
         return 0;
     }
     return 1;
@@ -243,33 +240,33 @@ void api__ingest_path(struct api_call *c, struct api_response *resp, const char 
     cJSON *b = NULL;
 
     if (c->ctx->n_allow_roots == 0) {
-        api_problem(resp, 403, NULL, "path_not_allowed",
-                    "path ingestion is disabled: the server has no allowed roots (--allow-root)");
+        api_fail(resp, ERR_INVAL, ERR_CAT_PATH_NOT_ALLOWED,
+                 "path ingestion is disabled: the server has no allowed roots (--allow-root)");
         return;
     }
     if (c->req->body_len > API_MAX_JSON_BODY) {
-        api_problem(resp, 413, NULL, "limit_exceeded", "JSON body larger than 1 MiB");
+        api_fail(resp, ERR_TOOBIG, ERR_CAT_LIMIT_EXCEEDED, "JSON body larger than 1 MiB");
         return;
     }
     if (c->req->body != NULL && utf8_check((const unsigned char *)c->req->body, c->req->body_len) !=
                                     c->req->body_len) { /* RFC 8259: JSON text is UTF-8 */
-        api_problem(resp, 400, NULL, "invalid_parameter", "body: not valid UTF-8");
+        api_fail(resp, ERR_INVAL, ERR_CAT_INVALID_PARAMETER, "body: not valid UTF-8");
         return;
     }
     if (c->req->body == NULL || memchr(c->req->body, '\0', c->req->body_len) != NULL ||
         (b = cJSON_ParseWithLength(c->req->body, c->req->body_len)) == NULL || !cJSON_IsObject(b)) {
-        api_problem(resp, 400, NULL, "invalid_parameter", "body: not a JSON object");
+        api_fail(resp, ERR_INVAL, ERR_CAT_INVALID_PARAMETER, "body: not a JSON object");
         goto out;
     }
     if (!api_body(c, resp, b, &step, &path, &preset, &format) || !api__format(resp, format, &fmt))
         goto out;
     if (api_has_nul_escape(c->req->body, c->req->body_len)) { /* cJSON cuts strings there */
-        api_problem(resp, 400, NULL, "invalid_parameter", "path: contains a NUL character");
+        api_fail(resp, ERR_INVAL, ERR_CAT_INVALID_PARAMETER, "path: contains a NUL character");
         goto out;
     }
     rp = malloc(PATH_MAX);
     if (rp == NULL) {
-        api_problem(resp, 503, NULL, NULL, "out of memory");
+        api_fail(resp, ERR_NOMEM, ERR_CAT_NONE, "out of memory");
         goto out;
     }
     if (api_resolve(c, resp, path, rp))

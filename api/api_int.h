@@ -3,7 +3,7 @@
  * A struct api_call is one request being handled: the borrowed context,
  * connection and request, the decoded query and the path parameters of the
  * matched route. Handlers fill the response; every failure becomes a
- * problem+json body through api_problem / api_problem_err / api__fail.
+ * problem+json body through api_problem_err / api_fail (api.h).
  * Thread-safety: as api.h (one call per thread).
  */
 #ifndef API_API_INT_H
@@ -37,10 +37,6 @@ const char *api__param(const struct api_call *c, const char *name);
 /* Print `obj` (takes ownership; NULL means allocation failed) as the body
  * with `status` and application/json. Cannot fail: NOMEM becomes a 503. */
 void api__send_json(struct api_response *resp, int status, cJSON *obj);
-
-/* A problem for `e`, mapping its code; `status_override` > 0 replaces the
- * mapped status (e.g. 400 for a parameter error). */
-void api__fail(struct api_response *resp, int status_override, const struct err *e);
 
 /* RFC 3339 UTC text of unix seconds `t` as a cJSON string, or null when
  * t <= 0. NULL on allocation failure. */
@@ -117,9 +113,9 @@ void api__ingest_path(struct api_call *c, struct api_response *resp, const char 
 int api__format(struct api_response *resp, const char *s, enum ckpt_format *f);
 
 /* Open `path` with the readers as `declared` to validate it: 1 with the
- * format found in fmt_name, or 0 with a 422 problem carrying the readers'
- * category (413 for limit_exceeded). `shown` (may be NULL) replaces the path
- * in messages. */
+ * format found in fmt_name, or 0 with the problem of the readers' category
+ * (422; 413 for limit_exceeded; invalid_checkpoint when they named none).
+ * `shown` (may be NULL) replaces the path in messages. */
 int api__validate(struct api_call *c, struct api_response *resp, const char *path,
                   const char *shown, enum ckpt_format declared, char *fmt_name, size_t len);
 

@@ -82,7 +82,7 @@ static int api_job_id(struct api_call *c, struct api_response *resp, int64_t *id
     struct err e = {0};
 
     if (api_parse_int64("job id", api__param(c, "id"), 1, INT64_MAX, id, &e) != ERR_OK) {
-        api__fail(resp, 400, &e);
+        api_problem_err(resp, &e);
         return 0;
     }
     return 1;
@@ -98,7 +98,7 @@ void api__job_get(struct api_call *c, struct api_response *resp)
     if (!api_job_id(c, resp, &id))
         return;
     if (store_job_get(c->s, id, &j, &e) != ERR_OK) {
-        api__fail(resp, 0, &e);
+        api_problem_err(resp, &e);
         return;
     }
     api__send_json(resp, 200, api__job_json(&j));
@@ -115,7 +115,7 @@ void api__job_delete(struct api_call *c, struct api_response *resp)
     if (!api_job_id(c, resp, &id))
         return;
     if (store_job_cancel(c->s, id, &j, &e) != ERR_OK) {
-        api__fail(resp, 0, &e);
+        api_problem_err(resp, &e);
         return;
     }
     api__send_json(resp, 200, api__job_json(&j));
@@ -159,16 +159,16 @@ void api__tensor_get(struct api_call *c, struct api_response *resp)
     cJSON *o = NULL, *arr;
 
     if (!thash_hex_ok(sha)) {
-        api_problem(resp, 400, NULL, "invalid_parameter",
-                    "sha256: expected 64 lower-case hex digits (the tensor's content hash)");
+        api_fail(resp, ERR_INVAL, ERR_CAT_INVALID_PARAMETER,
+                 "sha256: expected 64 lower-case hex digits (the tensor's content hash)");
         return;
     }
     if (store_results_for_tensor(c->s, sha, &l, &e) != ERR_OK) {
-        api__fail(resp, 0, &e);
+        api_problem_err(resp, &e);
         return;
     }
     if (l->n == 0) {
-        api_problem(resp, 404, NULL, NULL, "no cached result for this tensor");
+        api_fail(resp, ERR_NOTFOUND, ERR_CAT_NONE, "no cached result for this tensor");
         goto out;
     }
     o = cJSON_CreateObject();

@@ -26,13 +26,11 @@ void api__readyz(struct api_call *c, struct api_response *resp)
     cJSON *o;
 
     if (!c->ctx->ready) {
-        api_problem(resp, 503, NULL, NULL, "not ready: starting up or shutting down");
-        resp->retry_after = 1;
+        api_fail(resp, ERR_BUSY, ERR_CAT_UNAVAILABLE, "not ready: starting up or shutting down");
         return;
     }
     if (c->s == NULL || store_runs_version(c->s, &v, &e) != ERR_OK) {
-        api_problem(resp, 503, NULL, NULL, e.msg[0] ? e.msg : "database not open");
-        resp->retry_after = 1;
+        api_fail(resp, ERR_BUSY, ERR_CAT_UNAVAILABLE, "%s", e.msg[0] ? e.msg : "database not open");
         return;
     }
     o = cJSON_CreateObject();
@@ -66,7 +64,7 @@ void api__metrics(struct api_call *c, struct api_response *resp)
         api_stats_init(&zero);
     if (api_stats_render(c->ctx->stats ? c->ctx->stats : &zero, g, n_g, counts[STORE_JOB_QUEUED],
                          &text, &len, &e) != ERR_OK) {
-        api__fail(resp, 0, &e);
+        api_problem_err(resp, &e);
         return;
     }
     free(resp->body);

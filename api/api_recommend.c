@@ -55,7 +55,7 @@ static void api_bad_param(struct api_response *resp, const char *name, const cha
     char msg[ERR_MSG_LEN];
 
     snprintf(msg, sizeof(msg), "parameter '%s': %s", name, why);
-    api_problem(resp, 400, NULL, "invalid_parameter", msg);
+    api_fail(resp, ERR_INVAL, ERR_CAT_INVALID_PARAMETER, "%s", msg);
 }
 
 /* Number parameter `key` (def when absent): 1, or 0 with a 400. */
@@ -100,8 +100,8 @@ static int api_rec_load(struct api_call *c, struct api_response *resp, const cha
 
     x->run = api__param(c, "run");
     if (api_parse_int64("step", api__param(c, "step"), 0, API_STEP_MAX, &x->step, &e) != ERR_OK) {
-        e.category = "invalid_parameter";
-        api__fail(resp, 400, &e);
+        e.category = ERR_CAT_INVALID_PARAMETER;
+        api_problem_err(resp, &e);
         return 0;
     }
     if (!api__preset_param(c, resp, x->preset, hash) ||
@@ -112,7 +112,7 @@ static int api_rec_load(struct api_call *c, struct api_response *resp, const cha
         !api__preset_default(c, resp, x->run, x->step, x->preset, hash))
         return 0;
     if (store_layers_get(c->s, x->run, x->step, hash, &x->rows, &e) != ERR_OK) {
-        api__fail(resp, 0, &e);
+        api_problem_err(resp, &e);
         return 0;
     }
     return 1;
@@ -184,14 +184,14 @@ static void api_rec_empty(struct api_response *resp, const struct api_rec *x)
              "checkpoint %lld of run '%.80s' has no analysed layers with an alpha under "
              "preset '%.40s' (has its job finished?)",
              (long long)x->step, x->run, x->preset);
-    api_problem(resp, 409, NULL, "no_alphas", msg);
+    api_fail(resp, ERR_CONFLICT, ERR_CAT_NO_ALPHAS, "%s", msg);
 }
 
 /* A refusal of core/recommend (degenerate alphas): 400. */
 static void api_rec_refused(struct api_response *resp, struct err *e)
 {
-    e->category = "degenerate_alphas";
-    api__fail(resp, 400, e);
+    e->category = ERR_CAT_DEGENERATE_ALPHAS;
+    api_problem_err(resp, e);
 }
 
 /* --- Sparsity -------------------------------------------------------------------- */
@@ -319,7 +319,7 @@ void api__rec_sparsity(struct api_call *c, struct api_response *resp)
         return;
     }
     if (api_query_int64(&c->q, "block_size", 1, 1000000, 0, &block_size, &e) != ERR_OK) {
-        api__fail(resp, 400, &e);
+        api_problem_err(resp, &e);
         return;
     }
     snprintf(key, sizeof(key), "sparsity|%.17g|%.17g|%lld", target, eps, (long long)block_size);
@@ -350,8 +350,7 @@ void api__rec_sparsity(struct api_call *c, struct api_response *resp)
     o = NULL;
     goto out;
 nomem:
-    api_problem(resp, 503, NULL, NULL, "out of memory building the response");
-    resp->retry_after = 5;
+    api_fail(resp, ERR_NOMEM, ERR_CAT_NONE, "out of memory building the response");
 out:
     cJSON_Delete(o);
     api_rec_free(&x);
@@ -507,8 +506,7 @@ void api__rec_learning_rates(struct api_call *c, struct api_response *resp)
     o = NULL;
     goto out;
 nomem:
-    api_problem(resp, 503, NULL, NULL, "out of memory building the response");
-    resp->retry_after = 5;
+    api_fail(resp, ERR_NOMEM, ERR_CAT_NONE, "out of memory building the response");
 out:
     cJSON_Delete(o);
     api_rec_free(&x);

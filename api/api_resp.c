@@ -1,9 +1,10 @@
-/* api_resp.c -- response helpers: problem+json (RFC 9457) and the only
- * err_code -> HTTP status table, JSON bodies, ETags and If-None-Match,
+/* api_resp.c -- response helpers: problem+json (RFC 9457) from the one
+ * error -> problem table (ERR_CATEGORY_MAP in core/err.h), JSON bodies, ETags and If-None-Match,
  * presets, page tokens and the free-space check. */
 #include "api/api_int.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,125 +15,38 @@
 
 /* --- Problems --------------------------------------------------------------- */
 
-static const char *api_reason(int status)
-{
-    switch (status) {
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 409: return "Conflict";
-    case 413: return "Content Too Large";
-    case 415: return "Unsupported Media Type";
-    case 422: return "Unprocessable Content";
-    case 503: return "Service Unavailable";
-    case 507: return "Insufficient Storage";
-    default: return status >= 500 ? "Internal Server Error" : "Error";
-    }
-}
-
-/* The table of style.md §4.7. Retry-After seconds in *retry. */
-/* The one err_code -> HTTP status table. A size refusal is 413 when it is a
- * limit (no category, or limit_exceeded); a reader's defect that is filed
- * under ERR_TOOBIG (header_too_large: a safetensors header over the format's
- * own maximum) is malformed content, 422. */
-static int api_status_of(const struct err *e, int *retry)
-{
-    *retry = 0;
-    if (e->code == ERR_TOOBIG && e->category != NULL && strcmp(e->category, "limit_exceeded") != 0)
-        return 422;
-    switch (e->code) {
-    case ERR_INVAL: return 400;
-    case ERR_FORMAT: return 422; /* well-formed request, malformed checkpoint content */
-    case ERR_NOTFOUND: return 404;
-    case ERR_TOOBIG: return 413;
-    case ERR_CONFLICT:
-    case ERR_CANCELED: return 409;
-    case ERR_BUSY: *retry = 1; return 503;
-    case ERR_NOMEM: *retry = 5; return 503;
-    case ERR_OK:
-    case ERR_IO:
-    case ERR_DB:
-    case ERR_NUMERIC:
-    case ERR_INTERNAL: break;
-    }
-    return 500;
-}
-
-/* The category of a problem whose caller named none: by status, so every
- * problem carries one (clients switch on `category`, not on `detail`). */
-static const char *api_status_category(int status)
-{
-    switch (status) {
-    case 400: return "invalid_request";
-    case 401: return "unauthorized";
-    case 403: return "forbidden";
-    case 404: return "not_found";
-    case 405: return "method_not_allowed";
-    case 408: return "timeout";
-    case 409: return "conflict";
-    case 413: return "limit_exceeded";
-    case 415: return "unsupported_media_type";
-    case 422: return "malformed";
-    case 429: return "too_many_requests";
-    case 503: return "unavailable";
-    case 507: return "insufficient_storage";
-    default: return status >= 500 ? "internal" : "error";
-    }
-}
-
-/* The category of an error that has none: by its code (the names the
- * server's own problems use: busy, nomem, io, db), else by `status`. */
-static const char *api_code_category(enum err_code code, int status)
-{
-    switch (code) {
-    case ERR_NOMEM: return "nomem";
-    case ERR_BUSY: return "busy";
-    case ERR_IO: return "io";
-    case ERR_DB: return "db";
-    case ERR_NUMERIC: return "numeric";
-    case ERR_CANCELED: return "canceled";
-    case ERR_NOTFOUND: return "not_found";
-    case ERR_INVAL:
-    case ERR_FORMAT:
-    case ERR_TOOBIG:
-    case ERR_CONFLICT:
-    case ERR_INTERNAL:
-    case ERR_OK: break;
-    }
-    return api_status_category(status);
-}
-
-void api_problem(struct api_response *resp, int status, const char *title, const char *category,
-                 const char *detail)
+/* Fill `resp` with the problem of row `cat` of ERR_CATEGORY_MAP: its status,
+ * title, category and Retry-After come from the table, `detail` from the
+ * caller. Out of memory for the body: a fixed nomem problem. */
+static void api_problem_fill(struct api_response *resp, enum err_category cat, const char *detail)
 {
     cJSON *o = cJSON_CreateObject();
+    const char *name = err_category_name(cat);
+    int status = err_category_status(cat);
     char type[96];
 
-    if (category == NULL)
-        category = api_status_category(status);
     free(resp->body);
     resp->body = NULL;
     resp->body_len = 0;
     resp->status = status;
+    resp->retry_after = err_category_retry(cat);
     resp->etag[0] = '\0';
     resp->location[0] = '\0';
     snprintf(resp->content_type, sizeof(resp->content_type), "application/problem+json");
-    snprintf(type, sizeof(type), "urn:farmsd:problem:%s", category);
+    snprintf(type, sizeof(type), "urn:farmsd:problem:%s", name);
     if (o != NULL && cJSON_AddStringToObject(o, "type", type) &&
-        cJSON_AddStringToObject(o, "title", title ? title : api_reason(status)) &&
+        cJSON_AddStringToObject(o, "title", err_category_title(cat)) &&
         cJSON_AddNumberToObject(o, "status", status) &&
         cJSON_AddStringToObject(o, "detail", detail ? detail : "") &&
-        cJSON_AddStringToObject(o, "category", category))
+        cJSON_AddStringToObject(o, "category", name))
         resp->body = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     if (resp->body == NULL) { /* no memory for the problem: a fixed one */
         static const char fixed[] =
             "{\"type\":\"urn:farmsd:problem:nomem\",\"title\":\"Service Unavailable\","
             "\"status\":503,\"detail\":\"out of memory\",\"category\":\"nomem\"}";
-        resp->status = 503;
-        resp->retry_after = 5;
+        resp->status = err_category_status(ERR_CAT_NOMEM);
+        resp->retry_after = err_category_retry(ERR_CAT_NOMEM);
         resp->body = malloc(sizeof(fixed));
         if (resp->body != NULL)
             memcpy(resp->body, fixed, sizeof(fixed));
@@ -142,20 +56,19 @@ void api_problem(struct api_response *resp, int status, const char *title, const
 
 void api_problem_err(struct api_response *resp, const struct err *e)
 {
-    api__fail(resp, 0, e);
+    api_problem_fill(resp, err_problem_category(e), e->msg[0] ? e->msg : err_str(e->code));
 }
 
-void api__fail(struct api_response *resp, int status_override, const struct err *e)
+void api_fail(struct api_response *resp, enum err_code code, enum err_category category,
+              const char *fmt, ...)
 {
-    int retry, status = api_status_of(e, &retry);
+    char detail[API_DETAIL_MAX];
+    va_list ap;
 
-    if (status_override > 0)
-        status = status_override;
-    api_problem(resp, status, api_reason(status),
-                e->category ? e->category : api_code_category(e->code, status),
-                e->msg[0] ? e->msg : err_str(e->code));
-    if (resp->status == status && status == 503)
-        resp->retry_after = retry ? retry : 1;
+    va_start(ap, fmt);
+    (void)vsnprintf(detail, sizeof(detail), fmt, ap);
+    va_end(ap);
+    api_problem_fill(resp, category != ERR_CAT_NONE ? category : err_code_category(code), detail);
 }
 
 void api_response_free(struct api_response *resp)
@@ -170,8 +83,7 @@ void api__send_json(struct api_response *resp, int status, cJSON *obj)
 
     cJSON_Delete(obj);
     if (text == NULL) {
-        api_problem(resp, 503, NULL, "nomem", "out of memory building the response");
-        resp->retry_after = 5;
+        api_fail(resp, ERR_NOMEM, ERR_CAT_NONE, "out of memory building the response");
         return;
     }
     free(resp->body);
@@ -277,7 +189,7 @@ int api__run_name(struct api_response *resp, const char *run)
     if (run != NULL && api_name_ok(run))
         return 1;
     snprintf(msg, sizeof(msg), "run '%.160s': %s", run ? run : "", API_RUN_NAME_RULE);
-    api_problem(resp, 400, NULL, "invalid_parameter", msg);
+    api_fail(resp, ERR_INVAL, ERR_CAT_INVALID_PARAMETER, "%s", msg);
     return 0;
 }
 
@@ -289,7 +201,7 @@ int api__run_version(struct api_call *c, struct api_response *resp, const char *
     if (!api__run_name(resp, run))
         return 0;
     if (store_run_version(c->s, run, version, &e) != ERR_OK) {
-        api__fail(resp, 0, &e);
+        api_problem_err(resp, &e);
         return 0;
     }
     return 1;
@@ -307,15 +219,14 @@ int api__settings(struct api_call *c, struct api_response *resp, const char *pre
     if (pn == NULL)
         pn = PRESET_DEFAULT_NAME;
     if (strlen(pn) >= STORE_PRESET_MAX || preset_get(pn, &p, &e) != ERR_OK) {
-        char msg[ERR_MSG_LEN + 32];
-        snprintf(msg, sizeof(msg), "parameter 'preset': %s", e.msg[0] ? e.msg : "too long");
-        api_problem(resp, 400, NULL, "invalid_parameter", msg);
+        api_fail(resp, ERR_INVAL, ERR_CAT_INVALID_PARAMETER, "parameter 'preset': %s",
+                 e.msg[0] ? e.msg : "too long");
         return 0;
     }
     snprintf(name, STORE_PRESET_MAX, "%s", pn);
     if (preset_to_json(&p, params_json, STORE_PARAMS_MAX, &e) != ERR_OK ||
         store_settings_hash(params_json, hash, &e) != ERR_OK) {
-        api__fail(resp, 0, &e);
+        api_problem_err(resp, &e);
         return 0;
     }
     return 1;
@@ -339,7 +250,7 @@ int api__preset_default(struct api_call *c, struct api_response *resp, const cha
     if (name[0] != '\0')
         return 1;
     if (store_read_preset(c->s, run, step, name, hash, &e) != ERR_OK) {
-        api__fail(resp, 0, &e);
+        api_problem_err(resp, &e);
         return 0;
     }
     return name[0] != '\0' || api__settings(c, resp, NULL, name, hash, params);
@@ -363,21 +274,19 @@ int api_check_space(const struct api_ctx *ctx, uint64_t size, int on_disk,
 {
     uint64_t avail = 0, need = on_disk ? size : 2 * size;
     struct err e = {0};
-    char msg[200];
 
     if (ctx->blobs == NULL)
         return 1;
     if (blob_free_bytes(ctx->blobs, &avail, &e) != ERR_OK) {
-        api__fail(resp, 500, &e);
+        api_problem_err(resp, &e);
         return 0;
     }
     if (need < ctx->min_free_bytes)
         need = ctx->min_free_bytes;
     if (avail >= need)
         return 1;
-    snprintf(msg, sizeof(msg),
+    api_fail(resp, ERR_IO, ERR_CAT_INSUFFICIENT_STORAGE,
              "not enough free disk space for a %llu-byte checkpoint: %llu bytes free, %llu needed",
              (unsigned long long)size, (unsigned long long)avail, (unsigned long long)need);
-    api_problem(resp, 507, NULL, "insufficient_storage", msg);
     return 0;
 }

@@ -16,7 +16,7 @@ static int api_page(struct api_call *c, struct api_response *resp, const char *l
     struct err e = {0};
 
     if (api_query_page(&c->q, list, size, cursor, API_CURSOR_MAX + 1, &e) != ERR_OK) {
-        api__fail(resp, 400, &e);
+        api_problem_err(resp, &e);
         return 0;
     }
     return 1;
@@ -29,11 +29,11 @@ static void api_store_fail(struct api_response *resp, const struct err *e)
     if (e->code == ERR_INVAL) {
         struct err pe = *e;
         snprintf(pe.msg, sizeof(pe.msg), "parameter 'page_token': %.200s", e->msg);
-        pe.category = "invalid_parameter";
-        api__fail(resp, 400, &pe);
+        pe.category = ERR_CAT_INVALID_PARAMETER;
+        api_problem_err(resp, &pe);
         return;
     }
-    api__fail(resp, 0, e);
+    api_problem_err(resp, e);
 }
 
 static cJSON *api_run_json(const struct store_run *r)
@@ -66,7 +66,7 @@ void api__runs_list(struct api_call *c, struct api_response *resp)
     if (!api_page(c, resp, "runs", &size, cursor))
         return;
     if (store_runs_version(c->s, &version, &e) != ERR_OK) {
-        api__fail(resp, 0, &e);
+        api_problem_err(resp, &e);
         return;
     }
     snprintf(key, sizeof(key), "runs|%lld|%s", (long long)size, cursor);
@@ -196,8 +196,8 @@ void api__checkpoint_get(struct api_call *c, struct api_response *resp)
     cJSON *o;
 
     if (api_parse_int64("step", api__param(c, "step"), 0, API_STEP_MAX, &step, &e) != ERR_OK) {
-        e.category = "invalid_parameter";
-        api__fail(resp, 400, &e);
+        e.category = ERR_CAT_INVALID_PARAMETER;
+        api_problem_err(resp, &e);
         return;
     }
     if (!api__preset_param(c, resp, preset, hash) || !api__run_version(c, resp, run, &version))
@@ -207,7 +207,7 @@ void api__checkpoint_get(struct api_call *c, struct api_response *resp)
         return;
     if (store_checkpoint_get(c->s, run, step, &k, &e) != ERR_OK ||
         store_layers_get(c->s, run, step, hash, &l, &e) != ERR_OK) {
-        api__fail(resp, 0, &e);
+        api_problem_err(resp, &e);
         return;
     }
     o = cJSON_CreateObject();
@@ -238,7 +238,7 @@ void api__layers_latest(struct api_call *c, struct api_response *resp)
     if (api__etag(c, resp, version, key) || !api__preset_default(c, resp, run, -1, preset, hash))
         return;
     if (store_layers_latest(c->s, run, hash, &l, &e) != ERR_OK) {
-        api__fail(resp, 0, &e);
+        api_problem_err(resp, &e);
         return;
     }
     o = cJSON_CreateObject();

@@ -7,7 +7,7 @@
 
 #include "core/utf8.h"
 
-#define API_BAD "invalid_parameter"
+#define API_BAD ERR_CAT_INVALID_PARAMETER
 
 static int api_hexval(int c)
 {

@@ -17,9 +17,26 @@ static const char *const err_descs[] = {
 #undef X
 };
 
-static enum err_code err_vset(struct err *e, enum err_code code, const char *category,
+/* One row of ERR_CATEGORY_MAP; index 0 is ERR_CAT_NONE, read as INTERNAL. */
+struct err_category_row {
+    const char *name;
+    int status;
+    const char *title;
+    int retry;
+};
+
+static const struct err_category_row err_category_rows[] = {
+    {"internal", 500, "Internal Server Error", 0},
+#define X(id, name, status, title, retry) {name, status, title, retry},
+    ERR_CATEGORY_MAP(X)
+#undef X
+};
+_Static_assert(sizeof(err_category_rows) / sizeof(err_category_rows[0]) == ERR_CAT_COUNT,
+               "one row per category");
+
+static enum err_code err_vset(struct err *e, enum err_code code, enum err_category category,
                               const char *fmt, va_list ap) __attribute__((format(printf, 4, 0)));
-static enum err_code err_vset(struct err *e, enum err_code code, const char *category,
+static enum err_code err_vset(struct err *e, enum err_code code, enum err_category category,
                               const char *fmt, va_list ap)
 {
     if (e == NULL)
@@ -35,13 +52,13 @@ enum err_code err_set(struct err *e, enum err_code code, const char *fmt, ...)
     va_list ap;
 
     va_start(ap, fmt);
-    (void)err_vset(e, code, NULL, fmt, ap);
+    (void)err_vset(e, code, ERR_CAT_NONE, fmt, ap);
     va_end(ap);
     return code;
 }
 
-enum err_code err_setc(struct err *e, enum err_code code, const char *category, const char *fmt,
-                       ...)
+enum err_code err_setc(struct err *e, enum err_code code, enum err_category category,
+                       const char *fmt, ...)
 {
     va_list ap;
 
@@ -72,7 +89,7 @@ enum err_code err_set_errno(struct err *e, enum err_code code, int errnum, const
     size_t len;
 
     va_start(ap, fmt);
-    (void)err_vset(e, code, NULL, fmt, ap);
+    (void)err_vset(e, code, ERR_CAT_NONE, fmt, ap);
     va_end(ap);
     if (e == NULL)
         return code;
@@ -99,7 +116,7 @@ void err_clear(struct err *e)
     if (e == NULL)
         return;
     e->code = ERR_OK;
-    e->category = NULL;
+    e->category = ERR_CAT_NONE;
     e->msg[0] = '\0';
 }
 
@@ -112,9 +129,63 @@ const char *err_str(enum err_code code)
 
 const char *err_category(const struct err *e)
 {
-    if (e->category != NULL)
-        return e->category;
+    if (e->category != ERR_CAT_NONE)
+        return err_category_name(e->category);
     return err_str(e->code);
+}
+
+enum err_category err_code_category(enum err_code code)
+{
+    switch (code) {
+    case ERR_NOMEM: return ERR_CAT_NOMEM;
+    case ERR_INVAL: return ERR_CAT_INVALID_REQUEST;
+    case ERR_FORMAT: return ERR_CAT_MALFORMED;
+    case ERR_TOOBIG: return ERR_CAT_LIMIT_EXCEEDED;
+    case ERR_IO: return ERR_CAT_IO;
+    case ERR_NOTFOUND: return ERR_CAT_NOT_FOUND;
+    case ERR_DB: return ERR_CAT_DB;
+    case ERR_NUMERIC: return ERR_CAT_NUMERIC;
+    case ERR_BUSY: return ERR_CAT_BUSY;
+    case ERR_CONFLICT: return ERR_CAT_CONFLICT;
+    case ERR_CANCELED: return ERR_CAT_CANCELED;
+    case ERR_OK:
+    case ERR_INTERNAL: break;
+    }
+    return ERR_CAT_INTERNAL;
+}
+
+enum err_category err_problem_category(const struct err *e)
+{
+    if (e->category > ERR_CAT_NONE && e->category < ERR_CAT_COUNT)
+        return e->category;
+    return err_code_category(e->code);
+}
+
+static const struct err_category_row *err_row(enum err_category category)
+{
+    if ((unsigned)category >= sizeof(err_category_rows) / sizeof(err_category_rows[0]))
+        category = ERR_CAT_NONE;
+    return &err_category_rows[category];
+}
+
+const char *err_category_name(enum err_category category)
+{
+    return err_row(category)->name;
+}
+
+int err_category_status(enum err_category category)
+{
+    return err_row(category)->status;
+}
+
+const char *err_category_title(enum err_category category)
+{
+    return err_row(category)->title;
+}
+
+int err_category_retry(enum err_category category)
+{
+    return err_row(category)->retry;
 }
 
 _Noreturn void err_abort(const char *expr, const char *file, int line)

@@ -38,7 +38,7 @@ enum err_code cli_input_format(const char *s, enum ckpt_format *out, struct err 
             return ERR_OK;
         }
     }
-    return err_setc(e, ERR_INVAL, "usage",
+    return err_setc(e, ERR_INVAL, ERR_CAT_USAGE,
                     "--input-format=%.64s: unknown input format (auto, safetensors, index, "
                     "torch, npy, npz)",
                     s);
@@ -67,8 +67,8 @@ enum err_code cli_params(const char *name, char *const *sets, int n_sets, struct
         rc = preset_set(p, sets[i], e);
     if (rc == ERR_OK)
         rc = farms_params_check(p, e);
-    if (rc && e != NULL && e->category == NULL)
-        e->category = "settings";
+    if (rc && e != NULL && e->category == ERR_CAT_NONE)
+        e->category = ERR_CAT_SETTINGS;
     return rc;
 }
 
@@ -87,8 +87,8 @@ enum err_code cli_long(const char *src, const char *s, long lo, long hi, long *o
     errno = 0;
     v = strtol(s, &end, 10);
     if (end == s || *end != '\0' || errno != 0 || v < lo || v > hi)
-        return err_setc(e, ERR_INVAL, "usage", "%s=%.64s: not a number in %ld..%ld", src, s, lo,
-                        hi);
+        return err_setc(e, ERR_INVAL, ERR_CAT_USAGE, "%s=%.64s: not a number in %ld..%ld", src, s,
+                        lo, hi);
     *out = v;
     return ERR_OK;
 }

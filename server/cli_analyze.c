@@ -499,7 +499,7 @@ int cli_analyze_main(int argc, char **argv)
     if (pool_new(cli_threads(o.threads), 1024, &pool, &e) ||
         engine_run(c, pool, &eo, &report, &e)) {
         cli_print_error(&e);
-        status = e.category != NULL ? CLI_EXIT_INPUT : CLI_EXIT_FAILED;
+        status = e.category != ERR_CAT_NONE ? CLI_EXIT_INPUT : CLI_EXIT_FAILED;
         goto out;
     }
     status = cli_emit(&o, c, preset, &params, &report);

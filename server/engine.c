@@ -216,7 +216,7 @@ static enum err_code engine_verify(const struct engine_layer *row, const void *d
         return ERR_OK;
     rc = thash_bytes(data, (size_t)nbytes, hex, e);
     if (rc == ERR_OK && strcmp(hex, row->sha256) != 0)
-        rc = err_setc(e, ERR_IO, "changed",
+        rc = err_setc(e, ERR_IO, ERR_CAT_CHANGED,
                       "tensor '%.100s': its bytes changed after they were hashed (the file was "
                       "modified while it was analysed)",
                       row->name);

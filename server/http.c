@@ -270,10 +270,9 @@ static void http_request_head(struct MHD_Connection *conn, const struct http_req
 /* The 503 of a request no validator can take. */
 static void http_busy(struct api_response *resp)
 {
-    api_problem(resp, 503, "Server busy", "busy",
-                "every validator thread is busy and the queue is full (--validators, "
-                "--validation-queue); retry");
-    resp->retry_after = 5;
+    api_fail(resp, ERR_BUSY, ERR_CAT_SERVER_BUSY,
+             "every validator thread is busy and the queue is full (--validators, "
+             "--validation-queue); retry");
 }
 
 /* First call of a request with a body: refuse what the API would refuse
@@ -302,9 +301,9 @@ static void http_body_begin(struct http_server *h, struct MHD_Connection *conn, 
     if (http_is_json(http_header(conn, MHD_HTTP_HEADER_CONTENT_TYPE))) {
         r->body = HTTP_BODY_JSON;
         if (len > API_MAX_JSON_BODY) {
-            r->early_status = 413;
-            api_problem(&r->early, 413, "Request body too large", "limit_exceeded",
-                        "a JSON body may have at most 1048576 bytes");
+            api_fail(&r->early, ERR_TOOBIG, ERR_CAT_LIMIT_EXCEEDED,
+                     "a JSON body may have at most 1048576 bytes");
+            r->early_status = r->early.status;
         }
         return;
     }
@@ -313,8 +312,8 @@ static void http_body_begin(struct http_server *h, struct MHD_Connection *conn, 
         char d[160];
         snprintf(d, sizeof(d), "the body has %llu bytes; the limit (--max-upload) is %llu",
                  (unsigned long long)len, (unsigned long long)h->cfg.max_upload);
-        r->early_status = 413;
-        api_problem(&r->early, 413, "Upload too large", "limit_exceeded", d);
+        api_fail(&r->early, ERR_TOOBIG, ERR_CAT_LIMIT_EXCEEDED, "%s", d);
+        r->early_status = r->early.status;
         return;
     }
     if (len > 0 && !api_check_space(ctx, len, 0, &r->early)) {
@@ -323,17 +322,16 @@ static void http_body_begin(struct http_server *h, struct MHD_Connection *conn, 
     }
     if (atomic_fetch_add(&h->uploads, 1) >= h->cfg.max_uploads) {
         atomic_fetch_sub(&h->uploads, 1);
-        r->early_status = 503;
-        api_problem(&r->early, 503, "Too many uploads", "busy",
-                    "the server is receiving as many uploads as --max-uploads allows; retry");
-        r->early.retry_after = 5;
+        api_fail(&r->early, ERR_BUSY, ERR_CAT_SERVER_BUSY,
+                 "the server is receiving as many uploads as --max-uploads allows; retry");
+        r->early_status = r->early.status;
         return;
     }
     r->holds_upload_slot = 1;
     api_stats_upload_begin(ctx->stats);
     if (blob_upload_create(ctx->blobs, &r->up, &e) != ERR_OK) {
-        r->early_status = 500;
-        api_problem(&r->early, 500, "Cannot store the upload", "io", e.msg);
+        api_fail(&r->early, ERR_IO, ERR_CAT_IO, "%s", e.msg);
+        r->early_status = r->early.status;
     }
 }
 
@@ -348,15 +346,15 @@ static void http_body_chunk(struct http_server *h, struct http_req *r, const cha
     if (r->body == HTTP_BODY_JSON) {
         char *grown;
         if (r->size > API_MAX_JSON_BODY) {
-            r->early_status = 413;
-            api_problem(&r->early, 413, "Request body too large", "limit_exceeded",
-                        "a JSON body may have at most 1048576 bytes");
+            api_fail(&r->early, ERR_TOOBIG, ERR_CAT_LIMIT_EXCEEDED,
+                     "a JSON body may have at most 1048576 bytes");
+            r->early_status = r->early.status;
             return;
         }
         grown = realloc(r->json, (size_t)r->size + 1);
         if (grown == NULL) {
-            r->early_status = 503;
-            api_problem(&r->early, 503, "Out of memory", "nomem", "retry later");
+            api_fail(&r->early, ERR_NOMEM, ERR_CAT_NONE, "retry later");
+            r->early_status = r->early.status;
             return;
         }
         r->json = grown;
@@ -367,14 +365,15 @@ static void http_body_chunk(struct http_server *h, struct http_req *r, const cha
         char d[160];
         snprintf(d, sizeof(d), "the body passed the limit (--max-upload) of %llu bytes",
                  (unsigned long long)h->cfg.max_upload);
-        r->early_status = 413;
-        api_problem(&r->early, 413, "Upload too large", "limit_exceeded", d);
+        api_fail(&r->early, ERR_TOOBIG, ERR_CAT_LIMIT_EXCEEDED, "%s", d);
+        r->early_status = r->early.status;
         return;
     }
     if (blob_upload_write(r->up, data, n, &e) != ERR_OK) {
-        r->early_status = e.category != NULL ? 507 : 500; /* insufficient_storage, or io */
-        api_problem(&r->early, r->early_status, "Cannot store the upload",
-                    e.category != NULL ? e.category : "io", e.msg);
+        if (e.category != ERR_CAT_INSUFFICIENT_STORAGE)
+            e.category = ERR_CAT_IO; /* a write error is the server's: 500, or 507 */
+        api_problem_err(&r->early, &e);
+        r->early_status = r->early.status;
     }
 }
 
@@ -395,8 +394,7 @@ static void http_validate(void *item, unsigned worker)
     } else {
         s = http_store(h, &e);
         if (s == NULL) {
-            api_problem(&r->answer, 503, "Database unavailable", "db", e.msg);
-            r->answer.retry_after = 5;
+            api_fail(&r->answer, ERR_DB, ERR_CAT_DB_UNAVAILABLE, "%s", e.msg);
         } else {
             api_handle(&h->vctx, s, &r->work_req, &r->answer);
         }
@@ -476,8 +474,7 @@ static enum MHD_Result http_dispatch(struct http_server *h, struct MHD_Connectio
        readiness that reports the database as the reason) */
     if (s == NULL && strcmp(url, "/healthz") != 0 && strcmp(url, "/readyz") != 0 &&
         strcmp(url, "/metrics") != 0) {
-        api_problem(&resp, 503, "Database unavailable", "db", e.msg);
-        resp.retry_after = 5;
+        api_fail(&resp, ERR_DB, ERR_CAT_DB_UNAVAILABLE, "%s", e.msg);
         return http_send(h, conn, r, method, url, &resp);
     }
     api_handle(h->cfg.api, s, &req, &resp);

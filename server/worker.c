@@ -194,12 +194,12 @@ static enum err_code worker_identity_check(const struct worker_job *j, const cha
             *e = ie;
             return ie.code;
         }
-        return err_setc(e, ERR_IO, "changed",
+        return err_setc(e, ERR_IO, ERR_CAT_CHANGED,
                         "the checkpoint at %.120s changed after it was submitted: %.200s",
                         job->path, ie.msg);
     }
     if (strcmp(id.sha256, job->content_sha256) != 0)
-        return err_setc(e, ERR_IO, "changed",
+        return err_setc(e, ERR_IO, ERR_CAT_CHANGED,
                         "the checkpoint at %.120s changed after it was submitted (sha256 now "
                         "%.12s..., submitted %.12s...): nothing was analysed from it",
                         job->path, id.sha256, job->content_sha256);
@@ -246,11 +246,9 @@ static enum err_code worker_explain_path_failure(const struct worker_job *j, enu
     struct err ve = {0};
 
     if (j->job.source != STORE_SOURCE_PATH || rc == ERR_CANCELED || rc == ERR_NOMEM ||
-        rc == ERR_DB || rc == ERR_BUSY ||
-        (e->category != NULL && strcmp(e->category, "changed") == 0))
+        rc == ERR_DB || rc == ERR_BUSY || e->category == ERR_CAT_CHANGED)
         return rc;
-    if (worker_verify_path(j, &ve) == ERR_OK || ve.category == NULL ||
-        strcmp(ve.category, "changed") != 0)
+    if (worker_verify_path(j, &ve) == ERR_OK || ve.category != ERR_CAT_CHANGED)
         return rc;
     *e = ve;
     return ve.code;
@@ -290,7 +288,7 @@ static enum err_code worker_snapshot(const struct worker_job *j, char *snap, siz
         return rc;
     }
     if (rc != ERR_OK)
-        return err_setc(e, ERR_IO, "changed",
+        return err_setc(e, ERR_IO, ERR_CAT_CHANGED,
                         "the checkpoint at %.120s can no longer be read as submitted: %.200s",
                         j->job.path, ce.msg);
     return worker_identity_check(j, snap, e);
@@ -306,11 +304,10 @@ static enum err_code worker_open_failed(const struct worker_job *j, enum err_cod
 {
     char why[ERR_MSG_LEN + 64];
 
-    if (rc == ERR_NOMEM || rc == ERR_TOOBIG || rc == ERR_CANCELED ||
-        (e->category != NULL && strcmp(e->category, "changed") == 0))
+    if (rc == ERR_NOMEM || rc == ERR_TOOBIG || rc == ERR_CANCELED || e->category == ERR_CAT_CHANGED)
         return rc;
     snprintf(why, sizeof(why), "%.60s: %s", err_category(e), e->msg);
-    return err_setc(e, ERR_IO, "changed",
+    return err_setc(e, ERR_IO, ERR_CAT_CHANGED,
                     "the checkpoint at %.120s no longer opens as it did when it was "
                     "submitted (%.200s): it changed after it was submitted",
                     j->job.path, why);

@@ -238,12 +238,12 @@ enum blob_upload_state {
 struct blob_upload {
     struct blob_store *b; /* borrowed */
     enum blob_upload_state state;
-    int fd;                    /* the tmp file, open while writing; -1 after */
-    int owns_tmp;              /* 1 while `tmp` names this upload's file */
-    struct thash hash;         /* running SHA-256 while writing */
-    uint64_t size;             /* bytes written */
+    int fd;                     /* the tmp file, open while writing; -1 after */
+    int owns_tmp;               /* 1 while `tmp` names this upload's file */
+    struct thash hash;          /* running SHA-256 while writing */
+    uint64_t size;              /* bytes written */
     char sha256[THASH_HEX_LEN]; /* after finish; "" before */
-    char tmp[BLOB_PATH_MAX];   /* the tmp file's path */
+    char tmp[BLOB_PATH_MAX];    /* the tmp file's path */
 };
 
 enum err_code blob_upload_create(struct blob_store *b, struct blob_upload **out, struct err *e)
@@ -303,8 +303,9 @@ enum err_code blob_upload_write(struct blob_upload *u, const void *data, size_t 
             errnum = w < 0 ? errno : EIO;
             blob_upload_drop(u);
             /* the system's text alone: no server path in what a client sees */
-            return err_setc(e, ERR_IO, errnum == ENOSPC ? "insufficient_storage" : NULL, "%s",
-                            strerror_r(errnum, buf, sizeof buf));
+            return err_setc(e, ERR_IO,
+                            errnum == ENOSPC ? ERR_CAT_INSUFFICIENT_STORAGE : ERR_CAT_NONE, "%s",
+                            err_strerror(errnum, buf, sizeof buf));
         }
         off += (size_t)w;
     }
@@ -560,7 +561,7 @@ enum err_code blob_tmp_copy(struct blob_store *b, const char *src, char *path, s
         goto out;
     }
     if (!S_ISREG(st.st_mode)) {
-        rc = err_setc(e, ERR_FORMAT, "not_regular_file", "%s is not a regular file", src);
+        rc = err_setc(e, ERR_FORMAT, ERR_CAT_NOT_REGULAR_FILE, "%s is not a regular file", src);
         goto out;
     }
     rc = blob_tmp_create(b, &out, path, len, e);

@@ -108,7 +108,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 if (strlen(pkl_storage_at(r, i)->key) == 0)
                     abort(); /* keys are validated non-empty */
             pkl_free(r);
-        } else if (e.category == NULL && e.code != ERR_NOMEM) {
+        } else if (e.category == ERR_CAT_NONE && e.code != ERR_NOMEM) {
             abort(); /* every refusal carries a category (docs/checkpoint-formats.md) */
         }
     }

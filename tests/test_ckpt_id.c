@@ -151,7 +151,7 @@ static enum err_code record_shard(const void *arg, const char *shard, struct err
         snprintf(s->paths[s->n], PATH_MAX, "%s", shard);
     s->n++;
     if (s->refuse != NULL && base != NULL && strcmp(base + 1, s->refuse) == 0)
-        return err_setc(e, ERR_INVAL, "test_refused", "refused %s", base + 1);
+        return err_setc(e, ERR_INVAL, ERR_CAT_PATH_NOT_ALLOWED, "refused %s", base + 1);
     return ERR_OK;
 }
 
@@ -201,7 +201,7 @@ static void test_an_index_and_its_folder_follow_the_rule(void)
                                &(struct ckpt_id_opts){.check = record_shard, .check_arg = &seen},
                                &id, &e),
                  ERR_INVAL);
-    CHECK_STR_EQ(err_category(&e), "test_refused");
+    CHECK_STR_EQ(err_category(&e), "path_not_allowed");
     CHECK_STR_EQ(e.msg, "refused " SHARD2);
     CHECK_EQ_INT(seen.n, 2);
     CHECK_STR_EQ(id.sha256, "");
@@ -220,7 +220,7 @@ static int refused_as_not_regular(const char *path)
         enum err_code rc;
         alarm(10);
         rc = ckpt_identity(path, NULL, &id, &e);
-        _exit(rc == ERR_FORMAT && strcmp(err_category(&e), "not_regular_file") == 0 &&
+        _exit(rc == ERR_FORMAT && e.category == ERR_CAT_NOT_REGULAR_FILE &&
                       strstr(e.msg, "only regular files") != NULL
                   ? 0
                   : 1);

@@ -355,8 +355,7 @@ static int child_truncate(const char *arg)
         const void *data = NULL;
         if (ckpt_tensor_read(c, i, &buf, &data, &e) == ERR_OK)
             continue;
-        if (e.code == ERR_IO && e.category != NULL && strcmp(e.category, "changed") == 0 &&
-            data == NULL)
+        if (e.code == ERR_IO && e.category == ERR_CAT_CHANGED && data == NULL)
             rc = 0;
         else
             fprintf(stderr, "  %s: got %s (%s): %s\n", path, err_str(e.code), err_category(&e),
@@ -418,8 +417,8 @@ static int child_not_regular(const char *arg)
             p[n - 1] = '\0';
             f = CKPT_FORMAT_SAFETENSORS;
         }
-        if (ckpt_open(p, f, NULL, &c, &e) == ERR_OK || e.code != ERR_FORMAT || e.category == NULL ||
-            strcmp(e.category, "not_regular_file") != 0) {
+        if (ckpt_open(p, f, NULL, &c, &e) == ERR_OK || e.code != ERR_FORMAT ||
+            e.category != ERR_CAT_NOT_REGULAR_FILE) {
             fprintf(stderr, "  %s: %s (%s): %s\n", p, err_str(e.code), err_category(&e), e.msg);
             ckpt_close(c);
             return 7;

@@ -57,9 +57,9 @@ static void expect_fail_l(struct img m, const struct ckpt_limits *l, const char 
 
     CHECK(rc != ERR_OK);
     CHECK(f == NULL);
-    CHECK_STR_EQ(e.category, category);
+    CHECK_STR_EQ(err_category(&e), category);
     CHECK(strstr(e.msg, needle) != NULL);
-    if (e.category == NULL || strcmp(e.category, category) != 0 || !strstr(e.msg, needle))
+    if (strcmp(err_category(&e), category) != 0 || !strstr(e.msg, needle))
         fprintf(stderr, "  got %s: %s (wanted '%s')\n", err_category(&e), e.msg, needle);
     free(m.p);
 }
@@ -581,7 +581,7 @@ static void test_shard_name_in_two_shards(void)
     link_into(dir, SHARD_DIR "model-00001-of-00002.safetensors", "a.safetensors");
     link_into(dir, SHARD_DIR "model-00001-of-00002.safetensors", "b.safetensors");
     CHECK(ckpt_open(dir, CKPT_FORMAT_SAFETENSORS_INDEX, NULL, &c, &e) != ERR_OK);
-    CHECK_STR_EQ(e.category, "invalid_index");
+    CHECK_STR_EQ(err_category(&e), "invalid_index");
     CHECK(strstr(e.msg, "in both 'a.safetensors' and 'b.safetensors'") != NULL);
     remove_tree(dir, names);
 }
@@ -635,7 +635,7 @@ static void test_index_rules(void)
         struct err e = {0};
         write_file(dir, "i.index.json", cases[i].text);
         CHECK_EQ_INT(ckpt_open(path, CKPT_FORMAT_SAFETENSORS_INDEX, NULL, &c, &e), cases[i].code);
-        CHECK_STR_EQ(e.category, cases[i].category);
+        CHECK_STR_EQ(err_category(&e), cases[i].category);
         CHECK(strstr(e.msg, cases[i].needle) != NULL);
         if (strstr(e.msg, cases[i].needle) == NULL)
             fprintf(stderr, "  case %zu: %s\n", i, e.msg);
@@ -655,7 +655,7 @@ static void test_bad_shard_error_names_the_shard(void)
     write_file(dir, "i.index.json", "{\"weight_map\":{\"a\":\"bad.safetensors\"}}");
     (void)snprintf(path, sizeof(path), "%s/i.index.json", dir);
     CHECK(ckpt_open(path, CKPT_FORMAT_SAFETENSORS_INDEX, NULL, &c, &e) != ERR_OK);
-    CHECK_STR_EQ(e.category, "invalid_offsets");
+    CHECK_STR_EQ(err_category(&e), "invalid_offsets");
     CHECK(strncmp(e.msg, "bad.safetensors: ", 17) == 0);
     remove_tree(dir, names);
 }
@@ -677,7 +677,7 @@ static void test_shards_list_resolves_paths(void)
     free(want);
     CHECK(shards_list(CM_DIR "malformed/index_traversal/model.safetensors.index.json", NULL, &p,
                       &e) == ERR_INVAL);
-    CHECK_STR_EQ(e.category, "invalid_index");
+    CHECK_STR_EQ(err_category(&e), "invalid_index");
     CHECK_EQ_INT(p.n, 0);
 }
 

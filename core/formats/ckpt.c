@@ -92,7 +92,7 @@ enum err_code ckpt_sniff(const unsigned char *head, size_t head_len, uint64_t fi
 
     *out = CKPT_FORMAT_UNKNOWN;
     if (file_size == 0)
-        return err_setc(e, ERR_FORMAT, "empty_file", "the file is empty (0 bytes)");
+        return err_setc(e, ERR_FORMAT, ERR_CAT_EMPTY_FILE, "the file is empty (0 bytes)");
     if (head_len >= 4 && memcmp(head, "PK\3\4", 4) == 0) {
         *out = CKPT_FORMAT_TORCH_ZIP; /* the zip reader tells torch from npz */
         return ERR_OK;
@@ -104,7 +104,7 @@ enum err_code ckpt_sniff(const unsigned char *head, size_t head_len, uint64_t fi
     if ((head_len >= sizeof(legacy) && memcmp(head, legacy, sizeof(legacy)) == 0) ||
         (head_len >= 8 && memcmp(head, "PYTORCH1", 8) == 0) ||
         (head_len >= 262 && memcmp(head + 257, "ustar", 5) == 0))
-        return err_setc(e, ERR_FORMAT, "legacy_torch_format",
+        return err_setc(e, ERR_FORMAT, ERR_CAT_LEGACY_TORCH_FORMAT,
                         "legacy torch.save format (torch < 1.6 or "
                         "_use_new_zipfile_serialization=False): re-save with a current torch "
                         "(torch.save(model.state_dict())) or convert to safetensors");
@@ -117,10 +117,10 @@ enum err_code ckpt_sniff(const unsigned char *head, size_t head_len, uint64_t fi
         return ERR_OK;
     }
     if (head_len >= 2 && head[0] == 0x80 && head[1] <= 5)
-        return err_setc(e, ERR_FORMAT, "unsupported_format",
+        return err_setc(e, ERR_FORMAT, ERR_CAT_UNSUPPORTED_FORMAT,
                         "a bare pickle, not a torch.save zip archive: re-save with "
                         "torch.save(model.state_dict()) or convert to safetensors");
-    return err_setc(e, ERR_FORMAT, "unknown_format",
+    return err_setc(e, ERR_FORMAT, ERR_CAT_UNKNOWN_FORMAT,
                     "not a checkpoint: no safetensors, torch zip, npy or npz structure found");
 }
 
@@ -148,7 +148,7 @@ static enum err_code ckpt_sniff_path(const char *path, enum ckpt_format *out, st
         goto out;
     }
     if (!S_ISREG(st.st_mode)) {
-        rc = err_setc(e, ERR_FORMAT, "not_regular_file", "%s is not a regular file", path);
+        rc = err_setc(e, ERR_FORMAT, ERR_CAT_NOT_REGULAR_FILE, "%s is not a regular file", path);
         goto out;
     }
     do
@@ -194,7 +194,8 @@ enum err_code ckpt_open(const char *path, enum ckpt_format declared,
     case CKPT_FORMAT_TORCH_ZIP: rc = tz__ckpt_load(c, path, e); break;
     case CKPT_FORMAT_NPY: rc = npy__ckpt_load(c, path, e); break;
     case CKPT_FORMAT_NPZ: rc = npz__ckpt_load(c, path, e); break;
-    case CKPT_FORMAT_UNKNOWN: rc = err_setc(e, ERR_FORMAT, "unknown_format", "unknown format");
+    case CKPT_FORMAT_UNKNOWN:
+        rc = err_setc(e, ERR_FORMAT, ERR_CAT_UNKNOWN_FORMAT, "unknown format");
     }
     if (rc)
         goto out;
@@ -247,7 +248,7 @@ enum err_code ckpt_tensor_read(const struct ckpt *c, size_t i, struct ckpt_buf *
     *data = NULL;
     ERR_ASSERT(i < c->n_tensors && c->ops != NULL);
     if (c->tensors[i].nbytes > c->limits.max_tensor_bytes)
-        return err_setc(e, ERR_TOOBIG, "limit_exceeded",
+        return err_setc(e, ERR_TOOBIG, ERR_CAT_LIMIT_EXCEEDED,
                         "tensor '%s': %llu bytes exceed the limit of %llu", c->tensors[i].name,
                         (unsigned long long)c->tensors[i].nbytes,
                         (unsigned long long)c->limits.max_tensor_bytes);
@@ -270,24 +271,26 @@ enum err_code ckpt__tensor_add(struct ckpt *c, const char *name, size_t name_len
     if (out != NULL)
         *out = NULL;
     if (ndim < 0 || ndim > CKPT_MAX_RANK)
-        return err_setc(e, ERR_TOOBIG, "limit_exceeded", "tensor '%.*s': rank %d exceeds %d",
+        return err_setc(e, ERR_TOOBIG, ERR_CAT_LIMIT_EXCEEDED, "tensor '%.*s': rank %d exceeds %d",
                         (int)(name_len > 200 ? 200 : name_len), name, ndim, CKPT_MAX_RANK);
     for (int d = 0; d < ndim; d++) {
         if (shape[d] < 0)
-            return err_setc(e, ERR_FORMAT, "invalid_header", "tensor '%.*s': negative dimension",
+            return err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_HEADER,
+                            "tensor '%.*s': negative dimension",
                             (int)(name_len > 200 ? 200 : name_len), name);
         if (shape[d] != 0 && n > UINT64_MAX / (uint64_t)shape[d])
-            return err_setc(e, ERR_FORMAT, "overflow",
+            return err_setc(e, ERR_FORMAT, ERR_CAT_OVERFLOW,
                             "tensor '%.*s': element count overflows 64 bits",
                             (int)(name_len > 200 ? 200 : name_len), name);
         n *= (uint64_t)shape[d];
     }
     bits = dtype_bits(dtype);
     if (n != 0 && n > UINT64_MAX / bits)
-        return err_setc(e, ERR_FORMAT, "overflow", "tensor '%.*s': byte size overflows 64 bits",
+        return err_setc(e, ERR_FORMAT, ERR_CAT_OVERFLOW,
+                        "tensor '%.*s': byte size overflows 64 bits",
                         (int)(name_len > 200 ? 200 : name_len), name);
     if (c->n_tensors >= c->limits.max_tensors)
-        return err_setc(e, ERR_TOOBIG, "limit_exceeded", "more than %llu tensors",
+        return err_setc(e, ERR_TOOBIG, ERR_CAT_LIMIT_EXCEEDED, "more than %llu tensors",
                         (unsigned long long)c->limits.max_tensors);
     if (c->n_tensors == c->cap_tensors) {
         size_t cap = c->cap_tensors ? 2 * c->cap_tensors : 64;
@@ -323,8 +326,9 @@ enum err_code ckpt__buf_reserve(const struct ckpt *c, struct ckpt_buf *b, uint64
     void *p;
 
     if (n > c->limits.max_tensor_bytes)
-        return err_setc(e, ERR_TOOBIG, "limit_exceeded", "%llu bytes exceed the limit of %llu",
-                        (unsigned long long)n, (unsigned long long)c->limits.max_tensor_bytes);
+        return err_setc(e, ERR_TOOBIG, ERR_CAT_LIMIT_EXCEEDED,
+                        "%llu bytes exceed the limit of %llu", (unsigned long long)n,
+                        (unsigned long long)c->limits.max_tensor_bytes);
     if (n <= b->cap)
         return ERR_OK;
     p = realloc(b->data, (size_t)n);

@@ -30,8 +30,8 @@ static const char *ckpt_id_kind(mode_t m)
 
 static enum err_code ckpt_id_not_regular(const char *path, mode_t m, struct err *e)
 {
-    return err_setc(e, ERR_FORMAT, "not_regular_file", "%s is %s: only regular files are read",
-                    path, ckpt_id_kind(m));
+    return err_setc(e, ERR_FORMAT, ERR_CAT_NOT_REGULAR_FILE,
+                    "%s is %s: only regular files are read", path, ckpt_id_kind(m));
 }
 
 /* Open `path` without blocking (a FIFO with no writer opens at once) and

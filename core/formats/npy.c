@@ -50,7 +50,7 @@ static enum err_code npy_bad(struct npy_ps *ps, const char *what)
 {
     unsigned char c = ps->p < ps->end ? *ps->p : '?';
 
-    return err_setc(ps->e, ERR_FORMAT, "invalid_header",
+    return err_setc(ps->e, ERR_FORMAT, ERR_CAT_INVALID_HEADER,
                     "npy header unparsable: %s at byte %llu ('%c')", what,
                     (unsigned long long)(ps->p - ps->start), c >= 0x20 && c < 0x7F ? c : '?');
 }
@@ -153,20 +153,20 @@ static enum err_code npy_shape(struct npy_ps *ps, struct npy_hdr *h)
     int neg, big;
 
     if (!npy_eat(ps, '('))
-        return err_setc(ps->e, ERR_FORMAT, "invalid_header", "npy shape is not a tuple");
+        return err_setc(ps->e, ERR_FORMAT, ERR_CAT_INVALID_HEADER, "npy shape is not a tuple");
     while (!npy_eat(ps, ')')) {
         if (h->ndim == CKPT_MAX_RANK)
-            return err_setc(ps->e, ERR_TOOBIG, "limit_exceeded", "npy rank exceeds %d",
+            return err_setc(ps->e, ERR_TOOBIG, ERR_CAT_LIMIT_EXCEEDED, "npy rank exceeds %d",
                             CKPT_MAX_RANK);
         rc = npy_int(ps, &h->shape[h->ndim], &neg, &big);
         if (rc)
             return rc;
         if (neg)
-            return err_setc(ps->e, ERR_FORMAT, "invalid_header",
+            return err_setc(ps->e, ERR_FORMAT, ERR_CAT_INVALID_HEADER,
                             "npy shape dimension %d is negative", h->ndim);
         if (big)
-            return err_setc(ps->e, ERR_FORMAT, "overflow", "npy shape dimension %d exceeds 2^63-1",
-                            h->ndim);
+            return err_setc(ps->e, ERR_FORMAT, ERR_CAT_OVERFLOW,
+                            "npy shape dimension %d exceeds 2^63-1", h->ndim);
         h->ndim++;
         if (!npy_eat(ps, ',')) {
             if (!npy_eat(ps, ')'))
@@ -193,7 +193,7 @@ static enum err_code npy_pair(struct npy_ps *ps, struct npy_hdr *h)
         if (kn == strlen(keys[i]) && memcmp(k, keys[i], kn) == 0)
             which = i;
     if (which < 0 || (h->seen & (1 << which)))
-        return err_setc(ps->e, ERR_FORMAT, "invalid_header",
+        return err_setc(ps->e, ERR_FORMAT, ERR_CAT_INVALID_HEADER,
                         "npy header must have exactly descr, fortran_order, shape: %s key "
                         "'%.*s'",
                         which < 0 ? "unexpected" : "duplicate", (int)(kn > 40 ? 40 : kn),
@@ -215,7 +215,8 @@ static enum err_code npy_pair(struct npy_ps *ps, struct npy_hdr *h)
     } else if (ps->end - ps->p >= 5 && memcmp(ps->p, "False", 5) == 0) {
         ps->p += 5;
     } else {
-        return err_setc(ps->e, ERR_FORMAT, "invalid_header", "npy fortran_order is not a bool");
+        return err_setc(ps->e, ERR_FORMAT, ERR_CAT_INVALID_HEADER,
+                        "npy fortran_order is not a bool");
     }
     return ERR_OK;
 }
@@ -231,7 +232,7 @@ static enum err_code npy_header(const unsigned char *s, uint64_t n, struct npy_h
         npy_ws(&ps);
         if (ps.p < ps.end && (*ps.p == '[' || *ps.p == '(' || *ps.p == '\'' || *ps.p == '"' ||
                               (*ps.p >= '0' && *ps.p <= '9')))
-            return err_setc(e, ERR_FORMAT, "invalid_header", "npy header is not a dict");
+            return err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_HEADER, "npy header is not a dict");
         return npy_bad(&ps, "unexpected character");
     }
     while (!npy_eat(&ps, '}')) {
@@ -248,7 +249,7 @@ static enum err_code npy_header(const unsigned char *s, uint64_t n, struct npy_h
     if (ps.p != ps.end)
         return npy_bad(&ps, "trailing characters");
     if (h->seen != 7)
-        return err_setc(e, ERR_FORMAT, "invalid_header",
+        return err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_HEADER,
                         "npy header must have exactly descr, fortran_order, shape (%s missing)",
                         !(h->seen & 1)   ? "descr"
                         : !(h->seen & 2) ? "fortran_order"
@@ -274,7 +275,7 @@ static enum err_code npy_dtype(const struct npy_hdr *h, struct npy_info *a, stru
     size_t n = h->descr_len;
 
     if (d == NULL)
-        return err_setc(e, ERR_FORMAT, "invalid_dtype",
+        return err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_DTYPE,
                         "structured npy dtype (descr is not a string) not supported");
     if (n >= 2 && strchr("<>|=", d[0]) != NULL) {
         for (size_t i = 0; i < sizeof(npy_descrs) / sizeof(npy_descrs[0]); i++) {
@@ -286,7 +287,7 @@ static enum err_code npy_dtype(const struct npy_hdr *h, struct npy_info *a, stru
             }
         }
     }
-    return err_setc(e, ERR_FORMAT, "invalid_dtype",
+    return err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_DTYPE,
                     "npy dtype '%.*s' not supported (objects, strings, voids, datetimes and "
                     "structured dtypes are refused)",
                     (int)(n > 40 ? 40 : n), d);
@@ -298,31 +299,32 @@ static enum err_code npy_preamble(const unsigned char *buf, uint64_t len,
                                   uint64_t *hl, struct err *e)
 {
     if (len < 10)
-        return err_setc(e, ERR_FORMAT, "truncated", "npy preamble cut short (%llu bytes)",
+        return err_setc(e, ERR_FORMAT, ERR_CAT_TRUNCATED, "npy preamble cut short (%llu bytes)",
                         (unsigned long long)len);
     if (memcmp(buf, "\x93NUMPY", 6) != 0)
-        return err_setc(e, ERR_FORMAT, "unknown_format", "not an npy file (no \\x93NUMPY magic)");
+        return err_setc(e, ERR_FORMAT, ERR_CAT_UNKNOWN_FORMAT,
+                        "not an npy file (no \\x93NUMPY magic)");
     a->major = buf[6];
     if (a->major == 1) {
         *hl = (uint64_t)buf[8] | (uint64_t)buf[9] << 8;
         *start = 10;
     } else if (a->major == 2 || a->major == 3) {
         if (len < 12)
-            return err_setc(e, ERR_FORMAT, "truncated", "npy preamble cut short (%llu bytes)",
+            return err_setc(e, ERR_FORMAT, ERR_CAT_TRUNCATED, "npy preamble cut short (%llu bytes)",
                             (unsigned long long)len);
         *hl = (uint64_t)buf[8] | (uint64_t)buf[9] << 8 | (uint64_t)buf[10] << 16 |
               (uint64_t)buf[11] << 24;
         *start = 12;
     } else {
-        return err_setc(e, ERR_FORMAT, "invalid_header", "npy version %u.%u is not 1, 2 or 3",
+        return err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_HEADER, "npy version %u.%u is not 1, 2 or 3",
                         (unsigned)buf[6], (unsigned)buf[7]);
     }
     if (*hl > l->max_header_bytes)
-        return err_setc(e, ERR_TOOBIG, "limit_exceeded",
+        return err_setc(e, ERR_TOOBIG, ERR_CAT_LIMIT_EXCEEDED,
                         "npy header of %llu bytes exceeds the limit of %llu",
                         (unsigned long long)*hl, (unsigned long long)l->max_header_bytes);
     if (*hl > len - *start)
-        return err_setc(e, ERR_FORMAT, "truncated",
+        return err_setc(e, ERR_FORMAT, ERR_CAT_TRUNCATED,
                         "npy header of %llu bytes runs past the end of the file (%llu bytes)",
                         (unsigned long long)*hl, (unsigned long long)len);
     return ERR_OK;
@@ -373,7 +375,7 @@ enum err_code npy__parse(const unsigned char *buf, uint64_t buf_len, uint64_t le
     ERR_ASSERT(buf_len <= len); /* and buf holds npy__head_len's bytes of its own prefix */
     rc = npy_preamble(buf, len, l, &a, &start, &hl, e);
     if (rc == ERR_OK && start + hl > buf_len) /* the caller read fewer: the header changed */
-        rc = err_setc(e, ERR_IO, "changed", "npy header length changed while it was read");
+        rc = err_setc(e, ERR_IO, ERR_CAT_CHANGED, "npy header length changed while it was read");
     if (rc == ERR_OK)
         rc = npy_header(buf + start, hl, &h, e);
     if (rc == ERR_OK)
@@ -383,14 +385,14 @@ enum err_code npy__parse(const unsigned char *buf, uint64_t buf_len, uint64_t le
     for (int d = 0; d < h.ndim; d++) {
         uint64_t s = (uint64_t)h.shape[d];
         if (s != 0 && n > UINT64_MAX / s)
-            return err_setc(e, ERR_FORMAT, "overflow",
+            return err_setc(e, ERR_FORMAT, ERR_CAT_OVERFLOW,
                             "npy shape overflows 64 bits at dimension %d", d);
         n *= s;
         a.shape[d] = h.shape[d];
     }
     size = dtype_size(a.dtype);
     if (n != 0 && n > UINT64_MAX / size)
-        return err_setc(e, ERR_FORMAT, "overflow",
+        return err_setc(e, ERR_FORMAT, ERR_CAT_OVERFLOW,
                         "npy array of %llu elements of %llu bytes overflows 64 bits",
                         (unsigned long long)n, (unsigned long long)size);
     a.ndim = h.ndim;
@@ -398,7 +400,7 @@ enum err_code npy__parse(const unsigned char *buf, uint64_t buf_len, uint64_t le
     a.nbytes = n * size;
     a.fortran_order = h.fortran_order;
     if (a.nbytes > len - start - hl)
-        return err_setc(e, ERR_FORMAT, "truncated", "npy data needs %llu bytes, %llu present",
+        return err_setc(e, ERR_FORMAT, ERR_CAT_TRUNCATED, "npy data needs %llu bytes, %llu present",
                         (unsigned long long)a.nbytes, (unsigned long long)(len - start - hl));
     a.data_offset = start + hl;
     a.data = buf_len == len ? buf + start + hl : NULL;

@@ -116,11 +116,11 @@ static enum err_code npz_add(struct ckpt *c, struct npz_impl *impl, size_t i, st
 
     if (zm->name_len < 4 || strcmp(zm->name + zm->name_len - 4, ".npy") != 0 ||
         memchr(zm->name, '/', zm->name_len) != NULL)
-        return err_setc(e, ERR_FORMAT, "invalid_zip",
+        return err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_ZIP,
                         "npz member '%.200s' is not a top-level <name>.npy", zm->name);
     m->zm = zm;
     if (zm->usize > npz_member_limit(c))
-        rc = err_setc(e, ERR_TOOBIG, "limit_exceeded",
+        rc = err_setc(e, ERR_TOOBIG, ERR_CAT_LIMIT_EXCEEDED,
                       "member declares %llu bytes, more than the %llu allowed",
                       (unsigned long long)zm->usize, (unsigned long long)npz_member_limit(c));
     else
@@ -155,7 +155,7 @@ enum err_code npz__ckpt_load(struct ckpt *c, const char *path, struct err *e)
         return rc;
     n = zip_n_members(impl->zip);
     if (n == 0)
-        return err_setc(e, ERR_FORMAT, "invalid_zip", "npz archive has no members");
+        return err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_ZIP, "npz archive has no members");
     impl->members = calloc(n, sizeof(*impl->members));
     if (impl->members == NULL)
         return err_set(e, ERR_NOMEM, "out of memory for %zu npz members", n);

@@ -13,8 +13,8 @@
 #include "core/formats/pickle_int.h"
 
 /* (pkl__fail): not expanded by the analyzer-only macro of pickle_int.h. */
-enum err_code(pkl__fail)(struct pkl_parser *p, enum err_code code, const char *cat, const char *fmt,
-                         ...)
+enum err_code(pkl__fail)(struct pkl_parser *p, enum err_code code, enum err_category cat,
+                         const char *fmt, ...)
 {
     char msg[ERR_MSG_LEN];
     va_list ap;
@@ -33,7 +33,7 @@ enum err_code pkl__mem(struct pkl_parser *p, uint64_t need, uint64_t old, const 
     uint64_t lim = p->lim.max_pickle_mem;
 
     if (need > lim || p->mem > lim - need)
-        return pkl__fail(p, ERR_TOOBIG, "limit_exceeded",
+        return pkl__fail(p, ERR_TOOBIG, ERR_CAT_LIMIT_EXCEEDED,
                          "unpickling needs more than %llu bytes (max_pickle_mem) for %s",
                          (unsigned long long)lim, what);
     if (p->mem + need > p->mem_peak)
@@ -49,7 +49,7 @@ enum err_code pkl__new(struct pkl_parser *p, enum pkl_kind kind, struct pkl_valu
 
     *out = NULL;
     if (r->n_values >= PKL_MAX_VALUES)
-        return pkl__fail(p, ERR_TOOBIG, "limit_exceeded", "more than %zu pickle values",
+        return pkl__fail(p, ERR_TOOBIG, ERR_CAT_LIMIT_EXCEEDED, "more than %zu pickle values",
                          (size_t)PKL_MAX_VALUES);
     if (r->chunks == NULL || r->chunks->used == PKL_CHUNK) {
         struct pkl_chunk *c;
@@ -80,7 +80,7 @@ enum err_code pkl__new_str(struct pkl_parser *p, enum pkl_kind kind, const char 
 
     *out = NULL;
     if (n == SIZE_MAX)
-        return pkl__fail(p, ERR_TOOBIG, "limit_exceeded", "string too long");
+        return pkl__fail(p, ERR_TOOBIG, ERR_CAT_LIMIT_EXCEEDED, "string too long");
     rc = pkl__mem(p, (uint64_t)n + 1, 0, "a string");
     if (rc)
         return rc;
@@ -112,7 +112,7 @@ static enum err_code pkl_reserve(struct pkl_parser *p, struct pkl_value *c)
         return ERR_OK;
     cap = c->cap_items ? 2 * c->cap_items : 4;
     if (cap > PKL_MAX_VALUES * 2)
-        return pkl__fail(p, ERR_TOOBIG, "limit_exceeded", "container with too many items");
+        return pkl__fail(p, ERR_TOOBIG, ERR_CAT_LIMIT_EXCEEDED, "container with too many items");
     rc = pkl__mem(p, (uint64_t)cap * per, (uint64_t)c->cap_items * per, "a container's items");
     if (rc)
         return rc;
@@ -254,9 +254,9 @@ static enum err_code pkl_hashable(struct pkl_parser *p, const struct pkl_value *
                                   size_t *nodes)
 {
     if (depth > PKL_MAX_KEY_DEPTH)
-        return pkl__fail(p, ERR_FORMAT, "invalid_pickle", "dict key nested too deeply");
+        return pkl__fail(p, ERR_FORMAT, ERR_CAT_INVALID_PICKLE, "dict key nested too deeply");
     if (++*nodes > PKL_MAX_KEY_NODES)
-        return pkl__fail(p, ERR_TOOBIG, "limit_exceeded",
+        return pkl__fail(p, ERR_TOOBIG, ERR_CAT_LIMIT_EXCEEDED,
                          "dict key or set member of more than %d values", PKL_MAX_KEY_NODES);
     switch (k->kind) {
     case PKL_NONE:
@@ -279,7 +279,7 @@ static enum err_code pkl_hashable(struct pkl_parser *p, const struct pkl_value *
         return ERR_OK;
     default: break;
     }
-    return pkl__fail(p, ERR_FORMAT, "invalid_pickle", "unhashable dict key of type %s",
+    return pkl__fail(p, ERR_FORMAT, ERR_CAT_INVALID_PICKLE, "unhashable dict key of type %s",
                      pkl_kind_name(k->kind));
 }
 
@@ -336,7 +336,7 @@ enum err_code pkl__key_work(struct pkl_parser *p)
 
     if (p->key_work <= budget)
         return ERR_OK;
-    return pkl__fail(p, ERR_TOOBIG, "limit_exceeded",
+    return pkl__fail(p, ERR_TOOBIG, ERR_CAT_LIMIT_EXCEEDED,
                      "dict keys took more than %llu hash and comparison steps "
                      "(keys made to collide?)",
                      (unsigned long long)budget);
@@ -423,8 +423,8 @@ enum err_code pkl_parse(const unsigned char *buf, size_t len, const struct ckpt_
     else
         ckpt_limits_default(&p.lim);
     if (len > p.lim.max_pickle_bytes)
-        return err_setc(e, ERR_TOOBIG, "limit_exceeded", "data.pkl of %zu bytes exceeds %llu", len,
-                        (unsigned long long)p.lim.max_pickle_bytes);
+        return err_setc(e, ERR_TOOBIG, ERR_CAT_LIMIT_EXCEEDED, "data.pkl of %zu bytes exceeds %llu",
+                        len, (unsigned long long)p.lim.max_pickle_bytes);
     rc = pkl__mem(&p, sizeof(*p.r), 0, "the result");
     if (rc)
         return rc;

@@ -95,8 +95,8 @@ enum err_code pkl__key_work(struct pkl_parser *p);
 enum err_code pkl__check_hashable(struct pkl_parser *p, const struct pkl_value *k);
 
 /* Set an error with the current opcode position: category `cat`. */
-enum err_code pkl__fail(struct pkl_parser *p, enum err_code code, const char *cat, const char *fmt,
-                        ...) __attribute__((format(printf, 4, 5)));
+enum err_code pkl__fail(struct pkl_parser *p, enum err_code code, enum err_category cat,
+                        const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 #ifdef __clang_analyzer__
 /* It returns `code`; see the same analyzer-only macro for err_set in err.h. */
 #define pkl__fail(p, code, ...) ((pkl__fail)((p), (code), __VA_ARGS__), (code))

@@ -17,7 +17,7 @@ typedef enum err_code pkl_op_fn(struct pkl_parser *p, unsigned char op);
 static enum err_code pkl_read(struct pkl_parser *p, uint64_t n, const unsigned char **out)
 {
     if (n > p->len - p->pos)
-        return pkl__fail(p, ERR_FORMAT, "invalid_pickle",
+        return pkl__fail(p, ERR_FORMAT, ERR_CAT_INVALID_PICKLE,
                          "operand of %llu bytes but only %zu bytes left", (unsigned long long)n,
                          p->len - p->pos);
     *out = p->buf + p->pos;
@@ -46,7 +46,7 @@ static size_t pkl_base(const struct pkl_parser *p)
 enum err_code pkl__push(struct pkl_parser *p, struct pkl_value *v)
 {
     if (p->n_stack >= p->lim.max_pickle_stack)
-        return pkl__fail(p, ERR_TOOBIG, "limit_exceeded", "pickle stack deeper than %llu",
+        return pkl__fail(p, ERR_TOOBIG, ERR_CAT_LIMIT_EXCEEDED, "pickle stack deeper than %llu",
                          (unsigned long long)p->lim.max_pickle_stack);
     if (p->n_stack == p->cap_stack) {
         size_t cap = p->cap_stack ? 2 * p->cap_stack : 64;
@@ -71,7 +71,7 @@ static enum err_code pkl_pop(struct pkl_parser *p, struct pkl_value **out)
 {
     *out = NULL;
     if (p->n_stack <= pkl_base(p))
-        return pkl__fail(p, ERR_FORMAT, "invalid_pickle",
+        return pkl__fail(p, ERR_FORMAT, ERR_CAT_INVALID_PICKLE,
                          p->n_stack ? "MARK where a value is needed" : "stack underflow");
     *out = p->stack[--p->n_stack];
     return ERR_OK;
@@ -81,7 +81,7 @@ static enum err_code pkl_top(struct pkl_parser *p, struct pkl_value **out)
 {
     *out = NULL;
     if (p->n_stack <= pkl_base(p))
-        return pkl__fail(p, ERR_FORMAT, "invalid_pickle",
+        return pkl__fail(p, ERR_FORMAT, ERR_CAT_INVALID_PICKLE,
                          p->n_stack ? "MARK where a value is needed" : "stack underflow");
     *out = p->stack[p->n_stack - 1];
     return ERR_OK;
@@ -93,7 +93,7 @@ static enum err_code pkl_pop_mark(struct pkl_parser *p, struct pkl_value ***item
     size_t base;
 
     if (p->n_marks == 0)
-        return pkl__fail(p, ERR_FORMAT, "invalid_pickle", "no MARK to pop to");
+        return pkl__fail(p, ERR_FORMAT, ERR_CAT_INVALID_PICKLE, "no MARK to pop to");
     base = p->marks[--p->n_marks];
     *n = p->n_stack - base;
     *items = *n > 0 ? p->stack + base : NULL; /* the stack is NULL until the first push */
@@ -109,8 +109,9 @@ static enum err_code pkl_memo_put(struct pkl_parser *p, uint64_t idx)
     if (rc)
         return rc;
     if (idx >= p->lim.max_pickle_memo)
-        return pkl__fail(p, ERR_TOOBIG, "limit_exceeded", "memo index %llu beyond the limit %llu",
-                         (unsigned long long)idx, (unsigned long long)p->lim.max_pickle_memo);
+        return pkl__fail(p, ERR_TOOBIG, ERR_CAT_LIMIT_EXCEEDED,
+                         "memo index %llu beyond the limit %llu", (unsigned long long)idx,
+                         (unsigned long long)p->lim.max_pickle_memo);
     if (idx >= p->cap_memo) {
         size_t cap = p->cap_memo ? p->cap_memo : 64;
         struct pkl_value **nm;
@@ -145,7 +146,8 @@ static enum err_code pkl_op_proto(struct pkl_parser *p, unsigned char op)
     if (rc || op != 0x80) /* FRAME: the stream is continuous, skip the length */
         return rc;
     if (b[0] > 5)
-        return pkl__fail(p, ERR_FORMAT, "invalid_pickle", "pickle protocol %u", (unsigned)b[0]);
+        return pkl__fail(p, ERR_FORMAT, ERR_CAT_INVALID_PICKLE, "pickle protocol %u",
+                         (unsigned)b[0]);
     if (b[0] > p->r->protocol)
         p->r->protocol = b[0];
     return ERR_OK;
@@ -165,7 +167,7 @@ static enum err_code pkl_op_memo(struct pkl_parser *p, unsigned char op)
     if (op == 'q' || op == 'r' || op == 0x94)
         return pkl_memo_put(p, idx);
     if (idx >= p->cap_memo || p->memo[idx] == NULL)
-        return pkl__fail(p, ERR_FORMAT, "invalid_pickle", "memo index %llu was never stored",
+        return pkl__fail(p, ERR_FORMAT, ERR_CAT_INVALID_PICKLE, "memo index %llu was never stored",
                          (unsigned long long)idx);
     return pkl__push(p, p->memo[idx]);
 }
@@ -181,9 +183,9 @@ static enum err_code pkl_op_int(struct pkl_parser *p, unsigned char op)
     if (op == 0x8A || op == 0x8B) { /* LONG1 / LONG4: n-byte two's complement */
         rc = pkl_read_le(p, op == 0x8A ? 1 : 4, &n);
         if (!rc && (op == 0x8B && (n & 0x80000000u)))
-            return pkl__fail(p, ERR_FORMAT, "invalid_pickle", "negative LONG4 length");
+            return pkl__fail(p, ERR_FORMAT, ERR_CAT_INVALID_PICKLE, "negative LONG4 length");
         if (!rc && n > 8)
-            return pkl__fail(p, ERR_FORMAT, "invalid_pickle",
+            return pkl__fail(p, ERR_FORMAT, ERR_CAT_INVALID_PICKLE,
                              "integer of %llu bytes is wider than 64 bits", (unsigned long long)n);
         w = (int)n;
     } else {
@@ -232,7 +234,7 @@ static enum err_code pkl_op_simple(struct pkl_parser *p, unsigned char op)
             v->f = d;
         break;
     }
-    default: return pkl__fail(p, ERR_INTERNAL, "invalid_pickle", "unexpected opcode");
+    default: return pkl__fail(p, ERR_INTERNAL, ERR_CAT_INVALID_PICKLE, "unexpected opcode");
     }
     return rc ? rc : pkl__push(p, v);
 }
@@ -252,12 +254,12 @@ static enum err_code pkl_op_string(struct pkl_parser *p, unsigned char op)
     if (rc)
         return rc;
     if (op == 'T' && (n & 0x80000000u))
-        return pkl__fail(p, ERR_FORMAT, "invalid_pickle", "negative BINSTRING length");
+        return pkl__fail(p, ERR_FORMAT, ERR_CAT_INVALID_PICKLE, "negative BINSTRING length");
     rc = pkl_read(p, n, &b); /* length checked against the input before allocating */
     if (rc)
         return rc;
     if (text && utf8_check(b, n) != n)
-        return pkl__fail(p, ERR_FORMAT, "invalid_pickle", "invalid UTF-8 in a string");
+        return pkl__fail(p, ERR_FORMAT, ERR_CAT_INVALID_PICKLE, "invalid UTF-8 in a string");
     rc = pkl__new_str(p, text ? PKL_STR : PKL_BYTES, (const char *)b, (size_t)n, &v);
     return rc ? rc : pkl__push(p, v);
 }
@@ -275,17 +277,18 @@ static enum err_code pkl_op_global(struct pkl_parser *p, unsigned char op)
         if (rc)
             return rc;
         if (mod->kind != PKL_STR || name->kind != PKL_STR)
-            return pkl__fail(p, ERR_FORMAT, "invalid_pickle", "STACK_GLOBAL needs two strings");
+            return pkl__fail(p, ERR_FORMAT, ERR_CAT_INVALID_PICKLE,
+                             "STACK_GLOBAL needs two strings");
         return pkl__global(p, mod->str, mod->len, name->str, name->len);
     }
     b = p->buf + p->pos;
     nl1 = memchr(b, '\n', p->len - p->pos);
     nl2 = nl1 ? memchr(nl1 + 1, '\n', p->len - p->pos - (size_t)(nl1 + 1 - b)) : NULL;
     if (nl2 == NULL)
-        return pkl__fail(p, ERR_FORMAT, "invalid_pickle", "unterminated GLOBAL operand");
+        return pkl__fail(p, ERR_FORMAT, ERR_CAT_INVALID_PICKLE, "unterminated GLOBAL operand");
     p->pos += (size_t)(nl2 + 1 - b);
     if (utf8_check(b, (uint64_t)(nl2 - b)) != (uint64_t)(nl2 - b))
-        return pkl__fail(p, ERR_FORMAT, "invalid_pickle", "invalid UTF-8 in a GLOBAL name");
+        return pkl__fail(p, ERR_FORMAT, ERR_CAT_INVALID_PICKLE, "invalid UTF-8 in a GLOBAL name");
     return pkl__global(p, (const char *)b, (size_t)(nl1 - b), (const char *)(nl1 + 1),
                        (size_t)(nl2 - nl1 - 1));
 }
@@ -299,7 +302,7 @@ static enum err_code pkl_op_stack(struct pkl_parser *p, unsigned char op)
     switch (op) {
     case '(':
         if (p->n_marks >= p->lim.max_pickle_marks)
-            return pkl__fail(p, ERR_TOOBIG, "limit_exceeded", "MARK nesting deeper than %llu",
+            return pkl__fail(p, ERR_TOOBIG, ERR_CAT_LIMIT_EXCEEDED, "MARK nesting deeper than %llu",
                              (unsigned long long)p->lim.max_pickle_marks);
         if (p->n_marks == p->cap_marks) {
             size_t cap = p->cap_marks ? 2 * p->cap_marks : 16;
@@ -324,7 +327,7 @@ static enum err_code pkl_op_stack(struct pkl_parser *p, unsigned char op)
         return pkl_pop_mark(p, &items, &n);
     case '1': return pkl_pop_mark(p, &items, &n);
     case '2': rc = pkl_top(p, &v); return rc ? rc : pkl__push(p, v);
-    default: return pkl__fail(p, ERR_INTERNAL, "invalid_pickle", "unexpected opcode");
+    default: return pkl__fail(p, ERR_INTERNAL, ERR_CAT_INVALID_PICKLE, "unexpected opcode");
     }
 }
 
@@ -350,7 +353,7 @@ static enum err_code pkl_op_collect(struct pkl_parser *p, unsigned char op)
     if (rc)
         return rc;
     if (kind == PKL_DICT && n % 2)
-        return pkl__fail(p, ERR_FORMAT, "invalid_pickle", "odd number of DICT items");
+        return pkl__fail(p, ERR_FORMAT, ERR_CAT_INVALID_PICKLE, "odd number of DICT items");
     rc = pkl__new(p, kind, &c);
     if (rc)
         return rc;
@@ -389,7 +392,7 @@ static enum err_code pkl_op_fill(struct pkl_parser *p, unsigned char op)
     if (rc)
         return rc;
     if (pairs && n % 2)
-        return pkl__fail(p, ERR_FORMAT, "invalid_pickle", "odd number of SETITEMS items");
+        return pkl__fail(p, ERR_FORMAT, ERR_CAT_INVALID_PICKLE, "odd number of SETITEMS items");
     if (target->kind == PKL_OPAQUE) { /* lenient: keep values as children */
         for (size_t i = pairs ? 1 : 0; !rc && i < n; i += pairs ? 2 : 1)
             rc = pkl__append(p, target, items[i]);
@@ -398,7 +401,7 @@ static enum err_code pkl_op_fill(struct pkl_parser *p, unsigned char op)
     if ((pairs && target->kind != PKL_DICT) ||
         (op == 0x90 && (target->kind != PKL_SET || target->frozen)) ||
         ((op == 'a' || op == 'e') && target->kind != PKL_LIST))
-        return pkl__fail(p, ERR_FORMAT, "invalid_pickle", "%s on a %s",
+        return pkl__fail(p, ERR_FORMAT, ERR_CAT_INVALID_PICKLE, "%s on a %s",
                          pairs        ? "SETITEM(S)"
                          : op == 0x90 ? "ADDITEMS"
                                       : "APPEND(S)",
@@ -438,7 +441,7 @@ static enum err_code pkl_op_call(struct pkl_parser *p, unsigned char op)
     case 0x92: rc = pkl__newobj(p, b, a, &res); break;
     case 'b': return pkl__build(p, b, a);
     case 'Q': rc = pkl__persid(p, a, &res); break;
-    default: return pkl__fail(p, ERR_INTERNAL, "invalid_pickle", "unexpected opcode");
+    default: return pkl__fail(p, ERR_INTERNAL, ERR_CAT_INVALID_PICKLE, "unexpected opcode");
     }
     return rc ? rc : pkl__push(p, res);
 }
@@ -473,7 +476,7 @@ enum err_code pkl__run(struct pkl_parser *p)
         unsigned char op;
         p->op_pos = p->pos;
         if (p->pos >= p->len)
-            return pkl__fail(p, ERR_FORMAT, "invalid_pickle", "pickle ended without STOP");
+            return pkl__fail(p, ERR_FORMAT, ERR_CAT_INVALID_PICKLE, "pickle ended without STOP");
         op = p->buf[p->pos++];
         if (op == '.') {
             rc = pkl_pop(p, &v);
@@ -482,7 +485,7 @@ enum err_code pkl__run(struct pkl_parser *p)
             return rc;
         }
         if (pkl_ops[op] == NULL)
-            return pkl__fail(p, ERR_FORMAT, "invalid_pickle", "unsupported opcode 0x%02x",
+            return pkl__fail(p, ERR_FORMAT, ERR_CAT_INVALID_PICKLE, "unsupported opcode 0x%02x",
                              (unsigned)op);
         rc = pkl_ops[op](p, op);
         if (rc)

@@ -242,7 +242,7 @@ enum err_code pkl__global(struct pkl_parser *p, const char *module, size_t modul
 
     if (memchr(module, '\0', module_len) != NULL || memchr(name, '\0', name_len) != NULL ||
         module_len > 4096 || name_len > 4096)
-        return pkl__fail(p, ERR_FORMAT, "invalid_pickle", "malformed global name");
+        return pkl__fail(p, ERR_FORMAT, ERR_CAT_INVALID_PICKLE, "malformed global name");
     rc = pkl__mem(p, (uint64_t)module_len + name_len + 2, 0, "a global name");
     if (rc)
         return rc;
@@ -256,13 +256,14 @@ enum err_code pkl__global(struct pkl_parser *p, const char *module, size_t modul
     cls = pkl_classify(full, full + module_len + 1, NULL);
     full[module_len] = '.';
     if (cls == PKL_G_DENIED) {
-        rc = pkl__fail(p, ERR_FORMAT, "disallowed_global", "global %.200s is forbidden", full);
+        rc =
+            pkl__fail(p, ERR_FORMAT, ERR_CAT_DISALLOWED_GLOBAL, "global %.200s is forbidden", full);
     } else if (cls == PKL_G_UNKNOWN && p->lim.strict) {
         int model =
             strncmp(full, "torch.nn.modules.", 17) == 0 || strncmp(full, "__main__.", 9) == 0;
         rc = pkl__fail(
-            p, ERR_FORMAT, "disallowed_global", "global %.200s is not on the allow-list%s", full,
-            model ? " (a whole pickled model: send model.state_dict())" : " (strict mode)");
+            p, ERR_FORMAT, ERR_CAT_DISALLOWED_GLOBAL, "global %.200s is not on the allow-list%s",
+            full, model ? " (a whole pickled model: send model.state_dict())" : " (strict mode)");
     } else {
         rc = pkl__new(p, PKL_GLOBAL, &g);
         if (!rc) {
@@ -305,23 +306,24 @@ static enum err_code pkl_tensor_view(struct pkl_parser *p, struct pkl_value **a,
     const struct pkl_storage *s;
 
     if (st->kind != PKL_STORAGE)
-        return pkl__fail(p, ERR_FORMAT, "invalid_pickle",
+        return pkl__fail(p, ERR_FORMAT, ERR_CAT_INVALID_PICKLE,
                          "tensor storage is a %s, not a persistent storage reference",
                          pkl_kind_name(st->kind));
     s = &p->r->storages[st->storage];
     if (!has_dtype && s->untyped)
-        return pkl__fail(p, ERR_FORMAT, "invalid_pickle", "untyped storage without a dtype");
+        return pkl__fail(p, ERR_FORMAT, ERR_CAT_INVALID_PICKLE, "untyped storage without a dtype");
     if (has_dtype && !s->untyped && s->dtype != dtype)
-        return pkl__fail(p, ERR_FORMAT, "invalid_pickle", "storage dtype disagrees with dtype");
+        return pkl__fail(p, ERR_FORMAT, ERR_CAT_INVALID_PICKLE,
+                         "storage dtype disagrees with dtype");
     if (!pkl_is_int(a[1]) || size->kind != PKL_TUPLE || stride->kind != PKL_TUPLE ||
         size->n_items != stride->n_items)
-        return pkl__fail(p, ERR_FORMAT, "invalid_pickle",
+        return pkl__fail(p, ERR_FORMAT, ERR_CAT_INVALID_PICKLE,
                          "tensor needs an int offset and size/stride tuples of equal length");
     if (size->n_items > PKL_MAX_RANK)
-        return pkl__fail(p, ERR_TOOBIG, "limit_exceeded", "tensor rank %zu exceeds %d",
+        return pkl__fail(p, ERR_TOOBIG, ERR_CAT_LIMIT_EXCEEDED, "tensor rank %zu exceeds %d",
                          size->n_items, PKL_MAX_RANK);
     if (a[1]->i < 0)
-        return pkl__fail(p, ERR_FORMAT, "shape_mismatch", "negative storage offset");
+        return pkl__fail(p, ERR_FORMAT, ERR_CAT_SHAPE_MISMATCH, "negative storage offset");
     memset(t, 0, sizeof(*t));
     t->storage = st->storage;
     t->dtype = has_dtype ? dtype : s->dtype;
@@ -329,9 +331,10 @@ static enum err_code pkl_tensor_view(struct pkl_parser *p, struct pkl_value **a,
     t->offset = (uint64_t)a[1]->i;
     for (int d = 0; d < t->ndim; d++) {
         if (!pkl_is_int(size->items[d]) || !pkl_is_int(stride->items[d]))
-            return pkl__fail(p, ERR_FORMAT, "invalid_pickle", "size/stride entries must be ints");
+            return pkl__fail(p, ERR_FORMAT, ERR_CAT_INVALID_PICKLE,
+                             "size/stride entries must be ints");
         if (size->items[d]->i < 0 || stride->items[d]->i < 0)
-            return pkl__fail(p, ERR_FORMAT, "shape_mismatch", "negative size or stride");
+            return pkl__fail(p, ERR_FORMAT, ERR_CAT_SHAPE_MISMATCH, "negative size or stride");
         t->size[d] = size->items[d]->i;
         t->stride[d] = stride->items[d]->i;
     }
@@ -351,26 +354,26 @@ static enum err_code pkl_rebuild(struct pkl_parser *p, const char *fn, struct pk
     if (strcmp(fn, "_rebuild_parameter") == 0 || strcmp(fn, "_rebuild_parameter_with_state") == 0) {
         size_t want = strcmp(fn, "_rebuild_parameter") == 0 ? 3 : 4;
         if (n != want || a[0]->kind != PKL_TENSOR || a[1]->kind != PKL_BOOL)
-            return pkl__fail(p, ERR_FORMAT, "invalid_pickle", "bad %s arguments", fn);
+            return pkl__fail(p, ERR_FORMAT, ERR_CAT_INVALID_PICKLE, "bad %s arguments", fn);
         *out = a[0];
         return ERR_OK;
     }
     if (strcmp(fn, "_rebuild_tensor") == 0) {
         if (n != 4)
-            return pkl__fail(p, ERR_FORMAT, "invalid_pickle",
+            return pkl__fail(p, ERR_FORMAT, ERR_CAT_INVALID_PICKLE,
                              "_rebuild_tensor takes 4 arguments, got %zu", n);
     } else {
         int v3 = strcmp(fn, "_rebuild_tensor_v3") == 0;
         if (n != (v3 ? 7u : 6u) && n != (v3 ? 8u : 7u))
-            return pkl__fail(p, ERR_FORMAT, "invalid_pickle",
+            return pkl__fail(p, ERR_FORMAT, ERR_CAT_INVALID_PICKLE,
                              "%s takes %d or %d arguments, got %zu", fn, v3 ? 7 : 6, v3 ? 8 : 7, n);
         if (a[4]->kind != PKL_BOOL || a[5]->kind != PKL_DICT ||
             (n == (v3 ? 8u : 7u) && a[n - 1]->kind != PKL_DICT))
-            return pkl__fail(p, ERR_FORMAT, "invalid_pickle",
+            return pkl__fail(p, ERR_FORMAT, ERR_CAT_INVALID_PICKLE,
                              "%s: requires_grad must be a bool, hooks and metadata dicts", fn);
         if (v3) {
             if (a[6]->kind != PKL_GLOBAL || pkl_gclass_of(a[6], &dtype) != PKL_G_DTYPE)
-                return pkl__fail(p, ERR_FORMAT, "invalid_dtype",
+                return pkl__fail(p, ERR_FORMAT, ERR_CAT_INVALID_DTYPE,
                                  "_rebuild_tensor_v3 dtype is not a supported torch dtype");
             has_dtype = 1;
         }
@@ -392,7 +395,7 @@ static enum err_code pkl_encode(struct pkl_parser *p, struct pkl_value *args,
 
     if (args->n_items != 2 || args->items[0]->kind != PKL_STR || args->items[1]->kind != PKL_STR ||
         (strcmp(args->items[1]->str, "latin1") != 0 && strcmp(args->items[1]->str, "latin-1") != 0))
-        return pkl__fail(p, ERR_FORMAT, "invalid_pickle", "bad _codecs.encode arguments");
+        return pkl__fail(p, ERR_FORMAT, ERR_CAT_INVALID_PICKLE, "bad _codecs.encode arguments");
     s = args->items[0];
     rc = pkl__new_str(p, PKL_BYTES, s->str, s->len, out);
     if (rc)
@@ -405,7 +408,8 @@ static enum err_code pkl_encode(struct pkl_parser *p, struct pkl_value *args,
         } else if ((c == 0xC2 || c == 0xC3) && i + 1 < s->len) {
             b[j++] = (char)(((c & 0x03) << 6) | ((unsigned char)s->str[++i] & 0x3F));
         } else {
-            return pkl__fail(p, ERR_FORMAT, "invalid_pickle", "non-latin1 data in _codecs.encode");
+            return pkl__fail(p, ERR_FORMAT, ERR_CAT_INVALID_PICKLE,
+                             "non-latin1 data in _codecs.encode");
         }
     }
     b[j] = '\0';
@@ -459,11 +463,11 @@ static enum err_code pkl_call_value(struct pkl_parser *p, enum pkl_gclass cls,
             struct pkl_value *it = src->items[i];
             if (cls == PKL_G_ODICT) {
                 if ((it->kind != PKL_TUPLE && it->kind != PKL_LIST) || it->n_items != 2)
-                    return pkl__fail(p, ERR_FORMAT, "invalid_pickle",
+                    return pkl__fail(p, ERR_FORMAT, ERR_CAT_INVALID_PICKLE,
                                      "OrderedDict items must be pairs");
                 rc = pkl__dict_set(p, *out, it->items[0], it->items[1]);
             } else if (cls == PKL_G_SIZE && !pkl_is_int(it)) {
-                return pkl__fail(p, ERR_FORMAT, "invalid_pickle", "torch.Size of non-ints");
+                return pkl__fail(p, ERR_FORMAT, ERR_CAT_INVALID_PICKLE, "torch.Size of non-ints");
             } else {
                 rc = cls == PKL_G_SIZE ? ERR_OK : pkl__check_hashable(p, it);
                 if (!rc)
@@ -473,7 +477,8 @@ static enum err_code pkl_call_value(struct pkl_parser *p, enum pkl_gclass cls,
         return rc;
     default: break;
     }
-    return pkl__fail(p, ERR_FORMAT, "invalid_pickle", "bad arguments for an allow-listed call");
+    return pkl__fail(p, ERR_FORMAT, ERR_CAT_INVALID_PICKLE,
+                     "bad arguments for an allow-listed call");
 }
 
 static enum err_code pkl_reduce_depth(struct pkl_parser *p, struct pkl_value *func,
@@ -485,18 +490,18 @@ static enum err_code pkl_reduce_depth(struct pkl_parser *p, struct pkl_value *fu
     if (func->kind == PKL_OPAQUE)
         return pkl_opaque(p, func, args, out);
     if (func->kind != PKL_GLOBAL)
-        return pkl__fail(p, ERR_FORMAT, "invalid_pickle", "REDUCE on a non-callable %s",
+        return pkl__fail(p, ERR_FORMAT, ERR_CAT_INVALID_PICKLE, "REDUCE on a non-callable %s",
                          pkl_kind_name(func->kind));
     if (args->kind != PKL_TUPLE)
-        return pkl__fail(p, ERR_FORMAT, "invalid_pickle", "REDUCE arguments are a %s, not a tuple",
-                         pkl_kind_name(args->kind));
+        return pkl__fail(p, ERR_FORMAT, ERR_CAT_INVALID_PICKLE,
+                         "REDUCE arguments are a %s, not a tuple", pkl_kind_name(args->kind));
     cls = pkl_gclass_of(func, NULL);
     switch (cls) {
     case PKL_G_REBUILD: return pkl_rebuild(p, func->str + func->dot + 1, args, out);
     case PKL_G_FROM_TYPE:
         if (args->n_items != 4 || args->items[0]->kind != PKL_GLOBAL ||
             args->items[2]->kind != PKL_TUPLE || depth > 4)
-            return pkl__fail(p, ERR_FORMAT, "invalid_pickle",
+            return pkl__fail(p, ERR_FORMAT, ERR_CAT_INVALID_PICKLE,
                              "bad _rebuild_from_type_v2 arguments");
         return pkl_reduce_depth(p, args->items[0], args->items[2], depth + 1, out);
     case PKL_G_ENCODE: return pkl_encode(p, args, out);
@@ -511,7 +516,7 @@ static enum err_code pkl_reduce_depth(struct pkl_parser *p, struct pkl_value *fu
     }
     if (!p->lim.strict)
         return pkl_opaque(p, func, args, out);
-    return pkl__fail(p, ERR_FORMAT, "disallowed_global", "call of %.200s is not supported",
+    return pkl__fail(p, ERR_FORMAT, ERR_CAT_DISALLOWED_GLOBAL, "call of %.200s is not supported",
                      func->str);
 }
 
@@ -530,7 +535,7 @@ enum err_code pkl__newobj(struct pkl_parser *p, struct pkl_value *cls, struct pk
     if (cls->kind == PKL_OPAQUE)
         return pkl_opaque(p, cls, args, out);
     if (cls->kind != PKL_GLOBAL)
-        return pkl__fail(p, ERR_FORMAT, "invalid_pickle", "NEWOBJ on a non-class %s",
+        return pkl__fail(p, ERR_FORMAT, ERR_CAT_INVALID_PICKLE, "NEWOBJ on a non-class %s",
                          pkl_kind_name(cls->kind));
     gc = pkl_gclass_of(cls, NULL);
     if (gc == PKL_G_TOKEN && args->kind == PKL_TUPLE && args->n_items > 0 &&
@@ -542,7 +547,7 @@ enum err_code pkl__newobj(struct pkl_parser *p, struct pkl_value *cls, struct pk
         return pkl__new(p, PKL_DICT, out);
     if (gc == PKL_G_UNKNOWN && !p->lim.strict)
         return pkl_opaque(p, cls, args, out);
-    return pkl__fail(p, ERR_FORMAT, "disallowed_global", "NEWOBJ of %.200s is not supported",
+    return pkl__fail(p, ERR_FORMAT, ERR_CAT_DISALLOWED_GLOBAL, "NEWOBJ of %.200s is not supported",
                      cls->str);
 }
 
@@ -552,7 +557,8 @@ enum err_code pkl__build(struct pkl_parser *p, struct pkl_value *inst, struct pk
         return ERR_OK; /* OrderedDict._metadata, tensor attributes: ignored */
     if (inst->kind == PKL_OPAQUE)
         return pkl__append(p, inst, state);
-    return pkl__fail(p, ERR_FORMAT, "invalid_pickle", "BUILD on a %s", pkl_kind_name(inst->kind));
+    return pkl__fail(p, ERR_FORMAT, ERR_CAT_INVALID_PICKLE, "BUILD on a %s",
+                     pkl_kind_name(inst->kind));
 }
 
 /* [A-Za-z0-9_.-]{1,64} without "..". */
@@ -578,7 +584,7 @@ static enum err_code pkl_storage_reserve(struct pkl_parser *p)
     enum err_code rc;
 
     if (r->n_storages >= p->lim.max_tensors)
-        return pkl__fail(p, ERR_TOOBIG, "limit_exceeded", "more than %llu storages",
+        return pkl__fail(p, ERR_TOOBIG, ERR_CAT_LIMIT_EXCEEDED, "more than %llu storages",
                          (unsigned long long)p->lim.max_tensors);
     if (r->n_storages < r->cap_storages)
         return ERR_OK;
@@ -607,16 +613,17 @@ enum err_code pkl__persid(struct pkl_parser *p, struct pkl_value *pid, struct pk
     *out = NULL;
     if (pid->kind != PKL_TUPLE || pid->n_items != 5 || a[0]->kind != PKL_STR ||
         strcmp(a[0]->str, "storage") != 0 || a[1]->kind != PKL_GLOBAL)
-        return pkl__fail(p, ERR_FORMAT, "invalid_pickle",
+        return pkl__fail(p, ERR_FORMAT, ERR_CAT_INVALID_PICKLE,
                          "persistent id is not ('storage', class, key, location, numel)");
     if (pkl_gclass_of(a[1], &dt) != PKL_G_STORAGE)
-        return pkl__fail(p, ERR_FORMAT, "invalid_dtype", "storage class %.200s not supported",
+        return pkl__fail(p, ERR_FORMAT, ERR_CAT_INVALID_DTYPE, "storage class %.200s not supported",
                          a[1]->str);
     if (a[2]->kind != PKL_STR || !pkl_key_ok(a[2]->str, a[2]->len))
-        return pkl__fail(p, ERR_FORMAT, "invalid_pickle", "unsafe storage key '%.80s'",
+        return pkl__fail(p, ERR_FORMAT, ERR_CAT_INVALID_PICKLE, "unsafe storage key '%.80s'",
                          a[2]->kind == PKL_STR ? a[2]->str : "(not a str)");
     if (a[4]->kind != PKL_INT || a[4]->i < 0)
-        return pkl__fail(p, ERR_FORMAT, "invalid_pickle", "storage numel must be an int >= 0");
+        return pkl__fail(p, ERR_FORMAT, ERR_CAT_INVALID_PICKLE,
+                         "storage numel must be an int >= 0");
     at = pkl__dict_find(r->storage_index, a[2], &p->key_work);
     rc = pkl__key_work(p);
     if (rc)
@@ -626,7 +633,7 @@ enum err_code pkl__persid(struct pkl_parser *p, struct pkl_value *pid, struct pk
         s = &r->storages[sv->storage];
         if (s->dtype != dt || s->numel != (uint64_t)a[4]->i ||
             s->untyped != (strcmp(a[1]->str, "torch.UntypedStorage") == 0))
-            return pkl__fail(p, ERR_FORMAT, "invalid_pickle",
+            return pkl__fail(p, ERR_FORMAT, ERR_CAT_INVALID_PICKLE,
                              "storage '%s' referenced with another type or size", s->key);
         *out = sv;
         return ERR_OK;

@@ -40,7 +40,7 @@ enum err_code rfile_open(const char *path, struct rfile *f, struct err *e)
         goto out;
     }
     if (!S_ISREG(st.st_mode)) {
-        rc = err_setc(e, ERR_FORMAT, "not_regular_file", "%s is %s, not a regular file", path,
+        rc = err_setc(e, ERR_FORMAT, ERR_CAT_NOT_REGULAR_FILE, "%s is %s, not a regular file", path,
                       rfile_kind(st.st_mode));
         goto out;
     }
@@ -92,7 +92,7 @@ static enum err_code rfile_short(const struct rfile *f, uint64_t off, uint64_t l
     struct stat st;
     long long now = fstat(f->fd, &st) == 0 ? (long long)st.st_size : -1;
 
-    return err_setc(e, ERR_IO, "changed",
+    return err_setc(e, ERR_IO, ERR_CAT_CHANGED,
                     "%s changed while being read: end of file at offset %llu reading %llu bytes "
                     "at %llu (%llu bytes when opened, %lld now)",
                     rfile_name(f), (unsigned long long)(off + got), (unsigned long long)len,
@@ -106,7 +106,7 @@ enum err_code rfile_read(const struct rfile *f, uint64_t off, uint64_t len, void
     uint64_t got = 0;
 
     if (off > f->size || len > f->size - off)
-        return err_setc(e, ERR_FORMAT, "truncated",
+        return err_setc(e, ERR_FORMAT, ERR_CAT_TRUNCATED,
                         "%s: %llu bytes at offset %llu run past the end (%llu bytes)",
                         rfile_name(f), (unsigned long long)len, (unsigned long long)off,
                         (unsigned long long)f->size);

@@ -45,20 +45,20 @@ static enum err_code st_check_length(struct st_file *f, const unsigned char *buf
     uint64_t n;
 
     if (f->len < 8)
-        return err_setc(e, ERR_FORMAT, "truncated",
+        return err_setc(e, ERR_FORMAT, ERR_CAT_TRUNCATED,
                         "file has %llu bytes, fewer than the 8-byte header length",
                         (unsigned long long)f->len);
     n = st_le64(buf);
     if (n > ST_HEADER_FORMAT_MAX) /* before 8 + n is computed: it may overflow */
-        return err_setc(e, ERR_TOOBIG, "header_too_large",
+        return err_setc(e, ERR_TOOBIG, ERR_CAT_HEADER_TOO_LARGE,
                         "header length %llu exceeds the format's maximum of %u",
                         (unsigned long long)n, ST_HEADER_FORMAT_MAX);
     if (8 + n > f->len)
-        return err_setc(e, ERR_FORMAT, "truncated",
+        return err_setc(e, ERR_FORMAT, ERR_CAT_TRUNCATED,
                         "header length %llu runs past the end of the file (%llu bytes)",
                         (unsigned long long)n, (unsigned long long)f->len);
     if (n > l->max_header_bytes)
-        return err_setc(e, ERR_TOOBIG, "limit_exceeded",
+        return err_setc(e, ERR_TOOBIG, ERR_CAT_LIMIT_EXCEEDED,
                         "header length %llu exceeds the limit of %llu bytes", (unsigned long long)n,
                         (unsigned long long)l->max_header_bytes);
     f->header_len = n;
@@ -115,7 +115,7 @@ static enum err_code st_check_duplicates(struct st_file *f, struct err *e)
     }
     for (size_t i = 1; i < f->n_entries; i++) {
         if (st_cmp_name(&f->by_name[i - 1], &f->by_name[i]) == 0) {
-            rc = err_setc(e, ERR_FORMAT, "invalid_header", "duplicate tensor name '%.200s'",
+            rc = err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_HEADER, "duplicate tensor name '%.200s'",
                           f->by_name[i]->t.name);
             goto out;
         }
@@ -126,8 +126,8 @@ static enum err_code st_check_duplicates(struct st_file *f, struct err *e)
         qsort(keys, f->n_meta, sizeof(*keys), st_cmp_meta);
     for (size_t i = 1; i < f->n_meta; i++) {
         if (strcmp(keys[i - 1].key, keys[i].key) == 0) {
-            rc = err_setc(e, ERR_FORMAT, "invalid_header", "duplicate __metadata__ key '%.200s'",
-                          keys[i].key);
+            rc = err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_HEADER,
+                          "duplicate __metadata__ key '%.200s'", keys[i].key);
             goto out;
         }
     }
@@ -144,34 +144,34 @@ static enum err_code st_check_entry(struct st_entry *en, uint64_t *start, struct
     unsigned bits = dtype_bits(t->dtype);
 
     if (t->begin != *start || t->end < t->begin)
-        return err_setc(e, ERR_FORMAT, "invalid_offsets",
+        return err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_OFFSETS,
                         "tensor '%.200s': data_offsets [%llu, %llu] do not continue at %llu",
                         t->name, (unsigned long long)t->begin, (unsigned long long)t->end,
                         (unsigned long long)*start);
     *start = t->end;
     if (en->big_dim)
-        return err_setc(e, ERR_FORMAT, "overflow", "tensor '%.200s': dimension %d exceeds 2^63-1",
-                        t->name, en->big_dim - 1);
+        return err_setc(e, ERR_FORMAT, ERR_CAT_OVERFLOW,
+                        "tensor '%.200s': dimension %d exceeds 2^63-1", t->name, en->big_dim - 1);
     for (int d = 0; d < t->ndim; d++) {
         uint64_t s = (uint64_t)t->shape[d];
         if (s != 0 && n > UINT64_MAX / s)
-            return err_setc(e, ERR_FORMAT, "overflow",
+            return err_setc(e, ERR_FORMAT, ERR_CAT_OVERFLOW,
                             "tensor '%.200s': element count overflows 64 bits at dimension %d "
                             "(%llu)",
                             t->name, d, (unsigned long long)s);
         n *= s;
     }
     if (n != 0 && n > UINT64_MAX / bits)
-        return err_setc(e, ERR_FORMAT, "overflow",
+        return err_setc(e, ERR_FORMAT, ERR_CAT_OVERFLOW,
                         "tensor '%.200s': %llu elements of %u bits overflow 64 bits", t->name,
                         (unsigned long long)n, bits);
     t->n_elems = n;
     if ((n * bits) % 8 != 0)
-        return err_setc(e, ERR_FORMAT, "shape_mismatch",
+        return err_setc(e, ERR_FORMAT, ERR_CAT_SHAPE_MISMATCH,
                         "tensor '%.200s': %llu elements of %u bits do not end on a byte", t->name,
                         (unsigned long long)n, bits);
     if (t->end - t->begin != n * bits / 8)
-        return err_setc(e, ERR_FORMAT, "shape_mismatch",
+        return err_setc(e, ERR_FORMAT, ERR_CAT_SHAPE_MISMATCH,
                         "tensor '%.200s': %llu bytes declared, dtype*shape needs %llu", t->name,
                         (unsigned long long)(t->end - t->begin),
                         (unsigned long long)(n * bits / 8));
@@ -187,9 +187,9 @@ static enum err_code st_check_tensors(struct st_file *f, struct err *e)
     for (size_t i = 0; i < f->n_entries; i++) {
         const struct st_entry *en = &f->entries[i];
         if (!en->dtype_ok)
-            return err_setc(e, ERR_FORMAT, "invalid_dtype", "tensor '%.200s': unknown dtype '%.*s'",
-                            en->t.name, (int)(en->dtype_len > 40 ? 40 : en->dtype_len),
-                            en->dtype_code);
+            return err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_DTYPE,
+                            "tensor '%.200s': unknown dtype '%.*s'", en->t.name,
+                            (int)(en->dtype_len > 40 ? 40 : en->dtype_len), en->dtype_code);
     }
     if (f->n_entries > 1)
         qsort(f->entries, f->n_entries, sizeof(*f->entries), st_cmp_offsets);
@@ -199,10 +199,11 @@ static enum err_code st_check_tensors(struct st_file *f, struct err *e)
             return rc;
     }
     if (start > data_len)
-        return err_setc(e, ERR_FORMAT, "truncated", "tensors need %llu data bytes, file has %llu",
-                        (unsigned long long)start, (unsigned long long)data_len);
+        return err_setc(e, ERR_FORMAT, ERR_CAT_TRUNCATED,
+                        "tensors need %llu data bytes, file has %llu", (unsigned long long)start,
+                        (unsigned long long)data_len);
     if (start < data_len)
-        return err_setc(e, ERR_FORMAT, "trailing_data",
+        return err_setc(e, ERR_FORMAT, ERR_CAT_TRAILING_DATA,
                         "%llu bytes after the last tensor (data section %llu bytes, tensors "
                         "cover %llu)",
                         (unsigned long long)(data_len - start), (unsigned long long)data_len,
@@ -258,13 +259,13 @@ enum err_code st__parse(const unsigned char *buf, uint64_t buf_len, uint64_t fil
     if (rc)
         goto out;
     if (buf_len < 8 + f->header_len) { /* the length prefix changed between two reads */
-        rc = err_setc(e, ERR_IO, "changed", "header length changed while the file was read");
+        rc = err_setc(e, ERR_IO, ERR_CAT_CHANGED, "header length changed while the file was read");
         goto out;
     }
     bad = utf8_check(buf + 8, f->header_len);
     if (bad != f->header_len) {
-        rc = err_setc(e, ERR_FORMAT, "invalid_header", "header is not valid UTF-8 (byte %llu)",
-                      (unsigned long long)bad);
+        rc = err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_HEADER,
+                      "header is not valid UTF-8 (byte %llu)", (unsigned long long)bad);
         goto out;
     }
     f->arena_cap = (size_t)f->header_len + 1;

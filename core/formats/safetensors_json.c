@@ -29,7 +29,7 @@ static void st_ws(struct st_ps *ps)
 
 static enum err_code st_syntax(struct st_ps *ps, const char *what)
 {
-    return err_setc(ps->e, ERR_FORMAT, "invalid_header",
+    return err_setc(ps->e, ERR_FORMAT, ERR_CAT_INVALID_HEADER,
                     "header is not valid JSON: %s at byte %llu", what,
                     (unsigned long long)(ps->p - ps->start));
 }
@@ -212,7 +212,7 @@ static enum err_code st_uint(struct st_ps *ps, const char *name, const char *fie
         v = v * 10 + d;
     }
     if (!plain || big)
-        return err_setc(ps->e, ERR_FORMAT, "invalid_header",
+        return err_setc(ps->e, ERR_FORMAT, ERR_CAT_INVALID_HEADER,
                         "tensor '%.200s': %s value %.*s is not an integer in [0, 2^64)", name,
                         field, (int)(ps->p - tok > 40 ? 40 : ps->p - tok), (const char *)tok);
     *out = v;
@@ -275,15 +275,15 @@ static enum err_code st_shape(struct st_ps *ps, struct st_entry *en)
     uint64_t v;
 
     if (!st_eat(ps, '['))
-        return err_setc(ps->e, ERR_FORMAT, "invalid_header",
+        return err_setc(ps->e, ERR_FORMAT, ERR_CAT_INVALID_HEADER,
                         "tensor '%.200s': shape is not an array", en->t.name);
     en->t.ndim = 0;
     if (st_eat(ps, ']'))
         return ERR_OK;
     do {
         if (en->t.ndim == CKPT_MAX_RANK)
-            return err_setc(ps->e, ERR_TOOBIG, "limit_exceeded", "tensor '%.200s': rank exceeds %d",
-                            en->t.name, CKPT_MAX_RANK);
+            return err_setc(ps->e, ERR_TOOBIG, ERR_CAT_LIMIT_EXCEEDED,
+                            "tensor '%.200s': rank exceeds %d", en->t.name, CKPT_MAX_RANK);
         rc = st_uint(ps, en->t.name, "shape", &v);
         if (rc)
             return rc;
@@ -302,19 +302,19 @@ static enum err_code st_offsets(struct st_ps *ps, struct st_entry *en)
     enum err_code rc;
 
     if (!st_eat(ps, '['))
-        return err_setc(ps->e, ERR_FORMAT, "invalid_header",
+        return err_setc(ps->e, ERR_FORMAT, ERR_CAT_INVALID_HEADER,
                         "tensor '%.200s': data_offsets is not an array", en->t.name);
     rc = st_uint(ps, en->t.name, "data_offsets", &en->t.begin);
     if (rc)
         return rc;
     if (!st_eat(ps, ','))
-        return err_setc(ps->e, ERR_FORMAT, "invalid_header",
+        return err_setc(ps->e, ERR_FORMAT, ERR_CAT_INVALID_HEADER,
                         "tensor '%.200s': data_offsets must hold exactly two integers", en->t.name);
     rc = st_uint(ps, en->t.name, "data_offsets", &en->t.end);
     if (rc)
         return rc;
     if (!st_eat(ps, ']'))
-        return err_setc(ps->e, ERR_FORMAT, "invalid_header",
+        return err_setc(ps->e, ERR_FORMAT, ERR_CAT_INVALID_HEADER,
                         "tensor '%.200s': data_offsets must hold exactly two integers", en->t.name);
     return ERR_OK;
 }
@@ -345,7 +345,7 @@ static enum err_code st_field(struct st_ps *ps, struct st_entry *en, unsigned *s
     if (f < 0)
         return st_skip(ps, 2); /* unknown field: ignored, as the Rust reference does */
     if (*seen & (1u << f))
-        return err_setc(ps->e, ERR_FORMAT, "invalid_header",
+        return err_setc(ps->e, ERR_FORMAT, ERR_CAT_INVALID_HEADER,
                         "tensor '%.200s': duplicate field '%s'", en->t.name, known[f]);
     *seen |= 1u << f;
     if (f == 1)
@@ -354,7 +354,7 @@ static enum err_code st_field(struct st_ps *ps, struct st_entry *en, unsigned *s
         return st_offsets(ps, en);
     st_ws(ps);
     if (ps->p >= ps->end || *ps->p != '"')
-        return err_setc(ps->e, ERR_FORMAT, "invalid_header",
+        return err_setc(ps->e, ERR_FORMAT, ERR_CAT_INVALID_HEADER,
                         "tensor '%.200s': dtype is not a string", en->t.name);
     rc = st_string(ps, &en->dtype_code, &en->dtype_len);
     if (rc)
@@ -371,7 +371,7 @@ static enum err_code st_entry_new(struct st_ps *ps, struct st_entry **out)
 
     *out = NULL;
     if (f->n_entries >= ps->l->max_tensors)
-        return err_setc(ps->e, ERR_TOOBIG, "limit_exceeded", "more than %llu tensors",
+        return err_setc(ps->e, ERR_TOOBIG, ERR_CAT_LIMIT_EXCEEDED, "more than %llu tensors",
                         (unsigned long long)ps->l->max_tensors);
     if (f->n_entries == f->cap_entries) {
         size_t cap = f->cap_entries ? 2 * f->cap_entries : 16;
@@ -396,10 +396,10 @@ static enum err_code st_entry(struct st_ps *ps, const char *name, size_t name_le
     enum err_code rc;
 
     if (memchr(name, '\0', name_len) != NULL)
-        return err_setc(ps->e, ERR_FORMAT, "invalid_header",
+        return err_setc(ps->e, ERR_FORMAT, ERR_CAT_INVALID_HEADER,
                         "tensor name '%.200s...' contains a NUL character", name);
     if (name_len > ST_NAME_MAX)
-        return err_setc(ps->e, ERR_TOOBIG, "limit_exceeded",
+        return err_setc(ps->e, ERR_TOOBIG, ERR_CAT_LIMIT_EXCEEDED,
                         "tensor name of %zu bytes exceeds %d ('%.60s...')", name_len, ST_NAME_MAX,
                         name);
     rc = st_entry_new(ps, &en);
@@ -408,7 +408,7 @@ static enum err_code st_entry(struct st_ps *ps, const char *name, size_t name_le
     en->t.name = name;
     en->t.name_len = name_len;
     if (!st_eat(ps, '{'))
-        return err_setc(ps->e, ERR_FORMAT, "invalid_header",
+        return err_setc(ps->e, ERR_FORMAT, ERR_CAT_INVALID_HEADER,
                         "tensor '%.200s': entry is not an object", name);
     if (!st_eat(ps, '}')) {
         do {
@@ -421,8 +421,8 @@ static enum err_code st_entry(struct st_ps *ps, const char *name, size_t name_le
     }
     for (int i = 0; i < 3; i++)
         if (!(seen & (1u << i)))
-            return err_setc(ps->e, ERR_FORMAT, "invalid_header", "tensor '%.200s' lacks %s", name,
-                            fields[i]);
+            return err_setc(ps->e, ERR_FORMAT, ERR_CAT_INVALID_HEADER, "tensor '%.200s' lacks %s",
+                            name, fields[i]);
     return ERR_OK;
 }
 
@@ -435,7 +435,7 @@ static enum err_code st_metadata(struct st_ps *ps)
     enum err_code rc;
 
     if (!st_eat(ps, '{'))
-        return err_setc(ps->e, ERR_FORMAT, "invalid_header",
+        return err_setc(ps->e, ERR_FORMAT, ERR_CAT_INVALID_HEADER,
                         "__metadata__ must map strings to strings: it is not an object");
     if (st_eat(ps, '}'))
         return ERR_OK;
@@ -450,14 +450,14 @@ static enum err_code st_metadata(struct st_ps *ps)
             return st_syntax(ps, "expected ':'");
         st_ws(ps);
         if (ps->p >= ps->end || *ps->p != '"')
-            return err_setc(ps->e, ERR_FORMAT, "invalid_header",
+            return err_setc(ps->e, ERR_FORMAT, ERR_CAT_INVALID_HEADER,
                             "__metadata__ must map strings to strings: '%.200s' is not a string",
                             k);
         rc = st_string(ps, &v, &vn);
         if (rc)
             return rc;
         if (memchr(k, '\0', kn) != NULL || memchr(v, '\0', vn) != NULL)
-            return err_setc(ps->e, ERR_FORMAT, "invalid_header",
+            return err_setc(ps->e, ERR_FORMAT, ERR_CAT_INVALID_HEADER,
                             "__metadata__ entry '%.200s' contains a NUL character", k);
         if (f->n_meta == f->cap_meta) {
             size_t cap = f->cap_meta ? 2 * f->cap_meta : 8;
@@ -493,7 +493,7 @@ static enum err_code st_member(struct st_ps *ps, int *seen_meta)
     if (key_len != 12 || memcmp(key, "__metadata__", 12) != 0)
         return st_entry(ps, key, key_len);
     if (*seen_meta)
-        return err_setc(ps->e, ERR_FORMAT, "invalid_header", "duplicate key '__metadata__'");
+        return err_setc(ps->e, ERR_FORMAT, ERR_CAT_INVALID_HEADER, "duplicate key '__metadata__'");
     *seen_meta = 1;
     return st_metadata(ps);
 }
@@ -509,7 +509,7 @@ enum err_code st__header_parse(struct st_file *f, const unsigned char *hdr, uint
     if (ps.p >= ps.end)
         return st_syntax(&ps, "empty header");
     if (*ps.p != '{')
-        return err_setc(e, ERR_FORMAT, "invalid_header",
+        return err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_HEADER,
                         "header JSON is not an object (it starts with '%c')",
                         *ps.p >= 0x20 && *ps.p < 0x7F ? *ps.p : '?');
     ps.p++;

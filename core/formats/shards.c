@@ -85,7 +85,7 @@ static enum err_code shards_add_name(struct shards_plan *p, size_t *cap, const c
                                      const struct ckpt_limits *l, struct err *e)
 {
     if (p->n_names >= l->max_shards)
-        return err_setc(e, ERR_TOOBIG, "limit_exceeded", "more than %llu shards",
+        return err_setc(e, ERR_TOOBIG, ERR_CAT_LIMIT_EXCEEDED, "more than %llu shards",
                         (unsigned long long)l->max_shards);
     if (p->n_names == *cap) {
         size_t ncap = *cap ? 2 * *cap : 8;
@@ -124,7 +124,7 @@ static enum err_code shards_scan_dir(struct shards_plan *p, const struct ckpt_li
             goto out;
     }
     if (p->n_names == 0) {
-        rc = err_setc(e, ERR_FORMAT, "invalid_index",
+        rc = err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_INDEX,
                       "folder %s holds neither " SHARDS_INDEX_NAME " nor .safetensors files",
                       p->dir);
         goto out;
@@ -143,16 +143,16 @@ static enum err_code shards_check_name(const cJSON *v, const char *tensor, struc
     const char *s = cJSON_IsString(v) ? v->valuestring : NULL;
 
     if (s == NULL)
-        return err_setc(e, ERR_FORMAT, "invalid_index",
+        return err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_INDEX,
                         "weight_map value of '%.200s' is not a string", tensor);
     if (s[0] == '/' || strchr(s, '/') != NULL || strchr(s, '\\') != NULL || strcmp(s, ".") == 0 ||
         strcmp(s, "..") == 0)
-        return err_setc(e, ERR_INVAL, "invalid_index",
+        return err_setc(e, ERR_INVAL, ERR_CAT_INVALID_INDEX,
                         "unsafe shard name '%.200s' for tensor '%.200s': shards must be plain "
                         "file names in the index's folder",
                         s, tensor);
     if (s[0] == '\0' || !shards_ends_with(s, SHARDS_SUFFIX))
-        return err_setc(e, ERR_FORMAT, "invalid_index",
+        return err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_INDEX,
                         "shard name '%.200s' for tensor '%.200s' does not end in .safetensors", s,
                         tensor);
     return ERR_OK;
@@ -169,18 +169,18 @@ static enum err_code shards_parse_index(struct shards_plan *p, const unsigned ch
     /* cJSON cuts strings at an escaped NUL; refuse the escape outright. */
     for (size_t k = 0; k + 6 <= len; k++)
         if (text[k] == '\\' && text[k + 1] == 'u' && memcmp(text + k + 2, "0000", 4) == 0)
-            return err_setc(e, ERR_FORMAT, "invalid_index",
+            return err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_INDEX,
                             "index holds a NUL character (\\u0000)");
     p->json = cJSON_ParseWithLength((const char *)text, len);
     if (p->json == NULL || !cJSON_IsObject(p->json))
-        return err_setc(e, ERR_FORMAT, "invalid_index", "index is not a JSON object%s",
+        return err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_INDEX, "index is not a JSON object%s",
                         p->json == NULL ? " (not valid JSON)" : "");
     wm = cJSON_GetObjectItemCaseSensitive(p->json, "weight_map");
     meta = cJSON_GetObjectItemCaseSensitive(p->json, "metadata");
     if (!cJSON_IsObject(wm))
-        return err_setc(e, ERR_FORMAT, "invalid_index", "index lacks a weight_map object");
+        return err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_INDEX, "index lacks a weight_map object");
     if (meta != NULL && !cJSON_IsObject(meta))
-        return err_setc(e, ERR_FORMAT, "invalid_index", "index metadata is not an object");
+        return err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_INDEX, "index metadata is not an object");
     p->n_wm = (size_t)cJSON_GetArraySize(wm);
     p->wm = calloc(p->n_wm ? p->n_wm : 1, sizeof(*p->wm));
     if (p->wm == NULL)
@@ -196,7 +196,7 @@ static enum err_code shards_parse_index(struct shards_plan *p, const unsigned ch
     qsort(p->wm, p->n_wm, sizeof(*p->wm), shards_cmp_wm);
     for (i = 1; i < p->n_wm; i++)
         if (strcmp(p->wm[i - 1].name, p->wm[i].name) == 0)
-            return err_setc(e, ERR_FORMAT, "invalid_index",
+            return err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_INDEX,
                             "tensor '%.200s' appears twice in weight_map", p->wm[i].name);
     return ERR_OK;
 }
@@ -246,7 +246,7 @@ static enum err_code shards_read_index(struct shards_plan *p, const char *index,
     if (rc)
         return rc;
     if (f.size > l->max_header_bytes) {
-        rc = err_setc(e, ERR_TOOBIG, "limit_exceeded",
+        rc = err_setc(e, ERR_TOOBIG, ERR_CAT_LIMIT_EXCEEDED,
                       "index of %llu bytes exceeds the limit of %llu bytes",
                       (unsigned long long)f.size, (unsigned long long)l->max_header_bytes);
     } else {
@@ -310,7 +310,7 @@ out:
 
 static enum err_code shards_missing(const char *shard, struct err *e)
 {
-    return err_setc(e, ERR_FORMAT, "invalid_index", "shard '%.200s' does not exist", shard);
+    return err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_INDEX, "shard '%.200s' does not exist", shard);
 }
 
 enum err_code shards_list(const char *path, const struct ckpt_limits *l, struct shards_paths *out,
@@ -442,7 +442,7 @@ static enum err_code shards_wanted(const struct ckpt *c, const struct shards_pla
     if (p->wm == NULL) {
         for (size_t k = 0; k < s; k++)
             if (st_tensor_find(impl->heads[k], t->name, t->name_len) != NULL)
-                return err_setc(e, ERR_FORMAT, "invalid_index",
+                return err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_INDEX,
                                 "tensor '%.200s' is in both '%.200s' and '%.200s'", t->name,
                                 p->names[k], p->names[s]);
         *want = 1;
@@ -487,7 +487,7 @@ static enum err_code shards_add_tensors(struct ckpt *c, const struct shards_plan
     for (size_t i = 0; i < p->n_wm; i++)
         if (p->wm[i].shard_idx == s &&
             st_tensor_find(f, p->wm[i].name, strlen(p->wm[i].name)) == NULL)
-            return err_setc(e, ERR_FORMAT, "invalid_index",
+            return err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_INDEX,
                             "tensor '%.200s' not found in shard '%.200s'", p->wm[i].name,
                             p->names[s]);
     return ERR_OK;

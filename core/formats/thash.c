@@ -102,7 +102,8 @@ enum err_code thash_tensor(const struct ckpt *c, size_t i, struct ckpt_buf *buf,
 
     hex[0] = '\0';
     if (t->nbytes > SIZE_MAX)
-        return err_setc(e, ERR_TOOBIG, "limit_exceeded", "tensor '%s': too large to hash", t->name);
+        return err_setc(e, ERR_TOOBIG, ERR_CAT_LIMIT_EXCEEDED, "tensor '%s': too large to hash",
+                        t->name);
     rc = ckpt_tensor_read(c, i, buf, &data, e);
     if (rc)
         return rc;

@@ -61,25 +61,25 @@ static enum err_code tz_check_folder(const struct tz_impl *impl, char *folder, s
     size_t n = zip_n_members(impl->zip), nf;
 
     if (n == 0)
-        return err_setc(e, ERR_FORMAT, "missing_record", "empty zip: no data.pkl");
+        return err_setc(e, ERR_FORMAT, ERR_CAT_MISSING_RECORD, "empty zip: no data.pkl");
     first = zip_member_at(impl->zip, 0);
     slash = strchr(first->name, '/');
     if (slash == NULL || slash == first->name)
-        return err_setc(e, ERR_FORMAT, "invalid_zip",
+        return err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_ZIP,
                         "first member '%.200s' is not inside an archive folder", first->name);
     nf = (size_t)(slash - first->name);
     if (nf >= cap)
-        return err_setc(e, ERR_FORMAT, "invalid_zip", "archive folder name too long");
+        return err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_ZIP, "archive folder name too long");
     memcpy(folder, first->name, nf);
     folder[nf] = '\0';
     for (size_t i = 0; i < n; i++) {
         const struct zip_member *m = zip_member_at(impl->zip, i);
         if (m->name_len <= nf || memcmp(m->name, folder, nf) != 0 || m->name[nf] != '/')
-            return err_setc(e, ERR_FORMAT, "invalid_zip",
+            return err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_ZIP,
                             "member '%.200s' is outside the archive folder '%s'", m->name, folder);
         if (strcmp(m->name + nf + 1, "constants.pkl") == 0 ||
             strncmp(m->name + nf + 1, "code/", 5) == 0)
-            return err_setc(e, ERR_FORMAT, "unsupported_format",
+            return err_setc(e, ERR_FORMAT, ERR_CAT_UNSUPPORTED_FORMAT,
                             "TorchScript archive; send model.state_dict()");
     }
     return ERR_OK;
@@ -106,7 +106,8 @@ static enum err_code tz_read_byteorder(struct tz_impl *impl, const char *folder,
     if (n == 3 && memcmp(data, "big", 3) == 0)
         impl->big_endian = 1;
     else if (!(n == 6 && memcmp(data, "little", 6) == 0))
-        rc = err_setc(e, ERR_FORMAT, "invalid_zip", "byteorder record is neither little nor big");
+        rc = err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_ZIP,
+                      "byteorder record is neither little nor big");
     free(owned);
     return rc;
 }
@@ -130,19 +131,20 @@ static enum err_code tz_bind_storages(const struct ckpt *c, struct tz_impl *impl
         (void)snprintf(rel, sizeof(rel), "data/%s", s->key);
         m = tz_find(impl, folder, rel);
         if (m == NULL)
-            return err_setc(e, ERR_FORMAT, "missing_record", "storage record '%s/%s' is missing",
-                            folder, rel);
+            return err_setc(e, ERR_FORMAT, ERR_CAT_MISSING_RECORD,
+                            "storage record '%s/%s' is missing", folder, rel);
         if (es == 0 || s->numel > UINT64_MAX / es)
-            return err_setc(e, ERR_FORMAT, "overflow", "storage '%s': byte size overflows", s->key);
+            return err_setc(e, ERR_FORMAT, ERR_CAT_OVERFLOW, "storage '%s': byte size overflows",
+                            s->key);
         if (m->usize != s->numel * es)
-            return err_setc(e, ERR_FORMAT, "shape_mismatch",
+            return err_setc(e, ERR_FORMAT, ERR_CAT_SHAPE_MISMATCH,
                             "record '%s' holds %llu bytes, %llu expected", m->name,
                             (unsigned long long)m->usize, (unsigned long long)s->numel * es);
         if (m->method != ZIP_METHOD_STORED && m->method != ZIP_METHOD_DEFLATE)
-            return err_setc(e, ERR_FORMAT, "unsupported_compression",
+            return err_setc(e, ERR_FORMAT, ERR_CAT_UNSUPPORTED_COMPRESSION,
                             "record '%s' uses compression method %u", m->name, (unsigned)m->method);
         if (m->method == ZIP_METHOD_DEFLATE && m->usize > c->limits.max_tensor_bytes)
-            return err_setc(e, ERR_TOOBIG, "limit_exceeded",
+            return err_setc(e, ERR_TOOBIG, ERR_CAT_LIMIT_EXCEEDED,
                             "record '%s' would inflate to %llu bytes (limit %llu)", m->name,
                             (unsigned long long)m->usize,
                             (unsigned long long)c->limits.max_tensor_bytes);
@@ -163,7 +165,8 @@ static enum err_code tz_load_pickle(struct ckpt *c, struct tz_impl *impl, const 
     enum err_code rc;
 
     if (m == NULL)
-        return err_setc(e, ERR_FORMAT, "missing_record", "archive '%s' has no data.pkl", folder);
+        return err_setc(e, ERR_FORMAT, ERR_CAT_MISSING_RECORD, "archive '%s' has no data.pkl",
+                        folder);
     rc = zip_member_read(impl->zip, m, c->limits.max_pickle_bytes, 1, &data, &owned, e);
     if (rc)
         goto out;
@@ -278,7 +281,7 @@ static enum err_code tz_read(const struct ckpt *c, size_t i, struct ckpt_buf *bu
     tz_span(t, v, &first, &last);
     span = (last - first + 1) * es; /* inside the storage: checked when listed */
     if (span > c->limits.max_tensor_bytes) {
-        rc = err_setc(e, ERR_TOOBIG, "limit_exceeded",
+        rc = err_setc(e, ERR_TOOBIG, ERR_CAT_LIMIT_EXCEEDED,
                       "tensor '%.200s': its view spans %llu bytes of storage (limit %llu)", t->name,
                       (unsigned long long)span, (unsigned long long)c->limits.max_tensor_bytes);
         goto out;

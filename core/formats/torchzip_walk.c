@@ -79,8 +79,8 @@ static enum err_code tz_path_push(struct tz_walk *w, const char *text, size_t n)
     size_t need = w->len + 1 + n + 1;
 
     if (n > TZ_MAX_NAME || need > TZ_MAX_NAME) /* the first test keeps `need` from wrapping */
-        return err_setc(w->e, ERR_TOOBIG, "limit_exceeded", "tensor path longer than %d bytes",
-                        TZ_MAX_NAME);
+        return err_setc(w->e, ERR_TOOBIG, ERR_CAT_LIMIT_EXCEEDED,
+                        "tensor path longer than %d bytes", TZ_MAX_NAME);
     if (need > w->cap) {
         size_t cap = w->cap ? w->cap : 256;
         char *np;
@@ -131,7 +131,7 @@ static enum err_code tz_add_tensor(struct tz_walk *w, const struct pkl_tensor *t
      * for 60 GB of names: the table is held to max_pickle_mem too. */
     w->table_bytes += w->len + 1 + sizeof(struct ckpt_tensor) + sizeof(struct tz_view);
     if (w->table_bytes > c->limits.max_pickle_mem)
-        return err_setc(w->e, ERR_TOOBIG, "limit_exceeded",
+        return err_setc(w->e, ERR_TOOBIG, ERR_CAT_LIMIT_EXCEEDED,
                         "tensor names and records from data.pkl exceed %llu bytes "
                         "(max_pickle_mem)",
                         (unsigned long long)c->limits.max_pickle_mem);
@@ -167,8 +167,8 @@ static enum err_code tz_walk_value(struct tz_walk *w, const struct pkl_value *v,
     if (v->kind != PKL_DICT && v->kind != PKL_LIST && v->kind != PKL_TUPLE && v->kind != PKL_OPAQUE)
         return ERR_OK;
     if (depth > TZ_MAX_DEPTH)
-        return err_setc(w->e, ERR_TOOBIG, "limit_exceeded", "object graph nested deeper than %d",
-                        TZ_MAX_DEPTH);
+        return err_setc(w->e, ERR_TOOBIG, ERR_CAT_LIMIT_EXCEEDED,
+                        "object graph nested deeper than %d", TZ_MAX_DEPTH);
     rc = tz_seen_add(w, v, &fresh);
     if (rc || !fresh)
         return rc; /* a container reached again (memo sharing, cycles) is walked once */
@@ -208,12 +208,12 @@ static enum err_code tz_check_extent(const struct ckpt *c, const struct tz_impl 
     for (int d = 0; d < t->ndim; d++) {
         uint64_t step = (uint64_t)(t->shape[d] - 1), st = (uint64_t)v->stride[d];
         if (st != 0 && step > (UINT64_MAX - last) / st)
-            return err_setc(e, ERR_FORMAT, "shape_mismatch", "tensor '%.200s': view overflows",
-                            t->name);
+            return err_setc(e, ERR_FORMAT, ERR_CAT_SHAPE_MISMATCH,
+                            "tensor '%.200s': view overflows", t->name);
         last += step * st;
     }
     if (es == 0 || last >= have / es)
-        return err_setc(e, ERR_FORMAT, "shape_mismatch",
+        return err_setc(e, ERR_FORMAT, ERR_CAT_SHAPE_MISMATCH,
                         "tensor '%.200s': view reaches element %llu of a %llu-byte storage",
                         t->name, (unsigned long long)last, (unsigned long long)have);
     return ERR_OK;
@@ -364,7 +364,7 @@ static enum err_code tz_mark_model(struct ckpt *c, const struct pkl_value *root,
         n_in += (size_t)in;
     }
     if (n_in == 0)
-        return err_setc(e, ERR_FORMAT, "missing_record",
+        return err_setc(e, ERR_FORMAT, ERR_CAT_MISSING_RECORD,
                         "no model weights found (%zu tensors, all optimizer/scheduler state)",
                         c->n_tensors);
     return ERR_OK;

@@ -54,18 +54,18 @@ static enum err_code zip_read_eocd64(const struct rfile *f, uint64_t z64, struct
     enum err_code rc;
 
     if (z64 > f->size || f->size - z64 < ZIP_EOCD64_LEN)
-        return err_setc(e, ERR_FORMAT, "invalid_zip",
+        return err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_ZIP,
                         "zip64 locator points at no zip64 end record (offset %llu)",
                         (unsigned long long)z64);
     rc = rfile_read(f, z64, ZIP_EOCD64_LEN, p, e);
     if (rc)
         return rc;
     if (memcmp(p, "PK\6\6", 4) != 0)
-        return err_setc(e, ERR_FORMAT, "invalid_zip",
+        return err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_ZIP,
                         "zip64 locator points at no zip64 end record (offset %llu)",
                         (unsigned long long)z64);
     if (zip_u32(p + 16) != 0 || zip_u32(p + 20) != 0 || zip_u64(p + 24) != zip_u64(p + 32))
-        return err_setc(e, ERR_FORMAT, "invalid_zip", "multi-disk zip64 archive");
+        return err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_ZIP, "multi-disk zip64 archive");
     cd->n_entries = zip_u64(p + 32);
     cd->size = zip_u64(p + 40);
     cd->offset = zip_u64(p + 48);
@@ -91,11 +91,12 @@ static enum err_code zip_find_cd_in(const struct rfile *f, const unsigned char *
             break;
     }
     if (!found)
-        return err_setc(e, ERR_FORMAT, "truncated",
+        return err_setc(e, ERR_FORMAT, ERR_CAT_TRUNCATED,
                         "no zip end-of-central-directory record (file cut short?)");
     p = tail + pos;
     if (zip_u16(p + 4) != 0 || zip_u16(p + 6) != 0 || zip_u16(p + 8) != zip_u16(p + 10))
-        return err_setc(e, ERR_FORMAT, "invalid_zip", "multi-disk zip archives are not supported");
+        return err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_ZIP,
+                        "multi-disk zip archives are not supported");
     cd->n_entries = zip_u16(p + 10);
     cd->size = zip_u32(p + 12);
     cd->offset = zip_u32(p + 16);
@@ -106,11 +107,11 @@ static enum err_code zip_find_cd_in(const struct rfile *f, const unsigned char *
     } else if (cd->size == ZIP_SAT32 || cd->offset == ZIP_SAT32) {
         /* A count of 0xFFFF alone is a real count: 65 535 members need no zip64
          * record (Python writes them so); the entries below must all be there. */
-        return err_setc(e, ERR_FORMAT, "invalid_zip",
+        return err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_ZIP,
                         "zip64 sentinel values without a zip64 locator");
     }
     if (cd->offset > len || cd->size > len - cd->offset)
-        return err_setc(e, ERR_FORMAT, "truncated",
+        return err_setc(e, ERR_FORMAT, ERR_CAT_TRUNCATED,
                         "central directory (offset %llu, %llu bytes) runs past the end (%llu)",
                         (unsigned long long)cd->offset, (unsigned long long)cd->size,
                         (unsigned long long)len);
@@ -125,8 +126,8 @@ static enum err_code zip_find_cd(const struct rfile *f, struct zip_cd *cd, struc
     enum err_code rc;
 
     if (len < ZIP_EOCD_LEN)
-        return err_setc(e, ERR_FORMAT, "truncated", "%llu bytes: too short for a zip end record",
-                        (unsigned long long)len);
+        return err_setc(e, ERR_FORMAT, ERR_CAT_TRUNCATED,
+                        "%llu bytes: too short for a zip end record", (unsigned long long)len);
     tail = calloc(1, (size_t)n);
     if (tail == NULL)
         return err_set(e, ERR_NOMEM, "out of memory reading the zip end record");
@@ -155,12 +156,13 @@ static enum err_code zip_apply_zip64(const unsigned char *extra, size_t xlen, st
         q += 4 + ln;
     }
     if (z == NULL)
-        return err_setc(e, ERR_FORMAT, "invalid_zip", "zip64 sizes without a zip64 extra field");
+        return err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_ZIP,
+                        "zip64 sizes without a zip64 extra field");
     for (int i = 0; i < 3; i++) {
         if (*fields[i] != ZIP_SAT32)
             continue;
         if (zlen - r < 8)
-            return err_setc(e, ERR_FORMAT, "invalid_zip", "short zip64 extra field");
+            return err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_ZIP, "short zip64 extra field");
         *fields[i] = zip_u64(z + r);
         r += 8;
     }
@@ -233,8 +235,8 @@ static enum err_code zip_local(struct zip_win *w, struct zip_member *m, size_t n
     int pn = (int)(nlen > 200 ? 200 : nlen);
 
     if (m->local_offset > len || len - m->local_offset < ZIP_LOCAL_LEN)
-        return err_setc(e, ERR_FORMAT, "truncated", "local header of '%.*s' past end of file", pn,
-                        name);
+        return err_setc(e, ERR_FORMAT, ERR_CAT_TRUNCATED, "local header of '%.*s' past end of file",
+                        pn, name);
     rc = rfile_read(w->f, m->local_offset,
                     len - m->local_offset - ZIP_LOCAL_LEN < nlen ? ZIP_LOCAL_LEN
                                                                  : ZIP_LOCAL_LEN + nlen,
@@ -244,19 +246,19 @@ static enum err_code zip_local(struct zip_win *w, struct zip_member *m, size_t n
     lnlen = zip_u16(w->local + 26);
     lxlen = zip_u16(w->local + 28);
     if (memcmp(w->local, "PK\3\4", 4) != 0)
-        return err_setc(e, ERR_FORMAT, "invalid_zip", "bad local header signature for '%.*s'", pn,
-                        name);
+        return err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_ZIP, "bad local header signature for '%.*s'",
+                        pn, name);
     if (lnlen != nlen || len - m->local_offset - ZIP_LOCAL_LEN < lnlen ||
         memcmp(w->local + ZIP_LOCAL_LEN, name, nlen) != 0)
-        return err_setc(e, ERR_FORMAT, "invalid_zip", "local and central names differ for '%.*s'",
-                        pn, name);
+        return err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_ZIP,
+                        "local and central names differ for '%.*s'", pn, name);
     m->data_offset = m->local_offset + ZIP_LOCAL_LEN + lnlen + lxlen;
     if (m->method == ZIP_METHOD_STORED && m->csize != m->usize)
-        return err_setc(e, ERR_FORMAT, "invalid_zip",
+        return err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_ZIP,
                         "stored member '%.*s': compressed size %llu != size %llu", pn, name,
                         (unsigned long long)m->csize, (unsigned long long)m->usize);
     if (m->data_offset > len || m->csize > len - m->data_offset)
-        return err_setc(e, ERR_FORMAT, "truncated",
+        return err_setc(e, ERR_FORMAT, ERR_CAT_TRUNCATED,
                         "data of '%.*s' (%llu bytes at %llu) runs past end of file (%llu)", pn,
                         name, (unsigned long long)m->csize, (unsigned long long)m->data_offset,
                         (unsigned long long)len);
@@ -273,19 +275,19 @@ static enum err_code zip_entry(struct zip_win *w, uint64_t *pos, struct zip_memb
     enum err_code rc;
 
     if (w->end - *pos < ZIP_CENTRAL_LEN)
-        return err_setc(e, ERR_FORMAT, "invalid_zip", "bad central directory entry at offset %llu",
-                        (unsigned long long)*pos);
+        return err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_ZIP,
+                        "bad central directory entry at offset %llu", (unsigned long long)*pos);
     rc = zip_win_get(w, *pos, ZIP_CENTRAL_LEN, &p, e);
     if (rc)
         return rc;
     if (memcmp(p, "PK\1\2", 4) != 0)
-        return err_setc(e, ERR_FORMAT, "invalid_zip", "bad central directory entry at offset %llu",
-                        (unsigned long long)*pos);
+        return err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_ZIP,
+                        "bad central directory entry at offset %llu", (unsigned long long)*pos);
     nlen = zip_u16(p + 28);
     xlen = zip_u16(p + 30);
     clen = zip_u16(p + 32);
     if (w->end - *pos - ZIP_CENTRAL_LEN < (uint64_t)nlen + xlen + clen)
-        return err_setc(e, ERR_FORMAT, "invalid_zip",
+        return err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_ZIP,
                         "central directory entry at %llu overruns the directory",
                         (unsigned long long)*pos);
     rc = zip_win_get(w, *pos, ZIP_CENTRAL_LEN + nlen + xlen, &p, e);
@@ -305,10 +307,10 @@ static enum err_code zip_entry(struct zip_win *w, uint64_t *pos, struct zip_memb
             return rc;
     }
     if (m->flags & 1u)
-        return err_setc(e, ERR_FORMAT, "invalid_zip", "member '%.*s' is encrypted",
+        return err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_ZIP, "member '%.*s' is encrypted",
                         (int)(nlen > 200 ? 200 : nlen), (const char *)(p + ZIP_CENTRAL_LEN));
     if (!zip_utf8_ok(p + ZIP_CENTRAL_LEN, nlen))
-        return err_setc(e, ERR_FORMAT, "invalid_zip",
+        return err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_ZIP,
                         "member name at offset %llu is not UTF-8 (or holds NUL)",
                         (unsigned long long)*pos);
     /* p points into w->buf, which zip_read_entries owns and frees: the
@@ -370,7 +372,7 @@ static enum err_code zip_check_members(struct zip_archive *z, struct err *e)
     qsort(s, n, sizeof(*s), zip_cmp_name);
     for (size_t i = 0; i < n; i++) {
         if (i > 0 && zip_cmp_name(&s[i - 1], &s[i]) == 0) {
-            rc = err_setc(e, ERR_FORMAT, "invalid_zip", "duplicate member name '%.200s'",
+            rc = err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_ZIP, "duplicate member name '%.200s'",
                           s[i].m->name);
             goto out;
         }
@@ -380,8 +382,8 @@ static enum err_code zip_check_members(struct zip_archive *z, struct err *e)
     for (size_t i = 1; i < n; i++) {
         const struct zip_member *a = s[i - 1].m, *b = s[i].m;
         if (b->local_offset < a->data_offset + a->csize) {
-            rc = err_setc(e, ERR_FORMAT, "invalid_zip", "members '%.100s' and '%.100s' overlap",
-                          a->name, b->name);
+            rc = err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_ZIP,
+                          "members '%.100s' and '%.100s' overlap", a->name, b->name);
             goto out;
         }
     }
@@ -438,10 +440,11 @@ static enum err_code zip_load(struct zip_archive *z, uint64_t max_members, struc
     if (rc)
         return rc;
     if (cd.n_entries > max_members)
-        return err_setc(e, ERR_TOOBIG, "limit_exceeded", "zip declares %llu members (limit %llu)",
-                        (unsigned long long)cd.n_entries, (unsigned long long)max_members);
+        return err_setc(e, ERR_TOOBIG, ERR_CAT_LIMIT_EXCEEDED,
+                        "zip declares %llu members (limit %llu)", (unsigned long long)cd.n_entries,
+                        (unsigned long long)max_members);
     if (cd.n_entries > cd.size / ZIP_CENTRAL_LEN)
-        return err_setc(e, ERR_FORMAT, "invalid_zip",
+        return err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_ZIP,
                         "%llu members cannot fit a %llu-byte central directory",
                         (unsigned long long)cd.n_entries, (unsigned long long)cd.size);
     z->members = calloc(cd.n_entries ? (size_t)cd.n_entries : 1, sizeof(*z->members));

@@ -35,7 +35,7 @@ enum err_code zip_stream_open(const struct zip_archive *z, const struct zip_memb
 
     *out = NULL;
     if (m->method != ZIP_METHOD_STORED && m->method != ZIP_METHOD_DEFLATE)
-        return err_setc(e, ERR_FORMAT, "unsupported_compression",
+        return err_setc(e, ERR_FORMAT, ERR_CAT_UNSUPPORTED_COMPRESSION,
                         "member '%.200s' uses compression method %u", m->name, (unsigned)m->method);
     s = calloc(1, sizeof(*s));
     if (s != NULL) {
@@ -109,10 +109,10 @@ static enum err_code zip_stream_step(struct zip_stream *s, struct err *e)
         return ERR_OK;
     }
     if (ret == Z_BUF_ERROR && s->zs.avail_in == 0 && s->in_pos == s->m->csize)
-        return err_setc(e, ERR_FORMAT, "invalid_zip", "deflate stream of '%.200s' is cut short",
-                        s->m->name);
+        return err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_ZIP,
+                        "deflate stream of '%.200s' is cut short", s->m->name);
     if (ret != Z_OK && ret != Z_BUF_ERROR)
-        return err_setc(e, ERR_FORMAT, "invalid_zip", "bad deflate stream in '%.200s': %s",
+        return err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_ZIP, "bad deflate stream in '%.200s': %s",
                         s->m->name, s->zs.msg ? s->zs.msg : "error");
     return ERR_OK;
 }
@@ -127,7 +127,7 @@ static enum err_code zip_stream_inflate(struct zip_stream *s, unsigned char *dst
     while (done < n) {
         uInt want = n - done > UINT_MAX ? UINT_MAX : (uInt)(n - done);
         if (s->ended)
-            return err_setc(e, ERR_FORMAT, "invalid_zip",
+            return err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_ZIP,
                             "member '%.200s' inflates to fewer than its declared %llu bytes",
                             s->m->name, (unsigned long long)s->m->usize);
         s->zs.next_out = dst + done;
@@ -147,7 +147,7 @@ enum err_code zip_stream_read(struct zip_stream *s, void *dst, uint64_t n, struc
     enum err_code rc;
 
     if (n > m->usize - s->out_pos)
-        return err_setc(e, ERR_FORMAT, "invalid_zip",
+        return err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_ZIP,
                         "member '%.200s': %llu bytes wanted at %llu, only %llu declared", m->name,
                         (unsigned long long)n, (unsigned long long)s->out_pos,
                         (unsigned long long)m->usize);
@@ -195,12 +195,12 @@ enum err_code zip_stream_finish(struct zip_stream *s, struct err *e)
         s->zs.avail_out = 1;
         rc = zip_stream_step(s, e);
         if (rc == ERR_OK && s->zs.avail_out == 0)
-            rc = err_setc(e, ERR_FORMAT, "invalid_zip",
+            rc = err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_ZIP,
                           "member '%.200s' inflates past its declared %llu bytes", s->m->name,
                           (unsigned long long)s->m->usize);
     }
     if (rc == ERR_OK && s->verify_crc && s->m->crc32 != 0 && (uint32_t)s->crc != s->m->crc32)
-        rc = err_setc(e, ERR_FORMAT, "invalid_zip",
+        rc = err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_ZIP,
                       "CRC mismatch in '%.200s': stored %08x, computed %08x", s->m->name,
                       (unsigned)s->m->crc32, (unsigned)(uint32_t)s->crc);
     return rc;
@@ -215,11 +215,11 @@ enum err_code zip_member_inflate(const struct zip_archive *z, const struct zip_m
     enum err_code rc;
 
     if (m->method != ZIP_METHOD_DEFLATE)
-        return err_setc(e, ERR_FORMAT, "unsupported_compression",
+        return err_setc(e, ERR_FORMAT, ERR_CAT_UNSUPPORTED_COMPRESSION,
                         "member '%.200s' uses compression method %u, not deflate", m->name,
                         (unsigned)m->method);
     if (m->usize > dst_cap)
-        return err_setc(e, ERR_TOOBIG, "limit_exceeded",
+        return err_setc(e, ERR_TOOBIG, ERR_CAT_LIMIT_EXCEEDED,
                         "member '%.200s' declares %llu bytes, more than the %llu allowed", m->name,
                         (unsigned long long)m->usize, (unsigned long long)dst_cap);
     rc = zip_stream_open(z, m, 0, &s, e);
@@ -245,7 +245,7 @@ enum err_code zip_member_crc_check(const struct zip_member *m, const unsigned ch
         n -= k;
     }
     if ((uint32_t)crc != m->crc32)
-        return err_setc(e, ERR_FORMAT, "invalid_zip",
+        return err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_ZIP,
                         "CRC mismatch in '%.200s': stored %08x, computed %08x", m->name,
                         (unsigned)m->crc32, (unsigned)(uint32_t)crc);
     return ERR_OK;
@@ -262,10 +262,10 @@ enum err_code zip_member_read(const struct zip_archive *z, const struct zip_memb
     *data = NULL;
     *owned = NULL;
     if (m->method != ZIP_METHOD_STORED && m->method != ZIP_METHOD_DEFLATE)
-        return err_setc(e, ERR_FORMAT, "unsupported_compression",
+        return err_setc(e, ERR_FORMAT, ERR_CAT_UNSUPPORTED_COMPRESSION,
                         "member '%.200s' uses compression method %u", m->name, (unsigned)m->method);
     if (m->usize > limit || m->usize > SIZE_MAX - 1)
-        return err_setc(e, ERR_TOOBIG, "limit_exceeded",
+        return err_setc(e, ERR_TOOBIG, ERR_CAT_LIMIT_EXCEEDED,
                         "member '%.200s' declares %llu bytes, more than the %llu allowed", m->name,
                         (unsigned long long)m->usize, (unsigned long long)limit);
     buf = malloc(m->usize ? (size_t)m->usize : 1);
