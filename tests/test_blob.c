@@ -269,7 +269,7 @@ static void upload_failed_write_child(struct blob_store *b)
     CHECK_EQ_INT(blob_upload_write(u, chunk, 4000, &e), ERR_OK);
     CHECK_EQ_INT(count_entries(blob_tmp_dir(b)), 1);
     CHECK_EQ_INT(blob_upload_write(u, chunk, sizeof chunk, &e), ERR_IO);
-    CHECK(e.category == NULL); /* not a full disk: ENOSPC is "insufficient_storage" */
+    CHECK(e.category == ERR_CAT_NONE); /* not a full disk: ENOSPC is insufficient_storage */
     CHECK_STR_EQ(e.msg, "File too large");
     CHECK(blob_upload_path(u) == NULL);
     CHECK_EQ_INT(count_entries(blob_tmp_dir(b)), 0); /* gone at once, not at abort */
