@@ -15,6 +15,11 @@
 #include "core/numerics/farms.h"
 #include "storage/store.h"
 #include "storage/store_db.h"
+#include "storage/store_history.h"
+#include "storage/store_jobs.h"
+#include "storage/store_layers.h"
+#include "storage/store_results.h"
+#include "storage/store_runs.h"
 
 #define STORE__MAX_STMTS 96
 

@@ -8,7 +8,7 @@
  *
  * THREAD SAFETY: as store.h (one connection per thread).
  */
-#include "storage/store.h"
+#include "storage/store_jobs.h"
 
 #include <inttypes.h>
 #include <stdio.h>

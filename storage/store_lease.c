@@ -5,10 +5,11 @@
  *
  * THREAD SAFETY: as store.h (one connection per thread).
  */
+#include "storage/store_jobs.h"
+
 #include <stdio.h>
 #include <string.h>
 
-#include "storage/store.h"
 #include "storage/store_db.h"
 #include "storage/store_int.h"
 

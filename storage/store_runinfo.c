@@ -9,7 +9,7 @@
  *
  * THREAD SAFETY: as store.h (one connection per thread).
  */
-#include "storage/store.h"
+#include "storage/store_runs.h"
 
 #include <inttypes.h>
 #include <stdio.h>

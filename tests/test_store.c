@@ -6,6 +6,11 @@
  * PostgreSQL (FARMSD_TEST_PG_URL, tests/pg_util.h): a fresh database per case.
  */
 #include "storage/store.h"
+#include "storage/store_history.h"
+#include "storage/store_jobs.h"
+#include "storage/store_layers.h"
+#include "storage/store_results.h"
+#include "storage/store_runs.h"
 
 #include <inttypes.h>
 #include <math.h>
