@@ -335,9 +335,11 @@ enum err_code store__settings_for(struct store *s, int64_t run_id, int64_t check
 {
     static const char by_run[] =
         "SELECT j.settings_hash FROM jobs j JOIN checkpoints c ON c.id = j.checkpoint_id "
-        "WHERE c.run_id = ?1 ORDER BY j.state = 2 DESC, c.step DESC, j.id DESC LIMIT 1";
-    static const char by_ckpt[] = "SELECT settings_hash FROM jobs WHERE checkpoint_id = ?1 "
-                                  "ORDER BY state = 2 DESC, id DESC LIMIT 1";
+        "WHERE c.run_id = ?1 ORDER BY j.state = " STORE__JOB_SUCCEEDED_SQL " DESC, c.step DESC, "
+        "j.id DESC LIMIT 1";
+    static const char by_ckpt[] =
+        "SELECT settings_hash FROM jobs WHERE checkpoint_id = ?1 "
+        "ORDER BY state = " STORE__JOB_SUCCEEDED_SQL " DESC, id DESC LIMIT 1";
     struct store__q *st = NULL;
     enum err_code rc;
     int src;

@@ -23,6 +23,18 @@
 
 #define STORE__MAX_STMTS 96
 
+/* Job states as SQL text, made at compile time from their one definition
+ * (the STORE_JOB_*_INT numbers of store_jobs.h): "WHERE state = "
+ * STORE__JOB_RUNNING_SQL is "WHERE state = 1". No SQL text in storage/
+ * writes a state's number itself. */
+#define STORE__STR_(x)           #x
+#define STORE__STR(x)            STORE__STR_(x)
+#define STORE__JOB_QUEUED_SQL    STORE__STR(STORE_JOB_QUEUED_INT)
+#define STORE__JOB_RUNNING_SQL   STORE__STR(STORE_JOB_RUNNING_INT)
+#define STORE__JOB_SUCCEEDED_SQL STORE__STR(STORE_JOB_SUCCEEDED_INT)
+#define STORE__JOB_FAILED_SQL    STORE__STR(STORE_JOB_FAILED_INT)
+#define STORE__JOB_CANCELED_SQL  STORE__STR(STORE_JOB_CANCELED_INT)
+
 struct store__stmt_slot {
     const char *sql;     /* borrowed: a static string, the cache key */
     struct store__q *st; /* owned, finalized by store_close */

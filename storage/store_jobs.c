@@ -17,11 +17,20 @@
 
 #include "storage/store_int.h"
 
-static const char *const state_names[] = {"queued", "running", "succeeded", "failed", "canceled"};
+static const char *const state_names[] = {
+#define X(name, str) [STORE_JOB_##name] = str,
+    STORE_JOB_STATE_MAP(X)
+#undef X
+};
+
+_Static_assert(sizeof state_names / sizeof state_names[0] == STORE_JOB_STATE_COUNT,
+               "job states are numbered 0..STORE_JOB_STATE_COUNT-1");
 
 const char *store_job_state_name(enum store_job_state st)
 {
-    return (unsigned)st < STORE_JOB_STATE_COUNT ? state_names[st] : "?";
+    if ((unsigned)st >= STORE_JOB_STATE_COUNT || state_names[st] == NULL)
+        return "?";
+    return state_names[st];
 }
 
 /* --- Reading a job ------------------------------------------------------------- */
@@ -230,8 +239,9 @@ static enum err_code job_ensure(struct store *s, int64_t ckpt, const char *hash,
 {
     static const char find[] =
         "SELECT id FROM jobs WHERE checkpoint_id = ?1 AND settings_hash = ?2";
-    static const char ins[] = "INSERT INTO jobs(checkpoint_id, settings_hash, preset, state, "
-                              "created) VALUES(?1, ?2, ?3, 0, ?4) RETURNING id";
+    static const char ins[] =
+        "INSERT INTO jobs(checkpoint_id, settings_hash, preset, state, "
+        "created) VALUES(?1, ?2, ?3, " STORE__JOB_QUEUED_SQL ", ?4) RETURNING id";
     struct store__q *st = NULL;
     enum err_code rc = store__stmt(s, find, &st, e);
     int src;
@@ -296,10 +306,12 @@ enum err_code store_job_claim(struct store *s, struct store_job *out, int *claim
 {
     static const char next[] =
         "SELECT j.id, c.run_id FROM jobs j JOIN checkpoints c ON c.id = j.checkpoint_id "
-        "WHERE j.state = 0 OR (j.state = 1 AND j.lease_until > 0 AND j.lease_until < ?1) "
+        "WHERE j.state = " STORE__JOB_QUEUED_SQL " OR (j.state = " STORE__JOB_RUNNING_SQL
+        " AND j.lease_until > 0 AND j.lease_until < ?1) "
         "ORDER BY j.id LIMIT 1 /*+SKIP*/";
-    static const char take[] = "UPDATE jobs SET state = 1, started = ?2, n_done = 0, "
-                               "n_cache_hits = 0, claimed_by = ?3, lease_until = ?4 WHERE id = ?1";
+    static const char take[] = "UPDATE jobs SET state = " STORE__JOB_RUNNING_SQL ", started = ?2, "
+                               "n_done = 0, n_cache_hits = 0, claimed_by = ?3, lease_until = ?4 "
+                               "WHERE id = ?1";
     double now = store__now();
     struct store__q *st = NULL;
     int64_t id = 0, run_id = 0;
@@ -470,9 +482,10 @@ enum err_code store_jobs_requeue(struct store *s, int64_t *n_requeued, struct er
         "UPDATE runs SET version = (SELECT CAST(value AS BIGINT) FROM meta WHERE key = "
         "'change_seq') "
         "WHERE id IN (SELECT c.run_id FROM jobs j JOIN checkpoints c ON c.id = j.checkpoint_id "
-        "WHERE j.state = 1)";
-    static const char jobs[] = "UPDATE jobs SET state = 0, started = 0, n_done = 0, "
-                               "n_cache_hits = 0, claimed_by = '', lease_until = 0 WHERE state = 1";
+        "WHERE j.state = " STORE__JOB_RUNNING_SQL ")";
+    static const char jobs[] = "UPDATE jobs SET state = " STORE__JOB_QUEUED_SQL ", started = 0, "
+                               "n_done = 0, n_cache_hits = 0, claimed_by = '', lease_until = 0 "
+                               "WHERE state = " STORE__JOB_RUNNING_SQL;
     struct store__q *st = NULL;
     enum err_code rc;
     int64_t n = 0;

@@ -19,19 +19,43 @@
 #include "core/err.h"
 #include "storage/store.h"
 
+/* --- Enums stored as integers ---------------------------------------------- */
+
+/* The integer the database stores for each job state (jobs.state) and
+ * checkpoint source (checkpoints.source): the one definition. The enums
+ * below take their values from here, and the SQL text of storage/ writes a
+ * state as STORE__STATE(RUNNING) (store_int.h), which is this number as a
+ * string literal. Stored values: never renumber. */
+#define STORE_JOB_QUEUED_INT    0
+#define STORE_JOB_RUNNING_INT   1
+#define STORE_JOB_SUCCEEDED_INT 2
+#define STORE_JOB_FAILED_INT    3
+#define STORE_JOB_CANCELED_INT  4
+#define STORE_SOURCE_UPLOAD_INT 0
+#define STORE_SOURCE_PATH_INT   1
+
+/* X(NAME, "api name") for every job state, in the order of their integers. */
+#define STORE_JOB_STATE_MAP(X) \
+    X(QUEUED, "queued")        \
+    X(RUNNING, "running")      \
+    X(SUCCEEDED, "succeeded")  \
+    X(FAILED, "failed")        \
+    X(CANCELED, "canceled")
+
 enum store_job_state {
-    STORE_JOB_QUEUED,
-    STORE_JOB_RUNNING,
-    STORE_JOB_SUCCEEDED,
-    STORE_JOB_FAILED,
-    STORE_JOB_CANCELED,
-    STORE_JOB_STATE_COUNT
+#define X(name, str) STORE_JOB_##name = STORE_JOB_##name##_INT,
+    STORE_JOB_STATE_MAP(X)
+#undef X
+        STORE_JOB_STATE_COUNT
 };
 
 enum store_source {
-    STORE_SOURCE_UPLOAD, /* in the blob store under content_sha256 (blob_path) */
-    STORE_SOURCE_PATH    /* a file or sharded directory at `path` */
+    STORE_SOURCE_UPLOAD = STORE_SOURCE_UPLOAD_INT, /* in the blob store under content_sha256
+                                                      (blob_path) */
+    STORE_SOURCE_PATH = STORE_SOURCE_PATH_INT      /* a file or sharded directory at `path` */
 };
+
+/* --- The queue ---------------------------------------------------------------- */
 
 /* What POST .../checkpoints hands in. Strings borrowed for the call. */
 struct store_submit {

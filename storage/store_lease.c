@@ -32,10 +32,11 @@ enum err_code store_jobs_release(struct store *s, int64_t *n_requeued, struct er
     static const char runs[] =
         "UPDATE runs SET version = (SELECT CAST(value AS BIGINT) FROM meta WHERE key = "
         "'change_seq') WHERE id IN (SELECT c.run_id FROM jobs j JOIN checkpoints c ON "
-        "c.id = j.checkpoint_id WHERE j.state = 1 AND j.claimed_by = ?1)";
-    static const char jobs[] = "UPDATE jobs SET state = 0, started = 0, n_done = 0, "
-                               "n_cache_hits = 0, claimed_by = '', lease_until = 0 "
-                               "WHERE state = 1 AND claimed_by = ?1";
+        "c.id = j.checkpoint_id WHERE j.state = " STORE__JOB_RUNNING_SQL " AND j.claimed_by = ?1)";
+    static const char jobs[] =
+        "UPDATE jobs SET state = " STORE__JOB_QUEUED_SQL ", started = 0, n_done = 0, "
+        "n_cache_hits = 0, claimed_by = '', lease_until = 0 "
+        "WHERE state = " STORE__JOB_RUNNING_SQL " AND claimed_by = ?1";
     struct store__q *st = NULL;
     enum err_code rc;
     int64_t n = 0;

@@ -56,11 +56,11 @@ enum err_code store_read_preset(struct store *s, const char *run, int64_t step,
     static const char by_run[] =
         "SELECT j.preset, j.settings_hash FROM jobs j JOIN checkpoints c ON c.id = j.checkpoint_id "
         "JOIN runs r ON r.id = c.run_id WHERE r.name = ?1 "
-        "ORDER BY j.state = 2 DESC, c.step DESC, j.id DESC LIMIT 1";
+        "ORDER BY j.state = " STORE__JOB_SUCCEEDED_SQL " DESC, c.step DESC, j.id DESC LIMIT 1";
     static const char by_ckpt[] =
         "SELECT j.preset, j.settings_hash FROM jobs j JOIN checkpoints c ON c.id = j.checkpoint_id "
         "JOIN runs r ON r.id = c.run_id WHERE r.name = ?1 AND c.step = ?2 "
-        "ORDER BY j.state = 2 DESC, j.id DESC LIMIT 1";
+        "ORDER BY j.state = " STORE__JOB_SUCCEEDED_SQL " DESC, j.id DESC LIMIT 1";
     enum err_code rc = ERR_OK;
     int found = 0;
 
@@ -110,7 +110,8 @@ static enum err_code summary_presets(struct store *s, int64_t run_id, struct sto
 {
     static const char sql[] =
         "SELECT j.preset, count(DISTINCT j.checkpoint_id),"
-        " count(DISTINCT CASE WHEN j.state = 2 THEN j.checkpoint_id END) "
+        " count(DISTINCT CASE WHEN j.state = " STORE__JOB_SUCCEEDED_SQL
+        " THEN j.checkpoint_id END) "
         "FROM jobs j JOIN checkpoints c ON c.id = j.checkpoint_id WHERE c.run_id = ?1 "
         "GROUP BY j.preset ORDER BY count(DISTINCT j.checkpoint_id) DESC, j.preset LIMIT ?2";
     struct store__q *st = NULL;
@@ -171,8 +172,9 @@ enum err_code store_run_summary(struct store *s, const char *run, struct store_r
 static enum err_code delete_check_running(struct store *s, const char *run, int64_t run_id,
                                           struct err *e)
 {
-    static const char sql[] = "SELECT min(j.id) FROM jobs j JOIN checkpoints c "
-                              "ON c.id = j.checkpoint_id WHERE c.run_id = ?1 AND j.state = 1";
+    static const char sql[] =
+        "SELECT min(j.id) FROM jobs j JOIN checkpoints c "
+        "ON c.id = j.checkpoint_id WHERE c.run_id = ?1 AND j.state = " STORE__JOB_RUNNING_SQL;
     struct store__q *st = NULL;
     enum err_code rc = store__stmt(s, sql, &st, e);
     int64_t id = -1;

@@ -163,13 +163,13 @@ void store_run_page_free(struct store_run_page *p)
 
 /* --- Checkpoints ------------------------------------------------------------------ */
 
-#define CKPT_SELECT                                                                         \
-    "SELECT c.id, c.step, c.content_sha256, c.source, c.path, c.format, c.size, c.created," \
-    " coalesce(j.id, 0), coalesce(j.state, 0), coalesce(j.preset, ''),"                     \
-    " coalesce(j.settings_hash, ''), coalesce(j.n_done, 0), coalesce(j.n_total, 0),"        \
-    " coalesce(j.n_cache_hits, 0), (SELECT count(*) FROM layers l WHERE"                    \
-    " l.checkpoint_id = c.id AND l.settings_hash = j.settings_hash) "                       \
-    "FROM checkpoints c LEFT JOIN jobs j ON j.id ="                                         \
+#define CKPT_SELECT                                                                             \
+    "SELECT c.id, c.step, c.content_sha256, c.source, c.path, c.format, c.size, c.created,"     \
+    " coalesce(j.id, 0), coalesce(j.state, " STORE__JOB_QUEUED_SQL "), coalesce(j.preset, '')," \
+    " coalesce(j.settings_hash, ''), coalesce(j.n_done, 0), coalesce(j.n_total, 0),"            \
+    " coalesce(j.n_cache_hits, 0), (SELECT count(*) FROM layers l WHERE"                        \
+    " l.checkpoint_id = c.id AND l.settings_hash = j.settings_hash) "                           \
+    "FROM checkpoints c LEFT JOIN jobs j ON j.id ="                                             \
     " (SELECT max(id) FROM jobs WHERE checkpoint_id = c.id) "
 
 static void read_checkpoint(struct store__q *st, struct store_checkpoint *c)

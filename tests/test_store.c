@@ -254,6 +254,72 @@ static void test_submit_validates(void)
     store_close(s);
 }
 
+/* One integer from the first row of `sql`, read past the store with the
+ * backend's own client (the numbers the database really holds); -1 if none. */
+static int64_t raw_int(const char *path, const char *sql)
+{
+    int64_t v = -1;
+
+    if (g_pg != NULL) {
+        PGconn *c = PQconnectdb(path);
+        PGresult *r = PQexec(c, sql);
+
+        if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+            v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+        PQclear(r);
+        PQfinish(c);
+    } else {
+        sqlite3 *db = NULL;
+        sqlite3_stmt *st = NULL;
+
+        if (sqlite3_open(path, &db) == SQLITE_OK &&
+            sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
+            sqlite3_step(st) == SQLITE_ROW)
+            v = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+    }
+    return v;
+}
+
+/* The database holds each job state and checkpoint source as a fixed
+ * number (existing databases depend on them): queued 0, running 1,
+ * succeeded 2, failed 3, canceled 4; upload 0, path 1. */
+static void test_states_are_stored_as_fixed_numbers(void)
+{
+    static const char *const names[] = {"queued", "running", "succeeded", "failed", "canceled"};
+    char path[512], sql[128];
+    struct store *s = NULL;
+    struct store_job job;
+    struct err e = {0};
+    int64_t ids[5];
+    int claimed = 0, i;
+
+    temp_db(path, sizeof path, "states");
+    ERR_ASSERT(store_open(path, &s, &e) == ERR_OK);
+    for (i = 0; i < 5; i++)
+        ids[i] = submit_ok(s, "states", i);
+    CHECK_EQ_INT(store_job_claim(s, &job, &claimed, &e), ERR_OK);
+    CHECK_EQ_INT(store_job_finish(s, ids[0], STORE_JOB_SUCCEEDED, NULL, NULL, &e), ERR_OK);
+    CHECK_EQ_INT(store_job_claim(s, &job, &claimed, &e), ERR_OK);
+    CHECK_EQ_INT(store_job_finish(s, ids[1], STORE_JOB_FAILED, "numeric", "x", &e), ERR_OK);
+    CHECK_EQ_INT(store_job_claim(s, &job, &claimed, &e), ERR_OK);
+    CHECK_EQ_INT(job.id, ids[2]);
+    CHECK_EQ_INT(store_job_cancel(s, ids[3], NULL, &e), ERR_OK);
+    for (i = 0; i < 5; i++) {
+        static const int64_t stored[] = {2, 3, 1, 4, 0}; /* ids[i]'s state as stored */
+
+        snprintf(sql, sizeof sql, "SELECT state FROM jobs WHERE id = %" PRId64, ids[i]);
+        CHECK_EQ_INT(raw_int(path, sql), stored[i]);
+        CHECK_STR_EQ(store_job_state_name((enum store_job_state)i), names[i]);
+    }
+    CHECK_STR_EQ(store_job_state_name(STORE_JOB_STATE_COUNT), "?");
+    CHECK_EQ_INT(raw_int(path, "SELECT count(*) FROM checkpoints WHERE source = 0"), 5);
+    CHECK_EQ_INT(STORE_SOURCE_PATH, 1);
+    store_close(s);
+    remove_db(path);
+}
+
 static void test_claim_fifo(void)
 {
     struct store *s = open_mem();
@@ -1274,6 +1340,7 @@ static void run_portable_cases(void)
     test_open_twice_migrates_once();
     test_submit_new_existing_conflict();
     test_submit_validates();
+    test_states_are_stored_as_fixed_numbers();
     test_claim_fifo();
     test_claim_exactly_once_two_threads();
     test_cancel();
