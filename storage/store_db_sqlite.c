@@ -341,8 +341,27 @@ static enum err_code lite_check(struct store *s, struct err *e)
 }
 
 const struct store__drv store__drv_sqlite = {
-    "sqlite",        lite_open,        lite_close,     lite_prepare,   lite_finalize, lite_reset,
-    lite_bind_int64, lite_bind_double, lite_bind_text, lite_bind_null, lite_step,     lite_is_null,
-    lite_col_int64,  lite_col_double,  lite_col_text,  lite_changes,   lite_exec,     lite_begin,
-    lite_commit,     lite_rollback,    lite_errmsg,    lite_check,
+    .name = "sqlite",
+    .claim_lock = "", /* BEGIN IMMEDIATE: one writer at a time */
+    .open = lite_open,
+    .close = lite_close,
+    .prepare = lite_prepare,
+    .finalize = lite_finalize,
+    .reset = lite_reset,
+    .bind_int64 = lite_bind_int64,
+    .bind_double = lite_bind_double,
+    .bind_text = lite_bind_text,
+    .bind_null = lite_bind_null,
+    .step = lite_step,
+    .is_null = lite_is_null,
+    .col_int64 = lite_col_int64,
+    .col_double = lite_col_double,
+    .col_text = lite_col_text,
+    .changes = lite_changes,
+    .exec = lite_exec,
+    .begin = lite_begin,
+    .commit = lite_commit,
+    .rollback = lite_rollback,
+    .errmsg = lite_errmsg,
+    .check = lite_check,
 };

@@ -1,9 +1,10 @@
 /* store_int.h -- internals shared by the storage/store*.c files.
  *
  * The connection struct, the per-connection statement cache (keyed by the
- * address of each static SQL string), SQLite error conversion, transactions,
- * the run version bump and the column helpers that results and layer rows
- * share. Not part of the public API. Same thread rules as store.h.
+ * address of each SQL string: a static one, or the connection's own
+ * sql_claim), error conversion, transactions, the run version bump and the
+ * column helpers that results and layer rows share. Not part of the public
+ * API. Same thread rules as store.h.
  */
 #ifndef STORAGE_STORE_INT_H
 #define STORAGE_STORE_INT_H
@@ -21,7 +22,8 @@
 #include "storage/store_results.h"
 #include "storage/store_runs.h"
 
-#define STORE__MAX_STMTS 96
+#define STORE__MAX_STMTS     96
+#define STORE__SQL_CLAIM_MAX 512
 
 /* Job states as SQL text, made at compile time from their one definition
  * (the STORE_JOB_*_INT numbers of store_jobs.h): "WHERE state = "
@@ -48,6 +50,8 @@ struct store {
     double lease_s;               /* claims expire lease_s after progress; 0: never */
     size_t n_stmts;
     struct store__stmt_slot stmts[STORE__MAX_STMTS]; /* prepared statement cache */
+    char sql_claim[STORE__SQL_CLAIM_MAX];            /* the claim SELECT with drv->claim_lock,
+                                                        made on first claim (store_jobs.c) */
 };
 
 /* Columns of a struct farms_result (not layout) in the results and layers

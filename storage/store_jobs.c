@@ -302,13 +302,28 @@ out:
 
 /* --- State changes --------------------------------------------------------------- */
 
+/* The oldest queued job, or a running one whose lease expired (?1: now). */
+#define SQL_CLAIM_NEXT                                                                \
+    "SELECT j.id, c.run_id FROM jobs j JOIN checkpoints c ON c.id = j.checkpoint_id " \
+    "WHERE j.state = " STORE__JOB_QUEUED_SQL " OR (j.state = " STORE__JOB_RUNNING_SQL \
+    " AND j.lease_until > 0 AND j.lease_until < ?1) ORDER BY j.id LIMIT 1"
+
+/* SQL_CLAIM_NEXT with the driver's row lock (store__drv.claim_lock), made
+ * once per connection: the statement cache keys it by its address, which
+ * holds until store_close. */
+static const char *claim_sql(struct store *s)
+{
+    int n;
+
+    if (s->sql_claim[0] != '\0')
+        return s->sql_claim;
+    n = snprintf(s->sql_claim, sizeof s->sql_claim, "%s %s", SQL_CLAIM_NEXT, s->drv->claim_lock);
+    ERR_ASSERT(n > 0 && (size_t)n < sizeof s->sql_claim);
+    return s->sql_claim;
+}
+
 enum err_code store_job_claim(struct store *s, struct store_job *out, int *claimed, struct err *e)
 {
-    static const char next[] =
-        "SELECT j.id, c.run_id FROM jobs j JOIN checkpoints c ON c.id = j.checkpoint_id "
-        "WHERE j.state = " STORE__JOB_QUEUED_SQL " OR (j.state = " STORE__JOB_RUNNING_SQL
-        " AND j.lease_until > 0 AND j.lease_until < ?1) "
-        "ORDER BY j.id LIMIT 1 /*+SKIP*/";
     static const char take[] = "UPDATE jobs SET state = " STORE__JOB_RUNNING_SQL ", started = ?2, "
                                "n_done = 0, n_cache_hits = 0, claimed_by = ?3, lease_until = ?4 "
                                "WHERE id = ?1";
@@ -321,7 +336,7 @@ enum err_code store_job_claim(struct store *s, struct store_job *out, int *claim
     *claimed = 0;
     if ((rc = store__begin(s, e)) != ERR_OK)
         return rc;
-    if ((rc = store__stmt(s, next, &st, e)) != ERR_OK)
+    if ((rc = store__stmt(s, claim_sql(s), &st, e)) != ERR_OK)
         goto out;
     store__bind_double(st, 1, now);
     src = store__step(st);

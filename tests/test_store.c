@@ -343,6 +343,43 @@ static void test_claim_fifo(void)
     store_close(s);
 }
 
+/* PostgreSQL: a claim passes over a job whose row another session holds
+ * locked (the driver's claim lock, FOR UPDATE SKIP LOCKED) instead of
+ * waiting for it; without it the claim would wait, here at most the
+ * connection's lock_timeout, and fail. */
+static void test_claim_skips_locked_rows(void)
+{
+    char url[600], sql[96];
+    struct store *s = NULL;
+    struct store_job job;
+    struct err e = {0};
+    PGconn *other = NULL;
+    int64_t ids[2];
+    int claimed = 0;
+
+    if (g_pg == NULL)
+        return;
+    ERR_ASSERT(pgu_reset(g_pg) == 0);
+    snprintf(url, sizeof url, "%s%coptions=-c%%20lock_timeout%%3D5000", g_pg,
+             strchr(g_pg, '?') != NULL ? '&' : '?');
+    ERR_ASSERT(store_open(url, &s, &e) == ERR_OK);
+    ids[0] = submit_ok(s, "locked", 1);
+    ids[1] = submit_ok(s, "locked", 2);
+    other = PQconnectdb(g_pg);
+    snprintf(sql, sizeof sql, "BEGIN; SELECT id FROM jobs WHERE id = %" PRId64 " FOR UPDATE",
+             ids[0]);
+    PQclear(PQexec(other, sql));
+    CHECK_EQ_INT(PQtransactionStatus(other), PQTRANS_INTRANS);
+    CHECK_EQ_INT(store_job_claim(s, &job, &claimed, &e), ERR_OK);
+    CHECK_EQ_INT(claimed, 1);
+    CHECK_EQ_INT(job.id, ids[1]);
+    PQclear(PQexec(other, "ROLLBACK"));
+    PQfinish(other);
+    CHECK_EQ_INT(store_job_claim(s, &job, &claimed, &e), ERR_OK);
+    CHECK_EQ_INT(job.id, ids[0]);
+    store_close(s);
+}
+
 #define CLAIM_JOBS 40
 
 struct claimer {
@@ -1343,6 +1380,7 @@ static void run_portable_cases(void)
     test_states_are_stored_as_fixed_numbers();
     test_claim_fifo();
     test_claim_exactly_once_two_threads();
+    test_claim_skips_locked_rows();
     test_cancel();
     test_finish_records_error_and_timings();
     test_requeue_after_crash();
