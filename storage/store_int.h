@@ -133,6 +133,13 @@ void store__read_job(struct store__q *st, struct store_job *j);
 /* page_size 0 -> STORE_PAGE_DEFAULT, clamped to STORE_PAGE_MAX. */
 size_t store__page_size(size_t page_size);
 
+/* Room for item n of a page being filled: `items` (n used, *cap allocated,
+ * `size` bytes each) when n < *cap, else `items` reallocated to twice *cap
+ * (16 at first) and *cap updated. Pages grow as rows come, so a large
+ * page_size costs memory only when the rows exist. NULL: no memory
+ * (`items` unchanged, still owned by the caller). */
+void *store__page_grow(void *items, size_t n, size_t *cap, size_t size);
+
 /* Step tokens: decimal. NULL or "" -> *has = 0. ERR_INVAL if malformed. */
 enum err_code store__token_step(const char *token, int64_t *step, int *has, struct err *e);
 void store__token_from_step(int64_t step, char out[STORE_TOKEN_MAX]);

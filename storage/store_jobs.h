@@ -175,7 +175,7 @@ struct store_job_filter {
 
 struct store_job_page {
     size_t n;
-    struct store_job *items;          /* owned, newest first (descending id) */
+    struct store_job *items;          /* owned, newest first (descending id); NULL if n == 0 */
     char next_token[STORE_TOKEN_MAX]; /* "" on the last page */
 };
 

@@ -284,8 +284,9 @@ enum err_code store_jobs_list(struct store *s, const struct store_job_filter *f,
         "WHERE j.id < ?1 AND (CAST(?2 AS BIGINT) < 0 OR j.state = CAST(?2 AS BIGINT)) "
         "AND (CAST(?3 AS BIGINT) < 0 OR c.run_id = CAST(?3 AS BIGINT)) "
         "ORDER BY j.id DESC LIMIT ?4";
-    size_t limit = store__page_size(page_size);
+    size_t limit = store__page_size(page_size), cap = 0;
     struct store_job_page *p = NULL;
+    struct store_job *grown = NULL;
     struct store__q *st = NULL;
     int64_t before = INT64_MAX, run_id = -1;
     enum err_code rc;
@@ -300,8 +301,7 @@ enum err_code store_jobs_list(struct store *s, const struct store_job_filter *f,
         before = INT64_MAX;
     if (f->run != NULL && (rc = store__run_id(s, f->run, &run_id, e)) != ERR_OK)
         return rc;
-    if ((p = calloc(1, sizeof *p)) == NULL ||
-        (p->items = calloc(limit, sizeof *p->items)) == NULL) {
+    if ((p = calloc(1, sizeof *p)) == NULL) {
         rc = err_set(e, ERR_NOMEM, "job list: out of memory");
         goto out;
     }
@@ -317,6 +317,12 @@ enum err_code store_jobs_list(struct store *s, const struct store_job_filter *f,
             src = STORE__DONE;
             break;
         }
+        grown = store__page_grow(p->items, p->n, &cap, sizeof *grown);
+        if (grown == NULL) {
+            rc = err_set(e, ERR_NOMEM, "job list: out of memory");
+            goto out;
+        }
+        p->items = grown;
         store__read_job(st, &p->items[p->n++]);
     }
     if (src != STORE__DONE)

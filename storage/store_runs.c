@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +48,21 @@ enum err_code store__token_step(const char *token, int64_t *step, int *has, stru
     *step = (int64_t)v;
     *has = 1;
     return ERR_OK;
+}
+
+void *store__page_grow(void *items, size_t n, size_t *cap, size_t size)
+{
+    size_t ncap = *cap != 0 ? 2 * *cap : 16;
+    void *grown;
+
+    if (n < *cap)
+        return items;
+    if (ncap > SIZE_MAX / size)
+        return NULL;
+    grown = realloc(items, ncap * size);
+    if (grown != NULL)
+        *cap = ncap;
+    return grown;
 }
 
 void store__token_from_step(int64_t step, char out[STORE_TOKEN_MAX])
@@ -107,18 +123,18 @@ enum err_code store_runs_list(struct store *s, size_t page_size, const char *pag
         " (SELECT count(*) FROM checkpoints c WHERE c.run_id = r.id),"
         " coalesce((SELECT max(step) FROM checkpoints c WHERE c.run_id = r.id), -1) "
         "FROM runs r WHERE r.name > ?1 ORDER BY r.name LIMIT ?2";
-    size_t limit = store__page_size(page_size);
+    size_t limit = store__page_size(page_size), cap = 0;
     char after[STORE_RUN_MAX] = "";
     struct store_run_page *p = NULL;
     struct store__q *st = NULL;
+    struct store_run *grown = NULL;
     enum err_code rc;
     int has = 0, src;
 
     *out = NULL;
     if ((rc = store__token_name(page_token, after, sizeof after, &has, e)) != ERR_OK)
         return rc;
-    if ((p = calloc(1, sizeof *p)) == NULL ||
-        (p->items = calloc(limit, sizeof *p->items)) == NULL) {
+    if ((p = calloc(1, sizeof *p)) == NULL) {
         rc = err_set(e, ERR_NOMEM, "runs list: out of memory");
         goto out;
     }
@@ -127,13 +143,20 @@ enum err_code store_runs_list(struct store *s, size_t page_size, const char *pag
     store__bind_text(st, 1, after);
     store__bind_int64(st, 2, (int64_t)limit + 1);
     while ((src = store__step(st)) == STORE__ROW) {
-        struct store_run *r = &p->items[p->n];
+        struct store_run *r;
 
         if (p->n == limit) {
             store__token_from_name(p->items[p->n - 1].name, p->next_token);
             src = STORE__DONE;
             break;
         }
+        grown = store__page_grow(p->items, p->n, &cap, sizeof *grown);
+        if (grown == NULL) {
+            rc = err_set(e, ERR_NOMEM, "runs list: out of memory");
+            goto out;
+        }
+        p->items = grown;
+        r = &p->items[p->n];
         store__col_text(st, 0, r->name, sizeof r->name);
         r->created = store__col_double(st, 1);
         r->version = store__col_int64(st, 2);
@@ -224,8 +247,9 @@ enum err_code store_checkpoints_list(struct store *s, const char *run, size_t pa
 {
     static const char sql[] = CKPT_SELECT "WHERE c.run_id = ?1 AND c.step > ?2 "
                                           "ORDER BY c.step LIMIT ?3";
-    size_t limit = store__page_size(page_size);
+    size_t limit = store__page_size(page_size), cap = 0;
     struct store_checkpoint_page *p = NULL;
+    struct store_checkpoint *grown = NULL;
     struct store__q *st = NULL;
     int64_t run_id = 0, after = INT64_MIN;
     enum err_code rc;
@@ -237,8 +261,7 @@ enum err_code store_checkpoints_list(struct store *s, const char *run, size_t pa
         return rc;
     if (!has)
         after = INT64_MIN;
-    if ((p = calloc(1, sizeof *p)) == NULL ||
-        (p->items = calloc(limit, sizeof *p->items)) == NULL) {
+    if ((p = calloc(1, sizeof *p)) == NULL) {
         rc = err_set(e, ERR_NOMEM, "checkpoint list: out of memory");
         goto out;
     }
@@ -253,6 +276,12 @@ enum err_code store_checkpoints_list(struct store *s, const char *run, size_t pa
             src = STORE__DONE;
             break;
         }
+        grown = store__page_grow(p->items, p->n, &cap, sizeof *grown);
+        if (grown == NULL) {
+            rc = err_set(e, ERR_NOMEM, "checkpoint list: out of memory");
+            goto out;
+        }
+        p->items = grown;
         read_checkpoint(st, &p->items[p->n++]);
     }
     if (src != STORE__DONE)

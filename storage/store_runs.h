@@ -35,7 +35,7 @@ struct store_run {
 
 struct store_run_page {
     size_t n;
-    struct store_run *items;          /* owned, ascending by name */
+    struct store_run *items;          /* owned, ascending by name; NULL if n == 0 */
     char next_token[STORE_TOKEN_MAX]; /* "" on the last page */
 };
 
@@ -66,7 +66,7 @@ struct store_checkpoint {
 
 struct store_checkpoint_page {
     size_t n;
-    struct store_checkpoint *items;   /* owned, ascending by step */
+    struct store_checkpoint *items;   /* owned, ascending by step; NULL if n == 0 */
     char next_token[STORE_TOKEN_MAX]; /* "" on the last page */
 };
 

@@ -954,6 +954,45 @@ static void test_heatmap_pages(void)
     store_close(s);
 }
 
+/* Pages hold the rows that exist, however large the page size asked for:
+ * 40 checkpoints (and jobs) at the largest page size come in one page, in
+ * order, and a page of 20 stops at 20 with a token. */
+static void test_large_page_sizes_hold_the_rows(void)
+{
+    struct store *s = open_mem();
+    struct store_checkpoint_page *cp = NULL;
+    struct store_job_page *jp = NULL;
+    struct store_run_page *rp = NULL;
+    struct store_job_filter any = {-1, NULL};
+    struct err e = {0};
+    int64_t ids[40];
+    int i, ok = 1;
+
+    for (i = 0; i < 40; i++)
+        ids[i] = submit_ok(s, "wide", 10 * (int64_t)i);
+    CHECK_EQ_INT(store_checkpoints_list(s, "wide", STORE_PAGE_MAX, NULL, &cp, &e), ERR_OK);
+    CHECK_EQ_INT(cp->n, 40);
+    for (i = 0; i < 40 && cp->n == 40; i++)
+        ok = ok && cp->items[i].step == 10 * i && cp->items[i].job_id == ids[i];
+    CHECK(ok);
+    CHECK_STR_EQ(cp->next_token, "");
+    store_checkpoint_page_free(cp);
+    CHECK_EQ_INT(store_checkpoints_list(s, "wide", 20, NULL, &cp, &e), ERR_OK);
+    CHECK_EQ_INT(cp->n, 20);
+    CHECK_STR_EQ(cp->next_token, "190");
+    store_checkpoint_page_free(cp);
+    CHECK_EQ_INT(store_jobs_list(s, &any, STORE_JOBS_PAGE_MAX, NULL, &jp, &e), ERR_OK);
+    CHECK_EQ_INT(jp->n, 40);
+    CHECK_EQ_INT(jp->items[0].id, ids[39]);
+    CHECK_EQ_INT(jp->items[jp->n - 1].id, ids[0]);
+    store_job_page_free(jp);
+    CHECK_EQ_INT(store_runs_list(s, STORE_PAGE_MAX, NULL, &rp, &e), ERR_OK);
+    CHECK_EQ_INT(rp->n, 1);
+    CHECK_STR_EQ(rp->items[0].name, "wide");
+    store_run_page_free(rp);
+    store_close(s);
+}
+
 static void test_runs_and_checkpoints_pages(void)
 {
     static const char *const runs[] = {"alpha", "beta", "delta", "epsilon", "gamma"};
@@ -1390,6 +1429,7 @@ static void run_portable_cases(void)
     test_history_pages();
     test_heatmap_pages();
     test_runs_and_checkpoints_pages();
+    test_large_page_sizes_hold_the_rows();
     test_version_changes_on_writes_only();
     test_cache_carries_the_histogram();
     test_layer_get_with_histogram();
