@@ -102,7 +102,8 @@ enum err_code store__stmt(struct store *s, const char *sql, struct store__q **ou
         }
     }
     ERR_ASSERT(s->n_stmts < STORE__MAX_STMTS);
-    if ((rc = s->drv->prepare(s, sql, &s->stmts[i].st, e)) != ERR_OK) {
+    rc = s->drv->prepare(s, sql, &s->stmts[i].st, e);
+    if (rc != ERR_OK) {
         s->stmts[i].st = NULL;
         return rc;
     }
@@ -275,9 +276,11 @@ enum err_code store_settings_put(struct store *s, const char *preset, const char
     if (params_json == NULL || strlen(params_json) >= STORE_PARAMS_MAX)
         return err_set(e, ERR_INVAL, "params JSON missing or longer than %d bytes",
                        STORE_PARAMS_MAX - 1);
-    if ((rc = store_settings_hash(params_json, hash, e)) != ERR_OK)
+    rc = store_settings_hash(params_json, hash, e);
+    if (rc != ERR_OK)
         return rc;
-    if ((rc = store__stmt(s, sql, &st, e)) != ERR_OK)
+    rc = store__stmt(s, sql, &st, e);
+    if (rc != ERR_OK)
         return rc;
     store__bind_text(st, 1, hash);
     store__bind_text(st, 2, preset);
@@ -297,11 +300,14 @@ enum err_code store__bump_run(struct store *s, int64_t run_id, struct err *e)
     struct store__q *st = NULL;
     enum err_code rc;
 
-    if ((rc = store__stmt(s, bump, &st, e)) != ERR_OK)
+    rc = store__stmt(s, bump, &st, e);
+    if (rc != ERR_OK)
         return rc;
-    if ((rc = store__step_done(s, st, "bump change id", e)) != ERR_OK)
+    rc = store__step_done(s, st, "bump change id", e);
+    if (rc != ERR_OK)
         return rc;
-    if ((rc = store__stmt(s, set, &st, e)) != ERR_OK)
+    rc = store__stmt(s, set, &st, e);
+    if (rc != ERR_OK)
         return rc;
     store__bind_int64(st, 1, run_id);
     return store__step_done(s, st, "bump run version", e);
@@ -316,7 +322,8 @@ enum err_code store__run_id(struct store *s, const char *name, int64_t *id, stru
 
     if (name == NULL)
         return err_set(e, ERR_INVAL, "run name missing");
-    if ((rc = store__stmt(s, sql, &st, e)) != ERR_OK)
+    rc = store__stmt(s, sql, &st, e);
+    if (rc != ERR_OK)
         return rc;
     store__bind_text(st, 1, name);
     src = store__step(st);
@@ -373,7 +380,8 @@ enum err_code store_run_version(struct store *s, const char *run, int64_t *versi
 
     if (run == NULL)
         return err_set(e, ERR_INVAL, "run name missing");
-    if ((rc = store__stmt(s, sql, &st, e)) != ERR_OK)
+    rc = store__stmt(s, sql, &st, e);
+    if (rc != ERR_OK)
         return rc;
     store__bind_text(st, 1, run);
     src = store__step(st);
@@ -394,7 +402,8 @@ enum err_code store_runs_version(struct store *s, int64_t *version, struct err *
     enum err_code rc;
     int src;
 
-    if ((rc = store__stmt(s, sql, &st, e)) != ERR_OK)
+    rc = store__stmt(s, sql, &st, e);
+    if (rc != ERR_OK)
         return rc;
     src = store__step(st);
     if (src == STORE__ROW)

@@ -176,7 +176,7 @@ static void pg_translate_to(const char *sql, struct pg_text *t, int *nparams)
     *nparams = 0;
     while (sql[i] != '\0') {
         if (sql[i] == '?' && isdigit((unsigned char)sql[i + 1])) {
-            int v = atoi(sql + i + 1);
+            int v = (int)strtol(sql + i + 1, NULL, 10);
 
             *nparams = v > *nparams ? v : *nparams;
             pg_put(t, "$", 1);
@@ -221,7 +221,9 @@ static enum err_code pg_prepare(struct store *s, const char *sql, struct store__
     struct pg_q *q = calloc(1, sizeof *q);
 
     *out = NULL;
-    if (q == NULL || (q->sql = pg_translate(sql, &q->nparams)) == NULL) {
+    if (q != NULL)
+        q->sql = pg_translate(sql, &q->nparams);
+    if (q == NULL || q->sql == NULL) {
         free(q);
         return err_set(e, ERR_NOMEM, "prepare: out of memory");
     }
@@ -349,8 +351,11 @@ static int pg_step(struct store__q *q)
     struct pg_q *p = pq(q);
     int rc;
 
-    if (!p->ran && (rc = pg_run(p)) != STORE__DONE)
-        return rc;
+    if (!p->ran) {
+        rc = pg_run(p);
+        if (rc != STORE__DONE)
+            return rc;
+    }
     if (p->res == NULL)
         return STORE__ERROR;
     p->row++;

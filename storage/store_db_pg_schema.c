@@ -89,23 +89,27 @@ static enum err_code pg_scalar(struct store *s, const char *sql, char *buf, size
 
 static enum err_code pg_migrate_locked(struct store *s, struct err *e)
 {
-    char v[32], sql[128];
+    char v[32] = "", sql[128];
     enum err_code rc;
     int have;
 
-    if ((rc = s->drv->exec(s, "CREATE TABLE IF NOT EXISTS schema_version(version INTEGER NOT NULL)",
-                           "schema_version", e)) != ERR_OK ||
-        (rc = pg_scalar(s, "SELECT max(version) FROM schema_version", v, sizeof v, e)) != ERR_OK)
+    rc = s->drv->exec(s, "CREATE TABLE IF NOT EXISTS schema_version(version INTEGER NOT NULL)",
+                      "schema_version", e);
+    if (rc == ERR_OK)
+        rc = pg_scalar(s, "SELECT max(version) FROM schema_version", v, sizeof v, e);
+    if (rc != ERR_OK)
         return rc;
-    have = v[0] ? atoi(v) : 0;
+    have = (int)strtol(v, NULL, 10); /* "" (no row yet): 0 */
     if (have > STORE_SCHEMA_VERSION)
         return err_set(e, ERR_DB, "database schema version %d is newer than this farmsd's (%d)",
                        have, STORE_SCHEMA_VERSION);
     if (have == STORE_SCHEMA_VERSION)
         return ERR_OK;
-    if (have < 2 && (rc = s->drv->exec(s, PG_SCHEMA_V2, "migrate to schema 2", e)) != ERR_OK)
-        return rc;
-    if (have < 3 && (rc = s->drv->exec(s, PG_SCHEMA_V3, "migrate to schema 3", e)) != ERR_OK)
+    if (have < 2)
+        rc = s->drv->exec(s, PG_SCHEMA_V2, "migrate to schema 2", e);
+    if (rc == ERR_OK && have < 3)
+        rc = s->drv->exec(s, PG_SCHEMA_V3, "migrate to schema 3", e);
+    if (rc != ERR_OK)
         return rc;
     snprintf(sql, sizeof sql, "DELETE FROM schema_version; INSERT INTO schema_version VALUES(%d)",
              STORE_SCHEMA_VERSION);
@@ -118,9 +122,13 @@ enum err_code store__pg_migrate(struct store *s, struct err *e)
     enum err_code rc;
 
     snprintf(sql, sizeof sql, "BEGIN; SELECT pg_advisory_xact_lock(%ld)", PG_LOCK_MIGRATE);
-    if ((rc = s->drv->exec(s, sql, "migrate", e)) != ERR_OK)
+    rc = s->drv->exec(s, sql, "migrate", e);
+    if (rc != ERR_OK)
         return rc;
-    if ((rc = pg_migrate_locked(s, e)) != ERR_OK || (rc = s->drv->commit(s, e)) != ERR_OK) {
+    rc = pg_migrate_locked(s, e);
+    if (rc == ERR_OK)
+        rc = s->drv->commit(s, e);
+    if (rc != ERR_OK) {
         s->drv->rollback(s);
         return rc;
     }

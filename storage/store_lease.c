@@ -43,21 +43,29 @@ enum err_code store_jobs_release(struct store *s, int64_t *n_requeued, struct er
 
     if (n_requeued != NULL)
         *n_requeued = 0;
-    if ((rc = store__begin(s, e)) != ERR_OK)
+    rc = store__begin(s, e);
+    if (rc != ERR_OK)
         return rc;
-    if ((rc = store__stmt(s, bump, &st, e)) != ERR_OK ||
-        (rc = store__step_done(s, st, "release", e)) != ERR_OK ||
-        (rc = store__stmt(s, runs, &st, e)) != ERR_OK)
+    rc = store__stmt(s, bump, &st, e);
+    if (rc == ERR_OK)
+        rc = store__step_done(s, st, "release", e);
+    if (rc == ERR_OK)
+        rc = store__stmt(s, runs, &st, e);
+    if (rc != ERR_OK)
         goto out;
     store__bind_text(st, 1, s->owner);
-    if ((rc = store__step_done(s, st, "release", e)) != ERR_OK ||
-        (rc = store__stmt(s, jobs, &st, e)) != ERR_OK)
+    rc = store__step_done(s, st, "release", e);
+    if (rc == ERR_OK)
+        rc = store__stmt(s, jobs, &st, e);
+    if (rc != ERR_OK)
         goto out;
     store__bind_text(st, 1, s->owner);
-    if ((rc = store__step_done(s, st, "release", e)) != ERR_OK)
+    rc = store__step_done(s, st, "release", e);
+    if (rc != ERR_OK)
         goto out;
     n = store__changes(s);
-    if ((rc = store__commit(s, e)) == ERR_OK && n_requeued != NULL)
+    rc = store__commit(s, e);
+    if (rc == ERR_OK && n_requeued != NULL)
         *n_requeued = n;
 out:
     if (rc != ERR_OK)

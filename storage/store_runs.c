@@ -132,13 +132,16 @@ enum err_code store_runs_list(struct store *s, size_t page_size, const char *pag
     int has = 0, src;
 
     *out = NULL;
-    if ((rc = store__token_name(page_token, after, sizeof after, &has, e)) != ERR_OK)
+    rc = store__token_name(page_token, after, sizeof after, &has, e);
+    if (rc != ERR_OK)
         return rc;
-    if ((p = calloc(1, sizeof *p)) == NULL) {
+    p = calloc(1, sizeof *p);
+    if (p == NULL) {
         rc = err_set(e, ERR_NOMEM, "runs list: out of memory");
         goto out;
     }
-    if ((rc = store__stmt(s, sql, &st, e)) != ERR_OK)
+    rc = store__stmt(s, sql, &st, e);
+    if (rc != ERR_OK)
         goto out;
     store__bind_text(st, 1, after);
     store__bind_int64(st, 2, (int64_t)limit + 1);
@@ -225,8 +228,10 @@ enum err_code store_checkpoint_get(struct store *s, const char *run, int64_t ste
     enum err_code rc;
     int src;
 
-    if ((rc = store__run_id(s, run, &run_id, e)) != ERR_OK ||
-        (rc = store__stmt(s, sql, &st, e)) != ERR_OK)
+    rc = store__run_id(s, run, &run_id, e);
+    if (rc == ERR_OK)
+        rc = store__stmt(s, sql, &st, e);
+    if (rc != ERR_OK)
         return rc;
     store__bind_int64(st, 1, run_id);
     store__bind_int64(st, 2, step);
@@ -256,16 +261,20 @@ enum err_code store_checkpoints_list(struct store *s, const char *run, size_t pa
     int has = 0, src;
 
     *out = NULL;
-    if ((rc = store__token_step(page_token, &after, &has, e)) != ERR_OK ||
-        (rc = store__run_id(s, run, &run_id, e)) != ERR_OK)
+    rc = store__token_step(page_token, &after, &has, e);
+    if (rc == ERR_OK)
+        rc = store__run_id(s, run, &run_id, e);
+    if (rc != ERR_OK)
         return rc;
     if (!has)
         after = INT64_MIN;
-    if ((p = calloc(1, sizeof *p)) == NULL) {
+    p = calloc(1, sizeof *p);
+    if (p == NULL) {
         rc = err_set(e, ERR_NOMEM, "checkpoint list: out of memory");
         goto out;
     }
-    if ((rc = store__stmt(s, sql, &st, e)) != ERR_OK)
+    rc = store__stmt(s, sql, &st, e);
+    if (rc != ERR_OK)
         goto out;
     store__bind_int64(st, 1, run_id);
     store__bind_int64(st, 2, after);
@@ -322,12 +331,14 @@ static int64_t heat_layer(struct store_heatmap *h, size_t *cap, const char *name
     if (h->n_layers == *cap) {
         size_t ncap = *cap ? 2 * *cap : 64;
 
-        if ((grown = realloc(h->layers, ncap * sizeof *grown)) == NULL)
+        grown = realloc(h->layers, ncap * sizeof *grown);
+        if (grown == NULL)
             return -1;
         h->layers = grown;
         *cap = ncap;
     }
-    if ((h->layers[h->n_layers] = strdup(name)) == NULL)
+    h->layers[h->n_layers] = strdup(name);
+    if (h->layers[h->n_layers] == NULL)
         return -1;
     return (int64_t)h->n_layers++;
 }
@@ -340,7 +351,8 @@ static int heat_cell_room(struct store_heatmap *h, size_t *cap)
     if (h->n_cells < *cap)
         return 1;
     ncap = *cap ? 2 * *cap : 256;
-    if ((grown = realloc(h->cells, ncap * sizeof *grown)) == NULL)
+    grown = realloc(h->cells, ncap * sizeof *grown);
+    if (grown == NULL)
         return 0;
     h->cells = grown;
     *cap = ncap;
@@ -400,18 +412,23 @@ enum err_code store_run_history(struct store *s, const char *run, enum store_met
     *out = NULL;
     if ((unsigned)metric >= STORE_METRIC_COUNT)
         return err_set(e, ERR_INVAL, "unknown metric %d", (int)metric);
-    if ((rc = store__token_step(page_token, &after, &has, e)) != ERR_OK ||
-        (rc = store__run_id(s, run, &run_id, e)) != ERR_OK)
+    rc = store__token_step(page_token, &after, &has, e);
+    if (rc == ERR_OK)
+        rc = store__run_id(s, run, &run_id, e);
+    if (rc != ERR_OK)
         return rc;
     if (has && after >= start_step)
         from = after == INT64_MAX ? INT64_MAX : after + 1;
-    if ((h = calloc(1, sizeof *h)) == NULL)
+    h = calloc(1, sizeof *h);
+    if (h == NULL)
         return err_set(e, ERR_NOMEM, "heatmap: out of memory");
     h->metric = metric;
-    if ((rc = store__settings_for(s, run_id, -1, settings_hash, h->settings_hash, e)) != ERR_OK ||
-        h->settings_hash[0] == '\0' || from > end_step || (has && after == INT64_MAX))
+    rc = store__settings_for(s, run_id, -1, settings_hash, h->settings_hash, e);
+    if (rc != ERR_OK || h->settings_hash[0] == '\0' || from > end_step ||
+        (has && after == INT64_MAX))
         goto out;
-    if ((rc = store__stmt(s, sql, &st, e)) != ERR_OK)
+    rc = store__stmt(s, sql, &st, e);
+    if (rc != ERR_OK)
         goto out;
     store__bind_int64(st, 1, run_id);
     store__bind_text(st, 2, h->settings_hash);
