@@ -69,6 +69,13 @@ static const char PG_SCHEMA_V3[] =
     "ALTER TABLE jobs ADD COLUMN IF NOT EXISTS claimed_by TEXT NOT NULL DEFAULT '';"
     "ALTER TABLE jobs ADD COLUMN IF NOT EXISTS lease_until" R " NOT NULL DEFAULT 0;";
 
+/* The migration to each schema version, by version (2 is the first
+ * PostgreSQL schema); a new version adds its row here. */
+static const char *const PG_MIGRATE_TO[STORE_SCHEMA_VERSION + 1] = {
+    [2] = PG_SCHEMA_V2,
+    [3] = PG_SCHEMA_V3,
+};
+
 /* One-row, one-column query into buf. */
 static enum err_code pg_scalar(struct store *s, const char *sql, char *buf, size_t len,
                                struct err *e)
@@ -91,7 +98,7 @@ static enum err_code pg_migrate_locked(struct store *s, struct err *e)
 {
     char v[32] = "", sql[128];
     enum err_code rc;
-    int have;
+    int have, to;
 
     rc = s->drv->exec(s, "CREATE TABLE IF NOT EXISTS schema_version(version INTEGER NOT NULL)",
                       "schema_version", e);
@@ -105,10 +112,14 @@ static enum err_code pg_migrate_locked(struct store *s, struct err *e)
                        have, STORE_SCHEMA_VERSION);
     if (have == STORE_SCHEMA_VERSION)
         return ERR_OK;
-    if (have < 2)
-        rc = s->drv->exec(s, PG_SCHEMA_V2, "migrate to schema 2", e);
-    if (rc == ERR_OK && have < 3)
-        rc = s->drv->exec(s, PG_SCHEMA_V3, "migrate to schema 3", e);
+    for (to = have + 1; rc == ERR_OK && to <= STORE_SCHEMA_VERSION; to++) {
+        char what[32];
+
+        if (PG_MIGRATE_TO[to] == NULL)
+            continue;
+        snprintf(what, sizeof what, "migrate to schema %d", to);
+        rc = s->drv->exec(s, PG_MIGRATE_TO[to], what, e);
+    }
     if (rc != ERR_OK)
         return rc;
     snprintf(sql, sizeof sql, "DELETE FROM schema_version; INSERT INTO schema_version VALUES(%d)",
