@@ -973,7 +973,7 @@ static void test_large_page_sizes_hold_the_rows(void)
     CHECK_EQ_INT(store_checkpoints_list(s, "wide", STORE_PAGE_MAX, NULL, &cp, &e), ERR_OK);
     CHECK_EQ_INT(cp->n, 40);
     for (i = 0; i < 40 && cp->n == 40; i++)
-        ok = ok && cp->items[i].step == 10 * i && cp->items[i].job_id == ids[i];
+        ok = ok && cp->items[i].step == 10 * (int64_t)i && cp->items[i].job_id == ids[i];
     CHECK(ok);
     CHECK_STR_EQ(cp->next_token, "");
     store_checkpoint_page_free(cp);
