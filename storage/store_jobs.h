@@ -24,8 +24,8 @@
 /* The integer the database stores for each job state (jobs.state) and
  * checkpoint source (checkpoints.source): the one definition. The enums
  * below take their values from here, and the SQL text of storage/ writes a
- * state as STORE__STATE(RUNNING) (store_int.h), which is this number as a
- * string literal. Stored values: never renumber. */
+ * state as STORE__JOB_RUNNING_SQL (store_int.h), this number as a string
+ * literal. Stored values: never renumber. */
 #define STORE_JOB_QUEUED_INT    0
 #define STORE_JOB_RUNNING_INT   1
 #define STORE_JOB_SUCCEEDED_INT 2
