@@ -15,6 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "storage/store_jobs.h"
+#include "storage/store_runs.h"
+
 static cJSON *api_presets_json(const struct store_run_summary *u)
 {
     cJSON *arr = cJSON_CreateArray();

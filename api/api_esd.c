@@ -7,6 +7,7 @@
  */
 #include "api/api_int.h"
 #include "api/json.h"
+#include "storage/store_layers.h"
 
 #include <math.h>
 #include <stdio.h>

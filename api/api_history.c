@@ -17,6 +17,8 @@
 #include <string.h>
 
 #include "api/json.h"
+#include "storage/store_history.h"
+#include "storage/store_layers.h"
 
 #define API_HISTORY_DEFAULT_POINTS 1000
 #define API_HISTORY_MAX_POINTS     10000

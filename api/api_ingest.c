@@ -17,6 +17,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "storage/store_jobs.h"
+#include "storage/store_runs.h"
+
 /* ?format= / "format": names of the formats a client may declare. */
 static int api_format_parse(const char *s, enum ckpt_format *f)
 {

@@ -32,6 +32,7 @@
 
 #include "core/formats/ckpt_id.h"
 #include "core/utf8.h"
+#include "storage/store_jobs.h"
 
 /* 1 if `p` (a realpath) is an allowed root or lies under one. */
 static int api_under_root(const struct api_ctx *ctx, const char *p)

@@ -13,6 +13,8 @@
 
 #include "api/api.h"
 #include "api/query.h"
+#include "core/numerics/esd_hist.h"
+#include "storage/store_jobs.h"
 
 #define API_MAX_PATH_PARAMS 4
 #define API_ETAG_KEY_MAX    4096 /* normalized request keys built by handlers */

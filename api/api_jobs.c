@@ -5,6 +5,8 @@
 #include <string.h>
 
 #include "api/json.h"
+#include "storage/store_jobs.h"
+#include "storage/store_results.h"
 
 static const char *api_source_name(enum store_source s)
 {

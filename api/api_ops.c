@@ -4,6 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "storage/store_jobs.h"
+#include "storage/store_runs.h"
+
 /* GET /healthz: the process answers. Always 200 {"status":"ok"}. */
 void api__healthz(struct api_call *c, struct api_response *resp)
 {

@@ -18,6 +18,7 @@
 
 #include "core/formats/layers.h"
 #include "core/numerics/recommend.h"
+#include "storage/store_layers.h"
 
 /* Sparsity and learning-rate defaults (the paper's LLaMA-7B Wanda row and
  * TempBalance's function defaults). */

@@ -12,6 +12,7 @@
 
 #include "core/numerics/preset.h"
 #include "core/formats/thash.h"
+#include "storage/store_runs.h"
 
 /* --- Problems --------------------------------------------------------------- */
 

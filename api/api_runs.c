@@ -8,6 +8,9 @@
 #include <string.h>
 
 #include "api/json.h"
+#include "storage/store_jobs.h"
+#include "storage/store_layers.h"
+#include "storage/store_runs.h"
 
 /* page_size / page_token of the query for `list`: 1, or 0 with a 400. */
 static int api_page(struct api_call *c, struct api_response *resp, const char *list, int64_t *size,

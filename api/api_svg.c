@@ -6,6 +6,7 @@
  * data is XML-escaped. Pure string building: thread-safe.
  */
 #include "api/api_int.h"
+#include "core/numerics/esd_hist.h"
 #include "core/sbuf.h"
 
 #include <math.h>

@@ -33,6 +33,7 @@
 #include "server/worker.h"
 #include "storage/blob.h"
 #include "storage/store.h"
+#include "storage/store_jobs.h"
 
 #define SERVE_GRACE_S   10.0
 #define SERVE_DB_WAIT_S 60.0 /* how long start-up waits for the database */

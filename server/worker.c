@@ -23,6 +23,9 @@
 #include "server/log.h"
 #include "storage/blob.h"
 #include "storage/store.h"
+#include "storage/store_jobs.h"
+#include "storage/store_layers.h"
+#include "storage/store_results.h"
 
 #define WORKER_POLL_S 1
 

@@ -70,11 +70,11 @@ const char *blob_tmp_dir(const struct blob_store *b);
 
 struct blob_upload; /* opaque: one upload, from its first byte to commit or abort */
 
-struct blob_committed {        /* what a commit stored; caller-owned */
+struct blob_committed {         /* what a commit stored; caller-owned */
     char sha256[THASH_HEX_LEN]; /* lower-case hex SHA-256 of the bytes */
-    uint64_t size;             /* bytes */
-    char path[BLOB_PATH_MAX];  /* the blob's path (blob_path) */
-    int existed;               /* 1: the store held these bytes already */
+    uint64_t size;              /* bytes */
+    char path[BLOB_PATH_MAX];   /* the blob's path (blob_path) */
+    int existed;                /* 1: the store held these bytes already */
 };
 
 /* Start an upload into `b`: a new empty tmp file named

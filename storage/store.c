@@ -102,7 +102,8 @@ enum err_code store__stmt(struct store *s, const char *sql, struct store__q **ou
         }
     }
     ERR_ASSERT(s->n_stmts < STORE__MAX_STMTS);
-    if ((rc = s->drv->prepare(s, sql, &s->stmts[i].st, e)) != ERR_OK) {
+    rc = s->drv->prepare(s, sql, &s->stmts[i].st, e);
+    if (rc != ERR_OK) {
         s->stmts[i].st = NULL;
         return rc;
     }
@@ -262,9 +263,11 @@ enum err_code store_settings_put(struct store *s, const char *preset, const char
     if (params_json == NULL || strlen(params_json) >= STORE_PARAMS_MAX)
         return err_set(e, ERR_INVAL, "params JSON missing or longer than %d bytes",
                        STORE_PARAMS_MAX - 1);
-    if ((rc = store_settings_hash(params_json, hash, e)) != ERR_OK)
+    rc = store_settings_hash(params_json, hash, e);
+    if (rc != ERR_OK)
         return rc;
-    if ((rc = store__stmt(s, sql, &st, e)) != ERR_OK)
+    rc = store__stmt(s, sql, &st, e);
+    if (rc != ERR_OK)
         return rc;
     store__bind_text(st, 1, hash);
     store__bind_text(st, 2, preset);
@@ -284,11 +287,14 @@ enum err_code store__bump_run(struct store *s, int64_t run_id, struct err *e)
     struct store__q *st = NULL;
     enum err_code rc;
 
-    if ((rc = store__stmt(s, bump, &st, e)) != ERR_OK)
+    rc = store__stmt(s, bump, &st, e);
+    if (rc != ERR_OK)
         return rc;
-    if ((rc = store__step_done(s, st, "bump change id", e)) != ERR_OK)
+    rc = store__step_done(s, st, "bump change id", e);
+    if (rc != ERR_OK)
         return rc;
-    if ((rc = store__stmt(s, set, &st, e)) != ERR_OK)
+    rc = store__stmt(s, set, &st, e);
+    if (rc != ERR_OK)
         return rc;
     store__bind_int64(st, 1, run_id);
     return store__step_done(s, st, "bump run version", e);
@@ -303,7 +309,8 @@ enum err_code store__run_id(struct store *s, const char *name, int64_t *id, stru
 
     if (name == NULL)
         return err_set(e, ERR_INVAL, "run name missing");
-    if ((rc = store__stmt(s, sql, &st, e)) != ERR_OK)
+    rc = store__stmt(s, sql, &st, e);
+    if (rc != ERR_OK)
         return rc;
     store__bind_text(st, 1, name);
     src = store__step(st);
@@ -322,9 +329,11 @@ enum err_code store__settings_for(struct store *s, int64_t run_id, int64_t check
 {
     static const char by_run[] =
         "SELECT j.settings_hash FROM jobs j JOIN checkpoints c ON c.id = j.checkpoint_id "
-        "WHERE c.run_id = ?1 ORDER BY j.state = 2 DESC, c.step DESC, j.id DESC LIMIT 1";
-    static const char by_ckpt[] = "SELECT settings_hash FROM jobs WHERE checkpoint_id = ?1 "
-                                  "ORDER BY state = 2 DESC, id DESC LIMIT 1";
+        "WHERE c.run_id = ?1 ORDER BY j.state = " STORE__JOB_SUCCEEDED_SQL " DESC, c.step DESC, "
+        "j.id DESC LIMIT 1";
+    static const char by_ckpt[] =
+        "SELECT settings_hash FROM jobs WHERE checkpoint_id = ?1 "
+        "ORDER BY state = " STORE__JOB_SUCCEEDED_SQL " DESC, id DESC LIMIT 1";
     struct store__q *st = NULL;
     enum err_code rc;
     int src;
@@ -358,7 +367,8 @@ enum err_code store_run_version(struct store *s, const char *run, int64_t *versi
 
     if (run == NULL)
         return err_set(e, ERR_INVAL, "run name missing");
-    if ((rc = store__stmt(s, sql, &st, e)) != ERR_OK)
+    rc = store__stmt(s, sql, &st, e);
+    if (rc != ERR_OK)
         return rc;
     store__bind_text(st, 1, run);
     src = store__step(st);
@@ -379,7 +389,8 @@ enum err_code store_runs_version(struct store *s, int64_t *version, struct err *
     enum err_code rc;
     int src;
 
-    if ((rc = store__stmt(s, sql, &st, e)) != ERR_OK)
+    rc = store__stmt(s, sql, &st, e);
+    if (rc != ERR_OK)
         return rc;
     src = store__step(st);
     if (src == STORE__ROW)

@@ -28,6 +28,9 @@ struct copy_table {
     const char *types;
 };
 
+/* Jobs running in the source arrive queued, their progress reset. */
+#define COPY_RUNNING "CASE WHEN state = " STORE__JOB_RUNNING_SQL
+
 static const struct copy_table TABLES[] = {
     {"runs", "SELECT id, name, created, version FROM runs ORDER BY id",
      "INSERT INTO runs(id, name, created, version) VALUES(?1, ?2, ?3, ?4) "
@@ -42,10 +45,10 @@ static const struct copy_table TABLES[] = {
      "created) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING",
      "IIITITTIR"},
     {"jobs",
-     "SELECT id, checkpoint_id, settings_hash, preset, CASE WHEN state = 1 THEN 0 ELSE state "
-     "END, CASE WHEN state = 1 THEN 0 ELSE n_done END, n_total, CASE WHEN state = 1 THEN 0 "
-     "ELSE n_cache_hits END, error_category, error_message, created, CASE WHEN state = 1 THEN "
-     "0 ELSE started END, finished FROM jobs ORDER BY id",
+     "SELECT id, checkpoint_id, settings_hash, preset, " COPY_RUNNING " THEN " STORE__JOB_QUEUED_SQL
+     " ELSE state END, " COPY_RUNNING " THEN 0 ELSE n_done END, n_total, " COPY_RUNNING
+     " THEN 0 ELSE n_cache_hits END, error_category, error_message, created, " COPY_RUNNING
+     " THEN 0 ELSE started END, finished FROM jobs ORDER BY id",
      "INSERT INTO jobs(id, checkpoint_id, settings_hash, preset, state, n_done, n_total, "
      "n_cache_hits, error_category, error_message, created, started, finished) VALUES(?1, ?2, "
      "?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT DO NOTHING",

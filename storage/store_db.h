@@ -7,7 +7,9 @@
  * prepares, binds, steps and reads columns, runs transactions and owns the
  * schema (created and migrated by its open). The PostgreSQL driver rewrites
  * `?N` to `$N` (and the one column name PostgreSQL reserves, see there).
- * Nothing outside storage/ sees which backend runs.
+ * What a dialect cannot share is a field of the driver, never a rewrite:
+ * the claim's row lock (claim_lock). Nothing outside storage/ sees which
+ * backend runs.
  *
  * Ownership: statements are owned by the connection's statement cache
  * (store.c) and finalized by store_close. Strings bound are copied.
@@ -38,6 +40,11 @@ struct store__q {
 
 struct store__drv {
     const char *name; /* "sqlite", "postgresql" */
+    /* appended to the SELECT that picks the job to claim (store_jobs.c;
+       the jobs table is aliased j), inside the write transaction: SQLite
+       "" (BEGIN IMMEDIATE: one writer holds the whole database),
+       PostgreSQL "FOR UPDATE OF j SKIP LOCKED" (the row it takes) */
+    const char *claim_lock;
     /* connect to `target` (a path or a URL), create/migrate the schema,
        fill s->instance */
     enum err_code (*open)(struct store *s, const char *target, struct err *e);

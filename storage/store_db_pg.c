@@ -1,10 +1,12 @@
 /* store_db_pg.c -- the PostgreSQL driver (store_db.h), on libpq.
  *
- * SQL: the store files' statements are rewritten once, at prepare:
- * parameters `?N` become `$N` (a bare `?` numbered as SQLite does); the marker comment
- * `/ *+SKIP* /` (without the spaces) becomes `FOR UPDATE OF j SKIP LOCKED`. Statements are prepared
- * lazily, by name, on the connection they run on, and re-prepared after a reconnect. Values travel
- * as text (doubles with 17 significant digits, so they come back bit for bit).
+ * SQL: the store files' statements are translated once, at prepare:
+ * parameters `?N` become `$N` (a bare `?` numbered as SQLite does); nothing
+ * else changes (both schemas name their columns alike, and no column is named
+ * as a PostgreSQL system column: see core/numerics/farms_fields.h). The
+ * claim's row lock is this driver's claim_lock, not a rewrite. Statements are prepared lazily, by
+ * name, on the connection they run on, and re-prepared after a reconnect. Values travel as text
+ * (doubles with 17 significant digits, so they come back bit for bit).
  *
  * Transactions: a write transaction is BEGIN plus a transaction-level
  * advisory lock on one store-wide key, so writers are serialized across
@@ -147,38 +149,60 @@ static enum err_code pg_exec(struct store *s, const char *sql, const char *what,
 
 /* --- Statements ------------------------------------------------------------------ */
 
-/* Translate the shared dialect (see the header comment). NULL: no memory. */
-static char *pg_translate(const char *sql, int *nparams)
+/* Output of pg_translate_to: bytes past `cap` are counted, not written. */
+struct pg_text {
+    char *buf; /* NULL: count only */
+    size_t cap, len;
+};
+
+static void pg_put(struct pg_text *t, const char *s, size_t n)
 {
-    static const char skip[] = "/*+SKIP*/";
-    size_t n = strlen(sql), i = 0, o = 0;
-    char *out = malloc(4 * n + 64);
+    if (t->buf != NULL && t->len + n <= t->cap)
+        memcpy(t->buf + t->len, s, n);
+    t->len += n;
+}
+
+/* Translate the shared dialect (see the header comment) into t; *nparams
+ * gets the number of parameters. */
+static void pg_translate_to(const char *sql, struct pg_text *t, int *nparams)
+{
+    size_t i = 0;
 
     *nparams = 0;
-    if (out == NULL)
-        return NULL;
-    while (i < n) {
+    while (sql[i] != '\0') {
         if (sql[i] == '?' && isdigit((unsigned char)sql[i + 1])) {
             int v = (int)strtol(sql + i + 1, NULL, 10);
 
             *nparams = v > *nparams ? v : *nparams;
-            out[o++] = '$';
+            pg_put(t, "$", 1);
             i++;
         } else if (sql[i] == '?') { /* SQLite: one more than the largest so far */
-            o += (size_t)sprintf(out + o, "$%d", ++*nparams);
-            i++;
-        } else if (strncmp(sql + i, skip, sizeof skip - 1) == 0) {
-            static const char lock[] = "FOR UPDATE OF j SKIP LOCKED";
+            char num[16];
+            int n = snprintf(num, sizeof num, "$%d", ++*nparams);
 
-            memcpy(out + o, lock, sizeof lock - 1);
-            o += sizeof lock - 1;
-            i += sizeof skip - 1;
+            pg_put(t, num, (size_t)n);
+            i++;
         } else {
-            out[o++] = sql[i++];
+            pg_put(t, sql + i, 1);
+            i++;
         }
     }
-    out[o] = '\0';
-    return out;
+}
+
+/* The translation of `sql` in a new string (free()); NULL: no memory. */
+static char *pg_translate(const char *sql, int *nparams)
+{
+    struct pg_text t = {NULL, 0, 0};
+
+    pg_translate_to(sql, &t, nparams);
+    t.cap = t.len;
+    t.buf = malloc(t.cap + 1);
+    if (t.buf == NULL)
+        return NULL;
+    t.len = 0;
+    pg_translate_to(sql, &t, nparams);
+    t.buf[t.len] = '\0';
+    return t.buf;
 }
 
 static enum err_code pg_prepare(struct store *s, const char *sql, struct store__q **out,
@@ -187,7 +211,9 @@ static enum err_code pg_prepare(struct store *s, const char *sql, struct store__
     struct pg_q *q = calloc(1, sizeof *q);
 
     *out = NULL;
-    if (q == NULL || (q->sql = pg_translate(sql, &q->nparams)) == NULL) {
+    if (q != NULL)
+        q->sql = pg_translate(sql, &q->nparams);
+    if (q == NULL || q->sql == NULL) {
         free(q);
         return err_set(e, ERR_NOMEM, "prepare: out of memory");
     }
@@ -315,8 +341,11 @@ static int pg_step(struct store__q *q)
     struct pg_q *p = pq(q);
     int rc;
 
-    if (!p->ran && (rc = pg_run(p)) != STORE__DONE)
-        return rc;
+    if (!p->ran) {
+        rc = pg_run(p);
+        if (rc != STORE__DONE)
+            return rc;
+    }
     if (p->res == NULL)
         return STORE__ERROR;
     p->row++;
@@ -435,8 +464,27 @@ static enum err_code pg_check(struct store *s, struct err *e)
 }
 
 const struct store__drv store__drv_pg = {
-    "postgresql",  pg_open,        pg_close,     pg_prepare,   pg_finalize, pg_reset,
-    pg_bind_int64, pg_bind_double, pg_bind_text, pg_bind_null, pg_step,     pg_is_null,
-    pg_col_int64,  pg_col_double,  pg_col_text,  pg_changes,   pg_exec,     pg_begin,
-    pg_commit,     pg_rollback,    pg_errmsg,    pg_check,
+    .name = "postgresql",
+    .claim_lock = "FOR UPDATE OF j SKIP LOCKED",
+    .open = pg_open,
+    .close = pg_close,
+    .prepare = pg_prepare,
+    .finalize = pg_finalize,
+    .reset = pg_reset,
+    .bind_int64 = pg_bind_int64,
+    .bind_double = pg_bind_double,
+    .bind_text = pg_bind_text,
+    .bind_null = pg_bind_null,
+    .step = pg_step,
+    .is_null = pg_is_null,
+    .col_int64 = pg_col_int64,
+    .col_double = pg_col_double,
+    .col_text = pg_col_text,
+    .changes = pg_changes,
+    .exec = pg_exec,
+    .begin = pg_begin,
+    .commit = pg_commit,
+    .rollback = pg_rollback,
+    .errmsg = pg_errmsg,
+    .check = pg_check,
 };

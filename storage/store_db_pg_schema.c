@@ -70,7 +70,12 @@ static const char PG_SCHEMA_V3[] =
     "ALTER TABLE jobs ADD COLUMN IF NOT EXISTS claimed_by TEXT NOT NULL DEFAULT '';"
     "ALTER TABLE jobs ADD COLUMN IF NOT EXISTS lease_until" R " NOT NULL DEFAULT 0;";
 
-/* Version 4: nothing (SQLite's renames xmin to x_min, the name here). */
+/* The migration to each schema version, by version (2 is the first
+ * PostgreSQL schema); a new version adds its row here. */
+static const char *const PG_MIGRATE_TO[STORE_SCHEMA_VERSION + 1] = {
+    [2] = PG_SCHEMA_V2, [3] = PG_SCHEMA_V3,
+    /* 4: nothing (SQLite's renames xmin to x_min, the name here) */
+};
 
 /* Fields of FARMS_RESULT_FIELDS added after the first schema (since > 0):
  * their columns, added to results and layers when migrating past `since`. */
@@ -108,11 +113,13 @@ static enum err_code pg_migrate_locked(struct store *s, struct err *e)
 {
     char v[32] = "", sql[128];
     enum err_code rc;
-    int have;
+    int have, to;
 
-    if ((rc = s->drv->exec(s, "CREATE TABLE IF NOT EXISTS schema_version(version INTEGER NOT NULL)",
-                           "schema_version", e)) != ERR_OK ||
-        (rc = pg_scalar(s, "SELECT max(version) FROM schema_version", v, sizeof v, e)) != ERR_OK)
+    rc = s->drv->exec(s, "CREATE TABLE IF NOT EXISTS schema_version(version INTEGER NOT NULL)",
+                      "schema_version", e);
+    if (rc == ERR_OK)
+        rc = pg_scalar(s, "SELECT max(version) FROM schema_version", v, sizeof v, e);
+    if (rc != ERR_OK)
         return rc;
     have = (int)strtol(v, NULL, 10); /* "" (no row yet): 0 */
     if (have > STORE_SCHEMA_VERSION)
@@ -120,9 +127,15 @@ static enum err_code pg_migrate_locked(struct store *s, struct err *e)
                        have, STORE_SCHEMA_VERSION);
     if (have == STORE_SCHEMA_VERSION)
         return ERR_OK;
-    if (have < 2 && (rc = s->drv->exec(s, PG_SCHEMA_V2, "migrate to schema 2", e)) != ERR_OK)
-        return rc;
-    if (have < 3 && (rc = s->drv->exec(s, PG_SCHEMA_V3, "migrate to schema 3", e)) != ERR_OK)
+    for (to = have + 1; rc == ERR_OK && to <= STORE_SCHEMA_VERSION; to++) {
+        char what[32];
+
+        if (PG_MIGRATE_TO[to] == NULL)
+            continue;
+        snprintf(what, sizeof what, "migrate to schema %d", to);
+        rc = s->drv->exec(s, PG_MIGRATE_TO[to], what, e);
+    }
+    if (rc != ERR_OK)
         return rc;
     for (size_t i = 0; i < sizeof pg_field_adds / sizeof pg_field_adds[0]; i++) {
         if (pg_field_adds[i].since <= have)
@@ -142,9 +155,13 @@ enum err_code store__pg_migrate(struct store *s, struct err *e)
     enum err_code rc;
 
     snprintf(sql, sizeof sql, "BEGIN; SELECT pg_advisory_xact_lock(%ld)", PG_LOCK_MIGRATE);
-    if ((rc = s->drv->exec(s, sql, "migrate", e)) != ERR_OK)
+    rc = s->drv->exec(s, sql, "migrate", e);
+    if (rc != ERR_OK)
         return rc;
-    if ((rc = pg_migrate_locked(s, e)) != ERR_OK || (rc = s->drv->commit(s, e)) != ERR_OK) {
+    rc = pg_migrate_locked(s, e);
+    if (rc == ERR_OK)
+        rc = s->drv->commit(s, e);
+    if (rc != ERR_OK) {
         s->drv->rollback(s);
         return rc;
     }

@@ -261,7 +261,9 @@ static enum err_code lite_pragma_int(struct store *s, const char *sql, int *v, s
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(lite_db(s), sql, -1, &st, NULL);
 
-    if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
         *v = sqlite3_column_int(st, 0);
         rc = SQLITE_OK;
     }
@@ -294,30 +296,34 @@ static enum err_code lite_migrate(struct store *s, struct err *e)
     enum err_code rc;
     int v = 0;
 
-    if ((rc = lite_pragma_int(s, "PRAGMA user_version", &v, e)) != ERR_OK)
+    rc = lite_pragma_int(s, "PRAGMA user_version", &v, e);
+    if (rc != ERR_OK)
         return rc;
     if (v == STORE_SCHEMA_VERSION)
         return ERR_OK;
-    if ((rc = lite_begin(s, e)) != ERR_OK)
+    rc = lite_begin(s, e);
+    if (rc != ERR_OK)
         return rc;
-    if ((rc = lite_pragma_int(s, "PRAGMA user_version", &v, e)) != ERR_OK)
+    rc = lite_pragma_int(s, "PRAGMA user_version", &v, e);
+    if (rc != ERR_OK)
         goto out;
     if (v > STORE_SCHEMA_VERSION) {
         rc = err_set(e, ERR_DB, "database schema version %d is newer than this farmsd's (%d)", v,
                      STORE_SCHEMA_VERSION);
         goto out;
     }
-    if (v < 1 && (rc = lite_exec(s, SCHEMA_V1, "migrate to schema 1", e)) != ERR_OK)
-        goto out;
-    if (v < 2 && (rc = lite_exec(s, SCHEMA_V2, "migrate to schema 2", e)) != ERR_OK)
-        goto out;
-    if (v < 3 && (rc = lite_exec(s, SCHEMA_V3, "migrate to schema 3", e)) != ERR_OK)
-        goto out;
-    if (v < 4 && (rc = lite_exec(s, SCHEMA_V4, "migrate to schema 4", e)) != ERR_OK)
-        goto out;
-    if ((rc = lite_add_fields(s, v, e)) != ERR_OK)
-        goto out;
-    rc = lite_commit(s, e);
+    if (v < 1)
+        rc = lite_exec(s, SCHEMA_V1, "migrate to schema 1", e);
+    if (rc == ERR_OK && v < 2)
+        rc = lite_exec(s, SCHEMA_V2, "migrate to schema 2", e);
+    if (rc == ERR_OK && v < 3)
+        rc = lite_exec(s, SCHEMA_V3, "migrate to schema 3", e);
+    if (rc == ERR_OK && v < 4)
+        rc = lite_exec(s, SCHEMA_V4, "migrate to schema 4", e);
+    if (rc == ERR_OK)
+        rc = lite_add_fields(s, v, e);
+    if (rc == ERR_OK)
+        rc = lite_commit(s, e);
 out:
     if (rc != ERR_OK)
         lite_rollback(s);
@@ -330,7 +336,9 @@ static enum err_code lite_load_instance(struct store *s, struct err *e)
     int rc = sqlite3_prepare_v2(lite_db(s), "SELECT value FROM meta WHERE key = 'instance'", -1,
                                 &st, NULL);
 
-    if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
         const unsigned char *t = sqlite3_column_text(st, 0);
 
         snprintf(s->instance, sizeof s->instance, "%s", t != NULL ? (const char *)t : "");
@@ -356,7 +364,10 @@ static enum err_code lite_open(struct store *s, const char *path, struct err *e)
     }
     sqlite3_extended_result_codes(db, 1);
     sqlite3_busy_timeout(db, STORE_BUSY_TIMEOUT_MS);
-    if ((rc = lite_exec(s, pragmas, "pragmas", e)) != ERR_OK || (rc = lite_migrate(s, e)) != ERR_OK)
+    rc = lite_exec(s, pragmas, "pragmas", e);
+    if (rc == ERR_OK)
+        rc = lite_migrate(s, e);
+    if (rc != ERR_OK)
         return rc;
     return lite_load_instance(s, e);
 }
@@ -373,7 +384,9 @@ static enum err_code lite_check(struct store *s, struct err *e)
     char first[200] = "";
     int rc = sqlite3_prepare_v2(lite_db(s), "PRAGMA integrity_check", -1, &st, NULL);
 
-    if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
         const unsigned char *t = sqlite3_column_text(st, 0);
 
         snprintf(first, sizeof first, "%s", t != NULL ? (const char *)t : "");
@@ -388,8 +401,27 @@ static enum err_code lite_check(struct store *s, struct err *e)
 }
 
 const struct store__drv store__drv_sqlite = {
-    "sqlite",        lite_open,        lite_close,     lite_prepare,   lite_finalize, lite_reset,
-    lite_bind_int64, lite_bind_double, lite_bind_text, lite_bind_null, lite_step,     lite_is_null,
-    lite_col_int64,  lite_col_double,  lite_col_text,  lite_changes,   lite_exec,     lite_begin,
-    lite_commit,     lite_rollback,    lite_errmsg,    lite_check,
+    .name = "sqlite",
+    .claim_lock = "", /* BEGIN IMMEDIATE: one writer at a time */
+    .open = lite_open,
+    .close = lite_close,
+    .prepare = lite_prepare,
+    .finalize = lite_finalize,
+    .reset = lite_reset,
+    .bind_int64 = lite_bind_int64,
+    .bind_double = lite_bind_double,
+    .bind_text = lite_bind_text,
+    .bind_null = lite_bind_null,
+    .step = lite_step,
+    .is_null = lite_is_null,
+    .col_int64 = lite_col_int64,
+    .col_double = lite_col_double,
+    .col_text = lite_col_text,
+    .changes = lite_changes,
+    .exec = lite_exec,
+    .begin = lite_begin,
+    .commit = lite_commit,
+    .rollback = lite_rollback,
+    .errmsg = lite_errmsg,
+    .check = lite_check,
 };

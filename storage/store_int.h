@@ -1,9 +1,10 @@
 /* store_int.h -- internals shared by the storage/store*.c files.
  *
  * The connection struct, the per-connection statement cache (keyed by the
- * address of each static SQL string), SQLite error conversion, transactions,
- * the run version bump and the column helpers that results and layer rows
- * share. Not part of the public API. Same thread rules as store.h.
+ * address of each SQL string: a static one, or the connection's own
+ * sql_claim), error conversion, transactions, the run version bump and the
+ * column helpers that results and layer rows share. Not part of the public
+ * API. Same thread rules as store.h.
  */
 #ifndef STORAGE_STORE_INT_H
 #define STORAGE_STORE_INT_H
@@ -15,8 +16,26 @@
 #include "core/numerics/farms.h"
 #include "storage/store.h"
 #include "storage/store_db.h"
+#include "storage/store_history.h"
+#include "storage/store_jobs.h"
+#include "storage/store_layers.h"
+#include "storage/store_results.h"
+#include "storage/store_runs.h"
 
-#define STORE__MAX_STMTS 96
+#define STORE__MAX_STMTS     96
+#define STORE__SQL_CLAIM_MAX 512
+
+/* Job states as SQL text, made at compile time from their one definition
+ * (the STORE_JOB_*_INT numbers of store_jobs.h): "WHERE state = "
+ * STORE__JOB_RUNNING_SQL is "WHERE state = 1". No SQL text in storage/
+ * writes a state's number itself. */
+#define STORE__STR_(x)           #x
+#define STORE__STR(x)            STORE__STR_(x)
+#define STORE__JOB_QUEUED_SQL    STORE__STR(STORE_JOB_QUEUED_INT)
+#define STORE__JOB_RUNNING_SQL   STORE__STR(STORE_JOB_RUNNING_INT)
+#define STORE__JOB_SUCCEEDED_SQL STORE__STR(STORE_JOB_SUCCEEDED_INT)
+#define STORE__JOB_FAILED_SQL    STORE__STR(STORE_JOB_FAILED_INT)
+#define STORE__JOB_CANCELED_SQL  STORE__STR(STORE_JOB_CANCELED_INT)
 
 struct store__stmt_slot {
     const char *sql;     /* borrowed: a static string, the cache key */
@@ -31,6 +50,8 @@ struct store {
     double lease_s;               /* claims expire lease_s after progress; 0: never */
     size_t n_stmts;
     struct store__stmt_slot stmts[STORE__MAX_STMTS]; /* prepared statement cache */
+    char sql_claim[STORE__SQL_CLAIM_MAX];            /* the claim SELECT with drv->claim_lock,
+                                                        made on first claim (store_jobs.c) */
 };
 
 /* The columns of a struct farms_result (not layout) in tables results and
@@ -115,6 +136,13 @@ void store__read_job(struct store__q *st, struct store_job *j);
 
 /* page_size 0 -> STORE_PAGE_DEFAULT, clamped to STORE_PAGE_MAX. */
 size_t store__page_size(size_t page_size);
+
+/* Room for item n of a page being filled: `items` (n used, *cap allocated,
+ * `size` bytes each) when n < *cap, else `items` reallocated to twice *cap
+ * (16 at first) and *cap updated. Pages grow as rows come, so a large
+ * page_size costs memory only when the rows exist. NULL: no memory
+ * (`items` unchanged, still owned by the caller). */
+void *store__page_grow(void *items, size_t n, size_t *cap, size_t size);
 
 /* Step tokens: decimal. NULL or "" -> *has = 0. ERR_INVAL if malformed. */
 enum err_code store__token_step(const char *token, int64_t *step, int *has, struct err *e);

@@ -8,7 +8,7 @@
  *
  * THREAD SAFETY: as store.h (one connection per thread).
  */
-#include "storage/store.h"
+#include "storage/store_jobs.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -18,11 +18,20 @@
 #include "core/formats/thash.h"
 #include "storage/store_int.h"
 
-static const char *const state_names[] = {"queued", "running", "succeeded", "failed", "canceled"};
+static const char *const state_names[] = {
+#define X(name, str) [STORE_JOB_##name] = (str),
+    STORE_JOB_STATE_MAP(X)
+#undef X
+};
+
+_Static_assert(sizeof state_names / sizeof state_names[0] == STORE_JOB_STATE_COUNT,
+               "job states are numbered 0..STORE_JOB_STATE_COUNT-1");
 
 const char *store_job_state_name(enum store_job_state st)
 {
-    return (unsigned)st < STORE_JOB_STATE_COUNT ? state_names[st] : "?";
+    if ((unsigned)st >= STORE_JOB_STATE_COUNT || state_names[st] == NULL)
+        return "?";
+    return state_names[st];
 }
 
 /* --- Reading a job ------------------------------------------------------------- */
@@ -172,7 +181,8 @@ static enum err_code run_ensure(struct store *s, const char *name, double now, i
         return rc;
     store__bind_text(st, 1, name);
     store__bind_double(st, 2, now);
-    if ((rc = store__step_done(s, st, "run insert", e)) != ERR_OK)
+    rc = store__step_done(s, st, "run insert", e);
+    if (rc != ERR_OK)
         return rc;
     return store__run_id(s, name, id, e);
 }
@@ -212,7 +222,8 @@ static enum err_code checkpoint_ensure(struct store *s, const struct store_submi
     store__release(st);
     if (src != STORE__DONE)
         return store__dberr(s, src, "checkpoint lookup", e);
-    if ((rc = store__stmt(s, ins, &st, e)) != ERR_OK)
+    rc = store__stmt(s, ins, &st, e);
+    if (rc != ERR_OK)
         return rc;
     store__bind_int64(st, 1, run_id);
     store__bind_int64(st, 2, sub->step);
@@ -231,8 +242,9 @@ static enum err_code job_ensure(struct store *s, int64_t ckpt, const char *hash,
 {
     static const char find[] =
         "SELECT id FROM jobs WHERE checkpoint_id = ?1 AND settings_hash = ?2";
-    static const char ins[] = "INSERT INTO jobs(checkpoint_id, settings_hash, preset, state, "
-                              "created) VALUES(?1, ?2, ?3, 0, ?4) RETURNING id";
+    static const char ins[] =
+        "INSERT INTO jobs(checkpoint_id, settings_hash, preset, state, "
+        "created) VALUES(?1, ?2, ?3, " STORE__JOB_QUEUED_SQL ", ?4) RETURNING id";
     struct store__q *st = NULL;
     enum err_code rc = store__stmt(s, find, &st, e);
     int src;
@@ -251,7 +263,8 @@ static enum err_code job_ensure(struct store *s, int64_t ckpt, const char *hash,
         return ERR_OK;
     if (src != STORE__DONE)
         return store__dberr(s, src, "job lookup", e);
-    if ((rc = store__stmt(s, ins, &st, e)) != ERR_OK)
+    rc = store__stmt(s, ins, &st, e);
+    if (rc != ERR_OK)
         return rc;
     store__bind_int64(st, 1, ckpt);
     store__bind_text(st, 2, hash);
@@ -269,21 +282,25 @@ enum err_code store_job_submit(struct store *s, const struct store_submit *sub,
     enum err_code rc;
 
     *existed = 0;
-    if ((rc = check_submit(sub, e)) != ERR_OK)
+    rc = check_submit(sub, e);
+    if (rc != ERR_OK)
         return rc;
-    if ((rc = store__begin(s, e)) != ERR_OK)
+    rc = store__begin(s, e);
+    if (rc != ERR_OK)
         return rc;
-    if ((rc = store_settings_put(s, sub->preset, sub->params_json, hash, e)) != ERR_OK ||
-        (rc = run_ensure(s, sub->run, now, &run_id, e)) != ERR_OK ||
-        (rc = checkpoint_ensure(s, sub, run_id, now, &ckpt, e)) != ERR_OK ||
-        (rc = job_ensure(s, ckpt, hash, sub->preset, now, &job, existed, e)) != ERR_OK)
-        goto out;
-    if (!*existed && (rc = store__bump_run(s, run_id, e)) != ERR_OK)
-        goto out;
-    if ((rc = store_job_get(s, job, out, e)) != ERR_OK)
-        goto out;
-    rc = store__commit(s, e);
-out:
+    rc = store_settings_put(s, sub->preset, sub->params_json, hash, e);
+    if (rc == ERR_OK)
+        rc = run_ensure(s, sub->run, now, &run_id, e);
+    if (rc == ERR_OK)
+        rc = checkpoint_ensure(s, sub, run_id, now, &ckpt, e);
+    if (rc == ERR_OK)
+        rc = job_ensure(s, ckpt, hash, sub->preset, now, &job, existed, e);
+    if (rc == ERR_OK && !*existed)
+        rc = store__bump_run(s, run_id, e);
+    if (rc == ERR_OK)
+        rc = store_job_get(s, job, out, e);
+    if (rc == ERR_OK)
+        rc = store__commit(s, e);
     if (rc != ERR_OK) {
         store__rollback(s);
         *existed = 0;
@@ -293,14 +310,31 @@ out:
 
 /* --- State changes --------------------------------------------------------------- */
 
+/* The oldest queued job, or a running one whose lease expired (?1: now). */
+#define SQL_CLAIM_NEXT                                                                \
+    "SELECT j.id, c.run_id FROM jobs j JOIN checkpoints c ON c.id = j.checkpoint_id " \
+    "WHERE j.state = " STORE__JOB_QUEUED_SQL " OR (j.state = " STORE__JOB_RUNNING_SQL \
+    " AND j.lease_until > 0 AND j.lease_until < ?1) ORDER BY j.id LIMIT 1"
+
+/* SQL_CLAIM_NEXT with the driver's row lock (store__drv.claim_lock), made
+ * once per connection: the statement cache keys it by its address, which
+ * holds until store_close. */
+static const char *claim_sql(struct store *s)
+{
+    int n;
+
+    if (s->sql_claim[0] != '\0')
+        return s->sql_claim;
+    n = snprintf(s->sql_claim, sizeof s->sql_claim, "%s %s", SQL_CLAIM_NEXT, s->drv->claim_lock);
+    ERR_ASSERT(n > 0 && (size_t)n < sizeof s->sql_claim);
+    return s->sql_claim;
+}
+
 enum err_code store_job_claim(struct store *s, struct store_job *out, int *claimed, struct err *e)
 {
-    static const char next[] =
-        "SELECT j.id, c.run_id FROM jobs j JOIN checkpoints c ON c.id = j.checkpoint_id "
-        "WHERE j.state = 0 OR (j.state = 1 AND j.lease_until > 0 AND j.lease_until < ?1) "
-        "ORDER BY j.id LIMIT 1 /*+SKIP*/";
-    static const char take[] = "UPDATE jobs SET state = 1, started = ?2, n_done = 0, "
-                               "n_cache_hits = 0, claimed_by = ?3, lease_until = ?4 WHERE id = ?1";
+    static const char take[] = "UPDATE jobs SET state = " STORE__JOB_RUNNING_SQL ", started = ?2, "
+                               "n_done = 0, n_cache_hits = 0, claimed_by = ?3, lease_until = ?4 "
+                               "WHERE id = ?1";
     double now = store__now();
     struct store__q *st = NULL;
     int64_t id = 0, run_id = 0;
@@ -308,9 +342,11 @@ enum err_code store_job_claim(struct store *s, struct store_job *out, int *claim
     int src;
 
     *claimed = 0;
-    if ((rc = store__begin(s, e)) != ERR_OK)
+    rc = store__begin(s, e);
+    if (rc != ERR_OK)
         return rc;
-    if ((rc = store__stmt(s, next, &st, e)) != ERR_OK)
+    rc = store__stmt(s, claim_sql(s), &st, e);
+    if (rc != ERR_OK)
         goto out;
     store__bind_double(st, 1, now);
     src = store__step(st);
@@ -323,17 +359,22 @@ enum err_code store_job_claim(struct store *s, struct store_job *out, int *claim
         rc = src == STORE__DONE ? store__commit(s, e) : store__dberr(s, src, "claim", e);
         goto out;
     }
-    if ((rc = store__stmt(s, take, &st, e)) != ERR_OK)
+    rc = store__stmt(s, take, &st, e);
+    if (rc != ERR_OK)
         goto out;
     store__bind_int64(st, 1, id);
     store__bind_double(st, 2, now);
     store__bind_text(st, 3, s->owner);
     store__bind_double(st, 4, s->lease_s > 0 ? now + s->lease_s : 0);
-    if ((rc = store__step_done(s, st, "claim update", e)) != ERR_OK ||
-        (rc = store__bump_run(s, run_id, e)) != ERR_OK ||
-        (rc = store_job_get(s, id, out, e)) != ERR_OK)
+    rc = store__step_done(s, st, "claim update", e);
+    if (rc == ERR_OK)
+        rc = store__bump_run(s, run_id, e);
+    if (rc == ERR_OK)
+        rc = store_job_get(s, id, out, e);
+    if (rc != ERR_OK)
         goto out;
-    if ((rc = store__commit(s, e)) == ERR_OK)
+    rc = store__commit(s, e);
+    if (rc == ERR_OK)
         *claimed = 1;
 out:
     if (rc != ERR_OK)
@@ -352,9 +393,11 @@ enum err_code store_job_progress(struct store *s, int64_t id, int64_t n_done, in
     enum err_code rc;
     int mine = 1;
 
-    if ((rc = store__begin(s, e)) != ERR_OK)
+    rc = store__begin(s, e);
+    if (rc != ERR_OK)
         return rc;
-    if ((rc = job_state_owner(s, id, &state, &run_id, &mine, e)) != ERR_OK)
+    rc = job_state_owner(s, id, &state, &run_id, &mine, e);
+    if (rc != ERR_OK)
         goto out;
     if (state != STORE_JOB_RUNNING || !mine) {
         rc = err_set(e, ERR_CANCELED, "job %" PRId64 " is %s", id,
@@ -362,15 +405,18 @@ enum err_code store_job_progress(struct store *s, int64_t id, int64_t n_done, in
                            : store_job_state_name(state));
         goto out;
     }
-    if ((rc = store__stmt(s, sql, &st, e)) != ERR_OK)
+    rc = store__stmt(s, sql, &st, e);
+    if (rc != ERR_OK)
         goto out;
     store__bind_int64(st, 1, id);
     store__bind_int64(st, 2, n_done);
     store__bind_int64(st, 3, n_total);
     store__bind_int64(st, 4, n_cache_hits);
     store__bind_double(st, 5, s->lease_s > 0 ? store__now() + s->lease_s : 0);
-    if ((rc = store__step_done(s, st, "progress", e)) == ERR_OK &&
-        (rc = store__bump_run(s, run_id, e)) == ERR_OK)
+    rc = store__step_done(s, st, "progress", e);
+    if (rc == ERR_OK)
+        rc = store__bump_run(s, run_id, e);
+    if (rc == ERR_OK)
         rc = store__commit(s, e);
 out:
     if (rc != ERR_OK)
@@ -398,7 +444,8 @@ static enum err_code set_final(struct store *s, int64_t id, int64_t run_id, enum
     store__bind_double(st, 3, store__now());
     store__bind_text(st, 4, cat);
     store__bind_text(st, 5, msg);
-    if ((rc = store__step_done(s, st, "job finish", e)) != ERR_OK)
+    rc = store__step_done(s, st, "job finish", e);
+    if (rc != ERR_OK)
         return rc;
     return store__bump_run(s, run_id, e);
 }
@@ -413,9 +460,11 @@ enum err_code store_job_finish(struct store *s, int64_t id, enum store_job_state
 
     if (state != STORE_JOB_SUCCEEDED && state != STORE_JOB_FAILED)
         return err_set(e, ERR_INVAL, "job finish: state must be succeeded or failed");
-    if ((rc = store__begin(s, e)) != ERR_OK)
+    rc = store__begin(s, e);
+    if (rc != ERR_OK)
         return rc;
-    if ((rc = job_state_owner(s, id, &now_state, &run_id, &mine, e)) != ERR_OK)
+    rc = job_state_owner(s, id, &now_state, &run_id, &mine, e);
+    if (rc != ERR_OK)
         goto out;
     if (now_state == STORE_JOB_CANCELED) {
         rc = err_set(e, ERR_CANCELED, "job %" PRId64 " was canceled", id);
@@ -427,7 +476,8 @@ enum err_code store_job_finish(struct store *s, int64_t id, enum store_job_state
     } else {
         if (state == STORE_JOB_SUCCEEDED)
             category = message = NULL;
-        if ((rc = set_final(s, id, run_id, state, category, message, e)) == ERR_OK)
+        rc = set_final(s, id, run_id, state, category, message, e);
+        if (rc == ERR_OK)
             rc = store__commit(s, e);
     }
 out:
@@ -442,21 +492,23 @@ enum err_code store_job_cancel(struct store *s, int64_t id, struct store_job *ou
     int64_t run_id = 0;
     enum err_code rc;
 
-    if ((rc = store__begin(s, e)) != ERR_OK)
+    rc = store__begin(s, e);
+    if (rc != ERR_OK)
         return rc;
-    if ((rc = job_state_run(s, id, &state, &run_id, e)) != ERR_OK)
+    rc = job_state_run(s, id, &state, &run_id, e);
+    if (rc != ERR_OK)
         goto out;
     if (state == STORE_JOB_SUCCEEDED || state == STORE_JOB_FAILED) {
         rc =
             err_set(e, ERR_CONFLICT, "job %" PRId64 " already %s", id, store_job_state_name(state));
         goto out;
     }
-    if (state != STORE_JOB_CANCELED &&
-        (rc = set_final(s, id, run_id, STORE_JOB_CANCELED, NULL, NULL, e)) != ERR_OK)
-        goto out;
-    if (out != NULL && (rc = store_job_get(s, id, out, e)) != ERR_OK)
-        goto out;
-    rc = store__commit(s, e);
+    if (state != STORE_JOB_CANCELED)
+        rc = set_final(s, id, run_id, STORE_JOB_CANCELED, NULL, NULL, e);
+    if (rc == ERR_OK && out != NULL)
+        rc = store_job_get(s, id, out, e);
+    if (rc == ERR_OK)
+        rc = store__commit(s, e);
 out:
     if (rc != ERR_OK)
         store__rollback(s);
@@ -471,26 +523,35 @@ enum err_code store_jobs_requeue(struct store *s, int64_t *n_requeued, struct er
         "UPDATE runs SET version = (SELECT CAST(value AS BIGINT) FROM meta WHERE key = "
         "'change_seq') "
         "WHERE id IN (SELECT c.run_id FROM jobs j JOIN checkpoints c ON c.id = j.checkpoint_id "
-        "WHERE j.state = 1)";
-    static const char jobs[] = "UPDATE jobs SET state = 0, started = 0, n_done = 0, "
-                               "n_cache_hits = 0, claimed_by = '', lease_until = 0 WHERE state = 1";
+        "WHERE j.state = " STORE__JOB_RUNNING_SQL ")";
+    static const char jobs[] = "UPDATE jobs SET state = " STORE__JOB_QUEUED_SQL ", started = 0, "
+                               "n_done = 0, n_cache_hits = 0, claimed_by = '', lease_until = 0 "
+                               "WHERE state = " STORE__JOB_RUNNING_SQL;
     struct store__q *st = NULL;
     enum err_code rc;
     int64_t n = 0;
 
     if (n_requeued != NULL)
         *n_requeued = 0;
-    if ((rc = store__begin(s, e)) != ERR_OK)
+    rc = store__begin(s, e);
+    if (rc != ERR_OK)
         return rc;
-    if ((rc = store__stmt(s, bump, &st, e)) != ERR_OK ||
-        (rc = store__step_done(s, st, "requeue", e)) != ERR_OK ||
-        (rc = store__stmt(s, runs, &st, e)) != ERR_OK ||
-        (rc = store__step_done(s, st, "requeue", e)) != ERR_OK ||
-        (rc = store__stmt(s, jobs, &st, e)) != ERR_OK ||
-        (rc = store__step_done(s, st, "requeue", e)) != ERR_OK)
+    rc = store__stmt(s, bump, &st, e);
+    if (rc == ERR_OK)
+        rc = store__step_done(s, st, "requeue", e);
+    if (rc == ERR_OK)
+        rc = store__stmt(s, runs, &st, e);
+    if (rc == ERR_OK)
+        rc = store__step_done(s, st, "requeue", e);
+    if (rc == ERR_OK)
+        rc = store__stmt(s, jobs, &st, e);
+    if (rc == ERR_OK)
+        rc = store__step_done(s, st, "requeue", e);
+    if (rc != ERR_OK)
         goto out;
     n = store__changes(s);
-    if ((rc = store__commit(s, e)) == ERR_OK && n_requeued != NULL)
+    rc = store__commit(s, e);
+    if (rc == ERR_OK && n_requeued != NULL)
         *n_requeued = n;
 out:
     if (rc != ERR_OK)

@@ -5,10 +5,11 @@
  *
  * THREAD SAFETY: as store.h (one connection per thread).
  */
+#include "storage/store_jobs.h"
+
 #include <stdio.h>
 #include <string.h>
 
-#include "storage/store.h"
 #include "storage/store_db.h"
 #include "storage/store_int.h"
 
@@ -31,31 +32,40 @@ enum err_code store_jobs_release(struct store *s, int64_t *n_requeued, struct er
     static const char runs[] =
         "UPDATE runs SET version = (SELECT CAST(value AS BIGINT) FROM meta WHERE key = "
         "'change_seq') WHERE id IN (SELECT c.run_id FROM jobs j JOIN checkpoints c ON "
-        "c.id = j.checkpoint_id WHERE j.state = 1 AND j.claimed_by = ?1)";
-    static const char jobs[] = "UPDATE jobs SET state = 0, started = 0, n_done = 0, "
-                               "n_cache_hits = 0, claimed_by = '', lease_until = 0 "
-                               "WHERE state = 1 AND claimed_by = ?1";
+        "c.id = j.checkpoint_id WHERE j.state = " STORE__JOB_RUNNING_SQL " AND j.claimed_by = ?1)";
+    static const char jobs[] =
+        "UPDATE jobs SET state = " STORE__JOB_QUEUED_SQL ", started = 0, n_done = 0, "
+        "n_cache_hits = 0, claimed_by = '', lease_until = 0 "
+        "WHERE state = " STORE__JOB_RUNNING_SQL " AND claimed_by = ?1";
     struct store__q *st = NULL;
     enum err_code rc;
     int64_t n = 0;
 
     if (n_requeued != NULL)
         *n_requeued = 0;
-    if ((rc = store__begin(s, e)) != ERR_OK)
+    rc = store__begin(s, e);
+    if (rc != ERR_OK)
         return rc;
-    if ((rc = store__stmt(s, bump, &st, e)) != ERR_OK ||
-        (rc = store__step_done(s, st, "release", e)) != ERR_OK ||
-        (rc = store__stmt(s, runs, &st, e)) != ERR_OK)
+    rc = store__stmt(s, bump, &st, e);
+    if (rc == ERR_OK)
+        rc = store__step_done(s, st, "release", e);
+    if (rc == ERR_OK)
+        rc = store__stmt(s, runs, &st, e);
+    if (rc != ERR_OK)
         goto out;
     store__bind_text(st, 1, s->owner);
-    if ((rc = store__step_done(s, st, "release", e)) != ERR_OK ||
-        (rc = store__stmt(s, jobs, &st, e)) != ERR_OK)
+    rc = store__step_done(s, st, "release", e);
+    if (rc == ERR_OK)
+        rc = store__stmt(s, jobs, &st, e);
+    if (rc != ERR_OK)
         goto out;
     store__bind_text(st, 1, s->owner);
-    if ((rc = store__step_done(s, st, "release", e)) != ERR_OK)
+    rc = store__step_done(s, st, "release", e);
+    if (rc != ERR_OK)
         goto out;
     n = store__changes(s);
-    if ((rc = store__commit(s, e)) == ERR_OK && n_requeued != NULL)
+    rc = store__commit(s, e);
+    if (rc == ERR_OK && n_requeued != NULL)
         *n_requeued = n;
 out:
     if (rc != ERR_OK)

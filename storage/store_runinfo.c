@@ -9,7 +9,7 @@
  *
  * THREAD SAFETY: as store.h (one connection per thread).
  */
-#include "storage/store.h"
+#include "storage/store_runs.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -57,11 +57,11 @@ enum err_code store_read_preset(struct store *s, const char *run, int64_t step,
     static const char by_run[] =
         "SELECT j.preset, j.settings_hash FROM jobs j JOIN checkpoints c ON c.id = j.checkpoint_id "
         "JOIN runs r ON r.id = c.run_id WHERE r.name = ?1 "
-        "ORDER BY j.state = 2 DESC, c.step DESC, j.id DESC LIMIT 1";
+        "ORDER BY j.state = " STORE__JOB_SUCCEEDED_SQL " DESC, c.step DESC, j.id DESC LIMIT 1";
     static const char by_ckpt[] =
         "SELECT j.preset, j.settings_hash FROM jobs j JOIN checkpoints c ON c.id = j.checkpoint_id "
         "JOIN runs r ON r.id = c.run_id WHERE r.name = ?1 AND c.step = ?2 "
-        "ORDER BY j.state = 2 DESC, j.id DESC LIMIT 1";
+        "ORDER BY j.state = " STORE__JOB_SUCCEEDED_SQL " DESC, j.id DESC LIMIT 1";
     enum err_code rc = ERR_OK;
     int found = 0;
 
@@ -111,7 +111,8 @@ static enum err_code summary_presets(struct store *s, int64_t run_id, struct sto
 {
     static const char sql[] =
         "SELECT j.preset, count(DISTINCT j.checkpoint_id),"
-        " count(DISTINCT CASE WHEN j.state = 2 THEN j.checkpoint_id END) "
+        " count(DISTINCT CASE WHEN j.state = " STORE__JOB_SUCCEEDED_SQL
+        " THEN j.checkpoint_id END) "
         "FROM jobs j JOIN checkpoints c ON c.id = j.checkpoint_id WHERE c.run_id = ?1 "
         "GROUP BY j.preset ORDER BY count(DISTINCT j.checkpoint_id) DESC, j.preset LIMIT ?2";
     struct store__q *st = NULL;
@@ -147,11 +148,16 @@ enum err_code store_run_summary(struct store *s, const char *run, struct store_r
     int src;
 
     memset(out, 0, sizeof *out);
-    if ((rc = store__run_id(s, run, &run_id, e)) != ERR_OK ||
-        (rc = summary_counts(s, run_id, out, e)) != ERR_OK ||
-        (rc = summary_presets(s, run_id, out, e)) != ERR_OK ||
-        (rc = store_read_preset(s, run, -1, out->default_preset, hash, e)) != ERR_OK ||
-        (rc = store__stmt(s, last, &st, e)) != ERR_OK)
+    rc = store__run_id(s, run, &run_id, e);
+    if (rc == ERR_OK)
+        rc = summary_counts(s, run_id, out, e);
+    if (rc == ERR_OK)
+        rc = summary_presets(s, run_id, out, e);
+    if (rc == ERR_OK)
+        rc = store_read_preset(s, run, -1, out->default_preset, hash, e);
+    if (rc == ERR_OK)
+        rc = store__stmt(s, last, &st, e);
+    if (rc != ERR_OK)
         return rc;
     snprintf(out->name, sizeof out->name, "%s", run);
     store__bind_int64(st, 1, run_id);
@@ -161,8 +167,10 @@ enum err_code store_run_summary(struct store *s, const char *run, struct store_r
     else if (src != STORE__ROW && src != STORE__DONE)
         rc = store__dberr(s, src, "run last job", e);
     store__release(st);
-    if (rc == ERR_OK && job_id >= 0 && (rc = store_job_get(s, job_id, &out->last_job, e)) == ERR_OK)
-        out->has_last_job = 1;
+    if (rc == ERR_OK && job_id >= 0) {
+        rc = store_job_get(s, job_id, &out->last_job, e);
+        out->has_last_job = rc == ERR_OK;
+    }
     return rc;
 }
 
@@ -172,8 +180,9 @@ enum err_code store_run_summary(struct store *s, const char *run, struct store_r
 static enum err_code delete_check_running(struct store *s, const char *run, int64_t run_id,
                                           struct err *e)
 {
-    static const char sql[] = "SELECT min(j.id) FROM jobs j JOIN checkpoints c "
-                              "ON c.id = j.checkpoint_id WHERE c.run_id = ?1 AND j.state = 1";
+    static const char sql[] =
+        "SELECT min(j.id) FROM jobs j JOIN checkpoints c "
+        "ON c.id = j.checkpoint_id WHERE c.run_id = ?1 AND j.state = " STORE__JOB_RUNNING_SQL;
     struct store__q *st = NULL;
     enum err_code rc = store__stmt(s, sql, &st, e);
     int64_t id = -1;
@@ -217,7 +226,10 @@ static enum err_code delete_blobs(struct store *s, int64_t run_id, struct blob_s
         int removed = 0;
 
         store__col_text(st, 0, sha, sizeof sha);
-        if (thash_hex_ok(sha) && (rc = blob_remove(blobs, sha, &removed, e)) == ERR_OK)
+        if (!thash_hex_ok(sha))
+            continue;
+        rc = blob_remove(blobs, sha, &removed, e);
+        if (rc == ERR_OK)
             *n_removed += removed;
     }
     if (rc == ERR_OK && src != STORE__DONE)
@@ -254,17 +266,27 @@ enum err_code store_run_delete(struct store *s, const char *run, struct blob_sto
     int64_t run_id = 0;
     enum err_code rc;
 
-    if ((rc = store__begin(s, e)) != ERR_OK)
+    rc = store__begin(s, e);
+    if (rc != ERR_OK)
         return rc;
-    if ((rc = store__run_id(s, run, &run_id, e)) != ERR_OK ||
-        (rc = delete_check_running(s, run, run_id, e)) != ERR_OK ||
-        (rc = store__bump_run(s, run_id, e)) != ERR_OK ||
-        (rc = delete_blobs(s, run_id, blobs, &d.n_blobs, e)) != ERR_OK ||
-        (rc = delete_rows(s, del_layers, run_id, &d.n_layers, e)) != ERR_OK ||
-        (rc = delete_rows(s, del_jobs, run_id, &d.n_jobs, e)) != ERR_OK ||
-        (rc = delete_rows(s, del_ckpts, run_id, &d.n_checkpoints, e)) != ERR_OK ||
-        (rc = delete_rows(s, del_run, run_id, NULL, e)) != ERR_OK ||
-        (rc = store__commit(s, e)) != ERR_OK) {
+    rc = store__run_id(s, run, &run_id, e);
+    if (rc == ERR_OK)
+        rc = delete_check_running(s, run, run_id, e);
+    if (rc == ERR_OK)
+        rc = store__bump_run(s, run_id, e);
+    if (rc == ERR_OK)
+        rc = delete_blobs(s, run_id, blobs, &d.n_blobs, e);
+    if (rc == ERR_OK)
+        rc = delete_rows(s, del_layers, run_id, &d.n_layers, e);
+    if (rc == ERR_OK)
+        rc = delete_rows(s, del_jobs, run_id, &d.n_jobs, e);
+    if (rc == ERR_OK)
+        rc = delete_rows(s, del_ckpts, run_id, &d.n_checkpoints, e);
+    if (rc == ERR_OK)
+        rc = delete_rows(s, del_run, run_id, NULL, e);
+    if (rc == ERR_OK)
+        rc = store__commit(s, e);
+    if (rc != ERR_OK) {
         store__rollback(s);
         return rc;
     }
@@ -274,6 +296,31 @@ enum err_code store_run_delete(struct store *s, const char *run, struct blob_sto
 }
 
 /* --- Job list ------------------------------------------------------------------------ */
+
+/* Read jobs from `st` into p, growing p->items, up to `limit`; a row past
+ * the limit sets p->next_token. */
+static enum err_code jobs_page_fill(struct store *s, struct store__q *st, struct store_job_page *p,
+                                    size_t limit, struct err *e)
+{
+    size_t cap = 0;
+    int src;
+
+    while ((src = store__step(st)) == STORE__ROW) {
+        struct store_job *grown = NULL;
+
+        if (p->n == limit) {
+            if (p->n > 0)
+                store__token_from_step(p->items[p->n - 1].id, p->next_token);
+            return ERR_OK;
+        }
+        grown = store__page_grow(p->items, p->n, &cap, sizeof *grown);
+        if (grown == NULL)
+            return err_set(e, ERR_NOMEM, "job list: out of memory");
+        p->items = grown;
+        store__read_job(st, &p->items[p->n++]);
+    }
+    return src == STORE__DONE ? ERR_OK : store__dberr(s, src, "job list", e);
+}
 
 enum err_code store_jobs_list(struct store *s, const struct store_job_filter *f, size_t page_size,
                               const char *page_token, struct store_job_page **out, struct err *e)
@@ -288,38 +335,33 @@ enum err_code store_jobs_list(struct store *s, const struct store_job_filter *f,
     struct store__q *st = NULL;
     int64_t before = INT64_MAX, run_id = -1;
     enum err_code rc;
-    int has = 0, src;
+    int has = 0;
 
     *out = NULL;
     if (limit > STORE_JOBS_PAGE_MAX)
         limit = STORE_JOBS_PAGE_MAX;
-    if ((rc = store__token_step(page_token, &before, &has, e)) != ERR_OK)
+    rc = store__token_step(page_token, &before, &has, e);
+    if (rc != ERR_OK)
         return rc;
     if (!has)
         before = INT64_MAX;
-    if (f->run != NULL && (rc = store__run_id(s, f->run, &run_id, e)) != ERR_OK)
+    if (f->run != NULL)
+        rc = store__run_id(s, f->run, &run_id, e);
+    if (rc != ERR_OK)
         return rc;
-    if ((p = calloc(1, sizeof *p)) == NULL ||
-        (p->items = calloc(limit, sizeof *p->items)) == NULL) {
+    p = calloc(1, sizeof *p);
+    if (p == NULL) {
         rc = err_set(e, ERR_NOMEM, "job list: out of memory");
         goto out;
     }
-    if ((rc = store__stmt(s, sql, &st, e)) != ERR_OK)
+    rc = store__stmt(s, sql, &st, e);
+    if (rc != ERR_OK)
         goto out;
     store__bind_int64(st, 1, before);
     store__bind_int64(st, 2, f->state);
     store__bind_int64(st, 3, run_id);
     store__bind_int64(st, 4, (int64_t)limit + 1);
-    while ((src = store__step(st)) == STORE__ROW) {
-        if (p->n == limit) {
-            store__token_from_step(p->items[p->n - 1].id, p->next_token);
-            src = STORE__DONE;
-            break;
-        }
-        store__read_job(st, &p->items[p->n++]);
-    }
-    if (src != STORE__DONE)
-        rc = store__dberr(s, src, "job list", e);
+    rc = jobs_page_fill(s, st, p, limit, e);
 out:
     store__release(st);
     if (rc != ERR_OK) {

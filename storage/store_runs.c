@@ -9,11 +9,12 @@
  *
  * THREAD SAFETY: as store.h (one connection per thread).
  */
-#include "storage/store.h"
+#include "storage/store_runs.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +48,21 @@ enum err_code store__token_step(const char *token, int64_t *step, int *has, stru
     *step = (int64_t)v;
     *has = 1;
     return ERR_OK;
+}
+
+void *store__page_grow(void *items, size_t n, size_t *cap, size_t size)
+{
+    size_t ncap = *cap != 0 ? 2 * *cap : 16;
+    void *grown;
+
+    if (n < *cap)
+        return items;
+    if (ncap > SIZE_MAX / size)
+        return NULL;
+    grown = realloc(items, ncap * size);
+    if (grown != NULL)
+        *cap = ncap;
+    return grown;
 }
 
 void store__token_from_step(int64_t step, char out[STORE_TOKEN_MAX])
@@ -107,33 +123,43 @@ enum err_code store_runs_list(struct store *s, size_t page_size, const char *pag
         " (SELECT count(*) FROM checkpoints c WHERE c.run_id = r.id),"
         " coalesce((SELECT max(step) FROM checkpoints c WHERE c.run_id = r.id), -1) "
         "FROM runs r WHERE r.name > ?1 ORDER BY r.name LIMIT ?2";
-    size_t limit = store__page_size(page_size);
+    size_t limit = store__page_size(page_size), cap = 0;
     char after[STORE_RUN_MAX] = "";
     struct store_run_page *p = NULL;
     struct store__q *st = NULL;
+    struct store_run *grown = NULL;
     enum err_code rc;
     int has = 0, src;
 
     *out = NULL;
-    if ((rc = store__token_name(page_token, after, sizeof after, &has, e)) != ERR_OK)
+    rc = store__token_name(page_token, after, sizeof after, &has, e);
+    if (rc != ERR_OK)
         return rc;
-    if ((p = calloc(1, sizeof *p)) == NULL ||
-        (p->items = calloc(limit, sizeof *p->items)) == NULL) {
+    p = calloc(1, sizeof *p);
+    if (p == NULL) {
         rc = err_set(e, ERR_NOMEM, "runs list: out of memory");
         goto out;
     }
-    if ((rc = store__stmt(s, sql, &st, e)) != ERR_OK)
+    rc = store__stmt(s, sql, &st, e);
+    if (rc != ERR_OK)
         goto out;
     store__bind_text(st, 1, after);
     store__bind_int64(st, 2, (int64_t)limit + 1);
     while ((src = store__step(st)) == STORE__ROW) {
-        struct store_run *r = &p->items[p->n];
+        struct store_run *r;
 
         if (p->n == limit) {
             store__token_from_name(p->items[p->n - 1].name, p->next_token);
             src = STORE__DONE;
             break;
         }
+        grown = store__page_grow(p->items, p->n, &cap, sizeof *grown);
+        if (grown == NULL) {
+            rc = err_set(e, ERR_NOMEM, "runs list: out of memory");
+            goto out;
+        }
+        p->items = grown;
+        r = &p->items[p->n];
         store__col_text(st, 0, r->name, sizeof r->name);
         r->created = store__col_double(st, 1);
         r->version = store__col_int64(st, 2);
@@ -163,13 +189,13 @@ void store_run_page_free(struct store_run_page *p)
 
 /* --- Checkpoints ------------------------------------------------------------------ */
 
-#define CKPT_SELECT                                                                         \
-    "SELECT c.id, c.step, c.content_sha256, c.source, c.path, c.format, c.size, c.created," \
-    " coalesce(j.id, 0), coalesce(j.state, 0), coalesce(j.preset, ''),"                     \
-    " coalesce(j.settings_hash, ''), coalesce(j.n_done, 0), coalesce(j.n_total, 0),"        \
-    " coalesce(j.n_cache_hits, 0), (SELECT count(*) FROM layers l WHERE"                    \
-    " l.checkpoint_id = c.id AND l.settings_hash = j.settings_hash) "                       \
-    "FROM checkpoints c LEFT JOIN jobs j ON j.id ="                                         \
+#define CKPT_SELECT                                                                             \
+    "SELECT c.id, c.step, c.content_sha256, c.source, c.path, c.format, c.size, c.created,"     \
+    " coalesce(j.id, 0), coalesce(j.state, " STORE__JOB_QUEUED_SQL "), coalesce(j.preset, '')," \
+    " coalesce(j.settings_hash, ''), coalesce(j.n_done, 0), coalesce(j.n_total, 0),"            \
+    " coalesce(j.n_cache_hits, 0), (SELECT count(*) FROM layers l WHERE"                        \
+    " l.checkpoint_id = c.id AND l.settings_hash = j.settings_hash) "                           \
+    "FROM checkpoints c LEFT JOIN jobs j ON j.id ="                                             \
     " (SELECT max(id) FROM jobs WHERE checkpoint_id = c.id) "
 
 static void read_checkpoint(struct store__q *st, struct store_checkpoint *c)
@@ -202,8 +228,10 @@ enum err_code store_checkpoint_get(struct store *s, const char *run, int64_t ste
     enum err_code rc;
     int src;
 
-    if ((rc = store__run_id(s, run, &run_id, e)) != ERR_OK ||
-        (rc = store__stmt(s, sql, &st, e)) != ERR_OK)
+    rc = store__run_id(s, run, &run_id, e);
+    if (rc == ERR_OK)
+        rc = store__stmt(s, sql, &st, e);
+    if (rc != ERR_OK)
         return rc;
     store__bind_int64(st, 1, run_id);
     store__bind_int64(st, 2, step);
@@ -224,25 +252,29 @@ enum err_code store_checkpoints_list(struct store *s, const char *run, size_t pa
 {
     static const char sql[] = CKPT_SELECT "WHERE c.run_id = ?1 AND c.step > ?2 "
                                           "ORDER BY c.step LIMIT ?3";
-    size_t limit = store__page_size(page_size);
+    size_t limit = store__page_size(page_size), cap = 0;
     struct store_checkpoint_page *p = NULL;
+    struct store_checkpoint *grown = NULL;
     struct store__q *st = NULL;
     int64_t run_id = 0, after = INT64_MIN;
     enum err_code rc;
     int has = 0, src;
 
     *out = NULL;
-    if ((rc = store__token_step(page_token, &after, &has, e)) != ERR_OK ||
-        (rc = store__run_id(s, run, &run_id, e)) != ERR_OK)
+    rc = store__token_step(page_token, &after, &has, e);
+    if (rc == ERR_OK)
+        rc = store__run_id(s, run, &run_id, e);
+    if (rc != ERR_OK)
         return rc;
     if (!has)
         after = INT64_MIN;
-    if ((p = calloc(1, sizeof *p)) == NULL ||
-        (p->items = calloc(limit, sizeof *p->items)) == NULL) {
+    p = calloc(1, sizeof *p);
+    if (p == NULL) {
         rc = err_set(e, ERR_NOMEM, "checkpoint list: out of memory");
         goto out;
     }
-    if ((rc = store__stmt(s, sql, &st, e)) != ERR_OK)
+    rc = store__stmt(s, sql, &st, e);
+    if (rc != ERR_OK)
         goto out;
     store__bind_int64(st, 1, run_id);
     store__bind_int64(st, 2, after);
@@ -253,6 +285,12 @@ enum err_code store_checkpoints_list(struct store *s, const char *run, size_t pa
             src = STORE__DONE;
             break;
         }
+        grown = store__page_grow(p->items, p->n, &cap, sizeof *grown);
+        if (grown == NULL) {
+            rc = err_set(e, ERR_NOMEM, "checkpoint list: out of memory");
+            goto out;
+        }
+        p->items = grown;
         read_checkpoint(st, &p->items[p->n++]);
     }
     if (src != STORE__DONE)
@@ -293,12 +331,14 @@ static int64_t heat_layer(struct store_heatmap *h, size_t *cap, const char *name
     if (h->n_layers == *cap) {
         size_t ncap = *cap ? 2 * *cap : 64;
 
-        if ((grown = realloc(h->layers, ncap * sizeof *grown)) == NULL)
+        grown = realloc(h->layers, ncap * sizeof *grown);
+        if (grown == NULL)
             return -1;
         h->layers = grown;
         *cap = ncap;
     }
-    if ((h->layers[h->n_layers] = strdup(name)) == NULL)
+    h->layers[h->n_layers] = strdup(name);
+    if (h->layers[h->n_layers] == NULL)
         return -1;
     return (int64_t)h->n_layers++;
 }
@@ -311,7 +351,8 @@ static int heat_cell_room(struct store_heatmap *h, size_t *cap)
     if (h->n_cells < *cap)
         return 1;
     ncap = *cap ? 2 * *cap : 256;
-    if ((grown = realloc(h->cells, ncap * sizeof *grown)) == NULL)
+    grown = realloc(h->cells, ncap * sizeof *grown);
+    if (grown == NULL)
         return 0;
     h->cells = grown;
     *cap = ncap;
@@ -371,18 +412,23 @@ enum err_code store_run_history(struct store *s, const char *run, enum store_met
     *out = NULL;
     if ((unsigned)metric >= STORE_METRIC_COUNT)
         return err_set(e, ERR_INVAL, "unknown metric %d", (int)metric);
-    if ((rc = store__token_step(page_token, &after, &has, e)) != ERR_OK ||
-        (rc = store__run_id(s, run, &run_id, e)) != ERR_OK)
+    rc = store__token_step(page_token, &after, &has, e);
+    if (rc == ERR_OK)
+        rc = store__run_id(s, run, &run_id, e);
+    if (rc != ERR_OK)
         return rc;
     if (has && after >= start_step)
         from = after == INT64_MAX ? INT64_MAX : after + 1;
-    if ((h = calloc(1, sizeof *h)) == NULL)
+    h = calloc(1, sizeof *h);
+    if (h == NULL)
         return err_set(e, ERR_NOMEM, "heatmap: out of memory");
     h->metric = metric;
-    if ((rc = store__settings_for(s, run_id, -1, settings_hash, h->settings_hash, e)) != ERR_OK ||
-        h->settings_hash[0] == '\0' || from > end_step || (has && after == INT64_MAX))
+    rc = store__settings_for(s, run_id, -1, settings_hash, h->settings_hash, e);
+    if (rc != ERR_OK || h->settings_hash[0] == '\0' || from > end_step ||
+        (has && after == INT64_MAX))
         goto out;
-    if ((rc = store__stmt(s, sql, &st, e)) != ERR_OK)
+    rc = store__stmt(s, sql, &st, e);
+    if (rc != ERR_OK)
         goto out;
     store__bind_int64(st, 1, run_id);
     store__bind_text(st, 2, h->settings_hash);

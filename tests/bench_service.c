@@ -53,6 +53,8 @@
 #include "core/formats/thash.h"
 #include "server/cli_synth.h"
 #include "storage/store.h"
+#include "storage/store_jobs.h"
+#include "storage/store_layers.h"
 
 #define BENCH_FARMSD "build/farmsd"
 #define BENCH_DIR    "build/bench"

@@ -22,6 +22,9 @@
 #include "storage/blob.h"
 #include "storage/store.h"
 #include "tests/check.h"
+#include "storage/store_jobs.h"
+#include "storage/store_results.h"
+#include "storage/store_layers.h"
 
 #define FIX "tests/fixtures/checkpoints/"
 

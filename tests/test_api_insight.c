@@ -20,6 +20,8 @@
 #include "core/numerics/esd_hist.h"
 #include "core/numerics/preset.h"
 #include "storage/store.h"
+#include "storage/store_jobs.h"
+#include "storage/store_layers.h"
 #include "tests/check.h"
 
 #define NUM     "tests/fixtures/numerics/"

@@ -6,6 +6,11 @@
  * PostgreSQL (FARMSD_TEST_PG_URL, tests/pg_util.h): a fresh database per case.
  */
 #include "storage/store.h"
+#include "storage/store_history.h"
+#include "storage/store_jobs.h"
+#include "storage/store_layers.h"
+#include "storage/store_results.h"
+#include "storage/store_runs.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -249,6 +254,72 @@ static void test_submit_validates(void)
     store_close(s);
 }
 
+/* One integer from the first row of `sql`, read past the store with the
+ * backend's own client (the numbers the database really holds); -1 if none. */
+static int64_t raw_int(const char *path, const char *sql)
+{
+    int64_t v = -1;
+
+    if (g_pg != NULL) {
+        PGconn *c = PQconnectdb(path);
+        PGresult *r = PQexec(c, sql);
+
+        if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+            v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+        PQclear(r);
+        PQfinish(c);
+    } else {
+        sqlite3 *db = NULL;
+        sqlite3_stmt *st = NULL;
+
+        if (sqlite3_open(path, &db) == SQLITE_OK &&
+            sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
+            sqlite3_step(st) == SQLITE_ROW)
+            v = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+    }
+    return v;
+}
+
+/* The database holds each job state and checkpoint source as a fixed
+ * number (existing databases depend on them): queued 0, running 1,
+ * succeeded 2, failed 3, canceled 4; upload 0, path 1. */
+static void test_states_are_stored_as_fixed_numbers(void)
+{
+    static const char *const names[] = {"queued", "running", "succeeded", "failed", "canceled"};
+    char path[512], sql[128];
+    struct store *s = NULL;
+    struct store_job job;
+    struct err e = {0};
+    int64_t ids[5];
+    int claimed = 0, i;
+
+    temp_db(path, sizeof path, "states");
+    ERR_ASSERT(store_open(path, &s, &e) == ERR_OK);
+    for (i = 0; i < 5; i++)
+        ids[i] = submit_ok(s, "states", i);
+    CHECK_EQ_INT(store_job_claim(s, &job, &claimed, &e), ERR_OK);
+    CHECK_EQ_INT(store_job_finish(s, ids[0], STORE_JOB_SUCCEEDED, NULL, NULL, &e), ERR_OK);
+    CHECK_EQ_INT(store_job_claim(s, &job, &claimed, &e), ERR_OK);
+    CHECK_EQ_INT(store_job_finish(s, ids[1], STORE_JOB_FAILED, "numeric", "x", &e), ERR_OK);
+    CHECK_EQ_INT(store_job_claim(s, &job, &claimed, &e), ERR_OK);
+    CHECK_EQ_INT(job.id, ids[2]);
+    CHECK_EQ_INT(store_job_cancel(s, ids[3], NULL, &e), ERR_OK);
+    for (i = 0; i < 5; i++) {
+        static const int64_t stored[] = {2, 3, 1, 4, 0}; /* ids[i]'s state as stored */
+
+        snprintf(sql, sizeof sql, "SELECT state FROM jobs WHERE id = %" PRId64, ids[i]);
+        CHECK_EQ_INT(raw_int(path, sql), stored[i]);
+        CHECK_STR_EQ(store_job_state_name((enum store_job_state)i), names[i]);
+    }
+    CHECK_STR_EQ(store_job_state_name(STORE_JOB_STATE_COUNT), "?");
+    CHECK_EQ_INT(raw_int(path, "SELECT count(*) FROM checkpoints WHERE source = 0"), 5);
+    CHECK_EQ_INT(STORE_SOURCE_PATH, 1);
+    store_close(s);
+    remove_db(path);
+}
+
 static void test_claim_fifo(void)
 {
     struct store *s = open_mem();
@@ -269,6 +340,43 @@ static void test_claim_fifo(void)
     }
     CHECK_EQ_INT(store_job_claim(s, &job, &claimed, &e), ERR_OK);
     CHECK_EQ_INT(claimed, 0);
+    store_close(s);
+}
+
+/* PostgreSQL: a claim passes over a job whose row another session holds
+ * locked (the driver's claim lock, FOR UPDATE SKIP LOCKED) instead of
+ * waiting for it; without it the claim would wait, here at most the
+ * connection's lock_timeout, and fail. */
+static void test_claim_skips_locked_rows(void)
+{
+    char url[600], sql[96];
+    struct store *s = NULL;
+    struct store_job job;
+    struct err e = {0};
+    PGconn *other = NULL;
+    int64_t ids[2];
+    int claimed = 0;
+
+    if (g_pg == NULL)
+        return;
+    ERR_ASSERT(pgu_reset(g_pg) == 0);
+    snprintf(url, sizeof url, "%s%coptions=-c%%20lock_timeout%%3D5000", g_pg,
+             strchr(g_pg, '?') != NULL ? '&' : '?');
+    ERR_ASSERT(store_open(url, &s, &e) == ERR_OK);
+    ids[0] = submit_ok(s, "locked", 1);
+    ids[1] = submit_ok(s, "locked", 2);
+    other = PQconnectdb(g_pg);
+    snprintf(sql, sizeof sql, "BEGIN; SELECT id FROM jobs WHERE id = %" PRId64 " FOR UPDATE",
+             ids[0]);
+    PQclear(PQexec(other, sql));
+    CHECK_EQ_INT(PQtransactionStatus(other), PQTRANS_INTRANS);
+    CHECK_EQ_INT(store_job_claim(s, &job, &claimed, &e), ERR_OK);
+    CHECK_EQ_INT(claimed, 1);
+    CHECK_EQ_INT(job.id, ids[1]);
+    PQclear(PQexec(other, "ROLLBACK"));
+    PQfinish(other);
+    CHECK_EQ_INT(store_job_claim(s, &job, &claimed, &e), ERR_OK);
+    CHECK_EQ_INT(job.id, ids[0]);
     store_close(s);
 }
 
@@ -947,6 +1055,45 @@ static void test_heatmap_pages(void)
     store_close(s);
 }
 
+/* Pages hold the rows that exist, however large the page size asked for:
+ * 40 checkpoints (and jobs) at the largest page size come in one page, in
+ * order, and a page of 20 stops at 20 with a token. */
+static void test_large_page_sizes_hold_the_rows(void)
+{
+    struct store *s = open_mem();
+    struct store_checkpoint_page *cp = NULL;
+    struct store_job_page *jp = NULL;
+    struct store_run_page *rp = NULL;
+    struct store_job_filter any = {-1, NULL};
+    struct err e = {0};
+    int64_t ids[40];
+    int i, ok = 1;
+
+    for (i = 0; i < 40; i++)
+        ids[i] = submit_ok(s, "wide", 10 * (int64_t)i);
+    CHECK_EQ_INT(store_checkpoints_list(s, "wide", STORE_PAGE_MAX, NULL, &cp, &e), ERR_OK);
+    CHECK_EQ_INT(cp->n, 40);
+    for (i = 0; i < 40 && cp->n == 40; i++)
+        ok = ok && cp->items[i].step == 10 * (int64_t)i && cp->items[i].job_id == ids[i];
+    CHECK(ok);
+    CHECK_STR_EQ(cp->next_token, "");
+    store_checkpoint_page_free(cp);
+    CHECK_EQ_INT(store_checkpoints_list(s, "wide", 20, NULL, &cp, &e), ERR_OK);
+    CHECK_EQ_INT(cp->n, 20);
+    CHECK_STR_EQ(cp->next_token, "190");
+    store_checkpoint_page_free(cp);
+    CHECK_EQ_INT(store_jobs_list(s, &any, STORE_JOBS_PAGE_MAX, NULL, &jp, &e), ERR_OK);
+    CHECK_EQ_INT(jp->n, 40);
+    CHECK_EQ_INT(jp->items[0].id, ids[39]);
+    CHECK_EQ_INT(jp->items[jp->n - 1].id, ids[0]);
+    store_job_page_free(jp);
+    CHECK_EQ_INT(store_runs_list(s, STORE_PAGE_MAX, NULL, &rp, &e), ERR_OK);
+    CHECK_EQ_INT(rp->n, 1);
+    CHECK_STR_EQ(rp->items[0].name, "wide");
+    store_run_page_free(rp);
+    store_close(s);
+}
+
 static void test_runs_and_checkpoints_pages(void)
 {
     static const char *const runs[] = {"alpha", "beta", "delta", "epsilon", "gamma"};
@@ -1473,8 +1620,10 @@ static void run_portable_cases(void)
     test_open_twice_migrates_once();
     test_submit_new_existing_conflict();
     test_submit_validates();
+    test_states_are_stored_as_fixed_numbers();
     test_claim_fifo();
     test_claim_exactly_once_two_threads();
+    test_claim_skips_locked_rows();
     test_cancel();
     test_finish_records_error_and_timings();
     test_requeue_after_crash();
@@ -1485,6 +1634,7 @@ static void run_portable_cases(void)
     test_history_pages();
     test_heatmap_pages();
     test_runs_and_checkpoints_pages();
+    test_large_page_sizes_hold_the_rows();
     test_version_changes_on_writes_only();
     test_cache_carries_the_histogram();
     test_layer_get_with_histogram();
