@@ -212,7 +212,13 @@ static void preset_value_text(const struct farms_params *p, size_t k, char *v, s
     switch (preset_keys[k].type) {
     case PRESET_I64: snprintf(v, len, "%lld", (long long)*(const int64_t *)field); break;
     case PRESET_INT: snprintf(v, len, "%d", *(const int *)field); break;
-    case PRESET_F64: snprintf(v, len, "%.17g", *(const double *)field); break;
+    case PRESET_F64: {
+        double d;
+
+        memcpy(&d, field, sizeof d); /* a byte offset into the struct: no cast to double * */
+        snprintf(v, len, "%.17g", d);
+        break;
+    }
     case PRESET_BOOL: snprintf(v, len, "%s", *(const int *)field ? "true" : "false"); break;
     case PRESET_XMIN:
         snprintf(v, len, "\"%s\"", preset_xmin_name(*(const enum pl_xmin *)field));
@@ -273,7 +279,7 @@ static enum err_code preset_json_member(const cJSON *it, struct farms_params *q,
     case PRESET_F64:
         if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble))
             return err_set(e, ERR_INVAL, "%s: not a finite number", it->string);
-        *(double *)field = it->valuedouble;
+        memcpy(field, &it->valuedouble, sizeof(double));
         break;
     case PRESET_INT:
         rc = preset_json_int(it, INT_MIN, INT_MAX, &n, e);
