@@ -121,7 +121,7 @@ static void file_copy(const char *from, const char *to)
 }
 
 /* The manifest's sha256 and size of fixture `rel`. */
-static void manifest_entry(const char *rel, char sha[65], long *size)
+static void manifest_entry(const char *rel, char sha[THASH_HEX_LEN], long *size)
 {
     char *text;
     cJSON *m, *it;
@@ -134,7 +134,7 @@ static void manifest_entry(const char *rel, char sha[65], long *size)
     cJSON_ArrayForEach(it, cJSON_GetObjectItem(m, "files"))
     {
         if (strcmp(cJSON_GetObjectItem(it, "path")->valuestring, rel) == 0) {
-            snprintf(sha, 65, "%s", cJSON_GetObjectItem(it, "sha256")->valuestring);
+            snprintf(sha, THASH_HEX_LEN, "%s", cJSON_GetObjectItem(it, "sha256")->valuestring);
             *size = (long)cJSON_GetObjectItem(it, "size")->valuedouble;
         }
     }
@@ -234,7 +234,7 @@ static void test_delete_run_while_a_job_runs(void)
     struct api_response r;
     struct store_job job;
     struct err e = {0};
-    char detail[64], sha0[65], sha1[65], cancel[64];
+    char detail[64], sha0[THASH_HEX_LEN], sha1[THASH_HEX_LEN], cancel[64];
     int claimed = 0;
     struct fx f;
     cJSON *j;
