@@ -409,7 +409,7 @@ void api_handle(const struct api_ctx *ctx, struct store *s, const struct api_req
 
     if (r >= 0)
         api_table[r].fn(&c, resp);
-    if (r >= 0 && resp->status == 200 && resp->etag[0] != '\0' && resp->body != NULL &&
+    if (r >= 0 && api__is_ok(resp) && resp->etag[0] != '\0' && resp->body != NULL &&
         strcmp(api_table[r].method, "GET") == 0)
         api_cache_put(ctx->cache, resp->etag, resp->body, resp->body_len, resp->content_type);
     api_call_free(&c);

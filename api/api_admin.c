@@ -101,7 +101,7 @@ void api__run_get(struct api_call *c, struct api_response *resp)
     }
     snprintf(preset, sizeof(preset), "%s", u->default_preset);
     if (api__preset_default(c, resp, run, -1, preset, hash))
-        api__send_json(resp, 200, api_summary_json(u, preset));
+        api__ok(resp, api_summary_json(u, preset));
     free(u);
 }
 
@@ -131,7 +131,7 @@ void api__run_delete(struct api_call *c, struct api_response *resp)
         cJSON_Delete(o);
         o = NULL;
     }
-    api__send_json(resp, 200, o);
+    api__ok(resp, o);
 }
 
 /* ?state= and ?run= of the job list: 1, or 0 with a 400. */
@@ -192,6 +192,6 @@ void api__jobs_list(struct api_call *c, struct api_response *resp)
         cJSON_Delete(o);
         o = NULL;
     }
-    api__send_json(resp, 200, o);
+    api__ok(resp, o);
     store_job_page_free(pg);
 }

@@ -27,7 +27,7 @@ static void api_routes_json(struct api_response *resp)
 
     if (arr == NULL) {
         cJSON_Delete(o);
-        api__send_json(resp, 200, NULL);
+        api__ok(resp, NULL);
         return;
     }
     for (const struct api_route_info *r = api_routes(); r->method != NULL; r++) {
@@ -36,11 +36,11 @@ static void api_routes_json(struct api_response *resp)
             cJSON_AddStringToObject(it, "method", r->method) == NULL ||
             cJSON_AddStringToObject(it, "path", r->path) == NULL) {
             cJSON_Delete(o);
-            api__send_json(resp, 200, NULL); /* a 503 */
+            api__ok(resp, NULL); /* out of memory: the nomem problem */
             return;
         }
     }
-    api__send_json(resp, 200, o);
+    api__ok(resp, o);
     strcpy(resp->cache_control, "no-cache");
 }
 
@@ -48,6 +48,7 @@ void api__dashboard(struct api_call *c, struct api_response *resp)
 {
     const char *file = api__param(c, "file");
     const struct api_asset *a;
+    char *body;
 
     if (file != NULL && strcmp(file, "routes.json") == 0) {
         api_routes_json(resp);
@@ -62,16 +63,14 @@ void api__dashboard(struct api_call *c, struct api_response *resp)
     strncpy(resp->etag, a->etag, sizeof(resp->etag) - 1);
     strcpy(resp->cache_control, "no-cache");
     if (api__inm_match(c->req->if_none_match, resp->etag)) {
-        resp->status = 304;
+        api__not_modified(resp);
         return;
     }
-    resp->body = malloc(a->size ? a->size : 1);
-    if (resp->body == NULL) {
+    body = malloc(a->size ? a->size : 1);
+    if (body == NULL) {
         api_fail(resp, ERR_NOMEM, ERR_CAT_NONE, "retry later");
         return;
     }
-    memcpy(resp->body, a->data, a->size);
-    resp->body_len = a->size;
-    resp->status = 200;
-    snprintf(resp->content_type, sizeof(resp->content_type), "%s", a->content_type);
+    memcpy(body, a->data, a->size);
+    api__ok_body(resp, body, a->size, a->content_type);
 }

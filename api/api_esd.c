@@ -151,7 +151,7 @@ void api__layer_esd(struct api_call *c, struct api_response *resp)
         cJSON_Delete(o);
         o = NULL;
     }
-    api__send_json(resp, 200, o);
+    api__ok(resp, o);
     store_layer_list_free(l);
 }
 
@@ -171,9 +171,5 @@ void api__layer_esd_svg(struct api_call *c, struct api_response *resp)
         api_fail(resp, ERR_NOMEM, ERR_CAT_NONE, "out of memory drawing the picture");
         return;
     }
-    free(resp->body);
-    resp->body = svg;
-    resp->body_len = len;
-    resp->status = 200;
-    snprintf(resp->content_type, sizeof(resp->content_type), "image/svg+xml");
+    api__ok_body(resp, svg, len, "image/svg+xml");
 }

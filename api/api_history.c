@@ -235,7 +235,7 @@ void api__layer_history(struct api_call *c, struct api_response *resp)
         free(pts);
         return;
     }
-    api__send_json(resp, 200, api_history_json(run, layer, preset, m, n_m, pts, n, (size_t)maxp));
+    api__ok(resp, api_history_json(run, layer, preset, m, n_m, pts, n, (size_t)maxp));
     free(pts);
     if (!(klen > 0 && (size_t)klen < sizeof(key)))
         resp->etag[0] = '\0'; /* key too long to be trusted: no ETag */
@@ -362,6 +362,6 @@ void api__run_history(struct api_call *c, struct api_response *resp)
         }
         return;
     }
-    api__send_json(resp, 200, api_heatmap_json(run, preset, h));
+    api__ok(resp, api_heatmap_json(run, preset, h));
     store_heatmap_free(h);
 }

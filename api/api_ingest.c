@@ -135,6 +135,7 @@ void api__submit(struct api_call *c, struct api_response *resp, const struct api
     struct store_job job;
     struct err e = {0};
     int existed = 0, late;
+    char location[64];
 
     if (!api_conflict_check(c, resp, in))
         return;
@@ -163,9 +164,8 @@ void api__submit(struct api_call *c, struct api_response *resp, const struct api
         if (c->ctx->job_queued != NULL)
             c->ctx->job_queued(c->ctx->job_queued_arg, job.id);
     }
-    api__send_json(resp, existed ? 200 : 202, api__job_json(&job));
-    if (resp->status == 200 || resp->status == 202)
-        snprintf(resp->location, sizeof(resp->location), "/v1/jobs/%lld", (long long)job.id);
+    snprintf(location, sizeof(location), "/v1/jobs/%lld", (long long)job.id);
+    api__submitted(resp, api__job_json(&job), !existed, location);
 }
 
 /* X-Content-SHA256, when sent, must be the body's hash. 1 if fine. */

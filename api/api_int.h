@@ -36,9 +36,26 @@ const char *api__param(const struct api_call *c, const char *name);
 
 /* --- Responses (api_resp.c) -------------------------------------------------- */
 
-/* Print `obj` (takes ownership; NULL means allocation failed) as the body
- * with `status` and application/json. Cannot fail: NOMEM becomes a 503. */
-void api__send_json(struct api_response *resp, int status, cJSON *obj);
+/* Success answers. Handlers name what happened; the HTTP statuses are
+ * written in api_resp.c only (failures: api_fail / api_problem_err). Each
+ * takes ownership of its body; a NULL body means allocation failed and the
+ * answer becomes the nomem problem. None can fail. */
+
+/* 200 OK with `obj` printed as application/json. */
+void api__ok(struct api_response *resp, cJSON *obj);
+
+/* 200 OK with `body` (malloc'd, `len` bytes) of `content_type`. */
+void api__ok_body(struct api_response *resp, char *body, size_t len, const char *content_type);
+
+/* A submission whose job is at `location` (Location header): 202 Accepted
+ * when `queued` (a new job), else 200 OK (the job that already had it). */
+void api__submitted(struct api_response *resp, cJSON *obj, int queued, const char *location);
+
+/* 304 Not Modified: no body; resp->etag and resp->cache_control are kept. */
+void api__not_modified(struct api_response *resp);
+
+/* 1 if `resp` is a 200 OK (an answer with a body worth caching). */
+int api__is_ok(const struct api_response *resp);
 
 /* RFC 3339 UTC text of unix seconds `t` as a cJSON string, or null when
  * t <= 0. NULL on allocation failure. */
@@ -46,8 +63,9 @@ cJSON *api__time_json(double t);
 
 /* The ETag check of every GET of run data: `version` (store_run_version or
  * store_runs_version) plus `key` (the normalized request) give a strong
- * ETag, set in resp->etag. Returns 1 if If-None-Match matches (resp is then
- * a 304 without body: the caller stops), else 0. */
+ * ETag, set in resp->etag. Returns 1 if resp is the answer: If-None-Match
+ * matches (a 304, api__not_modified) or the body rendered for this ETag
+ * before is in the cache (a 200 with it); the caller stops. Else 0. */
 int api__etag(struct api_call *c, struct api_response *resp, int64_t version, const char *key);
 
 /* 1 if the If-None-Match header `inm` matches `etag` under the weak

@@ -103,7 +103,7 @@ void api__job_get(struct api_call *c, struct api_response *resp)
         api_problem_err(resp, &e);
         return;
     }
-    api__send_json(resp, 200, api__job_json(&j));
+    api__ok(resp, api__job_json(&j));
 }
 
 /* DELETE /v1/jobs/{id}: cancel a queued or running job (200 with the job);
@@ -120,7 +120,7 @@ void api__job_delete(struct api_call *c, struct api_response *resp)
         api_problem_err(resp, &e);
         return;
     }
-    api__send_json(resp, 200, api__job_json(&j));
+    api__ok(resp, api__job_json(&j));
 }
 
 static cJSON *api_tensor_result_json(const struct store_result *r)
@@ -188,7 +188,7 @@ void api__tensor_get(struct api_call *c, struct api_response *resp)
             o = NULL;
         }
     }
-    api__send_json(resp, 200, o);
+    api__ok(resp, o);
 out:
     store_result_list_free(l);
 }

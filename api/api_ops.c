@@ -17,7 +17,7 @@ void api__healthz(struct api_call *c, struct api_response *resp)
         cJSON_Delete(o);
         o = NULL;
     }
-    api__send_json(resp, 200, o);
+    api__ok(resp, o);
 }
 
 /* GET /readyz: 200 when the server says it is ready (workers up) and the
@@ -42,7 +42,7 @@ void api__readyz(struct api_call *c, struct api_response *resp)
         cJSON_Delete(o);
         o = NULL;
     }
-    api__send_json(resp, 200, o);
+    api__ok(resp, o);
 }
 
 /* GET /metrics: Prometheus text. Job gauges come from storage; when the
@@ -70,9 +70,5 @@ void api__metrics(struct api_call *c, struct api_response *resp)
         api_problem_err(resp, &e);
         return;
     }
-    free(resp->body);
-    resp->body = text;
-    resp->body_len = len;
-    resp->status = 200;
-    strcpy(resp->content_type, "text/plain; version=0.0.4; charset=utf-8");
+    api__ok_body(resp, text, len, "text/plain; version=0.0.4; charset=utf-8");
 }

@@ -347,7 +347,7 @@ void api__rec_sparsity(struct api_call *c, struct api_response *resp)
                          : cJSON_AddNullToObject(o, "block_size")) ||
         !api_sparsity_json(&x, o, layers))
         goto nomem;
-    api__send_json(resp, 200, o);
+    api__ok(resp, o);
     o = NULL;
     goto out;
 nomem:
@@ -503,7 +503,7 @@ void api__rec_learning_rates(struct api_call *c, struct api_response *resp)
     }
     if (!api_lr_json(&x, &a, o, layers))
         goto nomem;
-    api__send_json(resp, 200, o);
+    api__ok(resp, o);
     o = NULL;
     goto out;
 nomem:

@@ -1,6 +1,7 @@
 /* api_resp.c -- response helpers: problem+json (RFC 9457) from the one
- * error -> problem table (ERR_CATEGORY_MAP in core/err.h), JSON bodies, ETags and If-None-Match,
- * presets, page tokens and the free-space check. */
+ * error -> problem table (ERR_CATEGORY_MAP in core/err.h), the success
+ * answers (the only HTTP statuses written in api/), ETags and
+ * If-None-Match, presets, page tokens and the free-space check. */
 #include "api/api_int.h"
 
 #include <math.h>
@@ -78,20 +79,54 @@ void api_response_free(struct api_response *resp)
     memset(resp, 0, sizeof(*resp));
 }
 
-void api__send_json(struct api_response *resp, int status, cJSON *obj)
-{
-    char *text = obj ? cJSON_PrintUnformatted(obj) : NULL;
+/* --- Success answers ------------------------------------------------------------ */
 
-    cJSON_Delete(obj);
-    if (text == NULL) {
+/* The success statuses; the failures' come from ERR_CATEGORY_MAP. */
+enum { API_STATUS_OK = 200, API_STATUS_ACCEPTED = 202, API_STATUS_NOT_MODIFIED = 304 };
+
+void api__ok_body(struct api_response *resp, char *body, size_t len, const char *content_type)
+{
+    if (body == NULL) {
         api_fail(resp, ERR_NOMEM, ERR_CAT_NONE, "out of memory building the response");
         return;
     }
     free(resp->body);
-    resp->body = text;
-    resp->body_len = strlen(text);
-    resp->status = status;
-    snprintf(resp->content_type, sizeof(resp->content_type), "application/json");
+    resp->body = body;
+    resp->body_len = len;
+    resp->status = API_STATUS_OK;
+    snprintf(resp->content_type, sizeof(resp->content_type), "%s", content_type);
+}
+
+void api__ok(struct api_response *resp, cJSON *obj)
+{
+    char *text = obj ? cJSON_PrintUnformatted(obj) : NULL;
+
+    cJSON_Delete(obj);
+    api__ok_body(resp, text, text ? strlen(text) : 0, "application/json");
+}
+
+void api__submitted(struct api_response *resp, cJSON *obj, int queued, const char *location)
+{
+    api__ok(resp, obj);
+    if (!api__is_ok(resp))
+        return;
+    if (queued)
+        resp->status = API_STATUS_ACCEPTED;
+    snprintf(resp->location, sizeof(resp->location), "%s", location);
+}
+
+void api__not_modified(struct api_response *resp)
+{
+    free(resp->body);
+    resp->body = NULL;
+    resp->body_len = 0;
+    resp->content_type[0] = '\0';
+    resp->status = API_STATUS_NOT_MODIFIED;
+}
+
+int api__is_ok(const struct api_response *resp)
+{
+    return resp->status == API_STATUS_OK;
 }
 
 cJSON *api__time_json(double t)
@@ -172,14 +207,10 @@ int api__etag(struct api_call *c, struct api_response *resp, int64_t version, co
         if (!api_cache_get(c->ctx->cache, resp->etag, &resp->body, &resp->body_len,
                            resp->content_type))
             return 0;
-        resp->status = 200;
+        resp->status = API_STATUS_OK;
         return 1;
     }
-    free(resp->body);
-    resp->body = NULL;
-    resp->body_len = 0;
-    resp->content_type[0] = '\0';
-    resp->status = 304;
+    api__not_modified(resp);
     return 1;
 }
 

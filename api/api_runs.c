@@ -92,7 +92,7 @@ void api__runs_list(struct api_call *c, struct api_response *resp)
         cJSON_Delete(o);
         o = NULL;
     }
-    api__send_json(resp, 200, o);
+    api__ok(resp, o);
     store_run_page_free(pg);
 }
 
@@ -160,7 +160,7 @@ void api__checkpoints_list(struct api_call *c, struct api_response *resp)
         cJSON_Delete(o);
         o = NULL;
     }
-    api__send_json(resp, 200, o);
+    api__ok(resp, o);
     store_checkpoint_page_free(pg);
 }
 
@@ -220,7 +220,7 @@ void api__checkpoint_get(struct api_call *c, struct api_response *resp)
         cJSON_Delete(o);
         o = NULL;
     }
-    api__send_json(resp, 200, o);
+    api__ok(resp, o);
     store_layer_list_free(l);
 }
 
@@ -250,6 +250,6 @@ void api__layers_latest(struct api_call *c, struct api_response *resp)
         cJSON_Delete(o);
         o = NULL;
     }
-    api__send_json(resp, 200, o);
+    api__ok(resp, o);
     store_layer_list_free(l);
 }

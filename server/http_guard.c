@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "core/clock.h"
+#include "core/err.h"
 
 #define HTTP_GUARD_LINGER_S 1.0 /* between the 408 and the shutdown for reading */
 
@@ -49,23 +50,27 @@ struct http_guard {
     struct http_guard_conn *head;
 };
 
-/* Write a 408 problem (best effort, never blocks) and half-close. */
-static void http_guard_408(int fd, const char *detail)
+/* Write the timeout problem (row TIMEOUT of ERR_CATEGORY_MAP, the type
+ * urn:farmsd:problem:<category> as api/ writes it; best effort, never
+ * blocks) and half-close. `detail` needs no JSON escaping. */
+static void http_guard_timeout(int fd, const char *detail)
 {
-    char body[320], msg[640];
-    int bl, ml;
+    const char *name = err_category_name(ERR_CAT_TIMEOUT), *title;
+    int status = err_category_status(ERR_CAT_TIMEOUT), bl, ml;
+    char body[384], msg[768];
 
+    title = err_category_title(ERR_CAT_TIMEOUT);
     bl = snprintf(body, sizeof(body),
-                  "{\"type\":\"about:blank\",\"title\":\"Request Timeout\",\"status\":408,"
-                  "\"detail\":\"%s\",\"category\":\"timeout\"}",
-                  detail);
+                  "{\"type\":\"urn:farmsd:problem:%s\",\"title\":\"%s\",\"status\":%d,"
+                  "\"detail\":\"%s\",\"category\":\"%s\"}",
+                  name, title, status, detail, name);
     ml = snprintf(msg, sizeof(msg),
-                  "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n"
+                  "HTTP/1.1 %d %s\r\nConnection: close\r\n"
                   "Content-Type: application/problem+json\r\nContent-Length: %d\r\n\r\n%s",
-                  bl, body);
+                  status, title, bl, body);
     /* a client that is gone or not reading misses the answer: the
        shutdown below ends the connection all the same */
-    if (ml > 0 && (size_t)ml < sizeof(msg))
+    if (bl > 0 && (size_t)bl < sizeof(body) && ml > 0 && (size_t)ml < sizeof(msg))
         (void)send(fd, msg, (size_t)ml, MSG_DONTWAIT | MSG_NOSIGNAL);
     shutdown(fd, SHUT_WR);
 }
@@ -123,7 +128,7 @@ static void http_guard_sweep(struct http_guard *g, double now, uint64_t *n_close
                          "the body arrived slower than %llu bytes/s over %.0f s "
                          "(--min-upload-rate, --min-upload-window)",
                          (unsigned long long)g->cfg.min_rate, g->cfg.window_s);
-            http_guard_408(c->fd, detail);
+            http_guard_timeout(c->fd, detail);
         }
         c->phase = HTTP_GUARD_PH_KILLED;
         c->t_phase = now;

@@ -3,6 +3,12 @@
 # "N passed, N failed" lines, print the total, and fail if any test failed.
 # An argument VAR=VALUE@PROGRAM runs PROGRAM with VAR=VALUE in its
 # environment (e.g. the service tests once more against PostgreSQL).
+# Of each program's output it shows every failed check (check.h prints
+# "file:line: ... failed..."), up to 40 other diagnostic lines, and its
+# summary "prog: N passed, N failed" once.
+check_re='^[^ :]+:[0-9]+: .* failed($|: )'
+summary_re='^[A-Za-z0-9_.-]+: [0-9]+ passed, [0-9]+ failed$'
+diag_re='failed|error|ERROR|runtime error|^FAIL |once more'
 passed=0; failed=0; broken=""
 for arg in "$@"; do
     case "$arg" in
@@ -10,8 +16,9 @@ for arg in "$@"; do
     *) envset=""; t=$arg; label=$(basename "$t") ;;
     esac
     if [ -n "$envset" ]; then out=$(env "$envset" "$t" 2>&1); rc=$?; else out=$("$t" 2>&1); rc=$?; fi
-    printf '%s\n' "$out" | grep -E 'failed|error|ERROR|runtime error|^FAIL |once more' | grep -v ' 0 failed' | head -n 40
-    line=$(printf '%s\n' "$out" | grep -E '^[A-Za-z0-9_.-]+: [0-9]+ passed, [0-9]+ failed$' | tail -n 1)
+    printf '%s\n' "$out" | awk -v c="$check_re" -v s="$summary_re" -v d="$diag_re" \
+        '$0 ~ c { print; next } $0 ~ s { next } $0 ~ d && n++ < 40 { print }'
+    line=$(printf '%s\n' "$out" | grep -E "$summary_re" | tail -n 1)
     if [ -z "$line" ] || [ $rc -ne 0 ]; then
         [ -z "$line" ] && printf '%s\n' "$out" | tail -n 20
         broken="$broken $label(exit $rc)"

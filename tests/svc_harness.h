@@ -38,6 +38,7 @@
 #include <curl/curl.h>
 
 #include "core/clock.h"
+#include "core/formats/thash.h"
 #include "tests/pg_util.h"
 
 #ifndef SVC_FARMSD /* the server binary; an includer may name another build */

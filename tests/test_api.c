@@ -16,6 +16,7 @@
 #include <cjson/cJSON.h>
 
 #include "api/api.h"
+#include "api/api_int.h"
 #include "api/query.h"
 #include "core/numerics/preset.h"
 #include "core/formats/thash.h"
@@ -121,7 +122,7 @@ static void file_copy(const char *from, const char *to)
 }
 
 /* The manifest's sha256 and size of fixture `rel`. */
-static void manifest_entry(const char *rel, char sha[65], long *size)
+static void manifest_entry(const char *rel, char sha[THASH_HEX_LEN], long *size)
 {
     char *text;
     cJSON *m, *it;
@@ -134,7 +135,7 @@ static void manifest_entry(const char *rel, char sha[65], long *size)
     cJSON_ArrayForEach(it, cJSON_GetObjectItem(m, "files"))
     {
         if (strcmp(cJSON_GetObjectItem(it, "path")->valuestring, rel) == 0) {
-            snprintf(sha, 65, "%s", cJSON_GetObjectItem(it, "sha256")->valuestring);
+            snprintf(sha, THASH_HEX_LEN, "%s", cJSON_GetObjectItem(it, "sha256")->valuestring);
             *size = (long)cJSON_GetObjectItem(it, "size")->valuedouble;
         }
     }
@@ -226,6 +227,57 @@ static int n_runs(struct fx *f)
 #include "tests/test_api_ingest.inc"
 #include "tests/test_api_reads.inc"
 
+/* The success answers (api_resp.c): status, body, type and headers; a NULL
+ * body (allocation failed) is the nomem problem, without a Location; a 304
+ * has no body but keeps the ETag and Cache-Control. */
+static void test_success_answers(void)
+{
+    struct api_response r = {0};
+    char *text = malloc(3);
+
+    api__ok(&r, cJSON_CreateTrue());
+    CHECK_EQ_INT(r.status, 200);
+    CHECK_STR_EQ(r.body, "true");
+    CHECK_EQ_INT(r.body_len, 4);
+    CHECK_STR_EQ(r.content_type, "application/json");
+    CHECK_EQ_INT(api__is_ok(&r), 1);
+    if (text != NULL)
+        memcpy(text, "ab", 3);
+    api__ok_body(&r, text, 2, "text/plain");
+    CHECK_EQ_INT(r.status, 200);
+    CHECK_STR_EQ(r.body, "ab");
+    CHECK_EQ_INT(r.body_len, 2);
+    CHECK_STR_EQ(r.content_type, "text/plain");
+    api__submitted(&r, cJSON_CreateObject(), 1, "/v1/jobs/7");
+    CHECK_EQ_INT(r.status, 202);
+    CHECK_STR_EQ(r.body, "{}");
+    CHECK_STR_EQ(r.location, "/v1/jobs/7");
+    CHECK_EQ_INT(api__is_ok(&r), 0);
+    api_response_free(&r);
+    api__submitted(&r, cJSON_CreateObject(), 0, "/v1/jobs/7");
+    CHECK_EQ_INT(r.status, 200);
+    CHECK_STR_EQ(r.location, "/v1/jobs/7");
+    api_response_free(&r);
+    api__submitted(&r, NULL, 1, "/v1/jobs/7");
+    CHECK_EQ_INT(r.status, 503);
+    CHECK_STR_EQ(r.content_type, "application/problem+json");
+    CHECK_EQ_INT(r.retry_after, 5);
+    CHECK_STR_EQ(r.location, "");
+    api_response_free(&r);
+    snprintf(r.etag, sizeof(r.etag), "\"e1\"");
+    snprintf(r.cache_control, sizeof(r.cache_control), "no-cache");
+    api__ok(&r, cJSON_CreateTrue());
+    api__not_modified(&r);
+    CHECK_EQ_INT(r.status, 304);
+    CHECK(r.body == NULL);
+    CHECK_EQ_INT(r.body_len, 0);
+    CHECK_STR_EQ(r.content_type, "");
+    CHECK_STR_EQ(r.etag, "\"e1\"");
+    CHECK_STR_EQ(r.cache_control, "no-cache");
+    CHECK_EQ_INT(api__is_ok(&r), 0);
+    api_response_free(&r);
+}
+
 /* DELETE /v1/runs/{run}: 409 naming the running job (nothing changes), then
  * after the cancel the run goes with its unshared blob; a shared blob stays. */
 static void test_delete_run_while_a_job_runs(void)
@@ -234,7 +286,7 @@ static void test_delete_run_while_a_job_runs(void)
     struct api_response r;
     struct store_job job;
     struct err e = {0};
-    char detail[64], sha0[65], sha1[65], cancel[64];
+    char detail[64], sha0[THASH_HEX_LEN], sha1[THASH_HEX_LEN], cancel[64];
     int claimed = 0;
     struct fx f;
     cJSON *j;
@@ -313,5 +365,6 @@ int main(void)
     test_tensors();
     test_query_helpers();
     test_delete_run_while_a_job_runs();
+    test_success_answers();
     return check_report("test_api");
 }

@@ -17,6 +17,7 @@
 
 #include "api/api.h"
 #include "api/api_int.h"
+#include "core/formats/thash.h"
 #include "core/numerics/esd_hist.h"
 #include "core/numerics/preset.h"
 #include "storage/store.h"
@@ -98,7 +99,7 @@ static cJSON *get(struct fx *f, const char *path, const char *query, const char 
 static void put_mlp(struct fx *f, int64_t step, const double a[3], const struct esd_hist *hist)
 {
     static const int64_t shapes[3][2] = {{512, 64}, {256, 512}, {10, 256}};
-    char params[PRESET_JSON_MAX], sha[65], names[6][24];
+    char params[PRESET_JSON_MAX], sha[THASH_HEX_LEN], names[6][24];
     struct farms_params p;
     struct store_submit sub = {0};
     struct store_job job;

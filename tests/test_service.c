@@ -350,7 +350,7 @@ static void test_tensor_cache_has_one_result_per_settings(void)
     char path[128];
     struct svc_resp r;
 
-    CHECK_EQ_INT(strlen(sha), 64);
+    CHECK_EQ_INT(strlen(sha), THASH_HEX_LEN - 1);
     snprintf(path, sizeof(path), "/v1/tensors/%s", sha);
     CHECK_EQ_INT(svc_get(&srv, path, &r), 200);
     CHECK_EQ_INT(cJSON_GetArraySize(svc_j(r.json, "results")), 1);

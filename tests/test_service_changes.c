@@ -195,10 +195,10 @@ static int rewrite_in_place(const char *path, const char *from, off_t off, size_
 
 /* The SHA-256 (hex) of matrix `i` of a svc_write_gaussian_st file of
  * DIM x DIM matrices: its bytes as stored. "" on failure. */
-static void gauss_tensor_sha(const char *path, int i, char hex[65])
+static void gauss_tensor_sha(const char *path, int i, char hex[THASH_HEX_LEN])
 {
     size_t per = (size_t)DIM * DIM * 4;
-    unsigned char len8[8], d[32];
+    unsigned char len8[8], d[THASH_DIGEST_LEN];
     char *buf = malloc(per);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     uint64_t hl = 0;
@@ -209,8 +209,8 @@ static void gauss_tensor_sha(const char *path, int i, char hex[65])
         for (int k = 0; k < 8; k++)
             hl |= (uint64_t)len8[k] << (8 * k);
         if (pread(fd, buf, per, (off_t)(8 + hl + per * (size_t)i)) == (ssize_t)per &&
-            EVP_Digest(buf, per, d, &n, EVP_sha256(), NULL) == 1 && n == 32)
-            for (int k = 0; k < 32; k++)
+            EVP_Digest(buf, per, d, &n, EVP_sha256(), NULL) == 1 && n == THASH_DIGEST_LEN)
+            for (int k = 0; k < THASH_DIGEST_LEN; k++)
                 snprintf(hex + (size_t)2 * k, 3, "%02x", d[k]);
     }
     if (fd >= 0)
@@ -365,7 +365,7 @@ static void test_files_replaced_after_the_202_fail_changed(const struct svc *s)
     cJSON_ArrayForEach(
         tensor, svc_j(svc_manifest_file(manifest, "mlp/mlp_step0100.safetensors"), "tensors"))
     {
-        CHECK(strlen(svc_js(tensor, "sha256")) == 64);
+        CHECK(strlen(svc_js(tensor, "sha256")) == THASH_HEX_LEN - 1);
         CHECK_EQ_INT(tensor_cached_status(s, svc_js(tensor, "sha256")), 404);
     }
     /* nothing of the new bytes was analysed or cached: submitted as what
@@ -408,10 +408,10 @@ static void test_file_rewritten_during_analysis_reads_the_submitted_bytes(const 
     check_layers_equal_cli(s, "rewrite", 1, orig); /* the submitted bytes' results */
     /* no result cached for the rewritten bytes: they were never analysed */
     for (int i = 0; i < N_MAT; i++) {
-        char was[65], now[65];
+        char was[THASH_HEX_LEN], now[THASH_HEX_LEN];
         gauss_tensor_sha(orig, i, was);
         gauss_tensor_sha(p, i, now);
-        CHECK(strlen(was) == 64 && strlen(now) == 64);
+        CHECK(strlen(was) == THASH_HEX_LEN - 1 && strlen(now) == THASH_HEX_LEN - 1);
         if (strcmp(was, now) != 0)
             CHECK_EQ_INT(tensor_cached_status(s, now), 404);
         n_changed += strcmp(was, now) != 0;

@@ -27,7 +27,7 @@ static char tmp_dir[256];
 struct acked {
     const char *run;
     long step;
-    char sha256[65];
+    char sha256[THASH_HEX_LEN];
     long long size;
     long long job;
 };

@@ -316,16 +316,17 @@ static void test_put_upload_and_routing(const struct svc *s)
 /* X-Content-SHA256: a body that is not what the client hashed is refused. */
 static void test_checksum_header(const struct svc *s)
 {
-    char want[65], h[128];
+    char want[THASH_HEX_LEN], h[128];
     const char *hdrs[] = {h, NULL};
     struct svc_resp r;
     size_t n;
     char *body = svc_slurp(NUM "tiny_4x3.safetensors", &n);
-    unsigned char d[32] = {0};
+    unsigned char d[THASH_DIGEST_LEN] = {0};
     unsigned dl = 0;
 
-    CHECK(body != NULL && EVP_Digest(body, n, d, &dl, EVP_sha256(), NULL) == 1 && dl == 32);
-    for (int i = 0; i < 32; i++)
+    CHECK(body != NULL && EVP_Digest(body, n, d, &dl, EVP_sha256(), NULL) == 1 &&
+          dl == THASH_DIGEST_LEN);
+    for (int i = 0; i < THASH_DIGEST_LEN; i++)
         snprintf(want + (size_t)2 * i, 3, "%02x", d[i]);
     snprintf(h, sizeof(h), "X-Content-SHA256: %064d", 0);
     CHECK_EQ_INT(

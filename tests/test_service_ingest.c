@@ -83,12 +83,12 @@ static int make_tree(void)
 
 /* SHA-256 over "<shard name>\0<shard sha256 hex>\n" in name order, from
  * the manifest's shard hashes (openapi: content identity of an index). */
-static void index_identity(char hex[65])
+static void index_identity(char hex[THASH_HEX_LEN])
 {
     static const char *const shard[2] = {"model-00001-of-00002.safetensors",
                                          "model-00002-of-00002.safetensors"};
     EVP_MD_CTX *md = EVP_MD_CTX_new();
-    unsigned char d[32];
+    unsigned char d[THASH_DIGEST_LEN];
     unsigned n = 0;
 
     hex[0] = '\0';
@@ -103,8 +103,8 @@ static void index_identity(char hex[65])
         EVP_DigestUpdate(md, sha, strlen(sha));
         EVP_DigestUpdate(md, "\n", 1);
     }
-    if (EVP_DigestFinal_ex(md, d, &n) == 1 && n == 32)
-        for (int i = 0; i < 32; i++)
+    if (EVP_DigestFinal_ex(md, d, &n) == 1 && n == THASH_DIGEST_LEN)
+        for (int i = 0; i < THASH_DIGEST_LEN; i++)
             snprintf(hex + (size_t)2 * i, 3, "%02x", d[i]);
 out:
     EVP_MD_CTX_free(md);
@@ -156,7 +156,7 @@ static void check_layers_equal_cli(const struct svc *s, const char *run, long st
 
 static void test_paths_inside_the_root_are_analysed_in_place(const struct svc *s)
 {
-    char p[PATH_MAX], idx[PATH_MAX], want_id[65];
+    char p[PATH_MAX], idx[PATH_MAX], want_id[THASH_HEX_LEN];
     struct svc_resp r;
     long long file_job, index_job;
     cJSON *job;
