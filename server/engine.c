@@ -74,6 +74,7 @@ static enum err_code engine_order(const struct ckpt *c, struct engine_report *r,
     enum err_code rc = ERR_OK;
     struct layer_info *infos = NULL;
     const char **names = NULL;
+    struct layer_records recs;
     struct engine_layer *sorted = NULL;
     size_t *order = NULL;
 
@@ -91,8 +92,8 @@ static enum err_code engine_order(const struct ckpt *c, struct engine_report *r,
         infos[i] = r->layers[i].info;
         names[i] = r->layers[i].name;
     }
-    rc = layer_order(infos, names, r->n, ckpt_format_of(c) == CKPT_FORMAT_TORCH_ZIP, order,
-                     &r->ordering, e);
+    recs = (struct layer_records){.infos = infos, .names = names, .n = r->n};
+    rc = layer_order(&recs, ckpt_format_of(c) == CKPT_FORMAT_TORCH_ZIP, order, &r->ordering, e);
     if (rc)
         goto out;
     for (size_t i = 0; i < r->n; i++)
