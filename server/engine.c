@@ -74,6 +74,7 @@ static enum err_code engine_order(const struct ckpt *c, struct engine_report *r,
     enum err_code rc = ERR_OK;
     struct layer_info *infos = NULL;
     const char **names = NULL;
+    struct layer_records recs;
     struct engine_layer *sorted = NULL;
     size_t *order = NULL;
 
@@ -91,8 +92,8 @@ static enum err_code engine_order(const struct ckpt *c, struct engine_report *r,
         infos[i] = r->layers[i].info;
         names[i] = r->layers[i].name;
     }
-    rc = layer_order(infos, names, r->n, ckpt_format_of(c) == CKPT_FORMAT_TORCH_ZIP, order,
-                     &r->ordering, e);
+    recs = (struct layer_records){.infos = infos, .names = names, .n = r->n};
+    rc = layer_order(&recs, ckpt_format_of(c) == CKPT_FORMAT_TORCH_ZIP, order, &r->ordering, e);
     if (rc)
         goto out;
     for (size_t i = 0; i < r->n; i++)
@@ -285,6 +286,7 @@ static enum err_code engine_hist(const struct farms_plan *plan, struct engine_la
     int64_t n_esd = farms_plan_n_esd(plan), *lens = NULL;
     const double **sets = NULL;
     const struct farms_result *r = &row->res;
+    struct esd_hist_fit fit;
     int ok = r->status == FARMS_STATUS_OK;
 
     if (n_esd <= 0)
@@ -298,8 +300,8 @@ static enum err_code engine_hist(const struct farms_plan *plan, struct engine_la
     }
     for (int64_t d = 0; d < n_esd; d++)
         sets[d] = farms_plan_eigs(plan, d, &lens[d]);
-    esd_hist_compute(sets, lens, (size_t)n_esd, ok ? r->alpha : NAN, ok ? r->xmin : NAN,
-                     ok ? r->D : NAN, &row->esd);
+    fit = (struct esd_hist_fit){.alpha = r->alpha, .xmin = r->xmin, .D = r->D};
+    esd_hist_compute(sets, lens, (size_t)n_esd, ok ? &fit : NULL, &row->esd);
     free(sets);
     free(lens);
     return ERR_OK;
@@ -314,14 +316,15 @@ static enum err_code engine_layer_run(const struct ckpt *c, struct pool *pool,
     enum err_code rc;
     struct engine_ctx x = {0};
     struct analysis_layout lay;
+    struct farms_shape shape;
     double *w = NULL;
     struct err le;
 
     rc = engine_load(c, row, buf, &w, &lay, e);
     if (rc)
         goto out;
-    rc = farms_plan_new(o->params, lay.kind, lay.shape, lay.n_dims, (int)pool_size(pool), &x.plan,
-                        &le);
+    shape = (struct farms_shape){.kind = lay.kind, .n_dims = lay.n_dims, .shape = lay.shape};
+    rc = farms_plan_new(o->params, &shape, (int)pool_size(pool), &x.plan, &le);
     if (rc == ERR_TOOBIG || rc == ERR_INVAL) {
         engine_skip(row, le.msg);
         rc = ERR_OK;

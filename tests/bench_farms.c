@@ -113,7 +113,9 @@ static int run_plan(const struct farms_params *p, const int64_t *shape, const do
     struct err e;
     double t0;
 
-    if (farms_plan_new(p, FARMS_KIND_DENSE, shape, 2, threads, &plan, &e)) {
+    if (farms_plan_new(p,
+                       &(struct farms_shape){.kind = FARMS_KIND_DENSE, .n_dims = 2, .shape = shape},
+                       threads, &plan, &e)) {
         fprintf(stderr, "plan: %s\n", e.msg);
         return 1;
     }
@@ -154,8 +156,11 @@ static double sliding_error(const struct farms_params *p, const int64_t *shape, 
     struct esd_ws *ws = NULL;
     int64_t mn, mg, s, i, j;
     double *ref = NULL, dmax = 0, lmax = 0, res = NAN;
+    struct esd_block b;
 
-    if (farms_plan_new(p, FARMS_KIND_DENSE, shape, 2, 1, &plan, NULL))
+    if (farms_plan_new(p,
+                       &(struct farms_shape){.kind = FARMS_KIND_DENSE, .n_dims = 2, .shape = shape},
+                       1, &plan, NULL))
         return NAN;
     farms_plan_ws_need(plan, &mn, &mg);
     ref = malloc((size_t)mn * sizeof(double));
@@ -164,10 +169,12 @@ static double sliding_error(const struct farms_params *p, const int64_t *shape, 
     s = plan->units[0].s1 - 1;
     i = plan->slide_rows ? s : plan->units[0].fixed;
     j = plan->slide_rows ? plan->units[0].fixed : s;
-    esd_eigs(ws,
-             w + farms_layout_row_start(&plan->lay, i) * shape[1] +
-                 farms_layout_col_start(&plan->lay, j),
-             plan->lay.window_h, plan->lay.window_w, shape[1], 1.0, ref, NULL);
+    b = (struct esd_block){.a = w + farms_layout_row_start(&plan->lay, i) * shape[1] +
+                                farms_layout_col_start(&plan->lay, j),
+                           .h = plan->lay.window_h,
+                           .w = plan->lay.window_w,
+                           .lda = shape[1]};
+    esd_eigs(ws, &b, 1.0, ref, NULL);
     for (int64_t k = 0; k < plan->gram_n; k++) {
         double got = plan->eigs[(i * plan->lay.n_col_windows + j) * plan->gram_n + k];
         dmax = fmax(dmax, fabs(got - ref[k]));

@@ -110,7 +110,10 @@ static double nominal_flops(const struct bench_ckpt *c, const char *preset)
     for (size_t i = 0; i < m.n; i++) {
         struct farms_layout l;
         if (m.t[i].ndim != 2 ||
-            farms_layout_compute(&p, FARMS_KIND_DENSE, m.t[i].shape, 2, &l, NULL) != ERR_OK)
+            farms_layout_compute(
+                &p,
+                &(struct farms_shape){.kind = FARMS_KIND_DENSE, .n_dims = 2, .shape = m.t[i].shape},
+                &l, NULL) != ERR_OK)
             continue;
         double h = (double)l.window_h, w = (double)l.window_w;
         double n = h < w ? h : w, mm = h < w ? w : h;

@@ -66,7 +66,8 @@ static void test_bins_cover_the_spectrum(void)
     load_ref(&r);
     CHECK_EQ_INT(r.n, 256);
     sets[0] = r.eigs;
-    esd_hist_compute(sets, &r.n, 1, r.alpha, r.xmin, r.D, &h);
+    esd_hist_compute(sets, &r.n, 1,
+                     &(struct esd_hist_fit){.alpha = r.alpha, .xmin = r.xmin, .D = r.D}, &h);
     for (int64_t i = 0; i < r.n; i++) {
         min = r.eigs[i] < min ? r.eigs[i] : min;
         max = r.eigs[i] > max ? r.eigs[i] : max;
@@ -96,7 +97,8 @@ static void test_densities(void)
 
     load_ref(&r);
     sets[0] = r.eigs;
-    esd_hist_compute(sets, &r.n, 1, r.alpha, r.xmin, r.D, &h);
+    esd_hist_compute(sets, &r.n, 1,
+                     &(struct esd_hist_fit){.alpha = r.alpha, .xmin = r.xmin, .D = r.D}, &h);
     for (int k = 0; k < h.n_bins; k++) {
         double w = esd_hist_edge_hi(&h, k) - esd_hist_edge_lo(&h, k);
         CHECK(w > 0);
@@ -122,18 +124,20 @@ static void test_zeros_and_degenerate(void)
     const int64_t lens[2] = {5, 3};
     struct esd_hist h;
 
-    esd_hist_compute(sets, lens, 2, NAN, NAN, NAN, &h);
+    esd_hist_compute(sets, lens, 2, NULL, &h);
     CHECK_EQ_INT(h.n_eigs, 8);
     CHECK_EQ_INT(h.n_zero, 3); /* <= 1e-12 * max, negatives included */
     CHECK_EQ_INT(h.counts[0], 2);
     CHECK_EQ_INT(h.counts[ESD_HIST_BINS - 1], 3);
     CHECK_EQ_INT(h.n_tail, 0);
     CHECK(!esd_hist_has_fit(&h));
-    esd_hist_compute(sets + 1, lens + 1, 1, 2.5, 3.0, 0.1, &h); /* one distinct value */
+    esd_hist_compute(sets + 1, lens + 1, 1,
+                     &(struct esd_hist_fit){.alpha = 2.5, .xmin = 3.0, .D = 0.1},
+                     &h); /* one distinct value */
     CHECK_NEAR(h.log_hi - h.log_lo, 1.0, 1e-12);
     CHECK_EQ_INT(h.counts[ESD_HIST_BINS / 2], 3);
     CHECK_EQ_INT(h.n_tail, 3);
-    esd_hist_compute(sets, lens, 0, NAN, NAN, NAN, &h);
+    esd_hist_compute(sets, lens, 0, NULL, &h);
     CHECK_EQ_INT(h.n_bins, 0);
     CHECK_EQ_INT(h.n_eigs, 0);
 }
@@ -148,7 +152,8 @@ static void test_text_round_trip(void)
 
     load_ref(&r);
     sets[0] = r.eigs;
-    esd_hist_compute(sets, &r.n, 1, r.alpha, r.xmin, r.D, &h);
+    esd_hist_compute(sets, &r.n, 1,
+                     &(struct esd_hist_fit){.alpha = r.alpha, .xmin = r.xmin, .D = r.D}, &h);
     CHECK_EQ_INT(esd_hist_encode(&h, text, sizeof(text), &e), ERR_OK);
     CHECK_EQ_INT(esd_hist_decode(text, &back, &e), ERR_OK);
     CHECK(memcmp(back.counts, h.counts, sizeof(h.counts)) == 0);

@@ -51,7 +51,8 @@ static struct farms_layout layout_of(struct farms_params p, int64_t rows, int64_
 {
     struct farms_layout l;
     int64_t shape[2] = {rows, cols};
-    CHECK_EQ_INT(farms_layout_compute(&p, FARMS_KIND_DENSE, shape, 2, &l, NULL), ERR_OK);
+    struct farms_shape fs = {.kind = FARMS_KIND_DENSE, .n_dims = 2, .shape = shape};
+    CHECK_EQ_INT(farms_layout_compute(&p, &fs, &l, NULL), ERR_OK);
     return l;
 }
 
@@ -211,9 +212,10 @@ static void test_conv_layout_100x30_q15_uses_three_divisions_of_20_rows(void)
 {
     struct farms_params p = params_of("farms-cv");
     int64_t shape[4] = {100, 30, 3, 3};
+    struct farms_shape fs = {.kind = FARMS_KIND_CONV2D, .n_dims = 4, .shape = shape};
     struct farms_layout l;
     p.q_ratio = 1.5;
-    CHECK_EQ_INT(farms_layout_compute(&p, FARMS_KIND_CONV2D, shape, 4, &l, NULL), ERR_OK);
+    CHECK_EQ_INT(farms_layout_compute(&p, &fs, &l, NULL), ERR_OK);
     CHECK_EQ_INT(l.divisions, 3);
     CHECK_EQ_INT(l.window_h, 20);
     CHECK_EQ_INT(l.window_w, 30);
@@ -221,7 +223,7 @@ static void test_conv_layout_100x30_q15_uses_three_divisions_of_20_rows(void)
     CHECK_EQ_INT(l.kernel_positions, 9);
     shape[0] = 16, shape[1] = 1; /* cols 1: 16 divisions of 1x1 blocks */
     p.q_ratio = 1.0;
-    CHECK_EQ_INT(farms_layout_compute(&p, FARMS_KIND_CONV2D, shape, 4, &l, NULL), ERR_OK);
+    CHECK_EQ_INT(farms_layout_compute(&p, &fs, &l, NULL), ERR_OK);
     CHECK_EQ_INT(l.divisions, 16);
     CHECK_EQ_INT(l.window_h * l.window_w, 1);
 }
@@ -234,12 +236,16 @@ static void test_eigs_of_diagonal_matrix_are_squares(void)
     struct esd_ws *ws = NULL;
     a[0 * 3 + 0] = 3, a[1 * 3 + 1] = -2, a[2 * 3 + 2] = 0.5;
     CHECK_EQ_INT(esd_ws_new(3, 0, &ws, NULL), ERR_OK);
-    CHECK_EQ_INT(esd_eigs(ws, a, 4, 3, 3, 1.0, out, NULL), ERR_OK);
+    CHECK_EQ_INT(
+        esd_eigs(ws, &(struct esd_block){.a = a, .h = 4, .w = 3, .lda = 3}, 1.0, out, NULL),
+        ERR_OK);
     CHECK_NEAR(out[0], 0.25, 1e-14);
     CHECK_NEAR(out[1], 4, 1e-14);
     CHECK_NEAR(out[2], 9, 1e-14);
     /* the 3x2 top-left view (leading dimension 3), scaled by 0.5 */
-    CHECK_EQ_INT(esd_eigs(ws, a, 3, 2, 3, 0.5, out, NULL), ERR_OK);
+    CHECK_EQ_INT(
+        esd_eigs(ws, &(struct esd_block){.a = a, .h = 3, .w = 2, .lda = 3}, 0.5, out, NULL),
+        ERR_OK);
     CHECK_NEAR(out[0], 2, 1e-14);
     CHECK_NEAR(out[1], 4.5, 1e-14);
     esd_ws_free(ws);
@@ -257,7 +263,9 @@ static void test_eigs_of_reflected_diagonal_keep_the_spectrum(void)
         for (int j = 0; j < N; j++)
             a[i * N + j] = ((i == j) - 2 * v[i] * v[j] / vv) * (j + 1);
     CHECK_EQ_INT(esd_ws_new(N, 0, &ws, NULL), ERR_OK);
-    CHECK_EQ_INT(esd_eigs(ws, a, N, N, N, 1.0, out, NULL), ERR_OK);
+    CHECK_EQ_INT(
+        esd_eigs(ws, &(struct esd_block){.a = a, .h = N, .w = N, .lda = N}, 1.0, out, NULL),
+        ERR_OK);
     for (int i = 0; i < N; i++)
         CHECK_NEAR(out[i], (double)(i + 1) * (i + 1), 1e-11 * N * N);
     esd_ws_free(ws);
@@ -269,7 +277,8 @@ static void test_eigs_workspace_too_small_is_an_error(void)
     struct esd_ws *ws = NULL;
     struct err e;
     CHECK_EQ_INT(esd_ws_new(2, 0, &ws, NULL), ERR_OK);
-    CHECK_EQ_INT(esd_eigs(ws, a, 4, 4, 4, 1.0, out, &e), ERR_INVAL);
+    CHECK_EQ_INT(esd_eigs(ws, &(struct esd_block){.a = a, .h = 4, .w = 4, .lda = 4}, 1.0, out, &e),
+                 ERR_INVAL);
     esd_ws_free(ws);
     CHECK_EQ_INT(esd_ws_new(ESD_MAX_N + 1, 0, &ws, &e), ERR_TOOBIG);
     CHECK(ws == NULL);
@@ -281,11 +290,12 @@ static void check_sliding_matches_scratch(struct farms_params p, int64_t rows, i
                                           int hint)
 {
     int64_t shape[2] = {rows, cols}, max_n, max_g;
+    struct farms_shape fs = {.kind = FARMS_KIND_DENSE, .n_dims = 2, .shape = shape};
     double *w = gauss_matrix(rows * cols), *ref = NULL, lmax = 0, dmax = 0;
     struct farms_plan *plan = NULL;
     struct esd_ws *ws = NULL;
 
-    CHECK_EQ_INT(farms_plan_new(&p, FARMS_KIND_DENSE, shape, 2, hint, &plan, NULL), ERR_OK);
+    CHECK_EQ_INT(farms_plan_new(&p, &fs, hint, &plan, NULL), ERR_OK);
     if (plan == NULL || w == NULL)
         return;
     farms_plan_ws_need(plan, &max_n, &max_g);
@@ -298,9 +308,11 @@ static void check_sliding_matches_scratch(struct farms_params p, int64_t rows, i
             int64_t r0 = farms_layout_row_start(&plan->lay, i);
             int64_t c0 = farms_layout_col_start(&plan->lay, j);
             const double *got = plan->eigs + (i * plan->lay.n_col_windows + j) * plan->gram_n;
-            CHECK_EQ_INT(esd_eigs(ws, w + r0 * cols + c0, plan->lay.window_h, plan->lay.window_w,
-                                  cols, 1.0, ref, NULL),
-                         ERR_OK);
+            struct esd_block b = {.a = w + r0 * cols + c0,
+                                  .h = plan->lay.window_h,
+                                  .w = plan->lay.window_w,
+                                  .lda = cols};
+            CHECK_EQ_INT(esd_eigs(ws, &b, 1.0, ref, NULL), ERR_OK);
             for (int64_t k = 0; k < plan->gram_n; k++) {
                 lmax = ref[k] > lmax ? ref[k] : lmax;
                 dmax = fabs(got[k] - ref[k]) > dmax ? fabs(got[k] - ref[k]) : dmax;
@@ -355,6 +367,7 @@ static void *unit_worker_main(void *arg)
 static void test_units_run_in_parallel_threads(void)
 {
     int64_t shape[2] = {400, 300};
+    struct farms_shape fs = {.kind = FARMS_KIND_DENSE, .n_dims = 2, .shape = shape};
     double *w = gauss_matrix(shape[0] * shape[1]);
     struct farms_params p = params_of("farms-llm");
     struct farms_plan *plan = NULL;
@@ -362,8 +375,8 @@ static void test_units_run_in_parallel_threads(void)
     struct unit_worker k[2];
     pthread_t tid[2];
     p.window_rows = 150;
-    CHECK_EQ_INT(farms_analyze(&p, FARMS_KIND_DENSE, shape, 2, w, &one, NULL), ERR_OK);
-    CHECK_EQ_INT(farms_plan_new(&p, FARMS_KIND_DENSE, shape, 2, 2, &plan, NULL), ERR_OK);
+    CHECK_EQ_INT(farms_analyze(&p, &fs, w, &one, NULL), ERR_OK);
+    CHECK_EQ_INT(farms_plan_new(&p, &fs, 2, &plan, NULL), ERR_OK);
     CHECK(farms_plan_n_units(plan) >= 2);
     for (int i = 0; i < 2; i++) {
         k[i] = (struct unit_worker){.plan = plan, .w = w, .first = i};
@@ -388,14 +401,15 @@ static void test_dense_layer_with_too_few_eigs_is_skipped(void)
 {
     double w[12] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13};
     int64_t shape[2] = {4, 3};
+    struct farms_shape fs = {.kind = FARMS_KIND_DENSE, .n_dims = 2, .shape = shape};
     struct farms_params p = params_of("farms-cv");
     struct farms_result r;
-    CHECK_EQ_INT(farms_analyze(&p, FARMS_KIND_DENSE, shape, 2, w, &r, NULL), ERR_OK);
+    CHECK_EQ_INT(farms_analyze(&p, &fs, w, &r, NULL), ERR_OK);
     CHECK_EQ_INT(r.status, FARMS_STATUS_SKIPPED);
     CHECK_EQ_INT(r.num_eigs, 3);
     CHECK(strstr(r.reason, "min_eigs") != NULL);
     p = params_of("farms-llm"); /* two 3x3 windows -> 6 eigenvalues -> analysed */
-    CHECK_EQ_INT(farms_analyze(&p, FARMS_KIND_DENSE, shape, 2, w, &r, NULL), ERR_OK);
+    CHECK_EQ_INT(farms_analyze(&p, &fs, w, &r, NULL), ERR_OK);
     CHECK(r.status != FARMS_STATUS_SKIPPED);
     CHECK_EQ_INT(r.num_eigs, 6);
     CHECK_EQ_INT(r.windows, 2);
@@ -404,11 +418,12 @@ static void test_dense_layer_with_too_few_eigs_is_skipped(void)
 static void test_nan_weights_give_a_failed_layer(void)
 {
     int64_t shape[2] = {40, 30};
+    struct farms_shape fs = {.kind = FARMS_KIND_DENSE, .n_dims = 2, .shape = shape};
     double *w = gauss_matrix(shape[0] * shape[1]);
     struct farms_params p = params_of("full");
     struct farms_result r;
     w[77] = NAN;
-    CHECK_EQ_INT(farms_analyze(&p, FARMS_KIND_DENSE, shape, 2, w, &r, NULL), ERR_OK);
+    CHECK_EQ_INT(farms_analyze(&p, &fs, w, &r, NULL), ERR_OK);
     CHECK_EQ_INT(r.status, FARMS_STATUS_FAILED);
     CHECK(isnan(r.alpha));
     free(w);
@@ -417,12 +432,13 @@ static void test_nan_weights_give_a_failed_layer(void)
 static void test_gaussian_layer_metrics_are_consistent(void)
 {
     int64_t shape[2] = {300, 200};
+    struct farms_shape fs = {.kind = FARMS_KIND_DENSE, .n_dims = 2, .shape = shape};
     double *w = gauss_matrix(shape[0] * shape[1]), fro = 0;
     struct farms_params p = params_of("full");
     struct farms_result r;
     for (int64_t i = 0; i < shape[0] * shape[1]; i++)
         fro += w[i] * w[i];
-    CHECK_EQ_INT(farms_analyze(&p, FARMS_KIND_DENSE, shape, 2, w, &r, NULL), ERR_OK);
+    CHECK_EQ_INT(farms_analyze(&p, &fs, w, &r, NULL), ERR_OK);
     CHECK_EQ_INT(r.status, FARMS_STATUS_OK);
     CHECK_EQ_INT(r.num_eigs, 200);
     CHECK_REL(r.norm, fro, 1e-12); /* sum of eigenvalues = squared Frobenius norm */
@@ -464,13 +480,16 @@ static double plan_esd_max(const struct farms_plan *plan, int64_t d)
 static void test_xmax_is_the_largest_fitted_eigenvalue(void)
 {
     int64_t dshape[2] = {400, 300}, cshape[4] = {100, 30, 3, 3}, tiny[2] = {4, 3};
+    struct farms_shape tfs = {.kind = FARMS_KIND_DENSE, .n_dims = 2, .shape = tiny};
+    struct farms_shape cfs = {.kind = FARMS_KIND_CONV2D, .n_dims = 4, .shape = cshape};
+    struct farms_shape dfs = {.kind = FARMS_KIND_DENSE, .n_dims = 2, .shape = dshape};
     double *w = gauss_matrix(dshape[0] * dshape[1]), want = 0, largest = 0;
     struct farms_params p = params_of("farms-llm");
     struct farms_plan *plan = NULL;
     struct farms_result r;
 
     p.window_rows = 150;
-    CHECK_EQ_INT(farms_plan_new(&p, FARMS_KIND_DENSE, dshape, 2, 1, &plan, NULL), ERR_OK);
+    CHECK_EQ_INT(farms_plan_new(&p, &dfs, 1, &plan, NULL), ERR_OK);
     run_all_units(plan, w);
     CHECK_EQ_INT(farms_plan_finish(plan, &r, NULL), ERR_OK);
     CHECK_EQ_INT(r.status, FARMS_STATUS_OK);
@@ -481,7 +500,7 @@ static void test_xmax_is_the_largest_fitted_eigenvalue(void)
     farms_plan_free(plan);
 
     p = params_of("farms-cv");
-    CHECK_EQ_INT(farms_plan_new(&p, FARMS_KIND_CONV2D, cshape, 4, 1, &plan, NULL), ERR_OK);
+    CHECK_EQ_INT(farms_plan_new(&p, &cfs, 1, &plan, NULL), ERR_OK);
     run_all_units(plan, w);
     CHECK_EQ_INT(farms_plan_finish(plan, &r, NULL), ERR_OK);
     CHECK_EQ_INT(r.status, FARMS_STATUS_OK);
@@ -495,7 +514,7 @@ static void test_xmax_is_the_largest_fitted_eigenvalue(void)
     farms_plan_free(plan);
 
     p = params_of("farms-cv");
-    CHECK_EQ_INT(farms_analyze(&p, FARMS_KIND_DENSE, tiny, 2, w, &r, NULL), ERR_OK);
+    CHECK_EQ_INT(farms_analyze(&p, &tfs, w, &r, NULL), ERR_OK);
     CHECK_EQ_INT(r.status, FARMS_STATUS_SKIPPED);
     CHECK(isnan(r.xmax));
     free(w);
@@ -505,11 +524,13 @@ static void test_xmax_is_the_largest_fitted_eigenvalue(void)
 static void test_conv_1x1_is_scaled_dense(void)
 {
     int64_t dshape[2] = {64, 48}, cshape[4] = {64, 48, 1, 1};
+    struct farms_shape cfs = {.kind = FARMS_KIND_CONV2D, .n_dims = 4, .shape = cshape};
+    struct farms_shape dfs = {.kind = FARMS_KIND_DENSE, .n_dims = 2, .shape = dshape};
     double *w = gauss_matrix(dshape[0] * dshape[1]);
     struct farms_params p = params_of("full");
     struct farms_result rd, rc;
-    CHECK_EQ_INT(farms_analyze(&p, FARMS_KIND_DENSE, dshape, 2, w, &rd, NULL), ERR_OK);
-    CHECK_EQ_INT(farms_analyze(&p, FARMS_KIND_CONV2D, cshape, 4, w, &rc, NULL), ERR_OK);
+    CHECK_EQ_INT(farms_analyze(&p, &dfs, w, &rd, NULL), ERR_OK);
+    CHECK_EQ_INT(farms_analyze(&p, &cfs, w, &rc, NULL), ERR_OK);
     CHECK_REL(rc.spectral_norm, 0.5 * rd.spectral_norm, 1e-12);
     CHECK_REL(rc.alpha, rd.alpha, 1e-9); /* alpha is scale-free */
     free(w);

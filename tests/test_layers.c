@@ -158,7 +158,9 @@ static void check_order(const char *const *names, size_t n, int keep_file_order,
         int one_d = leaf != NULL && strcmp(leaf, ".weight") != 0;
         layer_classify(names[i], DTYPE_F32, one_d ? 1 : 2, mat, &infos[i]);
     }
-    CHECK_EQ_INT(layer_order(infos, names, n, keep_file_order, order, &how, NULL), ERR_OK);
+    CHECK_EQ_INT(layer_order(&(struct layer_records){.infos = infos, .names = names, .n = n},
+                             keep_file_order, order, &how, NULL),
+                 ERR_OK);
     CHECK_EQ_INT(how, want_how);
     for (size_t k = 0; k < n; k++)
         CHECK_STR_EQ(names[order[k]], want[k]);

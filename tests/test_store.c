@@ -1231,7 +1231,8 @@ static struct esd_hist hist_of(int n, double alpha)
 
     for (int i = 0; i < n; i++)
         eig[i] = i + 1;
-    esd_hist_compute(sets, &len, 1, alpha, n / 2.0, 0.05, &h);
+    esd_hist_compute(sets, &len, 1,
+                     &(struct esd_hist_fit){.alpha = alpha, .xmin = n / 2.0, .D = 0.05}, &h);
     return h;
 }
 

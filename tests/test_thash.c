@@ -223,6 +223,7 @@ static struct ckpt *mem_open(const unsigned char *st, size_t len)
         int64_t shape[CKPT_MAX_RANK];
         int ndim = 0;
         const cJSON *d;
+        struct ckpt__entry entry;
 
         if (dt == NULL || c->n_tensors >= MAX_T)
             continue; /* __metadata__ */
@@ -233,10 +234,12 @@ static struct ckpt *mem_open(const unsigned char *st, size_t len)
         }
         m->begin[c->n_tensors] =
             (uint64_t)cJSON_GetArrayItem(cJSON_GetObjectItem(t, "data_offsets"), 0)->valuedouble;
-        CHECK_EQ_INT(ckpt__tensor_add(c, t->string, strlen(t->string),
-                                      (enum dtype)dtype_from_code(dt, strlen(dt)), ndim, shape,
-                                      NULL, NULL),
-                     ERR_OK);
+        entry = (struct ckpt__entry){.name = t->string,
+                                     .name_len = strlen(t->string),
+                                     .dtype = (enum dtype)dtype_from_code(dt, strlen(dt)),
+                                     .ndim = ndim,
+                                     .shape = shape};
+        CHECK_EQ_INT(ckpt__tensor_add(c, &entry, NULL, NULL), ERR_OK);
     }
     cJSON_Delete(hdr);
     return c;

@@ -302,6 +302,7 @@ static void check_mode(const char *mode, const cJSON *rj, const double *w, const
                        int n_dims)
 {
     struct farms_params p;
+    struct farms_shape fs;
     struct farms_plan *plan = NULL;
     struct farms_result r;
     struct esd_ws *ws = NULL;
@@ -315,9 +316,9 @@ static void check_mode(const char *mode, const cJSON *rj, const double *w, const
         CHECK(!"known mode");
         return;
     }
-    CHECK_EQ_INT(farms_plan_new(&p, conv ? FARMS_KIND_CONV2D : FARMS_KIND_DENSE, shape, n_dims, 2,
-                                &plan, &e),
-                 ERR_OK);
+    fs = (struct farms_shape){
+        .kind = conv ? FARMS_KIND_CONV2D : FARMS_KIND_DENSE, .n_dims = n_dims, .shape = shape};
+    CHECK_EQ_INT(farms_plan_new(&p, &fs, 2, &plan, &e), ERR_OK);
     if (plan == NULL)
         return;
     farms_plan_ws_need(plan, &max_n, &max_g);
@@ -361,6 +362,7 @@ static void check_mode(const char *mode, const cJSON *rj, const double *w, const
 static void check_ww(const cJSON *ww, const double *w, const int64_t *shape, int n_dims)
 {
     struct farms_params p;
+    struct farms_shape fs;
     struct farms_result r;
     const cJSON *sc = cJSON_GetObjectItem(ww, "spec_check");
     int ps = flag(ww, "precision_sensitive");
@@ -373,9 +375,10 @@ static void check_ww(const cJSON *ww, const double *w, const int64_t *shape, int
         return;
     }
     CHECK_EQ_INT(preset_get("full", &p, NULL), ERR_OK);
-    CHECK_EQ_INT(farms_analyze(&p, n_dims == 4 ? FARMS_KIND_CONV2D : FARMS_KIND_DENSE, shape,
-                               n_dims, w, &r, NULL),
-                 ERR_OK);
+    fs = (struct farms_shape){.kind = n_dims == 4 ? FARMS_KIND_CONV2D : FARMS_KIND_DENSE,
+                              .n_dims = n_dims,
+                              .shape = shape};
+    CHECK_EQ_INT(farms_analyze(&p, &fs, w, &r, NULL), ERR_OK);
     exact("status ok", r.status, FARMS_STATUS_OK, NAN);
     exact("num_evals", (double)r.num_eigs, num(ww, "num_evals"), NAN);
     near_rel("alpha", r.alpha, num(ww, "alpha"), ps ? num(sc, "alpha") : NAN, 1e-3);

@@ -116,6 +116,7 @@ static void test_stored_members(void)
     const struct zip_member *m;
     const unsigned char *data;
     unsigned char *owned;
+    struct zip_read_opts o = {.limit = 100, .verify_crc = 1};
 
     zb_stored(&z, "archive/data.pkl", "pickle!");
     zb_stored(&z, "archive/version", "3\n");
@@ -131,12 +132,13 @@ static void test_stored_members(void)
     CHECK(zip_find(a, "archive/data") == NULL);
     CHECK(zip_find(a, "archive/versions") == NULL);
     CHECK_EQ_INT(m->data_offset, 30 + 16 + 7 + 30 + 15);
-    CHECK_EQ_INT(zip_member_read(a, m, 100, 1, &data, &owned, &e), ERR_OK);
+    CHECK_EQ_INT(zip_member_read(a, m, &o, &data, &owned, &e), ERR_OK);
     /* a copy, never a pointer into the archive's bytes */
     CHECK(owned != NULL && data == owned && data != z.buf + m->data_offset &&
           memcmp(data, "3\n", 2) == 0);
     free(owned);
-    CHECK_EQ_INT(zip_member_read(a, zip_member_at(a, 0), 6, 1, &data, &owned, &e), ERR_TOOBIG);
+    o.limit = 6;
+    CHECK_EQ_INT(zip_member_read(a, zip_member_at(a, 0), &o, &data, &owned, &e), ERR_TOOBIG);
     CHECK_STR_EQ(err_category(&e), "limit_exceeded");
     zip_free(a);
 }
@@ -213,6 +215,8 @@ static void test_crc(void)
     struct err e = {0};
     const unsigned char *data;
     unsigned char *owned;
+    const struct zip_read_opts crc = {.limit = 10, .verify_crc = 1};
+    const struct zip_read_opts no_crc = {.limit = 10, .verify_crc = 0};
 
     zb_add(&z, "a/good", "abc", 3, 0, 0, 3, 3, (uint32_t)crc32(0, (const Bytef *)"abc", 3));
     zb_add(&z, "a/bad", "abc", 3, 0, 0, 3, 3, 0x12345678u);
@@ -221,14 +225,14 @@ static void test_crc(void)
     CHECK_EQ_INT(zip_parse(z.buf, z.len, 10, &a, &e), ERR_OK);
     if (a == NULL)
         return;
-    CHECK_EQ_INT(zip_member_read(a, zip_find(a, "a/good"), 10, 1, &data, &owned, &e), ERR_OK);
+    CHECK_EQ_INT(zip_member_read(a, zip_find(a, "a/good"), &crc, &data, &owned, &e), ERR_OK);
     free(owned);
-    CHECK_EQ_INT(zip_member_read(a, zip_find(a, "a/bad"), 10, 1, &data, &owned, &e), ERR_FORMAT);
+    CHECK_EQ_INT(zip_member_read(a, zip_find(a, "a/bad"), &crc, &data, &owned, &e), ERR_FORMAT);
     CHECK_STR_EQ(err_category(&e), "invalid_zip");
     CHECK(data == NULL && owned == NULL);
-    CHECK_EQ_INT(zip_member_read(a, zip_find(a, "a/bad"), 10, 0, &data, &owned, &e), ERR_OK);
+    CHECK_EQ_INT(zip_member_read(a, zip_find(a, "a/bad"), &no_crc, &data, &owned, &e), ERR_OK);
     free(owned);
-    CHECK_EQ_INT(zip_member_read(a, zip_find(a, "a/none"), 10, 1, &data, &owned, &e), ERR_OK);
+    CHECK_EQ_INT(zip_member_read(a, zip_find(a, "a/none"), &crc, &data, &owned, &e), ERR_OK);
     free(owned);
     zip_free(a);
 }
@@ -261,6 +265,7 @@ static void test_deflate(void)
     struct err e = {0};
     const unsigned char *data;
     unsigned char *owned = NULL, small[100];
+    struct zip_read_opts o = {.limit = 1000, .verify_crc = 1};
 
     for (size_t i = 0; i < sizeof(text); i++)
         text[i] = (char)('a' + i % 7);
@@ -275,17 +280,18 @@ static void test_deflate(void)
     CHECK_EQ_INT(zip_parse(z.buf, z.len, 10, &a, &e), ERR_OK);
     if (a == NULL)
         return;
-    CHECK_EQ_INT(zip_member_read(a, zip_find(a, "a/ok"), 1000, 1, &data, &owned, &e), ERR_OK);
+    CHECK_EQ_INT(zip_member_read(a, zip_find(a, "a/ok"), &o, &data, &owned, &e), ERR_OK);
     CHECK(owned != NULL && data == owned && memcmp(data, text, 1000) == 0);
     free(owned);
-    CHECK_EQ_INT(zip_member_read(a, zip_find(a, "a/ok"), 999, 1, &data, &owned, &e), ERR_TOOBIG);
+    o.limit = 999;
+    CHECK_EQ_INT(zip_member_read(a, zip_find(a, "a/ok"), &o, &data, &owned, &e), ERR_TOOBIG);
     CHECK_EQ_INT(zip_member_inflate(a, zip_find(a, "a/ok"), small, sizeof(small), &e), ERR_TOOBIG);
-    CHECK_EQ_INT(zip_member_read(a, zip_find(a, "a/more"), 5000, 0, &data, &owned, &e), ERR_FORMAT);
+    o = (struct zip_read_opts){.limit = 5000, .verify_crc = 0};
+    CHECK_EQ_INT(zip_member_read(a, zip_find(a, "a/more"), &o, &data, &owned, &e), ERR_FORMAT);
     CHECK_STR_EQ(err_category(&e), "invalid_zip");
-    CHECK_EQ_INT(zip_member_read(a, zip_find(a, "a/less"), 5000, 0, &data, &owned, &e), ERR_FORMAT);
+    CHECK_EQ_INT(zip_member_read(a, zip_find(a, "a/less"), &o, &data, &owned, &e), ERR_FORMAT);
     CHECK_STR_EQ(err_category(&e), "invalid_zip");
-    CHECK_EQ_INT(zip_member_read(a, zip_find(a, "a/bzip2"), 5000, 0, &data, &owned, &e),
-                 ERR_FORMAT);
+    CHECK_EQ_INT(zip_member_read(a, zip_find(a, "a/bzip2"), &o, &data, &owned, &e), ERR_FORMAT);
     CHECK_STR_EQ(err_category(&e), "unsupported_compression");
     zip_free(a);
 }
@@ -316,6 +322,7 @@ static void test_fixture_variants(void)
                                         "special/mlp_step0500_deflated.pt"};
     unsigned char *ref = NULL;
     size_t ref_len = 0;
+    const struct zip_read_opts o = {.limit = 1 << 20, .verify_crc = 1};
 
     for (int v = 0; v < 3; v++) {
         char path[256];
@@ -333,7 +340,7 @@ static void test_fixture_variants(void)
         if (m == NULL && a != NULL)
             m = zip_find(a, "archive/data.pkl"); /* the ZIP64 variant was saved to a buffer */
         CHECK(m != NULL);
-        if (m != NULL && zip_member_read(a, m, 1 << 20, 1, &data, &owned, &e) == ERR_OK) {
+        if (m != NULL && zip_member_read(a, m, &o, &data, &owned, &e) == ERR_OK) {
             if (v == 0) {
                 ref = malloc(m->usize);
                 if (ref != NULL) {

@@ -260,35 +260,47 @@ enum err_code ckpt_tensor_read(const struct ckpt *c, size_t i, struct ckpt_buf *
     return rc;
 }
 
-enum err_code ckpt__tensor_add(struct ckpt *c, const char *name, size_t name_len, enum dtype dtype,
-                               int ndim, const int64_t *shape, struct ckpt_tensor **out,
-                               struct err *e)
+/* Check the rank and shape of `in` and compute its element count and the
+ * bits per element, guarding both products against u64 overflow. */
+static enum err_code ckpt_entry_size(const struct ckpt__entry *in, uint64_t *n_elems,
+                                     uint64_t *bits, struct err *e)
+{
+    int name_len = (int)(in->name_len > 200 ? 200 : in->name_len);
+    uint64_t n = 1;
+
+    if (in->ndim < 0 || in->ndim > CKPT_MAX_RANK)
+        return err_setc(e, ERR_TOOBIG, ERR_CAT_LIMIT_EXCEEDED, "tensor '%.*s': rank %d exceeds %d",
+                        name_len, in->name, in->ndim, CKPT_MAX_RANK);
+    for (int d = 0; d < in->ndim; d++) {
+        if (in->shape[d] < 0)
+            return err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_HEADER,
+                            "tensor '%.*s': negative dimension", name_len, in->name);
+        if (in->shape[d] != 0 && n > UINT64_MAX / (uint64_t)in->shape[d])
+            return err_setc(e, ERR_FORMAT, ERR_CAT_OVERFLOW,
+                            "tensor '%.*s': element count overflows 64 bits", name_len, in->name);
+        n *= (uint64_t)in->shape[d];
+    }
+    *bits = dtype_bits(in->dtype);
+    if (n != 0 && n > UINT64_MAX / *bits)
+        return err_setc(e, ERR_FORMAT, ERR_CAT_OVERFLOW,
+                        "tensor '%.*s': byte size overflows 64 bits", name_len, in->name);
+    *n_elems = n;
+    return ERR_OK;
+}
+
+enum err_code ckpt__tensor_add(struct ckpt *c, const struct ckpt__entry *in,
+                               struct ckpt_tensor **out, struct err *e)
 {
     struct ckpt_tensor *t;
-    uint64_t n = 1, bits;
+    uint64_t n = 0, bits = 0;
+    enum err_code rc;
     char *copy;
 
     if (out != NULL)
         *out = NULL;
-    if (ndim < 0 || ndim > CKPT_MAX_RANK)
-        return err_setc(e, ERR_TOOBIG, ERR_CAT_LIMIT_EXCEEDED, "tensor '%.*s': rank %d exceeds %d",
-                        (int)(name_len > 200 ? 200 : name_len), name, ndim, CKPT_MAX_RANK);
-    for (int d = 0; d < ndim; d++) {
-        if (shape[d] < 0)
-            return err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_HEADER,
-                            "tensor '%.*s': negative dimension",
-                            (int)(name_len > 200 ? 200 : name_len), name);
-        if (shape[d] != 0 && n > UINT64_MAX / (uint64_t)shape[d])
-            return err_setc(e, ERR_FORMAT, ERR_CAT_OVERFLOW,
-                            "tensor '%.*s': element count overflows 64 bits",
-                            (int)(name_len > 200 ? 200 : name_len), name);
-        n *= (uint64_t)shape[d];
-    }
-    bits = dtype_bits(dtype);
-    if (n != 0 && n > UINT64_MAX / bits)
-        return err_setc(e, ERR_FORMAT, ERR_CAT_OVERFLOW,
-                        "tensor '%.*s': byte size overflows 64 bits",
-                        (int)(name_len > 200 ? 200 : name_len), name);
+    rc = ckpt_entry_size(in, &n, &bits, e);
+    if (rc)
+        return rc;
     if (c->n_tensors >= c->limits.max_tensors)
         return err_setc(e, ERR_TOOBIG, ERR_CAT_LIMIT_EXCEEDED, "more than %llu tensors",
                         (unsigned long long)c->limits.max_tensors);
@@ -300,18 +312,18 @@ enum err_code ckpt__tensor_add(struct ckpt *c, const char *name, size_t name_len
         c->tensors = nt;
         c->cap_tensors = cap;
     }
-    copy = malloc(name_len + 1);
+    copy = malloc(in->name_len + 1);
     if (copy == NULL)
         return err_set(e, ERR_NOMEM, "out of memory listing tensors");
-    memcpy(copy, name, name_len);
-    copy[name_len] = '\0';
+    memcpy(copy, in->name, in->name_len);
+    copy[in->name_len] = '\0';
     t = &c->tensors[c->n_tensors++];
     memset(t, 0, sizeof(*t));
     t->name = copy;
-    t->dtype = dtype;
-    t->ndim = ndim;
-    for (int d = 0; d < ndim; d++)
-        t->shape[d] = shape[d];
+    t->dtype = in->dtype;
+    t->ndim = in->ndim;
+    for (int d = 0; d < in->ndim; d++)
+        t->shape[d] = in->shape[d];
     t->n_elems = n;
     t->nbytes = (n * bits + 7) / 8;
     t->alias_of = -1;
@@ -339,15 +351,15 @@ enum err_code ckpt__buf_reserve(const struct ckpt *c, struct ckpt_buf *b, uint64
     return ERR_OK;
 }
 
-enum err_code ckpt__read_into(const struct ckpt *c, const struct rfile *f, uint64_t off, uint64_t n,
+enum err_code ckpt__read_into(const struct ckpt *c, const struct ckpt__extent *x,
                               struct ckpt_buf *b, const void **data, struct err *e)
 {
     enum err_code rc;
 
     *data = NULL;
-    rc = ckpt__buf_reserve(c, b, n ? n : 1, e);
+    rc = ckpt__buf_reserve(c, b, x->n ? x->n : 1, e);
     if (rc == ERR_OK)
-        rc = rfile_read(f, off, n, b->data, e);
+        rc = rfile_read(x->f, x->off, x->n, b->data, e);
     if (rc == ERR_OK)
         *data = b->data;
     return rc;

@@ -32,23 +32,38 @@ struct ckpt {
     struct ckpt_limits limits; /* copy of the caller's limits */
 };
 
-/* Append a tensor named `name` (copied; `name_len` bytes, need not be
- * NUL-terminated) with the given dtype and shape. Checks rank <= 16, the
- * element count and byte size for u64 overflow (category "overflow") and the
- * max_tensors limit. *out (may be NULL) gets the new record, alias_of = -1,
- * in_model = 1; it stays valid until the next ckpt__tensor_add. */
-enum err_code ckpt__tensor_add(struct ckpt *c, const char *name, size_t name_len, enum dtype dtype,
-                               int ndim, const int64_t *shape, struct ckpt_tensor **out,
-                               struct err *e);
+/* A tensor as a loader found it in the file, before ckpt__tensor_add checks
+ * and copies it. Borrowed. */
+struct ckpt__entry {
+    const char *name; /* `name_len` bytes, need not be NUL-terminated */
+    size_t name_len;
+    enum dtype dtype;     /* stored element type */
+    int ndim;             /* rank as stored (checked against CKPT_MAX_RANK) */
+    const int64_t *shape; /* ndim extents */
+};
+
+/* Append the tensor `in` describes (its name copied). Checks rank <= 16, the element count
+ * and byte size for u64 overflow (category "overflow") and the max_tensors
+ * limit. *out (may be NULL) gets the new record, alias_of = -1, in_model = 1;
+ * it stays valid until the next ckpt__tensor_add. */
+enum err_code ckpt__tensor_add(struct ckpt *c, const struct ckpt__entry *in,
+                               struct ckpt_tensor **out, struct err *e);
 
 /* Grow `b` to at least `n` bytes, honouring max_tensor_bytes of `c`. */
 enum err_code ckpt__buf_reserve(const struct ckpt *c, struct ckpt_buf *b, uint64_t n,
                                 struct err *e);
 
-/* Read `n` bytes at `off` of `f` into `b` (grown to at least 1 byte, within
- * max_tensor_bytes) and point *data at them: the read op of the formats whose
- * stored bytes already are the tensor. */
-enum err_code ckpt__read_into(const struct ckpt *c, const struct rfile *f, uint64_t off, uint64_t n,
+/* Where a tensor's bytes lie: `n` bytes at `off` of file `f` (borrowed). */
+struct ckpt__extent {
+    const struct rfile *f;
+    uint64_t off; /* first byte, from the start of the file */
+    uint64_t n;   /* byte count */
+};
+
+/* Read extent `x` into `b` (grown to at least 1 byte, within
+ * max_tensor_bytes) and point *data at them: the read op of the formats
+ * whose stored bytes already are the tensor. */
+enum err_code ckpt__read_into(const struct ckpt *c, const struct ckpt__extent *x,
                               struct ckpt_buf *b, const void **data, struct err *e);
 
 /* Loaders, one per format (each in its format's .c file). `path` is the file

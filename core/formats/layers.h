@@ -138,8 +138,14 @@ int layer_role_from_name(const char *s);
 
 /* --- Order ---------------------------------------------------------------------- */
 
-/* Canonical order of `n` caller records: `infos[i]` from
- * layer_classify() of display name `names[i]`. Writes a permutation of
+/* The records layer_order() orders: n parallel entries. Borrowed. */
+struct layer_records {
+    const struct layer_info *infos; /* infos[i]: layer_classify() of names[i] */
+    const char *const *names;       /* display names */
+    size_t n;
+};
+
+/* Canonical order of the caller's records `r`. Writes a permutation of
  * 0..n-1 to order_out[0..n) (order_out[k] = index of the k-th record).
  *
  * If any record has a block: embeddings outside blocks first (natural order
@@ -152,9 +158,8 @@ int layer_role_from_name(const char *s);
  * head last) in natural order of names.
  * `how` (may be NULL) gets the ordering used. Deterministic and stable.
  * Fails only with ERR_NOMEM (scratch of n indices). */
-enum err_code layer_order(const struct layer_info *infos, const char *const *names, size_t n,
-                          int keep_file_order, size_t *order_out, enum layer_ordering *how,
-                          struct err *e);
+enum err_code layer_order(const struct layer_records *r, int keep_file_order, size_t *order_out,
+                          enum layer_ordering *how, struct err *e);
 
 /* "canonical", "file", "natural". Never NULL for a valid value. */
 const char *layer_ordering_name(enum layer_ordering o);

@@ -63,11 +63,6 @@ const char *layer_ordering_name(enum layer_ordering o)
 
 /* --- Order ------------------------------------------------------------------------ */
 
-struct layer_sort {
-    const struct layer_info *infos;
-    const char *const *names;
-};
-
 /* 0 embeddings outside blocks, 1 block records, 2 the rest, 3 heads. */
 static int layer_group(const struct layer_info *x)
 {
@@ -83,7 +78,7 @@ static int layer_cmp_i64(int64_t a, int64_t b)
     return a < b ? -1 : a > b;
 }
 
-static int layer_cmp(const struct layer_sort *s, size_t i, size_t j)
+static int layer_cmp(const struct layer_records *s, size_t i, size_t j)
 {
     const struct layer_info *a = &s->infos[i], *b = &s->infos[j];
     int c = layer_cmp_i64(layer_group(a), layer_group(b));
@@ -101,7 +96,7 @@ static int layer_cmp(const struct layer_sort *s, size_t i, size_t j)
 }
 
 /* Bottom-up merge sort of idx[0..n) using tmp[0..n): stable, O(n log n). */
-static void layer_merge_sort(const struct layer_sort *s, size_t *idx, size_t *tmp, size_t n)
+static void layer_merge_sort(const struct layer_records *s, size_t *idx, size_t *tmp, size_t n)
 {
     size_t *src = idx, *dst = tmp;
 
@@ -126,11 +121,11 @@ static void layer_merge_sort(const struct layer_sort *s, size_t *idx, size_t *tm
         memcpy(idx, src, n * sizeof(*idx));
 }
 
-enum err_code layer_order(const struct layer_info *infos, const char *const *names, size_t n,
-                          int keep_file_order, size_t *order_out, enum layer_ordering *how,
-                          struct err *e)
+enum err_code layer_order(const struct layer_records *r, int keep_file_order, size_t *order_out,
+                          enum layer_ordering *how, struct err *e)
 {
-    struct layer_sort s = {infos, names};
+    const struct layer_info *infos = r->infos;
+    size_t n = r->n;
     enum layer_ordering used = LAYER_ORDERING_NATURAL;
     size_t *tmp = NULL;
     int any_block = 0;
@@ -152,7 +147,7 @@ enum err_code layer_order(const struct layer_info *infos, const char *const *nam
     tmp = malloc(n * sizeof(*tmp));
     if (tmp == NULL)
         return err_set(e, ERR_NOMEM, "out of memory ordering %zu layers", n);
-    layer_merge_sort(&s, order_out, tmp, n);
+    layer_merge_sort(r, order_out, tmp, n);
     free(tmp);
     return ERR_OK;
 }

@@ -20,12 +20,20 @@ uint64_t npy__head_len(const unsigned char *pre, uint64_t total, const struct ck
 enum err_code npy__parse(const unsigned char *buf, uint64_t buf_len, uint64_t total,
                          const struct ckpt_limits *l, struct npy_info *out, struct err *e);
 
-/* Read the npy data of `a` (a->nbytes bytes, as stored) with `read_raw`
- * into `buf` in C order, little-endian (see npy_to_c_le), going through a
- * scratch copy only when the stored layout needs converting. */
+/* Where npy__materialise gets the stored data bytes from: read(ctx, dst,
+ * n, e) reads the next n of them (a file at the data offset, a zip member's
+ * stream). */
 typedef enum err_code npy_read_fn(void *ctx, void *dst, uint64_t n, struct err *e);
+struct npy__source {
+    npy_read_fn *read;
+    void *ctx; /* borrowed, passed to read */
+};
+
+/* Read the npy data of `a` (a->nbytes bytes, as stored) from `src` into
+ * `buf` in C order, little-endian (see npy_to_c_le), going through a
+ * scratch copy only when the stored layout needs converting. */
 enum err_code npy__materialise(const struct ckpt *c, const struct npy_info *a,
-                               npy_read_fn *read_raw, void *ctx, struct ckpt_buf *buf,
+                               const struct npy__source *src, struct ckpt_buf *buf,
                                const void **data, struct err *e);
 
 #endif /* CORE_NPY_INT_H */

@@ -14,7 +14,7 @@
 /* --- Reading the data ------------------------------------------------------------------ */
 
 enum err_code npy__materialise(const struct ckpt *c, const struct npy_info *a,
-                               npy_read_fn *read_raw, void *ctx, struct ckpt_buf *buf,
+                               const struct npy__source *src, struct ckpt_buf *buf,
                                const void **data, struct err *e)
 {
     struct npy_info raw = *a;
@@ -26,7 +26,7 @@ enum err_code npy__materialise(const struct ckpt *c, const struct npy_info *a,
     if (rc)
         return rc;
     if (npy_is_c_contiguous_le(a)) {
-        rc = read_raw(ctx, buf->data, a->nbytes, e);
+        rc = src->read(src->ctx, buf->data, a->nbytes, e);
         if (rc == ERR_OK)
             *data = buf->data;
         return rc;
@@ -34,7 +34,7 @@ enum err_code npy__materialise(const struct ckpt *c, const struct npy_info *a,
     scratch = malloc(a->nbytes ? (size_t)a->nbytes : 1); /* within max_tensor_bytes */
     if (scratch == NULL)
         return err_set(e, ERR_NOMEM, "out of memory for %llu bytes", (unsigned long long)a->nbytes);
-    rc = read_raw(ctx, scratch, a->nbytes, e);
+    rc = src->read(src->ctx, scratch, a->nbytes, e);
     if (rc == ERR_OK) {
         raw.data = scratch;
         npy_to_c_le(&raw, buf->data);
@@ -71,9 +71,11 @@ static enum err_code npy_read_file(void *ctx, void *dst, uint64_t n, struct err 
 static enum err_code npy_read(const struct ckpt *c, size_t i, struct ckpt_buf *buf,
                               const void **data, struct err *e)
 {
+    const struct npy_impl *impl = c->impl;
+
     (void)i;
-    return npy__materialise(c, &((const struct npy_impl *)c->impl)->info, npy_read_file, c->impl,
-                            buf, data, e);
+    return npy__materialise(
+        c, &impl->info, &(struct npy__source){.read = npy_read_file, .ctx = c->impl}, buf, data, e);
 }
 
 static const struct ckpt_ops npy_ops = {npy_read, npy_impl_free};
@@ -106,6 +108,7 @@ enum err_code npy__ckpt_load(struct ckpt *c, const char *path, struct err *e)
 {
     const char *base = strrchr(path, '/'), *dot;
     struct npy_impl *impl;
+    struct ckpt__entry entry;
     enum err_code rc;
 
     base = base != NULL ? base + 1 : path;
@@ -121,7 +124,11 @@ enum err_code npy__ckpt_load(struct ckpt *c, const char *path, struct err *e)
         rc = npy_load_head(impl, &c->limits, e);
     if (rc)
         return rc;
-    return ckpt__tensor_add(c, base,
-                            dot != NULL && dot != base ? (size_t)(dot - base) : strlen(base),
-                            impl->info.dtype, impl->info.ndim, impl->info.shape, NULL, e);
+    entry = (struct ckpt__entry){.name = base,
+                                 .name_len = dot != NULL && dot != base ? (size_t)(dot - base)
+                                                                        : strlen(base),
+                                 .dtype = impl->info.dtype,
+                                 .ndim = impl->info.ndim,
+                                 .shape = impl->info.shape};
+    return ckpt__tensor_add(c, &entry, NULL, e);
 }

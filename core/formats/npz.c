@@ -93,7 +93,8 @@ static enum err_code npz_read(const struct ckpt *c, size_t i, struct ckpt_buf *b
     if (rc == ERR_OK)
         rc = zip_stream_skip(s, m->info.data_offset, e);
     if (rc == ERR_OK)
-        rc = npy__materialise(c, &m->info, npz_stream_raw, s, buf, data, e);
+        rc = npy__materialise(c, &m->info, &(struct npy__source){.read = npz_stream_raw, .ctx = s},
+                              buf, data, e);
     if (rc == ERR_OK)
         rc = zip_stream_finish(s, e); /* exact size, CRC-32 */
     zip_stream_close(s);
@@ -132,8 +133,13 @@ static enum err_code npz_add(struct ckpt *c, struct npz_impl *impl, size_t i, st
         err_prefix(e, zm->name);
         return rc;
     }
-    return ckpt__tensor_add(c, zm->name, zm->name_len - 4, m->info.dtype, m->info.ndim,
-                            m->info.shape, NULL, e);
+    return ckpt__tensor_add(c,
+                            &(struct ckpt__entry){.name = zm->name,
+                                                  .name_len = zm->name_len - 4,
+                                                  .dtype = m->info.dtype,
+                                                  .ndim = m->info.ndim,
+                                                  .shape = m->info.shape},
+                            NULL, e);
 }
 
 enum err_code npz__ckpt_load(struct ckpt *c, const char *path, struct err *e)

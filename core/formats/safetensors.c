@@ -375,10 +375,12 @@ static enum err_code st_read(const struct ckpt *c, size_t i, struct ckpt_buf *bu
 {
     const struct st_impl *impl = c->impl;
     const struct st_tensor *t = &impl->head->entries[i].t;
+    struct ckpt__extent x;
 
     /* contiguous, little-endian already */
-    return ckpt__read_into(c, &impl->file, 8 + impl->head->header_len + t->begin, t->end - t->begin,
-                           buf, data, e);
+    x = (struct ckpt__extent){
+        .f = &impl->file, .off = 8 + impl->head->header_len + t->begin, .n = t->end - t->begin};
+    return ckpt__read_into(c, &x, buf, data, e);
 }
 
 static const struct ckpt_ops st_ops = {st_read, st_impl_free};
@@ -428,7 +430,13 @@ enum err_code st__ckpt_load(struct ckpt *c, const char *path, struct err *e)
         rc = st__read_head(&impl->file, &c->limits, &impl->head, e);
     for (size_t i = 0; rc == ERR_OK && i < impl->head->n_entries; i++) {
         const struct st_tensor *t = &impl->head->entries[i].t;
-        rc = ckpt__tensor_add(c, t->name, t->name_len, t->dtype, t->ndim, t->shape, NULL, e);
+        rc = ckpt__tensor_add(c,
+                              &(struct ckpt__entry){.name = t->name,
+                                                    .name_len = t->name_len,
+                                                    .dtype = t->dtype,
+                                                    .ndim = t->ndim,
+                                                    .shape = t->shape},
+                              NULL, e);
     }
     return rc;
 }

@@ -403,7 +403,9 @@ static enum err_code shards_read(const struct ckpt *c, size_t i, struct ckpt_buf
     const struct shards_impl *impl = c->impl;
     const struct shards_loc *l = &impl->locs[i];
 
-    return ckpt__read_into(c, &impl->files[l->shard], l->off, l->len, buf, data, e);
+    return ckpt__read_into(
+        c, &(struct ckpt__extent){.f = &impl->files[l->shard], .off = l->off, .n = l->len}, buf,
+        data, e);
 }
 
 static const struct ckpt_ops shards_ops = {shards_read, shards_impl_free};
@@ -480,7 +482,13 @@ static enum err_code shards_add_tensors(struct ckpt *c, const struct shards_plan
         }
         impl->locs[c->n_tensors] =
             (struct shards_loc){s, 8 + st_header_len(f) + t->begin, t->end - t->begin};
-        rc = ckpt__tensor_add(c, t->name, t->name_len, t->dtype, t->ndim, t->shape, NULL, e);
+        rc = ckpt__tensor_add(c,
+                              &(struct ckpt__entry){.name = t->name,
+                                                    .name_len = t->name_len,
+                                                    .dtype = t->dtype,
+                                                    .ndim = t->ndim,
+                                                    .shape = t->shape},
+                              NULL, e);
         if (rc)
             return rc;
     }

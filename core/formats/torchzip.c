@@ -97,7 +97,9 @@ static enum err_code tz_read_byteorder(struct tz_impl *impl, const char *folder,
     impl->big_endian = 0;
     if (m == NULL)
         return ERR_OK;
-    rc = zip_member_read(impl->zip, m, TZ_SMALL_RECORD, 1, &data, &owned, e);
+    rc = zip_member_read(impl->zip, m,
+                         &(struct zip_read_opts){.limit = TZ_SMALL_RECORD, .verify_crc = 1}, &data,
+                         &owned, e);
     if (rc)
         return rc;
     n = (size_t)m->usize;
@@ -167,7 +169,9 @@ static enum err_code tz_load_pickle(struct ckpt *c, struct tz_impl *impl, const 
     if (m == NULL)
         return err_setc(e, ERR_FORMAT, ERR_CAT_MISSING_RECORD, "archive '%s' has no data.pkl",
                         folder);
-    rc = zip_member_read(impl->zip, m, c->limits.max_pickle_bytes, 1, &data, &owned, e);
+    rc = zip_member_read(
+        impl->zip, m, &(struct zip_read_opts){.limit = c->limits.max_pickle_bytes, .verify_crc = 1},
+        &data, &owned, e);
     if (rc)
         goto out;
     rc = pkl_parse(data, (size_t)m->usize, &c->limits, &pr, e);

@@ -143,7 +143,12 @@ static enum err_code tz_add_tensor(struct tz_walk *w, const struct pkl_tensor *t
         impl->views = nv;
         impl->cap_views = cap;
     }
-    rc = ckpt__tensor_add(c, w->path != NULL ? w->path : "", w->len, t->dtype, t->ndim, t->size,
+    rc = ckpt__tensor_add(c,
+                          &(struct ckpt__entry){.name = w->path != NULL ? w->path : "",
+                                                .name_len = w->len,
+                                                .dtype = t->dtype,
+                                                .ndim = t->ndim,
+                                                .shape = t->size},
                           NULL, w->e);
     if (rc)
         return rc;

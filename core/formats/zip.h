@@ -126,15 +126,23 @@ void zip_stream_close(struct zip_stream *s);
 enum err_code zip_member_inflate(const struct zip_archive *z, const struct zip_member *m,
                                  unsigned char *dst, uint64_t dst_cap, struct err *e);
 
-/* The uncompressed bytes of member `m`, at most `limit` of them (a member
+/* How zip_member_read reads a member. */
+struct zip_read_opts {
+    uint64_t limit; /* most uncompressed bytes accepted */
+    int verify_crc; /* != 0: a non-zero stored CRC-32 must match */
+};
+
+/* The uncompressed bytes of member `m`, at most o->limit of them (a member
  * declaring more fails with limit_exceeded before anything is read or
  * allocated), in a new buffer of usize bytes: *data == *owned, and the
  * caller frees *owned with free(). Other methods:
- * unsupported_compression. With `verify_crc` != 0 a non-zero stored CRC
- * must match (else invalid_zip); a stored CRC of 0 is never checked.
- * *data and *owned are NULL on failure. */
+ * unsupported_compression. With o->verify_crc a non-zero stored CRC must
+ * match (else invalid_zip); a stored CRC of 0 is never checked. *data and
+ * *owned are NULL on failure. The view / owner pair of outputs is kept
+ * (rather than folded into a struct) so callers read through a const
+ * pointer and free the owner, as with ckpt_buf. */
 enum err_code zip_member_read(const struct zip_archive *z, const struct zip_member *m,
-                              uint64_t limit, int verify_crc, const unsigned char **data,
+                              const struct zip_read_opts *o, const unsigned char **data,
                               unsigned char **owned, struct err *e);
 
 /* Check `n` bytes `data` against the member's stored CRC-32. A stored CRC of

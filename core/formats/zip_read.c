@@ -252,7 +252,7 @@ enum err_code zip_member_crc_check(const struct zip_member *m, const unsigned ch
 }
 
 enum err_code zip_member_read(const struct zip_archive *z, const struct zip_member *m,
-                              uint64_t limit, int verify_crc, const unsigned char **data,
+                              const struct zip_read_opts *o, const unsigned char **data,
                               unsigned char **owned, struct err *e)
 {
     enum err_code rc = ERR_OK;
@@ -264,17 +264,17 @@ enum err_code zip_member_read(const struct zip_archive *z, const struct zip_memb
     if (m->method != ZIP_METHOD_STORED && m->method != ZIP_METHOD_DEFLATE)
         return err_setc(e, ERR_FORMAT, ERR_CAT_UNSUPPORTED_COMPRESSION,
                         "member '%.200s' uses compression method %u", m->name, (unsigned)m->method);
-    if (m->usize > limit || m->usize > SIZE_MAX - 1)
+    if (m->usize > o->limit || m->usize > SIZE_MAX - 1)
         return err_setc(e, ERR_TOOBIG, ERR_CAT_LIMIT_EXCEEDED,
                         "member '%.200s' declares %llu bytes, more than the %llu allowed", m->name,
-                        (unsigned long long)m->usize, (unsigned long long)limit);
+                        (unsigned long long)m->usize, (unsigned long long)o->limit);
     buf = malloc(m->usize ? (size_t)m->usize : 1);
     if (buf == NULL) {
         rc = err_set(e, ERR_NOMEM, "out of memory reading '%.200s' (%llu bytes)", m->name,
                      (unsigned long long)m->usize);
         goto out;
     }
-    rc = zip_stream_open(z, m, verify_crc, &s, e);
+    rc = zip_stream_open(z, m, o->verify_crc, &s, e);
     if (rc == ERR_OK)
         rc = zip_stream_read(s, buf, m->usize, e);
     if (rc == ERR_OK)

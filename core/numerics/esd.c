@@ -139,13 +139,14 @@ int64_t esd_ws_max_gather(const struct esd_ws *ws)
     return ws->max_gather;
 }
 
-enum err_code esd_gram_set(struct esd_ws *ws, const double *a, int64_t h, int64_t w, int64_t lda,
-                           enum esd_side side, struct err *e)
+enum err_code esd_gram_set(struct esd_ws *ws, const struct esd_block *b, enum esd_side side,
+                           struct err *e)
 {
+    int64_t h = b->h, w = b->w;
     int64_t n = side == ESD_SIDE_COLS ? w : h;
     int64_t k = side == ESD_SIDE_COLS ? h : w;
 
-    if (n < 1 || n > ws->max_n || k < 0 || lda < w)
+    if (n < 1 || n > ws->max_n || k < 0 || b->lda < w)
         return err_set(e, ERR_INVAL, "Gram of %lld x %lld block: side %lld exceeds workspace %lld",
                        (long long)h, (long long)w, (long long)n, (long long)ws->max_n);
     if (k == 0) {
@@ -154,14 +155,15 @@ enum err_code esd_gram_set(struct esd_ws *ws, const double *a, int64_t h, int64_
     }
     /* Row-major upper triangle of A^T A (Trans) or A A^T (NoTrans). */
     cblas_dsyrk(CblasRowMajor, CblasUpper, side == ESD_SIDE_COLS ? CblasTrans : CblasNoTrans,
-                (blasint)n, (blasint)k, 1.0, a, (blasint)lda, 0.0, ws->gram, (blasint)n);
+                (blasint)n, (blasint)k, 1.0, b->a, (blasint)b->lda, 0.0, ws->gram, (blasint)n);
     return ERR_OK;
 }
 
-void esd_gram_update(struct esd_ws *ws, int64_t n, enum esd_side side, const double *add,
-                     const double *sub, int64_t k, int64_t lda)
+void esd_gram_update(struct esd_ws *ws, int64_t n, enum esd_side side, const struct esd_slide *s)
 {
     enum CBLAS_TRANSPOSE t = side == ESD_SIDE_COLS ? CblasTrans : CblasNoTrans;
+    const double *add = s->add, *sub = s->sub;
+    int64_t k = s->k, lda = s->lda;
 
     ERR_ASSERT(n >= 1 && n <= ws->max_n && k >= 0);
     ERR_ASSERT(side == ESD_SIDE_COLS ? lda >= n : lda >= k);
@@ -207,16 +209,16 @@ enum err_code esd_gram_eigs(struct esd_ws *ws, int64_t n, double scale, int keep
     return ERR_OK;
 }
 
-enum err_code esd_eigs(struct esd_ws *ws, const double *a, int64_t h, int64_t w, int64_t lda,
-                       double scale, double *out, struct err *e)
+enum err_code esd_eigs(struct esd_ws *ws, const struct esd_block *b, double scale, double *out,
+                       struct err *e)
 {
-    enum esd_side side = h >= w ? ESD_SIDE_COLS : ESD_SIDE_ROWS;
+    enum esd_side side = b->h >= b->w ? ESD_SIDE_COLS : ESD_SIDE_ROWS;
     enum err_code rc;
 
-    if (h == 0 || w == 0)
+    if (b->h == 0 || b->w == 0)
         return ERR_OK;
-    rc = esd_gram_set(ws, a, h, w, lda, side, e);
+    rc = esd_gram_set(ws, b, side, e);
     if (rc)
         return rc;
-    return esd_gram_eigs(ws, h < w ? h : w, scale, 0, out, e);
+    return esd_gram_eigs(ws, b->h < b->w ? b->h : b->w, scale, 0, out, e);
 }

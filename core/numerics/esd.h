@@ -33,6 +33,23 @@
 
 struct esd_ws; /* opaque */
 
+/* A row-major block A of doubles: h x w, rows lda >= w apart (a window of a
+ * larger matrix, or the whole of it with lda == w). Borrowed. */
+struct esd_block {
+    const double *a; /* first element */
+    int64_t h, w;    /* rows, columns */
+    int64_t lda;     /* leading dimension (elements from one row to the next) */
+};
+
+/* The slices that enter and leave a window sliding along the contracted
+ * dimension (esd_gram_update): k of them each, rows lda apart. Borrowed. */
+struct esd_slide {
+    const double *add; /* the k entering slices, or NULL */
+    const double *sub; /* the k leaving slices, or NULL */
+    int64_t k;         /* slices entering (and leaving) */
+    int64_t lda;       /* leading dimension of the matrix they lie in */
+};
+
 /* Which Gram a call forms for a row-major block A (h x w, leading dim lda). */
 enum esd_side {
     ESD_SIDE_COLS, /* G = A^T A (w x w): contract over rows */
@@ -63,21 +80,20 @@ int64_t esd_ws_max_gather(const struct esd_ws *ws);
 
 /* --- Gram matrix kept in the workspace ----------------------------------- */
 
-/* Form the Gram of the row-major block `a` (h x w, leading dim lda >= w) on
- * `side` in the workspace. ERR_INVAL if that side exceeds the capacity. */
-enum err_code esd_gram_set(struct esd_ws *ws, const double *a, int64_t h, int64_t w, int64_t lda,
-                           enum esd_side side, struct err *e);
+/* Form the Gram of block `b` on `side` in the workspace. ERR_INVAL if that
+ * side exceeds the capacity or b->lda < b->w. */
+enum err_code esd_gram_set(struct esd_ws *ws, const struct esd_block *b, enum esd_side side,
+                           struct err *e);
 
 /* Update the Gram kept in the workspace, formed on `side` with side length n
  * (the same as the esd_gram_set call), for a window that slides along the
- * contracted dimension: add the contribution of the k entering slices `add`
- * and subtract that of the k leaving slices `sub` (either may be NULL).
+ * contracted dimension: add the contribution of the s->k entering slices
+ * s->add and subtract that of the s->k leaving slices s->sub.
  * For ESD_SIDE_COLS the slices are k rows of length n (row-major, lda);
  * for ESD_SIDE_ROWS they are k columns of length n, i.e. an n x k block.
  * Exact in exact arithmetic; float64 rounding adds ~1e-16 * lambda_max per
  * update. Cannot fail for consistent arguments (asserted). */
-void esd_gram_update(struct esd_ws *ws, int64_t n, enum esd_side side, const double *add,
-                     const double *sub, int64_t k, int64_t lda);
+void esd_gram_update(struct esd_ws *ws, int64_t n, enum esd_side side, const struct esd_slide *s);
 
 /* Eigenvalues of the Gram in the workspace (side n), ascending, clamped at 0,
  * multiplied by `scale`, written to out[0..n-1]. keep != 0 leaves the Gram
@@ -89,10 +105,10 @@ enum err_code esd_gram_eigs(struct esd_ws *ws, int64_t n, double scale, int keep
 
 /* --- One-call convenience ------------------------------------------------ */
 
-/* The min(h, w) squared singular values of the row-major block `a` (h x w,
- * leading dim lda), ascending, times `scale`, into out (min(h, w) slots).
- * h or w == 0 writes nothing. Errors as above. */
-enum err_code esd_eigs(struct esd_ws *ws, const double *a, int64_t h, int64_t w, int64_t lda,
-                       double scale, double *out, struct err *e);
+/* The min(h, w) squared singular values of block `b`, ascending, times
+ * `scale`, into out (min(h, w) slots). h or w == 0 writes nothing. Errors as
+ * above. */
+enum err_code esd_eigs(struct esd_ws *ws, const struct esd_block *b, double scale, double *out,
+                       struct err *e);
 
 #endif /* CORE_ESD_H */

@@ -26,15 +26,16 @@ static int esd_hist_bin(const struct esd_hist *h, double lx)
     return k >= h->n_bins ? h->n_bins - 1 : (int)k;
 }
 
-void esd_hist_compute(const double *const *sets, const int64_t *lens, size_t n_sets, double alpha,
-                      double xmin, double D, struct esd_hist *h)
+void esd_hist_compute(const double *const *sets, const int64_t *lens, size_t n_sets,
+                      const struct esd_hist_fit *fit, struct esd_hist *h)
 {
     double max = -INFINITY, min_pos = INFINITY, zero;
+    double xmin = fit != NULL ? fit->xmin : NAN;
 
     esd_hist_init(h);
-    h->alpha = alpha;
+    h->alpha = fit != NULL ? fit->alpha : NAN;
     h->xmin = xmin;
-    h->D = D;
+    h->D = fit != NULL ? fit->D : NAN;
     for (size_t s = 0; s < n_sets; s++) {
         for (int64_t i = 0; i < lens[s]; i++) {
             max = sets[s][i] > max ? sets[s][i] : max;

@@ -36,6 +36,11 @@ struct esd_hist {
     int64_t n_tail;                /* pooled eigenvalues >= xmin (0 without a fit) */
 };
 
+/* The power-law fit a histogram is drawn with (the analysis's result). */
+struct esd_hist_fit {
+    double alpha, xmin, D; /* NaN where unknown */
+};
+
 /* --- Building ------------------------------------------------------------ */
 
 /* An empty histogram (n_bins 0, counts 0, fit NaN). Cannot fail. */
@@ -43,10 +48,10 @@ void esd_hist_init(struct esd_hist *h);
 
 /* The histogram of the eigenvalues of n_sets arrays sets[s][0..lens[s])
  * (any order; a conv layer's divisions are several sets), with the fit
- * alpha / xmin / D (NaN: no fit). Negative values count as zero. Cannot
- * fail. */
-void esd_hist_compute(const double *const *sets, const int64_t *lens, size_t n_sets, double alpha,
-                      double xmin, double D, struct esd_hist *h);
+ * `fit` (NULL: no fit, alpha / xmin / D NaN). Negative values count as
+ * zero. Cannot fail. */
+void esd_hist_compute(const double *const *sets, const int64_t *lens, size_t n_sets,
+                      const struct esd_hist_fit *fit, struct esd_hist *h);
 
 /* --- Reading ---------------------------------------------------------------- */
 

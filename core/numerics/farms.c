@@ -79,23 +79,23 @@ static enum err_code farms_plan_conv_units(struct farms_plan *pl, struct err *e)
     return ERR_OK;
 }
 
-enum err_code farms_plan_new(const struct farms_params *p, enum farms_kind kind,
-                             const int64_t *shape, int n_dims, int n_parallel_hint,
-                             struct farms_plan **out, struct err *e)
+enum err_code farms_plan_new(const struct farms_params *p, const struct farms_shape *s,
+                             int n_parallel_hint, struct farms_plan **out, struct err *e)
 {
     enum err_code rc = ERR_OK;
+    enum farms_kind kind = s->kind;
     struct farms_plan *pl = NULL;
 
     *out = NULL;
     pl = calloc(1, sizeof(*pl));
     if (pl == NULL)
         return err_set(e, ERR_NOMEM, "FARMS plan");
-    rc = farms_layout_compute(p, kind, shape, n_dims, &pl->lay, e);
+    rc = farms_layout_compute(p, s, &pl->lay, e);
     if (rc)
         goto out;
     pl->p = *p;
     pl->kind = kind;
-    memcpy(pl->shape, shape, (size_t)n_dims * sizeof(*shape));
+    memcpy(pl->shape, s->shape, (size_t)s->n_dims * sizeof(*s->shape));
     pl->gram_n = pl->lay.window_h < pl->lay.window_w ? pl->lay.window_h : pl->lay.window_w;
     pl->slots_per_esd = kind == FARMS_KIND_DENSE ? pl->lay.windows : pl->lay.kernel_positions;
     pl->n_esd = kind == FARMS_KIND_DENSE ? 1 : pl->lay.windows;
@@ -177,10 +177,13 @@ static enum err_code farms_unit_dense(struct farms_plan *pl, const struct farms_
             const double *sub = pl->slide_rows ? w + prev * ld + c0 : w + r0 * ld + prev;
             const double *add =
                 pl->slide_rows ? w + (prev + len) * ld + c0 : w + r0 * ld + prev + len;
-            esd_gram_update(ws, pl->gram_n, pl->side, add, sub, d, ld);
+            esd_gram_update(ws, pl->gram_n, pl->side,
+                            &(struct esd_slide){.add = add, .sub = sub, .k = d, .lda = ld});
             n_upd++;
         } else {
-            rc = esd_gram_set(ws, w + r0 * ld + c0, h, wd, ld, pl->side, e);
+            rc = esd_gram_set(
+                ws, &(struct esd_block){.a = w + r0 * ld + c0, .h = h, .w = wd, .lda = ld},
+                pl->side, e);
             if (rc)
                 return rc;
             n_upd = 0;
@@ -229,13 +232,15 @@ static enum err_code farms_unit_conv(struct farms_plan *pl, const struct farms__
 
     if (!l->subsampled) {
         farms_gather_slice(pl, pos, w, l->rows, g);
-        return esd_eigs(ws, g, l->rows, l->cols, l->cols, pl->p.conv_norm, pl->eigs + pos * gn, e);
+        return esd_eigs(ws, &(struct esd_block){.a = g, .h = l->rows, .w = l->cols, .lda = l->cols},
+                        pl->p.conv_norm, pl->eigs + pos * gn, e);
     }
     farms_gather_slice(pl, pos, w, l->rows_used, g);
     for (int64_t d = 0; d < l->divisions; d++) {
         double *slot = pl->eigs + (d * kpos + pos) * gn;
-        enum err_code rc = esd_eigs(ws, g + d * l->window_h * l->cols, l->window_h, l->window_w,
-                                    l->cols, pl->p.conv_norm, slot, e);
+        struct esd_block b = {
+            .a = g + d * l->window_h * l->cols, .h = l->window_h, .w = l->window_w, .lda = l->cols};
+        enum err_code rc = esd_eigs(ws, &b, pl->p.conv_norm, slot, e);
         if (rc)
             return rc;
     }

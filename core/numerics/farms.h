@@ -86,14 +86,13 @@ struct farms_plan; /* opaque */
 
 /* --- Plan: parallel analysis of one layer --------------------------------- */
 
-/* Plan the analysis of a layer of `kind` and `shape` (2 dims for dense, 4
- * for conv). `n_parallel_hint` (>= 1) is the number of workers the caller
+/* Plan the analysis of a layer of shape `s` (2 dims for dense, 4 for conv;
+ * copied). `n_parallel_hint` (>= 1) is the number of workers the caller
  * will use: runs of sliding windows are split so there are at least that
  * many units where possible. A layer to be skipped gets a plan with 0 units.
  * Returns a new plan in *out; free with farms_plan_free(). */
-enum err_code farms_plan_new(const struct farms_params *p, enum farms_kind kind,
-                             const int64_t *shape, int n_dims, int n_parallel_hint,
-                             struct farms_plan **out, struct err *e);
+enum err_code farms_plan_new(const struct farms_params *p, const struct farms_shape *s,
+                             int n_parallel_hint, struct farms_plan **out, struct err *e);
 
 /* Number of units. Cannot fail. */
 int64_t farms_plan_n_units(const struct farms_plan *plan);
@@ -101,8 +100,8 @@ int64_t farms_plan_n_units(const struct farms_plan *plan);
 /* Workspace any unit of the plan needs: pass to esd_ws_new. Cannot fail. */
 void farms_plan_ws_need(const struct farms_plan *plan, int64_t *max_n, int64_t *max_gather);
 
-/* Run unit u on the layer's data `w` (row-major, as stored, the shape given
- * to farms_plan_new) with workspace `ws` (at least farms_plan_ws_need).
+/* Run unit u on the layer's data `w` (row-major, the shape given to
+ * farms_plan_new) with workspace `ws` (at least farms_plan_ws_need).
  * Writes the unit's eigenvalues into plan-owned slots. Thread-safe for
  * distinct u with distinct ws. Errors: those of esd_gram_eigs, ERR_INVAL for
  * a too small workspace. */
@@ -126,11 +125,11 @@ void farms_plan_free(struct farms_plan *plan);
 
 /* --- One call --------------------------------------------------------------- */
 
-/* Plan, run every unit on the calling thread with a workspace of its own,
- * finish. Errors as above. */
-enum err_code farms_analyze(const struct farms_params *p, enum farms_kind kind,
-                            const int64_t *shape, int n_dims, const double *w,
-                            struct farms_result *out, struct err *e);
+/* Plan the layer of shape `s`, run every unit on its data `w` (row-major)
+ * on the calling thread with a workspace of its own, finish. Errors as
+ * above. */
+enum err_code farms_analyze(const struct farms_params *p, const struct farms_shape *s,
+                            const double *w, struct farms_result *out, struct err *e);
 
 /* Static names: "ok"/"skipped"/"failed"; "none"/"under_trained"/
  * "over_trained"/"suspect_fit". Never NULL. */

@@ -188,10 +188,12 @@ static enum err_code farms_layout_conv(const struct farms_params *p, const int64
     return ERR_OK;
 }
 
-enum err_code farms_layout_compute(const struct farms_params *p, enum farms_kind kind,
-                                   const int64_t *shape, int n_dims, struct farms_layout *out,
-                                   struct err *e)
+enum err_code farms_layout_compute(const struct farms_params *p, const struct farms_shape *s,
+                                   struct farms_layout *out, struct err *e)
 {
+    enum farms_kind kind = s->kind;
+    const int64_t *shape = s->shape;
+    int n_dims = s->n_dims;
     enum err_code rc;
     struct farms_layout l;
     int64_t per, pooled;

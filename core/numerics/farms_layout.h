@@ -37,6 +37,15 @@ enum farms_kind {
     FARMS_KIND_CONV2D /* 4-D (out, in, kh, kw) */
 };
 
+/* What FARMS sees of a layer before its values: kind and extents (the
+ * values, row-major as the shape says, are passed where they are read).
+ * Borrowed; farms_plan_new copies what it keeps. */
+struct farms_shape {
+    enum farms_kind kind;
+    int n_dims;           /* 2 for dense, 4 for conv (anything else: ERR_INVAL) */
+    const int64_t *shape; /* n_dims extents: (rows, cols) or (out, in, kh, kw) */
+};
+
 /* Which submatrices are decomposed. Dense: windows (one for no subsampling);
  * conv: kernel positions x divisions. */
 struct farms_layout {
@@ -58,12 +67,11 @@ struct farms_layout {
 /* Check the ranges of every field (ERR_INVAL naming the field). */
 enum err_code farms_params_check(const struct farms_params *p, struct err *e);
 
-/* The window / block layout of a layer of `kind` and `shape` (2 or 4 dims)
- * under `p`. ERR_INVAL for bad shapes or parameters, ERR_TOOBIG if the
- * pooled eigenvalue count exceeds FARMS_MAX_POOLED. */
-enum err_code farms_layout_compute(const struct farms_params *p, enum farms_kind kind,
-                                   const int64_t *shape, int n_dims, struct farms_layout *out,
-                                   struct err *e);
+/* The window / block layout of a layer of shape `s` under `p`. ERR_INVAL
+ * for bad shapes or parameters, ERR_TOOBIG if the pooled eigenvalue count
+ * exceeds FARMS_MAX_POOLED. */
+enum err_code farms_layout_compute(const struct farms_params *p, const struct farms_shape *s,
+                                   struct farms_layout *out, struct err *e);
 
 /* Effective first row / column of window i / j (after the reference's
  * Python slice rule); 0 for whole matrices and conv blocks' first row.

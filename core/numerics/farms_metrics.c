@@ -214,9 +214,8 @@ const double *farms_plan_eigs(const struct farms_plan *plan, int64_t d, int64_t 
     return plan->eigs + d * *n;
 }
 
-enum err_code farms_analyze(const struct farms_params *p, enum farms_kind kind,
-                            const int64_t *shape, int n_dims, const double *w,
-                            struct farms_result *out, struct err *e)
+enum err_code farms_analyze(const struct farms_params *p, const struct farms_shape *s,
+                            const double *w, struct farms_result *out, struct err *e)
 {
     enum err_code rc;
     struct farms_plan *plan = NULL;
@@ -224,7 +223,7 @@ enum err_code farms_analyze(const struct farms_params *p, enum farms_kind kind,
     int64_t max_n, max_gather;
 
     memset(out, 0, sizeof(*out));
-    rc = farms_plan_new(p, kind, shape, n_dims, 1, &plan, e);
+    rc = farms_plan_new(p, s, 1, &plan, e);
     if (rc)
         goto out;
     if (farms_plan_n_units(plan) > 0) {
