@@ -713,8 +713,12 @@ static void test_result_fields_round_trip(void)
         check_fields_equal(&l->items[0].r, &r);
     store_layer_list_free(l);
 
-    CHECK_EQ_INT(store_layer_history(s, "fields", "fc1.weight", NULL, STORE_STEP_MIN,
-                                     STORE_STEP_MAX, 0, NULL, &h, &e),
+    CHECK_EQ_INT(store_layer_history(s,
+                                     &(struct store_history_query){.run = "fields",
+                                                                   .layer = "fc1.weight",
+                                                                   .start_step = STORE_STEP_MIN,
+                                                                   .end_step = STORE_STEP_MAX},
+                                     &h, &e),
                  ERR_OK);
     CHECK_EQ_INT(h->n, 1);
     for (int m = 0; h->n == 1 && m < STORE_METRIC_COUNT; m++)
@@ -949,9 +953,15 @@ static void test_history_pages(void)
 
     /* window [200, 700] in pages of 2: 200 300 | 400 500 | 600 700 */
     do {
-        CHECK_EQ_INT(
-            store_layer_history(s, "gpt", LAYER_NAMES[1], NULL, 200, 700, 2, token, &h, &e),
-            ERR_OK);
+        CHECK_EQ_INT(store_layer_history(s,
+                                         &(struct store_history_query){.run = "gpt",
+                                                                       .layer = LAYER_NAMES[1],
+                                                                       .start_step = 200,
+                                                                       .end_step = 700,
+                                                                       .page_size = 2,
+                                                                       .page_token = token},
+                                         &h, &e),
+                     ERR_OK);
         if (h == NULL)
             break;
         for (i = 0; i < (int)h->n && n_seen < 16; i++) {
@@ -978,17 +988,29 @@ static void test_history_pages(void)
         CHECK_EQ_INT(seen[i], 200 + 100 * i);
 
     /* whole range in one page; a layer that stopped early */
-    CHECK_EQ_INT(store_layer_history(s, "gpt", LAYER_NAMES[2], NULL, STORE_STEP_MIN, STORE_STEP_MAX,
-                                     0, NULL, &h, &e),
+    CHECK_EQ_INT(store_layer_history(s,
+                                     &(struct store_history_query){.run = "gpt",
+                                                                   .layer = LAYER_NAMES[2],
+                                                                   .start_step = STORE_STEP_MIN,
+                                                                   .end_step = STORE_STEP_MAX},
+                                     &h, &e),
                  ERR_OK);
     CHECK_EQ_INT(h->n, 6);
     CHECK_STR_EQ(h->next_token, "");
     store_history_free(h);
-    CHECK_EQ_INT(store_layer_history(s, "gpt", "no.such.layer", NULL, 0, 1000, 0, NULL, &h, &e),
+    CHECK_EQ_INT(store_layer_history(s,
+                                     &(struct store_history_query){
+                                         .run = "gpt", .layer = "no.such.layer", .end_step = 1000},
+                                     &h, &e),
                  ERR_OK);
     CHECK_EQ_INT(h->n, 0);
     store_history_free(h);
-    CHECK_EQ_INT(store_layer_history(s, "gpt", LAYER_NAMES[0], NULL, 0, 1000, 0, "12x", &h, &e),
+    CHECK_EQ_INT(store_layer_history(s,
+                                     &(struct store_history_query){.run = "gpt",
+                                                                   .layer = LAYER_NAMES[0],
+                                                                   .end_step = 1000,
+                                                                   .page_token = "12x"},
+                                     &h, &e),
                  ERR_INVAL);
     store_close(s);
 }
@@ -1005,8 +1027,14 @@ static void test_heatmap_pages(void)
 
     /* pages of 3 steps: 0-200 | 300-500 | 600-800 | 900 */
     do {
-        CHECK_EQ_INT(store_run_history(s, "gpt", STORE_METRIC_ALPHA, NULL, STORE_STEP_MIN,
-                                       STORE_STEP_MAX, 3, token, &h, &e),
+        CHECK_EQ_INT(store_run_history(s,
+                                       &(struct store_history_query){.run = "gpt",
+                                                                     .metric = STORE_METRIC_ALPHA,
+                                                                     .start_step = STORE_STEP_MIN,
+                                                                     .end_step = STORE_STEP_MAX,
+                                                                     .page_size = 3,
+                                                                     .page_token = token},
+                                       &h, &e),
                      ERR_OK);
         if (h == NULL)
             break;
@@ -1040,14 +1068,22 @@ static void test_heatmap_pages(void)
     }
     CHECK(once);
     /* a step window and another metric */
-    CHECK_EQ_INT(store_run_history(s, "gpt", STORE_METRIC_D, NULL, 600, 700, 0, NULL, &h, &e),
+    CHECK_EQ_INT(store_run_history(s,
+                                   &(struct store_history_query){.run = "gpt",
+                                                                 .metric = STORE_METRIC_D,
+                                                                 .start_step = 600,
+                                                                 .end_step = 700},
+                                   &h, &e),
                  ERR_OK);
     CHECK_EQ_INT(h->n_steps, 2);
     CHECK_EQ_INT(h->n_cells, 4);
     CHECK_EQ_INT(h->n_layers, 2);
     CHECK_NEAR(h->cells[0].value, 0.04, 0);
     store_heatmap_free(h);
-    CHECK_EQ_INT(store_run_history(s, "gpt", STORE_METRIC_COUNT, NULL, 0, 1, 0, NULL, &h, &e),
+    CHECK_EQ_INT(store_run_history(s,
+                                   &(struct store_history_query){
+                                       .run = "gpt", .metric = STORE_METRIC_COUNT, .end_step = 1},
+                                   &h, &e),
                  ERR_INVAL);
     CHECK_EQ_INT(store_metric_from_name("log_spectral_norm"), STORE_METRIC_LOG_SPECTRAL_NORM);
     CHECK_EQ_INT(store_metric_from_name("Alpha"), -1);
@@ -1179,9 +1215,14 @@ static void test_version_changes_on_writes_only(void)
     store_layer_list_free(l);
     store_layers_latest(s, "gpt", NULL, &l, &e);
     store_layer_list_free(l);
-    store_layer_history(s, "gpt", LAYER_NAMES[0], NULL, 0, 900, 0, NULL, &h, &e);
+    store_layer_history(
+        s, &(struct store_history_query){.run = "gpt", .layer = LAYER_NAMES[0], .end_step = 900},
+        &h, &e);
     store_history_free(h);
-    store_run_history(s, "gpt", STORE_METRIC_ALPHA, NULL, 0, 900, 0, NULL, &hm, &e);
+    store_run_history(
+        s,
+        &(struct store_history_query){.run = "gpt", .metric = STORE_METRIC_ALPHA, .end_step = 900},
+        &hm, &e);
     store_heatmap_free(hm);
     store_runs_list(s, 0, NULL, &rp, &e);
     store_run_page_free(rp);
