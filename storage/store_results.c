@@ -21,7 +21,11 @@
 
 /* --- Names ----------------------------------------------------------------- */
 
-static const char *const status_names[] = {"ok", "skipped", "failed"};
+static const char *const status_names[] = {
+    [FARMS_STATUS_OK] = STORE__STATUS_OK,
+    [FARMS_STATUS_SKIPPED] = "skipped",
+    [FARMS_STATUS_FAILED] = "failed",
+};
 static const char *const warning_names[] = {"none", "under_trained", "over_trained", "suspect_fit"};
 #define METRIC_NAME(member, NAME, type, key, column, json, history, ...) \
     FARMS_FIELD_WHEN_##history(key, )
