@@ -95,7 +95,16 @@ static enum err_code api_history_load(struct api_call *c, const char *run, const
     *n = 0;
     do {
         struct store_history *h = NULL;
-        rc = store_layer_history(c->s, run, layer, hash, start, end, STORE_PAGE_MAX, token, &h, e);
+        const struct store_history_query q = {
+            .run = run,
+            .layer = layer,
+            .settings_hash = hash,
+            .start_step = start,
+            .end_step = end,
+            .page_size = STORE_PAGE_MAX,
+            .page_token = token,
+        };
+        rc = store_layer_history(c->s, &q, &h, e);
         if (rc)
             break;
         if (*n + h->n > API_HISTORY_MAX_LOAD) {
@@ -352,8 +361,16 @@ void api__run_history(struct api_call *c, struct api_response *resp)
              store_metric_name(m), (long long)start, (long long)end, (long long)size, cursor);
     if (api__etag(c, resp, version, key) || !api__preset_default(c, resp, run, -1, preset, hash))
         return;
-    if (store_run_history(c->s, run, (enum store_metric)m, hash, start, end, (size_t)size, cursor,
-                          &h, &e) != ERR_OK) {
+    const struct store_history_query q = {
+        .run = run,
+        .metric = (enum store_metric)m,
+        .settings_hash = hash,
+        .start_step = start,
+        .end_step = end,
+        .page_size = (size_t)size,
+        .page_token = cursor,
+    };
+    if (store_run_history(c->s, &q, &h, &e) != ERR_OK) {
         if (e.code == ERR_INVAL) {
             e.category = ERR_CAT_INVALID_PARAMETER;
             api_problem_err(resp, &e);

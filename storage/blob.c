@@ -130,17 +130,23 @@ enum err_code blob_store_open(const char *dir, struct blob_store **out, struct e
     if (strlen(dir) > PATH_MAX - 100)
         return err_set(e, ERR_TOOBIG, "blob store: directory name too long");
     b = calloc(1, sizeof *b);
-    if (b == NULL || (b->dir = strdup(dir)) == NULL || (b->tmp = path_join(dir, "tmp")) == NULL ||
-        (b->objects = path_join(dir, "objects")) == NULL) {
+    if (b == NULL)
+        return err_set(e, ERR_NOMEM, "blob store: out of memory");
+    b->dir = strdup(dir);
+    b->tmp = path_join(dir, "tmp");
+    b->objects = path_join(dir, "objects");
+    if (b->dir == NULL || b->tmp == NULL || b->objects == NULL) {
         rc = err_set(e, ERR_NOMEM, "blob store: out of memory");
         goto out;
     }
     blob_host_name(b->host);
-    if ((rc = ensure_dir(b->dir, &created, e)) != ERR_OK ||
-        (rc = ensure_dir(b->tmp, &created, e)) != ERR_OK ||
-        (rc = ensure_dir(b->objects, &created, e)) != ERR_OK)
-        goto out;
-    rc = blob_tmp_cleanup(b, BLOB_TMP_STALE_S, NULL, e);
+    rc = ensure_dir(b->dir, &created, e);
+    if (rc == ERR_OK)
+        rc = ensure_dir(b->tmp, &created, e);
+    if (rc == ERR_OK)
+        rc = ensure_dir(b->objects, &created, e);
+    if (rc == ERR_OK)
+        rc = blob_tmp_cleanup(b, BLOB_TMP_STALE_S, NULL, e);
 out:
     if (rc != ERR_OK) {
         blob_store_close(b);

@@ -92,14 +92,17 @@ static enum err_code copy_table(struct store *from, struct store *to, const stru
     int ncols = (int)strlen(t->types), src;
     enum err_code rc;
 
-    if ((rc = store__stmt(from, t->select, &sel, e)) != ERR_OK)
+    rc = store__stmt(from, t->select, &sel, e);
+    if (rc != ERR_OK)
         return rc;
     while ((src = store__step(sel)) == STORE__ROW) {
-        if ((rc = store__stmt(to, t->insert, &ins, e)) != ERR_OK)
+        rc = store__stmt(to, t->insert, &ins, e);
+        if (rc != ERR_OK)
             break;
         for (int c = 0; c < ncols; c++)
             copy_col(sel, ins, c, t->types[c]);
-        if ((rc = store__step_done(to, ins, t->name, e)) != ERR_OK)
+        rc = store__step_done(to, ins, t->name, e);
+        if (rc != ERR_OK)
             break;
         st->rows_read++;
         st->rows_added += store__changes(to);
@@ -125,11 +128,14 @@ static enum err_code copy_finish(struct store *from, struct store *to, struct er
     int64_t v = 0;
     enum err_code rc;
 
-    if ((rc = store_runs_version(from, &v, e)) != ERR_OK ||
-        (rc = store__stmt(to, set, &q, e)) != ERR_OK)
+    rc = store_runs_version(from, &v, e);
+    if (rc == ERR_OK)
+        rc = store__stmt(to, set, &q, e);
+    if (rc != ERR_OK)
         return rc;
     store__bind_int64(q, 1, v);
-    if ((rc = store__step_done(to, q, "change id", e)) != ERR_OK)
+    rc = store__step_done(to, q, "change id", e);
+    if (rc != ERR_OK)
         return rc;
     if (strcmp(store_backend(to), "postgresql") == 0)
         rc = to->drv->exec(to, seq, "identity sequences", e);
@@ -145,11 +151,14 @@ enum err_code store_copy(struct store *from, struct store *to, struct store_copy
 
     if (stats != NULL)
         *stats = st;
-    if ((rc = store__begin(to, e)) != ERR_OK)
+    rc = store__begin(to, e);
+    if (rc != ERR_OK)
         return rc;
     for (i = 0; i < sizeof TABLES / sizeof TABLES[0] && rc == ERR_OK; i++)
         rc = copy_table(from, to, &TABLES[i], &st, e);
-    if (rc == ERR_OK && (rc = copy_finish(from, to, e)) == ERR_OK)
+    if (rc == ERR_OK)
+        rc = copy_finish(from, to, e);
+    if (rc == ERR_OK)
         rc = store__commit(to, e);
     if (rc != ERR_OK) {
         store__rollback(to);

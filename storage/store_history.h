@@ -53,16 +53,27 @@ struct store_history {
     char next_token[STORE_TOKEN_MAX]; /* "" on the last page */
 };
 
+/* What a history read asks for; callers fill it with designated
+ * initialisers. Both step bounds are always read: give STORE_STEP_MIN /
+ * STORE_STEP_MAX for an open window. */
+struct store_history_query {
+    const char *run;           /* run name */
+    const char *layer;         /* store_layer_history: the layer; else ignored */
+    enum store_metric metric;  /* store_run_history: the metric; else ignored */
+    const char *settings_hash; /* NULL: the settings of the run's most recent job */
+    int64_t start_step;        /* steps in [start_step, end_step] */
+    int64_t end_step;
+    size_t page_size;       /* 0: STORE_PAGE_DEFAULT; clamped to STORE_PAGE_MAX */
+    const char *page_token; /* NULL or "": from the start; else a next_token */
+};
+
 /* One layer's history over steps (GET .../layers/{layer}/history): the rows
- * of layer `layer` of `run` under `settings_hash` (NULL: the run's most
- * recent job's), steps in [start_step, end_step], ascending, at most
- * page_size points (0: STORE_PAGE_DEFAULT; clamped to STORE_PAGE_MAX) after
- * `page_token` (NULL or "": from the start). ERR_NOTFOUND if no run;
- * ERR_INVAL for a malformed token. n == 0 if no rows.
+ * of layer q->layer of q->run under q->settings_hash, steps in the window,
+ * ascending, at most q->page_size points after q->page_token. ERR_INVAL if
+ * q->layer is NULL or the token is malformed; ERR_NOTFOUND if no run.
+ * n == 0 if no rows.
  * Returns a new history in *out; free with store_history_free(). */
-enum err_code store_layer_history(struct store *s, const char *run, const char *layer,
-                                  const char *settings_hash, int64_t start_step, int64_t end_step,
-                                  size_t page_size, const char *page_token,
+enum err_code store_layer_history(struct store *s, const struct store_history_query *q,
                                   struct store_history **out, struct err *e);
 void store_history_free(struct store_history *h);
 
@@ -85,14 +96,13 @@ struct store_heatmap {
     char next_token[STORE_TOKEN_MAX]; /* "" on the last page */
 };
 
-/* The whole run's history of one metric (GET /v1/runs/{run}/history): every
- * layer x every step in [start_step, end_step]. A page holds at most
- * page_size STEPS (0: STORE_PAGE_DEFAULT; clamped to STORE_PAGE_MAX), always
- * whole steps. Other arguments as store_layer_history.
+/* The whole run's history of metric q->metric (GET /v1/runs/{run}/history):
+ * every layer x every step in the window. A page holds at most q->page_size
+ * STEPS (0: STORE_PAGE_DEFAULT; clamped to STORE_PAGE_MAX), always whole
+ * steps. ERR_INVAL for an unknown metric or a malformed token; other
+ * fields and errors as store_layer_history (q->layer is ignored).
  * Returns a new heatmap in *out; free with store_heatmap_free(). */
-enum err_code store_run_history(struct store *s, const char *run, enum store_metric metric,
-                                const char *settings_hash, int64_t start_step, int64_t end_step,
-                                size_t page_size, const char *page_token,
+enum err_code store_run_history(struct store *s, const struct store_history_query *q,
                                 struct store_heatmap **out, struct err *e);
 void store_heatmap_free(struct store_heatmap *h);
 

@@ -70,6 +70,24 @@ struct store {
 #define STORE__RESULT_NCOLS  ((int)sizeof(STORE__RESULT_TYPES) - 1)
 #define STORE__RESULT_TYPES  "TTT" FARMS_RESULT_FIELDS(STORE__TYPE_LETTER)
 
+/* The status column's word for FARMS_STATUS_OK (store_results.c), and as SQL. */
+#define STORE__STATUS_OK     "ok"
+#define STORE__STATUS_OK_SQL "'" STORE__STATUS_OK "'"
+
+/* Data migrations: X(version, "sql"), run (once, in order) by a migration
+ * past `version` after it has added the columns of the fields of its
+ * version; the same SQL text in both drivers.
+ * 5: x_max is the largest eigenvalue of the fitted ESD, the number
+ *    spectral_norm holds (core/numerics/farms_metrics.c): ok rows analysed
+ *    before the column existed get it; other rows keep NULL. */
+/* clang-format off */
+#define STORE__MIGRATE_DATA(X)                                                   \
+    X(5, "UPDATE results SET x_max = spectral_norm"                              \
+         " WHERE x_max IS NULL AND status = " STORE__STATUS_OK_SQL ";"           \
+         " UPDATE layers SET x_max = spectral_norm"                              \
+         " WHERE x_max IS NULL AND status = " STORE__STATUS_OK_SQL)
+/* clang-format on */
+
 /* --- Statements and errors (store.c) ------------------------------------- */
 
 /* Convert a failed step (enum store__status): STORE__BUSY -> ERR_BUSY, else

@@ -96,7 +96,7 @@ void store_layer_list_free(struct store_layer_list *l)
 
     if (l == NULL)
         return;
-    for (i = 0; i < l->n; i++)
+    for (i = 0; l->items != NULL && i < l->n; i++)
         free(l->items[i].name);
     free(l->items);
     free(l);
@@ -138,17 +138,20 @@ enum err_code store_layers_get(struct store *s, const char *run, int64_t step,
     enum err_code rc;
 
     *out = NULL;
-    if ((rc = store__run_id(s, run, &run_id, e)) != ERR_OK ||
-        (rc = checkpoint_id(s, run_id, run, step, &ckpt, e)) != ERR_OK)
+    rc = store__run_id(s, run, &run_id, e);
+    if (rc == ERR_OK)
+        rc = checkpoint_id(s, run_id, run, step, &ckpt, e);
+    if (rc != ERR_OK)
         return rc;
-    if ((l = calloc(1, sizeof *l)) == NULL)
+    l = calloc(1, sizeof *l);
+    if (l == NULL)
         return nomem(e);
     l->step = step;
-    if ((rc = store__settings_for(s, run_id, ckpt, settings_hash, l->settings_hash, e)) != ERR_OK)
+    rc = store__settings_for(s, run_id, ckpt, settings_hash, l->settings_hash, e);
+    if (rc != ERR_OK || l->settings_hash[0] == '\0')
         goto out;
-    if (l->settings_hash[0] == '\0')
-        goto out;
-    if ((rc = store__stmt(s, sql, &st, e)) != ERR_OK)
+    rc = store__stmt(s, sql, &st, e);
+    if (rc != ERR_OK)
         goto out;
     store__bind_int64(st, 1, ckpt);
     store__bind_text(st, 2, l->settings_hash);
@@ -185,16 +188,18 @@ enum err_code store_layers_latest(struct store *s, const char *run, const char *
     size_t i;
 
     *out = NULL;
-    if ((rc = store__run_id(s, run, &run_id, e)) != ERR_OK)
+    rc = store__run_id(s, run, &run_id, e);
+    if (rc != ERR_OK)
         return rc;
-    if ((l = calloc(1, sizeof *l)) == NULL)
+    l = calloc(1, sizeof *l);
+    if (l == NULL)
         return nomem(e);
     l->step = -1;
-    if ((rc = store__settings_for(s, run_id, -1, settings_hash, l->settings_hash, e)) != ERR_OK)
+    rc = store__settings_for(s, run_id, -1, settings_hash, l->settings_hash, e);
+    if (rc != ERR_OK || l->settings_hash[0] == '\0')
         goto out;
-    if (l->settings_hash[0] == '\0')
-        goto out;
-    if ((rc = store__stmt(s, sql, &st, e)) != ERR_OK)
+    rc = store__stmt(s, sql, &st, e);
+    if (rc != ERR_OK)
         goto out;
     store__bind_int64(st, 1, run_id);
     store__bind_text(st, 2, l->settings_hash);
@@ -228,32 +233,39 @@ enum err_code store_layer_get(struct store *s, const char *run, const char *laye
     *out = NULL;
     if (layer == NULL)
         return err_set(e, ERR_INVAL, "layer name missing");
-    if ((rc = store__run_id(s, run, &run_id, e)) != ERR_OK ||
-        (step >= 0 && (rc = checkpoint_id(s, run_id, run, step, &ckpt, e)) != ERR_OK))
+    rc = store__run_id(s, run, &run_id, e);
+    if (rc == ERR_OK && step >= 0)
+        rc = checkpoint_id(s, run_id, run, step, &ckpt, e);
+    if (rc != ERR_OK)
         return rc;
-    if ((l = calloc(1, sizeof *l)) == NULL)
+    l = calloc(1, sizeof *l);
+    if (l == NULL)
         return nomem(e);
     l->step = step;
-    if ((rc = store__settings_for(s, run_id, ckpt, settings_hash, l->settings_hash, e)) != ERR_OK ||
-        l->settings_hash[0] == '\0')
+    rc = store__settings_for(s, run_id, ckpt, settings_hash, l->settings_hash, e);
+    if (rc != ERR_OK || l->settings_hash[0] == '\0')
         goto out;
-    if ((rc = store__stmt(s, sql, &st, e)) != ERR_OK)
+    rc = store__stmt(s, sql, &st, e);
+    if (rc != ERR_OK)
         goto out;
     store__bind_int64(st, 1, run_id);
     store__bind_text(st, 2, l->settings_hash);
     store__bind_text(st, 3, layer);
     store__bind_int64(st, 4, step);
-    if ((l->items = calloc(1, sizeof *l->items)) == NULL) {
+    l->items = calloc(1, sizeof *l->items);
+    if (l->items == NULL) {
         rc = nomem(e);
         goto out;
     }
     src = store__step(st);
-    if (src == STORE__ROW && (rc = read_layer(st, &l->items[0], e)) == ERR_OK) {
+    if (src == STORE__ROW)
+        rc = read_layer(st, &l->items[0], e);
+    else if (src != STORE__DONE)
+        rc = store__dberr(s, src, "layer row", e);
+    if (src == STORE__ROW && rc == ERR_OK) {
         store__read_esd(st, LAYER_COL_RESULT + STORE__RESULT_NCOLS, &l->items[0].esd);
         l->step = l->items[0].step;
         l->n = 1;
-    } else if (src != STORE__ROW && src != STORE__DONE) {
-        rc = store__dberr(s, src, "layer row", e);
     }
 out:
     store__release(st);
@@ -297,54 +309,64 @@ static void read_point(struct store__q *st, struct store_point *p)
         p->v[m] = store_metric_value(&r, (enum store_metric)m);
 }
 
-enum err_code store_layer_history(struct store *s, const char *run, const char *layer,
-                                  const char *settings_hash, int64_t start_step, int64_t end_step,
-                                  size_t page_size, const char *page_token,
+/* Read the rows of `st` into h->points, at most `limit`; one row more sets
+ * h->next_token (not the last page). */
+static enum err_code history_fill(struct store *s, struct store__q *st, struct store_history *h,
+                                  size_t limit, struct err *e)
+{
+    int src;
+
+    while ((src = store__step(st)) == STORE__ROW) {
+        if (h->n == limit) { /* one more row exists: not the last page */
+            store__token_from_step(h->points[h->n - 1].step, h->next_token);
+            return ERR_OK;
+        }
+        read_point(st, &h->points[h->n++]);
+    }
+    return src == STORE__DONE ? ERR_OK : store__dberr(s, src, "layer history", e);
+}
+
+enum err_code store_layer_history(struct store *s, const struct store_history_query *q,
                                   struct store_history **out, struct err *e)
 {
     static const char sql[] = "SELECT step, " STORE__RESULT_COLS " FROM layers "
                               "WHERE run_id = ?1 AND settings_hash = ?2 AND name = ?3 "
                               "AND step >= ?4 AND step <= ?5 ORDER BY step LIMIT ?6";
-    size_t limit = store__page_size(page_size);
+    size_t limit = store__page_size(q->page_size);
     struct store_history *h = NULL;
     struct store__q *st = NULL;
     int64_t run_id = 0, from = 0;
     enum err_code rc;
-    int src = STORE__DONE, empty = 0;
+    int empty = 0;
 
     *out = NULL;
-    if (layer == NULL)
+    if (q->layer == NULL)
         return err_set(e, ERR_INVAL, "layer name missing");
-    if ((rc = window_start(page_token, start_step, &from, &empty, e)) != ERR_OK ||
-        (rc = store__run_id(s, run, &run_id, e)) != ERR_OK)
+    rc = window_start(q->page_token, q->start_step, &from, &empty, e);
+    if (rc == ERR_OK)
+        rc = store__run_id(s, q->run, &run_id, e);
+    if (rc != ERR_OK)
         return rc;
-    if ((h = calloc(1, sizeof *h)) == NULL ||
-        (h->points = calloc(limit, sizeof *h->points)) == NULL)
-        goto nomem;
-    if ((rc = store__settings_for(s, run_id, -1, settings_hash, h->settings_hash, e)) != ERR_OK ||
-        h->settings_hash[0] == '\0' || empty || from > end_step)
+    h = calloc(1, sizeof *h);
+    if (h != NULL)
+        h->points = calloc(limit, sizeof *h->points);
+    if (h == NULL || h->points == NULL) {
+        rc = err_set(e, ERR_NOMEM, "history: out of memory");
         goto out;
-    if ((rc = store__stmt(s, sql, &st, e)) != ERR_OK)
+    }
+    rc = store__settings_for(s, run_id, -1, q->settings_hash, h->settings_hash, e);
+    if (rc != ERR_OK || h->settings_hash[0] == '\0' || empty || from > q->end_step)
+        goto out;
+    rc = store__stmt(s, sql, &st, e);
+    if (rc != ERR_OK)
         goto out;
     store__bind_int64(st, 1, run_id);
     store__bind_text(st, 2, h->settings_hash);
-    store__bind_text(st, 3, layer);
+    store__bind_text(st, 3, q->layer);
     store__bind_int64(st, 4, from);
-    store__bind_int64(st, 5, end_step);
+    store__bind_int64(st, 5, q->end_step);
     store__bind_int64(st, 6, (int64_t)limit + 1);
-    while ((src = store__step(st)) == STORE__ROW) {
-        if (h->n == limit) { /* one more row exists: not the last page */
-            store__token_from_step(h->points[h->n - 1].step, h->next_token);
-            src = STORE__DONE;
-            break;
-        }
-        read_point(st, &h->points[h->n++]);
-    }
-    if (src != STORE__DONE)
-        rc = store__dberr(s, src, "layer history", e);
-    goto out;
-nomem:
-    rc = err_set(e, ERR_NOMEM, "history: out of memory");
+    rc = history_fill(s, st, h, limit, e);
 out:
     store__release(st);
     if (rc != ERR_OK) {

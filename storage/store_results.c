@@ -21,7 +21,11 @@
 
 /* --- Names ----------------------------------------------------------------- */
 
-static const char *const status_names[] = {"ok", "skipped", "failed"};
+static const char *const status_names[] = {
+    [FARMS_STATUS_OK] = STORE__STATUS_OK,
+    [FARMS_STATUS_SKIPPED] = "skipped",
+    [FARMS_STATUS_FAILED] = "failed",
+};
 static const char *const warning_names[] = {"none", "under_trained", "over_trained", "suspect_fit"};
 #define METRIC_NAME(member, NAME, type, key, column, json, history, ...) \
     FARMS_FIELD_WHEN_##history(key, )
@@ -124,7 +128,8 @@ enum err_code store__bind_esd(struct store__q *st, int idx, const struct esd_his
         store__bind_null(st, idx);
         return ERR_OK;
     }
-    if ((rc = esd_hist_encode(h, text, sizeof text, e)) != ERR_OK)
+    rc = esd_hist_encode(h, text, sizeof text, e);
+    if (rc != ERR_OK)
         return rc;
     store__bind_text(st, idx, text);
     return ERR_OK;
@@ -177,7 +182,10 @@ enum err_code store_result_get(struct store *s, const struct store_result_key *k
     int src;
 
     *hit = 0;
-    if ((rc = check_key(key, e)) != ERR_OK || (rc = store__stmt(s, sql, &st, e)) != ERR_OK)
+    rc = check_key(key, e);
+    if (rc == ERR_OK)
+        rc = store__stmt(s, sql, &st, e);
+    if (rc != ERR_OK)
         return rc;
     bind_key(st, key);
     src = store__step(st);
@@ -204,12 +212,17 @@ enum err_code store_result_put(struct store *s, const struct store_result_key *k
     struct store__q *st = NULL;
     enum err_code rc;
 
-    if ((rc = check_key(key, e)) != ERR_OK || (rc = store__stmt(s, sql, &st, e)) != ERR_OK)
+    rc = check_key(key, e);
+    if (rc == ERR_OK)
+        rc = store__stmt(s, sql, &st, e);
+    if (rc != ERR_OK)
         return rc;
     bind_key(st, key);
     store__bind_double(st, 5, store__now());
-    if ((rc = store__bind_result(s, st, 6, r, e)) != ERR_OK ||
-        (rc = store__bind_esd(st, 6 + STORE__RESULT_NCOLS, esd, e)) != ERR_OK) {
+    rc = store__bind_result(s, st, 6, r, e);
+    if (rc == ERR_OK)
+        rc = store__bind_esd(st, 6 + STORE__RESULT_NCOLS, esd, e);
+    if (rc != ERR_OK) {
         store__release(st);
         return rc;
     }
@@ -236,7 +249,8 @@ enum err_code store_results_for_tensor(struct store *s, const char *tensor_sha25
     l = calloc(1, sizeof *l);
     if (l == NULL)
         return err_set(e, ERR_NOMEM, "result list: out of memory");
-    if ((rc = store__stmt(s, sql, &st, e)) != ERR_OK)
+    rc = store__stmt(s, sql, &st, e);
+    if (rc != ERR_OK)
         goto out;
     store__bind_text(st, 1, tensor_sha256);
     store__bind_int64(st, 2, STORE_PAGE_MAX);
@@ -303,10 +317,18 @@ static void shape_text(const struct store_layer *l, char *buf, size_t len)
         off += (size_t)snprintf(buf + off, len - off, d ? ",%" PRId64 : "%" PRId64, l->shape[d]);
 }
 
-/* Insert layers[0..n) for (checkpoint, settings) with run and step copied. */
-static enum err_code insert_layers(struct store *s, int64_t ckpt, const char *settings_hash,
-                                   int64_t run_id, int64_t step, const struct store_layer *layers,
-                                   size_t n, struct err *e)
+/* Where layer rows go: (checkpoint, settings), with the checkpoint's run
+ * and step copied into every row. */
+struct layer_target {
+    int64_t checkpoint_id;
+    const char *settings_hash;
+    int64_t run_id;
+    int64_t step;
+};
+
+/* Insert layers[0..n) at `t`. */
+static enum err_code insert_layers(struct store *s, const struct layer_target *t,
+                                   const struct store_layer *layers, size_t n, struct err *e)
 {
     static const char sql[] =
         "INSERT INTO layers(checkpoint_id, settings_hash, ord, run_id, step, name, kind, dtype, "
@@ -320,67 +342,95 @@ static enum err_code insert_layers(struct store *s, int64_t ckpt, const char *se
     for (i = 0; i < n && rc == ERR_OK; i++) {
         const struct store_layer *l = &layers[i];
 
-        if ((rc = check_layer(l, i, e)) != ERR_OK || (rc = store__stmt(s, sql, &st, e)) != ERR_OK)
+        rc = check_layer(l, i, e);
+        if (rc == ERR_OK)
+            rc = store__stmt(s, sql, &st, e);
+        if (rc != ERR_OK)
             break;
         shape_text(l, shape, sizeof shape);
-        store__bind_int64(st, 1, ckpt);
-        store__bind_text(st, 2, settings_hash);
+        store__bind_int64(st, 1, t->checkpoint_id);
+        store__bind_text(st, 2, t->settings_hash);
         store__bind_int64(st, 3, (int64_t)i);
-        store__bind_int64(st, 4, run_id);
-        store__bind_int64(st, 5, step);
+        store__bind_int64(st, 4, t->run_id);
+        store__bind_int64(st, 5, t->step);
         store__bind_text(st, 6, l->name);
         store__bind_text(st, 7, layer_kind_name(l->kind));
         store__bind_text(st, 8, dtype_name(l->dtype));
         store__bind_text(st, 9, shape);
         store__bind_text(st, 10, l->tensor_sha256);
-        if ((rc = store__bind_result(s, st, 11, &l->r, e)) != ERR_OK ||
-            (rc = store__bind_esd(st, 11 + STORE__RESULT_NCOLS, &l->esd, e)) != ERR_OK)
-            store__release(st);
-        else
+        rc = store__bind_result(s, st, 11, &l->r, e);
+        if (rc == ERR_OK)
+            rc = store__bind_esd(st, 11 + STORE__RESULT_NCOLS, &l->esd, e);
+        if (rc == ERR_OK)
             rc = store__step_done(s, st, "layer insert", e);
+        else
+            store__release(st);
     }
     return rc;
+}
+
+/* Run and step of checkpoint `checkpoint_id`; ERR_NOTFOUND if none. */
+static enum err_code checkpoint_run_step(struct store *s, int64_t checkpoint_id, int64_t *run_id,
+                                         int64_t *step, struct err *e)
+{
+    static const char sql[] = "SELECT run_id, step FROM checkpoints WHERE id = ?1";
+    struct store__q *st = NULL;
+    enum err_code rc = store__stmt(s, sql, &st, e);
+    int src;
+
+    if (rc != ERR_OK)
+        return rc;
+    store__bind_int64(st, 1, checkpoint_id);
+    src = store__step(st);
+    if (src == STORE__ROW) {
+        *run_id = store__col_int64(st, 0);
+        *step = store__col_int64(st, 1);
+    } else if (src == STORE__DONE) {
+        rc = err_set(e, ERR_NOTFOUND, "checkpoint %" PRId64 " not found", checkpoint_id);
+    } else {
+        rc = store__dberr(s, src, "checkpoint lookup", e);
+    }
+    store__release(st);
+    return rc;
+}
+
+/* Delete the layer rows of (checkpoint, settings). */
+static enum err_code delete_layers(struct store *s, int64_t checkpoint_id,
+                                   const char *settings_hash, struct err *e)
+{
+    static const char sql[] = "DELETE FROM layers WHERE checkpoint_id = ?1 AND settings_hash = ?2";
+    struct store__q *st = NULL;
+    enum err_code rc = store__stmt(s, sql, &st, e);
+
+    if (rc != ERR_OK)
+        return rc;
+    store__bind_int64(st, 1, checkpoint_id);
+    store__bind_text(st, 2, settings_hash);
+    return store__step_done(s, st, "layer delete", e);
 }
 
 enum err_code store_layers_put(struct store *s, int64_t checkpoint_id, const char *settings_hash,
                                const struct store_layer *layers, size_t n, struct err *e)
 {
-    static const char find[] = "SELECT run_id, step FROM checkpoints WHERE id = ?1";
-    static const char del[] = "DELETE FROM layers WHERE checkpoint_id = ?1 AND settings_hash = ?2";
-    struct store__q *st = NULL;
-    int64_t run_id = 0, step = 0;
+    struct layer_target t = {.checkpoint_id = checkpoint_id, .settings_hash = settings_hash};
     enum err_code rc;
-    int src;
 
     if (!thash_hex_ok(settings_hash))
         return err_set(e, ERR_INVAL, "settings hash is not 64 lower-case hex digits");
     if (n > 0 && layers == NULL)
         return err_set(e, ERR_INVAL, "layers missing");
-    if ((rc = store__begin(s, e)) != ERR_OK)
+    rc = store__begin(s, e);
+    if (rc != ERR_OK)
         return rc;
-    if ((rc = store__stmt(s, find, &st, e)) != ERR_OK)
-        goto out;
-    store__bind_int64(st, 1, checkpoint_id);
-    src = store__step(st);
-    if (src == STORE__ROW) {
-        run_id = store__col_int64(st, 0);
-        step = store__col_int64(st, 1);
-    } else {
-        rc = src == STORE__DONE
-                 ? err_set(e, ERR_NOTFOUND, "checkpoint %" PRId64 " not found", checkpoint_id)
-                 : store__dberr(s, src, "checkpoint lookup", e);
-    }
-    store__release(st);
-    if (rc != ERR_OK || (rc = store__stmt(s, del, &st, e)) != ERR_OK)
-        goto out;
-    store__bind_int64(st, 1, checkpoint_id);
-    store__bind_text(st, 2, settings_hash);
-    if ((rc = store__step_done(s, st, "layer delete", e)) != ERR_OK)
-        goto out;
-    rc = insert_layers(s, checkpoint_id, settings_hash, run_id, step, layers, n, e);
-    if (rc == ERR_OK && (rc = store__bump_run(s, run_id, e)) == ERR_OK)
+    rc = checkpoint_run_step(s, checkpoint_id, &t.run_id, &t.step, e);
+    if (rc == ERR_OK)
+        rc = delete_layers(s, checkpoint_id, settings_hash, e);
+    if (rc == ERR_OK)
+        rc = insert_layers(s, &t, layers, n, e);
+    if (rc == ERR_OK)
+        rc = store__bump_run(s, t.run_id, e);
+    if (rc == ERR_OK)
         rc = store__commit(s, e);
-out:
     if (rc != ERR_OK)
         store__rollback(s);
     return rc;

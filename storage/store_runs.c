@@ -395,9 +395,7 @@ static enum err_code heat_fill(struct store *s, struct store__q *st, struct stor
     return src == STORE__DONE ? ERR_OK : store__dberr(s, src, "run history", e);
 }
 
-enum err_code store_run_history(struct store *s, const char *run, enum store_metric metric,
-                                const char *settings_hash, int64_t start_step, int64_t end_step,
-                                size_t page_size, const char *page_token,
+enum err_code store_run_history(struct store *s, const struct store_history_query *q,
                                 struct store_heatmap **out, struct err *e)
 {
     static const char sql[] = "SELECT step, name, " STORE__RESULT_COLS " FROM layers "
@@ -405,26 +403,26 @@ enum err_code store_run_history(struct store *s, const char *run, enum store_met
                               "AND step <= ?4 ORDER BY step, ord";
     struct store_heatmap *h = NULL;
     struct store__q *st = NULL;
-    int64_t run_id = 0, from = start_step, after = 0;
+    int64_t run_id = 0, from = q->start_step, after = 0;
     enum err_code rc;
     int has = 0;
 
     *out = NULL;
-    if ((unsigned)metric >= STORE_METRIC_COUNT)
-        return err_set(e, ERR_INVAL, "unknown metric %d", (int)metric);
-    rc = store__token_step(page_token, &after, &has, e);
+    if ((unsigned)q->metric >= STORE_METRIC_COUNT)
+        return err_set(e, ERR_INVAL, "unknown metric %d", (int)q->metric);
+    rc = store__token_step(q->page_token, &after, &has, e);
     if (rc == ERR_OK)
-        rc = store__run_id(s, run, &run_id, e);
+        rc = store__run_id(s, q->run, &run_id, e);
     if (rc != ERR_OK)
         return rc;
-    if (has && after >= start_step)
+    if (has && after >= q->start_step)
         from = after == INT64_MAX ? INT64_MAX : after + 1;
     h = calloc(1, sizeof *h);
     if (h == NULL)
         return err_set(e, ERR_NOMEM, "heatmap: out of memory");
-    h->metric = metric;
-    rc = store__settings_for(s, run_id, -1, settings_hash, h->settings_hash, e);
-    if (rc != ERR_OK || h->settings_hash[0] == '\0' || from > end_step ||
+    h->metric = q->metric;
+    rc = store__settings_for(s, run_id, -1, q->settings_hash, h->settings_hash, e);
+    if (rc != ERR_OK || h->settings_hash[0] == '\0' || from > q->end_step ||
         (has && after == INT64_MAX))
         goto out;
     rc = store__stmt(s, sql, &st, e);
@@ -433,8 +431,8 @@ enum err_code store_run_history(struct store *s, const char *run, enum store_met
     store__bind_int64(st, 1, run_id);
     store__bind_text(st, 2, h->settings_hash);
     store__bind_int64(st, 3, from);
-    store__bind_int64(st, 4, end_step);
-    rc = heat_fill(s, st, h, store__page_size(page_size), e);
+    store__bind_int64(st, 4, q->end_step);
+    rc = heat_fill(s, st, h, store__page_size(q->page_size), e);
 out:
     store__release(st);
     if (rc != ERR_OK) {

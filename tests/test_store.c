@@ -713,8 +713,12 @@ static void test_result_fields_round_trip(void)
         check_fields_equal(&l->items[0].r, &r);
     store_layer_list_free(l);
 
-    CHECK_EQ_INT(store_layer_history(s, "fields", "fc1.weight", NULL, STORE_STEP_MIN,
-                                     STORE_STEP_MAX, 0, NULL, &h, &e),
+    CHECK_EQ_INT(store_layer_history(s,
+                                     &(struct store_history_query){.run = "fields",
+                                                                   .layer = "fc1.weight",
+                                                                   .start_step = STORE_STEP_MIN,
+                                                                   .end_step = STORE_STEP_MAX},
+                                     &h, &e),
                  ERR_OK);
     CHECK_EQ_INT(h->n, 1);
     for (int m = 0; h->n == 1 && m < STORE_METRIC_COUNT; m++)
@@ -949,9 +953,15 @@ static void test_history_pages(void)
 
     /* window [200, 700] in pages of 2: 200 300 | 400 500 | 600 700 */
     do {
-        CHECK_EQ_INT(
-            store_layer_history(s, "gpt", LAYER_NAMES[1], NULL, 200, 700, 2, token, &h, &e),
-            ERR_OK);
+        CHECK_EQ_INT(store_layer_history(s,
+                                         &(struct store_history_query){.run = "gpt",
+                                                                       .layer = LAYER_NAMES[1],
+                                                                       .start_step = 200,
+                                                                       .end_step = 700,
+                                                                       .page_size = 2,
+                                                                       .page_token = token},
+                                         &h, &e),
+                     ERR_OK);
         if (h == NULL)
             break;
         for (i = 0; i < (int)h->n && n_seen < 16; i++) {
@@ -978,17 +988,29 @@ static void test_history_pages(void)
         CHECK_EQ_INT(seen[i], 200 + 100 * i);
 
     /* whole range in one page; a layer that stopped early */
-    CHECK_EQ_INT(store_layer_history(s, "gpt", LAYER_NAMES[2], NULL, STORE_STEP_MIN, STORE_STEP_MAX,
-                                     0, NULL, &h, &e),
+    CHECK_EQ_INT(store_layer_history(s,
+                                     &(struct store_history_query){.run = "gpt",
+                                                                   .layer = LAYER_NAMES[2],
+                                                                   .start_step = STORE_STEP_MIN,
+                                                                   .end_step = STORE_STEP_MAX},
+                                     &h, &e),
                  ERR_OK);
     CHECK_EQ_INT(h->n, 6);
     CHECK_STR_EQ(h->next_token, "");
     store_history_free(h);
-    CHECK_EQ_INT(store_layer_history(s, "gpt", "no.such.layer", NULL, 0, 1000, 0, NULL, &h, &e),
+    CHECK_EQ_INT(store_layer_history(s,
+                                     &(struct store_history_query){
+                                         .run = "gpt", .layer = "no.such.layer", .end_step = 1000},
+                                     &h, &e),
                  ERR_OK);
     CHECK_EQ_INT(h->n, 0);
     store_history_free(h);
-    CHECK_EQ_INT(store_layer_history(s, "gpt", LAYER_NAMES[0], NULL, 0, 1000, 0, "12x", &h, &e),
+    CHECK_EQ_INT(store_layer_history(s,
+                                     &(struct store_history_query){.run = "gpt",
+                                                                   .layer = LAYER_NAMES[0],
+                                                                   .end_step = 1000,
+                                                                   .page_token = "12x"},
+                                     &h, &e),
                  ERR_INVAL);
     store_close(s);
 }
@@ -1005,8 +1027,14 @@ static void test_heatmap_pages(void)
 
     /* pages of 3 steps: 0-200 | 300-500 | 600-800 | 900 */
     do {
-        CHECK_EQ_INT(store_run_history(s, "gpt", STORE_METRIC_ALPHA, NULL, STORE_STEP_MIN,
-                                       STORE_STEP_MAX, 3, token, &h, &e),
+        CHECK_EQ_INT(store_run_history(s,
+                                       &(struct store_history_query){.run = "gpt",
+                                                                     .metric = STORE_METRIC_ALPHA,
+                                                                     .start_step = STORE_STEP_MIN,
+                                                                     .end_step = STORE_STEP_MAX,
+                                                                     .page_size = 3,
+                                                                     .page_token = token},
+                                       &h, &e),
                      ERR_OK);
         if (h == NULL)
             break;
@@ -1040,14 +1068,22 @@ static void test_heatmap_pages(void)
     }
     CHECK(once);
     /* a step window and another metric */
-    CHECK_EQ_INT(store_run_history(s, "gpt", STORE_METRIC_D, NULL, 600, 700, 0, NULL, &h, &e),
+    CHECK_EQ_INT(store_run_history(s,
+                                   &(struct store_history_query){.run = "gpt",
+                                                                 .metric = STORE_METRIC_D,
+                                                                 .start_step = 600,
+                                                                 .end_step = 700},
+                                   &h, &e),
                  ERR_OK);
     CHECK_EQ_INT(h->n_steps, 2);
     CHECK_EQ_INT(h->n_cells, 4);
     CHECK_EQ_INT(h->n_layers, 2);
     CHECK_NEAR(h->cells[0].value, 0.04, 0);
     store_heatmap_free(h);
-    CHECK_EQ_INT(store_run_history(s, "gpt", STORE_METRIC_COUNT, NULL, 0, 1, 0, NULL, &h, &e),
+    CHECK_EQ_INT(store_run_history(s,
+                                   &(struct store_history_query){
+                                       .run = "gpt", .metric = STORE_METRIC_COUNT, .end_step = 1},
+                                   &h, &e),
                  ERR_INVAL);
     CHECK_EQ_INT(store_metric_from_name("log_spectral_norm"), STORE_METRIC_LOG_SPECTRAL_NORM);
     CHECK_EQ_INT(store_metric_from_name("Alpha"), -1);
@@ -1179,9 +1215,14 @@ static void test_version_changes_on_writes_only(void)
     store_layer_list_free(l);
     store_layers_latest(s, "gpt", NULL, &l, &e);
     store_layer_list_free(l);
-    store_layer_history(s, "gpt", LAYER_NAMES[0], NULL, 0, 900, 0, NULL, &h, &e);
+    store_layer_history(
+        s, &(struct store_history_query){.run = "gpt", .layer = LAYER_NAMES[0], .end_step = 900},
+        &h, &e);
     store_history_free(h);
-    store_run_history(s, "gpt", STORE_METRIC_ALPHA, NULL, 0, 900, 0, NULL, &hm, &e);
+    store_run_history(
+        s,
+        &(struct store_history_query){.run = "gpt", .metric = STORE_METRIC_ALPHA, .end_step = 900},
+        &hm, &e);
     store_heatmap_free(hm);
     store_runs_list(s, 0, NULL, &rp, &e);
     store_run_page_free(rp);
@@ -1343,19 +1384,21 @@ static int user_version(const char *path)
     return v;
 }
 
-/* Turn the SQLite database at `path` into what schema `v` (1 or 3) looked
- * like: without the columns of the result fields added after v (their
- * `since` in FARMS_RESULT_FIELDS), column x_min named xmin, and for v 1
- * without the esd (2) and lease (3) columns. */
-static void downgrade(const char *path, int v)
-{
+/* The SQL column and schema version (`since`) of each result field. */
 #define FIELD_SINCE(member, NAME, type, key, column, json, history, width, decimals, since) \
     {column, since},
-    static const struct {
-        const char *column;
-        int since;
-    } fields[] = {FARMS_RESULT_FIELDS(FIELD_SINCE)};
+static const struct {
+    const char *column;
+    int since;
+} FIELD_COLUMNS[] = {FARMS_RESULT_FIELDS(FIELD_SINCE)};
 #undef FIELD_SINCE
+
+/* Turn the SQLite database at `path` into what schema `v` (1, 3 or 4)
+ * looked like: without the columns of the result fields added after v
+ * (their `since` in FARMS_RESULT_FIELDS), before 4 column x_min named xmin,
+ * and for v 1 without the esd (2) and lease (3) columns. */
+static void downgrade(const char *path, int v)
+{
     static const char to_v1[] = "ALTER TABLE results DROP COLUMN esd;"
                                 "ALTER TABLE layers DROP COLUMN esd; ALTER TABLE jobs DROP COLUMN "
                                 "claimed_by; ALTER TABLE jobs DROP COLUMN lease_until;";
@@ -1363,18 +1406,19 @@ static void downgrade(const char *path, int v)
     sqlite3 *db = NULL;
 
     CHECK(sqlite3_open(path, &db) == SQLITE_OK);
-    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
-        if (fields[i].since <= v)
+    for (size_t i = 0; i < sizeof FIELD_COLUMNS / sizeof FIELD_COLUMNS[0]; i++) {
+        if (FIELD_COLUMNS[i].since <= v)
             continue;
         snprintf(sql, sizeof sql,
                  "ALTER TABLE results DROP COLUMN %s; ALTER TABLE layers DROP COLUMN %s;",
-                 fields[i].column, fields[i].column);
+                 FIELD_COLUMNS[i].column, FIELD_COLUMNS[i].column);
         CHECK(sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK);
     }
-    CHECK(sqlite3_exec(db,
-                       "ALTER TABLE results RENAME COLUMN x_min TO xmin;"
-                       "ALTER TABLE layers RENAME COLUMN x_min TO xmin;",
-                       NULL, NULL, NULL) == SQLITE_OK);
+    if (v < 4)
+        CHECK(sqlite3_exec(db,
+                           "ALTER TABLE results RENAME COLUMN x_min TO xmin;"
+                           "ALTER TABLE layers RENAME COLUMN x_min TO xmin;",
+                           NULL, NULL, NULL) == SQLITE_OK);
     if (v < 3)
         CHECK(sqlite3_exec(db, to_v1, NULL, NULL, NULL) == SQLITE_OK);
     snprintf(sql, sizeof sql, "PRAGMA user_version = %d", v);
@@ -1415,10 +1459,11 @@ static void test_migrate_v1_in_place(void)
     CHECK_EQ_INT(user_version(path), STORE_SCHEMA_VERSION);
     CHECK_EQ_INT(STORE_SCHEMA_VERSION, 5);
     CHECK_EQ_INT(store_layer_get(s, "old", "fc1.weight", 7, NULL, &l, &e), ERR_OK);
-    CHECK_EQ_INT(l->n, 1); /* the old row, without a histogram */
+    CHECK_EQ_INT(l->n, 1); /* the old row, without a histogram, xmax from spectral_norm */
     if (l->n == 1) {
         CHECK(l->items[0].r.alpha == 2.5);
         CHECK_EQ_INT(l->items[0].esd.n_eigs, 0);
+        CHECK_NEAR(l->items[0].r.xmax, 9.5, 0);
     }
     store_layer_list_free(l);
     row.esd = hist_of(8, 2.5);
@@ -1506,6 +1551,143 @@ static void test_migrate_v3_renames_xmin(void)
     sqlite3_finalize(st);
     sqlite3_close(db);
     CHECK_EQ_INT(n_x_min, 2);
+    remove_db(path);
+}
+
+/* Run `sql` on `c`; 1 if it succeeded. */
+static int pg_exec_ok(PGconn *c, const char *sql)
+{
+    PGresult *r = PQexec(c, sql);
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+
+    if (!ok)
+        fprintf(stderr, "%s: %s", sql, PQerrorMessage(c));
+    PQclear(r);
+    return ok;
+}
+
+/* The PostgreSQL database at `url` as schema `v` (4 or later) had it:
+ * without the columns of the result fields added after v. */
+static void downgrade_pg(const char *url, int v)
+{
+    PGconn *c = PQconnectdb(url);
+    char sql[256];
+
+    CHECK(PQstatus(c) == CONNECTION_OK);
+    for (size_t i = 0; i < sizeof FIELD_COLUMNS / sizeof FIELD_COLUMNS[0]; i++) {
+        if (FIELD_COLUMNS[i].since <= v)
+            continue;
+        snprintf(sql, sizeof sql,
+                 "ALTER TABLE results DROP COLUMN %s; ALTER TABLE layers DROP COLUMN %s",
+                 FIELD_COLUMNS[i].column, FIELD_COLUMNS[i].column);
+        CHECK(pg_exec_ok(c, sql));
+    }
+    snprintf(sql, sizeof sql, "DELETE FROM schema_version; INSERT INTO schema_version VALUES(%d)",
+             v);
+    CHECK(pg_exec_ok(c, sql));
+    PQfinish(c);
+}
+
+/* A layer row (fc1.weight: ok, fc2.weight: skipped) and a cached result
+ * (analysis keys "ok" and "skipped") of each status, written by `s`. A
+ * skipped result holds spectral_norm 0 and xmax NaN, as farms_plan_finish
+ * leaves them. */
+static void put_ok_and_skipped(struct store *s, const struct store_job *job,
+                               struct store_result_key *k)
+{
+    char n0[] = "fc1.weight", n1[] = "fc2.weight";
+    struct store_layer rows[2];
+    struct farms_result sk = result_skipped();
+    struct err e = {0};
+
+    sk.spectral_norm = 0;
+    sk.xmax = NAN;
+    memset(rows, 0, sizeof rows);
+    for (int i = 0; i < 2; i++) {
+        rows[i].name = i == 0 ? n0 : n1;
+        rows[i].kind = LAYER_KIND_LINEAR;
+        rows[i].dtype = DTYPE_F32;
+        rows[i].ndim = 2;
+        rows[i].shape[0] = rows[i].shape[1] = 8;
+    }
+    rows[0].r = result_ok(2.5); /* spectral_norm 9.5 */
+    rows[0].r.xmax = 9.5;
+    rows[1].r = sk;
+    CHECK_EQ_INT(store_layers_put(s, job->checkpoint_id, job->settings_hash, rows, 2, &e), ERR_OK);
+    k->analysis_key = "ok";
+    CHECK_EQ_INT(store_result_put(s, k, &rows[0].r, NULL, &e), ERR_OK);
+    k->analysis_key = "skipped";
+    CHECK_EQ_INT(store_result_put(s, k, &sk, NULL, &e), ERR_OK);
+}
+
+/* xmax of layer `name` at step 7 of run "old"; -1 if there is no row. */
+static double layer_xmax(struct store *s, const char *name)
+{
+    struct store_layer_list *l = NULL;
+    struct err e = {0};
+    double x = -1;
+
+    CHECK_EQ_INT(store_layer_get(s, "old", name, 7, NULL, &l, &e), ERR_OK);
+    if (l != NULL && l->n == 1)
+        x = l->items[0].r.xmax;
+    store_layer_list_free(l);
+    return x;
+}
+
+/* xmax of the cached result `k` with analysis key `analysis_key`; -1 if
+ * there is none. */
+static double result_xmax(struct store *s, struct store_result_key *k, const char *analysis_key)
+{
+    struct farms_result got;
+    struct err e = {0};
+    int hit = 0;
+
+    k->analysis_key = analysis_key;
+    CHECK_EQ_INT(store_result_get(s, k, &got, NULL, &hit, &e), ERR_OK);
+    return hit ? got.xmax : -1;
+}
+
+/* A version-4 database (no x_max column: rows analysed before xmax
+ * existed) is upgraded in place: ok rows of layers and results get xmax =
+ * their spectral_norm (the same number, core/numerics/farms_metrics.c);
+ * rows of other statuses keep xmax null. */
+static void test_migrate_v4_fills_xmax(void)
+{
+    char path[256], tsha[THASH_HEX_LEN];
+    struct store_result_key k = {0};
+    struct store *s = NULL;
+    struct store_job job;
+    struct err e = {0};
+    int claimed = 0;
+
+    temp_db(path, sizeof path, "v4");
+    sha_of("tensor", tsha);
+    CHECK_EQ_INT(store_open(path, &s, &e), ERR_OK);
+    submit_ok(s, "old", 7);
+    ERR_ASSERT(store_job_claim(s, &job, &claimed, NULL) == ERR_OK && claimed);
+    k.tensor_sha256 = tsha;
+    k.settings_hash = job.settings_hash;
+    k.engine_version = "farmsd 0.4 / fit 1";
+    put_ok_and_skipped(s, &job, &k);
+    store_close(s);
+    if (g_pg != NULL)
+        downgrade_pg(path, 4);
+    else
+        downgrade(path, 4);
+
+    CHECK_EQ_INT(store_open(path, &s, &e), ERR_OK);
+    if (s == NULL)
+        return;
+    CHECK_NEAR(layer_xmax(s, "fc1.weight"), 9.5, 0);
+    CHECK(isnan(layer_xmax(s, "fc2.weight")));
+    CHECK_NEAR(result_xmax(s, &k, "ok"), 9.5, 0);
+    CHECK(isnan(result_xmax(s, &k, "skipped")));
+    CHECK_EQ_INT(store_check(s, &e), ERR_OK);
+    store_close(s);
+    /* opening again migrates nothing more */
+    CHECK_EQ_INT(store_open(path, &s, &e), ERR_OK);
+    CHECK_NEAR(s != NULL ? layer_xmax(s, "fc1.weight") : -1, 9.5, 0);
+    store_close(s);
     remove_db(path);
 }
 
@@ -1641,6 +1823,7 @@ static void run_portable_cases(void)
     test_layer_get_with_histogram();
     test_run_delete();
     test_read_preset();
+    test_migrate_v4_fills_xmax();
 }
 
 int main(void)
