@@ -79,6 +79,47 @@ int64_t store__changes(struct store *s)
 
 /* --- Errors, statements, transactions -------------------------------------- */
 
+/* --- Migrations shared by the drivers -------------------------------------- */
+
+/* Data migrations, run (once, in order) by a migration past `since` after it
+ * has added the columns of the fields of its version.
+ * 5: x_max is the largest eigenvalue of the fitted ESD, the number
+ *    spectral_norm holds (core/numerics/farms_metrics.c): ok rows analysed
+ *    before the column existed get it; other rows keep NULL. */
+static const struct store__migration store_data_migrations[] = {
+    {"UPDATE results SET x_max = spectral_norm"
+     " WHERE x_max IS NULL AND status = " STORE__STATUS_OK_SQL ";"
+     " UPDATE layers SET x_max = spectral_norm"
+     " WHERE x_max IS NULL AND status = " STORE__STATUS_OK_SQL,
+     5},
+};
+
+/* Run list[0..n) with since > have, in order. */
+static enum err_code store_run_since(struct store *s, const struct store__migration *list, size_t n,
+                                     int have, const char *what, struct err *e)
+{
+    enum err_code rc = ERR_OK;
+
+    for (size_t i = 0; i < n && rc == ERR_OK; i++) {
+        if (list[i].since > have)
+            rc = s->drv->exec(s, list[i].sql, what, e);
+    }
+    return rc;
+}
+
+enum err_code store__migrate_fields(struct store *s, const struct store__migration *adds, size_t n,
+                                    int have, struct err *e)
+{
+    enum err_code rc = store_run_since(s, adds, n, have, "migrate: add a result column", e);
+
+    if (rc == ERR_OK)
+        rc = store_run_since(s, store_data_migrations,
+                             sizeof store_data_migrations / sizeof store_data_migrations[0], have,
+                             "migrate: fill new columns", e);
+    return rc;
+}
+
+
 enum err_code store__dberr(struct store *s, int rc, const char *what, struct err *e)
 {
     const char *msg = s != NULL && s->conn != NULL ? s->drv->errmsg(s) : "no connection";

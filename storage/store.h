@@ -58,7 +58,7 @@
 /* 2: ESD histograms (esd columns); 3: job leases; 4: column xmin is x_min;
  * 5: xmax (x_max, filled from spectral_norm for ok rows). A field of
  * FARMS_RESULT_FIELDS with since > 4 adds its column at `since`; data
- * migrations are STORE__MIGRATE_DATA (store_int.h). */
+ * migrations are store_data_migrations (store.c). */
 #define STORE_SCHEMA_VERSION 5
 
 #define STORE_RUN_MAX         128   /* run name bytes incl. NUL (longer: ERR_INVAL) */

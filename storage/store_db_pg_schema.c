@@ -87,30 +87,8 @@ static const char *const PG_MIGRATE_TO[STORE_SCHEMA_VERSION + 1] = {
     {"ALTER TABLE results ADD COLUMN IF NOT EXISTS " column PG_SQL_TYPE_##type               \
      "; ALTER TABLE layers ADD COLUMN IF NOT EXISTS " column PG_SQL_TYPE_##type,             \
      since},
-static const struct pg_migration {
-    const char *sql;
-    int since;
-} pg_field_adds[] = {FARMS_RESULT_FIELDS(PG_FIELD_ADD)};
+static const struct store__migration pg_field_adds[] = {FARMS_RESULT_FIELDS(PG_FIELD_ADD)};
 #undef PG_FIELD_ADD
-
-/* The data migrations (store_int.h), in the same shape: run when migrating
- * past `since`, after the new columns. */
-#define PG_DATA(version, sql) {sql, version},
-static const struct pg_migration pg_data[] = {STORE__MIGRATE_DATA(PG_DATA)};
-#undef PG_DATA
-
-/* Run the statements of adds[0..n) with since > `have`. */
-static enum err_code pg_run_since(struct store *s, const struct pg_migration *adds, size_t n,
-                                  int have, const char *what, struct err *e)
-{
-    enum err_code rc = ERR_OK;
-
-    for (size_t i = 0; i < n && rc == ERR_OK; i++) {
-        if (adds[i].since > have)
-            rc = s->drv->exec(s, adds[i].sql, what, e);
-    }
-    return rc;
-}
 
 /* One-row, one-column query into buf. */
 static enum err_code pg_scalar(struct store *s, const char *sql, char *buf, size_t len,
@@ -157,11 +135,8 @@ static enum err_code pg_migrate_locked(struct store *s, struct err *e)
         rc = s->drv->exec(s, PG_MIGRATE_TO[to], what, e);
     }
     if (rc == ERR_OK)
-        rc = pg_run_since(s, pg_field_adds, sizeof pg_field_adds / sizeof pg_field_adds[0], have,
-                          "migrate: add a result column", e);
-    if (rc == ERR_OK)
-        rc = pg_run_since(s, pg_data, sizeof pg_data / sizeof pg_data[0], have,
-                          "migrate: fill new columns", e);
+        rc = store__migrate_fields(s, pg_field_adds, sizeof pg_field_adds / sizeof pg_field_adds[0],
+                                   have, e);
     if (rc != ERR_OK)
         return rc;
     snprintf(sql, sizeof sql, "DELETE FROM schema_version; INSERT INTO schema_version VALUES(%d)",

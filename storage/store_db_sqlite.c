@@ -102,17 +102,8 @@ static const char SCHEMA_V4[] = "ALTER TABLE results RENAME COLUMN xmin TO x_min
     {"ALTER TABLE results ADD COLUMN " column " " LITE_SQL_TYPE_##type                         \
      "; ALTER TABLE layers ADD COLUMN " column " " LITE_SQL_TYPE_##type,                       \
      since},
-static const struct lite_migration {
-    const char *sql;
-    int since;
-} lite_field_adds[] = {FARMS_RESULT_FIELDS(LITE_FIELD_ADD)};
+static const struct store__migration lite_field_adds[] = {FARMS_RESULT_FIELDS(LITE_FIELD_ADD)};
 #undef LITE_FIELD_ADD
-
-/* The data migrations (store_int.h), in the same shape: run when migrating
- * past `since`, after the new columns. */
-#define LITE_DATA(version, sql) {sql, version},
-static const struct lite_migration lite_data[] = {STORE__MIGRATE_DATA(LITE_DATA)};
-#undef LITE_DATA
 
 #define LITE_SINCE_CHECK(member, NAME, type, key, column, json, history, width, decimals, since) \
     _Static_assert((since) <= STORE_SCHEMA_VERSION, #member ": since > STORE_SCHEMA_VERSION");
@@ -281,19 +272,6 @@ static enum err_code lite_pragma_int(struct store *s, const char *sql, int *v, s
     return rc == SQLITE_OK ? ERR_OK : store__dberr(s, lite_status(rc), sql, e);
 }
 
-/* Run the statements of adds[0..n) with since > `v`. */
-static enum err_code lite_run_since(struct store *s, const struct lite_migration *adds, size_t n,
-                                    int v, const char *what, struct err *e)
-{
-    enum err_code rc = ERR_OK;
-
-    for (size_t i = 0; i < n && rc == ERR_OK; i++) {
-        if (adds[i].since > v)
-            rc = lite_exec(s, adds[i].sql, what, e);
-    }
-    return rc;
-}
-
 /* Add the columns of the fields added after schema version `v`, then run
  * the data migrations past `v`, and set user_version to
  * STORE_SCHEMA_VERSION. */
@@ -302,11 +280,8 @@ static enum err_code lite_add_fields(struct store *s, int v, struct err *e)
     char sql[64];
     enum err_code rc;
 
-    rc = lite_run_since(s, lite_field_adds, sizeof lite_field_adds / sizeof lite_field_adds[0], v,
-                        "migrate: add a result column", e);
-    if (rc == ERR_OK)
-        rc = lite_run_since(s, lite_data, sizeof lite_data / sizeof lite_data[0], v,
-                            "migrate: fill new columns", e);
+    rc = store__migrate_fields(s, lite_field_adds,
+                               sizeof lite_field_adds / sizeof lite_field_adds[0], v, e);
     if (rc != ERR_OK)
         return rc;
     snprintf(sql, sizeof sql, "PRAGMA user_version = %d", STORE_SCHEMA_VERSION);

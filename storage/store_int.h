@@ -74,19 +74,18 @@ struct store {
 #define STORE__STATUS_OK     "ok"
 #define STORE__STATUS_OK_SQL "'" STORE__STATUS_OK "'"
 
-/* Data migrations: X(version, "sql"), run (once, in order) by a migration
- * past `version` after it has added the columns of the fields of its
- * version; the same SQL text in both drivers.
- * 5: x_max is the largest eigenvalue of the fitted ESD, the number
- *    spectral_norm holds (core/numerics/farms_metrics.c): ok rows analysed
- *    before the column existed get it; other rows keep NULL. */
-/* clang-format off */
-#define STORE__MIGRATE_DATA(X)                                                   \
-    X(5, "UPDATE results SET x_max = spectral_norm"                              \
-         " WHERE x_max IS NULL AND status = " STORE__STATUS_OK_SQL ";"           \
-         " UPDATE layers SET x_max = spectral_norm"                              \
-         " WHERE x_max IS NULL AND status = " STORE__STATUS_OK_SQL)
-/* clang-format on */
+/* A migration statement, run by a migration past schema version `since`. */
+struct store__migration {
+    const char *sql;
+    int since;
+};
+
+/* Migrating past schema version `have`: the driver's new-column statements
+ * adds[0..n) (from FARMS_RESULT_FIELDS, in its dialect), then the data
+ * migrations (store.c: the same SQL for both drivers), each in order through
+ * s->drv->exec, inside the caller's migration transaction. */
+enum err_code store__migrate_fields(struct store *s, const struct store__migration *adds, size_t n,
+                                    int have, struct err *e);
 
 /* --- Statements and errors (store.c) ------------------------------------- */
 
