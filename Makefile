@@ -230,7 +230,7 @@ format-check: deps
 # Each folder's external symbols carry one of its own modules' prefixes (a core
 # function named store_x fails here): "folder:prefix,prefix,..." per entry.
 SYMBOL_PREFIXES := core:err,dtype,sbuf,utf8,clock,analysis \
-                   core/formats:ckpt,rfile,st,shards,zip,pkl,tz,npy,npz,layer,thash \
+                   core/formats:ckpt,rfile,st,shards,zip,pkl,tz,npy,npz,layer,thash,gguf,dcp,ds,peft,tar \
                    core/numerics:esd,pl,farms,preset,rec \
                    storage:store,blob \
                    api:api,json \

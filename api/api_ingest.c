@@ -33,7 +33,11 @@ static int api_format_parse(const char *s, enum ckpt_format *f)
                  {"npy", CKPT_FORMAT_NPY},
                  {"npz", CKPT_FORMAT_NPZ},
                  {"index", CKPT_FORMAT_SAFETENSORS_INDEX},
-                 {"safetensors_index", CKPT_FORMAT_SAFETENSORS_INDEX}};
+                 {"safetensors_index", CKPT_FORMAT_SAFETENSORS_INDEX},
+                 {"gguf", CKPT_FORMAT_GGUF},
+                 {"dcp", CKPT_FORMAT_DCP},
+                 {"deepspeed", CKPT_FORMAT_DEEPSPEED},
+                 {"peft", CKPT_FORMAT_PEFT}};
 
     *f = CKPT_FORMAT_UNKNOWN;
     if (s == NULL)

@@ -43,6 +43,10 @@ const char *ckpt_format_name(enum ckpt_format f)
     case CKPT_FORMAT_TORCH_ZIP: return "torch_zip";
     case CKPT_FORMAT_NPY: return "npy";
     case CKPT_FORMAT_NPZ: return "npz";
+    case CKPT_FORMAT_GGUF: return "gguf";
+    case CKPT_FORMAT_DCP: return "dcp";
+    case CKPT_FORMAT_DEEPSPEED: return "deepspeed";
+    case CKPT_FORMAT_PEFT: return "peft";
     case CKPT_FORMAT_UNKNOWN: break;
     }
     return "unknown";
@@ -97,6 +101,10 @@ enum err_code ckpt_sniff(const unsigned char *head, size_t head_len, uint64_t fi
         *out = CKPT_FORMAT_TORCH_ZIP; /* the zip reader tells torch from npz */
         return ERR_OK;
     }
+    if (head_len >= 4 && memcmp(head, "GGUF", 4) == 0) {
+        *out = CKPT_FORMAT_GGUF;
+        return ERR_OK;
+    }
     if (head_len >= 6 && memcmp(head, "\x93NUMPY", 6) == 0) {
         *out = CKPT_FORMAT_NPY;
         return ERR_OK;
@@ -124,7 +132,30 @@ enum err_code ckpt_sniff(const unsigned char *head, size_t head_len, uint64_t fi
                     "not a checkpoint: no safetensors, torch zip, npy or npz structure found");
 }
 
-/* Read the first bytes of `path` and sniff them. Directories are shard folders. */
+/* 1 if folder `dirfd` holds an entry called `name` (any type). */
+static int ckpt_dir_has(int dirfd, const char *name)
+{
+    struct stat st;
+
+    return fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+/* What a folder holds (Format detection): a DCP folder has `.metadata`, a
+ * PEFT adapter folder `adapter_config.json`, a DeepSpeed folder its
+ * `mp_rank_00_model_states.pt` (global_stepN/) or a `latest` tag file;
+ * anything else is read as a folder of safetensors shards. */
+static enum ckpt_format ckpt_sniff_dir(int dirfd)
+{
+    if (ckpt_dir_has(dirfd, ".metadata"))
+        return CKPT_FORMAT_DCP;
+    if (ckpt_dir_has(dirfd, "adapter_config.json"))
+        return CKPT_FORMAT_PEFT;
+    if (ckpt_dir_has(dirfd, "mp_rank_00_model_states.pt") || ckpt_dir_has(dirfd, "latest"))
+        return CKPT_FORMAT_DEEPSPEED;
+    return CKPT_FORMAT_SAFETENSORS_INDEX;
+}
+
+/* Read the first bytes of `path` and sniff them; folders by their entries. */
 static enum err_code ckpt_sniff_path(const char *path, enum ckpt_format *out, struct err *e)
 {
     enum err_code rc = ERR_OK;
@@ -144,7 +175,7 @@ static enum err_code ckpt_sniff_path(const char *path, enum ckpt_format *out, st
         goto out;
     }
     if (S_ISDIR(st.st_mode)) {
-        *out = CKPT_FORMAT_SAFETENSORS_INDEX;
+        *out = ckpt_sniff_dir(fd);
         goto out;
     }
     if (!S_ISREG(st.st_mode)) {
@@ -194,6 +225,10 @@ enum err_code ckpt_open(const char *path, enum ckpt_format declared,
     case CKPT_FORMAT_TORCH_ZIP: rc = tz__ckpt_load(c, path, e); break;
     case CKPT_FORMAT_NPY: rc = npy__ckpt_load(c, path, e); break;
     case CKPT_FORMAT_NPZ: rc = npz__ckpt_load(c, path, e); break;
+    case CKPT_FORMAT_GGUF: rc = gguf__ckpt_load(c, path, e); break;
+    case CKPT_FORMAT_DCP: rc = dcp__ckpt_load(c, path, e); break;
+    case CKPT_FORMAT_DEEPSPEED: rc = ds__ckpt_load(c, path, e); break;
+    case CKPT_FORMAT_PEFT: rc = peft__ckpt_load(c, path, e); break;
     case CKPT_FORMAT_UNKNOWN:
         rc = err_setc(e, ERR_FORMAT, ERR_CAT_UNKNOWN_FORMAT, "unknown format");
     }

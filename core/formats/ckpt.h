@@ -4,7 +4,8 @@
  * on demand, one tensor at a time, so memory is bounded by the largest
  * tensor, not by the file. Formats (docs/checkpoint-formats.md):
  *   safetensors, a sharded safetensors index or folder, torch.save zip
- *   files, NumPy .npy / .npz.
+ *   files, NumPy .npy / .npz, GGUF, PyTorch Distributed Checkpoint folders,
+ *   DeepSpeed folders and PEFT LoRA adapters (file or folder).
  * The format is sniffed from the first bytes (Format detection) unless the
  * caller declares it. Failures carry the error category (Error categories)
  * in `struct err`'s `category`.
@@ -40,7 +41,11 @@ enum ckpt_format {
     CKPT_FORMAT_SAFETENSORS_INDEX, /* model.safetensors.index.json, or a folder of shards */
     CKPT_FORMAT_TORCH_ZIP,
     CKPT_FORMAT_NPY,
-    CKPT_FORMAT_NPZ
+    CKPT_FORMAT_NPZ,
+    CKPT_FORMAT_GGUF,      /* llama.cpp GGUF v2/v3 file (docs/gguf.md) */
+    CKPT_FORMAT_DCP,       /* torch.distributed.checkpoint folder: .metadata + *.distcp */
+    CKPT_FORMAT_DEEPSPEED, /* DeepSpeed folder (global_stepN/ or its parent with `latest`) */
+    CKPT_FORMAT_PEFT       /* PEFT LoRA adapter: adapter_config.json + adapter_model.* */
 };
 
 /* Limits (docs/checkpoint-formats.md, Limits); exceeding one fails with category "limit_exceeded".

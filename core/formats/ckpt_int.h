@@ -73,5 +73,9 @@ enum err_code shards__ckpt_load(struct ckpt *c, const char *path, struct err *e)
 enum err_code tz__ckpt_load(struct ckpt *c, const char *path, struct err *e);
 enum err_code npy__ckpt_load(struct ckpt *c, const char *path, struct err *e);
 enum err_code npz__ckpt_load(struct ckpt *c, const char *path, struct err *e);
+enum err_code gguf__ckpt_load(struct ckpt *c, const char *path, struct err *e);
+enum err_code dcp__ckpt_load(struct ckpt *c, const char *path, struct err *e);
+enum err_code ds__ckpt_load(struct ckpt *c, const char *path, struct err *e);
+enum err_code peft__ckpt_load(struct ckpt *c, const char *path, struct err *e);
 
 #endif /* CORE_CKPT_INT_H */

@@ -1,0 +1,8 @@
+/* peft.c -- PEFT LoRA adapters: not read yet (the loader is being written). */
+#include "core/formats/ckpt_int.h"
+
+enum err_code peft__ckpt_load(struct ckpt *c, const char *path, struct err *e)
+{
+    (void)c;
+    return err_setc(e, ERR_FORMAT, ERR_CAT_UNSUPPORTED_FORMAT, "%s: PEFT LoRA adapters are not read yet", path);
+}
