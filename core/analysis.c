@@ -6,10 +6,21 @@
 
 /* --- Selection ----------------------------------------------------------- */
 
+static enum layer_layout analysis_layout_rule(enum farms_tensor_layout l)
+{
+    switch (l) {
+    case FARMS_TENSOR_LAYOUT_TORCH: return LAYER_LAYOUT_TORCH;
+    case FARMS_TENSOR_LAYOUT_KERAS: return LAYER_LAYOUT_KERAS;
+    case FARMS_TENSOR_LAYOUT_AUTO: break;
+    }
+    return LAYER_LAYOUT_AUTO;
+}
+
 int analysis_select(const struct analysis_tensor *t, const struct farms_params *p,
                     struct layer_info *info, char *why, size_t why_len)
 {
-    layer_classify(t->name, t->dtype, t->ndim, t->shape, info);
+    layer_classify_as(t->name, t->dtype, t->ndim, t->shape, analysis_layout_rule(p->tensor_layout),
+                      t->forced, info);
     if (t->alias_of != NULL) {
         snprintf(why, why_len, "same tensor as '%.100s' (shared storage), analysed once",
                  t->alias_of);
@@ -23,7 +34,7 @@ int analysis_select(const struct analysis_tensor *t, const struct farms_params *
         snprintf(why, why_len, "%s tensors are not analysed", layer_kind_name(info->kind));
         return 0;
     }
-    if (info->kind == LAYER_KIND_EMBEDDING && !p->include_embeddings) {
+    if (info->kind == LAYER_KIND_EMBEDDING && !p->include_embeddings && !t->forced) {
         snprintf(why, why_len, "%s",
                  "embedding table: not analysed by this preset (set include_embeddings=true)");
         return 0;
@@ -35,27 +46,65 @@ int analysis_select(const struct analysis_tensor *t, const struct farms_params *
 
 /* --- Layout -------------------------------------------------------------- */
 
+/* Keras/TF stored orders: FARMS dimension d is stored dimension src[d]. */
+static const int analysis_src_io[4] = {1, 0, -1, -1}; /* (in, out) -> (out, in) */
+static const int analysis_src_hwio[4] = {3, 2, 0, 1}; /* (kh, kw, in, out) */
+static const int analysis_src_wio[4] = {2, 1, 0, -1}; /* (k, in, out) -> (out, in, k, 1) */
+static const int analysis_src_same[4] = {0, 1, 2, 3};
+
 void analysis_layout_of(enum layer_kind kind, const struct analysis_tensor *t,
                         struct analysis_layout *out)
 {
-    *out = (struct analysis_layout){
-        .kind = FARMS_KIND_DENSE,
-        .n_dims = 2,
-        .shape = {t->ndim > 0 ? t->shape[0] : 1, t->ndim > 1 ? t->shape[1] : 1, 1, 1},
-        .transpose = 0,
-    };
-    if (kind == LAYER_KIND_CONV1D_TRANSPOSED) {
-        /* GPT-2 Conv1D stores (in, out): analyse (out, in) like nn.Linear. */
-        out->shape[0] = t->shape[1];
-        out->shape[1] = t->shape[0];
-        out->transpose = 1;
-    } else if (kind == LAYER_KIND_CONV2D || kind == LAYER_KIND_CONV1D) {
-        out->kind = FARMS_KIND_CONV2D;
-        out->n_dims = 4;
-        for (int d = 0; d < 4; d++)
-            out->shape[d] =
-                d < t->ndim ? t->shape[d] : 1; /* conv1d (out, in, k) = (out, in, k, 1) */
+    const int *src = analysis_src_same;
+    int conv = 0;
+
+    switch (kind) {
+    case LAYER_KIND_CONV1D_TRANSPOSED: /* GPT-2 Conv1D stores (in, out) */
+    case LAYER_KIND_LINEAR_IO: src = analysis_src_io; break;
+    case LAYER_KIND_CONV2D_HWIO:
+        src = analysis_src_hwio;
+        conv = 1;
+        break;
+    case LAYER_KIND_CONV1D_WIO:
+        src = analysis_src_wio;
+        conv = 1;
+        break;
+    case LAYER_KIND_CONV2D:
+    case LAYER_KIND_CONV1D: conv = 1; break; /* conv1d (out, in, k) = (out, in, k, 1) */
+    default: break;
     }
+    *out = (struct analysis_layout){
+        .kind = conv ? FARMS_KIND_CONV2D : FARMS_KIND_DENSE,
+        .n_dims = conv ? 4 : 2,
+        .transpose = src != analysis_src_same,
+    };
+    for (int d = 0; d < 4; d++) {
+        int s = src[d];
+        out->src[d] = s >= 0 && s < t->ndim ? s : -1;
+        out->shape[d] = out->src[d] >= 0 ? t->shape[out->src[d]] : 1;
+    }
+}
+
+/* Move the values of m (stored row-major in t's shape) into tr, row-major in
+ * l's shape: tr[o0, o1, o2, o3] = m[stored index with dim src[d] = od]. */
+static void analysis_permute(const struct analysis_tensor *t, const struct analysis_layout *l,
+                             const double *m, double *tr)
+{
+    int64_t stride[4] = {0, 0, 0, 0}, st[4], run = 1;
+    size_t at = 0;
+
+    for (int d = t->ndim - 1; d >= 0; d--) {
+        if (d < 4)
+            stride[d] = run;
+        run *= t->shape[d];
+    }
+    for (int d = 0; d < 4; d++)
+        st[d] = l->src[d] >= 0 ? stride[l->src[d]] : 0;
+    for (int64_t a = 0; a < l->shape[0]; a++)
+        for (int64_t b = 0; b < l->shape[1]; b++)
+            for (int64_t c = 0; c < l->shape[2]; c++)
+                for (int64_t d = 0; d < l->shape[3]; d++)
+                    tr[at++] = m[a * st[0] + b * st[1] + c * st[2] + d * st[3]];
 }
 
 enum err_code analysis_matrix_new(const struct analysis_tensor *t, const struct analysis_layout *l,
@@ -64,7 +113,6 @@ enum err_code analysis_matrix_new(const struct analysis_tensor *t, const struct 
     size_t n = (size_t)t->n_elems;
     double *m = malloc((n > 0 ? n : 1) * sizeof(*m));
     double *tr = NULL;
-    int64_t r = l->shape[1], k = l->shape[0]; /* stored (r, k), analysed (k, r) */
 
     *out = NULL;
     if (m == NULL)
@@ -80,9 +128,7 @@ enum err_code analysis_matrix_new(const struct analysis_tensor *t, const struct 
         free(m);
         return err_set(e, ERR_NOMEM, "tensor '%s': out of memory", t->name);
     }
-    for (int64_t i = 0; i < r; i++)
-        for (int64_t j = 0; j < k; j++)
-            tr[j * r + i] = m[i * k + j];
+    analysis_permute(t, l, m, tr);
     free(m);
     *out = tr;
     return ERR_OK;

@@ -11,6 +11,7 @@
 #include "core/clock.h"
 #include "core/formats/thash.h"
 #include "core/numerics/esd.h"
+#include "core/numerics/preset.h"
 
 /* --- Selection ---------------------------------------------------------- */
 
@@ -35,9 +36,10 @@ static struct analysis_tensor engine_tensor_of(const struct engine_layer *row, u
 }
 
 /* Fill the row for tensor `i` (row->name is set) and decide, by the
- * analysis rules, whether it is analysed. */
+ * analysis rules, whether it is analysed; `weights` is the compiled
+ * weights= setting (NULL for none). */
 static void engine_row_init(const struct ckpt *c, size_t i, const struct engine_opts *o,
-                            struct engine_layer *row)
+                            const regex_t *weights, struct engine_layer *row)
 {
     const struct ckpt_tensor *t = ckpt_tensor_at(c, i);
     const char *alias = NULL;
@@ -54,6 +56,7 @@ static void engine_row_init(const struct ckpt *c, size_t i, const struct engine_
         alias = layer_strip_prefixes(ckpt_tensor_at(c, (size_t)t->alias_of)->name,
                                      ckpt_model_prefix(c));
     at = engine_tensor_of(row, t->n_elems, alias);
+    at.forced = weights != NULL && regexec(weights, row->name, 0, NULL, 0) == 0;
     row->selected = 1;
     if (!analysis_select(&at, o->params, &row->info, why, sizeof(why)))
         engine_skip(row, why);
@@ -118,17 +121,39 @@ static enum err_code engine_hash_rows(const struct ckpt *c, struct engine_report
     return rc;
 }
 
+/* The weights= setting of `p` compiled into *rx; *have 0 when there is none. */
+static enum err_code engine_weights(const struct farms_params *p, regex_t *rx, int *have,
+                                    struct err *e)
+{
+    *have = 0;
+    if (p->weights[0] == '\0')
+        return ERR_OK;
+    if (regcomp(rx, p->weights, REG_EXTENDED | REG_NOSUB) != 0) {
+        enum err_code rc = preset_regex_check(p->weights, e); /* says why */
+        return rc ? rc : err_set(e, ERR_INVAL, "weights: '%.64s' does not compile", p->weights);
+    }
+    *have = 1;
+    return ERR_OK;
+}
+
 enum err_code engine_select(const struct ckpt *c, const struct engine_opts *opts,
                             struct engine_report *out, struct err *e)
 {
     enum err_code rc = ERR_OK;
     struct engine_report r = {0};
     size_t n = ckpt_n_tensors(c);
+    regex_t weights;
+    int have_weights = 0;
 
     memset(out, 0, sizeof(*out));
+    rc = engine_weights(opts->params, &weights, &have_weights, e);
+    if (rc)
+        return rc;
     r.layers = calloc(n > 0 ? n : 1, sizeof(*r.layers));
-    if (r.layers == NULL)
-        return err_set(e, ERR_NOMEM, "out of memory listing %zu tensors", n);
+    if (r.layers == NULL) {
+        rc = err_set(e, ERR_NOMEM, "out of memory listing %zu tensors", n);
+        goto out;
+    }
     for (size_t i = 0; i < n; i++) {
         const struct ckpt_tensor *t = ckpt_tensor_at(c, i);
         const char *name;
@@ -143,7 +168,7 @@ enum err_code engine_select(const struct ckpt *c, const struct engine_opts *opts
             rc = err_set(e, ERR_NOMEM, "out of memory listing tensors");
             goto out;
         }
-        engine_row_init(c, i, opts, &r.layers[r.n]);
+        engine_row_init(c, i, opts, have_weights ? &weights : NULL, &r.layers[r.n]);
         r.n++;
     }
     rc = engine_order(c, &r, e);
@@ -154,6 +179,8 @@ enum err_code engine_select(const struct ckpt *c, const struct engine_opts *opts
     *out = r;
     memset(&r, 0, sizeof(r));
 out:
+    if (have_weights)
+        regfree(&weights);
     engine_report_free(&r);
     return rc;
 }

@@ -213,18 +213,21 @@ static void test_cache_key_of_two_presets_differs_in_the_settings(void)
     CHECK_STR_EQ(hash_llm, "f759d08784f76103bb467aa7e4f98380c686499682b2ada7ab86efc352536baa");
 }
 
-static void test_weight_matrices_are_exactly_five_kinds(void)
+static void test_weight_matrices_are_exactly_eight_kinds(void)
 {
     int n = 0;
 
     for (int k = 0; k < LAYER_KIND_COUNT; k++)
         n += layer_kind_is_weight((enum layer_kind)k);
-    CHECK_EQ_INT(n, 5);
+    CHECK_EQ_INT(n, 8); /* the five PyTorch-layout kinds and the three Keras-layout ones */
     CHECK(layer_kind_is_weight(LAYER_KIND_LINEAR));
     CHECK(layer_kind_is_weight(LAYER_KIND_EMBEDDING));
     CHECK(layer_kind_is_weight(LAYER_KIND_CONV1D_TRANSPOSED));
     CHECK(layer_kind_is_weight(LAYER_KIND_CONV2D));
     CHECK(layer_kind_is_weight(LAYER_KIND_CONV1D));
+    CHECK(layer_kind_is_weight(LAYER_KIND_LINEAR_IO));
+    CHECK(layer_kind_is_weight(LAYER_KIND_CONV2D_HWIO));
+    CHECK(layer_kind_is_weight(LAYER_KIND_CONV1D_WIO));
     CHECK(!layer_kind_is_weight(LAYER_KIND_BIAS));
     CHECK(!layer_kind_is_weight(LAYER_KIND_NORM));
     CHECK(!layer_kind_is_weight(LAYER_KIND_OTHER));
@@ -239,6 +242,6 @@ int main(void)
     test_skipped_tensors_say_why();
     test_analysis_key_names_kind_dtype_and_stored_shape();
     test_cache_key_of_two_presets_differs_in_the_settings();
-    test_weight_matrices_are_exactly_five_kinds();
+    test_weight_matrices_are_exactly_eight_kinds();
     return check_report("test_analysis");
 }

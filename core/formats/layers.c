@@ -3,8 +3,10 @@
  * sort are in layers_order.c. Stateless, const tables only: thread-safe.
  *
  * A display name is split into its module components and its leaf (the
- * text after the last '.'). Names with more than LAYER_MAX_COMPS module
- * components are classified from their last LAYER_MAX_COMPS components.
+ * text after the last '.' or '/': PyTorch names use '.', Keras/TF/Flax names
+ * '/' or '.'; a TF `:N` variable suffix is not part of the leaf). Names with
+ * more than LAYER_MAX_COMPS module components are classified from their last
+ * LAYER_MAX_COMPS components.
  */
 #include "core/formats/layers.h"
 
@@ -14,6 +16,7 @@
 
 #define LAYER_MAX_COMPS  64
 #define LAYER_MAX_DIGITS 18 /* a block/expert index longer than this is not one */
+#define LAYER_LEAF_MAX   64 /* a leaf with a `:N` suffix longer than this keeps it */
 
 struct layer_comp {
     const char *s; /* borrowed from the name */
@@ -23,8 +26,12 @@ struct layer_comp {
 struct layer_name {                       /* a display name, split */
     struct layer_comp m[LAYER_MAX_COMPS]; /* module components */
     size_t n_m;
-    const char *leaf; /* text after the last '.', or the whole name */
-    int block_kw_h;   /* the block index follows `h` (GPT-2 family) */
+    const char *leaf;    /* text after the last separator, or the whole name, without a
+                            TF `:N` suffix (then a copy in leaf_buf) */
+    const char *leaf_at; /* where the leaf starts in the name */
+    int slash;           /* the name has a '/' (Keras/TF/Flax) */
+    int block_kw_h;      /* the block index follows `h` (GPT-2 family) */
+    char leaf_buf[LAYER_LEAF_MAX];
 };
 
 static const char *const layer_kind_names[] = {
@@ -99,21 +106,49 @@ static int layer_index(const struct layer_comp *c, int64_t *val)
     return 1;
 }
 
+static int layer_is_sep(char c)
+{
+    return c == '.' || c == '/';
+}
+
+/* The leaf without a TF variable suffix `:N` (`kernel:0` is `kernel`). */
+static void layer_leaf(struct layer_name *nm)
+{
+    const char *colon = strrchr(nm->leaf_at, ':');
+    size_t len = colon != NULL ? (size_t)(colon - nm->leaf_at) : 0;
+
+    nm->leaf = nm->leaf_at;
+    if (colon == NULL || len == 0 || len >= sizeof(nm->leaf_buf) || colon[1] == '\0')
+        return;
+    for (const char *p = colon + 1; *p != '\0'; p++)
+        if (!layer_is_digit((unsigned char)*p))
+            return;
+    memcpy(nm->leaf_buf, nm->leaf_at, len);
+    nm->leaf_buf[len] = '\0';
+    nm->leaf = nm->leaf_buf;
+}
+
 static void layer_split(const char *name, struct layer_name *nm)
 {
-    const char *dot = strrchr(name, '.');
+    const char *sep = NULL;
     size_t n_total = 0, skip;
     const char *s = name;
 
     memset(nm, 0, sizeof(*nm));
-    nm->leaf = dot != NULL ? dot + 1 : name;
-    if (dot == NULL)
+    for (const char *p = name; *p != '\0'; p++) {
+        if (layer_is_sep(*p))
+            sep = p;
+        nm->slash |= *p == '/';
+    }
+    nm->leaf_at = sep != NULL ? sep + 1 : name;
+    layer_leaf(nm);
+    if (sep == NULL)
         return;
-    for (const char *p = name; p <= dot; p++)
-        n_total += *p == '.';
+    for (const char *p = name; p <= sep; p++)
+        n_total += layer_is_sep(*p);
     skip = n_total > LAYER_MAX_COMPS ? n_total - LAYER_MAX_COMPS : 0;
-    for (const char *p = name; p <= dot; p++) {
-        if (*p != '.')
+    for (const char *p = name; p <= sep; p++) {
+        if (!layer_is_sep(*p))
             continue;
         if (skip > 0) {
             skip--;
@@ -126,19 +161,39 @@ static void layer_split(const char *name, struct layer_name *nm)
     }
 }
 
+/* 1 and *val if `c` is `<kw>_<index>` for a block keyword (Keras
+ * `block_3`, Flax `layers_2`). */
+static int layer_kw_index(const struct layer_comp *c, int64_t *val)
+{
+    static const char *const kw[] = {"layers_", "blocks_", "block_", "resblocks_", "layer_"};
+
+    for (size_t j = 0; j < sizeof(kw) / sizeof(kw[0]); j++) {
+        size_t n = strlen(kw[j]);
+        struct layer_comp rest = {c->s + n, c->len - n};
+        if (c->len > n && memcmp(c->s, kw[j], n) == 0 && layer_index(&rest, val))
+            return 1;
+    }
+    return 0;
+}
+
 /* Block index: the first index component after `layers`, `h`,
- * `blocks`, `block`, `resblocks`, `encoder.layer` or `decoder.layer`. Sets
- * *at to its component position. Returns -1 if none. */
+ * `blocks`, `block`, `resblocks`, `encoder.layer` or `decoder.layer`, or a
+ * component `layers_N`, `blocks_N`, `block_N`, `resblocks_N`, `layer_N`.
+ * Sets *at to its component position. Returns -1 if none. */
 static int64_t layer_block(struct layer_name *nm, size_t *at)
 {
     static const char *const kw[] = {"layers", "h", "blocks", "block", "resblocks"};
     int64_t v;
 
-    for (size_t i = 1; i < nm->n_m; i++) {
-        const struct layer_comp *k = &nm->m[i - 1];
+    for (size_t i = 0; i < nm->n_m; i++) {
+        const struct layer_comp *k = i > 0 ? &nm->m[i - 1] : NULL;
         int hit = 0;
 
-        if (!layer_index(&nm->m[i], &v))
+        if (layer_kw_index(&nm->m[i], &v)) {
+            *at = i;
+            return v;
+        }
+        if (k == NULL || !layer_index(&nm->m[i], &v))
             continue;
         for (size_t j = 0; j < sizeof(kw) / sizeof(kw[0]); j++)
             hit |= layer_eq(k, kw[j]);
@@ -184,6 +239,8 @@ static int layer_comp_in(const struct layer_comp *c, const char *const *list, si
 
 #define LAYER_COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
+/* Embedding tables: by module (PyTorch/HF names) or by leaf (Keras
+ * `embeddings`, Flax `nn.Embed`'s `embedding`); all are (vocab, d). */
 static int layer_is_embedding(const struct layer_name *nm)
 {
     static const char *const emb[] = {"embed_tokens",
@@ -195,8 +252,18 @@ static int layer_is_embedding(const struct layer_name *nm)
                                       "tok_embeddings",
                                       "embed_positions",
                                       "embed_in"};
+    static const char *const leaves[] = {"embeddings", "embedding"};
     struct layer_comp last = layer_tail(nm, 0);
-    return layer_comp_in(&last, emb, LAYER_COUNT(emb));
+    return layer_comp_in(&last, emb, LAYER_COUNT(emb)) ||
+           layer_in(nm->leaf, leaves, LAYER_COUNT(leaves));
+}
+
+/* A Keras/TF/Flax weight leaf: `kernel`, `filters`, or `weights` in a
+ * `/`-separated name (TF-slim); stored (in, out) / (kh, kw, in, out). */
+static int layer_is_keras_leaf(const struct layer_name *nm)
+{
+    return strcmp(nm->leaf, "kernel") == 0 || strcmp(nm->leaf, "filters") == 0 ||
+           (nm->slash && strcmp(nm->leaf, "weights") == 0);
 }
 
 /* HF GPT-2 Conv1D: attn.c_attn, attn.c_proj, mlp.c_fc, mlp.c_proj in a
@@ -214,13 +281,15 @@ static int layer_is_gpt2_conv1d(const struct layer_name *nm)
     return 0;
 }
 
-static int layer_is_mask(const char *leaf, enum dtype dtype, int ndim, const int64_t *shape)
+/* `keras`: a Keras leaf, whose (1, 1, in, out) is a 1x1 conv kernel, not a mask. */
+static int layer_is_mask(const char *leaf, int keras, enum dtype dtype, int ndim,
+                         const int64_t *shape)
 {
     if (strcmp(leaf, "masked_bias") == 0 || strstr(leaf, "mask") != NULL)
         return 1;
     if (strcmp(leaf, "bias") == 0 && ndim >= 2)
         return 1; /* GPT-2 attn.bias (1, 1, T, T): a buffer, not a bias */
-    return ndim == 4 && ((shape[0] == 1 && shape[1] == 1) || dtype == DTYPE_BOOL);
+    return ndim == 4 && ((!keras && shape[0] == 1 && shape[1] == 1) || dtype == DTYPE_BOOL);
 }
 
 /* A weight leaf: `weight`, `*_weight` (in_proj_weight), or a bare name
@@ -244,7 +313,7 @@ static void layer_skip(struct layer_info *out, const char *reason)
 static void layer_kind_small(const struct layer_name *nm, int ndim, struct layer_info *out)
 {
     static const char *const biases[] = {"bias", "beta"};
-    static const char *const scales[] = {"weight", "gamma"};
+    static const char *const scales[] = {"weight", "gamma", "scale"};
 
     if (ndim == 0) {
         out->kind = LAYER_KIND_SCALAR;
@@ -261,19 +330,46 @@ static void layer_kind_small(const struct layer_name *nm, int ndim, struct layer
     }
 }
 
-/* Kind and structural candidacy (the table in docs/checkpoint-formats.md). */
-static void layer_kind(const struct layer_name *nm, enum dtype dtype, int ndim,
-                       const int64_t *shape, struct layer_info *out)
+/* The weight kind of a 2-D..4-D tensor by its rank, in the PyTorch or the
+ * Keras (`io`) reading. */
+static enum layer_kind layer_kind_by_rank(int ndim, int io)
 {
-    static const char *const stats[] = {"running_mean", "running_var", "num_batches_tracked"};
-    int weight = layer_is_weight_leaf(nm);
+    if (ndim == 2)
+        return io ? LAYER_KIND_LINEAR_IO : LAYER_KIND_LINEAR;
+    if (ndim == 3)
+        return io ? LAYER_KIND_CONV1D_WIO : LAYER_KIND_CONV1D;
+    return io ? LAYER_KIND_CONV2D_HWIO : LAYER_KIND_CONV2D;
+}
+
+/* The structural checks of a candidate weight: no zero extent, a 2-D
+ * weight with both dimensions >= 2. */
+static void layer_check_extents(int ndim, const int64_t *shape, struct layer_info *out)
+{
+    for (int d = 0; d < ndim; d++)
+        if (shape[d] == 0) {
+            layer_skip(out, "zero-size tensor");
+            return;
+        }
+    if (ndim == 2 && (shape[0] < 2 || shape[1] < 2))
+        layer_skip(out, "2-D weight with a dimension < 2 (one singular value)");
+}
+
+/* Kind and structural candidacy (the table in docs/checkpoint-formats.md),
+ * under layout rule `layout`. */
+static void layer_kind(const struct layer_name *nm, enum dtype dtype, int ndim,
+                       const int64_t *shape, enum layer_layout layout, struct layer_info *out)
+{
+    static const char *const stats[] = {"running_mean", "running_var", "num_batches_tracked",
+                                        "moving_mean", "moving_variance"};
+    int keras = layer_is_keras_leaf(nm), weight = keras || layer_is_weight_leaf(nm);
+    int io = layout == LAYER_LAYOUT_KERAS || (layout == LAYER_LAYOUT_AUTO && keras);
     char msg[LAYER_REASON_LEN];
 
     out->analyze = 1;
     if (layer_in(nm->leaf, stats, LAYER_COUNT(stats))) {
         out->kind = LAYER_KIND_NORM_STAT;
         layer_skip(out, "normalisation statistic");
-    } else if (layer_is_mask(nm->leaf, dtype, ndim, shape)) {
+    } else if (layer_is_mask(nm->leaf, keras, dtype, ndim, shape)) {
         out->kind = LAYER_KIND_MASK;
         layer_skip(out, "mask buffer");
     } else if (ndim <= 1) {
@@ -282,26 +378,15 @@ static void layer_kind(const struct layer_name *nm, enum dtype dtype, int ndim,
         out->kind = LAYER_KIND_EMBEDDING;
     } else if (ndim == 2 && layer_is_gpt2_conv1d(nm)) {
         out->kind = LAYER_KIND_CONV1D_TRANSPOSED;
-    } else if (ndim == 2 && weight) {
-        out->kind = LAYER_KIND_LINEAR;
-    } else if (ndim == 3 && weight) {
-        out->kind = LAYER_KIND_CONV1D;
-    } else if (ndim == 4 && weight) {
-        out->kind = LAYER_KIND_CONV2D;
+    } else if (ndim <= 4 && weight) {
+        out->kind = layer_kind_by_rank(ndim, io);
     } else {
         out->kind = LAYER_KIND_OTHER;
         snprintf(msg, sizeof(msg), "%d-D tensor '%.40s' is not a layer weight", ndim, nm->leaf);
         layer_skip(out, msg);
     }
-    if (!out->analyze)
-        return;
-    for (int d = 0; d < ndim; d++)
-        if (shape[d] == 0) {
-            layer_skip(out, "zero-size tensor");
-            return;
-        }
-    if (ndim == 2 && (shape[0] < 2 || shape[1] < 2))
-        layer_skip(out, "2-D weight with a dimension < 2 (one singular value)");
+    if (out->analyze)
+        layer_check_extents(ndim, shape, out);
 }
 
 static void layer_dtype_reason(enum dtype t, struct layer_info *out)
@@ -427,18 +512,32 @@ static enum layer_role layer_outside_role(const struct layer_name *nm)
 void layer_classify(const char *name, enum dtype dtype, int ndim, const int64_t *shape,
                     struct layer_info *out)
 {
+    layer_classify_as(name, dtype, ndim, shape, LAYER_LAYOUT_AUTO, 0, out);
+}
+
+void layer_classify_as(const char *name, enum dtype dtype, int ndim, const int64_t *shape,
+                       enum layer_layout layout, int forced, struct layer_info *out)
+{
     struct layer_name nm;
     size_t block_at = 0;
 
     ERR_ASSERT(ndim >= 0 && ndim <= 16 && (ndim == 0 || shape != NULL));
     memset(out, 0, sizeof(*out));
     layer_split(name, &nm);
-    out->module_len = nm.leaf == name ? 0 : (size_t)(nm.leaf - name - 1);
+    out->module_len = nm.leaf_at == name ? 0 : (size_t)(nm.leaf_at - name - 1);
     out->block = layer_block(&nm, &block_at);
     out->expert = out->block >= 0 ? layer_expert(&nm, block_at) : -1;
-    layer_kind(&nm, dtype, ndim, shape, out);
+    layer_kind(&nm, dtype, ndim, shape, layout, out);
+    if (forced && !layer_kind_is_weight(out->kind) && ndim >= 2 && ndim <= 4) {
+        /* the user's weights= selection: any 2-D..4-D tensor, kind by rank */
+        out->kind = layer_kind_by_rank(ndim, layout == LAYER_LAYOUT_KERAS);
+        out->analyze = 1;
+        out->reason[0] = '\0';
+        layer_check_extents(ndim, shape, out);
+    }
     out->role = LAYER_ROLE_NONE;
-    if (out->kind == LAYER_KIND_LINEAR || out->kind == LAYER_KIND_CONV1D_TRANSPOSED)
+    if (out->kind == LAYER_KIND_LINEAR || out->kind == LAYER_KIND_LINEAR_IO ||
+        out->kind == LAYER_KIND_CONV1D_TRANSPOSED)
         out->role = out->block >= 0 ? layer_block_role(&nm) : layer_outside_role(&nm);
     if (out->analyze && !dtype_is_analysable(dtype))
         layer_dtype_reason(dtype, out);
@@ -447,7 +546,16 @@ void layer_classify(const char *name, enum dtype dtype, int ndim, const int64_t 
 int layer_kind_is_weight(enum layer_kind k)
 {
     return k == LAYER_KIND_LINEAR || k == LAYER_KIND_EMBEDDING ||
-           k == LAYER_KIND_CONV1D_TRANSPOSED || k == LAYER_KIND_CONV2D || k == LAYER_KIND_CONV1D;
+           k == LAYER_KIND_CONV1D_TRANSPOSED || k == LAYER_KIND_CONV2D || k == LAYER_KIND_CONV1D ||
+           k == LAYER_KIND_LINEAR_IO || k == LAYER_KIND_CONV2D_HWIO || k == LAYER_KIND_CONV1D_WIO;
+}
+
+const char *layer_kind_layout(enum layer_kind k)
+{
+    ERR_ASSERT((unsigned)k < LAYER_KIND_COUNT);
+    if (k == LAYER_KIND_LINEAR_IO || k == LAYER_KIND_CONV2D_HWIO || k == LAYER_KIND_CONV1D_WIO)
+        return "keras";
+    return layer_kind_is_weight(k) ? "torch" : "-";
 }
 
 const char *layer_kind_name(enum layer_kind k)

@@ -35,6 +35,9 @@
     X(CONV1D_TRANSPOSED, "conv1d_transposed") /* GPT-2 Conv1D weight, stored (in, out) */       \
     X(CONV2D, "conv2d")                       /* 4-D (out, in, kh, kw) */                       \
     X(CONV1D, "conv1d")                       /* 3-D (out, in, k) */                            \
+    X(LINEAR_IO, "linear_io")                 /* 2-D Keras/TF/Flax kernel, stored (in, out) */  \
+    X(CONV2D_HWIO, "conv2d_hwio")             /* 4-D Keras/TF kernel (kh, kw, in, out) */       \
+    X(CONV1D_WIO, "conv1d_wio")               /* 3-D Keras/TF kernel (k, in, out) */            \
     X(BIAS, "bias")                           /* 1-D bias / beta */                             \
     X(NORM, "norm")                           /* 1-D norm scale (weight / gamma) */             \
     X(NORM_STAT, "norm_stat")                 /* running_mean/var, num_batches_tracked */       \
@@ -71,6 +74,13 @@ enum layer_role {
 #undef X
         LAYER_ROLE_COUNT
 };
+
+/* How tensor layouts are read (docs/checkpoint-formats.md, Framework layouts):
+ * AUTO by the name (a `kernel` / `filters` leaf, or a `weights` leaf in a
+ * `/`-separated name, is Keras/TF/Flax (in, out) / HWIO; everything else is
+ * PyTorch); TORCH reads every tensor the PyTorch way, KERAS every weight
+ * matrix the Keras way (GPT-2 Conv1D and embeddings keep their layout). */
+enum layer_layout { LAYER_LAYOUT_AUTO, LAYER_LAYOUT_TORCH, LAYER_LAYOUT_KERAS };
 
 #define LAYER_REASON_LEN 96
 
@@ -122,11 +132,24 @@ int layer_natural_cmp(const char *a, const char *b);
 void layer_classify(const char *name, enum dtype dtype, int ndim, const int64_t *shape,
                     struct layer_info *out);
 
+/* layer_classify under layout rule `layout` (layer_classify is
+ * LAYER_LAYOUT_AUTO, not forced). With `forced` (the name matched the user's
+ * weights= selection), a 2-D..4-D tensor no rule takes as a weight matrix is
+ * taken with its kind from its shape (2-D linear, 3-D conv1d, 4-D conv2d, in
+ * the layout's reading); the dtype, zero-size and dimension checks still
+ * apply. Cannot fail. */
+void layer_classify_as(const char *name, enum dtype dtype, int ndim, const int64_t *shape,
+                       enum layer_layout layout, int forced, struct layer_info *out);
+
 /* 1 if `k` is a weight matrix (linear, embedding, GPT-2 Conv1D, conv1d,
- * conv2d): the kinds the analysis takes and the recommendations list; 0 for
- * biases, norms, buffers and other tensors. The one statement of that rule.
- * Cannot fail. */
+ * conv2d and their Keras-layout kinds): the kinds the analysis takes and the recommendations list;
+ * 0 for biases, norms, buffers and other tensors. The one statement of that rule. Cannot fail. */
 int layer_kind_is_weight(enum layer_kind k);
+
+/* "keras" for the kinds stored the Keras/TF/Flax way (linear_io,
+ * conv2d_hwio, conv1d_wio), "torch" for the other weight kinds, "-" for
+ * kinds that are not weights. Never NULL for a valid value. */
+const char *layer_kind_layout(enum layer_kind k);
 
 /* "linear", ... / "attn_q", ..., "none". Never NULL for a valid value. */
 const char *layer_kind_name(enum layer_kind k);

@@ -98,6 +98,13 @@ enum err_code farms_params_check(const struct farms_params *p, struct err *e)
         return err_set(e, ERR_INVAL, "eig_threshold %g must be finite and >= 0", p->eig_threshold);
     if (p->min_eigs < 0 || p->min_eigs > FARMS_MAX_POOLED)
         return err_set(e, ERR_INVAL, "min_eigs %lld out of range", (long long)p->min_eigs);
+    if (p->tensor_layout != FARMS_TENSOR_LAYOUT_AUTO &&
+        p->tensor_layout != FARMS_TENSOR_LAYOUT_TORCH &&
+        p->tensor_layout != FARMS_TENSOR_LAYOUT_KERAS)
+        return err_set(e, ERR_INVAL, "layout rule %d unknown", (int)p->tensor_layout);
+    if (memchr(p->weights, '\0', sizeof(p->weights)) == NULL)
+        return err_set(e, ERR_INVAL, "weights: not a string of at most %d bytes",
+                       FARMS_WEIGHTS_MAX - 1);
     return ERR_OK;
 }
 

@@ -17,6 +17,16 @@
 #define FARMS_MAX_WINDOWS_PER_DIM 1000
 #define FARMS_MAX_POOLED          ((int64_t)1 << 28) /* eigenvalues per layer (2 GiB) */
 
+/* Room for the `weights=` regex including the NUL (printable ASCII only). */
+#define FARMS_WEIGHTS_MAX 201
+
+/* The `layout=` setting (docs/checkpoint-formats.md, Framework layouts). */
+enum farms_tensor_layout {
+    FARMS_TENSOR_LAYOUT_AUTO,  /* by the tensor's name (Keras leaves read (in, out) / HWIO) */
+    FARMS_TENSOR_LAYOUT_TORCH, /* every tensor the PyTorch way */
+    FARMS_TENSOR_LAYOUT_KERAS  /* every weight matrix the Keras way */
+};
+
 struct farms_params {
     int64_t window_rows;     /* num_row_samples; 0 = no subsampling (whole matrix) */
     double q_ratio;          /* window cols / window rows (Q_ratio), > 0 */
@@ -30,6 +40,10 @@ struct farms_params {
     double eig_threshold;    /* EVALS_THRESH */
     int64_t min_eigs;        /* dense layers with fewer pooled eigenvalues are skipped */
     int include_embeddings;  /* analyse embedding tables (used by the caller) */
+    /* Selection settings, used by the caller (core/analysis.h), not by FARMS: */
+    enum farms_tensor_layout tensor_layout; /* how tensor layouts are read (`layout=`) */
+    char weights[FARMS_WEIGHTS_MAX];        /* POSIX ERE: display names analysed whatever their
+                                               kind (`weights=`); "" for none */
 };
 
 enum farms_kind {

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <regex.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -72,7 +73,15 @@ static const struct {
 
 static const char *const preset_name_list[] = {"farms-llm", "farms-cv", "full", NULL};
 
-enum preset_type { PRESET_I64, PRESET_INT, PRESET_F64, PRESET_BOOL, PRESET_XMIN };
+enum preset_type {
+    PRESET_I64,
+    PRESET_INT,
+    PRESET_F64,
+    PRESET_BOOL,
+    PRESET_XMIN,
+    PRESET_LAYOUT, /* enum farms_tensor_layout; in the JSON only when not auto */
+    PRESET_REGEX   /* char[FARMS_WEIGHTS_MAX]; in the JSON only when not "" */
+};
 
 static const struct {
     const char *key;
@@ -91,6 +100,8 @@ static const struct {
     {"eig_threshold", PRESET_F64, offsetof(struct farms_params, eig_threshold)},
     {"min_eigs", PRESET_I64, offsetof(struct farms_params, min_eigs)},
     {"include_embeddings", PRESET_BOOL, offsetof(struct farms_params, include_embeddings)},
+    {"layout", PRESET_LAYOUT, offsetof(struct farms_params, tensor_layout)},
+    {"weights", PRESET_REGEX, offsetof(struct farms_params, weights)},
 };
 
 #define PRESET_N_KEYS (sizeof(preset_keys) / sizeof(preset_keys[0]))
@@ -121,11 +132,71 @@ const char *preset_xmin_name(enum pl_xmin x)
     return "unknown";
 }
 
+const char *preset_layout_name(enum farms_tensor_layout l)
+{
+    switch (l) {
+    case FARMS_TENSOR_LAYOUT_AUTO: return "auto";
+    case FARMS_TENSOR_LAYOUT_TORCH: return "torch";
+    case FARMS_TENSOR_LAYOUT_KERAS: return "keras";
+    }
+    return "unknown";
+}
+
+static enum err_code preset_parse_layout(const char *key, const char *v,
+                                         enum farms_tensor_layout *field, struct err *e)
+{
+    static const enum farms_tensor_layout all[] = {
+        FARMS_TENSOR_LAYOUT_AUTO, FARMS_TENSOR_LAYOUT_TORCH, FARMS_TENSOR_LAYOUT_KERAS};
+
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+        if (strcmp(v, preset_layout_name(all[i])) == 0) {
+            *field = all[i];
+            return ERR_OK;
+        }
+    return err_set(e, ERR_INVAL, "%s: '%.64s' is not auto, torch or keras", key, v);
+}
+
+enum err_code preset_regex_check(const char *re, struct err *e)
+{
+    size_t n = strlen(re);
+    regex_t rx;
+    char msg[128];
+    int rc;
+
+    if (n >= FARMS_WEIGHTS_MAX)
+        return err_set(e, ERR_INVAL, "weights: a regular expression of %zu bytes (at most %d)", n,
+                       FARMS_WEIGHTS_MAX - 1);
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)re[i] < 0x20 || (unsigned char)re[i] > 0x7e)
+            return err_set(e, ERR_INVAL, "weights: byte %zu is not printable ASCII", i);
+    if (n == 0)
+        return ERR_OK;
+    rc = regcomp(&rx, re, REG_EXTENDED | REG_NOSUB);
+    if (rc != 0) {
+        regerror(rc, &rx, msg, sizeof(msg));
+        return err_set(e, ERR_INVAL,
+                       "weights: '%.64s' is not a POSIX extended regular "
+                       "expression: %s",
+                       re, msg);
+    }
+    regfree(&rx);
+    return ERR_OK;
+}
+
 /* Parse `v` as the key's type into *field (a member of a farms_params copy). */
 static enum err_code preset_parse(enum preset_type t, const char *key, const char *v, void *field,
                                   struct err *e)
 {
     char *end = NULL;
+
+    if (t == PRESET_LAYOUT)
+        return preset_parse_layout(key, v, field, e);
+    if (t == PRESET_REGEX) {
+        enum err_code rc = preset_regex_check(v, e);
+        if (rc == ERR_OK)
+            memcpy(field, v, strlen(v) + 1);
+        return rc;
+    }
 
     if (t == PRESET_BOOL || t == PRESET_XMIN) {
         static const char *const words[2][3] = {{"false", "true", NULL}, {"mid", "peak", "ks"}};
@@ -174,7 +245,7 @@ static enum err_code preset_unknown_key(const char *key, size_t klen, struct err
     return err_set(e, ERR_INVAL,
                    "unknown key '%.*s' (window_rows, q_ratio, windows_per_dim, window_clamp, "
                    "xmin, xmin_pos, bins, conv_norm, filter_zeros, eig_threshold, min_eigs, "
-                   "include_embeddings)",
+                   "include_embeddings, layout, weights)",
                    (int)(klen < 64 ? klen : 64), key);
 }
 
@@ -204,12 +275,47 @@ enum err_code preset_set(struct farms_params *p, const char *kv, struct err *e)
 
 /* --- JSON codec: both directions walk preset_keys -------------------------- */
 
+/* `s` as a JSON string: quoted, `"` and `\` escaped (s is printable ASCII,
+ * so nothing else needs escaping). len >= 2 * strlen(s) + 3. */
+static void preset_json_string(const char *s, char *v, size_t len)
+{
+    size_t n = 0;
+
+    ERR_ASSERT(len >= 2 * strlen(s) + 3);
+    v[n++] = '"';
+    for (const char *p = s; *p != '\0'; p++) {
+        if (*p == '"' || *p == '\\')
+            v[n++] = '\\';
+        v[n++] = *p;
+    }
+    v[n++] = '"';
+    v[n] = '\0';
+}
+
+/* 1 if field `k` of *p has its default (auto layout, no weights regex): such
+ * selection keys are left out of the JSON, so settings without them keep
+ * the text (and the hash) they had before the keys existed. */
+static int preset_key_default(const struct farms_params *p, size_t k)
+{
+    const char *field = (const char *)p + preset_keys[k].off;
+
+    if (preset_keys[k].type == PRESET_LAYOUT)
+        return *(const enum farms_tensor_layout *)field == FARMS_TENSOR_LAYOUT_AUTO;
+    if (preset_keys[k].type == PRESET_REGEX)
+        return field[0] == '\0';
+    return 0;
+}
+
 /* The JSON text of field `k` of *p into v[0..len). */
 static void preset_value_text(const struct farms_params *p, size_t k, char *v, size_t len)
 {
     const char *field = (const char *)p + preset_keys[k].off;
 
     switch (preset_keys[k].type) {
+    case PRESET_LAYOUT:
+        snprintf(v, len, "\"%s\"", preset_layout_name(*(const enum farms_tensor_layout *)field));
+        break;
+    case PRESET_REGEX: preset_json_string(field, v, len); break;
     case PRESET_I64: snprintf(v, len, "%lld", (long long)*(const int64_t *)field); break;
     case PRESET_INT: snprintf(v, len, "%d", *(const int *)field); break;
     case PRESET_F64: {
@@ -229,12 +335,14 @@ static void preset_value_text(const struct farms_params *p, size_t k, char *v, s
 enum err_code preset_to_json(const struct farms_params *p, char *buf, size_t len, struct err *e)
 {
     size_t n = 0;
-    char v[40];
+    char v[2 * FARMS_WEIGHTS_MAX + 2];
 
     for (size_t k = 0; k < PRESET_N_KEYS; k++) {
+        if (preset_key_default(p, k))
+            continue;
         preset_value_text(p, k, v, sizeof(v));
         n += (size_t)snprintf(n < len ? buf + n : NULL, n < len ? len - n : 0, "%s\"%s\":%s",
-                              k ? "," : "{", preset_keys[k].key, v);
+                              n ? "," : "{", preset_keys[k].key, v);
     }
     n += (size_t)snprintf(n < len ? buf + n : NULL, n < len ? len - n : 0, "}");
     if (n >= len)
@@ -272,9 +380,11 @@ static enum err_code preset_json_member(const cJSON *it, struct farms_params *q,
         *(int *)field = cJSON_IsTrue(it) ? 1 : 0;
         break;
     case PRESET_XMIN:
+    case PRESET_LAYOUT:
+    case PRESET_REGEX:
         if (!cJSON_IsString(it))
-            return err_set(e, ERR_INVAL, "%s: not mid, peak or ks", it->string);
-        rc = preset_parse(PRESET_XMIN, it->string, it->valuestring, field, e);
+            return err_set(e, ERR_INVAL, "%s: not a string", it->string);
+        rc = preset_parse(preset_keys[k].type, it->string, it->valuestring, field, e);
         break;
     case PRESET_F64:
         if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble))

@@ -13,8 +13,11 @@
  * Keys of preset_set: window_rows, q_ratio, windows_per_dim,
  * window_clamp (true|false), xmin (mid|peak|ks), xmin_pos, bins, conv_norm,
  * filter_zeros (true|false), eig_threshold, min_eigs, include_embeddings
- * (true|false). Values are parsed strictly (the whole value must be a number
- * of the key's type) and range-checked (farms_params_check).
+ * (true|false), and the selection keys layout (auto|torch|keras) and weights
+ * (a POSIX extended regular expression, printable ASCII, at most
+ * FARMS_WEIGHTS_MAX - 1 bytes; "" for none): docs/checkpoint-formats.md,
+ * Framework layouts. Values are parsed strictly (the whole value must be a
+ * number of the key's type) and range-checked (farms_params_check).
  *
  * Settings travel as JSON in one codec, preset_to_json / preset_from_json,
  * both driven by the key table of preset_set.
@@ -34,8 +37,9 @@
  * string literal, so help texts can be built from it. */
 #define PRESET_DEFAULT_NAME "farms-llm"
 
-/* Room for preset_to_json's text including the NUL. */
-#define PRESET_JSON_MAX 512
+/* Room for preset_to_json's text including the NUL (a weights= regex of
+ * FARMS_WEIGHTS_MAX - 1 bytes may double when escaped). */
+#define PRESET_JSON_MAX 1024
 
 /* Fill *p with the preset `name`. ERR_NOTFOUND (listing the names) if none. */
 enum err_code preset_get(const char *name, struct farms_params *p, struct err *e);
@@ -53,7 +57,10 @@ enum err_code preset_set(struct farms_params *p, const char *kv, struct err *e);
 /* Canonical text of *p: a JSON object with every key of preset_set in a
  * fixed order, doubles as %.17g (they read back exactly), xmin as a string,
  * booleans as true/false; equal parameters give equal text (the service
- * hashes it into its cache key and stores it). ERR_TOOBIG if `len` is
+ * hashes it into its cache key and stores it). The selection keys layout
+ * and weights appear only when not default (auto, ""): they change which
+ * tensors a job analyses and how they are read, so a job under them is
+ * another job; the text (and hash) of settings without them is unchanged. ERR_TOOBIG if `len` is
  * smaller than needed (PRESET_JSON_MAX is always enough). */
 enum err_code preset_to_json(const struct farms_params *p, char *buf, size_t len, struct err *e);
 
@@ -68,5 +75,13 @@ enum err_code preset_from_json(const char *json, struct farms_params *p, struct 
 
 /* "mid" / "peak" / "ks". Never NULL. */
 const char *preset_xmin_name(enum pl_xmin x);
+
+/* "auto" / "torch" / "keras". Never NULL. */
+const char *preset_layout_name(enum farms_tensor_layout l);
+
+/* ERR_OK if `re` is a valid weights= value: "" or a POSIX extended regular
+ * expression (regcomp REG_EXTENDED) of printable ASCII shorter than
+ * FARMS_WEIGHTS_MAX bytes; else ERR_INVAL saying why. */
+enum err_code preset_regex_check(const char *re, struct err *e);
 
 #endif /* CORE_PRESET_H */
