@@ -16,9 +16,11 @@
 static const char cli_inspect_usage[] =
     "usage: farmsd inspect FILE [options]\n"
     "\n"
-    "List the tensors of a checkpoint in file order: name, dtype, shape, SHA-256 of the\n"
-    "tensor's bytes (C order, stored dtype, little-endian), and whether `farmsd analyze`\n"
-    "would analyse it (with the reason when not).\n"
+    "List the tensors of a checkpoint in file order: name, dtype, shape, the layout the\n"
+    "weight is read in (torch: (out, in) / (out, in, kh, kw); keras: Keras/TF/Flax (in, out)\n"
+    "/ (kh, kw, in, out); -: not a weight; set it with --set layout=auto|torch|keras), SHA-256\n"
+    "of the tensor's bytes (C order, stored dtype, little-endian), and whether `farmsd\n"
+    "analyze` would analyse it (with the reason when not).\n"
     "\n"
     "  --format F          table (default) or json                        [FARMSD_FORMAT]\n"
     "  --wide              the table with full names, hashes and reasons (default: fitted\n"
@@ -48,6 +50,8 @@ struct cli_inspect_opts {
 
 struct cli_tensor_row {
     const char *name;   /* display name (borrowed) */
+    const char *kind;   /* layer_kind_name, "-" outside the model (static) */
+    const char *layout; /* layer_kind_layout: torch, keras or - (static) */
     const char *reason; /* NULL when selected (borrowed) */
     char sha256[THASH_HEX_LEN];
 };
@@ -72,7 +76,9 @@ static cJSON *cli_inspect_json(const char *file, const struct ckpt *c,
                (shape = cJSON_AddArrayToObject(o, "shape")) != NULL;
         for (int d = 0; good && d < t->ndim; d++)
             good = cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)t->shape[d]));
-        good = good && cJSON_AddStringToObject(o, "sha256", rows[i].sha256) &&
+        good = good && cJSON_AddStringToObject(o, "kind", rows[i].kind) &&
+               cJSON_AddStringToObject(o, "layout", rows[i].layout) &&
+               cJSON_AddStringToObject(o, "sha256", rows[i].sha256) &&
                cJSON_AddBoolToObject(o, "selected", rows[i].reason == NULL) &&
                (rows[i].reason ? cJSON_AddStringToObject(o, "reason", rows[i].reason)
                                : cJSON_AddNullToObject(o, "reason")) != NULL;
@@ -84,14 +90,14 @@ static cJSON *cli_inspect_json(const char *file, const struct ckpt *c,
     return root;
 }
 
-/* The table: name, dtype, shape, the hash's first 12 hex digits (all 64 with
- * `wide`), and "yes" or why not. Unless `wide`, fitted to the terminal: the
+/* The table: name, dtype, shape, layout, the hash's first 12 hex digits (all
+ * 64 with `wide`), and "yes" or why not. Unless `wide`, fitted to the terminal: the
  * name's start cut and the reason's end when needed. */
 static void cli_inspect_table(const struct ckpt *c, const struct cli_tensor_row *rows, size_t n,
                               int wide)
 {
     const int hash_w = wide ? THASH_HEX_LEN - 1 : 12, width = cli_term_width();
-    const int shape_w = wide ? 16 : 11, fixed = 2 + 7 + 2 + shape_w + 2 + hash_w + 2;
+    const int shape_w = wide ? 16 : 11, fixed = 2 + 7 + 2 + shape_w + 2 + 6 + 2 + hash_w + 2;
     const int note_min = 16;
     size_t n_selected = 0;
     char name[512], reason[256];
@@ -105,8 +111,8 @@ static void cli_inspect_table(const struct ckpt *c, const struct cli_tensor_row 
     if (!wide)
         note_w = width - fixed - w;
     printf("format: %s\n", ckpt_format_name(ckpt_format_of(c)));
-    printf("%-*s  %-7s  %-*s  %-*s  %s\n", w, "name", "dtype", shape_w, "shape", hash_w, "sha256",
-           "selected");
+    printf("%-*s  %-7s  %-*s  %-6s  %-*s  %s\n", w, "name", "dtype", shape_w, "shape", "layout",
+           hash_w, "sha256", "selected");
     for (size_t i = 0; i < n; i++) {
         const struct ckpt_tensor *t = ckpt_tensor_at(c, i);
         char shape[64] = "";
@@ -119,8 +125,8 @@ static void cli_inspect_table(const struct ckpt *c, const struct cli_tensor_row 
         n_selected += rows[i].reason == NULL;
         cli_fit(name, sizeof(name), rows[i].name, wide ? 1 << 20 : w, 1);
         cli_fit(reason, sizeof(reason), rows[i].reason ? rows[i].reason : "yes", note_w, 0);
-        printf("%-*s  %-7s  %-*s  %.*s  %s\n", w, name, dtype_name(t->dtype), shape_w,
-               t->ndim ? shape : "scalar", hash_w, rows[i].sha256, reason);
+        printf("%-*s  %-7s  %-*s  %-6s  %.*s  %s\n", w, name, dtype_name(t->dtype), shape_w,
+               t->ndim ? shape : "scalar", rows[i].layout, hash_w, rows[i].sha256, reason);
     }
     printf("\n%zu tensors, %zu selected for analysis\n", n, n_selected);
 }
@@ -136,11 +142,14 @@ static enum err_code cli_inspect_rows(const struct ckpt *c, const struct engine_
 
     for (size_t i = 0; i < n; i++) {
         rows[i].name = ckpt_tensor_at(c, i)->name;
+        rows[i].kind = rows[i].layout = "-";
         rows[i].reason = "not part of the model weights (optimizer or training state)";
     }
     for (size_t i = 0; i < r->n; i++) {
         const struct engine_layer *l = &r->layers[i];
         rows[l->tensor].name = l->name;
+        rows[l->tensor].kind = layer_kind_name(l->info.kind);
+        rows[l->tensor].layout = layer_kind_layout(l->info.kind);
         rows[l->tensor].reason = l->selected ? NULL : l->res.reason;
     }
     for (size_t i = 0; i < n && rc == ERR_OK; i++)

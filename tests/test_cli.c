@@ -509,6 +509,49 @@ static void test_inspect_lists_hashes_without_analysing(void)
     run_free(&r);
 }
 
+/* inspect shows the layout each weight is read in (Keras kernels: keras),
+ * and --set layout=torch changes it; a bad weights= regex is a settings
+ * error, exit 2 (docs/checkpoint-formats.md, Framework layouts). */
+static void test_inspect_shows_the_layout(void)
+{
+    const char *args[] = {"inspect", (FIX "layouts/keras_cnn.safetensors"), "--format", "json",
+                          NULL};
+    const char *torch[] = {
+        "inspect", (FIX "layouts/keras_cnn.safetensors"), "--wide", "--set", "layout=torch", NULL};
+    const char *bad[] = {"analyze", (FIX "layouts/keras_cnn.safetensors"), "--set", "weights=(",
+                         NULL};
+    struct run r = run_farmsd(args), t = run_farmsd(torch), b = run_farmsd(bad);
+    cJSON *root = cJSON_Parse(r.out);
+    const cJSON *it;
+    const char *line, *end;
+    int n_keras = 0;
+
+    CHECK_EQ_INT(r.status, 0);
+    cJSON_ArrayForEach(it, cJSON_GetObjectItem(root, "tensors"))
+    {
+        const char *name = cJSON_GetObjectItem(it, "name")->valuestring;
+        const char *layout = cJSON_GetObjectItem(it, "layout")->valuestring;
+        if (strcmp(name, "sequential/conv2d_1/kernel") == 0)
+            CHECK_STR_EQ(cJSON_GetObjectItem(it, "kind")->valuestring, "conv2d_hwio");
+        if (strcmp(name, "sequential/dense/bias") == 0)
+            CHECK_STR_EQ(layout, "-");
+        n_keras += strcmp(layout, "keras") == 0;
+    }
+    CHECK_EQ_INT(n_keras, 4); /* two conv and two dense kernels */
+    CHECK_EQ_INT(t.status, 0);
+    line = strstr(t.out, "\nsequential/dense/kernel ");
+    end = line != NULL ? strchr(line + 1, '\n') : NULL;
+    CHECK(line != NULL && end != NULL && strstr(line, "  torch  ") != NULL &&
+          strstr(line, "  torch  ") < end);
+    CHECK_EQ_INT(b.status, 2);
+    CHECK(strstr(b.err, "farmsd analyze: weights: '(' is not a POSIX extended regular "
+                        "expression") == b.err);
+    cJSON_Delete(root);
+    run_free(&r);
+    run_free(&t);
+    run_free(&b);
+}
+
 static void test_help_lists_every_option(void)
 {
     static const char *const opts[] = {"--preset",  "--set",     "--format",       "--include",
@@ -576,6 +619,7 @@ int main(void)
     test_serve_port_taken_is_one_line_and_creates_nothing();
     test_csv_and_table_agree_with_json();
     test_inspect_lists_hashes_without_analysing();
+    test_inspect_shows_the_layout();
     test_help_lists_every_option();
     test_pickle_memory_limit();
     return check_report("test_cli");
