@@ -84,8 +84,10 @@ int api__run_version(struct api_call *c, struct api_response *resp, const char *
                      int64_t *version);
 
 /* The preset of query parameter `preset` (ctx->default_preset when absent)
- * and its settings hash: 1 on success, else a 400 (unknown preset) or 5xx
- * in resp. `name` gets the preset name (STORE_PRESET_MAX bytes). */
+ * with the selection settings of query parameters `layout` and `weights`
+ * when given, and its settings hash: 1 on success, else a 400 (unknown
+ * preset, invalid layout or weights) or 5xx in resp. `name` gets the preset
+ * name (STORE_PRESET_MAX bytes). */
 int api__settings(struct api_call *c, struct api_response *resp, const char *preset_param,
                   char *name, char *hash, char *params_json);
 

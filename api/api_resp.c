@@ -241,6 +241,32 @@ int api__run_version(struct api_call *c, struct api_response *resp, const char *
 
 /* --- Presets, page tokens ------------------------------------------------------- */
 
+/* The selection settings of query parameters `layout` and `weights`
+ * (docs/checkpoint-formats.md, Framework layouts) applied to *p: 1, or 0
+ * with a 400 invalid_parameter in resp. */
+static int api__selection(struct api_call *c, struct api_response *resp, struct farms_params *p)
+{
+    static const char *const keys[] = {"layout", "weights"};
+    char kv[FARMS_WEIGHTS_MAX + 16];
+    struct err e = {0};
+
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        const char *v = api_query_get(&c->q, keys[i]);
+        if (v == NULL)
+            continue;
+        if (strlen(v) >= FARMS_WEIGHTS_MAX)
+            err_set(&e, ERR_INVAL, "longer than %d bytes", FARMS_WEIGHTS_MAX - 1);
+        else
+            snprintf(kv, sizeof(kv), "%s=%s", keys[i], v);
+        if (e.msg[0] != '\0' || preset_set(p, kv, &e) != ERR_OK) {
+            api_fail(resp, ERR_INVAL, ERR_CAT_INVALID_PARAMETER, "parameter '%s': %s", keys[i],
+                     e.msg);
+            return 0;
+        }
+    }
+    return 1;
+}
+
 int api__settings(struct api_call *c, struct api_response *resp, const char *preset_param,
                   char *name, char *hash, char *params_json)
 {
@@ -256,6 +282,8 @@ int api__settings(struct api_call *c, struct api_response *resp, const char *pre
         return 0;
     }
     snprintf(name, STORE_PRESET_MAX, "%s", pn);
+    if (!api__selection(c, resp, &p))
+        return 0;
     if (preset_to_json(&p, params_json, STORE_PARAMS_MAX, &e) != ERR_OK ||
         store_settings_hash(params_json, hash, &e) != ERR_OK) {
         api_problem_err(resp, &e);

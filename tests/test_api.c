@@ -346,6 +346,7 @@ int main(void)
 {
     test_upload_accepted();
     test_upload_same_content_same_job();
+    test_upload_selection_settings();
     test_upload_other_content_conflict();
     test_upload_malformed_stores_nothing();
     test_upload_checksum_header();
