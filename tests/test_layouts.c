@@ -145,14 +145,15 @@ static void check_same_matrix(const char *path, const struct engine_layer *l, co
     const void *d = NULL, *td = NULL;
     struct analysis_layout lay, tlay;
     double *w = NULL, *tw = NULL;
+    struct analysis_tensor at = {
+        .name = l->name, .dtype = l->dtype, .ndim = l->ndim, .shape = l->shape, .n_elems = 1};
+    struct analysis_tensor tt = {
+        .name = tl->name, .dtype = tl->dtype, .ndim = tl->ndim, .shape = tl->shape, .n_elems = 1};
     uint64_t n = 1;
 
     for (int i = 0; i < l->ndim; i++)
         n *= (uint64_t)l->shape[i];
-    struct analysis_tensor at = {
-        .name = l->name, .dtype = l->dtype, .ndim = l->ndim, .shape = l->shape, .n_elems = n};
-    struct analysis_tensor tt = {
-        .name = tl->name, .dtype = tl->dtype, .ndim = tl->ndim, .shape = tl->shape, .n_elems = n};
+    at.n_elems = tt.n_elems = n;
     CHECK_EQ_INT(ckpt_open(path, CKPT_FORMAT_UNKNOWN, NULL, &c, NULL), ERR_OK);
     CHECK_EQ_INT(ckpt_open(tpath, CKPT_FORMAT_UNKNOWN, NULL, &tc, NULL), ERR_OK);
     if (c != NULL && tc != NULL && ckpt_tensor_read(c, l->tensor, &b, &d, NULL) == ERR_OK &&
