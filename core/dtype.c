@@ -27,6 +27,14 @@ int dtype_from_code(const char *code, size_t len)
     return -1;
 }
 
+int dtype_from_name(const char *name, size_t len)
+{
+    for (int i = 0; i < DTYPE_COUNT; i++)
+        if (strlen(dtype_table[i].code) == len && memcmp(dtype_table[i].code, name, len) == 0)
+            return i;
+    return -1;
+}
+
 const char *dtype_name(enum dtype t)
 {
     ERR_ASSERT((unsigned)t < DTYPE_COUNT);

@@ -88,6 +88,11 @@ enum dtype {
  * and is not found here. */
 int dtype_from_code(const char *code, size_t len);
 
+/* The dtype whose name (dtype_name) is exactly `name` (`len` bytes): every
+ * dtype, C128 and the ggml types included; -1 if none. For reading back
+ * names farmsd stored itself. */
+int dtype_from_name(const char *name, size_t len);
+
 /* The code ("F32", ...). Never NULL for a valid dtype. */
 const char *dtype_name(enum dtype t);
 

@@ -425,7 +425,8 @@ static void test_ggml_type_table_matches_ggml(void)
         CHECK_EQ_INT(dtype_block_bytes((enum dtype)dt), size);
         CHECK(strcasecmp(dtype_name((enum dtype)dt), name) == 0);
         CHECK_EQ_INT(dtype_from_code(dtype_name((enum dtype)dt), strlen(name)),
-                     dtype_is_ggml((enum dtype)dt) ? -1 : dt);
+                     dtype_is_ggml((enum dtype)dt) ? -1 : dt); /* not safetensors codes */
+        CHECK_EQ_INT(dtype_from_name(dtype_name((enum dtype)dt), strlen(name)), dt);
         n_types++;
     }
     CHECK_EQ_INT(n_types, 35);
