@@ -492,6 +492,22 @@ static void test_sniffing_and_messages(void)
     CHECK(c == NULL);
 }
 
+/* The metadata and tensor infos together are bounded by max_header_bytes. */
+static void test_header_limit(void)
+{
+    struct ckpt_limits l;
+    struct ckpt *c = NULL;
+    struct err e;
+
+    ckpt_limits_default(&l);
+    l.max_header_bytes = 512; /* llama_f32.gguf's header is 1.7 KB */
+    CHECK(ckpt_open(GG "llama_f32.gguf", CKPT_FORMAT_GGUF, &l, &c, &e) != ERR_OK);
+    CHECK_STR_EQ(err_category(&e), "limit_exceeded");
+    l.max_header_bytes = 4096;
+    CHECK_EQ_INT(ckpt_open(GG "llama_f32.gguf", CKPT_FORMAT_GGUF, &l, &c, &e), ERR_OK);
+    ckpt_close(c);
+}
+
 /* gguf_parse on a buffer: general.alignment 64 moves the data section and
  * the tensors to multiples of 64, and the values are read from there. */
 static void test_general_alignment_is_followed(void)
@@ -549,6 +565,7 @@ int main(void)
     test_dtype_nbytes_counts_whole_blocks();
     test_malformed_files_give_their_category();
     test_sniffing_and_messages();
+    test_header_limit();
     test_general_alignment_is_followed();
     pool_free(test_pool);
     return check_report("test_gguf");

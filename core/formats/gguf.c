@@ -58,7 +58,7 @@ static enum err_code gguf_rd_room(const struct gguf_rd *rd, uint64_t n, struct e
                         "GGUF header: the file ends at %llu bytes, inside the header",
                         (unsigned long long)rd->f->size);
     if (rd->pos + n > rd->l->max_header_bytes)
-        return err_setc(e, ERR_TOOBIG, ERR_CAT_HEADER_TOO_LARGE,
+        return err_setc(e, ERR_TOOBIG, ERR_CAT_LIMIT_EXCEEDED,
                         "GGUF header: metadata and tensor infos exceed the limit of %llu bytes",
                         (unsigned long long)rd->l->max_header_bytes);
     return ERR_OK;

@@ -60,9 +60,9 @@ struct gguf_file {
  * unaligned offset, overlapping tensors), unsupported_format (version 1,
  * versions above 3, big-endian), invalid_dtype (a ggml type id ggml does not
  * have), shape_mismatch (a row that is not whole blocks), overflow (sizes past
- * 64 bits), limit_exceeded (counts, strings, array nesting or tensors over the
- * limits), header_too_large (metadata and tensor infos past max_header_bytes).
- * On failure *out is freed and zeroed. */
+ * 64 bits), limit_exceeded (counts, strings, array nesting, tensors, or
+ * metadata and tensor infos together, over the limits: max_header_bytes,
+ * max_tensors). On failure *out is freed and zeroed. */
 enum err_code gguf_parse(const struct rfile *f, const struct ckpt_limits *l, struct gguf_file *out,
                          struct err *e);
 
