@@ -145,19 +145,18 @@ static double dtype_f8(uint8_t b, int mbits, int bias, int fn, int fnuz)
     return sign ? -v : v;
 }
 
-/* Decode ggml blocks through a float buffer of DTYPE_GGML_CHUNK values. */
-#define DTYPE_GGML_CHUNK 1024
+/* Decode ggml blocks one at a time through a float buffer. */
+#define DTYPE_GGML_BLOCK_MAX 256 /* the largest block of a decoded ggml type (K-quants) */
 
 static void dtype_ggml_to_f64(enum dtype t, const unsigned char *p, size_t n, double *dst)
 {
     size_t blck = dtype_block_elems(t), bytes = dtype_block_bytes(t);
-    float f[DTYPE_GGML_CHUNK];
+    float f[DTYPE_GGML_BLOCK_MAX];
 
-    ERR_ASSERT(n % blck == 0 && DTYPE_GGML_CHUNK % blck == 0);
-    for (size_t i = 0; i < n; i += DTYPE_GGML_CHUNK) {
-        size_t k = n - i < DTYPE_GGML_CHUNK ? n - i : DTYPE_GGML_CHUNK;
-        dtype_ggml_to_f32(t, p + i / blck * bytes, k, f);
-        for (size_t j = 0; j < k; j++)
+    ERR_ASSERT(blck <= DTYPE_GGML_BLOCK_MAX && n % blck == 0);
+    for (size_t i = 0; i < n; i += blck) {
+        dtype_ggml_to_f32(t, p + i / blck * bytes, blck, f);
+        for (size_t j = 0; j < blck; j++)
             dst[i + j] = f[j];
     }
 }

@@ -96,7 +96,7 @@ static enum err_code gguf_rd_get(struct gguf_rd *rd, void *dst, uint64_t n, stru
 
 static enum err_code gguf_rd_u32(struct gguf_rd *rd, uint32_t *v, struct err *e)
 {
-    unsigned char b[4];
+    unsigned char b[4] = {0};
     enum err_code rc = gguf_rd_get(rd, b, 4, e);
 
     *v = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
@@ -105,7 +105,7 @@ static enum err_code gguf_rd_u32(struct gguf_rd *rd, uint32_t *v, struct err *e)
 
 static enum err_code gguf_rd_u64(struct gguf_rd *rd, uint64_t *v, struct err *e)
 {
-    unsigned char b[8];
+    unsigned char b[8] = {0};
     enum err_code rc = gguf_rd_get(rd, b, 8, e);
 
     *v = 0;
@@ -341,40 +341,45 @@ static enum err_code gguf_read_info(struct gguf_rd *rd, struct gguf_tensor *t, s
     return ERR_OK;
 }
 
+/* Where a tensor lies, for the pairwise checks. */
+struct gguf_span {
+    uint64_t off, end;
+    const char *name; /* borrowed */
+};
+
 static int gguf_cmp_name(const void *a, const void *b)
 {
-    const struct gguf_tensor *const *x = a, *const *y = b;
-    return strcmp((*x)->name, (*y)->name);
+    const struct gguf_span *x = a, *y = b;
+    return strcmp(x->name, y->name);
 }
 
 static int gguf_cmp_offset(const void *a, const void *b)
 {
-    const struct gguf_tensor *const *x = a, *const *y = b;
-    return (*x)->offset < (*y)->offset ? -1 : (*x)->offset > (*y)->offset;
+    const struct gguf_span *x = a, *y = b;
+    return x->off < y->off ? -1 : x->off > y->off;
 }
 
-/* Sorted by `cmp`, neighbours must differ in name / must not overlap. */
-static enum err_code gguf_check_pairs(const struct gguf_file *g, const struct gguf_tensor **v,
-                                      struct err *e)
+/* Sorted by name, neighbours must differ; sorted by offset, they must not
+ * overlap. */
+static enum err_code gguf_check_pairs(struct gguf_span *v, size_t n, struct err *e)
 {
-    qsort(v, g->n_tensors, sizeof(*v), gguf_cmp_name);
-    for (size_t i = 1; i < g->n_tensors; i++)
-        if (strcmp(v[i - 1]->name, v[i]->name) == 0)
+    qsort(v, n, sizeof(struct gguf_span), gguf_cmp_name);
+    for (size_t i = 1; i < n; i++)
+        if (strcmp(v[i - 1].name, v[i].name) == 0)
             return err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_HEADER,
-                            "GGUF: tensor name '%.64s' appears twice", v[i]->name);
-    qsort(v, g->n_tensors, sizeof(*v), gguf_cmp_offset);
-    for (size_t i = 1; i < g->n_tensors; i++)
-        if (v[i - 1]->offset + v[i - 1]->nbytes > v[i]->offset)
+                            "GGUF: tensor name '%.64s' appears twice", v[i].name);
+    qsort(v, n, sizeof(struct gguf_span), gguf_cmp_offset);
+    for (size_t i = 1; i < n; i++)
+        if (v[i - 1].end > v[i].off)
             return err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_OFFSETS,
-                            "GGUF: tensors '%.64s' and '%.64s' overlap", v[i - 1]->name,
-                            v[i]->name);
+                            "GGUF: tensors '%.64s' and '%.64s' overlap", v[i - 1].name, v[i].name);
     return ERR_OK;
 }
 
 /* Offsets aligned, every tensor inside the file, names unique, no overlap. */
 static enum err_code gguf_check_extents(const struct rfile *f, struct gguf_file *g, struct err *e)
 {
-    const struct gguf_tensor **v = NULL;
+    struct gguf_span *v = NULL;
     enum err_code rc = ERR_OK;
 
     for (size_t i = 0; i < g->n_tensors; i++) {
@@ -393,12 +398,13 @@ static enum err_code gguf_check_extents(const struct rfile *f, struct gguf_file 
                             (unsigned long long)f->size);
         t->offset += g->data_start;
     }
-    v = malloc((g->n_tensors ? g->n_tensors : 1) * sizeof(*v));
+    v = malloc((g->n_tensors ? g->n_tensors : 1) * sizeof(struct gguf_span));
     if (v == NULL)
         return err_set(e, ERR_NOMEM, "out of memory checking GGUF tensors");
     for (size_t i = 0; i < g->n_tensors; i++)
-        v[i] = &g->tensors[i];
-    rc = gguf_check_pairs(g, v, e);
+        v[i] = (struct gguf_span){g->tensors[i].offset, g->tensors[i].offset + g->tensors[i].nbytes,
+                                  g->tensors[i].name};
+    rc = gguf_check_pairs(v, g->n_tensors, e);
     free(v);
     return rc;
 }
@@ -511,6 +517,7 @@ enum err_code gguf__ckpt_load(struct ckpt *c, const char *path, struct err *e)
         int64_t shape[GGUF_MAX_DIMS];
         struct ckpt_tensor *ct = NULL;
 
+        ERR_ASSERT(t->name != NULL);        /* every info of a parsed file has its name */
         for (int d = 0; d < t->n_dims; d++) /* ggml order, reversed: PyTorch [out, in] */
             shape[d] = t->ne[t->n_dims - 1 - d];
         rc = ckpt__tensor_add(c,
