@@ -6,6 +6,7 @@
 #   make bench    benchmarks (release build)
 #   make fuzz     run each libFuzzer target FUZZ_SECONDS (default 60) under ASan+UBSan
 #   make soak     reliability soak, SOAK_SECONDS (default 180) per backend (not in make test)
+#   make gguf-fixtures  regenerate tests/fixtures/gguf with ggml itself (npm; not in make test)
 #   make tsan | lint | format | format-check | check-symbols | check-layers | clean
 
 SHELL   := /bin/bash
@@ -95,6 +96,19 @@ build/fuzz/libcore.a: $(patsubst %.c,build/fuzz/%.o,$(wildcard core/*.c core/*/*
 	$(Q)rm -f $@ && ar rcs $@ $^
 build/fuzz/tests/%: build/fuzz/tests/%.o build/fuzz/libcore.a
 	$(Q)clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+
+# --- GGUF fixtures: written by ggml 0.23.0 itself (tests/fixtures/gguf/gen_gguf.c) ---------
+# Needs npm and the registry; the generated files are committed, so `make test` needs neither.
+GGUF_NPM := build/gguf-npm
+GGUF_LIB := $(GGUF_NPM)/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64
+.PHONY: gguf-fixtures
+gguf-fixtures:
+	@mkdir -p $(GGUF_NPM)
+	npm install --prefix $(GGUF_NPM) --no-save --no-audit --no-fund @node-llama-cpp/linux-x64@3.21.1
+	$(CC) -std=c11 -D_GNU_SOURCE -O1 -o build/gen_gguf tests/fixtures/gguf/gen_gguf.c -ldl
+	build/gen_gguf $(GGUF_LIB) tests/fixtures/checkpoints/llama/llama_step0500.safetensors \
+	    tests/fixtures/gguf
+	python3 tests/fixtures/gguf/make_malformed.py tests/fixtures/gguf tests/fuzz-seeds/gguf
 
 # --- The browser test's driver: playwright-core (no browser download; it drives
 # Debian's /usr/bin/chromium). A failed install leaves test_dashboard to fail

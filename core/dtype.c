@@ -13,16 +13,25 @@ static const struct {
 #define X(name, code, bits) {code, bits},
     DTYPE_MAP(X)
 #undef X
+#define X(name, code, id, blck, size) {code, 0},
+        DTYPE_GGML_MAP(X)
+#undef X
 };
 
 int dtype_from_code(const char *code, size_t len)
 {
-    for (int i = 0; i < DTYPE_COUNT; i++) {
-        if (i == DTYPE_C128)
-            continue;
+    for (int i = 0; i < DTYPE_C128; i++) { /* C128 and the ggml types are not codes */
         if (strlen(dtype_table[i].code) == len && memcmp(dtype_table[i].code, code, len) == 0)
             return i;
     }
+    return -1;
+}
+
+int dtype_from_name(const char *name, size_t len)
+{
+    for (int i = 0; i < DTYPE_COUNT; i++)
+        if (strlen(dtype_table[i].code) == len && memcmp(dtype_table[i].code, name, len) == 0)
+            return i;
     return -1;
 }
 
@@ -43,13 +52,41 @@ size_t dtype_size(enum dtype t)
     return dtype_bits(t) % 8 == 0 ? dtype_bits(t) / 8 : 0;
 }
 
+int dtype_nbytes(enum dtype t, uint64_t n_elems, uint64_t *nbytes)
+{
+    uint64_t bits = dtype_bits(t), blck = dtype_block_elems(t);
+
+    *nbytes = 0;
+    if (dtype_is_ggml(t)) {
+        if (n_elems % blck != 0)
+            return -2;
+        if (n_elems / blck > UINT64_MAX / dtype_block_bytes(t))
+            return -1;
+        *nbytes = n_elems / blck * dtype_block_bytes(t);
+        return 0;
+    }
+    if (n_elems != 0 && n_elems > (UINT64_MAX - 7) / bits)
+        return -1;
+    *nbytes = (n_elems * bits + 7) / 8;
+    return 0;
+}
+
+/* The ggml types dtype_ggml_to_f32() decodes. */
+static int dtype_ggml_decoded(enum dtype t)
+{
+    return t >= DTYPE_Q4_0 && t <= DTYPE_Q6_K;
+}
+
 int dtype_is_analysable(enum dtype t)
 {
-    return t == DTYPE_F64 || t == DTYPE_F32 || t == DTYPE_F16 || t == DTYPE_BF16;
+    return t == DTYPE_F64 || t == DTYPE_F32 || t == DTYPE_F16 || t == DTYPE_BF16 ||
+           dtype_ggml_decoded(t);
 }
 
 int dtype_is_decodable(enum dtype t)
 {
+    if (dtype_is_ggml(t))
+        return dtype_ggml_decoded(t);
     switch (t) {
     case DTYPE_F8_E8M0:
     case DTYPE_F4:
@@ -108,6 +145,22 @@ static double dtype_f8(uint8_t b, int mbits, int bias, int fn, int fnuz)
     return sign ? -v : v;
 }
 
+/* Decode ggml blocks one at a time through a float buffer. */
+#define DTYPE_GGML_BLOCK_MAX 256 /* the largest block of a decoded ggml type (K-quants) */
+
+static void dtype_ggml_to_f64(enum dtype t, const unsigned char *p, size_t n, double *dst)
+{
+    size_t blck = dtype_block_elems(t), bytes = dtype_block_bytes(t);
+    float f[DTYPE_GGML_BLOCK_MAX];
+
+    ERR_ASSERT(blck <= DTYPE_GGML_BLOCK_MAX && n % blck == 0);
+    for (size_t i = 0; i < n; i += blck) {
+        dtype_ggml_to_f32(t, p + i / blck * bytes, blck, f);
+        for (size_t j = 0; j < blck; j++)
+            dst[i + j] = f[j];
+    }
+}
+
 static uint64_t dtype_load_le(const unsigned char *p, size_t n)
 {
     uint64_t v = 0;
@@ -159,6 +212,10 @@ void dtype_to_f64(enum dtype t, const void *src, size_t n, double *dst)
     size_t sz = dtype_size(t);
 
     ERR_ASSERT(dtype_is_decodable(t));
+    if (dtype_is_ggml(t)) {
+        dtype_ggml_to_f64(t, src, n, dst);
+        return;
+    }
     if (t == DTYPE_F32) { /* the hot path: widen without the switch */
         for (size_t i = 0; i < n; i++) {
             float f;

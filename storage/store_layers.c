@@ -57,7 +57,7 @@ static enum err_code read_layer(struct store__q *st, struct store_layer *l, stru
     k = layer_kind_from_name(word);
     l->kind = k < 0 ? LAYER_KIND_OTHER : (enum layer_kind)k;
     store__col_text(st, 2, word, sizeof word);
-    k = dtype_from_code(word, strlen(word));
+    k = dtype_from_name(word, strlen(word)); /* C128 and ggml types too */
     l->dtype = k < 0 ? (enum dtype)0 : (enum dtype)k;
     parse_shape(store__col_str(st, 3), l);
     store__col_text(st, 4, l->tensor_sha256, sizeof l->tensor_sha256);

@@ -10,8 +10,12 @@ static void test_codes_round_trip(void)
     CHECK_EQ_INT(dtype_from_code("F32", 3), DTYPE_F32);
     CHECK_EQ_INT(dtype_from_code("BF16", 4), DTYPE_BF16);
     CHECK_EQ_INT(dtype_from_code("F8_E4M3", 7), DTYPE_F8_E4M3);
-    CHECK_EQ_INT(dtype_from_code("f32", 3), -1);  /* case-sensitive */
-    CHECK_EQ_INT(dtype_from_code("C128", 4), -1); /* not a safetensors code */
+    CHECK_EQ_INT(dtype_from_code("f32", 3), -1);          /* case-sensitive */
+    CHECK_EQ_INT(dtype_from_code("C128", 4), -1);         /* not a safetensors code */
+    CHECK_EQ_INT(dtype_from_code("Q4_K", 4), -1);         /* nor are the ggml types */
+    CHECK_EQ_INT(dtype_from_name("C128", 4), DTYPE_C128); /* names read back from storage */
+    CHECK_EQ_INT(dtype_from_name("Q4_K", 4), DTYPE_Q4_K);
+    CHECK_EQ_INT(dtype_from_name("q4_K", 4), -1);
     CHECK_EQ_INT(dtype_from_code("F12", 3), -1);
     CHECK_STR_EQ(dtype_name(DTYPE_U16), "U16");
     CHECK_EQ_INT(dtype_bits(DTYPE_F6_E2M3), 6);

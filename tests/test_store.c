@@ -868,7 +868,7 @@ static struct store *layer_fixture(void)
 
             rows[i].name = (char *)(uintptr_t)LAYER_NAMES[i];
             rows[i].kind = LAYER_KIND_LINEAR;
-            rows[i].dtype = DTYPE_F32;
+            rows[i].dtype = i == 2 ? DTYPE_Q4_K : DTYPE_F32; /* a GGUF type reads back too */
             rows[i].ndim = 2;
             rows[i].shape[0] = 512;
             rows[i].shape[1] = 64 * (int64_t)(i + 1);
@@ -903,6 +903,7 @@ static void test_layer_reads(void)
         CHECK_STR_EQ(l->items[2].name, LAYER_NAMES[2]);
         CHECK_EQ_INT(l->items[1].kind, LAYER_KIND_LINEAR);
         CHECK_EQ_INT(l->items[1].dtype, DTYPE_F32);
+        CHECK_EQ_INT(l->items[2].dtype, DTYPE_Q4_K);
         CHECK_EQ_INT(l->items[1].ndim, 2);
         CHECK_EQ_INT(l->items[1].shape[1], 128);
         CHECK_EQ_INT(l->items[1].step, 300);

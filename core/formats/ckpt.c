@@ -295,10 +295,10 @@ enum err_code ckpt_tensor_read(const struct ckpt *c, size_t i, struct ckpt_buf *
     return rc;
 }
 
-/* Check the rank and shape of `in` and compute its element count and the
- * bits per element, guarding both products against u64 overflow. */
+/* Check the rank and shape of `in` and compute its element count and byte
+ * size (dtype_nbytes: whole ggml blocks), guarding both against u64 overflow. */
 static enum err_code ckpt_entry_size(const struct ckpt__entry *in, uint64_t *n_elems,
-                                     uint64_t *bits, struct err *e)
+                                     uint64_t *nbytes, struct err *e)
 {
     int name_len = (int)(in->name_len > 200 ? 200 : in->name_len);
     uint64_t n = 1;
@@ -315,10 +315,16 @@ static enum err_code ckpt_entry_size(const struct ckpt__entry *in, uint64_t *n_e
                             "tensor '%.*s': element count overflows 64 bits", name_len, in->name);
         n *= (uint64_t)in->shape[d];
     }
-    *bits = dtype_bits(in->dtype);
-    if (n != 0 && n > UINT64_MAX / *bits)
+    switch (dtype_nbytes(in->dtype, n, nbytes)) {
+    case -1:
         return err_setc(e, ERR_FORMAT, ERR_CAT_OVERFLOW,
                         "tensor '%.*s': byte size overflows 64 bits", name_len, in->name);
+    case -2:
+        return err_setc(e, ERR_FORMAT, ERR_CAT_SHAPE_MISMATCH,
+                        "tensor '%.*s': %llu elements are not whole %s blocks", name_len, in->name,
+                        (unsigned long long)n, dtype_name(in->dtype));
+    default: break;
+    }
     *n_elems = n;
     return ERR_OK;
 }
@@ -327,13 +333,13 @@ enum err_code ckpt__tensor_add(struct ckpt *c, const struct ckpt__entry *in,
                                struct ckpt_tensor **out, struct err *e)
 {
     struct ckpt_tensor *t;
-    uint64_t n = 0, bits = 0;
+    uint64_t n = 0, nbytes = 0;
     enum err_code rc;
     char *copy;
 
     if (out != NULL)
         *out = NULL;
-    rc = ckpt_entry_size(in, &n, &bits, e);
+    rc = ckpt_entry_size(in, &n, &nbytes, e);
     if (rc)
         return rc;
     if (c->n_tensors >= c->limits.max_tensors)
@@ -360,7 +366,7 @@ enum err_code ckpt__tensor_add(struct ckpt *c, const struct ckpt__entry *in,
     for (int d = 0; d < in->ndim; d++)
         t->shape[d] = in->shape[d];
     t->n_elems = n;
-    t->nbytes = (n * bits + 7) / 8;
+    t->nbytes = nbytes;
     t->alias_of = -1;
     t->in_model = 1;
     if (out != NULL)

@@ -76,7 +76,7 @@ struct ckpt_tensor {  /* plain data, borrowed from the ckpt */
     int ndim;         /* 0 .. CKPT_MAX_RANK */
     int64_t shape[CKPT_MAX_RANK];
     uint64_t n_elems; /* product of shape */
-    uint64_t nbytes;  /* bytes once materialised: n_elems * dtype size */
+    uint64_t nbytes;  /* bytes once materialised (dtype_nbytes(): whole blocks for ggml types) */
     int64_t alias_of; /* torch: index of an earlier tensor with the same storage, offset,
                          shape and strides (the same matrix), else -1 */
     int in_model;     /* 1 if under the model weights' prefix (ckpt_model_prefix()), or

@@ -393,6 +393,12 @@ static void layer_dtype_reason(enum dtype t, struct layer_info *out)
 {
     const char *what = "is not taken by the analysis (F64, F32, F16, BF16 are)";
 
+    if (dtype_is_ggml(t)) { /* a ggml type farmsd lists but does not decode */
+        out->analyze = 0;
+        snprintf(out->reason, sizeof(out->reason), "GGUF type %s is not dequantized",
+                 dtype_name(t));
+        return;
+    }
     switch (t) {
     case DTYPE_I64:
     case DTYPE_I32:
@@ -507,6 +513,49 @@ static enum layer_role layer_outside_role(const struct layer_name *nm)
     return LAYER_ROLE_NONE;
 }
 
+/* --- llama.cpp (GGUF) names -------------------------------------------------------- */
+
+/* llama.cpp's tensor names (llama-arch.cpp, LLM_TENSOR_NAMES): a block is
+ * `blk.N.<tensor>.weight`, the embedding `token_embd.weight`; `output.weight`
+ * (head) and the `*_norm.weight` vectors need no rule of their own. */
+static const struct {
+    const char *comp;
+    enum layer_role role;
+} layer_gguf_roles[] = {
+    {"attn_q", LAYER_ROLE_ATTN_Q},       {"attn_k", LAYER_ROLE_ATTN_K},
+    {"attn_v", LAYER_ROLE_ATTN_V},       {"attn_qkv", LAYER_ROLE_ATTN_QKV},
+    {"attn_output", LAYER_ROLE_ATTN_O},  {"ffn_gate", LAYER_ROLE_MLP_GATE},
+    {"ffn_up", LAYER_ROLE_MLP_UP},       {"ffn_down", LAYER_ROLE_MLP_DOWN},
+    {"ffn_gate_inp", LAYER_ROLE_ROUTER},
+};
+
+/* Apply the llama.cpp names to a classification made by the general rules. */
+static void layer_gguf_names(const struct layer_name *nm, int ndim, struct layer_info *out)
+{
+    struct layer_comp last = layer_tail(nm, 0);
+    int64_t blk;
+    char msg[LAYER_REASON_LEN];
+
+    if (nm->n_m == 1 && layer_eq(&last, "token_embd") && out->kind == LAYER_KIND_LINEAR) {
+        out->kind = LAYER_KIND_EMBEDDING;
+        return;
+    }
+    if (nm->n_m != 3 || !layer_eq(&nm->m[0], "blk") || !layer_index(&nm->m[1], &blk))
+        return;
+    out->block = blk;
+    if (last.len > 5 && memcmp(last.s + last.len - 5, "_exps", 5) == 0 && ndim == 3) {
+        out->kind = LAYER_KIND_OTHER;
+        snprintf(msg, sizeof(msg), "llama.cpp MoE expert stack '%.*s' (3-D) is not analysed",
+                 (int)(last.len > 40 ? 40 : last.len), last.s);
+        layer_skip(out, msg);
+        return;
+    }
+    out->role = LAYER_ROLE_NONE;
+    for (size_t i = 0; i < LAYER_COUNT(layer_gguf_roles); i++)
+        if (out->kind == LAYER_KIND_LINEAR && layer_eq(&last, layer_gguf_roles[i].comp))
+            out->role = layer_gguf_roles[i].role;
+}
+
 /* --- Classification -------------------------------------------------------------- */
 
 void layer_classify(const char *name, enum dtype dtype, int ndim, const int64_t *shape,
@@ -539,6 +588,7 @@ void layer_classify_as(const char *name, enum dtype dtype, int ndim, const int64
     if (out->kind == LAYER_KIND_LINEAR || out->kind == LAYER_KIND_LINEAR_IO ||
         out->kind == LAYER_KIND_CONV1D_TRANSPOSED)
         out->role = out->block >= 0 ? layer_block_role(&nm) : layer_outside_role(&nm);
+    layer_gguf_names(&nm, ndim, out);
     if (out->analyze && !dtype_is_analysable(dtype))
         layer_dtype_reason(dtype, out);
 }
