@@ -178,14 +178,18 @@ static enum err_code dcp_check_tiling(struct dcp_parse *p, const struct dcp_entr
     const struct dcp_chunk *ch = &p->m->chunks[en->first_chunk];
     struct dcp_order *ord = NULL;
     uint64_t sum = 0;
+    int over = 0;
     enum err_code rc = ERR_OK;
 
-    for (size_t i = 0; i < en->n_chunks; i++)
-        sum += ch[i].n_elems; /* each <= n_elems, at most max_tensors of them */
-    if (sum != n_elems)
+    for (size_t i = 0; i < en->n_chunks && !over; i++) {
+        over = ch[i].n_elems > n_elems - sum; /* checked before adding: never wraps */
+        sum += over ? 0 : ch[i].n_elems;
+    }
+    if (over || sum != n_elems)
         return err_setc(p->e, ERR_FORMAT, ERR_CAT_INVALID_OFFSETS,
-                        "DCP entry '%.200s': its chunks hold %llu elements, the tensor %llu",
-                        en->fqn, (unsigned long long)sum, (unsigned long long)n_elems);
+                        "DCP entry '%.200s': its chunks hold %s%llu elements, the tensor %llu",
+                        en->fqn, over ? "more than " : "", (unsigned long long)sum,
+                        (unsigned long long)n_elems);
     if (en->ndim == 0 || en->n_chunks < 2)
         return ERR_OK;
     ord = malloc(en->n_chunks * sizeof(*ord));
