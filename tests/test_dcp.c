@@ -136,9 +136,27 @@ static void check_same_tensors(const char *st, const char *dcp, const char *pref
     ckpt_close(b);
 }
 
+/* Without planner_data the model key is taken from the names, because
+ * optimizer state ("optim.") shows the folder holds an app state. */
+static void test_app_state_is_found_without_planner_data(void)
+{
+    struct ckpt *c = open_ok(DCP "mlp_fsdp_noplanner", CKPT_FORMAT_UNKNOWN);
+    const struct ckpt_tensor *t;
+
+    if (c == NULL)
+        return;
+    CHECK(strcmp(ckpt_model_prefix(c), "model.") == 0);
+    t = find(c, "model.net.0.weight", NULL);
+    CHECK(t != NULL && t->in_model == 1);
+    t = find(c, "optim.state.net.0.weight.exp_avg", NULL);
+    CHECK(t != NULL && t->in_model == 0);
+    ckpt_close(c);
+}
+
 static void test_stitched_tensors_are_bitwise_the_originals(void)
 {
     check_same_tensors(CKP "mlp/mlp_step0500.safetensors", DCP "mlp_fsdp", "model.");
+    check_same_tensors(CKP "mlp/mlp_step0500.safetensors", DCP "mlp_fsdp_noplanner", "model.");
     check_same_tensors(CKP "mlp/mlp_step0500.safetensors", DCP "mlp_uneven", "");
     check_same_tensors(CKP "mlp/mlp_step0500.safetensors", DCP "mlp_2d", "");
     /* HF names under a bare state dict keep their "model." */
@@ -412,6 +430,7 @@ int main(void)
     if (pool_new(2, 64, &test_pool, NULL) != ERR_OK)
         return 1;
     test_folder_is_sniffed_and_listed_with_its_app_state();
+    test_app_state_is_found_without_planner_data();
     test_stitched_tensors_are_bitwise_the_originals();
     test_shards_keep_their_names_and_layout();
     test_same_weights_give_the_same_alphas();

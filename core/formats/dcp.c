@@ -173,13 +173,16 @@ static int dcp_pick_key(const struct dcp_meta *m)
     return app ? best : 0;
 }
 
-/* ckpt model prefix and in_model of each tensor. */
+/* ckpt model prefix and in_model of each tensor (docs/dcp.md, Names and model weights). */
 static enum err_code dcp_locate_weights(struct ckpt *c, const struct dcp_impl *impl, struct err *e)
 {
     const struct dcp_meta *m = impl->meta;
-    int key = dcp_pick_key(m);
+    int key = dcp_pick_key(m), flat = m->has_planner_data;
     const char *name = NULL;
     size_t kn = 0;
+
+    for (size_t i = 0; flat && i < m->n_entries; i++)
+        flat = m->entries[i].is_bytes || m->entries[i].path0 == NULL; /* rule 1: a bare dict */
 
     for (size_t i = 0; key && i < m->n_entries && name == NULL; i++) {
         const char *k = dcp_key0(m, &m->entries[i], &kn);
@@ -197,7 +200,9 @@ static enum err_code dcp_locate_weights(struct ckpt *c, const struct dcp_impl *i
         const struct dcp_entry *en = &m->entries[impl->entry_of[i]];
         size_t n = 0;
         const char *k = dcp_key0(m, en, &n);
-        if (name != NULL)
+        if (flat)
+            c->tensors[i].in_model = 1;
+        else if (name != NULL)
             c->tensors[i].in_model = k != NULL && n == kn && memcmp(k, name, kn) == 0;
         else
             c->tensors[i].in_model = !tz_path_excluded(en->fqn);
