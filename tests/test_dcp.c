@@ -60,7 +60,8 @@ static unsigned char *slurp(const char *path, size_t *n)
     *n = 0;
     if (f == NULL)
         return NULL;
-    if (fseek(f, 0, SEEK_END) == 0 && (len = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0) {
+    len = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    if (len >= 0 && fseek(f, 0, SEEK_SET) == 0) {
         b = malloc((size_t)len + 1);
         if (b != NULL && fread(b, 1, (size_t)len, f) != (size_t)len) {
             free(b);
