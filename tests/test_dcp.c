@@ -386,8 +386,8 @@ static void test_metadata_records_chunks_and_files(void)
         CHECK_EQ_INT(ch[2].sizes[0], 64);
         CHECK_EQ_INT(ch[2].n_elems, 64 * 128);
         CHECK(strcmp(m->files[ch[2].file], "__1_0.distcp") == 0);
-        CHECK(ch[2].len > 64 * 128 * 4); /* a whole torch.save archive */
-        CHECK(w->path0 == NULL);         /* a bare state dict */
+        CHECK(ch[2].len > (uint64_t)64 * 128 * 4); /* a whole torch.save archive */
+        CHECK(w->path0 == NULL);                   /* a bare state dict */
     }
     dcp_meta_free(m);
     /* the same bytes with a small chunk budget: limit_exceeded */

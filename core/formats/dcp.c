@@ -216,7 +216,7 @@ static enum err_code dcp_list(struct ckpt *c, struct dcp_impl *impl, struct err 
     const struct dcp_meta *m = impl->meta;
     enum err_code rc;
 
-    impl->entry_of = malloc((m->n_entries ? m->n_entries : 1) * sizeof(*impl->entry_of));
+    impl->entry_of = calloc(m->n_entries ? m->n_entries : 1, sizeof(*impl->entry_of));
     if (impl->entry_of == NULL)
         return err_set(e, ERR_NOMEM, "out of memory listing tensors");
     for (size_t i = 0; i < m->n_entries; i++) {

@@ -67,7 +67,7 @@ static int dcp_ints(const struct pkl_value *v, int64_t *out)
     return (int)v->n_items;
 }
 
-/* Grow array *a of *cap elements of `size` bytes to hold n + 1. */
+/* Grow array *a of *cap elements of `size` bytes to hold n + 1; new room is zeroed. */
 static enum err_code dcp_grow(void **a, size_t *cap, size_t n, size_t size, struct err *e)
 {
     size_t nc;
@@ -79,6 +79,7 @@ static enum err_code dcp_grow(void **a, size_t *cap, size_t n, size_t size, stru
     p = realloc(*a, nc * size);
     if (p == NULL)
         return err_set(e, ERR_NOMEM, "out of memory reading DCP metadata");
+    memset((char *)p + *cap * size, 0, (nc - *cap) * size);
     *a = p;
     *cap = nc;
     return ERR_OK;
@@ -514,6 +515,9 @@ enum err_code dcp_meta_parse(const unsigned char *buf, size_t len, const struct 
     p.m = calloc(1, sizeof(*p.m));
     if (p.m == NULL)
         return err_set(e, ERR_NOMEM, "out of memory reading DCP metadata");
+    rc = dcp_grow((void **)&p.m->chunks, &p.cap_chunks, 0, sizeof(*p.m->chunks), e);
+    if (rc)
+        goto out; /* the chunk table exists from here, even when empty */
     rc = pkl_parse_dcp(buf, len, &lim, &pr, e);
     if (rc)
         goto out;
