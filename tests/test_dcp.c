@@ -426,6 +426,29 @@ static void test_a_window_reads_only_its_range(void)
     rfile_close(&f);
 }
 
+static void test_folder_files_are_the_metadata_and_the_named_files(void)
+{
+    char **files = NULL;
+    size_t n = 0;
+    struct err e = {0};
+
+    CHECK_EQ_INT(dcp_folder_files(DCP "mlp_fsdp", NULL, &files, &n, &e), ERR_OK);
+    CHECK_EQ_INT(n, 3);
+    if (n == 3) {
+        CHECK(strcmp(files[0], ".metadata") == 0);
+        CHECK(strcmp(files[1], "__0_0.distcp") == 0);
+        CHECK(strcmp(files[2], "__1_0.distcp") == 0);
+    }
+    dcp_folder_files_free(files, n);
+    files = NULL;
+    CHECK_EQ_INT(dcp_folder_files(DCP "malformed/missing_metadata", NULL, &files, &n, &e),
+                 ERR_FORMAT);
+    CHECK(strcmp(err_category(&e), "missing_record") == 0 && files == NULL && n == 0);
+    CHECK_EQ_INT(dcp_folder_files(DCP "malformed/path_traversal", NULL, &files, &n, &e),
+                 ERR_FORMAT);
+    CHECK(strcmp(err_category(&e), "invalid_index") == 0 && files == NULL);
+}
+
 int main(void)
 {
     if (pool_new(2, 64, &test_pool, NULL) != ERR_OK)
@@ -439,6 +462,7 @@ int main(void)
     test_allow_list_grows_by_the_dcp_classes_only_for_metadata();
     test_metadata_records_chunks_and_files();
     test_a_window_reads_only_its_range();
+    test_folder_files_are_the_metadata_and_the_named_files();
     pool_free(test_pool);
     return check_report("test_dcp");
 }

@@ -47,9 +47,9 @@ static char *dcp_join(const char *dir, const char *name)
     return s;
 }
 
-/* Read and parse <path>/.metadata. */
-static enum err_code dcp_read_meta(const struct ckpt *c, const char *path, struct dcp_meta **out,
-                                   struct err *e)
+/* Read and parse <path>/.metadata under `lim`. */
+static enum err_code dcp_read_meta(const struct ckpt_limits *lim, const char *path,
+                                   struct dcp_meta **out, struct err *e)
 {
     struct rfile f = {.fd = -1};
     unsigned char *buf = NULL;
@@ -64,9 +64,9 @@ static enum err_code dcp_read_meta(const struct ckpt *c, const char *path, struc
                       "%s: no .metadata, so not a PyTorch Distributed Checkpoint folder", path);
     if (rc)
         goto out;
-    if (f.size > c->limits.max_pickle_bytes) {
+    if (f.size > lim->max_pickle_bytes) {
         rc = err_setc(e, ERR_TOOBIG, ERR_CAT_LIMIT_EXCEEDED, "%s: %llu bytes exceed %llu", mp,
-                      (unsigned long long)f.size, (unsigned long long)c->limits.max_pickle_bytes);
+                      (unsigned long long)f.size, (unsigned long long)lim->max_pickle_bytes);
         goto out;
     }
     buf = malloc(f.size ? (size_t)f.size : 1);
@@ -76,7 +76,7 @@ static enum err_code dcp_read_meta(const struct ckpt *c, const char *path, struc
     }
     rc = rfile_read(&f, 0, f.size, buf, e);
     if (rc == ERR_OK)
-        rc = dcp_meta_parse(buf, (size_t)f.size, &c->limits, out, e);
+        rc = dcp_meta_parse(buf, (size_t)f.size, lim, out, e);
 out:
     free(buf);
     rfile_close(&f);
@@ -376,10 +376,62 @@ enum err_code dcp__ckpt_load(struct ckpt *c, const char *path, struct err *e)
         return err_set(e, ERR_NOMEM, "out of memory opening %s", path);
     c->impl = impl; /* from here ckpt_close() frees it */
     c->ops = &dcp_ops;
-    rc = dcp_read_meta(c, path, &impl->meta, e);
+    rc = dcp_read_meta(&c->limits, path, &impl->meta, e);
     if (rc == ERR_OK)
         rc = dcp_open_files(impl, path, e);
     if (rc == ERR_OK)
         rc = dcp_list(c, impl, e);
     return rc;
+}
+
+static int dcp_str_cmp(const void *x, const void *y)
+{
+    return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
+enum err_code dcp_folder_files(const char *path, const struct ckpt_limits *limits, char ***out,
+                               size_t *n_out, struct err *e)
+{
+    struct ckpt_limits lim;
+    struct dcp_meta *m = NULL;
+    char **names = NULL;
+    size_t n = 0;
+    enum err_code rc;
+
+    *out = NULL;
+    *n_out = 0;
+    if (limits != NULL)
+        lim = *limits;
+    else
+        ckpt_limits_default(&lim);
+    rc = dcp_read_meta(&lim, path, &m, e);
+    if (rc)
+        goto out;
+    names = calloc(m->n_files + 1, sizeof(*names));
+    if (names == NULL) {
+        rc = err_set(e, ERR_NOMEM, "out of memory listing %s", path);
+        goto out;
+    }
+    names[n++] = strdup(DCP_METADATA_NAME);
+    for (size_t i = 0; i < m->n_files && names[n - 1] != NULL; i++)
+        names[n++] = strdup(m->files[i]);
+    if (names[n - 1] == NULL) {
+        rc = err_set(e, ERR_NOMEM, "out of memory listing %s", path);
+        goto out;
+    }
+    qsort(names, n, sizeof(*names), dcp_str_cmp);
+    *out = names;
+    *n_out = n;
+    names = NULL;
+out:
+    dcp_folder_files_free(names, n);
+    dcp_meta_free(m);
+    return rc;
+}
+
+void dcp_folder_files_free(char **files, size_t n)
+{
+    for (size_t i = 0; files != NULL && i < n; i++)
+        free(files[i]);
+    free(files);
 }

@@ -73,4 +73,18 @@ enum err_code dcp_meta_parse(const unsigned char *buf, size_t len, const struct 
 /* Free `m`. NULL is a no-op. Cannot fail. */
 void dcp_meta_free(struct dcp_meta *m);
 
+/* --- Folder content --------------------------------------------------------- */
+
+/* The files that make up the DCP folder `path` (for a content identity, as
+ * ckpt_id.h computes one for shard folders): ".metadata" and every file its
+ * storage_data names, relative to `path`, sorted by name (strcmp). Reads and
+ * checks `.metadata` only (dcp_meta_parse), never the .distcp files, so a
+ * named file may still be missing. `limits` may be NULL. On success *out is
+ * a new array of *n new strings; free with dcp_folder_files_free(). */
+enum err_code dcp_folder_files(const char *path, const struct ckpt_limits *limits, char ***out,
+                               size_t *n, struct err *e);
+
+/* Free what dcp_folder_files() returned. NULL is a no-op. Cannot fail. */
+void dcp_folder_files_free(char **files, size_t n);
+
 #endif /* CORE_DCP_H */
