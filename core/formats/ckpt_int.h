@@ -75,6 +75,10 @@ enum err_code npy__ckpt_load(struct ckpt *c, const char *path, struct err *e);
 enum err_code npz__ckpt_load(struct ckpt *c, const char *path, struct err *e);
 enum err_code gguf__ckpt_load(struct ckpt *c, const char *path, struct err *e);
 enum err_code dcp__ckpt_load(struct ckpt *c, const char *path, struct err *e);
+/* The torch.save archive stored at bytes [off, off + len) of `f` (borrowed: it
+ * must outlive `c`), read as tz__ckpt_load reads a file (DCP items). */
+enum err_code tz__ckpt_load_window(struct ckpt *c, const struct rfile *f, uint64_t off,
+                                   uint64_t len, struct err *e);
 enum err_code ds__ckpt_load(struct ckpt *c, const char *path, struct err *e);
 enum err_code peft__ckpt_load(struct ckpt *c, const char *path, struct err *e);
 

@@ -186,12 +186,18 @@ static int pkl_key_eq(const struct pkl_value *a, const struct pkl_value *b, int 
     case PKL_BYTES:
         *work += a->len / 64;
         return a->len == b->len && memcmp(a->str, b->str, a->len) == 0;
+    case PKL_OPAQUE: /* pkl_parse_dcp only: a DCP instance (MetadataIndex) */
+        if (a->len != b->len || memcmp(a->str, b->str, a->len) != 0)
+            return 0;
+        /* fall through */
     case PKL_TUPLE:
     case PKL_SET:
+    case PKL_DICT: /* the state of a DCP instance, keys in order */
         if (a->n_items != b->n_items)
             return 0;
         for (size_t i = 0; i < a->n_items; i++)
-            if (!pkl_key_eq(a->items[i], b->items[i], depth + 1, work))
+            if (!pkl_key_eq(a->items[i], b->items[i], depth + 1, work) ||
+                (a->kind == PKL_DICT && !pkl_key_eq(a->vals[i], b->vals[i], depth + 1, work)))
                 return 0;
         return 1;
     default: return 0;
@@ -236,10 +242,18 @@ static uint64_t pkl_key_hash(const struct pkl_value *v, int depth, uint64_t *wor
         for (size_t i = 0; i < v->len; i++)
             h = (h ^ (unsigned char)v->str[i]) * 0x100000001B3ull;
         return h;
+    case PKL_OPAQUE:
+        for (size_t i = 0; i < v->len; i++)
+            h = (h ^ (unsigned char)v->str[i]) * 0x100000001B3ull;
+        /* fall through */
     case PKL_TUPLE:
     case PKL_SET:
-        for (size_t i = 0; i < v->n_items; i++)
+    case PKL_DICT:
+        for (size_t i = 0; i < v->n_items; i++) {
             h = pkl_mix(h, pkl_key_hash(v->items[i], depth + 1, work));
+            if (v->kind == PKL_DICT)
+                h = pkl_mix(h, pkl_key_hash(v->vals[i], depth + 1, work));
+        }
         return h;
     case PKL_COMPLEX: return pkl_mix(pkl_mix(h, pkl_bits(v->f)), pkl_bits(v->f_imag));
     default: return h;
@@ -270,9 +284,16 @@ static enum err_code pkl_hashable(struct pkl_parser *p, const struct pkl_value *
         if (!k->frozen)
             break;
         /* fall through */
+    case PKL_OPAQUE:
+    case PKL_DICT:
+        if (!p->dcp || (k->kind == PKL_DICT && depth == 0))
+            break; /* DCP instances (and their state dicts) only */
+        /* fall through */
     case PKL_TUPLE:
         for (size_t i = 0; i < k->n_items; i++) {
             enum err_code rc = pkl_hashable(p, k->items[i], depth + 1, nodes);
+            if (!rc && k->kind == PKL_DICT)
+                rc = pkl_hashable(p, k->vals[i], depth + 1, nodes);
             if (rc)
                 return rc;
         }
@@ -407,14 +428,17 @@ enum err_code pkl__dict_set(struct pkl_parser *p, struct pkl_value *d, struct pk
 
 /* --- Public API ------------------------------------------------------------------------ */
 
-enum err_code pkl_parse(const unsigned char *buf, size_t len, const struct ckpt_limits *limits,
-                        struct pkl_result **out, struct err *e)
+/* pkl_parse / pkl_parse_dcp: `dcp` allows the DCP metadata classes. */
+static enum err_code pkl_parse_mode(const unsigned char *buf, size_t len,
+                                    const struct ckpt_limits *limits, int dcp,
+                                    struct pkl_result **out, struct err *e)
 {
     enum err_code rc = ERR_OK;
     struct pkl_parser p;
 
     *out = NULL;
     memset(&p, 0, sizeof(p));
+    p.dcp = dcp;
     p.buf = buf;
     p.len = len;
     p.e = e;
@@ -453,6 +477,18 @@ out:
     free(p.memo);
     pkl_free(p.r);
     return rc;
+}
+
+enum err_code pkl_parse(const unsigned char *buf, size_t len, const struct ckpt_limits *limits,
+                        struct pkl_result **out, struct err *e)
+{
+    return pkl_parse_mode(buf, len, limits, 0, out, e);
+}
+
+enum err_code pkl_parse_dcp(const unsigned char *buf, size_t len, const struct ckpt_limits *limits,
+                            struct pkl_result **out, struct err *e)
+{
+    return pkl_parse_mode(buf, len, limits, 1, out, e);
 }
 
 void pkl_free(struct pkl_result *r)

@@ -111,6 +111,22 @@ struct pkl_result; /* opaque */
 enum err_code pkl_parse(const unsigned char *buf, size_t len, const struct ckpt_limits *limits,
                         struct pkl_result **out, struct err *e);
 
+/* The same for a PyTorch Distributed Checkpoint `.metadata` pickle (docs/dcp.md):
+ * the allow-list grows by exactly the DCP metadata classes (Metadata,
+ * MetadataIndex, TensorStorageMetadata, BytesStorageMetadata,
+ * ChunkStorageMetadata, TensorProperties, _MEM_FORMAT_ENCODING, StorageMeta
+ * of torch.distributed.checkpoint.metadata, _StorageInfo of
+ * torch.distributed.checkpoint.filesystem, TensorProperties and
+ * MEM_FORMAT_ENCODING of torch < 2.4's sharded_tensor.metadata) and the values
+ * they hold (torch.strided, pathlib's path classes). Their instances are
+ * PKL_OPAQUE values "<module>.<name>()" whose children are the constructor
+ * arguments, then the BUILD state; they may be dict keys (MetadataIndex),
+ * compared by class, arguments and state. Every other global is treated as in
+ * pkl_parse(); pkl_parse() keeps refusing these classes (torch.distributed is
+ * deny-listed) in every mode. */
+enum err_code pkl_parse_dcp(const unsigned char *buf, size_t len, const struct ckpt_limits *limits,
+                            struct pkl_result **out, struct err *e);
+
 /* Free `r` and every value in it. NULL is a no-op. Cannot fail. */
 void pkl_free(struct pkl_result *r);
 
@@ -134,6 +150,10 @@ uint64_t pkl_mem_peak(const struct pkl_result *r);
 /* Value of the str key `key` (NUL-terminated) in dict `d`, or NULL when `d`
  * is not a dict or has no such key. Borrowed. */
 const struct pkl_value *pkl_dict_get(const struct pkl_value *d, const char *key);
+
+/* 1 and *out set if `g` is a PKL_GLOBAL naming a torch dtype ("torch.float32",
+ * "torch.half", ...), else 0 (*out untouched). Cannot fail. */
+int pkl_global_dtype(const struct pkl_value *g, enum dtype *out);
 
 /* Name of a kind ("dict", "tensor", ...). Never NULL. */
 const char *pkl_kind_name(enum pkl_kind k);

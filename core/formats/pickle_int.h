@@ -53,6 +53,7 @@ struct pkl_parser {
     uint64_t mem;      /* bytes allocated now: result, values, payloads, stack, marks, memo */
     uint64_t mem_peak; /* the most `mem` has been, transient realloc copies included */
     uint64_t key_work; /* dict key hash/compare steps, against PKL_KEY_WORK(len) */
+    int dcp;           /* 1: pkl_parse_dcp (the DCP metadata classes are allowed) */
     struct err *e;
 };
 

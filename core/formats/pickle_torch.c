@@ -25,7 +25,9 @@ enum pkl_gclass {
     PKL_G_SET,
     PKL_G_FROZENSET,
     PKL_G_BYTEARRAY,
-    PKL_G_COMPLEX
+    PKL_G_COMPLEX,
+    PKL_G_DCP,  /* a DCP metadata class (pkl_parse_dcp only): instances are opaque values */
+    PKL_G_INERT /* a value DCP metadata pulls in (pkl_parse_dcp only): torch.strided, pathlib */
 };
 
 static const char *const pkl_deny_modules[] = {"os",
@@ -146,6 +148,40 @@ static const char *const pkl_rebuilds[] = {"_rebuild_tensor", "_rebuild_tensor_v
 
 #define PKL_COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
+/* The DCP metadata classes (docs/dcp.md, The .metadata pickle): PyTorch 2.5.1's
+ * torch/distributed/checkpoint/metadata.py and filesystem.py, and where torch
+ * < 2.4 defined TensorProperties. Only pkl_parse_dcp() allows them. */
+static const char *const pkl_dcp_globals[] = {
+    "torch.distributed.checkpoint.metadata.Metadata",
+    "torch.distributed.checkpoint.metadata.MetadataIndex",
+    "torch.distributed.checkpoint.metadata.TensorStorageMetadata",
+    "torch.distributed.checkpoint.metadata.BytesStorageMetadata",
+    "torch.distributed.checkpoint.metadata.ChunkStorageMetadata",
+    "torch.distributed.checkpoint.metadata.TensorProperties",
+    "torch.distributed.checkpoint.metadata._MEM_FORMAT_ENCODING",
+    "torch.distributed.checkpoint.metadata.StorageMeta",
+    "torch.distributed.checkpoint.filesystem._StorageInfo",
+    "torch.distributed._shard.sharded_tensor.metadata.TensorProperties",
+    "torch.distributed._shard.sharded_tensor.metadata.MEM_FORMAT_ENCODING"};
+
+/* Values those classes hold: the tensor layout (TensorProperties.layout) and
+ * the checkpoint path (StorageMeta.checkpoint_id, a pathlib.Path). */
+static const char *const pkl_dcp_inert[] = {"torch.strided", "pathlib.PosixPath",
+                                            "pathlib.PurePosixPath", "pathlib.WindowsPath",
+                                            "pathlib.PureWindowsPath"};
+
+/* 1 if module.name is in `list` (entries "module.name"). */
+static int pkl_in_full(const char *const *list, size_t n, const char *module, const char *name)
+{
+    size_t ml = strlen(module);
+
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(list[i], module, ml) == 0 && list[i][ml] == '.' &&
+            strcmp(list[i] + ml + 1, name) == 0)
+            return 1;
+    return 0;
+}
+
 static int pkl_lookup_dtype(const struct pkl_named_dtype *t, size_t n, const char *name,
                             enum dtype *out)
 {
@@ -177,14 +213,19 @@ static int pkl_module_denied(const char *module)
     return 0;
 }
 
-/* Classify global module.name; *dt gets the dtype of storage classes and dtypes. */
-static enum pkl_gclass pkl_classify(const char *module, const char *name, enum dtype *dt)
+/* Classify global module.name; *dt gets the dtype of storage classes and dtypes.
+ * `dcp` != 0 (pkl_parse_dcp): the DCP metadata classes and values are allowed. */
+static enum pkl_gclass pkl_classify(const char *module, const char *name, enum dtype *dt, int dcp)
 {
     static const char *const safe_builtins[] = {"set", "frozenset", "bytearray", "complex"};
     enum dtype ignored;
 
     if (dt == NULL)
         dt = &ignored;
+    if (dcp && pkl_in_full(pkl_dcp_globals, PKL_COUNT(pkl_dcp_globals), module, name))
+        return PKL_G_DCP;
+    if (dcp && pkl_in_full(pkl_dcp_inert, PKL_COUNT(pkl_dcp_inert), module, name))
+        return PKL_G_INERT;
     if ((strcmp(module, "builtins") == 0 || strcmp(module, "__builtin__") == 0) &&
         pkl_in(safe_builtins, PKL_COUNT(safe_builtins), name))
         return strcmp(name, "set") == 0         ? PKL_G_SET
@@ -219,17 +260,27 @@ static enum pkl_gclass pkl_classify(const char *module, const char *name, enum d
 }
 
 /* Module and name of a PKL_GLOBAL value, split at its dot. */
-static enum pkl_gclass pkl_gclass_of(const struct pkl_value *g, enum dtype *dt)
+static enum pkl_gclass pkl_gclass_of(const struct pkl_value *g, enum dtype *dt, int dcp)
 {
     char module[256], *name;
     const char *full = g->str;
 
     if (g->dot >= sizeof(module) - 1 || g->len - g->dot > 256)
-        return pkl_classify(full, "", dt); /* too long for any allow-listed name */
+        return pkl_classify(full, "", dt, dcp); /* too long for any allow-listed name */
     memcpy(module, full, g->dot);
     module[g->dot] = '\0';
     name = (char *)(uintptr_t)(full + g->dot + 1);
-    return pkl_classify(module, name, dt);
+    return pkl_classify(module, name, dt, dcp);
+}
+
+int pkl_global_dtype(const struct pkl_value *g, enum dtype *out)
+{
+    enum dtype dt = DTYPE_U8;
+
+    if (g == NULL || g->kind != PKL_GLOBAL || pkl_gclass_of(g, &dt, 0) != PKL_G_DTYPE)
+        return 0;
+    *out = dt;
+    return 1;
 }
 
 enum err_code pkl__global(struct pkl_parser *p, const char *module, size_t module_len,
@@ -253,7 +304,7 @@ enum err_code pkl__global(struct pkl_parser *p, const char *module, size_t modul
     full[module_len] = '\0';
     memcpy(full + module_len + 1, name, name_len);
     full[module_len + 1 + name_len] = '\0';
-    cls = pkl_classify(full, full + module_len + 1, NULL);
+    cls = pkl_classify(full, full + module_len + 1, NULL, p->dcp);
     full[module_len] = '.';
     if (cls == PKL_G_DENIED) {
         rc =
@@ -372,7 +423,7 @@ static enum err_code pkl_rebuild(struct pkl_parser *p, const char *fn, struct pk
             return pkl__fail(p, ERR_FORMAT, ERR_CAT_INVALID_PICKLE,
                              "%s: requires_grad must be a bool, hooks and metadata dicts", fn);
         if (v3) {
-            if (a[6]->kind != PKL_GLOBAL || pkl_gclass_of(a[6], &dtype) != PKL_G_DTYPE)
+            if (a[6]->kind != PKL_GLOBAL || pkl_gclass_of(a[6], &dtype, 0) != PKL_G_DTYPE)
                 return pkl__fail(p, ERR_FORMAT, ERR_CAT_INVALID_DTYPE,
                                  "_rebuild_tensor_v3 dtype is not a supported torch dtype");
             has_dtype = 1;
@@ -495,7 +546,7 @@ static enum err_code pkl_reduce_depth(struct pkl_parser *p, struct pkl_value *fu
     if (args->kind != PKL_TUPLE)
         return pkl__fail(p, ERR_FORMAT, ERR_CAT_INVALID_PICKLE,
                          "REDUCE arguments are a %s, not a tuple", pkl_kind_name(args->kind));
-    cls = pkl_gclass_of(func, NULL);
+    cls = pkl_gclass_of(func, NULL, p->dcp);
     switch (cls) {
     case PKL_G_REBUILD: return pkl_rebuild(p, func->str + func->dot + 1, args, out);
     case PKL_G_FROM_TYPE:
@@ -512,6 +563,8 @@ static enum err_code pkl_reduce_depth(struct pkl_parser *p, struct pkl_value *fu
     case PKL_G_COMPLEX:
     case PKL_G_SIZE:
     case PKL_G_DEVICE: return pkl_call_value(p, cls, args, out);
+    case PKL_G_DCP:
+    case PKL_G_INERT: return pkl_opaque(p, func, args, out); /* an enum member, a path */
     default: break;
     }
     if (!p->lim.strict)
@@ -537,7 +590,7 @@ enum err_code pkl__newobj(struct pkl_parser *p, struct pkl_value *cls, struct pk
     if (cls->kind != PKL_GLOBAL)
         return pkl__fail(p, ERR_FORMAT, ERR_CAT_INVALID_PICKLE, "NEWOBJ on a non-class %s",
                          pkl_kind_name(cls->kind));
-    gc = pkl_gclass_of(cls, NULL);
+    gc = pkl_gclass_of(cls, NULL, p->dcp);
     if (gc == PKL_G_TOKEN && args->kind == PKL_TUPLE && args->n_items > 0 &&
         args->items[0]->kind == PKL_TENSOR) {
         *out = args->items[0];
@@ -545,7 +598,7 @@ enum err_code pkl__newobj(struct pkl_parser *p, struct pkl_value *cls, struct pk
     }
     if (gc == PKL_G_ODICT)
         return pkl__new(p, PKL_DICT, out);
-    if (gc == PKL_G_UNKNOWN && !p->lim.strict)
+    if (gc == PKL_G_DCP || (gc == PKL_G_UNKNOWN && !p->lim.strict))
         return pkl_opaque(p, cls, args, out);
     return pkl__fail(p, ERR_FORMAT, ERR_CAT_DISALLOWED_GLOBAL, "NEWOBJ of %.200s is not supported",
                      cls->str);
@@ -615,7 +668,7 @@ enum err_code pkl__persid(struct pkl_parser *p, struct pkl_value *pid, struct pk
         strcmp(a[0]->str, "storage") != 0 || a[1]->kind != PKL_GLOBAL)
         return pkl__fail(p, ERR_FORMAT, ERR_CAT_INVALID_PICKLE,
                          "persistent id is not ('storage', class, key, location, numel)");
-    if (pkl_gclass_of(a[1], &dt) != PKL_G_STORAGE)
+    if (pkl_gclass_of(a[1], &dt, 0) != PKL_G_STORAGE)
         return pkl__fail(p, ERR_FORMAT, ERR_CAT_INVALID_DTYPE, "storage class %.200s not supported",
                          a[1]->str);
     if (a[2]->kind != PKL_STR || !pkl_key_ok(a[2]->str, a[2]->len))

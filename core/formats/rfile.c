@@ -71,9 +71,33 @@ void rfile_mem(struct rfile *f, const void *buf, uint64_t len)
     f->size = len;
 }
 
+enum err_code rfile_window(const struct rfile *f, uint64_t off, uint64_t len, struct rfile *w,
+                           struct err *e)
+{
+    memset(w, 0, sizeof(*w));
+    w->fd = -1;
+    if (off > f->size || len > f->size - off)
+        return err_setc(e, ERR_FORMAT, ERR_CAT_TRUNCATED,
+                        "%s: %llu bytes at offset %llu run past the end (%llu bytes)",
+                        rfile_name(f), (unsigned long long)len, (unsigned long long)off,
+                        (unsigned long long)f->size);
+    if (f->path == NULL) {
+        rfile_mem(w, len ? f->mem + off : NULL, len);
+        return ERR_OK;
+    }
+    w->path = strdup(f->path);
+    if (w->path == NULL)
+        return err_set(e, ERR_NOMEM, "out of memory opening a window on %s", f->path);
+    w->fd = f->fd;
+    w->size = len;
+    w->base = f->base + off;
+    w->borrowed = 1;
+    return ERR_OK;
+}
+
 void rfile_close(struct rfile *f)
 {
-    if (f->path != NULL && f->fd >= 0)
+    if (f->path != NULL && f->fd >= 0 && !f->borrowed)
         close(f->fd);
     free(f->path);
     memset(f, 0, sizeof(*f));
@@ -95,8 +119,9 @@ static enum err_code rfile_short(const struct rfile *f, uint64_t off, uint64_t l
     return err_setc(e, ERR_IO, ERR_CAT_CHANGED,
                     "%s changed while being read: end of file at offset %llu reading %llu bytes "
                     "at %llu (%llu bytes when opened, %lld now)",
-                    rfile_name(f), (unsigned long long)(off + got), (unsigned long long)len,
-                    (unsigned long long)off, (unsigned long long)f->size, now);
+                    rfile_name(f), (unsigned long long)(f->base + off + got),
+                    (unsigned long long)len, (unsigned long long)(f->base + off),
+                    (unsigned long long)(f->base + f->size), now);
 }
 
 enum err_code rfile_read(const struct rfile *f, uint64_t off, uint64_t len, void *dst,
@@ -118,7 +143,7 @@ enum err_code rfile_read(const struct rfile *f, uint64_t off, uint64_t len, void
     }
     while (got < len) {
         size_t want = len - got > ((size_t)1 << 30) ? (size_t)1 << 30 : (size_t)(len - got);
-        ssize_t n = pread(f->fd, p + got, want, (off_t)(off + got));
+        ssize_t n = pread(f->fd, p + got, want, (off_t)(f->base + off + got));
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)

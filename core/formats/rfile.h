@@ -32,6 +32,8 @@ struct rfile {
     const unsigned char *mem; /* borrowed buffer when fd < 0 (NULL if size is 0) */
     uint64_t size;            /* bytes at open (file) or in the buffer */
     char *path;               /* owned copy of the path, for messages; NULL for a buffer */
+    uint64_t base;            /* a window (rfile_window): offset of byte 0 in the file */
+    int borrowed;             /* 1: a window; fd belongs to the file it views */
 };
 
 /* --- Open and close ------------------------------------------------------ */
@@ -45,6 +47,14 @@ enum err_code rfile_open(const char *path, struct rfile *f, struct err *e);
 /* Make `f` read from `buf` (`len` bytes, borrowed: it must outlive every
  * read). Cannot fail. */
 void rfile_mem(struct rfile *f, const void *buf, uint64_t len);
+
+/* Make `w` a window on bytes [off, off + len) of `f` (an open file, a buffer,
+ * or another window): rfile_read(w, x, ...) reads byte off + x of `f`, and
+ * nothing past off + len. The descriptor is borrowed: `f` must stay open while
+ * `w` is used; rfile_close(w) frees only the window's copy of the path. A
+ * range past f's size is ERR_FORMAT "truncated"; ERR_NOMEM. */
+enum err_code rfile_window(const struct rfile *f, uint64_t off, uint64_t len, struct rfile *w,
+                           struct err *e);
 
 /* Close the descriptor and free the path; `f` becomes an empty buffer
  * reader. Safe on a zeroed struct, a buffer reader or a closed file (the

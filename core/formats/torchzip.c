@@ -310,25 +310,24 @@ out:
 
 static const struct ckpt_ops tz_ops = {tz_read, tz_free_impl};
 
-enum err_code tz__ckpt_load(struct ckpt *c, const char *path, struct err *e)
+/* Parse the zip of impl->file, check its folder and byteorder, unpickle and
+ * list; `impl` is handed to `c` (freed by ckpt_close) once checked. `path`:
+ * the file for the npz hand-off, NULL for a window (an npz is refused). */
+static enum err_code tz_load_file(struct ckpt *c, struct tz_impl *impl, const char *path,
+                                  struct err *e)
 {
-    enum err_code rc = ERR_OK;
-    struct tz_impl *impl = NULL;
+    enum err_code rc;
     char folder[256];
 
-    impl = calloc(1, sizeof(*impl));
-    if (impl == NULL)
-        return err_set(e, ERR_NOMEM, "out of memory opening %s", path);
-    impl->file.fd = -1;
-    rc = rfile_open(path, &impl->file, e);
-    if (rc)
-        goto out;
     rc = zip_parse_file(&impl->file, c->limits.max_zip_members, &impl->zip, e);
     if (rc)
         goto out;
     if (tz_is_npz_layout(impl->zip)) {
         tz_free_impl(impl);
         impl = NULL;
+        if (path == NULL)
+            return err_setc(e, ERR_FORMAT, ERR_CAT_UNSUPPORTED_FORMAT,
+                            "an npz archive where a torch.save archive was expected");
         c->format = CKPT_FORMAT_NPZ;
         return npz__ckpt_load(c, path, e);
     }
@@ -345,4 +344,39 @@ enum err_code tz__ckpt_load(struct ckpt *c, const char *path, struct err *e)
 out:
     tz_free_impl(impl);
     return rc;
+}
+
+enum err_code tz__ckpt_load(struct ckpt *c, const char *path, struct err *e)
+{
+    enum err_code rc = ERR_OK;
+    struct tz_impl *impl = NULL;
+
+    impl = calloc(1, sizeof(*impl));
+    if (impl == NULL)
+        return err_set(e, ERR_NOMEM, "out of memory opening %s", path);
+    impl->file.fd = -1;
+    rc = rfile_open(path, &impl->file, e);
+    if (rc) {
+        tz_free_impl(impl);
+        return rc;
+    }
+    return tz_load_file(c, impl, path, e);
+}
+
+enum err_code tz__ckpt_load_window(struct ckpt *c, const struct rfile *f, uint64_t off,
+                                   uint64_t len, struct err *e)
+{
+    enum err_code rc = ERR_OK;
+    struct tz_impl *impl = NULL;
+
+    impl = calloc(1, sizeof(*impl));
+    if (impl == NULL)
+        return err_set(e, ERR_NOMEM, "out of memory opening an archive in %s", rfile_name(f));
+    impl->file.fd = -1;
+    rc = rfile_window(f, off, len, &impl->file, e);
+    if (rc) {
+        tz_free_impl(impl);
+        return rc;
+    }
+    return tz_load_file(c, impl, NULL, e);
 }
