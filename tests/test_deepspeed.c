@@ -315,7 +315,47 @@ static void test_malformed(void)
     }
     if (f != NULL)
         fclose(f);
-    CHECK_EQ_INT(n, 7);
+    CHECK_EQ_INT(n, 9);
+}
+
+/* Deflated storage records (3 ranks, three flat groups each) read the same. */
+static void test_zero3_deflated(void)
+{
+    struct ckpt *c = open_ok(DS "zero3_deflated", CKPT_FORMAT_UNKNOWN, NULL);
+    struct ckpt *ref = open_ok(DS "zero3_deflated/tiny.safetensors", CKPT_FORMAT_UNKNOWN, NULL);
+
+    if (c != NULL && ref != NULL) {
+        CHECK_EQ_INT(ckpt_n_tensors(c), 4);
+        CHECK_EQ_INT(check_bitwise(c, ref), 4);
+    }
+    ckpt_close(c);
+    ckpt_close(ref);
+}
+
+/* The messages of refused layouts say what to do; declared folders and files. */
+static void test_refusals_explain(void)
+{
+    struct ckpt *c = NULL;
+    struct err e = {0};
+
+    CHECK(ckpt_open(DS "malformed/tensor_parallel", CKPT_FORMAT_UNKNOWN, NULL, &c, &e) != ERR_OK);
+    CHECK(strstr(e.msg, "mp_rank_01_model_states.pt") != NULL);
+    CHECK(strstr(e.msg, "ds_to_universal.py") != NULL);
+    CHECK(ckpt_open(DS "malformed/zero3_frozen_params", CKPT_FORMAT_UNKNOWN, NULL, &c, &e) !=
+          ERR_OK);
+    CHECK(strstr(e.msg, "python zero_to_fp32.py . out.bin") != NULL);
+    CHECK(ckpt_open(DS "malformed/zero3_rank_missing", CKPT_FORMAT_UNKNOWN, NULL, &c, &e) !=
+          ERR_OK);
+    CHECK(strstr(e.msg, "rank 1 is missing") != NULL);
+    /* declared: a folder without model states or `latest` */
+    CHECK_EQ_INT(ckpt_open(DS "malformed", CKPT_FORMAT_DEEPSPEED, NULL, &c, &e), ERR_FORMAT);
+    CHECK(strcmp(err_category(&e), "missing_record") == 0);
+    /* declared: a model states file itself is a torch zip */
+    c = open_ok(DS "zero2_bf16/global_step500/mp_rank_00_model_states.pt", CKPT_FORMAT_DEEPSPEED,
+                NULL);
+    CHECK(c != NULL && ckpt_format_of(c) == CKPT_FORMAT_DEEPSPEED);
+    CHECK(c != NULL && strcmp(ckpt_model_prefix(c), "module.") == 0);
+    ckpt_close(c);
 }
 
 /* Strict pickle mode refuses the DeepSpeed classes in ZeRO-3 optimizer
@@ -346,7 +386,9 @@ int main(void)
     test_zero3_fp32_two_ranks();
     test_zero3_bf16_three_ranks();
     test_alphas();
+    test_zero3_deflated();
     test_malformed();
+    test_refusals_explain();
     test_strict_mode();
     pool_free(test_pool);
     return check_report("test_deepspeed");

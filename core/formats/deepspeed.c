@@ -164,7 +164,7 @@ static enum err_code ds_optim_add(const struct ckpt *c, struct ds__optim_files *
         o->n = rank + 1;
     }
     if (o->path[rank] != NULL)
-        return err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_CHECKPOINT,
+        return err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_INDEX,
                         "%s: two optimizer partition files for rank %lu (%s)", dir, rank, name);
     o->path[rank] = ds_join(dir, name);
     if (o->path[rank] == NULL)

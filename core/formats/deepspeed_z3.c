@@ -16,6 +16,13 @@
 #include "core/formats/pickle.h"
 #include "core/formats/zip.h"
 
+struct ds_pt { /* a torch.save file opened for its pickle; never moved once open */
+    struct rfile file;
+    struct zip_archive *zip; /* borrows file */
+    struct pkl_result *pkl;
+    char folder[256]; /* the archive's top folder */
+};
+
 struct ds_group {               /* one fp32 flat group of a rank */
     const struct zip_member *m; /* its storage record, borrowed from the rank's zip */
     uint64_t off;               /* byte offset of its first element in the record */
@@ -23,8 +30,7 @@ struct ds_group {               /* one fp32 flat group of a rank */
 };
 
 struct ds_rank {             /* one *_optim_states.pt */
-    struct rfile file;       /* owned, open for the ckpt's life */
-    struct zip_archive *zip; /* owned; borrows file */
+    struct ds_pt pt;         /* owned, open for the ckpt's life; pkl NULL once read */
     struct ds_group *groups; /* owned */
     size_t n_groups;
     uint64_t n_elems; /* sum of the groups' elements */
@@ -47,13 +53,6 @@ struct ds_z3 {
     size_t cap_map;
 };
 
-struct ds_pt { /* a torch.save file opened for its pickle */
-    struct rfile file;
-    struct zip_archive *zip;
-    struct pkl_result *pkl;
-    char folder[256];
-};
-
 static void ds_pt_close(struct ds_pt *pt)
 {
     pkl_free(pt->pkl);
@@ -71,8 +70,7 @@ static void ds_z3_free(void *p)
         return;
     ckpt_close(z->model);
     for (size_t r = 0; z->ranks != NULL && r < z->world; r++) {
-        zip_free(z->ranks[r].zip);
-        rfile_close(&z->ranks[r].file);
+        ds_pt_close(&z->ranks[r].pt);
         free(z->ranks[r].groups);
     }
     free(z->ranks);
@@ -209,16 +207,16 @@ static enum err_code ds_rank_open(const struct ckpt *c, struct ds_rank *rk, cons
                                   int64_t *world, struct err *e)
 {
     const struct pkl_value *osd, *groups;
-    struct ds_pt pt = {.file = {.fd = -1}};
+    struct ds_pt *pt = &rk->pt;
     enum err_code rc;
     int64_t stage = 3;
 
-    rc = ds_pt_open(path, &c->limits, &pt, e);
+    rc = ds_pt_open(path, &c->limits, pt, e);
     if (rc == ERR_OK)
-        rc = ds_check_byteorder(&pt, path, e);
+        rc = ds_check_byteorder(pt, path, e);
     if (rc)
         goto out;
-    osd = pkl_dict_get(pkl_root(pt.pkl), "optimizer_state_dict");
+    osd = pkl_dict_get(pkl_root(pt->pkl), "optimizer_state_dict");
     groups = pkl_dict_get(osd, "fp32_flat_groups");
     if (ds_int_of(pkl_dict_get(osd, "zero_stage"), &stage) && stage != 3) {
         rc = err_setc(e, ERR_FORMAT, ERR_CAT_UNSUPPORTED_FORMAT,
@@ -241,18 +239,14 @@ static enum err_code ds_rank_open(const struct ckpt *c, struct ds_rank *rk, cons
     }
     rk->n_groups = groups->n_items;
     for (size_t g = 0; rc == ERR_OK && g < groups->n_items; g++) {
-        rc = ds_group_bind(&pt, groups->items[g], &rk->groups[g], path, e);
-        rk->n_elems += rc == ERR_OK ? rk->groups[g].n : 0; /* each < 2^62 */
+        rc = ds_group_bind(pt, groups->items[g], &rk->groups[g], path, e);
+        if (rc == ERR_OK && rk->groups[g].n > UINT64_MAX - rk->n_elems)
+            rc = err_setc(e, ERR_FORMAT, ERR_CAT_OVERFLOW, "%s: fp32_flat_groups overflow", path);
+        rk->n_elems += rc == ERR_OK ? rk->groups[g].n : 0;
     }
 out:
-    if (rc == ERR_OK) { /* keep the file and the zip; the pickle is done with */
-        rk->file = pt.file;
-        rk->zip = pt.zip;
-        pt.file.fd = -1;
-        pt.file.path = NULL;
-        pt.zip = NULL;
-    }
-    ds_pt_close(&pt);
+    pkl_free(pt->pkl); /* the file and the zip stay open; the pickle is done with */
+    pt->pkl = NULL;
     return rc;
 }
 
@@ -271,7 +265,7 @@ static enum err_code ds_ranks_open(const struct ckpt *c, struct ds_z3 *z,
         return err_set(e, ERR_NOMEM, "out of memory opening %s", dir);
     z->world = o->n;
     for (size_t r = 0; r < o->n; r++)
-        z->ranks[r].file.fd = -1;
+        z->ranks[r].pt.file.fd = -1;
     for (size_t r = 0; rc == ERR_OK && r < o->n; r++) {
         rc = ds_rank_open(c, &z->ranks[r], o->path[r], &w, e);
         if (rc == ERR_OK && r == 0)
@@ -285,7 +279,7 @@ static enum err_code ds_ranks_open(const struct ckpt *c, struct ds_z3 *z,
                         "*_optim_states.pt: the optimizer partition of rank %zu is missing",
                         dir, (long long)world, o->n - 1, o->n);
     if (world != (int64_t)o->n)
-        return err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_CHECKPOINT,
+        return err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_INDEX,
                         "%s: %zu optimizer partition files, but partition_count is %lld", dir, o->n,
                         (long long)world);
     return ERR_OK;
@@ -471,9 +465,9 @@ static enum err_code ds_rank_read(const struct ds_rank *rk, uint64_t from, uint6
         lo = from - start;
         take = gr->n - lo < n ? gr->n - lo : n;
         if (gr->m->method == ZIP_METHOD_STORED) {
-            rc = rfile_read(&rk->file, gr->m->data_offset + gr->off + lo * 4, take * 4, dst, e);
+            rc = rfile_read(&rk->pt.file, gr->m->data_offset + gr->off + lo * 4, take * 4, dst, e);
         } else {
-            rc = zip_stream_open(rk->zip, gr->m, 0, &zs, e);
+            rc = zip_stream_open(rk->pt.zip, gr->m, 0, &zs, e);
             if (rc == ERR_OK)
                 rc = zip_stream_skip(zs, gr->off + lo * 4, e);
             if (rc == ERR_OK)
