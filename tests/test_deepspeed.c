@@ -332,6 +332,24 @@ static void test_zero3_deflated(void)
     ckpt_close(ref);
 }
 
+/* Frozen parameters: rank 0's and rank 1's fragments (5 + 4 of 9 elements),
+ * listed after the buffers and before the trainable parameters. */
+static void test_zero3_frozen(void)
+{
+    struct ckpt *c = open_ok(DS "zero3_frozen", CKPT_FORMAT_UNKNOWN, NULL);
+    struct ckpt *ref = open_ok(DS "zero3_frozen/reference.safetensors", CKPT_FORMAT_UNKNOWN, NULL);
+
+    if (c != NULL && ref != NULL) {
+        CHECK_EQ_INT(ckpt_n_tensors(c), 5);
+        CHECK(strcmp(ckpt_tensor_at(c, 0)->name, "module.emb.weight") == 0);
+        CHECK(strcmp(ckpt_tensor_at(c, 1)->name, "module.fc1.weight") == 0);
+        CHECK_EQ_INT(ckpt_tensor_at(c, 0)->shape[1], 3);
+        CHECK_EQ_INT(check_bitwise(c, ref), 5);
+    }
+    ckpt_close(c);
+    ckpt_close(ref);
+}
+
 /* The messages of refused layouts say what to do; declared folders and files. */
 static void test_refusals_explain(void)
 {
@@ -341,9 +359,9 @@ static void test_refusals_explain(void)
     CHECK(ckpt_open(DS "malformed/tensor_parallel", CKPT_FORMAT_UNKNOWN, NULL, &c, &e) != ERR_OK);
     CHECK(strstr(e.msg, "mp_rank_01_model_states.pt") != NULL);
     CHECK(strstr(e.msg, "ds_to_universal.py") != NULL);
-    CHECK(ckpt_open(DS "malformed/zero3_frozen_params", CKPT_FORMAT_UNKNOWN, NULL, &c, &e) !=
+    CHECK(ckpt_open(DS "malformed/zero3_frozen_rank_missing", CKPT_FORMAT_UNKNOWN, NULL, &c, &e) !=
           ERR_OK);
-    CHECK(strstr(e.msg, "python zero_to_fp32.py . out.bin") != NULL);
+    CHECK(strstr(e.msg, "zero_pp_rank_1_mp_rank_00_model_states.pt is missing") != NULL);
     CHECK(ckpt_open(DS "malformed/zero3_rank_missing", CKPT_FORMAT_UNKNOWN, NULL, &c, &e) !=
           ERR_OK);
     CHECK(strstr(e.msg, "rank 1 is missing") != NULL);
@@ -387,6 +405,7 @@ int main(void)
     test_zero3_bf16_three_ranks();
     test_alphas();
     test_zero3_deflated();
+    test_zero3_frozen();
     test_malformed();
     test_refusals_explain();
     test_strict_mode();

@@ -11,10 +11,11 @@
  * zero_pp_rank_0_mp_rank_00_model_states.pt, every parameter of
  * param_shapes (in order) stitched as fp32 from the fp32_flat_groups of
  * every rank's *_optim_states.pt, one tensor at a time (memory: the tensor),
- * then the shared_params aliases; names are "module.<name>" as in ZeRO-1/2.
+ * the frozen parameters from every rank's frozen_param_fragments, then the
+ * shared_params aliases; names are "module.<name>" as in ZeRO-1/2.
  * Model-parallel (mp_rank_01+), pipeline (layer_*) and MoE (expert_*,
- * expp_rank_*) folders, and ZeRO-3 frozen parameters, are refused with
- * category "unsupported_format" and how to consolidate them.
+ * expp_rank_*) folders are refused with category "unsupported_format" and
+ * how to convert them.
  *
  * The helpers below expose the pure decisions of the loader for tests.
  * Stateless: thread-safe.

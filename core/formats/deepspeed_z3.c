@@ -1,9 +1,10 @@
 /* deepspeed_z3.c -- ZeRO-3 reconstruction (docs/deepspeed.md, ZeRO-3), after
  * DeepSpeed v0.19.5's deepspeed/utils/zero_to_fp32.py
  * (_get_fp32_state_dict_from_zero3_checkpoint): buffers from rank 0's model
- * states, then each parameter of param_shapes in order, ceil(numel / world)
- * fp32 elements from every rank's flat groups at a running offset, the
- * padding dropped, then the shared_params aliases. Only the slices of one
+ * states, the frozen parameters from every rank's frozen_param_fragments,
+ * then each parameter of param_shapes in order, ceil(numel / world) fp32
+ * elements from every rank's flat groups at a running offset, the padding
+ * dropped, then the shared_params aliases. Only the slices of one
  * tensor are read at a time, straight from the optimizer files. See
  * deepspeed.h.
  */
@@ -36,17 +37,21 @@ struct ds_rank {             /* one *_optim_states.pt */
     uint64_t n_elems; /* sum of the groups' elements */
 };
 
-enum ds_src { DS_SRC_BUFFER, DS_SRC_PARAM, DS_SRC_ALIAS };
+enum ds_src { DS_SRC_BUFFER, DS_SRC_FROZEN, DS_SRC_PARAM, DS_SRC_ALIAS };
 
 struct ds_map { /* where ckpt tensor i comes from; parallel to the tensors */
     enum ds_src src;
-    size_t idx;      /* BUFFER: tensor of `model`; ALIAS: the ckpt tensor it repeats */
+    size_t idx;      /* BUFFER: tensor of `model`; FROZEN: its fragment's tensor in every
+                        rank's model states; ALIAS: the ckpt tensor it repeats */
     uint64_t offset; /* PARAM: first element in every rank's flat groups */
-    uint64_t part;   /* PARAM: elements per rank (ceil(numel / world)) */
+    uint64_t part;   /* PARAM, FROZEN: elements per rank (ceil(numel / world)) */
 };
 
 struct ds_z3 {
     struct ckpt *model;    /* owned: rank 0's model states (the buffers) */
+    struct ckpt **ms;      /* owned, world slots: ranks 1.. model states (frozen
+                              fragments; opened only when there are frozen params);
+                              slot 0 unused (that is `model`) */
     struct ds_rank *ranks; /* owned, world of them */
     size_t world;
     struct ds_map *map; /* owned, cap_map slots */
@@ -69,6 +74,9 @@ static void ds_z3_free(void *p)
     if (z == NULL)
         return;
     ckpt_close(z->model);
+    for (size_t r = 1; z->ms != NULL && r < z->world; r++)
+        ckpt_close(z->ms[r]);
+    free(z->ms);
     for (size_t r = 0; z->ranks != NULL && r < z->world; r++) {
         ds_pt_close(&z->ranks[r].pt);
         free(z->ranks[r].groups);
@@ -373,6 +381,133 @@ static enum err_code ds_shape_of(const struct pkl_value *v, int64_t *shape, int 
     return ERR_OK;
 }
 
+/* Rank r's model states: `model` for rank 0. */
+static const struct ckpt *ds_ms(const struct ds_z3 *z, size_t r)
+{
+    return r == 0 ? z->model : z->ms[r];
+}
+
+/* Open the model states of ranks 1.. (they hold the frozen fragments). */
+static enum err_code ds_open_model_states(struct ckpt *c, struct ds_z3 *z, const char *dir,
+                                          struct err *e)
+{
+    enum err_code rc = ERR_OK;
+    char path[4200];
+
+    z->ms = calloc(z->world, sizeof(*z->ms));
+    if (z->ms == NULL)
+        return err_set(e, ERR_NOMEM, "out of memory opening %s", dir);
+    for (size_t r = 1; rc == ERR_OK && r < z->world; r++) {
+        int n =
+            snprintf(path, sizeof(path), "%s/zero_pp_rank_%zu_mp_rank_00_model_states.pt", dir, r);
+        if (n < 0 || (size_t)n >= sizeof(path))
+            return err_setc(e, ERR_TOOBIG, ERR_CAT_LIMIT_EXCEEDED, "%s: path too long", dir);
+        rc = ckpt_open(path, CKPT_FORMAT_TORCH_ZIP, &c->limits, &z->ms[r], e);
+        if (rc == ERR_NOTFOUND)
+            rc =
+                err_setc(e, ERR_FORMAT, ERR_CAT_MISSING_RECORD,
+                         "%s is missing (it holds rank %zu's frozen parameter fragments)", path, r);
+    }
+    return rc;
+}
+
+/* The index of "frozen_param_fragments.<key>" in every rank's model states
+ * (the same in all), each a 1-D tensor of `part` elements of one dtype. */
+static enum err_code ds_fragment_find(const struct ds_z3 *z, const char *key, uint64_t part,
+                                      size_t *idx, struct err *e)
+{
+    const struct ckpt_tensor *t0 = NULL;
+    char name[4200];
+    int n = snprintf(name, sizeof(name), "frozen_param_fragments.%s", key);
+
+    if (n < 0 || (size_t)n >= sizeof(name))
+        return err_setc(e, ERR_TOOBIG, ERR_CAT_LIMIT_EXCEEDED, "frozen parameter name too long");
+    for (size_t r = 0; r < z->world; r++) {
+        const struct ckpt *m = ds_ms(z, r);
+        size_t i = 0, cnt = ckpt_n_tensors(m);
+        const struct ckpt_tensor *t;
+        while (i < cnt && strcmp(ckpt_tensor_at(m, i)->name, name) != 0)
+            i++;
+        if (i == cnt)
+            return err_setc(e, ERR_FORMAT, ERR_CAT_MISSING_RECORD,
+                            "rank %zu's model states have no %.200s", r, name);
+        t = ckpt_tensor_at(m, i);
+        if (r == 0) {
+            *idx = i;
+            t0 = t;
+        }
+        if (i != *idx || t->ndim != 1 || t->n_elems != part || t->dtype != t0->dtype ||
+            dtype_bits(t->dtype) % 8 != 0)
+            return err_setc(e, ERR_FORMAT, ERR_CAT_SHAPE_MISMATCH,
+                            "rank %zu's %.200s is not a 1-D partition of %llu elements like "
+                            "rank 0's",
+                            r, name, (unsigned long long)part);
+    }
+    return ERR_OK;
+}
+
+/* The frozen parameters (frozen_param_shapes, in order): every rank's
+ * fragment concatenated, cut to the shape (_zero3_merge_frozen_params). */
+static enum err_code ds_add_frozen(struct ckpt *c, struct ds_z3 *z, const struct pkl_value *root,
+                                   const char *dir, struct err *e)
+{
+    const struct pkl_value *f = pkl_dict_get(root, "frozen_param_shapes");
+    int64_t shape[CKPT_MAX_RANK];
+    enum err_code rc;
+    int ndim = 0;
+
+    if (f == NULL || f->kind == PKL_NONE || (f->kind == PKL_DICT && f->n_items == 0))
+        return ERR_OK;
+    if (f->kind != PKL_DICT)
+        return err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_PICKLE, "frozen_param_shapes is not a dict");
+    rc = ds_open_model_states(c, z, dir, e);
+    for (size_t k = 0; rc == ERR_OK && k < f->n_items; k++) {
+        struct ds_map mp = {.src = DS_SRC_FROZEN};
+        uint64_t n = 1, pad;
+        if (f->items[k]->kind != PKL_STR)
+            return err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_PICKLE,
+                            "frozen_param_shapes has a key that is not a str");
+        rc = ds_shape_of(f->vals[k], shape, &ndim, e);
+        for (int d = 0; rc == ERR_OK && d < ndim; d++) {
+            if (shape[d] != 0 && n > UINT64_MAX / (uint64_t)shape[d])
+                return err_setc(e, ERR_FORMAT, ERR_CAT_OVERFLOW, "frozen shape overflows");
+            n *= (uint64_t)shape[d];
+        }
+        ds_zero3_partition(n, z->world, &mp.part, &pad);
+        if (rc == ERR_OK)
+            rc = ds_fragment_find(z, f->items[k]->str, mp.part, &mp.idx, e);
+        if (rc == ERR_OK)
+            rc = ds_add_named(c, z, f->items[k]->str, f->items[k]->len,
+                              ckpt_tensor_at(z->model, mp.idx)->dtype, ndim, shape, &mp, NULL, e);
+    }
+    return rc;
+}
+
+/* A frozen parameter: each rank's fragment in turn, the padding dropped. */
+static enum err_code ds_frozen_read(const struct ckpt *c, size_t i, struct ckpt_buf *buf,
+                                    const void **data, struct err *e)
+{
+    const struct ds_z3 *z = c->impl;
+    const struct ds_map *mp = &z->map[i];
+    const struct ckpt_tensor *t = &c->tensors[i];
+    uint64_t es = dtype_bits(t->dtype) / 8;
+    struct ckpt_buf frag = {0};
+    enum err_code rc;
+
+    rc = ckpt__buf_reserve(c, buf, t->nbytes ? t->nbytes : 1, e);
+    for (size_t r = 0; rc == ERR_OK && r < z->world && r * mp->part < t->n_elems; r++) {
+        uint64_t at = r * mp->part, n = t->n_elems - at < mp->part ? t->n_elems - at : mp->part;
+        const void *d = NULL;
+        rc = ckpt_tensor_read(ds_ms(z, r), mp->idx, &frag, &d, e);
+        if (rc == ERR_OK)
+            memcpy((unsigned char *)buf->data + at * es, d, n * es);
+    }
+    ckpt_buf_free(&frag);
+    if (rc == ERR_OK)
+        *data = buf->data;
+    return rc;
+}
+
 /* The trainable parameters, param_shapes order, each `part` elements per rank. */
 static enum err_code ds_add_params(struct ckpt *c, struct ds_z3 *z, const struct pkl_value *root,
                                    uint64_t *consumed, struct err *e)
@@ -500,6 +635,8 @@ static enum err_code ds_z3_read(const struct ckpt *c, size_t i, struct ckpt_buf 
     }
     if (mp->src == DS_SRC_BUFFER)
         return ckpt_tensor_read(z->model, mp->idx, buf, data, e);
+    if (mp->src == DS_SRC_FROZEN)
+        return ds_frozen_read(c, i, buf, data, e);
     t = &c->tensors[i];
     rc = ckpt__buf_reserve(c, buf, t->nbytes ? t->nbytes : 1, e);
     for (size_t r = 0; rc == ERR_OK && r < z->world && r * mp->part < t->n_elems; r++) {
@@ -513,20 +650,6 @@ static enum err_code ds_z3_read(const struct ckpt *c, size_t i, struct ckpt_buf 
 
 static const struct ckpt_ops ds_z3_ops = {ds_z3_read, ds_z3_free};
 
-/* Frozen parameters are saved as per-rank fragments in every rank's model
- * states (frozen_param_fragments); they are not reconstructed. */
-static enum err_code ds_check_frozen(const struct pkl_value *root, const char *model, struct err *e)
-{
-    const struct pkl_value *f = pkl_dict_get(root, "frozen_param_shapes");
-
-    if (f == NULL || f->kind == PKL_NONE || (f->kind == PKL_DICT && f->n_items == 0))
-        return ERR_OK;
-    return err_setc(e, ERR_FORMAT, ERR_CAT_UNSUPPORTED_FORMAT,
-                    "%s: ZeRO-3 checkpoint with frozen parameters, which farmsd does not "
-                    "reconstruct: consolidate it with `python zero_to_fp32.py . out.bin` (in the "
-                    "save folder) and send out.bin",
-                    model);
-}
 
 enum err_code ds__z3_load(struct ckpt *c, const char *dir, const char *model,
                           const struct ds__optim_files *optim, struct err *e)
@@ -550,11 +673,11 @@ enum err_code ds__z3_load(struct ckpt *c, const char *dir, const char *model,
     if (rc == ERR_OK && pkl_root(pt.pkl)->kind != PKL_DICT)
         rc = err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_PICKLE, "%s: not a dict", model);
     if (rc == ERR_OK)
-        rc = ds_check_frozen(pkl_root(pt.pkl), model, e);
-    if (rc == ERR_OK)
         rc = ds_ranks_open(c, z, optim, dir, e);
     if (rc == ERR_OK)
         rc = ds_add_buffers(c, z, pkl_root(pt.pkl), e);
+    if (rc == ERR_OK)
+        rc = ds_add_frozen(c, z, pkl_root(pt.pkl), dir, e);
     if (rc == ERR_OK)
         rc = ds_add_params(c, z, pkl_root(pt.pkl), &consumed, e);
     for (size_t r = 0; rc == ERR_OK && r < z->world; r++)
