@@ -323,8 +323,9 @@ static enum err_code ds_add_named(struct ckpt *c, struct ds_z3 *z, const char *k
 
     if (name == NULL)
         return err_set(e, ERR_NOMEM, "out of memory listing tensors");
-    memcpy(name, "module.", 7);
+    (void)snprintf(name, 8, "module.");
     memcpy(name + 7, key, key_len);
+    name[key_len + 7] = '\0';
     rc = ds_add(c, z, &(struct ckpt__entry){name, key_len + 7, dt, ndim, shape}, mp, out, e);
     free(name);
     return rc;
@@ -394,7 +395,7 @@ static enum err_code ds_open_model_states(struct ckpt *c, struct ds_z3 *z, const
     enum err_code rc = ERR_OK;
     char path[4200];
 
-    z->ms = calloc(z->world, sizeof(*z->ms));
+    z->ms = calloc(z->world, sizeof(struct ckpt *));
     if (z->ms == NULL)
         return err_set(e, ERR_NOMEM, "out of memory opening %s", dir);
     for (size_t r = 1; rc == ERR_OK && r < z->world; r++) {
