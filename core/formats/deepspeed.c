@@ -173,8 +173,9 @@ static enum err_code ds_optim_add(const struct ckpt *c, struct ds__optim_files *
 }
 
 /* List global_stepN/ folder `dir`: refuse unsupported layouts, collect the
- * optimizer partitions, tell whether the ZeRO-0/1/2 or ZeRO-3 model states
- * file is there. */
+ * optimizer partitions by rank (gaps are left for ZeRO-3 to refuse: ZeRO-0/1/2
+ * never reads them), tell whether the ZeRO-0/1/2 or ZeRO-3 model states file
+ * is there. */
 static enum err_code ds_scan(const struct ckpt *c, const char *dir, struct ds__optim_files *o,
                              int *has_model, int *has_z3, struct err *e)
 {
@@ -202,12 +203,6 @@ static enum err_code ds_scan(const struct ckpt *c, const char *dir, struct ds__o
     if (rc == ERR_OK && errno != 0)
         rc = err_set_errno(e, ERR_IO, errno, "read folder %s", dir);
     closedir(d);
-    for (size_t r = 0; rc == ERR_OK && r < o->n; r++)
-        if (o->path[r] == NULL)
-            rc = err_setc(e, ERR_FORMAT, ERR_CAT_MISSING_RECORD,
-                          "%s: the optimizer partition of rank %zu (*zero_pp_rank_%zu_mp_rank_00_"
-                          "optim_states.pt) is missing",
-                          dir, r, r);
     return rc;
 }
 

@@ -14,7 +14,7 @@
  * data-parallel rank. */
 struct ds__optim_files {
     char **path; /* n owned paths; path[r] is rank r's *_optim_states.pt */
-    size_t n;    /* 1 + the highest rank found; every slot is filled */
+    size_t n;    /* 1 + the highest rank found; a missing rank's slot is NULL */
 };
 
 /* Reconstruct the ZeRO-3 checkpoint in folder `dir` into `c`: `model` is

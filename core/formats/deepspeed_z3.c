@@ -268,6 +268,12 @@ static enum err_code ds_ranks_open(const struct ckpt *c, struct ds_z3 *z,
     if (o->n == 0)
         return err_setc(e, ERR_FORMAT, ERR_CAT_MISSING_RECORD,
                         "%s: ZeRO-3 model states but no *_optim_states.pt (the fp32 weights)", dir);
+    for (size_t r = 0; r < o->n; r++)
+        if (o->path[r] == NULL)
+            return err_setc(e, ERR_FORMAT, ERR_CAT_MISSING_RECORD,
+                            "%s: the optimizer partition of rank %zu "
+                            "(*zero_pp_rank_%zu_mp_rank_00_optim_states.pt) is missing",
+                            dir, r, r);
     z->ranks = calloc(o->n, sizeof(*z->ranks));
     if (z->ranks == NULL)
         return err_set(e, ERR_NOMEM, "out of memory opening %s", dir);
@@ -345,18 +351,15 @@ static enum err_code ds_add_buffers(struct ckpt *c, struct ds_z3 *z, const struc
                                     struct err *e)
 {
     const struct pkl_value *names = pkl_dict_get(root, "buffer_names");
-    const char *pre = ckpt_model_prefix(z->model);
-    size_t np = strlen(pre);
     enum err_code rc = ERR_OK;
 
     if (names != NULL && names->kind != PKL_LIST && names->kind != PKL_TUPLE)
         return err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_PICKLE, "buffer_names is not a list");
     for (size_t i = 0; rc == ERR_OK && i < ckpt_n_tensors(z->model); i++) {
         const struct ckpt_tensor *t = ckpt_tensor_at(z->model, i);
-        if (strcmp(pre, "module.") != 0 || strncmp(t->name, pre, np) != 0 ||
-            !ds_listed(names, t->name + np))
+        if (strncmp(t->name, "module.", 7) != 0 || !ds_listed(names, t->name + 7))
             continue;
-        rc = ds_add_named(c, z, t->name + np, strlen(t->name + np), t->dtype, t->ndim, t->shape,
+        rc = ds_add_named(c, z, t->name + 7, strlen(t->name + 7), t->dtype, t->ndim, t->shape,
                           &(struct ds_map){.src = DS_SRC_BUFFER, .idx = i}, NULL, e);
     }
     return rc;
