@@ -8,9 +8,13 @@
  *   - ZeRO-3 fp32 over 2 ranks (cnn: buffers, two param groups) and bf16
  *     over 3 ranks (llama: padding, two flat groups per rank, lm_head tied
  *     through shared_params): every tensor bitwise the F32 original;
+ *   - ZeRO-3 with deflated storage records and with frozen parameters;
  *   - the per-layer alphas equal those of the safetensors originals;
  *   - each malformed folder fails with the category malformed/manifest.txt
- *     lists. Run from the repository root.
+ *     lists, refusals say what to do, a ZeRO-2 folder without one optimizer
+ *     partition still opens;
+ *   - reading holds one tensor (max_tensor_bytes), strict pickle mode.
+ * Run from the repository root.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -381,6 +385,36 @@ static void test_refusals_explain(void)
     ckpt_close(c);
 }
 
+/* Memory is one tensor: under a 4 KiB max_tensor_bytes the folder opens (the
+ * optimizer state's 100 KiB tensors are never materialised), small tensors
+ * read, and fc1.weight (128 KiB) is refused alone. */
+static void test_one_tensor_at_a_time(void)
+{
+    struct ckpt_limits lim;
+    struct ckpt_buf b = {0};
+    const void *d = NULL;
+    struct ckpt *c = NULL;
+    struct err e = {0};
+    long fc1, bias;
+
+    ckpt_limits_default(&lim);
+    lim.max_tensor_bytes = 4096;
+    c = open_ok(DS "zero3_fp32", CKPT_FORMAT_UNKNOWN, &lim);
+    if (c == NULL)
+        return;
+    fc1 = find_tensor(c, "module.fc1.weight");
+    bias = find_tensor(c, "module.fc1.bias");
+    CHECK(fc1 >= 0 && bias >= 0);
+    if (fc1 >= 0 && bias >= 0) {
+        CHECK_EQ_INT(ckpt_tensor_read(c, (size_t)fc1, &b, &d, &e), ERR_TOOBIG);
+        CHECK(strcmp(err_category(&e), "limit_exceeded") == 0);
+        CHECK_EQ_INT(ckpt_tensor_read(c, (size_t)bias, &b, &d, &e), ERR_OK);
+        CHECK(b.cap < 4096);
+    }
+    ckpt_buf_free(&b);
+    ckpt_close(c);
+}
+
 /* Strict pickle mode refuses the DeepSpeed classes in ZeRO-3 optimizer
  * files (ZeroStageEnum, LossScaler); ZeRO-2 model states have none. */
 static void test_strict_mode(void)
@@ -413,6 +447,7 @@ int main(void)
     test_zero3_frozen();
     test_malformed();
     test_refusals_explain();
+    test_one_tensor_at_a_time();
     test_strict_mode();
     pool_free(test_pool);
     return check_report("test_deepspeed");
