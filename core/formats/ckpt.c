@@ -142,7 +142,8 @@ static int ckpt_dir_has(int dirfd, const char *name)
 
 /* What a folder holds (Format detection): a DCP folder has `.metadata`, a
  * PEFT adapter folder `adapter_config.json`, a DeepSpeed folder its
- * `mp_rank_00_model_states.pt` (global_stepN/) or a `latest` tag file;
+ * `mp_rank_00_model_states.pt` (global_stepN/ of ZeRO-0/1/2),
+ * `zero_pp_rank_0_mp_rank_00_model_states.pt` (ZeRO-3) or a `latest` tag file;
  * anything else is read as a folder of safetensors shards. */
 static enum ckpt_format ckpt_sniff_dir(int dirfd)
 {
@@ -150,7 +151,9 @@ static enum ckpt_format ckpt_sniff_dir(int dirfd)
         return CKPT_FORMAT_DCP;
     if (ckpt_dir_has(dirfd, "adapter_config.json"))
         return CKPT_FORMAT_PEFT;
-    if (ckpt_dir_has(dirfd, "mp_rank_00_model_states.pt") || ckpt_dir_has(dirfd, "latest"))
+    if (ckpt_dir_has(dirfd, "mp_rank_00_model_states.pt") ||
+        ckpt_dir_has(dirfd, "zero_pp_rank_0_mp_rank_00_model_states.pt") ||
+        ckpt_dir_has(dirfd, "latest"))
         return CKPT_FORMAT_DEEPSPEED;
     return CKPT_FORMAT_SAFETENSORS_INDEX;
 }
