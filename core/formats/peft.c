@@ -233,7 +233,8 @@ static enum err_code peft_slots(struct peft_merged *mg, struct err *e)
                                  i == -1 ? "not in the base checkpoint"
                                          : "several base tensors end with this name");
         t = ckpt_tensor_at(mg->base, (size_t)i);
-        if (t->ndim != a->ndim || memcmp(t->shape, a->shape, (size_t)a->ndim * sizeof(int64_t)))
+        if (t->ndim != a->ndim ||
+            memcmp(t->shape, a->shape, (size_t)a->ndim * sizeof(int64_t)) != 0)
             return peft_mismatch(e, ad->copies[k].name, "its shape is not the base's");
         mg->slots[i] = (struct peft_slot){PEFT_SLOT_COPY, k};
     }
