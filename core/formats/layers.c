@@ -330,6 +330,25 @@ static void layer_kind_small(const struct layer_name *nm, int ndim, struct layer
     }
 }
 
+/* A PEFT LoRA factor (lora_A, lora_B, lora_embedding_A/B,
+ * lora_magnitude_vector as a module component or the leaf): never a layer
+ * on its own (docs/peft.md). Its name in *which. */
+static int layer_is_lora(const struct layer_name *nm, const char **which)
+{
+    static const char *const parts[] = {"lora_A", "lora_B", "lora_embedding_A", "lora_embedding_B",
+                                        "lora_magnitude_vector"};
+
+    for (size_t p = 0; p < LAYER_COUNT(parts); p++) {
+        *which = parts[p];
+        if (strcmp(nm->leaf, parts[p]) == 0)
+            return 1;
+        for (size_t i = 0; i < nm->n_m; i++)
+            if (layer_eq(&nm->m[i], parts[p]))
+                return 1;
+    }
+    return 0;
+}
+
 /* The weight kind of a 2-D..4-D tensor by its rank, in the PyTorch or the
  * Keras (`io`) reading. */
 static enum layer_kind layer_kind_by_rank(int ndim, int io)
@@ -364,9 +383,15 @@ static void layer_kind(const struct layer_name *nm, enum dtype dtype, int ndim,
     int keras = layer_is_keras_leaf(nm), weight = keras || layer_is_weight_leaf(nm);
     int io = layout == LAYER_LAYOUT_KERAS || (layout == LAYER_LAYOUT_AUTO && keras);
     char msg[LAYER_REASON_LEN];
+    const char *lora = NULL;
 
     out->analyze = 1;
-    if (layer_in(nm->leaf, stats, LAYER_COUNT(stats))) {
+    if (layer_is_lora(nm, &lora)) {
+        out->kind = LAYER_KIND_OTHER;
+        snprintf(msg, sizeof(msg),
+                 "LoRA factor (%s), not a layer: read the adapter with its config", lora);
+        layer_skip(out, msg);
+    } else if (layer_in(nm->leaf, stats, LAYER_COUNT(stats))) {
         out->kind = LAYER_KIND_NORM_STAT;
         layer_skip(out, "normalisation statistic");
     } else if (layer_is_mask(nm->leaf, keras, dtype, ndim, shape)) {
