@@ -57,6 +57,19 @@ enum store_source {
 
 /* --- The queue ---------------------------------------------------------------- */
 
+/* The base checkpoint a LoRA adapter job is merged onto (docs/peft.md):
+ * plain data; sha256 "" means the job has no base. Named either by run and
+ * step (a checkpoint the service stores: its source, path and format are
+ * copied at submission) or by a path under an allowed root (run ""). */
+struct store_job_base {
+    char sha256[THASH_HEX_LEN];    /* the base's content identity (core/ckpt_id.h); "" none */
+    enum store_source source;      /* upload: the blob under sha256; path: at `path` */
+    char path[STORE_PATH_MAX];     /* STORE_SOURCE_PATH: its realpath; else "" */
+    char format[STORE_FORMAT_MAX]; /* format name it was validated as; "" if unknown */
+    char run[STORE_RUN_MAX];       /* named by run and step: the run; "" for a path */
+    int64_t step;                  /* with run: the step; else 0 */
+};
+
 /* What POST .../checkpoints hands in. Strings borrowed for the call. */
 struct store_submit {
     const char *run;            /* run name, 1..STORE_RUN_MAX-1 bytes */
@@ -64,11 +77,12 @@ struct store_submit {
     const char *content_sha256; /* content identity (64 hex): the upload's SHA-256; for
                                    paths whatever identity the caller computes */
     enum store_source source;
-    const char *path;        /* STORE_SOURCE_PATH: the path; else NULL */
-    const char *format;      /* "safetensors", "torch", ... or NULL (sniffed later) */
-    uint64_t size;           /* checkpoint bytes (0 if unknown) */
-    const char *preset;      /* preset name */
-    const char *params_json; /* canonical params (preset_to_json) */
+    const char *path;                  /* STORE_SOURCE_PATH: the path; else NULL */
+    const char *format;                /* "safetensors", "torch", ... or NULL (sniffed later) */
+    uint64_t size;                     /* checkpoint bytes (0 if unknown) */
+    const char *preset;                /* preset name */
+    const char *params_json;           /* canonical params (preset_to_json) */
+    const struct store_job_base *base; /* LoRA adapter: the base to merge onto; NULL none */
 };
 
 /* A job with its checkpoint and settings: plain data, caller-owned. */
@@ -94,6 +108,7 @@ struct store_job {
     double created, started, finished;       /* unix seconds; 0 = not yet */
     char claimed_by[STORE_OWNER_MAX];        /* the owner that claimed it last; "" */
     double lease_until;                      /* unix seconds; 0 = no lease */
+    struct store_job_base base;              /* base.sha256 "": no base */
 };
 
 /* Static names "queued", "running", "succeeded", "failed", "canceled";
@@ -104,7 +119,8 @@ const char *store_job_state_name(enum store_job_state st);
  * (run, step) if new, then the job (checkpoint, settings) if new, and bump
  * the run's version. If the checkpoint exists with the same content and a
  * job for these settings exists, that job is returned and *existed = 1 (any
- * state; nothing changes). Same run+step with other content: ERR_CONFLICT.
+ * state; nothing changes). Same run+step with other content, or an existing
+ * job for these settings merged onto another base (or none): ERR_CONFLICT.
  * Bad fields: ERR_INVAL. On success *out is the job (queued if new). */
 enum err_code store_job_submit(struct store *s, const struct store_submit *sub,
                                struct store_job *out, int *existed, struct err *e);
