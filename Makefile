@@ -231,7 +231,7 @@ format-check: deps
 # function named store_x fails here): "folder:prefix,prefix,..." per entry.
 SYMBOL_PREFIXES := core:err,dtype,sbuf,utf8,clock,analysis \
                    core/formats:ckpt,rfile,st,shards,zip,pkl,tz,npy,npz,layer,thash,gguf,dcp,ds,peft,tar \
-                   core/numerics:esd,pl,farms,preset,rec \
+                   core/numerics:esd,pl,farms,preset,rec,lowrank \
                    storage:store,blob \
                    api:api,json \
                    server:cfg,cli,engine,http,pool,worker,log

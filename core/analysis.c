@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "core/numerics/lowrank.h"
+
 /* --- Selection ----------------------------------------------------------- */
 
 int analysis_select(const struct analysis_tensor *t, const struct farms_params *p,
@@ -31,6 +33,21 @@ int analysis_select(const struct analysis_tensor *t, const struct farms_params *
     if (why_len > 0)
         why[0] = '\0';
     return 1;
+}
+
+enum err_code analysis_lora_reason(const struct peft_module_info *m, const double *a,
+                                   const double *b, char *why, size_t why_len, struct err *e)
+{
+    double norm = 0.0;
+    enum err_code rc = lowrank_norm2(m->rows, m->cols, m->rank, b, a, m->scale, &norm, e);
+
+    if (rc)
+        return rc;
+    snprintf(why, why_len, "%s adapter, rank %lld, ||s*B*A||_2 = %.4g: %s",
+             m->dora ? "DoRA" : "LoRA", (long long)m->rank, norm,
+             m->dora ? "not fitted (DoRA adapters are not merged)"
+                     : "not fitted without a base checkpoint (--base)");
+    return ERR_OK;
 }
 
 /* --- Layout -------------------------------------------------------------- */

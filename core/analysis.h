@@ -28,6 +28,7 @@
 #include "core/dtype.h"
 #include "core/err.h"
 #include "core/formats/layers.h"
+#include "core/formats/peft.h"
 #include "core/numerics/farms.h"
 
 /* Bumped whenever a change to the analysis could change a result: part of
@@ -65,6 +66,15 @@ struct analysis_layout {  /* how an analysed tensor is handed to FARMS */
  * include_embeddings. Cannot fail. */
 int analysis_select(const struct analysis_tensor *t, const struct farms_params *p,
                     struct layer_info *info, char *why, size_t why_len);
+
+/* The reason an adapted module of a LoRA adapter read alone (peft_module_at)
+ * is not fitted, with its rank and ||s*B*A||_2 from the factors `a`
+ * (rank x cols) and `b` (rows x rank) (peft_factors_read; lowrank_norm2):
+ * "LoRA adapter, rank 8, ||s*B*A||_2 = 0.0123: not fitted without a base
+ * checkpoint (--base)"; DoRA adapters say that they are not merged. Written
+ * to why[0..why_len), truncated to fit. Fails like lowrank_norm2. */
+enum err_code analysis_lora_reason(const struct peft_module_info *m, const double *a,
+                                   const double *b, char *why, size_t why_len, struct err *e);
 
 /* --- Layout -------------------------------------------------------------- */
 

@@ -102,7 +102,8 @@ enum err_code {
     X(MISSING_RECORD, "missing_record", 422, "Unprocessable Content", 0)                   \
     X(INVALID_PICKLE, "invalid_pickle", 422, "Unprocessable Content", 0)                   \
     X(DISALLOWED_GLOBAL, "disallowed_global", 422, "Unprocessable Content", 0)             \
-    X(INVALID_INDEX, "invalid_index", 422, "Unprocessable Content", 0)
+    X(INVALID_INDEX, "invalid_index", 422, "Unprocessable Content", 0)                     \
+    X(LORA_MISMATCH, "lora_mismatch", 422, "the adapter does not fit the base checkpoint", 0)
 
 /* ERR_CAT_NONE: no category (the code's default row applies). ERR_CAT_COUNT
  * counts the values, NONE included; it is no category. */

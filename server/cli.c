@@ -12,12 +12,21 @@
 
 #include <cblas.h>
 
+#include "core/formats/peft.h"
 #include "core/numerics/preset.h"
 #include "server/cfg.h"
 
 void cli_print_error(const struct err *e)
 {
     fprintf(stderr, "error: %s: %s\n", err_category(e), e->msg);
+}
+
+enum err_code cli_open(const char *file, const char *base, enum ckpt_format fmt,
+                       const struct ckpt_limits *limits, struct ckpt **out, struct err *e)
+{
+    if (base != NULL)
+        return peft_merge_open(file, base, fmt, limits, out, e);
+    return ckpt_open(file, fmt, limits, out, e);
 }
 
 enum err_code cli_input_format(const char *s, enum ckpt_format *out, struct err *e)

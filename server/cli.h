@@ -30,6 +30,12 @@ int cli_synth_main(int argc, char **argv);
 /* Print `error: <category>: <message>` to stderr. */
 void cli_print_error(const struct err *e);
 
+/* Open FILE for analyze / inspect: with `base` non-NULL, FILE is a PEFT LoRA
+ * adapter merged onto `base` (peft_merge_open; `fmt` is the base's format),
+ * else ckpt_open(file, fmt). */
+enum err_code cli_open(const char *file, const char *base, enum ckpt_format fmt,
+                       const struct ckpt_limits *limits, struct ckpt **out, struct err *e);
+
 /* Parse an --input-format value (auto, safetensors, index, torch, npy, npz). */
 enum err_code cli_input_format(const char *s, enum ckpt_format *out, struct err *e);
 

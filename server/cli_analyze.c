@@ -19,10 +19,15 @@
 
 static const char cli_analyze_usage[] =
     "usage: farmsd analyze FILE [options]\n"
+    "       farmsd analyze ADAPTER --base BASE [options]\n"
     "\n"
     "Analyse every weight matrix of a checkpoint (safetensors file, shard index or folder,\n"
     "torch.save .pt/.bin/.ckpt, .npy, .npz) with FARMS and print one row per tensor.\n"
+    "A PEFT LoRA adapter (a folder with adapter_config.json, or its adapter_model file) is\n"
+    "not analysed alone: each adapted module is listed with its rank and ||s*B*A||_2.\n"
+    "With --base, the merged weights W + s*B*A are analysed under the base's names.\n"
     "\n"
+    "  --base BASE         the base checkpoint FILE (a LoRA adapter) is merged onto\n"
     "  --preset P          farms-llm (default), farms-cv or full          [FARMSD_PRESET]\n"
     "  --set KEY=VALUE     override a setting (repeatable): window_rows, q_ratio,\n"
     "                      windows_per_dim, window_clamp, xmin (mid|peak|ks), xmin_pos,\n"
@@ -36,6 +41,7 @@ static const char cli_analyze_usage[] =
     "  --threads N         worker threads, 0..256 (default 0: number of CPUs)\n"
     "                                                                     [FARMSD_THREADS]\n"
     "  --input-format F    auto (default), safetensors, index, torch, npy, npz\n"
+    "                      (with --base: the base's format)\n"
     "  --strict            refuse pickles with unknown globals            [FARMSD_STRICT=1]\n"
     "  --quiet             no progress lines on stderr\n"
     "  -h, --help          this help\n"
@@ -52,6 +58,7 @@ static const char cli_analyze_usage[] =
 
 struct cli_analyze_opts {
     const char *file;
+    const char *base; /* --base: FILE is a LoRA adapter merged onto it */
     const char *preset;
     const char *format;
     const char *include;
@@ -93,6 +100,7 @@ static int cli_analyze_parse(int argc, char **argv, struct cli_analyze_opts *o)
                                           {"exclude", required_argument, NULL, 'x'},
                                           {"threads", required_argument, NULL, 't'},
                                           {"input-format", required_argument, NULL, 'F'},
+                                          {"base", required_argument, NULL, 'B'},
                                           {"strict", no_argument, NULL, 'S'},
                                           {"quiet", no_argument, NULL, 'q'},
                                           {"wide", no_argument, NULL, 'w'},
@@ -125,6 +133,7 @@ static int cli_analyze_parse(int argc, char **argv, struct cli_analyze_opts *o)
             if (cli_input_format(optarg, &o->input_format, &e))
                 return cli_settings_error("analyze", &e);
             break;
+        case 'B': o->base = optarg; break;
         case 'S': o->strict = 1; break;
         case 'q': o->quiet = 1; break;
         case 'w': o->wide = 1; break;
@@ -481,7 +490,7 @@ int cli_analyze_main(int argc, char **argv)
         goto out;
     }
     limits.strict = o.strict;
-    if (ckpt_open(o.file, o.input_format, &limits, &c, &e)) {
+    if (cli_open(o.file, o.base, o.input_format, &limits, &c, &e)) {
         cli_print_error(&e);
         status = CLI_EXIT_INPUT;
         goto out;

@@ -15,11 +15,15 @@
 
 static const char cli_inspect_usage[] =
     "usage: farmsd inspect FILE [options]\n"
+    "       farmsd inspect ADAPTER [--base BASE] [options]\n"
     "\n"
     "List the tensors of a checkpoint in file order: name, dtype, shape, SHA-256 of the\n"
     "tensor's bytes (C order, stored dtype, little-endian), and whether `farmsd analyze`\n"
-    "would analyse it (with the reason when not).\n"
+    "would analyse it (with the reason when not). A PEFT LoRA adapter alone lists its\n"
+    "adapted modules under their base names with rank and ||s*B*A||_2; with --base, the\n"
+    "merged checkpoint (adapted weights F64 W + s*B*A, the rest the base's own bytes).\n"
     "\n"
+    "  --base BASE         the base checkpoint FILE (a LoRA adapter) is merged onto\n"
     "  --format F          table (default) or json                        [FARMSD_FORMAT]\n"
     "  --wide              the table with full names, hashes and reasons (default: fitted\n"
     "                      to the terminal, else 80 columns)\n"
@@ -27,6 +31,7 @@ static const char cli_inspect_usage[] =
     "(default " PRESET_DEFAULT_NAME ")\n"
     "  --set KEY=VALUE     override a setting (repeatable; see farmsd analyze --help)\n"
     "  --input-format F    auto (default), safetensors, index, torch, npy, npz\n"
+    "                      (with --base: the base's format)\n"
     "  --strict            refuse pickles with unknown globals            [FARMSD_STRICT=1]\n"
     "  -h, --help          this help\n"
     "\n"
@@ -37,6 +42,7 @@ static const char cli_inspect_usage[] =
 
 struct cli_inspect_opts {
     const char *file;
+    const char *base; /* --base: FILE is a LoRA adapter merged onto it */
     const char *format;
     const char *preset;
     char *sets[CLI_INSPECT_MAX_SETS];
@@ -153,11 +159,15 @@ static enum err_code cli_inspect_rows(const struct ckpt *c, const struct engine_
  * the options; returns -1 to go on, else the exit status. */
 static int cli_inspect_parse(int argc, char **argv, struct cli_inspect_opts *o)
 {
-    static const struct option longs[] = {
-        {"format", required_argument, NULL, 'f'}, {"preset", required_argument, NULL, 'p'},
-        {"set", required_argument, NULL, 's'},    {"input-format", required_argument, NULL, 'F'},
-        {"strict", no_argument, NULL, 'S'},       {"wide", no_argument, NULL, 'w'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
+    static const struct option longs[] = {{"format", required_argument, NULL, 'f'},
+                                          {"preset", required_argument, NULL, 'p'},
+                                          {"set", required_argument, NULL, 's'},
+                                          {"input-format", required_argument, NULL, 'F'},
+                                          {"strict", no_argument, NULL, 'S'},
+                                          {"wide", no_argument, NULL, 'w'},
+                                          {"base", required_argument, NULL, 'B'},
+                                          {"help", no_argument, NULL, 'h'},
+                                          {NULL, 0, NULL, 0}};
     const char *format_src = "FARMSD_FORMAT";
     long strict = 0;
     struct err e;
@@ -189,6 +199,7 @@ static int cli_inspect_parse(int argc, char **argv, struct cli_inspect_opts *o)
             if (cli_input_format(optarg, &o->input_format, &e))
                 return cli_settings_error("inspect", &e);
             break;
+        case 'B': o->base = optarg; break;
         case 'S': o->strict = 1; break;
         case 'w': o->wide = 1; break;
         case 'h': fputs(cli_inspect_usage, stdout); return 0;
@@ -264,7 +275,8 @@ int cli_inspect_main(int argc, char **argv)
     if (status >= 0)
         return status;
     status = CLI_EXIT_INPUT;
-    if (ckpt_open(o.file, o.input_format, &limits, &c, &e) || engine_select(c, &eo, &report, &e)) {
+    if (cli_open(o.file, o.base, o.input_format, &limits, &c, &e) ||
+        engine_select(c, &eo, &report, &e)) {
         cli_print_error(&e);
         goto out;
     }

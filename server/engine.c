@@ -9,6 +9,7 @@
 
 #include "core/analysis.h"
 #include "core/clock.h"
+#include "core/formats/peft.h"
 #include "core/formats/thash.h"
 #include "core/numerics/esd.h"
 
@@ -107,6 +108,31 @@ out:
     return rc;
 }
 
+/* A LoRA adapter read alone: its adapted modules are never fitted; each row
+ * says why, with the module's rank and ||s*B*A||_2 (analysis_lora_reason). */
+static enum err_code engine_lora_rows(const struct ckpt *c, struct engine_report *r, struct err *e)
+{
+    enum err_code rc = ERR_OK;
+
+    for (size_t i = 0; i < r->n && rc == ERR_OK; i++) {
+        struct engine_layer *row = &r->layers[i];
+        struct peft_module_info m;
+        double *a = NULL, *b = NULL;
+        char why[sizeof(row->res.reason)];
+
+        if (!peft_module_at(c, row->tensor, &m))
+            continue;
+        rc = peft_factors_read(c, row->tensor, &a, &b, e);
+        if (rc == ERR_OK)
+            rc = analysis_lora_reason(&m, a, b, why, sizeof(why), e);
+        if (rc == ERR_OK)
+            engine_skip(row, why);
+        free(a);
+        free(b);
+    }
+    return rc;
+}
+
 static enum err_code engine_hash_rows(const struct ckpt *c, struct engine_report *r, struct err *e)
 {
     enum err_code rc = ERR_OK;
@@ -146,7 +172,10 @@ enum err_code engine_select(const struct ckpt *c, const struct engine_opts *opts
         engine_row_init(c, i, opts, &r.layers[r.n]);
         r.n++;
     }
-    rc = engine_order(c, &r, e);
+    if (ckpt_format_of(c) == CKPT_FORMAT_PEFT)
+        rc = engine_lora_rows(c, &r, e);
+    if (rc == ERR_OK)
+        rc = engine_order(c, &r, e);
     if (rc == ERR_OK && opts->hash)
         rc = engine_hash_rows(c, &r, e);
     if (rc)

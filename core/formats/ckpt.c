@@ -155,6 +155,22 @@ static enum ckpt_format ckpt_sniff_dir(int dirfd)
     return CKPT_FORMAT_SAFETENSORS_INDEX;
 }
 
+/* 1 if `path` is named adapter_model.* (a PEFT adapter's weights) and has an
+ * adapter_config.json beside it: the file is read as the adapter (docs/peft.md). */
+static int ckpt_is_adapter_file(const char *path)
+{
+    const char *slash = strrchr(path, '/'), *base = slash != NULL ? slash + 1 : path;
+    size_t dir_len = slash != NULL ? (size_t)(slash - path) + 1 : 0;
+    char cfg[4096];
+    struct stat st;
+
+    if (strncmp(base, "adapter_model.", 14) != 0 || dir_len + 20 > sizeof(cfg))
+        return 0;
+    memcpy(cfg, path, dir_len);
+    memcpy(cfg + dir_len, "adapter_config.json", 20);
+    return stat(cfg, &st) == 0 && S_ISREG(st.st_mode);
+}
+
 /* Read the first bytes of `path` and sniff them; folders by their entries. */
 static enum err_code ckpt_sniff_path(const char *path, enum ckpt_format *out, struct err *e)
 {
@@ -190,6 +206,8 @@ static enum err_code ckpt_sniff_path(const char *path, enum ckpt_format *out, st
         goto out;
     }
     rc = ckpt_sniff(head, (size_t)got, (uint64_t)st.st_size, path, out, e);
+    if (rc == ERR_OK && ckpt_is_adapter_file(path))
+        *out = CKPT_FORMAT_PEFT;
 out:
     if (fd >= 0)
         close(fd);

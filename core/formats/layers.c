@@ -261,6 +261,25 @@ static void layer_kind_small(const struct layer_name *nm, int ndim, struct layer
     }
 }
 
+/* A PEFT LoRA factor (lora_A, lora_B, lora_embedding_A/B,
+ * lora_magnitude_vector as a module component or the leaf): never a layer
+ * on its own (docs/peft.md). Its name in *which. */
+static int layer_is_lora(const struct layer_name *nm, const char **which)
+{
+    static const char *const parts[] = {"lora_A", "lora_B", "lora_embedding_A", "lora_embedding_B",
+                                        "lora_magnitude_vector"};
+
+    for (size_t p = 0; p < LAYER_COUNT(parts); p++) {
+        *which = parts[p];
+        if (strcmp(nm->leaf, parts[p]) == 0)
+            return 1;
+        for (size_t i = 0; i < nm->n_m; i++)
+            if (layer_eq(&nm->m[i], parts[p]))
+                return 1;
+    }
+    return 0;
+}
+
 /* Kind and structural candidacy (the table in docs/checkpoint-formats.md). */
 static void layer_kind(const struct layer_name *nm, enum dtype dtype, int ndim,
                        const int64_t *shape, struct layer_info *out)
@@ -268,9 +287,15 @@ static void layer_kind(const struct layer_name *nm, enum dtype dtype, int ndim,
     static const char *const stats[] = {"running_mean", "running_var", "num_batches_tracked"};
     int weight = layer_is_weight_leaf(nm);
     char msg[LAYER_REASON_LEN];
+    const char *lora = NULL;
 
     out->analyze = 1;
-    if (layer_in(nm->leaf, stats, LAYER_COUNT(stats))) {
+    if (layer_is_lora(nm, &lora)) {
+        out->kind = LAYER_KIND_OTHER;
+        snprintf(msg, sizeof(msg),
+                 "LoRA factor (%s), not a layer: read the adapter with its config", lora);
+        layer_skip(out, msg);
+    } else if (layer_in(nm->leaf, stats, LAYER_COUNT(stats))) {
         out->kind = LAYER_KIND_NORM_STAT;
         layer_skip(out, "normalisation statistic");
     } else if (layer_is_mask(nm->leaf, dtype, ndim, shape)) {
