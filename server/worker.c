@@ -349,20 +349,19 @@ static enum err_code worker_merge_open(struct worker_job *j, const char *adapter
 {
     const struct store_job_base *b = &j->job.base;
     struct worker_src src = {b->path, b->sha256, worker_format_named(b->format), "base checkpoint"};
-    char base[STORE_PATH_MAX];
+    char blob[STORE_PATH_MAX];
+    const char *base = b->path;
     enum err_code rc;
 
-    if (b->source == STORE_SOURCE_UPLOAD)
-        rc = blob_path(j->w->cfg.blobs, b->sha256, base, sizeof(base), e);
-    else if (worker_single_file(&src))
+    if (b->source == STORE_SOURCE_UPLOAD) {
+        rc = blob_path(j->w->cfg.blobs, b->sha256, blob, sizeof(blob), e);
+        base = blob;
+    } else if (worker_single_file(&src)) {
         rc = worker_snapshot(j, &src, bsnap, len, e);
-    else
+        base = bsnap;
+    } else {
         rc = worker_identity_check(j, &src, b->path, e);
-    if (rc == ERR_OK)
-        snprintf(base, sizeof(base), "%s",
-                 b->source == STORE_SOURCE_UPLOAD ? base
-                 : bsnap[0] != '\0'               ? bsnap
-                                                  : b->path);
+    }
     if (rc == ERR_OK)
         rc = peft_merge_open(adapter, base, src.fmt, j->w->cfg.limits, out, e);
     return rc;
