@@ -1,6 +1,8 @@
-/* api_ingest_base.c -- the base of a LoRA adapter submission (docs/peft.md,
- * "Through the service"): POST /v1/runs/{run}/checkpoints may name the
- * checkpoint an adapter is merged onto, either
+/* api_ingest_base.c -- the base of a LoRA adapter submission (README.md,
+ * The service, "LoRA adapters"; openapi.yaml submitCheckpoint).
+ *
+ * POST /v1/runs/{run}/checkpoints may name the checkpoint an adapter is
+ * merged onto, either
  *   - base_run + base_step: a checkpoint the service already stores (an
  *     upload's blob, or a path it read; resolved at submission: 404
  *     not_found when the run has no such step), or

@@ -57,7 +57,7 @@ enum store_source {
 
 /* --- The queue ---------------------------------------------------------------- */
 
-/* The base checkpoint a LoRA adapter job is merged onto (docs/peft.md):
+/* The base checkpoint a LoRA adapter job is merged onto (README.md, LoRA adapters):
  * plain data; sha256 "" means the job has no base. Named either by run and
  * step (a checkpoint the service stores: its source, path and format are
  * copied at submission) or by a path under an allowed root (run ""). */

@@ -1,6 +1,6 @@
 /* test_service_lora.c -- a LoRA adapter checkpoint series merged onto its
- * base through a real `farmsd serve` (tests/svc_harness.h; docs/peft.md,
- * "Through the service").
+ * base through a real `farmsd serve` (tests/svc_harness.h; README.md,
+ * The service, "LoRA adapters").
  *
  * The base (the trained LLaMA fixture) is uploaded as run "base" step 0;
  * the adapter series tests/fixtures/peft/llama_lora/step0100..0300 (PEFT
