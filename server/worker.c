@@ -338,17 +338,37 @@ static enum err_code worker_open_failed(const struct worker_job *j, enum err_cod
                     j->job.path, why);
 }
 
+static struct worker_src worker_src_base(const struct store_job_base *b)
+{
+    return (struct worker_src){b->path, b->sha256, worker_format_named(b->format),
+                               "base checkpoint"};
+}
+
+/* A LoRA adapter job's path base read in place (a folder or an index; not
+ * a snapshot `bsnap`) is checked again after engine_select hashed every
+ * tensor, as a shard set is (worker_verify_path). ERR_OK for other jobs. */
+static enum err_code worker_verify_base(const struct worker_job *j, const char *bsnap,
+                                        struct err *e)
+{
+    const struct store_job_base *b = &j->job.base;
+    struct worker_src src = worker_src_base(b);
+
+    if (b->sha256[0] == '\0' || b->source != STORE_SOURCE_PATH || bsnap[0] != '\0')
+        return ERR_OK;
+    return worker_identity_check(j, &src, b->path, e);
+}
+
 /* A LoRA adapter job's checkpoint: the adapter at `adapter` merged onto the
  * job's base (peft_merge_open), read under the base's names. The base is
  * read as submitted: an upload from its blob (immutable); a path base, like
  * a path job's checkpoint, from a checked snapshot when it is one file
  * (its path in `bsnap`, removed by the caller), else in place once its
- * identity is checked. */
+ * identity is checked (and again after engine_select: worker_verify_base). */
 static enum err_code worker_merge_open(struct worker_job *j, const char *adapter, char *bsnap,
                                        size_t len, struct ckpt **out, struct err *e)
 {
     const struct store_job_base *b = &j->job.base;
-    struct worker_src src = {b->path, b->sha256, worker_format_named(b->format), "base checkpoint"};
+    struct worker_src src = worker_src_base(b);
     char blob[STORE_PATH_MAX];
     const char *base = b->path;
     enum err_code rc;
@@ -412,6 +432,8 @@ static enum err_code worker_analyse(struct worker_job *j, struct err *e)
         rc = worker_check_stop(j, e);
     if (rc == ERR_OK && in_place)
         rc = worker_verify_path(j, e);
+    if (rc == ERR_OK)
+        rc = worker_verify_base(j, bsnap, e);
     if (rc == ERR_OK)
         rc = worker_cache_lookup(j, &r, e);
     if (rc == ERR_OK)
