@@ -11,6 +11,8 @@
 #include <cjson/cJSON.h>
 
 #define PEFT_MAX_PATTERNS 65536
+#define PEFT_MAX_KEY      256 /* longer pattern keys are matched literally */
+#define PEFT_MAX_QUANT    16  /* so are keys with more quantifiers than this */
 #define PEFT_MAX_RANK     (INT64_C(1) << 31)
 
 static enum err_code peft_bad(struct err *e, const char *what)
@@ -40,6 +42,29 @@ static int peft_rank_ok(const cJSON *it)
            it->valuedouble == floor(it->valuedouble);
 }
 
+/* 1 if `key` may be compiled: short, at most PEFT_MAX_QUANT quantifiers, none
+ * stacked ("a++"), no {m,n} bounds and no back-references. glibc's regcomp
+ * grows exponentially on stacked or bounded repetitions and regexec on
+ * back-references; the keys peft users write (module names, "layers\.0\..*")
+ * need none of these. */
+static int peft_pattern_safe(const char *key)
+{
+    int quants = 0, prev_quant = 0;
+
+    if (strlen(key) > PEFT_MAX_KEY)
+        return 0;
+    for (const char *p = key; *p != '\0'; p++) {
+        int quant = *p == '*' || *p == '+' || *p == '?';
+        if (*p == '{' || (quant && prev_quant) || (*p == '\\' && p[1] >= '0' && p[1] <= '9'))
+            return 0;
+        if (*p == '\\' && p[1] != '\0')
+            p++;
+        quants += quant;
+        prev_quant = quant;
+    }
+    return quants <= PEFT_MAX_QUANT;
+}
+
 static enum err_code peft_pattern_add(struct peft_pattern *p, const cJSON *it, struct err *e)
 {
     size_t n = strlen(it->string);
@@ -56,8 +81,9 @@ static enum err_code peft_pattern_add(struct peft_pattern *p, const cJSON *it, s
     memcpy(src, "^(.*\\.)?(", 9);
     memcpy(src + 9, it->string, n);
     memcpy(src + 9 + n, ")$", 3);
-    /* A key POSIX ERE cannot compile (Python-only syntax) is matched literally. */
-    if (regcomp(re, src, REG_EXTENDED | REG_NOSUB) == 0) {
+    /* A key POSIX ERE cannot compile (Python-only syntax), or one that is not
+     * safe to compile, is matched literally. */
+    if (peft_pattern_safe(it->string) && regcomp(re, src, REG_EXTENDED | REG_NOSUB) == 0) {
         p->re = re;
         re = NULL;
     }
