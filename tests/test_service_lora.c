@@ -14,6 +14,8 @@
  *   is a cache hit (cache_hits = tensors - adapted modules), and the same
  *   adapter onto the same base named by base_path (a file snapshot, not
  *   the blob) is all cache hits;
+ * - a path base rewritten after the 202 fails its job "changed" (one
+ *   runner: the job waits behind a slow one), no layer rows;
  * - refused, nothing stored: an unknown base run or step (404 not_found),
  *   a base_path outside the allowed roots (403 path_not_allowed), a base
  *   named both ways (400), a checkpoint that is no adapter (400
@@ -56,8 +58,10 @@ static int copy_adapter(const char *from, const char *to)
     return ok && svc_copy_file(a, b);
 }
 
-/* tmp/root: base.safetensors, mlp.safetensors, ft/stepNNNN (the adapter
- * series), bad/not_in_base and bad/shape_not_base; tmp/outside/base.safetensors. */
+/* tmp/root: base.safetensors, base2.safetensors (a copy, to be changed),
+ * mlp.safetensors, slow.safetensors (seconds of analysis), ft/stepNNNN
+ * (the adapter series), bad/not_in_base and bad/shape_not_base;
+ * tmp/outside/base.safetensors. */
 static int make_tree(void)
 {
     static const char *const dirs[] = {"root", "root/ft", "root/bad", "outside"};
@@ -76,6 +80,10 @@ static int make_tree(void)
     ok = ok && svc_copy_file(BASE, a);
     mkpath(a, sizeof(a), root, "mlp.safetensors");
     ok = ok && svc_copy_file(SVC_FIX "mlp/mlp_step0500.safetensors", a);
+    mkpath(a, sizeof(a), root, "base2.safetensors");
+    ok = ok && svc_copy_file(BASE, a);
+    mkpath(a, sizeof(a), root, "slow.safetensors");
+    ok = ok && svc_write_gaussian_st(a, 6, 1024, 1024, 7);
     mkpath(a, sizeof(a), tmp_dir, "outside/base.safetensors");
     ok = ok && svc_copy_file(BASE, a);
     for (size_t i = 0; i < N_STEPS; i++) {
@@ -104,7 +112,8 @@ static long post_adapter(const struct svc *s, const char *run, long step, const 
     return svc_post_json(s, url, body, NULL, r);
 }
 
-/* `farmsd analyze ADAPTER --base BASE --preset farms-llm --format json`. */
+/* `farmsd analyze ADAPTER --base BASE --preset farms-llm --format json
+ * --threads 1`: one thread, as the server's one runner (svc_harness.h). */
 static cJSON *cli_analyze_merged(const char *adapter, const char *base)
 {
     char cmd[2 * PATH_MAX + 160];
@@ -115,7 +124,8 @@ static cJSON *cli_analyze_merged(const char *adapter, const char *base)
     cJSON *j = NULL;
 
     snprintf(cmd, sizeof(cmd),
-             SVC_FARMSD " analyze '%s' --base '%s' --preset " PRESET " --format json --quiet",
+             SVC_FARMSD " analyze '%s' --base '%s' --preset " PRESET
+                        " --format json --quiet --threads 1",
              adapter, base);
     p = popen(cmd, "r");
     if (p == NULL)
@@ -216,7 +226,7 @@ static void test_series_gives_merged_histories(const struct svc *s)
 {
     const char *adapted = "model.layers.0.self_attn.q_proj.weight";
     char base_sha[THASH_HEX_LEN], p[PATH_MAX], url[256];
-    cJSON *cli[N_STEPS] = {NULL}, *base_cli = svc_cli_analyze(BASE, PRESET);
+    cJSON *cli[N_STEPS] = {NULL}, *base_cli = svc_cli_analyze_threads(BASE, PRESET, 1);
     struct svc_resp r;
     const cJSON *pt;
     size_t k = 0;
@@ -307,6 +317,40 @@ static void test_base_by_path(const struct svc *s)
     svc_resp_free(&r);
 }
 
+/* A path base rewritten after the 202 (while its job waits behind a slow
+ * one on the single runner) fails the job "changed", naming the base; no
+ * layer rows are stored. */
+static void test_changed_base_fails_the_job(const struct svc *s)
+{
+    char p[PATH_MAX], base[2 * PATH_MAX];
+    struct svc_resp r;
+    cJSON *job;
+    long long slow, id;
+
+    mkpath(p, sizeof(p), root, "slow.safetensors");
+    CHECK_EQ_INT(post_adapter(s, "slow", 1, p, "", &r), 202);
+    slow = (long long)svc_jn(r.json, "id");
+    svc_resp_free(&r);
+    snprintf(p, sizeof(p), "%s/ft/step0200", root);
+    snprintf(base, sizeof(base), "\"base_path\": \"%s/base2.safetensors\"", root);
+    CHECK_EQ_INT(post_adapter(s, "ft3", 200, p, base, &r), 202);
+    id = (long long)svc_jn(r.json, "id");
+    svc_resp_free(&r);
+    mkpath(p, sizeof(p), root, "base2.safetensors");
+    CHECK(svc_copy_file(SVC_FIX "mlp/mlp_step0500.safetensors", p));
+    job = svc_wait_job(s, id, 120);
+    CHECK_STR_EQ(svc_js(job, "state"), "failed");
+    CHECK_STR_EQ(svc_js(svc_j(job, "error"), "category"), "changed");
+    CHECK(strstr(svc_js(svc_j(job, "error"), "message"), "base checkpoint") != NULL);
+    cJSON_Delete(job);
+    CHECK_EQ_INT(svc_get(s, "/v1/runs/ft3/checkpoints/200?preset=" PRESET, &r), 200);
+    CHECK_EQ_INT(cJSON_GetArraySize(svc_j(r.json, "layers")), 0);
+    svc_resp_free(&r);
+    job = svc_wait_job(s, slow, 120);
+    CHECK_STR_EQ(svc_js(job, "state"), "succeeded");
+    cJSON_Delete(job);
+}
+
 /* --- Refusals ------------------------------------------------------------------------ */
 
 static void test_bad_bases_are_refused(const struct svc *s)
@@ -357,7 +401,7 @@ int main(void)
 {
     double t0 = svc_now();
     char data[PATH_MAX];
-    const char *extra[] = {"--allow-root", root, NULL};
+    const char *extra[] = {"--allow-root", root, "--workers", "1", NULL};
     char *text = svc_slurp(PEFT "expected.json", NULL);
     struct svc s;
 
@@ -371,6 +415,7 @@ int main(void)
     if (expected != NULL && svc_start(&s, data, extra)) {
         test_series_gives_merged_histories(&s);
         test_base_by_path(&s);
+        test_changed_base_fails_the_job(&s);
         test_bad_bases_are_refused(&s);
         CHECK_EQ_INT(svc_stop(&s), 0);
         if (check_n_failed)
