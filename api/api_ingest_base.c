@@ -70,7 +70,7 @@ static int api_base_stored(struct api_call *c, struct api_response *resp,
         return 0;
     }
     snprintf(b->sha256, sizeof b->sha256, "%s", k.content_sha256);
-    b->source = k.source;
+    b->source = (int)k.source;
     snprintf(b->path, sizeof b->path, "%s", k.path);
     snprintf(b->format, sizeof b->format, "%s", k.format);
     snprintf(b->run, sizeof b->run, "%s", q->run);
@@ -130,8 +130,10 @@ int api__base_resolve(struct api_call *c, struct api_response *resp, const struc
     return 1;
 }
 
-enum err_code api__base_file(const struct api_ctx *ctx, const struct store_job_base *b, char *buf,
-                             size_t len, struct err *e)
+/* The file or folder base `b` is read from (the blob of an upload, else
+ * its path) into buf. ERR_INTERNAL without a blob store; blob_path's. */
+static enum err_code api_base_file(const struct api_ctx *ctx, const struct store_job_base *b,
+                                   char *buf, size_t len, struct err *e)
 {
     if (b->source == STORE_SOURCE_PATH) {
         snprintf(buf, len, "%s", b->path);
@@ -159,7 +161,7 @@ int api__validate_merge(struct api_call *c, struct api_response *resp, const cha
                  fmt_name);
         return 0;
     }
-    if (api__base_file(c->ctx, b, base, sizeof base, &e) == ERR_OK &&
+    if (api_base_file(c->ctx, b, base, sizeof base, &e) == ERR_OK &&
         peft_merge_open(path, base, api_base_declared(b->format), c->ctx->limits, &ck, &e) ==
             ERR_OK) {
         ckpt_close(ck);

@@ -170,11 +170,6 @@ int api__base_query(struct api_call *c, struct api_response *resp, struct api_ba
 int api__base_resolve(struct api_call *c, struct api_response *resp, const struct api_base_req *q,
                       struct store_job_base *b);
 
-/* The file or folder base `b` is read from (the blob of an upload, else
- * its path) into buf. ERR_INTERNAL without a blob store; blob_path's. */
-enum err_code api__base_file(const struct api_ctx *ctx, const struct store_job_base *b, char *buf,
-                             size_t len, struct err *e);
-
 /* api__validate for a submission with base `b`: it must read as a LoRA
  * adapter (else 400 invalid_parameter) that merges onto the base
  * (peft_merge_open; else 422 with its category, lora_mismatch when the

@@ -53,7 +53,7 @@ static int api_job_add_base(cJSON *o, const struct store_job *j)
     bo = cJSON_AddObjectToObject(o, "base");
     ok = bo != NULL && cJSON_AddStringToObject(bo, "sha256", b->sha256) &&
          cJSON_AddStringToObject(bo, "format", b->format) &&
-         cJSON_AddStringToObject(bo, "source", api_source_name(b->source));
+         cJSON_AddStringToObject(bo, "source", api_source_name((enum store_source)b->source));
     if (ok && b->run[0] != '\0')
         ok = cJSON_AddStringToObject(bo, "run", b->run) && json_add_int(bo, "step", b->step);
     else if (ok)

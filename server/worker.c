@@ -398,9 +398,45 @@ static enum err_code worker_open(struct worker_job *j, const char *path, char *b
         j->w->cfg.limits, out, e);
 }
 
-/* Open, select, look up the cache, analyse the rest, store the rows. A
- * LoRA adapter job (one with a base) reads its adapter in place, checked
- * like a shard set: the adapter's config lies beside its weights. */
+/* The path the job's checkpoint is read from, into `path` (len bytes): an
+ * upload's blob; a single-file path job's checked snapshot (its name also
+ * in `snap`, removed by the caller); else the job's path, read in place
+ * (*in_place = 1): a shard set, or the adapter of a LoRA adapter job (its
+ * config lies beside its weights). */
+static enum err_code worker_input(struct worker_job *j, char *path, char *snap, size_t len,
+                                  int *in_place, struct err *e)
+{
+    struct worker_src src = worker_src_job(&j->job);
+    enum err_code rc = ERR_OK;
+
+    *in_place = 0;
+    if (j->job.source != STORE_SOURCE_PATH)
+        return blob_path(j->w->cfg.blobs, j->job.content_sha256, path, len, e);
+    if (j->job.base.sha256[0] == '\0' && worker_single_file(&src))
+        rc = worker_snapshot(j, &src, snap, len, e);
+    if (rc == ERR_OK)
+        snprintf(path, len, "%s", snap[0] != '\0' ? snap : j->job.path);
+    *in_place = snap[0] == '\0';
+    return rc;
+}
+
+/* After engine_select hashed every tensor: whatever is read in place (the
+ * job's path, a path base) must still be what was submitted. */
+static enum err_code worker_verify_inputs(struct worker_job *j, int in_place, const char *bsnap,
+                                          struct err *e)
+{
+    enum err_code rc = ERR_OK;
+
+    if (in_place)
+        rc = worker_check_stop(j, e);
+    if (rc == ERR_OK && in_place)
+        rc = worker_verify_path(j, e);
+    if (rc == ERR_OK)
+        rc = worker_verify_base(j, bsnap, e);
+    return rc;
+}
+
+/* Open, select, look up the cache, analyse the rest, store the rows. */
 static enum err_code worker_analyse(struct worker_job *j, struct err *e)
 {
     enum err_code rc;
@@ -409,17 +445,11 @@ static enum err_code worker_analyse(struct worker_job *j, struct err *e)
     struct engine_report r = {0};
     struct ckpt *c = NULL;
     char path[STORE_PATH_MAX], snap[STORE_PATH_MAX] = "", bsnap[STORE_PATH_MAX] = "";
-    int in_place = j->job.source == STORE_SOURCE_PATH;
-    struct worker_src src = worker_src_job(&j->job);
+    int in_place = 0;
 
     rc = worker_params(&j->job, &params, e);
-    if (rc == ERR_OK && !in_place)
-        rc = blob_path(j->w->cfg.blobs, j->job.content_sha256, path, sizeof(path), e);
-    else if (rc == ERR_OK && j->job.base.sha256[0] == '\0' && worker_single_file(&src))
-        rc = worker_snapshot(j, &src, snap, sizeof(snap), e);
-    if (rc == ERR_OK && in_place)
-        snprintf(path, sizeof(path), "%s", snap[0] != '\0' ? snap : j->job.path);
-    in_place = in_place && snap[0] == '\0'; /* a shard set is read in place */
+    if (rc == ERR_OK)
+        rc = worker_input(j, path, snap, sizeof(path), &in_place, e);
     if (rc == ERR_OK)
         rc = worker_open(j, path, bsnap, sizeof(bsnap), &c, e);
     if (rc != ERR_OK && c == NULL && in_place)
@@ -428,12 +458,8 @@ static enum err_code worker_analyse(struct worker_job *j, struct err *e)
         .params = &params, .hash = 1, .progress = worker_progress, .progress_arg = j};
     if (rc == ERR_OK)
         rc = engine_select(c, &o, &r, e);
-    if (rc == ERR_OK && in_place)
-        rc = worker_check_stop(j, e);
-    if (rc == ERR_OK && in_place)
-        rc = worker_verify_path(j, e);
     if (rc == ERR_OK)
-        rc = worker_verify_base(j, bsnap, e);
+        rc = worker_verify_inputs(j, in_place, bsnap, e);
     if (rc == ERR_OK)
         rc = worker_cache_lookup(j, &r, e);
     if (rc == ERR_OK)

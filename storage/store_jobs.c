@@ -65,7 +65,7 @@ void store__read_job(struct store__q *st, struct store_job *j)
     store__col_text(st, 21, j->claimed_by, sizeof j->claimed_by);
     j->lease_until = store__col_double(st, 22);
     store__col_text(st, 23, j->base.sha256, sizeof j->base.sha256);
-    j->base.source = (enum store_source)(int)store__col_int64(st, 24);
+    j->base.source = (int)store__col_int64(st, 24);
     store__col_text(st, 25, j->base.path, sizeof j->base.path);
     store__col_text(st, 26, j->base.format, sizeof j->base.format);
     store__col_text(st, 27, j->base.run, sizeof j->base.run);

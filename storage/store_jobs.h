@@ -18,6 +18,7 @@
 
 #include "core/err.h"
 #include "storage/store.h"
+#include "storage/store_job_base.h"
 
 /* --- Enums stored as integers ---------------------------------------------- */
 
@@ -56,19 +57,6 @@ enum store_source {
 };
 
 /* --- The queue ---------------------------------------------------------------- */
-
-/* The base checkpoint a LoRA adapter job is merged onto (README.md, LoRA adapters):
- * plain data; sha256 "" means the job has no base. Named either by run and
- * step (a checkpoint the service stores: its source, path and format are
- * copied at submission) or by a path under an allowed root (run ""). */
-struct store_job_base {
-    char sha256[THASH_HEX_LEN];    /* the base's content identity (core/ckpt_id.h); "" none */
-    enum store_source source;      /* upload: the blob under sha256; path: at `path` */
-    char path[STORE_PATH_MAX];     /* STORE_SOURCE_PATH: its realpath; else "" */
-    char format[STORE_FORMAT_MAX]; /* format name it was validated as; "" if unknown */
-    char run[STORE_RUN_MAX];       /* named by run and step: the run; "" for a path */
-    int64_t step;                  /* with run: the step; else 0 */
-};
 
 /* What POST .../checkpoints hands in. Strings borrowed for the call. */
 struct store_submit {
@@ -119,8 +107,7 @@ const char *store_job_state_name(enum store_job_state st);
  * (run, step) if new, then the job (checkpoint, settings) if new, and bump
  * the run's version. If the checkpoint exists with the same content and a
  * job for these settings exists, that job is returned and *existed = 1 (any
- * state; nothing changes). Same run+step with other content, or an existing
- * job for these settings merged onto another base (or none): ERR_CONFLICT.
+ * state; nothing changes). Same run+step with other content, or another base: ERR_CONFLICT.
  * Bad fields: ERR_INVAL. On success *out is the job (queued if new). */
 enum err_code store_job_submit(struct store *s, const struct store_submit *sub,
                                struct store_job *out, int *existed, struct err *e);
