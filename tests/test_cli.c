@@ -513,13 +513,60 @@ static void test_help_lists_every_option(void)
 {
     static const char *const opts[] = {"--preset",  "--set",     "--format",       "--include",
                                        "--exclude", "--threads", "--input-format", "--strict",
-                                       "--quiet",   "--wide"};
+                                       "--quiet",   "--wide",    "--base"};
     const char *args[] = {"analyze", "--help", NULL};
     struct run r = run_farmsd(args);
 
     CHECK_EQ_INT(r.status, 0);
     for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
         CHECK(strstr(r.out, opts[i]) != NULL);
+    run_free(&r);
+}
+
+/* A LoRA adapter alone: every module skipped with its rank and norm; with
+ * --base: the merged weights analysed under the base's names; an adapter
+ * that does not fit its base: exit 2, lora_mismatch (docs/peft.md). */
+static void test_lora_adapter_alone_and_with_base(void)
+{
+    const char *alone[] = {
+        "analyze", (FIX "peft/llama_lora/step0100"), "--format", "json", "--quiet", NULL};
+    const char *merged[] = {"analyze",  (FIX "peft/llama_lora/step0100"),
+                            "--base",   (FIX "checkpoints/llama/llama_step0500.safetensors"),
+                            "--format", "json",
+                            "--quiet",  NULL};
+    const char *misfit[] = {"inspect", (FIX "peft/malformed/not_in_base"), "--base",
+                            (FIX "checkpoints/llama/llama_step0500.safetensors"), NULL};
+    struct run r = run_farmsd(alone);
+    cJSON *root = cJSON_Parse(r.out);
+    const cJSON *l, *layers = cJSON_GetObjectItem(root, "layers");
+
+    CHECK_EQ_INT(r.status, 0);
+    CHECK_STR_EQ(cJSON_GetStringValue(cJSON_GetObjectItem(root, "format")), "peft");
+    CHECK_EQ_INT(cJSON_GetArraySize(layers), 10);
+    cJSON_ArrayForEach(l, layers)
+    {
+        const char *why = cJSON_GetStringValue(cJSON_GetObjectItem(l, "reason"));
+        CHECK_STR_EQ(cJSON_GetStringValue(cJSON_GetObjectItem(l, "status")), "skipped");
+        CHECK(why != NULL && strncmp(why, "LoRA adapter, rank 4, ||s*B*A||_2 = ", 36) == 0);
+    }
+    cJSON_Delete(root);
+    run_free(&r);
+
+    r = run_farmsd(merged);
+    root = cJSON_Parse(r.out);
+    layers = cJSON_GetObjectItem(root, "layers");
+    CHECK_EQ_INT(r.status, 0);
+    CHECK_EQ_INT(cJSON_GetArraySize(layers), 20); /* the base's rows */
+    l = layer_named(layers, "model.layers.0.self_attn.q_proj.weight");
+    CHECK(l != NULL && strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(l, "status")), "ok") == 0);
+    CHECK(l != NULL && strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(l, "dtype")), "F64") == 0);
+    cJSON_Delete(root);
+    run_free(&r);
+
+    r = run_farmsd(misfit);
+    CHECK_EQ_INT(r.status, 2);
+    CHECK(strncmp(r.err, "error: lora_mismatch: ", 22) == 0);
+    CHECK_STR_EQ(r.out, "");
     run_free(&r);
 }
 
@@ -577,6 +624,7 @@ int main(void)
     test_csv_and_table_agree_with_json();
     test_inspect_lists_hashes_without_analysing();
     test_help_lists_every_option();
+    test_lora_adapter_alone_and_with_base();
     test_pickle_memory_limit();
     return check_report("test_cli");
 }

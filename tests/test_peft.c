@@ -9,19 +9,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
 #include "core/formats/peft.h"
 #include "core/formats/thash.h"
+#include "core/formats/tz_write.h"
 #include "core/numerics/lowrank.h"
 #include "core/numerics/preset.h"
 #include "server/engine.h"
 #include "tests/check.h"
 
-#define FIX   "tests/fixtures/peft/"
-#define LLAMA "tests/fixtures/checkpoints/llama/llama_step0500.safetensors"
-#define GPT2  "tests/fixtures/checkpoints/gpt2/gpt2_step0500.safetensors"
+#define FIX        "tests/fixtures/peft/"
+#define LLAMA      "tests/fixtures/checkpoints/llama/llama_step0500.safetensors"
+#define GPT2       "tests/fixtures/checkpoints/gpt2/gpt2_step0500.safetensors"
+#define LLAMA_PT   "tests/fixtures/checkpoints/llama/llama_step0500.pt"
+#define LLAMA_CKPT "tests/fixtures/checkpoints/llama/llama_step0500_lightning.ckpt"
 
 static struct pool *test_pool;
 static cJSON *test_expected; /* expected.json */
@@ -189,6 +193,13 @@ static void test_scales_rslora_and_patterns(void)
 
 /* --- Merged ----------------------------------------------------------------- */
 
+/* 1 if base name `n` is `want` or ends with "." `want` (a Lightning base). */
+static int test_same_name(const char *n, const char *want)
+{
+    size_t a = strlen(n), b = strlen(want);
+    return strcmp(n, want) == 0 || (a > b && n[a - b - 1] == '.' && strcmp(n + a - b, want) == 0);
+}
+
 /* Every tensor of `m` (adapter merged onto `base`): the base's names and
  * order; tensors in `want` (Python's merge) are F64 and equal it to 1e-12;
  * the others hash like the base's. Returns the number of merged tensors. */
@@ -210,7 +221,7 @@ static size_t test_check_merge(const struct ckpt *m, const char *base, const cha
         size_t j = 0;
 
         CHECK_STR_EQ(t->name, ckpt_tensor_at(b, i)->name);
-        while (j < ckpt_n_tensors(w) && strcmp(ckpt_tensor_at(w, j)->name, t->name) != 0)
+        while (j < ckpt_n_tensors(w) && !test_same_name(t->name, ckpt_tensor_at(w, j)->name))
             j++;
         if (j == ckpt_n_tensors(w)) { /* not adapted: the base's own bytes */
             char hm[THASH_HEX_LEN], hb[THASH_HEX_LEN];
@@ -254,6 +265,10 @@ static void test_merged_weights_equal_python_merge(void)
         {FIX "gpt2_lora_fifo", GPT2, FIX "merged/gpt2_lora_fifo.safetensors", 4}, /* Conv1D */
         {FIX "llama_lora/step0100/adapter_model.safetensors", LLAMA,
          FIX "merged/llama_lora_step0100.safetensors", 10},
+        /* The same trained weights as torch.save files: a state dict, and a Lightning
+         * checkpoint (state_dict.model.model.layers...: matched by name suffix). */
+        {FIX "llama_lora/step0100", LLAMA_PT, FIX "merged/llama_lora_step0100.safetensors", 10},
+        {FIX "llama_lora/step0100", LLAMA_CKPT, FIX "merged/llama_lora_step0100.safetensors", 10},
     };
 
     for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
@@ -267,10 +282,91 @@ static void test_merged_weights_equal_python_merge(void)
             fprintf(stderr, "%s: %s\n", cases[k].adapter, e.msg);
             continue;
         }
-        CHECK_EQ_INT(ckpt_format_of(m), CKPT_FORMAT_SAFETENSORS); /* the base's */
+        CHECK_EQ_INT(ckpt_format_of(m), strstr(cases[k].base, ".safetensors") != NULL
+                                            ? CKPT_FORMAT_SAFETENSORS
+                                            : CKPT_FORMAT_TORCH_ZIP); /* the base's */
         CHECK_EQ_INT(test_check_merge(m, cases[k].base, cases[k].want), cases[k].n_merged);
         ckpt_close(m);
     }
+}
+
+/* Copy the tensors of safetensors `src` into the torch.save zip `dst`
+ * (tz_write, the layout torch.save writes). */
+static enum err_code test_st_to_torch(const char *src, const char *dst, struct err *e)
+{
+    struct ckpt *c = NULL;
+    struct st_wtensor *t = NULL;
+    struct tz_writer *w = NULL;
+    struct ckpt_buf buf = {0};
+    enum err_code rc = ckpt_open(src, CKPT_FORMAT_SAFETENSORS, NULL, &c, e);
+    size_t n = rc == ERR_OK ? ckpt_n_tensors(c) : 0;
+
+    t = calloc(n + 1, sizeof(*t));
+    if (rc == ERR_OK && t == NULL)
+        rc = err_set(e, ERR_NOMEM, "out of memory");
+    for (size_t i = 0; rc == ERR_OK && i < n; i++) {
+        const struct ckpt_tensor *ct = ckpt_tensor_at(c, i);
+        t[i] = (struct st_wtensor){.name = ct->name, .dtype = ct->dtype, .ndim = ct->ndim};
+        memcpy(t[i].shape, ct->shape, sizeof(t[i].shape));
+    }
+    if (rc == ERR_OK)
+        rc = tz_writer_open(dst, "adapter_model", t, n, &w, e);
+    for (size_t i = 0; rc == ERR_OK && i < n; i++) {
+        const void *data = NULL;
+        rc = ckpt_tensor_read(c, i, &buf, &data, e);
+        if (rc == ERR_OK)
+            rc = tz_writer_write(w, data, (size_t)ckpt_tensor_at(c, i)->nbytes, e);
+    }
+    if (w != NULL && rc == ERR_OK)
+        rc = tz_writer_close(w, e);
+    else
+        tz_writer_abort(w);
+    ckpt_buf_free(&buf);
+    free(t);
+    ckpt_close(c);
+    return rc;
+}
+
+static int test_copy_file(const char *src, const char *dst)
+{
+    FILE *in = fopen(src, "rb"), *out = fopen(dst, "wb");
+    char buf[4096];
+    size_t n;
+    int ok = in != NULL && out != NULL;
+
+    while (ok && (n = fread(buf, 1, sizeof(buf), in)) > 0)
+        ok = fwrite(buf, 1, n, out) == n;
+    if (in != NULL)
+        fclose(in);
+    if (out != NULL && fclose(out) != 0)
+        ok = 0;
+    return ok;
+}
+
+/* adapter_model.bin (safe_serialization=False): the same adapter as a
+ * torch.save zip merges to the same weights. */
+static void test_adapter_bin(void)
+{
+    char dir[] = "/tmp/farmsd-peft-XXXXXX", bin[64], cfg[64];
+    struct ckpt *m = NULL, *a = NULL;
+    struct err e;
+
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(bin, sizeof(bin), "%s/adapter_model.bin", dir);
+    snprintf(cfg, sizeof(cfg), "%s/adapter_config.json", dir);
+    CHECK_EQ_INT(test_st_to_torch(FIX "llama_lora/step0100/adapter_model.safetensors", bin, &e),
+                 ERR_OK);
+    CHECK(test_copy_file(FIX "llama_lora/step0100/adapter_config.json", cfg));
+    CHECK_EQ_INT(ckpt_open(dir, CKPT_FORMAT_UNKNOWN, NULL, &a, &e), ERR_OK);
+    CHECK(a != NULL && ckpt_format_of(a) == CKPT_FORMAT_PEFT && ckpt_n_tensors(a) == 10);
+    CHECK_EQ_INT(peft_merge_open(bin, LLAMA, CKPT_FORMAT_UNKNOWN, NULL, &m, &e), ERR_OK);
+    if (m != NULL)
+        CHECK_EQ_INT(test_check_merge(m, LLAMA, FIX "merged/llama_lora_step0100.safetensors"), 10);
+    ckpt_close(a);
+    ckpt_close(m);
+    unlink(bin);
+    unlink(cfg);
+    rmdir(dir);
 }
 
 /* alpha of the row named `name`, NAN if none. */
@@ -475,6 +571,7 @@ int main(void)
     test_scales_rslora_and_patterns();
     test_merged_weights_equal_python_merge();
     test_merged_alphas_differ_where_adapted();
+    test_adapter_bin();
     test_malformed_adapters();
     test_merge_onto_a_base_without_the_modules();
     test_config_parse();

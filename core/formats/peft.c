@@ -159,16 +159,39 @@ static enum err_code peft_merged_read(const struct ckpt *c, size_t i, struct ckp
 
 static const struct ckpt_ops peft_merged_ops = {peft_merged_read, peft_merged_free};
 
-/* The base tensor named `name` (as stored, or by its display name), or -1. */
+/* 1 if `n` ends with "." `name`. */
+static int peft_suffix(const char *n, const char *name)
+{
+    size_t a = strlen(n), b = strlen(name);
+    return a > b && n[a - b - 1] == '.' && strcmp(n + a - b, name) == 0;
+}
+
+/* The model tensor of the base named `name`: as stored or by its display
+ * name, else the one model tensor whose display name ends with "." `name`
+ * (a Lightning module holding the model as `self.model`); -1 if none, -2 if
+ * that suffix is not unique. Optimizer state and such (in_model 0) never
+ * match. */
 static int64_t peft_base_find(const struct ckpt *base, const char *name)
 {
+    int64_t found = -1;
+
     for (size_t i = 0; i < ckpt_n_tensors(base); i++) {
-        const char *n = ckpt_tensor_at(base, i)->name;
-        if (strcmp(n, name) == 0 ||
-            strcmp(layer_strip_prefixes(n, ckpt_model_prefix(base)), name) == 0)
+        const struct ckpt_tensor *t = ckpt_tensor_at(base, i);
+        if (t->in_model &&
+            (strcmp(t->name, name) == 0 ||
+             strcmp(layer_strip_prefixes(t->name, ckpt_model_prefix(base)), name) == 0))
             return (int64_t)i;
     }
-    return -1;
+    for (size_t i = 0; i < ckpt_n_tensors(base); i++) {
+        const struct ckpt_tensor *t = ckpt_tensor_at(base, i);
+        if (!t->in_model ||
+            !peft_suffix(layer_strip_prefixes(t->name, ckpt_model_prefix(base)), name))
+            continue;
+        if (found >= 0)
+            return -2;
+        found = (int64_t)i;
+    }
+    return found;
 }
 
 static enum err_code peft_mismatch(struct err *e, const char *name, const char *why)
@@ -192,7 +215,9 @@ static enum err_code peft_slots(struct peft_merged *mg, struct err *e)
                             "not merged",
                             m->name);
         if (i < 0)
-            return peft_mismatch(e, m->name, "not in the base checkpoint");
+            return peft_mismatch(e, m->name,
+                                 i == -1 ? "not in the base checkpoint"
+                                         : "several base tensors end with this name");
         t = ckpt_tensor_at(mg->base, (size_t)i);
         if (t->ndim != 2 || t->shape[0] != m->base_shape[0] || t->shape[1] != m->base_shape[1] ||
             !dtype_is_analysable(t->dtype))
@@ -204,9 +229,12 @@ static enum err_code peft_slots(struct peft_merged *mg, struct err *e)
         const struct ckpt_tensor *t, *a = ckpt_tensor_at(ad->w, ad->copies[k].t);
 
         if (i < 0)
-            return peft_mismatch(e, ad->copies[k].name, "not in the base checkpoint");
+            return peft_mismatch(e, ad->copies[k].name,
+                                 i == -1 ? "not in the base checkpoint"
+                                         : "several base tensors end with this name");
         t = ckpt_tensor_at(mg->base, (size_t)i);
-        if (t->ndim != a->ndim || memcmp(t->shape, a->shape, (size_t)a->ndim * sizeof(int64_t)))
+        if (t->ndim != a->ndim ||
+            memcmp(t->shape, a->shape, (size_t)a->ndim * sizeof(int64_t)) != 0)
             return peft_mismatch(e, ad->copies[k].name, "its shape is not the base's");
         mg->slots[i] = (struct peft_slot){PEFT_SLOT_COPY, k};
     }
