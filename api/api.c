@@ -36,7 +36,8 @@ struct api_route {
 
 static const char *const api_q_none[] = {NULL};
 static const char *const api_q_page[] = {"page_size", "page_token", NULL};
-static const char *const api_q_post[] = {"step", "preset", "format", "layout", "weights", NULL};
+static const char *const api_q_post[] = {"step",     "preset",    "format",    "layout", "weights",
+                                         "base_run", "base_step", "base_path", NULL};
 static const char *const api_q_preset[] = {"preset", NULL};
 static const char *const api_q_hist[] = {"metrics",  "preset",     "start_step",
                                          "end_step", "max_points", NULL};

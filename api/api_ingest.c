@@ -61,7 +61,7 @@ int api__format(struct api_response *resp, const char *s, enum ckpt_format *f)
 
 /* Replace every occurrence of `path` in msg with `shown` (no server paths
  * in problems about uploads). */
-static void api_msg_hide(char *msg, size_t cap, const char *path, const char *shown)
+void api__msg_hide(char *msg, size_t cap, const char *path, const char *shown)
 {
     char out[ERR_MSG_LEN];
     size_t pl = strlen(path), o = 0;
@@ -93,7 +93,7 @@ int api__validate(struct api_call *c, struct api_response *resp, const char *pat
         return 1;
     }
     if (shown != NULL)
-        api_msg_hide(e.msg, sizeof(e.msg), path, shown);
+        api__msg_hide(e.msg, sizeof(e.msg), path, shown);
     /* the readers' categories are malformed content, 422; a defect they
        named none for is invalid_checkpoint; a file gone since the path was
        resolved is the request's parameter */
@@ -135,7 +135,8 @@ void api__submit(struct api_call *c, struct api_response *resp, const struct api
                                .format = in->format,
                                .size = in->size,
                                .preset = in->preset,
-                               .params_json = in->params_json};
+                               .params_json = in->params_json,
+                               .base = in->base};
     struct store_job job;
     struct err e = {0};
     int existed = 0, late;
@@ -215,6 +216,8 @@ static void api_post_upload(struct api_call *c, struct api_response *resp, const
     enum ckpt_format fmt;
     struct err e = {0};
     struct api_ingest in = {0};
+    struct api_base_req bq;
+    struct store_job_base base;
 
     if (api_query_get(&c->q, "step") == NULL) {
         api_fail(resp, ERR_INVAL, ERR_CAT_INVALID_PARAMETER, "parameter 'step': required");
@@ -245,9 +248,15 @@ static void api_post_upload(struct api_call *c, struct api_response *resp, const
         return;
     }
     if (!api_expected_sha(resp, c->req->content_sha256, blob_upload_sha256(up)) ||
-        !api_check_space(c->ctx, size, 1, resp) ||
-        !api__validate(c, resp, blob_upload_path(up), "upload", fmt, fmt_name, sizeof(fmt_name)))
+        !api_check_space(c->ctx, size, 1, resp) || !api__base_query(c, resp, &bq) ||
+        !api__base_resolve(c, resp, &bq, &base))
         return;
+    if (base.sha256[0] != '\0' ? !api__validate_merge(c, resp, blob_upload_path(up), "upload", fmt,
+                                                      &base, fmt_name, sizeof(fmt_name))
+                               : !api__validate(c, resp, blob_upload_path(up), "upload", fmt,
+                                                fmt_name, sizeof(fmt_name)))
+        return;
+    in.base = base.sha256[0] != '\0' ? &base : NULL;
     in.run = run;
     in.sha256 = blob_upload_sha256(up);
     in.source = STORE_SOURCE_UPLOAD;

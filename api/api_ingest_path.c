@@ -142,9 +142,10 @@ static int api_json_step_ok(const cJSON *it)
            it->valuedouble == (double)(int64_t)it->valuedouble;
 }
 
-/* The members of the JSON body. 1, or 0 with a 400. */
+/* The members of the JSON body (the base's into *bq). 1, or 0 with a 400. */
 static int api_body(struct api_call *c, struct api_response *resp, cJSON *b, int64_t *step,
-                    const char **path, const char **preset, const char **format)
+                    const char **path, const char **preset, const char **format,
+                    struct api_base_req *bq)
 {
     const char *qstep = api_query_get(&c->q, "step");
     struct err e = {0};
@@ -158,6 +159,8 @@ static int api_body(struct api_call *c, struct api_response *resp, cJSON *b, int
         api_problem_err(resp, &e);
         return 0;
     }
+    if (!api__base_query(c, resp, bq))
+        return 0;
     cJSON_ArrayForEach(it, b)
     {
         const char *k = it->string;
@@ -171,6 +174,12 @@ static int api_body(struct api_call *c, struct api_response *resp, cJSON *b, int
             *preset = it->valuestring;
         } else if (strcmp(k, "format") == 0 && cJSON_IsString(it)) {
             *format = it->valuestring;
+        } else if (strcmp(k, "base_run") == 0 && cJSON_IsString(it)) {
+            bq->run = it->valuestring;
+        } else if (strcmp(k, "base_path") == 0 && cJSON_IsString(it)) {
+            bq->path = it->valuestring;
+        } else if (strcmp(k, "base_step") == 0 && api_json_step_ok(it)) {
+            bq->step = (int64_t)it->valuedouble;
         } else {
             break;
         }
@@ -181,8 +190,9 @@ static int api_body(struct api_call *c, struct api_response *resp, cJSON *b, int
                  "body: member '%.64s' is unknown, of the wrong type, or "
                  "disagrees with the query",
                  it->string);
-        if (strcmp(it->string, "step") == 0 && cJSON_IsNumber(it) && !api_json_step_ok(it))
-            snprintf(msg, sizeof(msg), "body: member 'step': not an integer in [0, %lld]",
+        if ((strcmp(it->string, "step") == 0 || strcmp(it->string, "base_step") == 0) &&
+            cJSON_IsNumber(it) && !api_json_step_ok(it))
+            snprintf(msg, sizeof(msg), "body: member '%s': not an integer in [0, %lld]", it->string,
                      API_STEP_MAX);
         api_fail(resp, ERR_INVAL, ERR_CAT_INVALID_PARAMETER, "%s", msg);
         return 0;
@@ -198,7 +208,7 @@ static int api_body(struct api_call *c, struct api_response *resp, cJSON *b, int
 
 static void api_ingest_resolved(struct api_call *c, struct api_response *resp, const char *run,
                                 int64_t step, const char *rp, enum ckpt_format fmt,
-                                const char *preset_param)
+                                const char *preset_param, const struct store_job_base *base)
 {
     char preset[STORE_PRESET_MAX], hash[THASH_HEX_LEN], params[STORE_PARAMS_MAX];
     char fmt_name[STORE_FORMAT_MAX];
@@ -208,9 +218,12 @@ static void api_ingest_resolved(struct api_call *c, struct api_response *resp, c
     if (!api__settings(c, resp, preset_param, preset, hash, params) ||
         !api_identity(c, resp, rp, fmt, &id))
         return;
-    if (!api__validate(c, resp, rp, NULL, id.sharded ? CKPT_FORMAT_SAFETENSORS_INDEX : fmt,
-                       fmt_name, sizeof(fmt_name)))
+    if (base->sha256[0] != '\0' /* an adapter folder is sniffed, not read as shards */
+            ? !api__validate_merge(c, resp, rp, NULL, fmt, base, fmt_name, sizeof(fmt_name))
+            : !api__validate(c, resp, rp, NULL, id.sharded ? CKPT_FORMAT_SAFETENSORS_INDEX : fmt,
+                             fmt_name, sizeof(fmt_name)))
         return;
+    in.base = base->sha256[0] != '\0' ? base : NULL;
     in.run = run;
     in.step = step;
     in.sha256 = id.sha256;
@@ -235,6 +248,8 @@ static int api_has_nul_escape(const char *s, size_t n)
 void api__ingest_path(struct api_call *c, struct api_response *resp, const char *run)
 {
     const char *path, *preset, *format;
+    struct api_base_req bq;
+    struct store_job_base *base = NULL;
     char *rp = NULL;
     enum ckpt_format fmt;
     int64_t step;
@@ -259,20 +274,34 @@ void api__ingest_path(struct api_call *c, struct api_response *resp, const char 
         api_fail(resp, ERR_INVAL, ERR_CAT_INVALID_PARAMETER, "body: not a JSON object");
         goto out;
     }
-    if (!api_body(c, resp, b, &step, &path, &preset, &format) || !api__format(resp, format, &fmt))
+    if (!api_body(c, resp, b, &step, &path, &preset, &format, &bq) ||
+        !api__format(resp, format, &fmt))
         goto out;
     if (api_has_nul_escape(c->req->body, c->req->body_len)) { /* cJSON cuts strings there */
         api_fail(resp, ERR_INVAL, ERR_CAT_INVALID_PARAMETER, "path: contains a NUL character");
         goto out;
     }
     rp = malloc(PATH_MAX);
-    if (rp == NULL) {
+    base = malloc(sizeof *base);
+    if (rp == NULL || base == NULL) {
         api_fail(resp, ERR_NOMEM, ERR_CAT_NONE, "out of memory");
         goto out;
     }
-    if (api_resolve(c, resp, path, rp))
-        api_ingest_resolved(c, resp, run, step, rp, fmt, preset);
+    if (api_resolve(c, resp, path, rp) && api__base_resolve(c, resp, &bq, base))
+        api_ingest_resolved(c, resp, run, step, rp, fmt, preset, base);
 out:
+    free(base);
     free(rp);
     cJSON_Delete(b);
+}
+
+int api__path_resolve(struct api_call *c, struct api_response *resp, const char *path, char *rp)
+{
+    return api_resolve(c, resp, path, rp);
+}
+
+int api__path_identity(struct api_call *c, struct api_response *resp, const char *rp,
+                       enum ckpt_format fmt, struct ckpt_id *id)
+{
+    return api_identity(c, resp, rp, fmt, id);
 }

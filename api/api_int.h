@@ -13,6 +13,7 @@
 
 #include "api/api.h"
 #include "api/query.h"
+#include "core/formats/ckpt_id.h"
 #include "core/numerics/esd_hist.h"
 #include "storage/store_jobs.h"
 
@@ -141,6 +142,44 @@ int api__format(struct api_response *resp, const char *s, enum ckpt_format *f);
 int api__validate(struct api_call *c, struct api_response *resp, const char *path,
                   const char *shown, enum ckpt_format declared, char *fmt_name, size_t len);
 
+/* Replace every occurrence of `path` in msg (cap bytes) with `shown`. */
+void api__msg_hide(char *msg, size_t cap, const char *path, const char *shown);
+
+/* Path ingestion's checks (api_ingest_path.c), for other paths of a
+ * request: resolve `path` into rp (PATH_MAX bytes) under the allowed roots,
+ * and take its content identity (core/ckpt_id.h). 1, or 0 with a problem. */
+int api__path_resolve(struct api_call *c, struct api_response *resp, const char *path, char *rp);
+int api__path_identity(struct api_call *c, struct api_response *resp, const char *rp,
+                       enum ckpt_format fmt, struct ckpt_id *id);
+
+/* --- The base of a LoRA adapter submission (api_ingest_base.c) ----------------- */
+
+struct api_base_req { /* what a submission names; strings borrowed */
+    const char *run;  /* base_run, or NULL */
+    int64_t step;     /* base_step, or -1 */
+    const char *path; /* base_path, or NULL */
+};
+
+/* Query parameters base_run, base_step, base_path into *q: 1, or 0 with a
+ * 400 (a base_step that is no step). */
+int api__base_query(struct api_call *c, struct api_response *resp, struct api_base_req *q);
+
+/* The base `q` names, resolved into *b (b->sha256 "" when it names none):
+ * 1, or 0 with a problem: 400 invalid_parameter (named both ways, or half),
+ * 404 not_found (no such stored run and step), path ingestion's problems
+ * for base_path (403 path_not_allowed, ...), the readers' for a base_path
+ * that is no checkpoint. */
+int api__base_resolve(struct api_call *c, struct api_response *resp, const struct api_base_req *q,
+                      struct store_job_base *b);
+
+/* api__validate for a submission with base `b`: it must read as a LoRA
+ * adapter (else 400 invalid_parameter) that merges onto the base
+ * (peft_merge_open; else 422 with its category, lora_mismatch when the
+ * adapter does not fit). 1 with fmt_name "peft", or 0 with a problem. */
+int api__validate_merge(struct api_call *c, struct api_response *resp, const char *path,
+                        const char *shown, enum ckpt_format declared,
+                        const struct store_job_base *b, char *fmt_name, size_t len);
+
 /* Validate an opened checkpoint source, record the checkpoint and job, and
  * answer 202/200 (api_ingest.c). `fmt` is the format that ckpt_open found. */
 struct api_ingest {
@@ -151,8 +190,9 @@ struct api_ingest {
     const char *path;   /* source path: NULL for uploads */
     const char *format; /* ckpt_format_name */
     uint64_t size;
-    const char *preset;      /* preset name */
-    const char *params_json; /* its canonical params (preset_to_json) */
+    const char *preset;                /* preset name */
+    const char *params_json;           /* its canonical params (preset_to_json) */
+    const struct store_job_base *base; /* a LoRA adapter's base; NULL none */
 };
 void api__submit(struct api_call *c, struct api_response *resp, const struct api_ingest *in);
 

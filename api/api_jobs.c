@@ -40,6 +40,27 @@ static int api_job_add_timings(cJSON *o, const struct store_job *j)
     return ok;
 }
 
+/* "base": null, or {"sha256", "format", "source", and "run" + "step" for a
+ * stored checkpoint, or "path"} for a LoRA adapter merged onto a base. */
+static int api_job_add_base(cJSON *o, const struct store_job *j)
+{
+    const struct store_job_base *b = &j->base;
+    cJSON *bo;
+    int ok;
+
+    if (b->sha256[0] == '\0')
+        return cJSON_AddNullToObject(o, "base") != NULL;
+    bo = cJSON_AddObjectToObject(o, "base");
+    ok = bo != NULL && cJSON_AddStringToObject(bo, "sha256", b->sha256) &&
+         cJSON_AddStringToObject(bo, "format", b->format) &&
+         cJSON_AddStringToObject(bo, "source", api_source_name((enum store_source)b->source));
+    if (ok && b->run[0] != '\0')
+        ok = cJSON_AddStringToObject(bo, "run", b->run) && json_add_int(bo, "step", b->step);
+    else if (ok)
+        ok = cJSON_AddStringToObject(bo, "path", b->path) != NULL;
+    return ok;
+}
+
 static int api_job_add_error(cJSON *o, const struct store_job *j)
 {
     cJSON *er;
@@ -70,7 +91,8 @@ cJSON *api__job_json(const struct store_job *j)
     ok = ok && cJSON_AddStringToObject(o, "source", api_source_name(j->source));
     ok = ok && (j->source == STORE_SOURCE_PATH ? cJSON_AddStringToObject(o, "path", j->path)
                                                : cJSON_AddNullToObject(o, "path"));
-    ok = ok && api_job_add_progress(o, j) && api_job_add_timings(o, j) && api_job_add_error(o, j);
+    ok = ok && api_job_add_base(o, j) && api_job_add_progress(o, j) && api_job_add_timings(o, j) &&
+         api_job_add_error(o, j);
     if (!ok) {
         cJSON_Delete(o);
         return NULL;

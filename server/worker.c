@@ -18,6 +18,7 @@
 #include "core/analysis.h"
 #include "core/clock.h"
 #include "core/formats/ckpt_id.h"
+#include "core/formats/peft.h"
 #include "core/numerics/preset.h"
 #include "server/engine.h"
 #include "server/log.h"
@@ -168,44 +169,63 @@ static enum err_code worker_store_layers(struct worker_job *j, const struct engi
     return rc;
 }
 
-/* The format a path job was submitted as, for ckpt_open and ckpt_identity:
- * a shard index or folder must be read as one; anything else is sniffed. */
-static enum ckpt_format worker_format(const struct store_job *job)
+/* The format to read a checkpoint validated as format `name` with, for
+ * ckpt_open and ckpt_identity: a shard index or folder must be read as one;
+ * anything else is sniffed. */
+static enum ckpt_format worker_format_named(const char *name)
 {
-    return strcmp(job->format, ckpt_format_name(CKPT_FORMAT_SAFETENSORS_INDEX)) == 0
+    return strcmp(name, ckpt_format_name(CKPT_FORMAT_SAFETENSORS_INDEX)) == 0
                ? CKPT_FORMAT_SAFETENSORS_INDEX
                : CKPT_FORMAT_UNKNOWN;
 }
 
-/* The identity of the checkpoint at `path` (the job's file, or a snapshot
- * of it) equals the submitted one, else ERR_IO "changed" naming the job's
- * path. A checkpoint that cannot be read any more (gone, no longer
- * regular, a broken index) has changed too; only running out of memory is
- * not a change. */
-static enum err_code worker_identity_check(const struct worker_job *j, const char *path,
-                                           struct err *e)
+/* The format a path job was submitted as (worker_format_named). */
+static enum ckpt_format worker_format(const struct store_job *job)
 {
-    const struct store_job *job = &j->job;
+    return worker_format_named(job->format);
+}
+
+/* What a job reads from a path and must find as submitted: the job's own
+ * checkpoint, or the base of a LoRA adapter job. */
+struct worker_src {
+    const char *path;   /* as submitted (named in messages) */
+    const char *sha256; /* its identity at submission */
+    enum ckpt_format fmt;
+    const char *what; /* "checkpoint" or "base checkpoint" */
+};
+
+static struct worker_src worker_src_job(const struct store_job *job)
+{
+    return (struct worker_src){job->path, job->content_sha256, worker_format(job), "checkpoint"};
+}
+
+/* The identity of the checkpoint at `path` (src's file, or a snapshot of
+ * it) equals the submitted one, else ERR_IO "changed" naming src's path. A
+ * checkpoint that cannot be read any more (gone, no longer regular, a
+ * broken index) has changed too; only running out of memory is not a
+ * change. */
+static enum err_code worker_identity_check(const struct worker_job *j, const struct worker_src *src,
+                                           const char *path, struct err *e)
+{
     struct ckpt_id id;
     struct err ie = {0};
 
-    if (ckpt_identity(
-            path,
-            &(struct ckpt_id_opts){.declared = worker_format(job), .limits = j->w->cfg.limits}, &id,
-            &ie) != ERR_OK) {
+    if (ckpt_identity(path,
+                      &(struct ckpt_id_opts){.declared = src->fmt, .limits = j->w->cfg.limits}, &id,
+                      &ie) != ERR_OK) {
         if (ie.code == ERR_NOMEM) {
             *e = ie;
             return ie.code;
         }
         return err_setc(e, ERR_IO, ERR_CAT_CHANGED,
-                        "the checkpoint at %.120s changed after it was submitted: %.200s",
-                        job->path, ie.msg);
+                        "the %s at %.120s changed after it was submitted: %.200s", src->what,
+                        src->path, ie.msg);
     }
-    if (strcmp(id.sha256, job->content_sha256) != 0)
+    if (strcmp(id.sha256, src->sha256) != 0)
         return err_setc(e, ERR_IO, ERR_CAT_CHANGED,
-                        "the checkpoint at %.120s changed after it was submitted (sha256 now "
+                        "the %s at %.120s changed after it was submitted (sha256 now "
                         "%.12s..., submitted %.12s...): nothing was analysed from it",
-                        job->path, id.sha256, job->content_sha256);
+                        src->what, src->path, id.sha256, src->sha256);
     return ERR_OK;
 }
 
@@ -219,7 +239,9 @@ static enum err_code worker_identity_check(const struct worker_job *j, const cha
  * (A single file is analysed from a checked snapshot instead.) */
 static enum err_code worker_verify_path(const struct worker_job *j, struct err *e)
 {
-    return worker_identity_check(j, j->job.path, e);
+    struct worker_src src = worker_src_job(&j->job);
+
+    return worker_identity_check(j, &src, j->job.path, e);
 }
 
 /* Before a long uninterruptible step (the identity check reads the whole
@@ -257,17 +279,17 @@ static enum err_code worker_explain_path_failure(const struct worker_job *j, enu
     return ve.code;
 }
 
-/* 1 if the path job's checkpoint is one file (not an index or a folder of
+/* 1 if the checkpoint `src` names is one file (not an index or a folder of
  * shards): such a file is analysed from a snapshot. */
-static int worker_single_file(const struct store_job *job)
+static int worker_single_file(const struct worker_src *src)
 {
-    size_t n = strlen(job->path);
+    size_t n = strlen(src->path);
     struct stat st;
 
-    if (worker_format(job) == CKPT_FORMAT_SAFETENSORS_INDEX ||
-        (n >= 11 && strcmp(job->path + n - 11, ".index.json") == 0))
+    if (src->fmt == CKPT_FORMAT_SAFETENSORS_INDEX ||
+        (n >= 11 && strcmp(src->path + n - 11, ".index.json") == 0))
         return 0;
-    return stat(job->path, &st) == 0 && S_ISREG(st.st_mode);
+    return stat(src->path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
 /* A single-file path job is analysed from this process's own copy of the
@@ -280,11 +302,11 @@ static int worker_single_file(const struct store_job *job)
  * The copy's path goes to `snap` (removed by the caller). Cost: one
  * sequential copy (GB/s, free with reflinks) and the file's size in the
  * blob folder while the job runs. */
-static enum err_code worker_snapshot(const struct worker_job *j, char *snap, size_t len,
-                                     struct err *e)
+static enum err_code worker_snapshot(const struct worker_job *j, const struct worker_src *src,
+                                     char *snap, size_t len, struct err *e)
 {
     struct err ce = {0};
-    enum err_code rc = blob_tmp_copy(j->w->cfg.blobs, j->job.path, snap, len, &ce);
+    enum err_code rc = blob_tmp_copy(j->w->cfg.blobs, src->path, snap, len, &ce);
 
     if (rc == ERR_NOMEM) {
         *e = ce;
@@ -292,9 +314,9 @@ static enum err_code worker_snapshot(const struct worker_job *j, char *snap, siz
     }
     if (rc != ERR_OK)
         return err_setc(e, ERR_IO, ERR_CAT_CHANGED,
-                        "the checkpoint at %.120s can no longer be read as submitted: %.200s",
-                        j->job.path, ce.msg);
-    return worker_identity_check(j, snap, e);
+                        "the %s at %.120s can no longer be read as submitted: %.200s", src->what,
+                        src->path, ce.msg);
+    return worker_identity_check(j, src, snap, e);
 }
 
 /* A path job's file no longer opens: the submitted bytes passed the same
@@ -316,6 +338,104 @@ static enum err_code worker_open_failed(const struct worker_job *j, enum err_cod
                     j->job.path, why);
 }
 
+static struct worker_src worker_src_base(const struct store_job_base *b)
+{
+    return (struct worker_src){b->path, b->sha256, worker_format_named(b->format),
+                               "base checkpoint"};
+}
+
+/* A LoRA adapter job's path base read in place (a folder or an index; not
+ * a snapshot `bsnap`) is checked again after engine_select hashed every
+ * tensor, as a shard set is (worker_verify_path). ERR_OK for other jobs. */
+static enum err_code worker_verify_base(const struct worker_job *j, const char *bsnap,
+                                        struct err *e)
+{
+    const struct store_job_base *b = &j->job.base;
+    struct worker_src src = worker_src_base(b);
+
+    if (b->sha256[0] == '\0' || b->source != STORE_SOURCE_PATH || bsnap[0] != '\0')
+        return ERR_OK;
+    return worker_identity_check(j, &src, b->path, e);
+}
+
+/* A LoRA adapter job's checkpoint: the adapter at `adapter` merged onto the
+ * job's base (peft_merge_open), read under the base's names. The base is
+ * read as submitted: an upload from its blob (immutable); a path base, like
+ * a path job's checkpoint, from a checked snapshot when it is one file
+ * (its path in `bsnap`, removed by the caller), else in place once its
+ * identity is checked (and again after engine_select: worker_verify_base). */
+static enum err_code worker_merge_open(struct worker_job *j, const char *adapter, char *bsnap,
+                                       size_t len, struct ckpt **out, struct err *e)
+{
+    const struct store_job_base *b = &j->job.base;
+    struct worker_src src = worker_src_base(b);
+    char blob[STORE_PATH_MAX];
+    const char *base = b->path;
+    enum err_code rc;
+
+    if (b->source == STORE_SOURCE_UPLOAD) {
+        rc = blob_path(j->w->cfg.blobs, b->sha256, blob, sizeof(blob), e);
+        base = blob;
+    } else if (worker_single_file(&src)) {
+        rc = worker_snapshot(j, &src, bsnap, len, e);
+        base = bsnap;
+    } else {
+        rc = worker_identity_check(j, &src, b->path, e);
+    }
+    if (rc == ERR_OK)
+        rc = peft_merge_open(adapter, base, src.fmt, j->w->cfg.limits, out, e);
+    return rc;
+}
+
+/* Open the job's checkpoint at `path`: merged onto its base, if it has one. */
+static enum err_code worker_open(struct worker_job *j, const char *path, char *bsnap, size_t len,
+                                 struct ckpt **out, struct err *e)
+{
+    if (j->job.base.sha256[0] != '\0')
+        return worker_merge_open(j, path, bsnap, len, out, e);
+    return ckpt_open(
+        path, j->job.source == STORE_SOURCE_PATH ? worker_format(&j->job) : CKPT_FORMAT_UNKNOWN,
+        j->w->cfg.limits, out, e);
+}
+
+/* The path the job's checkpoint is read from, into `path` (len bytes): an
+ * upload's blob; a single-file path job's checked snapshot (its name also
+ * in `snap`, removed by the caller); else the job's path, read in place
+ * (*in_place = 1): a shard set, or the adapter of a LoRA adapter job (its
+ * config lies beside its weights). */
+static enum err_code worker_input(struct worker_job *j, char *path, char *snap, size_t len,
+                                  int *in_place, struct err *e)
+{
+    struct worker_src src = worker_src_job(&j->job);
+    enum err_code rc = ERR_OK;
+
+    *in_place = 0;
+    if (j->job.source != STORE_SOURCE_PATH)
+        return blob_path(j->w->cfg.blobs, j->job.content_sha256, path, len, e);
+    if (j->job.base.sha256[0] == '\0' && worker_single_file(&src))
+        rc = worker_snapshot(j, &src, snap, len, e);
+    if (rc == ERR_OK)
+        snprintf(path, len, "%s", snap[0] != '\0' ? snap : j->job.path);
+    *in_place = snap[0] == '\0';
+    return rc;
+}
+
+/* After engine_select hashed every tensor: whatever is read in place (the
+ * job's path, a path base) must still be what was submitted. */
+static enum err_code worker_verify_inputs(struct worker_job *j, int in_place, const char *bsnap,
+                                          struct err *e)
+{
+    enum err_code rc = ERR_OK;
+
+    if (in_place)
+        rc = worker_check_stop(j, e);
+    if (rc == ERR_OK && in_place)
+        rc = worker_verify_path(j, e);
+    if (rc == ERR_OK)
+        rc = worker_verify_base(j, bsnap, e);
+    return rc;
+}
+
 /* Open, select, look up the cache, analyse the rest, store the rows. */
 static enum err_code worker_analyse(struct worker_job *j, struct err *e)
 {
@@ -324,31 +444,22 @@ static enum err_code worker_analyse(struct worker_job *j, struct err *e)
     struct engine_opts o = {0};
     struct engine_report r = {0};
     struct ckpt *c = NULL;
-    char path[STORE_PATH_MAX], snap[STORE_PATH_MAX] = "";
-    int in_place = j->job.source == STORE_SOURCE_PATH;
+    char path[STORE_PATH_MAX], snap[STORE_PATH_MAX] = "", bsnap[STORE_PATH_MAX] = "";
+    int in_place = 0;
 
     rc = worker_params(&j->job, &params, e);
-    if (rc == ERR_OK && !in_place)
-        rc = blob_path(j->w->cfg.blobs, j->job.content_sha256, path, sizeof(path), e);
-    else if (rc == ERR_OK && worker_single_file(&j->job))
-        rc = worker_snapshot(j, snap, sizeof(snap), e);
-    if (rc == ERR_OK && in_place)
-        snprintf(path, sizeof(path), "%s", snap[0] != '\0' ? snap : j->job.path);
-    in_place = in_place && snap[0] == '\0'; /* a shard set is read in place */
     if (rc == ERR_OK)
-        rc = ckpt_open(
-            path, j->job.source == STORE_SOURCE_PATH ? worker_format(&j->job) : CKPT_FORMAT_UNKNOWN,
-            j->w->cfg.limits, &c, e);
+        rc = worker_input(j, path, snap, sizeof(path), &in_place, e);
+    if (rc == ERR_OK)
+        rc = worker_open(j, path, bsnap, sizeof(bsnap), &c, e);
     if (rc != ERR_OK && c == NULL && in_place)
         rc = worker_open_failed(j, rc, e);
     o = (struct engine_opts){
         .params = &params, .hash = 1, .progress = worker_progress, .progress_arg = j};
     if (rc == ERR_OK)
         rc = engine_select(c, &o, &r, e);
-    if (rc == ERR_OK && in_place)
-        rc = worker_check_stop(j, e);
-    if (rc == ERR_OK && in_place)
-        rc = worker_verify_path(j, e);
+    if (rc == ERR_OK)
+        rc = worker_verify_inputs(j, in_place, bsnap, e);
     if (rc == ERR_OK)
         rc = worker_cache_lookup(j, &r, e);
     if (rc == ERR_OK)
@@ -363,6 +474,8 @@ static enum err_code worker_analyse(struct worker_job *j, struct err *e)
     ckpt_close(c);
     if (snap[0] != '\0')
         unlink(snap);
+    if (bsnap[0] != '\0')
+        unlink(bsnap);
     return rc;
 }
 

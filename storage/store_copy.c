@@ -48,11 +48,13 @@ static const struct copy_table TABLES[] = {
      "SELECT id, checkpoint_id, settings_hash, preset, " COPY_RUNNING " THEN " STORE__JOB_QUEUED_SQL
      " ELSE state END, " COPY_RUNNING " THEN 0 ELSE n_done END, n_total, " COPY_RUNNING
      " THEN 0 ELSE n_cache_hits END, error_category, error_message, created, " COPY_RUNNING
-     " THEN 0 ELSE started END, finished FROM jobs ORDER BY id",
+     " THEN 0 ELSE started END, finished, base_sha256, base_source, base_path, base_format, "
+     "base_run, base_step FROM jobs ORDER BY id",
      "INSERT INTO jobs(id, checkpoint_id, settings_hash, preset, state, n_done, n_total, "
-     "n_cache_hits, error_category, error_message, created, started, finished) VALUES(?1, ?2, "
-     "?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT DO NOTHING",
-     "IITTIIIITTRRR"},
+     "n_cache_hits, error_category, error_message, created, started, finished, base_sha256, "
+     "base_source, base_path, base_format, base_run, base_step) VALUES(?1, ?2, ?3, ?4, ?5, ?6, "
+     "?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19) ON CONFLICT DO NOTHING",
+     "IITTIIIITTRRRTITTTI"},
     {"results",
      "SELECT tensor_sha256, analysis_key, settings_hash, engine_version, "
      "created, " STORE__RESULT_COLS ", esd FROM results ORDER BY tensor_sha256, analysis_key, "

@@ -72,11 +72,22 @@ static const char PG_SCHEMA_V3[] =
     "ALTER TABLE jobs ADD COLUMN IF NOT EXISTS claimed_by TEXT NOT NULL DEFAULT '';"
     "ALTER TABLE jobs ADD COLUMN IF NOT EXISTS lease_until" R " NOT NULL DEFAULT 0;";
 
+/* Version 6: the base checkpoint a LoRA adapter job is merged onto. */
+static const char PG_SCHEMA_V6[] =
+    "ALTER TABLE jobs ADD COLUMN IF NOT EXISTS base_sha256 TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE jobs ADD COLUMN IF NOT EXISTS base_source INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE jobs ADD COLUMN IF NOT EXISTS base_path TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE jobs ADD COLUMN IF NOT EXISTS base_format TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE jobs ADD COLUMN IF NOT EXISTS base_run TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE jobs ADD COLUMN IF NOT EXISTS base_step" I " NOT NULL DEFAULT 0;";
+
 /* The migration to each schema version, by version (2 is the first
  * PostgreSQL schema); a new version adds its row here. */
 static const char *const PG_MIGRATE_TO[STORE_SCHEMA_VERSION + 1] = {
-    [2] = PG_SCHEMA_V2, [3] = PG_SCHEMA_V3,
-    /* 4: nothing (SQLite's renames xmin to x_min, the name here) */
+    [2] = PG_SCHEMA_V2,
+    [3] = PG_SCHEMA_V3,
+    /* 4: nothing (SQLite's renames xmin to x_min, the name here); 5: result fields */
+    [6] = PG_SCHEMA_V6,
 };
 
 /* Fields of FARMS_RESULT_FIELDS added after the first schema (since > 0):

@@ -94,6 +94,16 @@ static const char SCHEMA_V4[] = "ALTER TABLE results RENAME COLUMN xmin TO x_min
                                 "ALTER TABLE layers RENAME COLUMN xmin TO x_min;"
                                 "PRAGMA user_version = 4;";
 
+/* Version 6: the base checkpoint a LoRA adapter job is merged onto
+ * (struct store_job_base of store_jobs.h; base_sha256 '' = no base). */
+static const char SCHEMA_V6[] =
+    "ALTER TABLE jobs ADD COLUMN base_sha256 TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE jobs ADD COLUMN base_source INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE jobs ADD COLUMN base_path TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE jobs ADD COLUMN base_format TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE jobs ADD COLUMN base_run TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE jobs ADD COLUMN base_step INTEGER NOT NULL DEFAULT 0;";
+
 /* Fields of FARMS_RESULT_FIELDS added after the first schema (since > 0):
  * their columns, added to results and layers when migrating past `since`. */
 #define LITE_SQL_TYPE_REAL "REAL"
@@ -319,6 +329,8 @@ static enum err_code lite_migrate(struct store *s, struct err *e)
         rc = lite_exec(s, SCHEMA_V3, "migrate to schema 3", e);
     if (rc == ERR_OK && v < 4)
         rc = lite_exec(s, SCHEMA_V4, "migrate to schema 4", e);
+    if (rc == ERR_OK && v < 6)
+        rc = lite_exec(s, SCHEMA_V6, "migrate to schema 6", e);
     if (rc == ERR_OK)
         rc = lite_add_fields(s, v, e);
     if (rc == ERR_OK)

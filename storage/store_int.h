@@ -137,11 +137,12 @@ enum err_code store__settings_for(struct store *s, int64_t run_id, int64_t check
 
 /* The SELECT list of a job (FROM jobs j JOIN checkpoints c JOIN runs r JOIN
  * settings g) that store__read_job reads (store_jobs.c). */
-#define STORE__JOB_COLS                                                                   \
-    "j.id, j.state, r.name, c.step, c.id, c.content_sha256, c.source, c.path, c.format, " \
-    "c.size, j.preset, g.params, j.settings_hash, j.n_done, j.n_total, j.n_cache_hits, "  \
-    "j.error_category, j.error_message, j.created, j.started, j.finished, j.claimed_by, " \
-    "j.lease_until "
+#define STORE__JOB_COLS                                                                     \
+    "j.id, j.state, r.name, c.step, c.id, c.content_sha256, c.source, c.path, c.format, "   \
+    "c.size, j.preset, g.params, j.settings_hash, j.n_done, j.n_total, j.n_cache_hits, "    \
+    "j.error_category, j.error_message, j.created, j.started, j.finished, j.claimed_by, "   \
+    "j.lease_until, j.base_sha256, j.base_source, j.base_path, j.base_format, j.base_run, " \
+    "j.base_step "
 #define STORE__JOB_FROM                                                                        \
     "FROM jobs j JOIN checkpoints c ON c.id = j.checkpoint_id JOIN runs r ON r.id = c.run_id " \
     "JOIN settings g ON g.hash = j.settings_hash "

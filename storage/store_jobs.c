@@ -64,6 +64,12 @@ void store__read_job(struct store__q *st, struct store_job *j)
     j->finished = store__col_double(st, 20);
     store__col_text(st, 21, j->claimed_by, sizeof j->claimed_by);
     j->lease_until = store__col_double(st, 22);
+    store__col_text(st, 23, j->base.sha256, sizeof j->base.sha256);
+    j->base.source = (int)store__col_int64(st, 24);
+    store__col_text(st, 25, j->base.path, sizeof j->base.path);
+    store__col_text(st, 26, j->base.format, sizeof j->base.format);
+    store__col_text(st, 27, j->base.run, sizeof j->base.run);
+    j->base.step = store__col_int64(st, 28);
 }
 
 enum err_code store_job_get(struct store *s, int64_t id, struct store_job *out, struct err *e)
@@ -132,6 +138,21 @@ enum err_code store_job_state(struct store *s, int64_t id, enum store_job_state 
 
 /* --- Submit ----------------------------------------------------------------------- */
 
+static enum err_code check_base(const struct store_job_base *b, struct err *e)
+{
+    if (b == NULL)
+        return ERR_OK;
+    if (!thash_hex_ok(b->sha256))
+        return err_set(e, ERR_INVAL, "base: content hash is not 64 lower-case hex digits");
+    if (b->source != STORE_SOURCE_UPLOAD && b->source != STORE_SOURCE_PATH)
+        return err_set(e, ERR_INVAL, "base: unknown checkpoint source %d", (int)b->source);
+    if (b->source == STORE_SOURCE_PATH && b->path[0] == '\0')
+        return err_set(e, ERR_INVAL, "base: path empty");
+    if (b->step < 0)
+        return err_set(e, ERR_INVAL, "base: step %" PRId64 " is negative", b->step);
+    return ERR_OK;
+}
+
 static enum err_code check_submit(const struct store_submit *sub, struct err *e)
 {
     if (sub->run == NULL || sub->run[0] == '\0' || strlen(sub->run) >= STORE_RUN_MAX)
@@ -150,7 +171,7 @@ static enum err_code check_submit(const struct store_submit *sub, struct err *e)
         return err_set(e, ERR_INVAL, "format name longer than %d bytes", STORE_FORMAT_MAX - 1);
     if (sub->size > (uint64_t)INT64_MAX)
         return err_set(e, ERR_INVAL, "size out of range");
-    return ERR_OK;
+    return check_base(sub->base, e);
 }
 
 /* Step an INSERT ... RETURNING id and read the id. */
@@ -236,16 +257,22 @@ static enum err_code checkpoint_ensure(struct store *s, const struct store_submi
     return insert_id(s, st, "checkpoint insert", id, e);
 }
 
-/* The job (checkpoint, settings): existing (*existed = 1) or new. */
-static enum err_code job_ensure(struct store *s, int64_t ckpt, const char *hash, const char *preset,
-                                double now, int64_t *id, int *existed, struct err *e)
+/* The job (checkpoint, settings): existing (*existed = 1) or new. An
+ * existing job merged onto another base (or none) is ERR_CONFLICT. */
+static enum err_code job_ensure(struct store *s, int64_t ckpt, const char *hash,
+                                const struct store_submit *sub, double now, int64_t *id,
+                                int *existed, struct err *e)
 {
     static const char find[] =
-        "SELECT id FROM jobs WHERE checkpoint_id = ?1 AND settings_hash = ?2";
+        "SELECT id, base_sha256 FROM jobs WHERE checkpoint_id = ?1 AND settings_hash = ?2";
     static const char ins[] =
-        "INSERT INTO jobs(checkpoint_id, settings_hash, preset, state, "
-        "created) VALUES(?1, ?2, ?3, " STORE__JOB_QUEUED_SQL ", ?4) RETURNING id";
+        "INSERT INTO jobs(checkpoint_id, settings_hash, preset, state, created, base_sha256, "
+        "base_source, base_path, base_format, base_run, base_step) VALUES(?1, ?2, "
+        "?3, " STORE__JOB_QUEUED_SQL ", ?4, ?5, ?6, ?7, ?8, ?9, ?10) RETURNING id";
+    static const struct store_job_base none = {.source = STORE_SOURCE_UPLOAD};
+    const struct store_job_base *b = sub->base != NULL ? sub->base : &none;
     struct store__q *st = NULL;
+    char had[THASH_HEX_LEN] = "";
     enum err_code rc = store__stmt(s, find, &st, e);
     int src;
 
@@ -256,9 +283,16 @@ static enum err_code job_ensure(struct store *s, int64_t ckpt, const char *hash,
     src = store__step(st);
     if (src == STORE__ROW) {
         *id = store__col_int64(st, 0);
+        store__col_text(st, 1, had, sizeof had);
         *existed = 1;
     }
     store__release(st);
+    if (src == STORE__ROW && strcmp(had, b->sha256) != 0)
+        return err_set(e, ERR_CONFLICT,
+                       "run '%s' step %" PRId64 " already has a job for these settings merged "
+                       "onto %s%.16s%s",
+                       sub->run, sub->step, had[0] ? "the base with sha256 " : "no base", had,
+                       had[0] ? "..." : "");
     if (src == STORE__ROW)
         return ERR_OK;
     if (src != STORE__DONE)
@@ -268,8 +302,14 @@ static enum err_code job_ensure(struct store *s, int64_t ckpt, const char *hash,
         return rc;
     store__bind_int64(st, 1, ckpt);
     store__bind_text(st, 2, hash);
-    store__bind_text(st, 3, preset);
+    store__bind_text(st, 3, sub->preset);
     store__bind_double(st, 4, now);
+    store__bind_text(st, 5, b->sha256);
+    store__bind_int64(st, 6, (int64_t)b->source);
+    store__bind_text(st, 7, b->path);
+    store__bind_text(st, 8, b->format);
+    store__bind_text(st, 9, b->run);
+    store__bind_int64(st, 10, b->step);
     return insert_id(s, st, "job insert", id, e);
 }
 
@@ -294,7 +334,7 @@ enum err_code store_job_submit(struct store *s, const struct store_submit *sub,
     if (rc == ERR_OK)
         rc = checkpoint_ensure(s, sub, run_id, now, &ckpt, e);
     if (rc == ERR_OK)
-        rc = job_ensure(s, ckpt, hash, sub->preset, now, &job, existed, e);
+        rc = job_ensure(s, ckpt, hash, sub, now, &job, existed, e);
     if (rc == ERR_OK && !*existed)
         rc = store__bump_run(s, run_id, e);
     if (rc == ERR_OK)

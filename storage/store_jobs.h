@@ -18,6 +18,7 @@
 
 #include "core/err.h"
 #include "storage/store.h"
+#include "storage/store_job_base.h"
 
 /* --- Enums stored as integers ---------------------------------------------- */
 
@@ -64,11 +65,12 @@ struct store_submit {
     const char *content_sha256; /* content identity (64 hex): the upload's SHA-256; for
                                    paths whatever identity the caller computes */
     enum store_source source;
-    const char *path;        /* STORE_SOURCE_PATH: the path; else NULL */
-    const char *format;      /* "safetensors", "torch", ... or NULL (sniffed later) */
-    uint64_t size;           /* checkpoint bytes (0 if unknown) */
-    const char *preset;      /* preset name */
-    const char *params_json; /* canonical params (preset_to_json) */
+    const char *path;                  /* STORE_SOURCE_PATH: the path; else NULL */
+    const char *format;                /* "safetensors", "torch", ... or NULL (sniffed later) */
+    uint64_t size;                     /* checkpoint bytes (0 if unknown) */
+    const char *preset;                /* preset name */
+    const char *params_json;           /* canonical params (preset_to_json) */
+    const struct store_job_base *base; /* LoRA adapter: the base to merge onto; NULL none */
 };
 
 /* A job with its checkpoint and settings: plain data, caller-owned. */
@@ -94,6 +96,7 @@ struct store_job {
     double created, started, finished;       /* unix seconds; 0 = not yet */
     char claimed_by[STORE_OWNER_MAX];        /* the owner that claimed it last; "" */
     double lease_until;                      /* unix seconds; 0 = no lease */
+    struct store_job_base base;              /* base.sha256 "": no base */
 };
 
 /* Static names "queued", "running", "succeeded", "failed", "canceled";
@@ -104,7 +107,7 @@ const char *store_job_state_name(enum store_job_state st);
  * (run, step) if new, then the job (checkpoint, settings) if new, and bump
  * the run's version. If the checkpoint exists with the same content and a
  * job for these settings exists, that job is returned and *existed = 1 (any
- * state; nothing changes). Same run+step with other content: ERR_CONFLICT.
+ * state; nothing changes). Same run+step with other content, or another base: ERR_CONFLICT.
  * Bad fields: ERR_INVAL. On success *out is the job (queued if new). */
 enum err_code store_job_submit(struct store *s, const struct store_submit *sub,
                                struct store_job *out, int *existed, struct err *e);

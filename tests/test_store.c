@@ -211,6 +211,71 @@ static void test_submit_new_existing_conflict(void)
     store_close(s);
 }
 
+/* A LoRA adapter job records its base and reads it back; the same
+ * adapter checkpoint and settings merged onto another base (or none) is a
+ * conflict, not the old job. */
+static void test_submit_base_round_trip_and_conflict(void)
+{
+    struct store *s = open_mem();
+    struct store_job a, b;
+    struct store_job_base base = {.source = STORE_SOURCE_PATH, .step = 0};
+    struct store_submit sub = {0};
+    struct err e = {0};
+    char sha[THASH_HEX_LEN];
+    int existed = -1;
+
+    sha_of("adapter-1", sha);
+    sha_of("base-bytes", base.sha256);
+    snprintf(base.path, sizeof base.path, "/models/base.safetensors");
+    snprintf(base.format, sizeof base.format, "safetensors");
+    snprintf(base.run, sizeof base.run, "base");
+    sub = (struct store_submit){.run = "ft",
+                                .step = 10,
+                                .content_sha256 = sha,
+                                .source = STORE_SOURCE_PATH,
+                                .path = "/models/ft/step10",
+                                .format = "peft",
+                                .preset = "farms-llm",
+                                .params_json = PARAMS_LLM,
+                                .base = &base};
+    CHECK_EQ_INT(store_job_submit(s, &sub, &a, &existed, &e), ERR_OK);
+    CHECK_EQ_INT(existed, 0);
+    CHECK_STR_EQ(a.base.sha256, base.sha256);
+    CHECK_EQ_INT(a.base.source, STORE_SOURCE_PATH);
+    CHECK_STR_EQ(a.base.path, "/models/base.safetensors");
+    CHECK_STR_EQ(a.base.format, "safetensors");
+    CHECK_STR_EQ(a.base.run, "base");
+    CHECK_EQ_INT(a.base.step, 0);
+    CHECK_EQ_INT(store_job_get(s, a.id, &b, &e), ERR_OK);
+    CHECK_STR_EQ(b.base.sha256, base.sha256);
+    CHECK_STR_EQ(b.base.path, "/models/base.safetensors");
+
+    /* the same submission again: the same job */
+    CHECK_EQ_INT(store_job_submit(s, &sub, &b, &existed, &e), ERR_OK);
+    CHECK_EQ_INT(existed, 1);
+    CHECK_EQ_INT(b.id, a.id);
+
+    /* another base, or none: conflict, nothing changes */
+    sha_of("other-base", base.sha256);
+    CHECK_EQ_INT(store_job_submit(s, &sub, &b, &existed, &e), ERR_CONFLICT);
+    CHECK(strstr(e.msg, "step 10") != NULL && strstr(e.msg, "merged onto the base") != NULL);
+    sub.base = NULL;
+    CHECK_EQ_INT(store_job_submit(s, &sub, &b, &existed, &e), ERR_CONFLICT);
+    CHECK_EQ_INT(store_job_get(s, a.id, &b, &e), ERR_OK);
+    CHECK(strcmp(b.base.sha256, a.base.sha256) == 0);
+
+    /* a job without a base reads back with none */
+    CHECK_EQ_INT(store_job_get(s, submit_ok(s, "plain", 1), &b, &e), ERR_OK);
+    CHECK_STR_EQ(b.base.sha256, "");
+
+    /* a base with a malformed identity is refused */
+    base.sha256[0] = 'X';
+    sub.base = &base;
+    sub.step = 11;
+    CHECK_EQ_INT(store_job_submit(s, &sub, &b, &existed, &e), ERR_INVAL);
+    store_close(s);
+}
+
 static void test_submit_validates(void)
 {
     struct store *s = open_mem();
@@ -1396,7 +1461,8 @@ static const struct {
 
 /* Turn the SQLite database at `path` into what schema `v` (1, 3 or 4)
  * looked like: without the columns of the result fields added after v
- * (their `since` in FARMS_RESULT_FIELDS), before 4 column x_min named xmin,
+ * (their `since` in FARMS_RESULT_FIELDS), before 6 without the jobs' base
+ * columns, before 4 column x_min named xmin,
  * and for v 1 without the esd (2) and lease (3) columns. */
 static void downgrade(const char *path, int v)
 {
@@ -1415,6 +1481,13 @@ static void downgrade(const char *path, int v)
                  FIELD_COLUMNS[i].column, FIELD_COLUMNS[i].column);
         CHECK(sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK);
     }
+    if (v < 6)
+        CHECK(sqlite3_exec(db,
+                           "ALTER TABLE jobs DROP COLUMN base_sha256; ALTER TABLE jobs DROP COLUMN "
+                           "base_source; ALTER TABLE jobs DROP COLUMN base_path; ALTER TABLE jobs "
+                           "DROP COLUMN base_format; ALTER TABLE jobs DROP COLUMN base_run; ALTER "
+                           "TABLE jobs DROP COLUMN base_step;",
+                           NULL, NULL, NULL) == SQLITE_OK);
     if (v < 4)
         CHECK(sqlite3_exec(db,
                            "ALTER TABLE results RENAME COLUMN x_min TO xmin;"
@@ -1458,7 +1531,7 @@ static void test_migrate_v1_in_place(void)
 
     CHECK_EQ_INT(store_open(path, &s, &e), ERR_OK);
     CHECK_EQ_INT(user_version(path), STORE_SCHEMA_VERSION);
-    CHECK_EQ_INT(STORE_SCHEMA_VERSION, 5);
+    CHECK_EQ_INT(STORE_SCHEMA_VERSION, 6);
     CHECK_EQ_INT(store_layer_get(s, "old", "fc1.weight", 7, NULL, &l, &e), ERR_OK);
     CHECK_EQ_INT(l->n, 1); /* the old row, without a histogram, xmax from spectral_norm */
     if (l->n == 1) {
@@ -1568,7 +1641,8 @@ static int pg_exec_ok(PGconn *c, const char *sql)
 }
 
 /* The PostgreSQL database at `url` as schema `v` (4 or later) had it:
- * without the columns of the result fields added after v. */
+ * without the columns of the result fields added after v, before 6
+ * without the jobs' base columns. */
 static void downgrade_pg(const char *url, int v)
 {
     PGconn *c = PQconnectdb(url);
@@ -1583,6 +1657,10 @@ static void downgrade_pg(const char *url, int v)
                  FIELD_COLUMNS[i].column, FIELD_COLUMNS[i].column);
         CHECK(pg_exec_ok(c, sql));
     }
+    if (v < 6)
+        CHECK(pg_exec_ok(c, "ALTER TABLE jobs DROP COLUMN base_sha256, DROP COLUMN base_source, "
+                            "DROP COLUMN base_path, DROP COLUMN base_format, DROP COLUMN "
+                            "base_run, DROP COLUMN base_step"));
     snprintf(sql, sizeof sql, "DELETE FROM schema_version; INSERT INTO schema_version VALUES(%d)",
              v);
     CHECK(pg_exec_ok(c, sql));
@@ -1803,6 +1881,7 @@ static void run_portable_cases(void)
 {
     test_open_twice_migrates_once();
     test_submit_new_existing_conflict();
+    test_submit_base_round_trip_and_conflict();
     test_submit_validates();
     test_states_are_stored_as_fixed_numbers();
     test_claim_fifo();
