@@ -151,6 +151,8 @@ struct api_ingest {
     uint64_t size;
     const char *preset;      /* preset name */
     const char *params_json; /* its canonical params (preset_to_json) */
+    struct blob_dir *dir;    /* a tar upload's extracted folder, committed instead of
+                                the request's upload; NULL otherwise (borrowed) */
 };
 void api__submit(struct api_call *c, struct api_response *resp, const struct api_ingest *in);
 

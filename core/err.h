@@ -102,7 +102,9 @@ enum err_code {
     X(MISSING_RECORD, "missing_record", 422, "Unprocessable Content", 0)                   \
     X(INVALID_PICKLE, "invalid_pickle", 422, "Unprocessable Content", 0)                   \
     X(DISALLOWED_GLOBAL, "disallowed_global", 422, "Unprocessable Content", 0)             \
-    X(INVALID_INDEX, "invalid_index", 422, "Unprocessable Content", 0)
+    X(INVALID_INDEX, "invalid_index", 422, "Unprocessable Content", 0)                     \
+    X(INVALID_TAR, "invalid_tar", 422, "Unprocessable Content", 0)                         \
+    X(HOSTILE_ARCHIVE, "hostile_archive", 422, "Unprocessable Content", 0)
 
 /* ERR_CAT_NONE: no category (the code's default row applies). ERR_CAT_COUNT
  * counts the values, NONE included; it is no category. */

@@ -140,11 +140,7 @@ static int ckpt_dir_has(int dirfd, const char *name)
     return fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
-/* What a folder holds (Format detection): a DCP folder has `.metadata`, a
- * PEFT adapter folder `adapter_config.json`, a DeepSpeed folder its
- * `mp_rank_00_model_states.pt` (global_stepN/) or a `latest` tag file;
- * anything else is read as a folder of safetensors shards. */
-static enum ckpt_format ckpt_sniff_dir(int dirfd)
+enum ckpt_format ckpt_sniff_dir(int dirfd)
 {
     if (ckpt_dir_has(dirfd, ".metadata"))
         return CKPT_FORMAT_DCP;
