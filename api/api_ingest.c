@@ -351,7 +351,7 @@ static void api_post_tar(struct api_call *c, struct api_response *resp, const ch
         in.sha256 = id.sha256;
         in.source = STORE_SOURCE_UPLOAD;
         in.format = fmt_name;
-        in.size = blob_dir_bytes(d);
+        in.size = id.size; /* as path ingestion counts it: the bytes identified */
         in.preset = u.preset;
         in.params_json = u.params;
         in.dir = d;
