@@ -67,7 +67,8 @@ int api__format(struct api_response *resp, const char *s, enum ckpt_format *f)
     if (api_format_parse(s, f))
         return 1;
     api_fail(resp, ERR_INVAL, ERR_CAT_INVALID_PARAMETER,
-             "parameter 'format': one of auto, safetensors, torch, npy, npz, index");
+             "parameter 'format': one of auto, safetensors, torch, torch_zip, npy, npz, index, "
+             "safetensors_index, gguf, dcp, deepspeed, peft");
     return 0;
 }
 

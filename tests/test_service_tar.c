@@ -4,8 +4,8 @@
  *
  * The tar of tests/fixtures/checkpoints/llama/sharded (GNU tar, `tar c
  * sharded/`, tests/fixtures/tar/llama_sharded_gnu.tar) uploaded with a
- * Content-Length and again streamed (chunked, as `tar c | curl -T -` sends
- * it) is one checkpoint whose identity is the folder's (the one path
+ * Content-Length and again streamed (a chunked PUT, as `tar c | curl -T -`
+ * sends it) is one checkpoint whose identity is the folder's (the one path
  * ingestion gives the folder), stored as a folder blob, analysed to the same
  * per-layer results as the path submission of the folder. Every hostile or
  * malformed tar of tests/fixtures/tar/manifest.tsv, a tar with more members
@@ -21,8 +21,9 @@
 
 static char tmp_dir[256];
 
-/* POST `len` bytes at `body` (or, with `chunked`, the same bytes streamed
- * from a file) as application/x-tar to run `run`, step `step`. */
+/* POST the tar `file` as application/x-tar to run `run`, step `step`, with
+ * a Content-Length; or, with `chunked`, PUT it streamed (Transfer-Encoding:
+ * chunked), as `tar c ckpt/ | curl -T - URL` sends it. */
 static long post_tar(const struct svc *s, const char *run, long step, const char *file, int chunked,
                      const char *const *headers, struct svc_resp *r)
 {
@@ -38,7 +39,7 @@ static long post_tar(const struct svc *s, const char *run, long step, const char
             memset(r, 0, sizeof(*r));
             return 0;
         }
-        st = svc_req_ex(s, "POST", url, "application/x-tar", NULL, 0, f, headers, r);
+        st = svc_req_ex(s, "PUT", url, "application/x-tar", NULL, 0, f, headers, r);
         fclose(f);
         return st;
     }
