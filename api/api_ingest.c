@@ -29,6 +29,7 @@
 
 #include "core/formats/ckpt_id.h"
 #include "core/formats/tar.h"
+#include "storage/blob_dir.h"
 #include "storage/store_jobs.h"
 #include "storage/store_runs.h"
 

@@ -139,6 +139,8 @@ int api__format(struct api_response *resp, const char *s, enum ckpt_format *f);
 int api__validate(struct api_call *c, struct api_response *resp, const char *path,
                   const char *shown, enum ckpt_format declared, char *fmt_name, size_t len);
 
+struct blob_dir; /* storage/blob_dir.h */
+
 /* Validate an opened checkpoint source, record the checkpoint and job, and
  * answer 202/200 (api_ingest.c). `fmt` is the format that ckpt_open found. */
 struct api_ingest {

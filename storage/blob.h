@@ -4,7 +4,9 @@
  *   <dir>/tmp/upload-<host>-<pid>-XXXXXX  uploads being written (struct
  *                                  blob_upload) and snapshots (blob_tmp_copy)
  *   <dir>/objects/<sha[0:2]>/<sha> committed blobs, named by the lower-case
- *                                  hex SHA-256 of their bytes
+ *                                  hex SHA-256 of their bytes; or folders
+ *                                  (tar uploads, storage/blob_dir.h) named
+ *                                  by their content identity
  * tmp/ and objects/ are on the same filesystem, so a commit is one atomic
  * rename(2). Durability of a commit: fsync the file, rename it into place,
  * fsync the directory (and objects/ when the fan-out directory is new).
@@ -43,7 +45,6 @@
 #include <stdint.h>
 
 #include "core/err.h"
-#include "core/formats/tar.h"
 #include "core/formats/thash.h"
 
 #define BLOB_TMP_STALE_S 3600 /* tmp files older than this are removed whoever wrote them */
@@ -124,59 +125,6 @@ enum err_code blob_upload_commit(struct blob_upload *u, struct blob_committed *o
  * (never a committed blob), release the hash and free `u`. NULL is a no-op.
  * Cannot fail. */
 void blob_upload_abort(struct blob_upload *u);
-
-/* --- Folder uploads (storage/blob_dir.c) --------------------------------- */
-
-/* A folder upload (a tar body: a shard, DCP, adapter or DeepSpeed folder)
- * has the same life as a file upload: create (an empty tmp folder named
- * like an upload's tmp file, so blob_tmp_cleanup finds it after a crash),
- * extract (the tar's files and folders, written through the core tar
- * parser, core/formats/tar.h), root (what the checkpoint is), commit (the
- * root renamed into objects/ under a hash the caller chose, its content
- * identity) and blob_dir_abort, which removes whatever the tmp folder still
- * holds and frees the object. A committed folder blob is
- * objects/<sha[0:2]>/<sha>/ with the checkpoint's files inside; blob_path,
- * blob_exists and blob_remove take it like a file blob. */
-struct blob_dir; /* opaque */
-
-/* Start a folder upload into `b`: a new empty tmp folder (mode 0700).
- * ERR_IO or ERR_NOMEM, with nothing left behind.
- * Returns the upload in *out; end it with blob_dir_abort(). */
-enum err_code blob_dir_create(struct blob_store *b, struct blob_dir **out, struct err *e);
-
-/* Extract the tar file `tar_path` into the folder, as core/formats/tar.h
- * reads it under `limits` (NULL: its defaults): files (mode 0600, fsync'd)
- * and folders (0700) are created below the tmp folder only (openat with
- * O_NOFOLLOW | O_EXCL from the folder's own descriptor, so no name can
- * leave it). Fails with the parser's categories (hostile_archive,
- * invalid_tar, truncated, trailing_data, limit_exceeded), hostile_archive
- * for a duplicate name or a name that is both a file and a folder, ERR_IO
- * (insufficient_storage when the disk is full). After a failure the folder
- * holds partial content: abort it. Once per folder upload. */
-enum err_code blob_dir_extract_tar(struct blob_dir *d, const char *tar_path,
-                                   const struct tar_limits *limits, struct err *e);
-
-/* The checkpoint the extracted tar holds: starting at the tmp folder,
- * while a folder holds exactly one entry and it is a folder, go into it
- * (so `tar c ckpt/` and `tar -C ckpt -c .` give the same root); a folder
- * holding exactly one regular file gives that file. *is_file says which.
- * ERR_FORMAT "empty_file" when no file was extracted. The path is borrowed:
- * valid until commit or abort. */
-enum err_code blob_dir_root(struct blob_dir *d, const char **path, int *is_file, struct err *e);
-
-/* Bytes of the files extracted. Cannot fail. */
-uint64_t blob_dir_bytes(const struct blob_dir *d);
-
-/* Move the root (blob_dir_root first) into the store as blob `sha256_hex`,
- * durably (files were fsync'd as they were written; the fan-out folder is
- * fsync'd after the rename). A blob that exists already is kept and `out`
- * says so. ERR_INVAL before blob_dir_root or after a commit, ERR_IO. */
-enum err_code blob_dir_commit(struct blob_dir *d, const char *sha256_hex,
-                              struct blob_committed *out, struct err *e);
-
-/* End `d`: remove the tmp folder and whatever it still holds (never a
- * committed blob) and free `d`. NULL is a no-op. Cannot fail. */
-void blob_dir_abort(struct blob_dir *d);
 
 /* --- Snapshots and removal ------------------------------------------------ */
 

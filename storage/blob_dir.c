@@ -1,5 +1,5 @@
 /* blob_dir.c -- folder uploads: a tar body extracted into a tmp folder,
- * then committed by one rename. See blob.h, "Folder uploads".
+ * then committed by one rename. See blob_dir.h.
  *
  * Every file and folder is created relative to a descriptor of the tmp
  * folder (openat, mkdirat) and every folder on the way is opened with
@@ -9,7 +9,7 @@
  *
  * THREAD SAFETY: a folder upload is one thread's at a time.
  */
-#include "storage/blob.h"
+#include "storage/blob_dir.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -274,7 +274,7 @@ static enum err_code blob_dir_only(const char *path, char *name, mode_t *mode, i
 enum err_code blob_dir_root(struct blob_dir *d, const char **path, int *is_file, struct err *e)
 {
     char cur[BLOB_PATH_MAX], name[NAME_MAX + 1];
-    enum err_code rc = ERR_OK;
+    enum err_code rc;
     mode_t mode = 0;
     int n = 0, len;
 

@@ -22,10 +22,12 @@
 
 #include "core/formats/ckpt_id.h"
 #include "core/formats/thash.h"
-#include "storage/blob.h"
+#include "storage/blob_dir.h"
 #include "tests/check.h"
 
 #define FIX "tests/fixtures/tar/"
+
+static const unsigned char ustar_magic[8] = {'u', 's', 't', 'a', 'r', 0, '0', '0'};
 
 /* The tests' limits (the manifest's limit_exceeded rows rely on them). */
 static const struct tar_limits test_limits = {
@@ -235,14 +237,11 @@ static void put_header(unsigned char *b, size_t *off, const char *name, uint64_t
     unsigned sum = 0;
 
     memset(h, 0, TAR_BLOCK);
-    memcpy(h, name, strlen(name));
+    snprintf((char *)h, 100, "%s", name);
     snprintf((char *)h + 100, 8, "%07o", 0644);
     snprintf((char *)h + 124, 12, "%011llo", (unsigned long long)size);
     h[156] = (unsigned char)t;
-    memcpy(h + 257,
-           "ustar\0"
-           "00",
-           8);
+    memcpy(h + 257, ustar_magic, sizeof(ustar_magic));
     memset(h + 148, ' ', 8);
     for (int i = 0; i < TAR_BLOCK; i++)
         sum += h[i];
@@ -347,7 +346,7 @@ static void test_pax_size_overrides_the_header(void)
 
     memset(b, 0, sizeof(b));
     put_header(b, &off, "PaxHeader", strlen(recs), 'x');
-    memcpy(b + off, recs, strlen(recs));
+    snprintf((char *)b + off, TAR_BLOCK, "%s", recs);
     off += TAR_BLOCK;
     put_header(b, &off, "f", 0, '0'); /* header says 0 */
     memset(b + off, 'z', 20);

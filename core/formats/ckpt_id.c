@@ -222,7 +222,7 @@ static enum err_code ckpt_id_walk(const char *root, const char *rel, int depth,
     if (depth > CKPT_ID_TREE_DEPTH)
         return err_setc(e, ERR_TOOBIG, ERR_CAT_LIMIT_EXCEEDED,
                         "%s: folders nested more than %d deep", root, CKPT_ID_TREE_DEPTH);
-    full = malloc(2 * PATH_MAX);
+    full = malloc((size_t)2 * PATH_MAX);
     if (full == NULL)
         return err_set(e, ERR_NOMEM, "out of memory listing a folder");
     sub = full + PATH_MAX;
@@ -276,7 +276,7 @@ static enum err_code ckpt_id_tree(const char *path, const struct ckpt_id_opts *o
     char full[PATH_MAX], real[PATH_MAX];
 
     rc = ckpt_id_walk(path, "", 0, &l, e);
-    if (rc == ERR_OK)
+    if (rc == ERR_OK && l.n > 0)
         qsort(l.v, l.n, sizeof(*l.v), ckpt_id_cmp);
     if (rc == ERR_OK)
         rc = thash_init(&h, e);

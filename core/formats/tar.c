@@ -278,7 +278,7 @@ static enum err_code tar_pax(struct tar_parser *p, struct err *e)
 /* An extended header's data is in. */
 static enum err_code tar_ext_done(struct tar_parser *p, struct err *e)
 {
-    size_t n = p->ext_len;
+    size_t n;
 
     if (p->ext_type == 'x')
         return tar_pax(p, e);
