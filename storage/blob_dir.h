@@ -34,12 +34,13 @@ struct blob_dir; /* opaque */
 enum err_code blob_dir_create(struct blob_store *b, struct blob_dir **out, struct err *e);
 
 /* Extract the tar file `tar_path` into the folder, as core/formats/tar.h
- * reads it under `limits` (NULL: its defaults): files (mode 0600, fsync'd)
- * and folders (0700) are created below the tmp folder only (openat with
+ * reads it under `limits` (NULL: its defaults). The whole stream is parsed
+ * first, writing nothing; then files (mode 0600) and folders (0700) are
+ * created below the tmp folder only (openat with
  * O_NOFOLLOW | O_EXCL from the folder's own descriptor, so no name can
- * leave it). Fails with the parser's categories (hostile_archive,
- * invalid_tar, truncated, trailing_data, limit_exceeded), hostile_archive
- * for a duplicate name or a name that is both a file and a folder, ERR_IO
+ * leave it), and the file system is synced once (syncfs). Fails with the
+ * parser's categories (hostile_archive, invalid_tar, truncated, trailing_data, limit_exceeded),
+ * hostile_archive for a duplicate name or a name that is both a file and a folder, ERR_IO
  * (insufficient_storage when the disk is full). After a failure the folder
  * holds partial content: abort it. Once per folder upload. */
 enum err_code blob_dir_extract_tar(struct blob_dir *d, const char *tar_path,
@@ -57,7 +58,7 @@ enum err_code blob_dir_root(struct blob_dir *d, const char **path, int *is_file,
 uint64_t blob_dir_bytes(const struct blob_dir *d);
 
 /* Move the root (blob_dir_root first) into the store as blob `sha256_hex`,
- * durably (files were fsync'd as they were written; the fan-out folder is
+ * durably (the files were synced after extraction; the fan-out folder is
  * fsync'd after the rename). A blob that exists already is kept and `out`
  * says so. ERR_INVAL before blob_dir_root or after a commit, ERR_IO. */
 enum err_code blob_dir_commit(struct blob_dir *d, const char *sha256_hex,

@@ -11,7 +11,8 @@
  * malformed tar of tests/fixtures/tar/manifest.tsv, a tar with more members
  * than the limit and a DCP-like folder (readers decide, never "a folder is
  * shards") are refused with 4xx and their category, and nothing is stored:
- * no run, no job, no blob, no temporary file.
+ * no run, no job, no blob, no temporary file. Deleting the runs removes the
+ * folder blob.
  * Run from the repository root after `make test-build`.
  */
 #include "tests/check.h"
@@ -292,6 +293,22 @@ static void test_nothing_of_a_refusal_is_stored(const struct svc *s)
     svc_resp_free(&r);
 }
 
+/* Deleting the runs removes the folder blob, with every file in it, once
+ * no run's checkpoint has its identity (the path run's has). */
+static void test_deleting_the_runs_removes_the_folder_blob(const struct svc *s)
+{
+    char dir[PATH_MAX];
+    struct svc_resp r;
+
+    snprintf(dir, sizeof(dir), "%s/blobs/objects", s->data);
+    CHECK_EQ_INT(svc_req(s, "DELETE", "/v1/runs/bypath", NULL, NULL, 0, NULL, &r), 200);
+    svc_resp_free(&r);
+    CHECK_EQ_INT(svc_count_files(dir), 3);
+    CHECK_EQ_INT(svc_req(s, "DELETE", "/v1/runs/tarred", NULL, NULL, 0, NULL, &r), 200);
+    svc_resp_free(&r);
+    CHECK_EQ_INT(svc_count_files(dir), 0);
+}
+
 int main(void)
 {
     double t0 = svc_now();
@@ -313,6 +330,7 @@ int main(void)
         test_a_tar_with_too_many_members_is_refused(&s);
         test_other_folders_go_to_their_reader(&s, rr);
         test_nothing_of_a_refusal_is_stored(&s);
+        test_deleting_the_runs_removes_the_folder_blob(&s);
         CHECK_EQ_INT(svc_stop(&s), 0);
         if (check_n_failed)
             svc_dump_log(&s, 3000);

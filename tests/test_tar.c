@@ -376,6 +376,25 @@ static int n_entries(const char *path)
     return n;
 }
 
+/* Entries of the one folder in folder `path` (-1 if there is none). */
+static int n_entries_in_only(const char *path)
+{
+    DIR *d = opendir(path);
+    struct dirent *de;
+    char sub[1024] = "";
+    int n = -1;
+
+    if (d == NULL)
+        return -1;
+    while ((de = readdir(d)) != NULL)
+        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+            snprintf(sub, sizeof(sub), "%s/%s", path, de->d_name);
+    closedir(d);
+    if (sub[0] != '\0')
+        n = n_entries(sub);
+    return n;
+}
+
 /* Remove folder `path` and everything under it (the test's own). */
 static void rm_rf(const char *path)
 {
@@ -446,6 +465,8 @@ static void test_every_fixture_extracts_as_the_manifest_says_and_refusals_leave_
             fprintf(stderr, "%s: extract %s\n", rows[i].file, cat);
         CHECK_STR_EQ(cat, rows[i].extract);
         CHECK_EQ_INT(n_entries(tmp), 1); /* the upload's folder, until abort */
+        if (strcmp(rows[i].parse, "ok") != 0)
+            CHECK_EQ_INT(n_entries_in_only(tmp), 0); /* a refused stream writes nothing */
         blob_dir_abort(d);
         CHECK_EQ_INT(n_entries(tmp), 0);
         CHECK_EQ_INT(n_entries(objects), 0);
