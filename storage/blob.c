@@ -216,8 +216,16 @@ enum err_code blob__commit_tmp(struct blob_store *b, const char *tmp_path, const
         rc = fsync_path(b->objects, 1, e);
     if (rc != ERR_OK)
         return rc;
-    if (rename(tmp_path, dst) != 0)
-        return err_set_errno(e, ERR_IO, errno, "rename %s to %s", tmp_path, dst);
+    if (rename(tmp_path, dst) != 0) {
+        int errnum = errno;
+        /* a folder: the same folder committed by another upload meanwhile */
+        if ((errnum == ENOTEMPTY || errnum == EEXIST) && stat(dst, &sb) == 0 &&
+            S_ISDIR(sb.st_mode)) {
+            *existed = 1;
+            return ERR_OK;
+        }
+        return err_set_errno(e, ERR_IO, errnum, "rename %s to %s", tmp_path, dst);
+    }
     *moved = 1;
     return fsync_path(fan, 1, e);
 }
