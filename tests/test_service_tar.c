@@ -7,7 +7,8 @@
  * Content-Length and again streamed (a chunked PUT, as `tar c | curl -T -`
  * sends it) is one checkpoint whose identity is the folder's (the one path
  * ingestion gives the folder), stored as a folder blob, analysed to the same
- * per-layer results as the path submission of the folder. Every hostile or
+ * per-layer results as the path submission of the folder; sent as
+ * application/octet-stream, the refusal says how to send it. Every hostile or
  * malformed tar of tests/fixtures/tar/manifest.tsv, a tar with more members
  * than the limit and a DCP-like folder (readers decide, never "a folder is
  * shards") are refused with 4xx and their category, and nothing is stored:
@@ -133,6 +134,21 @@ static void test_a_tar_is_checked_against_its_declared_hash(const struct svc *s)
 
     CHECK_EQ_INT(post_tar(s, "evil", 1, TAR_FIX "llama_sharded_gnu.tar", 0, hdr, &r), 400);
     CHECK_STR_EQ(svc_js(r.json, "category"), "checksum_mismatch");
+    svc_resp_free(&r);
+}
+
+/* A tar sent as application/octet-stream is refused with a detail that
+ * says how to send a folder. */
+static void test_a_tar_as_one_file_says_how_to_send_it(const struct svc *s)
+{
+    struct svc_resp r;
+
+    CHECK_EQ_INT(svc_upload(s, "/v1/runs/evil/checkpoints?step=1", TAR_FIX "llama_sharded_gnu.tar",
+                            NULL, &r),
+                 422);
+    CHECK_STR_EQ(svc_js(r.json, "category"), "legacy_torch_format");
+    CHECK(svc_js(r.json, "detail") != NULL &&
+          strstr(svc_js(r.json, "detail"), "application/x-tar") != NULL);
     svc_resp_free(&r);
 }
 
@@ -326,6 +342,7 @@ int main(void)
     if (svc_start(&s, data, extra)) {
         test_a_tar_of_a_shard_folder_is_the_folder(&s, folder);
         test_a_tar_is_checked_against_its_declared_hash(&s);
+        test_a_tar_as_one_file_says_how_to_send_it(&s);
         test_every_hostile_tar_is_refused(&s);
         test_a_tar_with_too_many_members_is_refused(&s);
         test_other_folders_go_to_their_reader(&s, rr);
