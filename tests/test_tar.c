@@ -573,6 +573,15 @@ static void test_tmp_cleanup_removes_abandoned_folders(void)
     blob_store_close(b);
 }
 
+/* A check that refuses the .distcp file (by its resolved path). */
+static enum err_code refuse_distcp(const void *arg, const char *path, struct err *e)
+{
+    (void)arg;
+    if (strstr(path, ".distcp") != NULL && path[0] == '/')
+        return err_setc(e, ERR_INVAL, ERR_CAT_PATH_NOT_ALLOWED, "refused %s", path);
+    return ERR_OK;
+}
+
 /* A folder that is not shards (DCP, adapter, DeepSpeed: sniffed by its
  * entries) is identified by every file under it, by relative name. */
 static void test_a_dcp_folder_identity_covers_every_file(void)
@@ -618,6 +627,12 @@ static void test_a_dcp_folder_identity_covers_every_file(void)
         thash_hex(dg, want);
         thash_free(&h);
         CHECK_STR_EQ(id.sha256, want);
+    }
+    {
+        /* every file is vetted (path ingestion: its realpath under a root) */
+        struct ckpt_id_opts o = {.check = refuse_distcp};
+        CHECK_EQ_INT(ckpt_identity(dir, &o, &id2, &e), ERR_INVAL);
+        CHECK_STR_EQ(err_category(&e), "path_not_allowed");
     }
     f = fopen(path, "ab"); /* any byte of any file changes it */
     CHECK(f != NULL && fputs("!", f) >= 0 && fclose(f) == 0);
