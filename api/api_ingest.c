@@ -309,6 +309,7 @@ static int api_tar_extract(struct api_call *c, struct api_response *resp, struct
     struct err e = {0};
     int is_file = 0;
 
+    *root = NULL;
     tar_limits_default(&lim);
     lim.max_member_bytes = c->ctx->max_upload;
     lim.max_total_bytes = c->ctx->max_upload;
@@ -321,6 +322,8 @@ static int api_tar_extract(struct api_call *c, struct api_response *resp, struct
         e.category = ERR_CAT_INVALID_CHECKPOINT;
     if (e.code == ERR_IO && e.category != ERR_CAT_INSUFFICIENT_STORAGE)
         snprintf(e.msg, sizeof(e.msg), "the tar could not be extracted (server I/O error)");
+    else if (*root != NULL) /* the checkpoint's own path is "upload" */
+        api_msg_hide(e.msg, sizeof(e.msg), *root, "upload");
     else
         api_msg_hide(e.msg, sizeof(e.msg), blob_tmp_dir(c->ctx->blobs), "upload");
     api_problem_err(resp, &e);
