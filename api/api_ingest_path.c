@@ -1,6 +1,8 @@
 /* api_ingest_path.c -- POST /v1/runs/{run}/checkpoints with a JSON body
  * {"step": N, "path": "...", "preset"?: P, "format"?: F}: a checkpoint the
- * server reads in place (a file, a shard index, or a folder of shards).
+ * server reads in place (a file, a shard index, or a folder: of shards, or
+ * a DCP, PEFT adapter or DeepSpeed folder, told apart by its entries,
+ * ckpt_sniff_dir; only a folder of shards is read as one).
  *
  * Path rules (no allowed roots configured: path ingestion is off, 403):
  *   - the path is absolute, at most PATH_MAX bytes, with no control
@@ -16,8 +18,10 @@
  *     is a 422 not_regular_file, found by fstat before any read: nothing
  *     blocks on it).
  * Content identity (the run+step+content rule, core/ckpt_id.h): a file's
- * SHA-256; for an index or folder, the SHA-256 of
- * "<shard name>\0<shard sha256 hex>\n" over the shards in name order. No
+ * SHA-256; for an index or folder of shards, the SHA-256 of
+ * "<shard name>\0<shard sha256 hex>\n" over the shards in name order; for
+ * another folder, the same over every file under it (relative names), each
+ * file's realpath under an allowed root too. No
  * blob is written: the job reads the path again, and the worker checks
  * this identity again before it analyses (server/worker.c), so a file that
  * changed after the 202 fails its job with category "changed".

@@ -180,6 +180,8 @@ int api__validate_merge(struct api_call *c, struct api_response *resp, const cha
                         const char *shown, enum ckpt_format declared,
                         const struct store_job_base *b, char *fmt_name, size_t len);
 
+struct blob_dir; /* storage/blob_dir.h */
+
 /* Validate an opened checkpoint source, record the checkpoint and job, and
  * answer 202/200 (api_ingest.c). `fmt` is the format that ckpt_open found. */
 struct api_ingest {
@@ -193,6 +195,8 @@ struct api_ingest {
     const char *preset;                /* preset name */
     const char *params_json;           /* its canonical params (preset_to_json) */
     const struct store_job_base *base; /* a LoRA adapter's base; NULL none */
+    struct blob_dir *dir;              /* a tar upload's extracted folder, committed instead
+                                          of the request's upload; NULL otherwise (borrowed) */
 };
 void api__submit(struct api_call *c, struct api_response *resp, const struct api_ingest *in);
 

@@ -49,61 +49,63 @@ enum err_code {
  * cannot be opened for a request is 503, a failing statement, DB, is 500),
  * SERVER_BUSY is "busy" (the server's own admission refusals, upload slots
  * and the validation queue, ask for 5 s; BUSY, a busy resource, for 1 s). */
-#define ERR_CATEGORY_MAP(X)                                                                \
-    X(INTERNAL, "internal", 500, "Internal Server Error", 0)                               \
-    X(NOMEM, "nomem", 503, "Service Unavailable", 5)                                       \
-    X(INVALID_REQUEST, "invalid_request", 400, "Bad Request", 0)                           \
-    X(MALFORMED, "malformed", 422, "Unprocessable Content", 0)                             \
-    X(LIMIT_EXCEEDED, "limit_exceeded", 413, "Content Too Large", 0)                       \
-    X(IO, "io", 500, "Internal Server Error", 0)                                           \
-    X(NOT_FOUND, "not_found", 404, "Not Found", 0)                                         \
-    X(DB, "db", 500, "Internal Server Error", 0)                                           \
-    X(NUMERIC, "numeric", 500, "Internal Server Error", 0)                                 \
-    X(BUSY, "busy", 503, "Service Unavailable", 1)                                         \
-    X(CONFLICT, "conflict", 409, "Conflict", 0)                                            \
-    X(CANCELED, "canceled", 409, "Conflict", 0)                                            \
-    X(DB_UNAVAILABLE, "db", 503, "Database unavailable", 5)                                \
-    X(SERVER_BUSY, "busy", 503, "Server busy", 5)                                          \
-    X(UNAVAILABLE, "unavailable", 503, "Service Unavailable", 1)                           \
-    X(UNAUTHORIZED, "unauthorized", 401, "Unauthorized", 0)                                \
-    X(INSUFFICIENT_SCOPE, "insufficient_scope", 403, "Forbidden", 0)                       \
-    X(METHOD_NOT_ALLOWED, "method_not_allowed", 405, "Method Not Allowed", 0)              \
-    X(UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", 415, "Unsupported Media Type", 0)  \
-    X(TIMEOUT, "timeout", 408, "Request Timeout", 0)                                       \
-    X(INSUFFICIENT_STORAGE, "insufficient_storage", 507, "Insufficient Storage", 0)        \
-    X(INVALID_PARAMETER, "invalid_parameter", 400, "Bad Request", 0)                       \
-    X(CHECKSUM_MISMATCH, "checksum_mismatch", 400, "Bad Request", 0)                       \
-    X(PATH_NOT_ALLOWED, "path_not_allowed", 403, "Forbidden", 0)                           \
-    X(UNKNOWN_LAYER, "unknown_layer", 404, "Not Found", 0)                                 \
-    X(NO_HISTOGRAM, "no_histogram", 404, "Not Found", 0)                                   \
-    X(NO_ALPHAS, "no_alphas", 409, "Conflict", 0)                                          \
-    X(JOB_RUNNING, "job_running", 409, "Conflict", 0)                                      \
-    X(CHECKPOINT_CONFLICT, "checkpoint_conflict", 409, "Conflict", 0)                      \
-    X(DEGENERATE_ALPHAS, "degenerate_alphas", 400, "Bad Request", 0)                       \
-    X(INVALID_CHECKPOINT, "invalid_checkpoint", 422, "Unprocessable Content", 0)           \
-    X(USAGE, "usage", 400, "Bad Request", 0)                                               \
-    X(SETTINGS, "settings", 400, "Bad Request", 0)                                         \
-    X(CHANGED, "changed", 500, "Internal Server Error", 0)                                 \
-    X(NOT_REGULAR_FILE, "not_regular_file", 422, "Unprocessable Content", 0)               \
-    X(EMPTY_FILE, "empty_file", 422, "Unprocessable Content", 0)                           \
-    X(UNKNOWN_FORMAT, "unknown_format", 422, "Unprocessable Content", 0)                   \
-    X(UNSUPPORTED_FORMAT, "unsupported_format", 422, "Unprocessable Content", 0)           \
-    X(LEGACY_TORCH_FORMAT, "legacy_torch_format", 422, "Unprocessable Content", 0)         \
-    X(TRUNCATED, "truncated", 422, "Unprocessable Content", 0)                             \
-    X(TRAILING_DATA, "trailing_data", 422, "Unprocessable Content", 0)                     \
-    X(OVERFLOW, "overflow", 422, "Unprocessable Content", 0)                               \
-    X(HEADER_TOO_LARGE, "header_too_large", 422, "Unprocessable Content", 0)               \
-    X(INVALID_HEADER, "invalid_header", 422, "Unprocessable Content", 0)                   \
-    X(INVALID_DTYPE, "invalid_dtype", 422, "Unprocessable Content", 0)                     \
-    X(INVALID_OFFSETS, "invalid_offsets", 422, "Unprocessable Content", 0)                 \
-    X(SHAPE_MISMATCH, "shape_mismatch", 422, "Unprocessable Content", 0)                   \
-    X(INVALID_ZIP, "invalid_zip", 422, "Unprocessable Content", 0)                         \
-    X(UNSUPPORTED_COMPRESSION, "unsupported_compression", 422, "Unprocessable Content", 0) \
-    X(MISSING_RECORD, "missing_record", 422, "Unprocessable Content", 0)                   \
-    X(INVALID_PICKLE, "invalid_pickle", 422, "Unprocessable Content", 0)                   \
-    X(DISALLOWED_GLOBAL, "disallowed_global", 422, "Unprocessable Content", 0)             \
-    X(INVALID_INDEX, "invalid_index", 422, "Unprocessable Content", 0)                     \
-    X(LORA_MISMATCH, "lora_mismatch", 422, "the adapter does not fit the base checkpoint", 0)
+#define ERR_CATEGORY_MAP(X)                                                                   \
+    X(INTERNAL, "internal", 500, "Internal Server Error", 0)                                  \
+    X(NOMEM, "nomem", 503, "Service Unavailable", 5)                                          \
+    X(INVALID_REQUEST, "invalid_request", 400, "Bad Request", 0)                              \
+    X(MALFORMED, "malformed", 422, "Unprocessable Content", 0)                                \
+    X(LIMIT_EXCEEDED, "limit_exceeded", 413, "Content Too Large", 0)                          \
+    X(IO, "io", 500, "Internal Server Error", 0)                                              \
+    X(NOT_FOUND, "not_found", 404, "Not Found", 0)                                            \
+    X(DB, "db", 500, "Internal Server Error", 0)                                              \
+    X(NUMERIC, "numeric", 500, "Internal Server Error", 0)                                    \
+    X(BUSY, "busy", 503, "Service Unavailable", 1)                                            \
+    X(CONFLICT, "conflict", 409, "Conflict", 0)                                               \
+    X(CANCELED, "canceled", 409, "Conflict", 0)                                               \
+    X(DB_UNAVAILABLE, "db", 503, "Database unavailable", 5)                                   \
+    X(SERVER_BUSY, "busy", 503, "Server busy", 5)                                             \
+    X(UNAVAILABLE, "unavailable", 503, "Service Unavailable", 1)                              \
+    X(UNAUTHORIZED, "unauthorized", 401, "Unauthorized", 0)                                   \
+    X(INSUFFICIENT_SCOPE, "insufficient_scope", 403, "Forbidden", 0)                          \
+    X(METHOD_NOT_ALLOWED, "method_not_allowed", 405, "Method Not Allowed", 0)                 \
+    X(UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", 415, "Unsupported Media Type", 0)     \
+    X(TIMEOUT, "timeout", 408, "Request Timeout", 0)                                          \
+    X(INSUFFICIENT_STORAGE, "insufficient_storage", 507, "Insufficient Storage", 0)           \
+    X(INVALID_PARAMETER, "invalid_parameter", 400, "Bad Request", 0)                          \
+    X(CHECKSUM_MISMATCH, "checksum_mismatch", 400, "Bad Request", 0)                          \
+    X(PATH_NOT_ALLOWED, "path_not_allowed", 403, "Forbidden", 0)                              \
+    X(UNKNOWN_LAYER, "unknown_layer", 404, "Not Found", 0)                                    \
+    X(NO_HISTOGRAM, "no_histogram", 404, "Not Found", 0)                                      \
+    X(NO_ALPHAS, "no_alphas", 409, "Conflict", 0)                                             \
+    X(JOB_RUNNING, "job_running", 409, "Conflict", 0)                                         \
+    X(CHECKPOINT_CONFLICT, "checkpoint_conflict", 409, "Conflict", 0)                         \
+    X(DEGENERATE_ALPHAS, "degenerate_alphas", 400, "Bad Request", 0)                          \
+    X(INVALID_CHECKPOINT, "invalid_checkpoint", 422, "Unprocessable Content", 0)              \
+    X(USAGE, "usage", 400, "Bad Request", 0)                                                  \
+    X(SETTINGS, "settings", 400, "Bad Request", 0)                                            \
+    X(CHANGED, "changed", 500, "Internal Server Error", 0)                                    \
+    X(NOT_REGULAR_FILE, "not_regular_file", 422, "Unprocessable Content", 0)                  \
+    X(EMPTY_FILE, "empty_file", 422, "Unprocessable Content", 0)                              \
+    X(UNKNOWN_FORMAT, "unknown_format", 422, "Unprocessable Content", 0)                      \
+    X(UNSUPPORTED_FORMAT, "unsupported_format", 422, "Unprocessable Content", 0)              \
+    X(LEGACY_TORCH_FORMAT, "legacy_torch_format", 422, "Unprocessable Content", 0)            \
+    X(TRUNCATED, "truncated", 422, "Unprocessable Content", 0)                                \
+    X(TRAILING_DATA, "trailing_data", 422, "Unprocessable Content", 0)                        \
+    X(OVERFLOW, "overflow", 422, "Unprocessable Content", 0)                                  \
+    X(HEADER_TOO_LARGE, "header_too_large", 422, "Unprocessable Content", 0)                  \
+    X(INVALID_HEADER, "invalid_header", 422, "Unprocessable Content", 0)                      \
+    X(INVALID_DTYPE, "invalid_dtype", 422, "Unprocessable Content", 0)                        \
+    X(INVALID_OFFSETS, "invalid_offsets", 422, "Unprocessable Content", 0)                    \
+    X(SHAPE_MISMATCH, "shape_mismatch", 422, "Unprocessable Content", 0)                      \
+    X(INVALID_ZIP, "invalid_zip", 422, "Unprocessable Content", 0)                            \
+    X(UNSUPPORTED_COMPRESSION, "unsupported_compression", 422, "Unprocessable Content", 0)    \
+    X(MISSING_RECORD, "missing_record", 422, "Unprocessable Content", 0)                      \
+    X(INVALID_PICKLE, "invalid_pickle", 422, "Unprocessable Content", 0)                      \
+    X(DISALLOWED_GLOBAL, "disallowed_global", 422, "Unprocessable Content", 0)                \
+    X(INVALID_INDEX, "invalid_index", 422, "Unprocessable Content", 0)                        \
+    X(LORA_MISMATCH, "lora_mismatch", 422, "the adapter does not fit the base checkpoint", 0) \
+    X(INVALID_TAR, "invalid_tar", 422, "Unprocessable Content", 0)                            \
+    X(HOSTILE_ARCHIVE, "hostile_archive", 422, "Unprocessable Content", 0)
 
 /* ERR_CAT_NONE: no category (the code's default row applies). ERR_CAT_COUNT
  * counts the values, NONE included; it is no category. */

@@ -35,17 +35,11 @@
 #include <unistd.h>
 
 #include "core/formats/thash.h"
+#include "storage/blob_int.h"
 
 #ifndef PATH_MAX
 #define PATH_MAX 4096
 #endif
-
-struct blob_store {
-    char *dir;                    /* owned: the store directory */
-    char *tmp;                    /* owned: <dir>/tmp */
-    char *objects;                /* owned: <dir>/objects */
-    char host[BLOB_HOST_MAX + 1]; /* this host's name in tmp file names */
-};
 
 static char *path_join(const char *a, const char *b)
 {
@@ -191,13 +185,8 @@ static enum err_code blob_tmp_create(struct blob_store *b, int *fd, char *path, 
     return ERR_OK;
 }
 
-/* Move the complete tmp file `tmp_path` into the store as blob `sha256_hex`
- * (see the top of this file); if the blob exists, remove `tmp_path` and set
- * *existed. *moved = 1 once `tmp_path` no longer names the file (renamed or
- * removed), also when a later step fails. */
-static enum err_code blob_commit_tmp(struct blob_store *b, const char *tmp_path,
-                                     const char *sha256_hex, int *existed, int *moved,
-                                     struct err *e)
+enum err_code blob__commit_tmp(struct blob_store *b, const char *tmp_path, const char *sha256_hex,
+                               int *existed, int *moved, struct err *e)
 {
     char fan[PATH_MAX], dst[PATH_MAX];
     enum err_code rc;
@@ -211,8 +200,10 @@ static enum err_code blob_commit_tmp(struct blob_store *b, const char *tmp_path,
         return rc;
     memcpy(fan, dst, sizeof fan);
     *strrchr(fan, '/') = '\0'; /* objects/<sha[0:2]> */
-    if (stat(dst, &sb) == 0 && S_ISREG(sb.st_mode)) {
+    if (stat(dst, &sb) == 0 && (S_ISREG(sb.st_mode) || S_ISDIR(sb.st_mode))) {
         *existed = 1;
+        if (lstat(tmp_path, &sb) == 0 && S_ISDIR(sb.st_mode))
+            return ERR_OK; /* a folder upload's: blob_dir_abort removes it */
         if (unlink(tmp_path) != 0)
             return err_set_errno(e, ERR_IO, errno, "remove %s", tmp_path);
         *moved = 1;
@@ -225,8 +216,16 @@ static enum err_code blob_commit_tmp(struct blob_store *b, const char *tmp_path,
         rc = fsync_path(b->objects, 1, e);
     if (rc != ERR_OK)
         return rc;
-    if (rename(tmp_path, dst) != 0)
-        return err_set_errno(e, ERR_IO, errno, "rename %s to %s", tmp_path, dst);
+    if (rename(tmp_path, dst) != 0) {
+        int errnum = errno;
+        /* a folder: the same folder committed by another upload meanwhile */
+        if ((errnum == ENOTEMPTY || errnum == EEXIST) && stat(dst, &sb) == 0 &&
+            S_ISDIR(sb.st_mode)) {
+            *existed = 1;
+            return ERR_OK;
+        }
+        return err_set_errno(e, ERR_IO, errnum, "rename %s to %s", tmp_path, dst);
+    }
     *moved = 1;
     return fsync_path(fan, 1, e);
 }
@@ -359,7 +358,7 @@ enum err_code blob_upload_commit(struct blob_upload *u, struct blob_committed *o
         return err_set(e, ERR_INVAL, "upload: commit before its end, or twice");
     if (!thash_hex_ok(u->sha256))
         return err_set(e, ERR_INVAL, "upload: its hash could not be computed");
-    rc = blob_commit_tmp(u->b, u->tmp, u->sha256, &existed, &moved, e);
+    rc = blob__commit_tmp(u->b, u->tmp, u->sha256, &existed, &moved, e);
     if (moved) {
         u->owns_tmp = 0;
         u->state = BLOB_UPLOAD_COMMITTED;
@@ -394,8 +393,15 @@ enum err_code blob_remove(struct blob_store *b, const char *sha256_hex, int *rem
     rc = blob_path(b, sha256_hex, dst, sizeof dst, e);
     if (rc != ERR_OK)
         return rc;
-    if (unlink(dst) != 0)
-        return errno == ENOENT ? ERR_OK : err_set_errno(e, ERR_IO, errno, "remove %s", dst);
+    if (unlink(dst) != 0) {
+        if (errno == ENOENT)
+            return ERR_OK;
+        if (errno != EISDIR)
+            return err_set_errno(e, ERR_IO, errno, "remove %s", dst);
+        rc = blob__rm_tree(AT_FDCWD, dst, e); /* a folder upload */
+        if (rc != ERR_OK)
+            return rc;
+    }
     if (removed != NULL)
         *removed = 1;
     return ERR_OK;
@@ -456,11 +462,11 @@ enum err_code blob_tmp_cleanup(struct blob_store *b, double max_age_s, int64_t *
             continue;
         if ((size_t)snprintf(path, sizeof path, "%s/%s", b->tmp, de->d_name) >= sizeof path)
             continue;
-        if (lstat(path, &sb) != 0 || S_ISDIR(sb.st_mode))
+        if (lstat(path, &sb) != 0)
             continue;
         if (!blob_tmp_stale(b, de->d_name, difftime(now, sb.st_mtime), max_age_s))
             continue;
-        if (unlink(path) == 0)
+        if (S_ISDIR(sb.st_mode) ? blob__rm_tree(AT_FDCWD, path, NULL) == ERR_OK : unlink(path) == 0)
             n++;
     }
     closedir(d);
@@ -491,7 +497,7 @@ int blob_exists(const struct blob_store *b, const char *sha256_hex)
 
     if (blob_path(b, sha256_hex, path, sizeof path, NULL) != ERR_OK)
         return 0;
-    return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
+    return stat(path, &sb) == 0 && (S_ISREG(sb.st_mode) || S_ISDIR(sb.st_mode));
 }
 
 enum err_code blob_free_bytes(const struct blob_store *b, uint64_t *out, struct err *e)

@@ -4,7 +4,9 @@
  *   <dir>/tmp/upload-<host>-<pid>-XXXXXX  uploads being written (struct
  *                                  blob_upload) and snapshots (blob_tmp_copy)
  *   <dir>/objects/<sha[0:2]>/<sha> committed blobs, named by the lower-case
- *                                  hex SHA-256 of their bytes
+ *                                  hex SHA-256 of their bytes; or folders
+ *                                  (tar uploads, storage/blob_dir.h) named
+ *                                  by their content identity
  * tmp/ and objects/ are on the same filesystem, so a commit is one atomic
  * rename(2). Durability of a commit: fsync the file, rename it into place,
  * fsync the directory (and objects/ when the fan-out directory is new).
@@ -135,7 +137,8 @@ void blob_upload_abort(struct blob_upload *u);
 enum err_code blob_tmp_copy(struct blob_store *b, const char *src, char *path, size_t len,
                             struct err *e);
 
-/* Remove blob `sha256_hex` (a reader that has it open keeps its bytes).
+/* Remove blob `sha256_hex`, a file or a folder (a reader that has a file
+ * open keeps its bytes).
  * *removed (may be NULL) = 1 if it existed. A missing blob is not an error.
  * Callers make sure no checkpoint refers to it (store_run_delete).
  * ERR_INVAL for a malformed hash, ERR_IO on failure. */
@@ -156,8 +159,8 @@ enum err_code blob_tmp_cleanup(struct blob_store *b, double max_age_s, int64_t *
 enum err_code blob_path(const struct blob_store *b, const char *sha256_hex, char *buf, size_t len,
                         struct err *e);
 
-/* 1 if blob `sha256_hex` exists as a regular file, 0 if not or the hash is
- * malformed. Cannot fail. */
+/* 1 if blob `sha256_hex` exists as a regular file or a folder, 0 if not
+ * or the hash is malformed. Cannot fail. */
 int blob_exists(const struct blob_store *b, const char *sha256_hex);
 
 /* Bytes available to unprivileged writers on the store's filesystem

@@ -88,6 +88,18 @@ static int ckpt_looks_safetensors(const unsigned char *head, size_t head_len, ui
     return 0;
 }
 
+/* 1 if the tar header `head` (512 bytes) starts a legacy torch.save tar,
+ * whose first member is one of its four records. */
+static int ckpt_legacy_tar(const unsigned char *head)
+{
+    static const char *const first[] = {"sys_info", "pickle", "storages", "tensors"};
+
+    for (size_t i = 0; i < sizeof(first) / sizeof(first[0]); i++)
+        if (strncmp((const char *)head, first[i], 100) == 0)
+            return 1;
+    return 0;
+}
+
 enum err_code ckpt_sniff(const unsigned char *head, size_t head_len, uint64_t file_size,
                          const char *name, enum ckpt_format *out, struct err *e)
 {
@@ -109,6 +121,11 @@ enum err_code ckpt_sniff(const unsigned char *head, size_t head_len, uint64_t fi
         *out = CKPT_FORMAT_NPY;
         return ERR_OK;
     }
+    if (head_len >= 262 && memcmp(head + 257, "ustar", 5) == 0 && !ckpt_legacy_tar(head))
+        return err_setc(e, ERR_FORMAT, ERR_CAT_LEGACY_TORCH_FORMAT,
+                        "a tar archive, not a checkpoint file: name the extracted folder "
+                        "instead, or upload the tar to the service as Content-Type "
+                        "application/x-tar (docs/tar.md)");
     if ((head_len >= sizeof(legacy) && memcmp(head, legacy, sizeof(legacy)) == 0) ||
         (head_len >= 8 && memcmp(head, "PYTORCH1", 8) == 0) ||
         (head_len >= 262 && memcmp(head + 257, "ustar", 5) == 0))
@@ -140,12 +157,7 @@ static int ckpt_dir_has(int dirfd, const char *name)
     return fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
-/* What a folder holds (Format detection): a DCP folder has `.metadata`, a
- * PEFT adapter folder `adapter_config.json`, a DeepSpeed folder its
- * `mp_rank_00_model_states.pt` (global_stepN/ of ZeRO-0/1/2),
- * `zero_pp_rank_0_mp_rank_00_model_states.pt` (ZeRO-3) or a `latest` tag file;
- * anything else is read as a folder of safetensors shards. */
-static enum ckpt_format ckpt_sniff_dir(int dirfd)
+enum ckpt_format ckpt_sniff_dir(int dirfd)
 {
     if (ckpt_dir_has(dirfd, ".metadata"))
         return CKPT_FORMAT_DCP;

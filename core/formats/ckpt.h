@@ -103,6 +103,13 @@ void ckpt_buf_free(struct ckpt_buf *b);
 enum err_code ckpt_sniff(const unsigned char *head, size_t head_len, uint64_t file_size,
                          const char *name, enum ckpt_format *out, struct err *e);
 
+/* What the open folder `dirfd` holds (Format detection): a DCP folder has
+ * `.metadata`, a PEFT adapter folder `adapter_config.json`, a DeepSpeed
+ * folder its `mp_rank_00_model_states.pt` (global_stepN/) or a `latest` tag
+ * file; anything else is CKPT_FORMAT_SAFETENSORS_INDEX, a folder of
+ * safetensors shards. Cannot fail. */
+enum ckpt_format ckpt_sniff_dir(int dirfd);
+
 /* Open `path` (a file, a shard index, or a folder of safetensors shards) as
  * `declared` (CKPT_FORMAT_UNKNOWN: sniff), validate its structure, and list
  * its tensors. No tensor data is read beyond what validation needs.

@@ -1,8 +1,10 @@
 /* ckpt_id.c -- see ckpt_id.h. */
 #include "core/formats/ckpt_id.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +15,8 @@
 
 #define CKPT_ID_CHUNK      (1u << 20)
 #define CKPT_ID_INDEX_NAME "model.safetensors.index.json"
+#define CKPT_ID_TREE_FILES 100000 /* files of one folder checkpoint */
+#define CKPT_ID_TREE_DEPTH 32     /* folder nesting of one folder checkpoint */
 
 /* What a non-regular file is, for messages. */
 static const char *ckpt_id_kind(mode_t m)
@@ -169,6 +173,152 @@ static enum err_code ckpt_id_shards(const char *path, int is_dir, const struct c
     return rc;
 }
 
+/* --- Folders of other formats (DCP, PEFT, DeepSpeed): every file ----------- */
+
+struct ckpt_id_names {
+    char **v; /* owned: relative names */
+    size_t n, cap;
+};
+
+static void ckpt_id_names_free(struct ckpt_id_names *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i]);
+    free(l->v);
+}
+
+static enum err_code ckpt_id_names_add(struct ckpt_id_names *l, const char *name, struct err *e)
+{
+    if (l->n >= CKPT_ID_TREE_FILES)
+        return err_setc(e, ERR_TOOBIG, ERR_CAT_LIMIT_EXCEEDED,
+                        "a checkpoint folder with more than %d files", CKPT_ID_TREE_FILES);
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 64;
+        char **v = realloc(l->v, cap * sizeof(*v));
+        if (v == NULL)
+            return err_set(e, ERR_NOMEM, "out of memory listing a folder");
+        l->v = v;
+        l->cap = cap;
+    }
+    l->v[l->n] = strdup(name);
+    if (l->v[l->n] == NULL)
+        return err_set(e, ERR_NOMEM, "out of memory listing a folder");
+    l->n++;
+    return ERR_OK;
+}
+
+/* Add the regular files under `root`/`rel` ("" for root) to `l`, with their
+ * names relative to `root`; folders are walked (symbolic links followed,
+ * CKPT_ID_TREE_DEPTH deep at most), anything else is not_regular_file. */
+static enum err_code ckpt_id_walk(const char *root, const char *rel, int depth,
+                                  struct ckpt_id_names *l, struct err *e)
+{
+    enum err_code rc = ERR_OK;
+    char *full = NULL, *sub; /* PATH_MAX each, on the heap: this recurses */
+    struct dirent *de;
+    struct stat st;
+    DIR *d = NULL;
+
+    if (depth > CKPT_ID_TREE_DEPTH)
+        return err_setc(e, ERR_TOOBIG, ERR_CAT_LIMIT_EXCEEDED,
+                        "%s: folders nested more than %d deep", root, CKPT_ID_TREE_DEPTH);
+    full = malloc((size_t)2 * PATH_MAX);
+    if (full == NULL)
+        return err_set(e, ERR_NOMEM, "out of memory listing a folder");
+    sub = full + PATH_MAX;
+    if ((size_t)snprintf(full, PATH_MAX, "%s%s%s", root, rel[0] ? "/" : "", rel) >= PATH_MAX) {
+        rc = err_set(e, ERR_TOOBIG, "%s: path too long", root);
+        goto out;
+    }
+    d = opendir(full);
+    if (d == NULL) {
+        rc = err_set_errno(e, errno == ENOENT ? ERR_NOTFOUND : ERR_IO, errno, "open %s", full);
+        goto out;
+    }
+    while (rc == ERR_OK && (de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        if ((size_t)snprintf(sub, PATH_MAX, "%s%s%s", rel, rel[0] ? "/" : "", de->d_name) >=
+            PATH_MAX) {
+            rc = err_set(e, ERR_TOOBIG, "%s: path too long", root);
+            break;
+        }
+        if (fstatat(dirfd(d), de->d_name, &st, 0) != 0)
+            rc = err_set_errno(e, ERR_IO, errno, "stat %s/%s", root, sub);
+        else if (S_ISDIR(st.st_mode))
+            rc = ckpt_id_walk(root, sub, depth + 1, l, e);
+        else if (S_ISREG(st.st_mode))
+            rc = ckpt_id_names_add(l, sub, e);
+        else
+            rc = ckpt_id_not_regular(sub, st.st_mode, e);
+    }
+out:
+    if (d != NULL)
+        closedir(d);
+    free(full);
+    return rc;
+}
+
+static int ckpt_id_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The identity of folder `path` that is not a folder of shards (rule in
+ * the header): every regular file under it, by relative name. */
+static enum err_code ckpt_id_tree(const char *path, const struct ckpt_id_opts *o,
+                                  struct ckpt_id *out, struct err *e)
+{
+    enum err_code rc;
+    struct ckpt_id_names l = {0};
+    struct thash h = {0};
+    unsigned char d[THASH_DIGEST_LEN];
+    char full[PATH_MAX], real[PATH_MAX];
+
+    rc = ckpt_id_walk(path, "", 0, &l, e);
+    if (rc == ERR_OK && l.n > 0)
+        qsort(l.v, l.n, sizeof(*l.v), ckpt_id_cmp);
+    if (rc == ERR_OK)
+        rc = thash_init(&h, e);
+    for (size_t i = 0; i < l.n && rc == ERR_OK; i++) {
+        char fh[THASH_HEX_LEN];
+        uint64_t n = 0;
+
+        if ((size_t)snprintf(full, sizeof(full), "%s/%s", path, l.v[i]) >= sizeof(full))
+            rc = err_set(e, ERR_TOOBIG, "%s: path too long", path);
+        else if (o->check != NULL && realpath(full, real) == NULL)
+            rc = err_set_errno(e, ERR_IO, errno, "resolve %s", full);
+        else if (o->check != NULL)
+            rc = o->check(o->check_arg, real, e);
+        if (rc == ERR_OK)
+            rc = ckpt_id_file(full, fh, &n, e);
+        if (rc == ERR_OK)
+            rc = thash_update(&h, l.v[i], strlen(l.v[i]) + 1, e);
+        if (rc == ERR_OK)
+            rc = thash_update(&h, fh, THASH_HEX_LEN - 1, e);
+        if (rc == ERR_OK)
+            rc = thash_update(&h, "\n", 1, e);
+        out->size += n;
+    }
+    if (rc == ERR_OK)
+        rc = thash_final(&h, d, e);
+    if (rc == ERR_OK)
+        thash_hex(d, out->sha256);
+    thash_free(&h);
+    ckpt_id_names_free(&l);
+    return rc;
+}
+
+/* 1 if folder `fd` is read as a folder of shards (declared so, or sniffed). */
+static int ckpt_id_shard_folder(int fd, enum ckpt_format declared)
+{
+    enum ckpt_format f = declared;
+
+    if (f == CKPT_FORMAT_UNKNOWN)
+        f = ckpt_sniff_dir(fd);
+    return f != CKPT_FORMAT_DCP && f != CKPT_FORMAT_PEFT && f != CKPT_FORMAT_DEEPSPEED;
+}
+
 enum err_code ckpt_identity(const char *path, const struct ckpt_id_opts *o, struct ckpt_id *out,
                             struct err *e)
 {
@@ -186,6 +336,12 @@ enum err_code ckpt_identity(const char *path, const struct ckpt_id_opts *o, stru
         goto out;
     if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)) {
         rc = ckpt_id_not_regular(path, st.st_mode, e);
+        goto out;
+    }
+    if (S_ISDIR(st.st_mode) && !ckpt_id_shard_folder(fd, o->declared)) {
+        close(fd);
+        fd = -1;
+        rc = ckpt_id_tree(path, o, out, e);
         goto out;
     }
     out->sharded = S_ISDIR(st.st_mode) || o->declared == CKPT_FORMAT_SAFETENSORS_INDEX ||

@@ -8,6 +8,12 @@
  *     CKPT_FORMAT_SAFETENSORS_INDEX) or a folder of shards (shards.h): the
  *     SHA-256 of "<shard name>\0<shard sha256 hex>\n" over the shards in
  *     name order. The index file itself is not part of it.
+ *   - any other folder (DCP, PEFT adapter, DeepSpeed: ckpt_sniff_dir, or
+ *     declared so): the SHA-256 of "<relative name>\0<file sha256 hex>\n"
+ *     over every regular file under it (symbolic links followed, at most
+ *     100000 files, 32 folders deep), names in byte order ("a/b" relative
+ *     to the folder, '/' between components). A tar upload of a folder has
+ *     the identity of the extracted folder, by these same rules.
  * Only regular files are read: every file is opened with O_NONBLOCK and
  * fstat'd, and anything else (FIFO, socket, device) is refused before a
  * byte is read, with ERR_FORMAT and category "not_regular_file", so a FIFO
@@ -34,7 +40,8 @@ typedef enum err_code ckpt_shard_check_fn(const void *arg, const char *shard, st
 struct ckpt_id {                /* plain data, caller-owned */
     char sha256[THASH_HEX_LEN]; /* lower-case hex identity (rule above) */
     uint64_t size;              /* bytes hashed: the file, or all shards */
-    int sharded;                /* 1: an index or a folder of shards */
+    int sharded;                /* 1: an index or a folder of shards (0: a file, or a folder
+                                   of another format) */
 };
 
 /* How ckpt_identity reads a path; zero-initialised (or a NULL pointer) is
@@ -47,7 +54,8 @@ struct ckpt_id_opts {
 };
 
 /* The identity of the checkpoint at `path` (see above) into *out, read as
- * `o` says (NULL: the defaults). It is sharded when `path` is a folder, when
+ * `o` says (NULL: the defaults); o->check vets every file of a folder of
+ * another format too. It is sharded when `path` is a folder of shards, when
  * o->declared is CKPT_FORMAT_SAFETENSORS_INDEX, or when its name ends in
  * ".index.json". Fails with ERR_FORMAT/"not_regular_file" for a
  * non-regular file or shard (or a non-regular index in a folder),
