@@ -39,7 +39,11 @@ enum err_code cli_input_format(const char *s, enum ckpt_format *out, struct err 
                  {"index", CKPT_FORMAT_SAFETENSORS_INDEX},
                  {"torch", CKPT_FORMAT_TORCH_ZIP},
                  {"npy", CKPT_FORMAT_NPY},
-                 {"npz", CKPT_FORMAT_NPZ}};
+                 {"npz", CKPT_FORMAT_NPZ},
+                 {"gguf", CKPT_FORMAT_GGUF},
+                 {"dcp", CKPT_FORMAT_DCP},
+                 {"deepspeed", CKPT_FORMAT_DEEPSPEED},
+                 {"peft", CKPT_FORMAT_PEFT}};
 
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         if (strcmp(s, names[i].name) == 0) {
@@ -49,7 +53,7 @@ enum err_code cli_input_format(const char *s, enum ckpt_format *out, struct err 
     }
     return err_setc(e, ERR_INVAL, ERR_CAT_USAGE,
                     "--input-format=%.64s: unknown input format (auto, safetensors, index, "
-                    "torch, npy, npz)",
+                    "torch, npy, npz, gguf, dcp, deepspeed, peft)",
                     s);
 }
 

@@ -36,7 +36,8 @@ void cli_print_error(const struct err *e);
 enum err_code cli_open(const char *file, const char *base, enum ckpt_format fmt,
                        const struct ckpt_limits *limits, struct ckpt **out, struct err *e);
 
-/* Parse an --input-format value (auto, safetensors, index, torch, npy, npz). */
+/* Parse an --input-format value (auto, safetensors, index, torch, npy, npz, gguf,
+ * dcp, deepspeed, peft). */
 enum err_code cli_input_format(const char *s, enum ckpt_format *out, struct err *e);
 
 /* The preset named `name` (NULL: $FARMSD_PRESET or farms-llm) with every

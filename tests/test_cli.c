@@ -190,6 +190,40 @@ static void test_unreadable_file_exits_2_with_category(void)
     }
 }
 
+/* --input-format names every format of the readers: each opens its own
+ * fixture and `inspect --format json` reports it; declared on a file of
+ * another format, the reader's own defect is reported (exit 2). */
+static void test_input_format_names_every_reader(void)
+{
+    static const char *const cases[][2] = {{"gguf", FIX "gguf/llama_f32.gguf"},
+                                           {"dcp", FIX "dcp/mlp_fsdp"},
+                                           {"deepspeed", FIX "deepspeed/zero2_bf16"},
+                                           {"peft", FIX "peft/llama_lora/step0100"}};
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *args[] = {"inspect",  "--input-format", cases[i][0], cases[i][1],
+                              "--format", "json",           NULL};
+        struct run r = run_farmsd(args);
+        cJSON *root = cJSON_Parse(r.out);
+        const cJSON *f = cJSON_GetObjectItem(root, "format");
+
+        CHECK_EQ_INT(r.status, 0);
+        CHECK(cJSON_IsString(f) && strcmp(f->valuestring, cases[i][0]) == 0);
+        CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(root, "tensors")) > 0);
+        cJSON_Delete(root);
+        run_free(&r);
+    }
+    {
+        const char *args[] = {"inspect", "--input-format", "gguf",
+                              (FIX "numerics/tiny_4x3.safetensors"), NULL};
+        struct run r = run_farmsd(args);
+        CHECK_EQ_INT(r.status, 2);
+        CHECK(strstr(r.err, "error: ") != NULL);
+        CHECK_STR_EQ(r.out, "");
+        run_free(&r);
+    }
+}
+
 static void test_bad_settings_exit_2_naming_the_key(void)
 {
     const char *args[] = {"analyze", (FIX "numerics/tiny_4x3.safetensors"), "--set", "bins=zero",
@@ -221,7 +255,7 @@ static void test_usage_errors_are_one_line_and_exit_2(void)
          "farmsd analyze: --format=xml: unknown format (table, json, csv)\n"},
         {"analyze", "--input-format", "onnx",
          "farmsd analyze: --input-format=onnx: unknown input format (auto, safetensors, index, "
-         "torch, npy, npz)\n"},
+         "torch, npy, npz, gguf, dcp, deepspeed, peft)\n"},
         {"inspect", "--wider", NULL, "farmsd inspect: unknown option '--wider'\n"},
         {"inspect", "--wide=yes", NULL, "farmsd inspect: option '--wide' takes no value\n"},
         {"inspect", "--format", "csv",
@@ -657,6 +691,7 @@ int main(void)
 {
     test_analyze_json_has_the_documented_shape();
     test_unreadable_file_exits_2_with_category();
+    test_input_format_names_every_reader();
     test_bad_settings_exit_2_naming_the_key();
     test_usage_errors_are_one_line_and_exit_2();
     test_env_errors_name_the_variable();
