@@ -20,6 +20,7 @@
  * failure it is left alone and the server's blob_upload_abort removes it.
  */
 #include "api/api_int.h"
+#include "api/api_ingest_base.h"
 
 #include <ctype.h>
 #include <stdio.h>

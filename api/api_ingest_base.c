@@ -17,6 +17,7 @@
  * checkpoint (server/worker.c), so its layer rows carry the base's names.
  */
 #include "api/api_int.h"
+#include "api/api_ingest_base.h"
 
 #include <limits.h>
 #include <stdio.h>

@@ -27,6 +27,7 @@
  * changed after the 202 fails its job with category "changed".
  */
 #include "api/api_int.h"
+#include "api/api_ingest_base.h"
 
 #include <errno.h>
 #include <limits.h>

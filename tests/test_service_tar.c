@@ -325,11 +325,68 @@ static void test_deleting_the_runs_removes_the_folder_blob(const struct svc *s)
     CHECK_EQ_INT(svc_count_files(dir), 0);
 }
 
+/* Every folder kind farmsd reads travels as a tar: a DCP folder, a DeepSpeed
+ * save folder (`latest` + global_step500/) and a PEFT adapter folder, each
+ * tarred here with the system's GNU tar (`tar -C DIR -cf X.tar .`), give the
+ * same identity, format and per-layer results as the path submission of
+ * the folder itself. */
+static void test_every_folder_kind_by_tar_is_the_folder(const struct svc *s)
+{
+    static const char *const kinds[][2] = {{"dcp/mlp_fsdp", "dcp"},
+                                           {"deepspeed/zero3_fp32", "deepspeed"},
+                                           {"peft/llama_lora/step0100", "peft"}};
+
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+        char dir[PATH_MAX], tar[PATH_MAX], cmd[2 * PATH_MAX + 64], body[PATH_MAX + 64];
+        char sha[THASH_HEX_LEN] = "";
+        long long tar_job = -1, path_job = -1;
+        struct svc_resp r;
+        cJSON *job, *a, *b;
+
+        CHECK(realpath("tests/fixtures", dir) != NULL);
+        snprintf(dir + strlen(dir), sizeof(dir) - strlen(dir), "/%s", kinds[i][0]);
+        snprintf(tar, sizeof(tar), "%s/kind%zu.tar", tmp_dir, i);
+        snprintf(cmd, sizeof(cmd), "tar -C '%s' -cf '%s' .", dir, tar);
+        CHECK_EQ_INT(system(cmd), 0);
+        CHECK_EQ_INT(post_tar(s, "kinds-tar", (long)i, tar, 0, NULL, &r), 202);
+        CHECK_STR_EQ(svc_js(r.json, "format"), kinds[i][1]);
+        snprintf(sha, sizeof(sha), "%s", svc_js(r.json, "sha256") ? svc_js(r.json, "sha256") : "");
+        tar_job = (long long)svc_jn(r.json, "id");
+        svc_resp_free(&r);
+        snprintf(body, sizeof(body), "{\"step\": %zu, \"path\": \"%s\"}", i, dir);
+        CHECK_EQ_INT(svc_post_json(s, "/v1/runs/kinds-path/checkpoints", body, NULL, &r), 202);
+        CHECK_STR_EQ(svc_js(r.json, "format"), kinds[i][1]);
+        CHECK_STR_EQ(svc_js(r.json, "sha256"), sha);
+        path_job = (long long)svc_jn(r.json, "id");
+        svc_resp_free(&r);
+        job = svc_wait_job(s, tar_job, 120);
+        CHECK_STR_EQ(svc_js(job, "state"), "succeeded");
+        cJSON_Delete(job);
+        job = svc_wait_job(s, path_job, 120);
+        CHECK_STR_EQ(svc_js(job, "state"), "succeeded");
+        cJSON_Delete(job);
+        a = layers_of(s, "kinds-tar", (long)i);
+        b = layers_of(s, "kinds-path", (long)i);
+        CHECK(a != NULL && b != NULL && cJSON_GetArraySize(a) >= 3);
+        CHECK_EQ_INT(cJSON_GetArraySize(a), cJSON_GetArraySize(b));
+        for (const cJSON *x = a ? a->child : NULL, *y = b ? b->child : NULL; x && y;
+             x = x->next, y = y->next) {
+            CHECK_STR_EQ(svc_js(x, "name"), svc_js(y, "name"));
+            CHECK_STR_EQ(svc_js(x, "status"), svc_js(y, "status"));
+            CHECK(cJSON_Compare(svc_j(x, "alpha"), svc_j(y, "alpha"), 1));
+        }
+        cJSON_Delete(a);
+        cJSON_Delete(b);
+    }
+}
+
 int main(void)
 {
     double t0 = svc_now();
     char data[PATH_MAX], root[PATH_MAX], rr[PATH_MAX], folder[PATH_MAX];
-    const char *extra[] = {"--allow-root", rr, "--allow-root", folder, NULL};
+    char fixtures[PATH_MAX];
+    const char *extra[] = {"--allow-root", rr,  "--allow-root", folder, "--allow-root",
+                           fixtures,       NULL};
     struct svc s;
 
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -339,6 +396,7 @@ int main(void)
     CHECK(mkdir(root, 0700) == 0);
     CHECK(realpath(root, rr) != NULL);
     CHECK(realpath(SVC_FIX "llama/sharded", folder) != NULL);
+    CHECK(realpath("tests/fixtures", fixtures) != NULL);
     if (svc_start(&s, data, extra)) {
         test_a_tar_of_a_shard_folder_is_the_folder(&s, folder);
         test_a_tar_is_checked_against_its_declared_hash(&s);
@@ -348,6 +406,7 @@ int main(void)
         test_other_folders_go_to_their_reader(&s, rr);
         test_nothing_of_a_refusal_is_stored(&s);
         test_deleting_the_runs_removes_the_folder_blob(&s);
+        test_every_folder_kind_by_tar_is_the_folder(&s);
         CHECK_EQ_INT(svc_stop(&s), 0);
         if (check_n_failed)
             svc_dump_log(&s, 3000);
