@@ -515,13 +515,12 @@ static void test_keras_names_order_naturally(void)
 {
     const char *names[] = {"dense_10/kernel", "dense_2/kernel", "dense/kernel", "dense_1/kernel"};
     const int64_t s2[2] = {8, 8};
-    struct layer_info infos[4];
+    struct layer_info infos[4] = {classify(names[0], 2, s2), classify(names[1], 2, s2),
+                                  classify(names[2], 2, s2), classify(names[3], 2, s2)};
     size_t order[4];
     struct layer_records recs = {.infos = infos, .names = names, .n = 4};
     enum layer_ordering how;
 
-    for (int i = 0; i < 4; i++)
-        infos[i] = classify(names[i], 2, s2);
     CHECK_EQ_INT(layer_order(&recs, 0, order, &how, NULL), ERR_OK);
     CHECK_EQ_INT(how, LAYER_ORDERING_NATURAL);
     CHECK_STR_EQ(names[order[0]], "dense/kernel");
