@@ -96,7 +96,20 @@ static const char *str_of(const cJSON *o, const char *key)
 /* Alphas equal bit for bit (both NaN counts as equal only when both skipped). */
 static int same_bits(double a, double b)
 {
-    return memcmp(&a, &b, sizeof(a)) == 0;
+    uint64_t x, y;
+
+    memcpy(&x, &a, sizeof(x));
+    memcpy(&y, &b, sizeof(y));
+    return x == y;
+}
+
+/* n doubles equal bit for bit. */
+static int same_array(const double *a, const double *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!same_bits(a[i], b[i]))
+            return 0;
+    return 1;
 }
 
 /* Every tensor of every layout fixture is listed with the manifest's kind
@@ -166,7 +179,7 @@ static void check_same_matrix(const char *path, const struct engine_layer *l, co
             CHECK_EQ_INT(lay.shape[i], tlay.shape[i]);
         CHECK_EQ_INT(analysis_matrix_new(&at, &lay, d, &w, NULL), ERR_OK);
         CHECK_EQ_INT(analysis_matrix_new(&tt, &tlay, td, &tw, NULL), ERR_OK);
-        CHECK(w != NULL && tw != NULL && memcmp(w, tw, (size_t)n * sizeof(double)) == 0);
+        CHECK(w != NULL && tw != NULL && same_array(w, tw, (size_t)n));
     }
     free(w);
     free(tw);
@@ -443,7 +456,7 @@ static void test_issue_conv_kernel_and_filters_are_analysed(void)
             CHECK_EQ_INT(lay.shape[d], oihw_shape[d]);
         CHECK_EQ_INT(analysis_matrix_new(&t, &lay, hwio, &w, NULL), ERR_OK);
         CHECK_EQ_INT(analysis_matrix_new(&tt, &tlay, oihw, &tw, NULL), ERR_OK);
-        CHECK(w != NULL && tw != NULL && memcmp(w, tw, N * sizeof(double)) == 0);
+        CHECK(w != NULL && tw != NULL && same_array(w, tw, N));
         fs = (struct farms_shape){.kind = lay.kind, .n_dims = 4, .shape = lay.shape};
         if (k == 0 && w != NULL && tw != NULL) { /* one fit is enough: the inputs are equal */
             CHECK_EQ_INT(farms_analyze(&p, &fs, w, &res, NULL), ERR_OK);
