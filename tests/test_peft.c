@@ -14,6 +14,7 @@
 #include <cjson/cJSON.h>
 
 #include "core/formats/peft.h"
+#include "core/formats/st_write.h"
 #include "core/formats/thash.h"
 #include "core/formats/tz_write.h"
 #include "core/numerics/lowrank.h"
@@ -451,6 +452,59 @@ static void test_malformed_adapters(void)
         fclose(f);
 }
 
+/* Write safetensors `path` with tensors t[0..n) whose bytes are data[i]. */
+static enum err_code test_write_st(const char *path, const struct st_wtensor *t, size_t n,
+                                   const void *const *data, struct err *e)
+{
+    struct st_writer *w = NULL;
+    enum err_code rc = st_writer_open(path, t, n, &w, e);
+
+    for (size_t i = 0; rc == ERR_OK && i < n; i++)
+        rc = st_writer_write(w, data[i], (size_t)(t[i].shape[0] * t[i].shape[1]) * 4, e);
+    if (w != NULL && rc == ERR_OK)
+        rc = st_writer_close(w, e);
+    else
+        st_writer_abort(w);
+    return rc;
+}
+
+/* Two adapters' factors in one file (adapter names kept): refused, not mixed. */
+static void test_two_adapters_in_one_file(void)
+{
+    char dir[] = "/tmp/farmsd-peft-XXXXXX", st[64], cfg[64];
+    const float a[8] = {1, 0, 0, 1, 1, 0, 0, 1}, b[4] = {1, 2, 3, 4};
+    const char *const names[] = {"base_model.model.fc.lora_A.one.weight",
+                                 "base_model.model.fc.lora_A.two.weight",
+                                 "base_model.model.fc.lora_B.one.weight"};
+    const char *json = "{\"peft_type\":\"LORA\",\"r\":2,\"lora_alpha\":2}";
+    struct st_wtensor t[3];
+    struct ckpt *c = NULL;
+    struct err e;
+    FILE *f;
+
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(st, sizeof(st), "%s/adapter_model.safetensors", dir);
+    snprintf(cfg, sizeof(cfg), "%s/adapter_config.json", dir);
+    for (int i = 0; i < 3; i++) /* A: (2, 4), B: (2, 2) */
+        t[i] = (struct st_wtensor){
+            .name = names[i], .dtype = DTYPE_F32, .ndim = 2, .shape = {2, i < 2 ? 4 : 2}};
+    f = fopen(cfg, "w");
+    CHECK(f != NULL && fputs(json, f) >= 0);
+    if (f != NULL)
+        fclose(f);
+    {
+        const void *const data[3] = {a, a, b};
+        CHECK_EQ_INT(test_write_st(st, t, 3, data, &e), ERR_OK);
+    }
+    CHECK_EQ_INT(ckpt_open(dir, CKPT_FORMAT_UNKNOWN, NULL, &c, &e), ERR_FORMAT);
+    CHECK_STR_EQ(err_category(&e), "unsupported_format");
+    CHECK(strstr(e.msg, "two lora_A") != NULL);
+    ckpt_close(c);
+    unlink(st);
+    unlink(cfg);
+    rmdir(dir);
+}
+
 static void test_merge_onto_a_base_without_the_modules(void)
 {
     struct ckpt *c = NULL;
@@ -574,6 +628,7 @@ int main(void)
     test_adapter_bin();
     test_malformed_adapters();
     test_merge_onto_a_base_without_the_modules();
+    test_two_adapters_in_one_file();
     test_config_parse();
     test_config_patterns();
     test_lowrank_norm2();

@@ -209,6 +209,11 @@ static enum err_code peft_walk(struct peft_adapter *ad, struct err *e)
         rc = peft_mod_get(ad, key, mod_len, &m, e);
         if (rc)
             break;
+        if ((part == PEFT_A || part == PEFT_EMB_A) ? m->has_a : (part != PEFT_MAG && m->has_b))
+            return err_setc(e, ERR_FORMAT, ERR_CAT_UNSUPPORTED_FORMAT,
+                            "module '%.200s': two lora_%s tensors (several adapters in one file "
+                            "are not read)",
+                            m->name, part == PEFT_A || part == PEFT_EMB_A ? "A" : "B");
         if (part == PEFT_MAG) {
             m->dora = 1;
         } else if (part == PEFT_A || part == PEFT_EMB_A) {
