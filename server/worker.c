@@ -130,7 +130,8 @@ static void *worker_main(void *arg)
             worker_task_end(rn->w, t);
             continue;
         }
-        worker__ckpt_close(&rn->k); /* idle: let the job's files go */
+        worker__ckpt_close(rn); /* idle: let the job's files go */
+        worker__snap_sweep(rn->w, rn->s);
         claimed = 0;
         if (store_job_claim(rn->s, &job, &claimed, &e) != ERR_OK)
             LOG_WARN("worker", "msg=\"claim failed\" err=\"%s\"", e.msg);
@@ -141,7 +142,7 @@ static void *worker_main(void *arg)
     }
     if (t == NULL)
         LOG_ERROR("worker", "msg=\"out of memory starting a runner\"");
-    worker__ckpt_close(&rn->k);
+    worker__ckpt_close(rn);
     store_close(rn->s);
     rn->s = NULL;
     free(t);
@@ -253,6 +254,7 @@ void worker_stop(struct worker *w)
     pthread_mutex_unlock(&w->mu);
     if (w->have_heartbeat)
         pthread_join(w->heartbeat, NULL);
+    worker__snap_free_all(w); /* taken again when the job runs here again */
     pthread_cond_destroy(&w->cv);
     pthread_cond_destroy(&w->hb_cv);
     pthread_mutex_destroy(&w->claim);

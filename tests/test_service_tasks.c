@@ -27,10 +27,11 @@
 #include "tests/check.h"
 #include "tests/svc_harness.h"
 
-#define N_LAYERS 10
-#define DIM      1024
-#define LEASE_S  "3"
-#define WAIT_S   180.0
+#define N_LAYERS     10
+#define DIM          1024
+#define LEASE_S      "10" /* long: a loaded machine's stall must not lapse a lease */
+#define KILL_LEASE_S "3"  /* the kill case waits one lease for A's tasks */
+#define WAIT_S       180.0
 
 static char tmp_dir[256];
 
@@ -94,13 +95,15 @@ static void check_each_row_once(const struct done_lines *d)
 }
 
 /* Start a replica on data folder `name` under tmp_dir sharing `blobs`;
- * `workers` runners. On PostgreSQL only the first replica of a case
+ * `workers` runners; the kill case's replicas ("kill-*") with a short
+ * lease. On PostgreSQL only the first replica of a case
  * (`fresh`) starts from an empty database. */
 static int start_replica(struct svc *s, const char *name, const char *workers, int fresh)
 {
     char data[512], blobs[512], marker[600];
-    const char *extra[] = {"--workers",   workers, "--blobs", blobs, "--lease", LEASE_S,
-                           "--log-level", "debug", NULL};
+    const char *lease = strncmp(name, "kill", 4) == 0 ? KILL_LEASE_S : LEASE_S;
+    const char *extra[] = {"--workers", workers,       "--blobs", blobs, "--lease",
+                           lease,       "--log-level", "debug",   NULL};
     int fd;
 
     snprintf(data, sizeof(data), "%s/%s", tmp_dir, name);
@@ -118,8 +121,7 @@ static int start_replica(struct svc *s, const char *name, const char *workers, i
 /* Write a checkpoint with `seed` (each case its own weights: no cache hits
  * across cases) and POST it as run `run` step 1 through `s`: the job id,
  * or -1. */
-static long long submit(const struct svc *s, const char *run, uint64_t seed, char *file,
-                        size_t len)
+static long long submit(const struct svc *s, const char *run, uint64_t seed, char *file, size_t len)
 {
     struct svc_resp r;
     char path[256];
