@@ -61,7 +61,8 @@ static void worker_wait(struct worker *w)
 static int worker_claim_task(struct worker_runner *rn, struct store_task *t)
 {
     struct worker *w = rn->w;
-    uint64_t mem_max;
+    uint64_t mem_max, in_use = 0;
+    unsigned running = 0;
     int claimed = 0;
     struct err e;
 
@@ -79,10 +80,17 @@ static int worker_claim_task(struct worker_runner *rn, struct store_task *t)
     if (claimed) {
         pthread_mutex_lock(&w->mu);
         w->mem_in_use += t->mem_bytes;
-        w->n_running++;
+        running = ++w->n_running;
+        in_use = w->mem_in_use;
         pthread_mutex_unlock(&w->mu);
     }
     pthread_mutex_unlock(&w->claim);
+    if (claimed)
+        LOG_DEBUG("worker",
+                  "job=%lld task=%lld msg=\"claimed\" runner=%u mem_bytes=%llu running=%u "
+                  "in_use=%llu",
+                  (long long)t->job_id, (long long)t->ord, rn->id, (unsigned long long)t->mem_bytes,
+                  running, (unsigned long long)in_use);
     return claimed;
 }
 
