@@ -56,7 +56,8 @@
 #include "core/formats/thash.h"
 #include "storage/blob_int.h"
 
-#define BLOB_UPLOAD_LAG 2 /* buffers written but not yet waited for */
+#define BLOB_UPLOAD_LAG   2    /* buffers written but not yet waited for */
+#define BLOB_DIRECT_ALIGN 4096 /* O_DIRECT writes: whole blocks from aligned memory */
 
 /* Where an upload is in its life. */
 enum blob_upload_state {
@@ -93,22 +94,37 @@ struct blob_upload {
     int herr;           /* under mu: 1 if the hash failed */
     uint64_t off;       /* writer's: file offset of its next write */
     uint64_t synced;    /* writer's: bytes whose writeback was waited for */
+    int direct;         /* writer\'s: the fd has O_DIRECT */
 };
 
 /* --- The two threads --------------------------------------------------------- */
 
-/* Write `len` bytes at `p` to fd; 0 or the errno (EIO for a 0-byte write). */
-static int blob_write_all(int fd, const unsigned char *p, size_t len)
+/* Write `len` bytes at `p` to fd, *done of them written; 0 or the errno
+ * (EIO for a 0-byte write). */
+static int blob_write_all(int fd, const unsigned char *p, size_t len, size_t *done)
 {
-    for (size_t off = 0; off < len;) {
-        ssize_t w = write(fd, p + off, len - off);
+    *done = 0;
+    while (*done < len) {
+        ssize_t w = write(fd, p + *done, len - *done);
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0)
             return w < 0 ? errno : EIO;
-        off += (size_t)w;
+        *done += (size_t)w;
     }
     return 0;
+}
+
+/* Set or clear O_DIRECT on the writer's fd: 1 if it is set afterwards. */
+static int blob_direct_set(struct blob_upload *u, int on)
+{
+    int fl = fcntl(u->fd, F_GETFL);
+
+    if (fl < 0)
+        return 0;
+    if (fcntl(u->fd, F_SETFL, on ? fl | O_DIRECT : fl & ~O_DIRECT) != 0)
+        return on ? 0 : 1;
+    return on;
 }
 
 /* After a write of [u->off - len, u->off): start its writeback, wait for
@@ -127,6 +143,31 @@ static void blob_writeback(struct blob_upload *u, size_t len)
                               SYNC_FILE_RANGE_WAIT_AFTER);
     (void)posix_fadvise(u->fd, (off_t)u->synced, (off_t)(upto - u->synced), POSIX_FADV_DONTNEED);
     u->synced = upto;
+}
+
+/* The writer's write of buffer `i`: direct while the buffer is whole
+ * blocks (the last one may not be) and the file system takes it, else
+ * through the page cache with writeback hints. 0 or the errno. */
+static int blob_write_buf(struct blob_upload *u, size_t i)
+{
+    const unsigned char *p = u->bufs[i];
+    size_t len = u->lens[i], done = 0;
+    int errnum;
+
+    if (u->direct && len % BLOB_DIRECT_ALIGN != 0)
+        u->direct = blob_direct_set(u, 0);
+    errnum = blob_write_all(u->fd, p, len, &done);
+    if (errnum == EINVAL && u->direct) { /* refused after all: the page cache */
+        u->direct = blob_direct_set(u, 0);
+        u->off += done;
+        p += done;
+        len -= done;
+        errnum = u->direct ? EINVAL : blob_write_all(u->fd, p, len, &done);
+    }
+    u->off += done;
+    if (errnum == 0 && !u->direct)
+        blob_writeback(u, len);
+    return errnum;
 }
 
 /* Wait for the buffer after `*done` (the caller's counter) or the end.
@@ -150,14 +191,11 @@ static void *blob_writer(void *arg)
     int work, errnum;
 
     (void)pthread_setname_np(pthread_self(), "upload-write");
+    u->direct = blob_direct_set(u, 1);
     pthread_mutex_lock(&u->mu);
     while (blob_next(u, &u->n_written, &i, &work)) {
         pthread_mutex_unlock(&u->mu);
-        errnum = work ? blob_write_all(u->fd, u->bufs[i], u->lens[i]) : 0;
-        if (work && errnum == 0) {
-            u->off += u->lens[i];
-            blob_writeback(u, u->lens[i]);
-        }
+        errnum = work ? blob_write_buf(u, i) : 0;
         pthread_mutex_lock(&u->mu);
         if (errnum != 0 && u->werr == 0)
             u->werr = errnum;
@@ -269,7 +307,7 @@ static enum err_code blob_upload_failed(struct blob_upload *u, int errnum, int h
  * first full buffer, or, without them, write and hash it here. */
 static enum err_code blob_publish(struct blob_upload *u, struct err *e)
 {
-    size_t i = (size_t)(u->n_pub % BLOB_UPLOAD_BUFS);
+    size_t i = (size_t)(u->n_pub % BLOB_UPLOAD_BUFS), done = 0;
     int errnum = 0, hash_failed = 0;
 
     u->lens[i] = u->fill;
@@ -283,7 +321,7 @@ static enum err_code blob_publish(struct blob_upload *u, struct err *e)
         pthread_mutex_unlock(&u->mu);
         return blob_upload_failed(u, 0, 0, e);
     }
-    errnum = blob_write_all(u->fd, u->bufs[i], u->lens[i]);
+    errnum = blob_write_all(u->fd, u->bufs[i], u->lens[i], &done);
     hash_failed = errnum == 0 && thash_update(&u->hash, u->bufs[i], u->lens[i], NULL) != ERR_OK;
     u->n_pub++;
     return blob_upload_failed(u, errnum, hash_failed, e);
