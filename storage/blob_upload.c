@@ -287,7 +287,7 @@ static enum err_code blob_upload_failed(struct blob_upload *u, int errnum, int h
 {
     char buf[ERR_ERRNO_LEN];
 
-    if (u->threads) {
+    if (u->sync_ok) { /* the threads' errors, also once they are joined */
         pthread_mutex_lock(&u->mu);
         errnum = errnum != 0 ? errnum : u->werr;
         hash_failed = hash_failed || u->herr;

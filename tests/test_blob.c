@@ -339,11 +339,12 @@ static void upload_failed_checks(struct blob_store *b, struct blob_upload *u, co
  * buffer, so its failed write shows at finish. A large one fails in the
  * writer thread while more bytes arrive; a later write reports it, at the
  * latest once every buffer is in use (so within BLOB_UPLOAD_BUFS + 2
- * buffers). Exit status: failed checks. */
+ * buffers); or, if the failing buffer is the last, finish reports it.
+ * Exit status: failed checks. */
 static void upload_failed_write_child(struct blob_store *b)
 {
     static char chunk[1 << 20];
-    struct rlimit rl = {4096, 4096};
+    struct rlimit rl = {4096, 2 * BLOB_UPLOAD_BUF}; /* soft limit 4096, raised later */
     struct blob_upload *u = NULL;
     struct err e = {0};
     enum err_code rc = ERR_OK;
@@ -364,6 +365,15 @@ static void upload_failed_write_child(struct blob_store *b)
     }
     CHECK_EQ_INT(rc, ERR_IO);
     CHECK(sent > BLOB_UPLOAD_BUF); /* the threads' error, reported later */
+    upload_failed_checks(b, u, &e);
+    /* a limit of 1.25 buffers: the first full buffer is written, the
+       second, partial one (published by finish) fails in the writer */
+    rl.rlim_cur = BLOB_UPLOAD_BUF + BLOB_UPLOAD_BUF / 4;
+    ERR_ASSERT(setrlimit(RLIMIT_FSIZE, &rl) == 0);
+    CHECK_EQ_INT(blob_upload_create(b, &u, &e), ERR_OK);
+    for (size_t k = 0; k < BLOB_UPLOAD_BUF + BLOB_UPLOAD_BUF / 2; k += sizeof chunk)
+        CHECK_EQ_INT(blob_upload_write(u, chunk, sizeof chunk, &e), ERR_OK);
+    CHECK_EQ_INT(blob_upload_finish(u, &e), ERR_IO);
     upload_failed_checks(b, u, &e);
     _exit(check_n_failed > 100 ? 100 : check_n_failed);
 }
