@@ -23,9 +23,10 @@
  * the upload (the API) may read its file and commit it, never remove it.
  * Memory: an upload holds at most BLOB_UPLOAD_BUFS buffers (16 MiB) whatever
  * the size of its body; a writer faster than the disk waits in
- * blob_upload_write. The file's pages are written back while the body
- * arrives and dropped from the page cache behind it, so the commit's fsync
- * has at most a few buffers left to write.
+ * blob_upload_write. The writer uses O_DIRECT where the file system takes
+ * it; else the file's pages are written back while the body arrives and
+ * dropped from the page cache behind it. Either way the commit's fsync has
+ * at most a few buffers left to write.
  *
  * Ownership: a struct blob_store owns its directory paths; paths written to
  * caller buffers are caller-owned. A struct blob_upload borrows its store,

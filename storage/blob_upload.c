@@ -3,8 +3,8 @@
  * DESIGN. The caller's thread (an HTTP thread) only copies: bytes go into
  * the fill buffer, one of BLOB_UPLOAD_BUFS aligned buffers of
  * BLOB_UPLOAD_BUF bytes. A full buffer is published to two threads of the
- * upload, a writer (write(2) of the whole buffer, then writeback hints) and
- * a hasher (SHA-256 over it), which run side by side; a buffer is free
+ * upload, a writer (one write(2) of the whole buffer) and a hasher
+ * (SHA-256 over it), which run side by side; a buffer is free
  * again once both are done with it. So receiving, writing and hashing
  * overlap, the file sees large writes, and the upload holds at most
  * BLOB_UPLOAD_BUFS buffers whatever the body's size: the producer waits
@@ -16,12 +16,18 @@
  * bufs[n_pub % N], is the producer's alone: it is free once n_pub -
  * min(n_written, n_hashed) < N.
  *
- * Writeback, so the commit's fsync has little left and the page cache does
- * not fill with the body: after each write the writer starts its writeback
- * (sync_file_range WRITE), waits for the writeback of the buffer written
- * BLOB_UPLOAD_LAG buffers earlier (WAIT_BEFORE | WRITE | WAIT_AFTER) and
- * drops those pages from the cache (POSIX_FADV_DONTNEED). These are hints:
- * their failures are ignored, an I/O error shows at the commit's fsync.
+ * Writing: the writer sets O_DIRECT on the file where the file system
+ * takes it (the buffers are aligned and whole blocks, but for the last):
+ * no copy into the page cache, nothing left for the commit's fsync to
+ * write but metadata. Where it does not (tmpfs, a last partial buffer, a
+ * file system that refuses a direct write with EINVAL) the write goes
+ * through the page cache, and so that the commit's fsync has little left
+ * and the cache does not fill with the body, the writer starts each
+ * write's writeback (sync_file_range WRITE), waits for the writeback of
+ * the data written BLOB_UPLOAD_LAG buffers earlier (WAIT_BEFORE | WRITE |
+ * WAIT_AFTER) and drops it from the page cache (POSIX_FADV_DONTNEED). These
+ * are hints: their failures are ignored, an I/O error shows at the
+ * commit's fsync.
  *
  * Small bodies start no thread: the threads start when the first buffer is
  * full. If they cannot start, every buffer is written and hashed on the
@@ -94,7 +100,7 @@ struct blob_upload {
     int herr;           /* under mu: 1 if the hash failed */
     uint64_t off;       /* writer's: file offset of its next write */
     uint64_t synced;    /* writer's: bytes whose writeback was waited for */
-    int direct;         /* writer\'s: the fd has O_DIRECT */
+    int direct;         /* writer's: the fd has O_DIRECT */
 };
 
 /* --- The two threads --------------------------------------------------------- */
@@ -239,6 +245,7 @@ static int blob_threads_start(struct blob_upload *u)
     pthread_mutex_unlock(&u->mu);
     pthread_join(u->writer, NULL);
     u->stop = 0;
+    (void)blob_direct_set(u, 0); /* the caller's writes need not be whole blocks */
     return 0;
 }
 
