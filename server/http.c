@@ -23,8 +23,11 @@
  *
  * Uploads: the request owns its struct blob_upload (storage/blob.h) from
  * the first body call to the completion callback, which aborts it on every
- * path; that removes the tmp file unless the API committed the upload. The
- * validator borrows it through api_request.upload.
+ * path; that removes the tmp file unless the API committed the upload.
+ * Body chunks are copied into the upload's buffers (its own threads write
+ * and hash them); after the body, blob_upload_finish writes and hashes the
+ * rest, and a write error still in flight answers 500 (507 for a full
+ * disk). The validator borrows it through api_request.upload.
  *
  * Connection tracking for the slow-client rules: the connection-notify
  * callback registers each socket with the guard; the URI, access and
@@ -335,6 +338,15 @@ static void http_body_begin(struct http_server *h, struct MHD_Connection *conn, 
     }
 }
 
+/* The upload's write (or finish) failed: the early answer, 500 or 507. */
+static void http_upload_failed(struct http_req *r, struct err *e)
+{
+    if (e->category != ERR_CAT_INSUFFICIENT_STORAGE)
+        e->category = ERR_CAT_IO; /* a write error is the server's: 500, or 507 */
+    api_problem_err(&r->early, e);
+    r->early_status = r->early.status;
+}
+
 /* One chunk of body. */
 static void http_body_chunk(struct http_server *h, struct http_req *r, const char *data, size_t n)
 {
@@ -369,12 +381,8 @@ static void http_body_chunk(struct http_server *h, struct http_req *r, const cha
         r->early_status = r->early.status;
         return;
     }
-    if (blob_upload_write(r->up, data, n, &e) != ERR_OK) {
-        if (e.category != ERR_CAT_INSUFFICIENT_STORAGE)
-            e.category = ERR_CAT_IO; /* a write error is the server's: 500, or 507 */
-        api_problem_err(&r->early, &e);
-        r->early_status = r->early.status;
-    }
+    if (blob_upload_write(r->up, data, n, &e) != ERR_OK)
+        http_upload_failed(r, &e);
 }
 
 /* A validator thread: run the request queued by http_offload with this
@@ -455,6 +463,10 @@ static enum MHD_Result http_dispatch(struct http_server *h, struct MHD_Connectio
         api_stats_upload_end(h->cfg.api->stats);
         r->holds_upload_slot = 0;
     }
+    /* the last buffers reach the file and the hash (a write error still
+       in flight shows here) */
+    if (!r->early_status && r->body == HTTP_BODY_UPLOAD && blob_upload_finish(r->up, &e) != ERR_OK)
+        http_upload_failed(r, &e);
     if (r->early_status)
         return http_send(h, conn, r, method, url, &r->early);
     http_request_head(conn, r, method, url, &req);
@@ -464,7 +476,6 @@ static enum MHD_Result http_dispatch(struct http_server *h, struct MHD_Connectio
             r->work_req.body = r->json ? r->json : "";
             r->work_req.body_len = (size_t)r->size;
         } else {
-            blob_upload_finish(r->up);
             r->work_req.upload = r->up;
         }
         return http_offload(h, conn, r, method, url);

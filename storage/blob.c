@@ -7,11 +7,7 @@
  * loss. Two commits of the same hash race harmlessly: both files hold the
  * same bytes and the last rename wins.
  *
- * An upload's tmp file is removed by the upload alone: by a failed write,
- * or by blob_upload_abort while `owns_tmp` says the name is still its own.
- * Once a commit has renamed (or, for a blob already stored, removed) the
- * file, the name may be reused by another upload's mkstemp, so the flag,
- * not what is on disk, decides.
+ * Uploads (struct blob_upload) live in blob_upload.c.
  *
  * THREAD SAFETY: the store is immutable after blob_store_open; every
  * function is reentrant. An upload is one thread's at a time.
@@ -167,10 +163,7 @@ const char *blob_tmp_dir(const struct blob_store *b)
 
 /* --- Writing --------------------------------------------------------------------- */
 
-/* A new empty tmp file upload-<host>-<pid>-XXXXXX (O_CREAT | O_EXCL, mode
- * 0600): its fd (open for writing) in *fd, its path in `path`. */
-static enum err_code blob_tmp_create(struct blob_store *b, int *fd, char *path, size_t len,
-                                     struct err *e)
+enum err_code blob__tmp_create(struct blob_store *b, int *fd, char *path, size_t len, struct err *e)
 {
     int n = snprintf(path, len, "%s/upload-%s-%ld-XXXXXX", b->tmp, b->host, (long)getpid());
     int f;
@@ -228,159 +221,6 @@ enum err_code blob__commit_tmp(struct blob_store *b, const char *tmp_path, const
     }
     *moved = 1;
     return fsync_path(fan, 1, e);
-}
-
-/* --- Uploads --------------------------------------------------------------------- */
-
-/* Where an upload is in its life. */
-enum blob_upload_state {
-    BLOB_UPLOAD_WRITING,   /* fd open, hashing */
-    BLOB_UPLOAD_FINISHED,  /* fd closed, sha256 set (or "" if the hash failed) */
-    BLOB_UPLOAD_COMMITTED, /* the bytes are a blob; no tmp file */
-    BLOB_UPLOAD_FAILED     /* a write failed; the tmp file is gone */
-};
-
-struct blob_upload {
-    struct blob_store *b; /* borrowed */
-    enum blob_upload_state state;
-    int fd;                     /* the tmp file, open while writing; -1 after */
-    int owns_tmp;               /* 1 while `tmp` names this upload's file */
-    struct thash hash;          /* running SHA-256 while writing */
-    uint64_t size;              /* bytes written */
-    char sha256[THASH_HEX_LEN]; /* after finish; "" before */
-    char tmp[BLOB_PATH_MAX];    /* the tmp file's path */
-};
-
-enum err_code blob_upload_create(struct blob_store *b, struct blob_upload **out, struct err *e)
-{
-    struct blob_upload *u = NULL;
-    enum err_code rc;
-
-    *out = NULL;
-    u = calloc(1, sizeof *u);
-    if (u == NULL)
-        return err_set(e, ERR_NOMEM, "upload: out of memory");
-    u->b = b;
-    u->fd = -1;
-    rc = thash_init(&u->hash, e);
-    if (rc != ERR_OK)
-        goto out;
-    rc = blob_tmp_create(b, &u->fd, u->tmp, sizeof u->tmp, e);
-    if (rc != ERR_OK)
-        goto out;
-    u->owns_tmp = 1;
-out:
-    if (rc != ERR_OK) {
-        blob_upload_abort(u);
-        return rc;
-    }
-    *out = u;
-    return ERR_OK;
-}
-
-/* Drop the tmp file of `u` now (a failed write): close, remove, forget. */
-static void blob_upload_drop(struct blob_upload *u)
-{
-    if (u->fd >= 0)
-        close(u->fd);
-    u->fd = -1;
-    if (u->owns_tmp)
-        unlink(u->tmp);
-    u->owns_tmp = 0;
-    thash_free(&u->hash);
-    u->state = BLOB_UPLOAD_FAILED;
-}
-
-enum err_code blob_upload_write(struct blob_upload *u, const void *data, size_t len, struct err *e)
-{
-    const char *p = data;
-    enum err_code rc;
-    char buf[128];
-    int errnum;
-
-    if (u->state != BLOB_UPLOAD_WRITING)
-        return err_set(e, ERR_INVAL, "upload: write after its end");
-    for (size_t off = 0; off < len;) {
-        ssize_t w = write(u->fd, p + off, len - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            errnum = w < 0 ? errno : EIO;
-            blob_upload_drop(u);
-            /* the system's text alone: no server path in what a client sees */
-            return err_setc(e, ERR_IO,
-                            errnum == ENOSPC ? ERR_CAT_INSUFFICIENT_STORAGE : ERR_CAT_NONE, "%s",
-                            err_strerror(errnum, buf, sizeof buf));
-        }
-        off += (size_t)w;
-    }
-    u->size += len;
-    rc = thash_update(&u->hash, data, len, e);
-    if (rc != ERR_OK)
-        blob_upload_drop(u); /* a hash that missed bytes would name the wrong blob */
-    return rc;
-}
-
-void blob_upload_finish(struct blob_upload *u)
-{
-    unsigned char digest[THASH_DIGEST_LEN];
-
-    if (u->state != BLOB_UPLOAD_WRITING)
-        return;
-    close(u->fd); /* a write-back error shows at the commit's fsync */
-    u->fd = -1;
-    if (thash_final(&u->hash, digest, NULL) == ERR_OK)
-        thash_hex(digest, u->sha256);
-    u->state = BLOB_UPLOAD_FINISHED;
-}
-
-const char *blob_upload_path(const struct blob_upload *u)
-{
-    return u->owns_tmp ? u->tmp : NULL;
-}
-
-const char *blob_upload_sha256(const struct blob_upload *u)
-{
-    return u->sha256;
-}
-
-uint64_t blob_upload_size(const struct blob_upload *u)
-{
-    return u->size;
-}
-
-enum err_code blob_upload_commit(struct blob_upload *u, struct blob_committed *out, struct err *e)
-{
-    enum err_code rc;
-    int existed = 0, moved = 0;
-
-    if (u->state != BLOB_UPLOAD_FINISHED || !u->owns_tmp)
-        return err_set(e, ERR_INVAL, "upload: commit before its end, or twice");
-    if (!thash_hex_ok(u->sha256))
-        return err_set(e, ERR_INVAL, "upload: its hash could not be computed");
-    rc = blob__commit_tmp(u->b, u->tmp, u->sha256, &existed, &moved, e);
-    if (moved) {
-        u->owns_tmp = 0;
-        u->state = BLOB_UPLOAD_COMMITTED;
-    }
-    if (rc != ERR_OK || out == NULL)
-        return rc;
-    memcpy(out->sha256, u->sha256, sizeof out->sha256);
-    out->size = u->size;
-    out->existed = existed;
-    return blob_path(u->b, u->sha256, out->path, sizeof out->path, e);
-}
-
-void blob_upload_abort(struct blob_upload *u)
-{
-    if (u == NULL)
-        return;
-    if (u->fd >= 0)
-        close(u->fd);
-    if (u->owns_tmp)
-        unlink(u->tmp); /* never committed: nothing is kept */
-    thash_free(&u->hash);
-    free(u);
 }
 
 enum err_code blob_remove(struct blob_store *b, const char *sha256_hex, int *removed, struct err *e)
@@ -576,7 +416,7 @@ enum err_code blob_tmp_copy(struct blob_store *b, const char *src, char *path, s
         rc = err_setc(e, ERR_FORMAT, ERR_CAT_NOT_REGULAR_FILE, "%s is not a regular file", src);
         goto out;
     }
-    rc = blob_tmp_create(b, &out, path, len, e);
+    rc = blob__tmp_create(b, &out, path, len, e);
     if (rc != ERR_OK)
         goto out;
     if (ioctl(out, FICLONE, in) == 0) /* a reflink: no bytes copied */

@@ -12,13 +12,21 @@
  * fsync the directory (and objects/ when the fan-out directory is new).
  *
  * An upload (struct blob_upload) is one object with one owner, the code
- * that created it: create (the tmp file), write (bytes are written and
- * hashed with SHA-256 as they arrive, so commit never re-reads the file),
- * finish (end of the bytes: the hash is known), commit (into objects/) and
+ * that created it: create (the tmp file), write (bytes are copied into
+ * buffers of BLOB_UPLOAD_BUF bytes; the upload's own writer and hasher
+ * threads write each full buffer to the file and hash it with SHA-256 while
+ * the next one fills, so commit never re-reads the file), finish (the last
+ * bytes written and hashed: the hash is known), commit (into objects/) and
  * blob_upload_abort, which removes the tmp file if, and only if, the upload
  * still owns one, and frees the object. After a commit, or a failed write,
  * the upload owns no file; aborting it then only frees it. Whoever is handed
  * the upload (the API) may read its file and commit it, never remove it.
+ * Memory: an upload holds at most BLOB_UPLOAD_BUFS buffers (16 MiB) whatever
+ * the size of its body; a writer faster than the disk waits in
+ * blob_upload_write. The writer uses O_DIRECT where the file system takes
+ * it; else the file's pages are written back while the body arrives and
+ * dropped from the page cache behind it. Either way the commit's fsync has
+ * at most a few buffers left to write.
  *
  * Ownership: a struct blob_store owns its directory paths; paths written to
  * caller buffers are caller-owned. A struct blob_upload borrows its store,
@@ -26,7 +34,8 @@
  * Thread-safety: after blob_store_open the store is read-only; every
  * function may run on many threads at once with the same store. An upload
  * is used by one thread at a time (handing it to another thread needs the
- * usual happens-before, such as a queue).
+ * usual happens-before, such as a queue); its two threads are its own,
+ * started at its first full buffer and joined by finish or abort.
  *
  * Several processes, on one host or on several (replicas sharing the folder
  * over a network file system), may use one store. A tmp file names the host
@@ -50,6 +59,8 @@
 #define BLOB_TMP_STALE_S 3600 /* tmp files older than this are removed whoever wrote them */
 #define BLOB_HOST_MAX    64   /* bytes of the host name kept in tmp file names */
 #define BLOB_PATH_MAX    4096 /* path bytes of a tmp file or blob, NUL included */
+#define BLOB_UPLOAD_BUF  ((size_t)4 << 20) /* bytes of one upload buffer (one write) */
+#define BLOB_UPLOAD_BUFS 4                 /* buffers per upload: its memory bound */
 
 struct blob_store; /* opaque */
 
@@ -86,18 +97,23 @@ struct blob_committed {         /* what a commit stored; caller-owned */
  * Returns the upload in *out; end it with blob_upload_abort(). */
 enum err_code blob_upload_create(struct blob_store *b, struct blob_upload **out, struct err *e);
 
-/* Append `len` bytes at `data` to the file and the hash. A failed write
- * removes the tmp file at once (the upload then owns none) and is ERR_IO
- * whose message is the system's text for the error (no path), with category
- * "insufficient_storage" when the disk is full (ENOSPC); a hash failure
- * (ERR_INTERNAL) does the same. ERR_INVAL once the upload is finished or a
- * write has failed. */
+/* Append `len` bytes at `data` to the upload. The bytes reach the file
+ * and the hash a buffer at a time, so a write error (the file system's or
+ * the hash's) shows at a later call of this function or at
+ * blob_upload_finish: then the tmp file is removed at once (the upload owns
+ * none) and the call is ERR_IO whose message is the system's text for the
+ * error (no path), with category "insufficient_storage" when the disk is
+ * full (ENOSPC); a hash failure is ERR_INTERNAL. ERR_NOMEM if a buffer
+ * cannot be allocated. ERR_INVAL once the upload is finished or a write has
+ * failed. May wait while all BLOB_UPLOAD_BUFS buffers are being written. */
 enum err_code blob_upload_write(struct blob_upload *u, const void *data, size_t len, struct err *e);
 
-/* The last byte is in: close the file and finish the hash. Cannot fail: if
- * libcrypto cannot finish the hash, blob_upload_sha256() stays "" and a
- * commit is refused. A second call is a no-op. */
-void blob_upload_finish(struct blob_upload *u);
+/* The last byte is in: write and hash what is buffered, close the file and
+ * finish the hash. Fails as blob_upload_write does (the error of a write
+ * still in flight, with the tmp file removed), ERR_INVAL after a failed
+ * write. If libcrypto cannot finish the hash, blob_upload_sha256() stays ""
+ * and a commit is refused. A second call is a no-op. */
+enum err_code blob_upload_finish(struct blob_upload *u, struct err *e);
 
 /* The tmp file's path while the upload owns one, else NULL. Borrowed: valid
  * until commit or abort. Readers may open it (the file is complete after

@@ -22,6 +22,12 @@ struct blob_store {
 enum err_code blob__commit_tmp(struct blob_store *b, const char *tmp_path, const char *sha256_hex,
                                int *existed, int *moved, struct err *e);
 
+/* A new empty tmp file upload-<host>-<pid>-XXXXXX in the store's tmp/
+ * (O_CREAT | O_EXCL, mode 0600): its fd (open for writing) in *fd, its path
+ * in `path` (`len` bytes). ERR_TOOBIG if the path does not fit, ERR_IO. */
+enum err_code blob__tmp_create(struct blob_store *b, int *fd, char *path, size_t len,
+                               struct err *e);
+
 /* Remove `name` (relative to `dirfd`, or a path with AT_FDCWD) and, if it
  * is a folder, everything under it; symbolic links are removed, never
  * followed. Folders nested deeper than 64 are left (ERR_IO). A missing

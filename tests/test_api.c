@@ -156,7 +156,7 @@ static struct blob_upload *fx_upload_file(struct fx *f, const char *rel)
     n = file_read(path, &d);
     CHECK(blob_upload_create(f->b, &f->up, NULL) == ERR_OK);
     CHECK(blob_upload_write(f->up, d, n, NULL) == ERR_OK);
-    blob_upload_finish(f->up);
+    CHECK(blob_upload_finish(f->up, NULL) == ERR_OK);
     free(d);
     snprintf(f->tmp, sizeof(f->tmp), "%s", blob_upload_path(f->up));
     return f->up;

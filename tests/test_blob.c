@@ -48,10 +48,16 @@ static void rm_tree(const char *path)
     rmdir(path);
 }
 
+/* A new folder test_blob_XXXXXX under `base`. */
+static void temp_dir_in(const char *base, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/test_blob_XXXXXX", base);
+    ERR_ASSERT(mkdtemp(buf) != NULL);
+}
+
 static void temp_dir(char *buf, size_t len)
 {
-    snprintf(buf, len, "/tmp/test_blob_XXXXXX");
-    ERR_ASSERT(mkdtemp(buf) != NULL);
+    temp_dir_in("/tmp", buf, len);
 }
 
 /* A finished upload of `text` into `b` (it still owns its tmp file); the
@@ -63,7 +69,7 @@ static struct blob_upload *upload_of(struct blob_store *b, const char *text, cha
 
     ERR_ASSERT(blob_upload_create(b, &u, &e) == ERR_OK);
     ERR_ASSERT(blob_upload_write(u, text, strlen(text), &e) == ERR_OK);
-    blob_upload_finish(u);
+    ERR_ASSERT(blob_upload_finish(u, &e) == ERR_OK);
     if (path != NULL)
         snprintf(path, len, "%s", blob_upload_path(u));
     return u;
@@ -139,13 +145,13 @@ static void test_upload_hashes_as_bytes_arrive(void)
     CHECK_EQ_INT(blob_upload_write(u, "bc", 2, &e), ERR_OK);
     CHECK_STR_EQ(blob_upload_sha256(u), ""); /* not finished */
     CHECK_EQ_INT(blob_upload_commit(u, NULL, &e), ERR_INVAL);
-    blob_upload_finish(u);
+    CHECK_EQ_INT(blob_upload_finish(u, &e), ERR_OK);
     CHECK_STR_EQ(blob_upload_sha256(u),
                  "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     CHECK_EQ_INT(blob_upload_size(u), 3);
     CHECK_EQ_INT(file_size(blob_upload_path(u)), 3);
     CHECK_EQ_INT(blob_upload_write(u, "d", 1, &e), ERR_INVAL);
-    blob_upload_finish(u); /* a second finish changes nothing */
+    CHECK_EQ_INT(blob_upload_finish(u, &e), ERR_OK); /* a second finish changes nothing */
     CHECK_EQ_INT(blob_upload_size(u), 3);
     blob_upload_abort(u);
     u = NULL;
@@ -155,13 +161,72 @@ static void test_upload_hashes_as_bytes_arrive(void)
     CHECK_EQ_INT(blob_upload_create(b, &u, &e), ERR_OK);
     for (size_t off = 0; off < sizeof big; off += 4096)
         CHECK_EQ_INT(blob_upload_write(u, big + off, 4096, &e), ERR_OK);
-    blob_upload_finish(u);
+    CHECK_EQ_INT(blob_upload_finish(u, &e), ERR_OK);
     CHECK_STR_EQ(blob_upload_sha256(u), want);
     CHECK_EQ_INT(blob_upload_size(u), sizeof big);
     blob_upload_abort(u);
     CHECK_EQ_INT(count_entries(blob_tmp_dir(b)), 0);
     blob_store_close(b);
     rm_tree(root);
+}
+
+/* The number of threads of this process (/proc/self/task), -1 if unknown. */
+static long thread_count(void)
+{
+    return count_entries("/proc/self/task");
+}
+
+/* A body of several times the upload's buffers (BLOB_UPLOAD_BUFS x
+ * BLOB_UPLOAD_BUF, so every buffer is reused), written in odd-sized chunks
+ * that straddle buffer ends: the file holds exactly the bytes, the hash is
+ * that of the whole body, and the upload's threads are gone after finish.
+ * A second one aborted mid-body (threads running) leaves no file and no
+ * thread. In a store under `base`: on a disk file system the writer uses
+ * O_DIRECT but for the last, partial buffer; on tmpfs (/dev/shm) the page
+ * cache throughout. */
+static void test_upload_large_body_through_the_buffers(const char *base)
+{
+    size_t len = (BLOB_UPLOAD_BUFS + 1) * BLOB_UPLOAD_BUF + 12345, chunk = 32749;
+    unsigned char *body = malloc(len), *back = malloc(len);
+    char root[64], want[THASH_HEX_LEN], tmp[512];
+    struct blob_store *b = NULL;
+    struct blob_upload *u = NULL;
+    struct err e = {0};
+    long threads0 = thread_count();
+    FILE *f;
+
+    ERR_ASSERT(body != NULL && back != NULL);
+    for (size_t i = 0; i < len; i++)
+        body[i] = (unsigned char)(i * 2654435761u >> 13);
+    temp_dir_in(base, root, sizeof root);
+    CHECK_EQ_INT(blob_store_open(root, &b, &e), ERR_OK);
+    CHECK_EQ_INT(thash_bytes(body, len, want, &e), ERR_OK);
+    CHECK_EQ_INT(blob_upload_create(b, &u, &e), ERR_OK);
+    for (size_t off = 0; off < len; off += chunk)
+        CHECK_EQ_INT(blob_upload_write(u, body + off, len - off < chunk ? len - off : chunk, &e),
+                     ERR_OK);
+    CHECK_EQ_INT(blob_upload_finish(u, &e), ERR_OK);
+    CHECK_EQ_INT(thread_count(), threads0);
+    CHECK_STR_EQ(blob_upload_sha256(u), want);
+    CHECK_EQ_INT(blob_upload_size(u), len);
+    CHECK_EQ_INT(file_size(blob_upload_path(u)), (long)len);
+    f = fopen(blob_upload_path(u), "rb");
+    CHECK(f != NULL && fread(back, 1, len, f) == len && memcmp(back, body, len) == 0);
+    if (f != NULL)
+        fclose(f);
+    blob_upload_abort(u);
+    CHECK_EQ_INT(blob_upload_create(b, &u, &e), ERR_OK);
+    snprintf(tmp, sizeof tmp, "%s", blob_upload_path(u));
+    CHECK_EQ_INT(blob_upload_write(u, body, 3 * BLOB_UPLOAD_BUF + 1, &e), ERR_OK);
+    CHECK_EQ_INT(thread_count(), threads0 + 2); /* the writer and the hasher */
+    blob_upload_abort(u);
+    CHECK_EQ_INT(file_size(tmp), -1);
+    CHECK_EQ_INT(thread_count(), threads0);
+    CHECK_EQ_INT(count_entries(blob_tmp_dir(b)), 0);
+    blob_store_close(b);
+    rm_tree(root);
+    free(body);
+    free(back);
 }
 
 /* create -> write -> finish -> commit: the tmp file (upload-<host>-<pid>-...
@@ -238,8 +303,8 @@ static void test_upload_abort_removes_tmp(void)
     CHECK_EQ_INT(blob_upload_create(b, &u, &e), ERR_OK);
     CHECK_EQ_INT(blob_upload_write(u, "partial", 7, &e), ERR_OK);
     snprintf(tmp, sizeof tmp, "%s", blob_upload_path(u));
-    CHECK_EQ_INT(file_size(tmp), 7);
-    blob_upload_abort(u); /* mid-body */
+    CHECK_EQ_INT(file_size(tmp), 0); /* the bytes wait in the fill buffer */
+    blob_upload_abort(u);            /* mid-body */
     CHECK_EQ_INT(file_size(tmp), -1);
     u = upload_of(b, "refused by validation", tmp, sizeof tmp);
     CHECK_EQ_INT(file_size(tmp), 21);
@@ -252,31 +317,64 @@ static void test_upload_abort_removes_tmp(void)
     rm_tree(root);
 }
 
+/* The checks after a failed write: ERR_IO with the system's text for
+ * EFBIG and no category, the tmp file gone at once (not at abort), no more
+ * writes, finish or commit. */
+static void upload_failed_checks(struct blob_store *b, struct blob_upload *u, const struct err *e)
+{
+    struct err e2 = {0};
+
+    CHECK(e->category == ERR_CAT_NONE); /* not a full disk: ENOSPC is insufficient_storage */
+    CHECK_STR_EQ(e->msg, "File too large");
+    CHECK(blob_upload_path(u) == NULL);
+    CHECK_EQ_INT(count_entries(blob_tmp_dir(b)), 0);
+    CHECK_EQ_INT(blob_upload_write(u, "x", 1, &e2), ERR_INVAL);
+    CHECK_EQ_INT(blob_upload_finish(u, &e2), ERR_INVAL);
+    CHECK_EQ_INT(blob_upload_commit(u, NULL, &e2), ERR_INVAL);
+    blob_upload_abort(u);
+}
+
 /* In a child limited to 4096-byte files (RLIMIT_FSIZE, SIGXFSZ ignored,
- * so a write past it fails with EFBIG): the failed write is ERR_IO with the
- * system's text and no category, removes the tmp file at once, and the
- * upload refuses more writes and a commit. Exit status: failed checks. */
+ * so a write past it fails with EFBIG). A small body waits in the fill
+ * buffer, so its failed write shows at finish. A large one fails in the
+ * writer thread while more bytes arrive; a later write reports it, at the
+ * latest once every buffer is in use (so within BLOB_UPLOAD_BUFS + 2
+ * buffers); or, if the failing buffer is the last, finish reports it.
+ * Exit status: failed checks. */
 static void upload_failed_write_child(struct blob_store *b)
 {
-    static char chunk[8192];
-    struct rlimit rl = {4096, 4096};
+    static char chunk[1 << 20];
+    struct rlimit rl = {4096, 2 * BLOB_UPLOAD_BUF}; /* soft limit 4096, raised later */
     struct blob_upload *u = NULL;
     struct err e = {0};
+    enum err_code rc = ERR_OK;
+    size_t sent = 0;
 
     signal(SIGXFSZ, SIG_IGN);
     ERR_ASSERT(setrlimit(RLIMIT_FSIZE, &rl) == 0);
     CHECK_EQ_INT(blob_upload_create(b, &u, &e), ERR_OK);
     CHECK_EQ_INT(blob_upload_write(u, chunk, 4000, &e), ERR_OK);
+    CHECK_EQ_INT(blob_upload_write(u, chunk, 8192, &e), ERR_OK); /* buffered */
     CHECK_EQ_INT(count_entries(blob_tmp_dir(b)), 1);
-    CHECK_EQ_INT(blob_upload_write(u, chunk, sizeof chunk, &e), ERR_IO);
-    CHECK(e.category == ERR_CAT_NONE); /* not a full disk: ENOSPC is insufficient_storage */
-    CHECK_STR_EQ(e.msg, "File too large");
-    CHECK(blob_upload_path(u) == NULL);
-    CHECK_EQ_INT(count_entries(blob_tmp_dir(b)), 0); /* gone at once, not at abort */
-    CHECK_EQ_INT(blob_upload_write(u, chunk, 1, &e), ERR_INVAL);
-    blob_upload_finish(u);
-    CHECK_EQ_INT(blob_upload_commit(u, NULL, &e), ERR_INVAL);
-    blob_upload_abort(u);
+    CHECK_EQ_INT(blob_upload_finish(u, &e), ERR_IO);
+    upload_failed_checks(b, u, &e);
+    CHECK_EQ_INT(blob_upload_create(b, &u, &e), ERR_OK);
+    while (rc == ERR_OK && sent < (BLOB_UPLOAD_BUFS + 2) * BLOB_UPLOAD_BUF) {
+        rc = blob_upload_write(u, chunk, sizeof chunk, &e);
+        sent += sizeof chunk;
+    }
+    CHECK_EQ_INT(rc, ERR_IO);
+    CHECK(sent > BLOB_UPLOAD_BUF); /* the threads' error, reported later */
+    upload_failed_checks(b, u, &e);
+    /* a limit of 1.25 buffers: the first full buffer is written, the
+       second, partial one (published by finish) fails in the writer */
+    rl.rlim_cur = BLOB_UPLOAD_BUF + BLOB_UPLOAD_BUF / 4;
+    ERR_ASSERT(setrlimit(RLIMIT_FSIZE, &rl) == 0);
+    CHECK_EQ_INT(blob_upload_create(b, &u, &e), ERR_OK);
+    for (size_t k = 0; k < BLOB_UPLOAD_BUF + BLOB_UPLOAD_BUF / 2; k += sizeof chunk)
+        CHECK_EQ_INT(blob_upload_write(u, chunk, sizeof chunk, &e), ERR_OK);
+    CHECK_EQ_INT(blob_upload_finish(u, &e), ERR_IO);
+    upload_failed_checks(b, u, &e);
     _exit(check_n_failed > 100 ? 100 : check_n_failed);
 }
 
@@ -588,6 +686,9 @@ int main(void)
 {
     test_open_creates_layout();
     test_upload_hashes_as_bytes_arrive();
+    test_upload_large_body_through_the_buffers("/tmp");
+    if (access("/dev/shm", W_OK) == 0)
+        test_upload_large_body_through_the_buffers("/dev/shm");
     test_upload_commit_and_path_layout();
     test_upload_abort_removes_tmp();
     test_upload_failed_write_leaves_nothing();

@@ -1788,7 +1788,7 @@ static void put_blob(struct blob_store *b, const char *content)
     sha_of(content, sha);
     ERR_ASSERT(blob_upload_create(b, &u, &e) == ERR_OK);
     ERR_ASSERT(blob_upload_write(u, content, strlen(content), &e) == ERR_OK);
-    blob_upload_finish(u);
+    ERR_ASSERT(blob_upload_finish(u, &e) == ERR_OK);
     ERR_ASSERT(blob_upload_commit(u, &c, &e) == ERR_OK && strcmp(c.sha256, sha) == 0);
     blob_upload_abort(u);
 }
