@@ -21,6 +21,7 @@
 #include "storage/store_layers.h"
 #include "storage/store_results.h"
 #include "storage/store_runs.h"
+#include "storage/store_vcache.h"
 
 #define STORE__MAX_STMTS     96
 #define STORE__SQL_CLAIM_MAX 512
@@ -52,6 +53,7 @@ struct store {
     struct store__stmt_slot stmts[STORE__MAX_STMTS]; /* prepared statement cache */
     char sql_claim[STORE__SQL_CLAIM_MAX];            /* the claim SELECT with drv->claim_lock,
                                                         made on first claim (store_jobs.c) */
+    struct store__vcache vcache;                     /* run versions read (store_vcache.c) */
 };
 
 /* The columns of a struct farms_result (not layout) in tables results and
