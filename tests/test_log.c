@@ -163,16 +163,21 @@ static void test_threads_whole_lines_in_order(void)
     out = captured();
     capture_end();
     for (p = out; (nl = strchr(p, '\n')) != NULL; p = nl + 1) {
-        int t = -1, i = -1;
-        char tail[128];
+        const char *f;
+        char tail[128], *end = NULL;
+        long t = -1, i = -1;
         *nl = '\0';
-        if (sscanf(strstr(p, "mod=http ") ? strstr(p, "mod=http ") : "", "mod=http t=%d i=%d", &t,
-                   &i) != 2 ||
-            t < 0 || t >= THREADS || i != next[t]) {
+        f = strstr(p, "mod=http t=");
+        if (f != NULL) {
+            t = strtol(f + 11, &end, 10);
+            if (end != NULL && strncmp(end, " i=", 3) == 0)
+                i = strtol(end + 3, NULL, 10);
+        }
+        if (t < 0 || t >= THREADS || i != next[t]) {
             bad++;
             continue;
         }
-        snprintf(tail, sizeof(tail), "t=%d i=%d pad=\"%s\"", t, i,
+        snprintf(tail, sizeof(tail), "t=%ld i=%ld pad=\"%s\"", t, i,
                  "................................................");
         *nl = '\n';
         bad += !line_is(p, "info", "http", tail);
