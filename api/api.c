@@ -158,16 +158,31 @@ static int api_bind(struct api_call *c, const char *tseg, size_t tlen, const cha
     return 0;
 }
 
-/* 1 if `path` matches template `tpl` (binding parameters into c when c is
- * non-NULL), 0 if not, -1 on allocation failure. */
-static int api_match(const char *tpl, const char *path, struct api_call *c)
+/* A request path split once (api_split), for matching against every route. */
+struct api_path {
+    const char *s; /* the path */
+    const char *seg[API_MAX_SEGS];
+    size_t len[API_MAX_SEGS];
+    int n; /* -1: not splittable */
+};
+
+static void api_path_split(const char *path, struct api_path *p)
 {
-    const char *ts[API_MAX_SEGS], *ps[API_MAX_SEGS];
-    size_t tl[API_MAX_SEGS], pl[API_MAX_SEGS];
-    int nt = api_split(tpl, ts, tl), np = api_split(path, ps, pl), g = -1;
+    p->s = path;
+    p->n = api_split(path, p->seg, p->len);
+}
+
+/* 1 if path `p` matches template `tpl` (binding parameters into c when c is
+ * non-NULL), 0 if not, -1 on allocation failure. */
+static int api_match_split(const char *tpl, const struct api_path *p, struct api_call *c)
+{
+    const char *ts[API_MAX_SEGS], *const *ps = p->seg;
+    size_t tl[API_MAX_SEGS];
+    const size_t *pl = p->len;
+    int nt = api_split(tpl, ts, tl), np = p->n, g = -1;
 
     if (strcmp(tpl, "/") == 0) /* the root has no segment to split */
-        return strcmp(path, "/") == 0;
+        return strcmp(p->s, "/") == 0;
     if (np < 0 || nt < 0)
         return 0;
     for (int i = 0; i < nt; i++)
@@ -189,6 +204,14 @@ static int api_match(const char *tpl, const char *path, struct api_call *c)
             return -1;
     }
     return 1;
+}
+
+static int api_match(const char *tpl, const char *path, struct api_call *c)
+{
+    struct api_path p;
+
+    api_path_split(path, &p);
+    return api_match_split(tpl, &p, c);
 }
 
 static const char *api_method_eff(const char *m)
@@ -314,11 +337,13 @@ static int api_run_misnamed(const char *path, char *run, size_t len)
 static int api_dispatch_route(struct api_call *c, struct api_response *resp)
 {
     const char *method = api_method_eff(c->req->method);
+    struct api_path p;
     int found = -1;
 
     resp->allow[0] = '\0';
+    api_path_split(c->req->path, &p);
     for (size_t i = 0; i < API_N_ROUTES; i++) {
-        if (api_match(api_table[i].path, c->req->path, NULL) != 1)
+        if (api_match_split(api_table[i].path, &p, NULL) != 1)
             continue;
         if (strcmp(api_table[i].method, method) == 0) {
             found = (int)i;
@@ -343,7 +368,7 @@ static int api_dispatch_route(struct api_call *c, struct api_response *resp)
         return -1;
     }
     resp->allow[0] = '\0';
-    if (api_match(api_table[found].path, c->req->path, c) != 1) {
+    if (api_match_split(api_table[found].path, &p, c) != 1) {
         api_fail(resp, ERR_NOMEM, ERR_CAT_NONE, "out of memory routing the request");
         return -1;
     }

@@ -215,8 +215,7 @@ void api__layer_history(struct api_call *c, struct api_response *resp)
     struct store_point *pts = NULL;
     struct err e = {0};
     int64_t start, end, maxp, version;
-    size_t n_m, n;
-    int klen;
+    size_t n_m, n, klen;
 
     n_m = api_metric_list(resp, "metrics", mtext ? mtext : "alpha", m, STORE_METRIC_COUNT);
     if (n_m == 0 || !api_step_window(c, resp, &start, &end))
@@ -228,13 +227,18 @@ void api__layer_history(struct api_call *c, struct api_response *resp)
     }
     if (!api__preset_param(c, resp, preset, hash) || !api__run_version(c, resp, run, &version))
         return;
-    klen = snprintf(key, sizeof(key), "history|%s|%s|%lld|%lld|%lld|", run, preset,
-                    (long long)start, (long long)end, (long long)maxp);
-    for (size_t i = 0; i < n_m && klen > 0 && (size_t)klen < sizeof(key); i++)
-        klen += snprintf(key + klen, sizeof(key) - (size_t)klen, "%s,", store_metric_name(m[i]));
-    if (klen > 0 && (size_t)klen < sizeof(key))
-        klen += snprintf(key + klen, sizeof(key) - (size_t)klen, "|%s", layer);
-    if ((klen > 0 && (size_t)klen < sizeof(key) && api__etag(c, resp, version, key)) ||
+    /* history|run|preset|start|end|max_points|metric,...,|layer */
+    klen = api__key_str(key, sizeof(key), 0, "history", '|');
+    klen = api__key_str(key, sizeof(key), klen, run, '|');
+    klen = api__key_str(key, sizeof(key), klen, preset, '|');
+    klen = api__key_int(key, sizeof(key), klen, start, '|');
+    klen = api__key_int(key, sizeof(key), klen, end, '|');
+    klen = api__key_int(key, sizeof(key), klen, maxp, '|');
+    for (size_t i = 0; i < n_m; i++)
+        klen = api__key_str(key, sizeof(key), klen, store_metric_name(m[i]), ',');
+    klen = api__key_str(key, sizeof(key), klen, "|", '\0');
+    klen = api__key_str(key, sizeof(key), klen, layer, '\0');
+    if ((klen < sizeof(key) && api__etag(c, resp, version, key)) ||
         !api__preset_default(c, resp, run, -1, preset, hash))
         return;
     if (api_history_load(c, run, layer, hash, start, end, &pts, &n, &e) != ERR_OK ||
@@ -246,7 +250,7 @@ void api__layer_history(struct api_call *c, struct api_response *resp)
     }
     api__ok(resp, api_history_json(run, layer, preset, m, n_m, pts, n, (size_t)maxp));
     free(pts);
-    if (!(klen > 0 && (size_t)klen < sizeof(key)))
+    if (klen >= sizeof(key))
         resp->etag[0] = '\0'; /* key too long to be trusted: no ETag */
 }
 

@@ -69,6 +69,13 @@ cJSON *api__time_json(double t);
  * before is in the cache (a 200 with it); the caller stops. Else 0. */
 int api__etag(struct api_call *c, struct api_response *resp, int64_t version, const char *key);
 
+/* ETag keys without printf (the 304 path): append `s`, or the decimal of
+ * `v`, then `sep` unless it is '\0', to the NUL-terminated text of `len`
+ * bytes in key[cap]. The new length; cap once it would not fit (and from
+ * then on), so a caller checks the last result < cap. */
+size_t api__key_str(char *key, size_t cap, size_t len, const char *s, char sep);
+size_t api__key_int(char *key, size_t cap, size_t len, int64_t v, char sep);
+
 /* 1 if the If-None-Match header `inm` matches `etag` under the weak
  * comparison of RFC 9110 §13.1.2 (`*` matches any). */
 int api__inm_match(const char *inm, const char *etag);

@@ -188,20 +188,45 @@ int api__inm_match(const char *inm, const char *etag)
     return 0;
 }
 
+size_t api__key_str(char *key, size_t cap, size_t len, const char *s, char sep)
+{
+    size_t n = strlen(s), need = n + (sep != '\0');
+
+    if (len >= cap || need >= cap - len)
+        return cap;
+    memcpy(key + len, s, n);
+    len += n;
+    if (sep != '\0')
+        key[len++] = sep;
+    key[len] = '\0';
+    return len;
+}
+
+size_t api__key_int(char *key, size_t cap, size_t len, int64_t v, char sep)
+{
+    char digits[24], *p = digits + sizeof(digits);
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+
+    *--p = '\0';
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0)
+        *--p = '-';
+    return api__key_str(key, cap, len, p, sep);
+}
+
 int api__etag(struct api_call *c, struct api_response *resp, int64_t version, const char *key)
 {
-    struct thash h = {0};
-    unsigned char d[THASH_DIGEST_LEN];
-    char head[96], hex[THASH_HEX_LEN];
+    char head[96];
+    size_t n;
 
-    snprintf(head, sizeof(head), "%s|%lld|", store_instance_id(c->s), (long long)version);
-    if (thash_init(&h, NULL) != ERR_OK || thash_update(&h, head, strlen(head), NULL) != ERR_OK ||
-        thash_update(&h, key, strlen(key), NULL) != ERR_OK || thash_final(&h, d, NULL) != ERR_OK) {
-        thash_free(&h);
+    _Static_assert(sizeof(resp->etag) >= API_CACHE_ETAG_LEN, "the ETag fits");
+    n = api__key_str(head, sizeof(head), 0, store_instance_id(c->s), '|');
+    n = api__key_int(head, sizeof(head), n, version, '|');
+    if (n >= sizeof(head) || !api_cache_etag(c->ctx->cache, head, key, resp->etag))
         return 0; /* no ETag: the response is still correct */
-    }
-    thash_hex(d, hex);
-    snprintf(resp->etag, sizeof(resp->etag), "\"%.32s\"", hex);
     if (!api__inm_match(c->req->if_none_match, resp->etag)) {
         /* Rendered before for this ETag: answer from the cache. */
         if (!api_cache_get(c->ctx->cache, resp->etag, &resp->body, &resp->body_len,

@@ -31,6 +31,13 @@ void api_cache_free(struct api_cache *c);
 int api_cache_get(struct api_cache *c, const char *etag, char **body, size_t *len,
                   char *content_type);
 
+/* The strong ETag of `head` followed by `key`: '"' + the first 32 hex
+ * digits of their SHA-256 + '"' into etag (API_CACHE_ETAG_LEN bytes). The
+ * SHA-256 implementation is looked up once per cache (c NULL: on every
+ * call). 1, or 0 if libcrypto failed (no ETag). */
+#define API_CACHE_ETAG_LEN 35
+int api_cache_etag(const struct api_cache *c, const char *head, const char *key, char *etag);
+
 /* Store a copy of `body` under `etag` (an existing entry is kept). Bodies
  * larger than a quarter of the budget are not stored. NULL c: no-op. */
 void api_cache_put(struct api_cache *c, const char *etag, const char *body, size_t len,

@@ -177,19 +177,73 @@ static void http_req_free(struct http_server *h, struct http_req *r)
     free(r);
 }
 
+/* Append at most `max` bytes of `s` to out[*n..cap) (cut at the end). */
+static void http_put(char *out, size_t cap, size_t *n, const char *s, size_t max)
+{
+    size_t k = strnlen(s, max);
+
+    if (k > cap - 1 - *n)
+        k = cap - 1 - *n;
+    memcpy(out + *n, s, k);
+    *n += k;
+    out[*n] = '\0';
+}
+
+static void http_put_u64(char *out, size_t cap, size_t *n, uint64_t v)
+{
+    char d[24], *p = d + sizeof(d);
+
+    *--p = '\0';
+    do {
+        *--p = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    http_put(out, cap, n, p, sizeof(d));
+}
+
+/* The access line's fields: `req=.. uri=".." status=.. route=".." bytes_in=..
+ * ms=..[ aborted=1]`, uri cut at 200 bytes, ms with one decimal. Built
+ * without printf, which this process runs on glibc's slow path (log.c). */
+static void http_access_line(const struct http_req *r, int aborted, char *out, size_t cap)
+{
+    double ms = 1e3 * (clock_mono_s() - r->t0);
+    uint64_t tenths = ms > 0 ? (uint64_t)(ms * 10 + 0.5) : 0;
+    char frac[2] = {(char)('0' + tenths % 10), '\0'};
+    size_t n = 0;
+
+    out[0] = '\0';
+    http_put(out, cap, &n, "req=", 8);
+    http_put_u64(out, cap, &n, r->id);
+    http_put(out, cap, &n, " uri=\"", 8);
+    http_put(out, cap, &n, r->uri ? r->uri : "", 200);
+    http_put(out, cap, &n, "\" status=", 16);
+    http_put_u64(out, cap, &n, (uint64_t)(r->status > 0 ? r->status : 0));
+    http_put(out, cap, &n, " route=\"", 16);
+    http_put(out, cap, &n, r->route ? r->route : "-", 512);
+    http_put(out, cap, &n, "\" bytes_in=", 16);
+    http_put_u64(out, cap, &n, r->size);
+    http_put(out, cap, &n, " ms=", 8);
+    http_put_u64(out, cap, &n, tenths / 10);
+    http_put(out, cap, &n, ".", 1);
+    http_put(out, cap, &n, frac, 1);
+    if (aborted)
+        http_put(out, cap, &n, " aborted=1", 16);
+}
+
 static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                            enum MHD_RequestTerminationCode toe)
 {
     struct http_server *h = cls;
     struct http_req *r = *con_cls;
+    char line[1024];
 
     if (r == NULL)
         return;
     http_guard_request_end(h->guard, http_guard_of(conn));
-    LOG_INFO("http", "req=%llu uri=\"%.200s\" status=%d route=\"%s\" bytes_in=%llu ms=%.1f%s",
-             (unsigned long long)r->id, r->uri ? r->uri : "", r->status, r->route ? r->route : "-",
-             (unsigned long long)r->size, 1e3 * (clock_mono_s() - r->t0),
-             toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=1");
+    if (LOG_LEVEL_INFO >= log_get_level()) {
+        http_access_line(r, toe != MHD_REQUEST_TERMINATED_COMPLETED_OK, line, sizeof(line));
+        log_write_batched(LOG_LEVEL_INFO, "http", "%s", line);
+    }
     http_req_free(h, r);
     *con_cls = NULL;
 }
@@ -742,4 +796,5 @@ void http_stop(struct http_server *h, double grace_s)
     MHD_stop_daemon(h->d);
     h->d = NULL;
     http_server_free(h, 1, 1); /* the guard after the daemon: no callbacks left */
+    log_flush();               /* the access lines of the last requests */
 }

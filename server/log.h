@@ -5,6 +5,12 @@
  * written with one write(2), so lines from different threads never
  * interleave. The level is process-wide (an atomic); the LOG_* macros test it
  * before evaluating their arguments. Never log request bodies or tensor data.
+ *
+ * Batched lines (LOG_BATCHED: the access log, one line per request) are
+ * the same lines, collected in a process-wide buffer and written together,
+ * at most 50 ms after the first of them, or before any unbatched line (the
+ * order of lines is the order of the calls), or on log_flush. A process
+ * that dies without log_flush loses at most those 50 ms of batched lines.
  */
 #ifndef SERVER_LOG_H
 #define SERVER_LOG_H
@@ -23,10 +29,22 @@ int log_level_from_name(const char *s);
 void log_write(enum log_level level, const char *mod, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* log_write, batched (see the top). Thread-safe. */
+void log_write_batched(enum log_level level, const char *mod, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Write the batched lines out now. Thread-safe. */
+void log_flush(void);
+
 #define LOG_AT(level, mod, ...)                     \
     do {                                            \
         if ((level) >= log_get_level())             \
             log_write((level), (mod), __VA_ARGS__); \
+    } while (0)
+#define LOG_BATCHED(level, mod, ...)                        \
+    do {                                                    \
+        if ((level) >= log_get_level())                     \
+            log_write_batched((level), (mod), __VA_ARGS__); \
     } while (0)
 #define LOG_DEBUG(mod, ...) LOG_AT(LOG_LEVEL_DEBUG, mod, __VA_ARGS__)
 #define LOG_INFO(mod, ...)  LOG_AT(LOG_LEVEL_INFO, mod, __VA_ARGS__)

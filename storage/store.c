@@ -408,14 +408,17 @@ enum err_code store_run_version(struct store *s, const char *run, int64_t *versi
 
     if (run == NULL)
         return err_set(e, ERR_INVAL, "run name missing");
+    if (run[0] != '\0' && store__vcache_get(s, run, version))
+        return ERR_OK;
     rc = store__stmt(s, sql, &st, e);
     if (rc != ERR_OK)
         return rc;
     store__bind_text(st, 1, run);
     src = store__step(st);
-    if (src == STORE__ROW)
+    if (src == STORE__ROW) {
         *version = store__col_int64(st, 0);
-    else if (src == STORE__DONE)
+        store__vcache_put(s, run, *version);
+    } else if (src == STORE__DONE)
         rc = err_set(e, ERR_NOTFOUND, "run '%.*s' not found", STORE_RUN_MAX, run);
     else
         rc = store__dberr(s, src, "run version", e);
@@ -430,14 +433,18 @@ enum err_code store_runs_version(struct store *s, int64_t *version, struct err *
     enum err_code rc;
     int src;
 
+    if (store__vcache_get(s, "", version))
+        return ERR_OK;
     rc = store__stmt(s, sql, &st, e);
     if (rc != ERR_OK)
         return rc;
     src = store__step(st);
-    if (src == STORE__ROW)
+    if (src == STORE__ROW) {
         *version = store__col_int64(st, 0);
-    else
+        store__vcache_put(s, "", *version);
+    } else {
         rc = store__dberr(s, src, "change id", e);
+    }
     store__release(st);
     return rc;
 }

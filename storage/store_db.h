@@ -72,7 +72,16 @@ struct store__drv {
     void (*rollback)(struct store *s);
     const char *(*errmsg)(struct store *s);
     enum err_code (*check)(struct store *s, struct err *e); /* integrity / ping */
+    /* A stamp of the committed state of the database, read without a query
+       (store_vcache.c): 1 with out[0 .. STORE__STAMP_LEN) filled, where
+       every commit by any connection of any process changes the stamp; 0
+       where the backend cannot tell without a query (NULL: never), and
+       inside a transaction. `state` is the connection's scratch for the
+       driver (0 on open). */
+    int (*stamp)(struct store *s, int *state, unsigned char *out);
 };
+
+#define STORE__STAMP_LEN 48
 
 extern const struct store__drv store__drv_sqlite;
 extern const struct store__drv store__drv_pg;

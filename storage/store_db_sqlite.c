@@ -11,6 +11,9 @@
  * (writers queue instead of failing), foreign_keys=ON. Write transactions
  * are BEGIN IMMEDIATE: one writer at a time across processes.
  *
+ * Change stamp (store__drv.stamp): the WAL-index header, read without a
+ * query, so repeated run-version reads need no SQL (store_vcache.c).
+ *
  * THREAD SAFETY: one connection opened with SQLITE_OPEN_NOMUTEX; the caller
  * keeps it on one thread at a time.
  */
@@ -430,6 +433,60 @@ static enum err_code lite_check(struct store *s, struct err *e)
     return ERR_OK;
 }
 
+/* --- Change stamp -------------------------------------------------------------- */
+
+/* The WAL-index header (https://www.sqlite.org/walformat.html): the first 48
+ * bytes of the shared memory every connection to the database maps, written
+ * twice by each commit (second copy, barrier, first copy) and read by every
+ * read transaction to find its snapshot. Its iChange counter, mxFrame and
+ * salts change with every commit, by any process. Read through the VFS's
+ * public xShmMap/xShmBarrier, as SQLite reads it: copy one, barrier, copy
+ * two; unequal copies (a commit is writing it) or an uninitialised header
+ * give no stamp, and the caller queries instead. */
+#define LITE_SHM_REGION 32768 /* the WAL-index page size, fixed by the format */
+#define LITE_HDR_ISINIT 12    /* offset of the header's isInit byte */
+
+/* 1 if the connection's database is in WAL mode (checked once per connection). */
+static int lite_is_wal(struct store *s, int *state)
+{
+    sqlite3_stmt *st = NULL;
+
+    if (*state == 0) {
+        *state = -1;
+        if (sqlite3_prepare_v2(lite_db(s), "PRAGMA journal_mode", -1, &st, NULL) == SQLITE_OK &&
+            sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0) != NULL &&
+            strcmp((const char *)sqlite3_column_text(st, 0), "wal") == 0)
+            *state = 1;
+        sqlite3_finalize(st);
+    }
+    return *state == 1;
+}
+
+static int lite_stamp(struct store *s, int *state, unsigned char *out)
+{
+    sqlite3_file *f = NULL;
+    void volatile *p = NULL;
+    const volatile unsigned char *h;
+    unsigned char two[STORE__STAMP_LEN];
+
+    /* inside a transaction the query may see its own uncommitted writes or
+       an older snapshot than the header: no stamp */
+    if (lite_db(s) == NULL || sqlite3_txn_state(lite_db(s), "main") != SQLITE_TXN_NONE ||
+        !lite_is_wal(s, state) ||
+        sqlite3_file_control(lite_db(s), "main", SQLITE_FCNTL_FILE_POINTER, &f) != SQLITE_OK ||
+        f == NULL || f->pMethods == NULL || f->pMethods->iVersion < 2 ||
+        f->pMethods->xShmMap == NULL || f->pMethods->xShmBarrier == NULL ||
+        f->pMethods->xShmMap(f, 0, LITE_SHM_REGION, 0, &p) != SQLITE_OK || p == NULL)
+        return 0;
+    h = (const volatile unsigned char *)p;
+    for (size_t i = 0; i < STORE__STAMP_LEN; i++)
+        out[i] = h[i];
+    f->pMethods->xShmBarrier(f);
+    for (size_t i = 0; i < STORE__STAMP_LEN; i++)
+        two[i] = h[STORE__STAMP_LEN + i];
+    return memcmp(out, two, STORE__STAMP_LEN) == 0 && out[LITE_HDR_ISINIT] != 0;
+}
+
 const struct store__drv store__drv_sqlite = {
     .name = "sqlite",
     .claim_lock = "", /* BEGIN IMMEDIATE: one writer at a time */
@@ -455,4 +512,5 @@ const struct store__drv store__drv_sqlite = {
     .rollback = lite_rollback,
     .errmsg = lite_errmsg,
     .check = lite_check,
+    .stamp = lite_stamp,
 };

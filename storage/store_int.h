@@ -46,12 +46,15 @@ struct store__stmt_slot {
     struct store__q *st; /* owned, finalized by store_close */
 };
 
+#include "storage/store_vcache.h" /* struct store__vcache, embedded below */
+
 struct store {
     const struct store__drv *drv; /* the backend (store_db.h) */
     void *conn;                   /* owned: the driver's connection */
     char instance[33];            /* meta 'instance' */
     char owner[STORE_OWNER_MAX];  /* lease owner of this connection's claims */
     double lease_s;               /* claims expire lease_s after progress; 0: never */
+    struct store__vcache vcache;  /* run versions read (store_vcache.c) */
     size_t n_stmts;
     struct store__stmt_slot stmts[STORE__MAX_STMTS]; /* prepared statement cache */
     char sql_claim[STORE__SQL_CLAIM_MAX];            /* the claim SELECT with drv->claim_lock,

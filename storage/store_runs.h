@@ -18,11 +18,13 @@
 
 /* The run's change id: strictly increases with every committed change to
  * its checkpoints, jobs or layer rows; unchanged by reads. Touches only the
- * runs table (the 304 path). ERR_NOTFOUND if no run. */
+ * runs table (the 304 path); on SQLite, a repeated read with no commit in
+ * between, by any process, is answered without a query (store_vcache.c).
+ * ERR_NOTFOUND if no run. */
 enum err_code store_run_version(struct store *s, const char *run, int64_t *version, struct err *e);
 
 /* The database-wide change id (the highest run version; 0 when empty): the
- * ETag of GET /v1/runs. */
+ * ETag of GET /v1/runs. Kept between reads as store_run_version is. */
 enum err_code store_runs_version(struct store *s, int64_t *version, struct err *e);
 
 struct store_run {

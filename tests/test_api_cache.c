@@ -1,9 +1,11 @@
 /* test_api_cache.c -- rendered run reads kept by ETag: hits return a copy of
  * the stored body, the byte budget evicts least recently used entries first,
- * and bodies too large for the budget are never stored. */
+ * and bodies too large for the budget are never stored; ETags are the
+ * SHA-256 of what identifies a response. */
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/api_int.h"
 #include "api/cache.h"
 #include "tests/check.h"
 
@@ -62,8 +64,55 @@ static void test_no_cache_is_a_no_op(void)
     CHECK_EQ_INT(api_cache_get(NULL, "\"a\"", &body, &len, ct), 0);
 }
 
+/* An ETag is the first 128 bits of SHA-256(head || key), quoted: the same
+ * with the cache's looked-up SHA-256 as without a cache. */
+static void test_etag_is_the_quoted_sha256_prefix(void)
+{
+    struct api_cache *c = NULL;
+    char tag[API_CACHE_ETAG_LEN], none[API_CACHE_ETAG_LEN];
+
+    CHECK_EQ_INT(api_cache_new(1 << 20, &c, NULL), ERR_OK);
+    CHECK_EQ_INT(api_cache_etag(c, "ab", "c", tag), 1); /* SHA-256("abc") = ba7816bf... */
+    CHECK_STR_EQ(tag, "\"ba7816bf8f01cfea414140de5dae2223\"");
+    CHECK_EQ_INT(api_cache_etag(NULL, "a", "bc", none), 1);
+    CHECK_STR_EQ(none, tag);
+    CHECK_EQ_INT(api_cache_etag(c, "ab", "d", tag), 1);
+    CHECK(strcmp(tag, none) != 0);
+    CHECK_EQ_INT((int)strlen(tag), API_CACHE_ETAG_LEN - 1);
+    api_cache_free(c);
+}
+
+/* ETag keys are built without printf: strings and decimals appended with a
+ * separator; once the key would overflow, every later append reports the
+ * capacity and the key is never cut mid-part. */
+static void test_keys_append_and_refuse_overflow(void)
+{
+    char key[34] = "";
+    size_t n;
+
+    n = api__key_str(key, sizeof(key), 0, "history", '|');
+    n = api__key_int(key, sizeof(key), n, 0, '|');
+    n = api__key_int(key, sizeof(key), n, -42, '|');
+    n = api__key_int(key, sizeof(key), n, INT64_MAX, '\0'); /* 33 bytes and the NUL: full */
+    CHECK_STR_EQ(key, "history|0|-42|9223372036854775807");
+    CHECK_EQ_INT((int)n, 33);
+    n = api__key_str(key, sizeof(key), n, "x", '\0');
+    CHECK_EQ_INT((int)n, 34);
+    CHECK_STR_EQ(key, "history|0|-42|9223372036854775807");
+    n = api__key_str(key, sizeof(key), 0, "a", ',');
+    n = api__key_int(key, sizeof(key), n, INT64_MIN, '\0');
+    CHECK_STR_EQ(key, "a,-9223372036854775808");
+    CHECK_EQ_INT((int)n, 22);
+    n = api__key_str(key, sizeof(key), n, "0123456789AB", '\0'); /* 34 and the NUL */
+    CHECK_EQ_INT((int)n, 34);
+    CHECK_STR_EQ(key, "a,-9223372036854775808");
+    CHECK_EQ_INT((int)api__key_str(key, sizeof(key), n, "", '\0'), 34); /* stays full */
+}
+
 int main(void)
 {
+    test_keys_append_and_refuse_overflow();
+    test_etag_is_the_quoted_sha256_prefix();
     test_hit_returns_a_copy_with_its_content_type();
     test_budget_evicts_least_recently_used();
     test_no_cache_is_a_no_op();

@@ -494,6 +494,35 @@ out:
         curl_easy_cleanup(c);
 }
 
+/* After the server stopped: its log holds one access line per request, in
+ * the one format, flushed at the stop (they are written in batches), e.g.
+ * the 304 of the ETag case. */
+static void test_access_lines_in_the_log(const struct svc *s)
+{
+    static const char want[] = " uri=\"/v1/runs/pages/checkpoints\" status=304 "
+                               "route=\"/v1/runs/{run}/checkpoints\" bytes_in=0 ms=";
+    size_t n = 0;
+    char *log = svc_slurp(s->log, &n), *hit = log ? strstr(log, want) : NULL;
+    const char *head = " level=info mod=http req=";
+    int ok_head = 0, ok_ms = 0;
+
+    CHECK(hit != NULL);
+    if (hit != NULL) {
+        char *bol = hit;
+        while (bol > log && bol[-1] != '\n')
+            bol--;
+        ok_head = strncmp(bol, "ts=", 3) == 0 && strncmp(bol + 27, head, strlen(head)) == 0 &&
+                  strspn(bol + 27 + strlen(head), "0123456789") > 0;
+        hit += strlen(want);
+        ok_ms = strspn(hit, "0123456789") > 0 && hit[strspn(hit, "0123456789")] == '.' &&
+                hit[strspn(hit, "0123456789") + 2] == '\n';
+    }
+    CHECK(ok_head);
+    CHECK(ok_ms);
+    CHECK(log != NULL && strstr(log, "mod=serve msg=\"stopped\"") != NULL);
+    free(log);
+}
+
 static void test_plain_server(void)
 {
     char data[PATH_MAX], big[PATH_MAX], ingest[512];
@@ -521,6 +550,7 @@ static void test_plain_server(void)
     test_checksum_header(&s);
     test_keep_alive(&s, ingest);
     CHECK_EQ_INT(svc_stop(&s), 0);
+    test_access_lines_in_the_log(&s);
     if (check_n_failed)
         svc_dump_log(&s, 3000);
 }

@@ -18,14 +18,34 @@ void thash_free(struct thash *h)
     h->ctx = NULL;
 }
 
+enum err_code thash_md_new(struct thash_md **out, struct err *e)
+{
+    EVP_MD *md = EVP_MD_fetch(NULL, "SHA256", NULL);
+
+    *out = (struct thash_md *)md;
+    if (md == NULL)
+        return err_set(e, ERR_INTERNAL, "sha256: EVP_MD_fetch failed");
+    return ERR_OK;
+}
+
+void thash_md_free(struct thash_md *md)
+{
+    EVP_MD_free((EVP_MD *)md);
+}
+
 enum err_code thash_init(struct thash *h, struct err *e)
+{
+    return thash_init_md(h, NULL, e);
+}
+
+enum err_code thash_init_md(struct thash *h, const struct thash_md *md, struct err *e)
 {
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 
     h->ctx = NULL;
     if (ctx == NULL)
         return err_set(e, ERR_NOMEM, "sha256: out of memory for a digest context");
-    if (EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
+    if (EVP_DigestInit_ex(ctx, md != NULL ? (const EVP_MD *)md : EVP_sha256(), NULL) != 1) {
         EVP_MD_CTX_free(ctx);
         return err_set(e, ERR_INTERNAL, "sha256: EVP_DigestInit_ex failed");
     }

@@ -33,6 +33,20 @@ struct thash { /* caller-owned; zero-initialise or thash_init() */
  * libcrypto) h->ctx is NULL. */
 enum err_code thash_init(struct thash *h, struct err *e);
 
+/* A SHA-256 implementation looked up once, for callers that start many
+ * short hashes (the API's ETags): libcrypto 3 looks EVP_sha256() up again,
+ * under a lock, on every thash_init(). Immutable once made: share it
+ * between threads freely; free it after the last thash_init_md() using it
+ * (hashes started from it keep their own reference). */
+struct thash_md; /* opaque */
+
+/* A new lookup in *out (ERR_INTERNAL if libcrypto has no SHA-256). */
+enum err_code thash_md_new(struct thash_md **out, struct err *e);
+void thash_md_free(struct thash_md *md); /* NULL: no-op */
+
+/* thash_init() with the implementation `md` (NULL: as thash_init()). */
+enum err_code thash_init_md(struct thash *h, const struct thash_md *md, struct err *e);
+
 /* Add `len` bytes at `data` (may be NULL when len == 0). */
 enum err_code thash_update(struct thash *h, const void *data, size_t len, struct err *e);
 
