@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "core/numerics/esd.h"
 #include "core/numerics/lowrank.h"
 
 /* --- Selection ----------------------------------------------------------- */
@@ -160,4 +161,31 @@ void analysis_key(enum layer_kind kind, const struct analysis_tensor *t, char *b
     for (int d = 0; d < t->ndim && used < len; d++)
         used += (size_t)snprintf(buf + used, len - used, "%s%lld", d ? "x" : "",
                                  (long long)t->shape[d]);
+}
+
+/* --- Cost ----------------------------------------------------------------- */
+
+void analysis_estimate(enum layer_kind kind, const struct analysis_tensor *t, uint64_t nbytes,
+                       const struct farms_params *p, unsigned n_workers,
+                       struct analysis_estimate *out)
+{
+    struct analysis_layout lay;
+    struct farms_shape shape;
+    struct farms_plan *plan = NULL;
+    double rows, cols;
+    int64_t max_n = 0, max_gather = 0;
+    uint64_t f64 = t->n_elems * (uint64_t)sizeof(double);
+
+    analysis_layout_of(kind, t, &lay);
+    rows = (double)lay.shape[0];
+    cols = lay.n_dims == 4 ? (double)lay.shape[1] * (double)lay.shape[2] * (double)lay.shape[3]
+                           : (double)lay.shape[1];
+    out->cost = rows * cols * (rows < cols ? rows : cols);
+    out->mem_bytes = nbytes + (lay.transpose ? 2 * f64 : f64);
+    shape = (struct farms_shape){.kind = lay.kind, .n_dims = lay.n_dims, .shape = lay.shape};
+    if (farms_plan_new(p, &shape, (int)n_workers, &plan, NULL) != ERR_OK)
+        return;
+    farms_plan_ws_need(plan, &max_n, &max_gather);
+    out->mem_bytes += (uint64_t)n_workers * esd_ws_bytes(max_n, max_gather);
+    farms_plan_free(plan);
 }

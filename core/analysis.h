@@ -13,6 +13,8 @@
  *   analysis_matrix_new(): the tensor's stored bytes as float64 in that layout;
  *   analysis_key():        "linear F32 512x64", the part of the result cache
  *                          key that says how the bytes were analysed;
+ *   analysis_estimate():   what analysing a tensor costs (relative work and
+ *                          peak memory), for the service's task queue;
  *   ANALYSIS_ENGINE_VERSION: the other part, bumped with the analysis.
  * The one core module that sees both rooms (core/formats and core/numerics).
  * It reads no files and runs no threads: the caller reads the bytes and runs
@@ -110,5 +112,24 @@ enum err_code analysis_matrix_new(const struct analysis_tensor *t, const struct 
  * to buf[0..len), truncated to fit (ANALYSIS_KEY_MAX is enough for rank 4).
  * Cannot fail. */
 void analysis_key(enum layer_kind kind, const struct analysis_tensor *t, char *buf, size_t len);
+
+/* --- Cost ----------------------------------------------------------------- */
+
+struct analysis_estimate {
+    double cost;        /* relative work: rows * cols * min(rows, cols) of the FARMS
+                           matrix (conv: rows = out, cols = in * kh * kw), the order of
+                           its eigensolves' flops */
+    uint64_t mem_bytes; /* peak memory of its analysis: the stored bytes read, the
+                           float64 matrix (and its transposed copy), and one ESD
+                           workspace per pool worker at the plan's largest window */
+};
+
+/* The estimate for analysing tensor `t` (kind `kind`, an analysed kind;
+ * `nbytes` stored bytes) under `p` on `n_workers` pool workers. A shape
+ * FARMS rejects (the run skips the row) costs its bytes only. Cannot fail
+ * (a plan that cannot be built is estimated without workspaces). */
+void analysis_estimate(enum layer_kind kind, const struct analysis_tensor *t, uint64_t nbytes,
+                       const struct farms_params *p, unsigned n_workers,
+                       struct analysis_estimate *out);
 
 #endif /* CORE_ANALYSIS_H */

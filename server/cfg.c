@@ -29,10 +29,14 @@ static const char cfg_usage_text[] =
     "                        postgresql://USER@HOST/DB (several replicas)  [FARMSD_DB]\n"
     "  --blobs DIR           uploaded checkpoints (default <data>/blobs); replicas share\n"
     "                        one folder (e.g. a network file system)      [FARMSD_BLOBS]\n"
-    "  --lease SECONDS       a running job's lease, renewed after every layer; the job of\n"
-    "                        a replica that died is claimed again after it (default 60)\n"
-    "                                                                      [FARMSD_LEASE]\n"
-    "  --workers N           analysis threads (default: number of CPUs)    [FARMSD_WORKERS]\n"
+    "  --lease SECONDS       lease of a running job's tasks (and of a job being planned),\n"
+    "                        renewed every third of it; the tasks of a replica that died\n"
+    "                        are claimed again after it (default 60)       [FARMSD_LEASE]\n"
+    "  --workers N           analysis threads, and task runners sharing them (default:\n"
+    "                        number of CPUs)                               [FARMSD_WORKERS]\n"
+    "  --analysis-memory BYTES  memory the tasks running at once may take, by their\n"
+    "                        estimates; a task that does not fit waits unless nothing\n"
+    "                        runs (default: half the memory)     [FARMSD_ANALYSIS_MEMORY]\n"
     "  --preset P            default preset: farms-llm, farms-cv, full "
     "(default " PRESET_DEFAULT_NAME ")\n"
     "                                                                      [FARMSD_PRESET]\n"
@@ -285,6 +289,12 @@ static enum err_code cfg_apply(struct cfg *c, const char *key, const char *v, st
         return cfg_uint("--lease", v, 1, 86400, &c->lease_s, e);
     if (strcmp(key, "workers") == 0)
         return cfg_uint("--workers", v, 1, 1024, &c->workers, e);
+    if (strcmp(key, "analysis-memory") == 0) {
+        enum err_code rc = cfg_bytes("--analysis-memory", v, &c->analysis_memory, e);
+        if (rc == ERR_OK && c->analysis_memory < (1u << 20))
+            rc = err_set(e, ERR_INVAL, "--analysis-memory: '%s' is below 1M", v);
+        return rc;
+    }
     if (strcmp(key, "http-threads") == 0)
         return cfg_uint("--http-threads", v, 1, 256, &c->http_threads, e);
     if (strcmp(key, "max-uploads") == 0)
@@ -327,6 +337,7 @@ static enum err_code cfg_from_env(struct cfg *c, struct err *e)
         {"FARMSD_BLOBS", "blobs"},
         {"FARMSD_LEASE", "lease"},
         {"FARMSD_WORKERS", "workers"},
+        {"FARMSD_ANALYSIS_MEMORY", "analysis-memory"},
         {"FARMSD_PRESET", "preset"},
         {"FARMSD_TOKENS", "tokens"},
         {"FARMSD_MAX_UPLOAD", "max-upload"},
@@ -374,18 +385,24 @@ static enum err_code cfg_from_env(struct cfg *c, struct err *e)
     return rc;
 }
 
+/* The machine's memory in bytes, 0 if unknown. */
+static uint64_t cfg_memory(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+
+    return pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 0;
+}
+
 /* Memory / 8, at most 16 GiB (the readers' own limit): a tensor's working
  * set in the analysis is its bytes plus 8 bytes per element (up to 5 times a
  * 16-bit tensor's bytes), so the largest accepted one fits with room for a
  * second job. 16 GiB if the memory size is unknown. */
 static uint64_t cfg_default_tensor_bytes(void)
 {
-    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-    uint64_t cap = (uint64_t)16 << 30, mem;
+    uint64_t cap = (uint64_t)16 << 30, mem = cfg_memory();
 
-    if (pages <= 0 || page <= 0)
+    if (mem == 0)
         return cap;
-    mem = (uint64_t)pages * (uint64_t)page;
     return mem / 8 < cap ? mem / 8 : cap;
 }
 
@@ -404,6 +421,7 @@ static void cfg_defaults(struct cfg *c)
     c->min_free = 1ull << 30;
     c->max_pickle_mem = 256ull << 20; /* = ckpt_limits_default() */
     c->max_tensor_bytes = cfg_default_tensor_bytes();
+    c->analysis_memory = cfg_memory() > 0 ? cfg_memory() / 2 : (uint64_t)8 << 30;
     c->response_cache = 64ull << 20;
     c->validators = 2;
     c->validation_queue = 8;
@@ -424,6 +442,7 @@ enum err_code cfg_load(struct cfg *c, int argc, char **argv, struct err *e)
                                           {"blobs", required_argument, NULL, 0},
                                           {"lease", required_argument, NULL, 0},
                                           {"workers", required_argument, NULL, 0},
+                                          {"analysis-memory", required_argument, NULL, 0},
                                           {"preset", required_argument, NULL, 0},
                                           {"allow-root", required_argument, NULL, 0},
                                           {"tokens", required_argument, NULL, 0},

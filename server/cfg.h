@@ -6,7 +6,8 @@
  *   --db URL             FARMSD_DB           sqlite:<data>/farms.db, or postgresql://...
  *   --blobs DIR          FARMSD_BLOBS        <data>/blobs (shared by replicas)
  *   --lease SECONDS      FARMSD_LEASE        60 (a dead replica's job is claimed again after)
- *   --workers N          FARMSD_WORKERS      number of CPUs (analysis threads)
+ *   --workers N          FARMSD_WORKERS      number of CPUs (analysis threads, task runners)
+ *   --analysis-memory B  FARMSD_ANALYSIS_MEMORY half the memory, for the tasks run at once
  *   --preset P           FARMSD_PRESET       farms-llm (a request may name another)
  *   --allow-root DIR     FARMSD_ALLOW_ROOTS  none (repeatable; env: ':'-separated)
  *   --tokens FILE        FARMSD_TOKENS       none (auth off; format below)
@@ -39,16 +40,17 @@
 #include "core/err.h"
 
 struct cfg {
-    char host[256];        /* listen address (numeric IPv4/IPv6 or "localhost") */
-    unsigned port;         /* 0: any free port */
-    char *data_dir;        /* owned */
-    char *db_url;          /* owned: sqlite:PATH or postgresql://... */
-    char *blobs_dir;       /* owned */
-    unsigned lease_s;      /* job lease (seconds) */
-    unsigned workers;      /* analysis threads */
-    unsigned http_threads; /* libmicrohttpd thread pool */
-    char *preset;          /* owned: default preset name */
-    char **allow_roots;    /* owned: realpath'd directories */
+    char host[256];           /* listen address (numeric IPv4/IPv6 or "localhost") */
+    unsigned port;            /* 0: any free port */
+    char *data_dir;           /* owned */
+    char *db_url;             /* owned: sqlite:PATH or postgresql://... */
+    char *blobs_dir;          /* owned */
+    unsigned lease_s;         /* job lease (seconds) */
+    unsigned workers;         /* analysis threads, and task runners sharing them */
+    uint64_t analysis_memory; /* bytes the tasks running at once may take (estimates) */
+    unsigned http_threads;    /* libmicrohttpd thread pool */
+    char *preset;             /* owned: default preset name */
+    char **allow_roots;       /* owned: realpath'd directories */
     size_t n_allow_roots;
     char *tokens_file;        /* owned, NULL: auth off */
     struct api_token *tokens; /* owned, loaded from tokens_file */

@@ -278,7 +278,8 @@ static enum err_code serve_start(struct serve *sv, const struct cfg *c, struct e
                                 .lease_s = (double)c->lease_s,
                                 .blobs = sv->blobs,
                                 .pool = sv->pool,
-                                .n_runners = c->workers > 1 ? 2 : 1,
+                                .n_runners = c->workers,
+                                .mem_budget = c->analysis_memory,
                                 .stats = &sv->stats,
                                 .limits = &sv->limits};
         rc = worker_start(&wc, &sv->worker, e);
@@ -301,12 +302,13 @@ static void serve_log_listening(const struct serve *sv, const struct cfg *c)
              c->lease_s, sv->owner);
 }
 
-/* Stop in reverse: requests finish (grace), runners stop at their next
- * layer, their jobs are re-queued (after a clean run only: `requeue`). */
+/* Stop in reverse: requests finish (grace), runners stop after the task at
+ * hand, this process's tasks and jobs are handed back (after a clean run
+ * only: `requeue`). */
 static void serve_stop(struct serve *sv, const struct cfg *c, int requeue)
 {
     http_stop(sv->http, SERVE_GRACE_S);
-    worker_stop(sv->worker); /* runners stop at their next layer */
+    worker_stop(sv->worker); /* runners stop after the task at hand */
     pool_free(sv->pool);
     if (requeue)
         serve_requeue(c->db_url, sv->owner, (double)c->lease_s);

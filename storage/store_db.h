@@ -8,7 +8,7 @@
  * schema (created and migrated by its open). The PostgreSQL driver rewrites
  * `?N` to `$N` (and the one column name PostgreSQL reserves, see there).
  * What a dialect cannot share is a field of the driver, never a rewrite:
- * the claim's row lock (claim_lock). Nothing outside storage/ sees which
+ * the claims' row locks (claim_lock, task_claim_lock). Nothing outside storage/ sees which
  * backend runs.
  *
  * Ownership: statements are owned by the connection's statement cache
@@ -45,6 +45,9 @@ struct store__drv {
        "" (BEGIN IMMEDIATE: one writer holds the whole database),
        PostgreSQL "FOR UPDATE OF j SKIP LOCKED" (the row it takes) */
     const char *claim_lock;
+    /* the same for the SELECT that picks the task to claim (store_tasks.c;
+       the tasks table is aliased t) */
+    const char *task_claim_lock;
     /* connect to `target` (a path or a URL), create/migrate the schema,
        fill s->instance */
     enum err_code (*open)(struct store *s, const char *target, struct err *e);

@@ -466,6 +466,7 @@ static enum err_code pg_check(struct store *s, struct err *e)
 const struct store__drv store__drv_pg = {
     .name = "postgresql",
     .claim_lock = "FOR UPDATE OF j SKIP LOCKED",
+    .task_claim_lock = "FOR UPDATE OF t SKIP LOCKED",
     .open = pg_open,
     .close = pg_close,
     .prepare = pg_prepare,

@@ -81,6 +81,16 @@ static const char PG_SCHEMA_V6[] =
     "ALTER TABLE jobs ADD COLUMN IF NOT EXISTS base_run TEXT NOT NULL DEFAULT '';"
     "ALTER TABLE jobs ADD COLUMN IF NOT EXISTS base_step" I " NOT NULL DEFAULT 0;";
 
+/* Version 7: a job's work as tasks (store_tasks.h; see SQLite's SCHEMA_V7). */
+static const char PG_SCHEMA_V7[] =
+    "CREATE TABLE IF NOT EXISTS tasks(job_id" I " NOT NULL REFERENCES jobs(id), ord" I " NOT NULL,"
+    " name" T ", tensor_sha256" T ", todo INTEGER NOT NULL, cost" R " NOT NULL,"
+    " mem_bytes" I " NOT NULL, state INTEGER NOT NULL, claimed_by TEXT NOT NULL DEFAULT '',"
+    " lease_until" R " NOT NULL DEFAULT 0, attempts" I " NOT NULL DEFAULT 0,"
+    " PRIMARY KEY(job_id, ord));"
+    "CREATE INDEX IF NOT EXISTS tasks_claim ON tasks(state, job_id, cost) WHERE todo = 1;"
+    "ALTER TABLE jobs ADD COLUMN IF NOT EXISTS planned INTEGER NOT NULL DEFAULT 0;";
+
 /* The migration to each schema version, by version (2 is the first
  * PostgreSQL schema); a new version adds its row here. */
 static const char *const PG_MIGRATE_TO[STORE_SCHEMA_VERSION + 1] = {
@@ -88,6 +98,7 @@ static const char *const PG_MIGRATE_TO[STORE_SCHEMA_VERSION + 1] = {
     [3] = PG_SCHEMA_V3,
     /* 4: nothing (SQLite's renames xmin to x_min, the name here); 5: result fields */
     [6] = PG_SCHEMA_V6,
+    [7] = PG_SCHEMA_V7,
 };
 
 /* Fields of FARMS_RESULT_FIELDS added after the first schema (since > 0):

@@ -104,6 +104,21 @@ static const char SCHEMA_V6[] =
     "ALTER TABLE jobs ADD COLUMN base_run TEXT NOT NULL DEFAULT '';"
     "ALTER TABLE jobs ADD COLUMN base_step INTEGER NOT NULL DEFAULT 0;";
 
+/* Version 7: a job's work as tasks (store_tasks.h). A task is a row of a
+ * planned job's report; todo rows are claimed by any runner (state
+ * STORE_TASK_*_INT, claimed_by and lease_until as a job's). jobs.planned 1:
+ * the job's liveness is its tasks' leases, store_job_claim skips it. The
+ * index serves the claim (running jobs' todo tasks, oldest job first). */
+static const char SCHEMA_V7[] =
+    "CREATE TABLE IF NOT EXISTS tasks("
+    " job_id INTEGER NOT NULL REFERENCES jobs(id), ord INTEGER NOT NULL, name TEXT NOT NULL,"
+    " tensor_sha256 TEXT NOT NULL, todo INTEGER NOT NULL, cost REAL NOT NULL,"
+    " mem_bytes INTEGER NOT NULL, state INTEGER NOT NULL, claimed_by TEXT NOT NULL DEFAULT '',"
+    " lease_until REAL NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0,"
+    " PRIMARY KEY(job_id, ord));"
+    "CREATE INDEX IF NOT EXISTS tasks_claim ON tasks(state, job_id, cost) WHERE todo = 1;"
+    "ALTER TABLE jobs ADD COLUMN planned INTEGER NOT NULL DEFAULT 0;";
+
 /* Fields of FARMS_RESULT_FIELDS added after the first schema (since > 0):
  * their columns, added to results and layers when migrating past `since`. */
 #define LITE_SQL_TYPE_REAL "REAL"
@@ -331,6 +346,8 @@ static enum err_code lite_migrate(struct store *s, struct err *e)
         rc = lite_exec(s, SCHEMA_V4, "migrate to schema 4", e);
     if (rc == ERR_OK && v < 6)
         rc = lite_exec(s, SCHEMA_V6, "migrate to schema 6", e);
+    if (rc == ERR_OK && v < 7)
+        rc = lite_exec(s, SCHEMA_V7, "migrate to schema 7", e);
     if (rc == ERR_OK)
         rc = lite_add_fields(s, v, e);
     if (rc == ERR_OK)
@@ -414,6 +431,7 @@ static enum err_code lite_check(struct store *s, struct err *e)
 const struct store__drv store__drv_sqlite = {
     .name = "sqlite",
     .claim_lock = "", /* BEGIN IMMEDIATE: one writer at a time */
+    .task_claim_lock = "",
     .open = lite_open,
     .close = lite_close,
     .prepare = lite_prepare,

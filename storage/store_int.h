@@ -21,6 +21,7 @@
 #include "storage/store_layers.h"
 #include "storage/store_results.h"
 #include "storage/store_runs.h"
+#include "storage/store_tasks.h"
 
 #define STORE__MAX_STMTS     96
 #define STORE__SQL_CLAIM_MAX 512
@@ -36,6 +37,9 @@
 #define STORE__JOB_SUCCEEDED_SQL STORE__STR(STORE_JOB_SUCCEEDED_INT)
 #define STORE__JOB_FAILED_SQL    STORE__STR(STORE_JOB_FAILED_INT)
 #define STORE__JOB_CANCELED_SQL  STORE__STR(STORE_JOB_CANCELED_INT)
+#define STORE__TASK_QUEUED_SQL   STORE__STR(STORE_TASK_QUEUED_INT)
+#define STORE__TASK_RUNNING_SQL  STORE__STR(STORE_TASK_RUNNING_INT)
+#define STORE__TASK_DONE_SQL     STORE__STR(STORE_TASK_DONE_INT)
 
 struct store__stmt_slot {
     const char *sql;     /* borrowed: a static string, the cache key */
@@ -52,6 +56,8 @@ struct store {
     struct store__stmt_slot stmts[STORE__MAX_STMTS]; /* prepared statement cache */
     char sql_claim[STORE__SQL_CLAIM_MAX];            /* the claim SELECT with drv->claim_lock,
                                                         made on first claim (store_jobs.c) */
+    char sql_task_claim[STORE__SQL_CLAIM_MAX];       /* the task claim SELECT with
+                                                        drv->task_claim_lock (store_tasks.c) */
 };
 
 /* The columns of a struct farms_result (not layout) in tables results and

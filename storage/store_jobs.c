@@ -93,11 +93,13 @@ enum err_code store_job_get(struct store *s, int64_t id, struct store_job *out, 
 }
 
 /* State and owning run of job `id`; *mine = 0 when this connection has a
- * lease and the job's claim is another owner's. ERR_NOTFOUND if none. */
+ * lease and the job's claim is another owner's, unless the job is planned
+ * (store_tasks.h: any runner of its tasks may record progress or finish
+ * it). ERR_NOTFOUND if none. */
 static enum err_code job_state_owner(struct store *s, int64_t id, enum store_job_state *state,
                                      int64_t *run_id, int *mine, struct err *e)
 {
-    static const char sql[] = "SELECT j.state, c.run_id, j.claimed_by FROM jobs j "
+    static const char sql[] = "SELECT j.state, c.run_id, j.claimed_by, j.planned FROM jobs j "
                               "JOIN checkpoints c ON c.id = j.checkpoint_id WHERE j.id = ?1";
     struct store__q *st = NULL;
     enum err_code rc = store__stmt(s, sql, &st, e);
@@ -110,7 +112,8 @@ static enum err_code job_state_owner(struct store *s, int64_t id, enum store_job
     if (src == STORE__ROW) {
         *state = (enum store_job_state)(int)store__col_int64(st, 0);
         *run_id = store__col_int64(st, 1);
-        *mine = s->lease_s <= 0 || strcmp(store__col_str(st, 2), s->owner) == 0;
+        *mine = s->lease_s <= 0 || strcmp(store__col_str(st, 2), s->owner) == 0 ||
+                store__col_int64(st, 3) != 0;
     } else if (src == STORE__DONE) {
         rc = err_set(e, ERR_NOTFOUND, "job %" PRId64 " not found", id);
     } else {
@@ -350,11 +353,12 @@ enum err_code store_job_submit(struct store *s, const struct store_submit *sub,
 
 /* --- State changes --------------------------------------------------------------- */
 
-/* The oldest queued job, or a running one whose lease expired (?1: now). */
+/* The oldest queued job, or a running unplanned one whose lease expired
+ * (?1: now). A planned job's liveness is its tasks' leases (store_tasks.h). */
 #define SQL_CLAIM_NEXT                                                                \
     "SELECT j.id, c.run_id FROM jobs j JOIN checkpoints c ON c.id = j.checkpoint_id " \
     "WHERE j.state = " STORE__JOB_QUEUED_SQL " OR (j.state = " STORE__JOB_RUNNING_SQL \
-    " AND j.lease_until > 0 AND j.lease_until < ?1) ORDER BY j.id LIMIT 1"
+    " AND j.planned = 0 AND j.lease_until > 0 AND j.lease_until < ?1) ORDER BY j.id LIMIT 1"
 
 /* SQL_CLAIM_NEXT with the driver's row lock (store__drv.claim_lock), made
  * once per connection: the statement cache keys it by its address, which
@@ -373,8 +377,8 @@ static const char *claim_sql(struct store *s)
 enum err_code store_job_claim(struct store *s, struct store_job *out, int *claimed, struct err *e)
 {
     static const char take[] = "UPDATE jobs SET state = " STORE__JOB_RUNNING_SQL ", started = ?2, "
-                               "n_done = 0, n_cache_hits = 0, claimed_by = ?3, lease_until = ?4 "
-                               "WHERE id = ?1";
+                               "n_done = 0, n_cache_hits = 0, claimed_by = ?3, lease_until = ?4, "
+                               "planned = 0 WHERE id = ?1";
     double now = store__now();
     struct store__q *st = NULL;
     int64_t id = 0, run_id = 0;
@@ -465,12 +469,13 @@ out:
 }
 
 /* Set state `to` (and finished = now, error text) on job `id` inside the
- * open transaction, and bump its run. */
+ * open transaction, drop its tasks (store_tasks.h) and bump its run. */
 static enum err_code set_final(struct store *s, int64_t id, int64_t run_id, enum store_job_state to,
                                const char *category, const char *message, struct err *e)
 {
     static const char sql[] = "UPDATE jobs SET state = ?2, finished = ?3, error_category = ?4, "
                               "error_message = ?5 WHERE id = ?1";
+    static const char drop_tasks[] = "DELETE FROM tasks WHERE job_id = ?1";
     char cat[STORE_CATEGORY_MAX], msg[STORE_MESSAGE_MAX];
     struct store__q *st = NULL;
     enum err_code rc = store__stmt(s, sql, &st, e);
@@ -485,6 +490,12 @@ static enum err_code set_final(struct store *s, int64_t id, int64_t run_id, enum
     store__bind_text(st, 4, cat);
     store__bind_text(st, 5, msg);
     rc = store__step_done(s, st, "job finish", e);
+    if (rc == ERR_OK)
+        rc = store__stmt(s, drop_tasks, &st, e);
+    if (rc != ERR_OK)
+        return rc;
+    store__bind_int64(st, 1, id);
+    rc = store__step_done(s, st, "job finish: tasks", e);
     if (rc != ERR_OK)
         return rc;
     return store__bump_run(s, run_id, e);
@@ -563,10 +574,13 @@ enum err_code store_jobs_requeue(struct store *s, int64_t *n_requeued, struct er
         "UPDATE runs SET version = (SELECT CAST(value AS BIGINT) FROM meta WHERE key = "
         "'change_seq') "
         "WHERE id IN (SELECT c.run_id FROM jobs j JOIN checkpoints c ON c.id = j.checkpoint_id "
-        "WHERE j.state = " STORE__JOB_RUNNING_SQL ")";
+        "WHERE j.state = " STORE__JOB_RUNNING_SQL " AND j.planned = 0)";
     static const char jobs[] = "UPDATE jobs SET state = " STORE__JOB_QUEUED_SQL ", started = 0, "
                                "n_done = 0, n_cache_hits = 0, claimed_by = '', lease_until = 0 "
-                               "WHERE state = " STORE__JOB_RUNNING_SQL;
+                               "WHERE state = " STORE__JOB_RUNNING_SQL " AND planned = 0";
+    static const char tasks[] =
+        "UPDATE tasks SET state = " STORE__TASK_QUEUED_SQL ", "
+        "claimed_by = '', lease_until = 0 WHERE state = " STORE__TASK_RUNNING_SQL;
     struct store__q *st = NULL;
     enum err_code rc;
     int64_t n = 0;
@@ -590,6 +604,11 @@ enum err_code store_jobs_requeue(struct store *s, int64_t *n_requeued, struct er
     if (rc != ERR_OK)
         goto out;
     n = store__changes(s);
+    rc = store__stmt(s, tasks, &st, e);
+    if (rc == ERR_OK)
+        rc = store__step_done(s, st, "requeue: tasks", e);
+    if (rc != ERR_OK)
+        goto out;
     rc = store__commit(s, e);
     if (rc == ERR_OK && n_requeued != NULL)
         *n_requeued = n;

@@ -120,7 +120,8 @@ enum err_code store_job_state(struct store *s, int64_t id, enum store_job_state 
                               struct err *e);
 
 /* Atomically take the oldest queued job (FIFO by id), or a running job
- * whose lease expired (its worker died): -> running, started = now,
+ * whose lease expired (its worker died) and that is not planned (a planned
+ * job's tasks are claimed instead: store_tasks.h): -> running, started = now,
  * progress reset, claimed_by = this connection's owner, lease_until = now +
  * lease (store_set_lease; no lease: 0, never re-claimed). *claimed = 1 and
  * *out filled, or *claimed = 0 when there is nothing to do. Exactly-once
@@ -131,26 +132,32 @@ enum err_code store_job_claim(struct store *s, struct store_job *out, int *claim
 /* Record progress of a running job and renew its lease (now + lease).
  * ERR_CANCELED if the job is no longer running (canceled: stop work) or,
  * with a lease, if another owner has claimed it since (this lease expired:
- * stop work), ERR_NOTFOUND if there is no such job. */
+ * stop work; a planned job is any owner's), ERR_NOTFOUND if there is no
+ * such job. */
 enum err_code store_job_progress(struct store *s, int64_t id, int64_t n_done, int64_t n_total,
                                  int64_t n_cache_hits, struct err *e);
 
 /* Finish a running job: `state` is STORE_JOB_SUCCEEDED, or STORE_JOB_FAILED
  * with `category` and `message` (may be NULL; message truncated).
- * finished = now. ERR_CANCELED if it was canceled meanwhile (it stays
- * canceled) or, with a lease, claimed by another owner since; ERR_CONFLICT
+ * finished = now; the job's tasks (store_tasks.h) are dropped in the same
+ * transaction. ERR_CANCELED if it was canceled meanwhile (it stays
+ * canceled) or, with a lease, claimed by another owner since (a planned
+ * job may be finished by any owner: its finaliser, or a task runner
+ * failing it); ERR_CONFLICT
  * if it is not running, ERR_INVAL for other states. */
 enum err_code store_job_finish(struct store *s, int64_t id, enum store_job_state state,
                                const char *category, const char *message, struct err *e);
 
-/* Cancel: queued or running -> canceled (finished = now); already canceled
- * is a no-op. *out (may be NULL) receives the job after the change.
+/* Cancel: queued or running -> canceled (finished = now), its tasks
+ * dropped; already canceled is a no-op. *out (may be NULL) receives the job after the change.
  * ERR_NOTFOUND; ERR_CONFLICT if it already succeeded or failed. */
 enum err_code store_job_cancel(struct store *s, int64_t id, struct store_job *out, struct err *e);
 
-/* At start-up: every running job -> queued (progress reset, started = 0);
- * *n_requeued (may be NULL) counts them. Only when no worker of any process
- * is running jobs on this database. */
+/* At start-up: every running task -> queued, and every running job that
+ * is not planned -> queued (progress reset, started = 0; planned jobs stay
+ * running, their tasks are claimed again); *n_requeued (may be NULL) counts
+ * the jobs. Only when no worker of any process is running jobs on this
+ * database. */
 enum err_code store_jobs_requeue(struct store *s, int64_t *n_requeued, struct err *e);
 
 /* Leases, for several workers or replicas on one database: `owner` (1..
@@ -161,8 +168,10 @@ enum err_code store_jobs_requeue(struct store *s, int64_t *n_requeued, struct er
  * them). Only on this connection; no database access. ERR_INVAL. */
 enum err_code store_set_lease(struct store *s, const char *owner, double lease_s, struct err *e);
 
-/* At shutdown: every running job claimed by this connection's owner ->
- * queued (as store_jobs_requeue, for one owner); *n_requeued may be NULL. */
+/* At shutdown: every running task and every running unplanned job claimed
+ * by this connection's owner -> queued (as store_jobs_requeue, for one
+ * owner; planned jobs stay running for the other replicas); *n_requeued
+ * (may be NULL) counts the jobs. */
 enum err_code store_jobs_release(struct store *s, int64_t *n_requeued, struct err *e);
 
 /* Number of jobs per state (/metrics); counts[STORE_JOB_QUEUED] is the

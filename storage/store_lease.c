@@ -1,6 +1,7 @@
 /* store_lease.c -- job leases for several workers or replicas on one
  * database: the owner and lease length of a connection, and giving back
- * an owner's running jobs at shutdown. Claims, renewals and the owner
+ * an owner's running jobs and tasks at shutdown (planned jobs stay running
+ * for the other replicas: store_tasks.h). Claims, renewals and the owner
  * checks are in store_jobs.c. See store.h.
  *
  * THREAD SAFETY: as store.h (one connection per thread).
@@ -32,11 +33,16 @@ enum err_code store_jobs_release(struct store *s, int64_t *n_requeued, struct er
     static const char runs[] =
         "UPDATE runs SET version = (SELECT CAST(value AS BIGINT) FROM meta WHERE key = "
         "'change_seq') WHERE id IN (SELECT c.run_id FROM jobs j JOIN checkpoints c ON "
-        "c.id = j.checkpoint_id WHERE j.state = " STORE__JOB_RUNNING_SQL " AND j.claimed_by = ?1)";
+        "c.id = j.checkpoint_id WHERE j.state = " STORE__JOB_RUNNING_SQL " AND j.planned = 0 AND "
+        "j.claimed_by = ?1)";
     static const char jobs[] =
         "UPDATE jobs SET state = " STORE__JOB_QUEUED_SQL ", started = 0, n_done = 0, "
         "n_cache_hits = 0, claimed_by = '', lease_until = 0 "
-        "WHERE state = " STORE__JOB_RUNNING_SQL " AND claimed_by = ?1";
+        "WHERE state = " STORE__JOB_RUNNING_SQL " AND planned = 0 AND claimed_by = ?1";
+    static const char tasks[] =
+        "UPDATE tasks SET state = " STORE__TASK_QUEUED_SQL ", "
+        "claimed_by = '', lease_until = 0 WHERE state = " STORE__TASK_RUNNING_SQL
+        " AND claimed_by = ?1";
     struct store__q *st = NULL;
     enum err_code rc;
     int64_t n = 0;
@@ -64,7 +70,13 @@ enum err_code store_jobs_release(struct store *s, int64_t *n_requeued, struct er
     if (rc != ERR_OK)
         goto out;
     n = store__changes(s);
-    rc = store__commit(s, e);
+    rc = store__stmt(s, tasks, &st, e);
+    if (rc != ERR_OK)
+        goto out;
+    store__bind_text(st, 1, s->owner);
+    rc = store__step_done(s, st, "release: tasks", e);
+    if (rc == ERR_OK)
+        rc = store__commit(s, e);
     if (rc == ERR_OK && n_requeued != NULL)
         *n_requeued = n;
 out:

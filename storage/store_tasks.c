@@ -1,57 +1,528 @@
-/* store_tasks.c -- see store_tasks.h.
+/* store_tasks.c -- a job's work as tasks (table tasks). See store_tasks.h.
  *
- * Not implemented yet: every call fails with ERR_INTERNAL (the room for
- * issue 14's task queue).
+ * Every change runs in one write transaction (SQLite BEGIN IMMEDIATE,
+ * PostgreSQL BEGIN and the writers' advisory lock), so the read-then-write
+ * steps below (the claim's pick, the *last rule of store_task_done) see no
+ * other writer between them. The claim's SELECT carries the driver's row
+ * lock (task_claim_lock: PostgreSQL FOR UPDATE OF t SKIP LOCKED).
+ *
+ * Rows that are not todo (skipped, cache hits) are stored done: the plan
+ * reads back whole, and only todo rows are ever claimed or counted.
+ *
+ * THREAD SAFETY: as store.h (one connection per thread).
  */
 #include "storage/store_tasks.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "storage/store_db.h"
+#include "storage/store_int.h"
+
+/* The columns of a task row, in read_task's order. */
+#define TASK_COLS "job_id, ord, name, tensor_sha256, todo, cost, mem_bytes, state, attempts"
+
+static void read_task(struct store__q *st, struct store_task *t)
+{
+    memset(t, 0, sizeof *t);
+    t->job_id = store__col_int64(st, 0);
+    t->ord = store__col_int64(st, 1);
+    store__col_text(st, 2, t->name, sizeof t->name);
+    store__col_text(st, 3, t->tensor_sha256, sizeof t->tensor_sha256);
+    t->todo = (int)store__col_int64(st, 4);
+    t->cost = store__col_double(st, 5);
+    t->mem_bytes = (uint64_t)store__col_int64(st, 6);
+    t->state = (enum store_task_state)(int)store__col_int64(st, 7);
+    t->attempts = store__col_int64(st, 8);
+}
+
+/* The lease end of a claim or renewal made now: 0 (never lapses) without a lease. */
+static double lease_end(const struct store *s)
+{
+    return s->lease_s > 0 ? store__now() + s->lease_s : 0;
+}
+
+/* Run one prepared, bound statement that returns no rows; *n (may be
+ * NULL) receives the rows it changed. */
+static enum err_code step_changes(struct store *s, struct store__q *st, const char *what,
+                                  int64_t *n, struct err *e)
+{
+    enum err_code rc = store__step_done(s, st, what, e);
+
+    if (rc == ERR_OK && n != NULL)
+        *n = store__changes(s);
+    return rc;
+}
+
+/* One integer of a one-row query bound to (?1 job, ?2 ord) (NULL -> 0). */
+static enum err_code query_int(struct store *s, const char *sql, int64_t job_id, int64_t ord,
+                               int64_t *out, struct err *e)
+{
+    struct store__q *st = NULL;
+    enum err_code rc = store__stmt(s, sql, &st, e);
+    int src;
+
+    *out = 0;
+    if (rc != ERR_OK)
+        return rc;
+    store__bind_int64(st, 1, job_id);
+    store__bind_int64(st, 2, ord);
+    src = store__step(st);
+    if (src == STORE__ROW)
+        *out = store__col_int64(st, 0);
+    else
+        rc = store__dberr(s, src == STORE__DONE ? STORE__ERROR : src, "task count", e);
+    store__release(st);
+    return rc;
+}
+
+/* --- Plan -------------------------------------------------------------------------- */
+
+static enum err_code check_rows(const struct store_task_row *rows, size_t n, int64_t n_hits,
+                                int64_t *n_todo, struct err *e)
+{
+    *n_todo = 0;
+    if (n > 0 && rows == NULL)
+        return err_set(e, ERR_INVAL, "plan: rows missing");
+    for (size_t i = 0; i < n; i++) {
+        const struct store_task_row *r = &rows[i];
+
+        if (r->name == NULL || strlen(r->name) >= STORE_TASK_NAME_MAX)
+            return err_set(e, ERR_INVAL, "plan row %zu: name missing or longer than %d bytes", i,
+                           STORE_TASK_NAME_MAX - 1);
+        if (r->ord < 0)
+            return err_set(e, ERR_INVAL, "plan row %zu: ord %" PRId64 " is negative", i, r->ord);
+        if (r->tensor_sha256[0] != '\0' && !thash_hex_ok(r->tensor_sha256))
+            return err_set(e, ERR_INVAL, "plan row %zu: sha256 is not 64 lower-case hex digits", i);
+        if (r->todo && r->tensor_sha256[0] == '\0')
+            return err_set(e, ERR_INVAL, "plan row %zu ('%s'): a task needs its tensor's sha256", i,
+                           r->name);
+        if (!(isfinite(r->cost) && r->cost >= 0) || r->mem_bytes > (uint64_t)INT64_MAX)
+            return err_set(e, ERR_INVAL, "plan row %zu ('%s'): cost or mem_bytes out of range", i,
+                           r->name);
+        *n_todo += r->todo != 0;
+    }
+    if (n_hits < 0 || n_hits > (int64_t)n - *n_todo)
+        return err_set(e, ERR_INVAL, "plan: %" PRId64 " hits out of range", n_hits);
+    return ERR_OK;
+}
+
+/* ERR_CANCELED unless job `id` is running and (with a lease) this owner's
+ * claim, or, when `any_owner_if_planned`, planned. *run_id its run. */
+static enum err_code job_check(struct store *s, int64_t id, int any_owner_if_planned,
+                               int64_t *run_id, struct err *e)
+{
+    static const char sql[] = "SELECT j.state, c.run_id, j.claimed_by, j.planned FROM jobs j "
+                              "JOIN checkpoints c ON c.id = j.checkpoint_id WHERE j.id = ?1";
+    struct store__q *st = NULL;
+    enum err_code rc = store__stmt(s, sql, &st, e);
+    int src, state = -1, mine = 0;
+
+    if (rc != ERR_OK)
+        return rc;
+    store__bind_int64(st, 1, id);
+    src = store__step(st);
+    if (src == STORE__ROW) {
+        state = (int)store__col_int64(st, 0);
+        *run_id = store__col_int64(st, 1);
+        mine = s->lease_s <= 0 || strcmp(store__col_str(st, 2), s->owner) == 0 ||
+               (any_owner_if_planned && store__col_int64(st, 3) != 0);
+    }
+    store__release(st);
+    if (src == STORE__DONE)
+        return err_set(e, ERR_NOTFOUND, "job %" PRId64 " not found", id);
+    if (src != STORE__ROW)
+        return store__dberr(s, src, "job state", e);
+    if (state != STORE_JOB_RUNNING)
+        return err_set(e, ERR_CANCELED, "job %" PRId64 " is %s", id,
+                       store_job_state_name((enum store_job_state)state));
+    if (!mine)
+        return err_set(e, ERR_CANCELED, "job %" PRId64 " is claimed by another worker", id);
+    return ERR_OK;
+}
+
+static enum err_code insert_rows(struct store *s, int64_t job_id, const struct store_task_row *rows,
+                                 size_t n, struct err *e)
+{
+    static const char sql[] =
+        "INSERT INTO tasks(job_id, ord, name, tensor_sha256, todo, cost, mem_bytes, state) "
+        "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING";
+    struct store__q *st = NULL;
+    enum err_code rc = ERR_OK;
+
+    for (size_t i = 0; rc == ERR_OK && i < n; i++) {
+        rc = store__stmt(s, sql, &st, e);
+        if (rc != ERR_OK)
+            break;
+        store__bind_int64(st, 1, job_id);
+        store__bind_int64(st, 2, rows[i].ord);
+        store__bind_text(st, 3, rows[i].name);
+        store__bind_text(st, 4, rows[i].tensor_sha256);
+        store__bind_int64(st, 5, rows[i].todo != 0);
+        store__bind_double(st, 6, rows[i].cost);
+        store__bind_int64(st, 7, (int64_t)rows[i].mem_bytes);
+        store__bind_int64(st, 8, rows[i].todo ? STORE_TASK_QUEUED_INT : STORE_TASK_DONE_INT);
+        rc = store__step_done(s, st, "plan insert", e);
+    }
+    return rc;
+}
 
 enum err_code store_tasks_plan(struct store *s, int64_t job_id, const struct store_task_row *rows,
                                size_t n, int64_t n_hits, int64_t *n_open, struct err *e)
 {
-    (void)s, (void)job_id, (void)rows, (void)n, (void)n_hits, (void)n_open;
-    return err_set(e, ERR_INTERNAL, "tasks: not implemented");
+    /* ?2 = 0: every ord */
+    static const char open_sql[] = "SELECT count(*) FROM tasks WHERE job_id = ?1 AND ord >= ?2 "
+                                   "AND todo = 1 AND state <> " STORE__TASK_DONE_SQL;
+    static const char job_sql[] = "UPDATE jobs SET planned = ?2, n_total = ?3, n_done = ?4, "
+                                  "n_cache_hits = ?5 WHERE id = ?1";
+    struct store__q *st = NULL;
+    int64_t n_todo = 0, open = 0, run_id = 0;
+    enum err_code rc;
+
+    if (n_open != NULL)
+        *n_open = 0;
+    rc = check_rows(rows, n, n_hits, &n_todo, e);
+    if (rc != ERR_OK)
+        return rc;
+    rc = store__begin(s, e);
+    if (rc != ERR_OK)
+        return rc;
+    rc = job_check(s, job_id, 0, &run_id, e);
+    if (rc == ERR_OK)
+        rc = insert_rows(s, job_id, rows, n, e);
+    if (rc == ERR_OK)
+        rc = query_int(s, open_sql, job_id, 0, &open, e);
+    if (rc == ERR_OK)
+        rc = store__stmt(s, job_sql, &st, e);
+    if (rc != ERR_OK)
+        goto out;
+    /* nothing open: the job stays unplanned, its own lease keeps it (see the header) */
+    store__bind_int64(st, 1, job_id);
+    store__bind_int64(st, 2, open > 0);
+    store__bind_int64(st, 3, n_todo + n_hits);
+    store__bind_int64(st, 4, n_todo + n_hits - open);
+    store__bind_int64(st, 5, n_hits);
+    rc = store__step_done(s, st, "plan job", e);
+    if (rc == ERR_OK)
+        rc = store__bump_run(s, run_id, e);
+    if (rc == ERR_OK)
+        rc = store__commit(s, e);
+    if (rc == ERR_OK && n_open != NULL)
+        *n_open = open;
+out:
+    if (rc != ERR_OK)
+        store__rollback(s);
+    return rc;
+}
+
+/* --- Claim ------------------------------------------------------------------------- */
+
+/* The next task (?1 now, ?2 mem_max): a queued todo task of a running job,
+ * or a running one whose lease lapsed; oldest job, largest cost, ord. */
+#define SQL_TASK_NEXT                                                                          \
+    "SELECT t.job_id, t.ord FROM tasks t JOIN jobs j ON j.id = t.job_id WHERE t.todo = 1 AND " \
+    "j.state = " STORE__JOB_RUNNING_SQL                                                        \
+    " AND t.mem_bytes <= ?2 AND (t.state = " STORE__TASK_QUEUED_SQL                            \
+    " OR (t.state = " STORE__TASK_RUNNING_SQL " AND t.lease_until > 0 AND "                    \
+    "t.lease_until < ?1)) ORDER BY t.job_id, t.cost DESC, t.ord LIMIT 1"
+
+/* SQL_TASK_NEXT with the driver's row lock, made once per connection (the
+ * statement cache keys it by its address, which holds until store_close). */
+static const char *task_claim_sql(struct store *s)
+{
+    int n;
+
+    if (s->sql_task_claim[0] != '\0')
+        return s->sql_task_claim;
+    n = snprintf(s->sql_task_claim, sizeof s->sql_task_claim, "%s %s", SQL_TASK_NEXT,
+                 s->drv->task_claim_lock);
+    ERR_ASSERT(n > 0 && (size_t)n < sizeof s->sql_task_claim);
+    return s->sql_task_claim;
 }
 
 enum err_code store_task_claim(struct store *s, uint64_t mem_max, struct store_task *out,
                                int *claimed, struct err *e)
 {
-    (void)s, (void)mem_max, (void)out;
+    static const char take[] = "UPDATE tasks SET state = " STORE__TASK_RUNNING_SQL ", "
+                               "claimed_by = ?3, lease_until = ?4, attempts = attempts + 1 "
+                               "WHERE job_id = ?1 AND ord = ?2 RETURNING " TASK_COLS;
+    double now = store__now();
+    struct store__q *st = NULL;
+    int64_t job_id = 0, ord = 0;
+    enum err_code rc;
+    int src;
+
     *claimed = 0;
-    return err_set(e, ERR_INTERNAL, "tasks: not implemented");
+    rc = store__begin(s, e);
+    if (rc != ERR_OK)
+        return rc;
+    rc = store__stmt(s, task_claim_sql(s), &st, e);
+    if (rc != ERR_OK)
+        goto out;
+    store__bind_double(st, 1, now);
+    store__bind_int64(st, 2, mem_max > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)mem_max);
+    src = store__step(st);
+    if (src == STORE__ROW) {
+        job_id = store__col_int64(st, 0);
+        ord = store__col_int64(st, 1);
+    }
+    store__release(st);
+    if (src != STORE__ROW) {
+        rc = src == STORE__DONE ? store__commit(s, e) : store__dberr(s, src, "task claim", e);
+        goto out;
+    }
+    rc = store__stmt(s, take, &st, e);
+    if (rc != ERR_OK)
+        goto out;
+    store__bind_int64(st, 1, job_id);
+    store__bind_int64(st, 2, ord);
+    store__bind_text(st, 3, s->owner);
+    store__bind_double(st, 4, s->lease_s > 0 ? now + s->lease_s : 0);
+    src = store__step(st);
+    if (src == STORE__ROW)
+        read_task(st, out);
+    store__release(st);
+    rc = src == STORE__ROW
+             ? store__commit(s, e)
+             : store__dberr(s, src == STORE__DONE ? STORE__ERROR : src, "task claim update", e);
+    if (rc == ERR_OK)
+        *claimed = 1;
+out:
+    if (rc != ERR_OK)
+        store__rollback(s);
+    return rc;
+}
+
+/* --- Done, release, renew ---------------------------------------------------------- */
+
+/* ERR_CANCELED unless task (job_id, ord) of a running job is running and
+ * this owner's; *run_id the job's run. */
+static enum err_code task_check(struct store *s, int64_t job_id, int64_t ord, int64_t *run_id,
+                                struct err *e)
+{
+    static const char sql[] =
+        "SELECT j.state, c.run_id, t.state, t.claimed_by FROM tasks t JOIN jobs j ON "
+        "j.id = t.job_id JOIN checkpoints c ON c.id = j.checkpoint_id "
+        "WHERE t.job_id = ?1 AND t.ord = ?2";
+    struct store__q *st = NULL;
+    enum err_code rc = store__stmt(s, sql, &st, e);
+    int src, job_state = -1, mine = 0;
+
+    if (rc != ERR_OK)
+        return rc;
+    store__bind_int64(st, 1, job_id);
+    store__bind_int64(st, 2, ord);
+    src = store__step(st);
+    if (src == STORE__ROW) {
+        job_state = (int)store__col_int64(st, 0);
+        *run_id = store__col_int64(st, 1);
+        mine = store__col_int64(st, 2) == STORE_TASK_RUNNING_INT &&
+               strcmp(store__col_str(st, 3), s->owner) == 0;
+    }
+    store__release(st);
+    if (src == STORE__DONE)
+        return err_set(e, ERR_CANCELED,
+                       "job %" PRId64 " has no task %" PRId64 " (finished or "
+                       "canceled)",
+                       job_id, ord);
+    if (src != STORE__ROW)
+        return store__dberr(s, src, "task state", e);
+    if (job_state != STORE_JOB_RUNNING)
+        return err_set(e, ERR_CANCELED, "job %" PRId64 " is %s", job_id,
+                       store_job_state_name((enum store_job_state)job_state));
+    if (!mine)
+        return err_set(e, ERR_CANCELED,
+                       "task %" PRId64 " of job %" PRId64 " is no longer this worker's "
+                       "(its lease lapsed)",
+                       ord, job_id);
+    return ERR_OK;
+}
+
+/* The task's and the job's updates of store_task_done (`last` or not). */
+static enum err_code done_update(struct store *s, int64_t job_id, int64_t ord, int cache_hit,
+                                 int last, struct err *e)
+{
+    static const char task_done[] = "UPDATE tasks SET state = " STORE__TASK_DONE_SQL
+                                    ", lease_until = 0 WHERE job_id = ?1 AND ord = ?2";
+    static const char task_last[] = "UPDATE tasks SET lease_until = ?3 "
+                                    "WHERE job_id = ?1 AND ord = ?2";
+    static const char job_done[] = "UPDATE jobs SET n_done = n_done + 1, "
+                                   "n_cache_hits = n_cache_hits + ?2 WHERE id = ?1";
+    /* a finaliser that died and is replaced counts its hit once */
+    static const char job_last[] = "UPDATE jobs SET n_cache_hits = n_cache_hits + CASE WHEN "
+                                   "n_done < n_total THEN ?2 ELSE 0 END, n_done = n_total "
+                                   "WHERE id = ?1";
+    struct store__q *st = NULL;
+    enum err_code rc = store__stmt(s, last ? task_last : task_done, &st, e);
+
+    if (rc != ERR_OK)
+        return rc;
+    store__bind_int64(st, 1, job_id);
+    store__bind_int64(st, 2, ord);
+    if (last)
+        store__bind_double(st, 3, lease_end(s));
+    rc = store__step_done(s, st, "task done", e);
+    if (rc == ERR_OK)
+        rc = store__stmt(s, last ? job_last : job_done, &st, e);
+    if (rc != ERR_OK)
+        return rc;
+    store__bind_int64(st, 1, job_id);
+    store__bind_int64(st, 2, cache_hit != 0);
+    return store__step_done(s, st, "task done: job", e);
 }
 
 enum err_code store_task_done(struct store *s, int64_t job_id, int64_t ord, int cache_hit,
                               int *last, struct err *e)
 {
-    (void)s, (void)job_id, (void)ord, (void)cache_hit;
+    static const char others[] = "SELECT count(*) FROM tasks WHERE job_id = ?1 AND ord <> ?2 "
+                                 "AND todo = 1 AND state <> " STORE__TASK_DONE_SQL;
+    int64_t run_id = 0, n_others = 0;
+    enum err_code rc;
+
     *last = 0;
-    return err_set(e, ERR_INTERNAL, "tasks: not implemented");
+    rc = store__begin(s, e);
+    if (rc != ERR_OK)
+        return rc;
+    rc = task_check(s, job_id, ord, &run_id, e);
+    if (rc == ERR_OK)
+        rc = query_int(s, others, job_id, ord, &n_others, e);
+    if (rc == ERR_OK)
+        rc = done_update(s, job_id, ord, cache_hit, n_others == 0, e);
+    if (rc == ERR_OK)
+        rc = store__bump_run(s, run_id, e);
+    if (rc == ERR_OK)
+        rc = store__commit(s, e);
+    if (rc == ERR_OK)
+        *last = n_others == 0;
+    else
+        store__rollback(s);
+    return rc;
 }
 
 enum err_code store_task_release(struct store *s, int64_t job_id, int64_t ord, struct err *e)
 {
-    (void)s, (void)job_id, (void)ord;
-    return err_set(e, ERR_INTERNAL, "tasks: not implemented");
+    static const char sql[] = "UPDATE tasks SET state = " STORE__TASK_QUEUED_SQL ", "
+                              "claimed_by = '', lease_until = 0 WHERE job_id = ?1 AND ord = ?2 "
+                              "AND state = " STORE__TASK_RUNNING_SQL " AND claimed_by = ?3";
+    struct store__q *st = NULL;
+    enum err_code rc = store__begin(s, e);
+
+    if (rc != ERR_OK)
+        return rc;
+    rc = store__stmt(s, sql, &st, e);
+    if (rc == ERR_OK) {
+        store__bind_int64(st, 1, job_id);
+        store__bind_int64(st, 2, ord);
+        store__bind_text(st, 3, s->owner);
+        rc = store__step_done(s, st, "task release", e);
+    }
+    if (rc == ERR_OK)
+        rc = store__commit(s, e);
+    if (rc != ERR_OK)
+        store__rollback(s);
+    return rc;
 }
 
 enum err_code store_leases_renew(struct store *s, int64_t *n_renewed, struct err *e)
 {
-    (void)s, (void)n_renewed;
-    return err_set(e, ERR_INTERNAL, "tasks: not implemented");
+    static const char jobs[] =
+        "UPDATE jobs SET lease_until = ?2 WHERE state = " STORE__JOB_RUNNING_SQL
+        " AND claimed_by = ?1";
+    static const char tasks[] =
+        "UPDATE tasks SET lease_until = ?2 WHERE state = " STORE__TASK_RUNNING_SQL
+        " AND claimed_by = ?1";
+    const char *const sqls[] = {jobs, tasks};
+    struct store__q *st = NULL;
+    int64_t n = 0, k = 0;
+    double until = lease_end(s);
+    enum err_code rc;
+
+    if (n_renewed != NULL)
+        *n_renewed = 0;
+    rc = store__begin(s, e);
+    for (size_t i = 0; rc == ERR_OK && i < 2; i++) {
+        rc = store__stmt(s, sqls[i], &st, e);
+        if (rc != ERR_OK)
+            break;
+        store__bind_text(st, 1, s->owner);
+        store__bind_double(st, 2, until);
+        rc = step_changes(s, st, "lease renew", &k, e);
+        n += k;
+    }
+    if (rc == ERR_OK)
+        rc = store__commit(s, e);
+    if (rc != ERR_OK) {
+        store__rollback(s);
+        return rc;
+    }
+    if (n_renewed != NULL)
+        *n_renewed = n;
+    return ERR_OK;
 }
+
+/* --- Reads ------------------------------------------------------------------------- */
 
 enum err_code store_tasks_plan_get(struct store *s, int64_t job_id, struct store_task **out,
                                    size_t *n, struct err *e)
 {
-    (void)s, (void)job_id;
+    static const char sql[] = "SELECT " TASK_COLS " FROM tasks WHERE job_id = ?1 ORDER BY ord";
+    struct store__q *st = NULL;
+    struct store_task *items = NULL, *grown;
+    size_t cnt = 0, cap = 0;
+    enum err_code rc;
+    int src;
+
     *out = NULL;
     *n = 0;
-    return err_set(e, ERR_INTERNAL, "tasks: not implemented");
+    rc = store__stmt(s, sql, &st, e);
+    if (rc != ERR_OK)
+        return rc;
+    store__bind_int64(st, 1, job_id);
+    while ((src = store__step(st)) == STORE__ROW) {
+        grown = store__page_grow(items, cnt, &cap, sizeof *items);
+        if (grown == NULL) {
+            rc = err_set(e, ERR_NOMEM, "plan of job %" PRId64 ": out of memory", job_id);
+            break;
+        }
+        items = grown;
+        read_task(st, &items[cnt++]);
+    }
+    if (rc == ERR_OK && src != STORE__DONE)
+        rc = store__dberr(s, src, "plan get", e);
+    store__release(st);
+    if (rc == ERR_OK && cnt == 0)
+        rc = err_set(e, ERR_NOTFOUND, "job %" PRId64 " has no plan", job_id);
+    if (rc != ERR_OK) {
+        free(items);
+        return rc;
+    }
+    *out = items;
+    *n = cnt;
+    return ERR_OK;
 }
 
 enum err_code store_task_counts(struct store *s, int64_t counts[STORE_TASK_STATE_COUNT],
                                 struct err *e)
 {
-    (void)s, (void)counts;
-    return err_set(e, ERR_INTERNAL, "tasks: not implemented");
+    static const char sql[] = "SELECT state, count(*) FROM tasks WHERE todo = 1 GROUP BY state";
+    struct store__q *st = NULL;
+    enum err_code rc = store__stmt(s, sql, &st, e);
+    int src, k;
+
+    for (k = 0; k < STORE_TASK_STATE_COUNT; k++)
+        counts[k] = 0;
+    if (rc != ERR_OK)
+        return rc;
+    while ((src = store__step(st)) == STORE__ROW) {
+        k = (int)store__col_int64(st, 0);
+        if (k >= 0 && k < STORE_TASK_STATE_COUNT)
+            counts[k] = store__col_int64(st, 1);
+    }
+    if (src != STORE__DONE)
+        rc = store__dberr(s, src, "task counts", e);
+    store__release(st);
+    return rc;
 }

@@ -83,9 +83,13 @@ struct store_task {
  * the job planned, set n_total to the rows with a sha256 that are todo or
  * hits (n_hits of them are hits) and n_done to the hits plus the tasks
  * already done. *n_open (may be NULL) receives the tasks not done: 0 means
- * there is nothing to analyse and the caller finalises at once.
- * ERR_CANCELED if the job is no longer running or no longer this owner's;
- * ERR_INVAL for a bad row. */
+ * there is nothing to analyse and the caller finalises at once; the job
+ * then stays unplanned (still this owner's claim under its job lease), so
+ * if the caller dies before finishing it, the job is claimed and planned
+ * again (store_job_claim). ERR_CANCELED if the job is no longer running or
+ * no longer this owner's; ERR_INVAL for a bad row (a todo row needs its
+ * tensor_sha256; ord >= 0; cost finite >= 0; mem_bytes <= INT64_MAX) or
+ * n_hits out of 0..(rows not todo). */
 enum err_code store_tasks_plan(struct store *s, int64_t job_id, const struct store_task_row *rows,
                                size_t n, int64_t n_hits, int64_t *n_open, struct err *e);
 
@@ -103,9 +107,11 @@ enum err_code store_task_claim(struct store *s, uint64_t mem_max, struct store_t
  * (cache_hit: its result was already in the cache): in ONE transaction the
  * task becomes done and the job's n_done (and n_cache_hits) grow by one,
  * unless every other task of the job is done: then *last = 1, the task
- * stays running under a renewed lease and the caller finalises the job
- * (store_tasks_plan_get, the layer rows, store_job_finish). Writers are
- * serialised, so exactly one runner sees *last = 1 per job.
+ * stays running under a renewed lease, the job's n_done becomes n_total,
+ * and the caller finalises the job (store_tasks_plan_get, the layer rows,
+ * store_job_finish). Writers are serialised, so exactly one runner sees
+ * *last = 1 per job (again only if that runner died and its task was
+ * claimed again). The run's version is bumped (ETags change).
  * ERR_CANCELED if the job is no longer running (canceled, or failed by
  * another task) or the task is no longer this owner's (its lease lapsed). */
 enum err_code store_task_done(struct store *s, int64_t job_id, int64_t ord, int cache_hit,

@@ -1461,7 +1461,8 @@ static const struct {
 
 /* Turn the SQLite database at `path` into what schema `v` (1, 3 or 4)
  * looked like: without the columns of the result fields added after v
- * (their `since` in FARMS_RESULT_FIELDS), before 6 without the jobs' base
+ * (their `since` in FARMS_RESULT_FIELDS), before 7 without table tasks and
+ * jobs.planned, before 6 without the jobs' base
  * columns, before 4 column x_min named xmin,
  * and for v 1 without the esd (2) and lease (3) columns. */
 static void downgrade(const char *path, int v)
@@ -1481,6 +1482,9 @@ static void downgrade(const char *path, int v)
                  FIELD_COLUMNS[i].column, FIELD_COLUMNS[i].column);
         CHECK(sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK);
     }
+    if (v < 7)
+        CHECK(sqlite3_exec(db, "DROP TABLE tasks; ALTER TABLE jobs DROP COLUMN planned;", NULL,
+                           NULL, NULL) == SQLITE_OK);
     if (v < 6)
         CHECK(sqlite3_exec(db,
                            "ALTER TABLE jobs DROP COLUMN base_sha256; ALTER TABLE jobs DROP COLUMN "
@@ -1531,7 +1535,7 @@ static void test_migrate_v1_in_place(void)
 
     CHECK_EQ_INT(store_open(path, &s, &e), ERR_OK);
     CHECK_EQ_INT(user_version(path), STORE_SCHEMA_VERSION);
-    CHECK_EQ_INT(STORE_SCHEMA_VERSION, 6);
+    CHECK_EQ_INT(STORE_SCHEMA_VERSION, 7);
     CHECK_EQ_INT(store_layer_get(s, "old", "fc1.weight", 7, NULL, &l, &e), ERR_OK);
     CHECK_EQ_INT(l->n, 1); /* the old row, without a histogram, xmax from spectral_norm */
     if (l->n == 1) {

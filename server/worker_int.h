@@ -1,0 +1,128 @@
+/* worker_int.h -- what the files of the job runner share (worker.h).
+ *
+ *   worker.c       the runner threads and their loop (claim a task within
+ *                  the memory budget, else claim a queued job and plan it,
+ *                  else wait), the heartbeat thread, the budget;
+ *   worker_plan.c  a claimed job: open it as submitted (snapshots, identity
+ *                  checks, LoRA merge), list and hash its rows, serve cache
+ *                  hits, hand the plan in (store_tasks_plan);
+ *   worker_task.c  a claimed task: open the job's checkpoint (cached per
+ *                  runner), analyse the one row (or find it in the cache),
+ *                  store_task_done; the last one finalises the job.
+ *
+ * Ownership: a struct worker_runner belongs to its thread; its store
+ * connection and open checkpoint are its own. Thread-safety: the fields of
+ * struct worker marked "guarded by mu" are read and written under mu;
+ * everything else is set before the threads start.
+ */
+#ifndef SERVER_WORKER_INT_H
+#define SERVER_WORKER_INT_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "core/numerics/farms.h"
+#include "server/engine.h"
+#include "server/worker.h"
+#include "storage/store.h"
+#include "storage/store_jobs.h"
+#include "storage/store_results.h"
+#include "storage/store_tasks.h"
+
+struct worker_runner;
+
+struct worker {
+    struct worker_cfg cfg;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;             /* runners wait here (CLOCK_MONOTONIC) */
+    pthread_cond_t hb_cv;          /* the heartbeat waits here (CLOCK_MONOTONIC) */
+    int stopping;                  /* guarded by mu: runners stop after the task at hand */
+    int hb_stopping;               /* guarded by mu: the heartbeat stops (after the runners) */
+    unsigned pending;              /* notifications not yet consumed, guarded by mu */
+    uint64_t mem_in_use;           /* guarded by mu: sum of mem_bytes of the running tasks */
+    unsigned n_running;            /* guarded by mu: tasks running */
+    pthread_mutex_t claim;         /* serialises task claims (budget check, claim, reservation) */
+    pthread_t *threads;            /* owned */
+    struct worker_runner *runners; /* owned: one per thread, each its thread's */
+    unsigned n_threads;
+    pthread_t heartbeat;
+    int have_heartbeat;
+};
+
+/* A job's checkpoint opened by a runner for its tasks, kept while the
+ * runner's consecutive tasks are of the same job. */
+struct worker_ckpt {
+    int64_t job_id; /* 0: nothing open */
+    struct store_job job;
+    struct farms_params params;
+    struct ckpt *c;          /* owned */
+    struct engine_report r;  /* owned: engine_select's rows, no hashes */
+    unsigned char *selected; /* owned: engine_select's decision per row */
+};
+
+struct worker_runner {
+    struct worker *w;
+    unsigned id;     /* 0..n_runners-1, in log lines */
+    struct store *s; /* owned: this thread's connection */
+    struct worker_ckpt k;
+};
+
+/* What planning one job carries. */
+struct worker_job {
+    struct worker *w;
+    struct store *s;
+    struct store_job job;
+    int64_t n_done, n_total, n_hits;
+    const char *settings_hash;
+    int canceled; /* the job was canceled by a DELETE */
+};
+
+/* 1 once worker_stop was called. */
+int worker__stopping(struct worker *w);
+
+/* Wake every idle runner of this process (new tasks were planned). */
+void worker__wake_all(struct worker *w);
+
+/* The job's settings: its preset with every key of the canonical JSON. */
+enum err_code worker__params(const struct store_job *job, struct farms_params *p, struct err *e);
+
+/* The result cache key of `row` under the job's settings (akey: its
+ * analysis key's room, STORE_KEY_MAX bytes). */
+struct store_result_key worker__key(const char *settings_hash, const struct engine_layer *row,
+                                    char *akey, size_t alen);
+
+/* Open job `j`'s checkpoint for a task, reading everything in place (an
+ * upload's blob, a path, a LoRA adapter merged onto its base): engine_run
+ * checks every tensor against its planned hash, so other bytes fail the job
+ * "changed". A path that no longer opens has changed (category "changed"). */
+enum err_code worker__open_in_place(struct worker_job *j, struct ckpt **out, struct err *e);
+
+/* A job failed with `rc`, `e` while reading a path in place: if the file
+ * changed since the submission, say so (category "changed"). Returns the
+ * code to report. */
+enum err_code worker__explain_path_failure(const struct worker_job *j, enum err_code rc,
+                                           struct err *e);
+
+/* Finalise job `j` from report `r` of its checkpoint `c` (rows with their
+ * planned hashes; `selected` as engine_select decided): every selected
+ * row's result comes from the cache (a row whose result is missing is
+ * analysed here, under `p`), then the layer rows are written and the job
+ * finishes succeeded. ERR_CANCELED if it is no longer running. */
+enum err_code worker__finish(struct worker_job *j, const struct ckpt *c,
+                             const struct farms_params *p, struct engine_report *r, struct err *e);
+
+/* Record the failure `e` of job `job_id` (store_job_finish FAILED), with
+ * its log line. */
+void worker__fail(struct store *s, int64_t job_id, const struct err *e);
+
+/* Plan the claimed job `job` (worker_plan.c): its log lines, its failure. */
+void worker__run_job(struct worker_runner *rn, const struct store_job *job);
+
+/* Run the claimed task `t` (worker_task.c), finalising its job when it is
+ * the last. Its failures are logged and recorded. */
+void worker__run_task(struct worker_runner *rn, const struct store_task *t);
+
+/* Close the runner's open checkpoint, if any. Cannot fail. */
+void worker__ckpt_close(struct worker_ckpt *k);
+
+#endif /* SERVER_WORKER_INT_H */
