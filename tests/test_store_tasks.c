@@ -26,6 +26,7 @@
 #include "storage/store_runs.h"
 #include "tests/check.h"
 #include "tests/pg_util.h"
+#include "tests/task_rate.h"
 
 static const char PARAMS[] = "{\"window_rows\":2000,\"q_ratio\":1,\"xmin\":\"peak\"}";
 
@@ -38,7 +39,7 @@ static char g_path[256];
 
 static void sleep_past_lease(void)
 {
-    struct timespec ts = {0, 150 * 1000 * 1000};
+    struct timespec ts = {0, 150000000L};
 
     nanosleep(&ts, NULL);
 }
@@ -558,7 +559,7 @@ static void *run_tasks(void *arg)
         }
         r->claims[k][t.ord]++;
         r->n++;
-        r->rc = store_task_done(s, t.job_id, t.ord, t.ord % 2, &last, &e);
+        r->rc = store_task_done(s, t.job_id, t.ord, t.ord % 2 != 0, &last, &e);
         if (r->rc == ERR_OK && last) {
             r->lasts[k]++;
             r->rc = store_job_finish(s, t.job_id, STORE_JOB_SUCCEEDED, NULL, NULL, &e);
@@ -876,6 +877,34 @@ static void test_release_and_requeue(void)
     remove_db();
 }
 
+/* The bench's claim-rate helper (tests/task_rate.h) claims every task once
+ * over its connections and finalises the job once. Counts only. */
+static void test_task_rate_counts(void)
+{
+    struct store *s = NULL;
+    struct task_rate r;
+    struct store_job j;
+    struct err e = {0};
+    int64_t counts[STORE_TASK_STATE_COUNT];
+
+    fresh_db();
+    CHECK_EQ_INT(task_rate_measure(g_path, 1, 50, 3, &r, &e), ERR_OK);
+    CHECK_EQ_INT(r.n_claims, 50);
+    CHECK_EQ_INT(r.n_last, 1);
+    CHECK_EQ_INT(r.n_conns, 3);
+    CHECK(r.seconds > 0);
+    CHECK_NEAR(r.per_s * r.seconds, 50, 1e-6);
+    s = open_as("A", LONG_LEASE);
+    j = job_of(s, 1);
+    CHECK_EQ_INT(j.state, STORE_JOB_SUCCEEDED);
+    CHECK_EQ_INT(j.n_done, 50);
+    CHECK_EQ_INT(store_task_counts(s, counts, &e), ERR_OK);
+    CHECK_EQ_INT(counts[STORE_TASK_QUEUED] + counts[STORE_TASK_RUNNING], 0);
+    CHECK_EQ_INT(task_rate_measure(g_path, 2, 0, 3, &r, &e), ERR_INVAL);
+    store_close(s);
+    remove_db();
+}
+
 /* --- Schema ---------------------------------------------------------------------- */
 
 /* Make the database at g_path look like schema 6: no tasks table, no
@@ -961,6 +990,7 @@ static void run_cases(void)
     test_replan_keeps_done();
     test_cancel_drops_tasks();
     test_release_and_requeue();
+    test_task_rate_counts();
     test_migrate_from_v6();
 }
 
