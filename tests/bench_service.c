@@ -58,6 +58,7 @@
 #include <curl/curl.h>
 #include <libpq-fe.h>
 
+#include "core/analysis.h"
 #include "core/clock.h"
 #include "core/dtype.h"
 #include "core/numerics/esd.h"
@@ -74,6 +75,8 @@
 #define BENCH_FARMSD "build/farmsd"
 #define BENCH_DIR    "build/bench"
 #define GB           1e9
+
+#include "tests/task_rate.h"
 
 #include "tests/bench_service_util.inc"
 

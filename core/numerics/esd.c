@@ -30,6 +30,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "core/clock.h"
 #include "core/err.h"
@@ -47,6 +48,27 @@ struct esd_ws {
     lapack_int lhous, ltrd;
     struct esd_stats st; /* stage timings */
 };
+
+/* Room for n doubles, freed with free(). Blocks of 32 MiB and more are
+ * 2 MiB-aligned and advised for transparent huge pages (Linux; THP in
+ * "madvise" mode, as on Debian): the first touch of a fresh block then
+ * faults 2 MiB pages instead of 4 KiB ones. Measured on the development
+ * machine: first write of 360 MB 1.0-1.1 s of CPU with 4 KiB pages,
+ * 0.2-0.6 s advised. NULL when out of memory. */
+static double *esd_f64_alloc(size_t n)
+{
+    size_t bytes = (n > 0 ? n : 1) * sizeof(double), huge = (size_t)2 << 20;
+    void *p = NULL;
+
+    if (bytes < ((size_t)32 << 20))
+        return malloc(bytes);
+    if (posix_memalign(&p, huge, bytes) != 0)
+        return NULL;
+#ifdef MADV_HUGEPAGE
+    (void)madvise(p, bytes & ~(huge - 1), MADV_HUGEPAGE); /* advice only: ignore failure */
+#endif
+    return p;
+}
 
 static int esd_sizes_ok(int64_t max_n, int64_t max_gather)
 {
@@ -125,8 +147,8 @@ enum err_code esd_ws_new(int64_t max_n, int64_t max_gather, struct esd_ws **out,
         goto out;
     size_t nn = (size_t)max_n * (size_t)max_n;
     ws->trd = malloc((2 * (size_t)max_n + (size_t)ws->lhous + (size_t)ws->ltrd) * sizeof(double));
-    ws->gram = malloc(nn * sizeof(double));
-    ws->copy = malloc(nn * sizeof(double));
+    ws->gram = esd_f64_alloc(nn);
+    ws->copy = esd_f64_alloc(nn);
     ws->work = malloc((size_t)ws->lwork * sizeof(double));
     ws->iwork = malloc((size_t)ws->liwork * sizeof(lapack_int));
     if (max_gather > 0)
