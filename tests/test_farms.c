@@ -642,7 +642,7 @@ static void test_stage_timings_count_every_window(void)
     struct farms_params p = params_of("farms-llm");
     int64_t shape[2] = {100, 160}, mn, mg;
     struct farms_shape fs = {.kind = FARMS_KIND_DENSE, .n_dims = 2, .shape = shape};
-    double *w = gauss_matrix(100 * 160);
+    double *w = gauss_matrix((int64_t)100 * 160);
     struct farms_plan *plan = NULL;
     struct esd_ws *ws = NULL;
     struct esd_stats sum = {0};
@@ -708,8 +708,12 @@ static void check_driver_bits(double scale)
     CHECK_EQ_INT(
         esd_eigs(ws, &(struct esd_block){.a = a, .h = h, .w = n, .lda = n}, 1.0, got, NULL),
         ERR_OK);
-    for (int64_t k = 0; k < n; k++)
-        diff += memcmp(&got[k], &want[k], sizeof(double)) != 0;
+    for (int64_t k = 0; k < n; k++) { /* bit patterns, not values */
+        uint64_t bg, bw;
+        memcpy(&bg, &got[k], sizeof(bg));
+        memcpy(&bw, &want[k], sizeof(bw));
+        diff += bg != bw;
+    }
     CHECK_EQ_INT(diff, 0);
     CHECK(want[n - 1] > 0);
 out:
