@@ -88,7 +88,8 @@ static const char PG_SCHEMA_V7[] =
     " mem_bytes" I " NOT NULL, state INTEGER NOT NULL, claimed_by TEXT NOT NULL DEFAULT '',"
     " lease_until" R " NOT NULL DEFAULT 0, attempts" I " NOT NULL DEFAULT 0,"
     " PRIMARY KEY(job_id, ord));"
-    "CREATE INDEX IF NOT EXISTS tasks_claim ON tasks(state, job_id, cost) WHERE todo = 1;"
+    "CREATE INDEX IF NOT EXISTS tasks_claim ON tasks(state, job_id, cost DESC, ord) "
+    "WHERE todo = 1;"
     "ALTER TABLE jobs ADD COLUMN IF NOT EXISTS planned INTEGER NOT NULL DEFAULT 0;";
 
 /* The migration to each schema version, by version (2 is the first

@@ -108,7 +108,8 @@ static const char SCHEMA_V6[] =
  * planned job's report; todo rows are claimed by any runner (state
  * STORE_TASK_*_INT, claimed_by and lease_until as a job's). jobs.planned 1:
  * the job's liveness is its tasks' leases, store_job_claim skips it. The
- * index serves the claim (running jobs' todo tasks, oldest job first). */
+ * index serves the claim (per state, in claim order: job, cost desc, ord)
+ * and store_task_done's "any other task open?". */
 static const char SCHEMA_V7[] =
     "CREATE TABLE IF NOT EXISTS tasks("
     " job_id INTEGER NOT NULL REFERENCES jobs(id), ord INTEGER NOT NULL, name TEXT NOT NULL,"
@@ -116,7 +117,8 @@ static const char SCHEMA_V7[] =
     " mem_bytes INTEGER NOT NULL, state INTEGER NOT NULL, claimed_by TEXT NOT NULL DEFAULT '',"
     " lease_until REAL NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0,"
     " PRIMARY KEY(job_id, ord));"
-    "CREATE INDEX IF NOT EXISTS tasks_claim ON tasks(state, job_id, cost) WHERE todo = 1;"
+    "CREATE INDEX IF NOT EXISTS tasks_claim ON tasks(state, job_id, cost DESC, ord) "
+    "WHERE todo = 1;"
     "ALTER TABLE jobs ADD COLUMN planned INTEGER NOT NULL DEFAULT 0;";
 
 /* Fields of FARMS_RESULT_FIELDS added after the first schema (since > 0):

@@ -220,27 +220,82 @@ out:
 
 /* --- Claim ------------------------------------------------------------------------- */
 
-/* The next task (?1 now, ?2 mem_max): a queued todo task of a running job,
- * or a running one whose lease lapsed; oldest job, largest cost, ord. */
-#define SQL_TASK_NEXT                                                                          \
-    "SELECT t.job_id, t.ord FROM tasks t JOIN jobs j ON j.id = t.job_id WHERE t.todo = 1 AND " \
-    "j.state = " STORE__JOB_RUNNING_SQL                                                        \
-    " AND t.mem_bytes <= ?2 AND (t.state = " STORE__TASK_QUEUED_SQL                            \
-    " OR (t.state = " STORE__TASK_RUNNING_SQL " AND t.lease_until > 0 AND "                    \
-    "t.lease_until < ?1)) ORDER BY t.job_id, t.cost DESC, t.ord LIMIT 1"
+/* The first task of a state in claim order (oldest job, largest cost,
+ * ord) that fits ?2 mem_max: [0] queued (no lease: lease_until 0 <= ?1),
+ * [1] running with its lease lapsed before ?1 now. Two statements, not one with OR, so each is one
+ * seek of index tasks_claim (its first column is state) rather than a scan and a sort of every
+ * task. Open tasks belong to running jobs only (finish and cancel drop them); the EXISTS keeps the
+ * claim right without relying on it. */
+#define SQL_TASK_PICK(cond)                                                              \
+    "SELECT t.job_id, t.cost, t.ord FROM tasks t WHERE t.todo = 1 AND " cond             \
+    " AND t.mem_bytes <= ?2 AND EXISTS (SELECT 1 FROM jobs j WHERE j.id = t.job_id AND " \
+    "j.state = " STORE__JOB_RUNNING_SQL ") ORDER BY t.job_id, t.cost DESC, t.ord LIMIT 1"
+static const char *const SQL_TASK_NEXT[2] = {
+    SQL_TASK_PICK("t.state = " STORE__TASK_QUEUED_SQL " AND t.lease_until <= ?1"),
+    SQL_TASK_PICK("t.state = " STORE__TASK_RUNNING_SQL " AND t.lease_until > 0 AND "
+                  "t.lease_until < ?1"),
+};
 
-/* SQL_TASK_NEXT with the driver's row lock, made once per connection (the
- * statement cache keys it by its address, which holds until store_close). */
-static const char *task_claim_sql(struct store *s)
+/* SQL_TASK_NEXT[k] with the driver's row lock, made once per connection
+ * (the statement cache keys it by its address, which holds until
+ * store_close). */
+static const char *task_claim_sql(struct store *s, int k)
 {
     int n;
 
-    if (s->sql_task_claim[0] != '\0')
-        return s->sql_task_claim;
-    n = snprintf(s->sql_task_claim, sizeof s->sql_task_claim, "%s %s", SQL_TASK_NEXT,
+    if (s->sql_task_claim[k][0] != '\0')
+        return s->sql_task_claim[k];
+    n = snprintf(s->sql_task_claim[k], sizeof s->sql_task_claim[k], "%s %s", SQL_TASK_NEXT[k],
                  s->drv->task_claim_lock);
-    ERR_ASSERT(n > 0 && (size_t)n < sizeof s->sql_task_claim);
-    return s->sql_task_claim;
+    ERR_ASSERT(n > 0 && (size_t)n < sizeof s->sql_task_claim[k]);
+    return s->sql_task_claim[k];
+}
+
+/* A claim candidate: its place in claim order. */
+struct pick {
+    int found;
+    int64_t job_id, ord;
+    double cost;
+};
+
+/* Does a come before b in claim order? */
+static int pick_before(const struct pick *a, const struct pick *b)
+{
+    if (!b->found)
+        return a->found;
+    if (!a->found)
+        return 0;
+    if (a->job_id != b->job_id)
+        return a->job_id < b->job_id;
+    if (a->cost != b->cost)
+        return a->cost > b->cost;
+    return a->ord < b->ord;
+}
+
+/* The first candidate of SQL_TASK_NEXT[k] (locked on PostgreSQL), if any. */
+static enum err_code pick_next(struct store *s, int k, double now, uint64_t mem_max, struct pick *p,
+                               struct err *e)
+{
+    struct store__q *st = NULL;
+    enum err_code rc = store__stmt(s, task_claim_sql(s, k), &st, e);
+    int src;
+
+    memset(p, 0, sizeof *p);
+    if (rc != ERR_OK)
+        return rc;
+    store__bind_double(st, 1, now);
+    store__bind_int64(st, 2, mem_max > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)mem_max);
+    src = store__step(st);
+    if (src == STORE__ROW) {
+        p->found = 1;
+        p->job_id = store__col_int64(st, 0);
+        p->cost = store__col_double(st, 1);
+        p->ord = store__col_int64(st, 2);
+    } else if (src != STORE__DONE) {
+        rc = store__dberr(s, src, "task claim", e);
+    }
+    store__release(st);
+    return rc;
 }
 
 enum err_code store_task_claim(struct store *s, uint64_t mem_max, struct store_task *out,
@@ -251,7 +306,7 @@ enum err_code store_task_claim(struct store *s, uint64_t mem_max, struct store_t
                                "WHERE job_id = ?1 AND ord = ?2 RETURNING " TASK_COLS;
     double now = store__now();
     struct store__q *st = NULL;
-    int64_t job_id = 0, ord = 0;
+    struct pick queued, lapsed, *p;
     enum err_code rc;
     int src;
 
@@ -259,26 +314,21 @@ enum err_code store_task_claim(struct store *s, uint64_t mem_max, struct store_t
     rc = store__begin(s, e);
     if (rc != ERR_OK)
         return rc;
-    rc = store__stmt(s, task_claim_sql(s), &st, e);
+    rc = pick_next(s, 0, now, mem_max, &queued, e);
+    if (rc == ERR_OK)
+        rc = pick_next(s, 1, now, mem_max, &lapsed, e);
     if (rc != ERR_OK)
         goto out;
-    store__bind_double(st, 1, now);
-    store__bind_int64(st, 2, mem_max > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)mem_max);
-    src = store__step(st);
-    if (src == STORE__ROW) {
-        job_id = store__col_int64(st, 0);
-        ord = store__col_int64(st, 1);
-    }
-    store__release(st);
-    if (src != STORE__ROW) {
-        rc = src == STORE__DONE ? store__commit(s, e) : store__dberr(s, src, "task claim", e);
+    p = pick_before(&lapsed, &queued) ? &lapsed : &queued;
+    if (!p->found) {
+        rc = store__commit(s, e);
         goto out;
     }
     rc = store__stmt(s, take, &st, e);
     if (rc != ERR_OK)
         goto out;
-    store__bind_int64(st, 1, job_id);
-    store__bind_int64(st, 2, ord);
+    store__bind_int64(st, 1, p->job_id);
+    store__bind_int64(st, 2, p->ord);
     store__bind_text(st, 3, s->owner);
     store__bind_double(st, 4, s->lease_s > 0 ? now + s->lease_s : 0);
     src = store__step(st);
@@ -377,8 +427,10 @@ static enum err_code done_update(struct store *s, int64_t job_id, int64_t ord, i
 enum err_code store_task_done(struct store *s, int64_t job_id, int64_t ord, int cache_hit,
                               int *last, struct err *e)
 {
-    static const char others[] = "SELECT count(*) FROM tasks WHERE job_id = ?1 AND ord <> ?2 "
-                                 "AND todo = 1 AND state <> " STORE__TASK_DONE_SQL;
+    /* is any other task of the job open? (index tasks_claim; stops at the first) */
+    static const char others[] = "SELECT count(*) FROM (SELECT 1 FROM tasks WHERE todo = 1 AND "
+                                 "state IN (" STORE__TASK_QUEUED_SQL ", " STORE__TASK_RUNNING_SQL
+                                 ") AND job_id = ?1 AND ord <> ?2 LIMIT 1) o";
     int64_t run_id = 0, n_others = 0;
     enum err_code rc;
 

@@ -26,11 +26,13 @@
 #include "storage/store_tasks.h"
 
 #define TASK_RATE_MAX_CONNS 64
+#define TASK_RATE_MAX_BUSY  100 /* ERR_BUSY retries per connection before giving up */
 #define TASK_RATE_PARAMS    "{\"window_rows\":2000,\"q_ratio\":1,\"xmin\":\"peak\"}"
 
 struct task_rate {
     int64_t n_claims; /* tasks claimed and done over all connections */
     int64_t n_last;   /* runners told *last = 1 (1 when all went well) */
+    int64_t n_busy;   /* ERR_BUSY answers retried (SQLite under contention) */
     int n_conns;      /* connections that claimed */
     double seconds;   /* wall time from the first claim to the last done */
     double per_s;     /* n_claims / seconds */
@@ -40,7 +42,7 @@ struct task_rate__runner {
     const char *target;
     int idx, k;
     pthread_barrier_t *go;
-    int64_t n_claims, n_last;
+    int64_t n_claims, n_last, n_busy;
     enum err_code rc;
     struct err e;
 };
@@ -53,28 +55,47 @@ static inline double task_rate__now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+/* r->rc is ERR_BUSY ("retry later": SQLite's busy timeout ran out while
+ * the other writers kept the lock): count it and clear it, so the caller
+ * retries; at most TASK_RATE_MAX_BUSY times per connection. */
+static inline int task_rate__busy(struct task_rate__runner *r)
+{
+    if (r->rc != ERR_BUSY || r->n_busy >= TASK_RATE_MAX_BUSY)
+        return 0;
+    r->n_busy++;
+    r->rc = ERR_OK;
+    return 1;
+}
+
 static inline void *task_rate__run(void *arg)
 {
     struct task_rate__runner *r = arg;
     struct store *s = NULL;
     struct store_task t;
     char owner[32];
-    int claimed = 1, last = 0;
 
     snprintf(owner, sizeof owner, "task-rate-%d", r->idx);
     r->rc = store_open(r->target, &s, &r->e);
     if (r->rc == ERR_OK)
         r->rc = store_set_lease(s, owner, 600, &r->e);
     pthread_barrier_wait(r->go);
-    for (int op = 0; r->rc == ERR_OK && claimed && op <= r->k; op++) {
+    for (int op = 0; r->rc == ERR_OK && op <= r->k + TASK_RATE_MAX_BUSY; op++) {
+        int claimed = 0, last = 0;
+
         r->rc = store_task_claim(s, UINT64_MAX, &t, &claimed, &r->e);
+        if (task_rate__busy(r))
+            continue;
         if (r->rc != ERR_OK || !claimed)
             break;
         r->n_claims++;
-        r->rc = store_task_done(s, t.job_id, t.ord, 0, &last, &r->e);
+        do
+            r->rc = store_task_done(s, t.job_id, t.ord, 0, &last, &r->e);
+        while (task_rate__busy(r));
         if (r->rc == ERR_OK && last) {
             r->n_last++;
-            r->rc = store_job_finish(s, t.job_id, STORE_JOB_SUCCEEDED, NULL, NULL, &r->e);
+            do
+                r->rc = store_job_finish(s, t.job_id, STORE_JOB_SUCCEEDED, NULL, NULL, &r->e);
+            while (task_rate__busy(r));
         }
     }
     store_close(s);
@@ -156,6 +177,7 @@ static inline enum err_code task_rate_measure(const char *target, int64_t step, 
     for (int i = 0; i < n_conns; i++) {
         out->n_claims += r[i].n_claims;
         out->n_last += r[i].n_last;
+        out->n_busy += r[i].n_busy;
         if (rc == ERR_OK && r[i].rc != ERR_OK) {
             rc = r[i].rc;
             if (e != NULL)

@@ -526,6 +526,17 @@ struct runner {
     char msg[256];
 };
 
+/* Run `call` into `rc` again while it answers ERR_BUSY ("retry later":
+ * SQLite's busy timeout ran out while the other writers kept the lock),
+ * as a runner does; bounded. */
+#define BUSY_RETRIES 20
+#define RETRY_BUSY(rc, call)                                               \
+    do {                                                                   \
+        int retry_n_ = 0;                                                  \
+        while (((rc) = (call)) == ERR_BUSY && retry_n_++ < BUSY_RETRIES) { \
+        }                                                                  \
+    } while (0)
+
 static int job_index(const struct runner *r, int64_t id)
 {
     for (int k = 0; k < RACE_JOBS; k++)
@@ -549,7 +560,7 @@ static void *run_tasks(void *arg)
     if (r->rc == ERR_OK)
         r->rc = store_set_lease(s, owner, LONG_LEASE, &e);
     for (int op = 0; r->rc == ERR_OK && claimed && op < RACE_MAX_OPS; op++) {
-        r->rc = store_task_claim(s, UINT64_MAX, &t, &claimed, &e);
+        RETRY_BUSY(r->rc, store_task_claim(s, UINT64_MAX, &t, &claimed, &e));
         if (r->rc != ERR_OK || !claimed)
             break;
         k = job_index(r, t.job_id);
@@ -559,10 +570,10 @@ static void *run_tasks(void *arg)
         }
         r->claims[k][t.ord]++;
         r->n++;
-        r->rc = store_task_done(s, t.job_id, t.ord, t.ord % 2 != 0, &last, &e);
+        RETRY_BUSY(r->rc, store_task_done(s, t.job_id, t.ord, t.ord % 2 != 0, &last, &e));
         if (r->rc == ERR_OK && last) {
             r->lasts[k]++;
-            r->rc = store_job_finish(s, t.job_id, STORE_JOB_SUCCEEDED, NULL, NULL, &e);
+            RETRY_BUSY(r->rc, store_job_finish(s, t.job_id, STORE_JOB_SUCCEEDED, NULL, NULL, &e));
         }
     }
     if (r->rc != ERR_OK)
