@@ -61,7 +61,8 @@ static void worker_wait(struct worker *w)
 static int worker_claim_task(struct worker_runner *rn, struct store_task *t)
 {
     struct worker *w = rn->w;
-    uint64_t mem_max;
+    uint64_t mem_max, in_use = 0;
+    unsigned running = 0;
     int claimed = 0;
     struct err e;
 
@@ -79,10 +80,17 @@ static int worker_claim_task(struct worker_runner *rn, struct store_task *t)
     if (claimed) {
         pthread_mutex_lock(&w->mu);
         w->mem_in_use += t->mem_bytes;
-        w->n_running++;
+        running = ++w->n_running;
+        in_use = w->mem_in_use;
         pthread_mutex_unlock(&w->mu);
     }
     pthread_mutex_unlock(&w->claim);
+    if (claimed)
+        LOG_DEBUG("worker",
+                  "job=%lld task=%lld msg=\"claimed\" runner=%u mem_bytes=%llu running=%u "
+                  "in_use=%llu",
+                  (long long)t->job_id, (long long)t->ord, rn->id, (unsigned long long)t->mem_bytes,
+                  running, (unsigned long long)in_use);
     return claimed;
 }
 
@@ -130,7 +138,8 @@ static void *worker_main(void *arg)
             worker_task_end(rn->w, t);
             continue;
         }
-        worker__ckpt_close(&rn->k); /* idle: let the job's files go */
+        worker__ckpt_close(rn); /* idle: let the job's files go */
+        worker__snap_sweep(rn->w, rn->s);
         claimed = 0;
         if (store_job_claim(rn->s, &job, &claimed, &e) != ERR_OK)
             LOG_WARN("worker", "msg=\"claim failed\" err=\"%s\"", e.msg);
@@ -141,7 +150,7 @@ static void *worker_main(void *arg)
     }
     if (t == NULL)
         LOG_ERROR("worker", "msg=\"out of memory starting a runner\"");
-    worker__ckpt_close(&rn->k);
+    worker__ckpt_close(rn);
     store_close(rn->s);
     rn->s = NULL;
     free(t);
@@ -253,6 +262,7 @@ void worker_stop(struct worker *w)
     pthread_mutex_unlock(&w->mu);
     if (w->have_heartbeat)
         pthread_join(w->heartbeat, NULL);
+    worker__snap_free_all(w); /* taken again when the job runs here again */
     pthread_cond_destroy(&w->cv);
     pthread_cond_destroy(&w->hb_cv);
     pthread_mutex_destroy(&w->claim);

@@ -8,7 +8,9 @@
  *                  hits, hand the plan in (store_tasks_plan);
  *   worker_task.c  a claimed task: open the job's checkpoint (cached per
  *                  runner), analyse the one row (or find it in the cache),
- *                  store_task_done; the last one finalises the job.
+ *                  store_task_done; the last one finalises the job;
+ *   worker_snap.c  the snapshots of single path files, kept per process
+ *                  while their job runs.
  *
  * Ownership: a struct worker_runner belongs to its thread; its store
  * connection and open checkpoint are its own. Thread-safety: the fields of
@@ -31,6 +33,14 @@
 
 struct worker_runner;
 
+/* A single-file path's checked copy, kept for its job (worker_snap.c). */
+struct worker_snap {
+    int64_t job_id;
+    int base;                  /* 1: the job's LoRA base; 0: its checkpoint */
+    char path[STORE_PATH_MAX]; /* the copy in the blob folder's tmp/ */
+    unsigned refs;             /* runners reading it now */
+};
+
 struct worker {
     struct worker_cfg cfg;
     pthread_mutex_t mu;
@@ -42,6 +52,8 @@ struct worker {
     uint64_t mem_in_use;           /* guarded by mu: sum of mem_bytes of the running tasks */
     unsigned n_running;            /* guarded by mu: tasks running */
     pthread_mutex_t claim;         /* serialises task claims (budget check, claim, reservation) */
+    struct worker_snap *snaps;     /* owned, guarded by mu: the kept snapshots */
+    size_t n_snaps, cap_snaps;     /* guarded by mu */
     pthread_t *threads;            /* owned */
     struct worker_runner *runners; /* owned: one per thread, each its thread's */
     unsigned n_threads;
@@ -55,9 +67,10 @@ struct worker_ckpt {
     int64_t job_id; /* 0: nothing open */
     struct store_job job;
     struct farms_params params;
-    struct ckpt *c;          /* owned */
-    struct engine_report r;  /* owned: engine_select's rows, no hashes */
-    unsigned char *selected; /* owned: engine_select's decision per row */
+    struct ckpt *c;            /* owned */
+    struct engine_report r;    /* owned: engine_select's rows, no hashes */
+    unsigned char *selected;   /* owned: engine_select's decision per row */
+    int snap_held, bsnap_held; /* 1: holds the job's (base's) snapshot (worker__snap_hold) */
 };
 
 struct worker_runner {
@@ -74,7 +87,10 @@ struct worker_job {
     struct store_job job;
     int64_t n_done, n_total, n_hits;
     const char *settings_hash;
-    int canceled; /* the job was canceled by a DELETE */
+    int canceled;              /* the job was canceled by a DELETE */
+    int for_task;              /* opened for a task: inputs read in place are not checked whole
+                                  again (each tensor is checked against its planned hash) */
+    int snap_held, bsnap_held; /* holds the job's (base's) snapshot */
 };
 
 /* 1 once worker_stop was called. */
@@ -91,11 +107,37 @@ enum err_code worker__params(const struct store_job *job, struct farms_params *p
 struct store_result_key worker__key(const char *settings_hash, const struct engine_layer *row,
                                     char *akey, size_t alen);
 
-/* Open job `j`'s checkpoint for a task, reading everything in place (an
- * upload's blob, a path, a LoRA adapter merged onto its base): engine_run
- * checks every tensor against its planned hash, so other bytes fail the job
- * "changed". A path that no longer opens has changed (category "changed"). */
-enum err_code worker__open_in_place(struct worker_job *j, struct ckpt **out, struct err *e);
+/* Open job `j`'s checkpoint for a task (j->for_task): an upload's blob; a
+ * single path file (or LoRA base) from this process's snapshot of it (made
+ * and checked if there is none yet: j->snap_held, j->bsnap_held then say
+ * which to worker__snap_release); a shard set in place (engine_run checks
+ * every tensor against its planned hash, so other bytes fail the job
+ * "changed"). A path that no longer opens has changed. */
+enum err_code worker__open_task(struct worker_job *j, struct ckpt **out, struct err *e);
+
+/* --- Snapshots (worker_snap.c) ----------------------------------------- */
+
+/* 1 if this process keeps a snapshot for (job_id, base): its path into
+ * path[0..len), held (refs + 1) until worker__snap_release. */
+int worker__snap_hold(struct worker *w, int64_t job_id, int base, char *path, size_t len);
+
+/* Keep the checked copy at `path` for (job_id, base), held once. If another
+ * runner kept one meanwhile, ours is removed and `path` becomes that one.
+ * ERR_NOMEM (the copy is removed). */
+enum err_code worker__snap_add(struct worker *w, int64_t job_id, int base, char *path, size_t len,
+                               struct err *e);
+
+/* Stop holding (job_id, base)'s snapshot; it stays while the job runs. */
+void worker__snap_release(struct worker *w, int64_t job_id, int base);
+
+/* The job ended here: remove its snapshots now (readers keep their maps). */
+void worker__snap_drop(struct worker *w, int64_t job_id);
+
+/* Remove the snapshots no runner holds whose job no longer runs. */
+void worker__snap_sweep(struct worker *w, struct store *s);
+
+/* Remove every snapshot and free the table (worker_stop). */
+void worker__snap_free_all(struct worker *w);
 
 /* A job failed with `rc`, `e` while reading a path in place: if the file
  * changed since the submission, say so (category "changed"). Returns the
@@ -107,13 +149,14 @@ enum err_code worker__explain_path_failure(const struct worker_job *j, enum err_
  * planned hashes; `selected` as engine_select decided): every selected
  * row's result comes from the cache (a row whose result is missing is
  * analysed here, under `p`), then the layer rows are written and the job
- * finishes succeeded. ERR_CANCELED if it is no longer running. */
+ * finishes succeeded (its snapshots removed first). ERR_CANCELED if it is
+ * no longer running. */
 enum err_code worker__finish(struct worker_job *j, const struct ckpt *c,
                              const struct farms_params *p, struct engine_report *r, struct err *e);
 
-/* Record the failure `e` of job `job_id` (store_job_finish FAILED), with
- * its log line. */
-void worker__fail(struct store *s, int64_t job_id, const struct err *e);
+/* Record the failure `e` of job `job_id` (store_job_finish FAILED, its
+ * snapshots removed first), with its log line. */
+void worker__fail(struct worker *w, struct store *s, int64_t job_id, const struct err *e);
 
 /* Plan the claimed job `job` (worker_plan.c): its log lines, its failure. */
 void worker__run_job(struct worker_runner *rn, const struct store_job *job);
@@ -122,7 +165,8 @@ void worker__run_job(struct worker_runner *rn, const struct store_job *job);
  * the last. Its failures are logged and recorded. */
 void worker__run_task(struct worker_runner *rn, const struct store_task *t);
 
-/* Close the runner's open checkpoint, if any. Cannot fail. */
-void worker__ckpt_close(struct worker_ckpt *k);
+/* Close the runner's open checkpoint, if any, releasing its snapshots.
+ * Cannot fail. */
+void worker__ckpt_close(struct worker_runner *rn);
 
 #endif /* SERVER_WORKER_INT_H */

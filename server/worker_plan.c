@@ -255,6 +255,36 @@ static enum err_code worker_snapshot(const struct worker_job *j, const struct wo
     return worker_identity_check(j, src, snap, e);
 }
 
+/* The snapshot of `src` (the job's checkpoint, or its LoRA base: `base`)
+ * for this process's runners: the one kept for the job if there is one
+ * (whatever the file holds now), else, when `src` is one file, a new
+ * checked copy (worker_snapshot), kept (worker_snap.c). Its path in `snap`
+ * ("" when `src` is read in place); j->snap_held or j->bsnap_held say that
+ * it is held (the caller releases it). */
+static enum err_code worker_snapshot_shared(struct worker_job *j, const struct worker_src *src,
+                                            int base, char *snap, size_t len, struct err *e)
+{
+    int *held = base ? &j->bsnap_held : &j->snap_held;
+    enum err_code rc;
+
+    if (worker__snap_hold(j->w, j->job.id, base, snap, len)) {
+        *held = 1;
+        return ERR_OK;
+    }
+    snap[0] = '\0';
+    if (!worker_single_file(src))
+        return ERR_OK;
+    rc = worker_snapshot(j, src, snap, len, e);
+    if (rc == ERR_OK)
+        rc = worker__snap_add(j->w, j->job.id, base, snap, len, e);
+    else if (snap[0] != '\0')
+        unlink(snap);
+    if (rc != ERR_OK)
+        snap[0] = '\0';
+    *held = rc == ERR_OK;
+    return rc;
+}
+
 /* A path job's file no longer opens: the submitted bytes passed the same
  * validation (under limits at most as loose as the worker's), so bytes that
  * fail it now are other bytes, even if the file reads as submitted again by
@@ -298,8 +328,9 @@ static enum err_code worker_verify_base(const struct worker_job *j, const char *
  * job's base (peft_merge_open), read under the base's names. The base is
  * read as submitted: an upload from its blob (immutable); a path base, like
  * a path job's checkpoint, from a checked snapshot when it is one file
- * (its path in `bsnap`, removed by the caller), else in place once its
- * identity is checked (and again after engine_select: worker_verify_base). */
+ * (its path in `bsnap`, kept for the job: worker_snapshot_shared), else in
+ * place once its identity is checked (and again after engine_select:
+ * worker_verify_base; for a task, each tensor against its planned hash). */
 static enum err_code worker_merge_open(struct worker_job *j, const char *adapter, char *bsnap,
                                        size_t len, struct ckpt **out, struct err *e)
 {
@@ -312,11 +343,12 @@ static enum err_code worker_merge_open(struct worker_job *j, const char *adapter
     if (b->source == STORE_SOURCE_UPLOAD) {
         rc = blob_path(j->w->cfg.blobs, b->sha256, blob, sizeof(blob), e);
         base = blob;
-    } else if (worker_single_file(&src)) {
-        rc = worker_snapshot(j, &src, bsnap, len, e);
-        base = bsnap;
     } else {
-        rc = worker_identity_check(j, &src, b->path, e);
+        rc = worker_snapshot_shared(j, &src, 1, bsnap, len, e);
+        if (bsnap[0] != '\0')
+            base = bsnap;
+        else if (rc == ERR_OK && !j->for_task) /* a task checks each tensor instead */
+            rc = worker_identity_check(j, &src, b->path, e);
     }
     if (rc == ERR_OK)
         rc = peft_merge_open(adapter, base, src.fmt, j->w->cfg.limits, out, e);
@@ -336,7 +368,7 @@ static enum err_code worker_open(struct worker_job *j, const char *path, char *b
 
 /* The path the job's checkpoint is read from, into `path` (len bytes): an
  * upload's blob; a single-file path job's checked snapshot (its name also
- * in `snap`, removed by the caller); else the job's path, read in place
+ * in `snap`, kept for the job: worker_snapshot_shared); else the job's path, read in place
  * (*in_place = 1): a shard set, or the adapter of a LoRA adapter job (its
  * config lies beside its weights). */
 static enum err_code worker_input(struct worker_job *j, char *path, char *snap, size_t len,
@@ -348,8 +380,8 @@ static enum err_code worker_input(struct worker_job *j, char *path, char *snap, 
     *in_place = 0;
     if (j->job.source != STORE_SOURCE_PATH)
         return blob_path(j->w->cfg.blobs, j->job.content_sha256, path, len, e);
-    if (j->job.base.sha256[0] == '\0' && worker_single_file(&src))
-        rc = worker_snapshot(j, &src, snap, len, e);
+    if (j->job.base.sha256[0] == '\0')
+        rc = worker_snapshot_shared(j, &src, 0, snap, len, e);
     if (rc == ERR_OK)
         snprintf(path, len, "%s", snap[0] != '\0' ? snap : j->job.path);
     *in_place = snap[0] == '\0';
@@ -372,32 +404,16 @@ static enum err_code worker_verify_inputs(struct worker_job *j, int in_place, co
     return rc;
 }
 
-enum err_code worker__open_in_place(struct worker_job *j, struct ckpt **out, struct err *e)
+enum err_code worker__open_task(struct worker_job *j, struct ckpt **out, struct err *e)
 {
-    const struct store_job_base *b = &j->job.base;
-    const struct worker_cfg *cfg = &j->w->cfg;
-    char path[STORE_PATH_MAX], base[STORE_PATH_MAX];
-    enum err_code rc = ERR_OK;
+    char path[STORE_PATH_MAX], snap[STORE_PATH_MAX] = "", bsnap[STORE_PATH_MAX] = "";
+    int in_place = 0;
+    enum err_code rc = worker_input(j, path, snap, sizeof(path), &in_place, e);
 
     *out = NULL;
-    if (j->job.source == STORE_SOURCE_PATH)
-        snprintf(path, sizeof(path), "%s", j->job.path);
-    else
-        rc = blob_path(cfg->blobs, j->job.content_sha256, path, sizeof(path), e);
-    if (rc == ERR_OK && b->sha256[0] != '\0' && b->source == STORE_SOURCE_UPLOAD)
-        rc = blob_path(cfg->blobs, b->sha256, base, sizeof(base), e);
-    else if (rc == ERR_OK && b->sha256[0] != '\0')
-        snprintf(base, sizeof(base), "%s", b->path);
-    if (rc != ERR_OK)
-        return rc;
-    if (b->sha256[0] != '\0')
-        rc = peft_merge_open(path, base, worker_format_named(b->format), cfg->limits, out, e);
-    else
-        rc = ckpt_open(
-            path, j->job.source == STORE_SOURCE_PATH ? worker_format(&j->job) : CKPT_FORMAT_UNKNOWN,
-            cfg->limits, out, e);
-    if (rc != ERR_OK && (j->job.source == STORE_SOURCE_PATH ||
-                         (b->sha256[0] != '\0' && b->source == STORE_SOURCE_PATH)))
+    if (rc == ERR_OK)
+        rc = worker_open(j, path, bsnap, sizeof(bsnap), out, e);
+    if (rc != ERR_OK && *out == NULL && in_place)
         rc = worker_open_failed(j, rc, e);
     return rc;
 }
@@ -451,15 +467,18 @@ enum err_code worker__finish(struct worker_job *j, const struct ckpt *c,
         rc = engine_run(c, j->w->cfg.pool, &o, r, e);
     if (rc == ERR_OK)
         rc = worker_store_layers(j, r, e);
-    if (rc == ERR_OK)
+    if (rc == ERR_OK) {
+        worker__snap_drop(j->w, j->job.id); /* before the end is recorded */
         rc = store_job_finish(j->s, j->job.id, STORE_JOB_SUCCEEDED, NULL, NULL, e);
+    }
     return rc;
 }
 
-void worker__fail(struct store *s, int64_t job_id, const struct err *e)
+void worker__fail(struct worker *w, struct store *s, int64_t job_id, const struct err *e)
 {
     struct err fe;
 
+    worker__snap_drop(w, job_id); /* before the end is recorded */
     LOG_WARN("worker", "job=%lld state=failed category=%s err=\"%s\"", (long long)job_id,
              err_category(e), e->msg);
     if (store_job_finish(s, job_id, STORE_JOB_FAILED, err_category(e), e->msg, &fe) != ERR_OK)
@@ -561,10 +580,10 @@ static enum err_code worker_plan_job(struct worker_job *j, int *finished, struct
         rc = worker__explain_path_failure(j, rc, e);
     engine_report_free(&r);
     ckpt_close(c);
-    if (snap[0] != '\0')
-        unlink(snap);
-    if (bsnap[0] != '\0')
-        unlink(bsnap);
+    if (j->snap_held) /* kept for the job's tasks */
+        worker__snap_release(j->w, j->job.id, 0);
+    if (j->bsnap_held)
+        worker__snap_release(j->w, j->job.id, 1);
     return rc;
 }
 
@@ -596,5 +615,5 @@ void worker__run_job(struct worker_runner *rn, const struct store_job *job)
                  (long long)job->id, (long long)j.n_total, (long long)j.n_hits,
                  clock_mono_s() - t0);
     if (rc != ERR_OK)
-        worker__fail(rn->s, job->id, &e);
+        worker__fail(rn->w, rn->s, job->id, &e);
 }

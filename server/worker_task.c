@@ -17,8 +17,14 @@
 #include "core/clock.h"
 #include "server/log.h"
 
-void worker__ckpt_close(struct worker_ckpt *k)
+void worker__ckpt_close(struct worker_runner *rn)
 {
+    struct worker_ckpt *k = &rn->k;
+
+    if (k->snap_held)
+        worker__snap_release(rn->w, k->job.id, 0);
+    if (k->bsnap_held)
+        worker__snap_release(rn->w, k->job.id, 1);
     engine_report_free(&k->r);
     ckpt_close(k->c);
     free(k->selected);
@@ -30,13 +36,13 @@ void worker__ckpt_close(struct worker_ckpt *k)
 static enum err_code worker_task_ckpt(struct worker_runner *rn, int64_t job_id, struct err *e)
 {
     struct worker_ckpt *k = &rn->k;
-    struct worker_job j = {.w = rn->w, .s = rn->s};
+    struct worker_job j = {.w = rn->w, .s = rn->s, .for_task = 1};
     struct engine_opts o = {0};
     enum err_code rc;
 
     if (k->job_id == job_id)
         return ERR_OK;
-    worker__ckpt_close(k);
+    worker__ckpt_close(rn);
     rc = store_job_get(rn->s, job_id, &k->job, e);
     if (rc == ERR_NOTFOUND) /* its run was deleted */
         rc = err_set(e, ERR_CANCELED, "job %lld is gone", (long long)job_id);
@@ -45,7 +51,9 @@ static enum err_code worker_task_ckpt(struct worker_runner *rn, int64_t job_id, 
     j.job = k->job;
     j.settings_hash = k->job.settings_hash;
     if (rc == ERR_OK)
-        rc = worker__open_in_place(&j, &k->c, e);
+        rc = worker__open_task(&j, &k->c, e);
+    k->snap_held = j.snap_held;
+    k->bsnap_held = j.bsnap_held;
     o.params = &k->params;
     if (rc == ERR_OK)
         rc = engine_select(k->c, &o, &k->r, e);
@@ -59,7 +67,7 @@ static enum err_code worker_task_ckpt(struct worker_runner *rn, int64_t job_id, 
     if (rc == ERR_OK)
         k->job_id = job_id;
     else
-        worker__ckpt_close(k);
+        worker__ckpt_close(rn);
     return rc;
 }
 
@@ -190,9 +198,9 @@ static void worker_task_failed(struct worker_runner *rn, struct worker_job *j,
         if (j->job.id != 0 && j->job.source == STORE_SOURCE_PATH)
             rc = worker__explain_path_failure(j, rc, e);
         (void)rc;
-        worker__fail(rn->s, t->job_id, e);
+        worker__fail(rn->w, rn->s, t->job_id, e);
     }
-    worker__ckpt_close(&rn->k);
+    worker__ckpt_close(rn);
 }
 
 void worker__run_task(struct worker_runner *rn, const struct store_task *t)
@@ -223,7 +231,7 @@ void worker__run_task(struct worker_runner *rn, const struct store_task *t)
         rc = worker_task_finalise(rn, &j, &e);
     if (rc == ERR_OK && last) {
         worker_task_succeeded(rn, t->job_id);
-        worker__ckpt_close(&rn->k);
+        worker__ckpt_close(rn);
     }
     if (rc != ERR_OK)
         worker_task_failed(rn, &j, t, rc, &e);

@@ -233,6 +233,38 @@ static void test_weight_matrices_are_exactly_eight_kinds(void)
     CHECK(!layer_kind_is_weight(LAYER_KIND_OTHER));
 }
 
+/* The task queue's estimate: cost rows * cols * min(rows, cols) of the
+ * FARMS matrix; memory the stored bytes, the float64 matrix (twice for a
+ * transposed layout: the copy and its permutation) and one ESD workspace
+ * per pool worker. */
+static void test_task_estimate_counts_bytes_matrix_and_workspaces(void)
+{
+    const int64_t lin_shape[2] = {512, 64}, io_shape[2] = {64, 512};
+    struct analysis_tensor lin = {
+        .name = "fc.weight", .dtype = DTYPE_F32, .ndim = 2, .shape = lin_shape, .n_elems = 32768};
+    struct analysis_tensor io = {.name = "h.0.mlp.c_fc.weight",
+                                 .dtype = DTYPE_F32,
+                                 .ndim = 2,
+                                 .shape = io_shape,
+                                 .n_elems = 32768};
+    struct farms_params p = params_of("full");
+    struct analysis_estimate e1, e2, e4, eio;
+    uint64_t ws;
+
+    analysis_estimate(LAYER_KIND_LINEAR, &lin, 131072, &p, 1, &e1);
+    analysis_estimate(LAYER_KIND_LINEAR, &lin, 131072, &p, 2, &e2);
+    analysis_estimate(LAYER_KIND_LINEAR, &lin, 131072, &p, 4, &e4);
+    analysis_estimate(LAYER_KIND_CONV1D_TRANSPOSED, &io, 131072, &p, 1, &eio);
+    CHECK_NEAR(e1.cost, 512.0 * 64 * 64, 0);
+    CHECK_NEAR(e4.cost, e1.cost, 0);  /* the work does not depend on the workers */
+    CHECK_NEAR(eio.cost, e1.cost, 0); /* (in 64, out 512) is analysed as (512, 64) */
+    ws = e2.mem_bytes - e1.mem_bytes; /* one worker's workspace */
+    CHECK(ws >= 8 * (2 * 64 * 64));   /* at least the two 64 x 64 Grams */
+    CHECK_EQ_INT(e1.mem_bytes, 131072 + 262144 + ws);
+    CHECK_EQ_INT(e4.mem_bytes, 131072 + 262144 + 4 * ws);
+    CHECK_EQ_INT(eio.mem_bytes, e1.mem_bytes + 262144); /* the transposed copy */
+}
+
 int main(void)
 {
     test_gpt2_conv1d_is_analysed_transposed_to_out_in();
@@ -243,5 +275,6 @@ int main(void)
     test_analysis_key_names_kind_dtype_and_stored_shape();
     test_cache_key_of_two_presets_differs_in_the_settings();
     test_weight_matrices_are_exactly_eight_kinds();
+    test_task_estimate_counts_bytes_matrix_and_workspaces();
     return check_report("test_analysis");
 }

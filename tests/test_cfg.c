@@ -10,6 +10,7 @@
  */
 #include "server/cfg.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -202,6 +203,51 @@ static void test_file_without_tokens_or_missing_is_refused(void)
     CHECK(t == NULL);
 }
 
+/* cfg_load of `farmsd serve` with `flag` (and its value; NULL: none) and
+ * FARMSD_ANALYSIS_MEMORY=`env` (NULL: unset): the code; the setting in
+ * *out, the message in e. */
+static enum err_code load_analysis_memory(const char *flag, const char *value, const char *env,
+                                          uint64_t *out, struct err *e)
+{
+    char *argv[] = {"serve", (char *)(uintptr_t)flag, (char *)(uintptr_t)value, NULL};
+    struct cfg c;
+    enum err_code rc;
+
+    if (env != NULL)
+        setenv("FARMSD_ANALYSIS_MEMORY", env, 1);
+    else
+        unsetenv("FARMSD_ANALYSIS_MEMORY");
+    optind = 0; /* getopt starts over */
+    rc = cfg_load(&c, flag != NULL ? 3 : 1, argv, e);
+    *out = c.analysis_memory;
+    cfg_free(&c);
+    unsetenv("FARMSD_ANALYSIS_MEMORY");
+    return rc;
+}
+
+/* --analysis-memory: half the machine's memory by default; a size with a
+ * suffix from the flag or the environment (the flag wins); below 1M is
+ * refused naming the flag or the variable. */
+static void test_analysis_memory_default_flag_and_environment(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    uint64_t v = 0;
+    struct err e = {0};
+
+    CHECK_EQ_INT(load_analysis_memory(NULL, NULL, NULL, &v, &e), ERR_OK);
+    CHECK_EQ_INT(v, (uint64_t)pages * (uint64_t)page / 2);
+    CHECK_EQ_INT(load_analysis_memory("--analysis-memory", "8G", NULL, &v, &e), ERR_OK);
+    CHECK_EQ_INT(v, 8ull << 30);
+    CHECK_EQ_INT(load_analysis_memory(NULL, NULL, "512M", &v, &e), ERR_OK);
+    CHECK_EQ_INT(v, 512ull << 20);
+    CHECK_EQ_INT(load_analysis_memory("--analysis-memory", "3G", "512M", &v, &e), ERR_OK);
+    CHECK_EQ_INT(v, 3ull << 30);
+    CHECK_EQ_INT(load_analysis_memory("--analysis-memory", "512K", NULL, &v, &e), ERR_INVAL);
+    CHECK_STR_EQ(e.msg, "--analysis-memory: '512K' is below 1M");
+    CHECK_EQ_INT(load_analysis_memory(NULL, NULL, "lots", &v, &e), ERR_INVAL);
+    CHECK(strncmp(e.msg, "FARMSD_ANALYSIS_MEMORY=lots: ", 29) == 0);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof(dir), "/tmp/test_cfg_XXXXXX");
@@ -216,6 +262,7 @@ int main(void)
     test_short_token_and_bad_bytes_are_refused();
     test_nul_byte_is_refused();
     test_file_without_tokens_or_missing_is_refused();
+    test_analysis_memory_default_flag_and_environment();
     unlink(file);
     rmdir(dir);
     return check_report("test_cfg");

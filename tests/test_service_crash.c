@@ -6,8 +6,8 @@
  * each under ASan) is analysed while small fixture uploads are acknowledged
  * alongside; once the long job has finished some layers the server is
  * killed. Afterwards: the database passes PRAGMA integrity_check; after a
- * restart the interrupted job runs again and succeeds, serving the layers
- * finished before the crash from the result cache, and its results equal
+ * restart the interrupted job's remaining tasks run and it succeeds, the
+ * layers finished before the crash not analysed again, and its results equal
  * `farmsd analyze` on the same file; every upload acknowledged with 202
  * before the kill is listed, with its blob on disk; a SIGTERM then stops
  * the server cleanly (exit 0) even in the middle of another job, which
@@ -117,14 +117,47 @@ static void check_acked_present(const struct svc *s, const struct acked *a, size
     }
 }
 
+/* The log's size: where a restart's lines begin. */
+static size_t log_end(const struct svc *s)
+{
+    struct stat st;
+
+    return stat(s->log, &st) == 0 ? (size_t)st.st_size : 0;
+}
+
+/* Tasks of job `job` done (debug lines msg="done") in the log from `from`. */
+static long task_done_lines(const struct svc *s, long long job, size_t from)
+{
+    size_t len = 0;
+    char *log = svc_slurp(s->log, &len), key[64];
+    long n = 0;
+
+    snprintf(key, sizeof(key), "job=%lld task=", job);
+    for (char *p = log != NULL && from < len ? strstr(log + from, key) : NULL; p != NULL;
+         p = strstr(p + 1, key)) {
+        char *nl = strchr(p, '\n');
+        if (nl != NULL)
+            *nl = '\0';
+        n += strstr(p, "msg=\"done\"") != NULL;
+        if (nl == NULL)
+            break;
+        *nl = '\n';
+    }
+    free(log);
+    return n;
+}
+
 /* A graceful stop in the middle of a job: exit 0 within the grace period,
- * the job is re-queued and finishes after the next start, cache hits for
- * the layers done before the stop. `s` is running on `data`; stopped on return. */
+ * the job's remaining tasks are handed back and finish after the next
+ * start; the layers done before the stop are not analysed again. `s` is
+ * running on `data`; stopped on return. */
 static void test_sigterm_during_a_job(struct svc *s, const char *data, const char *big)
 {
     struct acked b = {"crash", 2, "", 0, 0};
+    const char *const debug[] = {"--log-level", "debug", NULL};
     long done_before = 0;
     double t;
+    size_t from;
     cJSON *job;
 
     CHECK(svc_write_gaussian_st(big, N_BIG, BIG_DIM, BIG_DIM, 2)); /* other weights */
@@ -133,15 +166,19 @@ static void test_sigterm_during_a_job(struct svc *s, const char *data, const cha
     CHECK(done_before >= 1 && done_before < N_BIG);
     t = svc_now();
     CHECK_EQ_INT(svc_stop(s), 0);
-    CHECK(svc_now() - t < 10.0); /* the runner stops at its next layer */
-    if (!svc_start(s, data, NULL)) {
+    CHECK(svc_now() - t < 10.0); /* the runners stop after the task at hand */
+    from = log_end(s);
+    if (!svc_start(s, data, debug)) {
         CHECK(!"server restarted after SIGTERM");
         return;
     }
     job = svc_wait_job(s, b.job, 150);
     CHECK_STR_EQ(svc_js(job, "state"), "succeeded");
     CHECK_EQ_INT((long)svc_jn(svc_j(job, "progress"), "tensors_done"), N_BIG);
-    CHECK(svc_jn(svc_j(job, "progress"), "cache_hits") >= (double)done_before);
+    CHECK_EQ_INT((long)svc_jn(svc_j(job, "progress"), "cache_hits"), 0);
+    /* the tasks done before the stop stay done: only the others ran after it */
+    CHECK(task_done_lines(s, b.job, from) >= 1);
+    CHECK(task_done_lines(s, b.job, from) <= N_BIG - done_before);
     cJSON_Delete(job);
     check_acked_present(s, &b, 1);
     CHECK_EQ_INT(svc_stop(s), 0);
@@ -158,7 +195,9 @@ static void test_kill_9_during_a_job_then_restart(void)
                                          SVC_FIX "mlp/mlp_step0100.pt",
                                          SVC_FIX "mlp/mlp_step0500.npz"};
     struct svc s;
+    const char *const debug[] = {"--log-level", "debug", NULL};
     long done_before = 0;
+    size_t from;
     cJSON *job;
 
     snprintf(data, sizeof(data), "%s/data", tmp_dir);
@@ -180,7 +219,8 @@ static void test_kill_9_during_a_job_then_restart(void)
     integrity(db, ic, sizeof(ic));
     CHECK_STR_EQ(ic, "ok");
 
-    if (!svc_start(&s, data, NULL)) {
+    from = log_end(&s);
+    if (!svc_start(&s, data, debug)) {
         CHECK(!"server restarted");
         return;
     }
@@ -188,9 +228,11 @@ static void test_kill_9_during_a_job_then_restart(void)
     CHECK_STR_EQ(svc_js(job, "state"), "succeeded");
     CHECK_EQ_INT((long)svc_jn(svc_j(job, "progress"), "tensors_total"), N_BIG);
     CHECK_EQ_INT((long)svc_jn(svc_j(job, "progress"), "tensors_done"), N_BIG);
-    /* layers finished before the kill were cached as they finished */
-    CHECK(svc_jn(svc_j(job, "progress"), "cache_hits") >= (double)done_before);
-    CHECK(svc_metric(&s, "farmsd_cache_hits_total") >= (double)done_before);
+    /* tasks done before the kill stay done; only the others (those in
+       flight at the kill among them, or cache hits if their result was
+       cached before it) ran after the restart */
+    CHECK(task_done_lines(&s, a[0].job, from) >= 1);
+    CHECK(task_done_lines(&s, a[0].job, from) <= N_BIG - done_before);
     cJSON_Delete(job);
     for (int i = 1; i < 4; i++) {
         job = svc_wait_job(&s, a[i].job, 60);

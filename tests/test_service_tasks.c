@@ -2,8 +2,8 @@
  * real `farmsd serve` processes (tests/svc_harness.h; README "Beyond one
  * machine").
  *
- * A synthetic checkpoint of N_LAYERS Gaussian DIM x DIM matrices (about a
- * second each under ASan) is one job; each row is a task. Against
+ * A synthetic checkpoint of N_LAYERS Gaussian DIM x DIM matrices (half a
+ * second or so each under ASan) is one job; each row is a task. Against
  * PostgreSQL (FARMSD_TEST_BACKEND=postgresql) two replicas A and B, each
  * with one runner (--workers 1), share one database and one blob folder;
  * on SQLite, which one process serves, one process with two runners
@@ -20,17 +20,21 @@
  *   - cancel mid-job: the job is canceled, at most the tasks in flight at
  *     the cancel finish after it, and the next job runs to success;
  *   - SIGTERM of A mid-job: A exits 0 after the task at hand, B (SQLite:
- *     the restarted process) finishes the job; every row done exactly once.
+ *     the restarted process) finishes the job; every row done exactly once;
+ *   - --analysis-memory below one task's estimate: one task at a time (by
+ *     the claim lines' running=), the job succeeds; with the default budget
+ *     the two runners of one process ran tasks side by side (SQLite).
  * Bounded waits everywhere, no timing asserted. Run from the repository
  * root after `make test-build`.
  */
 #include "tests/check.h"
 #include "tests/svc_harness.h"
 
-#define N_LAYERS 10
-#define DIM      1024
-#define LEASE_S  "3"
-#define WAIT_S   180.0
+#define N_LAYERS     10
+#define DIM          768
+#define LEASE_S      "10" /* long: a loaded machine's stall must not lapse a lease */
+#define KILL_LEASE_S "3"  /* the kill case waits one lease for A's tasks */
+#define WAIT_S       180.0
 
 static char tmp_dir[256];
 
@@ -42,6 +46,8 @@ struct done_lines {
     int done[N_LAYERS];
     int n_lines, n_hits, n_retried;
     unsigned runners;
+    int n_claims;    /* "claimed" lines */
+    int max_running; /* the most tasks the process ran at once, by its claim lines */
 };
 
 static void parse_done(const char *log_path, long long job, size_t from, struct done_lines *d)
@@ -58,6 +64,12 @@ static void parse_done(const char *log_path, long long job, size_t from, struct 
         if (nl != NULL)
             *nl = '\0';
         k = strstr(p, key);
+        if (k != NULL && strstr(p, "msg=\"claimed\"") != NULL) {
+            const char *r = strstr(p, " running=");
+            int running = r != NULL ? (int)strtol(r + 9, NULL, 10) : 0;
+            d->n_claims++;
+            d->max_running = running > d->max_running ? running : d->max_running;
+        }
         if (k != NULL && strstr(p, "msg=\"done\"") != NULL) {
             long ord = strtol(k + strlen(key), NULL, 10);
             const char *r = strstr(p, " runner="), *a = strstr(p, " attempt="),
@@ -83,6 +95,8 @@ static void add_done(struct done_lines *sum, const struct done_lines *d)
     sum->n_hits += d->n_hits;
     sum->n_retried += d->n_retried;
     sum->runners |= d->runners;
+    sum->n_claims += d->n_claims;
+    sum->max_running = d->max_running > sum->max_running ? d->max_running : sum->max_running;
 }
 
 /* Every row of the job was done exactly once. */
@@ -94,13 +108,19 @@ static void check_each_row_once(const struct done_lines *d)
 }
 
 /* Start a replica on data folder `name` under tmp_dir sharing `blobs`;
- * `workers` runners. On PostgreSQL only the first replica of a case
- * (`fresh`) starts from an empty database. */
-static int start_replica(struct svc *s, const char *name, const char *workers, int fresh)
+ * `workers` runners; the kill case's replicas ("kill-*") with a short
+ * lease; `budget` its --analysis-memory (NULL: the default). On
+ * PostgreSQL only the first replica of a case (`fresh`) starts from an
+ * empty database. */
+static int start_replica_ex(struct svc *s, const char *name, const char *workers, int fresh,
+                            const char *budget)
 {
     char data[512], blobs[512], marker[600];
-    const char *extra[] = {"--workers",   workers, "--blobs", blobs, "--lease", LEASE_S,
-                           "--log-level", "debug", NULL};
+    const char *lease = strncmp(name, "kill", 4) == 0 ? KILL_LEASE_S : LEASE_S;
+    const char *extra[] = {"--workers",   workers,   "--blobs",
+                           blobs,         "--lease", lease,
+                           "--log-level", "debug",   budget != NULL ? "--analysis-memory" : NULL,
+                           budget,        NULL};
     int fd;
 
     snprintf(data, sizeof(data), "%s/%s", tmp_dir, name);
@@ -115,11 +135,15 @@ static int start_replica(struct svc *s, const char *name, const char *workers, i
     return svc_start(s, data, extra);
 }
 
+static int start_replica(struct svc *s, const char *name, const char *workers, int fresh)
+{
+    return start_replica_ex(s, name, workers, fresh, NULL);
+}
+
 /* Write a checkpoint with `seed` (each case its own weights: no cache hits
  * across cases) and POST it as run `run` step 1 through `s`: the job id,
  * or -1. */
-static long long submit(const struct svc *s, const char *run, uint64_t seed, char *file,
-                        size_t len)
+static long long submit(const struct svc *s, const char *run, uint64_t seed, char *file, size_t len)
 {
     struct svc_resp r;
     char path[256];
@@ -219,7 +243,8 @@ static void test_two_replicas_share_one_checkpoint(void)
         CHECK(db.n_lines >= 1); /* ... and so did B */
         add_done(&da, &db);
     } else {
-        CHECK_EQ_INT(da.runners, 3); /* runner 0 and runner 1 */
+        CHECK_EQ_INT(da.runners, 3);     /* runner 0 and runner 1 ... */
+        CHECK_EQ_INT(da.max_running, 2); /* ... side by side (the budget allows it) */
     }
     check_each_row_once(&da);
     CHECK_EQ_INT(da.n_hits, 0);
@@ -355,6 +380,28 @@ static void test_sigterm_hands_tasks_back(void)
     unlink(file);
 }
 
+/* --analysis-memory below one task's estimate: the process runs one task
+ * at a time (one that does not fit waits unless nothing runs here), and
+ * the job still succeeds. */
+static void test_memory_budget_runs_one_task_at_a_time(void)
+{
+    struct svc a;
+    struct done_lines d;
+    char file[512];
+    long long id;
+
+    CHECK(start_replica_ex(&a, "budget", "2", 1, "1M"));
+    id = submit(&a, "budget", 16, file, sizeof(file));
+    CHECK(id > 0);
+    check_succeeded(&a, id, 0);
+    parse_done(a.log, id, 0, &d);
+    check_each_row_once(&d);
+    CHECK_EQ_INT(d.n_claims, N_LAYERS);
+    CHECK_EQ_INT(d.max_running, 1);
+    CHECK_EQ_INT(svc_stop(&a), 0);
+    unlink(file);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -366,6 +413,7 @@ int main(void)
     test_killed_replica_loses_only_its_tasks_in_flight();
     test_cancel_mid_job_stops_its_tasks();
     test_sigterm_hands_tasks_back();
+    test_memory_budget_runs_one_task_at_a_time();
     svc_rm_rf(tmp_dir, check_n_failed > 0);
     curl_global_cleanup();
     return check_report("test_service_tasks");
