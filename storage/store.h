@@ -5,6 +5,7 @@
  * this header and its companions, one per job:
  *   store.h          open/close, settings, copying a database, common limits
  *   store_jobs.h     the job queue (states, submit, claim, leases, job list)
+ *   store_tasks.h    a job's work as tasks any runner of any replica claims
  *   store_results.h  the team-wide result cache
  *   store_layers.h   per-layer rows of a checkpoint
  *   store_history.h  metrics, one layer's history, the run heatmap
@@ -20,6 +21,8 @@
  *   settings    SHA-256 of canonical params JSON (preset_to_json) -> preset
  *               name (first seen) and the JSON
  *   job         one analysis of a checkpoint under one settings hash
+ *   task        per planned job, a row of its report; todo rows are the
+ *               tensors runners claim (schema version 7; docs/storage.md)
  *   result      the cache: (tensor SHA-256, analysis key, settings hash,
  *               engine version) -> struct farms_result (metrics part)
  *   layer       per (checkpoint, settings) the per-layer rows, in canonical
