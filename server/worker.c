@@ -1,7 +1,7 @@
 /* worker.c -- see worker.h; the runner threads, the heartbeat, the memory
  * budget (worker_int.h lists the files of the runner).
  *
- * Locking: `mu` guards `stopping`, `hb_stopping`, `pending`, `mem_in_use` and
+ * Locking: `mu` guards `stopping`, `hb_stopping`, `pending`, `n_waiting`, `mem_in_use` and
  * `n_running`; runners wait on `cv`, the heartbeat on `hb_cv`, both with a
  * timeout (work queued by another process is found by the next poll).
  * `claim` is held across one task claim: the budget left is read, the task
@@ -48,9 +48,11 @@ static void worker_wait(struct worker *w)
     struct timespec until = clock_mono_deadline(WORKER_POLL_S);
 
     pthread_mutex_lock(&w->mu);
+    w->n_waiting++;
     while (!w->stopping && w->pending == 0)
         if (pthread_cond_timedwait(&w->cv, &w->mu, &until) != 0)
             break;
+    w->n_waiting--;
     if (w->pending > 0)
         w->pending--;
     pthread_mutex_unlock(&w->mu);
@@ -94,11 +96,17 @@ static int worker_claim_task(struct worker_runner *rn, struct store_task *t)
     return claimed;
 }
 
+/* A task ended: its memory is free again; wake a runner that may have
+ * found no task fitting the budget left. */
 static void worker_task_end(struct worker *w, const struct store_task *t)
 {
     pthread_mutex_lock(&w->mu);
     w->mem_in_use -= t->mem_bytes;
     w->n_running--;
+    if (w->n_waiting > 0) {
+        w->pending++;
+        pthread_cond_signal(&w->cv);
+    }
     pthread_mutex_unlock(&w->mu);
 }
 

@@ -48,6 +48,7 @@ struct worker {
     pthread_cond_t hb_cv;          /* the heartbeat waits here (CLOCK_MONOTONIC) */
     int stopping;                  /* guarded by mu: runners stop after the task at hand */
     int hb_stopping;               /* guarded by mu: the heartbeat stops (after the runners) */
+    unsigned n_waiting;            /* guarded by mu: runners in worker_wait */
     unsigned pending;              /* notifications not yet consumed, guarded by mu */
     uint64_t mem_in_use;           /* guarded by mu: sum of mem_bytes of the running tasks */
     unsigned n_running;            /* guarded by mu: tasks running */

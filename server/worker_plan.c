@@ -1,13 +1,15 @@
 /* worker_plan.c -- a claimed job becomes a plan of tasks (worker_int.h).
  *
  * The job's checkpoint is read as submitted: an upload's blob; a single
- * path file from a checked snapshot; a shard set or a LoRA adapter's path in
- * place, its identity checked after every tensor was hashed. Every row is
- * hashed, cache hits are served, and the plan goes in with
- * store_tasks_plan: each row still to analyse is a task any runner of any
- * replica may take, reading the checkpoint in place (every tensor's bytes
- * checked against the hash planned here). A job with nothing to analyse is
- * finished at once.
+ * path file from a checked snapshot (kept for the job's tasks in this
+ * process: worker_snap.c); a shard set or a LoRA adapter's path in place,
+ * its identity checked after every tensor was hashed. Every row is hashed,
+ * cache hits are served, and the plan goes in with store_tasks_plan: each
+ * row still to analyse is a task any runner of any replica may take
+ * (worker__open_task: the same inputs, a shard set read in place with
+ * every tensor's bytes checked against the hash planned here). A job with
+ * nothing to analyse is finished at once. Also the finalisation
+ * (worker__finish) and failure (worker__fail) both paths share.
  */
 #include "server/worker_int.h"
 
