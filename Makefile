@@ -191,7 +191,7 @@ soak: deps
 # with all of them (FARMSD_BENCH_QUICK=1: small shapes, for development).
 BENCH_BINS := $(patsubst tests/%.c,build/rel/tests/%,$(BENCH_SRCS))
 bench:
-	@$(MAKE) --no-print-directory deps DEB_PKGS="$(DEB_PKGS) wrk openssl"
+	@$(MAKE) --no-print-directory deps DEB_PKGS="$(DEB_PKGS) wrk openssl postgresql"
 	@$(MAKE) --no-print-directory build/farmsd $(BENCH_BINS)
 	@mkdir -p build/bench && rm -f build/bench/bench_*.txt
 	@set -e; for b in $(filter-out build/rel/tests/bench_service,$(BENCH_BINS)); do \

@@ -16,6 +16,10 @@
 /* Seconds on the monotonic clock, with nanosecond resolution. Cannot fail. */
 double clock_mono_s(void);
 
+/* CPU seconds the calling thread has used (CLOCK_THREAD_CPUTIME_ID): the
+ * cost of a stage on a machine shared with other work. Cannot fail. */
+double clock_thread_cpu_s(void);
+
 /* The monotonic time `delay_s` seconds from now (delay_s >= 0), as the
  * absolute deadline pthread_cond_timedwait() takes. Cannot fail. */
 struct timespec clock_mono_deadline(double delay_s);

@@ -48,6 +48,9 @@ static const char cli_analyze_usage[] =
     "                      (with --base: the base's format)\n"
     "  --strict            refuse pickles with unknown globals            [FARMSD_STRICT=1]\n"
     "  --quiet             no progress lines on stderr\n"
+    "  --timings           after the report, where the time went, on stderr: reading and\n"
+    "                      decoding, the Gram matrices, the tridiagonal reduction, the\n"
+    "                      eigenvalues, the fit\n"
     "  -h, --help          this help\n"
     "\n"
     "FARMSD_MAX_PICKLE_MEM (default 256M): the memory a torch file's data.pkl may take to\n"
@@ -74,6 +77,7 @@ struct cli_analyze_opts {
     int strict;
     int quiet;
     int wide;
+    int timings; /* --timings: the stage table on stderr after the report */
 };
 
 /* The environment's defaults: FARMSD_FORMAT, FARMSD_STRICT, FARMSD_THREADS;
@@ -108,6 +112,7 @@ static int cli_analyze_parse(int argc, char **argv, struct cli_analyze_opts *o)
                                           {"strict", no_argument, NULL, 'S'},
                                           {"quiet", no_argument, NULL, 'q'},
                                           {"wide", no_argument, NULL, 'w'},
+                                          {"timings", no_argument, NULL, 'T'},
                                           {"help", no_argument, NULL, 'h'},
                                           {NULL, 0, NULL, 0}};
     const char *format_src;
@@ -141,6 +146,7 @@ static int cli_analyze_parse(int argc, char **argv, struct cli_analyze_opts *o)
         case 'S': o->strict = 1; break;
         case 'q': o->quiet = 1; break;
         case 'w': o->wide = 1; break;
+        case 'T': o->timings = 1; break;
         case 'h': fputs(cli_analyze_usage, stdout); return 0;
         default: return cli_getopt_error("analyze", ch, argv);
         }
@@ -172,6 +178,39 @@ static int cli_progress(void *arg, size_t done, size_t total, const struct engin
 }
 
 /* --- Output ------------------------------------------------------------- */
+
+/* --timings: the stages summed over the analysed layers, on stderr. Wall
+ * seconds on the command's thread; CPU seconds of the workers inside the
+ * units (summed over threads, so they may exceed the units' wall time). */
+static void cli_timings_print(const struct engine_report *r)
+{
+    struct engine_stages t = {0};
+    size_t n = 0;
+
+    for (size_t i = 0; i < r->n; i++) {
+        const struct engine_stages *s = &r->layers[i].stages;
+        if (!r->layers[i].selected)
+            continue;
+        n++;
+        t.load_s += s->load_s;
+        t.units_s += s->units_s;
+        t.finish_s += s->finish_s;
+        esd_stats_add(&t.esd, &s->esd);
+    }
+    fprintf(stderr,
+            "timings: %zu layers, %lld eigenproblems\n"
+            "  read + decode to float64   %9.2f s wall\n"
+            "  units                      %9.2f s wall\n"
+            "    Gram formed              %9.2f s CPU (%lld)\n"
+            "    Gram updated             %9.2f s CPU (%lld)\n"
+            "    Gram copied              %9.2f s CPU\n"
+            "    tridiagonal reduction    %9.2f s CPU\n"
+            "    eigenvalues              %9.2f s CPU\n"
+            "  fit, metrics, histogram    %9.2f s wall\n",
+            n, (long long)t.esd.n_eigs, t.load_s, t.units_s, t.esd.gram_set_s,
+            (long long)t.esd.n_gram_set, t.esd.gram_update_s, (long long)t.esd.n_gram_update,
+            t.esd.copy_s, t.esd.reduce_s, t.esd.eigs_s, t.finish_s);
+}
 
 /* The CSV columns: the layer, then the result fields JSON shows
  * (FARMS_RESULT_FIELDS, core/numerics/farms_fields.h), then the warning. */
@@ -516,6 +555,8 @@ int cli_analyze_main(int argc, char **argv)
         goto out;
     }
     status = cli_emit(&o, c, preset, &params, &report);
+    if (o.timings)
+        cli_timings_print(&report);
 out:
     pool_free(pool);
     engine_report_free(&report);

@@ -363,6 +363,20 @@ static enum err_code engine_hist(const struct farms_plan *plan, struct engine_la
     return ERR_OK;
 }
 
+/* Sum the stage timings of the n workspaces into *sum (NULL: drop them),
+ * and zero them for the next layer. */
+static void engine_stats_take(struct esd_ws **ws, unsigned n, struct esd_stats *sum)
+{
+    if (sum != NULL)
+        memset(sum, 0, sizeof(*sum));
+    for (unsigned i = 0; i < n; i++)
+        if (ws[i] != NULL) {
+            if (sum != NULL)
+                esd_stats_add(sum, esd_ws_stats(ws[i]));
+            esd_ws_stats_reset(ws[i]);
+        }
+}
+
 /* Analyse one selected row. Numerical failures and oversized layouts become
  * the row's status; other failures are returned. */
 static enum err_code engine_layer_run(const struct ckpt *c, struct pool *pool,
@@ -373,10 +387,12 @@ static enum err_code engine_layer_run(const struct ckpt *c, struct pool *pool,
     struct engine_ctx x = {0};
     struct analysis_layout lay;
     struct farms_shape shape;
-    double *w = NULL;
+    double *w = NULL, t0;
     struct err le;
 
+    t0 = clock_mono_s();
     rc = engine_load(c, row, buf, &w, &lay, e);
+    row->stages.load_s = clock_mono_s() - t0;
     if (rc)
         goto out;
     shape = (struct farms_shape){.kind = lay.kind, .n_dims = lay.n_dims, .shape = lay.shape};
@@ -394,11 +410,17 @@ static enum err_code engine_layer_run(const struct ckpt *c, struct pool *pool,
     x.w = w;
     x.ws = ws;
     farms_plan_ws_need(x.plan, &x.need_n, &x.need_gather);
+    engine_stats_take(ws, pool_size(pool), NULL);
+    t0 = clock_mono_s();
     rc = engine_fan_out(pool, &x, &le);
+    row->stages.units_s = clock_mono_s() - t0;
+    engine_stats_take(ws, pool_size(pool), &row->stages.esd);
+    t0 = clock_mono_s();
     if (rc == ERR_OK)
         rc = farms_plan_finish(x.plan, &row->res, &le);
     if (rc == ERR_OK)
         rc = engine_hist(x.plan, row, &le);
+    row->stages.finish_s = clock_mono_s() - t0;
     if (rc == ERR_NUMERIC) { /* e.g. the eigensolver did not converge */
         row->res.status = FARMS_STATUS_FAILED;
         snprintf(row->res.reason, sizeof(row->res.reason), "%.*s", (int)sizeof(row->res.reason) - 1,

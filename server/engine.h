@@ -23,11 +23,19 @@
 #include <stddef.h>
 
 #include "core/formats/ckpt.h"
+#include "core/numerics/esd.h"
 #include "core/numerics/esd_hist.h"
 #include "core/numerics/farms.h"
 #include "core/formats/layers.h"
 #include "core/formats/thash.h"
 #include "server/pool.h"
+
+struct engine_stages {    /* where an analysed layer's time went (engine_run) */
+    double load_s;        /* read, verify, decode to float64: wall seconds */
+    double units_s;       /* the units on the pool, submit to last done: wall seconds */
+    double finish_s;      /* fit, metrics, histogram: wall seconds */
+    struct esd_stats esd; /* inside the units, summed over the workers: CPU seconds */
+};
 
 struct engine_layer {       /* one row of a report */
     char *name;             /* owned: display name (wrapper prefixes removed) */
@@ -36,11 +44,12 @@ struct engine_layer {       /* one row of a report */
     enum dtype dtype;       /* stored dtype */
     int ndim;
     int64_t shape[CKPT_MAX_RANK];
-    int selected;               /* 1: analysed by engine_run (analysis_select) */
-    char sha256[THASH_HEX_LEN]; /* hex SHA-256 of the tensor bytes, "" if not hashed */
-    struct farms_result res;    /* status, reason and metrics (valid after engine_run) */
-    struct esd_hist esd;        /* histogram of the pooled eigenvalues with the fit (after
-                                   engine_run; n_eigs 0 when the layer was not analysed) */
+    int selected;                /* 1: analysed by engine_run (analysis_select) */
+    char sha256[THASH_HEX_LEN];  /* hex SHA-256 of the tensor bytes, "" if not hashed */
+    struct farms_result res;     /* status, reason and metrics (valid after engine_run) */
+    struct esd_hist esd;         /* histogram of the pooled eigenvalues with the fit (after
+                                    engine_run; n_eigs 0 when the layer was not analysed) */
+    struct engine_stages stages; /* after engine_run; zero when not analysed */
 };
 
 struct engine_report {

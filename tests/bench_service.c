@@ -13,7 +13,15 @@
  *   reads      224 layers x 200 steps stored straight through storage/: wrk
  *              on a layer history, the all-layers history and the 304 path;
  *   memory     server VmHWM while analysing a 2-block checkpoint and while
- *              ingesting the 2 GB upload.
+ *              ingesting the 2 GB upload;
+ *   breakdown  per-window stages of the engine (Gram, updates, reduction,
+ *              eigenvalues, fit, conversion) per matrix shape of the block,
+ *              one core, under farms-llm and full; then the projection
+ *              table (LLaMA-7B/13B/70B against cores and replicas);
+ *   claims     task claim+done per second on SQLite and PostgreSQL, 1 and 2
+ *              connections (feeds the projection's cap);
+ *   replicas   the 2-block checkpoint under full through 1 replica x 1
+ *              worker and 2 replicas x 1 worker on one PostgreSQL.
  * Writes build/bench/report.md and report.json with the machine, each figure
  * beside its target, PASS/MISS, and the output of the other benchmarks
  * (build/bench/bench_*.txt, written by `make bench` before this one runs).
@@ -21,8 +29,9 @@
  * FARMSD_BENCH_QUICK=1: small shapes (GPT-2 small blocks), short wrk runs,
  * 2 repetitions: for development; the targets are then not judged.
  * FARMSD_BENCH_RUNS=N overrides the repetitions (1..16).
- * FARMSD_BENCH_STAGES=analysis,memory,hash,ingest,reads runs only those
- * (default: all; "analysis" includes the cache hit).
+ * FARMSD_BENCH_STAGES=analysis,memory,hash,ingest,reads,breakdown,claims,replicas
+ * runs only those (default: all; "analysis" includes the cache hit).
+ * PostgreSQL (claims, replicas) is a throw-away cluster (tests/pg_cluster.sh).
  * Checkpoints are generated once with `farmsd synth` into build/bench/ckpt.
  */
 #include <arpa/inet.h>
@@ -30,6 +39,7 @@
 #include <limits.h>
 #include <math.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -46,19 +56,27 @@
 #include <cblas.h>
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
+#include <libpq-fe.h>
 
+#include "core/analysis.h"
 #include "core/clock.h"
+#include "core/dtype.h"
+#include "core/numerics/esd.h"
 #include "core/numerics/farms.h"
+#include "core/numerics/farms_int.h"
 #include "core/numerics/preset.h"
 #include "core/formats/thash.h"
 #include "server/cli_synth.h"
 #include "storage/store.h"
 #include "storage/store_jobs.h"
 #include "storage/store_layers.h"
+#include "storage/store_tasks.h"
 
 #define BENCH_FARMSD "build/farmsd"
 #define BENCH_DIR    "build/bench"
 #define GB           1e9
+
+#include "tests/task_rate.h"
 
 #include "tests/bench_service_util.inc"
 
@@ -150,6 +168,8 @@ out:
 }
 
 #include "tests/bench_service_stages.inc"
+#include "tests/bench_service_engine.inc"
+#include "tests/bench_service_replicas.inc"
 #include "tests/bench_service_report.inc"
 
 /* 1 if stage `name` is selected by FARMSD_BENCH_STAGES (unset: all). */
@@ -193,9 +213,19 @@ int main(void)
     printf("== bench_service (%s mode, %d runs per figure)\n", bench_quick ? "quick" : "full",
            bench_runs);
     fflush(stdout);
-    if ((stage_on("analysis") && make_ckpt(&block)) || (stage_on("memory") && make_ckpt(&twob)) ||
+    if ((stage_on("analysis") && make_ckpt(&block)) ||
+        ((stage_on("memory") || stage_on("replicas")) && make_ckpt(&twob)) ||
         (stage_on("ingest") && make_ckpt(&big)))
         return 1;
+    if (stage_on("breakdown"))
+        stage_breakdown(&block);
+    if (stage_on("claims"))
+        stage_claims();
+    if (stage_on("breakdown"))
+        stage_projection();
+    if (stage_on("replicas"))
+        stage_replicas(&twob);
+    pg_stop();
     if (stage_on("analysis"))
         stage_analysis(&block);
     if (stage_on("memory"))

@@ -586,11 +586,35 @@ static void test_inspect_shows_the_layout(void)
     run_free(&b);
 }
 
+/* --timings adds, on stderr after the report, the stage table with the
+ * counts of the run (3 analysed layers and 99 eigenproblems of mlpA under
+ * farms-cv: 20 Grams formed, 79 updated); stdout stays the report. */
+static void test_analyze_timings_go_to_stderr(void)
+{
+    const char *args[] = {"analyze",  (FIX "numerics/mlpA_digits.safetensors"),
+                          "--preset", "farms-cv",
+                          "--format", "json",
+                          "--quiet",  "--timings",
+                          NULL};
+    struct run r = run_farmsd(args);
+    cJSON *root = cJSON_Parse(r.out);
+
+    CHECK_EQ_INT(r.status, 0);
+    CHECK(root != NULL); /* stdout is still the JSON report alone */
+    CHECK(strstr(r.err, "timings: 3 layers, 99 eigenproblems\n") != NULL);
+    CHECK(strstr(r.err, "CPU (20)\n") != NULL);
+    CHECK(strstr(r.err, "CPU (79)\n") != NULL);
+    CHECK(strstr(r.err, "tridiagonal reduction") != NULL);
+    CHECK(strstr(r.err, "read + decode to float64") != NULL);
+    cJSON_Delete(root);
+    run_free(&r);
+}
+
 static void test_help_lists_every_option(void)
 {
     static const char *const opts[] = {"--preset",  "--set",     "--format",       "--include",
                                        "--exclude", "--threads", "--input-format", "--strict",
-                                       "--quiet",   "--wide",    "--base"};
+                                       "--quiet",   "--wide",    "--base",         "--timings"};
     const char *args[] = {"analyze", "--help", NULL};
     struct run r = run_farmsd(args);
 
@@ -703,6 +727,7 @@ int main(void)
     test_inspect_lists_hashes_without_analysing();
     test_inspect_shows_the_layout();
     test_help_lists_every_option();
+    test_analyze_timings_go_to_stderr();
     test_lora_adapter_alone_and_with_base();
     test_pickle_memory_limit();
     return check_report("test_cli");

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include <cblas.h>
+#include <lapacke.h>
 
 #include "core/err.h"
 #include "core/numerics/esd.h"
@@ -631,6 +632,104 @@ static void test_preset_json_is_canonical(void)
     CHECK_EQ_INT(preset_to_json(&a, tiny, sizeof(tiny), &e), ERR_TOOBIG);
 }
 
+/* --- Stage timings ----------------------------------------------------------- */
+
+/* Every window of a sliding plan is counted once in the workspace's stage
+ * counters: a Gram formed or updated, and one solver call; reset zeroes
+ * them and esd_stats_add sums them. */
+static void test_stage_timings_count_every_window(void)
+{
+    struct farms_params p = params_of("farms-llm");
+    int64_t shape[2] = {100, 160}, mn, mg;
+    struct farms_shape fs = {.kind = FARMS_KIND_DENSE, .n_dims = 2, .shape = shape};
+    double *w = gauss_matrix((int64_t)100 * 160);
+    struct farms_plan *plan = NULL;
+    struct esd_ws *ws = NULL;
+    struct esd_stats sum = {0};
+    const struct esd_stats *st;
+
+    p.window_rows = 40;
+    p.windows_per_dim = 5;
+    CHECK_EQ_INT(farms_plan_new(&p, &fs, 1, &plan, NULL), ERR_OK);
+    if (plan == NULL || w == NULL)
+        goto out;
+    farms_plan_ws_need(plan, &mn, &mg);
+    CHECK_EQ_INT(esd_ws_new(mn, mg, &ws, NULL), ERR_OK);
+    if (ws == NULL)
+        goto out;
+    st = esd_ws_stats(ws);
+    CHECK_EQ_INT(st->n_eigs, 0);
+    for (int64_t u = 0; u < farms_plan_n_units(plan); u++)
+        CHECK_EQ_INT(farms_unit_run(plan, u, w, ws, NULL), ERR_OK);
+    CHECK_EQ_INT(plan->lay.windows, 25);
+    CHECK_EQ_INT(st->n_eigs, 25);
+    CHECK_EQ_INT(st->n_gram_set + st->n_gram_update, 25);
+    CHECK_EQ_INT(st->n_gram_set, farms_plan_n_units(plan)); /* one per run of windows */
+    CHECK(st->gram_set_s >= 0 && st->gram_update_s >= 0 && st->copy_s >= 0);
+    CHECK(st->reduce_s > 0 && st->eigs_s >= 0);
+    esd_stats_add(&sum, st);
+    esd_stats_add(&sum, st);
+    CHECK_EQ_INT(sum.n_eigs, 50);
+    CHECK_NEAR(sum.reduce_s, 2 * st->reduce_s, 1e-12);
+    esd_ws_stats_reset(ws);
+    CHECK_EQ_INT(st->n_eigs + st->n_gram_set + st->n_gram_update, 0);
+    CHECK(st->gram_set_s == 0 && st->reduce_s == 0 && st->eigs_s == 0);
+out:
+    esd_ws_free(ws);
+    farms_plan_free(plan);
+    free(w);
+}
+
+/* The timed solver (dsytrd_2stage, then dsterf) gives exactly the bits of
+ * the values-only driver dsyevd_2stage, also for a Gram so small that the
+ * driver scales it (that one goes to the driver). */
+static void check_driver_bits(double scale)
+{
+    int64_t h = 150, n = 120;
+    double *a = gauss_matrix(h * n), *g = malloc((size_t)(n * n) * sizeof(double));
+    double *want = malloc((size_t)n * sizeof(double)), *got = malloc((size_t)n * sizeof(double));
+    struct esd_ws *ws = NULL;
+    int64_t diff = 0;
+
+    if (a == NULL || g == NULL || want == NULL || got == NULL)
+        goto out;
+    for (int64_t i = 0; i < h * n; i++)
+        a[i] *= scale;
+    cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (blasint)n, (blasint)h, 1.0, a, (blasint)n,
+                0.0, g, (blasint)n);
+    CHECK_EQ_INT(
+        LAPACKE_dsyevd_2stage(LAPACK_COL_MAJOR, 'N', 'L', (lapack_int)n, g, (lapack_int)n, want),
+        0);
+    for (int64_t k = 0; k < n; k++)
+        want[k] = want[k] > 0 ? want[k] : 0.0;
+    CHECK_EQ_INT(esd_ws_new(n, 0, &ws, NULL), ERR_OK);
+    if (ws == NULL)
+        goto out;
+    CHECK_EQ_INT(
+        esd_eigs(ws, &(struct esd_block){.a = a, .h = h, .w = n, .lda = n}, 1.0, got, NULL),
+        ERR_OK);
+    for (int64_t k = 0; k < n; k++) { /* bit patterns, not values */
+        uint64_t bg, bw;
+        memcpy(&bg, &got[k], sizeof(bg));
+        memcpy(&bw, &want[k], sizeof(bw));
+        diff += bg != bw;
+    }
+    CHECK_EQ_INT(diff, 0);
+    CHECK(want[n - 1] > 0);
+out:
+    esd_ws_free(ws);
+    free(a);
+    free(g);
+    free(want);
+    free(got);
+}
+
+static void test_timed_solver_gives_the_drivers_bits(void)
+{
+    check_driver_bits(1.0);
+    check_driver_bits(1e-80); /* Gram entries ~1e-160 < sqrt(smlnum): the driver scales */
+}
+
 int main(void)
 {
     openblas_set_num_threads(1);
@@ -659,5 +758,7 @@ int main(void)
     test_presets_match_the_paper_sets();
     test_preset_set_parses_strictly();
     test_preset_json_is_canonical();
+    test_stage_timings_count_every_window();
+    test_timed_solver_gives_the_drivers_bits();
     return check_report("test_farms");
 }

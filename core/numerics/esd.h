@@ -19,6 +19,13 @@
  * and reused (style §5). It is not thread-safe: one per thread. The functions
  * keep no other state; distinct workspaces may be used concurrently (BLAS
  * threading is the caller's choice: openblas_set_num_threads).
+ *
+ * Timings: every workspace accumulates, per stage, the CPU time of the
+ * calling thread spent in its calls (struct esd_stats: Gram formed, Gram
+ * updated, tridiagonal reduction, eigenvalues of the tridiagonal, copy kept
+ * for further updates). Two clock reads per stage per window (~0.1 us
+ * against ~0.1 s of work). BLAS threads other than the caller's are not
+ * counted: read them with one BLAS thread.
  */
 #ifndef CORE_ESD_H
 #define CORE_ESD_H
@@ -56,6 +63,18 @@ enum esd_side {
     ESD_SIDE_ROWS  /* G = A A^T (h x h): contract over columns */
 };
 
+/* Per-stage totals of one workspace (esd_ws_stats). Plain data. */
+struct esd_stats {
+    int64_t n_gram_set;    /* Grams formed from scratch (esd_gram_set) */
+    int64_t n_gram_update; /* sliding updates (esd_gram_update) */
+    int64_t n_eigs;        /* eigenvalue calls that ran the solver */
+    double gram_set_s;     /* thread CPU seconds in dsyrk forming Grams */
+    double gram_update_s;  /* ... in the rank-k sliding updates */
+    double copy_s;         /* ... copying a kept Gram for the solver */
+    double reduce_s;       /* ... reducing to tridiagonal (dsytrd_2stage) */
+    double eigs_s;         /* ... eigenvalues of the tridiagonal (dsterf), clamp, scale */
+};
+
 /* --- Workspace --------------------------------------------------------- */
 
 /* Bytes a workspace for Gram side `max_n` and `max_gather` gather elements
@@ -73,6 +92,17 @@ void esd_ws_free(struct esd_ws *ws);
 /* The gather buffer (esd_ws_new's max_gather doubles, NULL if 0).
  * Borrowed: valid until esd_ws_free(ws). */
 double *esd_ws_gather(struct esd_ws *ws);
+
+/* The stage timings accumulated since esd_ws_new or the last
+ * esd_ws_stats_reset. Borrowed: valid until esd_ws_free(ws). Cannot fail. */
+const struct esd_stats *esd_ws_stats(const struct esd_ws *ws);
+
+/* Zero the stage timings. Cannot fail. */
+void esd_ws_stats_reset(struct esd_ws *ws);
+
+/* Add the totals of `b` to `a` (summing the workspaces of several workers).
+ * Cannot fail. */
+void esd_stats_add(struct esd_stats *a, const struct esd_stats *b);
 
 /* Capacity of the workspace (Gram side, gather elements). Cannot fail. */
 int64_t esd_ws_max_n(const struct esd_ws *ws);
