@@ -59,9 +59,8 @@ struct store {
     struct store__stmt_slot stmts[STORE__MAX_STMTS]; /* prepared statement cache */
     char sql_claim[STORE__SQL_CLAIM_MAX];            /* the claim SELECT with drv->claim_lock,
                                                         made on first claim (store_jobs.c) */
-    char sql_task_claim[2][STORE__SQL_CLAIM_MAX];    /* the task claim SELECTs (queued,
-                                                        lapsed) with drv->task_claim_lock
-                                                        (store_tasks.c) */
+    char sql_task_claim[2][STORE__SQL_CLAIM_MAX];    /* task claims (queued, lapsed) with
+                                                        drv->task_claim_lock (store_tasks.c) */
 };
 
 /* The columns of a struct farms_result (not layout) in tables results and

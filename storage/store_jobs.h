@@ -115,18 +115,17 @@ enum err_code store_job_submit(struct store *s, const struct store_submit *sub,
 /* Fill *out with job `id`. ERR_NOTFOUND if there is none. */
 enum err_code store_job_get(struct store *s, int64_t id, struct store_job *out, struct err *e);
 
-/* Only the state (cheap; workers poll it between tensors). ERR_NOTFOUND. */
+/* Only the state (cheap; polled between tensors). ERR_NOTFOUND. */
 enum err_code store_job_state(struct store *s, int64_t id, enum store_job_state *state,
                               struct err *e);
 
 /* Atomically take the oldest queued job (FIFO by id), or a running job
- * whose lease expired (its worker died) and that is not planned (a planned
- * job's tasks are claimed instead: store_tasks.h): -> running, started = now,
- * progress reset, claimed_by = this connection's owner, lease_until = now +
- * lease (store_set_lease; no lease: 0, never re-claimed). *claimed = 1 and
- * *out filled, or *claimed = 0 when there is nothing to do. Exactly-once
- * across connections, processes and replicas (PostgreSQL: SELECT ... FOR
- * UPDATE SKIP LOCKED under the writers' lock). */
+ * whose lease expired (its worker died) and is not planned (whose tasks
+ * are claimed instead: store_tasks.h): -> running, started = now, progress reset, claimed_by = this
+ * connection's owner, lease_until = now + lease (store_set_lease; no lease: 0, never re-claimed).
+ * *claimed = 1 and *out filled, or *claimed = 0 when there is nothing to do. Exactly-once across
+ * connections, processes and replicas (PostgreSQL: SELECT ... FOR UPDATE SKIP LOCKED under the
+ * writers' lock). */
 enum err_code store_job_claim(struct store *s, struct store_job *out, int *claimed, struct err *e);
 
 /* Record progress of a running job and renew its lease (now + lease).
@@ -139,25 +138,23 @@ enum err_code store_job_progress(struct store *s, int64_t id, int64_t n_done, in
 
 /* Finish a running job: `state` is STORE_JOB_SUCCEEDED, or STORE_JOB_FAILED
  * with `category` and `message` (may be NULL; message truncated).
- * finished = now; the job's tasks (store_tasks.h) are dropped in the same
- * transaction. ERR_CANCELED if it was canceled meanwhile (it stays
- * canceled) or, with a lease, claimed by another owner since (a planned
- * job may be finished by any owner: its finaliser, or a task runner
- * failing it); ERR_CONFLICT
- * if it is not running, ERR_INVAL for other states. */
+ * finished = now; its tasks (store_tasks.h) dropped in the same transaction.
+ * ERR_CANCELED if it was canceled meanwhile (it stays canceled) or, with a
+ * lease, claimed by another owner since (a planned job is any owner's: its
+ * finaliser, or a task runner failing it); ERR_CONFLICT if it is not
+ * running, ERR_INVAL for other states. */
 enum err_code store_job_finish(struct store *s, int64_t id, enum store_job_state state,
                                const char *category, const char *message, struct err *e);
 
 /* Cancel: queued or running -> canceled (finished = now), its tasks
- * dropped; already canceled is a no-op. *out (may be NULL) receives the job after the change.
- * ERR_NOTFOUND; ERR_CONFLICT if it already succeeded or failed. */
+ * dropped; already canceled is a no-op. *out (may be NULL) receives the
+ * job after it. ERR_NOTFOUND; ERR_CONFLICT if it succeeded or failed. */
 enum err_code store_job_cancel(struct store *s, int64_t id, struct store_job *out, struct err *e);
 
-/* At start-up: every running task -> queued, and every running job that
- * is not planned -> queued (progress reset, started = 0; planned jobs stay
- * running, their tasks are claimed again); *n_requeued (may be NULL) counts
- * the jobs. Only when no worker of any process is running jobs on this
- * database. */
+/* At start-up: every running task, and every running job not planned ->
+ * queued (progress reset, started = 0; planned jobs stay running, their
+ * tasks are claimed again); *n_requeued (may be NULL) counts the jobs. Only
+ * when no worker of any process is running jobs on this database. */
 enum err_code store_jobs_requeue(struct store *s, int64_t *n_requeued, struct err *e);
 
 /* Leases, for several workers or replicas on one database: `owner` (1..

@@ -259,7 +259,7 @@ static void test_task_estimate_counts_bytes_matrix_and_workspaces(void)
     CHECK_NEAR(e4.cost, e1.cost, 0);  /* the work does not depend on the workers */
     CHECK_NEAR(eio.cost, e1.cost, 0); /* (in 64, out 512) is analysed as (512, 64) */
     ws = e2.mem_bytes - e1.mem_bytes; /* one worker's workspace */
-    CHECK(ws >= 8 * (2 * 64 * 64));   /* at least the two 64 x 64 Grams */
+    CHECK(ws >= 8ULL * 2 * 64 * 64);  /* at least the two 64 x 64 Grams */
     CHECK_EQ_INT(e1.mem_bytes, 131072 + 262144 + ws);
     CHECK_EQ_INT(e4.mem_bytes, 131072 + 262144 + 4 * ws);
     CHECK_EQ_INT(eio.mem_bytes, e1.mem_bytes + 262144); /* the transposed copy */

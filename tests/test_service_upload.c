@@ -222,17 +222,18 @@ int main(void)
     static const char *const extra[] = {"--workers", "1", "--min-upload-window", "2", NULL};
     char data[512];
     struct svc s;
+    int started;
 
     curl_global_init(CURL_GLOBAL_DEFAULT);
     CHECK(svc_mkdtemp("upload", tmp_dir, sizeof(tmp_dir)));
     snprintf(data, sizeof(data), "%s/data", tmp_dir);
-    if (svc_start(&s, data, extra)) {
+    started = svc_start(&s, data, extra);
+    CHECK(started); /* farmsd serve started */
+    if (started) {
         test_big_body_memory_is_bounded(&s); /* first: no analysis runs beside it */
         test_multi_buffer_checkpoint(&s);
         test_cut_body_leaves_nothing(&s);
         CHECK_EQ_INT(svc_stop(&s), 0);
-    } else {
-        CHECK(0 && "farmsd serve did not start");
     }
     svc_rm_rf(tmp_dir, check_n_failed > 0);
     curl_global_cleanup();
