@@ -3,7 +3,6 @@
 
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/mman.h>
 
 #include "core/numerics/esd.h"
 #include "core/numerics/lowrank.h"
@@ -127,32 +126,11 @@ static void analysis_permute(const struct analysis_tensor *t, const struct analy
 }
 
 
-/* Room for n doubles, freed with free(). Blocks of 32 MiB and more are
- * 2 MiB-aligned and advised for transparent huge pages (Linux; THP in
- * "madvise" mode, as on Debian): the first touch of a fresh block then
- * faults 2 MiB pages instead of 4 KiB ones. Measured on the development
- * machine: first write of 360 MB 1.0-1.1 s of CPU with 4 KiB pages,
- * 0.2-0.6 s advised. NULL when out of memory. */
-static double *analysis_f64_alloc(size_t n)
-{
-    size_t bytes = (n > 0 ? n : 1) * sizeof(double), huge = (size_t)2 << 20;
-    void *p = NULL;
-
-    if (bytes < ((size_t)32 << 20))
-        return malloc(bytes);
-    if (posix_memalign(&p, huge, bytes) != 0)
-        return NULL;
-#ifdef MADV_HUGEPAGE
-    (void)madvise(p, bytes & ~(huge - 1), MADV_HUGEPAGE); /* advice only: ignore failure */
-#endif
-    return p;
-}
-
 enum err_code analysis_matrix_new(const struct analysis_tensor *t, const struct analysis_layout *l,
                                   const void *data, double **out, struct err *e)
 {
     size_t n = (size_t)t->n_elems;
-    double *m = analysis_f64_alloc(n);
+    double *m = esd_f64_alloc(n);
     double *tr = NULL;
 
     *out = NULL;
@@ -164,7 +142,7 @@ enum err_code analysis_matrix_new(const struct analysis_tensor *t, const struct 
         *out = m;
         return ERR_OK;
     }
-    tr = analysis_f64_alloc(n);
+    tr = esd_f64_alloc(n);
     if (tr == NULL) {
         free(m);
         return err_set(e, ERR_NOMEM, "tensor '%s': out of memory", t->name);
