@@ -48,7 +48,7 @@ static int api_step_window(struct api_call *c, struct api_response *resp, int64_
 static size_t api_metric_list(struct api_response *resp, const char *param, const char *text,
                               int *m, size_t max)
 {
-    char msg[ERR_MSG_LEN], name[64];
+    char msg[API_DETAIL_MAX], name[64];
     size_t n = 0;
 
     for (const char *p = text;; p++) {

@@ -61,10 +61,12 @@
 /* 2: ESD histograms (esd columns); 3: job leases; 4: column xmin is x_min;
  * 5: xmax (x_max, filled from spectral_norm for ok rows); 6: jobs.base_*
  * (the base a LoRA adapter job is merged onto); 7: table tasks and
- * jobs.planned (a job's work as tasks, store_tasks.h). A field of
+ * jobs.planned (a job's work as tasks, store_tasks.h); 8: table summaries
+ * (store_summary.h); 9: tables alert_rules, alert_events, deliveries
+ * (store_alerts.h). A field of
  * FARMS_RESULT_FIELDS with since > 4 adds its column at `since`; data
  * migrations are store_data_migrations (store.c). */
-#define STORE_SCHEMA_VERSION 7
+#define STORE_SCHEMA_VERSION 9
 
 #define STORE_RUN_MAX         128   /* run name bytes incl. NUL (longer: ERR_INVAL) */
 #define STORE_PRESET_MAX      64    /* preset name bytes incl. NUL */

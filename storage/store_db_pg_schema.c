@@ -92,6 +92,28 @@ static const char PG_SCHEMA_V7[] =
     "WHERE todo = 1;"
     "ALTER TABLE jobs ADD COLUMN IF NOT EXISTS planned INTEGER NOT NULL DEFAULT 0;";
 
+/* Version 8: checkpoint summaries (store_summary.h; see SQLite's SCHEMA_V8). */
+static const char PG_SCHEMA_V8[] =
+    "CREATE TABLE IF NOT EXISTS summaries("
+    " checkpoint_id" I " NOT NULL REFERENCES checkpoints(id), settings_hash" T ","
+    " run_id" I " NOT NULL, step" I " NOT NULL, metric" T ","
+    " n_layers" I " NOT NULL, mean" R ", weighted_mean" R ","
+    " PRIMARY KEY(checkpoint_id, settings_hash, metric));"
+    "CREATE INDEX IF NOT EXISTS summaries_history ON summaries(run_id, settings_hash, metric, step);";
+
+/* Version 9: alerts (store_alerts.h; see SQLite's SCHEMA_V9). */
+static const char PG_SCHEMA_V9[] =
+    "CREATE TABLE IF NOT EXISTS alert_rules(id" ID ", run" T ", name" T ", spec" T ","
+    " created" R " NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS alert_events(id" ID ", run" T ", step" I " NOT NULL,"
+    " job_id" I " NOT NULL, rule" T ", body" T ", created" R " NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS deliveries(id" ID ","
+    " event_id" I " NOT NULL REFERENCES alert_events(id), url" T ", state INTEGER NOT NULL,"
+    " attempts INTEGER NOT NULL DEFAULT 0, next_at" R " NOT NULL,"
+    " last_status INTEGER NOT NULL DEFAULT 0, last_error TEXT NOT NULL DEFAULT '',"
+    " created" R " NOT NULL, done_at" R " NOT NULL DEFAULT 0);"
+    "CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries(state, next_at);";
+
 /* The migration to each schema version, by version (2 is the first
  * PostgreSQL schema); a new version adds its row here. */
 static const char *const PG_MIGRATE_TO[STORE_SCHEMA_VERSION + 1] = {
@@ -100,6 +122,8 @@ static const char *const PG_MIGRATE_TO[STORE_SCHEMA_VERSION + 1] = {
     /* 4: nothing (SQLite's renames xmin to x_min, the name here); 5: result fields */
     [6] = PG_SCHEMA_V6,
     [7] = PG_SCHEMA_V7,
+    [8] = PG_SCHEMA_V8,
+    [9] = PG_SCHEMA_V9,
 };
 
 /* Fields of FARMS_RESULT_FIELDS added after the first schema (since > 0):

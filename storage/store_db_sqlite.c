@@ -124,6 +124,34 @@ static const char SCHEMA_V7[] =
     "WHERE todo = 1;"
     "ALTER TABLE jobs ADD COLUMN planned INTEGER NOT NULL DEFAULT 0;";
 
+/* Version 8: checkpoint summaries (store_summary.h): per (checkpoint,
+ * settings) and metric, the plain and parameter-weighted means over its
+ * analysed layers, written with the layer rows; run and step copied in for
+ * the summary history. */
+static const char SCHEMA_V8[] =
+    "CREATE TABLE IF NOT EXISTS summaries("
+    " checkpoint_id INTEGER NOT NULL REFERENCES checkpoints(id), settings_hash TEXT NOT NULL,"
+    " run_id INTEGER NOT NULL, step INTEGER NOT NULL, metric TEXT NOT NULL,"
+    " n_layers INTEGER NOT NULL, mean REAL, weighted_mean REAL,"
+    " PRIMARY KEY(checkpoint_id, settings_hash, metric));"
+    "CREATE INDEX IF NOT EXISTS summaries_history ON summaries(run_id, settings_hash, metric, step);";
+
+/* Version 9: alerts (store_alerts.h): rules (run '' = the default set),
+ * the events a finished job raised, and their webhook deliveries. */
+static const char SCHEMA_V9[] =
+    "CREATE TABLE IF NOT EXISTS alert_rules("
+    " id INTEGER PRIMARY KEY, run TEXT NOT NULL, name TEXT NOT NULL, spec TEXT NOT NULL,"
+    " created REAL NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS alert_events("
+    " id INTEGER PRIMARY KEY, run TEXT NOT NULL, step INTEGER NOT NULL, job_id INTEGER NOT NULL,"
+    " rule TEXT NOT NULL, body TEXT NOT NULL, created REAL NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS deliveries("
+    " id INTEGER PRIMARY KEY, event_id INTEGER NOT NULL REFERENCES alert_events(id),"
+    " url TEXT NOT NULL, state INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
+    " next_at REAL NOT NULL, last_status INTEGER NOT NULL DEFAULT 0,"
+    " last_error TEXT NOT NULL DEFAULT '', created REAL NOT NULL, done_at REAL NOT NULL DEFAULT 0);"
+    "CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries(state, next_at);";
+
 /* Fields of FARMS_RESULT_FIELDS added after the first schema (since > 0):
  * their columns, added to results and layers when migrating past `since`. */
 #define LITE_SQL_TYPE_REAL "REAL"
@@ -353,6 +381,10 @@ static enum err_code lite_migrate(struct store *s, struct err *e)
         rc = lite_exec(s, SCHEMA_V6, "migrate to schema 6", e);
     if (rc == ERR_OK && v < 7)
         rc = lite_exec(s, SCHEMA_V7, "migrate to schema 7", e);
+    if (rc == ERR_OK && v < 8)
+        rc = lite_exec(s, SCHEMA_V8, "migrate to schema 8", e);
+    if (rc == ERR_OK && v < 9)
+        rc = lite_exec(s, SCHEMA_V9, "migrate to schema 9", e);
     if (rc == ERR_OK)
         rc = lite_add_fields(s, v, e);
     if (rc == ERR_OK)

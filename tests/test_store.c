@@ -802,7 +802,7 @@ static void test_metric_names(void)
 {
     char names[] = STORE_METRIC_NAMES;
 
-    CHECK_EQ_INT(STORE_METRIC_COUNT, 15);
+    CHECK_EQ_INT(STORE_METRIC_COUNT, 24);
     CHECK_STR_EQ(store_metric_name(STORE_METRIC_ALPHA), "alpha");
     CHECK_STR_EQ(store_metric_name(STORE_METRIC_XMIN), "xmin");
     CHECK_STR_EQ(store_metric_name(STORE_METRIC_ENTROPY), "entropy");
@@ -1535,7 +1535,7 @@ static void test_migrate_v1_in_place(void)
 
     CHECK_EQ_INT(store_open(path, &s, &e), ERR_OK);
     CHECK_EQ_INT(user_version(path), STORE_SCHEMA_VERSION);
-    CHECK_EQ_INT(STORE_SCHEMA_VERSION, 7);
+    CHECK_EQ_INT(STORE_SCHEMA_VERSION, 9);
     CHECK_EQ_INT(store_layer_get(s, "old", "fc1.weight", 7, NULL, &l, &e), ERR_OK);
     CHECK_EQ_INT(l->n, 1); /* the old row, without a histogram, xmax from spectral_norm */
     if (l->n == 1) {

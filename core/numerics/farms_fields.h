@@ -67,6 +67,36 @@
       IF_OK,        HISTORY,   0, 0, 0) /* WeightWatcher entropy, all eigenvalues */              \
     X(xmax,              XMAX,              REAL, "xmax",              "x_max",                   \
       IF_OK,        HISTORY,   0, 0, 5) /* largest fitted eigenvalue; conv FARMS: mean */         \
+    X(sigma,             SIGMA,             REAL, "sigma",             "sigma",                   \
+      IF_OK,        HISTORY,   0, 0, 8) /* alpha fit's standard error (WeightWatcher) */        \
+    X(num_pl_spikes,     NUM_PL_SPIKES,     INT,  "num_pl_spikes",     "num_pl_spikes",           \
+      IF_OK_NONNEG, HISTORY,   0, 0, 8) /* eigenvalues >= xmin (WeightWatcher) */               \
+    X(log_alpha_norm,    LOG_ALPHA_NORM,    REAL, "log_alpha_norm",    "log_alpha_norm",          \
+      IF_OK,        HISTORY,   0, 0, 8) /* log10(sum lambda^alpha) (WeightWatcher) */           \
+    X(rank_loss,         RANK_LOSS,         INT,  "rank_loss",         "rank_loss",               \
+      IF_OK_NONNEG, HISTORY,   0, 0, 8) /* sum over slices of (len - rank) (WeightWatcher) */   \
+    X(weak_rank_loss,    WEAK_RANK_LOSS,    INT,  "weak_rank_loss",    "weak_rank_loss",          \
+      IF_OK_NONNEG, NOHISTORY, 0, 0, 8) /* count(lambda < 1e-6) (WeightWatcher) */              \
+    X(sv_max,            SV_MAX,            REAL, "sv_max",            "sv_max",                  \
+      IF_OK,        NOHISTORY, 0, 0, 8) /* largest singular value (WeightWatcher) */            \
+    X(sv_min,            SV_MIN,            REAL, "sv_min",            "sv_min",                  \
+      IF_OK,        NOHISTORY, 0, 0, 8) /* WeightWatcher's sv_min (max of slice minima) */      \
+    X(num_spikes,        NUM_SPIKES,        INT,  "num_spikes",        "num_spikes",              \
+      IF_OK_NONNEG, HISTORY,   0, 0, 8) /* MP fit: eigenvalues above the TW bulk edge */        \
+    X(sigma_mp,          SIGMA_MP,          REAL, "sigma_mp",          "sigma_mp",                \
+      IF_OK,        HISTORY,   0, 0, 8) /* MP fit: sigma of the bulk */                         \
+    X(mp_softrank,       MP_SOFTRANK,       REAL, "mp_softrank",       "mp_softrank",             \
+      IF_OK,        HISTORY,   0, 0, 8) /* MP fit: bulk_max / lambda_max (rescaled) */          \
+    X(bulk_min,          BULK_MIN,          REAL, "bulk_min",          "bulk_min",                \
+      IF_OK,        NOHISTORY, 0, 0, 8) /* MP fit: bulk's lower edge */                         \
+    X(bulk_max,          BULK_MAX,          REAL, "bulk_max",          "bulk_max",                \
+      IF_OK,        NOHISTORY, 0, 0, 8) /* MP fit: bulk's upper edge */                         \
+    X(w_scale,           W_SCALE,           REAL, "W_scale",           "w_scale",                 \
+      IF_OK,        NOHISTORY, 0, 0, 8) /* MP fit: sqrt(n / sum lambda) */                      \
+    X(rand_distance,     RAND_DISTANCE,     REAL, "rand_distance",     "rand_distance",           \
+      IF_OK,        HISTORY,   0, 0, 8) /* randomize: ESD vs randomized copy's ESD */           \
+    X(num_traps,         NUM_TRAPS,         INT,  "num_traps",         "num_traps",               \
+      IF_OK_NONNEG, HISTORY,   0, 0, 8) /* randomize: correlation traps */                      \
     X(xmin_index,        XMIN_INDEX,        INT,  "xmin_index",        "xmin_index",              \
       NEVER,        NOHISTORY, 0, 0, 0) /* in the fitted ESD; conv FARMS: -1 */                   \
     X(n_fitted,          N_FITTED,          INT,  "n_fitted",          "n_fitted",                \

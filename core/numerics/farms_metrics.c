@@ -152,7 +152,12 @@ enum err_code farms_plan_finish(struct farms_plan *plan, struct farms_result *ou
     out->windows = plan->lay.windows;
     out->num_eigs = plan->n_eigs;
     out->alpha = out->D = out->xmin = out->alpha_hat = out->xmax = NAN;
+    out->sigma = out->log_alpha_norm = out->sv_max = out->sv_min = NAN;
+    out->sigma_mp = out->mp_softrank = out->bulk_min = out->bulk_max = out->w_scale = NAN;
+    out->rand_distance = NAN;
     out->xmin_index = out->n_tail = -1;
+    out->num_pl_spikes = out->rank_loss = out->weak_rank_loss = out->num_spikes = -1;
+    out->num_traps = -1;
     if (plan->skipped) {
         out->status = FARMS_STATUS_SKIPPED;
         snprintf(out->reason, sizeof(out->reason), "%s", plan->reason);
