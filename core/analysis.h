@@ -37,7 +37,7 @@
 
 /* Bumped whenever a change to the analysis could change a result: part of
  * the service's cache key, so stale results are never served. */
-#define ANALYSIS_ENGINE_VERSION "farmsd-engine-2" /* 2: results carry an ESD histogram */
+#define ANALYSIS_ENGINE_VERSION "farmsd-engine-3" /* 3: WeightWatcher columns */
 
 /* Room for analysis_key()'s text including the NUL (the store's limit). */
 #define ANALYSIS_KEY_MAX 128

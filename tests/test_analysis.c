@@ -182,7 +182,7 @@ static void test_analysis_key_names_kind_dtype_and_stored_shape(void)
     CHECK_STR_EQ(key, "conv2d F16 64x3x7x7");
     analysis_key(LAYER_KIND_CONV2D, &t, key, 8);
     CHECK_STR_EQ(key, "conv2d ");
-    CHECK_STR_EQ(ANALYSIS_ENGINE_VERSION, "farmsd-engine-2");
+    CHECK_STR_EQ(ANALYSIS_ENGINE_VERSION, "farmsd-engine-3");
 }
 
 /* The cache key is (tensor hash, analysis key, settings hash, engine

@@ -9,7 +9,8 @@
  * alpha_hat 1e-3 * max(1, |alpha_hat|); eigenvalues |d| <= 5e-5 * max.
  * precision_sensitive results may match either the reference or its `f64`
  * values (D then within 1e-3). The `weightwatcher` block is compared with
- * the `full` preset. The number of case x mode checks must equal the number
+ * the `full` preset and mp_fit=true, every column of it (tolerances at
+ * check_ww_columns). The number of case x mode checks must equal the number
  * of results in the files, so nothing is skipped silently.
  *
  * The safetensors reader below is a minimal TEST-ONLY one (the fixtures are
@@ -359,6 +360,71 @@ static void check_mode(const char *mode, const cJSON *rj, const double *w, const
 
 /* --- the weightwatcher block -------------------------------------------------- */
 
+/* Tolerances of the columns of WeightWatcher's analyze(mp_fit=True) (the
+ * fixtures' `weightwatcher` block) under the `full` preset + mp_fit=true:
+ * those with a FARMS counterpart as that one (numerics spec, tolerances);
+ * sigma 1e-3 relative (as alpha, of which it is a function); log_alpha_norm
+ * 1e-3 * max(1, |v|) (as alpha_weighted); counts and ranks exactly. The
+ * Marchenko-Pastur columns are informational (a KDE + brute grid + Nelder-
+ * Mead port, docs/numerics.md): W_scale 1e-4 relative (a plain sum);
+ * sigma_mp, bulk_max, bulk_min, mp_softrank within WW_MP_REL relative
+ * (bulk_min also WW_MP_REL * bulk_max absolute, it is 0 when N == M) and
+ * num_spikes within WW_SPIKES, the loosest bounds that hold on every case. */
+#define WW_MP_REL 1e-3
+#define WW_SPIKES 0
+
+static int n_ww_columns; /* column checks made: every column of every block */
+
+static void ww_rel(const char *f, double got, const cJSON *ww, double alt, double rel)
+{
+    n_ww_columns++;
+    near_rel(f, got, num(ww, f), alt, rel);
+}
+
+static void ww_exact(const char *f, double got, const cJSON *ww, double alt)
+{
+    n_ww_columns++;
+    exact(f, got, num(ww, f), alt);
+}
+
+static void ww_abs(const char *f, double got, const cJSON *ww, double alt, double tol)
+{
+    n_ww_columns++;
+    near_abs(f, got, num(ww, f), alt, tol);
+}
+
+/* The columns WeightWatcher 0.7.5.5 added to FARMS's (this issue's). */
+static void check_ww_columns(const cJSON *ww, const struct farms_result *r, int ps, const cJSON *sc)
+{
+    double aw = num(ww, "alpha_weighted"), lan = num(ww, "log_alpha_norm");
+    double sc_sigma = ps ? (num(sc, "alpha") - 1) / sqrt((double)r->n_tail) : NAN;
+
+    ww_rel("xmax", r->xmax, ww, NAN, 1e-4);
+    ww_rel("sigma", r->sigma, ww, sc_sigma, 1e-3);
+    ww_exact("num_pl_spikes", (double)r->num_pl_spikes, ww, ps ? (double)r->num_pl_spikes : NAN);
+    ww_abs("alpha_weighted", r->alpha_hat, ww, NAN, 1e-3 * fmax(1, fabs(aw)));
+    ww_abs("log_alpha_norm", r->log_alpha_norm, ww, NAN, 1e-3 * fmax(1, fabs(lan)));
+    ww_exact("matrix_rank", (double)r->matrix_rank, ww, NAN);
+    ww_exact("rank_loss", (double)r->rank_loss, ww, NAN);
+    ww_exact("weak_rank_loss", (double)r->weak_rank_loss, ww, NAN);
+    ww_abs("num_spikes", (double)r->num_spikes, ww, NAN, WW_SPIKES);
+    ww_rel("sigma_mp", r->sigma_mp, ww, NAN, WW_MP_REL);
+    ww_rel("mp_softrank", r->mp_softrank, ww, NAN, WW_MP_REL);
+    ww_abs("bulk_min", r->bulk_min, ww, NAN,
+           WW_MP_REL * fmax(fabs(num(ww, "bulk_min")), num(ww, "bulk_max")));
+    ww_rel("bulk_max", r->bulk_max, ww, NAN, WW_MP_REL);
+    ww_rel("lambda_max", r->spectral_norm, ww, NAN, 1e-4);
+    ww_rel("sv_max", r->sv_max, ww, NAN, 1e-4);
+    ww_rel("sv_min", r->sv_min, ww, NAN, 1e-4);
+    ww_rel("W_scale", r->w_scale, ww, NAN, 1e-4);
+    if (getenv("WW_DEBUG"))
+        fprintf(stderr,
+                "%s: sigma_mp %.6g/%.6g soft %.6g/%.6g bmax %.6g/%.6g bmin %.6g/%.6g sp %lld/%g\n",
+                cur_case, r->sigma_mp, num(ww, "sigma_mp"), r->mp_softrank, num(ww, "mp_softrank"),
+                r->bulk_max, num(ww, "bulk_max"), r->bulk_min, num(ww, "bulk_min"),
+                (long long)r->num_spikes, num(ww, "num_spikes"));
+}
+
 static void check_ww(const cJSON *ww, const double *w, const int64_t *shape, int n_dims)
 {
     struct farms_params p;
@@ -375,6 +441,7 @@ static void check_ww(const cJSON *ww, const double *w, const int64_t *shape, int
         return;
     }
     CHECK_EQ_INT(preset_get("full", &p, NULL), ERR_OK);
+    CHECK_EQ_INT(preset_set(&p, "mp_fit=true", NULL), ERR_OK);
     fs = (struct farms_shape){.kind = n_dims == 4 ? FARMS_KIND_CONV2D : FARMS_KIND_DENSE,
                               .n_dims = n_dims,
                               .shape = shape};
@@ -386,15 +453,12 @@ static void check_ww(const cJSON *ww, const double *w, const int64_t *shape, int
     near_rel("xmin", r.xmin, num(ww, "xmin"), ps ? num(sc, "xmin") : NAN, 1e-4);
     exact("spec_check.xmin_index", (double)r.xmin_index, num(sc, "xmin_index"), NAN);
     near_rel("spectral_norm", r.spectral_norm, num(ww, "spectral_norm"), NAN, 1e-4);
-    near_rel("xmax", r.xmax, num(ww, "xmax"), NAN, 1e-4);
     near_rel("norm", r.norm, num(ww, "norm"), NAN, 1e-4);
     near_abs("log_norm", r.log_norm, num(ww, "log_norm"), NAN, 1e-4);
     near_abs("log_spectral_norm", r.log_spectral_norm, num(ww, "log_spectral_norm"), NAN, 1e-4);
-    near_abs("alpha_weighted", r.alpha_hat, num(ww, "alpha_weighted"), NAN,
-             1e-3 * fmax(1, fabs(num(ww, "alpha_weighted"))));
     near_rel("stable_rank", r.stable_rank, num(ww, "stable_rank"), NAN, 1e-4);
     near_abs("entropy", r.entropy, num(ww, "entropy"), NAN, 1e-6);
-    exact("matrix_rank", (double)r.matrix_rank, num(ww, "matrix_rank"), NAN);
+    check_ww_columns(ww, &r, ps, sc);
     cur_field = "warning";
     if (warn != NULL && strcmp(warn, "under-trained") == 0)
         report(r.warning == FARMS_WARNING_UNDER_TRAINED, r.warning, 1, NAN);
@@ -437,6 +501,7 @@ static void test_every_reference_vector(void)
     CHECK_EQ_INT(n_results_checked, n_results_present);
     CHECK_EQ_INT(n_ww_checked + n_ww_skipped, n_ww_present);
     CHECK_EQ_INT(n_ww_present, n_cases);
+    CHECK_EQ_INT(n_ww_columns, 17 * n_ww_checked); /* every column of every block */
     printf("vectors: %d cases, %d/%d case x mode results checked, weightwatcher %d checked + %d "
            "skipped by the reference\n",
            n_cases, n_results_checked, n_results_present, n_ww_checked, n_ww_skipped);

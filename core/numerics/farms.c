@@ -20,6 +20,7 @@
 #include "core/err.h"
 #include "core/numerics/esd.h"
 #include "core/numerics/farms_int.h"
+#include "core/numerics/farms_ww.h"
 #include "core/numerics/powerlaw.h"
 
 #define FARMS_SLIDE_REFRESH 32
@@ -79,6 +80,28 @@ static enum err_code farms_plan_conv_units(struct farms_plan *pl, struct err *e)
     return ERR_OK;
 }
 
+/* randomize: one more unit (the last) for the randomized copy, its buffer
+ * (dense: the matrix; conv: one slice) and its eigenvalue slots. */
+static enum err_code farms_plan_rand(struct farms_plan *pl, struct err *e)
+{
+    int64_t n_w = pl->lay.rows * pl->lay.cols;
+    struct farms__unit *u;
+
+    if (!pl->p.randomize || pl->n_units == 0)
+        return ERR_OK;
+    u = realloc(pl->units, (size_t)(pl->n_units + 1) * sizeof(*u));
+    if (u == NULL)
+        return err_set(e, ERR_NOMEM, "%lld work units", (long long)pl->n_units + 1);
+    pl->units = u;
+    pl->units[pl->n_units] = (struct farms__unit){0};
+    pl->rand_unit = pl->n_units++;
+    pl->rand_w = esd_f64_alloc((size_t)n_w);
+    pl->rand_eigs = malloc((size_t)pl->n_eigs * sizeof(double));
+    if (pl->rand_w == NULL || pl->rand_eigs == NULL)
+        return err_set(e, ERR_NOMEM, "randomized copy of %lld values", (long long)n_w);
+    return ERR_OK;
+}
+
 enum err_code farms_plan_new(const struct farms_params *p, const struct farms_shape *s,
                              int n_parallel_hint, struct farms_plan **out, struct err *e)
 {
@@ -90,6 +113,7 @@ enum err_code farms_plan_new(const struct farms_params *p, const struct farms_sh
     pl = calloc(1, sizeof(*pl));
     if (pl == NULL)
         return err_set(e, ERR_NOMEM, "FARMS plan");
+    pl->rand_unit = -1;
     rc = farms_layout_compute(p, s, &pl->lay, e);
     if (rc)
         goto out;
@@ -116,6 +140,9 @@ enum err_code farms_plan_new(const struct farms_params *p, const struct farms_sh
         rc = err_set(e, ERR_NOMEM, "%lld pooled eigenvalues", (long long)pl->n_eigs);
         goto out;
     }
+    rc = farms_plan_rand(pl, e);
+    if (rc)
+        goto out;
     *out = pl;
     pl = NULL;
 out:
@@ -142,6 +169,8 @@ void farms_plan_free(struct farms_plan *plan)
     if (plan == NULL)
         return;
     free(plan->units);
+    free(plan->rand_w);
+    free(plan->rand_eigs);
     free(plan->eigs);
     free(plan->esd);
     free(plan);
@@ -223,21 +252,19 @@ static void farms_gather_slice(const struct farms_plan *pl, int64_t pos, const d
     }
 }
 
-static enum err_code farms_unit_conv(struct farms_plan *pl, const struct farms__unit *u,
-                                     const double *w, struct esd_ws *ws, struct err *e)
+/* Conv: the ESD slots of kernel position `pos` from its slice g (gathered:
+ * all rows, or the first rows_used) into out (the plan's eigs or rand_eigs). */
+static enum err_code farms_conv_slots(struct farms_plan *pl, int64_t pos, const double *g,
+                                      struct esd_ws *ws, double *out, struct err *e)
 {
     const struct farms_layout *l = &pl->lay;
-    int64_t pos = u->fixed, gn = pl->gram_n, kpos = l->kernel_positions;
-    double *g = esd_ws_gather(ws);
+    int64_t gn = pl->gram_n, kpos = l->kernel_positions;
 
-    if (!l->subsampled) {
-        farms_gather_slice(pl, pos, w, l->rows, g);
+    if (!l->subsampled)
         return esd_eigs(ws, &(struct esd_block){.a = g, .h = l->rows, .w = l->cols, .lda = l->cols},
-                        pl->p.conv_norm, pl->eigs + pos * gn, e);
-    }
-    farms_gather_slice(pl, pos, w, l->rows_used, g);
+                        pl->p.conv_norm, out + pos * gn, e);
     for (int64_t d = 0; d < l->divisions; d++) {
-        double *slot = pl->eigs + (d * kpos + pos) * gn;
+        double *slot = out + (d * kpos + pos) * gn;
         struct esd_block b = {
             .a = g + d * l->window_h * l->cols, .h = l->window_h, .w = l->window_w, .lda = l->cols};
         enum err_code rc = esd_eigs(ws, &b, pl->p.conv_norm, slot, e);
@@ -245,6 +272,49 @@ static enum err_code farms_unit_conv(struct farms_plan *pl, const struct farms__
             return rc;
     }
     return ERR_OK;
+}
+
+static enum err_code farms_unit_conv(struct farms_plan *pl, const struct farms__unit *u,
+                                     const double *w, struct esd_ws *ws, struct err *e)
+{
+    const struct farms_layout *l = &pl->lay;
+    double *g = esd_ws_gather(ws);
+
+    farms_gather_slice(pl, u->fixed, w, l->subsampled ? l->rows_used : l->rows, g);
+    return farms_conv_slots(pl, u->fixed, g, ws, pl->eigs, e);
+}
+
+/* The randomized copy (WeightWatcher random_eigenvalues: each matrix's
+ * elements shuffled, np.random.shuffle, here farms_shuffle seeded by
+ * p.seed): dense, the whole matrix shuffled, then every window of the same
+ * layout; conv, each kernel-position slice shuffled on its own in order. */
+static enum err_code farms_unit_rand(struct farms_plan *pl, const double *w, struct esd_ws *ws,
+                                     struct err *e)
+{
+    const struct farms_layout *l = &pl->lay;
+    uint64_t st = (uint64_t)pl->p.seed;
+    enum err_code rc = ERR_OK;
+
+    if (pl->kind == FARMS_KIND_CONV2D) {
+        for (int64_t pos = 0; pos < l->kernel_positions && rc == ERR_OK; pos++) {
+            farms_gather_slice(pl, pos, w, l->rows, pl->rand_w);
+            farms_shuffle(pl->rand_w, l->rows * l->cols, &st);
+            rc = farms_conv_slots(pl, pos, pl->rand_w, ws, pl->rand_eigs, e);
+        }
+        return rc;
+    }
+    memcpy(pl->rand_w, w, (size_t)(l->rows * l->cols) * sizeof(double));
+    farms_shuffle(pl->rand_w, l->rows * l->cols, &st);
+    for (int64_t i = 0; i < l->n_row_windows && rc == ERR_OK; i++)
+        for (int64_t j = 0; j < l->n_col_windows && rc == ERR_OK; j++) {
+            struct esd_block b = {.a = pl->rand_w + farms_layout_row_start(l, i) * l->cols +
+                                       farms_layout_col_start(l, j),
+                                  .h = l->window_h,
+                                  .w = l->window_w,
+                                  .lda = l->cols};
+            rc = esd_eigs(ws, &b, 1.0, pl->rand_eigs + (i * l->n_col_windows + j) * pl->gram_n, e);
+        }
+    return rc;
 }
 
 enum err_code farms_unit_run(struct farms_plan *plan, int64_t u, const double *w, struct esd_ws *ws,
@@ -258,6 +328,8 @@ enum err_code farms_unit_run(struct farms_plan *plan, int64_t u, const double *w
         return err_set(e, ERR_INVAL, "workspace %lld/%lld smaller than needed %lld/%lld",
                        (long long)esd_ws_max_n(ws), (long long)esd_ws_max_gather(ws),
                        (long long)need_n, (long long)need_g);
+    if (u == plan->rand_unit)
+        return farms_unit_rand(plan, w, ws, e);
     if (plan->kind == FARMS_KIND_DENSE)
         return farms_unit_dense(plan, &plan->units[u], w, ws, e);
     return farms_unit_conv(plan, &plan->units[u], w, ws, e);

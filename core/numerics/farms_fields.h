@@ -26,7 +26,10 @@
  *   since     database schema version that added the column (0: the first
  *             schema); the drivers add it when they migrate past `since`
  * The order is that of the JSON objects, the CSV columns and the history
- * metrics; fields JSON never shows come last.
+ * metrics; fields JSON never shows come last (but matrix_rank, shown since
+ * schema 8, keeps its place after them). The member alpha_hat (SQL column
+ * alpha_hat) has WeightWatcher's name alpha_weighted everywhere else; the
+ * history metric name "alpha_hat" is still accepted (storage).
  *
  * Plain macros, no state: usable from any thread.
  */
@@ -53,7 +56,7 @@
       IF_OK,        HISTORY,   0, 0, 0) /* max eigenvalue; conv FARMS: mean */                    \
     X(norm,              NORM,              REAL, "norm",              "norm",                    \
       IF_OK,        HISTORY,   0, 0, 0) /* sum of eigenvalues; conv FARMS: mean */                \
-    X(alpha_hat,         ALPHA_HAT,         REAL, "alpha_hat",         "alpha_hat",               \
+    X(alpha_hat,         ALPHA_HAT,         REAL, "alpha_weighted",    "alpha_hat",               \
       IF_OK,        HISTORY,   0, 0, 0) /* alpha * log10(spectral_norm); conv: mean */            \
     X(stable_rank,       STABLE_RANK,       REAL, "stable_rank",       "stable_rank",             \
       IF_OK,        HISTORY,   0, 0, 0) /* norm / spectral_norm; conv FARMS: mean */              \
@@ -102,7 +105,7 @@
     X(n_fitted,          N_FITTED,          INT,  "n_fitted",          "n_fitted",                \
       NEVER,        NOHISTORY, 0, 0, 0) /* after filter_zeros; conv FARMS: total */               \
     X(matrix_rank,       MATRIX_RANK,       INT,  "matrix_rank",       "matrix_rank",             \
-      NEVER,        NOHISTORY, 0, 0, 0) /* count(sigma > sigma_max * N * eps64) */
+      IF_OK_NONNEG, NOHISTORY, 0, 0, 0) /* count(sigma > sigma_max * N * eps64) */
 /* clang-format on */
 
 /* The C type of a field's `type`. */

@@ -98,6 +98,8 @@ enum err_code farms_params_check(const struct farms_params *p, struct err *e)
         return err_set(e, ERR_INVAL, "eig_threshold %g must be finite and >= 0", p->eig_threshold);
     if (p->min_eigs < 0 || p->min_eigs > FARMS_MAX_POOLED)
         return err_set(e, ERR_INVAL, "min_eigs %lld out of range", (long long)p->min_eigs);
+    if (p->seed < 0)
+        return err_set(e, ERR_INVAL, "seed %lld must be >= 0", (long long)p->seed);
     if (p->tensor_layout != FARMS_TENSOR_LAYOUT_AUTO &&
         p->tensor_layout != FARMS_TENSOR_LAYOUT_TORCH &&
         p->tensor_layout != FARMS_TENSOR_LAYOUT_KERAS)

@@ -40,6 +40,9 @@ struct farms_params {
     double eig_threshold;    /* EVALS_THRESH */
     int64_t min_eigs;        /* dense layers with fewer pooled eigenvalues are skipped */
     int include_embeddings;  /* analyse embedding tables (used by the caller) */
+    int mp_fit;              /* 1: WeightWatcher's Marchenko-Pastur fit (num_spikes, ...) */
+    int randomize;           /* 1: ESD of a randomized copy (rand_distance, num_traps) */
+    int64_t seed;            /* randomize: seed of the element permutation, >= 0 */
     /* Selection settings, used by the caller (core/analysis.h), not by FARMS: */
     enum farms_tensor_layout tensor_layout; /* how tensor layouts are read (`layout=`) */
     char weights[FARMS_WEIGHTS_MAX];        /* POSIX ERE: display names analysed whatever their

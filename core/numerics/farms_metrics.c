@@ -14,7 +14,11 @@
 #include "core/err.h"
 #include "core/numerics/esd.h"
 #include "core/numerics/farms_int.h"
+#include "core/numerics/farms_ww.h"
 #include "core/numerics/powerlaw.h"
+
+/* WeightWatcher WEAK_RANK_LOSS_TOLERANCE (constants.py), on eigenvalues. */
+#define FARMS_WEAK_RANK_TOL 1e-6
 
 static int farms_cmp_double(const void *a, const void *b)
 {
@@ -57,18 +61,47 @@ static enum err_code farms_fit_esd(struct farms_plan *pl, int64_t d, int *bad, s
     return ERR_OK;
 }
 
-/* matrix_rank and entropy over every eigenvalue of the layer (Metrics). */
+/* The larger side of the decomposed matrices (WeightWatcher's N). */
+static int64_t farms_big_side(const struct farms_plan *pl)
+{
+    return pl->lay.window_h > pl->lay.window_w ? pl->lay.window_h : pl->lay.window_w;
+}
+
+/* Per-slice columns, read before the ESDs are sorted (a slot is one window
+ * or kernel-position slice, its gram_n values ascending): WeightWatcher
+ * combined_eigenvalues' rank_loss (sum of len - calc_rank_loss's rank) and
+ * sv_min (the max over slices of each slice's smallest singular value). */
+static void farms_slot_columns(const struct farms_plan *pl, struct farms_result *out)
+{
+    int64_t gn = pl->gram_n, n_slots = gn > 0 ? pl->n_eigs / gn : 0, big = farms_big_side(pl);
+    double min2 = 0;
+
+    out->rank_loss = 0;
+    for (int64_t k = 0; k < n_slots; k++) {
+        const double *x = pl->eigs + k * gn;
+        double tol = sqrt(x[gn - 1]) * (double)big * DBL_EPSILON; /* RMT_Util matrix_rank */
+        int64_t rank = 0;
+        for (int64_t i = 0; i < gn; i++)
+            rank += sqrt(x[i]) > tol;
+        out->rank_loss += gn - rank;
+        min2 = x[0] > min2 ? x[0] : min2;
+    }
+    out->sv_min = sqrt(min2);
+}
+
+/* matrix_rank, entropy, weak_rank_loss and sv_max over every eigenvalue of
+ * the layer (WeightWatcher apply_norm_metrics / apply_esd). */
 static void farms_ww_columns(const struct farms_plan *pl, struct farms_result *out)
 {
-    int64_t n = pl->n_eigs, rank = 0;
-    int64_t big = pl->lay.window_h > pl->lay.window_w ? pl->lay.window_h : pl->lay.window_w;
+    int64_t n = pl->n_eigs, rank = 0, weak = 0;
     double lmax = 0, sum = 0, tol, h = 0;
 
     for (int64_t k = 0; k < n; k++) {
         lmax = pl->eigs[k] > lmax ? pl->eigs[k] : lmax;
         sum += pl->eigs[k];
+        weak += pl->eigs[k] < FARMS_WEAK_RANK_TOL;
     }
-    tol = sqrt(lmax) * (double)big * DBL_EPSILON;
+    tol = sqrt(lmax) * (double)farms_big_side(pl) * DBL_EPSILON;
     for (int64_t k = 0; k < n; k++) {
         double p = pl->eigs[k] / sum + 1e-10;
         rank += sqrt(pl->eigs[k]) > tol;
@@ -76,6 +109,88 @@ static void farms_ww_columns(const struct farms_plan *pl, struct farms_result *o
     }
     out->matrix_rank = rank;
     out->entropy = h / log((double)rank + 1e-10);
+    out->weak_rank_loss = weak;
+    out->sv_max = sqrt(lmax);
+}
+
+/* The fit's WeightWatcher columns of ESD d (ascending x[0..n)): sigma
+ * (WW_powerlaw fit_power_law: (alpha - 1) / sqrt(n_tail)), num_pl_spikes
+ * (fit_powerlaw: count(lambda >= xmin)), log_alpha_norm
+ * (apply_norm_metrics: log10(sum lambda^alpha)). */
+static void farms_fit_columns(const struct farms_esd *r, const double *x, int64_t n, double *sigma,
+                              int64_t *spikes, double *lan)
+{
+    double s = 0;
+    int64_t k = 0;
+
+    while (k < n && x[k] < r->fit.xmin)
+        k++;
+    *spikes = n - k;
+    *sigma = (r->fit.alpha - 1) / sqrt((double)r->fit.n_tail);
+    for (int64_t i = 0; i < n; i++)
+        s += pow(x[i], r->fit.alpha);
+    *lan = log10(s);
+}
+
+/* sigma, num_pl_spikes, log_alpha_norm: the single ESD's, or for conv
+ * FARMS the means over divisions of sigma and log_alpha_norm and
+ * num_pl_spikes -1 (as n_tail). */
+static void farms_layer_fit_columns(const struct farms_plan *pl, struct farms_result *out)
+{
+    int64_t n = pl->slots_per_esd * pl->gram_n, spikes;
+    double m = (double)pl->n_esd, sigma, lan;
+
+    out->sigma = out->log_alpha_norm = 0;
+    for (int64_t d = 0; d < pl->n_esd; d++) {
+        farms_fit_columns(&pl->esd[d], pl->eigs + d * n, n, &sigma, &spikes, &lan);
+        out->sigma += sigma / m;
+        out->log_alpha_norm += lan / m;
+        out->num_pl_spikes = pl->n_esd == 1 ? spikes : -1;
+    }
+}
+
+/* The settings' extras: mp_fit (one ESD: dense and conv without divisions)
+ * into the MP columns; randomize: rand_distance (WeightWatcher
+ * apply_random_esd: jensen_shannon_distance of the ascending ESD and the
+ * ascending randomized ESD, all pooled eigenvalues) and num_traps (the
+ * randomized ESD's MP fit's spikes, WeightWatcher's rand_num_spikes of
+ * apply_mp_fit(random=True): eigenvalues a random matrix should not have). */
+static enum err_code farms_ww_extras(struct farms_plan *pl, struct farms_result *out, struct err *e)
+{
+    struct farms_mp mp;
+    enum err_code rc = ERR_OK;
+    int64_t n = pl->n_eigs, big = farms_big_side(pl);
+    double *pooled = NULL;
+    const double *x = pl->eigs;
+
+    if (pl->p.mp_fit && pl->n_esd == 1) {
+        rc = farms_mp_fit(pl->eigs, n, big, pl->gram_n, &mp, e);
+        if (rc)
+            return rc;
+        out->num_spikes = mp.num_spikes;
+        out->sigma_mp = mp.sigma_mp;
+        out->mp_softrank = mp.mp_softrank;
+        out->bulk_min = mp.bulk_min;
+        out->bulk_max = mp.bulk_max;
+        out->w_scale = mp.w_scale;
+    }
+    if (pl->rand_unit < 0)
+        return ERR_OK;
+    qsort(pl->rand_eigs, (size_t)n, sizeof(double), farms_cmp_double);
+    if (pl->n_esd > 1) { /* conv divisions: each ESD is sorted, the pool is not */
+        pooled = malloc((size_t)n * sizeof(double));
+        if (pooled == NULL)
+            return err_set(e, ERR_NOMEM, "%lld pooled eigenvalues", (long long)n);
+        memcpy(pooled, pl->eigs, (size_t)n * sizeof(double));
+        qsort(pooled, (size_t)n, sizeof(double), farms_cmp_double);
+        x = pooled;
+    }
+    out->rand_distance = farms_js_distance(x, pl->rand_eigs, n);
+    rc = farms_mp_fit(pl->rand_eigs, n, big, pl->gram_n, &mp, e);
+    if (rc == ERR_OK)
+        out->num_traps = mp.num_spikes;
+    free(pooled);
+    return rc;
 }
 
 static enum farms_warning farms_warn(const struct farms_plan *pl, const struct farms_result *r)
@@ -145,6 +260,7 @@ static void farms_layer_values(const struct farms_plan *pl, struct farms_result 
 
 enum err_code farms_plan_finish(struct farms_plan *plan, struct farms_result *out, struct err *e)
 {
+    enum err_code rc;
     int bad = 0;
 
     memset(out, 0, sizeof(*out));
@@ -164,8 +280,9 @@ enum err_code farms_plan_finish(struct farms_plan *plan, struct farms_result *ou
         plan->finished = 1;
         return ERR_OK;
     }
+    farms_slot_columns(plan, out);
     for (int64_t d = 0; d < plan->n_esd && !bad; d++) {
-        enum err_code rc = farms_fit_esd(plan, d, &bad, e);
+        rc = farms_fit_esd(plan, d, &bad, e);
         if (rc)
             return rc;
     }
@@ -193,6 +310,10 @@ enum err_code farms_plan_finish(struct farms_plan *plan, struct farms_result *ou
         out->alpha = out->D = out->alpha_hat = NAN;
         return ERR_OK;
     }
+    farms_layer_fit_columns(plan, out);
+    rc = farms_ww_extras(plan, out, e);
+    if (rc)
+        return rc;
     out->status = FARMS_STATUS_OK;
     out->warning = farms_warn(plan, out);
     return ERR_OK;

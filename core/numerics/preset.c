@@ -100,6 +100,9 @@ static const struct {
     {"eig_threshold", PRESET_F64, offsetof(struct farms_params, eig_threshold)},
     {"min_eigs", PRESET_I64, offsetof(struct farms_params, min_eigs)},
     {"include_embeddings", PRESET_BOOL, offsetof(struct farms_params, include_embeddings)},
+    {"mp_fit", PRESET_BOOL, offsetof(struct farms_params, mp_fit)},
+    {"randomize", PRESET_BOOL, offsetof(struct farms_params, randomize)},
+    {"seed", PRESET_I64, offsetof(struct farms_params, seed)},
     {"layout", PRESET_LAYOUT, offsetof(struct farms_params, tensor_layout)},
     {"weights", PRESET_REGEX, offsetof(struct farms_params, weights)},
 };
@@ -245,7 +248,7 @@ static enum err_code preset_unknown_key(const char *key, size_t klen, struct err
     return err_set(e, ERR_INVAL,
                    "unknown key '%.*s' (window_rows, q_ratio, windows_per_dim, window_clamp, "
                    "xmin, xmin_pos, bins, conv_norm, filter_zeros, eig_threshold, min_eigs, "
-                   "include_embeddings, layout, weights)",
+                   "include_embeddings, mp_fit, randomize, seed, layout, weights)",
                    (int)(klen < 64 ? klen : 64), key);
 }
 
@@ -292,12 +295,18 @@ static void preset_json_string(const char *s, char *v, size_t len)
     v[n] = '\0';
 }
 
-/* 1 if field `k` of *p has its default (auto layout, no weights regex): such
- * selection keys are left out of the JSON, so settings without them keep
- * the text (and the hash) they had before the keys existed. */
+/* 1 if field `k` of *p is an optional key at its default (auto layout, no
+ * weights regex, mp_fit and randomize off, seed while randomize is off):
+ * such keys are left out of the JSON, so settings without them keep the
+ * text (and the hash) they had before the keys existed. */
 static int preset_key_default(const struct farms_params *p, size_t k)
 {
     const char *field = (const char *)p + preset_keys[k].off;
+
+    if (field == (const char *)&p->mp_fit)
+        return !p->mp_fit;
+    if (field == (const char *)&p->randomize || field == (const char *)&p->seed)
+        return !p->randomize;
 
     if (preset_keys[k].type == PRESET_LAYOUT)
         return *(const enum farms_tensor_layout *)field == FARMS_TENSOR_LAYOUT_AUTO;

@@ -13,7 +13,10 @@
  * Keys of preset_set: window_rows, q_ratio, windows_per_dim,
  * window_clamp (true|false), xmin (mid|peak|ks), xmin_pos, bins, conv_norm,
  * filter_zeros (true|false), eig_threshold, min_eigs, include_embeddings
- * (true|false), and the selection keys layout (auto|torch|keras) and weights
+ * (true|false), the WeightWatcher extras mp_fit (true|false: the
+ * Marchenko-Pastur fit), randomize (true|false: the randomized copy's ESD,
+ * rand_distance and num_traps) and seed (>= 0, the permutation's), all off
+ * (seed 0) in every preset, and the selection keys layout (auto|torch|keras) and weights
  * (a POSIX extended regular expression, printable ASCII, at most
  * FARMS_WEIGHTS_MAX - 1 bytes; "" for none): docs/checkpoint-formats.md,
  * Framework layouts. Values are parsed strictly (the whole value must be a
@@ -58,9 +61,9 @@ enum err_code preset_set(struct farms_params *p, const char *kv, struct err *e);
  * fixed order, doubles as %.17g (they read back exactly), xmin as a string,
  * booleans as true/false; equal parameters give equal text (the service
  * hashes it into its cache key and stores it). The selection keys layout
- * and weights appear only when not default (auto, ""): they change which
- * tensors a job analyses and how they are read, so a job under them is
- * another job; the text (and hash) of settings without them is unchanged. ERR_TOOBIG if `len` is
+ * and weights appear only when not default (auto, ""), mp_fit and
+ * randomize only when true, seed only when randomize is: a job under them
+ * is another job; the text (and hash) of settings without them is unchanged. ERR_TOOBIG if `len` is
  * smaller than needed (PRESET_JSON_MAX is always enough). */
 enum err_code preset_to_json(const struct farms_params *p, char *buf, size_t len, struct err *e);
 
