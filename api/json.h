@@ -32,7 +32,7 @@ cJSON *json_params_new(const struct farms_params *p);
 
 /* One layer object: {"name", "kind", "dtype", "shape", "status", "reason",
  * "alpha", "D", "xmin", "n_tail", "num_eigs", "windows", "spectral_norm",
- * "norm", "alpha_hat", "stable_rank", "norm_stable_rank", "log_norm",
+ * "norm", "alpha_weighted", "stable_rank", "norm_stable_rank", "log_norm",
  * "log_spectral_norm", "entropy", "warning"}. Metrics are null unless
  * status is ok; reason is null when ok; warning null when none. NULL on
  * allocation failure. */

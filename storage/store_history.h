@@ -29,7 +29,8 @@ enum store_metric { FARMS_RESULT_FIELDS(STORE__METRIC_ENUM) STORE_METRIC_COUNT }
 
 /* "alpha", ... ; "?" out of range. Never NULL. */
 const char *store_metric_name(enum store_metric m);
-/* The metric named exactly `s` (case-sensitive), or -1. */
+/* The metric named exactly `s` (case-sensitive), or -1. "alpha_hat", the
+ * deprecated name of alpha_weighted, is accepted as an alias. */
 int store_metric_from_name(const char *s);
 /* Metric `m` of `r` as a double (integers converted); NaN unless r->status
  * is ok. Cannot fail. */

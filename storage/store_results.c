@@ -50,6 +50,8 @@ const char *store_metric_name(enum store_metric m)
 
 int store_metric_from_name(const char *s)
 {
+    if (s != NULL && strcmp(s, "alpha_hat") == 0) /* deprecated: alpha_weighted's old name */
+        return STORE_METRIC_ALPHA_HAT;
     return name_index(metric_names, STORE_METRIC_COUNT, s);
 }
 

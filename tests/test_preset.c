@@ -5,6 +5,7 @@
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "core/numerics/preset.h"
@@ -51,7 +52,8 @@ static int params_same(const struct farms_params *a, const struct farms_params *
            a->bins == b->bins && bits_of(a->conv_norm) == bits_of(b->conv_norm) &&
            a->filter_zeros == b->filter_zeros &&
            bits_of(a->eig_threshold) == bits_of(b->eig_threshold) && a->min_eigs == b->min_eigs &&
-           a->include_embeddings == b->include_embeddings;
+           a->include_embeddings == b->include_embeddings && a->mp_fit == b->mp_fit &&
+           a->randomize == b->randomize && a->seed == b->seed;
 }
 
 /* Encode *p, decode the text onto `base`, check both directions agree. */
@@ -145,6 +147,49 @@ static void test_malformed_settings_change_nothing(void)
     CHECK(params_same(&p, &before));
 }
 
+/* The stored text of `base` with `tail` added before its closing brace. */
+static void expect_text_with(const struct farms_params *p, const char *base, const char *tail)
+{
+    char text[PRESET_JSON_MAX], want[PRESET_JSON_MAX];
+
+    snprintf(want, sizeof(want), "%.*s%s}", (int)strlen(base) - 1, base, tail);
+    CHECK_EQ_INT(preset_to_json(p, text, sizeof(text), NULL), ERR_OK);
+    CHECK_STR_EQ(text, want);
+}
+
+static void test_weightwatcher_settings_appear_only_when_on(void)
+{
+    struct farms_params p = params_of("full"), q;
+    struct err e;
+
+    CHECK_EQ_INT(p.mp_fit, 0); /* off in every preset */
+    CHECK_EQ_INT(p.randomize, 0);
+    CHECK_EQ_INT(p.seed, 0);
+    /* a seed alone changes nothing (it only matters under randomize) */
+    q = p;
+    CHECK_EQ_INT(preset_set(&q, "seed=7", &e), ERR_OK);
+    expect_text_with(&q, stored_full, "");
+    CHECK_EQ_INT(preset_set(&p, "mp_fit=true", &e), ERR_OK);
+    expect_text_with(&p, stored_full, ",\"mp_fit\":true");
+    check_round_trip(&p, "farms-llm");
+    CHECK_EQ_INT(preset_set(&p, "randomize=true", &e), ERR_OK);
+    CHECK_EQ_INT(preset_set(&p, "seed=7", &e), ERR_OK);
+    expect_text_with(&p, stored_full, ",\"mp_fit\":true,\"randomize\":true,\"seed\":7");
+    check_round_trip(&p, "farms-cv");
+    CHECK_EQ_INT(preset_set(&p, "seed=0", &e), ERR_OK);
+    CHECK_EQ_INT(preset_set(&p, "mp_fit=false", &e), ERR_OK);
+    expect_text_with(&p, stored_full, ",\"randomize\":true,\"seed\":0");
+    check_round_trip(&p, "full");
+    /* refused: not a boolean, a negative seed; p is unchanged */
+    q = p;
+    CHECK_EQ_INT(preset_set(&p, "mp_fit=yes", &e), ERR_INVAL);
+    CHECK(strstr(e.msg, "mp_fit") != NULL);
+    CHECK_EQ_INT(preset_set(&p, "seed=-1", &e), ERR_INVAL);
+    CHECK(strstr(e.msg, "seed") != NULL);
+    CHECK_EQ_INT(preset_from_json("{\"randomize\":1}", &p, &e), ERR_INVAL);
+    CHECK(params_same(&p, &q));
+}
+
 int main(void)
 {
     test_stored_text_of_every_preset_is_unchanged();
@@ -152,5 +197,6 @@ int main(void)
     test_doubles_round_trip_bit_for_bit();
     test_absent_keys_keep_the_base();
     test_malformed_settings_change_nothing();
+    test_weightwatcher_settings_appear_only_when_on();
     return check_report("test_preset");
 }
