@@ -80,25 +80,26 @@ static enum err_code farms_plan_conv_units(struct farms_plan *pl, struct err *e)
     return ERR_OK;
 }
 
-/* randomize: one more unit (the last) for the randomized copy, its buffer
- * (dense: the matrix; conv: one slice) and its eigenvalue slots. */
+/* randomize: every unit once more for the randomized copy, its slots and
+ * the permutation's key. */
 static enum err_code farms_plan_rand(struct farms_plan *pl, struct err *e)
 {
-    int64_t n_w = pl->lay.rows * pl->lay.cols;
     struct farms__unit *u;
+    uint64_t st = (uint64_t)pl->p.seed;
 
+    pl->n_base_units = pl->n_units;
     if (!pl->p.randomize || pl->n_units == 0)
         return ERR_OK;
-    u = realloc(pl->units, (size_t)(pl->n_units + 1) * sizeof(*u));
+    u = realloc(pl->units, (size_t)(2 * pl->n_units) * sizeof(*u));
     if (u == NULL)
-        return err_set(e, ERR_NOMEM, "%lld work units", (long long)pl->n_units + 1);
+        return err_set(e, ERR_NOMEM, "%lld work units", 2 * (long long)pl->n_units);
     pl->units = u;
-    pl->units[pl->n_units] = (struct farms__unit){0};
-    pl->rand_unit = pl->n_units++;
-    pl->rand_w = esd_f64_alloc((size_t)n_w);
+    memcpy(u + pl->n_units, u, (size_t)pl->n_units * sizeof(*u));
+    pl->n_units *= 2;
+    pl->rand_key = farms_rng_next(&st);
     pl->rand_eigs = malloc((size_t)pl->n_eigs * sizeof(double));
-    if (pl->rand_w == NULL || pl->rand_eigs == NULL)
-        return err_set(e, ERR_NOMEM, "randomized copy of %lld values", (long long)n_w);
+    if (pl->rand_eigs == NULL)
+        return err_set(e, ERR_NOMEM, "%lld randomized eigenvalues", (long long)pl->n_eigs);
     return ERR_OK;
 }
 
@@ -113,7 +114,6 @@ enum err_code farms_plan_new(const struct farms_params *p, const struct farms_sh
     pl = calloc(1, sizeof(*pl));
     if (pl == NULL)
         return err_set(e, ERR_NOMEM, "FARMS plan");
-    pl->rand_unit = -1;
     rc = farms_layout_compute(p, s, &pl->lay, e);
     if (rc)
         goto out;
@@ -159,6 +159,8 @@ void farms_plan_ws_need(const struct farms_plan *plan, int64_t *max_n, int64_t *
 {
     *max_n = plan->gram_n > 0 ? plan->gram_n : 1;
     *max_gather = 0;
+    if (plan->kind == FARMS_KIND_DENSE && plan->rand_eigs != NULL)
+        *max_gather = plan->lay.window_h * plan->lay.window_w;
     if (plan->kind == FARMS_KIND_CONV2D)
         *max_gather =
             (plan->lay.subsampled ? plan->lay.rows_used : plan->lay.rows) * plan->lay.cols;
@@ -169,7 +171,6 @@ void farms_plan_free(struct farms_plan *plan)
     if (plan == NULL)
         return;
     free(plan->units);
-    free(plan->rand_w);
     free(plan->rand_eigs);
     free(plan->eigs);
     free(plan->esd);
@@ -285,35 +286,41 @@ static enum err_code farms_unit_conv(struct farms_plan *pl, const struct farms__
 }
 
 /* The randomized copy (WeightWatcher random_eigenvalues: each matrix's
- * elements shuffled, np.random.shuffle, here farms_shuffle seeded by
- * p.seed): dense, the whole matrix shuffled, then every window of the same
- * layout; conv, each kernel-position slice shuffled on its own in order. */
-static enum err_code farms_unit_rand(struct farms_plan *pl, const double *w, struct esd_ws *ws,
-                                     struct err *e)
+ * elements shuffled, np.random.shuffle; here the seeded farms_perm): dense,
+ * the whole matrix permuted; conv, each kernel-position slice on its own
+ * (key mixed with the position). Unit u's windows or slice of the copy are
+ * gathered into the workspace and decomposed from scratch. */
+static enum err_code farms_unit_rand(struct farms_plan *pl, const struct farms__unit *u,
+                                     const double *w, struct esd_ws *ws, struct err *e)
 {
     const struct farms_layout *l = &pl->lay;
-    uint64_t st = (uint64_t)pl->p.seed;
+    uint64_t n = (uint64_t)(l->rows * l->cols), key = pl->rand_key, k;
+    int64_t cols = l->cols, h = l->window_h, wd = l->window_w, in = pl->shape[1];
+    double *g = esd_ws_gather(ws);
     enum err_code rc = ERR_OK;
 
     if (pl->kind == FARMS_KIND_CONV2D) {
-        for (int64_t pos = 0; pos < l->kernel_positions && rc == ERR_OK; pos++) {
-            farms_gather_slice(pl, pos, w, l->rows, pl->rand_w);
-            farms_shuffle(pl->rand_w, l->rows * l->cols, &st);
-            rc = farms_conv_slots(pl, pos, pl->rand_w, ws, pl->rand_eigs, e);
-        }
-        return rc;
+        int64_t pos = u->fixed, kk = pl->shape[2] * pl->shape[3], flip = pl->shape[0] < in;
+        uint64_t st = (uint64_t)pos;
+        key ^= farms_rng_next(&st);
+        for (int64_t r = 0; r < (l->subsampled ? l->rows_used : l->rows); r++)
+            for (int64_t c = 0; c < cols; c++) {
+                k = farms_perm((uint64_t)(r * cols + c), n, key);
+                int64_t rr = (int64_t)(k / (uint64_t)cols), cc = (int64_t)(k % (uint64_t)cols);
+                g[r * cols + c] =
+                    flip ? w[(cc * in + rr) * kk + pos] : w[(rr * in + cc) * kk + pos];
+            }
+        return farms_conv_slots(pl, pos, g, ws, pl->rand_eigs, e);
     }
-    memcpy(pl->rand_w, w, (size_t)(l->rows * l->cols) * sizeof(double));
-    farms_shuffle(pl->rand_w, l->rows * l->cols, &st);
-    for (int64_t i = 0; i < l->n_row_windows && rc == ERR_OK; i++)
-        for (int64_t j = 0; j < l->n_col_windows && rc == ERR_OK; j++) {
-            struct esd_block b = {.a = pl->rand_w + farms_layout_row_start(l, i) * l->cols +
-                                       farms_layout_col_start(l, j),
-                                  .h = l->window_h,
-                                  .w = l->window_w,
-                                  .lda = l->cols};
-            rc = esd_eigs(ws, &b, 1.0, pl->rand_eigs + (i * l->n_col_windows + j) * pl->gram_n, e);
-        }
+    for (int64_t s = u->s0; s < u->s1 && rc == ERR_OK; s++) {
+        int64_t i = pl->slide_rows ? s : u->fixed, j = pl->slide_rows ? u->fixed : s;
+        int64_t r0 = farms_layout_row_start(l, i), c0 = farms_layout_col_start(l, j);
+        for (int64_t r = 0; r < h; r++)
+            for (int64_t c = 0; c < wd; c++)
+                g[r * wd + c] = w[farms_perm((uint64_t)((r0 + r) * cols + c0 + c), n, key)];
+        rc = esd_eigs(ws, &(struct esd_block){.a = g, .h = h, .w = wd, .lda = wd}, 1.0,
+                      pl->rand_eigs + (i * l->n_col_windows + j) * pl->gram_n, e);
+    }
     return rc;
 }
 
@@ -328,8 +335,8 @@ enum err_code farms_unit_run(struct farms_plan *plan, int64_t u, const double *w
         return err_set(e, ERR_INVAL, "workspace %lld/%lld smaller than needed %lld/%lld",
                        (long long)esd_ws_max_n(ws), (long long)esd_ws_max_gather(ws),
                        (long long)need_n, (long long)need_g);
-    if (u == plan->rand_unit)
-        return farms_unit_rand(plan, w, ws, e);
+    if (u >= plan->n_base_units)
+        return farms_unit_rand(plan, &plan->units[u], w, ws, e);
     if (plan->kind == FARMS_KIND_DENSE)
         return farms_unit_dense(plan, &plan->units[u], w, ws, e);
     return farms_unit_conv(plan, &plan->units[u], w, ws, e);

@@ -48,11 +48,10 @@ struct farms_plan {
     int64_t n_eigs;            /* pooled eigenvalues, all ESDs */
     double *eigs;              /* owned: n_eigs; ESD d at [d * slots_per_esd * gram_n, ...) */
     struct farms_esd *esd;     /* owned: n_esd fits, valid when finished */
-    int64_t rand_unit;         /* randomize: the last unit, which analyses the
-                                  randomized copy; -1 without randomize */
-    double *rand_w;            /* owned, randomize: that unit's permuted copy (dense:
-                                  the matrix; conv: one kernel-position slice) */
-    double *rand_eigs;         /* owned, randomize: n_eigs, the slots of eigs */
+    int64_t n_base_units;      /* randomize: units [n_base_units, n_units) repeat units
+                                  [0, n_base_units) on the randomized copy; else n_units */
+    uint64_t rand_key;         /* randomize: key of the permutation (from the seed) */
+    double *rand_eigs;         /* owned, randomize: n_eigs, the slots of eigs; else NULL */
     int finished;
 };
 

@@ -174,7 +174,7 @@ static enum err_code farms_ww_extras(struct farms_plan *pl, struct farms_result 
         out->bulk_max = mp.bulk_max;
         out->w_scale = mp.w_scale;
     }
-    if (pl->rand_unit < 0)
+    if (pl->rand_eigs == NULL)
         return ERR_OK;
     qsort(pl->rand_eigs, (size_t)n, sizeof(double), farms_cmp_double);
     if (pl->n_esd > 1) { /* conv divisions: each ESD is sorted, the pool is not */

@@ -1,5 +1,5 @@
 /* farms_ww.c -- WeightWatcher's MP fit, Jensen-Shannon distance and the
- * seeded shuffle; see farms_ww.h. The MP fit ports WeightWatcher 0.7.5.5
+ * seeded permutation; see farms_ww.h. The MP fit ports WeightWatcher 0.7.5.5
  * mp_fit / fit_density_with_range / resid_mp and the SciPy pieces they use
  * (sklearn KernelDensity(kernel='linear'), numpy linspace / arange,
  * scipy.optimize.brute with its default finish, fmin = Nelder-Mead).
@@ -249,16 +249,25 @@ uint64_t farms_rng_next(uint64_t *s)
     return z ^ (z >> 31);
 }
 
-void farms_shuffle(double *x, int64_t n, uint64_t *s)
+uint64_t farms_perm(uint64_t k, uint64_t n, uint64_t key)
 {
-    for (int64_t i = n - 1; i > 0; i--) {
-        uint64_t range = (uint64_t)i + 1, lim = UINT64_MAX - UINT64_MAX % range, r;
-        do
-            r = farms_rng_next(s);
-        while (r >= lim);
-        int64_t j = (int64_t)(r % range);
-        double t = x[i];
-        x[i] = x[j];
-        x[j] = t;
-    }
+    int bits = 0, half;
+    uint64_t mask;
+
+    while (bits < 64 && ((uint64_t)1 << bits) < n)
+        bits++;
+    bits += bits & 1;
+    half = bits / 2;
+    mask = half > 0 ? ((uint64_t)1 << half) - 1 : 0;
+    do { /* cycle walking: at most a few rounds, the domain is < 4 n */
+        uint64_t l = k >> half, r = k & mask;
+        for (uint64_t i = 0; i < 4; i++) {
+            uint64_t st = key ^ (r * 0xd6e8feb86659fd93ULL) ^ (i << 56), t;
+            t = l ^ (farms_rng_next(&st) & mask);
+            l = r;
+            r = t;
+        }
+        k = l << half | r;
+    } while (k >= n);
+    return k;
 }

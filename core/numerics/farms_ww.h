@@ -1,5 +1,5 @@
 /* farms_ww.h -- WeightWatcher's Marchenko-Pastur fit, the Jensen-Shannon
- * distance of two ESDs and the seeded element shuffle of the randomized copy
+ * distance of two ESDs and the seeded element permutation of the randomized copy
  * (docs/numerics.md, WeightWatcher columns). Each follows the
  * WeightWatcher 0.7.5.5 function named at its declaration.
  *
@@ -44,8 +44,12 @@ double farms_js_distance(const double *p, const double *q, int64_t n);
 /* splitmix64: the next 64-bit value of the generator with state *s. */
 uint64_t farms_rng_next(uint64_t *s);
 
-/* Fisher-Yates shuffle of x[0..n) driven by farms_rng_next(s): the same
- * state gives the same permutation on every platform. */
-void farms_shuffle(double *x, int64_t n, uint64_t *s);
+/* A seeded pseudo-random permutation of [0, n) (n >= 1): the image of
+ * k < n. A 4-round Feistel network, its round function splitmix64 keyed by
+ * `key`, on the smallest even power of two >= n, cycle-walked back into
+ * [0, n): a bijection, the same on every platform, computable for any k
+ * alone (no table, no sequential shuffle), so the randomized copy of a
+ * matrix can be read window by window by parallel units. */
+uint64_t farms_perm(uint64_t k, uint64_t n, uint64_t key);
 
 #endif /* CORE_NUMERICS_FARMS_WW_H */
