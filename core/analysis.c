@@ -182,6 +182,8 @@ void analysis_estimate(enum layer_kind kind, const struct analysis_tensor *t, ui
     cols = lay.n_dims == 4 ? (double)lay.shape[1] * (double)lay.shape[2] * (double)lay.shape[3]
                            : (double)lay.shape[1];
     out->cost = rows * cols * (rows < cols ? rows : cols);
+    if (p->randomize) /* every eigenproblem once more, on the randomized copy */
+        out->cost *= 2;
     out->mem_bytes = nbytes + (lay.transpose ? 2 * f64 : f64);
     shape = (struct farms_shape){.kind = lay.kind, .n_dims = lay.n_dims, .shape = lay.shape};
     if (farms_plan_new(p, &shape, (int)n_workers, &plan, NULL) != ERR_OK)

@@ -9,12 +9,17 @@
  *     negative-start slicing), conv divisions (of cols x cols blocks;
  *     window_rows and windows_per_dim are ignored for conv, as in the paper).
  * The pooled, sorted eigenvalues of each ESD are fitted with pl_fit (Power-law fit) and
- * reduced to per-layer metrics (Metrics) plus the WeightWatcher columns
- * that need no Marchenko-Pastur fit.
+ * reduced to per-layer metrics (Metrics) plus WeightWatcher's columns
+ * (WeightWatcher columns): the cheap ones always, the Marchenko-Pastur fit
+ * under p.mp_fit, and under p.randomize the ESD of a randomized copy (the
+ * elements permuted by a permutation seeded with p.seed, farms_ww.h), for
+ * rand_distance and num_traps.
  *
  * Work split for the caller's threads (core/ has none): a plan is cut into
  * independent units (a unit forms one Gram and slides it across a run of
- * overlapping windows, or handles one conv kernel position). farms_unit_run
+ * overlapping windows, or handles one conv kernel position; under
+ * p.randomize every unit is there twice, the second half reading the
+ * randomized copy window by window). farms_unit_run
  * is thread-safe for distinct units with distinct workspaces; every other
  * call on a plan must not overlap with any call on the same plan.
  *
