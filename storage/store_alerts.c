@@ -123,6 +123,52 @@ char *store_alert_body(int64_t event_id, const char *body)
     return out;
 }
 
+enum err_code store_alert_steps(struct store *s, const char *run, const char *settings_hash,
+                                int64_t step, size_t k, int64_t *steps, size_t *n, int *newest,
+                                struct err *e)
+{
+    static const char before[] =
+        "SELECT DISTINCT step FROM layers WHERE run_id = ?1 AND settings_hash = ?2 "
+        "AND step < ?3 ORDER BY step DESC LIMIT ?4";
+    static const char later[] = "SELECT COUNT(*) FROM layers WHERE run_id = ?1 AND "
+                                "settings_hash = ?2 AND step > ?3";
+    struct store__q *st = NULL;
+    int64_t run_id = 0;
+    enum err_code rc;
+    int src = STORE__DONE;
+
+    *n = 0;
+    *newest = 0;
+    rc = store__run_id(s, run, &run_id, e);
+    if (rc == ERR_OK)
+        rc = store__stmt(s, before, &st, e);
+    if (rc != ERR_OK)
+        return rc;
+    store__bind_int64(st, 1, run_id);
+    store__bind_text(st, 2, settings_hash);
+    store__bind_int64(st, 3, step);
+    store__bind_int64(st, 4, (int64_t)k);
+    while (*n < k && (src = store__step(st)) == STORE__ROW)
+        steps[(*n)++] = store__col_int64(st, 0);
+    if (*n < k && src != STORE__DONE)
+        rc = store__dberr(s, src, "alert steps", e);
+    store__release(st);
+    if (rc == ERR_OK)
+        rc = store__stmt(s, later, &st, e);
+    if (rc != ERR_OK)
+        return rc;
+    store__bind_int64(st, 1, run_id);
+    store__bind_text(st, 2, settings_hash);
+    store__bind_int64(st, 3, step);
+    src = store__step(st);
+    if (src == STORE__ROW)
+        *newest = store__col_int64(st, 0) == 0;
+    else
+        rc = store__dberr(s, src == STORE__DONE ? STORE__ERROR : src, "alert steps", e);
+    store__release(st);
+    return rc;
+}
+
 /* Insert a pending delivery of event `id` to `url`. */
 static enum err_code alerts_delivery_add(struct store *s, int64_t id, int64_t run_id,
                                          const char *url, double now, struct err *e)

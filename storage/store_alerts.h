@@ -49,6 +49,14 @@ enum err_code store_alert_event_add(struct store *s, const char *run, int64_t st
                                     const char *const *urls, size_t n_urls, int64_t *event_id,
                                     struct err *e);
 
+/* The steps of `run` before `step` that have layer rows under
+ * `settings_hash`, newest first, at most k, into steps[0..*n); *newest is
+ * 1 when no later step has such rows (the checkpoint is the run's newest
+ * analysed one). */
+enum err_code store_alert_steps(struct store *s, const char *run, const char *settings_hash,
+                                int64_t step, size_t k, int64_t *steps, size_t *n, int *newest,
+                                struct err *e);
+
 /* The text of `body` with "event_id": id as its first member: a new
  * string (free()), or NULL when out of memory or `body` is not an object
  * text. */
