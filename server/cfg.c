@@ -530,9 +530,8 @@ static void cfg_defaults(struct cfg *c)
     c->webhook_timeout_s = 10;
 }
 
-enum err_code cfg_load(struct cfg *c, int argc, char **argv, struct err *e)
-{
-    static const struct option longs[] = {{"listen", required_argument, NULL, 0},
+/* The flags of `farmsd serve` (getopt_long). */
+static const struct option cfg_longs[] = {{"listen", required_argument, NULL, 0},
                                           {"data", required_argument, NULL, 0},
                                           {"db", required_argument, NULL, 0},
                                           {"blobs", required_argument, NULL, 0},
@@ -566,6 +565,9 @@ enum err_code cfg_load(struct cfg *c, int argc, char **argv, struct err *e)
                                           {"webhook-backoff-max", required_argument, NULL, 0},
                                           {"webhook-timeout", required_argument, NULL, 0},
                                           {NULL, 0, NULL, 0}};
+
+enum err_code cfg_load(struct cfg *c, int argc, char **argv, struct err *e)
+{
     enum err_code rc;
     struct farms_params p;
     int ch, idx;
@@ -574,7 +576,7 @@ enum err_code cfg_load(struct cfg *c, int argc, char **argv, struct err *e)
     cfg_defaults(c);
     rc = cfg_from_env(c, e);
     opterr = 0; /* usage errors are reported by the caller, as one line */
-    while (rc == ERR_OK && (ch = getopt_long(argc, argv, ":h", longs, &idx)) != -1) {
+    while (rc == ERR_OK && (ch = getopt_long(argc, argv, ":h", cfg_longs, &idx)) != -1) {
         if (ch == 'h') {
             fputs(cfg_usage(), stdout);
             return ERR_CANCELED;
@@ -585,9 +587,9 @@ enum err_code cfg_load(struct cfg *c, int argc, char **argv, struct err *e)
             return err_set(e, ERR_INVAL, "unknown option '-%c'", optopt);
         if (ch != 0)
             return err_set(e, ERR_INVAL, "unknown option '%s'", argv[optind - 1]);
-        preset_env = strcmp(longs[idx].name, "preset") == 0 ? NULL : preset_env;
-        tokens_env = strcmp(longs[idx].name, "tokens") == 0 ? NULL : tokens_env;
-        rc = cfg_apply(c, longs[idx].name, optarg, e);
+        preset_env = strcmp(cfg_longs[idx].name, "preset") == 0 ? NULL : preset_env;
+        tokens_env = strcmp(cfg_longs[idx].name, "tokens") == 0 ? NULL : tokens_env;
+        rc = cfg_apply(c, cfg_longs[idx].name, optarg, e);
     }
     if (rc == ERR_OK && optind != argc)
         rc = err_set(e, ERR_INVAL, "unexpected argument '%s'", argv[optind]);
