@@ -17,7 +17,11 @@
  *   - the delivery log (GET /v1/alerts/deliveries?run=&state=) and the
  *     run's events (GET /v1/runs/{run}/alerts) show both outcomes;
  *   - /metrics: farmsd_run_layers{run,verdict} equals the verdict counts of
- *     the run's layers, farmsd_webhook_deliveries_total{state} the log's.
+ *     the run's layers, farmsd_webhook_deliveries_total{state} the log's;
+ *   - alpha_drop on the newest step lists exactly the layers whose alpha
+ *     fell (with the earlier alpha); a step analysed late raises none;
+ *   - a delivery still pending when the server stops (the receiver answers
+ *     503) is delivered by the next start on the same data.
  * Backoff is 0.05 s (--webhook-backoff) so retries come quickly; every
  * wait is bounded; no timing is asserted. Run from the repository root
  * after `make test-build`.
@@ -55,7 +59,8 @@ static struct {
     pthread_mutex_t mu;
     struct hook hooks[MAX_HOOKS];
     int n;
-    int n_good; /* requests seen for run "good" */
+    int n_good;       /* requests seen for run "good" */
+    int restart_down; /* run "restart": answer 503 while set */
 } rx = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 struct rx_conn {
@@ -71,7 +76,8 @@ static void rx_header(struct MHD_Connection *conn, const char *name, char *dst, 
 }
 
 /* Record one POST and decide its answer: run "good" fails FAIL_FIRST
- * times, run "bad" always, anything else succeeds. */
+ * times, run "bad" always, run "restart" while restart_down is set,
+ * anything else succeeds. */
 static int rx_record(struct MHD_Connection *conn, struct rx_conn *c)
 {
     struct hook *h;
@@ -82,6 +88,8 @@ static int rx_record(struct MHD_Connection *conn, struct rx_conn *c)
         status = 500;
     if (strstr(c->buf, "\"run\":\"bad\"") != NULL)
         status = 500;
+    if (strstr(c->buf, "\"run\":\"restart\"") != NULL && rx.restart_down)
+        status = 503;
     if (rx.n < MAX_HOOKS) {
         h = &rx.hooks[rx.n++];
         h->body = c->buf;
@@ -449,6 +457,179 @@ static void test_alerts_end_to_end(struct MHD_Daemon *d)
     CHECK_EQ_INT(svc_stop(&s), 0);
 }
 
+/* The alpha of every ok layer of checkpoint (run, step), by position. */
+static int step_alphas(const struct svc *s, const char *run, int step, char names[][64],
+                       double *alpha, int max)
+{
+    struct svc_resp r;
+    char path[128];
+    const cJSON *l;
+    int n = 0;
+
+    snprintf(path, sizeof path, "/v1/runs/%s/checkpoints/%d", run, step);
+    if (svc_get(s, path, &r) == 200)
+        cJSON_ArrayForEach(l, svc_j(r.json, "layers"))
+        {
+            if (n < max && strcmp(svc_js(l, "status"), "ok") == 0) {
+                snprintf(names[n], 64, "%s", svc_js(l, "name"));
+                alpha[n++] = svc_jn(l, "alpha");
+            }
+        }
+    svc_resp_free(&r);
+    return n;
+}
+
+/* The events of `run` whose rule is `rule`: their count; the step and
+ * layers of the newest in *step / layers (a new array, cJSON_Delete). */
+static int events_of(const struct svc *s, const char *run, const char *rule, int *step,
+                     cJSON **layers)
+{
+    struct svc_resp r;
+    char path[128];
+    const cJSON *ev;
+    int n = 0;
+
+    *layers = NULL;
+    snprintf(path, sizeof path, "/v1/runs/%s/alerts", run);
+    if (svc_get(s, path, &r) == 200)
+        cJSON_ArrayForEach(ev, svc_j(r.json, "events"))
+        {
+            if (strcmp(svc_js(svc_j(ev, "rule"), "name"), rule) != 0)
+                continue;
+            if (n++ == 0) {
+                *step = (int)svc_jn(ev, "step");
+                *layers = cJSON_Duplicate(svc_j(ev, "layers"), 1);
+            }
+        }
+    svc_resp_free(&r);
+    return n;
+}
+
+/* alpha_drop compares the newest step with the ones before: the event
+ * lists exactly the layers whose alpha fell by more than the threshold,
+ * with their earlier alpha; a step analysed late (a backfill) raises none. */
+static void check_drop(const struct svc *s, const char *files[3])
+{
+    char names[2][N_LAYERS][64];
+    double a[2][N_LAYERS];
+    int n1, n2, n_drop = 0, step = -1;
+    cJSON *layers = NULL;
+    struct svc_resp r;
+    const cJSON *l;
+
+    CHECK(analyse(s, "drift", 1, files[0]));
+    CHECK_EQ_INT(put_json(s, "/v1/runs/drift/alerts/rules",
+                          "{\"rules\":[{\"name\":\"drop\",\"kind\":\"alpha_drop\","
+                          "\"threshold\":0.001,\"window\":3}]}",
+                          &r),
+                 200);
+    svc_resp_free(&r);
+    CHECK(analyse(s, "drift", 2, files[1]));
+    n1 = step_alphas(s, "drift", 1, names[0], a[0], N_LAYERS);
+    n2 = step_alphas(s, "drift", 2, names[1], a[1], N_LAYERS);
+    CHECK_EQ_INT(n1, N_LAYERS);
+    CHECK_EQ_INT(n2, N_LAYERS);
+    for (int i = 0; i < n1 && i < n2; i++)
+        n_drop += a[0][i] - a[1][i] > 0.001;
+    CHECK(n_drop >= 1); /* seeds 11 -> 12: some layer's alpha falls */
+    CHECK_EQ_INT(events_of(s, "drift", "drop", &step, &layers), 1);
+    CHECK_EQ_INT(step, 2);
+    CHECK_EQ_INT(cJSON_GetArraySize(layers), n_drop);
+    cJSON_ArrayForEach(l, layers)
+    {
+        int k = 0;
+        while (k < n1 && strcmp(names[0][k], svc_js(l, "name")) != 0)
+            k++;
+        CHECK(k < n1);
+        if (k < n1) {
+            CHECK_NEAR(svc_jn(l, "previous_alpha"), a[0][k], 1e-9);
+            CHECK_NEAR(svc_jn(l, "alpha"), a[1][k], 1e-9);
+        }
+    }
+    cJSON_Delete(layers);
+    /* a backfilled step 0, even with a falling alpha, is not compared */
+    CHECK(analyse(s, "drift", 0, files[2]));
+    CHECK_EQ_INT(events_of(s, "drift", "drop", &step, &layers), 1);
+    cJSON_Delete(layers);
+}
+
+/* A delivery pending when the server stops is sent by the next start. */
+static void check_restart(struct svc *s, const char *data, const char *const *extra,
+                          const char *file)
+{
+    double until = svc_now() + WAIT_S;
+    cJSON *del = NULL;
+    int attempts = 0, n_ok = 0, n_down = 0;
+
+    pthread_mutex_lock(&rx.mu);
+    rx.restart_down = 1;
+    pthread_mutex_unlock(&rx.mu);
+    CHECK(analyse(s, "restart", 1, file));
+    while (attempts < 1 && svc_now() < until) { /* the first attempt got its 503 */
+        struct svc_resp r;
+        if (svc_get(s, "/v1/alerts/deliveries?run=restart", &r) == 200)
+            attempts = (int)svc_jn(cJSON_GetArrayItem(svc_j(r.json, "deliveries"), 0), "attempts");
+        svc_resp_free(&r);
+        svc_sleep_ms(50);
+    }
+    CHECK_EQ_INT(svc_stop(s), 0);
+    pthread_mutex_lock(&rx.mu);
+    rx.restart_down = 0;
+    pthread_mutex_unlock(&rx.mu);
+    if (!svc_start(s, data, extra)) {
+        CHECK(!"farmsd serve started again");
+        return;
+    }
+    del = wait_delivery(s, "restart");
+    CHECK_STR_EQ(svc_js(del, "state"), "delivered");
+    CHECK(svc_jn(del, "attempts") >= 2);
+    cJSON_Delete(del);
+    pthread_mutex_lock(&rx.mu);
+    for (int i = 0; i < rx.n; i++) {
+        if (strstr(rx.hooks[i].body, "\"run\":\"restart\"") == NULL)
+            continue;
+        n_ok += rx.hooks[i].status == 200;
+        n_down += rx.hooks[i].status == 503;
+    }
+    pthread_mutex_unlock(&rx.mu);
+    CHECK_EQ_INT(n_ok, 1);
+    CHECK(n_down >= 1);
+}
+
+/* A second server: alpha_drop over a run's checkpoints, and a delivery
+ * carried over a restart. */
+static void test_drop_and_restart(struct MHD_Daemon *d)
+{
+    char data[300], files[3][300], url[128];
+    const char *fp[3] = {files[0], files[1], files[2]};
+    const char *extra[] = {
+        "--webhook-url", url, "--webhook-backoff", "0.2", "--webhook-max-attempts", "50", NULL};
+    struct svc s;
+    struct svc_resp r;
+
+    snprintf(data, sizeof data, "%s/data2", tmp_dir);
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/hook",
+             (unsigned)MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT)->port);
+    for (int i = 0; i < 3; i++) {
+        snprintf(files[i], sizeof files[i], "%s/drift%d.safetensors", tmp_dir, i);
+        CHECK(svc_write_gaussian_st(files[i], N_LAYERS, DIM, DIM, 11 + (uint64_t)i));
+    }
+    if (!svc_start(&s, data, extra)) {
+        CHECK(!"farmsd serve started");
+        return;
+    }
+    CHECK_EQ_INT(put_json(&s, "/v1/alerts/rules",
+                          "{\"rules\":[{\"name\":\"under_trained\",\"kind\":\"alpha_above\"}]}",
+                          &r),
+                 200);
+    svc_resp_free(&r);
+    check_drop(&s, fp);
+    check_restart(&s, data, extra, files[0]);
+    if (check_n_failed > 0)
+        svc_dump_log(&s, 6000);
+    CHECK_EQ_INT(svc_stop(&s), 0);
+}
+
 int main(void)
 {
     struct sockaddr_in lo = {.sin_family = AF_INET, .sin_port = 0};
@@ -466,6 +647,7 @@ int main(void)
     CHECK(d != NULL);
     if (d != NULL) {
         test_alerts_end_to_end(d);
+        test_drop_and_restart(d);
         MHD_stop_daemon(d);
     }
     for (int i = 0; i < rx.n; i++)
