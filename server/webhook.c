@@ -46,7 +46,7 @@ void webhook_sign(const char *key, size_t key_len, const char *body, size_t len,
     HMAC(EVP_sha256(), key, (int)key_len, (const unsigned char *)body, len, mac, &n);
     memcpy(out, "sha256=", 7);
     for (unsigned i = 0; i < n && i < 32; i++)
-        snprintf(out + 7 + 2 * i, 3, "%02x", mac[i]);
+        snprintf(out + 7 + 2 * (size_t)i, 3, "%02x", mac[i]);
     out[7 + 64] = '\0';
 }
 

@@ -278,8 +278,10 @@ static enum err_code alerts_page_fill(struct store *s, struct store__q *st, void
 
         if (*n == limit) {
             int64_t last_id;
-            memcpy(&last_id, (char *)*items + (*n - 1) * size, sizeof(last_id));
-            store__token_from_step(last_id, next_token);
+            if (*n > 0 && *items != NULL) { /* the id is each item's first member */
+                memcpy(&last_id, (char *)*items + (*n - 1) * size, sizeof(last_id));
+                store__token_from_step(last_id, next_token);
+            }
             return ERR_OK;
         }
         grown = store__page_grow(*items, *n, &cap, size);

@@ -124,7 +124,7 @@ static void test_too_many_rules(void)
         snprintf(text + n, sizeof(text) - n, "%s{\"name\":\"r%d\",\"kind\":\"traps\"}",
                  i ? "," : "", i);
     }
-    strcat(text, "]");
+    snprintf(text + strlen(text), sizeof(text) - strlen(text), "]");
     CHECK_EQ_INT(parse(text, &r, &e), ERR_INVAL);
     CHECK(strstr(e.msg, "at most 32") != NULL);
 }

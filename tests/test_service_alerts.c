@@ -162,9 +162,9 @@ static void expected_signature(const char *body, char out[80])
 
     HMAC(EVP_sha256(), SECRET, (int)strlen(SECRET), (const unsigned char *)body, strlen(body), mac,
          &n);
-    strcpy(out, "sha256=");
+    memcpy(out, "sha256=", 8);
     for (unsigned i = 0; i < n; i++)
-        snprintf(out + 7 + 2 * i, 3, "%02x", mac[i]);
+        snprintf(out + 7 + 2 * (size_t)i, 3, "%02x", mac[i]);
 }
 
 static long put_json(const struct svc *s, const char *path, const char *json, struct svc_resp *r)
