@@ -20,7 +20,7 @@ WARN    := -Wall -Wextra -Werror -Wpedantic -Wshadow -Wstrict-prototypes \
 OPT     ?= -O2 -g
 SAN     := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 TSAN    := -O1 -g -fsanitize=thread
-PKGS    := openblas lapacke sqlite3 libpq libmicrohttpd libcjson libcrypto zlib
+PKGS    := openblas lapacke sqlite3 libpq libmicrohttpd libcjson libcrypto zlib libcurl
 DEB_PKGS := build-essential pkg-config libopenblas-dev liblapacke-dev libcjson-dev \
             libsqlite3-dev libpq-dev libmicrohttpd-dev libssl-dev libcurl4-openssl-dev zlib1g-dev
 # Only `make test` needs these: the dashboard's browser test, the Python client's test,
@@ -32,7 +32,7 @@ test: DEPS_PKGS = $(DEB_PKGS) $(TEST_DEB_PKGS)
 # Lazily expanded: `make test` installs the packages before these are used.
 CPPFLAGS = -I. $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -pthread
-TEST_LDLIBS = $(LDLIBS) $(shell pkg-config --libs libcurl 2>/dev/null)
+TEST_LDLIBS = $(LDLIBS)
 
 MODULES  := server api storage core
 MOD_SRCS  = $(filter-out server/main.c,$(wildcard $(1)/*.c $(1)/*/*.c))
@@ -248,7 +248,7 @@ SYMBOL_PREFIXES := core:err,dtype,sbuf,utf8,clock,analysis \
                    core/numerics:esd,pl,farms,preset,rec,lowrank \
                    storage:store,blob \
                    api:api,json \
-                   server:cfg,cli,engine,http,pool,worker,log
+                   server:cfg,cli,engine,http,pool,worker,log,webhook,alerts
 check-symbols: build/rel/farmsd
 	@bad=0; for spec in $(SYMBOL_PREFIXES); do dir=$${spec%%:*}; pre=$$(echo $${spec#*:} | tr , "|"); \
 	    objs=$$(for c in $$dir/*.c; do [ "$$c" = server/main.c ] || echo build/rel/$${c%.c}.o; done); \

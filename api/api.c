@@ -77,6 +77,13 @@ static const char *const api_q_jobs[] = {"state", "run", "page_size", "page_toke
     X("GET", "/v1/jobs/{id}", api__job_get, API_AUTH_READ, api_q_none)                        \
     X("DELETE", "/v1/jobs/{id}", api__job_delete, API_AUTH_WRITE, api_q_none)                 \
     X("GET", "/v1/tensors/{sha256}", api__tensor_get, API_AUTH_READ, api_q_none)              \
+    X("GET", "/v1/alerts/rules", api__alert_rules_get, API_AUTH_READ, api_q_none)             \
+    X("PUT", "/v1/alerts/rules", api__alert_rules_put, API_AUTH_WRITE, api_q_none)            \
+    X("GET", "/v1/runs/{run}/alerts/rules", api__run_rules_get, API_AUTH_READ, api_q_none)    \
+    X("PUT", "/v1/runs/{run}/alerts/rules", api__run_rules_put, API_AUTH_WRITE, api_q_none)   \
+    X("DELETE", "/v1/runs/{run}/alerts/rules", api__rules_delete, API_AUTH_WRITE, api_q_none) \
+    X("GET", "/v1/runs/{run}/alerts", api__run_alerts, API_AUTH_READ, api_q_page)             \
+    X("GET", "/v1/alerts/deliveries", api__deliveries_list, API_AUTH_READ, api_q_jobs)        \
     X("GET", "/", api__dashboard, API_AUTH_NONE, api_q_none)                                  \
     X("GET", "/dashboard/{file}", api__dashboard, API_AUTH_NONE, api_q_none)
 

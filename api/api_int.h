@@ -126,6 +126,14 @@ api_handler_fn api__checkpoint_post;                           /* api_ingest.c *
 api_handler_fn api__rec_sparsity, api__rec_learning_rates;     /* api_recommend.c */
 api_handler_fn api__layer_esd, api__layer_esd_svg;             /* api_esd.c */
 api_handler_fn api__run_get, api__run_delete, api__jobs_list;  /* api_admin.c */
+api_handler_fn api__alert_rules_get, api__alert_rules_put, api__run_rules_get, api__run_rules_put,
+    api__rules_delete, api__run_alerts, api__deliveries_list; /* api_alerts.c */
+
+/* The alert gauges of /metrics (farmsd_run_layers{run,verdict},
+ * farmsd_webhook_deliveries_total{state}) appended to the malloc'd text
+ * *text of *len bytes (api_alerts.c). Left out when the database does not
+ * answer; cannot fail. */
+void api__metrics_alerts(struct api_call *c, char **text, size_t *len);
 
 /* The SVG picture of histogram `h` of layer `layer` at `step` (api_svg.c):
  * log-log axes, the histogram, the fitted power law from xmin, an xmin

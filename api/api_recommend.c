@@ -9,6 +9,7 @@
  * conv, GPT-2 Conv1D, embeddings); biases, norms and buffers are not listed.
  */
 #include "api/api_int.h"
+#include "api/api_alerts.h"
 #include "api/json.h"
 
 #include <math.h>
@@ -511,4 +512,44 @@ nomem:
 out:
     cJSON_Delete(o);
     api_rec_free(&x);
+}
+
+/* --- For alerts (api_alerts.h) ------------------------------------------------------- */
+
+enum err_code api_alert_recommend(struct store_layer_list *rows, double *sparsity, double *lr_scale,
+                                  struct err *e)
+{
+    struct api_rec x = {.rows = rows}; /* borrowed: not freed below */
+    struct api_lr_args a = {.base_lr = API_REC_BASE_LR,
+                            .min_ratio = API_REC_MIN_RATIO,
+                            .max_ratio = API_REC_MAX_RATIO,
+                            .map = REC_LR_LINEAR};
+    struct rec_lr_opts lo = {REC_LR_LINEAR, API_REC_BASE_LR, API_REC_MIN_RATIO, API_REC_MAX_RATIO};
+    cJSON *left = cJSON_CreateArray(); /* the routes' left_out list, not needed here */
+    enum err_code rc = ERR_OK;
+
+    for (size_t i = 0; i < rows->n; i++)
+        sparsity[i] = lr_scale[i] = NAN;
+    if (left == NULL || !api_rec_alloc(&x) || !api_sparsity_pick(&x, left)) {
+        rc = err_set(e, ERR_NOMEM, "recommendations: out of memory");
+        goto out;
+    }
+    api_sparsity_blocks(&x, 0);
+    if (x.n > 0 && rec_sparsity(&(struct rec_layers){x.alpha, x.numel, x.block, x.n},
+                                API_REC_TARGET, API_REC_EPSILON, x.out, x.extra, NULL) == ERR_OK)
+        for (size_t i = 0; i < x.n; i++)
+            sparsity[x.pick[i]] = x.out[i];
+    x.n = 0;
+    if (!api_lr_pick(&x, &a, left)) {
+        rc = err_set(e, ERR_NOMEM, "recommendations: out of memory");
+        goto out;
+    }
+    if (x.n > 0 && rec_learning_rates(x.alpha, x.n, &lo, x.out, NULL) == ERR_OK)
+        for (size_t i = 0; i < x.n; i++)
+            lr_scale[x.pick[i]] = x.out[i] / a.base_lr;
+out:
+    x.rows = NULL; /* borrowed */
+    api_rec_free(&x);
+    cJSON_Delete(left);
+    return rc;
 }

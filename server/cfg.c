@@ -85,12 +85,28 @@ static const char cfg_usage_http[] =
     "\n"
     "SIGTERM or SIGINT stops accepting, re-queues running work and closes the database.\n";
 
+/* Alert webhooks (README "Alerts and webhooks"). */
+static const char cfg_usage_webhook[] =
+    "  --webhook-url URL     POST alert events (JSON) to URL; without it events are only\n"
+    "                        recorded (GET /v1/runs/RUN/alerts)          [FARMSD_WEBHOOK_URL]\n"
+    "  --webhook-secret-file PATH  sign each body: header X-Farmsd-Signature: sha256=<hex\n"
+    "                        HMAC-SHA256 of the body with the file's bytes, one trailing\n"
+    "                        newline dropped>                     [FARMSD_WEBHOOK_SECRET_FILE]\n"
+    "  --webhook-max-attempts N  attempts before a delivery is failed (default 8)\n"
+    "                                                          [FARMSD_WEBHOOK_MAX_ATTEMPTS]\n"
+    "  --webhook-backoff S   delay before the first retry, doubling with each attempt\n"
+    "                        (default 1; decimals allowed)           [FARMSD_WEBHOOK_BACKOFF]\n"
+    "  --webhook-backoff-max S  the longest delay between attempts (default 300)\n"
+    "                                                           [FARMSD_WEBHOOK_BACKOFF_MAX]\n"
+    "  --webhook-timeout S   one attempt, connecting included (default 10)\n"
+    "                                                               [FARMSD_WEBHOOK_TIMEOUT]\n";
+
 const char *cfg_usage(void)
 {
-    static char text[sizeof(cfg_usage_text) + sizeof(cfg_usage_http)];
+    static char text[sizeof(cfg_usage_text) + sizeof(cfg_usage_webhook) + sizeof(cfg_usage_http)];
 
     if (text[0] == '\0') /* main thread, before any other starts */
-        snprintf(text, sizeof(text), "%s%s", cfg_usage_text, cfg_usage_http);
+        snprintf(text, sizeof(text), "%s%s%s", cfg_usage_text, cfg_usage_webhook, cfg_usage_http);
     return text;
 }
 
@@ -241,6 +257,74 @@ static enum err_code cfg_apply_http(struct cfg *c, const char *key, const char *
     return err_set(e, ERR_INVAL, "unknown setting '%s'", key);
 }
 
+/* Seconds with decimals in [lo, hi]. */
+static enum err_code cfg_seconds(const char *flag, const char *s, double lo, double hi, double *out,
+                                 struct err *e)
+{
+    char *end;
+    double v;
+
+    errno = 0;
+    v = strtod(s, &end);
+    if (end == s || *end != '\0' || errno != 0 || !(v >= lo && v <= hi))
+        return err_set(e, ERR_INVAL, "%s: '%s' is not a number of seconds in %g..%g", flag, s, lo,
+                       hi);
+    *out = v;
+    return ERR_OK;
+}
+
+/* The alert webhook's settings (server/webhook.h). */
+static enum err_code cfg_apply_webhook(struct cfg *c, const char *key, const char *v, struct err *e)
+{
+    if (strcmp(key, "webhook-url") == 0) {
+        if (strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0)
+            return err_set(e, ERR_INVAL,
+                           "--webhook-url: '%.100s' is not an http:// or https:// URL", v);
+        if (strlen(v) >= 1024)
+            return err_set(e, ERR_INVAL, "--webhook-url: longer than 1023 bytes");
+        return cfg_set_str(&c->webhook_url, v, e);
+    }
+    if (strcmp(key, "webhook-secret-file") == 0)
+        return cfg_set_str(&c->webhook_secret_file, v, e);
+    if (strcmp(key, "webhook-max-attempts") == 0)
+        return cfg_uint("--webhook-max-attempts", v, 1, 100, &c->webhook_max_attempts, e);
+    if (strcmp(key, "webhook-timeout") == 0)
+        return cfg_uint("--webhook-timeout", v, 1, 600, &c->webhook_timeout_s, e);
+    if (strcmp(key, "webhook-backoff") == 0)
+        return cfg_seconds("--webhook-backoff", v, 0.001, 86400, &c->webhook_backoff_s, e);
+    if (strcmp(key, "webhook-backoff-max") == 0)
+        return cfg_seconds("--webhook-backoff-max", v, 0.001, 86400, &c->webhook_backoff_max_s, e);
+    return err_set(e, ERR_INVAL, "unknown setting '%s'", key);
+}
+
+/* The webhook secret file's bytes into c (one trailing "\n" or "\r\n" dropped). */
+static enum err_code cfg_load_secret(struct cfg *c, struct err *e)
+{
+    FILE *f = fopen(c->webhook_secret_file, "rb");
+    char buf[4097];
+    size_t n;
+
+    if (f == NULL)
+        return err_set_errno(e, ERR_INVAL, errno, "--webhook-secret-file %s",
+                             c->webhook_secret_file);
+    n = fread(buf, 1, sizeof(buf), f);
+    fclose(f);
+    if (n > 0 && buf[n - 1] == '\n')
+        n--;
+    if (n > 0 && buf[n - 1] == '\r')
+        n--;
+    if (n == 0 || n >= sizeof(buf) - 1)
+        return err_set(e, ERR_INVAL, "--webhook-secret-file %s: empty or longer than 4095 bytes",
+                       c->webhook_secret_file);
+    free(c->webhook_secret);
+    c->webhook_secret = malloc(n);
+    if (c->webhook_secret == NULL)
+        return err_set(e, ERR_NOMEM, "out of memory");
+    memcpy(c->webhook_secret, buf, n);
+    c->webhook_secret_len = n;
+    return ERR_OK;
+}
+
 /* The byte limits and the log level; the last of the cfg_apply steps. */
 static enum err_code cfg_apply_limits(struct cfg *c, const char *key, const char *v, struct err *e)
 {
@@ -309,6 +393,8 @@ static enum err_code cfg_apply(struct cfg *c, const char *key, const char *v, st
         return cfg_set_str(&c->tokens_file, v, e);
     if (strcmp(key, "allow-root") == 0)
         return cfg_add_root(c, v, e);
+    if (strncmp(key, "webhook-", 8) == 0)
+        return cfg_apply_webhook(c, key, v, e);
     return cfg_apply_limits(c, key, v, e);
 }
 
@@ -355,7 +441,13 @@ static enum err_code cfg_from_env(struct cfg *c, struct err *e)
         {"FARMSD_MAX_CONNECTIONS_PER_IP", "max-connections-per-ip"},
         {"FARMSD_HEADER_TIMEOUT", "header-timeout"},
         {"FARMSD_MIN_UPLOAD_RATE", "min-upload-rate"},
-        {"FARMSD_MIN_UPLOAD_WINDOW", "min-upload-window"}};
+        {"FARMSD_MIN_UPLOAD_WINDOW", "min-upload-window"},
+        {"FARMSD_WEBHOOK_URL", "webhook-url"},
+        {"FARMSD_WEBHOOK_SECRET_FILE", "webhook-secret-file"},
+        {"FARMSD_WEBHOOK_MAX_ATTEMPTS", "webhook-max-attempts"},
+        {"FARMSD_WEBHOOK_BACKOFF", "webhook-backoff"},
+        {"FARMSD_WEBHOOK_BACKOFF_MAX", "webhook-backoff-max"},
+        {"FARMSD_WEBHOOK_TIMEOUT", "webhook-timeout"}};
     enum err_code rc = ERR_OK;
     const char *roots = getenv("FARMSD_ALLOW_ROOTS");
 
@@ -432,11 +524,14 @@ static void cfg_defaults(struct cfg *c)
     c->min_upload_rate = 64u << 10;
     c->min_upload_window_s = 30;
     c->log_level = LOG_LEVEL_INFO;
+    c->webhook_max_attempts = 8;
+    c->webhook_backoff_s = 1.0;
+    c->webhook_backoff_max_s = 300.0;
+    c->webhook_timeout_s = 10;
 }
 
-enum err_code cfg_load(struct cfg *c, int argc, char **argv, struct err *e)
-{
-    static const struct option longs[] = {{"listen", required_argument, NULL, 0},
+/* The flags of `farmsd serve` (getopt_long). */
+static const struct option cfg_longs[] = {{"listen", required_argument, NULL, 0},
                                           {"data", required_argument, NULL, 0},
                                           {"db", required_argument, NULL, 0},
                                           {"blobs", required_argument, NULL, 0},
@@ -463,7 +558,16 @@ enum err_code cfg_load(struct cfg *c, int argc, char **argv, struct err *e)
                                           {"header-timeout", required_argument, NULL, 0},
                                           {"min-upload-rate", required_argument, NULL, 0},
                                           {"min-upload-window", required_argument, NULL, 0},
+                                          {"webhook-url", required_argument, NULL, 0},
+                                          {"webhook-secret-file", required_argument, NULL, 0},
+                                          {"webhook-max-attempts", required_argument, NULL, 0},
+                                          {"webhook-backoff", required_argument, NULL, 0},
+                                          {"webhook-backoff-max", required_argument, NULL, 0},
+                                          {"webhook-timeout", required_argument, NULL, 0},
                                           {NULL, 0, NULL, 0}};
+
+enum err_code cfg_load(struct cfg *c, int argc, char **argv, struct err *e)
+{
     enum err_code rc;
     struct farms_params p;
     int ch, idx;
@@ -472,7 +576,7 @@ enum err_code cfg_load(struct cfg *c, int argc, char **argv, struct err *e)
     cfg_defaults(c);
     rc = cfg_from_env(c, e);
     opterr = 0; /* usage errors are reported by the caller, as one line */
-    while (rc == ERR_OK && (ch = getopt_long(argc, argv, ":h", longs, &idx)) != -1) {
+    while (rc == ERR_OK && (ch = getopt_long(argc, argv, ":h", cfg_longs, &idx)) != -1) {
         if (ch == 'h') {
             fputs(cfg_usage(), stdout);
             return ERR_CANCELED;
@@ -483,9 +587,9 @@ enum err_code cfg_load(struct cfg *c, int argc, char **argv, struct err *e)
             return err_set(e, ERR_INVAL, "unknown option '-%c'", optopt);
         if (ch != 0)
             return err_set(e, ERR_INVAL, "unknown option '%s'", argv[optind - 1]);
-        preset_env = strcmp(longs[idx].name, "preset") == 0 ? NULL : preset_env;
-        tokens_env = strcmp(longs[idx].name, "tokens") == 0 ? NULL : tokens_env;
-        rc = cfg_apply(c, longs[idx].name, optarg, e);
+        preset_env = strcmp(cfg_longs[idx].name, "preset") == 0 ? NULL : preset_env;
+        tokens_env = strcmp(cfg_longs[idx].name, "tokens") == 0 ? NULL : tokens_env;
+        rc = cfg_apply(c, cfg_longs[idx].name, optarg, e);
     }
     if (rc == ERR_OK && optind != argc)
         rc = err_set(e, ERR_INVAL, "unexpected argument '%s'", argv[optind]);
@@ -510,6 +614,8 @@ enum err_code cfg_load(struct cfg *c, int argc, char **argv, struct err *e)
         if (rc && tokens_env != NULL && tokens_env[0] != '\0')
             cfg_env_blame(e, "FARMSD_TOKENS", "--tokens", tokens_env);
     }
+    if (rc == ERR_OK && c->webhook_secret_file != NULL)
+        rc = cfg_load_secret(c, e);
     return rc;
 }
 
@@ -524,5 +630,8 @@ void cfg_free(struct cfg *c)
     free(c->blobs_dir);
     free(c->preset);
     free(c->tokens_file);
+    free(c->webhook_url);
+    free(c->webhook_secret_file);
+    free(c->webhook_secret);
     memset(c, 0, sizeof(*c));
 }

@@ -27,6 +27,12 @@
  *   --min-upload-rate B  FARMSD_MIN_UPLOAD_RATE 64K bytes/s (0: off)
  *   --min-upload-window S FARMSD_MIN_UPLOAD_WINDOW 30
  *   --log-level L        FARMSD_LOG_LEVEL    info
+ *   --webhook-url URL    FARMSD_WEBHOOK_URL  none (alert events are recorded, not sent)
+ *   --webhook-secret-file PATH FARMSD_WEBHOOK_SECRET_FILE none (no signature header)
+ *   --webhook-max-attempts N FARMSD_WEBHOOK_MAX_ATTEMPTS 8
+ *   --webhook-backoff S  FARMSD_WEBHOOK_BACKOFF 1 (doubling per attempt)
+ *   --webhook-backoff-max S FARMSD_WEBHOOK_BACKOFF_MAX 300
+ *   --webhook-timeout S  FARMSD_WEBHOOK_TIMEOUT 10
  * Ownership: a struct cfg owns its strings; free with cfg_free().
  * Not thread-safe while being filled; read-only afterwards.
  */
@@ -70,6 +76,14 @@ struct cfg {
     uint64_t min_upload_rate;     /* body bytes/s (0: no rule) */
     unsigned min_upload_window_s; /* averaged over windows of */
     int log_level;                /* enum log_level */
+    char *webhook_url;            /* owned, NULL: no webhook */
+    char *webhook_secret_file;    /* owned, NULL: no signature */
+    char *webhook_secret;         /* owned: the file's bytes (one trailing newline dropped) */
+    size_t webhook_secret_len;
+    unsigned webhook_max_attempts; /* attempts before a delivery fails */
+    double webhook_backoff_s;      /* first retry delay, doubling */
+    double webhook_backoff_max_s;  /* cap of the delay */
+    unsigned webhook_timeout_s;    /* one attempt */
 };
 
 /* Fill `c` from the environment and argv (argv[0] is "serve"). On --help,

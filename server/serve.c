@@ -3,8 +3,9 @@
  *
  * Start-up: settings (cfg), the data folder, the database (created and
  * migrated; jobs left running by a crash are re-queued), the blob store, the
- * analysis pool (BLAS pinned to one thread per worker), the job runners,
- * then the HTTP server. Shutdown: stop accepting and let requests finish,
+ * analysis pool (BLAS pinned to one thread per worker), the alert webhook
+ * deliverer (with --webhook-url), the job runners, then the HTTP server.
+ * Shutdown: stop accepting and let requests finish,
  * stop the runners at their next layer, re-queue their jobs, close the
  * database. Signals are taken synchronously with sigwait() on the main
  * thread; every other thread starts with them blocked.
@@ -30,6 +31,7 @@
 #include "server/http.h"
 #include "server/log.h"
 #include "server/pool.h"
+#include "server/webhook.h"
 #include "server/worker.h"
 #include "storage/blob.h"
 #include "storage/store.h"
@@ -217,6 +219,7 @@ struct serve {
     struct blob_store *blobs; /* owned, NULL until opened */
     struct api_cache *cache;  /* owned */
     struct pool *pool;        /* owned */
+    struct webhook *webhook;  /* owned, NULL without --webhook-url */
     struct worker *worker;    /* owned */
     struct api_ctx ctx;       /* borrowed by the HTTP server */
     struct http_server *http; /* owned */
@@ -272,6 +275,18 @@ static enum err_code serve_start(struct serve *sv, const struct cfg *c, struct e
         rc = api_cache_new((size_t)c->response_cache, &sv->cache, e);
     if (rc == ERR_OK)
         rc = pool_new(c->workers, 4096, &sv->pool, e);
+    if (rc == ERR_OK && c->webhook_url != NULL) {
+        struct webhook_cfg hc = {.db_url = c->db_url,
+                                 .owner = sv->owner,
+                                 .url = c->webhook_url,
+                                 .secret = c->webhook_secret,
+                                 .secret_len = c->webhook_secret_len,
+                                 .max_attempts = c->webhook_max_attempts,
+                                 .backoff_s = c->webhook_backoff_s,
+                                 .backoff_max_s = c->webhook_backoff_max_s,
+                                 .timeout_s = (double)c->webhook_timeout_s};
+        rc = webhook_start(&hc, &sv->webhook, e);
+    }
     if (rc == ERR_OK) {
         struct worker_cfg wc = {.db_path = c->db_url,
                                 .owner = sv->owner,
@@ -281,7 +296,8 @@ static enum err_code serve_start(struct serve *sv, const struct cfg *c, struct e
                                 .n_runners = c->workers,
                                 .mem_budget = c->analysis_memory,
                                 .stats = &sv->stats,
-                                .limits = &sv->limits};
+                                .limits = &sv->limits,
+                                .webhook = sv->webhook};
         rc = worker_start(&wc, &sv->worker, e);
     }
     if (rc == ERR_OK) {
@@ -308,7 +324,8 @@ static void serve_log_listening(const struct serve *sv, const struct cfg *c)
 static void serve_stop(struct serve *sv, const struct cfg *c, int requeue)
 {
     http_stop(sv->http, SERVE_GRACE_S);
-    worker_stop(sv->worker); /* runners stop after the task at hand */
+    worker_stop(sv->worker);   /* runners stop after the task at hand */
+    webhook_stop(sv->webhook); /* after the attempt at hand */
     pool_free(sv->pool);
     if (requeue)
         serve_requeue(c->db_url, sv->owner, (double)c->lease_s);

@@ -40,6 +40,7 @@
 #include "core/formats/ckpt.h"
 #include "core/err.h"
 #include "server/pool.h"
+#include "server/webhook.h"
 #include "storage/blob.h"
 
 struct worker; /* opaque */
@@ -55,6 +56,8 @@ struct worker_cfg {
                                          this, unless one task runs alone */
     struct api_stats *stats;          /* borrowed, may be NULL */
     const struct ckpt_limits *limits; /* borrowed, NULL: defaults */
+    struct webhook *webhook;          /* borrowed, may be NULL: where a succeeded job's
+                                         alert events go (server/alerts.h) */
 };
 
 /* Start the runner threads. Returns a new worker; stop with worker_stop(). */

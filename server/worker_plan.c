@@ -25,6 +25,7 @@
 #include "core/formats/ckpt_id.h"
 #include "core/formats/peft.h"
 #include "core/numerics/preset.h"
+#include "server/alerts.h"
 #include "server/log.h"
 #include "storage/blob.h"
 #include "storage/store_layers.h"
@@ -612,10 +613,12 @@ void worker__run_job(struct worker_runner *rn, const struct store_job *job)
                      e.msg);
         return;
     }
-    if (rc == ERR_OK && finished)
+    if (rc == ERR_OK && finished) {
         LOG_INFO("worker", "job=%lld state=succeeded tensors=%lld cache_hits=%lld s=%.3f",
                  (long long)job->id, (long long)j.n_total, (long long)j.n_hits,
                  clock_mono_s() - t0);
+        alerts_job_succeeded(rn->s, job->id, rn->w->cfg.webhook);
+    }
     if (rc != ERR_OK)
         worker__fail(rn->w, rn->s, job->id, &e);
 }

@@ -99,20 +99,26 @@ static const char PG_SCHEMA_V8[] =
     " run_id" I " NOT NULL, step" I " NOT NULL, metric" T ","
     " n_layers" I " NOT NULL, mean" R ", weighted_mean" R ","
     " PRIMARY KEY(checkpoint_id, settings_hash, metric));"
-    "CREATE INDEX IF NOT EXISTS summaries_history ON summaries(run_id, settings_hash, metric, step);";
+    "CREATE INDEX IF NOT EXISTS summaries_history ON summaries(run_id, settings_hash, metric, "
+    "step);";
 
 /* Version 9: alerts (store_alerts.h; see SQLite's SCHEMA_V9). */
 static const char PG_SCHEMA_V9[] =
-    "CREATE TABLE IF NOT EXISTS alert_rules(id" ID ", run" T ", name" T ", spec" T ","
-    " created" R " NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS alert_events(id" ID ", run" T ", step" I " NOT NULL,"
-    " job_id" I " NOT NULL, rule" T ", body" T ", created" R " NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS alert_rules(run_id" I " PRIMARY KEY, spec TEXT NOT NULL,"
+    " updated" R " NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS alert_events(id" ID ", run_id" I " NOT NULL, step" I " NOT NULL,"
+    " job_id" I " NOT NULL, rule" T ", n_layers" I " NOT NULL, body TEXT NOT NULL,"
+    " created" R " NOT NULL, UNIQUE(job_id, rule));"
+    "CREATE INDEX IF NOT EXISTS alert_events_run ON alert_events(run_id, id);"
     "CREATE TABLE IF NOT EXISTS deliveries(id" ID ","
-    " event_id" I " NOT NULL REFERENCES alert_events(id), url" T ", state INTEGER NOT NULL,"
-    " attempts INTEGER NOT NULL DEFAULT 0, next_at" R " NOT NULL,"
+    " event_id" I " NOT NULL REFERENCES alert_events(id), run_id" I " NOT NULL, url" T ","
+    " state INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_at" R " NOT NULL,"
     " last_status INTEGER NOT NULL DEFAULT 0, last_error TEXT NOT NULL DEFAULT '',"
+    " claimed_by TEXT NOT NULL DEFAULT '', lease_until" R " NOT NULL DEFAULT 0,"
     " created" R " NOT NULL, done_at" R " NOT NULL DEFAULT 0);"
-    "CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries(state, next_at);";
+    "CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries(state, next_at);"
+    "CREATE INDEX IF NOT EXISTS deliveries_run ON deliveries(run_id, id);"
+    "CREATE INDEX IF NOT EXISTS deliveries_event ON deliveries(event_id);";
 
 /* The migration to each schema version, by version (2 is the first
  * PostgreSQL schema); a new version adds its row here. */

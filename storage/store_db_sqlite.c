@@ -134,23 +134,31 @@ static const char SCHEMA_V8[] =
     " run_id INTEGER NOT NULL, step INTEGER NOT NULL, metric TEXT NOT NULL,"
     " n_layers INTEGER NOT NULL, mean REAL, weighted_mean REAL,"
     " PRIMARY KEY(checkpoint_id, settings_hash, metric));"
-    "CREATE INDEX IF NOT EXISTS summaries_history ON summaries(run_id, settings_hash, metric, step);";
+    "CREATE INDEX IF NOT EXISTS summaries_history ON summaries(run_id, settings_hash, metric, "
+    "step);";
 
-/* Version 9: alerts (store_alerts.h): rules (run '' = the default set),
- * the events a finished job raised, and their webhook deliveries. */
+/* Version 9: alerts (store_alerts.h): rule sets (run_id 0 = the default
+ * set; spec is the JSON array), the events a finished job raised (one per
+ * rule that fired), and their webhook deliveries (one per event and URL;
+ * state 0 pending, 1 delivered, 2 failed; claimed with a lease like tasks). */
 static const char SCHEMA_V9[] =
     "CREATE TABLE IF NOT EXISTS alert_rules("
-    " id INTEGER PRIMARY KEY, run TEXT NOT NULL, name TEXT NOT NULL, spec TEXT NOT NULL,"
-    " created REAL NOT NULL);"
+    " run_id INTEGER PRIMARY KEY, spec TEXT NOT NULL, updated REAL NOT NULL);"
     "CREATE TABLE IF NOT EXISTS alert_events("
-    " id INTEGER PRIMARY KEY, run TEXT NOT NULL, step INTEGER NOT NULL, job_id INTEGER NOT NULL,"
-    " rule TEXT NOT NULL, body TEXT NOT NULL, created REAL NOT NULL);"
+    " id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL, step INTEGER NOT NULL,"
+    " job_id INTEGER NOT NULL, rule TEXT NOT NULL, n_layers INTEGER NOT NULL, body TEXT NOT NULL,"
+    " created REAL NOT NULL, UNIQUE(job_id, rule));"
+    "CREATE INDEX IF NOT EXISTS alert_events_run ON alert_events(run_id, id);"
     "CREATE TABLE IF NOT EXISTS deliveries("
     " id INTEGER PRIMARY KEY, event_id INTEGER NOT NULL REFERENCES alert_events(id),"
-    " url TEXT NOT NULL, state INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
-    " next_at REAL NOT NULL, last_status INTEGER NOT NULL DEFAULT 0,"
-    " last_error TEXT NOT NULL DEFAULT '', created REAL NOT NULL, done_at REAL NOT NULL DEFAULT 0);"
-    "CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries(state, next_at);";
+    " run_id INTEGER NOT NULL, url TEXT NOT NULL, state INTEGER NOT NULL,"
+    " attempts INTEGER NOT NULL DEFAULT 0, next_at REAL NOT NULL,"
+    " last_status INTEGER NOT NULL DEFAULT 0, last_error TEXT NOT NULL DEFAULT '',"
+    " claimed_by TEXT NOT NULL DEFAULT '', lease_until REAL NOT NULL DEFAULT 0,"
+    " created REAL NOT NULL, done_at REAL NOT NULL DEFAULT 0);"
+    "CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries(state, next_at);"
+    "CREATE INDEX IF NOT EXISTS deliveries_run ON deliveries(run_id, id);"
+    "CREATE INDEX IF NOT EXISTS deliveries_event ON deliveries(event_id);";
 
 /* Fields of FARMS_RESULT_FIELDS added after the first schema (since > 0):
  * their columns, added to results and layers when migrating past `since`. */

@@ -23,7 +23,7 @@
 #include "storage/store_runs.h"
 #include "storage/store_tasks.h"
 
-#define STORE__MAX_STMTS     96
+#define STORE__MAX_STMTS     192
 #define STORE__SQL_CLAIM_MAX 512
 
 /* Job states as SQL text, made at compile time from their one definition

@@ -265,6 +265,9 @@ enum err_code store_run_delete(struct store *s, const char *run, struct blob_sto
         "DELETE FROM jobs WHERE checkpoint_id IN (SELECT id FROM checkpoints WHERE run_id = ?1)";
     static const char del_ckpts[] = "DELETE FROM checkpoints WHERE run_id = ?1";
     static const char del_run[] = "DELETE FROM runs WHERE id = ?1";
+    static const char *const del_alerts[] = {"DELETE FROM deliveries WHERE run_id = ?1",
+                                             "DELETE FROM alert_events WHERE run_id = ?1",
+                                             "DELETE FROM alert_rules WHERE run_id = ?1"};
     struct store_run_deleted d = {0};
     int64_t run_id = 0;
     enum err_code rc;
@@ -287,6 +290,8 @@ enum err_code store_run_delete(struct store *s, const char *run, struct blob_sto
         rc = delete_rows(s, del_jobs, run_id, &d.n_jobs, e);
     if (rc == ERR_OK)
         rc = delete_rows(s, del_ckpts, run_id, &d.n_checkpoints, e);
+    for (size_t i = 0; rc == ERR_OK && i < sizeof(del_alerts) / sizeof(del_alerts[0]); i++)
+        rc = delete_rows(s, del_alerts[i], run_id, NULL, e); /* store_alerts.h */
     if (rc == ERR_OK)
         rc = delete_rows(s, del_run, run_id, NULL, e);
     if (rc == ERR_OK)

@@ -248,6 +248,51 @@ static void test_analysis_memory_default_flag_and_environment(void)
     CHECK(strncmp(e.msg, "FARMSD_ANALYSIS_MEMORY=lots: ", 29) == 0);
 }
 
+/* The webhook settings: defaults; flags and the environment; a secret
+ * file's bytes without its trailing newline; refusals naming the flag. */
+static void test_webhook_settings(void)
+{
+    char secret[300],
+        *argv[8] = {
+            "serve", "--webhook-url", "http://127.0.0.1:9/hook", "--webhook-secret-file", secret,
+            NULL};
+    char *bad_url[] = {"serve", "--webhook-url", "ftp://x/", NULL};
+    char *bad_backoff[] = {"serve", "--webhook-backoff", "0", NULL};
+    struct cfg c;
+    struct err e = {0};
+    FILE *f;
+
+    snprintf(secret, sizeof(secret), "%s/secret", dir);
+    f = fopen(secret, "wb");
+    ERR_ASSERT(f != NULL && fputs("k3y\r\n", f) >= 0 && fclose(f) == 0);
+    optind = 0;
+    CHECK_EQ_INT(cfg_load(&c, 1, argv, &e), ERR_OK); /* defaults */
+    CHECK(c.webhook_url == NULL);
+    CHECK_EQ_INT(c.webhook_max_attempts, 8);
+    CHECK_NEAR(c.webhook_backoff_s, 1.0, 0);
+    CHECK_NEAR(c.webhook_backoff_max_s, 300.0, 0);
+    CHECK_EQ_INT(c.webhook_timeout_s, 10);
+    cfg_free(&c);
+    setenv("FARMSD_WEBHOOK_BACKOFF", "0.05", 1);
+    optind = 0;
+    CHECK_EQ_INT(cfg_load(&c, 5, argv, &e), ERR_OK);
+    CHECK_STR_EQ(c.webhook_url, "http://127.0.0.1:9/hook");
+    CHECK_EQ_INT(c.webhook_secret_len, 3);
+    CHECK(c.webhook_secret != NULL && memcmp(c.webhook_secret, "k3y", 3) == 0);
+    CHECK_NEAR(c.webhook_backoff_s, 0.05, 0);
+    cfg_free(&c);
+    unsetenv("FARMSD_WEBHOOK_BACKOFF");
+    optind = 0;
+    CHECK_EQ_INT(cfg_load(&c, 3, bad_url, &e), ERR_INVAL);
+    CHECK(strstr(e.msg, "--webhook-url") != NULL);
+    cfg_free(&c);
+    optind = 0;
+    CHECK_EQ_INT(cfg_load(&c, 3, bad_backoff, &e), ERR_INVAL);
+    CHECK(strstr(e.msg, "--webhook-backoff") != NULL);
+    cfg_free(&c);
+    unlink(secret);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof(dir), "/tmp/test_cfg_XXXXXX");
@@ -263,6 +308,7 @@ int main(void)
     test_nul_byte_is_refused();
     test_file_without_tokens_or_missing_is_refused();
     test_analysis_memory_default_flag_and_environment();
+    test_webhook_settings();
     unlink(file);
     rmdir(dir);
     return check_report("test_cfg");

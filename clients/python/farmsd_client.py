@@ -326,6 +326,57 @@ class FarmsdClient:
             if not token:
                 return {"steps": steps, "layers": layers}
 
+    # --- alerts (README "Alerts and webhooks") -------------------------------------
+
+    def alert_rules(self, run: Optional[str] = None) -> Dict[str, Any]:
+        """The alert rule set in force: the default set (run None), else the
+        run's: {"run", "scope" ("run", "default" or "builtin"), "rules": [...]}."""
+        path = "/v1/alerts/rules" if run is None else f"/v1/runs/{_q(run)}/alerts/rules"
+        return self.request("GET", path)
+
+    def set_alert_rules(self, rules: Optional[Sequence[Mapping[str, Any]]],
+                        run: Optional[str] = None) -> Dict[str, Any]:
+        """Replace the default set (run None) or give `run` its own set; each
+        rule a dict {"name", "kind", "threshold", "window", "min_layers",
+        "enabled"} (name and kind required). rules None with a run drops the
+        run's own set (it follows the default again). The set now in force;
+        FarmsdError(400) naming the bad member."""
+        if run is None:
+            return self.request("PUT", "/v1/alerts/rules", json_body={"rules": list(rules or [])})
+        path = f"/v1/runs/{_q(run)}/alerts/rules"
+        if rules is None:
+            return self.request("DELETE", path)
+        return self.request("PUT", path, json_body={"rules": list(rules)})
+
+    def alerts(self, run: str) -> List[Dict[str, Any]]:
+        """The run's alert events, newest first (every page), each with its
+        layers, recommendations and webhook deliveries."""
+        out: List[Dict[str, Any]] = []
+        token = None
+        while True:
+            r = self.request("GET", f"/v1/runs/{_q(run)}/alerts",
+                             query={"page_size": 1000, "page_token": token})
+            out.extend(r["events"])
+            token = r.get("next_page_token")
+            if not token:
+                return out
+
+    def deliveries(self, run: Optional[str] = None, state: Optional[str] = None,
+                   limit: Optional[int] = None) -> List[Dict[str, Any]]:
+        """The webhook delivery log, newest first, of one `run` and/or one
+        `state` ("pending", "delivered", "failed"); at most `limit` (None: all)."""
+        out: List[Dict[str, Any]] = []
+        token = None
+        while limit is None or len(out) < limit:
+            r = self.request("GET", "/v1/alerts/deliveries",
+                             query={"run": run, "state": state, "page_size": 1000,
+                                    "page_token": token})
+            out.extend(r["deliveries"])
+            token = r.get("next_page_token")
+            if not token:
+                break
+        return out if limit is None else out[:limit]
+
 
 # --- the command --------------------------------------------------------------------
 

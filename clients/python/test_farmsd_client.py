@@ -173,6 +173,32 @@ class AgainstServer(unittest.TestCase):
         self.assertEqual(cm.exception.status, 404)
         self.assertNotIn("client-del", [r["name"] for r in self.c.runs()])
 
+    def test_alert_rules_events_and_deliveries(self):
+        rules = self.c.alert_rules()
+        self.assertIn(rules["scope"], ("builtin", "default"))
+        with self.assertRaises(FarmsdError) as cm:
+            self.c.set_alert_rules([{"name": "x", "kind": "alpha_sideways"}])
+        self.assertEqual(cm.exception.status, 400)
+        self.assertIn("rules[0].kind", str(cm.exception))
+        # every weight layer analysed ok has alpha > 0: one event per checkpoint
+        got = self.c.set_alert_rules([{"name": "any", "kind": "alpha_above", "threshold": 0}])
+        self.assertEqual(got["scope"], "default")
+        self.assertEqual(got["rules"][0]["threshold"], 0)
+        j = self.c.post_checkpoint("client-alerts", 3, MLP + "mlp_step0000.safetensors")
+        self.assertEqual(self.c.wait_job(j, timeout=120, poll=0.2)["state"], "succeeded")
+        events = self.c.alerts("client-alerts")
+        self.assertEqual(len(events), 1)
+        ev = events[0]
+        self.assertEqual((ev["run"], ev["step"], ev["job_id"]), ("client-alerts", 3, j["id"]))
+        self.assertEqual(ev["rule"]["name"], "any")
+        self.assertEqual(sorted(l["name"] for l in ev["layers"]), sorted(self.want0))
+        self.assertEqual(ev["deliveries"], [])  # no --webhook-url: recorded, not sent
+        self.assertEqual(self.c.deliveries(run="client-alerts"), [])
+        own = self.c.set_alert_rules([], run="client-alerts")
+        self.assertEqual((own["scope"], own["rules"]), ("run", []))
+        self.assertEqual(self.c.set_alert_rules(None, run="client-alerts")["scope"], "default")
+        self.c.set_alert_rules([{"name": "under_trained", "kind": "alpha_above"}])
+
     def test_unknown_run_is_404(self):
         with self.assertRaises(FarmsdError) as cm:
             self.c.latest_layers("no-such-run")
