@@ -190,46 +190,45 @@ function cell(g, x, y, w, h, fill, attrs, label, mark, tip) {
   }
 }
 
+/* A colour bar (svg) and its explanation (HTML text, so it wraps on narrow screens). */
+function legendBar(id, cols, label, ticks) {
+  const w = 200, svg = el("svg", { width: w + 8, height: 32, role: "img", "aria-label": label });
+  const grad = el("linearGradient", { id });
+  cols.forEach((c, i) => grad.append(el("stop", { offset: `${(100 * i) / (cols.length - 1)}%`, "stop-color": c })));
+  svg.append(el("defs", {}, grad), el("rect", { x: 4, y: 0, width: w, height: 14, fill: `url(#${id})`, stroke: "#555" }));
+  ticks.forEach(([t, anchor, text]) => svg.append(el("text", { x: 4 + t * w, y: 28, "text-anchor": anchor, class: "tick", text })));
+  return svg;
+}
+
 function renderLegend() {
   const box = $("legend"), m = state.metric;
   if (shownView() === "delta") {
-    const w = 200, svg = el("svg", { width: w + 150, height: 32, role: "img", "aria-label": `${m} change from A to B: blue lower, red higher` });
-    const grad = el("linearGradient", { id: "legend-grad-d" });
-    RDBU.forEach((c, i) => grad.append(el("stop", { offset: `${(100 * i) / (RDBU.length - 1)}%`, "stop-color": c })));
-    svg.append(el("defs", {}, grad), el("rect", { x: 0, y: 0, width: w, height: 14, fill: "url(#legend-grad-d)", stroke: "#555" }));
-    svg.append(el("text", { x: 0, y: 28, class: "tick", text: "B lower" }), el("text", { x: w / 2, y: 28, "text-anchor": "middle", class: "tick", text: "0" }),
-      el("text", { x: w, y: 28, "text-anchor": "end", class: "tick", text: "B higher" }));
-    svg.append(el("text", { x: w + 10, y: 12, class: "legend-text", text: `\u0394 ${m} = B \u2212 A` }));
-    box.replaceChildren(svg);
+    box.replaceChildren(legendBar("legend-grad-d", RDBU, `${m} change from A to B: blue lower, red higher`,
+      [[0, "start", "B lower"], [0.5, "middle", "0"], [1, "end", "B higher"]]),
+    el("span", { class: "legend-text", text: `\u0394 ${m} = B \u2212 A` }));
     return;
   }
   if (m !== "alpha") {
-    const w = 200, svg = el("svg", { width: w + 150, height: 32, role: "img", "aria-label": `${m}: light low, dark high` });
-    const grad = el("linearGradient", { id: "legend-grad-m" });
-    BLUES.forEach((c, i) => grad.append(el("stop", { offset: `${(100 * i) / (BLUES.length - 1)}%`, "stop-color": c })));
-    svg.append(el("defs", {}, grad), el("rect", { x: 0, y: 0, width: w, height: 14, fill: "url(#legend-grad-m)", stroke: "#555" }));
-    svg.append(el("text", { x: 0, y: 28, class: "tick", text: "lowest" }), el("text", { x: w, y: 28, "text-anchor": "end", class: "tick", text: "highest" }));
-    svg.append(el("text", { x: w + 10, y: 12, class: "legend-text", text: `${m} in this view` }));
-    box.replaceChildren(svg);
+    box.replaceChildren(legendBar("legend-grad-m", BLUES, `${m}: light low, dark high`, [[0, "start", "lowest"], [1, "end", "highest"]]),
+      el("span", { class: "legend-text", text: `${m}, scaled to this view` }));
     return;
   }
-  const w = 240, h = 14, lo = 1, hi = 8, x = (a) => ((a - lo) / (hi - lo)) * w;
-  const svg = el("svg", { width: w + 250, height: 34, role: "img", id: "legend-svg",
+  const w = 220, h = 14, lo = 1, hi = 8, x = (a) => 4 + ((a - lo) / (hi - lo)) * w;
+  const svg = el("svg", { width: w + 8, height: 32, role: "img", id: "legend-svg",
     "aria-label": "alpha colour scale: 2 to 6 healthy (light), below 2 over-trained (orange, hatched), above 6 under-trained (purple, dotted)" });
   for (let i = 0; i < 70; i++) {
     const a = lo + ((i + 0.5) / 70) * (hi - lo);
-    svg.append(el("rect", { x: (i / 70) * w, y: 0, width: w / 70 + 0.5, height: h, fill: alphaColour(a) }));
+    svg.append(el("rect", { x: x(lo) + (i / 70) * w, y: 0, width: w / 70 + 0.5, height: h, fill: alphaColour(a) }));
   }
-  svg.append(el("rect", { x: 0, y: 0, width: x(OVER), height: h, fill: "url(#pat-over)" }));
-  svg.append(el("rect", { x: x(UNDER), y: 0, width: w - x(UNDER), height: h, fill: "url(#pat-under)" }));
-  svg.append(el("rect", { x: 0, y: 0, width: w, height: h, fill: "none", stroke: "#555" }));
+  svg.append(el("rect", { x: x(lo), y: 0, width: x(OVER) - x(lo), height: h, fill: "url(#pat-over)" }));
+  svg.append(el("rect", { x: x(UNDER), y: 0, width: x(hi) - x(UNDER), height: h, fill: "url(#pat-under)" }));
+  svg.append(el("rect", { x: x(lo), y: 0, width: w, height: h, fill: "none", stroke: "#555" }));
   for (const a of [1, 2, 4, 6, 8]) {
     svg.append(el("line", { x1: x(a), x2: x(a), y1: h, y2: h + 4, stroke: "#333" }));
     svg.append(el("text", { x: x(a), y: h + 15, "text-anchor": a === 1 ? "start" : a === 8 ? "end" : "middle", class: "tick", text: a === 8 ? "\u22658" : a === 1 ? "\u22641" : a }));
   }
-  svg.append(el("text", { x: w + 14, y: 11, class: "legend-text", text: "2\u20136 healthy \u00b7 < 2 over-trained (hatched)" }));
-  svg.append(el("text", { x: w + 14, y: 27, class: "legend-text", text: "> 6 under-trained (dotted)" }));
-  box.replaceChildren(svg);
+  box.replaceChildren(svg, el("span", { class: "legend-text" }, "\u03b1 2\u20136 healthy (light)", el("br"),
+    "< 2 over-trained (orange, hatched) \u00b7 > 6 under-trained (purple, dotted)"));
 }
 
 /* --- Block and role of a layer ---------------------------------------------------- */
@@ -307,6 +306,10 @@ function renderGrid() {
         "data-block": b, "data-role": r, "data-value": isNum(v) ? v : "", tabindex: 0, role: "button" },
       cw >= 30 && ch >= 14 ? (l.status === "failed" ? "\u2716" : fmtCell(v)) : null, mark,
       `${l.name}\nblock ${b} ${r}\nstep ${ck.step}\n${m} ${fmt(v, 3)}${l.warning ? `\n${l.warning}` : ""}${l.status !== "ok" ? `\n${l.status}: ${l.reason || ""}` : ""}`);
+      if (l.name === state.layer) {
+        row.append(el("rect", { x: x - 1, y: y - 1, width: cw + 1, height: ch + 1, class: "sel-halo", "pointer-events": "none" }));
+        row.append(el("rect", { x: x - 1, y: y - 1, width: cw + 1, height: ch + 1, class: "sel-outline", "pointer-events": "none" }));
+      }
     });
     svg.append(row);
   });
@@ -424,6 +427,18 @@ function renderView() {
   if (v === "grid") renderGrid();
   else if (v === "delta") renderDelta();
   else renderHeatmap();
+  revealSelected();
+}
+
+/* Scroll the selected layer into the view's box, once per selection and view. */
+function revealSelected() {
+  const key = `${shownView()}|${state.layer}`;
+  if (!state.layer || state.revealed === key) return;
+  const t = Array.from($("view").querySelectorAll("[data-layer]")).find((n) => n.getAttribute("data-layer") === state.layer);
+  if (!t) return;
+  state.revealed = key;
+  const box = $("view"), r = t.getBoundingClientRect(), b = box.getBoundingClientRect();
+  if (r.top < b.top || r.bottom > b.bottom) box.scrollTop += r.top - b.top - b.height / 3;
 }
 
 function renderStepSlider() {
@@ -439,7 +454,7 @@ function renderStepSlider() {
 /* A line chart of series [{name, cls, points: [{x, y}]}] into box; for alpha
  * the healthy band is drawn. Returns the svg. */
 function lineChart(box, id, series, yTitle, attrs) {
-  const W = Math.max(260, box.clientWidth || 420), H = 220, m = { l: 52, r: 14, t: 12, b: 34 };
+  const W = Math.max(260, box.clientWidth || 420), H = 230, m = { l: 52, r: 14, t: 22, b: 34 };
   const all = series.flatMap((s) => s.points).filter((p) => isNum(p.y));
   const xs = all.map((p) => p.x), ys = all.map((p) => p.y);
   const x0 = xs.length ? Math.min(...xs) : 0, x1 = Math.max(...xs, x0 + 1);
@@ -469,7 +484,7 @@ function lineChart(box, id, series, yTitle, attrs) {
       svg.append(el("text", { x: X(s), y: H - m.b + 16, "text-anchor": "middle", class: "tick", text: s }));
   });
   svg.append(el("text", { x: (W + m.l) / 2, y: H - 4, "text-anchor": "middle", class: "axis-title", text: "training step" }));
-  svg.append(el("text", { x: 4, y: m.t + 2, class: "axis-title", text: yTitle }));
+  svg.append(el("text", { x: 4, y: 11, class: "axis-title", text: yTitle }));
   svg.append(el("line", { x1: m.l, x2: m.l, y1: m.t, y2: H - m.b, class: "axis" }));
   svg.append(el("line", { x1: m.l, x2: W - m.r, y1: H - m.b, y2: H - m.b, class: "axis" }));
   for (const s of series) {
@@ -481,8 +496,8 @@ function lineChart(box, id, series, yTitle, attrs) {
   }
   if (series.length > 1) {
     series.forEach((s, i) => {
-      svg.append(el("line", { x1: m.l + 10 + i * 150, x2: m.l + 30 + i * 150, y1: m.t + 6, y2: m.t + 6, class: `line ${s.cls}` }));
-      svg.append(el("text", { x: m.l + 34 + i * 150, y: m.t + 10, class: "tick key", text: shortName(s.name, 18) }));
+      svg.append(el("line", { x1: m.l + 60 + i * 150, x2: m.l + 80 + i * 150, y1: 7, y2: 7, class: `line ${s.cls}` }));
+      svg.append(el("text", { x: m.l + 84 + i * 150, y: 11, class: "tick key", text: shortName(s.name, 18) }));
     });
   }
   return svg;

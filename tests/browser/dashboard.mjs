@@ -2,7 +2,7 @@
 //
 // node tests/browser/dashboard.mjs CONFIG_JSON
 //   url      the server, e.g. "http://127.0.0.1:PORT/"
-//   shots    folder for the screenshots (dashboard-grid.png, -heatmap, -compare, -narrow, dashboard.png)
+//   shots    folder for the screenshots (dashboard-grid.png, -heatmap, -compare, -narrow)
 //   mlp      {run, cells, layer, points}: a small run (no blocks): opens on the heatmap with
 //            `cells` cells; clicking `layer` shows `points` history points
 //   mixed    {run, cells, preset2, cells2}: a run holding two presets: the preset selector shows,
@@ -151,10 +151,11 @@ try {
   check(outBand.length > 0 && strong, `${outBand.length} cells outside 2..6 are strong (luminance < 0.45)`);
   const marks = await page.locator('#grid-svg rect.mark[fill="url(#pat-over)"], #grid-svg rect.mark[fill="url(#pat-under)"]').count();
   check(marks === outBand.length, `every out-of-band cell is hatched or dotted (${marks} marks)`);
-  check(await page.locator("#legend svg").count() === 1, "a legend explains the scale");
+  const legend = await page.locator("#legend").textContent();
+  check(await page.locator("#legend svg").count() === 1 && legend.includes("2\u20136 healthy") && legend.includes("hatched") && legend.includes("dotted"),
+    `a legend explains the scale ("${legend}")`);
   await page.waitForTimeout(300);
   await page.screenshot({ path: `${cfg.shots}/dashboard-grid.png` });
-  await page.screenshot({ path: `${cfg.shots}/dashboard.png` });
 
   // 2. The step slider: every step of the run, the grid follows it.
   check(await page.locator("#step-slider").getAttribute("max") === String(llamaSteps.length - 1),
