@@ -291,8 +291,9 @@ function renderGrid() {
   const svg = el("svg", { width: W, height: H, id: "grid-svg", role: "grid", "data-step": ck.step, "data-metric": m,
     "data-blocks": g.blocks.length, "data-roles": g.roles.join(","),
     "aria-label": `${m} of ${g.cells.size} layers by block and role at step ${ck.step}` });
-  g.roles.forEach((r, j) => svg.append(el("text", { x: labelW + cw * j + cw / 2, y: top - 7, "text-anchor": "middle", class: "tick col-label", text: roleLabel(r, cw) }, el("title", { text: r }))));
-  svg.append(el("text", { x: 2, y: top - 7, class: "axis-title", text: "block" }));
+  const head = el("g", { class: "col-head" }, el("rect", { x: 0, y: 0, width: W, height: top, fill: "#ffffff" }));
+  g.roles.forEach((r, j) => head.append(el("text", { x: labelW + cw * j + cw / 2, y: top - 7, "text-anchor": "middle", class: "tick col-label", text: roleLabel(r, cw) }, el("title", { text: r }))));
+  head.append(el("text", { x: 2, y: top - 7, class: "axis-title", text: "block" }));
   g.blocks.forEach((b, i) => {
     const y = top + ch * i, row = el("g", { class: "row", "data-block": b });
     row.append(el("text", { x: labelW - 6, y: y + ch / 2 + 4, "text-anchor": "end", class: "tick", text: b }));
@@ -315,7 +316,9 @@ function renderGrid() {
   });
   const other = ck.layers.filter((l) => l.status !== "skipped").length - g.cells.size;
   $("view-note").textContent = other > 0 ? `${other} analysed layers outside blocks (embeddings, head, ...): see the heatmap view` : "";
+  svg.append(head); /* last: drawn over the rows it stays above (stickHead) */
   box.replaceChildren(svg);
+  stickHead();
 }
 
 function shortName(s, n) { return s.length <= n ? s : `\u2026${s.slice(s.length - n + 1)}`; }
@@ -385,8 +388,9 @@ function renderDelta() {
     const cw = Math.max(30, Math.min(110, avail / g.roles.length)), ch = g.blocks.length > 24 ? 17 : 22;
     svg = el("svg", { width: labelW + cw * g.roles.length + 2, height: top + ch * g.blocks.length + 2, id: "delta-svg", role: "grid", "data-metric": m,
       "aria-label": `change of ${m} per layer, ${c.a.run}:${c.a.step} to ${c.b.run}:${c.b.step}` });
-    g.roles.forEach((r, j) => svg.append(el("text", { x: labelW + cw * j + cw / 2, y: top - 7, "text-anchor": "middle", class: "tick col-label", text: roleLabel(r, cw) })));
-    svg.append(el("text", { x: 2, y: top - 7, class: "axis-title", text: "block" }));
+    const head = el("g", { class: "col-head" }, el("rect", { x: 0, y: 0, width: labelW + cw * g.roles.length + 2, height: top, fill: "#ffffff" }));
+    g.roles.forEach((r, j) => head.append(el("text", { x: labelW + cw * j + cw / 2, y: top - 7, "text-anchor": "middle", class: "tick col-label", text: roleLabel(r, cw) })));
+    head.append(el("text", { x: 2, y: top - 7, class: "axis-title", text: "block" }));
     const at = new Map(rows.map((r, i) => [`${r.block}|${r.role}`, i]));
     g.blocks.forEach((b, i) => {
       const y = top + ch * i, row = el("g", { class: "row" });
@@ -400,6 +404,7 @@ function renderDelta() {
       });
       svg.append(row);
     });
+    svg.append(head);
   } else {
     const labelW = Math.min(300, 16 + Math.max(...rows.map((r) => Math.min(r.key.length, 40))) * 7), ch = 18, cw = 80, top = 20;
     svg = el("svg", { width: labelW + cw + 4, height: top + ch * rows.length + 2, id: "delta-svg", role: "grid", "data-metric": m });
@@ -413,6 +418,13 @@ function renderDelta() {
     });
   }
   box.replaceChildren(svg);
+  stickHead();
+}
+
+/* Keep the column labels of a grid at the top of the scrolled box. */
+function stickHead() {
+  const h = $("view").querySelector("g.col-head");
+  if (h) h.setAttribute("transform", `translate(0,${$("view").scrollTop})`);
 }
 
 function renderView() {
@@ -642,6 +654,7 @@ function standaloneSVG(svg) {
     dst[i].setAttribute("style", STYLE_PROPS.map((p) => `${p}:${cs.getPropertyValue(p)}`).join(";"));
   });
   copy.setAttribute("xmlns", SVGNS);
+  copy.querySelectorAll("g.col-head").forEach((h) => h.removeAttribute("transform")); /* unscrolled */
   copy.insertBefore(document.querySelector("svg.defs defs").cloneNode(true), copy.firstChild);
   copy.insertBefore(el("rect", { x: 0, y: 0, width: "100%", height: "100%", fill: "#ffffff" }), copy.firstChild.nextSibling);
   return new XMLSerializer().serializeToString(copy);
@@ -1013,6 +1026,7 @@ function init() {
     if (t) selectLayer(t.getAttribute("data-layer"));
   };
   $("view").addEventListener("click", onPick);
+  $("view").addEventListener("scroll", stickHead, { passive: true });
   $("view").addEventListener("keydown", (ev) => { if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); onPick(ev); } });
   $("latest-table").addEventListener("click", onPick);
   $("only-warnings").addEventListener("change", renderLatest);
