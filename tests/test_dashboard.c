@@ -361,6 +361,39 @@ static void missing_routes(char *out, size_t cap)
                 cmp ? "" : "/v1/compare");
 }
 
+/* tests/browser/dashboard.mjs against server s (see its header for the
+ * members); run again once if it fails (a loaded machine). */
+static void run_browser(const struct srv *s, int mlp_cells, const char *mlp_layer, int cv_cells,
+                        int llm_cells)
+{
+    const char *shots = getenv("FARMSD_SHOTS") ? getenv("FARMSD_SHOTS") : SHOTS;
+    char cmd[2048], without[64], shot[512];
+    int rc;
+
+    mkdir("build/artifacts", 0755);
+    snprintf(shot, sizeof(shot), "%s/dashboard-grid.png", shots);
+    remove(shot);
+    missing_routes(without, sizeof(without));
+    snprintf(cmd, sizeof(cmd),
+             "node tests/browser/dashboard.mjs '{\"url\": \"%s/\", \"shots\": \"%s\", "
+             "\"mlp\": {\"run\": \"mlp\", \"cells\": %d, \"layer\": \"%s\", \"points\": 3}, "
+             "\"mixed\": {\"run\": \"mixed\", \"cells\": %d, \"preset2\": \"farms-llm\", "
+             "\"cells2\": %d}, \"llama\": \"llama\", \"other\": \"llama-b\", "
+             "\"without\": [%s]}'",
+             s->url, shots, mlp_cells, mlp_layer, cv_cells, llm_cells, without);
+    rc = system(cmd);
+    if (!(WIFEXITED(rc) && WEXITSTATUS(rc) == 0)) {
+        /* A headless browser on a loaded 2-core machine has timed out
+         * once in many runs: say so (the FAIL lines above tell what),
+         * then drive the page once more; a second failure fails. */
+        fprintf(stderr, "test_dashboard: the browser run failed (status %d); once more\n", rc);
+        remove(shot);
+        rc = system(cmd);
+    }
+    CHECK(WIFEXITED(rc) && WEXITSTATUS(rc) == 0);
+    CHECK(png_ok(shot));
+}
+
 static void test_browser(void)
 {
     static const char *const files[] = {MLP "mlp_step0000.safetensors",
@@ -409,41 +442,14 @@ static void test_browser(void)
     CHECK(strlen(r.etag) == 34 && r.body != NULL && strstr(r.body, "/dashboard/app.js") != NULL);
     free(r.body);
 
-    heatmap_shape(&s, &n_layers, &n_steps, steps);
+    heatmap_shape(&s, &n_layers, &n_steps, steps); /* the second layer: a click changes it */
     CHECK_EQ_INT(n_steps, 3);
     for (int i = 0; i < 3; i++)
         CHECK_EQ_INT(steps[i], want_steps[i]);
     CHECK_EQ_INT(n_layers, n_ok);
 
-    if (have_browser()) {
-        const char *shots = getenv("FARMSD_SHOTS") ? getenv("FARMSD_SHOTS") : SHOTS;
-        char cmd[2048], without[64], shot[512];
-        int rc;
-
-        mkdir("build/artifacts", 0755);
-        snprintf(shot, sizeof(shot), "%s/dashboard-grid.png", shots);
-        remove(shot);
-        missing_routes(without, sizeof(without));
-        /* The second MLP layer, so the click changes the selection. */
-        snprintf(cmd, sizeof(cmd),
-                 "node tests/browser/dashboard.mjs '{\"url\": \"%s/\", \"shots\": \"%s\", "
-                 "\"mlp\": {\"run\": \"mlp\", \"cells\": %d, \"layer\": \"%s\", \"points\": 3}, "
-                 "\"mixed\": {\"run\": \"mixed\", \"cells\": %d, \"preset2\": \"farms-llm\", "
-                 "\"cells2\": %d}, \"llama\": \"llama\", \"other\": \"llama-b\", "
-                 "\"without\": [%s]}'",
-                 s.url, shots, n_layers * n_steps, names[1], n_cv * 3, n_ok, without);
-        rc = system(cmd);
-        if (!(WIFEXITED(rc) && WEXITSTATUS(rc) == 0)) {
-            /* A headless browser on a loaded 2-core machine has timed out
-             * once in many runs: say so (the FAIL lines above tell what),
-             * then drive the page once more; a second failure fails. */
-            fprintf(stderr, "test_dashboard: the browser run failed (status %d); once more\n", rc);
-            remove(shot);
-            rc = system(cmd);
-        }
-        CHECK(WIFEXITED(rc) && WEXITSTATUS(rc) == 0);
-        CHECK(png_ok(shot));
-    }
+    if (have_browser())
+        run_browser(&s, n_layers * n_steps, names[1], n_cv * 3, n_ok);
     CHECK_EQ_INT(srv_stop(&s), 0);
     for (int i = 0; i < 3; i++) {
         char f[512];
