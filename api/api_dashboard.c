@@ -4,13 +4,18 @@
  * generated from api/dashboard/). Each answer carries the file's strong ETag
  * and Cache-Control: no-cache, so browsers revalidate and get a 304 until the
  * binary changes. /dashboard/routes.json lists the route table, so the
- * dashboard can tell which optional endpoints (ESD plots) this server has.
+ * dashboard can tell which optional endpoints (ESD plots) this server has,
+ * with the history metrics and the summary metrics, so its metric selectors
+ * are those of this server's code.
  */
 #include "api/api_dashboard.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "core/numerics/summary.h"
+#include "storage/store_history.h"
 
 static const struct api_asset *api_asset_find(const char *name)
 {
@@ -20,12 +25,33 @@ static const struct api_asset *api_asset_find(const char *name)
     return NULL;
 }
 
-/* {"routes": [{"method": "GET", "path": "/v1/runs"}, ...]} */
+/* "metrics": every history metric; "summary_metrics": every summary metric. */
+static int api_metrics_json(cJSON *o)
+{
+#define API__SUMMARY_KEY(NAME, key) key,
+    static const char *const summary[] = {FARMS_SUMMARY_METRICS(API__SUMMARY_KEY)};
+#undef API__SUMMARY_KEY
+    cJSON *m = cJSON_AddArrayToObject(o, "metrics");
+    cJSON *s = cJSON_AddArrayToObject(o, "summary_metrics");
+
+    if (m == NULL || s == NULL)
+        return -1;
+    for (int i = 0; i < STORE_METRIC_COUNT; i++)
+        if (!cJSON_AddItemToArray(m, cJSON_CreateString(store_metric_name((enum store_metric)i))))
+            return -1;
+    for (size_t i = 0; i < sizeof(summary) / sizeof(summary[0]); i++)
+        if (!cJSON_AddItemToArray(s, cJSON_CreateString(summary[i])))
+            return -1;
+    return 0;
+}
+
+/* {"routes": [{"method": "GET", "path": "/v1/runs"}, ...], "metrics": [...],
+ *  "summary_metrics": [...]} */
 static void api_routes_json(struct api_response *resp)
 {
     cJSON *o = cJSON_CreateObject(), *arr = o ? cJSON_AddArrayToObject(o, "routes") : NULL;
 
-    if (arr == NULL) {
+    if (arr == NULL || api_metrics_json(o) != 0) {
         cJSON_Delete(o);
         api__ok(resp, NULL);
         return;

@@ -22,10 +22,14 @@ static const char cli_synth_usage[] =
     "and shape: the same weights (same SHA-256 per tensor) in either format.\n"
     "\n"
     "  --model M           llama7b (q,k,v,o 4096x4096; gate,up 11008x4096; down 4096x11008),\n"
+    "                      llama-tiny (the same names, 64 and 172 wide: for tests),\n"
     "                      gpt2-small (Conv1D c_attn 768x2304, ...), resnet (ResNet-50 convs)\n"
-    "  --blocks N          decoder blocks / bottlenecks (default: the model's 32, 12, 16)\n"
+    "  --blocks N          decoder blocks / bottlenecks (default: the model's 32, 32, 12, 16)\n"
+    "  --hidden N          LLaMA models: the hidden width (default 4096; llama-tiny 64)\n"
+    "  --ffn N             LLaMA models: the MLP width (default 11008; llama-tiny 172)\n"
     "  --dtype T           F32, F16 (default) or BF16\n"
-    "  --dist D            gaussian (N(0,1)/sqrt(fan_in), default) or heavy (Student-t(3))\n"
+    "  --dist D            gaussian (N(0,1)/sqrt(fan_in), default), heavy (Student-t(3)) or\n"
+    "                      mixed (each matrix one or the other, by seed and name)\n"
     "  --seed S            seed (default 0)\n"
     "  --format F          safetensors (default) or torch\n"
     "  --no-embeddings     leave out embeddings (and LLaMA's lm_head)\n"
@@ -60,6 +64,12 @@ static void cli_synth_archive(const char *path, char *arch, size_t cap)
         snprintf(arch, cap, "archive");
 }
 
+/* cli_synth_gen_init's `heavy` for a --dist name. */
+static int cli_synth_heavy(const char *dist)
+{
+    return strcmp(dist, "heavy") == 0 ? 1 : strcmp(dist, "mixed") == 0 ? 2 : 0;
+}
+
 /* Generate and write every tensor through the chosen writer. */
 static enum err_code cli_synth_stream(const struct cli_synth_model *m,
                                       const struct cli_synth_opts *o, uint64_t *bytes,
@@ -84,7 +94,7 @@ static enum err_code cli_synth_stream(const struct cli_synth_model *m,
     for (size_t i = 0; i < m->n && rc == ERR_OK; i++) {
         struct cli_synth_gen g;
         uint64_t left = st_wtensor_nbytes(&m->t[i], NULL) / dtype_size(m->dtype);
-        cli_synth_gen_init(&g, o->seed, strcmp(o->dist, "heavy") == 0, &m->t[i]);
+        cli_synth_gen_init(&g, o->seed, cli_synth_heavy(o->dist), &m->t[i]);
         while (left > 0 && rc == ERR_OK) {
             size_t k = left < CLI_SYNTH_CHUNK ? (size_t)left : CLI_SYNTH_CHUNK;
             size_t nb = k * dtype_size(m->dtype);
@@ -120,12 +130,26 @@ static int cli_synth_dtype(const char *s, enum dtype *t)
     return 0;
 }
 
+/* A LLaMA width in 1..65536 from s; -1 if it is not one. */
+static int cli_synth_width(const char *s, int64_t *out)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+
+    if (end == s || *end != '\0' || v < 1 || v > 65536)
+        return -1;
+    *out = v;
+    return 0;
+}
+
 /* Parse argv into m and o; -1 to go on, else the exit status. */
 static int cli_synth_parse(int argc, char **argv, struct cli_synth_model *m,
                            struct cli_synth_opts *o)
 {
     static const struct option longs[] = {{"model", required_argument, NULL, 'm'},
                                           {"blocks", required_argument, NULL, 'b'},
+                                          {"hidden", required_argument, NULL, 'H'},
+                                          {"ffn", required_argument, NULL, 'F'},
                                           {"dtype", required_argument, NULL, 't'},
                                           {"dist", required_argument, NULL, 'd'},
                                           {"seed", required_argument, NULL, 's'},
@@ -147,6 +171,12 @@ static int cli_synth_parse(int argc, char **argv, struct cli_synth_model *m,
             blocks = strtol(optarg, &end, 10);
             if (end == optarg || *end != '\0' || blocks < 0 || blocks > 100000)
                 return cli_usage_error("synth", "--blocks=%s: not a number in 0..100000", optarg);
+            break;
+        case 'H':
+        case 'F':
+            if (cli_synth_width(optarg, ch == 'H' ? &m->hidden : &m->ffn) != 0)
+                return cli_usage_error("synth", "--%s=%s: not a number in 1..65536",
+                                       ch == 'H' ? "hidden" : "ffn", optarg);
             break;
         case 't':
             if (cli_synth_dtype(optarg, &m->dtype) != 0)
@@ -171,8 +201,9 @@ static int cli_synth_parse(int argc, char **argv, struct cli_synth_model *m,
         return cli_usage_error("synth", "unexpected argument '%s'", argv[optind]);
     if (m->model == NULL || o->out == NULL)
         return cli_usage_error("synth", "missing %s", m->model == NULL ? "--model" : "--out");
-    if (strcmp(o->dist, "gaussian") != 0 && strcmp(o->dist, "heavy") != 0)
-        return cli_usage_error("synth", "--dist=%s: unknown distribution (gaussian, heavy)",
+    if (strcmp(o->dist, "gaussian") != 0 && strcmp(o->dist, "heavy") != 0 &&
+        strcmp(o->dist, "mixed") != 0)
+        return cli_usage_error("synth", "--dist=%s: unknown distribution (gaussian, heavy, mixed)",
                                o->dist);
     if (strcmp(o->format, "safetensors") != 0 && strcmp(o->format, "torch") != 0)
         return cli_usage_error("synth", "--format=%s: unknown format (safetensors, torch)",

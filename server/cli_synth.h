@@ -20,8 +20,10 @@
 #define CLI_SYNTH_NAME_MAX 96
 
 struct cli_synth_model {
-    const char *model;                 /* in: llama7b, gpt2-small, resnet */
+    const char *model;                 /* in: llama7b, llama-tiny, gpt2-small, resnet */
     int blocks;                        /* in: decoder blocks / bottlenecks (>= 0) */
+    int64_t hidden, ffn;               /* in: LLaMA widths; 0: the model's (4096, 11008 / 64,
+                                          172) */
     int embeddings;                    /* in: 1 to include embeddings (and LLaMA's lm_head) */
     enum dtype dtype;                  /* in: F32, F16 or BF16 */
     struct st_wtensor *t;              /* out: owned, n tensors; names point into `names` */
@@ -34,7 +36,7 @@ struct cli_synth_model {
 enum err_code cli_synth_model_build(struct cli_synth_model *m, struct err *e);
 void cli_synth_model_free(struct cli_synth_model *m);
 
-/* The full depth of `model` (llama7b 32, gpt2-small 12, resnet 16). */
+/* The full depth of `model` (llama7b and llama-tiny 32, gpt2-small 12, resnet 16). */
 int cli_synth_default_blocks(const char *model);
 
 /* A tensor's value stream (xoshiro256** seeded from seed and name). */
@@ -46,6 +48,8 @@ struct cli_synth_gen {
     int have_spare;
 };
 
+/* heavy: 0 Gaussian, 1 Student-t(3), 2 "mixed": each matrix is one or the
+ * other, picked from (seed, name), about half of them heavy. */
 void cli_synth_gen_init(struct cli_synth_gen *g, uint64_t seed, int heavy,
                         const struct st_wtensor *t);
 

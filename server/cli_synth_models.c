@@ -49,33 +49,38 @@ static enum err_code cli_synth_add(struct cli_synth_model *m, const char *name, 
     cli_synth_add((m), (name), (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), \
                   (int64_t[]){__VA_ARGS__}, (e))
 
-static enum err_code cli_synth_llama(struct cli_synth_model *m, struct err *e)
+/* LLaMA: 7 matrices per block (q, k, v, o hidden x hidden; gate, up ffn x
+ * hidden; down hidden x ffn). llama7b: 4096, 11008, vocabulary 32000;
+ * llama-tiny: 64, 172 (LLaMA's ffn/hidden ratio), vocabulary 256. */
+static enum err_code cli_synth_llama(struct cli_synth_model *m, int tiny, struct err *e)
 {
     static const char *const attn[] = {"q_proj", "k_proj", "v_proj", "o_proj"};
+    int64_t h = m->hidden > 0 ? m->hidden : tiny ? 64 : 4096;
+    int64_t f = m->ffn > 0 ? m->ffn : tiny ? 172 : 11008, vocab = tiny ? 256 : 32000;
     enum err_code rc = ERR_OK;
     char nm[CLI_SYNTH_NAME_MAX];
 
     if (m->embeddings)
-        rc = CLI_SYNTH_ADD(m, e, "model.embed_tokens.weight", 32000, 4096);
+        rc = CLI_SYNTH_ADD(m, e, "model.embed_tokens.weight", vocab, h);
     for (int b = 0; b < m->blocks && rc == ERR_OK; b++) {
         for (int k = 0; k < 4 && rc == ERR_OK; k++) {
             snprintf(nm, sizeof(nm), "model.layers.%d.self_attn.%s.weight", b, attn[k]);
-            rc = CLI_SYNTH_ADD(m, e, nm, 4096, 4096);
+            rc = CLI_SYNTH_ADD(m, e, nm, h, h);
         }
         snprintf(nm, sizeof(nm), "model.layers.%d.mlp.gate_proj.weight", b);
-        rc = rc ? rc : CLI_SYNTH_ADD(m, e, nm, 11008, 4096);
+        rc = rc ? rc : CLI_SYNTH_ADD(m, e, nm, f, h);
         snprintf(nm, sizeof(nm), "model.layers.%d.mlp.up_proj.weight", b);
-        rc = rc ? rc : CLI_SYNTH_ADD(m, e, nm, 11008, 4096);
+        rc = rc ? rc : CLI_SYNTH_ADD(m, e, nm, f, h);
         snprintf(nm, sizeof(nm), "model.layers.%d.mlp.down_proj.weight", b);
-        rc = rc ? rc : CLI_SYNTH_ADD(m, e, nm, 4096, 11008);
+        rc = rc ? rc : CLI_SYNTH_ADD(m, e, nm, h, f);
         snprintf(nm, sizeof(nm), "model.layers.%d.input_layernorm.weight", b);
-        rc = rc ? rc : CLI_SYNTH_ADD(m, e, nm, 4096);
+        rc = rc ? rc : CLI_SYNTH_ADD(m, e, nm, h);
         snprintf(nm, sizeof(nm), "model.layers.%d.post_attention_layernorm.weight", b);
-        rc = rc ? rc : CLI_SYNTH_ADD(m, e, nm, 4096);
+        rc = rc ? rc : CLI_SYNTH_ADD(m, e, nm, h);
     }
-    rc = rc ? rc : CLI_SYNTH_ADD(m, e, "model.norm.weight", 4096);
+    rc = rc ? rc : CLI_SYNTH_ADD(m, e, "model.norm.weight", h);
     if (m->embeddings)
-        rc = rc ? rc : CLI_SYNTH_ADD(m, e, "lm_head.weight", 32000, 4096);
+        rc = rc ? rc : CLI_SYNTH_ADD(m, e, "lm_head.weight", vocab, h);
     return rc;
 }
 
@@ -167,13 +172,16 @@ enum err_code cli_synth_model_build(struct cli_synth_model *m, struct err *e)
     enum err_code rc;
 
     if (strcmp(m->model, "llama7b") == 0)
-        rc = cli_synth_llama(m, e);
+        rc = cli_synth_llama(m, 0, e);
+    else if (strcmp(m->model, "llama-tiny") == 0)
+        rc = cli_synth_llama(m, 1, e);
     else if (strcmp(m->model, "gpt2-small") == 0)
         rc = cli_synth_gpt2(m, e);
     else if (strcmp(m->model, "resnet") == 0)
         rc = cli_synth_resnet(m, e);
     else
-        return err_set(e, ERR_INVAL, "unknown model '%s' (llama7b, gpt2-small, resnet)", m->model);
+        return err_set(e, ERR_INVAL, "unknown model '%s' (llama7b, llama-tiny, gpt2-small, resnet)",
+                       m->model);
     for (size_t i = 0; rc == ERR_OK && i < m->n; i++)
         m->t[i].name = m->names[i]; /* names moved with realloc: point at them only now */
     return rc;
@@ -181,7 +189,7 @@ enum err_code cli_synth_model_build(struct cli_synth_model *m, struct err *e)
 
 int cli_synth_default_blocks(const char *model)
 {
-    if (strcmp(model, "llama7b") == 0)
+    if (strcmp(model, "llama7b") == 0 || strcmp(model, "llama-tiny") == 0)
         return 32;
     if (strcmp(model, "gpt2-small") == 0)
         return 12;
@@ -238,7 +246,7 @@ void cli_synth_gen_init(struct cli_synth_gen *g, uint64_t seed, int heavy,
     x = seed ^ cli_synth_splitmix(&h);
     for (int k = 0; k < 4; k++)
         g->s[k] = cli_synth_splitmix(&x);
-    g->heavy = heavy;
+    g->heavy = heavy == 2 ? (int)(cli_synth_splitmix(&x) >> 63) : heavy;
     g->have_spare = 0;
     for (int d = 1; d < t->ndim; d++)
         fan_in *= (double)t->shape[d];

@@ -4,13 +4,21 @@
  * The first cases call api_handle() in memory: / and /dashboard/{file} must
  * serve exactly the bytes of api/dashboard/, with their Content-Type, a
  * strong ETag from the file's SHA-256 and Cache-Control: no-cache.
- * test_browser starts build/san/farmsd serve, uploads the three-step MLP
- * run (steps 0, 100, 500), and runs tests/browser/dashboard.mjs
- * (playwright-core + /usr/bin/chromium): the heatmap must have one cell per
- * analysed layer and step, clicking a layer must show its history, and no
- * console error may occur. A second run analysed under farms-cv (and one
- * step also under farms-llm) must show its farms-cv heatmap by default and
- * a preset selector that switches to farms-llm. The screenshot is build/artifacts/dashboard.png.
+ * routes.json's metric list must be the history metrics and openapi.yaml's
+ * MetricName enum. test_browser starts build/san/farmsd serve, uploads two
+ * runs of a 224-layer LLaMA-shaped synthetic model (`farmsd synth --model
+ * llama-tiny`: 32 blocks x 7 roles; "llama" three steps, "llama-b" two),
+ * the three-step MLP run and a run under two presets, and runs
+ * tests/browser/dashboard.mjs (playwright-core + /usr/bin/chromium), which
+ * checks every view against numbers it reads from the API itself: the
+ * first view (newest run, latest step, worst layer), the block x role grid
+ * and its step slider, the metric selector, the colour scale and text
+ * contrast, CSV/SVG/PNG exports, the overlay, the summary plot, the delta
+ * view, the heatmap, presets, unknown run/layer messages, a 390 px screen;
+ * no console error may occur. Checks of routes this build lacks (summary,
+ * compare) are skipped with a note on stderr. Screenshots go to
+ * build/artifacts/dashboard-{grid,heatmap,compare,narrow}.png (FARMSD_SHOTS
+ * names another folder: FARMSD_SHOTS=docs refreshes the README's).
  * Without chromium, node or playwright-core the test fails and says how to
  * install them (`make test` does, as root). Run from the repository root.
  */
@@ -25,11 +33,13 @@
 
 #include "api/api.h"
 #include "core/formats/thash.h"
+#include "core/numerics/summary.h"
+#include "storage/store_history.h"
 #include "tests/check.h"
 #include "tests/serve_fixture.h"
 
 #define MLP        "tests/fixtures/checkpoints/mlp/"
-#define SHOT       "build/artifacts/dashboard.png"
+#define SHOTS      "build/artifacts" /* FARMSD_SHOTS=docs refreshes the README's */
 #define CHROMIUM   "/usr/bin/chromium"
 #define PLAYWRIGHT "tests/browser/node_modules/playwright-core/package.json"
 
@@ -265,13 +275,136 @@ static int png_ok(const char *path)
     return ok;
 }
 
+/* The dashboard's metric selector offers routes.json's "metrics": they must
+ * be the server's history metrics, in order, and exactly the MetricName enum
+ * of openapi.yaml but for its last entry, the deprecated alias alpha_hat (so
+ * the contract, the code and the page agree). */
+static void test_metrics_match_openapi(void)
+{
+    struct api_ctx ctx = {.default_preset = "farms-llm", .ready = 1};
+    struct api_response r = {0};
+    char *yaml = NULL, want[2048] = "", got[2048] = "";
+    const char *at, *end;
+    cJSON *j, *m;
+
+    CHECK(file_read("openapi.yaml", &yaml) > 0);
+    at = yaml ? strstr(yaml, "    MetricName:\n      type: string\n") : NULL;
+    at = at ? strstr(at, "      enum: [") : NULL;
+    CHECK(at != NULL);
+    if (at != NULL) {
+        at = strchr(at, '[') + 1;
+        end = strchr(at, ']');
+        CHECK(end != NULL && end - at < (long)sizeof(want));
+        if (end != NULL && end - at < (long)sizeof(want))
+            memcpy(want, at, (size_t)(end - at));
+    }
+    get(&ctx, "GET", "/dashboard/routes.json", NULL, &r);
+    j = r.body ? cJSON_ParseWithLength(r.body, r.body_len) : NULL;
+    m = cJSON_GetObjectItemCaseSensitive(j, "metrics");
+    CHECK_EQ_INT(cJSON_GetArraySize(m), STORE_METRIC_COUNT);
+    for (int i = 0; i < cJSON_GetArraySize(m); i++) {
+        const char *nm = cJSON_GetStringValue(cJSON_GetArrayItem(m, i));
+        CHECK_STR_EQ(nm, store_metric_name((enum store_metric)i));
+        snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%s", i ? ", " : "", nm);
+    }
+    /* the enum ends with the deprecated request-only alias of alpha_weighted */
+    snprintf(got + strlen(got), sizeof(got) - strlen(got), ", alpha_hat");
+    CHECK_STR_EQ(got, want);
+    m = cJSON_GetObjectItemCaseSensitive(j, "summary_metrics");
+    CHECK_EQ_INT(cJSON_GetArraySize(m), FARMS_SUMMARY_COUNT);
+    CHECK_STR_EQ(cJSON_GetStringValue(cJSON_GetArrayItem(m, 0)), "alpha");
+    cJSON_Delete(j);
+    api_response_free(&r);
+    free(yaml);
+}
+
+/* Write `n` llama-tiny checkpoints (32 blocks x 7 matrices, 64 and 172 wide:
+ * 224 layers) with seeds seed0, seed0 + 1, ... into dir/NAME_i.safetensors. */
+static int synth_llama(const char *dir, const char *name, int n, int seed0)
+{
+    char cmd[512];
+
+    for (int i = 0; i < n; i++) {
+        snprintf(cmd, sizeof(cmd),
+                 SRV_FARMSD " synth --model llama-tiny --no-embeddings --dtype F32 --dist mixed "
+                            "--seed %d --quiet --out '%s/%s_%d.safetensors'",
+                 seed0 + i, dir, name, i);
+        if (system(cmd) != 0)
+            return 0;
+    }
+    return 1;
+}
+
+/* Upload dir/NAME_i.safetensors as steps 100, 200, ... of run NAME. */
+static void upload_llama(const struct srv *s, const char *dir, const char *name, int n)
+{
+    char file[512], state[32];
+
+    for (int i = 0; i < n; i++) {
+        snprintf(file, sizeof(file), "%s/%s_%d.safetensors", dir, name, i);
+        CHECK(srv_upload_wait(s, name, 100L * (i + 1), file, state, sizeof(state)));
+        CHECK_STR_EQ(state, "succeeded");
+    }
+}
+
+/* Routes the browser checks need that this server lacks: "summary,compare". */
+static void missing_routes(char *out, size_t cap)
+{
+    int sum = 0, cmp = 0;
+
+    for (const struct api_route_info *ri = api_routes(); ri->method != NULL; ri++) {
+        sum |= strcmp(ri->path, "/v1/runs/{run}/summary/history") == 0;
+        cmp |= strcmp(ri->path, "/v1/compare") == 0;
+    }
+    snprintf(out, cap, "%s%s%s%s%s", sum && cmp ? "" : "\"", sum ? "" : "summary",
+             !sum && !cmp ? "\",\"" : "", cmp ? "" : "compare", sum && cmp ? "" : "\"");
+    if (!sum || !cmp)
+        fprintf(stderr,
+                "test_dashboard: this build lacks %s%s%s: those browser checks are skipped\n",
+                sum ? "" : "/v1/runs/{run}/summary/history", !sum && !cmp ? " and " : "",
+                cmp ? "" : "/v1/compare");
+}
+
+/* tests/browser/dashboard.mjs against server s (see its header for the
+ * members); run again once if it fails (a loaded machine). */
+static void run_browser(const struct srv *s, int mlp_cells, const char *mlp_layer, int cv_cells,
+                        int llm_cells)
+{
+    const char *shots = getenv("FARMSD_SHOTS") ? getenv("FARMSD_SHOTS") : SHOTS;
+    char cmd[2048], without[64], shot[512];
+    int rc;
+
+    mkdir("build/artifacts", 0755);
+    snprintf(shot, sizeof(shot), "%s/dashboard-grid.png", shots);
+    remove(shot);
+    missing_routes(without, sizeof(without));
+    snprintf(cmd, sizeof(cmd),
+             "node tests/browser/dashboard.mjs '{\"url\": \"%s/\", \"shots\": \"%s\", "
+             "\"mlp\": {\"run\": \"mlp\", \"cells\": %d, \"layer\": \"%s\", \"points\": 3}, "
+             "\"mixed\": {\"run\": \"mixed\", \"cells\": %d, \"preset2\": \"farms-llm\", "
+             "\"cells2\": %d}, \"llama\": \"llama\", \"other\": \"llama-b\", "
+             "\"without\": [%s]}'",
+             s->url, shots, mlp_cells, mlp_layer, cv_cells, llm_cells, without);
+    rc = system(cmd);
+    if (!(WIFEXITED(rc) && WEXITSTATUS(rc) == 0)) {
+        /* A headless browser on a loaded 2-core machine has timed out
+         * once in many runs: say so (the FAIL lines above tell what),
+         * then drive the page once more; a second failure fails. */
+        fprintf(stderr, "test_dashboard: the browser run failed (status %d); once more\n", rc);
+        remove(shot);
+        rc = system(cmd);
+    }
+    CHECK(WIFEXITED(rc) && WEXITSTATUS(rc) == 0);
+    CHECK(png_ok(shot));
+}
+
 static void test_browser(void)
 {
     static const char *const files[] = {MLP "mlp_step0000.safetensors",
                                         MLP "mlp_step0100.safetensors",
                                         MLP "mlp_step0500.safetensors"};
     static const long want_steps[] = {0, 100, 500};
-    char names[16][64], names_cv[16][64], state[32], url[256];
+    char names[16][64], names_cv[16][64], state[32], url[256], tmp[] = "/tmp/farmsd-dash-XXXXXX";
     int n_ok = analysed_layers(files[2], "farms-llm", names, 16), n_layers = 0, n_steps = 0;
     int n_cv = analysed_layers(files[2], "farms-cv", names_cv, 16);
     long steps[8] = {0};
@@ -280,10 +413,15 @@ static void test_browser(void)
 
     CHECK(have_browser());
     CHECK_EQ_INT(n_ok, 3); /* the MLP's three linear weights */
+    CHECK(mkdtemp(tmp) != NULL);
+    CHECK(synth_llama(tmp, "llama-b", 2, 11));
+    CHECK(synth_llama(tmp, "llama", 3, 1));
     if (n_ok < 2 || !srv_start(&s, NULL)) {
         CHECK(0);
         return;
     }
+    /* llama-b first, llama last: llama is the newest run (the first view) */
+    upload_llama(&s, tmp, "llama-b", 2);
     for (int i = 0; i < 3; i++) {
         CHECK(srv_upload_wait(&s, "mlp", want_steps[i], files[i], state, sizeof(state)));
         CHECK_STR_EQ(state, "succeeded");
@@ -298,6 +436,7 @@ static void test_browser(void)
     }
     CHECK(srv_upload_wait_preset(&s, "mixed", 0, files[0], "farms-llm", state, sizeof(state)));
     CHECK_STR_EQ(state, "succeeded");
+    upload_llama(&s, tmp, "llama", 3);
     /* Over the socket: the headers of the page come through server/http.c. */
     snprintf(url, sizeof(url), "%s/", s.url);
     http_do(url, NULL, NULL, &r);
@@ -307,36 +446,23 @@ static void test_browser(void)
     CHECK(strlen(r.etag) == 34 && r.body != NULL && strstr(r.body, "/dashboard/app.js") != NULL);
     free(r.body);
 
-    heatmap_shape(&s, &n_layers, &n_steps, steps);
+    heatmap_shape(&s, &n_layers, &n_steps, steps); /* the second layer: a click changes it */
     CHECK_EQ_INT(n_steps, 3);
     for (int i = 0; i < 3; i++)
         CHECK_EQ_INT(steps[i], want_steps[i]);
     CHECK_EQ_INT(n_layers, n_ok);
 
-    if (have_browser()) {
-        char cmd[1024];
-        int rc;
-
-        mkdir("build/artifacts", 0755);
-        remove(SHOT);
-        /* The second layer, so the click changes the selection. */
-        snprintf(cmd, sizeof(cmd),
-                 "node tests/browser/dashboard.mjs '%s/' mlp %d '%s' 3 " SHOT
-                 " mixed %d farms-llm %d",
-                 s.url, n_layers * n_steps, names[1], n_cv * 3, n_ok);
-        rc = system(cmd);
-        if (!(WIFEXITED(rc) && WEXITSTATUS(rc) == 0)) {
-            /* A headless browser on a loaded 2-core machine has timed out
-             * once in many runs: say so (the FAIL lines above tell what),
-             * then drive the page once more; a second failure fails. */
-            fprintf(stderr, "test_dashboard: the browser run failed (status %d); once more\n", rc);
-            remove(SHOT);
-            rc = system(cmd);
-        }
-        CHECK(WIFEXITED(rc) && WEXITSTATUS(rc) == 0);
-        CHECK(png_ok(SHOT));
-    }
+    if (have_browser())
+        run_browser(&s, n_layers * n_steps, names[1], n_cv * 3, n_ok);
     CHECK_EQ_INT(srv_stop(&s), 0);
+    for (int i = 0; i < 3; i++) {
+        char f[512];
+        snprintf(f, sizeof(f), "%s/llama_%d.safetensors", tmp, i);
+        remove(f);
+        snprintf(f, sizeof(f), "%s/llama-b_%d.safetensors", tmp, i);
+        remove(f);
+    }
+    rmdir(tmp);
 }
 
 int main(void)
@@ -344,6 +470,7 @@ int main(void)
     test_serves_embedded_files();
     test_unknown_files_and_methods();
     test_routes_json_lists_the_routes();
+    test_metrics_match_openapi();
     test_page_is_open_when_auth_is_on();
     curl_global_init(CURL_GLOBAL_DEFAULT);
     test_browser();

@@ -3,7 +3,7 @@
  * model's real names, shapes and dtypes; a seed gives the same tensor
  * SHA-256s in safetensors and torch zip form; torch members are 64-byte
  * aligned; F16/BF16 encoding rounds exactly; the entries have the promised
- * distributions. */
+ * distributions; llama-tiny has LLaMA's names at test size. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -95,6 +95,75 @@ static void test_gpt2_block_has_real_names_shapes_and_dtype(void)
     CHECK(find(c, "transformer.wte.weight", NULL) == NULL);
     CHECK(find(c, "transformer.h.1.ln_1.weight", NULL) == NULL);
     ckpt_close(c);
+}
+
+/* llama-tiny: LLaMA's names, 7 matrices per block (q, k, v, o 64x64; gate,
+ * up 172x64; down 64x172) and 32 blocks; --hidden/--ffn change the widths;
+ * --dist mixed makes each matrix exactly the Gaussian or the heavy one of
+ * the same seed, both kinds present. */
+static void test_llama_tiny_names_shapes_and_mixed_entries(void)
+{
+    const char *g[] = {"--model", "llama-tiny", "--no-embeddings",      "--dtype", "F32", "--seed",
+                       "3",       "--out",      path("lg.safetensors"), NULL};
+    const char *h[] = {
+        "--model", "llama-tiny", "--no-embeddings",      "--dtype", "F32", "--seed", "3", "--dist",
+        "heavy",   "--out",      path("lh.safetensors"), NULL};
+    const char *m[] = {
+        "--model", "llama-tiny", "--no-embeddings",      "--dtype", "F32", "--seed", "3", "--dist",
+        "mixed",   "--out",      path("lm.safetensors"), NULL};
+    const char *w[] = {"--model", "llama-tiny", "--blocks", "2",     "--hidden",
+                       "32",      "--ffn",      "48",       "--out", path("lw.safetensors"),
+                       NULL};
+    struct ckpt *cg = NULL, *ch = NULL, *cm = NULL, *cw = NULL;
+    struct ckpt_buf buf = {0};
+    char hg[THASH_HEX_LEN], hh[THASH_HEX_LEN], hm[THASH_HEX_LEN];
+    const struct ckpt_tensor *t;
+    int n_heavy = 0, n_gauss = 0, n_matrices = 0;
+    struct err e;
+
+    CHECK_EQ_INT(synth(g), 0);
+    CHECK_EQ_INT(synth(h), 0);
+    CHECK_EQ_INT(synth(m), 0);
+    CHECK_EQ_INT(synth(w), 0);
+    cg = open_ckpt(path("lg.safetensors"));
+    ch = open_ckpt(path("lh.safetensors"));
+    cm = open_ckpt(path("lm.safetensors"));
+    cw = open_ckpt(path("lw.safetensors"));
+    CHECK(cg != NULL && ch != NULL && cm != NULL && cw != NULL);
+    if (cg == NULL || ch == NULL || cm == NULL || cw == NULL)
+        goto out;
+    CHECK_EQ_INT((int)ckpt_n_tensors(cg), 32 * 9 + 1); /* 7 matrices + 2 norms, final norm */
+    t = find(cg, "model.layers.31.self_attn.q_proj.weight", NULL);
+    CHECK(t != NULL && t->ndim == 2 && t->shape[0] == 64 && t->shape[1] == 64);
+    t = find(cg, "model.layers.0.mlp.gate_proj.weight", NULL);
+    CHECK(t != NULL && t->shape[0] == 172 && t->shape[1] == 64);
+    t = find(cg, "model.layers.5.mlp.down_proj.weight", NULL);
+    CHECK(t != NULL && t->shape[0] == 64 && t->shape[1] == 172 && t->dtype == DTYPE_F32);
+    CHECK(find(cg, "model.embed_tokens.weight", NULL) == NULL);
+    t = find(cw, "model.layers.1.mlp.up_proj.weight", NULL);
+    CHECK(t != NULL && t->shape[0] == 48 && t->shape[1] == 32);
+    CHECK_EQ_INT((int)ckpt_n_tensors(cw), 2 * 9 + 1 + 2); /* with embeddings and lm_head */
+    t = find(cw, "lm_head.weight", NULL);
+    CHECK(t != NULL && t->shape[0] == 256 && t->shape[1] == 32);
+    for (size_t i = 0; i < ckpt_n_tensors(cm) && i < ckpt_n_tensors(cg); i++) {
+        if (ckpt_tensor_at(cm, i)->ndim != 2)
+            continue;
+        if (thash_tensor(cg, i, &buf, hg, &e) || thash_tensor(ch, i, &buf, hh, &e) ||
+            thash_tensor(cm, i, &buf, hm, &e))
+            break;
+        n_matrices++;
+        n_gauss += strcmp(hm, hg) == 0;
+        n_heavy += strcmp(hm, hh) == 0;
+    }
+    CHECK_EQ_INT(n_matrices, 224);
+    CHECK_EQ_INT(n_gauss + n_heavy, 224);
+    CHECK(n_gauss > 60 && n_heavy > 60); /* about half each */
+out:
+    ckpt_buf_free(&buf);
+    ckpt_close(cg);
+    ckpt_close(ch);
+    ckpt_close(cm);
+    ckpt_close(cw);
 }
 
 /* The same seed: the same bytes per tensor from safetensors and torch. */
@@ -273,10 +342,14 @@ static void test_usage_errors_exit_2(void)
     const char *unknown[] = {"--model", "bert", "--out", path("x.safetensors"), NULL};
     const char *no_out[] = {"--model", "gpt2-small", NULL};
     const char *dtype[] = {"--model", "gpt2-small", "--dtype", "F8", "--out", path("x"), NULL};
+    const char *hidden[] = {"--model", "llama-tiny", "--hidden", "0", "--out", path("x"), NULL};
+    const char *dist[] = {"--model", "llama-tiny", "--dist", "odd", "--out", path("x"), NULL};
 
     CHECK_EQ_INT(synth(unknown), 2);
     CHECK_EQ_INT(synth(no_out), 2);
     CHECK_EQ_INT(synth(dtype), 2);
+    CHECK_EQ_INT(synth(hidden), 2);
+    CHECK_EQ_INT(synth(dist), 2);
     CHECK(access(path("x.safetensors"), F_OK) != 0);
 }
 
@@ -287,6 +360,7 @@ int main(void)
     if (mkdtemp(dir) == NULL)
         return 1;
     test_gpt2_block_has_real_names_shapes_and_dtype();
+    test_llama_tiny_names_shapes_and_mixed_entries();
     test_same_seed_same_hashes_in_both_formats();
     test_torch_members_are_64_byte_aligned();
     test_f16_and_bf16_encoding_round_exactly();
