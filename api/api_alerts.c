@@ -6,7 +6,7 @@
  *                                          newest first, with their deliveries
  *   GET /v1/alerts/deliveries?run=&state=  the delivery log, newest first
  * and the alert gauges of /metrics (farmsd_run_layers{run,verdict},
- * farmsd_webhook_deliveries_total{state}). Rules are validated by
+ * farmsd_webhook_deliveries{state}). Rules are validated by
  * core/numerics/alert.h; a refusal is a 400 naming the member. Evaluation
  * itself runs when a job succeeds (server/alerts.c).
  */
@@ -398,13 +398,13 @@ void api__metrics_alerts(struct api_call *c, char **text, size_t *len)
     ok = api_metrics_verdicts(c->s, text, len);
     if (ok && store_delivery_counts(c->s, counts, &e) == ERR_OK) {
         ok = api_metrics_append(text, len,
-                                "# HELP farmsd_webhook_deliveries_total Webhook deliveries by "
+                                "# HELP farmsd_webhook_deliveries Webhook deliveries by "
                                 "state (rows of the delivery log).\n"
-                                "# TYPE farmsd_webhook_deliveries_total gauge\n");
+                                "# TYPE farmsd_webhook_deliveries gauge\n");
         for (int i = 0; ok && i < STORE_DELIVERY_STATE_COUNT; i++)
-            ok = api_metrics_append(
-                text, len, "farmsd_webhook_deliveries_total{state=\"%s\"} %lld\n",
-                store_delivery_state_name((enum store_delivery_state)i), (long long)counts[i]);
+            ok = api_metrics_append(text, len, "farmsd_webhook_deliveries{state=\"%s\"} %lld\n",
+                                    store_delivery_state_name((enum store_delivery_state)i),
+                                    (long long)counts[i]);
     }
     (void)ok; /* out of memory: the text so far still renders */
 }

@@ -130,7 +130,7 @@ api_handler_fn api__alert_rules_get, api__alert_rules_put, api__run_rules_get, a
     api__rules_delete, api__run_alerts, api__deliveries_list; /* api_alerts.c */
 
 /* The alert gauges of /metrics (farmsd_run_layers{run,verdict},
- * farmsd_webhook_deliveries_total{state}) appended to the malloc'd text
+ * farmsd_webhook_deliveries{state}) appended to the malloc'd text
  * *text of *len bytes (api_alerts.c). Left out when the database does not
  * answer; cannot fail. */
 void api__metrics_alerts(struct api_call *c, char **text, size_t *len);

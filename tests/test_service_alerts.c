@@ -17,7 +17,7 @@
  *   - the delivery log (GET /v1/alerts/deliveries?run=&state=) and the
  *     run's events (GET /v1/runs/{run}/alerts) show both outcomes;
  *   - /metrics: farmsd_run_layers{run,verdict} equals the verdict counts of
- *     the run's layers, farmsd_webhook_deliveries_total{state} the log's;
+ *     the run's layers, farmsd_webhook_deliveries{state} the log's;
  *   - alpha_drop on the newest step lists exactly the layers whose alpha
  *     fell (with the earlier alpha); a step analysed late raises none;
  *   - a delivery still pending when the server stops (the receiver answers
@@ -376,9 +376,9 @@ static void check_metrics(const struct svc *s)
     }
     CHECK_NEAR(svc_metric(s, "farmsd_run_layers{run=\"good\",verdict=\"ok\"}"),
                count_warning(s, "good", NULL), 0);
-    CHECK_NEAR(svc_metric(s, "farmsd_webhook_deliveries_total{state=\"delivered\"}"), 1, 0);
-    CHECK_NEAR(svc_metric(s, "farmsd_webhook_deliveries_total{state=\"failed\"}"), 1, 0);
-    CHECK_NEAR(svc_metric(s, "farmsd_webhook_deliveries_total{state=\"pending\"}"), 0, 0);
+    CHECK_NEAR(svc_metric(s, "farmsd_webhook_deliveries{state=\"delivered\"}"), 1, 0);
+    CHECK_NEAR(svc_metric(s, "farmsd_webhook_deliveries{state=\"failed\"}"), 1, 0);
+    CHECK_NEAR(svc_metric(s, "farmsd_webhook_deliveries{state=\"pending\"}"), 0, 0);
 }
 
 static void check_delivery_log(const struct svc *s)
