@@ -125,7 +125,7 @@ struct store_run_deleted {
     int64_t n_blobs;                         /* blobs removed */
 };
 
-/* Delete run `run` with its checkpoints, jobs and layer rows, in one write
+/* Delete run `run` with its checkpoints, jobs, layer rows and summaries, in one write
  * transaction that also bumps the change id (GET /v1/runs sees a new
  * ETag). Queued jobs go with it; while a job of the run is running nothing
  * changes and ERR_CONFLICT names it (cancel it first). With `blobs`

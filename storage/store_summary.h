@@ -7,7 +7,8 @@
  * summary, and one metric's summary history over a run's steps.
  *
  * Errors, ownership and thread-safety: as store.h. Results are caller-owned:
- * free with store_summary_free() / store_summary_history_free().
+ * a struct store_summary is plain data; free histories with
+ * store_summary_history_free().
  */
 #ifndef STORAGE_STORE_SUMMARY_H
 #define STORAGE_STORE_SUMMARY_H
