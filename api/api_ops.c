@@ -70,5 +70,6 @@ void api__metrics(struct api_call *c, struct api_response *resp)
         api_problem_err(resp, &e);
         return;
     }
+    api__metrics_summary(c, &text, &len);
     api__ok_body(resp, text, len, "text/plain; version=0.0.4; charset=utf-8");
 }

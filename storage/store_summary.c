@@ -419,3 +419,46 @@ void store_summary_history_free(struct store_summary_history *h)
     free(h->points);
     free(h);
 }
+
+/* --- Every run's latest summary -------------------------------------------------- */
+
+enum err_code store_summary_latest(struct store *s, size_t max, struct store_summary_run **out,
+                                   size_t *n, struct err *e)
+{
+    static const char sql[] = "SELECT name FROM runs ORDER BY version DESC, id DESC LIMIT ?1";
+    struct store_summary_run *r = NULL;
+    struct store__q *st = NULL;
+    enum err_code rc;
+    size_t n_runs = 0, i, k = 0;
+    int src = STORE__DONE, found = 0;
+
+    *out = NULL;
+    *n = 0;
+    r = calloc(max > 0 ? max : 1, sizeof *r);
+    if (r == NULL)
+        return nomem(e);
+    rc = store__stmt(s, sql, &st, e);
+    if (rc == ERR_OK) {
+        store__bind_int64(st, 1, (int64_t)max);
+        while (n_runs < max && (src = store__step(st)) == STORE__ROW)
+            store__col_text(st, 0, r[n_runs++].run, sizeof r->run);
+        if (n_runs < max && src != STORE__DONE)
+            rc = store__dberr(s, src, "runs", e);
+        store__release(st);
+    }
+    for (i = 0; i < n_runs && rc == ERR_OK; i++) {
+        rc = store_summary_get(s, r[i].run, -1, NULL, &r[k].s, &found, e);
+        if (rc == ERR_OK && found) {
+            if (k != i)
+                memcpy(r[k].run, r[i].run, sizeof r->run);
+            k++;
+        }
+    }
+    if (rc != ERR_OK) {
+        free(r);
+        return rc;
+    }
+    *out = r;
+    *n = k;
+    return ERR_OK;
+}
