@@ -430,7 +430,7 @@ enum err_code store_summary_latest(struct store *s, size_t max, struct store_sum
     struct store__q *st = NULL;
     enum err_code rc;
     size_t n_runs = 0, i, k = 0;
-    int src = STORE__DONE, found = 0;
+    int src, found = 0;
 
     *out = NULL;
     *n = 0;
@@ -440,9 +440,11 @@ enum err_code store_summary_latest(struct store *s, size_t max, struct store_sum
     rc = store__stmt(s, sql, &st, e);
     if (rc == ERR_OK) {
         store__bind_int64(st, 1, (int64_t)max);
-        while (n_runs < max && (src = store__step(st)) == STORE__ROW)
-            store__col_text(st, 0, r[n_runs++].run, sizeof r->run);
-        if (n_runs < max && src != STORE__DONE)
+        while ((src = store__step(st)) == STORE__ROW) { /* LIMIT max: at most max rows */
+            if (n_runs < max)
+                store__col_text(st, 0, r[n_runs++].run, sizeof r->run);
+        }
+        if (src != STORE__DONE)
             rc = store__dberr(s, src, "runs", e);
         store__release(st);
     }

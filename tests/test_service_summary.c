@@ -124,7 +124,7 @@ static void test_mlp_history(void)
     char path[512], name[160];
     struct svc_resp r;
     const cJSON *p;
-    int i = 0;
+    int i;
 
     for (int k = 0; k < 3; k++)
         if (upload_wait("mlp", steps[k], files[k]))
@@ -135,12 +135,11 @@ static void test_mlp_history(void)
     CHECK_STR_EQ(svc_js(r.json, "preset"), "farms-llm");
     CHECK_EQ_INT(strlen(svc_js(r.json, "settings_hash")), 64);
     CHECK_EQ_INT(cJSON_GetArraySize(svc_j(r.json, "points")), 2);
-    cJSON_ArrayForEach(p, svc_j(r.json, "points"))
-    {
+    for (i = 0; i < 2; i++) {
+        p = cJSON_GetArrayItem(svc_j(r.json, "points"), i);
         CHECK_EQ_INT(svc_jn(p, "step"), steps[i]);
         CHECK_REL(svc_jn(p, "mean"), plain[i], REL);
         CHECK_REL(svc_jn(p, "weighted_mean"), weighted[i], REL);
-        i++;
     }
     snprintf(path, sizeof(path),
              "/v1/runs/mlp/summary/history?metric=alpha&page_size=2&page_token=%s",

@@ -241,7 +241,7 @@ static void test_history_over_steps(void)
     temp_db(path, sizeof path, "hist");
     s = open_db(path);
     for (int i = 0; i < 3; i++)
-        put_three(s, "r", 100 * (i + 1), a1[i], a2[i]);
+        put_three(s, "r", 100 * (int64_t)(i + 1), a1[i], a2[i]);
     CHECK_EQ_INT(store_summary_history(s, &q, FARMS_SUMMARY_ALPHA, &h, &e), ERR_OK);
     CHECK_EQ_INT(h->n, 2);
     CHECK(h->next_token[0] != '\0');
