@@ -921,7 +921,7 @@ static void test_task_rate_counts(void)
 
 /* The SQL columns of the result fields added after schema 6. */
 #define FIELD_AFTER_6(member, NAME, type, key, column, json, history, width, decimals, since) \
-    since > 6 ? column : NULL,
+    ((since) > 6 ? (column) : NULL),
 static const char *const COLUMNS_AFTER_6[] = {FARMS_RESULT_FIELDS(FIELD_AFTER_6)};
 #undef FIELD_AFTER_6
 
@@ -943,8 +943,9 @@ static void downgrade_to_v6(void)
         PGconn *c = PQconnectdb(g_pg);
         PGresult *r = NULL;
 
-        if (len + 64 < sizeof sql)
-            strcat(sql, "DELETE FROM schema_version; INSERT INTO schema_version VALUES(6)");
+        if (len < sizeof sql)
+            snprintf(sql + len, sizeof sql - len, "%s",
+                     "DELETE FROM schema_version; INSERT INTO schema_version VALUES(6)");
         r = PQexec(c, sql);
         CHECK(PQresultStatus(r) == PGRES_COMMAND_OK);
         PQclear(r);
