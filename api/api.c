@@ -66,6 +66,7 @@ static const char *const api_q_jobs[] = {"state", "run", "page_size", "page_toke
     X("GET", "/v1/runs/{run}/layers/{layer}/history", api__layer_history, API_AUTH_READ,      \
       api_q_hist)                                                                             \
     X("GET", "/v1/runs/{run}/history", api__run_history, API_AUTH_READ, api_q_heat)           \
+    X("GET", "/v1/runs/{run}/summary/history", api__summary_hist, API_AUTH_READ, api_q_heat)  \
     X("GET", "/v1/runs/{run}/checkpoints/{step}/recommendations/sparsity", api__rec_sparsity, \
       API_AUTH_READ, api_q_sparsity)                                                          \
     X("GET", "/v1/runs/{run}/checkpoints/{step}/recommendations/learning-rates",              \

@@ -75,7 +75,9 @@ static cJSON *api_summary_json(const struct store_run_summary *u, const char *df
     return o;
 }
 
-/* GET /v1/runs/{run}: the summary (api_summary_json). */
+/* GET /v1/runs/{run}: the summary (api_summary_json) and "latest_summary":
+ * the checkpoint summary of the run's highest analysed step under the
+ * settings reads default to (null before the first analysis). */
 void api__run_get(struct api_call *c, struct api_response *resp)
 {
     const char *run = api__param(c, "run");
@@ -100,8 +102,16 @@ void api__run_get(struct api_call *c, struct api_response *resp)
         return;
     }
     snprintf(preset, sizeof(preset), "%s", u->default_preset);
-    if (api__preset_default(c, resp, run, -1, preset, hash))
-        api__ok(resp, api_summary_json(u, preset));
+    if (api__preset_default(c, resp, run, -1, preset, hash)) {
+        cJSON *o = api_summary_json(u, preset);
+
+        if (o != NULL && !api__add_summary(c, o, "latest_summary", run, -1, "", &e)) {
+            cJSON_Delete(o);
+            api_problem_err(resp, &e);
+        } else {
+            api__ok(resp, o);
+        }
+    }
     free(u);
 }
 

@@ -134,6 +134,16 @@ api_handler_fn api__alert_rules_get, api__alert_rules_put, api__run_rules_get, a
  * *text of *len bytes (api_alerts.c). Left out when the database does not
  * answer; cannot fail. */
 void api__metrics_alerts(struct api_call *c, char **text, size_t *len);
+api_handler_fn api__summary_hist;                              /* api_summary.c */
+
+/* Checkpoint summaries (api_summary.c): add member `member` to `o`, the
+ * summary of (run, step) under settings `hash` ("": the default; step < 0:
+ * the latest, with its "step"), null when there is none yet. 1, or 0 with
+ * *e set. api__metrics_summary appends the farmsd_run_summary gauges to
+ * the /metrics text (*text, *len bytes; unchanged if they cannot be read). */
+int api__add_summary(struct api_call *c, cJSON *o, const char *member, const char *run,
+                     int64_t step, const char *hash, struct err *e);
+void api__metrics_summary(struct api_call *c, char **text, size_t *len);
 
 /* The SVG picture of histogram `h` of layer `layer` at `step` (api_svg.c):
  * log-log axes, the histogram, the fitted power law from xmin, an xmin

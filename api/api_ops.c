@@ -71,5 +71,6 @@ void api__metrics(struct api_call *c, struct api_response *resp)
         return;
     }
     api__metrics_alerts(c, &text, &len);
+    api__metrics_summary(c, &text, &len);
     api__ok_body(resp, text, len, "text/plain; version=0.0.4; charset=utf-8");
 }

@@ -186,8 +186,9 @@ static int api_add_layers(cJSON *o, const struct store_layer_list *l, int with_s
 }
 
 /* GET /v1/runs/{run}/checkpoints/{step}?preset=: {"run", "step", "sha256",
- * "preset", "layers": [...]}; layers in canonical order, skipped
- * tensors with their reasons; [] while the job has not finished. */
+ * "preset", "layers": [...], "summary"}; layers in canonical order, skipped
+ * tensors with their reasons; [] while the job has not finished; summary
+ * (api_summary.c) null until then. */
 void api__checkpoint_get(struct api_call *c, struct api_response *resp)
 {
     const char *run = api__param(c, "run");
@@ -219,6 +220,12 @@ void api__checkpoint_get(struct api_call *c, struct api_response *resp)
         !cJSON_AddStringToObject(o, "preset", preset) || !api_add_layers(o, l, 0)) {
         cJSON_Delete(o);
         o = NULL;
+    }
+    if (o != NULL && !api__add_summary(c, o, "summary", run, step, hash, &e)) {
+        cJSON_Delete(o);
+        store_layer_list_free(l);
+        api_problem_err(resp, &e);
+        return;
     }
     api__ok(resp, o);
     store_layer_list_free(l);

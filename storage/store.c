@@ -16,6 +16,7 @@
 #include "core/formats/thash.h"
 #include "storage/store_db.h"
 #include "storage/store_int.h"
+#include "storage/store_summary_int.h"
 
 /* --- Driver dispatch ------------------------------------------------------- */
 
@@ -116,6 +117,10 @@ enum err_code store__migrate_fields(struct store *s, const struct store__migrati
         rc = store_run_since(s, store_data_migrations,
                              sizeof store_data_migrations / sizeof store_data_migrations[0], have,
                              "migrate: fill new columns", e);
+    /* 8: the summaries of the checkpoints analysed before (computed in C:
+     * the weights are products of the shape text) */
+    if (rc == ERR_OK && have < 8)
+        rc = store__summary_backfill(s, e);
     return rc;
 }
 

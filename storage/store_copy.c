@@ -1,5 +1,6 @@
 /* store_copy.c -- copy one database into another (farmsd migrate): runs,
- * settings, checkpoints, jobs, the result cache and layer rows, with their
+ * settings, checkpoints, jobs, the result cache, layer rows and checkpoint
+ * summaries, with their
  * ids, so page tokens, job ids and histories read the same afterwards.
  *
  * Idempotent: every row is inserted with ON CONFLICT DO NOTHING (the keys
@@ -72,6 +73,14 @@ static const struct copy_table TABLES[] = {
      ", esd) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, " STORE__RESULT_PARAMS
      ", ?) ON CONFLICT DO NOTHING",
      "TTIIITTTTT" STORE__RESULT_TYPES "T"},
+    {"summaries",
+     "SELECT checkpoint_id, settings_hash, run_id, step, metric, n_layers, mean, weighted_mean, "
+     "n_total, n_ok, n_under, n_over, n_suspect FROM summaries ORDER BY checkpoint_id, "
+     "settings_hash, metric",
+     "INSERT INTO summaries(checkpoint_id, settings_hash, run_id, step, metric, n_layers, mean, "
+     "weighted_mean, n_total, n_ok, n_under, n_over, n_suspect) VALUES(?1, ?2, ?3, ?4, ?5, ?6, "
+     "?7, ?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT DO NOTHING",
+     "ITIITIRRIIIII"},
 };
 
 /* Bind column `c` of the source row to parameter c+1 of `ins`. */

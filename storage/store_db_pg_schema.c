@@ -97,8 +97,9 @@ static const char PG_SCHEMA_V8[] =
     "CREATE TABLE IF NOT EXISTS summaries("
     " checkpoint_id" I " NOT NULL REFERENCES checkpoints(id), settings_hash" T ","
     " run_id" I " NOT NULL, step" I " NOT NULL, metric" T ","
-    " n_layers" I " NOT NULL, mean" R ", weighted_mean" R ","
-    " PRIMARY KEY(checkpoint_id, settings_hash, metric));"
+    " n_layers" I " NOT NULL, mean" R ", weighted_mean" R ", n_total" I " NOT NULL,"
+    " n_ok" I " NOT NULL, n_under" I " NOT NULL, n_over" I " NOT NULL,"
+    " n_suspect" I " NOT NULL, PRIMARY KEY(checkpoint_id, settings_hash, metric));"
     "CREATE INDEX IF NOT EXISTS summaries_history ON summaries(run_id, settings_hash, metric, "
     "step);";
 

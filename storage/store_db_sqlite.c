@@ -127,13 +127,16 @@ static const char SCHEMA_V7[] =
 /* Version 8: checkpoint summaries (store_summary.h): per (checkpoint,
  * settings) and metric, the plain and parameter-weighted means over its
  * analysed layers, written with the layer rows; run and step copied in for
- * the summary history. */
+ * the summary history; the checkpoint's layer counts (n_total, n_ok and
+ * per warning) repeated in each of its rows. Existing layer rows get their
+ * summaries from the migration (store_summary_backfill, store.c). */
 static const char SCHEMA_V8[] =
     "CREATE TABLE IF NOT EXISTS summaries("
     " checkpoint_id INTEGER NOT NULL REFERENCES checkpoints(id), settings_hash TEXT NOT NULL,"
     " run_id INTEGER NOT NULL, step INTEGER NOT NULL, metric TEXT NOT NULL,"
-    " n_layers INTEGER NOT NULL, mean REAL, weighted_mean REAL,"
-    " PRIMARY KEY(checkpoint_id, settings_hash, metric));"
+    " n_layers INTEGER NOT NULL, mean REAL, weighted_mean REAL, n_total INTEGER NOT NULL,"
+    " n_ok INTEGER NOT NULL, n_under INTEGER NOT NULL, n_over INTEGER NOT NULL,"
+    " n_suspect INTEGER NOT NULL, PRIMARY KEY(checkpoint_id, settings_hash, metric));"
     "CREATE INDEX IF NOT EXISTS summaries_history ON summaries(run_id, settings_hash, metric, "
     "step);";
 

@@ -1,5 +1,6 @@
 /* store_results.c -- the result cache (table results), writing layer rows
- * (table layers) and the metric table. See store.h.
+ * (table layers, with the checkpoint's summary: store_summary.c) and the
+ * metric table. See store.h.
  *
  * Status and warning are stored as words ("ok", "under_trained"), kind and
  * dtype as their names (layer_kind_name, dtype_name), shapes as "512,64":
@@ -18,6 +19,7 @@
 
 #include "core/formats/thash.h"
 #include "storage/store_int.h"
+#include "storage/store_summary_int.h"
 
 /* --- Names ----------------------------------------------------------------- */
 
@@ -429,6 +431,8 @@ enum err_code store_layers_put(struct store *s, int64_t checkpoint_id, const cha
         rc = delete_layers(s, checkpoint_id, settings_hash, e);
     if (rc == ERR_OK)
         rc = insert_layers(s, &t, layers, n, e);
+    if (rc == ERR_OK)
+        rc = store__summary_write(s, checkpoint_id, settings_hash, t.run_id, t.step, layers, n, e);
     if (rc == ERR_OK)
         rc = store__bump_run(s, t.run_id, e);
     if (rc == ERR_OK)

@@ -258,6 +258,7 @@ enum err_code store_run_delete(struct store *s, const char *run, struct blob_sto
                                struct store_run_deleted *out, struct err *e)
 {
     static const char del_layers[] = "DELETE FROM layers WHERE run_id = ?1";
+    static const char del_summaries[] = "DELETE FROM summaries WHERE run_id = ?1";
     static const char del_tasks[] =
         "DELETE FROM tasks WHERE job_id IN (SELECT j.id FROM jobs j JOIN checkpoints c ON "
         "c.id = j.checkpoint_id WHERE c.run_id = ?1)";
@@ -284,6 +285,8 @@ enum err_code store_run_delete(struct store *s, const char *run, struct blob_sto
         rc = delete_blobs(s, run_id, blobs, &d.n_blobs, e);
     if (rc == ERR_OK)
         rc = delete_rows(s, del_layers, run_id, &d.n_layers, e);
+    if (rc == ERR_OK)
+        rc = delete_rows(s, del_summaries, run_id, NULL, e);
     if (rc == ERR_OK)
         rc = delete_rows(s, del_tasks, run_id, NULL, e);
     if (rc == ERR_OK)

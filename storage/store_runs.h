@@ -125,7 +125,7 @@ struct store_run_deleted {
     int64_t n_blobs;                         /* blobs removed */
 };
 
-/* Delete run `run` with its checkpoints, jobs, layer rows and alerts (rule set, events,
+/* Delete run `run` with its checkpoints, jobs, layer rows, summaries and alerts (rule set, events,
  * deliveries: store_alerts.h), in one write
  * transaction that also bumps the change id (GET /v1/runs sees a new
  * ETag). Queued jobs go with it; while a job of the run is running nothing

@@ -7,7 +7,8 @@
  * summary, and one metric's summary history over a run's steps.
  *
  * Errors, ownership and thread-safety: as store.h. Results are caller-owned:
- * free with store_summary_free() / store_summary_history_free().
+ * a struct store_summary is plain data; free histories with
+ * store_summary_history_free().
  */
 #ifndef STORAGE_STORE_SUMMARY_H
 #define STORAGE_STORE_SUMMARY_H
@@ -60,5 +61,17 @@ enum err_code store_summary_history(struct store *s, const struct store_history_
                                     enum farms_summary_metric metric,
                                     struct store_summary_history **out, struct err *e);
 void store_summary_history_free(struct store_summary_history *h);
+
+/* One run's latest summary (store_summary_latest). */
+struct store_summary_run {
+    char run[STORE_RUN_MAX];
+    struct store_summary s;
+};
+
+/* The latest summary (store_summary_get with step -1) of each of the `max`
+ * most recently changed runs (highest version first) that has one, for
+ * /metrics: *out gets a new array of *n (free()). */
+enum err_code store_summary_latest(struct store *s, size_t max, struct store_summary_run **out,
+                                   size_t *n, struct err *e);
 
 #endif /* STORAGE_STORE_SUMMARY_H */

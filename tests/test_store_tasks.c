@@ -919,8 +919,6 @@ static void test_task_rate_counts(void)
 
 /* --- Schema ---------------------------------------------------------------------- */
 
-/* Make the database at g_path look like schema 6: no tasks table, no
- * jobs.planned. */
 /* Append to sql[] the statements that drop what schema versions 7.. added:
  * the tables of versions 9, 8 and 7, jobs.planned and the result-field
  * columns added after version 6 (FARMS_RESULT_FIELDS' since). */

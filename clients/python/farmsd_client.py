@@ -326,6 +326,25 @@ class FarmsdClient:
             if not token:
                 return {"steps": steps, "layers": layers}
 
+    def summary_history(self, run: str, metric: str = "alpha", preset: Optional[str] = None,
+                        start_step: Optional[int] = None,
+                        end_step: Optional[int] = None) -> List[Dict[str, Any]]:
+        """One checkpoint-summary metric (alpha, alpha_weighted, log_norm,
+        log_spectral_norm, log_alpha_norm, stable_rank, mp_softrank) over the
+        run's steps, all pages merged: [{"step", "n_layers", "mean",
+        "weighted_mean"}, ...] ascending, the means over the analysed layers,
+        plain and weighted by parameter count (None where no layer has it)."""
+        points: List[Dict[str, Any]] = []
+        token = None
+        while True:
+            r = self.request("GET", f"/v1/runs/{_q(run)}/summary/history",
+                             query={"metric": metric, "preset": preset, "start_step": start_step,
+                                    "end_step": end_step, "page_size": 1000,
+                                    "page_token": token})
+            points.extend(r["points"])
+            token = r.get("next_page_token")
+            if not token:
+                return points
     # --- alerts (README "Alerts and webhooks") -------------------------------------
 
     def alert_rules(self, run: Optional[str] = None) -> Dict[str, Any]:

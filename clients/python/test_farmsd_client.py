@@ -39,6 +39,19 @@ def analyze(path, preset="farms-llm"):
     return {l["name"]: l["alpha"] for l in json.loads(out)["layers"] if l["status"] == "ok"}
 
 
+def sizes(path):
+    """{layer name: parameter count (product of the shape)} of `farmsd analyze`."""
+    out = subprocess.run([FARMSD, "analyze", path, "--format", "json", "--quiet"],
+                         check=True, capture_output=True).stdout
+    counts = {}
+    for l in json.loads(out)["layers"]:
+        n = 1
+        for d in l["shape"]:
+            n *= d
+        counts[l["name"]] = n
+    return counts
+
+
 class AgainstServer(unittest.TestCase):
     """The client against the real service."""
 
@@ -47,6 +60,7 @@ class AgainstServer(unittest.TestCase):
         cls.c = FarmsdClient(URL, timeout=30, retries=3, backoff=0.2)
         cls.want0 = analyze(MLP + "mlp_step0000.safetensors")
         cls.want500 = analyze(MLP + "mlp_step0500.safetensors")
+        cls.sizes = sizes(MLP + "mlp_step0500.safetensors")
 
     def test_post_wait_and_read_back(self):
         jobs = [self.c.post_checkpoint("client", 0, MLP + "mlp_step0000.safetensors"),
@@ -77,6 +91,27 @@ class AgainstServer(unittest.TestCase):
         self.assertEqual(heat["steps"], [0, 500])
         self.assertAlmostEqual(heat["layers"][layer][1], self.want500[layer], places=9)
         self.assertIn("client", [r["name"] for r in self.c.runs()])
+
+    def test_summary_history_is_the_mean_of_the_layers(self):
+        for step in (0, 500):
+            j = self.c.post_checkpoint("summary", step, MLP + f"mlp_step{step:04d}.safetensors")
+            self.assertEqual(self.c.wait_job(j, timeout=120, poll=0.2)["state"], "succeeded")
+        pts = self.c.summary_history("summary", "alpha")
+        self.assertEqual([p["step"] for p in pts], [0, 500])
+        for p, want in zip(pts, (self.want0, self.want500)):
+            sizes = self.sizes
+            mean = sum(want.values()) / len(want)
+            weighted = (sum(sizes[n] * a for n, a in want.items()) /
+                        sum(sizes[n] for n in want))
+            self.assertEqual(p["n_layers"], len(want))
+            self.assertAlmostEqual(p["mean"], mean, places=9)
+            self.assertAlmostEqual(p["weighted_mean"], weighted, places=9)
+            self.assertNotAlmostEqual(p["mean"], p["weighted_mean"], places=3)
+        self.assertEqual(len(self.c.summary_history("summary", "alpha", start_step=1)), 1)
+        with self.assertRaises(FarmsdError) as e:
+            self.c.summary_history("summary", "entropy")
+        self.assertEqual(e.exception.status, 400)
+        self.assertIn("alpha_weighted", e.exception.detail)
 
     def test_same_upload_twice_is_the_same_job(self):
         a = self.c.post_checkpoint("client-twice", 7, MLP + "mlp_step0100.safetensors")

@@ -15,7 +15,8 @@
 #include "core/numerics/farms.h"
 
 /* The summary metrics, each the mean of the result field of the same name
- * over the layers whose status is ok and whose value is finite. The list
+ * (alpha_weighted: the field alpha_hat) over the layers whose status is ok
+ * and whose value is finite. The list
  * (FARMS_SUMMARY_METRICS(X): X(NAME, "key")) is WeightWatcher's get_summary
  * set as far as farmsd computes the columns; the implementation names the
  * lines of weightwatcher.py it follows. */
@@ -47,8 +48,12 @@ struct farms_summary {
     struct farms_summary_value v[FARMS_SUMMARY_COUNT];
 };
 
-/* Summarise layers r[0..n) with parameter counts n_params[0..n) into *out.
- * Cannot fail. */
+/* Summarise layers r[0..n) with parameter counts n_params[0..n) into *out:
+ * for each metric, the plain mean over the ok layers with a finite value
+ * (WeightWatcher's get_summary) and sum(n_params * v) / sum(n_params) over
+ * the same layers (a count <= 0, or n_params NULL, weighs nothing: NaN
+ * when nothing weighs). Warnings are counted over all n layers. Cannot
+ * fail. */
 void farms_summary_compute(const struct farms_result *r, const int64_t *n_params, size_t n,
                            struct farms_summary *out);
 
