@@ -345,6 +345,7 @@ class FarmsdClient:
             token = r.get("next_page_token")
             if not token:
                 return points
+
     # --- alerts (README "Alerts and webhooks") -------------------------------------
 
     def alert_rules(self, run: Optional[str] = None) -> Dict[str, Any]:
