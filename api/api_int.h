@@ -126,6 +126,7 @@ api_handler_fn api__checkpoint_post;                           /* api_ingest.c *
 api_handler_fn api__rec_sparsity, api__rec_learning_rates;     /* api_recommend.c */
 api_handler_fn api__layer_esd, api__layer_esd_svg;             /* api_esd.c */
 api_handler_fn api__run_get, api__run_delete, api__jobs_list;  /* api_admin.c */
+api_handler_fn api__compare;                                   /* api_compare.c */
 
 /* The SVG picture of histogram `h` of layer `layer` at `step` (api_svg.c):
  * log-log axes, the histogram, the fitted power law from xmin, an xmin

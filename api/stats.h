@@ -20,7 +20,7 @@
 
 #include "core/err.h"
 
-#define API_STATS_MAX_ROUTES 24 /* route slots (api_routes() index), the last is "unmatched" */
+#define API_STATS_MAX_ROUTES 48 /* route slots (api_routes() index), the last is "unmatched" */
 
 /* Statuses counted one by one; any other lands in the "other" slot. */
 #define API_STATS_STATUSES(X) \
