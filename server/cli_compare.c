@@ -175,7 +175,8 @@ static size_t cli_cmp_metric_names(const cJSON *root, const char **names, size_t
     return n;
 }
 
-/* The width of the longest name_a / name_b, at least `min`. */
+/* The width of the longest name_a / name_b shown, at least `min` (a
+ * name_b equal to name_a is shown as "="). */
 static int cli_cmp_name_width(const cJSON *layers, const char *key, int min)
 {
     const cJSON *l;
@@ -183,7 +184,8 @@ static int cli_cmp_name_width(const cJSON *layers, const char *key, int min)
 
     cJSON_ArrayForEach(l, layers)
     {
-        int n = (int)strlen(cli_cmp_str(l, key));
+        int same = strcmp(key, "name_b") == 0 && strcmp(cli_cmp_str(l, "matched_by"), "name") == 0;
+        int n = same ? 1 : (int)strlen(cli_cmp_str(l, key));
         w = n > w ? n : w;
     }
     return w;
