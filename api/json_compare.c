@@ -48,26 +48,30 @@ static void json_cmp_records_free(struct layer_records *r)
     free((void *)(uintptr_t)r->names);
 }
 
-/* Whether a value of a field with `json` rule (farms_fields.h) is one: the
- * rules of the layer JSON (-1 of an integer field not computed is null). */
-#define JSON_CMP_KEEP_IF_OK(v)        1
-#define JSON_CMP_KEEP_IF_OK_NONNEG(v) ((v) >= 0)
-#define JSON_CMP_KEEP_IF_POSITIVE(v)  ((v) > 0)
-#define JSON_CMP_KEEP_NEVER(v)        0
+/* The layer JSON's rule for a history metric's value (farms_fields.h):
+ * any number, a non-negative one (-1: an integer field not computed), or
+ * a positive one; indexed by enum store_metric. */
+enum json_cmp_rule { JSON_CMP_ANY, JSON_CMP_NONNEG, JSON_CMP_POSITIVE };
+#define JSON_CMP_RULE_IF_OK        JSON_CMP_ANY
+#define JSON_CMP_RULE_IF_OK_NONNEG JSON_CMP_NONNEG
+#define JSON_CMP_RULE_IF_POSITIVE  JSON_CMP_POSITIVE
+#define JSON_CMP_RULE_NEVER        JSON_CMP_ANY
+#define JSON_CMP_RULE(member, NAME, type, key, column, json, history, ...) \
+    FARMS_FIELD_WHEN_##history(JSON_CMP_RULE_##json, )
+static const unsigned char json_cmp_rules[STORE_METRIC_COUNT] = {
+    FARMS_RESULT_FIELDS(JSON_CMP_RULE)};
+#undef JSON_CMP_RULE
 
 /* Metric `m` of `r` as the layer JSON shows it: NaN for null. */
 static double json_cmp_value(const struct farms_result *r, enum store_metric m)
 {
     double v = store_metric_value(r, m);
 
-    switch (m) {
-#define JSON_CMP_RULE(member, NAME, type, key, column, json, history, ...) \
-    FARMS_FIELD_WHEN_##history(case STORE_METRIC_##NAME : return JSON_CMP_KEEP_##json(v) ? v : NAN;)
-        FARMS_RESULT_FIELDS(JSON_CMP_RULE)
-#undef JSON_CMP_RULE
-    case STORE_METRIC_COUNT: break;
+    switch (json_cmp_rules[m]) {
+    case JSON_CMP_NONNEG: return v >= 0 ? v : NAN;
+    case JSON_CMP_POSITIVE: return v > 0 ? v : NAN;
+    default: return v;
     }
-    return NAN;
 }
 
 /* {<metric>: value, ..., "status", "warning"} of result `r`. */

@@ -240,14 +240,20 @@ static void cli_cmp_table(const cJSON *root)
         printf("  %10s  %10s  %9s", hdr[0], hdr[1], hdr[2]);
     }
     printf("\n");
-    cJSON_ArrayForEach(l, layers) cli_cmp_table_row(l, names, n_names, wa, wb);
-    printf("\n%d pairs", cJSON_GetArraySize(layers));
+    cJSON_ArrayForEach(l, layers)
+    {
+        cli_cmp_table_row(l, names, n_names, wa, wb);
+    }
+    printf("\n%d pair%s", cJSON_GetArraySize(layers), cJSON_GetArraySize(layers) == 1 ? "" : "s");
     for (int i = 0; i < 2; i++)
         printf("; %d only in %c", cJSON_GetArraySize(cJSON_GetObjectItem(root, sides[i])), "AB"[i]);
     printf("\n");
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < 2; i++) {
         cJSON_ArrayForEach(s, cJSON_GetObjectItemCaseSensitive(root, sides[i]))
-            printf("only in %c: %s\n", "AB"[i], s -> valuestring);
+        {
+            printf("only in %c: %s\n", "AB"[i], cJSON_GetStringValue(s));
+        }
+    }
     for (size_t k = 0; k < n_names; k++) {
         const cJSON *m = cJSON_GetObjectItemCaseSensitive(
             cJSON_GetObjectItemCaseSensitive(root, "summary"), names[k]);

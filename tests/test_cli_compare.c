@@ -39,7 +39,11 @@ static char *slurp(const char *path, size_t *len)
     char *buf = calloc(OUT_MAX + 1, 1);
     size_t n = 0;
 
-    if (f != NULL && buf != NULL)
+    if (buf == NULL) {
+        fprintf(stderr, "test_cli_compare: out of memory\n");
+        exit(1);
+    }
+    if (f != NULL)
         n = fread(buf, 1, OUT_MAX, f);
     if (f != NULL)
         fclose(f);
@@ -192,6 +196,14 @@ static void test_f32_against_bf16(void)
     CHECK_REL(jnum(jget(jget(j, "summary"), "alpha"), "b"), FC2_ALPHA_BF16, 1e-6);
     cJSON_Delete(j);
     run_free(&r);
+    args[3] = "--format=table"; /* the table ends with the unpaired and the means */
+    args[4] = "--quiet";
+    r = run(args);
+    CHECK_EQ_INT(r.status, 0);
+    CHECK(strstr(r.out, "\n1 pair; 2 only in A; 0 only in B\n"
+                        "only in A: fc1.weight\nonly in A: fc3.weight\nmean alpha: A ") != NULL);
+    CHECK(strstr(r.out, "fc2.weight  =        ") != NULL);
+    run_free(&r);
     unlink(bf16);
 }
 
@@ -237,18 +249,24 @@ static void test_hf_against_gguf(void)
     run_free(&r);
 }
 
-/* Count "N tensors analysed, M from the cache" of side `side` ('A'/'B'). */
+/* Count "N tensors analysed, M from the cache" of side `side` ('A'/'B'):
+ * 1 if the line is there. */
 static int counts(const char *err, char side, int *analysed, int *cached)
 {
-    char tag[8];
+    char tag[16];
     const char *p;
+    char *end = NULL;
 
-    snprintf(tag, sizeof(tag), "%c: ", side);
+    snprintf(tag, sizeof(tag), "farmsd: %c: ", side);
     p = strstr(err, tag);
-    p = p ? strstr(p, ": ") : NULL;
-    p = p ? strstr(p + 2, ": ") : NULL;
-    return p != NULL &&
-           sscanf(p + 2, "%d tensors analysed, %d from the cache", analysed, cached) == 2;
+    p = p ? strstr(p + strlen(tag), ": ") : NULL;
+    if (p == NULL)
+        return 0;
+    *analysed = (int)strtol(p + 2, &end, 10);
+    if (strncmp(end, " tensors analysed, ", 19) != 0)
+        return 0;
+    *cached = (int)strtol(end + 19, &end, 10);
+    return strncmp(end, " from the cache\n", 16) == 0;
 }
 
 /* --db: the first run analyses every tensor and caches it; the second

@@ -28,7 +28,7 @@ static void side_init(struct side *s, const char *const *names)
     size_t n = 0;
 
     memset(s, 0, sizeof(*s));
-    for (; names[n] != NULL && n < MAX_RECS; n++) {
+    for (; n < MAX_RECS && names[n] != NULL; n++) {
         const char *nm = names[n];
         size_t len = strlen(nm);
         int64_t shape[2] = {64, 64};
