@@ -4,7 +4,8 @@
  * tests/fixtures/numerics/mlpA_fc2{,_bf16}.json, the LLaMA fixture against
  * its GGUF conversion (every layer paired by role, equal alphas), the
  * --db result cache (the second run analyses 0 tensors: the --verbose
- * counter on stderr), the table and CSV, and the usage errors. Also the
+ * counter on stderr; in SQLite, and in PostgreSQL at FARMSD_TEST_PG_URL as
+ * `make test` provides), the table and CSV, and the usage errors. Also the
  * block / role / params members of `farmsd analyze --format json`.
  * Run from the repository root. */
 #include <math.h>
@@ -18,6 +19,7 @@
 #include <cjson/cJSON.h>
 
 #include "tests/check.h"
+#include "tests/pg_util.h"
 
 #define FARMSD  "build/san/farmsd"
 #define FIX     "tests/fixtures/"
@@ -329,6 +331,42 @@ static void test_db_cache(void)
     CHECK(system(cmd) == 0);
 }
 
+/* The same cache in PostgreSQL (FARMSD_TEST_PG_URL, wiped first): the
+ * second run analyses nothing. */
+static void test_db_cache_postgresql(void)
+{
+    const char *url = pgu_url();
+    const char *args[] = {"compare",
+                          (FIX "checkpoints/llama/llama_step0000.safetensors"),
+                          (FIX "checkpoints/llama/llama_step0500.safetensors"),
+                          "--db",
+                          url,
+                          "--verbose",
+                          "--format",
+                          "json",
+                          NULL};
+    struct run r1, r2;
+    int na = -1, ca = -1, nb = -1, cb = -1;
+
+    if (url == NULL || pgu_reset(url) != 0) {
+        CHECK(!"PostgreSQL test database reset");
+        return;
+    }
+    r1 = run(args);
+    CHECK_EQ_INT(r1.status, 0);
+    CHECK(counts(r1.err, 'A', &na, &ca) && counts(r1.err, 'B', &nb, &cb));
+    CHECK_EQ_INT(na + nb, 28);
+    r2 = run(args);
+    CHECK_EQ_INT(r2.status, 0);
+    CHECK(counts(r2.err, 'A', &na, &ca) && counts(r2.err, 'B', &nb, &cb));
+    CHECK_EQ_INT(na + nb, 0);
+    CHECK_EQ_INT(ca + cb, 28);
+    CHECK_STR_EQ(r2.out, r1.out);
+    run_free(&r1);
+    run_free(&r2);
+    pgu_reset(url);
+}
+
 /* The table and the CSV print the same pairs as the JSON. */
 static void test_table_and_csv(void)
 {
@@ -442,6 +480,7 @@ int main(void)
     test_f32_against_bf16();
     test_hf_against_gguf();
     test_db_cache();
+    test_db_cache_postgresql();
     test_table_and_csv();
     test_errors();
     test_help();
