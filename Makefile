@@ -243,7 +243,7 @@ format-check: deps
 
 # Each folder's external symbols carry one of its own modules' prefixes (a core
 # function named store_x fails here): "folder:prefix,prefix,..." per entry.
-SYMBOL_PREFIXES := core:err,dtype,sbuf,utf8,clock,analysis \
+SYMBOL_PREFIXES := core:err,dtype,sbuf,utf8,clock,analysis,compare \
                    core/formats:ckpt,rfile,st,shards,zip,pkl,tz,npy,npz,layer,thash,gguf,dcp,ds,peft,tar \
                    core/numerics:esd,pl,farms,preset,rec,lowrank \
                    storage:store,blob \
@@ -261,8 +261,8 @@ check-layers:
 	@! grep -rnE '#include "(storage|api|server)/' core/
 	@! grep -rn '#include "core/numerics/' core/formats/
 	@! grep -rn '#include "core/formats/' core/numerics/
-	@! grep -rn '#include "core/analysis.h"' core/formats/ core/numerics/
-	@! grep -nE '#include "core/(formats|numerics)/' $(filter-out core/analysis.%,$(wildcard core/*.[ch]))
+	@! grep -rnE '#include "core/(analysis|compare).h"' core/formats/ core/numerics/
+	@! grep -nE '#include "core/(formats|numerics)/' $(filter-out core/analysis.% core/compare.%,$(wildcard core/*.[ch]))
 	@! grep -rnE '#include "(api|server)/' storage/
 	@! grep -rn '#include "server/' api/
 	@echo "layers: dependencies point down; core/formats and core/numerics are independent"

@@ -48,6 +48,7 @@ static const char *const api_q_lr[] = {"base_lr",      "min_ratio",   "max_ratio
                                        "remove_first", "remove_last", "preset",    NULL};
 static const char *const api_q_esd[] = {"step", "preset", NULL};
 static const char *const api_q_jobs[] = {"state", "run", "page_size", "page_token", NULL};
+static const char *const api_q_compare[] = {"a", "b", "preset", "preset_b", NULL};
 
 /* The route table: method, template, handler, scope, query parameters. */
 #define API_ROUTE_MAP(X)                                                                      \
@@ -74,6 +75,7 @@ static const char *const api_q_jobs[] = {"state", "run", "page_size", "page_toke
     X("GET", "/v1/runs/{run}/layers/{layer}/esd", api__layer_esd, API_AUTH_READ, api_q_esd)   \
     X("GET", "/v1/runs/{run}/layers/{layer}/esd.svg", api__layer_esd_svg, API_AUTH_READ,      \
       api_q_esd)                                                                              \
+    X("GET", "/v1/compare", api__compare, API_AUTH_READ, api_q_compare)                       \
     X("GET", "/v1/jobs", api__jobs_list, API_AUTH_READ, api_q_jobs)                           \
     X("GET", "/v1/jobs/{id}", api__job_get, API_AUTH_READ, api_q_none)                        \
     X("DELETE", "/v1/jobs/{id}", api__job_delete, API_AUTH_WRITE, api_q_none)                 \

@@ -144,6 +144,7 @@ api_handler_fn api__summary_hist;                              /* api_summary.c 
 int api__add_summary(struct api_call *c, cJSON *o, const char *member, const char *run,
                      int64_t step, const char *hash, struct err *e);
 void api__metrics_summary(struct api_call *c, char **text, size_t *len);
+api_handler_fn api__compare;                                   /* api_compare.c */
 
 /* The SVG picture of histogram `h` of layer `layer` at `step` (api_svg.c):
  * log-log axes, the histogram, the fitted power law from xmin, an xmin

@@ -2,6 +2,7 @@
 #include "api/json.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "core/numerics/preset.h"
@@ -105,6 +106,26 @@ cJSON *json_result_new(const struct farms_result *r)
     return o;
 }
 
+/* "block" (null outside blocks), "role" (null for none) and "params" (the
+ * product of the shape) of a layer, from layer_classify of its name. */
+static int json_add_grouping(cJSON *o, const char *name, enum dtype dtype, int ndim,
+                             const int64_t *shape)
+{
+    struct layer_info info;
+    int64_t params = 1;
+    int good;
+
+    layer_classify(name, dtype, ndim, shape, &info);
+    for (int d = 0; d < ndim; d++)
+        params = shape[d] > 0 && params <= INT64_MAX / shape[d] ? params * shape[d] : 0;
+    good = (info.block >= 0 ? json_add_int(o, "block", info.block)
+                            : cJSON_AddNullToObject(o, "block") != NULL);
+    good = good && (info.role != LAYER_ROLE_NONE
+                        ? cJSON_AddStringToObject(o, "role", layer_role_name(info.role)) != NULL
+                        : cJSON_AddNullToObject(o, "role") != NULL);
+    return good && json_add_int(o, "params", params);
+}
+
 cJSON *json_layer_new(const char *name, enum layer_kind kind, enum dtype dtype, int ndim,
                       const int64_t *shape, const struct farms_result *r)
 {
@@ -116,7 +137,8 @@ cJSON *json_layer_new(const char *name, enum layer_kind kind, enum dtype dtype, 
     good = cJSON_AddStringToObject(o, "name", name) != NULL &&
            cJSON_AddStringToObject(o, "kind", layer_kind_name(kind)) != NULL &&
            cJSON_AddStringToObject(o, "dtype", dtype_name(dtype)) != NULL &&
-           json_add_shape(o, ndim, shape) && json_add_result(o, r);
+           json_add_shape(o, ndim, shape) && json_add_grouping(o, name, dtype, ndim, shape) &&
+           json_add_result(o, r);
     if (!good) {
         cJSON_Delete(o);
         return NULL;

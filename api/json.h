@@ -30,18 +30,19 @@ int json_add_int(cJSON *o, const char *key, int64_t v);
  * allocation failure. */
 cJSON *json_params_new(const struct farms_params *p);
 
-/* One layer object: {"name", "kind", "dtype", "shape", "status", "reason",
- * "alpha", "D", "xmin", "n_tail", "num_eigs", "windows", "spectral_norm",
- * "norm", "alpha_weighted", "stable_rank", "norm_stable_rank", "log_norm",
- * "log_spectral_norm", "entropy", "warning"}. Metrics are null unless
- * status is ok; reason is null when ok; warning null when none. NULL on
- * allocation failure. */
+/* One layer object: {"name", "kind", "dtype", "shape", "block", "role",
+ * "params", "status", "reason", then every field of FARMS_RESULT_FIELDS
+ * that JSON shows ("alpha", "D", ...), then "warning"}. "block" and "role"
+ * are layer_classify's of the name (null outside blocks / for no role),
+ * "params" the product of the shape. Metrics are null unless status is ok;
+ * reason is null when ok; warning null when none. NULL on allocation
+ * failure. */
 cJSON *json_layer_new(const char *name, enum layer_kind kind, enum dtype dtype, int ndim,
                       const int64_t *shape, const struct farms_result *r);
 
 /* One cached analysis result without the tensor's identity (GET
  * /v1/tensors/{sha256}): {"status", "reason", "alpha", ... "entropy",
- * "warning"}, the members of json_layer_new after "shape", same rules.
+ * "warning"}, the members of json_layer_new after "params", same rules.
  * NULL on allocation failure (or r == NULL). */
 cJSON *json_result_new(const struct farms_result *r);
 

@@ -24,6 +24,7 @@ int cli_inspect_main(int argc, char **argv);
 int cli_serve_main(int argc, char **argv);
 int cli_migrate_main(int argc, char **argv);
 int cli_synth_main(int argc, char **argv);
+int cli_compare_main(int argc, char **argv);
 
 /* --- Shared helpers ------------------------------------------------------- */
 

@@ -13,6 +13,7 @@
 #include "api/json.h"
 #include "core/numerics/preset.h"
 #include "server/cli.h"
+#include "server/cli_run.h"
 #include "server/engine.h"
 
 #define CLI_MAX_SETS 64
@@ -167,17 +168,6 @@ static int cli_analyze_parse(int argc, char **argv, struct cli_analyze_opts *o)
         return cli_usage_error("analyze", "%s=%s: unknown format (table, json, csv)", format_src,
                                o->format);
     return -1;
-}
-
-static int cli_progress(void *arg, size_t done, size_t total, const struct engine_layer *row,
-                        double seconds)
-{
-    const struct cli_analyze_opts *o = arg;
-
-    if (!o->quiet && seconds >= 0.5)
-        fprintf(stderr, "farmsd: [%zu/%zu] %s: %s, %lld windows, %.1f s\n", done, total, row->name,
-                farms_status_name(row->res.status), (long long)row->res.windows, seconds);
-    return 0;
 }
 
 /* --- Output ------------------------------------------------------------- */
@@ -511,7 +501,8 @@ int cli_analyze_main(int argc, char **argv)
 {
     struct cli_analyze_opts o = {0};
     struct engine_report report = {0};
-    struct engine_opts eo = {0};
+    struct cli_run_counts counts;
+    struct cli_run run = {0};
     struct ckpt_limits limits;
     struct farms_params params;
     const char *preset;
@@ -536,27 +527,24 @@ int cli_analyze_main(int argc, char **argv)
         goto out;
     }
     limits.strict = o.strict;
-    if (cli_open(o.file, o.base, o.input_format, &limits, &c, &e)) {
+    if (pool_new(cli_threads(o.threads), 1024, &pool, &e)) {
         cli_print_error(&e);
-        status = CLI_EXIT_INPUT;
+        status = CLI_EXIT_FAILED;
         goto out;
     }
-    eo = (struct engine_opts){.params = &params,
-                              .include = have_inc ? &inc : NULL,
-                              .exclude = have_exc ? &exc : NULL,
-                              .progress = cli_progress,
-                              .progress_arg = &o};
-    if (engine_select(c, &eo, &report, &e)) {
-        cli_print_error(&e);
-        status = CLI_EXIT_INPUT;
+    run = (struct cli_run){.file = o.file,
+                           .base = o.base,
+                           .input_format = o.input_format,
+                           .limits = &limits,
+                           .params = &params,
+                           .include = have_inc ? &inc : NULL,
+                           .exclude = have_exc ? &exc : NULL,
+                           .progress = cli_run_progress,
+                           .progress_arg = &o.quiet,
+                           .pool = pool};
+    status = cli_run_file(&run, &c, &report, &counts);
+    if (status != 0)
         goto out;
-    }
-    if (pool_new(cli_threads(o.threads), 1024, &pool, &e) ||
-        engine_run(c, pool, &eo, &report, &e)) {
-        cli_print_error(&e);
-        status = e.category != ERR_CAT_NONE ? CLI_EXIT_INPUT : CLI_EXIT_FAILED;
-        goto out;
-    }
     status = cli_emit(&o, c, preset, &params, &report);
     if (o.timings)
         cli_timings_print(&report);

@@ -16,6 +16,8 @@ static const char main_usage[] =
     "Commands:\n"
     "  analyze FILE   analyse every weight matrix and print per-layer metrics\n"
     "  inspect FILE   list tensors, dtypes, shapes and SHA-256s without analysing\n"
+    "  compare A B    two checkpoints side by side, layer by layer, with the change of each\n"
+    "                 metric (layers matched by name, then by block and role)\n"
     "  serve          the HTTP service (see farmsd serve --help)\n"
     "  migrate        copy a database into another: --from sqlite:PATH --to postgresql://...\n"
     "  synth          write a synthetic checkpoint of a real model shape\n"
@@ -39,6 +41,8 @@ int main(int argc, char **argv)
         return cli_inspect_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "synth") == 0)
         return cli_synth_main(argc - 1, argv + 1);
+    if (strcmp(argv[1], "compare") == 0)
+        return cli_compare_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
         printf("farmsd %s\n", FARMSD_VERSION);
         return 0;

@@ -33,7 +33,9 @@
 #include "storage/store_int.h"
 #include "storage/store_pg.h"
 
-#define PG_MAX_PARAMS   64 /* the layer row insert binds 47 (schema 8 fields) */
+/* Parameters of one statement: a result row binds every column of
+ * FARMS_RESULT_FIELDS and its key (47 in schema 9). */
+#define PG_MAX_PARAMS   64
 #define PG_BACKOFF_MIN  0.1
 #define PG_BACKOFF_MAX  5.0
 #define PG_LOCK_WRITERS 0x6661726d73L /* "farms": the writers' advisory lock */

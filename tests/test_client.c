@@ -48,7 +48,7 @@ static void test_python_client_against_server(void)
     }
     rc = p ? pclose(p) : -1;
     CHECK(WIFEXITED(rc) && WEXITSTATUS(rc) == 0);
-    CHECK_EQ_INT(ran, 18); /* the Python cases (one per def test_) */
+    CHECK_EQ_INT(ran, 19); /* the Python cases (one per def test_) */
     CHECK_STR_EQ(last, "OK\n");
     CHECK_EQ_INT(srv_stop(&s), 0);
 }

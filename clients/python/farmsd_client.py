@@ -397,6 +397,21 @@ class FarmsdClient:
                 break
         return out if limit is None else out[:limit]
 
+    # --- compare (README "Comparing checkpoints") -----------------------------------
+
+    def compare(self, a: Union[str, Sequence[Any]], b: Union[str, Sequence[Any]],
+                preset: Optional[str] = None, preset_b: Optional[str] = None) -> Dict[str, Any]:
+        """Two analysed checkpoints side by side (GET /v1/compare). `a` and `b` are
+        "RUN:STEP" or (run, step); `preset` is side a's settings (default: those it was
+        analysed with), `preset_b` side b's (default `preset`). Returns {"a", "b",
+        "layers": [{"key", "matched_by", "name_a", "name_b", "block", "role", "a", "b",
+        "delta"}], "only_a", "only_b", "summary"}; every delta is b - a."""
+        def side(x: Union[str, Sequence[Any]]) -> str:
+            return x if isinstance(x, str) else f"{x[0]}:{int(x[1])}"
+        return self.request("GET", "/v1/compare",
+                            query={"a": side(a), "b": side(b), "preset": preset,
+                                   "preset_b": preset_b})
+
 
 # --- the command --------------------------------------------------------------------
 

@@ -148,6 +148,37 @@ class AgainstServer(unittest.TestCase):
         for name in want:
             self.assertAlmostEqual(got[name], want[name], places=9)
 
+    def test_compare_two_runs(self):
+        """The F32 checkpoint against its BF16 copy, through the service, against
+        `farmsd compare` on the same files."""
+        f32, bf16 = MLP + "mlp_step0500.safetensors", MLP + "mlp_step0500_bf16.safetensors"
+        for run, path in (("client-cmp-f32", f32), ("client-cmp-bf16", bf16)):
+            j = self.c.wait_job(self.c.post_checkpoint(run, 500, path), timeout=120, poll=0.2)
+            self.assertEqual(j["state"], "succeeded", j)
+        want = json.loads(subprocess.run(
+            [FARMSD, "compare", f32, bf16, "--format", "json", "--quiet"],
+            check=True, capture_output=True).stdout)
+        got = self.c.compare("client-cmp-f32:500", ("client-cmp-bf16", 500))
+        self.assertEqual((got["a"]["run"], got["b"]["step"]), ("client-cmp-f32", 500))
+        self.assertEqual(len(got["layers"]), 3)  # the MLP's three linear weights
+        self.assertEqual([l["key"] for l in got["layers"]], [l["key"] for l in want["layers"]])
+        for g, w in zip(got["layers"], want["layers"]):
+            self.assertEqual(g["matched_by"], "name")
+            self.assertAlmostEqual(g["a"]["alpha"], w["a"]["alpha"], places=9)
+            self.assertAlmostEqual(g["b"]["alpha"], w["b"]["alpha"], places=9)
+            self.assertAlmostEqual(g["delta"]["alpha"], g["b"]["alpha"] - g["a"]["alpha"],
+                                   places=12)
+        self.assertEqual((got["only_a"], got["only_b"]), ([], []))
+        self.assertAlmostEqual(got["summary"]["alpha"]["delta"],
+                               want["summary"]["alpha"]["delta"], places=9)
+        with self.assertRaises(FarmsdError) as cm:
+            self.c.compare("client-cmp-f32:500", "client-cmp-bf16:501")
+        self.assertEqual(cm.exception.status, 404)
+        self.assertIn("step 501", str(cm.exception))
+        with self.assertRaises(FarmsdError) as cm:
+            self.c.compare("client-cmp-f32", "client-cmp-bf16:500")
+        self.assertEqual(cm.exception.status, 400)
+
     def test_command_prints_tables_and_json(self):
         self.c.wait_job(self.c.post_checkpoint("client-cli", 500,
                                                MLP + "mlp_step0500.safetensors"), timeout=120)
