@@ -128,23 +128,23 @@ api_handler_fn api__layer_esd, api__layer_esd_svg;             /* api_esd.c */
 api_handler_fn api__run_get, api__run_delete, api__jobs_list;  /* api_admin.c */
 api_handler_fn api__alert_rules_get, api__alert_rules_put, api__run_rules_get, api__run_rules_put,
     api__rules_delete, api__run_alerts, api__deliveries_list; /* api_alerts.c */
+api_handler_fn api__summary_hist;                             /* api_summary.c */
+api_handler_fn api__compare;                                  /* api_compare.c */
 
-/* The alert gauges of /metrics (farmsd_run_layers{run,verdict},
- * farmsd_webhook_deliveries{state}) appended to the malloc'd text
- * *text of *len bytes (api_alerts.c). Left out when the database does not
- * answer; cannot fail. */
+/* Gauges of /metrics appended to the malloc'd text *text of *len bytes,
+ * left out when the database does not answer; neither can fail.
+ * api__metrics_alerts (api_alerts.c): farmsd_run_layers{run,verdict} and
+ * farmsd_webhook_deliveries{state}; api__metrics_summary (api_summary.c):
+ * farmsd_run_summary{run,metric,weighting}. */
 void api__metrics_alerts(struct api_call *c, char **text, size_t *len);
-api_handler_fn api__summary_hist;                              /* api_summary.c */
+void api__metrics_summary(struct api_call *c, char **text, size_t *len);
 
 /* Checkpoint summaries (api_summary.c): add member `member` to `o`, the
  * summary of (run, step) under settings `hash` ("": the default; step < 0:
  * the latest, with its "step"), null when there is none yet. 1, or 0 with
- * *e set. api__metrics_summary appends the farmsd_run_summary gauges to
- * the /metrics text (*text, *len bytes; unchanged if they cannot be read). */
+ * *e set. */
 int api__add_summary(struct api_call *c, cJSON *o, const char *member, const char *run,
                      int64_t step, const char *hash, struct err *e);
-void api__metrics_summary(struct api_call *c, char **text, size_t *len);
-api_handler_fn api__compare;                                   /* api_compare.c */
 
 /* The SVG picture of histogram `h` of layer `layer` at `step` (api_svg.c):
  * log-log axes, the histogram, the fitted power law from xmin, an xmin
