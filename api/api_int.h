@@ -131,11 +131,9 @@ api_handler_fn api__alert_rules_get, api__alert_rules_put, api__run_rules_get, a
 api_handler_fn api__summary_hist;                             /* api_summary.c */
 api_handler_fn api__compare;                                  /* api_compare.c */
 
-/* Gauges of /metrics appended to the malloc'd text *text of *len bytes,
- * left out when the database does not answer; neither can fail.
- * api__metrics_alerts (api_alerts.c): farmsd_run_layers{run,verdict} and
- * farmsd_webhook_deliveries{state}; api__metrics_summary (api_summary.c):
- * farmsd_run_summary{run,metric,weighting}. */
+/* Gauges appended to the /metrics text (malloc'd *text, *len bytes), left out
+ * when the database does not answer; cannot fail. Alerts: farmsd_run_layers,
+ * farmsd_webhook_deliveries; summaries: farmsd_run_summary. */
 void api__metrics_alerts(struct api_call *c, char **text, size_t *len);
 void api__metrics_summary(struct api_call *c, char **text, size_t *len);
 
