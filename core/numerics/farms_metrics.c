@@ -129,7 +129,7 @@ static void farms_fit_columns(const struct farms_esd *r, const double *x, int64_
     *sigma = (r->fit.alpha - 1) / sqrt((double)r->fit.n_tail);
     for (int64_t i = 0; i < n; i++)
         s += pow(x[i], r->fit.alpha);
-    *lan = log10(s);
+    *lan = s > 0 ? log10(s) : NAN; /* no eigenvalue above 0: no norm to take */
 }
 
 /* sigma, num_pl_spikes, log_alpha_norm: the single ESD's, or for conv
