@@ -218,7 +218,7 @@ static void test_conv_divisions_report_means_and_no_mp_fit(void)
     struct farms_result r;
     int64_t shape[4] = {128, 32, 3, 3};
     struct farms_shape fs = {.kind = FARMS_KIND_CONV2D, .n_dims = 4, .shape = shape};
-    double *w = gaussian(128 * 32, 9, 7);
+    double *w = gaussian((int64_t)128 * 32, 9, 7);
 
     CHECK_EQ_INT(preset_get("farms-cv", &p, NULL), ERR_OK);
     CHECK_EQ_INT(preset_set(&p, "mp_fit=true", NULL), ERR_OK);

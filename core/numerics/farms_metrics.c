@@ -258,11 +258,10 @@ static void farms_layer_values(const struct farms_plan *pl, struct farms_result 
     }
 }
 
-enum err_code farms_plan_finish(struct farms_plan *plan, struct farms_result *out, struct err *e)
+/* A result with the plan's layout and nothing computed yet: NaN for the
+ * REAL values, -1 for the counts that have no value yet. */
+static void farms_result_blank(const struct farms_plan *plan, struct farms_result *out)
 {
-    enum err_code rc;
-    int bad = 0;
-
     memset(out, 0, sizeof(*out));
     out->layout = plan->lay;
     out->windows = plan->lay.windows;
@@ -274,6 +273,14 @@ enum err_code farms_plan_finish(struct farms_plan *plan, struct farms_result *ou
     out->xmin_index = out->n_tail = -1;
     out->num_pl_spikes = out->rank_loss = out->weak_rank_loss = out->num_spikes = -1;
     out->num_traps = -1;
+}
+
+enum err_code farms_plan_finish(struct farms_plan *plan, struct farms_result *out, struct err *e)
+{
+    enum err_code rc;
+    int bad = 0;
+
+    farms_result_blank(plan, out);
     if (plan->skipped) {
         out->status = FARMS_STATUS_SKIPPED;
         snprintf(out->reason, sizeof(out->reason), "%s", plan->reason);
