@@ -30,14 +30,8 @@ static int api_step_window(struct api_call *c, struct api_response *resp, int64_
 {
     struct err e = {0};
 
-    if (api_query_int64(&c->q, "start_step", 0, API_STEP_MAX, 0, start, &e) != ERR_OK ||
-        api_query_int64(&c->q, "end_step", 0, API_STEP_MAX, INT64_MAX, end, &e) != ERR_OK) {
+    if (api_query_steps(&c->q, start, end, &e) != ERR_OK) {
         api_problem_err(resp, &e);
-        return 0;
-    }
-    if (*start > *end) {
-        api_fail(resp, ERR_INVAL, ERR_CAT_INVALID_PARAMETER,
-                 "parameter 'start_step': greater than end_step");
         return 0;
     }
     return 1;

@@ -98,25 +98,6 @@ static int api_summary_metric(struct api_call *c, struct api_response *resp)
     return m;
 }
 
-/* start_step / end_step: 1, or 0 with a 400 (as the other histories). */
-static int api_summary_window(struct api_call *c, struct api_response *resp, int64_t *start,
-                              int64_t *end)
-{
-    struct err e = {0};
-
-    if (api_query_int64(&c->q, "start_step", 0, API_STEP_MAX, 0, start, &e) != ERR_OK ||
-        api_query_int64(&c->q, "end_step", 0, API_STEP_MAX, INT64_MAX, end, &e) != ERR_OK) {
-        api_problem_err(resp, &e);
-        return 0;
-    }
-    if (*start > *end) {
-        api_fail(resp, ERR_INVAL, ERR_CAT_INVALID_PARAMETER,
-                 "parameter 'start_step': greater than end_step");
-        return 0;
-    }
-    return 1;
-}
-
 /* The body: {"run", "preset", "settings_hash", "metric", "points": [{"step",
  * "n_layers", "mean", "weighted_mean"}], "next_page_token"}. */
 static cJSON *api_summary_history_json(const char *run, const char *preset,
@@ -163,9 +144,10 @@ void api__summary_hist(struct api_call *c, struct api_response *resp)
     int64_t start, end, size, version;
     int m = api_summary_metric(c, resp);
 
-    if (m < 0 || !api_summary_window(c, resp, &start, &end))
+    if (m < 0)
         return;
-    if (api_query_page(&c->q, "summary", &size, cursor, sizeof(cursor), &e) != ERR_OK) {
+    if (api_query_steps(&c->q, &start, &end, &e) != ERR_OK ||
+        api_query_page(&c->q, "summary", &size, cursor, sizeof(cursor), &e) != ERR_OK) {
         api_problem_err(resp, &e);
         return;
     }

@@ -270,6 +270,19 @@ bad:
     return err_setc(e, ERR_INVAL, API_BAD, "parameter 'page_token': not a token of this list");
 }
 
+enum err_code api_query_steps(const struct api_query *q, int64_t *start, int64_t *end,
+                              struct err *e)
+{
+    enum err_code rc;
+
+    rc = api_query_int64(q, "start_step", 0, API_STEP_MAX, 0, start, e);
+    if (rc == ERR_OK)
+        rc = api_query_int64(q, "end_step", 0, API_STEP_MAX, INT64_MAX, end, e);
+    if (rc == ERR_OK && *start > *end)
+        rc = err_setc(e, ERR_INVAL, API_BAD, "parameter 'start_step': greater than end_step");
+    return rc;
+}
+
 enum err_code api_query_page(const struct api_query *q, const char *list, int64_t *page_size,
                              char *cursor, size_t cursor_len, struct err *e)
 {

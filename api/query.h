@@ -71,6 +71,12 @@ enum err_code api_parse_int64(const char *what, const char *text, int64_t min, i
 enum err_code api_query_int64(const struct api_query *q, const char *key, int64_t min, int64_t max,
                               int64_t def, int64_t *out, struct err *e);
 
+/* The step window of a history read: start_step (default 0) and end_step
+ * (default INT64_MAX), each in [0, API_STEP_MAX]; ERR_INVAL when start_step
+ * is greater than end_step. */
+enum err_code api_query_steps(const struct api_query *q, int64_t *start, int64_t *end,
+                              struct err *e);
+
 /* 1 if `s` is a valid run name: 1..API_NAME_MAX-1 bytes of [A-Za-z0-9._-],
  * not "." or "..". */
 int api_name_ok(const char *s);
