@@ -3,24 +3,10 @@
 
 #include <stdio.h>
 
-#include "core/analysis.h"
 #include "server/cli.h"
+#include "server/worker.h"
 #include "storage/store.h"
 #include "storage/store_results.h"
-
-/* The cache key of `row` (the service's: worker__key). */
-static struct store_result_key cli_run_key(const struct cli_run *o, const struct engine_layer *row,
-                                           char *abuf, size_t alen)
-{
-    struct analysis_tensor t = {
-        .name = row->name, .dtype = row->dtype, .ndim = row->ndim, .shape = row->shape};
-
-    analysis_key(row->info.kind, &t, abuf, alen);
-    return (struct store_result_key){.tensor_sha256 = row->sha256,
-                                     .analysis_key = abuf,
-                                     .settings_hash = o->settings_hash,
-                                     .engine_version = ANALYSIS_ENGINE_VERSION};
-}
 
 /* Serve the selected rows of `r` the cache has; they are then no longer
  * selected. */
@@ -37,7 +23,7 @@ static enum err_code cli_run_lookup(const struct cli_run *o, struct engine_repor
 
         if (!row->selected)
             continue;
-        key = cli_run_key(o, row, akey, sizeof(akey));
+        key = worker_result_key(o->settings_hash, row, akey, sizeof(akey));
         rc = store_result_get(o->cache, &key, &row->res, &row->esd, &hit, e);
         if (rc != ERR_OK)
             return rc;
@@ -61,7 +47,7 @@ static void cli_run_put(const struct cli_run *o, const struct engine_report *r)
 
         if (!row->selected)
             continue;
-        key = cli_run_key(o, row, akey, sizeof(akey));
+        key = worker_result_key(o->settings_hash, row, akey, sizeof(akey));
         if (store_result_put(o->cache, &key, &row->res, &row->esd, &e) != ERR_OK)
             fprintf(stderr, "farmsd: %s: result not cached: %s\n", row->name, e.msg);
     }

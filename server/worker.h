@@ -39,9 +39,11 @@
 #include "api/stats.h"
 #include "core/formats/ckpt.h"
 #include "core/err.h"
+#include "server/engine.h"
 #include "server/pool.h"
 #include "server/webhook.h"
 #include "storage/blob.h"
+#include "storage/store_results.h"
 
 struct worker; /* opaque */
 
@@ -71,5 +73,12 @@ void worker_notify(struct worker *w);
  * with store_jobs_release.
  * NULL is a no-op. */
 void worker_stop(struct worker *w);
+
+/* The result-cache key of analysed layer `row` under settings
+ * `settings_hash` (akey: room for its analysis key, STORE_KEY_MAX bytes;
+ * the key borrows akey and the strings of row). The workers and `farmsd
+ * analyze/compare --db` use this one key, so they share cached results. */
+struct store_result_key worker_result_key(const char *settings_hash, const struct engine_layer *row,
+                                          char *akey, size_t alen);
 
 #endif /* SERVER_WORKER_H */

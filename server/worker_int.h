@@ -103,11 +103,6 @@ void worker__wake_all(struct worker *w);
 /* The job's settings: its preset with every key of the canonical JSON. */
 enum err_code worker__params(const struct store_job *job, struct farms_params *p, struct err *e);
 
-/* The result cache key of `row` under the job's settings (akey: its
- * analysis key's room, STORE_KEY_MAX bytes). */
-struct store_result_key worker__key(const char *settings_hash, const struct engine_layer *row,
-                                    char *akey, size_t alen);
-
 /* Open job `j`'s checkpoint for a task (j->for_task): an upload's blob; a
  * single path file (or LoRA base) from this process's snapshot of it (made
  * and checked if there is none yet: j->snap_held, j->bsnap_held then say

@@ -42,8 +42,8 @@ enum err_code worker__params(const struct store_job *job, struct farms_params *p
     return rc;
 }
 
-struct store_result_key worker__key(const char *settings_hash, const struct engine_layer *row,
-                                    char *abuf, size_t alen)
+struct store_result_key worker_result_key(const char *settings_hash, const struct engine_layer *row,
+                                          char *abuf, size_t alen)
 {
     struct analysis_tensor t = {
         .name = row->name, .dtype = row->dtype, .ndim = row->ndim, .shape = row->shape};
@@ -70,7 +70,7 @@ static enum err_code worker_cache_lookup(struct worker_job *j, struct engine_rep
         if (!row->selected)
             continue;
         j->n_total++;
-        key = worker__key(j->settings_hash, row, akey, sizeof(akey));
+        key = worker_result_key(j->settings_hash, row, akey, sizeof(akey));
         rc = store_result_get(j->s, &key, &row->res, &row->esd, &hit, e);
         if (rc)
             return rc;
@@ -426,7 +426,7 @@ enum err_code worker__open_task(struct worker_job *j, struct ckpt **out, struct 
 static void worker_cache_put(struct worker_job *j, const struct engine_layer *row)
 {
     char akey[STORE_KEY_MAX];
-    struct store_result_key key = worker__key(j->settings_hash, row, akey, sizeof(akey));
+    struct store_result_key key = worker_result_key(j->settings_hash, row, akey, sizeof(akey));
     struct err e;
 
     if (store_result_put(j->s, &key, &row->res, &row->esd, &e) != ERR_OK)
@@ -462,7 +462,7 @@ enum err_code worker__finish(struct worker_job *j, const struct ckpt *c,
 
         if (!row->selected)
             continue;
-        key = worker__key(j->settings_hash, row, akey, sizeof(akey));
+        key = worker_result_key(j->settings_hash, row, akey, sizeof(akey));
         rc = store_result_get(j->s, &key, &row->res, &row->esd, &hit, e);
         row->selected = !hit;
     }

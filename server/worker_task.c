@@ -111,7 +111,7 @@ static enum err_code worker_task_analyse(struct worker_runner *rn, struct worker
     struct worker_ckpt *k = &rn->k;
     struct engine_opts o = {.params = &k->params};
     char akey[STORE_KEY_MAX];
-    struct store_result_key key = worker__key(j->settings_hash, row, akey, sizeof(akey));
+    struct store_result_key key = worker_result_key(j->settings_hash, row, akey, sizeof(akey));
     double t0;
     enum err_code rc;
     struct err pe;
