@@ -18,50 +18,8 @@
 #include "storage/store.h"
 #include "storage/store_jobs.h"
 #include "storage/store_layers.h"
+#include "tests/api_fixture.h"
 #include "tests/check.h"
-
-struct fx {
-    struct store *s;
-    struct api_stats st;
-    struct api_ctx ctx;
-};
-
-static void fx_open(struct fx *f)
-{
-    memset(f, 0, sizeof(*f));
-    CHECK(store_open(":memory:", &f->s, NULL) == ERR_OK);
-    api_stats_init(&f->st);
-    f->ctx.default_preset = "farms-llm";
-    f->ctx.stats = &f->st;
-    f->ctx.ready = 1;
-}
-
-static const cJSON *jget(const cJSON *o, const char *k)
-{
-    return cJSON_GetObjectItemCaseSensitive(o, k);
-}
-
-static double jnum(const cJSON *o, const char *k)
-{
-    const cJSON *v = jget(o, k);
-    return cJSON_IsNumber(v) ? v->valuedouble : -12345.0;
-}
-
-static const char *jstr(const cJSON *o, const char *k)
-{
-    const cJSON *v = jget(o, k);
-    return cJSON_IsString(v) ? v->valuestring : "";
-}
-
-static cJSON *get(struct fx *f, const char *query, const char *inm, struct api_response *r)
-{
-    struct api_request rq = {
-        .method = "GET", .path = "/v1/compare", .query = query, .if_none_match = inm};
-
-    api_handle(&f->ctx, f->s, &rq, r);
-    return r->body && strstr(r->content_type, "json") ? cJSON_ParseWithLength(r->body, r->body_len)
-                                                      : NULL;
-}
 
 /* A row to put: name, kind, rows x cols (cols 0: 1-D), alpha (NaN: skipped). */
 struct row {
@@ -141,10 +99,10 @@ static void test_compare_by_role(void)
     cJSON *j;
     const cJSON *layers, *l, *sum;
 
-    fx_open(&f);
+    fx_open(&f, "farms-llm");
     put_ckpt(&f, "base", 100, hf_rows, N_ROWS(hf_rows), 1);
     put_ckpt(&f, "quant", 7, gguf_rows, N_ROWS(gguf_rows), 1);
-    j = get(&f, "a=base:100&b=quant:7", NULL, &r);
+    j = fx_get(&f, "/v1/compare", "a=base:100&b=quant:7", NULL, &r);
     CHECK_EQ_INT(r.status, 200);
     CHECK_STR_EQ(jstr(jget(j, "a"), "run"), "base");
     CHECK_EQ_INT(jnum(jget(j, "a"), "step"), 100);
@@ -205,10 +163,10 @@ static void test_compare_steps_by_name(void)
 
     memcpy(later, hf_rows, sizeof(later));
     later[2].alpha = 2.0;
-    fx_open(&f);
+    fx_open(&f, "farms-llm");
     put_ckpt(&f, "base", 100, hf_rows, N_ROWS(hf_rows), 1);
     put_ckpt(&f, "base", 200, later, N_ROWS(later), 1);
-    j = get(&f, "a=base:100&b=base:200", NULL, &r);
+    j = fx_get(&f, "/v1/compare", "a=base:100&b=base:200", NULL, &r);
     CHECK_EQ_INT(r.status, 200);
     CHECK_EQ_INT(cJSON_GetArraySize(jget(j, "layers")), 4); /* the norm takes no part */
     l = cJSON_GetArrayItem(jget(j, "layers"), 1);
@@ -267,12 +225,12 @@ static void test_compare_errors(void)
          "checkpoint base:100 has not been analysed under preset 'full' yet"}};
     struct fx f;
 
-    fx_open(&f);
+    fx_open(&f, "farms-llm");
     put_ckpt(&f, "base", 100, hf_rows, N_ROWS(hf_rows), 1);
     put_ckpt(&f, "base", 300, hf_rows, N_ROWS(hf_rows), 0); /* queued, not analysed */
     for (size_t i = 0; i < N_ROWS(cases); i++) {
         struct api_response r;
-        cJSON *j = get(&f, cases[i].query, NULL, &r);
+        cJSON *j = fx_get(&f, "/v1/compare", cases[i].query, NULL, &r);
         const char *detail = jstr(j, "detail");
         CHECK_EQ_INT(r.status, cases[i].status);
         CHECK_STR_EQ(r.content_type, "application/problem+json");
@@ -295,21 +253,21 @@ static void test_compare_etag(void)
     char etag[80];
     cJSON *j;
 
-    fx_open(&f);
+    fx_open(&f, "farms-llm");
     put_ckpt(&f, "base", 100, hf_rows, N_ROWS(hf_rows), 1);
     put_ckpt(&f, "quant", 7, gguf_rows, N_ROWS(gguf_rows), 1);
-    j = get(&f, "a=base:100&b=quant:7", NULL, &r);
+    j = fx_get(&f, "/v1/compare", "a=base:100&b=quant:7", NULL, &r);
     CHECK_EQ_INT(r.status, 200);
     CHECK(r.etag[0] == '"');
     snprintf(etag, sizeof(etag), "%s", r.etag);
     cJSON_Delete(j);
     api_response_free(&r);
-    j = get(&f, "a=base:100&b=quant:7", etag, &r);
+    j = fx_get(&f, "/v1/compare", "a=base:100&b=quant:7", etag, &r);
     CHECK_EQ_INT(r.status, 304);
     cJSON_Delete(j);
     api_response_free(&r);
     put_ckpt(&f, "quant", 8, gguf_rows, N_ROWS(gguf_rows), 1); /* run b changes */
-    j = get(&f, "a=base:100&b=quant:7", etag, &r2);
+    j = fx_get(&f, "/v1/compare", "a=base:100&b=quant:7", etag, &r2);
     CHECK_EQ_INT(r2.status, 200);
     CHECK(strcmp(r2.etag, etag) != 0);
     cJSON_Delete(j);

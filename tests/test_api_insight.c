@@ -23,26 +23,11 @@
 #include "storage/store.h"
 #include "storage/store_jobs.h"
 #include "storage/store_layers.h"
+#include "tests/api_fixture.h"
 #include "tests/check.h"
 
 #define NUM     "tests/fixtures/numerics/"
 #define REL_TOL 1e-6
-
-struct fx {
-    struct store *s;
-    struct api_stats st;
-    struct api_ctx ctx;
-};
-
-static void fx_open(struct fx *f)
-{
-    memset(f, 0, sizeof(*f));
-    CHECK(store_open(":memory:", &f->s, NULL) == ERR_OK);
-    api_stats_init(&f->st);
-    f->ctx.default_preset = "farms-cv";
-    f->ctx.stats = &f->st;
-    f->ctx.ready = 1;
-}
 
 static cJSON *load_json(const char *path)
 {
@@ -63,33 +48,6 @@ static cJSON *load_json(const char *path)
     free(text);
     CHECK(j != NULL);
     return j;
-}
-
-static const cJSON *jget(const cJSON *o, const char *k)
-{
-    return cJSON_GetObjectItemCaseSensitive(o, k);
-}
-
-static double jnum(const cJSON *o, const char *k)
-{
-    const cJSON *v = jget(o, k);
-    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
-}
-
-static const char *jstr(const cJSON *o, const char *k)
-{
-    const cJSON *v = jget(o, k);
-    return cJSON_IsString(v) ? v->valuestring : "";
-}
-
-static cJSON *get(struct fx *f, const char *path, const char *query, const char *inm,
-                  struct api_response *r)
-{
-    struct api_request rq = {.method = "GET", .path = path, .query = query, .if_none_match = inm};
-
-    api_handle(&f->ctx, f->s, &rq, r);
-    return r->body && strstr(r->content_type, "json") ? cJSON_ParseWithLength(r->body, r->body_len)
-                                                      : NULL;
 }
 
 /* Put checkpoint `step` of run "mlp" (farms-cv) with rows fc1.weight,
@@ -167,7 +125,7 @@ static void test_sparsity_every_mlpA_configuration(void)
     int n_cfg = 0, n_ok = 0;
     int64_t step = 0;
 
-    fx_open(&f);
+    fx_open(&f, "farms-cv");
     cJSON_ArrayForEach(c, jget(m, "alphapruning"))
     {
         const cJSON *cfg = jget(c, "config");
@@ -190,7 +148,7 @@ static void test_sparsity_every_mlpA_configuration(void)
             char path[64];
             snprintf(path, sizeof(path), "/v1/runs/mlp/checkpoints/%lld/recommendations/sparsity",
                      (long long)step);
-            j = get(&f, path, q, NULL, &r);
+            j = fx_get(&f, path, q, NULL, &r);
         }
         n_cfg++;
         CHECK_EQ_INT(r.status, 200);
@@ -232,10 +190,10 @@ static void test_sparsity_block_size(void)
     cJSON *j;
     const cJSON *l;
 
-    fx_open(&f);
+    fx_open(&f, "farms-cv");
     put_mlp(&f, 1, a, NULL);
-    j = get(&f, "/v1/runs/mlp/checkpoints/1/recommendations/sparsity",
-            "target=0.5&epsilon=0.2&block_size=2", NULL, &r);
+    j = fx_get(&f, "/v1/runs/mlp/checkpoints/1/recommendations/sparsity",
+               "target=0.5&epsilon=0.2&block_size=2", NULL, &r);
     CHECK_EQ_INT(r.status, 200);
     CHECK_EQ_INT(jnum(j, "block_size"), 2);
     CHECK_EQ_INT(cJSON_GetArraySize(jget(j, "blocks")), 2);
@@ -247,7 +205,7 @@ static void test_sparsity_block_size(void)
     cJSON_Delete(j);
     api_response_free(&r);
     /* one block for everything: the reference divides by zero -> 400 */
-    j = get(&f, "/v1/runs/mlp/checkpoints/1/recommendations/sparsity", "block_size=3", NULL, &r);
+    j = fx_get(&f, "/v1/runs/mlp/checkpoints/1/recommendations/sparsity", "block_size=3", NULL, &r);
     CHECK_EQ_INT(r.status, 400);
     CHECK_STR_EQ(jstr(j, "category"), "degenerate_alphas");
     cJSON_Delete(j);
@@ -280,7 +238,7 @@ static void test_learning_rates_every_mlpA_configuration(void)
     double a[3];
     int n_cfg = 0;
 
-    fx_open(&f);
+    fx_open(&f, "farms-cv");
     nums3(jget(cJSON_GetArrayItem(jget(m, "tempbalance"), 0), "alphas_used"), a);
     put_mlp(&f, 1, a, NULL);
     cJSON_ArrayForEach(c, jget(m, "tempbalance"))
@@ -306,7 +264,7 @@ static void test_learning_rates_every_mlpA_configuration(void)
                  jnum(cfg, "untuned_lr"), jnum(cfg, "lr_min_ratio"), jnum(cfg, "lr_max_ratio"),
                  cJSON_IsTrue(jget(cfg, "remove_first_layer")) ? "true" : "false",
                  cJSON_IsTrue(jget(cfg, "remove_last_layer")) ? "true" : "false");
-        j = get(&f, path, q, NULL, &r);
+        j = fx_get(&f, path, q, NULL, &r);
         CHECK_EQ_INT(r.status, 200);
         CHECK_STR_EQ(jstr(cfg, "assign_func"), "tb_linear_map");
         check_lr_answer(j, names, want, n);
@@ -339,7 +297,7 @@ static void test_learning_rates_every_mlpA_configuration(void)
         snprintf(q, sizeof(q), "base_lr=%.17g&min_ratio=%.17g&max_ratio=%.17g&map=%s",
                  jnum(c, "untuned_lr"), jnum(c, "lr_min_ratio"), jnum(c, "lr_max_ratio"),
                  map ? map : "?");
-        j = get(&f, path, q, NULL, &r);
+        j = fx_get(&f, path, q, NULL, &r);
         CHECK_EQ_INT(r.status, 200);
         CHECK_STR_EQ(jstr(j, "map"), map ? map : "?");
         check_lr_answer(j, NULL, want, 3);
@@ -359,7 +317,7 @@ static void test_learning_rates_every_mlpA_configuration(void)
 static void expect_400(struct fx *f, const char *path, const char *query, const char *param)
 {
     struct api_response r;
-    cJSON *j = get(f, path, query, NULL, &r);
+    cJSON *j = fx_get(f, path, query, NULL, &r);
     char quoted[64];
 
     snprintf(quoted, sizeof(quoted), "'%s'", param);
@@ -378,7 +336,7 @@ static void test_parameters_validated(void)
     const char *sp = "/v1/runs/mlp/checkpoints/1/recommendations/sparsity";
     const char *lr = "/v1/runs/mlp/checkpoints/1/recommendations/learning-rates";
 
-    fx_open(&f);
+    fx_open(&f, "farms-cv");
     put_mlp(&f, 1, a, NULL);
     expect_400(&f, sp, "target=1", "target");
     expect_400(&f, sp, "target=0", "target");
@@ -405,29 +363,29 @@ static void test_etag_and_missing(void)
     char etag[80];
     cJSON *j;
 
-    fx_open(&f);
+    fx_open(&f, "farms-cv");
     put_mlp(&f, 1, a, NULL);
-    cJSON_Delete(get(&f, sp, "target=0.6", NULL, &r));
+    cJSON_Delete(fx_get(&f, sp, "target=0.6", NULL, &r));
     CHECK_EQ_INT(r.status, 200);
     CHECK(r.etag[0] == '"');
     snprintf(etag, sizeof(etag), "%s", r.etag);
-    cJSON_Delete(get(&f, sp, "target=0.6", etag, &r2));
+    cJSON_Delete(fx_get(&f, sp, "target=0.6", etag, &r2));
     CHECK_EQ_INT(r2.status, 304);
     CHECK(r2.body == NULL);
     api_response_free(&r2);
-    cJSON_Delete(get(&f, sp, "target=0.65", etag, &r2)); /* other parameters, other tag */
+    cJSON_Delete(fx_get(&f, sp, "target=0.65", etag, &r2)); /* other parameters, other tag */
     CHECK_EQ_INT(r2.status, 200);
     api_response_free(&r2);
     api_response_free(&r);
     put_mlp(&f, 2, a, NULL); /* the run changed: the old tag no longer matches */
-    cJSON_Delete(get(&f, sp, "target=0.6", etag, &r2));
+    cJSON_Delete(fx_get(&f, sp, "target=0.6", etag, &r2));
     CHECK_EQ_INT(r2.status, 200);
     api_response_free(&r2);
-    cJSON_Delete(get(&f, "/v1/runs/mlp/checkpoints/9/recommendations/sparsity", NULL, NULL, &r));
+    cJSON_Delete(fx_get(&f, "/v1/runs/mlp/checkpoints/9/recommendations/sparsity", NULL, NULL, &r));
     CHECK_EQ_INT(r.status, 404);
     api_response_free(&r);
     cJSON_Delete(
-        get(&f, "/v1/runs/nope/checkpoints/1/recommendations/learning-rates", NULL, NULL, &r));
+        fx_get(&f, "/v1/runs/nope/checkpoints/1/recommendations/learning-rates", NULL, NULL, &r));
     CHECK_EQ_INT(r.status, 404);
     api_response_free(&r);
     /* a checkpoint whose job has not written rows yet */
@@ -449,7 +407,7 @@ static void test_etag_and_missing(void)
         sub.params_json = params;
         CHECK(store_job_submit(f.s, &sub, &job, &existed, NULL) == ERR_OK);
     }
-    j = get(&f, "/v1/runs/mlp/checkpoints/3/recommendations/learning-rates", NULL, NULL, &r);
+    j = fx_get(&f, "/v1/runs/mlp/checkpoints/3/recommendations/learning-rates", NULL, NULL, &r);
     CHECK_EQ_INT(r.status, 409);
     CHECK_STR_EQ(jstr(j, "category"), "no_alphas");
     cJSON_Delete(j);

@@ -18,50 +18,8 @@
 #include "storage/store.h"
 #include "storage/store_jobs.h"
 #include "storage/store_layers.h"
+#include "tests/api_fixture.h"
 #include "tests/check.h"
-
-struct fx {
-    struct store *s;
-    struct api_stats st;
-    struct api_ctx ctx;
-};
-
-static void fx_open(struct fx *f)
-{
-    memset(f, 0, sizeof(*f));
-    CHECK(store_open(":memory:", &f->s, NULL) == ERR_OK);
-    api_stats_init(&f->st);
-    f->ctx.default_preset = "farms-llm";
-    f->ctx.stats = &f->st;
-    f->ctx.ready = 1;
-}
-
-static const cJSON *jget(const cJSON *o, const char *k)
-{
-    return cJSON_GetObjectItemCaseSensitive(o, k);
-}
-
-static double jnum(const cJSON *o, const char *k)
-{
-    const cJSON *v = jget(o, k);
-    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
-}
-
-static const char *jstr(const cJSON *o, const char *k)
-{
-    const cJSON *v = jget(o, k);
-    return cJSON_IsString(v) ? v->valuestring : "";
-}
-
-static cJSON *get(struct fx *f, const char *path, const char *query, const char *inm,
-                  struct api_response *r)
-{
-    struct api_request rq = {.method = "GET", .path = path, .query = query, .if_none_match = inm};
-
-    api_handle(&f->ctx, f->s, &rq, r);
-    return r->body && strstr(r->content_type, "json") ? cJSON_ParseWithLength(r->body, r->body_len)
-                                                      : NULL;
-}
 
 /* Submit checkpoint (run, step) under farms-llm; with rows (a != NULL) put
  * fc1/fc2/fc3 weights (512x64, 256x512, 10x256: 32768, 131072 and 2560
@@ -140,11 +98,11 @@ static void test_history_values_and_pages(void)
     int i;
 
     struct fx f;
-    fx_open(&f);
+    fx_open(&f, "farms-llm");
     put(&f, "mlp", 100, A100);
     put(&f, "mlp", 200, A200);
     put(&f, "mlp", 300, A300);
-    j = get(&f, "/v1/runs/mlp/summary/history", "page_size=2", NULL, &r);
+    j = fx_get(&f, "/v1/runs/mlp/summary/history", "page_size=2", NULL, &r);
     CHECK_EQ_INT(r.status, 200);
     CHECK_STR_EQ(jstr(j, "run"), "mlp");
     CHECK_STR_EQ(jstr(j, "metric"), "alpha");
@@ -162,7 +120,7 @@ static void test_history_values_and_pages(void)
     snprintf(query, sizeof(query), "page_size=2&page_token=%s", jstr(j, "next_page_token"));
     cJSON_Delete(j);
     api_response_free(&r);
-    j = get(&f, "/v1/runs/mlp/summary/history", query, NULL, &r);
+    j = fx_get(&f, "/v1/runs/mlp/summary/history", query, NULL, &r);
     CHECK_EQ_INT(cJSON_GetArraySize(jget(j, "points")), 1);
     p = cJSON_GetArrayItem(jget(j, "points"), 0);
     CHECK_EQ_INT(jnum(p, "step"), 300);
@@ -171,15 +129,15 @@ static void test_history_values_and_pages(void)
     cJSON_Delete(j);
     api_response_free(&r);
     /* another metric in a window; a metric no layer has is null */
-    j = get(&f, "/v1/runs/mlp/summary/history", "metric=log_norm&start_step=150&end_step=250", NULL,
-            &r);
+    j = fx_get(&f, "/v1/runs/mlp/summary/history", "metric=log_norm&start_step=150&end_step=250",
+               NULL, &r);
     CHECK_EQ_INT(cJSON_GetArraySize(jget(j, "points")), 1);
     p = cJSON_GetArrayItem(jget(j, "points"), 0);
     CHECK_EQ_INT(jnum(p, "step"), 200);
     CHECK_NEAR(jnum(p, "mean"), plain3(A200) / 2, 1e-12);
     cJSON_Delete(j);
     api_response_free(&r);
-    j = get(&f, "/v1/runs/mlp/summary/history", "metric=mp_softrank", NULL, &r);
+    j = fx_get(&f, "/v1/runs/mlp/summary/history", "metric=mp_softrank", NULL, &r);
     p = cJSON_GetArrayItem(jget(j, "points"), 0);
     CHECK_EQ_INT(jnum(p, "n_layers"), 0);
     CHECK(cJSON_IsNull(jget(p, "mean")));
@@ -198,21 +156,21 @@ static void test_checkpoint_and_run_members(void)
     cJSON *j;
 
     struct fx f;
-    fx_open(&f);
+    fx_open(&f, "farms-llm");
     put(&f, "mlp", 5, NULL); /* submitted, not analysed */
-    j = get(&f, "/v1/runs/mlp", NULL, NULL, &r);
+    j = fx_get(&f, "/v1/runs/mlp", NULL, NULL, &r);
     CHECK_EQ_INT(r.status, 200);
     CHECK(cJSON_IsNull(jget(j, "latest_summary")));
     cJSON_Delete(j);
     api_response_free(&r);
-    j = get(&f, "/v1/runs/mlp/checkpoints/5", NULL, NULL, &r);
+    j = fx_get(&f, "/v1/runs/mlp/checkpoints/5", NULL, NULL, &r);
     CHECK_EQ_INT(r.status, 200);
     CHECK(cJSON_IsNull(jget(j, "summary")));
     cJSON_Delete(j);
     api_response_free(&r);
     put(&f, "mlp", 100, A100);
     put(&f, "mlp", 200, A200);
-    j = get(&f, "/v1/runs/mlp/checkpoints/100", NULL, NULL, &r);
+    j = fx_get(&f, "/v1/runs/mlp/checkpoints/100", NULL, NULL, &r);
     s = jget(j, "summary");
     CHECK_EQ_INT(jnum(s, "n_layers"), 4);
     CHECK_EQ_INT(jnum(s, "n_ok"), 3);
@@ -227,7 +185,7 @@ static void test_checkpoint_and_run_members(void)
     CHECK(jget(jget(s, "metrics"), "alpha_weighted") != NULL);
     cJSON_Delete(j);
     api_response_free(&r);
-    j = get(&f, "/v1/runs/mlp", NULL, NULL, &r);
+    j = fx_get(&f, "/v1/runs/mlp", NULL, NULL, &r);
     s = jget(j, "latest_summary");
     CHECK_EQ_INT(jnum(s, "step"), 200);
     CHECK_NEAR(jnum(jget(jget(s, "metrics"), "alpha"), "weighted_mean"), weighted3(A200), 1e-12);
@@ -246,9 +204,9 @@ static void test_errors_and_etag(void)
     cJSON *j;
 
     struct fx f;
-    fx_open(&f);
+    fx_open(&f, "farms-llm");
     put(&f, "mlp", 100, A100);
-    j = get(&f, "/v1/runs/mlp/summary/history", "metric=alpha_hat", NULL, &r);
+    j = fx_get(&f, "/v1/runs/mlp/summary/history", "metric=alpha_hat", NULL, &r);
     CHECK_EQ_INT(r.status, 400);
     CHECK_STR_EQ(jstr(j, "category"), "invalid_parameter");
     CHECK_STR_EQ(jstr(j, "detail"),
@@ -257,36 +215,36 @@ static void test_errors_and_etag(void)
                  "mp_softrank)");
     cJSON_Delete(j);
     api_response_free(&r);
-    cJSON_Delete(get(&f, "/v1/runs/mlp/summary/history", "start_step=9&end_step=3", NULL, &r));
+    cJSON_Delete(fx_get(&f, "/v1/runs/mlp/summary/history", "start_step=9&end_step=3", NULL, &r));
     CHECK_EQ_INT(r.status, 400);
     api_response_free(&r);
-    cJSON_Delete(get(&f, "/v1/runs/mlp/summary/history", "preset=nope", NULL, &r));
+    cJSON_Delete(fx_get(&f, "/v1/runs/mlp/summary/history", "preset=nope", NULL, &r));
     CHECK_EQ_INT(r.status, 400);
     api_response_free(&r);
-    cJSON_Delete(get(&f, "/v1/runs/mlp/summary/history", "page_token=zzz", NULL, &r));
+    cJSON_Delete(fx_get(&f, "/v1/runs/mlp/summary/history", "page_token=zzz", NULL, &r));
     CHECK_EQ_INT(r.status, 400);
     api_response_free(&r);
-    cJSON_Delete(get(&f, "/v1/runs/mlp/summary/history", "bogus=1", NULL, &r));
+    cJSON_Delete(fx_get(&f, "/v1/runs/mlp/summary/history", "bogus=1", NULL, &r));
     CHECK_EQ_INT(r.status, 400);
     api_response_free(&r);
-    j = get(&f, "/v1/runs/nope/summary/history", NULL, NULL, &r);
+    j = fx_get(&f, "/v1/runs/nope/summary/history", NULL, NULL, &r);
     CHECK_EQ_INT(r.status, 404);
     CHECK(strstr(jstr(j, "detail"), "nope") != NULL);
     cJSON_Delete(j);
     api_response_free(&r);
-    cJSON_Delete(get(&f, "/v1/runs/mlp/summary/history", NULL, NULL, &r));
+    cJSON_Delete(fx_get(&f, "/v1/runs/mlp/summary/history", NULL, NULL, &r));
     CHECK_EQ_INT(r.status, 200);
     CHECK(r.etag[0] == '"');
     snprintf(etag, sizeof(etag), "%s", r.etag);
     api_response_free(&r);
-    cJSON_Delete(get(&f, "/v1/runs/mlp/summary/history", NULL, etag, &r2));
+    cJSON_Delete(fx_get(&f, "/v1/runs/mlp/summary/history", NULL, etag, &r2));
     CHECK_EQ_INT(r2.status, 304);
     api_response_free(&r2);
-    cJSON_Delete(get(&f, "/v1/runs/mlp/summary/history", "metric=log_norm", etag, &r2));
+    cJSON_Delete(fx_get(&f, "/v1/runs/mlp/summary/history", "metric=log_norm", etag, &r2));
     CHECK_EQ_INT(r2.status, 200); /* another metric, another tag */
     api_response_free(&r2);
     put(&f, "mlp", 200, A200); /* the run changed */
-    j = get(&f, "/v1/runs/mlp/summary/history", NULL, etag, &r2);
+    j = fx_get(&f, "/v1/runs/mlp/summary/history", NULL, etag, &r2);
     CHECK_EQ_INT(r2.status, 200);
     CHECK_EQ_INT(cJSON_GetArraySize(jget(j, "points")), 2);
     cJSON_Delete(j);
@@ -310,12 +268,12 @@ static void test_metrics_gauges(void)
     const char *t;
 
     struct fx f;
-    fx_open(&f);
+    fx_open(&f, "farms-llm");
     put(&f, "mlp", 100, A100);
     put(&f, "mlp", 200, A200);
     put(&f, "other", 1, A300);
     put(&f, "empty", 1, NULL);
-    cJSON_Delete(get(&f, "/metrics", NULL, NULL, &r));
+    cJSON_Delete(fx_get(&f, "/metrics", NULL, NULL, &r));
     CHECK_EQ_INT(r.status, 200);
     t = r.body != NULL ? r.body : "";
     CHECK(strstr(t, "# TYPE farmsd_run_summary gauge\n") != NULL);
