@@ -164,7 +164,7 @@ SERVICE_TEST_SRCS := $(wildcard tests/test_service*.c)
 test-build: $(patsubst tests/%.c,build/san/tests/%,$(TEST_SRCS)) build/san/farmsd
 
 tsan: deps
-	@$(MAKE) --no-print-directory $(patsubst tests/%.c,build/tsan/tests/%,$(TEST_SRCS))
+	@$(MAKE) --no-print-directory $(patsubst tests/%.c,build/tsan/tests/%,$(TEST_SRCS)) build/farmsd
 	@url=$$(tests/pg_cluster.sh start) || { url=""; echo "PostgreSQL could not be started: its tests will fail"; }; \
 	FARMSD_TEST_PG_URL="$$url" tests/run.sh $(patsubst tests/%.c,build/tsan/tests/%,$(TEST_SRCS)); \
 	rc=$$?; tests/pg_cluster.sh stop; exit $$rc

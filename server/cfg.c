@@ -83,7 +83,8 @@ static const char cfg_usage_http[] =
     "  --log-level L         debug, info, warn, error (default info)       [FARMSD_LOG_LEVEL]\n"
     "  -h, --help            this help\n"
     "\n"
-    "SIGTERM or SIGINT stops accepting, re-queues running work and closes the database.\n";
+    "SIGTERM or SIGINT stops accepting, lets requests in flight finish (up to 10 s),\n"
+    "re-queues running work and closes the database; a second one ends the process at once.\n";
 
 /* Alert webhooks (README "Alerts and webhooks"). */
 static const char cfg_usage_webhook[] =

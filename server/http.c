@@ -75,6 +75,7 @@ struct http_server {
     pthread_mutex_t work_mu;    /* orders submissions against stopping */
     int work_stopping;          /* under work_mu: no more submissions */
     _Atomic unsigned in_work;   /* requests queued or on a validator */
+    _Atomic int closing;        /* http_stop began: new connections are closed */
     struct ckpt_limits vlimits; /* the validators' reader limits */
     struct api_ctx vctx;        /* the API context with vlimits */
 };
@@ -693,6 +694,22 @@ static enum err_code http_validators_start(struct http_server *h, struct err *e)
                     e);
 }
 
+/* libmicrohttpd's accept policy: once http_stop has begun, each new
+ * connection is closed as it is accepted, so a client fails at once instead
+ * of waiting in the backlog. (MHD_quiesce_daemon would stop accepting too,
+ * but with MHD_USE_EPOLL and a thread pool it races the pool's threads for
+ * the listen socket's epoll entry, and libmicrohttpd 0.9.75 aborts the
+ * process when it loses: "Failed to remove listen FD from epoll set".) */
+static enum MHD_Result http_accept_policy(void *cls, const struct sockaddr *addr,
+                                          socklen_t addrlen)
+{
+    const struct http_server *h = cls;
+
+    (void)addr;
+    (void)addrlen;
+    return atomic_load(&h->closing) ? MHD_NO : MHD_YES;
+}
+
 /* Listen: the daemon with its thread pool and connection limits. */
 static enum err_code http_listen(struct http_server *h, struct err *e)
 {
@@ -713,7 +730,7 @@ static enum err_code http_listen(struct http_server *h, struct err *e)
      * (measured: 1 MiB 1.5k req/s, 128 KiB 4.5k, 32 KiB 5.5k; same upload rate).
      * The idle timeout stays as a backstop behind the guard's rules. */
     h->d = MHD_start_daemon(
-        flags, 0, NULL, NULL, http_access, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        flags, 0, http_accept_policy, h, http_access, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_THREAD_POOL_SIZE, cfg->threads, MHD_OPTION_URI_LOG_CALLBACK, http_uri_log, h,
         MHD_OPTION_NOTIFY_COMPLETED, http_completed, h, MHD_OPTION_NOTIFY_CONNECTION,
         http_notify_conn, h, MHD_OPTION_CONNECTION_LIMIT, cfg->max_conns,
@@ -778,7 +795,7 @@ void http_stop(struct http_server *h, double grace_s)
 
     if (h == NULL)
         return;
-    MHD_quiesce_daemon(h->d); /* stop accepting; connections in flight go on */
+    atomic_store(&h->closing, 1); /* no new connections; those in flight go on */
     until = clock_mono_s() + grace_s;
     while (clock_mono_s() < until) {
         info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);

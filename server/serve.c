@@ -357,6 +357,8 @@ int cli_serve_main(int argc, char **argv)
         while (sigwait(&sigs, &sig) != 0)
             ;
         LOG_INFO("serve", "msg=\"stopping\" signal=%s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        /* a second SIGTERM/SIGINT ends the process at once, as a kill does */
+        pthread_sigmask(SIG_UNBLOCK, &sigs, NULL);
     }
     serve_stop(&sv, &c, status == 0);
     cfg_free(&c);

@@ -188,15 +188,18 @@ static inline int svc_start(struct svc *s, const char *data, const char *const *
     return svc_start_ex(s, data, extra, 0);
 }
 
-/* SIGTERM; the exit status (0..255), 128+signal if killed by one, -1 on timeout. */
-static inline int svc_stop(struct svc *s)
+/* Send `sig` (0: none) and wait for the server to exit: its exit status
+ * (0..255), 128+signal if killed by one, -1 when it is still running after
+ * SVC_STOP_S (it is then killed). */
+static inline int svc_signal_wait(struct svc *s, int sig)
 {
     int ws = 0;
     double until = svc_now() + SVC_STOP_S;
 
     if (s->pid <= 0)
         return -1;
-    kill(s->pid, SIGTERM);
+    if (sig != 0)
+        kill(s->pid, sig);
     while (svc_now() < until) {
         pid_t r = waitpid(s->pid, &ws, WNOHANG);
         if (r == s->pid) {
@@ -205,11 +208,17 @@ static inline int svc_stop(struct svc *s)
         }
         svc_sleep_ms(20);
     }
-    fprintf(stderr, "farmsd did not stop within %.0f s after SIGTERM; killing it\n", SVC_STOP_S);
+    fprintf(stderr, "farmsd did not stop within %.0f s; killing it\n", SVC_STOP_S);
     kill(s->pid, SIGKILL);
     waitpid(s->pid, &ws, 0);
     s->pid = -1;
     return -1;
+}
+
+/* SIGTERM; the exit status as svc_signal_wait's. */
+static inline int svc_stop(struct svc *s)
+{
+    return svc_signal_wait(s, SIGTERM);
 }
 
 /* SIGKILL (a crash) and reap. */
@@ -533,11 +542,11 @@ static inline cJSON *svc_cli_analyze_threads(const char *file, const char *prese
 
     if (threads > 0)
         snprintf(cmd, sizeof(cmd),
-                 SVC_FARMSD " analyze '%s' --preset %s --format json --quiet --threads %d", file,
-                 preset, threads);
+                 "%s analyze '%s' --preset %s --format json --quiet --threads %d", SVC_FARMSD,
+                 file, preset, threads);
     else
-        snprintf(cmd, sizeof(cmd), SVC_FARMSD " analyze '%s' --preset %s --format json --quiet",
-                 file, preset);
+        snprintf(cmd, sizeof(cmd), "%s analyze '%s' --preset %s --format json --quiet",
+                 SVC_FARMSD, file, preset);
     p = popen(cmd, "r");
     if (p == NULL)
         return NULL;

@@ -3,10 +3,14 @@
  * results landing change the tag), pagination of runs, checkpoints and the
  * heatmap, canceling queued and running jobs, the PUT upload form (chunked,
  * as `curl -T` sends it), X-Content-SHA256, 405/404, auth off, and
- * keep-alive: every kind of answer leaves the connection open.
+ * keep-alive: every kind of answer leaves the connection open. A graceful
+ * stop: after SIGTERM new connections are closed unanswered while an upload
+ * in flight is still answered, and the server exits 0; a second SIGTERM
+ * ends it at once.
  * Auth on and the upload limit: test_service_auth.c.
  * Run from the repository root after `make test-build`.
  */
+#include <netinet/in.h>
 #include <openssl/evp.h>
 
 #include "tests/check.h"
@@ -523,6 +527,150 @@ static void test_access_lines_in_the_log(const struct svc *s)
     free(log);
 }
 
+/* --- Graceful stop ------------------------------------------------------------------- */
+
+/* A loopback connection to the server with a 5 s receive timeout, or -1. */
+static int raw_connect(const struct svc *s)
+{
+    struct sockaddr_in a = {0};
+    struct timeval tv = {5, 0};
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    if (fd < 0)
+        return -1;
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)s->port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) != 0 ||
+        connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w <= 0)
+            return 0;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 1;
+}
+
+/* Read an answer's first bytes: their count; 0 when the server closed the
+ * connection without one, -1 on a timeout. */
+static ssize_t read_head(int fd, char *buf, size_t cap)
+{
+    ssize_t n = read(fd, buf, cap - 1);
+
+    if (n < 0 && (errno == ECONNRESET || errno == EPIPE))
+        n = 0;
+    if (n < 0)
+        return -1;
+    buf[n] = '\0';
+    return n;
+}
+
+/* After SIGTERM: a new connection is closed without an answer (1), is
+ * answered (0: the stop has not begun yet), or hangs (-1). */
+static int new_connection_refused(const struct svc *s)
+{
+    static const char get[] = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                              "Connection: close\r\n\r\n";
+    char buf[64];
+    int fd = raw_connect(s);
+    ssize_t n;
+
+    if (fd < 0)
+        return 1; /* the listen socket is gone: also refused */
+    n = write_all(fd, get, sizeof(get) - 1) ? read_head(fd, buf, sizeof(buf)) : 0;
+    close(fd);
+    return n == 0 ? 1 : n > 0 ? 0 : -1;
+}
+
+static void test_graceful_stop(void)
+{
+    const char *file = NUM "tiny_30x50.safetensors";
+    char data[PATH_MAX], head[256], buf[256];
+    size_t size = 0;
+    char *body = svc_slurp(file, &size);
+    struct svc s;
+    int fd = -1, refused = 0, hdr;
+    double until;
+
+    snprintf(data, sizeof(data), "%s/graceful", tmp_dir);
+    CHECK(body != NULL && size > 100);
+    if (body == NULL || size <= 100 || !svc_start(&s, data, NULL)) {
+        CHECK(!"server started");
+        free(body);
+        return;
+    }
+    /* an upload in flight: all but its last 100 bytes sent */
+    hdr = snprintf(head, sizeof(head),
+                   "POST /v1/runs/graceful/checkpoints?step=1 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                   "Content-Type: application/octet-stream\r\nContent-Length: %zu\r\n\r\n",
+                   size);
+    fd = raw_connect(&s);
+    CHECK(fd >= 0 && write_all(fd, head, (size_t)hdr) && write_all(fd, body, size - 100));
+    CHECK_EQ_INT(new_connection_refused(&s), 0); /* answered before the stop */
+    kill(s.pid, SIGTERM);
+    for (until = svc_now() + 5.0; !refused && svc_now() < until; svc_sleep_ms(20))
+        refused = new_connection_refused(&s) == 1;
+    CHECK(refused);
+    /* the upload in flight is still answered (accepted, or refused as the service stops) */
+    CHECK(fd >= 0 && write_all(fd, body + size - 100, 100));
+    CHECK(fd >= 0 && read_head(fd, buf, sizeof(buf)) > 0 && strncmp(buf, "HTTP/1.1 ", 9) == 0);
+    if (fd >= 0)
+        close(fd);
+    free(body);
+    CHECK_EQ_INT(svc_signal_wait(&s, 0), 0); /* the first SIGTERM's stop, exit 0 */
+    if (check_n_failed)
+        svc_dump_log(&s, 3000);
+}
+
+/* A second SIGTERM while the first one's stop waits for an upload in flight
+ * ends the server at once (killed by SIGTERM, not after the 10 s grace); a
+ * restart on the same data serves. */
+static void test_second_sigterm_stops_at_once(void)
+{
+    static const char head[] =
+        "POST /v1/runs/forced/checkpoints?step=1 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        "Content-Type: application/octet-stream\r\nContent-Length: 1000\r\n\r\n";
+    char data[PATH_MAX];
+    struct svc s;
+    struct svc_resp r;
+    int fd, refused = 0;
+    double t0, until;
+
+    snprintf(data, sizeof(data), "%s/forced", tmp_dir);
+    if (!svc_start(&s, data, NULL)) {
+        CHECK(!"server started");
+        return;
+    }
+    fd = raw_connect(&s);
+    CHECK(fd >= 0 && write_all(fd, head, sizeof(head) - 1));
+    kill(s.pid, SIGTERM);
+    for (until = svc_now() + 5.0; !refused && svc_now() < until; svc_sleep_ms(20))
+        refused = new_connection_refused(&s) == 1;
+    CHECK(refused); /* the stop has begun and waits for the upload */
+    t0 = svc_now();
+    CHECK_EQ_INT(svc_signal_wait(&s, SIGTERM), 128 + SIGTERM);
+    CHECK(svc_now() - t0 < 5.0);
+    if (fd >= 0)
+        close(fd);
+    if (!svc_start(&s, data, NULL)) {
+        CHECK(!"server restarted");
+        return;
+    }
+    CHECK_EQ_INT(svc_get(&s, "/healthz", &r), 200);
+    svc_resp_free(&r);
+    CHECK_EQ_INT(svc_stop(&s), 0);
+}
+
 static void test_plain_server(void)
 {
     char data[PATH_MAX], big[PATH_MAX], ingest[512];
@@ -562,6 +710,8 @@ int main(void)
     curl_global_init(CURL_GLOBAL_DEFAULT);
     CHECK(svc_mkdtemp("svc-http", tmp_dir, sizeof(tmp_dir)));
     test_plain_server();
+    test_graceful_stop();
+    test_second_sigterm_stops_at_once();
     svc_rm_rf(tmp_dir, check_n_failed > 0);
     curl_global_cleanup();
     printf("test_service_http: %.1f s\n", svc_now() - t0);
