@@ -1,5 +1,6 @@
 /* cli_migrate.c -- `farmsd migrate --from URL --to URL`: copy an existing
- * database (runs, checkpoints, jobs, the result cache, layer rows) into
+ * database (runs, checkpoints, jobs, the result cache, layer rows,
+ * summaries, alert rules, events and deliveries) into
  * another, typically a SQLite cache into PostgreSQL before switching to
  * replicas. Idempotent (store_copy): run it again after an interruption.
  * Uploaded checkpoint files are not in the database: copy the blob folder
@@ -15,10 +16,11 @@
 static const char migrate_usage[] =
     "usage: farmsd migrate --from URL --to URL\n"
     "\n"
-    "Copy every run, checkpoint, job, cached result and layer row of one database into\n"
-    "another, keeping ids (histories, job ids and page tokens read the same). Rows already\n"
-    "in the destination are kept: running it twice adds nothing. Jobs that were running\n"
-    "arrive queued. Stop the service on the source first. Copy the blob folder\n"
+    "Copy every run, checkpoint, job, cached result, layer row, summary, alert rule set,\n"
+    "alert event and webhook delivery of one database into another, keeping ids\n"
+    "(histories, job ids and page tokens read the same). Rows already in the destination\n"
+    "are kept: running it twice adds nothing. Jobs that were running arrive queued.\n"
+    "Stop the service on the source first. Copy the blob folder\n"
     "(<data>/blobs) to the new --blobs folder as well.\n"
     "\n"
     "  --from URL    source: sqlite:PATH (or a path, or postgresql://...)\n"

@@ -129,10 +129,11 @@ struct store_copy_stats {
     int64_t rows_added; /* of them, new in the destination */
 };
 
-/* Copy every run, setting, checkpoint, job, cached result and layer row of
- * `from` into `to` (any backends), with their ids, in one transaction of
- * `to`; rows already there are kept (idempotent: a second copy adds
- * nothing). Jobs running in `from` arrive queued. `stats` may be NULL. */
+/* Copy every run, setting, checkpoint, job, cached result, layer row,
+ * summary, alert rule set, alert event and delivery of `from` into `to`
+ * (any backends), with their ids, in one transaction of `to`; rows already
+ * there are kept (idempotent: a second copy adds nothing). Jobs running in
+ * `from` arrive queued, claimed deliveries unclaimed. `stats` may be NULL. */
 enum err_code store_copy(struct store *from, struct store *to, struct store_copy_stats *stats,
                          struct err *e);
 

@@ -1,13 +1,15 @@
 /* store_copy.c -- copy one database into another (farmsd migrate): runs,
- * settings, checkpoints, jobs, the result cache, layer rows and checkpoint
- * summaries, with their
- * ids, so page tokens, job ids and histories read the same afterwards.
+ * settings, checkpoints, jobs, the result cache, layer rows, checkpoint
+ * summaries, alert rule sets, alert events and their webhook deliveries,
+ * with their ids, so page tokens, job ids, histories and event ids read the
+ * same afterwards.
  *
  * Idempotent: every row is inserted with ON CONFLICT DO NOTHING (the keys
  * are the source's), so a second run, or a run after an interrupted one,
  * adds only what is missing. Values are copied by type (integers, doubles
  * bit for bit, text, NULL). Jobs that were running in the source are
- * copied as queued: the service that ran them is not running any more.
+ * copied as queued, and deliveries claimed in the source as unclaimed: the
+ * service that held them is not running any more.
  * The change id of the destination becomes at least the source's. On
  * PostgreSQL the identity sequences are moved past the copied ids.
  *
@@ -81,6 +83,21 @@ static const struct copy_table TABLES[] = {
      "weighted_mean, n_total, n_ok, n_under, n_over, n_suspect) VALUES(?1, ?2, ?3, ?4, ?5, ?6, "
      "?7, ?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT DO NOTHING",
      "ITIITIRRIIIII"},
+    {"alert_rules", "SELECT run_id, spec, updated FROM alert_rules ORDER BY run_id",
+     "INSERT INTO alert_rules(run_id, spec, updated) VALUES(?1, ?2, ?3) ON CONFLICT DO NOTHING",
+     "ITR"},
+    {"alert_events",
+     "SELECT id, run_id, step, job_id, rule, n_layers, body, created FROM alert_events ORDER BY id",
+     "INSERT INTO alert_events(id, run_id, step, job_id, rule, n_layers, body, created) "
+     "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING",
+     "IIIITITR"},
+    {"deliveries",
+     "SELECT id, event_id, run_id, url, state, attempts, next_at, last_status, last_error, '', 0, "
+     "created, done_at FROM deliveries ORDER BY id",
+     "INSERT INTO deliveries(id, event_id, run_id, url, state, attempts, next_at, last_status, "
+     "last_error, claimed_by, lease_until, created, done_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, "
+     "?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT DO NOTHING",
+     "IIITIIRITTRRR"},
 };
 
 /* Bind column `c` of the source row to parameter c+1 of `ins`. */
@@ -132,7 +149,10 @@ static enum err_code copy_finish(struct store *from, struct store *to, struct er
         "SELECT setval(pg_get_serial_sequence('runs', 'id'), coalesce(max(id), 0) + 1, false) "
         "FROM runs; SELECT setval(pg_get_serial_sequence('checkpoints', 'id'), "
         "coalesce(max(id), 0) + 1, false) FROM checkpoints; SELECT setval("
-        "pg_get_serial_sequence('jobs', 'id'), coalesce(max(id), 0) + 1, false) FROM jobs";
+        "pg_get_serial_sequence('jobs', 'id'), coalesce(max(id), 0) + 1, false) FROM jobs; "
+        "SELECT setval(pg_get_serial_sequence('alert_events', 'id'), coalesce(max(id), 0) + 1, "
+        "false) FROM alert_events; SELECT setval(pg_get_serial_sequence('deliveries', 'id'), "
+        "coalesce(max(id), 0) + 1, false) FROM deliveries";
     static const char set[] = "UPDATE meta SET value = CAST(?1 AS BIGINT) WHERE key = "
                               "'change_seq' AND CAST(value AS BIGINT) < CAST(?1 AS BIGINT)";
     struct store__q *q = NULL;

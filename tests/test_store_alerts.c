@@ -1,7 +1,8 @@
 /* test_store_alerts.c -- storage/store_alerts: rule sets, events with their
  * deliveries, the delivery claim (one owner at a time, a lapsed lease taken
  * over, a lost claim refused), the delivery log, the verdict counts of
- * /metrics, and run deletion taking the run's alerts with it.
+ * /metrics, run deletion taking the run's alerts with it, and farmsd
+ * migrate (store_copy) carrying them over.
  *
  * Every case runs on SQLite (a temp file database, several connections as
  * the service has) and again on PostgreSQL (FARMSD_TEST_PG_URL,
@@ -426,6 +427,99 @@ static void test_run_delete_takes_alerts(void)
     store_close(s);
 }
 
+/* farmsd migrate (store_copy) from a SQLite file into this case's database:
+ * rule sets, events with their ids and deliveries with their states; a
+ * delivery a replica held in the source is free in the destination; new
+ * ids there come after the copied ones; a second copy adds nothing. */
+static void test_copied_by_migrate(void)
+{
+    static const char *const urls[] = {"http://127.0.0.1:9/hook", "http://127.0.0.1:9/two"};
+    struct store_alert_event_page *p = NULL;
+    struct store_delivery_page *dp = NULL;
+    struct store_copy_stats stats = {0};
+    struct store *src = NULL, *dst;
+    struct store_job j;
+    struct store_delivery d;
+    struct err e = {0};
+    char src_path[300], *spec = NULL, *body = NULL;
+    int64_t ev1 = 0, ev2 = 0, ev3 = 0, counts[STORE_DELIVERY_STATE_COUNT];
+    int found = 0;
+    double due = 0, now = 1e10;
+
+    snprintf(src_path, sizeof src_path, "/tmp/test_store_alerts_src_%ld.db", (long)getpid());
+    unlink(src_path);
+    CHECK_EQ_INT(store_open(src_path, &src, &e), ERR_OK);
+    ERR_ASSERT(src != NULL && store_set_lease(src, "replica-a", 60, &e) == ERR_OK);
+    j = submit(src, "r", 1);
+    CHECK_EQ_INT(store_alert_rules_put(src, NULL, "[{\"name\":\"d\"}]", &e), ERR_OK);
+    CHECK_EQ_INT(store_alert_rules_put(src, "r", "[]", &e), ERR_OK);
+    CHECK_EQ_INT(store_alert_event_add(src, "r", 1, j.id, "low", 3, "{\"a\":1}", urls, 2, &ev1, &e),
+                 ERR_OK);
+    CHECK_EQ_INT(store_alert_event_add(src, "r", 1, j.id, "traps", 1, "{}", urls, 1, &ev2, &e),
+                 ERR_OK);
+    /* the first delivery delivered, the second held by replica-a, the third pending */
+    CHECK_EQ_INT(store_delivery_claim(src, now, 600, &d, &body, &found, &due, &e), ERR_OK);
+    free(body);
+    body = NULL;
+    CHECK_EQ_INT(store_delivery_attempt(src, d.id, STORE_DELIVERY_DELIVERED, 200, "", 0, &e),
+                 ERR_OK);
+    CHECK_EQ_INT(store_delivery_claim(src, now, 600, &d, &body, &found, &due, &e), ERR_OK);
+    free(body);
+    body = NULL;
+
+    fresh_db();
+    dst = open_as("replica-b");
+    CHECK_EQ_INT(store_copy(src, dst, &stats, &e), ERR_OK);
+    CHECK_EQ_INT(store_alert_rules_get(dst, NULL, &spec, &e), ERR_OK);
+    CHECK_STR_EQ(spec, "[{\"name\":\"d\"}]");
+    free(spec);
+    CHECK_EQ_INT(store_alert_rules_get(dst, "r", &spec, &e), ERR_OK);
+    CHECK_STR_EQ(spec, "[]");
+    free(spec);
+    CHECK_EQ_INT(store_alert_events_list(dst, "r", 0, NULL, &p, &e), ERR_OK);
+    CHECK_EQ_INT(p != NULL ? p->n : 0, 2);
+    if (p != NULL && p->n == 2) {
+        CHECK_EQ_INT(p->items[0].id, ev2);
+        CHECK_EQ_INT(p->items[1].id, ev1);
+        CHECK_STR_EQ(p->items[1].body, "{\"a\":1}");
+        CHECK_EQ_INT(p->items[1].n_layers, 3);
+        CHECK_EQ_INT(p->items[1].n_deliveries, 2);
+    }
+    store_alert_event_page_free(p);
+    CHECK_EQ_INT(store_delivery_counts(dst, counts, &e), ERR_OK);
+    CHECK_EQ_INT(counts[STORE_DELIVERY_DELIVERED], 1);
+    CHECK_EQ_INT(counts[STORE_DELIVERY_PENDING], 2);
+    CHECK_EQ_INT(store_deliveries_list(dst, "r", STORE_DELIVERY_DELIVERED, 0, NULL, &dp, &e),
+                 ERR_OK);
+    CHECK_EQ_INT(dp != NULL ? dp->n : 0, 1);
+    if (dp != NULL && dp->n == 1) {
+        CHECK_EQ_INT(dp->items[0].attempts, 1);
+        CHECK_EQ_INT(dp->items[0].last_status, 200);
+    }
+    store_delivery_page_free(dp);
+    /* replica-a's claim did not travel: replica-b takes both pending rows now */
+    for (int i = 0; i < 2; i++) {
+        CHECK_EQ_INT(store_delivery_claim(dst, now, 60, &d, &body, &found, &due, &e), ERR_OK);
+        CHECK_EQ_INT(found, 1);
+        free(body);
+        body = NULL;
+    }
+    CHECK_EQ_INT(store_alert_event_add(dst, "r", 1, j.id, "new", 1, "{}", urls, 1, &ev3, &e),
+                 ERR_OK);
+    CHECK(ev3 > ev2);
+    CHECK(stats.rows_added > 0 && stats.rows_added == stats.rows_read);
+    CHECK_EQ_INT(store_copy(src, dst, &stats, &e), ERR_OK);
+    CHECK_EQ_INT(stats.rows_added, 0);
+    store_close(dst);
+    store_close(src);
+    unlink(src_path);
+    for (size_t i = 0; i < 2; i++) {
+        char p2[320];
+        snprintf(p2, sizeof p2, "%s%s", src_path, i == 0 ? "-wal" : "-shm");
+        unlink(p2);
+    }
+}
+
 static void run_cases(void)
 {
     test_rule_sets();
@@ -435,6 +529,7 @@ static void run_cases(void)
     test_delivery_log();
     test_verdicts();
     test_run_delete_takes_alerts();
+    test_copied_by_migrate();
     if (g_pg == NULL) {
         char p[300];
         snprintf(p, sizeof p, "%s", g_path);
