@@ -299,23 +299,21 @@ static enum err_code st_shape(struct st_ps *ps, struct st_entry *en)
 /* "data_offsets": [begin, end] */
 static enum err_code st_offsets(struct st_ps *ps, struct st_entry *en)
 {
+    uint64_t *offsets[2] = {&en->t.begin, &en->t.end};
     enum err_code rc;
 
     if (!st_eat(ps, '['))
         return err_setc(ps->e, ERR_FORMAT, ERR_CAT_INVALID_HEADER,
                         "tensor '%.200s': data_offsets is not an array", en->t.name);
-    rc = st_uint(ps, en->t.name, "data_offsets", &en->t.begin);
-    if (rc)
-        return rc;
-    if (!st_eat(ps, ','))
-        return err_setc(ps->e, ERR_FORMAT, ERR_CAT_INVALID_HEADER,
-                        "tensor '%.200s': data_offsets must hold exactly two integers", en->t.name);
-    rc = st_uint(ps, en->t.name, "data_offsets", &en->t.end);
-    if (rc)
-        return rc;
-    if (!st_eat(ps, ']'))
-        return err_setc(ps->e, ERR_FORMAT, ERR_CAT_INVALID_HEADER,
-                        "tensor '%.200s': data_offsets must hold exactly two integers", en->t.name);
+    for (int i = 0; i < 2; i++) { /* begin ',' end ']' */
+        rc = st_uint(ps, en->t.name, "data_offsets", offsets[i]);
+        if (rc)
+            return rc;
+        if (!st_eat(ps, i == 0 ? ',' : ']'))
+            return err_setc(ps->e, ERR_FORMAT, ERR_CAT_INVALID_HEADER,
+                            "tensor '%.200s': data_offsets must hold exactly two integers",
+                            en->t.name);
+    }
     return ERR_OK;
 }
 
