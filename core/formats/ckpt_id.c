@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/formats/rfile.h"
 #include "core/formats/shards.h"
 
 #define CKPT_ID_CHUNK      (1u << 20)
@@ -36,22 +37,6 @@ static enum err_code ckpt_id_not_regular(const char *path, mode_t m, struct err 
 {
     return err_setc(e, ERR_FORMAT, ERR_CAT_NOT_REGULAR_FILE,
                     "%s is %s: only regular files are read", path, ckpt_id_kind(m));
-}
-
-/* Open `path` without blocking (a FIFO with no writer opens at once) and
- * fstat it. *fd is -1 on failure. */
-static enum err_code ckpt_id_open(const char *path, int *fd, struct stat *st, struct err *e)
-{
-    *fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (*fd < 0)
-        return err_set_errno(e, errno == ENOENT ? ERR_NOTFOUND : ERR_IO, errno, "open %s", path);
-    if (fstat(*fd, st) != 0) {
-        enum err_code rc = err_set_errno(e, ERR_IO, errno, "stat %s", path);
-        close(*fd);
-        *fd = -1;
-        return rc;
-    }
-    return ERR_OK;
 }
 
 /* SHA-256 (hex) and length of the regular file open at `fd`, read to EOF. */
@@ -103,7 +88,7 @@ static enum err_code ckpt_id_file(const char *path, char hex[THASH_HEX_LEN], uin
     int fd = -1;
 
     *size = 0;
-    rc = ckpt_id_open(path, &fd, &st, e);
+    rc = rfile_open_stat(path, &fd, &st, e);
     if (rc == ERR_OK && !S_ISREG(st.st_mode))
         rc = ckpt_id_not_regular(path, st.st_mode, e);
     if (rc == ERR_OK)
@@ -338,7 +323,7 @@ enum err_code ckpt_identity(const char *path, const struct ckpt_id_opts *o, stru
     if (o == NULL)
         o = &defaults;
     memset(out, 0, sizeof(*out));
-    rc = ckpt_id_open(path, &fd, &st, e);
+    rc = rfile_open_stat(path, &fd, &st, e);
     if (rc)
         goto out;
     if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)) {

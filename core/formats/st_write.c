@@ -186,14 +186,21 @@ enum err_code st_file_finish(FILE **f, const char *path, enum err_code rc, struc
     return rc;
 }
 
+void st_file_discard(FILE **f, char **path)
+{
+    if (*f != NULL) {
+        fclose(*f);
+        unlink(*path);
+    }
+    *f = NULL;
+    free(*path);
+    *path = NULL;
+}
+
 void st_writer_abort(struct st_writer *w)
 {
     if (w == NULL)
         return;
-    if (w->f != NULL) {
-        fclose(w->f);
-        unlink(w->path);
-    }
-    free(w->path);
+    st_file_discard(&w->f, &w->path);
     free(w);
 }

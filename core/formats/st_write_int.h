@@ -16,4 +16,8 @@
  * closing failed. */
 enum err_code st_file_finish(FILE **f, const char *path, enum err_code rc, struct err *e);
 
+/* What both writers' abort does with their file: close `*f` and remove the
+ * file at `*path` if it is open, free `*path`; both end NULL. */
+void st_file_discard(FILE **f, char **path);
+
 #endif /* CORE_ST_WRITE_INT_H */

@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <zlib.h>
 
@@ -477,11 +476,7 @@ void tz_writer_abort(struct tz_writer *w)
 {
     if (w == NULL)
         return;
-    if (w->f != NULL) {
-        fclose(w->f);
-        unlink(w->path);
-    }
-    free(w->path);
+    st_file_discard(&w->f, &w->path);
     free(w->nbytes);
     free(w->members);
     free(w);
