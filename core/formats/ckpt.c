@@ -195,7 +195,7 @@ static enum err_code ckpt_sniff_path(const char *path, enum ckpt_format *out, st
     ssize_t got;
     int fd = -1;
 
-    /* a FIFO must not block the open; it is refused below. */
+    /* The open does not block on a FIFO; it is refused below. */
     rc = rfile_open_stat(path, &fd, &st, e);
     if (rc)
         goto out;
