@@ -195,16 +195,10 @@ static enum err_code ckpt_sniff_path(const char *path, enum ckpt_format *out, st
     ssize_t got;
     int fd = -1;
 
-    /* O_NONBLOCK: a FIFO must not block the open; it is refused below. */
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-    if (fd < 0) {
-        rc = err_set_errno(e, errno == ENOENT ? ERR_NOTFOUND : ERR_IO, errno, "open %s", path);
+    /* The open does not block on a FIFO; it is refused below. */
+    rc = rfile_open_stat(path, &fd, &st, e);
+    if (rc)
         goto out;
-    }
-    if (fstat(fd, &st) != 0) {
-        rc = err_set_errno(e, ERR_IO, errno, "stat %s", path);
-        goto out;
-    }
     if (S_ISDIR(st.st_mode)) {
         *out = ckpt_sniff_dir(fd);
         goto out;

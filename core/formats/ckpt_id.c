@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/formats/rfile.h"
 #include "core/formats/shards.h"
 
 #define CKPT_ID_CHUNK      (1u << 20)
@@ -36,22 +37,6 @@ static enum err_code ckpt_id_not_regular(const char *path, mode_t m, struct err 
 {
     return err_setc(e, ERR_FORMAT, ERR_CAT_NOT_REGULAR_FILE,
                     "%s is %s: only regular files are read", path, ckpt_id_kind(m));
-}
-
-/* Open `path` without blocking (a FIFO with no writer opens at once) and
- * fstat it. *fd is -1 on failure. */
-static enum err_code ckpt_id_open(const char *path, int *fd, struct stat *st, struct err *e)
-{
-    *fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (*fd < 0)
-        return err_set_errno(e, errno == ENOENT ? ERR_NOTFOUND : ERR_IO, errno, "open %s", path);
-    if (fstat(*fd, st) != 0) {
-        enum err_code rc = err_set_errno(e, ERR_IO, errno, "stat %s", path);
-        close(*fd);
-        *fd = -1;
-        return rc;
-    }
-    return ERR_OK;
 }
 
 /* SHA-256 (hex) and length of the regular file open at `fd`, read to EOF. */
@@ -103,13 +88,49 @@ static enum err_code ckpt_id_file(const char *path, char hex[THASH_HEX_LEN], uin
     int fd = -1;
 
     *size = 0;
-    rc = ckpt_id_open(path, &fd, &st, e);
+    rc = rfile_open_stat(path, &fd, &st, e);
     if (rc == ERR_OK && !S_ISREG(st.st_mode))
         rc = ckpt_id_not_regular(path, st.st_mode, e);
     if (rc == ERR_OK)
         rc = ckpt_id_hash_fd(fd, path, hex, size, e);
     if (fd >= 0)
         close(fd);
+    return rc;
+}
+
+/* Add the regular file `path` to the folder digest `h` under `name`: the
+ * name with its NUL, the file's SHA-256 (hex) and a newline. Its length is
+ * added to *size. */
+static enum err_code ckpt_id_add_file(struct thash *h, const char *name, const char *path,
+                                      uint64_t *size, struct err *e)
+{
+    char fh[THASH_HEX_LEN];
+    uint64_t n = 0;
+    enum err_code rc;
+
+    rc = ckpt_id_file(path, fh, &n, e);
+    if (rc == ERR_OK)
+        rc = thash_update(h, name, strlen(name) + 1, e);
+    if (rc == ERR_OK)
+        rc = thash_update(h, fh, THASH_HEX_LEN - 1, e);
+    if (rc == ERR_OK)
+        rc = thash_update(h, "\n", 1, e);
+    *size += n;
+    return rc;
+}
+
+/* Finish the folder digest `h` into `hex` unless `rc` is an error; `h` is
+ * freed either way. Returns `rc` or thash_final's error. */
+static enum err_code ckpt_id_digest_end(struct thash *h, enum err_code rc, char hex[THASH_HEX_LEN],
+                                        struct err *e)
+{
+    unsigned char d[THASH_DIGEST_LEN];
+
+    if (rc == ERR_OK)
+        rc = thash_final(h, d, e);
+    if (rc == ERR_OK)
+        thash_hex(d, hex);
+    thash_free(h);
     return rc;
 }
 
@@ -138,7 +159,6 @@ static enum err_code ckpt_id_shards(const char *path, int is_dir, const struct c
     enum err_code rc = ERR_OK;
     struct shards_paths sp = {0};
     struct thash h = {0};
-    unsigned char d[THASH_DIGEST_LEN];
 
     if (is_dir)
         rc = ckpt_id_folder_index(path, e);
@@ -148,27 +168,14 @@ static enum err_code ckpt_id_shards(const char *path, int is_dir, const struct c
         rc = thash_init(&h, e);
     for (size_t i = 0; i < sp.n && rc == ERR_OK; i++) {
         const char *base = strrchr(sp.paths[i], '/');
-        char fh[THASH_HEX_LEN];
-        uint64_t n = 0;
 
         base = base != NULL ? base + 1 : sp.paths[i];
         if (o->check != NULL)
             rc = o->check(o->check_arg, sp.paths[i], e);
         if (rc == ERR_OK)
-            rc = ckpt_id_file(sp.paths[i], fh, &n, e);
-        if (rc == ERR_OK)
-            rc = thash_update(&h, base, strlen(base) + 1, e);
-        if (rc == ERR_OK)
-            rc = thash_update(&h, fh, THASH_HEX_LEN - 1, e);
-        if (rc == ERR_OK)
-            rc = thash_update(&h, "\n", 1, e);
-        out->size += n;
+            rc = ckpt_id_add_file(&h, base, sp.paths[i], &out->size, e);
     }
-    if (rc == ERR_OK)
-        rc = thash_final(&h, d, e);
-    if (rc == ERR_OK)
-        thash_hex(d, out->sha256);
-    thash_free(&h);
+    rc = ckpt_id_digest_end(&h, rc, out->sha256, e);
     shards_paths_free(&sp);
     return rc;
 }
@@ -272,7 +279,6 @@ static enum err_code ckpt_id_tree(const char *path, const struct ckpt_id_opts *o
     enum err_code rc;
     struct ckpt_id_names l = {0};
     struct thash h = {0};
-    unsigned char d[THASH_DIGEST_LEN];
     char full[PATH_MAX], real[PATH_MAX];
 
     rc = ckpt_id_walk(path, "", 0, &l, e);
@@ -281,9 +287,6 @@ static enum err_code ckpt_id_tree(const char *path, const struct ckpt_id_opts *o
     if (rc == ERR_OK)
         rc = thash_init(&h, e);
     for (size_t i = 0; i < l.n && rc == ERR_OK; i++) {
-        char fh[THASH_HEX_LEN];
-        uint64_t n = 0;
-
         if ((size_t)snprintf(full, sizeof(full), "%s/%s", path, l.v[i]) >= sizeof(full))
             rc = err_set(e, ERR_TOOBIG, "%s: path too long", path);
         else if (o->check != NULL && realpath(full, real) == NULL)
@@ -291,20 +294,9 @@ static enum err_code ckpt_id_tree(const char *path, const struct ckpt_id_opts *o
         else if (o->check != NULL)
             rc = o->check(o->check_arg, real, e);
         if (rc == ERR_OK)
-            rc = ckpt_id_file(full, fh, &n, e);
-        if (rc == ERR_OK)
-            rc = thash_update(&h, l.v[i], strlen(l.v[i]) + 1, e);
-        if (rc == ERR_OK)
-            rc = thash_update(&h, fh, THASH_HEX_LEN - 1, e);
-        if (rc == ERR_OK)
-            rc = thash_update(&h, "\n", 1, e);
-        out->size += n;
+            rc = ckpt_id_add_file(&h, l.v[i], full, &out->size, e);
     }
-    if (rc == ERR_OK)
-        rc = thash_final(&h, d, e);
-    if (rc == ERR_OK)
-        thash_hex(d, out->sha256);
-    thash_free(&h);
+    rc = ckpt_id_digest_end(&h, rc, out->sha256, e);
     ckpt_id_names_free(&l);
     return rc;
 }
@@ -331,7 +323,7 @@ enum err_code ckpt_identity(const char *path, const struct ckpt_id_opts *o, stru
     if (o == NULL)
         o = &defaults;
     memset(out, 0, sizeof(*out));
-    rc = ckpt_id_open(path, &fd, &st, e);
+    rc = rfile_open_stat(path, &fd, &st, e);
     if (rc)
         goto out;
     if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)) {

@@ -1,6 +1,7 @@
 /* layers.c -- tensor selection, display names, block/role grouping
- * (docs/checkpoint-formats.md, Which tensors are analysed). See layers.h; the order and the natural
- * sort are in layers_order.c. Stateless, const tables only: thread-safe.
+ * (docs/checkpoint-formats.md, Which tensors are analysed). See layers.h; the tensor kinds are in
+ * layers_kind.c, the order and the natural sort in layers_order.c, what they share in
+ * layers_int.h. Stateless, const tables only: thread-safe.
  *
  * A display name is split into its module components and its leaf (the
  * text after the last '.' or '/': PyTorch names use '.', Keras/TF/Flax names
@@ -14,25 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define LAYER_MAX_COMPS  64
-#define LAYER_MAX_DIGITS 18 /* a block/expert index longer than this is not one */
-#define LAYER_LEAF_MAX   64 /* a leaf with a `:N` suffix longer than this keeps it */
-
-struct layer_comp {
-    const char *s; /* borrowed from the name */
-    size_t len;
-};
-
-struct layer_name {                       /* a display name, split */
-    struct layer_comp m[LAYER_MAX_COMPS]; /* module components */
-    size_t n_m;
-    const char *leaf;    /* text after the last separator, or the whole name, without a
-                            TF `:N` suffix (then a copy in leaf_buf) */
-    const char *leaf_at; /* where the leaf starts in the name */
-    int slash;           /* the name has a '/' (Keras/TF/Flax) */
-    int block_kw_h;      /* the block index follows `h` (GPT-2 family) */
-    char leaf_buf[LAYER_LEAF_MAX];
-};
+#include "core/formats/layers_int.h"
 
 static const char *const layer_kind_names[] = {
 #define X(name, str) str,
@@ -78,13 +61,13 @@ static int layer_is_digit(unsigned char c)
 
 /* --- Splitting -------------------------------------------------------------- */
 
-static int layer_eq(const struct layer_comp *c, const char *s)
+int layer__eq(const struct layer_comp *c, const char *s)
 {
     return c->len == strlen(s) && memcmp(c->s, s, c->len) == 0;
 }
 
 /* Component i counted from the end of the module (0 = last), or an empty one. */
-static struct layer_comp layer_tail(const struct layer_name *nm, size_t i)
+struct layer_comp layer__tail(const struct layer_name *nm, size_t i)
 {
     struct layer_comp none = {"", 0};
     return i < nm->n_m ? nm->m[nm->n_m - 1 - i] : none;
@@ -196,11 +179,11 @@ static int64_t layer_block(struct layer_name *nm, size_t *at)
         if (k == NULL || !layer_index(&nm->m[i], &v))
             continue;
         for (size_t j = 0; j < sizeof(kw) / sizeof(kw[0]); j++)
-            hit |= layer_eq(k, kw[j]);
-        if (!hit && layer_eq(k, "layer") && i >= 2)
-            hit = layer_eq(&nm->m[i - 2], "encoder") || layer_eq(&nm->m[i - 2], "decoder");
+            hit |= layer__eq(k, kw[j]);
+        if (!hit && layer__eq(k, "layer") && i >= 2)
+            hit = layer__eq(&nm->m[i - 2], "encoder") || layer__eq(&nm->m[i - 2], "decoder");
         if (hit) {
-            nm->block_kw_h = layer_eq(k, "h");
+            nm->block_kw_h = layer__eq(k, "h");
             *at = i;
             return v;
         }
@@ -214,14 +197,14 @@ static int64_t layer_expert(const struct layer_name *nm, size_t block_at)
     int64_t v;
 
     for (size_t i = block_at + 2; i < nm->n_m; i++)
-        if (layer_eq(&nm->m[i - 1], "experts") && layer_index(&nm->m[i], &v))
+        if (layer__eq(&nm->m[i - 1], "experts") && layer_index(&nm->m[i], &v))
             return v;
     return -1;
 }
 
-/* --- Kinds --------------------------------------------------------------------- */
+/* --- Matching ------------------------------------------------------------------ */
 
-static int layer_in(const char *s, const char *const *list, size_t n)
+int layer__in(const char *s, const char *const *list, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         if (strcmp(s, list[i]) == 0)
@@ -229,217 +212,12 @@ static int layer_in(const char *s, const char *const *list, size_t n)
     return 0;
 }
 
-static int layer_comp_in(const struct layer_comp *c, const char *const *list, size_t n)
+int layer__comp_in(const struct layer_comp *c, const char *const *list, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        if (layer_eq(c, list[i]))
+        if (layer__eq(c, list[i]))
             return 1;
     return 0;
-}
-
-#define LAYER_COUNT(a) (sizeof(a) / sizeof((a)[0]))
-
-/* Embedding tables: by module (PyTorch/HF names) or by leaf (Keras
- * `embeddings`, Flax `nn.Embed`'s `embedding`); all are (vocab, d). */
-static int layer_is_embedding(const struct layer_name *nm)
-{
-    static const char *const emb[] = {"embed_tokens",
-                                      "wte",
-                                      "wpe",
-                                      "word_embeddings",
-                                      "position_embeddings",
-                                      "token_type_embeddings",
-                                      "tok_embeddings",
-                                      "embed_positions",
-                                      "embed_in"};
-    static const char *const leaves[] = {"embeddings", "embedding"};
-    struct layer_comp last = layer_tail(nm, 0);
-    return layer_comp_in(&last, emb, LAYER_COUNT(emb)) ||
-           layer_in(nm->leaf, leaves, LAYER_COUNT(leaves));
-}
-
-/* A Keras/TF/Flax weight leaf: `kernel`, `filters`, or `weights` in a
- * `/`-separated name (TF-slim); stored (in, out) / (kh, kw, in, out). */
-static int layer_is_keras_leaf(const struct layer_name *nm)
-{
-    return strcmp(nm->leaf, "kernel") == 0 || strcmp(nm->leaf, "filters") == 0 ||
-           (nm->slash && strcmp(nm->leaf, "weights") == 0);
-}
-
-/* HF GPT-2 Conv1D: attn.c_attn, attn.c_proj, mlp.c_fc, mlp.c_proj in a
- * GPT-2-family name (blocks under `h`). */
-static int layer_is_gpt2_conv1d(const struct layer_name *nm)
-{
-    struct layer_comp last = layer_tail(nm, 0), parent = layer_tail(nm, 1);
-
-    if (!nm->block_kw_h)
-        return 0;
-    if (layer_eq(&parent, "attn"))
-        return layer_eq(&last, "c_attn") || layer_eq(&last, "c_proj");
-    if (layer_eq(&parent, "mlp"))
-        return layer_eq(&last, "c_fc") || layer_eq(&last, "c_proj");
-    return 0;
-}
-
-/* `keras`: a Keras leaf, whose (1, 1, in, out) is a 1x1 conv kernel, not a mask. */
-static int layer_is_mask(const char *leaf, int keras, enum dtype dtype, int ndim,
-                         const int64_t *shape)
-{
-    if (strcmp(leaf, "masked_bias") == 0 || strstr(leaf, "mask") != NULL)
-        return 1;
-    if (strcmp(leaf, "bias") == 0 && ndim >= 2)
-        return 1; /* GPT-2 attn.bias (1, 1, T, T): a buffer, not a bias */
-    return ndim == 4 && ((!keras && shape[0] == 1 && shape[1] == 1) || dtype == DTYPE_BOOL);
-}
-
-/* A weight leaf: `weight`, `*_weight` (in_proj_weight), or a bare name
- * without module (an .npy / .npz matrix). */
-static int layer_is_weight_leaf(const struct layer_name *nm)
-{
-    size_t n = strlen(nm->leaf);
-
-    if (nm->n_m == 0 || strcmp(nm->leaf, "weight") == 0)
-        return 1;
-    return n > 7 && strcmp(nm->leaf + n - 7, "_weight") == 0;
-}
-
-static void layer_skip(struct layer_info *out, const char *reason)
-{
-    out->analyze = 0;
-    snprintf(out->reason, sizeof(out->reason), "%s", reason);
-}
-
-/* Kind of a 0-D / 1-D tensor; never a candidate. */
-static void layer_kind_small(const struct layer_name *nm, int ndim, struct layer_info *out)
-{
-    static const char *const biases[] = {"bias", "beta"};
-    static const char *const scales[] = {"weight", "gamma", "scale"};
-
-    if (ndim == 0) {
-        out->kind = LAYER_KIND_SCALAR;
-        layer_skip(out, "0-dim tensor (scalar)");
-    } else if (layer_in(nm->leaf, biases, LAYER_COUNT(biases))) {
-        out->kind = LAYER_KIND_BIAS;
-        layer_skip(out, "1-D tensor (bias)");
-    } else if (layer_in(nm->leaf, scales, LAYER_COUNT(scales))) {
-        out->kind = LAYER_KIND_NORM; /* LayerNorm/RMSNorm/BatchNorm scale */
-        layer_skip(out, "1-D tensor (norm)");
-    } else {
-        out->kind = LAYER_KIND_VECTOR;
-        layer_skip(out, "1-D tensor");
-    }
-}
-
-/* A PEFT LoRA factor (lora_A, lora_B, lora_embedding_A/B,
- * lora_magnitude_vector as a module component or the leaf): never a layer
- * on its own (docs/peft.md). Its name in *which. */
-static int layer_is_lora(const struct layer_name *nm, const char **which)
-{
-    static const char *const parts[] = {"lora_A", "lora_B", "lora_embedding_A", "lora_embedding_B",
-                                        "lora_magnitude_vector"};
-
-    for (size_t p = 0; p < LAYER_COUNT(parts); p++) {
-        *which = parts[p];
-        if (strcmp(nm->leaf, parts[p]) == 0)
-            return 1;
-        for (size_t i = 0; i < nm->n_m; i++)
-            if (layer_eq(&nm->m[i], parts[p]))
-                return 1;
-    }
-    return 0;
-}
-
-/* The weight kind of a 2-D..4-D tensor by its rank, in the PyTorch or the
- * Keras (`io`) reading. */
-static enum layer_kind layer_kind_by_rank(int ndim, int io)
-{
-    if (ndim == 2)
-        return io ? LAYER_KIND_LINEAR_IO : LAYER_KIND_LINEAR;
-    if (ndim == 3)
-        return io ? LAYER_KIND_CONV1D_WIO : LAYER_KIND_CONV1D;
-    return io ? LAYER_KIND_CONV2D_HWIO : LAYER_KIND_CONV2D;
-}
-
-/* The structural checks of a candidate weight: no zero extent, a 2-D
- * weight with both dimensions >= 2. */
-static void layer_check_extents(int ndim, const int64_t *shape, struct layer_info *out)
-{
-    for (int d = 0; d < ndim; d++)
-        if (shape[d] == 0) {
-            layer_skip(out, "zero-size tensor");
-            return;
-        }
-    if (ndim == 2 && (shape[0] < 2 || shape[1] < 2))
-        layer_skip(out, "2-D weight with a dimension < 2 (one singular value)");
-}
-
-/* Kind and structural candidacy (the table in docs/checkpoint-formats.md),
- * under layout rule `layout`. */
-static void layer_kind(const struct layer_name *nm, enum dtype dtype, int ndim,
-                       const int64_t *shape, enum layer_layout layout, struct layer_info *out)
-{
-    static const char *const stats[] = {"running_mean", "running_var", "num_batches_tracked",
-                                        "moving_mean", "moving_variance"};
-    int keras = layer_is_keras_leaf(nm), weight = keras || layer_is_weight_leaf(nm);
-    int io = layout == LAYER_LAYOUT_KERAS || (layout == LAYER_LAYOUT_AUTO && keras);
-    char msg[LAYER_REASON_LEN];
-    const char *lora = NULL;
-
-    out->analyze = 1;
-    if (layer_is_lora(nm, &lora)) {
-        out->kind = LAYER_KIND_OTHER;
-        snprintf(msg, sizeof(msg),
-                 "LoRA factor (%s), not a layer: read the adapter with its config", lora);
-        layer_skip(out, msg);
-    } else if (layer_in(nm->leaf, stats, LAYER_COUNT(stats))) {
-        out->kind = LAYER_KIND_NORM_STAT;
-        layer_skip(out, "normalisation statistic");
-    } else if (layer_is_mask(nm->leaf, keras, dtype, ndim, shape)) {
-        out->kind = LAYER_KIND_MASK;
-        layer_skip(out, "mask buffer");
-    } else if (ndim <= 1) {
-        layer_kind_small(nm, ndim, out);
-    } else if (ndim == 2 && layer_is_embedding(nm)) {
-        out->kind = LAYER_KIND_EMBEDDING;
-    } else if (ndim == 2 && layer_is_gpt2_conv1d(nm)) {
-        out->kind = LAYER_KIND_CONV1D_TRANSPOSED;
-    } else if (ndim <= 4 && weight) {
-        out->kind = layer_kind_by_rank(ndim, io);
-    } else {
-        out->kind = LAYER_KIND_OTHER;
-        snprintf(msg, sizeof(msg), "%d-D tensor '%.40s' is not a layer weight", ndim, nm->leaf);
-        layer_skip(out, msg);
-    }
-    if (out->analyze)
-        layer_check_extents(ndim, shape, out);
-}
-
-static void layer_dtype_reason(enum dtype t, struct layer_info *out)
-{
-    const char *what = "is not taken by the analysis (F64, F32, F16, BF16 are)";
-
-    if (dtype_is_ggml(t)) { /* a ggml type farmsd lists but does not decode */
-        out->analyze = 0;
-        snprintf(out->reason, sizeof(out->reason), "GGUF type %s is not dequantized",
-                 dtype_name(t));
-        return;
-    }
-    switch (t) {
-    case DTYPE_I64:
-    case DTYPE_I32:
-    case DTYPE_I16:
-    case DTYPE_I8:
-    case DTYPE_U64:
-    case DTYPE_U32:
-    case DTYPE_U16:
-    case DTYPE_U8:
-    case DTYPE_BOOL: what = "is not a floating-point type"; break;
-    case DTYPE_C64:
-    case DTYPE_C128: what = "is complex"; break;
-    default: break;
-    }
-    out->analyze = 0;
-    snprintf(out->reason, sizeof(out->reason), "dtype %s %s", dtype_name(t), what);
 }
 
 /* --- Roles ---------------------------------------------------------------------- */
@@ -510,15 +288,15 @@ static const struct layer_role_rule layer_role_rules[] = {
 
 static enum layer_role layer_block_role(const struct layer_name *nm)
 {
-    struct layer_comp last = layer_tail(nm, 0), parent = layer_tail(nm, 1),
-                      grand = layer_tail(nm, 2);
+    struct layer_comp last = layer__tail(nm, 0), parent = layer__tail(nm, 1),
+                      grand = layer__tail(nm, 2);
 
     if (strcmp(nm->leaf, "in_proj_weight") == 0)
         return LAYER_ROLE_ATTN_QKV; /* nn.MultiheadAttention */
     for (size_t i = 0; i < LAYER_COUNT(layer_role_rules); i++) {
         const struct layer_role_rule *r = &layer_role_rules[i];
-        if (layer_eq(&last, r->last) && (r->parent == NULL || layer_eq(&parent, r->parent)) &&
-            (r->grandparent == NULL || layer_eq(&grand, r->grandparent)))
+        if (layer__eq(&last, r->last) && (r->parent == NULL || layer__eq(&parent, r->parent)) &&
+            (r->grandparent == NULL || layer__eq(&grand, r->grandparent)))
             return r->role;
     }
     return LAYER_ROLE_NONE;
@@ -529,11 +307,11 @@ static enum layer_role layer_block_role(const struct layer_name *nm)
 static enum layer_role layer_outside_role(const struct layer_name *nm)
 {
     static const char *const heads[] = {"lm_head", "score", "embed_out", "classifier"};
-    struct layer_comp last = layer_tail(nm, 0);
+    struct layer_comp last = layer__tail(nm, 0);
 
-    if (layer_comp_in(&last, heads, LAYER_COUNT(heads)))
+    if (layer__comp_in(&last, heads, LAYER_COUNT(heads)))
         return LAYER_ROLE_HEAD;
-    if (nm->n_m == 1 && layer_eq(&last, "output"))
+    if (nm->n_m == 1 && layer__eq(&last, "output"))
         return LAYER_ROLE_HEAD;
     return LAYER_ROLE_NONE;
 }
@@ -557,27 +335,27 @@ static const struct {
 /* Apply the llama.cpp names to a classification made by the general rules. */
 static void layer_gguf_names(const struct layer_name *nm, int ndim, struct layer_info *out)
 {
-    struct layer_comp last = layer_tail(nm, 0);
+    struct layer_comp last = layer__tail(nm, 0);
     int64_t blk;
     char msg[LAYER_REASON_LEN];
 
-    if (nm->n_m == 1 && layer_eq(&last, "token_embd") && out->kind == LAYER_KIND_LINEAR) {
+    if (nm->n_m == 1 && layer__eq(&last, "token_embd") && out->kind == LAYER_KIND_LINEAR) {
         out->kind = LAYER_KIND_EMBEDDING;
         return;
     }
-    if (nm->n_m != 3 || !layer_eq(&nm->m[0], "blk") || !layer_index(&nm->m[1], &blk))
+    if (nm->n_m != 3 || !layer__eq(&nm->m[0], "blk") || !layer_index(&nm->m[1], &blk))
         return;
     out->block = blk;
     if (last.len > 5 && memcmp(last.s + last.len - 5, "_exps", 5) == 0 && ndim == 3) {
         out->kind = LAYER_KIND_OTHER;
         snprintf(msg, sizeof(msg), "llama.cpp MoE expert stack '%.*s' (3-D) is not analysed",
                  (int)(last.len > 40 ? 40 : last.len), last.s);
-        layer_skip(out, msg);
+        layer__skip(out, msg);
         return;
     }
     out->role = LAYER_ROLE_NONE;
     for (size_t i = 0; i < LAYER_COUNT(layer_gguf_roles); i++)
-        if (out->kind == LAYER_KIND_LINEAR && layer_eq(&last, layer_gguf_roles[i].comp))
+        if (out->kind == LAYER_KIND_LINEAR && layer__eq(&last, layer_gguf_roles[i].comp))
             out->role = layer_gguf_roles[i].role;
 }
 
@@ -601,13 +379,13 @@ void layer_classify_as(const char *name, enum dtype dtype, int ndim, const int64
     out->module_len = nm.leaf_at == name ? 0 : (size_t)(nm.leaf_at - name - 1);
     out->block = layer_block(&nm, &block_at);
     out->expert = out->block >= 0 ? layer_expert(&nm, block_at) : -1;
-    layer_kind(&nm, dtype, ndim, shape, layout, out);
+    layer__kind(&nm, dtype, ndim, shape, layout, out);
     if (forced && !layer_kind_is_weight(out->kind) && ndim >= 2 && ndim <= 4) {
         /* the user's weights= selection: any 2-D..4-D tensor, kind by rank */
-        out->kind = layer_kind_by_rank(ndim, layout == LAYER_LAYOUT_KERAS);
+        out->kind = layer__kind_by_rank(ndim, layout == LAYER_LAYOUT_KERAS);
         out->analyze = 1;
         out->reason[0] = '\0';
-        layer_check_extents(ndim, shape, out);
+        layer__check_extents(ndim, shape, out);
     }
     out->role = LAYER_ROLE_NONE;
     if (out->kind == LAYER_KIND_LINEAR || out->kind == LAYER_KIND_LINEAR_IO ||
@@ -615,7 +393,7 @@ void layer_classify_as(const char *name, enum dtype dtype, int ndim, const int64
         out->role = out->block >= 0 ? layer_block_role(&nm) : layer_outside_role(&nm);
     layer_gguf_names(&nm, ndim, out);
     if (out->analyze && !dtype_is_analysable(dtype))
-        layer_dtype_reason(dtype, out);
+        layer__dtype_reason(dtype, out);
 }
 
 int layer_kind_is_weight(enum layer_kind k)

@@ -1,6 +1,8 @@
 /* pickle_int.h -- what pickle.c (values, containers, result) shares with
- * pickle_ops.c (the opcode interpreter and the allow-list). Same ownership and
- * thread-safety as pickle.h: one parser per call, no shared state.
+ * pickle_dict.c (dict keys), pickle_ops.c (the opcode interpreter),
+ * pickle_globals.c (the allow-list) and pickle_torch.c (calls and torch
+ * storages). Same ownership and thread-safety as pickle.h: one parser per
+ * call, no shared state.
  */
 #ifndef CORE_PICKLE_INT_H
 #define CORE_PICKLE_INT_H
@@ -79,6 +81,11 @@ enum err_code pkl__new_str(struct pkl_parser *p, enum pkl_kind kind, const char 
 /* Append `v` to the items of `c` (tuple, list, set, opaque). */
 enum err_code pkl__append(struct pkl_parser *p, struct pkl_value *c, struct pkl_value *v);
 
+/* Room for one more item (and value, for dicts) in `c`. */
+enum err_code pkl__reserve(struct pkl_parser *p, struct pkl_value *c);
+
+/* --- pickle_dict.c: dict keys ------------------------------------------------------- */
+
 /* d[k] = v with Python semantics (existing key: value replaced in place).
  * Unhashable keys are invalid_pickle. */
 enum err_code pkl__dict_set(struct pkl_parser *p, struct pkl_value *d, struct pkl_value *k,
@@ -104,12 +111,39 @@ enum err_code pkl__fail(struct pkl_parser *p, enum err_code code, enum err_categ
 #endif
 
 
-/* --- pickle_torch.c: globals and calls (allow-list, deny-list, torch) --------------- */
+/* --- pickle_globals.c: globals (allow-list, deny-list) ------------------------------- */
+
+enum pkl_gclass {
+    PKL_G_DENIED,
+    PKL_G_UNKNOWN,
+    PKL_G_ODICT,
+    PKL_G_REBUILD,
+    PKL_G_FROM_TYPE,
+    PKL_G_STORAGE,
+    PKL_G_DTYPE,
+    PKL_G_TOKEN, /* torch.nn.parameter.Parameter, torch.Tensor */
+    PKL_G_SIZE,
+    PKL_G_DEVICE,
+    PKL_G_ENCODE,
+    PKL_G_SET,
+    PKL_G_FROZENSET,
+    PKL_G_BYTEARRAY,
+    PKL_G_COMPLEX,
+    PKL_G_DCP,  /* a DCP metadata class (pkl_parse_dcp only): instances are opaque values */
+    PKL_G_INERT /* a value DCP metadata pulls in (pkl_parse_dcp only): torch.strided, pathlib */
+};
 
 /* Check global `module`.`name` (both NUL-free UTF-8) against the deny-list and
  * allow-list, then push it (or refuse it: disallowed_global). */
 enum err_code pkl__global(struct pkl_parser *p, const char *module, size_t module_len,
                           const char *name, size_t name_len);
+
+/* Class of PKL_GLOBAL value `g` (its module and name split at its dot); *dt
+ * (NULL: not wanted) gets the dtype of storage classes and dtypes. `dcp` != 0
+ * (pkl_parse_dcp): the DCP metadata classes and values are allowed. */
+enum pkl_gclass pkl__gclass_of(const struct pkl_value *g, enum dtype *dt, int dcp);
+
+/* --- pickle_torch.c: calls (REDUCE, NEWOBJ, BUILD, BINPERSID; torch) ------------------ */
 
 /* REDUCE: result of calling `func` with `args` (nothing is executed). */
 enum err_code pkl__reduce(struct pkl_parser *p, struct pkl_value *func, struct pkl_value *args,

@@ -21,6 +21,21 @@ static const char *rfile_kind(mode_t mode)
     return "not a regular file";
 }
 
+enum err_code rfile_open_stat(const char *path, int *fd, struct stat *st, struct err *e)
+{
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer. */
+    *fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (*fd < 0)
+        return err_set_errno(e, errno == ENOENT ? ERR_NOTFOUND : ERR_IO, errno, "open %s", path);
+    if (fstat(*fd, st) != 0) {
+        enum err_code rc = err_set_errno(e, ERR_IO, errno, "stat %s", path);
+        close(*fd);
+        *fd = -1;
+        return rc;
+    }
+    return ERR_OK;
+}
+
 enum err_code rfile_open(const char *path, struct rfile *f, struct err *e)
 {
     enum err_code rc = ERR_OK;
@@ -29,16 +44,9 @@ enum err_code rfile_open(const char *path, struct rfile *f, struct err *e)
 
     memset(f, 0, sizeof(*f));
     f->fd = -1;
-    /* O_NONBLOCK: opening a FIFO must not wait for a writer. */
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-    if (fd < 0) {
-        rc = err_set_errno(e, errno == ENOENT ? ERR_NOTFOUND : ERR_IO, errno, "open %s", path);
+    rc = rfile_open_stat(path, &fd, &st, e);
+    if (rc)
         goto out;
-    }
-    if (fstat(fd, &st) != 0) {
-        rc = err_set_errno(e, ERR_IO, errno, "stat %s", path);
-        goto out;
-    }
     if (!S_ISREG(st.st_mode)) {
         rc = err_setc(e, ERR_FORMAT, ERR_CAT_NOT_REGULAR_FILE, "%s is %s, not a regular file", path,
                       rfile_kind(st.st_mode));

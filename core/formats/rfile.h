@@ -24,6 +24,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include "core/err.h"
 
@@ -43,6 +44,12 @@ struct rfile {
  * (FIFO, device, socket, directory: nothing is read from it), ERR_IO,
  * ERR_NOMEM. On failure `f` is closed (fd -1). */
 enum err_code rfile_open(const char *path, struct rfile *f, struct err *e);
+
+/* Open `path` read-only without blocking (a FIFO with no writer opens at
+ * once; O_NONBLOCK stays set) and fstat it into *st, whatever the file is:
+ * the caller decides what it accepts. *fd is the owned descriptor, -1 on
+ * failure (ERR_NOTFOUND, ERR_IO). */
+enum err_code rfile_open_stat(const char *path, int *fd, struct stat *st, struct err *e);
 
 /* Make `f` read from `buf` (`len` bytes, borrowed: it must outlive every
  * read). Cannot fail. */

@@ -428,15 +428,18 @@ enum err_code st__ckpt_load(struct ckpt *c, const char *path, struct err *e)
     rc = rfile_open(path, &impl->file, e);
     if (rc == ERR_OK)
         rc = st__read_head(&impl->file, &c->limits, &impl->head, e);
-    for (size_t i = 0; rc == ERR_OK && i < impl->head->n_entries; i++) {
-        const struct st_tensor *t = &impl->head->entries[i].t;
-        rc = ckpt__tensor_add(c,
-                              &(struct ckpt__entry){.name = t->name,
-                                                    .name_len = t->name_len,
-                                                    .dtype = t->dtype,
-                                                    .ndim = t->ndim,
-                                                    .shape = t->shape},
-                              NULL, e);
-    }
+    for (size_t i = 0; rc == ERR_OK && i < impl->head->n_entries; i++)
+        rc = st__ckpt_add(c, &impl->head->entries[i].t, e);
     return rc;
+}
+
+enum err_code st__ckpt_add(struct ckpt *c, const struct st_tensor *t, struct err *e)
+{
+    return ckpt__tensor_add(c,
+                            &(struct ckpt__entry){.name = t->name,
+                                                  .name_len = t->name_len,
+                                                  .dtype = t->dtype,
+                                                  .ndim = t->ndim,
+                                                  .shape = t->shape},
+                            NULL, e);
 }

@@ -1,4 +1,5 @@
-/* safetensors_int.h -- what safetensors.c shares with safetensors_json.c.
+/* safetensors_int.h -- what safetensors.c shares with safetensors_json.c
+ * (and, for st__ckpt_add() and the head reader, with shards.c).
  *
  * safetensors_json.c reads the JSON header into a struct st_file (tensor
  * entries in header order, metadata, decoded strings); safetensors.c runs the
@@ -8,6 +9,7 @@
 #ifndef CORE_SAFETENSORS_INT_H
 #define CORE_SAFETENSORS_INT_H
 
+#include "core/formats/ckpt_int.h"
 #include "core/formats/rfile.h"
 #include "core/formats/safetensors.h"
 
@@ -59,5 +61,10 @@ enum err_code st__parse(const unsigned char *buf, uint64_t buf_len, uint64_t fil
  * rfile_read()'s errors. */
 enum err_code st__read_head(const struct rfile *f, const struct ckpt_limits *l,
                             struct st_file **out, struct err *e);
+
+/* Add safetensors tensor `t` (name, dtype, shape) to checkpoint `c`, as
+ * ckpt__tensor_add() does; safetensors.c and shards.c list their tensors
+ * with it. */
+enum err_code st__ckpt_add(struct ckpt *c, const struct st_tensor *t, struct err *e);
 
 #endif /* CORE_SAFETENSORS_INT_H */

@@ -219,6 +219,22 @@ static enum err_code st_uint(struct st_ps *ps, const char *name, const char *fie
     return ERR_OK;
 }
 
+/* An object's `"key":`: the key in *key (*key_len bytes, unescaped). */
+static enum err_code st_key(struct st_ps *ps, const char **key, size_t *key_len)
+{
+    enum err_code rc;
+
+    st_ws(ps);
+    if (ps->p >= ps->end || *ps->p != '"')
+        return st_syntax(ps, "expected a string key");
+    rc = st_string(ps, key, key_len);
+    if (rc)
+        return rc;
+    if (!st_eat(ps, ':'))
+        return st_syntax(ps, "expected ':'");
+    return ERR_OK;
+}
+
 /* Check and skip any JSON value (the value of an unknown entry field). */
 static enum err_code st_skip(struct st_ps *ps, int depth)
 {
@@ -242,17 +258,9 @@ static enum err_code st_skip(struct st_ps *ps, int depth)
         if (st_eat(ps, close))
             return ERR_OK;
         do {
-            if (obj) {
-                st_ws(ps);
-                if (ps->p >= ps->end || *ps->p != '"')
-                    return st_syntax(ps, "expected a string key");
-                rc = st_string(ps, &s, &n);
-                if (rc)
-                    return rc;
-                if (!st_eat(ps, ':'))
-                    return st_syntax(ps, "expected ':'");
-            }
-            rc = st_skip(ps, depth + 1);
+            rc = obj ? st_key(ps, &s, &n) : ERR_OK;
+            if (rc == ERR_OK)
+                rc = st_skip(ps, depth + 1);
             if (rc)
                 return rc;
         } while (st_eat(ps, ','));
@@ -299,23 +307,21 @@ static enum err_code st_shape(struct st_ps *ps, struct st_entry *en)
 /* "data_offsets": [begin, end] */
 static enum err_code st_offsets(struct st_ps *ps, struct st_entry *en)
 {
+    uint64_t *offsets[2] = {&en->t.begin, &en->t.end};
     enum err_code rc;
 
     if (!st_eat(ps, '['))
         return err_setc(ps->e, ERR_FORMAT, ERR_CAT_INVALID_HEADER,
                         "tensor '%.200s': data_offsets is not an array", en->t.name);
-    rc = st_uint(ps, en->t.name, "data_offsets", &en->t.begin);
-    if (rc)
-        return rc;
-    if (!st_eat(ps, ','))
-        return err_setc(ps->e, ERR_FORMAT, ERR_CAT_INVALID_HEADER,
-                        "tensor '%.200s': data_offsets must hold exactly two integers", en->t.name);
-    rc = st_uint(ps, en->t.name, "data_offsets", &en->t.end);
-    if (rc)
-        return rc;
-    if (!st_eat(ps, ']'))
-        return err_setc(ps->e, ERR_FORMAT, ERR_CAT_INVALID_HEADER,
-                        "tensor '%.200s': data_offsets must hold exactly two integers", en->t.name);
+    for (int i = 0; i < 2; i++) { /* begin ',' end ']' */
+        rc = st_uint(ps, en->t.name, "data_offsets", offsets[i]);
+        if (rc)
+            return rc;
+        if (!st_eat(ps, i == 0 ? ',' : ']'))
+            return err_setc(ps->e, ERR_FORMAT, ERR_CAT_INVALID_HEADER,
+                            "tensor '%.200s': data_offsets must hold exactly two integers",
+                            en->t.name);
+    }
     return ERR_OK;
 }
 
@@ -328,14 +334,9 @@ static enum err_code st_field(struct st_ps *ps, struct st_entry *en, unsigned *s
     enum err_code rc;
     int f = -1;
 
-    st_ws(ps);
-    if (ps->p >= ps->end || *ps->p != '"')
-        return st_syntax(ps, "expected a string key");
-    rc = st_string(ps, &key, &key_len);
+    rc = st_key(ps, &key, &key_len);
     if (rc)
         return rc;
-    if (!st_eat(ps, ':'))
-        return st_syntax(ps, "expected ':'");
     st_ws(ps);
     if (ps->p >= ps->end)
         return st_syntax(ps, "unexpected end");
@@ -440,14 +441,9 @@ static enum err_code st_metadata(struct st_ps *ps)
     if (st_eat(ps, '}'))
         return ERR_OK;
     do {
-        st_ws(ps);
-        if (ps->p >= ps->end || *ps->p != '"')
-            return st_syntax(ps, "expected a string key");
-        rc = st_string(ps, &k, &kn);
+        rc = st_key(ps, &k, &kn);
         if (rc)
             return rc;
-        if (!st_eat(ps, ':'))
-            return st_syntax(ps, "expected ':'");
         st_ws(ps);
         if (ps->p >= ps->end || *ps->p != '"')
             return err_setc(ps->e, ERR_FORMAT, ERR_CAT_INVALID_HEADER,
@@ -482,14 +478,9 @@ static enum err_code st_member(struct st_ps *ps, int *seen_meta)
     size_t key_len;
     enum err_code rc;
 
-    st_ws(ps);
-    if (ps->p >= ps->end || *ps->p != '"')
-        return st_syntax(ps, "expected a string key");
-    rc = st_string(ps, &key, &key_len);
+    rc = st_key(ps, &key, &key_len);
     if (rc)
         return rc;
-    if (!st_eat(ps, ':'))
-        return st_syntax(ps, "expected ':'");
     if (key_len != 12 || memcmp(key, "__metadata__", 12) != 0)
         return st_entry(ps, key, key_len);
     if (*seen_meta)

@@ -482,13 +482,7 @@ static enum err_code shards_add_tensors(struct ckpt *c, const struct shards_plan
         }
         impl->locs[c->n_tensors] =
             (struct shards_loc){s, 8 + st_header_len(f) + t->begin, t->end - t->begin};
-        rc = ckpt__tensor_add(c,
-                              &(struct ckpt__entry){.name = t->name,
-                                                    .name_len = t->name_len,
-                                                    .dtype = t->dtype,
-                                                    .ndim = t->ndim,
-                                                    .shape = t->shape},
-                              NULL, e);
+        rc = st__ckpt_add(c, t, e);
         if (rc)
             return rc;
     }

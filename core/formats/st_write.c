@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "core/formats/safetensors.h"
+#include "core/formats/st_write_int.h"
 #include "core/sbuf.h"
 
 struct st_writer {
@@ -165,29 +166,41 @@ enum err_code st_writer_close(struct st_writer *w, struct err *e)
     if (w->written != w->total)
         rc = err_set(e, ERR_INVAL, "%" PRIu64 " of %" PRIu64 " data bytes written", w->written,
                      w->total);
-    else if (fflush(w->f) != 0)
-        rc = err_set_errno(e, ERR_IO, errno, "writing %s", w->path);
-    if (rc) {
-        st_writer_abort(w);
-        return rc;
-    }
-    if (fclose(w->f) != 0) {
-        rc = err_set_errno(e, ERR_IO, errno, "closing %s", w->path);
-        unlink(w->path);
-    }
-    free(w->path);
-    free(w);
+    rc = st_file_finish(&w->f, w->path, rc, e);
+    st_writer_abort(w); /* the file is closed (w->f NULL): frees w */
     return rc;
+}
+
+enum err_code st_file_finish(FILE **f, const char *path, enum err_code rc, struct err *e)
+{
+    int closed;
+
+    if (rc == ERR_OK && fflush(*f) != 0)
+        rc = err_set_errno(e, ERR_IO, errno, "writing %s", path);
+    closed = fclose(*f);
+    *f = NULL;
+    if (rc == ERR_OK && closed != 0)
+        rc = err_set_errno(e, ERR_IO, errno, "closing %s", path);
+    if (rc)
+        unlink(path);
+    return rc;
+}
+
+void st_file_discard(FILE **f, char **path)
+{
+    if (*f != NULL) {
+        fclose(*f);
+        unlink(*path);
+    }
+    *f = NULL;
+    free(*path);
+    *path = NULL;
 }
 
 void st_writer_abort(struct st_writer *w)
 {
     if (w == NULL)
         return;
-    if (w->f != NULL) {
-        fclose(w->f);
-        unlink(w->path);
-    }
-    free(w->path);
+    st_file_discard(&w->f, &w->path);
     free(w);
 }

@@ -7,9 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <zlib.h>
+
+#include "core/formats/st_write_int.h"
 
 #define TZ_SAT32       0xFFFFFFFFu
 #define TZ_ALIGN       64
@@ -466,20 +467,8 @@ enum err_code tz_writer_close(struct tz_writer *w, struct err *e)
         rc = tz_small(w, w->n + 2, "little", 6, e);
     if (rc == ERR_OK)
         rc = tz_directory(w, e);
-    if (rc == ERR_OK && fflush(w->f) != 0)
-        rc = err_set_errno(e, ERR_IO, errno, "writing %s", w->path);
-    if (rc) {
-        tz_writer_abort(w);
-        return rc;
-    }
-    if (fclose(w->f) != 0) {
-        rc = err_set_errno(e, ERR_IO, errno, "closing %s", w->path);
-        unlink(w->path);
-    }
-    free(w->path);
-    free(w->nbytes);
-    free(w->members);
-    free(w);
+    rc = st_file_finish(&w->f, w->path, rc, e);
+    tz_writer_abort(w); /* the file is closed (w->f NULL): frees w */
     return rc;
 }
 
@@ -487,11 +476,7 @@ void tz_writer_abort(struct tz_writer *w)
 {
     if (w == NULL)
         return;
-    if (w->f != NULL) {
-        fclose(w->f);
-        unlink(w->path);
-    }
-    free(w->path);
+    st_file_discard(&w->f, &w->path);
     free(w->nbytes);
     free(w->members);
     free(w);

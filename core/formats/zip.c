@@ -457,8 +457,10 @@ static enum err_code zip_load(struct zip_archive *z, uint64_t max_members, struc
     return rc;
 }
 
-enum err_code zip_parse_file(const struct rfile *f, uint64_t max_members, struct zip_archive **out,
-                             struct err *e)
+/* zip_parse_file / zip_parse: the archive in `f`, or (f NULL) in the
+ * `len` bytes at `buf`, which the archive reads through its own z->mem. */
+static enum err_code zip_parse_src(const struct rfile *f, const unsigned char *buf, uint64_t len,
+                                   uint64_t max_members, struct zip_archive **out, struct err *e)
 {
     enum err_code rc = ERR_OK;
     struct zip_archive *z = NULL;
@@ -468,6 +470,10 @@ enum err_code zip_parse_file(const struct rfile *f, uint64_t max_members, struct
     if (z == NULL) {
         rc = err_set(e, ERR_NOMEM, "out of memory parsing a zip");
         goto out;
+    }
+    if (f == NULL) {
+        rfile_mem(&z->mem, buf, len);
+        f = &z->mem;
     }
     z->src = f;
     rc = zip_load(z, max_members, e);
@@ -480,28 +486,16 @@ out:
     return rc;
 }
 
+enum err_code zip_parse_file(const struct rfile *f, uint64_t max_members, struct zip_archive **out,
+                             struct err *e)
+{
+    return zip_parse_src(f, NULL, 0, max_members, out, e);
+}
+
 enum err_code zip_parse(const unsigned char *buf, uint64_t len, uint64_t max_members,
                         struct zip_archive **out, struct err *e)
 {
-    enum err_code rc = ERR_OK;
-    struct zip_archive *z = NULL;
-
-    *out = NULL;
-    z = calloc(1, sizeof(*z));
-    if (z == NULL) {
-        rc = err_set(e, ERR_NOMEM, "out of memory parsing a zip");
-        goto out;
-    }
-    rfile_mem(&z->mem, buf, len);
-    z->src = &z->mem;
-    rc = zip_load(z, max_members, e);
-    if (rc)
-        goto out;
-    *out = z;
-    z = NULL;
-out:
-    zip_free(z);
-    return rc;
+    return zip_parse_src(NULL, buf, len, max_members, out, e);
 }
 
 void zip_free(struct zip_archive *z)

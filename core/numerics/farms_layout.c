@@ -241,22 +241,25 @@ enum err_code farms_layout_compute(const struct farms_params *p, const struct fa
     return ERR_OK;
 }
 
-int64_t farms_layout_row_start(const struct farms_layout *l, int64_t i)
+/* First index of window `i` of `window` along a dimension of `n`, windows
+ * `step` apart, the last one flush with the end. */
+static int64_t farms_layout_start(int64_t i, int64_t step, int64_t window, int64_t n)
 {
     int64_t lo, hi, s;
 
-    ERR_ASSERT(i >= 0 && i < l->n_row_windows);
-    s = i * l->row_step < l->rows - l->window_rows ? i * l->row_step : l->rows - l->window_rows;
-    farms__slice(s, l->window_rows, l->rows, &lo, &hi);
+    s = i * step < n - window ? i * step : n - window;
+    farms__slice(s, window, n, &lo, &hi);
     return lo;
+}
+
+int64_t farms_layout_row_start(const struct farms_layout *l, int64_t i)
+{
+    ERR_ASSERT(i >= 0 && i < l->n_row_windows);
+    return farms_layout_start(i, l->row_step, l->window_rows, l->rows);
 }
 
 int64_t farms_layout_col_start(const struct farms_layout *l, int64_t j)
 {
-    int64_t lo, hi, s;
-
     ERR_ASSERT(j >= 0 && j < l->n_col_windows);
-    s = j * l->col_step < l->cols - l->window_cols ? j * l->col_step : l->cols - l->window_cols;
-    farms__slice(s, l->window_cols, l->cols, &lo, &hi);
-    return lo;
+    return farms_layout_start(j, l->col_step, l->window_cols, l->cols);
 }

@@ -17,58 +17,22 @@
 #include "core/numerics/farms.h"
 #include "core/numerics/powerlaw.h"
 
-static const struct farms_params preset_llm = {
-    .window_rows = 2000,
-    .q_ratio = 1.0,
-    .windows_per_dim = 10,
-    .window_clamp = 1,
-    .xmin = PL_XMIN_PEAK,
-    .xmin_pos = 2.0,
-    .bins = 100,
-    .conv_norm = 0.5,
-    .filter_zeros = 0,
-    .eig_threshold = 1e-5,
-    .min_eigs = 5,
-    .include_embeddings = 0,
-};
-
-static const struct farms_params preset_cv = {
-    .window_rows = 100,
-    .q_ratio = 1.0,
-    .windows_per_dim = 9,
-    .window_clamp = 0,
-    .xmin = PL_XMIN_MID,
-    .xmin_pos = 2.0,
-    .bins = 100,
-    .conv_norm = 0.5,
-    .filter_zeros = 0,
-    .eig_threshold = 1e-5,
-    .min_eigs = 5,
-    .include_embeddings = 0,
-};
-
-static const struct farms_params preset_full = {
-    .window_rows = 0,
-    .q_ratio = 1.0,
-    .windows_per_dim = 10,
-    .window_clamp = 0,
-    .xmin = PL_XMIN_KS,
-    .xmin_pos = 2.0,
-    .bins = 100,
-    .conv_norm = 0.5,
-    .filter_zeros = 1,
-    .eig_threshold = 1e-5,
-    .min_eigs = 5,
-    .include_embeddings = 1,
-};
+/* What every preset shares; the fields a preset does not name are 0. */
+#define PRESET_SHARED                                                                      \
+    .q_ratio = 1.0, .xmin_pos = 2.0, .bins = 100, .conv_norm = 0.5, .eig_threshold = 1e-5, \
+    .min_eigs = 5
 
 static const struct {
     const char *name;
-    const struct farms_params *p;
+    struct farms_params p;
 } preset_table[] = {
-    {"farms-llm", &preset_llm},
-    {"farms-cv", &preset_cv},
-    {"full", &preset_full},
+    {"farms-llm",
+     {PRESET_SHARED, .window_rows = 2000, .windows_per_dim = 10, .window_clamp = 1,
+      .xmin = PL_XMIN_PEAK}},
+    {"farms-cv", {PRESET_SHARED, .window_rows = 100, .windows_per_dim = 9, .xmin = PL_XMIN_MID}},
+    {"full",
+     {PRESET_SHARED, .window_rows = 0, .windows_per_dim = 10, .xmin = PL_XMIN_KS, .filter_zeros = 1,
+      .include_embeddings = 1}},
 };
 
 static const char *const preset_name_list[] = {"farms-llm", "farms-cv", "full", NULL};
@@ -113,7 +77,7 @@ enum err_code preset_get(const char *name, struct farms_params *p, struct err *e
 {
     for (size_t i = 0; i < sizeof(preset_table) / sizeof(preset_table[0]); i++)
         if (strcmp(name, preset_table[i].name) == 0) {
-            *p = *preset_table[i].p;
+            *p = preset_table[i].p;
             return ERR_OK;
         }
     return err_set(e, ERR_NOTFOUND, "unknown preset '%.64s' (known: farms-llm, farms-cv, full)",
