@@ -179,8 +179,8 @@ static void log_batch_put(const char *line, size_t n)
 
 /* One line, formatted: into the batch when `batched`, else written at once
  * (after the batched lines, which it must not overtake). */
-__attribute__((format(printf, 4, 0))) static void
-log_vwrite(int batched, enum log_level level, const char *mod, const char *fmt, va_list ap)
+static void log_vwrite(int batched, enum log_level level, const char *mod, const char *fmt,
+                       va_list ap)
 {
     char line[LOG_LINE_MAX];
     size_t n = log_format(line, level, mod, fmt, ap);
