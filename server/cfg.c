@@ -1,4 +1,7 @@
-/* cfg.c -- see cfg.h. */
+/* cfg.c -- see cfg.h: defaults, the flags and their checks, cfg_load and
+ * cfg_free. The environment variables are read in cfg_env.c (through
+ * cfg_int.h), the usage text is in cfg_usage.c, the tokens file is parsed
+ * in cfg_tokens.c. */
 #include "server/cfg.h"
 
 #include <errno.h>
@@ -10,106 +13,8 @@
 #include <unistd.h>
 
 #include "core/numerics/preset.h"
+#include "server/cfg_int.h"
 #include "server/log.h"
-
-static const char cfg_usage_text[] =
-    "usage: farmsd serve [options]\n"
-    "\n"
-    "Run the farmsd service: training jobs POST checkpoints, a pool of workers analyses\n"
-    "them with FARMS, results are cached by tensor hash in SQLite (or in PostgreSQL,\n"
-    "shared by several replicas), and a REST API serves per-layer alpha histories, ESD\n"
-    "histograms and plots, and per-layer sparsity and learning-rate recommendations\n"
-    "(see openapi.yaml). Every option has an environment variable.\n"
-    "\n"
-    "  --listen HOST:PORT    address to listen on (default 127.0.0.1:8080; port 0 picks\n"
-    "                        a free port)                                  [FARMSD_LISTEN]\n"
-    "  --data DIR            data folder: farms.db and blobs/ (default ./farms-data)\n"
-    "                                                                      [FARMSD_DATA]\n"
-    "  --db URL              database: sqlite:PATH (default sqlite:<data>/farms.db) or\n"
-    "                        postgresql://USER@HOST/DB (several replicas)  [FARMSD_DB]\n"
-    "  --blobs DIR           uploaded checkpoints (default <data>/blobs); replicas share\n"
-    "                        one folder (e.g. a network file system)      [FARMSD_BLOBS]\n"
-    "  --lease SECONDS       lease of a running job's tasks (and of a job being planned),\n"
-    "                        renewed every third of it; the tasks of a replica that died\n"
-    "                        are claimed again after it (default 60)       [FARMSD_LEASE]\n"
-    "  --workers N           analysis threads, and task runners sharing them (default:\n"
-    "                        number of CPUs)                               [FARMSD_WORKERS]\n"
-    "  --analysis-memory BYTES  memory the tasks running at once may take, by their\n"
-    "                        estimates; a task that does not fit waits unless nothing\n"
-    "                        runs (default: half the memory)     [FARMSD_ANALYSIS_MEMORY]\n"
-    "  --preset P            default preset: farms-llm, farms-cv, full "
-    "(default " PRESET_DEFAULT_NAME ")\n"
-    "                                                                      [FARMSD_PRESET]\n"
-    "  --allow-root DIR      allow path ingestion under DIR (repeatable; none: path\n"
-    "                        ingestion off)                 [FARMSD_ALLOW_ROOTS, ':'-separated]\n"
-    "  --tokens FILE         bearer tokens, one per line: TOKEN SCOPES, SCOPES read,\n"
-    "                        write or read,write; a token is 16-256 printable ASCII\n"
-    "                        characters without spaces or '#'; '#' starts a comment\n"
-    "                        line; any other line stops the start (default: no\n"
-    "                        authentication)                               [FARMSD_TOKENS]\n"
-    "  --max-upload BYTES    largest upload, with K/M/G/T suffixes (default 64G)\n"
-    "                                                                      [FARMSD_MAX_UPLOAD]\n"
-    "  --max-uploads N       concurrent uploads (default 4)                [FARMSD_MAX_UPLOADS]\n"
-    "  --min-free BYTES      free disk space to keep; uploads beyond it get 507 (default 1G)\n"
-    "                                                                      [FARMSD_MIN_FREE]\n"
-    "  --max-pickle-mem BYTES  memory one torch file's data.pkl may take to unpickle (and\n"
-    "                        again for its tensor list); beyond it 413 limit_exceeded\n"
-    "                        (default 256M, at least 1M)              [FARMSD_MAX_PICKLE_MEM]\n"
-    "  --max-tensor-bytes BYTES  largest tensor read; a job reaching a larger one fails\n"
-    "                        with limit_exceeded (default: memory / 8, at most 16G)\n"
-    "                                                              [FARMSD_MAX_TENSOR_BYTES]\n"
-    "  --http-threads N      HTTP threads (default 4)                      [FARMSD_HTTP_THREADS]\n"
-    "  --response-cache BYTES  memory for rendered run reads served again while the run\n"
-    "                        is unchanged (default 64M; 0: off)          [FARMSD_RESPONSE_CACHE]\n";
-
-/* The HTTP server's limits (a second literal: one would pass C's 4095 bytes). */
-static const char cfg_usage_http[] =
-    "  --validators N        threads that validate uploads and path ingestions, off the HTTP\n"
-    "                        threads (default 2)                           [FARMSD_VALIDATORS]\n"
-    "  --validation-queue N  such requests waiting for a validator; more get 503 busy\n"
-    "                        (default 8)                             [FARMSD_VALIDATION_QUEUE]\n"
-    "  --memory-budget BYTES memory the validators share; each validation's reader limits\n"
-    "                        are cut to BYTES / validators (default 1G)  [FARMSD_MEMORY_BUDGET]\n"
-    "  --max-connections N   connections at once (default 1000)      [FARMSD_MAX_CONNECTIONS]\n"
-    "  --max-connections-per-ip N  connections at once from one address (default 64)\n"
-    "                                                          [FARMSD_MAX_CONNECTIONS_PER_IP]\n"
-    "  --header-timeout S    request headers must arrive within S seconds of connecting or\n"
-    "                        of the previous request, else 408 (default 10)\n"
-    "                                                                 [FARMSD_HEADER_TIMEOUT]\n"
-    "  --min-upload-rate BYTES  a body slower than BYTES per second, averaged over the\n"
-    "                        window, gets 408 (default 64K; 0: off)   [FARMSD_MIN_UPLOAD_RATE]\n"
-    "  --min-upload-window S the window of --min-upload-rate (default 30)\n"
-    "                                                              [FARMSD_MIN_UPLOAD_WINDOW]\n"
-    "  --log-level L         debug, info, warn, error (default info)       [FARMSD_LOG_LEVEL]\n"
-    "  -h, --help            this help\n"
-    "\n"
-    "SIGTERM or SIGINT stops accepting, lets requests in flight finish (up to 10 s),\n"
-    "re-queues running work and closes the database; a second one ends the process at once.\n";
-
-/* Alert webhooks (README "Alerts and webhooks"). */
-static const char cfg_usage_webhook[] =
-    "  --webhook-url URL     POST alert events (JSON) to URL; without it events are only\n"
-    "                        recorded (GET /v1/runs/RUN/alerts)          [FARMSD_WEBHOOK_URL]\n"
-    "  --webhook-secret-file PATH  sign each body: header X-Farmsd-Signature: sha256=<hex\n"
-    "                        HMAC-SHA256 of the body with the file's bytes, one trailing\n"
-    "                        newline dropped>                     [FARMSD_WEBHOOK_SECRET_FILE]\n"
-    "  --webhook-max-attempts N  attempts before a delivery is failed (default 8)\n"
-    "                                                          [FARMSD_WEBHOOK_MAX_ATTEMPTS]\n"
-    "  --webhook-backoff S   delay before the first retry, doubling with each attempt\n"
-    "                        (default 1; decimals allowed)           [FARMSD_WEBHOOK_BACKOFF]\n"
-    "  --webhook-backoff-max S  the longest delay between attempts (default 300)\n"
-    "                                                           [FARMSD_WEBHOOK_BACKOFF_MAX]\n"
-    "  --webhook-timeout S   one attempt, connecting included (default 10)\n"
-    "                                                               [FARMSD_WEBHOOK_TIMEOUT]\n";
-
-const char *cfg_usage(void)
-{
-    static char text[sizeof(cfg_usage_text) + sizeof(cfg_usage_webhook) + sizeof(cfg_usage_http)];
-
-    if (text[0] == '\0') /* main thread, before any other starts */
-        snprintf(text, sizeof(text), "%s%s%s", cfg_usage_text, cfg_usage_webhook, cfg_usage_http);
-    return text;
-}
 
 enum err_code cfg_parse_bytes(const char *s, uint64_t *out, struct err *e)
 {
@@ -192,7 +97,9 @@ static enum err_code cfg_listen(struct cfg *c, const char *s, struct err *e)
     return cfg_uint("--listen", colon + 1, 0, 65535, &c->port, e);
 }
 
-static enum err_code cfg_add_root(struct cfg *c, const char *dir, struct err *e)
+/* Allow path ingestion under `dir` (resolved), from --allow-root or one
+ * entry of FARMSD_ALLOW_ROOTS. */
+enum err_code cfg__add_root(struct cfg *c, const char *dir, struct err *e)
 {
     char resolved[PATH_MAX];
     char **roots;
@@ -360,7 +267,7 @@ static enum err_code cfg_apply_limits(struct cfg *c, const char *key, const char
 }
 
 /* One setting by its flag name (without "--"), from a flag or the environment. */
-static enum err_code cfg_apply(struct cfg *c, const char *key, const char *v, struct err *e)
+enum err_code cfg__apply(struct cfg *c, const char *key, const char *v, struct err *e)
 {
     if (strcmp(key, "listen") == 0)
         return cfg_listen(c, v, e);
@@ -393,89 +300,10 @@ static enum err_code cfg_apply(struct cfg *c, const char *key, const char *v, st
     if (strcmp(key, "tokens") == 0)
         return cfg_set_str(&c->tokens_file, v, e);
     if (strcmp(key, "allow-root") == 0)
-        return cfg_add_root(c, v, e);
+        return cfg__add_root(c, v, e);
     if (strncmp(key, "webhook-", 8) == 0)
         return cfg_apply_webhook(c, key, v, e);
     return cfg_apply_limits(c, key, v, e);
-}
-
-/* Rewrite the error of a setting that came from the environment as
- * "VAR=value: why", dropping the flag's own name ("--lease: ") from why. */
-static void cfg_env_blame(struct err *e, const char *var, const char *flag, const char *value)
-{
-    char msg[sizeof(e->msg)];
-    const char *why = e->msg;
-    size_t n = strlen(flag);
-
-    if (strncmp(why, flag, n) == 0 && (why[n] == ':' || why[n] == ' '))
-        why += n + (why[n] == ':');
-    while (*why == ' ')
-        why++;
-    snprintf(msg, sizeof(msg), "%s=%.64s: %.150s", var, value, why);
-    memcpy(e->msg, msg, sizeof(msg));
-}
-
-static enum err_code cfg_from_env(struct cfg *c, struct err *e)
-{
-    static const char *const vars[][2] = {
-        {"FARMSD_LISTEN", "listen"},
-        {"FARMSD_DATA", "data"},
-        {"FARMSD_DB", "db"},
-        {"FARMSD_BLOBS", "blobs"},
-        {"FARMSD_LEASE", "lease"},
-        {"FARMSD_WORKERS", "workers"},
-        {"FARMSD_ANALYSIS_MEMORY", "analysis-memory"},
-        {"FARMSD_PRESET", "preset"},
-        {"FARMSD_TOKENS", "tokens"},
-        {"FARMSD_MAX_UPLOAD", "max-upload"},
-        {"FARMSD_MAX_UPLOADS", "max-uploads"},
-        {"FARMSD_MIN_FREE", "min-free"},
-        {"FARMSD_MAX_PICKLE_MEM", "max-pickle-mem"},
-        {"FARMSD_MAX_TENSOR_BYTES", "max-tensor-bytes"},
-        {"FARMSD_HTTP_THREADS", "http-threads"},
-        {"FARMSD_LOG_LEVEL", "log-level"},
-        {"FARMSD_RESPONSE_CACHE", "response-cache"},
-        {"FARMSD_VALIDATORS", "validators"},
-        {"FARMSD_VALIDATION_QUEUE", "validation-queue"},
-        {"FARMSD_MEMORY_BUDGET", "memory-budget"},
-        {"FARMSD_MAX_CONNECTIONS", "max-connections"},
-        {"FARMSD_MAX_CONNECTIONS_PER_IP", "max-connections-per-ip"},
-        {"FARMSD_HEADER_TIMEOUT", "header-timeout"},
-        {"FARMSD_MIN_UPLOAD_RATE", "min-upload-rate"},
-        {"FARMSD_MIN_UPLOAD_WINDOW", "min-upload-window"},
-        {"FARMSD_WEBHOOK_URL", "webhook-url"},
-        {"FARMSD_WEBHOOK_SECRET_FILE", "webhook-secret-file"},
-        {"FARMSD_WEBHOOK_MAX_ATTEMPTS", "webhook-max-attempts"},
-        {"FARMSD_WEBHOOK_BACKOFF", "webhook-backoff"},
-        {"FARMSD_WEBHOOK_BACKOFF_MAX", "webhook-backoff-max"},
-        {"FARMSD_WEBHOOK_TIMEOUT", "webhook-timeout"}};
-    enum err_code rc = ERR_OK;
-    const char *roots = getenv("FARMSD_ALLOW_ROOTS");
-
-    for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]) && rc == ERR_OK; i++) {
-        const char *v = getenv(vars[i][0]);
-        if (v != NULL && v[0] != '\0') {
-            char flag[64];
-            snprintf(flag, sizeof(flag), "--%s", vars[i][1]);
-            rc = cfg_apply(c, vars[i][1], v, e);
-            if (rc)
-                cfg_env_blame(e, vars[i][0], flag, v);
-        }
-    }
-    while (rc == ERR_OK && roots != NULL && roots[0] != '\0') {
-        char dir[PATH_MAX];
-        size_t n = strcspn(roots, ":");
-        if (n > 0 && n < sizeof(dir)) {
-            memcpy(dir, roots, n);
-            dir[n] = '\0';
-            rc = cfg_add_root(c, dir, e);
-            if (rc)
-                cfg_env_blame(e, "FARMSD_ALLOW_ROOTS", "--allow-root",
-                              getenv("FARMSD_ALLOW_ROOTS"));
-        }
-        roots += n + (roots[n] == ':');
-    }
-    return rc;
 }
 
 /* The machine's memory in bytes, 0 if unknown. */
@@ -575,7 +403,7 @@ enum err_code cfg_load(struct cfg *c, int argc, char **argv, struct err *e)
     const char *preset_env = getenv("FARMSD_PRESET"), *tokens_env = getenv("FARMSD_TOKENS");
 
     cfg_defaults(c);
-    rc = cfg_from_env(c, e);
+    rc = cfg__from_env(c, e);
     opterr = 0; /* usage errors are reported by the caller, as one line */
     while (rc == ERR_OK && (ch = getopt_long(argc, argv, ":h", cfg_longs, &idx)) != -1) {
         if (ch == 'h') {
@@ -590,7 +418,7 @@ enum err_code cfg_load(struct cfg *c, int argc, char **argv, struct err *e)
             return err_set(e, ERR_INVAL, "unknown option '%s'", argv[optind - 1]);
         preset_env = strcmp(cfg_longs[idx].name, "preset") == 0 ? NULL : preset_env;
         tokens_env = strcmp(cfg_longs[idx].name, "tokens") == 0 ? NULL : tokens_env;
-        rc = cfg_apply(c, cfg_longs[idx].name, optarg, e);
+        rc = cfg__apply(c, cfg_longs[idx].name, optarg, e);
     }
     if (rc == ERR_OK && optind != argc)
         rc = err_set(e, ERR_INVAL, "unexpected argument '%s'", argv[optind]);
@@ -608,12 +436,12 @@ enum err_code cfg_load(struct cfg *c, int argc, char **argv, struct err *e)
     if (rc == ERR_OK && preset_get(c->preset, &p, e) != ERR_OK) {
         rc = ERR_INVAL;
         if (preset_env != NULL && preset_env[0] != '\0')
-            cfg_env_blame(e, "FARMSD_PRESET", "--preset", preset_env);
+            cfg__env_blame(e, "FARMSD_PRESET", "--preset", preset_env);
     }
     if (rc == ERR_OK && c->tokens_file != NULL) {
         rc = cfg_load_tokens(c->tokens_file, &c->tokens, &c->n_tokens, e);
         if (rc && tokens_env != NULL && tokens_env[0] != '\0')
-            cfg_env_blame(e, "FARMSD_TOKENS", "--tokens", tokens_env);
+            cfg__env_blame(e, "FARMSD_TOKENS", "--tokens", tokens_env);
     }
     if (rc == ERR_OK && c->webhook_secret_file != NULL)
         rc = cfg_load_secret(c, e);

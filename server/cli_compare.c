@@ -213,7 +213,7 @@ static void cli_cmp_table_row(const cJSON *l, const char **names, size_t n_names
 
 /* The table: one row per pair (name_b "=" when the names are equal), the
  * unpaired, and the mean of each metric on each side. */
-static void cli_cmp_table(const cJSON *root)
+static void cli_cmp_table(const cJSON *root, const void *arg)
 {
     const cJSON *layers = cJSON_GetObjectItemCaseSensitive(root, "layers"), *l, *s;
     const char *names[STORE_METRIC_COUNT], *sides[2] = {"only_a", "only_b"};
@@ -221,6 +221,7 @@ static void cli_cmp_table(const cJSON *root)
     int room = cli_term_width() - 2 - (int)n_names * 37, wa, wb;
     char hdr[3][80];
 
+    (void)arg; /* cli_run_print_fn */
     wa = cli_cmp_name_width(layers, "name_a", 6);
     wb = cli_cmp_name_width(layers, "name_b", 6);
     room = room > 24 ? room : 24;
@@ -265,24 +266,6 @@ static void cli_cmp_table(const cJSON *root)
     }
 }
 
-/* A CSV field (RFC 4180: quoted when it holds a comma, quote or newline). */
-static void cli_cmp_csv_field(const char *s, int first)
-{
-    if (!first)
-        putchar(',');
-    if (strpbrk(s, ",\"\n") == NULL) {
-        fputs(s, stdout);
-        return;
-    }
-    putchar('"');
-    for (; *s; s++) {
-        if (*s == '"')
-            putchar('"');
-        putchar(*s);
-    }
-    putchar('"');
-}
-
 /* A number for CSV: %.10g (an exact integer, json_int_new, as is), empty
  * when null or absent. */
 static void cli_cmp_csv_num(const cJSON *o, const char *key)
@@ -294,13 +277,13 @@ static void cli_cmp_csv_num(const cJSON *o, const char *key)
         snprintf(buf, sizeof(buf), "%.10g", v->valuedouble);
     else if (cJSON_IsRaw(v))
         snprintf(buf, sizeof(buf), "%s", v->valuestring);
-    cli_cmp_csv_field(buf, 0);
+    cli_run_csv_field(buf, 0);
 }
 
 /* CSV: key, matched_by, name_a, name_b, block, role, status_a, status_b,
  * then <metric>_a, <metric>_b, <metric>_delta per metric; the unpaired
  * follow with matched_by only_a / only_b and one name. */
-static void cli_cmp_csv(const cJSON *root)
+static void cli_cmp_csv(const cJSON *root, const void *arg)
 {
     static const char *const cols[] = {"key",   "matched_by", "name_a",   "name_b",
                                        "block", "role",       "status_a", "status_b"};
@@ -308,8 +291,9 @@ static void cli_cmp_csv(const cJSON *root)
     size_t n_names = cli_cmp_metric_names(root, names, STORE_METRIC_COUNT);
     const cJSON *l, *s;
 
+    (void)arg; /* cli_run_print_fn */
     for (size_t c = 0; c < sizeof(cols) / sizeof(cols[0]); c++)
-        cli_cmp_csv_field(cols[c], c == 0);
+        cli_run_csv_field(cols[c], c == 0);
     for (size_t k = 0; k < n_names; k++)
         printf(",%s_a,%s_b,%s_delta", names[k], names[k], names[k]);
     printf("\n");
@@ -317,14 +301,14 @@ static void cli_cmp_csv(const cJSON *root)
     {
         const cJSON *a = cJSON_GetObjectItemCaseSensitive(l, "a");
         const cJSON *b = cJSON_GetObjectItemCaseSensitive(l, "b");
-        cli_cmp_csv_field(cli_cmp_str(l, "key"), 1);
-        cli_cmp_csv_field(cli_cmp_str(l, "matched_by"), 0);
-        cli_cmp_csv_field(cli_cmp_str(l, "name_a"), 0);
-        cli_cmp_csv_field(cli_cmp_str(l, "name_b"), 0);
+        cli_run_csv_field(cli_cmp_str(l, "key"), 1);
+        cli_run_csv_field(cli_cmp_str(l, "matched_by"), 0);
+        cli_run_csv_field(cli_cmp_str(l, "name_a"), 0);
+        cli_run_csv_field(cli_cmp_str(l, "name_b"), 0);
         cli_cmp_csv_num(l, "block");
-        cli_cmp_csv_field(cli_cmp_str(l, "role"), 0);
-        cli_cmp_csv_field(cli_cmp_str(a, "status"), 0);
-        cli_cmp_csv_field(cli_cmp_str(b, "status"), 0);
+        cli_run_csv_field(cli_cmp_str(l, "role"), 0);
+        cli_run_csv_field(cli_cmp_str(a, "status"), 0);
+        cli_run_csv_field(cli_cmp_str(b, "status"), 0);
         for (size_t k = 0; k < n_names; k++) {
             cli_cmp_csv_num(a, names[k]);
             cli_cmp_csv_num(b, names[k]);
@@ -335,10 +319,10 @@ static void cli_cmp_csv(const cJSON *root)
     for (int i = 0; i < 2; i++) {
         cJSON_ArrayForEach(s, cJSON_GetObjectItemCaseSensitive(root, sides[i]))
         {
-            cli_cmp_csv_field(s->valuestring, 1);
-            cli_cmp_csv_field(sides[i], 0);
-            cli_cmp_csv_field(i == 0 ? s->valuestring : "", 0);
-            cli_cmp_csv_field(i == 1 ? s->valuestring : "", 0);
+            cli_run_csv_field(s->valuestring, 1);
+            cli_run_csv_field(sides[i], 0);
+            cli_run_csv_field(i == 0 ? s->valuestring : "", 0);
+            cli_run_csv_field(i == 1 ? s->valuestring : "", 0);
             for (size_t c = 4; c < sizeof(cols) / sizeof(cols[0]) + 3 * n_names; c++)
                 putchar(',');
             printf("\n");
@@ -408,25 +392,8 @@ static cJSON *cli_cmp_json(const struct cli_cmp_opts *o, struct ckpt *const *c,
 static int cli_cmp_emit(const struct cli_cmp_opts *o, struct ckpt *const *c,
                         const struct engine_report *r, const char *preset, const char *hash)
 {
-    cJSON *root = cli_cmp_json(o, c, r, preset, hash);
-    char *text;
-
-    if (root == NULL) {
-        fprintf(stderr, "error: out of memory building the comparison\n");
-        return CLI_EXIT_FAILED;
-    }
-    if (strcmp(o->format, "json") == 0) {
-        text = cJSON_Print(root);
-        if (text != NULL)
-            printf("%s\n", text);
-        cJSON_free(text);
-    } else if (strcmp(o->format, "csv") == 0) {
-        cli_cmp_csv(root);
-    } else {
-        cli_cmp_table(root);
-    }
-    cJSON_Delete(root);
-    return 0;
+    return cli_run_emit(cli_cmp_json(o, c, r, preset, hash), o->format, "the comparison",
+                        cli_cmp_csv, cli_cmp_table, NULL);
 }
 
 /* The settings' hash in hash (THASH_HEX_LEN), recorded in the cache `db`

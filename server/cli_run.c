@@ -2,6 +2,7 @@
 #include "server/cli_run.h"
 
 #include <stdio.h>
+#include <string.h>
 
 #include "server/cli.h"
 #include "server/worker.h"
@@ -103,4 +104,44 @@ out:
         *c = NULL;
     }
     return status;
+}
+
+int cli_run_emit(cJSON *root, const char *format, const char *what, cli_run_print_fn *csv,
+                 cli_run_print_fn *table, const void *arg)
+{
+    char *text;
+
+    if (root == NULL) {
+        fprintf(stderr, "error: out of memory building %s\n", what);
+        return CLI_EXIT_FAILED;
+    }
+    if (strcmp(format, "json") == 0) {
+        text = cJSON_Print(root);
+        if (text != NULL)
+            printf("%s\n", text);
+        cJSON_free(text);
+    } else if (strcmp(format, "csv") == 0) {
+        csv(root, arg);
+    } else {
+        table(root, arg);
+    }
+    cJSON_Delete(root);
+    return 0;
+}
+
+void cli_run_csv_field(const char *s, int first)
+{
+    if (!first)
+        putchar(',');
+    if (strpbrk(s, ",\"\n") == NULL) {
+        fputs(s, stdout);
+        return;
+    }
+    putchar('"');
+    for (; *s; s++) {
+        if (*s == '"')
+            putchar('"');
+        putchar(*s);
+    }
+    putchar('"');
 }

@@ -9,6 +9,9 @@
  * before under the same settings (by a command or by the service) is not
  * analysed again.
  *
+ * Also the output both commands share: a report printed as JSON, CSV or
+ * a table (cli_run_emit), and RFC 4180 CSV fields.
+ *
  * Ownership: everything in struct cli_run is borrowed; the opened
  * checkpoint and the report are the caller's (ckpt_close,
  * engine_report_free). Single-threaded callers only.
@@ -18,6 +21,8 @@
 
 #include <regex.h>
 #include <stddef.h>
+
+#include <cjson/cJSON.h>
 
 #include "core/formats/ckpt.h"
 #include "core/numerics/farms.h"
@@ -60,5 +65,24 @@ int cli_run_file(const struct cli_run *o, struct ckpt **c, struct engine_report 
  * more. Never stops the run. */
 int cli_run_progress(void *arg, size_t done, size_t total, const struct engine_layer *row,
                      double seconds);
+
+/* --- Output ------------------------------------------------------------- */
+
+/* Prints a command's report object `root` on stdout as CSV or a table;
+ * `arg` is the command's (e.g. its --wide). */
+typedef void cli_run_print_fn(const cJSON *root, const void *arg);
+
+/* Print the report `root` (taken: freed here) in `format`: "json" as
+ * cJSON_Print does, "csv" with `csv`, anything else with `table` (both
+ * given `arg`). A NULL `root` (it could not be built) prints "error: out of
+ * memory building <what>" on stderr. Returns 0, or CLI_EXIT_FAILED for a
+ * NULL `root`. */
+int cli_run_emit(cJSON *root, const char *format, const char *what, cli_run_print_fn *csv,
+                 cli_run_print_fn *table, const void *arg);
+
+/* Print the CSV field `s` on stdout, after a comma unless `first`
+ * (RFC 4180: quoted when it holds a comma, quote or newline, its quotes
+ * doubled). Cannot fail. */
+void cli_run_csv_field(const char *s, int first);
 
 #endif /* SERVER_CLI_RUN_H */

@@ -11,23 +11,10 @@
  * Per-thread SQLite connections hang off a pthread key whose destructor
  * closes them (HTTP and validator threads alike).
  *
- * Offloading: on the last access call of a request with a body, the
- * request (its api_request points into the connection's memory, which
- * stays put while the connection is suspended) is counted in `in_work`,
- * the connection suspended and the request queued on the validator pool.
- * The validator fills r->answer, marks it done and resumes the
- * connection; the library then calls the access callback again, which
- * sends the answer. The validator touches nothing of the request after
- * MHD_resume_connection. `work_mu` orders submissions against http_stop,
- * which drains the pool (resuming everything) before stopping the daemon.
- *
- * Uploads: the request owns its struct blob_upload (storage/blob.h) from
- * the first body call to the completion callback, which aborts it on every
- * path; that removes the tmp file unless the API committed the upload.
- * Body chunks are copied into the upload's buffers (its own threads write
- * and hash them); after the body, blob_upload_finish writes and hashes the
- * rest, and a write error still in flight answers 500 (507 for a full
- * disk). The validator borrows it through api_request.upload.
+ * What lives where (the state is in http_int.h): this file has the
+ * daemon's life cycle and the request callbacks; http_body.c reads request
+ * bodies and streams uploads; http_work.c answers a request once its body
+ * is in, handing requests with a body to the validators.
  *
  * Connection tracking for the slow-client rules: the connection-notify
  * callback registers each socket with the guard; the URI, access and
@@ -51,6 +38,7 @@
 
 #include "core/clock.h"
 #include "server/http_guard.h"
+#include "server/http_int.h"
 #include "server/log.h"
 #include "server/pool.h"
 #include "storage/store.h"
@@ -58,58 +46,13 @@
 #define HTTP_URI_MAX   8192
 #define HTTP_DRAIN_MAX (64u << 20) /* body bytes read and dropped after a refusal */
 
-enum http_body { HTTP_BODY_NONE, HTTP_BODY_JSON, HTTP_BODY_UPLOAD };
-
-/* Where a request with a body is with the validators. */
-enum http_work { HTTP_WORK_NONE, HTTP_WORK_QUEUED, HTTP_WORK_DONE };
-
-struct http_server {
-    struct MHD_Daemon *d;
-    struct http_cfg cfg;
-    char db_path[STORE_PATH_MAX];
-    pthread_key_t store_key;    /* per-thread struct store */
-    _Atomic unsigned uploads;   /* uploads streaming now */
-    _Atomic uint64_t next_id;   /* request ids for the log */
-    struct http_guard *guard;   /* slow-client rules */
-    struct pool *validators;    /* runs requests with a body */
-    pthread_mutex_t work_mu;    /* orders submissions against stopping */
-    int work_stopping;          /* under work_mu: no more submissions */
-    _Atomic unsigned in_work;   /* requests queued or on a validator */
-    _Atomic int closing;        /* http_stop began: new connections are closed */
-    struct ckpt_limits vlimits; /* the validators' reader limits */
-    struct api_ctx vctx;        /* the API context with vlimits */
-};
-
-struct http_req {
-    uint64_t id;
-    char *uri; /* owned: raw request URI */
-    double t0; /* monotonic start */
-    enum http_body body;
-    int early_status;          /* answered before the body ended (413/503/...), 0 if not */
-    struct api_response early; /* the early answer, sent when the body is drained */
-    struct blob_upload *up;    /* owned: the upload body or NULL; aborted at the end */
-    int holds_upload_slot;
-    uint64_t size; /* body bytes received */
-    char *json;    /* owned JSON body */
-    int status;    /* answered status, for the log */
-    const char *route;
-    int counted;      /* the answer is already in the stats */
-    int headers_seen; /* the access callback ran once */
-    struct http_server *h;
-    struct MHD_Connection *conn; /* for the validator's resume */
-    _Atomic int work;            /* enum http_work */
-    double t_queued;             /* when it was queued for a validator */
-    struct api_request work_req; /* what the validator runs */
-    struct api_response answer;  /* the validator's answer */
-};
-
 static void http_store_close(void *s)
 {
     store_close(s);
 }
 
 /* This thread's connection, opened on first use; NULL (and *e) on failure. */
-static struct store *http_store(struct http_server *h, struct err *e)
+struct store *http__store(struct http_server *h, struct err *e)
 {
     struct store *s = pthread_getspecific(h->store_key);
 
@@ -261,9 +204,8 @@ static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cl
  * and chunked would claim a transfer coding the 200 does not use and
  * trip parsers that do not special-case 304, so 0 it is: clients end a 304
  * at its blank line whatever its headers say (RFC 9112 6.3). */
-static enum MHD_Result http_send(struct http_server *h, struct MHD_Connection *conn,
-                                 struct http_req *r, const char *method, const char *path,
-                                 struct api_response *resp)
+enum MHD_Result http__send(struct http_server *h, struct MHD_Connection *conn, struct http_req *r,
+                           const char *method, const char *path, struct api_response *resp)
 {
     struct MHD_Response *m;
     enum MHD_Result ok;
@@ -299,19 +241,14 @@ static enum MHD_Result http_send(struct http_server *h, struct MHD_Connection *c
     return ok;
 }
 
-static const char *http_header(struct MHD_Connection *conn, const char *name)
+const char *http__header(struct MHD_Connection *conn, const char *name)
 {
     return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, name);
 }
 
-static int http_is_json(const char *content_type)
-{
-    return content_type != NULL && strncasecmp(content_type, "application/json", 16) == 0;
-}
-
 /* The request line and headers as an api_request (no body). */
-static void http_request_head(struct MHD_Connection *conn, const struct http_req *r,
-                              const char *method, const char *url, struct api_request *req)
+void http__request_head(struct MHD_Connection *conn, const struct http_req *r, const char *method,
+                        const char *url, struct api_request *req)
 {
     memset(req, 0, sizeof(*req));
     req->method = method;
@@ -319,232 +256,10 @@ static void http_request_head(struct MHD_Connection *conn, const struct http_req
     req->query = r->uri ? strchr(r->uri, '?') : NULL;
     if (req->query != NULL)
         req->query++;
-    req->content_type = http_header(conn, MHD_HTTP_HEADER_CONTENT_TYPE);
-    req->if_none_match = http_header(conn, MHD_HTTP_HEADER_IF_NONE_MATCH);
-    req->authorization = http_header(conn, MHD_HTTP_HEADER_AUTHORIZATION);
-    req->content_sha256 = http_header(conn, "X-Content-SHA256");
-}
-
-/* The 503 of a request no validator can take. */
-static void http_busy(struct api_response *resp)
-{
-    api_fail(resp, ERR_BUSY, ERR_CAT_SERVER_BUSY,
-             "every validator thread is busy and the queue is full (--validators, "
-             "--validation-queue); retry");
-}
-
-/* First call of a request with a body: refuse what the API would refuse
- * anyway (route, auth, parameters) before reading a byte, then choose JSON
- * or upload and check the limits. */
-static void http_body_begin(struct http_server *h, struct MHD_Connection *conn, struct http_req *r,
-                            const char *method, const char *url)
-{
-    const struct api_ctx *ctx = h->cfg.api;
-    const char *cl = http_header(conn, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    uint64_t len = cl ? strtoull(cl, NULL, 10) : 0;
-    struct api_request head;
-    struct err e;
-
-    http_request_head(conn, r, method, url, &head);
-    if (!api_precheck(ctx, &head, &r->early)) {
-        r->early_status = r->early.status;
-        r->counted = 1;
-        return;
-    }
-    if (atomic_load(&h->in_work) >= h->cfg.validators + h->cfg.validation_queue) {
-        http_busy(&r->early); /* full now: refuse before reading the body */
-        r->early_status = r->early.status;
-        return;
-    }
-    if (http_is_json(http_header(conn, MHD_HTTP_HEADER_CONTENT_TYPE))) {
-        r->body = HTTP_BODY_JSON;
-        if (len > API_MAX_JSON_BODY) {
-            api_fail(&r->early, ERR_TOOBIG, ERR_CAT_LIMIT_EXCEEDED,
-                     "a JSON body may have at most 1048576 bytes");
-            r->early_status = r->early.status;
-        }
-        return;
-    }
-    r->body = HTTP_BODY_UPLOAD;
-    if (len > h->cfg.max_upload) {
-        char d[160];
-        snprintf(d, sizeof(d), "the body has %llu bytes; the limit (--max-upload) is %llu",
-                 (unsigned long long)len, (unsigned long long)h->cfg.max_upload);
-        api_fail(&r->early, ERR_TOOBIG, ERR_CAT_LIMIT_EXCEEDED, "%s", d);
-        r->early_status = r->early.status;
-        return;
-    }
-    if (len > 0 && !api_check_space(ctx, len, 0, &r->early)) {
-        r->early_status = r->early.status;
-        return;
-    }
-    if (atomic_fetch_add(&h->uploads, 1) >= h->cfg.max_uploads) {
-        atomic_fetch_sub(&h->uploads, 1);
-        api_fail(&r->early, ERR_BUSY, ERR_CAT_SERVER_BUSY,
-                 "the server is receiving as many uploads as --max-uploads allows; retry");
-        r->early_status = r->early.status;
-        return;
-    }
-    r->holds_upload_slot = 1;
-    api_stats_upload_begin(ctx->stats);
-    if (blob_upload_create(ctx->blobs, &r->up, &e) != ERR_OK) {
-        api_fail(&r->early, ERR_IO, ERR_CAT_IO, "%s", e.msg);
-        r->early_status = r->early.status;
-    }
-}
-
-/* The upload's write (or finish) failed: the early answer, 500 or 507. */
-static void http_upload_failed(struct http_req *r, struct err *e)
-{
-    if (e->category != ERR_CAT_INSUFFICIENT_STORAGE)
-        e->category = ERR_CAT_IO; /* a write error is the server's: 500, or 507 */
-    api_problem_err(&r->early, e);
-    r->early_status = r->early.status;
-}
-
-/* One chunk of body. */
-static void http_body_chunk(struct http_server *h, struct http_req *r, const char *data, size_t n)
-{
-    struct err e;
-
-    r->size += n;
-    if (r->early_status || r->body == HTTP_BODY_NONE)
-        return; /* answered already, or a body nobody reads: drain */
-    if (r->body == HTTP_BODY_JSON) {
-        char *grown;
-        if (r->size > API_MAX_JSON_BODY) {
-            api_fail(&r->early, ERR_TOOBIG, ERR_CAT_LIMIT_EXCEEDED,
-                     "a JSON body may have at most 1048576 bytes");
-            r->early_status = r->early.status;
-            return;
-        }
-        grown = realloc(r->json, (size_t)r->size + 1);
-        if (grown == NULL) {
-            api_fail(&r->early, ERR_NOMEM, ERR_CAT_NONE, "retry later");
-            r->early_status = r->early.status;
-            return;
-        }
-        r->json = grown;
-        memcpy(r->json + r->size - n, data, n);
-        return;
-    }
-    if (r->size > h->cfg.max_upload) {
-        char d[160];
-        snprintf(d, sizeof(d), "the body passed the limit (--max-upload) of %llu bytes",
-                 (unsigned long long)h->cfg.max_upload);
-        api_fail(&r->early, ERR_TOOBIG, ERR_CAT_LIMIT_EXCEEDED, "%s", d);
-        r->early_status = r->early.status;
-        return;
-    }
-    if (blob_upload_write(r->up, data, n, &e) != ERR_OK)
-        http_upload_failed(r, &e);
-}
-
-/* A validator thread: run the request queued by http_offload with this
- * thread's store connection, keep the answer, resume the connection. */
-static void http_validate(void *item, unsigned worker)
-{
-    struct http_req *r = item;
-    struct http_server *h = r->h;
-    struct MHD_Connection *conn = r->conn;
-    struct store *s;
-    struct err e;
-
-    (void)worker;
-    api_stats_validation(h->cfg.api->stats, -1, 1);
-    if (clock_mono_s() - r->t_queued > HTTP_QUEUE_WAIT_S) {
-        http_busy(&r->answer);
-    } else {
-        s = http_store(h, &e);
-        if (s == NULL) {
-            api_fail(&r->answer, ERR_DB, ERR_CAT_DB_UNAVAILABLE, "%s", e.msg);
-        } else {
-            api_handle(&h->vctx, s, &r->work_req, &r->answer);
-        }
-    }
-    api_stats_validation(h->cfg.api->stats, 0, -1);
-    atomic_fetch_sub(&h->in_work, 1);
-    atomic_store(&r->work, HTTP_WORK_DONE);
-    MHD_resume_connection(conn); /* r may be gone from here on */
-}
-
-/* Queue `r` (its work_req filled) for a validator and suspend the
- * connection; 503 busy when the server holds as many as it may. */
-static enum MHD_Result http_offload(struct http_server *h, struct MHD_Connection *conn,
-                                    struct http_req *r, const char *method, const char *url)
-{
-    unsigned cap = h->cfg.validators + h->cfg.validation_queue;
-    struct api_response resp = {0};
-    int queued = 0;
-
-    /* in_work grows only under work_mu, so the check and the add agree */
-    pthread_mutex_lock(&h->work_mu);
-    if (!h->work_stopping && atomic_load(&h->in_work) < cap) {
-        atomic_fetch_add(&h->in_work, 1);
-        r->t_queued = clock_mono_s();
-        atomic_store(&r->work, HTTP_WORK_QUEUED);
-        api_stats_validation(h->cfg.api->stats, 1, 0);
-        MHD_suspend_connection(conn);
-        /* room was reserved in in_work, so the ring (cap slots) has room */
-        queued = pool_submit(h->validators, NULL, http_validate, r, 0, NULL) == ERR_OK;
-        if (!queued) {
-            api_stats_validation(h->cfg.api->stats, -1, 0);
-            atomic_fetch_sub(&h->in_work, 1);
-            atomic_store(&r->work, HTTP_WORK_NONE);
-            MHD_resume_connection(conn);
-        }
-    }
-    pthread_mutex_unlock(&h->work_mu);
-    if (queued)
-        return MHD_YES;
-    http_busy(&resp);
-    return http_send(h, conn, r, method, url, &resp);
-}
-
-/* After the body: answer what can be answered at once, hand the rest
- * (every request with a body) to a validator. */
-static enum MHD_Result http_dispatch(struct http_server *h, struct MHD_Connection *conn,
-                                     struct http_req *r, const char *method, const char *url)
-{
-    struct api_request req;
-    struct api_response resp = {0};
-    struct store *s;
-    struct err e;
-
-    /* The body is in: give the upload slot back before the client can see
-     * the answer (and send its next upload), not when MHD completes. */
-    if (r->holds_upload_slot) {
-        atomic_fetch_sub(&h->uploads, 1);
-        api_stats_upload_end(h->cfg.api->stats);
-        r->holds_upload_slot = 0;
-    }
-    /* the last buffers reach the file and the hash (a write error still
-       in flight shows here) */
-    if (!r->early_status && r->body == HTTP_BODY_UPLOAD && blob_upload_finish(r->up, &e) != ERR_OK)
-        http_upload_failed(r, &e);
-    if (r->early_status)
-        return http_send(h, conn, r, method, url, &r->early);
-    http_request_head(conn, r, method, url, &req);
-    if (r->body != HTTP_BODY_NONE) {
-        r->work_req = req;
-        if (r->body == HTTP_BODY_JSON) {
-            r->work_req.body = r->json ? r->json : "";
-            r->work_req.body_len = (size_t)r->size;
-        } else {
-            r->work_req.upload = r->up;
-        }
-        return http_offload(h, conn, r, method, url);
-    }
-    s = http_store(h, &e);
-    /* the operational endpoints answer without a database (liveness, and
-       readiness that reports the database as the reason) */
-    if (s == NULL && strcmp(url, "/healthz") != 0 && strcmp(url, "/readyz") != 0 &&
-        strcmp(url, "/metrics") != 0) {
-        api_fail(&resp, ERR_DB, ERR_CAT_DB_UNAVAILABLE, "%s", e.msg);
-        return http_send(h, conn, r, method, url, &resp);
-    }
-    api_handle(h->cfg.api, s, &req, &resp);
-    return http_send(h, conn, r, method, url, &resp);
+    req->content_type = http__header(conn, MHD_HTTP_HEADER_CONTENT_TYPE);
+    req->if_none_match = http__header(conn, MHD_HTTP_HEADER_IF_NONE_MATCH);
+    req->authorization = http__header(conn, MHD_HTTP_HEADER_AUTHORIZATION);
+    req->content_sha256 = http__header(conn, "X-Content-SHA256");
 }
 
 /* First access call: the headers are in. A POST or PUT with a body is
@@ -555,18 +270,18 @@ static enum MHD_Result http_dispatch(struct http_server *h, struct MHD_Connectio
 static enum MHD_Result http_headers_in(struct http_server *h, struct MHD_Connection *conn,
                                        struct http_req *r, const char *method, const char *url)
 {
-    int has_body = http_header(conn, MHD_HTTP_HEADER_CONTENT_LENGTH) != NULL ||
-                   http_header(conn, MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
+    int has_body = http__header(conn, MHD_HTTP_HEADER_CONTENT_LENGTH) != NULL ||
+                   http__header(conn, MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
 
     /* a body on any method is under the rate rule until it is in */
     http_guard_headers_done(h->guard, http_guard_of(conn), has_body);
     if (!has_body || (strcmp(method, "POST") != 0 && strcmp(method, "PUT") != 0))
         return MHD_YES;
-    http_body_begin(h, conn, r, method, url);
+    http__body_begin(h, conn, r, method, url);
     if (!r->early_status)
         return MHD_YES;
     http_guard_body_done(h->guard, http_guard_of(conn)); /* refused before the body */
-    return http_send(h, conn, r, method, url, &r->early);
+    return http__send(h, conn, r, method, url, &r->early);
 }
 
 static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const char *url,
@@ -583,7 +298,7 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
     case HTTP_WORK_QUEUED: return MHD_YES; /* still with a validator */
     case HTTP_WORK_DONE:
         atomic_store(&r->work, HTTP_WORK_NONE);
-        return http_send(h, conn, r, method, url, &r->answer);
+        return http__send(h, conn, r, method, url, &r->answer);
     default: break;
     }
     if (!r->headers_seen) {
@@ -592,7 +307,7 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
     }
     if (*upload_data_size > 0) {
         http_guard_body(h->guard, http_guard_of(conn), *upload_data_size);
-        http_body_chunk(h, r, upload_data, *upload_data_size);
+        http__body_chunk(h, r, upload_data, *upload_data_size);
         *upload_data_size = 0;
         /* a body on a method that takes none (GET, DELETE...) is dropped;
            more than HTTP_DRAIN_MAX of it closes the connection */
@@ -610,7 +325,7 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
     if (r->status != 0)
         return MHD_YES; /* answered early; the rest of the body was drained */
     http_guard_body_done(h->guard, http_guard_of(conn));
-    return http_dispatch(h, conn, r, method, url);
+    return http__dispatch(h, conn, r, method, url);
 }
 
 /* A sockaddr for host:port (numeric or resolvable). */
@@ -632,23 +347,6 @@ static enum err_code http_resolve(const char *host, unsigned port, struct sockad
     *len = res->ai_addrlen;
     freeaddrinfo(res);
     return ERR_OK;
-}
-
-void http_validator_limits(const struct ckpt_limits *base, uint64_t share, struct ckpt_limits *out)
-{
-    /* One validation holds at most the pickle bytes, the values the
-     * restricted unpickler builds from them and the tensor list taken from
-     * those (each within max_pickle_mem), or a header and its parsed JSON (a
-     * few times its size): a quarter of the share for each of the first
-     * three and an eighth for a header leave room for the readers' fixed
-     * buffers. */
-    *out = *base;
-    if (out->max_pickle_bytes > share / 4)
-        out->max_pickle_bytes = share / 4;
-    if (out->max_pickle_mem > share / 4)
-        out->max_pickle_mem = share / 4;
-    if (out->max_header_bytes > share / 8)
-        out->max_header_bytes = share / 8;
 }
 
 /* Free what http_start built (each part may be missing). */
@@ -678,21 +376,6 @@ static void http_guard_closed(void *arg, enum http_guard_reason why, uint64_t n)
     api_stats_slow_closed(h->cfg.api->stats, slow, n);
 }
 
-/* The validators: their limits, API context and threads. */
-static enum err_code http_validators_start(struct http_server *h, struct err *e)
-{
-    struct ckpt_limits base;
-
-    if (h->cfg.api->limits != NULL)
-        base = *h->cfg.api->limits;
-    else
-        ckpt_limits_default(&base);
-    http_validator_limits(&base, h->cfg.memory_budget / h->cfg.validators, &h->vlimits);
-    h->vctx = *h->cfg.api;
-    h->vctx.limits = &h->vlimits;
-    return pool_new(h->cfg.validators, h->cfg.validators + h->cfg.validation_queue, &h->validators,
-                    e);
-}
 
 /* libmicrohttpd's accept policy: once http_stop has begun, each new
  * connection is closed as it is accepted, so a client fails at once instead
@@ -700,8 +383,7 @@ static enum err_code http_validators_start(struct http_server *h, struct err *e)
  * but with MHD_USE_EPOLL and a thread pool it races the pool's threads for
  * the listen socket's epoll entry, and libmicrohttpd 0.9.75 aborts the
  * process when it loses: "Failed to remove listen FD from epoll set".) */
-static enum MHD_Result http_accept_policy(void *cls, const struct sockaddr *addr,
-                                          socklen_t addrlen)
+static enum MHD_Result http_accept_policy(void *cls, const struct sockaddr *addr, socklen_t addrlen)
 {
     const struct http_server *h = cls;
 
@@ -730,12 +412,13 @@ static enum err_code http_listen(struct http_server *h, struct err *e)
      * (measured: 1 MiB 1.5k req/s, 128 KiB 4.5k, 32 KiB 5.5k; same upload rate).
      * The idle timeout stays as a backstop behind the guard's rules. */
     h->d = MHD_start_daemon(
-        flags, 0, http_accept_policy, h, http_access, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_THREAD_POOL_SIZE, cfg->threads, MHD_OPTION_URI_LOG_CALLBACK, http_uri_log, h,
-        MHD_OPTION_NOTIFY_COMPLETED, http_completed, h, MHD_OPTION_NOTIFY_CONNECTION,
-        http_notify_conn, h, MHD_OPTION_CONNECTION_LIMIT, cfg->max_conns,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->max_conns_per_ip, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)120, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024), MHD_OPTION_END);
+        flags, 0, http_accept_policy, h, http_access, h, MHD_OPTION_SOCK_ADDR,
+        (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, cfg->threads,
+        MHD_OPTION_URI_LOG_CALLBACK, http_uri_log, h, MHD_OPTION_NOTIFY_COMPLETED, http_completed,
+        h, MHD_OPTION_NOTIFY_CONNECTION, http_notify_conn, h, MHD_OPTION_CONNECTION_LIMIT,
+        cfg->max_conns, MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->max_conns_per_ip,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)(32 * 1024), MHD_OPTION_END);
     if (h->d == NULL)
         return err_set(e, ERR_IO, "cannot listen on %s:%u (address in use or not permitted)",
                        cfg->host, cfg->port);
@@ -769,7 +452,7 @@ enum err_code http_start(const struct http_cfg *cfg, struct http_server **out, s
     }
     rc = http_guard_start(&gcfg, &h->guard, e);
     if (rc == ERR_OK)
-        rc = http_validators_start(h, e);
+        rc = http__validators_start(h, e);
     if (rc == ERR_OK)
         rc = http_listen(h, e);
     if (rc)

@@ -1,4 +1,5 @@
-/* http.h -- the libmicrohttpd adapter: the only file that includes
+/* http.h -- the libmicrohttpd adapter: http.c, http_body.c and http_work.c
+ * (sharing server/http_int.h) are the only files that include
  * <microhttpd.h>.
  *
  * Turns each HTTP request into a struct api_request and the filled
@@ -13,7 +14,7 @@
  * line per request. Connections are kept alive (HTTP/1.1 keep-alive) after
  * every answer but a refusal sent before an upload's body (then closed); a
  * body on a method that takes none is read and dropped. A 304 carries
- * "Content-Length: 0" (libmicrohttpd 0.9.75 adds it; see http_send).
+ * "Content-Length: 0" (libmicrohttpd 0.9.75 adds it; see http__send).
  *
  * Slow work never runs on an HTTP thread: a request with a body (an upload,
  * whose validation parses the file, or a JSON body, whose path ingestion

@@ -150,31 +150,10 @@ static void *log_flusher(void *arg)
     return NULL;
 }
 
-void log_write(enum log_level level, const char *mod, const char *fmt, ...)
+/* Into the batch (under log_batch.mu): `line` (n bytes), starting the
+ * flusher thread on first use; without one, every line goes out at once. */
+static void log_batch_put(const char *line, size_t n)
 {
-    char line[LOG_LINE_MAX];
-    size_t n;
-    va_list ap;
-
-    va_start(ap, fmt);
-    n = log_format(line, level, mod, fmt, ap);
-    va_end(ap);
-    pthread_mutex_lock(&log_batch.mu);
-    log_batch_out();
-    (void)!write(STDERR_FILENO, line, n);
-    pthread_mutex_unlock(&log_batch.mu);
-}
-
-void log_write_batched(enum log_level level, const char *mod, const char *fmt, ...)
-{
-    char line[LOG_LINE_MAX];
-    size_t n;
-    va_list ap;
-
-    va_start(ap, fmt);
-    n = log_format(line, level, mod, fmt, ap);
-    va_end(ap);
-    pthread_mutex_lock(&log_batch.mu);
     if (!log_batch.flusher) {
         pthread_attr_t a;
         pthread_t t;
@@ -196,7 +175,42 @@ void log_write_batched(enum log_level level, const char *mod, const char *fmt, .
         memcpy(log_batch.buf + log_batch.len, line, n);
         log_batch.len += n;
     }
+}
+
+/* One line, formatted: into the batch when `batched`, else written at once
+ * (after the batched lines, which it must not overtake). */
+static void log_vwrite(int batched, enum log_level level, const char *mod, const char *fmt,
+                       va_list ap)
+{
+    char line[LOG_LINE_MAX];
+    size_t n = log_format(line, level, mod, fmt, ap);
+
+    pthread_mutex_lock(&log_batch.mu);
+    if (batched) {
+        log_batch_put(line, n);
+    } else {
+        log_batch_out();
+        (void)!write(STDERR_FILENO, line, n);
+    }
     pthread_mutex_unlock(&log_batch.mu);
+}
+
+void log_write(enum log_level level, const char *mod, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    log_vwrite(0, level, mod, fmt, ap);
+    va_end(ap);
+}
+
+void log_write_batched(enum log_level level, const char *mod, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    log_vwrite(1, level, mod, fmt, ap);
+    va_end(ap);
 }
 
 void log_flush(void)

@@ -3,9 +3,11 @@
  *   worker.c       the runner threads and their loop (claim a task within
  *                  the memory budget, else claim a queued job and plan it,
  *                  else wait), the heartbeat thread, the budget;
- *   worker_plan.c  a claimed job: open it as submitted (snapshots, identity
- *                  checks, LoRA merge), list and hash its rows, serve cache
- *                  hits, hand the plan in (store_tasks_plan);
+ *   worker_plan.c  a claimed job: list and hash its rows, serve cache
+ *                  hits, hand the plan in (store_tasks_plan); finalising and
+ *                  failing a job;
+ *   worker_open.c  a job's checkpoint opened as submitted, for its plan and
+ *                  its tasks (snapshots, identity checks, LoRA merge);
  *   worker_task.c  a claimed task: open the job's checkpoint (cached per
  *                  runner), analyse the one row (or find it in the cache),
  *                  store_task_done; the last one finalises the job;
@@ -103,6 +105,23 @@ void worker__wake_all(struct worker *w);
 /* The job's settings: its preset with every key of the canonical JSON. */
 enum err_code worker__params(const struct store_job *job, struct farms_params *p, struct err *e);
 
+/* --- Opening a job's checkpoint (worker_open.c) ------------------------ */
+
+/* Open job `j`'s checkpoint as submitted into *out (NULL on failure): an
+ * upload's blob; a single path file (or LoRA base) from this process's
+ * snapshot of it (j->snap_held, j->bsnap_held); else in place (*in_place =
+ * 1 for the job's own path). A path base's snapshot is named in bsnap (len
+ * bytes, "" if none). A path that no longer opens has changed. */
+enum err_code worker__open_job(struct worker_job *j, char *bsnap, size_t len, int *in_place,
+                               struct ckpt **out, struct err *e);
+
+/* After engine_select hashed every tensor: whatever is read in place (the
+ * job's path when `in_place`, a path base without a snapshot `bsnap`) must
+ * still be what was submitted, else category "changed"; ERR_CANCELED when
+ * stopping or canceled first. */
+enum err_code worker__verify_inputs(struct worker_job *j, int in_place, const char *bsnap,
+                                    struct err *e);
+
 /* Open job `j`'s checkpoint for a task (j->for_task): an upload's blob; a
  * single path file (or LoRA base) from this process's snapshot of it (made
  * and checked if there is none yet: j->snap_held, j->bsnap_held then say
@@ -110,6 +129,12 @@ enum err_code worker__params(const struct store_job *job, struct farms_params *p
  * every tensor against its planned hash, so other bytes fail the job
  * "changed"). A path that no longer opens has changed. */
 enum err_code worker__open_task(struct worker_job *j, struct ckpt **out, struct err *e);
+
+/* A job failed with `rc`, `e` while reading a path in place: if the file
+ * changed since the submission, say so (category "changed"). Returns the
+ * code to report. */
+enum err_code worker__explain_path_failure(const struct worker_job *j, enum err_code rc,
+                                           struct err *e);
 
 /* --- Snapshots (worker_snap.c) ----------------------------------------- */
 
@@ -135,11 +160,7 @@ void worker__snap_sweep(struct worker *w, struct store *s);
 /* Remove every snapshot and free the table (worker_stop). */
 void worker__snap_free_all(struct worker *w);
 
-/* A job failed with `rc`, `e` while reading a path in place: if the file
- * changed since the submission, say so (category "changed"). Returns the
- * code to report. */
-enum err_code worker__explain_path_failure(const struct worker_job *j, enum err_code rc,
-                                           struct err *e);
+/* --- Finishing, failing and planning jobs (worker_plan.c) ------------- */
 
 /* Finalise job `j` from report `r` of its checkpoint `c` (rows with their
  * planned hashes; `selected` as engine_select decided): every selected
