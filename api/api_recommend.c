@@ -189,7 +189,9 @@ void api__rec_answer(struct api_call *c, struct api_response *resp, const char *
 
     if (!api_rec_load(c, resp, key, &x))
         goto out;
-    if (api__rec_alloc(&x) && (o = api_rec_head(&x, &layers, &left)) != NULL)
+    if (api__rec_alloc(&x))
+        o = api_rec_head(&x, &layers, &left);
+    if (o != NULL)
         rc = run(&x, args, o, layers, left, resp);
     if (rc > 0) {
         api__ok(resp, o);
