@@ -22,6 +22,7 @@
 
 #include "api/api_dashboard.h"
 #include "api/api_int.h"
+#include "api/api_recommend_int.h"
 #include "core/utf8.h"
 
 enum api_auth_need { API_AUTH_NONE, API_AUTH_READ, API_AUTH_WRITE };

@@ -10,6 +10,7 @@
  * again under the name gets a change id never used before (new ETags).
  */
 #include "api/api_int.h"
+#include "api/json.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -191,17 +192,9 @@ void api__jobs_list(struct api_call *c, struct api_response *resp)
     }
     o = cJSON_CreateObject();
     arr = o ? cJSON_AddArrayToObject(o, "jobs") : NULL;
-    for (size_t i = 0; arr != NULL && i < pg->n; i++) {
-        cJSON *j = api__job_json(&pg->items[i]);
-        if (j == NULL || !cJSON_AddItemToArray(arr, j)) {
-            cJSON_Delete(j);
+    for (size_t i = 0; arr != NULL && i < pg->n; i++)
+        if (!json_append(arr, api__job_json(&pg->items[i])))
             arr = NULL;
-        }
-    }
-    if (arr == NULL || !api__add_page_token(o, "jobs", pg->next_token)) {
-        cJSON_Delete(o);
-        o = NULL;
-    }
-    api__ok(resp, o);
+    api__page_ok(resp, o, arr != NULL, "jobs", pg->next_token);
     store_job_page_free(pg);
 }

@@ -281,18 +281,10 @@ void api__run_alerts(struct api_call *c, struct api_response *resp)
     o = cJSON_CreateObject();
     if (o != NULL && cJSON_AddStringToObject(o, "run", run) != NULL)
         arr = cJSON_AddArrayToObject(o, "events");
-    for (size_t i = 0; arr != NULL && i < pg->n; i++) {
-        cJSON *j = api_event_json(&pg->items[i]);
-        if (j == NULL || !cJSON_AddItemToArray(arr, j)) {
-            cJSON_Delete(j);
+    for (size_t i = 0; arr != NULL && i < pg->n; i++)
+        if (!json_append(arr, api_event_json(&pg->items[i])))
             arr = NULL;
-        }
-    }
-    if (arr == NULL || !api__add_page_token(o, "alerts", pg->next_token)) {
-        cJSON_Delete(o);
-        o = NULL;
-    }
-    api__ok(resp, o);
+    api__page_ok(resp, o, arr != NULL, "alerts", pg->next_token);
     store_alert_event_page_free(pg);
 }
 
@@ -322,18 +314,10 @@ void api__deliveries_list(struct api_call *c, struct api_response *resp)
     }
     o = cJSON_CreateObject();
     arr = o != NULL ? cJSON_AddArrayToObject(o, "deliveries") : NULL;
-    for (size_t i = 0; arr != NULL && i < pg->n; i++) {
-        cJSON *j = api_delivery_json(&pg->items[i]);
-        if (j == NULL || !cJSON_AddItemToArray(arr, j)) {
-            cJSON_Delete(j);
+    for (size_t i = 0; arr != NULL && i < pg->n; i++)
+        if (!json_append(arr, api_delivery_json(&pg->items[i])))
             arr = NULL;
-        }
-    }
-    if (arr == NULL || !api__add_page_token(o, "deliveries", pg->next_token)) {
-        cJSON_Delete(o);
-        o = NULL;
-    }
-    api__ok(resp, o);
+    api__page_ok(resp, o, arr != NULL, "deliveries", pg->next_token);
     store_delivery_page_free(pg);
 }
 

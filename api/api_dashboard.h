@@ -1,13 +1,14 @@
 /* api_dashboard.h -- the dashboard's static files, embedded in the binary.
  *
- * api/dashboard/ holds the dashboard (index.html, app.js, style.css: no
- * build step, no external resources). At build time api/dashboard/embed.sh
- * turns each file into a const byte array in build/gen/api_dashboard_assets.c
- * with its Content-Type and a strong ETag (a prefix of its SHA-256), listed
- * in api_dashboard_assets[] (terminated by a NULL name). api_dashboard.c
- * serves them at GET / and GET /dashboard/{file}, and the route table as
- * /dashboard/routes.json (the dashboard enables optional views only when
- * their routes exist).
+ * api/dashboard/ holds the dashboard (index.html, style.css and the scripts
+ * app.js, grid.js, plots.js and export.js that index.html loads in that
+ * order: no build step, no external resources). At build time
+ * api/dashboard/embed.sh turns each file into a const byte array in
+ * build/gen/api_dashboard_assets.c with its Content-Type and a strong ETag
+ * (a prefix of its SHA-256), listed in api_dashboard_assets[] (terminated
+ * by a NULL name). api_dashboard.c serves them at GET / and GET
+ * /dashboard/{file}, and the route table as /dashboard/routes.json (the
+ * dashboard enables optional views only when their routes exist).
  *
  * Ownership: the table and its bytes are static, read-only.
  * Thread-safety: read-only data; the handler keeps no state.

@@ -112,8 +112,10 @@ int api__preset_default(struct api_call *c, struct api_response *resp, const cha
                         int64_t step, char *name, char *hash);
 
 /* A store page token `cursor` as an API next_page_token member of `obj`
- * (null when cursor is ""). 0 on allocation failure. */
+ * (null when cursor is ""). 0 on allocation failure. api__page_ok answers
+ * `o` with that member, or (!ok) the nomem problem: as api__ok, owns `o`. */
 int api__add_page_token(cJSON *obj, const char *list, const char *cursor);
+void api__page_ok(struct api_response *resp, cJSON *o, int ok, const char *list, const char *cur);
 
 /* --- Handlers -------------------------------------------------------------- */
 
@@ -123,7 +125,6 @@ api_handler_fn api__runs_list, api__checkpoints_list, api__checkpoint_get,
 api_handler_fn api__layer_history, api__run_history;           /* api_history.c */
 api_handler_fn api__job_get, api__job_delete, api__tensor_get; /* api_jobs.c */
 api_handler_fn api__checkpoint_post;                           /* api_ingest.c */
-api_handler_fn api__rec_sparsity, api__rec_learning_rates;     /* api_recommend.c */
 api_handler_fn api__layer_esd, api__layer_esd_svg;             /* api_esd.c */
 api_handler_fn api__run_get, api__run_delete, api__jobs_list;  /* api_admin.c */
 api_handler_fn api__alert_rules_get, api__alert_rules_put, api__run_rules_get, api__run_rules_put,

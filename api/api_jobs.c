@@ -112,8 +112,13 @@ static int api_job_id(struct api_call *c, struct api_response *resp, int64_t *id
     return 1;
 }
 
-/* GET /v1/jobs/{id}: the job with progress, timings and error. */
-void api__job_get(struct api_call *c, struct api_response *resp)
+/* The store call of a job route (store_job_get, store_job_cancel): the job
+ * `id` into *out, after what the call does to it. */
+typedef enum err_code api_job_op_fn(struct store *s, int64_t id, struct store_job *out,
+                                    struct err *e);
+
+/* A job route: the job of the path's id as op leaves it, or op's problem. */
+static void api_job_answer(struct api_call *c, struct api_response *resp, api_job_op_fn *op)
 {
     struct store_job j;
     struct err e = {0};
@@ -121,28 +126,24 @@ void api__job_get(struct api_call *c, struct api_response *resp)
 
     if (!api_job_id(c, resp, &id))
         return;
-    if (store_job_get(c->s, id, &j, &e) != ERR_OK) {
+    if (op(c->s, id, &j, &e) != ERR_OK) {
         api_problem_err(resp, &e);
         return;
     }
     api__ok(resp, api__job_json(&j));
 }
 
+/* GET /v1/jobs/{id}: the job with progress, timings and error. */
+void api__job_get(struct api_call *c, struct api_response *resp)
+{
+    api_job_answer(c, resp, store_job_get);
+}
+
 /* DELETE /v1/jobs/{id}: cancel a queued or running job (200 with the job);
  * 409 if it already succeeded or failed. Canceling twice is a no-op. */
 void api__job_delete(struct api_call *c, struct api_response *resp)
 {
-    struct store_job j;
-    struct err e = {0};
-    int64_t id;
-
-    if (!api_job_id(c, resp, &id))
-        return;
-    if (store_job_cancel(c->s, id, &j, &e) != ERR_OK) {
-        api_problem_err(resp, &e);
-        return;
-    }
-    api__ok(resp, api__job_json(&j));
+    api_job_answer(c, resp, store_job_cancel);
 }
 
 static cJSON *api_tensor_result_json(const struct store_result *r)

@@ -7,8 +7,12 @@
  * 304 on a matching If-None-Match, and list the weight layers that took no
  * part with the reason. Only weight matrices count as layers here (linear,
  * conv, GPT-2 Conv1D, embeddings); biases, norms and buffers are not listed.
+ *
+ * This file holds what both routes share (api__rec_answer, the frame of a
+ * handler), the sparsity route and api_alert_recommend (api_alerts.h); the
+ * learning-rate route is in api_recommend_lr.c (api_recommend_int.h).
  */
-#include "api/api_int.h"
+#include "api/api_recommend_int.h"
 #include "api/api_alerts.h"
 #include "api/json.h"
 
@@ -21,27 +25,7 @@
 #include "core/numerics/recommend.h"
 #include "storage/store_layers.h"
 
-/* Sparsity and learning-rate defaults (the paper's LLaMA-7B Wanda row and
- * TempBalance's function defaults). */
-#define API_REC_TARGET    0.7
-#define API_REC_EPSILON   0.3
-#define API_REC_BASE_LR   0.1
-#define API_REC_MIN_RATIO 0.5
-#define API_REC_MAX_RATIO 1.5
-
-/* One checkpoint's rows and what the handlers share. */
-struct api_rec {
-    const char *run;
-    int64_t step;
-    char preset[STORE_PRESET_MAX];
-    struct store_layer_list *rows; /* owned */
-    size_t *pick;                  /* owned: row index of each participating layer */
-    double *alpha, *numel, *out, *extra;
-    int64_t *block;
-    size_t n; /* participating layers */
-};
-
-static void api_rec_free(struct api_rec *x)
+void api__rec_free(struct api_rec *x)
 {
     store_layer_list_free(x->rows);
     free(x->pick);
@@ -52,7 +36,7 @@ static void api_rec_free(struct api_rec *x)
     free(x->block);
 }
 
-static void api_bad_param(struct api_response *resp, const char *name, const char *why)
+void api__rec_bad_param(struct api_response *resp, const char *name, const char *why)
 {
     char msg[ERR_MSG_LEN];
 
@@ -61,8 +45,8 @@ static void api_bad_param(struct api_response *resp, const char *name, const cha
 }
 
 /* Number parameter `key` (def when absent): 1, or 0 with a 400. */
-static int api_qnum(struct api_call *c, struct api_response *resp, const char *key, double def,
-                    double *out)
+int api__rec_qnum(struct api_call *c, struct api_response *resp, const char *key, double def,
+                  double *out)
 {
     const char *t = api_query_get(&c->q, key);
     char *end = NULL;
@@ -72,20 +56,20 @@ static int api_qnum(struct api_call *c, struct api_response *resp, const char *k
         return 1;
     *out = strtod(t, &end);
     if (t[0] == '\0' || end == NULL || *end != '\0' || !isfinite(*out)) {
-        api_bad_param(resp, key, "not a finite number");
+        api__rec_bad_param(resp, key, "not a finite number");
         return 0;
     }
     return 1;
 }
 
 /* true|false parameter `key` (false when absent): 1, or 0 with a 400. */
-static int api_qbool(struct api_call *c, struct api_response *resp, const char *key, int *out)
+int api__rec_qbool(struct api_call *c, struct api_response *resp, const char *key, int *out)
 {
     const char *t = api_query_get(&c->q, key);
 
     *out = t != NULL && strcmp(t, "true") == 0;
     if (t != NULL && strcmp(t, "true") != 0 && strcmp(t, "false") != 0) {
-        api_bad_param(resp, key, "must be true or false");
+        api__rec_bad_param(resp, key, "must be true or false");
         return 0;
     }
     return 1;
@@ -120,7 +104,7 @@ static int api_rec_load(struct api_call *c, struct api_response *resp, const cha
     return 1;
 }
 
-static int api_rec_alloc(struct api_rec *x)
+int api__rec_alloc(struct api_rec *x)
 {
     size_t n = x->rows->n ? x->rows->n : 1;
 
@@ -134,13 +118,13 @@ static int api_rec_alloc(struct api_rec *x)
 }
 
 /* A weight matrix: the rows these endpoints talk about. */
-static int api_rec_weight(const struct store_layer *y)
+int api__rec_weight(const struct store_layer *y)
 {
     return layer_kind_is_weight(y->kind);
 }
 
 /* Why row y takes no part (NULL: it does): not analysed ok or no alpha. */
-static const char *api_rec_why_not(const struct store_layer *y)
+const char *api__rec_why_not(const struct store_layer *y)
 {
     if (y->r.status != FARMS_STATUS_OK)
         return y->r.reason[0] ? y->r.reason : farms_status_name(y->r.status);
@@ -149,7 +133,7 @@ static const char *api_rec_why_not(const struct store_layer *y)
     return NULL;
 }
 
-static int api_add_left_out(cJSON *arr, const char *name, const char *why, double lr)
+int api__rec_left_out(cJSON *arr, const char *name, const char *why, double lr)
 {
     cJSON *o = cJSON_CreateObject();
 
@@ -178,7 +162,7 @@ static cJSON *api_rec_head(const struct api_rec *x, cJSON **layers, cJSON **left
 }
 
 /* 409 when the checkpoint has nothing to work on. */
-static void api_rec_empty(struct api_response *resp, const struct api_rec *x)
+void api__rec_empty(struct api_response *resp, const struct api_rec *x)
 {
     char msg[ERR_MSG_LEN];
 
@@ -190,10 +174,34 @@ static void api_rec_empty(struct api_response *resp, const struct api_rec *x)
 }
 
 /* A refusal of core/recommend (degenerate alphas): 400. */
-static void api_rec_refused(struct api_response *resp, struct err *e)
+void api__rec_refused(struct api_response *resp, struct err *e)
 {
     e->category = ERR_CAT_DEGENERATE_ALPHAS;
     api_problem_err(resp, e);
+}
+
+void api__rec_answer(struct api_call *c, struct api_response *resp, const char *key,
+                     api_rec_run_fn *run, const void *args)
+{
+    struct api_rec x = {0};
+    cJSON *o = NULL, *layers = NULL, *left = NULL;
+    int rc = -1;
+
+    if (!api_rec_load(c, resp, key, &x))
+        goto out;
+    if (api__rec_alloc(&x))
+        o = api_rec_head(&x, &layers, &left);
+    if (o != NULL)
+        rc = run(&x, args, o, layers, left, resp);
+    if (rc > 0) {
+        api__ok(resp, o);
+        o = NULL;
+    } else if (rc < 0) {
+        api_fail(resp, ERR_NOMEM, ERR_CAT_NONE, "out of memory building the response");
+    }
+out:
+    cJSON_Delete(o);
+    api__rec_free(&x);
 }
 
 /* --- Sparsity -------------------------------------------------------------------- */
@@ -283,7 +291,7 @@ static int api_sparsity_pick(struct api_rec *x, cJSON *left)
 {
     for (size_t i = 0; i < x->rows->n; i++) {
         const struct store_layer *y = &x->rows->items[i];
-        const char *why = api_rec_weight(y) ? api_rec_why_not(y) : "not a weight matrix";
+        const char *why = api__rec_weight(y) ? api__rec_why_not(y) : "not a weight matrix";
         double numel = 1;
 
         for (int d = 0; d < y->ndim; d++)
@@ -292,226 +300,73 @@ static int api_sparsity_pick(struct api_rec *x, cJSON *left)
             x->pick[x->n] = i;
             x->alpha[x->n] = y->r.alpha;
             x->numel[x->n++] = numel;
-        } else if (api_rec_weight(y) && !api_add_left_out(left, y->name, why, 0)) {
+        } else if (api__rec_weight(y) && !api__rec_left_out(left, y->name, why, 0)) {
             return 0;
         }
     }
     return 1;
 }
 
-/* GET .../recommendations/sparsity?target=&epsilon=&block_size=&preset= */
-void api__rec_sparsity(struct api_call *c, struct api_response *resp)
-{
-    struct api_rec x = {0};
+struct api_sparsity_args {
     double target, eps;
-    int64_t block_size = 0;
-    char key[256];
-    struct err e = {0};
-    cJSON *o = NULL, *layers = NULL, *left = NULL;
-
-    if (!api_qnum(c, resp, "target", API_REC_TARGET, &target) ||
-        !api_qnum(c, resp, "epsilon", API_REC_EPSILON, &eps))
-        return;
-    if (!(target > 0 && target < 1)) {
-        api_bad_param(resp, "target", "must be in (0, 1)");
-        return;
-    }
-    if (!(eps >= 0 && eps < 1)) {
-        api_bad_param(resp, "epsilon", "must be in [0, 1)");
-        return;
-    }
-    if (api_query_int64(&c->q, "block_size", 1, 1000000, 0, &block_size, &e) != ERR_OK) {
-        api_problem_err(resp, &e);
-        return;
-    }
-    snprintf(key, sizeof(key), "sparsity|%.17g|%.17g|%lld", target, eps, (long long)block_size);
-    if (!api_rec_load(c, resp, key, &x))
-        goto out;
-    if (!api_rec_alloc(&x) || (o = api_rec_head(&x, &layers, &left)) == NULL)
-        goto nomem;
-    if (!api_sparsity_pick(&x, left))
-        goto nomem;
-    if (x.n == 0) {
-        api_rec_empty(resp, &x);
-        goto out;
-    }
-    api_sparsity_blocks(&x, block_size);
-    if (rec_sparsity(
-            &(struct rec_layers){.alpha = x.alpha, .numel = x.numel, .block = x.block, .n = x.n},
-            target, eps, x.out, x.extra, &e) != ERR_OK) {
-        api_rec_refused(resp, &e);
-        goto out;
-    }
-    if (!cJSON_AddNumberToObject(o, "target", target) ||
-        !cJSON_AddNumberToObject(o, "epsilon", eps) ||
-        !(block_size > 0 ? cJSON_AddNumberToObject(o, "block_size", (double)block_size)
-                         : cJSON_AddNullToObject(o, "block_size")) ||
-        !api_sparsity_json(&x, o, layers))
-        goto nomem;
-    api__ok(resp, o);
-    o = NULL;
-    goto out;
-nomem:
-    api_fail(resp, ERR_NOMEM, ERR_CAT_NONE, "out of memory building the response");
-out:
-    cJSON_Delete(o);
-    api_rec_free(&x);
-}
-
-/* --- Learning rates ------------------------------------------------------------------ */
-
-/* TempBalance tunes nn.Linear / nn.Conv2d: the weight rows minus embeddings,
- * that were analysed (ok, failed, or skipped with an eigenvalue count). */
-static int api_lr_candidate(const struct store_layer *y)
-{
-    return api_rec_weight(y) && y->kind != LAYER_KIND_EMBEDDING &&
-           (y->r.status != FARMS_STATUS_SKIPPED || y->r.num_eigs > 0);
-}
-
-struct api_lr_args {
-    double base_lr, min_ratio, max_ratio;
-    int map, remove_first, remove_last;
+    int64_t block_size;
 };
 
-static int api_lr_args(struct api_call *c, struct api_response *resp, struct api_lr_args *a)
+/* The sparsity route's part of api__rec_answer (api_rec_run_fn). */
+static int api_sparsity_run(struct api_rec *x, const void *args, cJSON *o, cJSON *layers,
+                            cJSON *left, struct api_response *resp)
 {
-    const char *m = api_query_get(&c->q, "map");
+    const struct api_sparsity_args *a = args;
+    struct err e = {0};
 
-    if (!api_qnum(c, resp, "base_lr", API_REC_BASE_LR, &a->base_lr) ||
-        !api_qnum(c, resp, "min_ratio", API_REC_MIN_RATIO, &a->min_ratio) ||
-        !api_qnum(c, resp, "max_ratio", API_REC_MAX_RATIO, &a->max_ratio) ||
-        !api_qbool(c, resp, "remove_first", &a->remove_first) ||
-        !api_qbool(c, resp, "remove_last", &a->remove_last))
-        return 0;
-    a->map = m == NULL ? REC_LR_LINEAR : rec_lr_map_from_name(m);
-    if (!(a->base_lr > 0)) {
-        api_bad_param(resp, "base_lr", "must be > 0");
+    if (!api_sparsity_pick(x, left))
+        return -1;
+    if (x->n == 0) {
+        api__rec_empty(resp, x);
         return 0;
     }
-    if (!(a->min_ratio <= a->max_ratio)) {
-        api_bad_param(resp, "min_ratio", "must be <= max_ratio");
+    api_sparsity_blocks(x, a->block_size);
+    if (rec_sparsity(
+            &(struct rec_layers){
+                .alpha = x->alpha, .numel = x->numel, .block = x->block, .n = x->n},
+            a->target, a->eps, x->out, x->extra, &e) != ERR_OK) {
+        api__rec_refused(resp, &e);
         return 0;
     }
-    if (a->map < 0) {
-        api_bad_param(resp, "map", "must be linear, sqrt, log2 or step");
-        return 0;
-    }
+    if (!cJSON_AddNumberToObject(o, "target", a->target) ||
+        !cJSON_AddNumberToObject(o, "epsilon", a->eps) ||
+        !(a->block_size > 0 ? cJSON_AddNumberToObject(o, "block_size", (double)a->block_size)
+                            : cJSON_AddNullToObject(o, "block_size")) ||
+        !api_sparsity_json(x, o, layers))
+        return -1;
     return 1;
 }
 
-/* Choose the tuned layers: candidates in order, rec_lr_select's removals,
- * then only layers with an alpha. Left-out candidates keep base_lr. */
-static int api_lr_pick(struct api_rec *x, const struct api_lr_args *a, cJSON *left)
+/* GET .../recommendations/sparsity?target=&epsilon=&block_size=&preset= */
+void api__rec_sparsity(struct api_call *c, struct api_response *resp)
 {
-    size_t n_cand = 0, k = 0;
-    int64_t *eigs = x->block; /* scratch: the candidates' eigenvalue counts */
-    int *use = calloc(x->rows->n ? x->rows->n : 1, sizeof(*use));
-    int ok = use != NULL;
-
-    for (size_t i = 0; ok && i < x->rows->n; i++) {
-        const struct store_layer *y = &x->rows->items[i];
-        if (api_lr_candidate(y)) {
-            x->pick[n_cand] = i;
-            eigs[n_cand++] = y->r.num_eigs;
-        } else if (api_rec_weight(y)) {
-            ok = api_add_left_out(left, y->name,
-                                  y->kind == LAYER_KIND_EMBEDDING
-                                      ? "embedding: TempBalance tunes linear and conv layers"
-                                      : api_rec_why_not(y),
-                                  a->base_lr);
-        }
-    }
-    if (ok)
-        rec_lr_select(eigs, n_cand, a->remove_first, a->remove_last, use);
-    for (size_t i = 0; ok && i < n_cand; i++) {
-        const struct store_layer *y = &x->rows->items[x->pick[i]];
-        const char *why;
-
-        if (use[i])
-            why = api_rec_why_not(y);
-        else if (i == 0 && a->remove_first)
-            why = "removed: the first layer (remove_first)";
-        else if (i + 1 == n_cand && a->remove_last)
-            why = "removed: the last layer (remove_last)";
-        else
-            why = "fewer than 5 eigenvalues";
-        if (why != NULL) {
-            ok = api_add_left_out(left, y->name, why, a->base_lr);
-            continue;
-        }
-        x->pick[k] = x->pick[i];
-        x->alpha[k++] = y->r.alpha;
-    }
-    x->n = k;
-    free(use);
-    return ok;
-}
-
-static int api_lr_json(const struct api_rec *x, const struct api_lr_args *a, cJSON *o,
-                       cJSON *layers)
-{
-    int ok = cJSON_AddNumberToObject(o, "base_lr", a->base_lr) &&
-             cJSON_AddNumberToObject(o, "min_ratio", a->min_ratio) &&
-             cJSON_AddNumberToObject(o, "max_ratio", a->max_ratio) &&
-             cJSON_AddStringToObject(o, "map", rec_lr_map_name((enum rec_lr_map)a->map)) &&
-             cJSON_AddBoolToObject(o, "remove_first", a->remove_first) &&
-             cJSON_AddBoolToObject(o, "remove_last", a->remove_last);
-
-    for (size_t i = 0; ok && i < x->n; i++) {
-        cJSON *l = cJSON_CreateObject();
-        ok = l != NULL && cJSON_AddStringToObject(l, "name", x->rows->items[x->pick[i]].name) &&
-             cJSON_AddNumberToObject(l, "alpha", x->alpha[i]) &&
-             cJSON_AddNumberToObject(l, "lr", x->out[i]) &&
-             cJSON_AddNumberToObject(l, "ratio", x->out[i] / a->base_lr) &&
-             cJSON_AddItemToArray(layers, l);
-        if (!ok)
-            cJSON_Delete(l);
-    }
-    return ok;
-}
-
-/* GET .../recommendations/learning-rates?base_lr=&min_ratio=&max_ratio=&map=
- * &remove_first=&remove_last=&preset= */
-void api__rec_learning_rates(struct api_call *c, struct api_response *resp)
-{
-    struct api_rec x = {0};
-    struct api_lr_args a;
-    struct rec_lr_opts lo;
+    struct api_sparsity_args a = {0};
     char key[256];
     struct err e = {0};
-    cJSON *o = NULL, *layers = NULL, *left = NULL;
 
-    if (!api_lr_args(c, resp, &a))
+    if (!api__rec_qnum(c, resp, "target", API_REC_TARGET, &a.target) ||
+        !api__rec_qnum(c, resp, "epsilon", API_REC_EPSILON, &a.eps))
         return;
-    snprintf(key, sizeof(key), "lr|%.17g|%.17g|%.17g|%d|%d|%d", a.base_lr, a.min_ratio, a.max_ratio,
-             a.map, a.remove_first, a.remove_last);
-    if (!api_rec_load(c, resp, key, &x))
-        goto out;
-    if (!api_rec_alloc(&x) || (o = api_rec_head(&x, &layers, &left)) == NULL ||
-        !api_lr_pick(&x, &a, left))
-        goto nomem;
-    if (x.n == 0) {
-        api_rec_empty(resp, &x);
-        goto out;
+    if (!(a.target > 0 && a.target < 1)) {
+        api__rec_bad_param(resp, "target", "must be in (0, 1)");
+        return;
     }
-    lo = (struct rec_lr_opts){.map = (enum rec_lr_map)a.map,
-                              .base_lr = a.base_lr,
-                              .min_ratio = a.min_ratio,
-                              .max_ratio = a.max_ratio};
-    if (rec_learning_rates(x.alpha, x.n, &lo, x.out, &e) != ERR_OK) {
-        api_rec_refused(resp, &e);
-        goto out;
+    if (!(a.eps >= 0 && a.eps < 1)) {
+        api__rec_bad_param(resp, "epsilon", "must be in [0, 1)");
+        return;
     }
-    if (!api_lr_json(&x, &a, o, layers))
-        goto nomem;
-    api__ok(resp, o);
-    o = NULL;
-    goto out;
-nomem:
-    api_fail(resp, ERR_NOMEM, ERR_CAT_NONE, "out of memory building the response");
-out:
-    cJSON_Delete(o);
-    api_rec_free(&x);
+    if (api_query_int64(&c->q, "block_size", 1, 1000000, 0, &a.block_size, &e) != ERR_OK) {
+        api_problem_err(resp, &e);
+        return;
+    }
+    snprintf(key, sizeof(key), "sparsity|%.17g|%.17g|%lld", a.target, a.eps,
+             (long long)a.block_size);
+    api__rec_answer(c, resp, key, api_sparsity_run, &a);
 }
 
 /* --- For alerts (api_alerts.h) ------------------------------------------------------- */
@@ -530,7 +385,7 @@ enum err_code api_alert_recommend(struct store_layer_list *rows, double *sparsit
 
     for (size_t i = 0; i < rows->n; i++)
         sparsity[i] = lr_scale[i] = NAN;
-    if (left == NULL || !api_rec_alloc(&x) || !api_sparsity_pick(&x, left)) {
+    if (left == NULL || !api__rec_alloc(&x) || !api_sparsity_pick(&x, left)) {
         rc = err_set(e, ERR_NOMEM, "recommendations: out of memory");
         goto out;
     }
@@ -540,7 +395,7 @@ enum err_code api_alert_recommend(struct store_layer_list *rows, double *sparsit
         for (size_t i = 0; i < x.n; i++)
             sparsity[x.pick[i]] = x.out[i];
     x.n = 0;
-    if (!api_lr_pick(&x, &a, left)) {
+    if (!api__rec_lr_pick(&x, &a, left)) {
         rc = err_set(e, ERR_NOMEM, "recommendations: out of memory");
         goto out;
     }
@@ -549,7 +404,7 @@ enum err_code api_alert_recommend(struct store_layer_list *rows, double *sparsit
             lr_scale[x.pick[i]] = x.out[i] / a.base_lr;
 out:
     x.rows = NULL; /* borrowed */
-    api_rec_free(&x);
+    api__rec_free(&x);
     cJSON_Delete(left);
     return rc;
 }

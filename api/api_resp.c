@@ -352,6 +352,15 @@ int api__add_page_token(cJSON *obj, const char *list, const char *cursor)
     return cJSON_AddStringToObject(obj, "next_page_token", tok) != NULL;
 }
 
+void api__page_ok(struct api_response *resp, cJSON *o, int ok, const char *list, const char *cur)
+{
+    if (!ok || !api__add_page_token(o, list, cur)) {
+        cJSON_Delete(o);
+        o = NULL;
+    }
+    api__ok(resp, o);
+}
+
 /* --- Disk space ----------------------------------------------------------------- */
 
 int api_check_space(const struct api_ctx *ctx, uint64_t size, int on_disk,

@@ -81,18 +81,10 @@ void api__runs_list(struct api_call *c, struct api_response *resp)
     }
     o = cJSON_CreateObject();
     arr = o ? cJSON_AddArrayToObject(o, "runs") : NULL;
-    for (size_t i = 0; arr != NULL && i < pg->n; i++) {
-        cJSON *r = api_run_json(&pg->items[i]);
-        if (r == NULL || !cJSON_AddItemToArray(arr, r)) {
-            cJSON_Delete(r);
+    for (size_t i = 0; arr != NULL && i < pg->n; i++)
+        if (!json_append(arr, api_run_json(&pg->items[i])))
             arr = NULL;
-        }
-    }
-    if (arr == NULL || !api__add_page_token(o, "runs", pg->next_token)) {
-        cJSON_Delete(o);
-        o = NULL;
-    }
-    api__ok(resp, o);
+    api__page_ok(resp, o, arr != NULL, "runs", pg->next_token);
     store_run_page_free(pg);
 }
 
@@ -149,18 +141,10 @@ void api__checkpoints_list(struct api_call *c, struct api_response *resp)
     o = cJSON_CreateObject();
     arr = o && cJSON_AddStringToObject(o, "run", run) ? cJSON_AddArrayToObject(o, "checkpoints")
                                                       : NULL;
-    for (size_t i = 0; arr != NULL && i < pg->n; i++) {
-        cJSON *k = api_checkpoint_json(&pg->items[i]);
-        if (k == NULL || !cJSON_AddItemToArray(arr, k)) {
-            cJSON_Delete(k);
+    for (size_t i = 0; arr != NULL && i < pg->n; i++)
+        if (!json_append(arr, api_checkpoint_json(&pg->items[i])))
             arr = NULL;
-        }
-    }
-    if (arr == NULL || !api__add_page_token(o, "checkpoints", pg->next_token)) {
-        cJSON_Delete(o);
-        o = NULL;
-    }
-    api__ok(resp, o);
+    api__page_ok(resp, o, arr != NULL, "checkpoints", pg->next_token);
     store_checkpoint_page_free(pg);
 }
 

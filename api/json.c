@@ -16,6 +16,15 @@ int json_add_number(cJSON *obj, const char *key, double v)
     return cJSON_AddItemToObject(obj, key, item) ? 1 : (cJSON_Delete(item), 0);
 }
 
+int json_append(cJSON *arr, cJSON *item)
+{
+    if (item == NULL || !cJSON_AddItemToArray(arr, item)) {
+        cJSON_Delete(item);
+        return 0;
+    }
+    return 1;
+}
+
 cJSON *json_int_new(int64_t v)
 {
     char buf[24];

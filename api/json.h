@@ -49,4 +49,8 @@ cJSON *json_result_new(const struct farms_result *r);
 /* A number, or null if not finite. Adds to `obj` under `key`; 0 on failure. */
 int json_add_number(cJSON *obj, const char *key, double v);
 
+/* Append `item` (NULL: its allocation failed) to array `arr`: 1, or 0 with
+ * item freed. */
+int json_append(cJSON *arr, cJSON *item);
+
 #endif /* API_JSON_H */

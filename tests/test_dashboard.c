@@ -109,6 +109,12 @@ static void test_serves_embedded_files(void)
                  "text/html; charset=utf-8");
     check_serves(&ctx, "/dashboard/app.js", "api/dashboard/app.js",
                  "text/javascript; charset=utf-8");
+    check_serves(&ctx, "/dashboard/grid.js", "api/dashboard/grid.js",
+                 "text/javascript; charset=utf-8");
+    check_serves(&ctx, "/dashboard/plots.js", "api/dashboard/plots.js",
+                 "text/javascript; charset=utf-8");
+    check_serves(&ctx, "/dashboard/export.js", "api/dashboard/export.js",
+                 "text/javascript; charset=utf-8");
     check_serves(&ctx, "/dashboard/style.css", "api/dashboard/style.css",
                  "text/css; charset=utf-8");
 }
