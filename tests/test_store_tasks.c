@@ -27,6 +27,7 @@
 #include "storage/store_runs.h"
 #include "tests/check.h"
 #include "tests/pg_util.h"
+#include "tests/store_util.h"
 #include "tests/task_rate.h"
 
 static const char PARAMS[] = "{\"window_rows\":2000,\"q_ratio\":1,\"xmin\":\"peak\"}";
@@ -50,46 +51,18 @@ static void sleep_past_lease(void)
 /* A fresh, empty database for the case: g_path. */
 static void fresh_db(void)
 {
-    static const char *const suffix[] = {"", "-wal", "-shm"};
-    char p[300];
-
-    if (g_pg != NULL) {
-        ERR_ASSERT(pgu_reset(g_pg) == 0);
-        snprintf(g_path, sizeof g_path, "%s", g_pg);
-        return;
-    }
-    snprintf(g_path, sizeof g_path, "/tmp/test_store_tasks_%ld.db", (long)getpid());
-    for (size_t i = 0; i < 3; i++) {
-        snprintf(p, sizeof p, "%s%s", g_path, suffix[i]);
-        unlink(p);
-    }
+    stu_fresh(g_pg, "test_store_tasks", NULL, g_path, sizeof g_path);
 }
 
 static void remove_db(void)
 {
-    static const char *const suffix[] = {"", "-wal", "-shm"};
-    char p[300];
-
-    if (g_pg != NULL)
-        return;
-    for (size_t i = 0; i < 3; i++) {
-        snprintf(p, sizeof p, "%s%s", g_path, suffix[i]);
-        unlink(p);
-    }
+    stu_remove(g_pg, g_path);
 }
 
 /* A connection to g_path whose claims are `owner`'s with lease `lease_s`. */
 static struct store *open_as(const char *owner, double lease_s)
 {
-    struct store *s = NULL;
-    struct err e = {0};
-
-    if (store_open(g_path, &s, &e) != ERR_OK) {
-        fprintf(stderr, "store_open %s: %s\n", g_path, e.msg);
-        ERR_ASSERT(!"store_open");
-    }
-    ERR_ASSERT(store_set_lease(s, owner, lease_s, &e) == ERR_OK);
-    return s;
+    return stu_open(g_path, owner, lease_s);
 }
 
 static void sha_of(const char *text, char hex[THASH_HEX_LEN])
@@ -100,23 +73,13 @@ static void sha_of(const char *text, char hex[THASH_HEX_LEN])
 /* Submit checkpoint ("r", step). Returns the job id. */
 static int64_t submit_job(struct store *s, int64_t step)
 {
-    char content[64], sha[THASH_HEX_LEN];
-    struct store_submit sub = {0};
+    char content[64];
     struct store_job job;
     struct err e = {0};
     int existed = 0;
 
     snprintf(content, sizeof content, "ckpt@%" PRId64, step);
-    sha_of(content, sha);
-    sub.run = "r";
-    sub.step = step;
-    sub.content_sha256 = sha;
-    sub.source = STORE_SOURCE_UPLOAD;
-    sub.format = "safetensors";
-    sub.size = 1000;
-    sub.preset = "farms-llm";
-    sub.params_json = PARAMS;
-    ERR_ASSERT(store_job_submit(s, &sub, &job, &existed, &e) == ERR_OK);
+    ERR_ASSERT(stu_submit(s, "r", step, content, PARAMS, &job, &existed, &e) == ERR_OK);
     return job.id;
 }
 
