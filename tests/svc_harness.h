@@ -42,6 +42,7 @@
 #include "core/clock.h"
 #include "core/formats/thash.h"
 #include "tests/check.h"
+#include "tests/file_util.h"
 #include "tests/pg_util.h"
 
 #ifndef SVC_FARMSD /* the server binary; an includer may name another build */
@@ -90,30 +91,11 @@ static inline void svc_sleep_ms(int ms)
 
 /* --- Files ---------------------------------------------------------------------- */
 
-/* The whole file in a new buffer (NUL-terminated), its size in *len. NULL on failure. */
+/* The whole file in a new buffer (NUL-terminated), its size in *len. NULL on
+ * failure. */
 static inline char *svc_slurp(const char *path, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    char *buf = NULL;
-    long n;
-
-    if (len != NULL)
-        *len = 0;
-    if (f == NULL)
-        return NULL;
-    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0) {
-        buf = malloc((size_t)n + 1);
-        if (buf != NULL && fread(buf, 1, (size_t)n, f) == (size_t)n) {
-            buf[n] = '\0';
-            if (len != NULL)
-                *len = (size_t)n;
-        } else {
-            free(buf);
-            buf = NULL;
-        }
-    }
-    fclose(f);
-    return buf;
+    return fu_read(path, len);
 }
 
 static inline int svc_write_file(const char *path, const void *data, size_t len)

@@ -65,6 +65,23 @@ static struct store *open_as(const char *owner, double lease_s)
     return stu_open(g_path, owner, lease_s);
 }
 
+/* A fresh database with owner A (lease `a_lease`) and owner B
+ * (LONG_LEASE) connected to it. */
+static void open_two(struct store **a, struct store **b, double a_lease)
+{
+    fresh_db();
+    *a = open_as("A", a_lease);
+    *b = open_as("B", LONG_LEASE);
+}
+
+/* Close A's and B's connections and remove the database. */
+static void close_two(struct store *a, struct store *b)
+{
+    store_close(a);
+    store_close(b);
+    remove_db();
+}
+
 static void sha_of(const char *text, char hex[THASH_HEX_LEN])
 {
     ERR_ASSERT(thash_bytes(text, strlen(text), hex, NULL) == ERR_OK);
@@ -414,9 +431,7 @@ static void test_plan_nothing_open_stays_claimable(void)
     int64_t id;
     int claimed = 0;
 
-    fresh_db();
-    a = open_as("A", SHORT_LEASE);
-    b = open_as("B", LONG_LEASE);
+    open_two(&a, &b, SHORT_LEASE);
     id = submit_job(a, 1);
     CHECK_EQ_INT(claim_job(a), id);
     CHECK_EQ_INT(plan_costs(a, id, costs, 2), 0);
@@ -430,9 +445,7 @@ static void test_plan_nothing_open_stays_claimable(void)
     CHECK_STR_EQ(j.claimed_by, "B");
     CHECK_EQ_INT(plan_costs(b, id, costs, 2), 0);
     CHECK_EQ_INT(store_job_finish(b, id, STORE_JOB_SUCCEEDED, NULL, NULL, &e), ERR_OK);
-    store_close(a);
-    store_close(b);
-    remove_db();
+    close_two(a, b);
 }
 
 /* A planned job whose job lease lapsed is not claimed again: its tasks are. */
@@ -445,9 +458,7 @@ static void test_planned_job_not_reclaimed(void)
     int64_t id;
     int claimed = 0;
 
-    fresh_db();
-    a = open_as("A", SHORT_LEASE);
-    b = open_as("B", LONG_LEASE);
+    open_two(&a, &b, SHORT_LEASE);
     id = planned_job(a, 1, 2);
     sleep_past_lease();
     CHECK_EQ_INT(store_job_claim(b, &j, &claimed, &e), ERR_OK);
@@ -468,9 +479,7 @@ static void test_planned_job_not_reclaimed(void)
     id = submit_job(a, 2);
     CHECK_EQ_INT(claim_job(a), id);
     CHECK_EQ_INT(store_job_finish(b, id, STORE_JOB_SUCCEEDED, NULL, NULL, &e), ERR_CANCELED);
-    store_close(a);
-    store_close(b);
-    remove_db();
+    close_two(a, b);
 }
 
 /* --- Concurrency --------------------------------------------------------------- */
@@ -637,9 +646,7 @@ static void test_last_seen_once_racing(void)
     pthread_t ta, tb;
     int claimed = 0, exactly_one = 0;
 
-    fresh_db();
-    a = open_as("A", LONG_LEASE);
-    b = open_as("B", LONG_LEASE);
+    open_two(&a, &b, LONG_LEASE);
     pthread_barrier_init(&go, NULL, 2);
     for (int round = 0; round < LAST_ROUNDS; round++) {
         int64_t id = planned_job(a, round + 1, 2);
@@ -664,9 +671,7 @@ static void test_last_seen_once_racing(void)
     }
     CHECK_EQ_INT(exactly_one, LAST_ROUNDS);
     pthread_barrier_destroy(&go);
-    store_close(a);
-    store_close(b);
-    remove_db();
+    close_two(a, b);
 }
 
 /* --- Leases, release, requeue ---------------------------------------------------- */
@@ -682,9 +687,7 @@ static void test_lapsed_lease_reclaimed(void)
     int64_t id;
     int claimed = 0, last = -1;
 
-    fresh_db();
-    a = open_as("A", SHORT_LEASE);
-    b = open_as("B", LONG_LEASE);
+    open_two(&a, &b, SHORT_LEASE);
     id = planned_job(a, 1, 3);
     CHECK_EQ_INT(store_task_claim(a, UINT64_MAX, &t, &claimed, &e), ERR_OK);
     CHECK_EQ_INT(t.ord, 0);
@@ -705,9 +708,7 @@ static void test_lapsed_lease_reclaimed(void)
     CHECK_EQ_INT(t.ord, 1);
     CHECK_EQ_INT(t.attempts, 2); /* claimed, released, claimed */
     CHECK_EQ_INT(job_of(b, id).n_done, 1);
-    store_close(a);
-    store_close(b);
-    remove_db();
+    close_two(a, b);
 }
 
 /* store_leases_renew keeps a short lease alive past its first end; without
@@ -720,9 +721,7 @@ static void test_renew_keeps_short_lease(void)
     int64_t id, n = -1;
     int claimed = 0;
 
-    fresh_db();
-    a = open_as("A", SHORT_LEASE);
-    b = open_as("B", LONG_LEASE);
+    open_two(&a, &b, SHORT_LEASE);
     id = planned_job(a, 1, 2);
     CHECK_EQ_INT(store_task_claim(a, UINT64_MAX, &t, &claimed, &e), ERR_OK);
     CHECK_EQ_INT(store_task_claim(a, UINT64_MAX, &t, &claimed, &e), ERR_OK);
@@ -743,9 +742,7 @@ static void test_renew_keeps_short_lease(void)
     CHECK_EQ_INT(claimed, 1);
     CHECK_EQ_INT(t.job_id, id);
     CHECK_EQ_INT(t.attempts, 2);
-    store_close(a);
-    store_close(b);
-    remove_db();
+    close_two(a, b);
 }
 
 /* Planning again (after a planner died) keeps the tasks already done. */
@@ -791,9 +788,7 @@ static void test_cancel_drops_tasks(void)
     size_t n = 0;
     int claimed = 0, last = -1;
 
-    fresh_db();
-    a = open_as("A", LONG_LEASE);
-    b = open_as("B", LONG_LEASE);
+    open_two(&a, &b, LONG_LEASE);
     id = planned_job(a, 1, 3);
     CHECK_EQ_INT(store_task_claim(b, UINT64_MAX, &t, &claimed, &e), ERR_OK);
     CHECK_EQ_INT(store_job_cancel(a, id, &j, &e), ERR_OK);
@@ -806,9 +801,7 @@ static void test_cancel_drops_tasks(void)
     CHECK_EQ_INT(counts[STORE_TASK_QUEUED] + counts[STORE_TASK_RUNNING], 0);
     CHECK_EQ_INT(store_tasks_plan_get(a, id, &p, &n, &e), ERR_NOTFOUND);
     CHECK_EQ_INT(store_job_finish(b, id, STORE_JOB_SUCCEEDED, NULL, NULL, &e), ERR_CANCELED);
-    store_close(a);
-    store_close(b);
-    remove_db();
+    close_two(a, b);
 }
 
 /* Shutdown (release): this owner's running tasks and unplanned jobs go back
@@ -822,9 +815,7 @@ static void test_release_and_requeue(void)
     int64_t planned, plain, n = -1, counts[STORE_TASK_STATE_COUNT];
     int claimed = 0;
 
-    fresh_db();
-    a = open_as("A", LONG_LEASE);
-    b = open_as("B", LONG_LEASE);
+    open_two(&a, &b, LONG_LEASE);
     planned = planned_job(a, 1, 4);
     plain = submit_job(a, 2);
     CHECK_EQ_INT(claim_job(a), plain);
@@ -847,9 +838,7 @@ static void test_release_and_requeue(void)
     CHECK_EQ_INT(store_task_counts(a, counts, &e), ERR_OK);
     CHECK_EQ_INT(counts[STORE_TASK_QUEUED], 4);
     CHECK_EQ_INT(counts[STORE_TASK_RUNNING], 0);
-    store_close(a);
-    store_close(b);
-    remove_db();
+    close_two(a, b);
 }
 
 /* The bench's claim-rate helper (tests/task_rate.h) claims every task once
