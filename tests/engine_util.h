@@ -1,9 +1,8 @@
 /* engine_util.h -- TEST-ONLY: checkpoints opened and analysed end to end,
  * shared by the format and engine tests (test_dcp, test_deepspeed,
- * test_engine, test_gguf, test_layouts, test_peft): open a checkpoint or
- * fail a check, find a tensor or an analysed layer by name, select and
- * analyse a checkpoint's layers on the test's worker pool, and the main()
- * that runs a test's cases on that pool.
+ * test_engine, test_gguf, test_layouts): open a checkpoint or fail a check, find a tensor or an
+ * analysed layer by name, select and analyse a checkpoint's layers on the test's worker pool, and
+ * the main() that runs a test's cases on that pool.
  *
  * Header-only (static inline functions). The one global, eng_pool, is the
  * worker pool eng_run_cases() makes for the cases and frees after them.
