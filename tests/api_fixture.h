@@ -1,6 +1,7 @@
 /* api_fixture.h -- TEST-ONLY: the in-process API fixture the API tests share:
  * a private in-memory database, the request statistics and an api_ctx
- * ready to serve, plus GET and JSON accessors. Header-only (static
+ * ready to serve, a checkpoint submitted under a preset, plus GET and JSON
+ * accessors. Header-only (static
  * functions); one fixture per test thread.
  */
 #ifndef TESTS_API_FIXTURE_H
@@ -12,7 +13,9 @@
 
 #include "api/api.h"
 #include "api/stats.h"
+#include "core/numerics/preset.h"
 #include "storage/store.h"
+#include "storage/store_jobs.h"
 #include "tests/check.h"
 
 struct fx {
@@ -30,6 +33,23 @@ static inline void fx_open(struct fx *f, const char *preset)
     f->ctx.default_preset = preset;
     f->ctx.stats = &f->st;
     f->ctx.ready = 1;
+}
+
+/* Submit `sub` (run, step, content and source filled in) under preset
+ * `preset` with the preset's settings JSON; the job to *job. */
+static inline void fx_submit(struct fx *f, struct store_submit *sub, const char *preset,
+                             struct store_job *job)
+{
+    char params[PRESET_JSON_MAX];
+    struct farms_params p;
+    int existed;
+
+    CHECK(preset_get(preset, &p, NULL) == ERR_OK);
+    CHECK(preset_to_json(&p, params, sizeof(params), NULL) == ERR_OK);
+    sub->preset = preset;
+    sub->params_json = params;
+    CHECK(store_job_submit(f->s, sub, job, &existed, NULL) == ERR_OK);
+    sub->params_json = NULL; /* params ends here */
 }
 
 static inline const cJSON *jget(const cJSON *o, const char *k)

@@ -8,7 +8,9 @@
  * SIGKILL. svc_req() performs one request (its own curl handle, bounded by
  * timeouts) and returns status, headers of interest, body and the body
  * parsed as JSON when it is JSON. Helpers for fixtures, the manifest, the
- * CLI (`farmsd analyze`), /metrics and synthetic safetensors files.
+ * CLI (`farmsd analyze`) and a checkpoint's layers compared with its output,
+ * /metrics, the server's memory (/proc status) and synthetic safetensors
+ * files.
  *
  * Header-only (static inline functions, so an executable may use a part of
  * them). Ownership: a struct svc_resp owns its body and JSON (svc_resp_free).
@@ -39,6 +41,8 @@
 
 #include "core/clock.h"
 #include "core/formats/thash.h"
+#include "tests/check.h"
+#include "tests/file_util.h"
 #include "tests/pg_util.h"
 
 #ifndef SVC_FARMSD /* the server binary; an includer may name another build */
@@ -87,30 +91,11 @@ static inline void svc_sleep_ms(int ms)
 
 /* --- Files ---------------------------------------------------------------------- */
 
-/* The whole file in a new buffer (NUL-terminated), its size in *len. NULL on failure. */
+/* The whole file in a new buffer (NUL-terminated), its size in *len. NULL on
+ * failure. */
 static inline char *svc_slurp(const char *path, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    char *buf = NULL;
-    long n;
-
-    if (len != NULL)
-        *len = 0;
-    if (f == NULL)
-        return NULL;
-    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0) {
-        buf = malloc((size_t)n + 1);
-        if (buf != NULL && fread(buf, 1, (size_t)n, f) == (size_t)n) {
-            buf[n] = '\0';
-            if (len != NULL)
-                *len = (size_t)n;
-        } else {
-            free(buf);
-            buf = NULL;
-        }
-    }
-    fclose(f);
-    return buf;
+    return fu_read(path, len);
 }
 
 static inline int svc_write_file(const char *path, const void *data, size_t len)
@@ -525,6 +510,25 @@ static inline double svc_metric(const struct svc *s, const char *name)
     return v;
 }
 
+/* A "VmRSS:" / "VmHWM:" line of the server's /proc status, in kB (-1: none). */
+static inline long svc_proc_kb(const struct svc *s, const char *key)
+{
+    char path[64], line[256];
+    size_t n = strlen(key);
+    long v = -1;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)s->pid);
+    f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    while (fgets(line, sizeof(line), f) != NULL)
+        if (strncmp(line, key, n) == 0 && line[n] == ':')
+            v = strtol(line + n + 1, NULL, 10);
+    fclose(f);
+    return v;
+}
+
 /* --- The CLI and the manifest --------------------------------------------------------- */
 
 /* `farmsd analyze FILE --preset P --format json [--threads T]` (T 0: the
@@ -541,12 +545,11 @@ static inline cJSON *svc_cli_analyze_threads(const char *file, const char *prese
     cJSON *j = NULL;
 
     if (threads > 0)
-        snprintf(cmd, sizeof(cmd),
-                 "%s analyze '%s' --preset %s --format json --quiet --threads %d", SVC_FARMSD,
-                 file, preset, threads);
+        snprintf(cmd, sizeof(cmd), "%s analyze '%s' --preset %s --format json --quiet --threads %d",
+                 SVC_FARMSD, file, preset, threads);
     else
-        snprintf(cmd, sizeof(cmd), "%s analyze '%s' --preset %s --format json --quiet",
-                 SVC_FARMSD, file, preset);
+        snprintf(cmd, sizeof(cmd), "%s analyze '%s' --preset %s --format json --quiet", SVC_FARMSD,
+                 file, preset);
     p = popen(cmd, "r");
     if (p == NULL)
         return NULL;
@@ -562,6 +565,57 @@ static inline cJSON *svc_cli_analyze_threads(const char *file, const char *prese
 static inline cJSON *svc_cli_analyze(const char *file, const char *preset)
 {
     return svc_cli_analyze_threads(file, preset, 0);
+}
+
+/* The layers of the service's checkpoint run/step under `preset` (GET
+ * /v1/runs/RUN/checkpoints/STEP?preset=P) equal the CLI's `cli`, layer by
+ * layer: name, status, alpha and num_eigs, bitwise (cJSON_Compare).
+ * n_layers 0: both have as many layers, at least one, each with the CLI's
+ * status; n_layers N: both have exactly N, each analysed ("ok"), with the
+ * same D too. */
+static inline void svc_check_layers_as_cli(const struct svc *s, const char *run, long step,
+                                           const char *preset, const cJSON *cli, int n_layers)
+{
+    char path[256];
+    struct svc_resp r;
+    const cJSON *a, *b;
+
+    snprintf(path, sizeof(path), "/v1/runs/%s/checkpoints/%ld?preset=%s", run, step, preset);
+    CHECK_EQ_INT(svc_get(s, path, &r), 200);
+    if (n_layers > 0) {
+        CHECK_EQ_INT(cJSON_GetArraySize(svc_j(r.json, "layers")), n_layers);
+        CHECK_EQ_INT(cJSON_GetArraySize(svc_j(cli, "layers")), n_layers);
+    } else {
+        CHECK(cli != NULL);
+        CHECK(cJSON_GetArraySize(svc_j(r.json, "layers")) > 0);
+        CHECK_EQ_INT(cJSON_GetArraySize(svc_j(r.json, "layers")),
+                     cJSON_GetArraySize(svc_j(cli, "layers")));
+    }
+    a = svc_j(r.json, "layers") ? svc_j(r.json, "layers")->child : NULL;
+    b = svc_j(cli, "layers") ? svc_j(cli, "layers")->child : NULL;
+    for (; a != NULL && b != NULL; a = a->next, b = b->next) {
+        CHECK_STR_EQ(svc_js(a, "name"), svc_js(b, "name"));
+        CHECK_STR_EQ(svc_js(a, "status"), n_layers > 0 ? "ok" : svc_js(b, "status"));
+        CHECK(cJSON_Compare(svc_j(a, "alpha"), svc_j(b, "alpha"), 1));
+        if (n_layers > 0)
+            CHECK(cJSON_Compare(svc_j(a, "D"), svc_j(b, "D"), 1));
+        CHECK(cJSON_Compare(svc_j(a, "num_eigs"), svc_j(b, "num_eigs"), 1));
+        if (!cJSON_Compare(svc_j(a, "alpha"), svc_j(b, "alpha"), 1))
+            fprintf(stderr, "  %s step %ld layer %s: alpha %.17g, farmsd analyze %.17g\n", run,
+                    step, svc_js(a, "name"), svc_jn(a, "alpha"), svc_jn(b, "alpha"));
+    }
+    svc_resp_free(&r);
+}
+
+/* svc_check_layers_as_cli() against `farmsd analyze FILE --preset
+ * farms-llm [--threads T]` (threads 0: the CLI's default). */
+static inline void svc_check_layers_as_analyze(const struct svc *s, const char *run, long step,
+                                               const char *file, int threads, int n_layers)
+{
+    cJSON *cli = svc_cli_analyze_threads(file, "farms-llm", threads);
+
+    svc_check_layers_as_cli(s, run, step, "farms-llm", cli, n_layers);
+    cJSON_Delete(cli);
 }
 
 /* The manifest (fixtures/checkpoints/manifest.json), parsed, or NULL. */

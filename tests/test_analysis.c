@@ -31,6 +31,34 @@ static int select_of(const char *name, enum dtype dt, int ndim, const int64_t *s
     return analysis_select(&t, &p, info, why, 160);
 }
 
+/* The 2-D tensor `t` (its bytes `stored`) is selected under `preset` as
+ * `kind` and reaches FARMS as a dense rows x cols matrix (`transpose`: read
+ * transposed) whose values, row-major, are want[0..rows*cols). The
+ * selection to *info. */
+static void check_dense(const struct analysis_tensor *t, const void *stored, const char *preset,
+                        enum layer_kind kind, int64_t rows, int64_t cols, int transpose,
+                        const double *want, struct layer_info *info)
+{
+    struct farms_params p = params_of(preset);
+    struct analysis_layout lay;
+    double *m = NULL;
+    char why[160];
+
+    CHECK_EQ_INT(analysis_select(t, &p, info, why, sizeof(why)), 1);
+    CHECK_EQ_INT(info->kind, kind);
+    CHECK_STR_EQ(why, "");
+    analysis_layout_of(info->kind, t, &lay);
+    CHECK_EQ_INT(lay.kind, FARMS_KIND_DENSE);
+    CHECK_EQ_INT(lay.n_dims, 2);
+    CHECK_EQ_INT(lay.shape[0], rows);
+    CHECK_EQ_INT(lay.shape[1], cols);
+    CHECK_EQ_INT(lay.transpose, transpose);
+    CHECK_EQ_INT(analysis_matrix_new(t, &lay, stored, &m, NULL), ERR_OK);
+    for (int64_t i = 0; m != NULL && i < rows * cols; i++)
+        CHECK_NEAR(m[i], want[i], 0);
+    free(m);
+}
+
 static void test_gpt2_conv1d_is_analysed_transposed_to_out_in(void)
 {
     const int64_t shape[2] = {2, 3}; /* stored (in 2, out 3) */
@@ -41,53 +69,25 @@ static void test_gpt2_conv1d_is_analysed_transposed_to_out_in(void)
                                 .ndim = 2,
                                 .shape = shape,
                                 .n_elems = 6};
-    struct farms_params p = params_of("farms-llm");
-    struct analysis_layout lay;
     struct layer_info info;
-    double *m = NULL;
-    char why[160];
 
-    CHECK_EQ_INT(analysis_select(&t, &p, &info, why, sizeof(why)), 1);
-    CHECK_EQ_INT(info.kind, LAYER_KIND_CONV1D_TRANSPOSED);
-    CHECK_STR_EQ(why, "");
-    analysis_layout_of(info.kind, &t, &lay);
-    CHECK_EQ_INT(lay.kind, FARMS_KIND_DENSE);
-    CHECK_EQ_INT(lay.n_dims, 2);
-    CHECK_EQ_INT(lay.shape[0], 3);
-    CHECK_EQ_INT(lay.shape[1], 2);
-    CHECK_EQ_INT(lay.transpose, 1);
-    CHECK_EQ_INT(analysis_matrix_new(&t, &lay, stored, &m, NULL), ERR_OK);
-    for (int i = 0; m != NULL && i < 6; i++)
-        CHECK_NEAR(m[i], want[i], 0);
-    free(m);
+    check_dense(&t, stored, "farms-llm", LAYER_KIND_CONV1D_TRANSPOSED, 3, 2, 1, want, &info);
 }
 
 static void test_linear_weight_is_analysed_as_stored(void)
 {
     const int64_t shape[2] = {2, 2};
     const uint16_t stored[4] = {0x3C00, 0x3E00, 0xC000, 0x0000}; /* F16 1, 1.5, -2, 0 */
+    const double want[4] = {1.0, 1.5, -2.0, 0.0};
     struct analysis_tensor t = {.name = "model.layers.0.self_attn.q_proj.weight",
                                 .dtype = DTYPE_F16,
                                 .ndim = 2,
                                 .shape = shape,
                                 .n_elems = 4};
-    struct farms_params p = params_of("farms-cv");
-    struct analysis_layout lay;
     struct layer_info info;
-    double *m = NULL;
-    char why[160];
 
-    CHECK_EQ_INT(analysis_select(&t, &p, &info, why, sizeof(why)), 1);
-    CHECK_EQ_INT(info.kind, LAYER_KIND_LINEAR);
+    check_dense(&t, stored, "farms-cv", LAYER_KIND_LINEAR, 2, 2, 0, want, &info);
     CHECK_EQ_INT(info.role, LAYER_ROLE_ATTN_Q);
-    analysis_layout_of(info.kind, &t, &lay);
-    CHECK_EQ_INT(lay.kind, FARMS_KIND_DENSE);
-    CHECK_EQ_INT(lay.shape[0], 2);
-    CHECK_EQ_INT(lay.shape[1], 2);
-    CHECK_EQ_INT(lay.transpose, 0);
-    CHECK_EQ_INT(analysis_matrix_new(&t, &lay, stored, &m, NULL), ERR_OK);
-    CHECK(m != NULL && m[0] == 1.0 && m[1] == 1.5 && m[2] == -2.0 && m[3] == 0.0);
-    free(m);
 }
 
 static void test_conv_kernels_are_reshaped_to_four_dims(void)

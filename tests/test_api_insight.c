@@ -57,25 +57,18 @@ static cJSON *load_json(const char *path)
 static void put_mlp(struct fx *f, int64_t step, const double a[3], const struct esd_hist *hist)
 {
     static const int64_t shapes[3][2] = {{512, 64}, {256, 512}, {10, 256}};
-    char params[PRESET_JSON_MAX], sha[THASH_HEX_LEN], names[6][24];
-    struct farms_params p;
-    struct store_submit sub = {0};
+    char sha[THASH_HEX_LEN], names[6][24];
+    struct store_submit sub = {.run = "mlp",
+                               .step = step,
+                               .content_sha256 = sha,
+                               .source = STORE_SOURCE_PATH,
+                               .path = "/data/mlp",
+                               .format = "safetensors"};
     struct store_job job;
     struct store_layer rows[6];
-    int existed;
 
-    CHECK(preset_get("farms-cv", &p, NULL) == ERR_OK);
-    CHECK(preset_to_json(&p, params, sizeof(params), NULL) == ERR_OK);
     snprintf(sha, sizeof(sha), "%064lld", (long long)step + 7);
-    sub.run = "mlp";
-    sub.step = step;
-    sub.content_sha256 = sha;
-    sub.source = STORE_SOURCE_PATH;
-    sub.path = "/data/mlp";
-    sub.format = "safetensors";
-    sub.preset = "farms-cv";
-    sub.params_json = params;
-    CHECK(store_job_submit(f->s, &sub, &job, &existed, NULL) == ERR_OK);
+    fx_submit(f, &sub, "farms-cv", &job);
     memset(rows, 0, sizeof(rows));
     for (int i = 0; i < 6; i++) {
         struct store_layer *y = &rows[i];
@@ -392,20 +385,12 @@ static void test_etag_and_missing(void)
     {
         struct store_submit sub = {0};
         struct store_job job;
-        char params[PRESET_JSON_MAX];
-        struct farms_params p;
-        int existed;
-
-        CHECK(preset_get("farms-cv", &p, NULL) == ERR_OK);
-        CHECK(preset_to_json(&p, params, sizeof(params), NULL) == ERR_OK);
         sub.run = "mlp";
         sub.step = 3;
         sub.content_sha256 = "3333333333333333333333333333333333333333333333333333333333333333";
         sub.source = STORE_SOURCE_PATH;
         sub.path = "/data/x";
-        sub.preset = "farms-cv";
-        sub.params_json = params;
-        CHECK(store_job_submit(f.s, &sub, &job, &existed, NULL) == ERR_OK);
+        fx_submit(&f, &sub, "farms-cv", &job);
     }
     j = fx_get(&f, "/v1/runs/mlp/checkpoints/3/recommendations/learning-rates", NULL, NULL, &r);
     CHECK_EQ_INT(r.status, 409);

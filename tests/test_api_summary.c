@@ -27,25 +27,18 @@
 static void put(struct fx *f, const char *run, int64_t step, const double *a)
 {
     static const int64_t shapes[3][2] = {{512, 64}, {256, 512}, {10, 256}};
-    char params[PRESET_JSON_MAX], sha[THASH_HEX_LEN], names[4][24];
-    struct farms_params p;
-    struct store_submit sub = {0};
+    char sha[THASH_HEX_LEN], names[4][24];
+    struct store_submit sub = {.run = run,
+                               .step = step,
+                               .content_sha256 = sha,
+                               .source = STORE_SOURCE_PATH,
+                               .path = "/data/mlp",
+                               .format = "safetensors"};
     struct store_job job;
     struct store_layer rows[4];
-    int existed;
 
-    CHECK(preset_get("farms-llm", &p, NULL) == ERR_OK);
-    CHECK(preset_to_json(&p, params, sizeof(params), NULL) == ERR_OK);
     snprintf(sha, sizeof(sha), "%064lld", (long long)step + 7 + (run[0] == 'o' ? 1000 : 0));
-    sub.run = run;
-    sub.step = step;
-    sub.content_sha256 = sha;
-    sub.source = STORE_SOURCE_PATH;
-    sub.path = "/data/mlp";
-    sub.format = "safetensors";
-    sub.preset = "farms-llm";
-    sub.params_json = params;
-    CHECK(store_job_submit(f->s, &sub, &job, &existed, NULL) == ERR_OK);
+    fx_submit(f, &sub, "farms-llm", &job);
     if (a == NULL)
         return;
     memset(rows, 0, sizeof(rows));

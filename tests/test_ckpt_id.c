@@ -23,6 +23,7 @@
 
 #include "core/formats/ckpt_id.h"
 #include "tests/check.h"
+#include "tests/file_util.h"
 
 #define FIX    "tests/fixtures/checkpoints/"
 #define SHARD1 "model-00001-of-00002.safetensors"
@@ -31,32 +32,10 @@
 static cJSON *manifest;
 static char tmp_dir[64];
 
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    char *buf = NULL;
-    long n;
-
-    *len = 0;
-    if (f == NULL)
-        return NULL;
-    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0) {
-        buf = malloc((size_t)n + 1);
-        if (buf != NULL && fread(buf, 1, (size_t)n, f) == (size_t)n)
-            *len = (size_t)n;
-        else {
-            free(buf);
-            buf = NULL;
-        }
-    }
-    fclose(f);
-    return buf;
-}
-
 static int copy_file(const char *from, const char *to)
 {
     size_t n;
-    char *b = slurp(from, &n);
+    char *b = fu_read(from, &n);
     FILE *f = b != NULL ? fopen(to, "wb") : NULL;
     int ok = f != NULL && fwrite(b, 1, n, f) == n;
 
@@ -274,7 +253,7 @@ static void test_a_missing_file_is_not_found(void)
 int main(void)
 {
     size_t n;
-    char *m = slurp(FIX "manifest.json", &n), cmd[128];
+    char *m = fu_read(FIX "manifest.json", &n), cmd[128];
 
     manifest = m != NULL ? cJSON_ParseWithLength(m, n) : NULL;
     free(m);

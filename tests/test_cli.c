@@ -16,81 +16,21 @@
 #include <cjson/cJSON.h>
 
 #include "tests/check.h"
+#include "tests/cli_run.h"
 
-#define FARMSD "build/san/farmsd"
-#define FIX    "tests/fixtures/"
+#define FIX "tests/fixtures/"
 /* In argument lists a path is written (FIX "rel"): the parentheses mark the
  * concatenation as intended (clang-tidy bugprone-suspicious-missing-comma). */
-#define OUT_MAX (4u << 20)
 
-struct run {
-    char *out;  /* stdout, NUL-terminated */
-    char *err;  /* stderr, NUL-terminated */
-    int status; /* exit status, -1 if it did not exit normally */
-};
-
-static void slurp(const char *path, char **buf)
+/* farmsd run with `args` and `env` as cli_run_env() does, killed after 60 s. */
+static struct cli_run run_farmsd_env(const char *const *args, const char *const *env)
 {
-    FILE *f = fopen(path, "rb");
-
-    *buf = calloc(OUT_MAX + 1, 1);
-    if (f != NULL && *buf != NULL) {
-        size_t n = fread(*buf, 1, OUT_MAX, f);
-        (*buf)[n] = '\0';
-    }
-    if (f != NULL)
-        fclose(f);
+    return cli_run_env(args, env, 60);
 }
 
-/* Run farmsd with `args` (NULL-terminated, without argv[0]) and the
- * environment variables `env` ("NAME=VALUE", NULL-terminated, or NULL) set,
- * every other FARMSD_* and COLUMNS unset; killed after 60 s (SIGALRM). */
-static struct run run_farmsd_env(const char *const *args, const char *const *env)
-{
-    char out_path[] = "/tmp/farmsd-cli-outXXXXXX", err_path[] = "/tmp/farmsd-cli-errXXXXXX";
-    int fo = mkstemp(out_path), fe = mkstemp(err_path), ws = 0;
-    struct run r = {NULL, NULL, -1};
-    const char *argv[32] = {FARMSD};
-    pid_t pid;
-
-    for (int i = 0; i < 30 && args[i] != NULL; i++)
-        argv[i + 1] = args[i];
-    pid = fork();
-    if (pid == 0) {
-        static const char *const vars[] = {"COLUMNS",           "FARMSD_FORMAT", "FARMSD_THREADS",
-                                           "FARMSD_STRICT",     "FARMSD_PRESET", "FARMSD_LISTEN",
-                                           "FARMSD_DATA",       "FARMSD_LEASE",  "FARMSD_TOKENS",
-                                           "FARMSD_ALLOW_ROOTS"};
-        for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
-            unsetenv(vars[i]);
-        for (int i = 0; env != NULL && env[i] != NULL; i++)
-            putenv((char *)(uintptr_t)env[i]);
-        dup2(fo, 1);
-        dup2(fe, 2);
-        alarm(60); /* a server that should not have started is stopped */
-        execv(FARMSD, (char *const *)(uintptr_t)argv);
-        _exit(127);
-    }
-    waitpid(pid, &ws, 0);
-    close(fo);
-    close(fe);
-    slurp(out_path, &r.out);
-    slurp(err_path, &r.err);
-    unlink(out_path);
-    unlink(err_path);
-    r.status = WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
-    return r;
-}
-
-static struct run run_farmsd(const char *const *args)
+static struct cli_run run_farmsd(const char *const *args)
 {
     return run_farmsd_env(args, NULL);
-}
-
-static void run_free(struct run *r)
-{
-    free(r->out);
-    free(r->err);
 }
 
 static const cJSON *layer_named(const cJSON *layers, const char *name)
@@ -149,7 +89,7 @@ static void test_analyze_json_has_the_documented_shape(void)
                           "--preset", "farms-cv",
                           "--format", "json",
                           NULL};
-    struct run r = run_farmsd(args);
+    struct cli_run r = run_farmsd(args);
     cJSON *root = cJSON_Parse(r.out);
     const cJSON *layers = cJSON_GetObjectItem(root, "layers"), *fc2, *bias;
 
@@ -176,7 +116,7 @@ static void test_analyze_json_has_the_documented_shape(void)
     CHECK(bias != NULL && cJSON_IsNull(cJSON_GetObjectItem(bias, "alpha")));
     CHECK(bias != NULL && strcmp(cJSON_GetObjectItem(bias, "status")->valuestring, "skipped") == 0);
     cJSON_Delete(root);
-    run_free(&r);
+    cli_run_free(&r);
 }
 
 static void test_unreadable_file_exits_2_with_category(void)
@@ -190,19 +130,19 @@ static void test_unreadable_file_exits_2_with_category(void)
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         const char *args[] = {"analyze", cases[i][0], NULL};
-        struct run r = run_farmsd(args);
+        struct cli_run r = run_farmsd(args);
         CHECK_EQ_INT(r.status, 2);
         CHECK(strncmp(r.err, cases[i][1], strlen(cases[i][1])) == 0);
         CHECK_STR_EQ(r.out, "");
-        run_free(&r);
+        cli_run_free(&r);
     }
     {
         const char *args[] = {"analyze", "--input-format", "safetensors",
                               (FIX "checkpoints/malformed/st_truncated_data.safetensors"), NULL};
-        struct run r = run_farmsd(args);
+        struct cli_run r = run_farmsd(args);
         CHECK_EQ_INT(r.status, 2);
         CHECK(strncmp(r.err, "error: truncated: ", 18) == 0);
-        run_free(&r);
+        cli_run_free(&r);
     }
 }
 
@@ -219,7 +159,7 @@ static void test_input_format_names_every_reader(void)
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         const char *args[] = {"inspect",  "--input-format", cases[i][0], cases[i][1],
                               "--format", "json",           NULL};
-        struct run r = run_farmsd(args);
+        struct cli_run r = run_farmsd(args);
         cJSON *root = cJSON_Parse(r.out);
         const cJSON *f = cJSON_GetObjectItem(root, "format");
 
@@ -227,16 +167,16 @@ static void test_input_format_names_every_reader(void)
         CHECK(cJSON_IsString(f) && strcmp(f->valuestring, cases[i][0]) == 0);
         CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(root, "tensors")) > 0);
         cJSON_Delete(root);
-        run_free(&r);
+        cli_run_free(&r);
     }
     {
         const char *args[] = {"inspect", "--input-format", "gguf",
                               (FIX "numerics/tiny_4x3.safetensors"), NULL};
-        struct run r = run_farmsd(args);
+        struct cli_run r = run_farmsd(args);
         CHECK_EQ_INT(r.status, 2);
         CHECK(strstr(r.err, "error: ") != NULL);
         CHECK_STR_EQ(r.out, "");
-        run_free(&r);
+        cli_run_free(&r);
     }
 }
 
@@ -246,7 +186,7 @@ static void test_bad_settings_exit_2_naming_the_key(void)
                           NULL};
     const char *args2[] = {"analyze", (FIX "numerics/tiny_4x3.safetensors"), "--preset", "nope",
                            NULL};
-    struct run r = run_farmsd(args), r2 = run_farmsd(args2);
+    struct cli_run r = run_farmsd(args), r2 = run_farmsd(args2);
 
     CHECK_EQ_INT(r.status, 2);
     CHECK_STR_EQ(r.err, "farmsd analyze: bins: 'zero' is not an integer in range\n"
@@ -254,8 +194,8 @@ static void test_bad_settings_exit_2_naming_the_key(void)
     CHECK_EQ_INT(r2.status, 2);
     CHECK_STR_EQ(r2.err, "farmsd analyze: unknown preset 'nope' (known: farms-llm, farms-cv, "
                          "full)\nTry 'farmsd analyze --help'.\n");
-    run_free(&r);
-    run_free(&r2);
+    cli_run_free(&r);
+    cli_run_free(&r2);
 }
 
 /* Usage errors: one line naming what is wrong, the --help hint, exit 2,
@@ -285,7 +225,7 @@ static void test_usage_errors_are_one_line_and_exit_2(void)
         const char *args[] = {cases[i][0], (FIX "numerics/tiny_4x3.safetensors"), cases[i][1],
                               cases[i][2], NULL};
         char want[512];
-        struct run r;
+        struct cli_run r;
         if (strcmp(cases[i][0], "analyze") != 0 && strcmp(cases[i][0], "inspect") != 0) {
             args[1] = cases[i][1]; /* serve, synth, migrate take no FILE */
             args[2] = cases[i][2];
@@ -296,14 +236,14 @@ static void test_usage_errors_are_one_line_and_exit_2(void)
         CHECK_EQ_INT(r.status, 2);
         CHECK_STR_EQ(r.err, want);
         CHECK_STR_EQ(r.out, "");
-        run_free(&r);
+        cli_run_free(&r);
     }
     {
         const char *args[] = {"analyse", NULL};
-        struct run r = run_farmsd(args);
+        struct cli_run r = run_farmsd(args);
         CHECK_EQ_INT(r.status, 2);
         CHECK_STR_EQ(r.err, "farmsd: unknown command 'analyse'\nTry 'farmsd --help'.\n");
-        run_free(&r);
+        cli_run_free(&r);
     }
 }
 
@@ -337,14 +277,14 @@ static void test_env_errors_name_the_variable(void)
         const char *args[] = {cases[i][0], (FIX "numerics/tiny_4x3.safetensors"), NULL};
         const char *env[] = {cases[i][1], NULL};
         char want[512];
-        struct run r;
+        struct cli_run r;
         if (strcmp(cases[i][0], "serve") == 0)
             args[1] = NULL;
         r = run_farmsd_env(args, env);
         snprintf(want, sizeof(want), "%sTry 'farmsd %s --help'.\n", cases[i][2], cases[i][0]);
         CHECK_EQ_INT(r.status, 2);
         CHECK_STR_EQ(r.err, want);
-        run_free(&r);
+        cli_run_free(&r);
     }
 }
 
@@ -386,7 +326,7 @@ static void test_table_fits_80_columns_and_ends_with_a_summary(void)
     const char *args[] = {"analyze", (FIX "numerics/mlpA_digits.safetensors"), "--preset",
                           "farms-cv", NULL};
     const char *llama[] = {"analyze", (FIX "checkpoints/llama/llama_step0500.safetensors"), NULL};
-    struct run r = run_farmsd(args), l = run_farmsd(llama);
+    struct cli_run r = run_farmsd(args), l = run_farmsd(llama);
     char last[256];
 
     CHECK_EQ_INT(r.status, 0);
@@ -400,20 +340,20 @@ static void test_table_fits_80_columns_and_ends_with_a_summary(void)
         /* conv_32x64x3x3.json: WeightWatcher alpha 7.764993787780817 (preset full) */
         const char *conv[] = {"analyze", (FIX "numerics/conv_32x64x3x3.safetensors"), "--preset",
                               "full", NULL};
-        struct run cv = run_farmsd(conv);
+        struct cli_run cv = run_farmsd(conv);
         CHECK_EQ_INT(cv.status, 0);
         CHECK(strstr(cv.out, "\nweight  conv2d   32x64x3x3     7.765  under_trained\n") != NULL);
         last_line(cv.out, last, sizeof(last));
         CHECK_STR_EQ(last, "1 analysed, 0 skipped, 0 failed; 0 over-trained, 1 under-trained");
-        run_free(&cv);
+        cli_run_free(&cv);
     }
     /* llama names are 38 characters: their start is cut, the layer index kept */
     CHECK_EQ_INT(l.status, 0);
     CHECK(lines_within(l.out, 80) > 10);
     CHECK(strstr(l.out, "\n...layers.1.self_attn.q_proj.weight  linear") != NULL);
     CHECK(strstr(l.out, "model.layers.0.mlp.gate_proj.weight") != NULL);
-    run_free(&r);
-    run_free(&l);
+    cli_run_free(&r);
+    cli_run_free(&l);
 }
 
 /* --wide: every column in full; COLUMNS widens or narrows the fitted table. */
@@ -423,8 +363,8 @@ static void test_wide_and_columns(void)
                           NULL};
     const char *fitted[] = {"analyze", (FIX "checkpoints/llama/llama_step0500.safetensors"), NULL};
     const char *wide_env[] = {"COLUMNS=200", NULL}, *narrow_env[] = {"COLUMNS=66", NULL};
-    struct run w = run_farmsd(args), c200 = run_farmsd_env(fitted, wide_env),
-               c66 = run_farmsd_env(fitted, narrow_env);
+    struct cli_run w = run_farmsd(args), c200 = run_farmsd_env(fitted, wide_env),
+                   c66 = run_farmsd_env(fitted, narrow_env);
     char last[256];
 
     CHECK_EQ_INT(w.status, 0);
@@ -442,9 +382,9 @@ static void test_wide_and_columns(void)
     CHECK(strstr(c200.out, "embedding table: not analysed by this preset") != NULL);
     CHECK_EQ_INT(c66.status, 0);
     CHECK(lines_within(c66.out, 66) > 10);
-    run_free(&w);
-    run_free(&c200);
-    run_free(&c66);
+    cli_run_free(&w);
+    cli_run_free(&c200);
+    cli_run_free(&c66);
 }
 
 /* inspect's table fits 80 columns too; --wide has the whole hash. */
@@ -452,7 +392,7 @@ static void test_inspect_table_fits_80_columns(void)
 {
     const char *args[] = {"inspect", (FIX "checkpoints/mlp/mlp_step0500_train.pt"), NULL};
     const char *wide[] = {"inspect", (FIX "checkpoints/mlp/mlp_step0500_train.pt"), "--wide", NULL};
-    struct run r = run_farmsd(args), w = run_farmsd(wide);
+    struct cli_run r = run_farmsd(args), w = run_farmsd(wide);
     char last[256];
 
     CHECK_EQ_INT(r.status, 0);
@@ -466,8 +406,8 @@ static void test_inspect_table_fits_80_columns(void)
         strstr(w.out, "3d9acc9ec4c2f11ce480263ed88842c2d5296a96b20ef2afe0d315422e009928  yes\n") !=
         NULL);
     CHECK(strstr(w.out, "not part of the model weights (optimizer or training state)\n") != NULL);
-    run_free(&r);
-    run_free(&w);
+    cli_run_free(&r);
+    cli_run_free(&w);
 }
 
 /* serve with its port taken: one line, exit 3, and no data folder made. */
@@ -487,13 +427,13 @@ static void test_serve_port_taken_is_one_line_and_creates_nothing(void)
     snprintf(listen_at, sizeof(listen_at), "127.0.0.1:%u", (unsigned)ntohs(sa.sin_port));
     {
         const char *args[] = {"serve", "--listen", listen_at, "--data", data, NULL};
-        struct run r = run_farmsd(args);
+        struct cli_run r = run_farmsd(args);
         snprintf(want, sizeof(want), "farmsd serve: cannot listen on %s: address already in use\n",
                  listen_at);
         CHECK_EQ_INT(r.status, 3);
         CHECK_STR_EQ(r.err, want);
         CHECK(stat(data, &st) != 0); /* nothing created */
-        run_free(&r);
+        cli_run_free(&r);
     }
     close(fd);
     rmdir(data); /* only if the check above failed */
@@ -511,7 +451,7 @@ static void test_csv_and_table_agree_with_json(void)
                             "--preset",  "farms-cv",
                             "--include", "^fc3",
                             NULL};
-    struct run r = run_farmsd(args), t = run_farmsd(args_t);
+    struct cli_run r = run_farmsd(args), t = run_farmsd(args_t);
 
     CHECK_EQ_INT(r.status, 0);
     CHECK(strncmp(r.out, "name,kind,dtype,shape,status,reason,alpha,D,", 44) == 0);
@@ -521,15 +461,15 @@ static void test_csv_and_table_agree_with_json(void)
     CHECK_EQ_INT(t.status, 0);
     CHECK(strstr(t.out, "fc3.weight") != NULL && strstr(t.out, "3.675") != NULL);
     CHECK(strstr(t.out, "1-D tensor (bias)") != NULL);
-    run_free(&r);
-    run_free(&t);
+    cli_run_free(&r);
+    cli_run_free(&t);
 }
 
 static void test_inspect_lists_hashes_without_analysing(void)
 {
     const char *args[] = {"inspect", (FIX "checkpoints/mlp/mlp_step0500_train.pt"), "--format",
                           "json", NULL};
-    struct run r = run_farmsd(args);
+    struct cli_run r = run_farmsd(args);
     cJSON *root = cJSON_Parse(r.out);
     const cJSON *t, *tensors = cJSON_GetObjectItem(root, "tensors");
     int n_model = 0, n_other = 0;
@@ -556,7 +496,7 @@ static void test_inspect_lists_hashes_without_analysing(void)
     CHECK_EQ_INT(n_model, 6);
     CHECK_EQ_INT(n_other, 6); /* SGD momentum buffers: listed, not selected */
     cJSON_Delete(root);
-    run_free(&r);
+    cli_run_free(&r);
 }
 
 /* inspect shows the layout each weight is read in (Keras kernels: keras),
@@ -570,7 +510,7 @@ static void test_inspect_shows_the_layout(void)
         "inspect", (FIX "layouts/keras_cnn.safetensors"), "--wide", "--set", "layout=torch", NULL};
     const char *bad[] = {"analyze", (FIX "layouts/keras_cnn.safetensors"), "--set", "weights=(",
                          NULL};
-    struct run r = run_farmsd(args), t = run_farmsd(torch), b = run_farmsd(bad);
+    struct cli_run r = run_farmsd(args), t = run_farmsd(torch), b = run_farmsd(bad);
     cJSON *root = cJSON_Parse(r.out);
     const cJSON *it;
     const char *line, *end;
@@ -597,9 +537,9 @@ static void test_inspect_shows_the_layout(void)
     CHECK(strstr(b.err, "farmsd analyze: weights: '(' is not a POSIX extended regular "
                         "expression") == b.err);
     cJSON_Delete(root);
-    run_free(&r);
-    run_free(&t);
-    run_free(&b);
+    cli_run_free(&r);
+    cli_run_free(&t);
+    cli_run_free(&b);
 }
 
 /* --timings adds, on stderr after the report, the stage table with the
@@ -612,7 +552,7 @@ static void test_analyze_timings_go_to_stderr(void)
                           "--format", "json",
                           "--quiet",  "--timings",
                           NULL};
-    struct run r = run_farmsd(args);
+    struct cli_run r = run_farmsd(args);
     cJSON *root = cJSON_Parse(r.out);
 
     CHECK_EQ_INT(r.status, 0);
@@ -623,7 +563,7 @@ static void test_analyze_timings_go_to_stderr(void)
     CHECK(strstr(r.err, "tridiagonal reduction") != NULL);
     CHECK(strstr(r.err, "read + decode to float64") != NULL);
     cJSON_Delete(root);
-    run_free(&r);
+    cli_run_free(&r);
 }
 
 static void test_help_lists_every_option(void)
@@ -632,12 +572,12 @@ static void test_help_lists_every_option(void)
                                        "--exclude", "--threads", "--input-format", "--strict",
                                        "--quiet",   "--wide",    "--base",         "--timings"};
     const char *args[] = {"analyze", "--help", NULL};
-    struct run r = run_farmsd(args);
+    struct cli_run r = run_farmsd(args);
 
     CHECK_EQ_INT(r.status, 0);
     for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
         CHECK(strstr(r.out, opts[i]) != NULL);
-    run_free(&r);
+    cli_run_free(&r);
 }
 
 /* A LoRA adapter alone: every module skipped with its rank and norm; with
@@ -653,7 +593,7 @@ static void test_lora_adapter_alone_and_with_base(void)
                             "--quiet",  NULL};
     const char *misfit[] = {"inspect", (FIX "peft/malformed/not_in_base"), "--base",
                             (FIX "checkpoints/llama/llama_step0500.safetensors"), NULL};
-    struct run r = run_farmsd(alone);
+    struct cli_run r = run_farmsd(alone);
     cJSON *root = cJSON_Parse(r.out);
     const cJSON *l, *layers = cJSON_GetObjectItem(root, "layers");
 
@@ -667,7 +607,7 @@ static void test_lora_adapter_alone_and_with_base(void)
         CHECK(why != NULL && strncmp(why, "LoRA adapter, rank 4, ||s*B*A||_2 = ", 36) == 0);
     }
     cJSON_Delete(root);
-    run_free(&r);
+    cli_run_free(&r);
 
     r = run_farmsd(merged);
     root = cJSON_Parse(r.out);
@@ -678,13 +618,13 @@ static void test_lora_adapter_alone_and_with_base(void)
     CHECK(l != NULL && strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(l, "status")), "ok") == 0);
     CHECK(l != NULL && strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(l, "dtype")), "F64") == 0);
     cJSON_Delete(root);
-    run_free(&r);
+    cli_run_free(&r);
 
     r = run_farmsd(misfit);
     CHECK_EQ_INT(r.status, 2);
     CHECK(strncmp(r.err, "error: lora_mismatch: ", 22) == 0);
     CHECK_STR_EQ(r.out, "");
-    run_free(&r);
+    cli_run_free(&r);
 }
 
 /* The reproduction of issue 10: a 17 KB .pt whose data.pkl builds 16.8 M
@@ -697,34 +637,34 @@ static void test_pickle_memory_limit(void)
     const char *real[] = {"inspect", (FIX "checkpoints/llama/llama_step0500_lightning.ckpt"), NULL};
     const char *serve_bad[] = {"serve", "--max-pickle-mem", "512K", NULL};
     const char *serve_help[] = {"serve", "--help", NULL};
-    struct run r;
+    struct cli_run r;
 
     setenv("FARMSD_MAX_PICKLE_MEM", "8M", 1);
     r = run_farmsd(hostile);
     CHECK_EQ_INT(r.status, 2);
     CHECK(strstr(r.err, "error: limit_exceeded: ") != NULL);
     CHECK(strstr(r.err, "more than 8388608 bytes (max_pickle_mem)") != NULL);
-    run_free(&r);
+    cli_run_free(&r);
     setenv("FARMSD_MAX_PICKLE_MEM", "2M", 1);
     r = run_farmsd(real);
     CHECK_EQ_INT(r.status, 0);
-    run_free(&r);
+    cli_run_free(&r);
     setenv("FARMSD_MAX_PICKLE_MEM", "lots", 1);
     r = run_farmsd(hostile);
     CHECK_EQ_INT(r.status, 2);
     CHECK_STR_EQ(r.err, "farmsd analyze: FARMSD_MAX_PICKLE_MEM=lots: not a byte count >= 1M\n"
                         "Try 'farmsd analyze --help'.\n");
-    run_free(&r);
+    cli_run_free(&r);
     unsetenv("FARMSD_MAX_PICKLE_MEM");
     r = run_farmsd(serve_bad);
     CHECK_EQ_INT(r.status, 2);
     CHECK(strstr(r.err, "--max-pickle-mem: '512K' is below 1M") != NULL);
-    run_free(&r);
+    cli_run_free(&r);
     r = run_farmsd(serve_help);
     CHECK_EQ_INT(r.status, 0);
     CHECK(strstr(r.out, "--max-pickle-mem BYTES") != NULL);
     CHECK(strstr(r.out, "[FARMSD_MAX_PICKLE_MEM]") != NULL);
-    run_free(&r);
+    cli_run_free(&r);
 }
 
 int main(void)

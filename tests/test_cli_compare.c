@@ -19,88 +19,24 @@
 #include <cjson/cJSON.h>
 
 #include "tests/check.h"
+#include "tests/cli_run.h"
 #include "tests/pg_util.h"
 
-#define FARMSD  "build/san/farmsd"
-#define FIX     "tests/fixtures/"
-#define OUT_MAX (4u << 20)
+#define FIX "tests/fixtures/"
 
 /* farms_llm of mlpA_fc2.json and mlpA_fc2_bf16.json (results.farms_llm.alpha) */
 #define FC2_ALPHA_F32  1.8351573944091797
 #define FC2_ALPHA_BF16 1.8344659805297852
 
-struct run {
-    char *out;  /* stdout, NUL-terminated */
-    char *err;  /* stderr, NUL-terminated */
-    int status; /* exit status, -1 if it did not exit normally */
-};
-
-static char *slurp(const char *path, size_t *len)
+/* farmsd run with `args` and `env` as cli_run_env() does, killed after 120 s. */
+static struct cli_run run_env(const char *const *args, const char *const *env)
 {
-    FILE *f = fopen(path, "rb");
-    char *buf = calloc(OUT_MAX + 1, 1);
-    size_t n = 0;
-
-    if (buf == NULL) {
-        fprintf(stderr, "test_cli_compare: out of memory\n");
-        exit(1);
-    }
-    if (f != NULL)
-        n = fread(buf, 1, OUT_MAX, f);
-    if (f != NULL)
-        fclose(f);
-    if (len != NULL)
-        *len = n;
-    return buf;
+    return cli_run_env(args, env, 120);
 }
 
-/* Run farmsd with `args` (NULL-terminated, without argv[0]) and `env`
- * ("NAME=VALUE", NULL-terminated, or NULL) set, FARMSD_DB, FARMSD_PRESET,
- * FARMSD_THREADS and COLUMNS unset; killed after 120 s. */
-static struct run run_env(const char *const *args, const char *const *env)
-{
-    char out_path[] = "/tmp/farmsd-cmp-outXXXXXX", err_path[] = "/tmp/farmsd-cmp-errXXXXXX";
-    int fo = mkstemp(out_path), fe = mkstemp(err_path), ws = 0;
-    struct run r = {NULL, NULL, -1};
-    const char *argv[32] = {FARMSD};
-    pid_t pid;
-
-    for (int i = 0; i < 30 && args[i] != NULL; i++)
-        argv[i + 1] = args[i];
-    pid = fork();
-    if (pid == 0) {
-        unsetenv("FARMSD_DB");
-        unsetenv("FARMSD_PRESET");
-        unsetenv("FARMSD_THREADS");
-        unsetenv("COLUMNS");
-        for (int i = 0; env != NULL && env[i] != NULL; i++)
-            putenv((char *)(uintptr_t)env[i]);
-        dup2(fo, 1);
-        dup2(fe, 2);
-        alarm(120);
-        execv(FARMSD, (char *const *)(uintptr_t)argv);
-        _exit(127);
-    }
-    waitpid(pid, &ws, 0);
-    close(fo);
-    close(fe);
-    r.out = slurp(out_path, NULL);
-    r.err = slurp(err_path, NULL);
-    unlink(out_path);
-    unlink(err_path);
-    r.status = WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
-    return r;
-}
-
-static struct run run(const char *const *args)
+static struct cli_run run(const char *const *args)
 {
     return run_env(args, NULL);
-}
-
-static void run_free(struct run *r)
-{
-    free(r->out);
-    free(r->err);
 }
 
 static const cJSON *jget(const cJSON *o, const char *k)
@@ -126,7 +62,7 @@ static const char *jstr(const cJSON *o, const char *k)
 static void write_fc2_bf16(const char *path)
 {
     size_t len = 0, hlen;
-    char *b = slurp(FIX "numerics/mlpA_fc2_bf16.safetensors", &len), *text = NULL;
+    char *b = cli_slurp(FIX "numerics/mlpA_fc2_bf16.safetensors", &len), *text = NULL;
     uint64_t n = 0;
     cJSON *h = NULL, *w;
     FILE *f = NULL;
@@ -167,7 +103,7 @@ static void test_f32_against_bf16(void)
                           bf16,      "--format",
                           "json",    "--metric",
                           "alpha,D", NULL};
-    struct run r;
+    struct cli_run r;
     cJSON *j;
     const cJSON *l;
 
@@ -197,7 +133,7 @@ static void test_f32_against_bf16(void)
     CHECK_EQ_INT(cJSON_GetArraySize(jget(j, "only_b")), 0);
     CHECK_REL(jnum(jget(jget(j, "summary"), "alpha"), "b"), FC2_ALPHA_BF16, 1e-6);
     cJSON_Delete(j);
-    run_free(&r);
+    cli_run_free(&r);
     args[3] = "--format=table"; /* the table ends with the unpaired and the means */
     args[4] = "--quiet";
     r = run(args);
@@ -205,7 +141,7 @@ static void test_f32_against_bf16(void)
     CHECK(strstr(r.out, "\n1 pair; 2 only in A; 0 only in B\n"
                         "only in A: fc1.weight\nonly in A: fc3.weight\nmean alpha: A ") != NULL);
     CHECK(strstr(r.out, "fc2.weight  =        ") != NULL);
-    run_free(&r);
+    cli_run_free(&r);
     unlink(bf16);
 }
 
@@ -219,7 +155,7 @@ static void test_hf_against_gguf(void)
                           "--format",
                           "json",
                           NULL};
-    struct run r = run(args);
+    struct cli_run r = run(args);
     cJSON *j = cJSON_Parse(r.out);
     const cJSON *l;
     int n_ok = 0;
@@ -248,7 +184,7 @@ static void test_hf_against_gguf(void)
     CHECK_EQ_INT(n_ok, 14);
     CHECK_NEAR(jnum(jget(jget(j, "summary"), "alpha"), "delta"), 0.0, 0.0);
     cJSON_Delete(j);
-    run_free(&r);
+    cli_run_free(&r);
 }
 
 /* Count "N tensors analysed, M from the cache" of side `side` ('A'/'B'):
@@ -290,7 +226,7 @@ static void test_db_cache(void)
                                "--verbose",
                                NULL};
     const char *envs[] = {env, NULL};
-    struct run r1, r2, r3, r4;
+    struct cli_run r1, r2, r3, r4;
     int na = -1, ca = -1, nb = -1, cb = -1;
 
     CHECK(mkdtemp(dir) != NULL);
@@ -323,10 +259,10 @@ static void test_db_cache(void)
     CHECK_EQ_INT(na, 14);
     CHECK_EQ_INT(nb, 0);
     CHECK_EQ_INT(cb, 14);
-    run_free(&r1);
-    run_free(&r2);
-    run_free(&r3);
-    run_free(&r4);
+    cli_run_free(&r1);
+    cli_run_free(&r2);
+    cli_run_free(&r3);
+    cli_run_free(&r4);
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     CHECK(system(cmd) == 0);
 }
@@ -345,7 +281,7 @@ static void test_db_cache_postgresql(void)
                           "--format",
                           "json",
                           NULL};
-    struct run r1, r2;
+    struct cli_run r1, r2;
     int na = -1, ca = -1, nb = -1, cb = -1;
 
     if (url == NULL || pgu_reset(url) != 0) {
@@ -362,8 +298,8 @@ static void test_db_cache_postgresql(void)
     CHECK_EQ_INT(na + nb, 0);
     CHECK_EQ_INT(ca + cb, 28);
     CHECK_STR_EQ(r2.out, r1.out);
-    run_free(&r1);
-    run_free(&r2);
+    cli_run_free(&r1);
+    cli_run_free(&r2);
     pgu_reset(url);
 }
 
@@ -374,7 +310,7 @@ static void test_table_and_csv(void)
     const char *b = FIX "gguf/llama_f32.gguf";
     const char *t_args[] = {"compare", a, b, NULL};
     const char *c_args[] = {"compare", a, b, "--format", "csv", "--metric", "alpha", NULL};
-    struct run t = run(t_args), c = run(c_args);
+    struct cli_run t = run(t_args), c = run(c_args);
     int lines = 0;
 
     CHECK_EQ_INT(t.status, 0);
@@ -392,8 +328,8 @@ static void test_table_and_csv(void)
     for (const char *p = c.out; *p; p++)
         lines += *p == '\n';
     CHECK_EQ_INT(lines, 16); /* header + 15 pairs */
-    run_free(&t);
-    run_free(&c);
+    cli_run_free(&t);
+    cli_run_free(&c);
 }
 
 /* Usage and input errors: exit 2 with one line naming the problem. */
@@ -422,13 +358,13 @@ static void test_errors(void)
                   "farmsd compare: --db=/nonexistent/dir/cache.db: "}};
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        struct run r = run(cases[i].args);
+        struct cli_run r = run(cases[i].args);
         CHECK_EQ_INT(r.status, cases[i].status);
         if (strstr(r.err, cases[i].err) == NULL)
             fprintf(stderr, "case %zu: stderr \"%s\" lacks \"%s\"\n", i, r.err, cases[i].err);
         CHECK(strstr(r.err, cases[i].err) != NULL);
         CHECK_STR_EQ(r.out, "");
-        run_free(&r);
+        cli_run_free(&r);
     }
 }
 
@@ -436,15 +372,15 @@ static void test_errors(void)
 static void test_help(void)
 {
     const char *top[] = {"--help", NULL}, *cmd[] = {"compare", "--help", NULL};
-    struct run t = run(top), c = run(cmd);
+    struct cli_run t = run(top), c = run(cmd);
 
     CHECK_EQ_INT(t.status, 0);
     CHECK(strstr(t.out, "\n  compare A B ") != NULL);
     CHECK_EQ_INT(c.status, 0);
     CHECK(strncmp(c.out, "usage: farmsd compare FILE_A FILE_B", 35) == 0);
     CHECK(strstr(c.out, "[FARMSD_DB]") != NULL);
-    run_free(&t);
-    run_free(&c);
+    cli_run_free(&t);
+    cli_run_free(&c);
 }
 
 /* analyze's layer objects carry block, role and params (the layer JSON). */
@@ -452,7 +388,7 @@ static void test_analyze_json_grouping(void)
 {
     const char *args[] = {"analyze", (FIX "checkpoints/llama/llama_step0500.safetensors"),
                           "--format", "json", NULL};
-    struct run r = run(args);
+    struct cli_run r = run(args);
     cJSON *j = cJSON_Parse(r.out);
     const cJSON *l, *down = NULL, *norm = NULL;
 
@@ -472,7 +408,7 @@ static void test_analyze_json_grouping(void)
     CHECK(cJSON_IsNull(jget(norm, "role")));
     CHECK_EQ_INT(jnum(norm, "params"), 64);
     cJSON_Delete(j);
-    run_free(&r);
+    cli_run_free(&r);
 }
 
 int main(void)

@@ -21,61 +21,15 @@
 #include "server/engine.h"
 #include "server/pool.h"
 #include "tests/check.h"
+#include "tests/file_util.h"
+#include "tests/engine_util.h"
 
 #define DCP "tests/fixtures/dcp/"
 #define CKP "tests/fixtures/checkpoints/"
 
-static struct pool *test_pool;
-
-static struct ckpt *open_ok(const char *path, enum ckpt_format f)
-{
-    struct ckpt *c = NULL;
-    struct err e = {0};
-
-    CHECK_EQ_INT(ckpt_open(path, f, NULL, &c, &e), ERR_OK);
-    if (c == NULL)
-        fprintf(stderr, "%s: %s: %s\n", path, err_category(&e), e.msg);
-    return c;
-}
-
-static const struct ckpt_tensor *find(const struct ckpt *c, const char *name, size_t *at)
-{
-    for (size_t i = 0; i < ckpt_n_tensors(c); i++) {
-        if (strcmp(ckpt_tensor_at(c, i)->name, name) == 0) {
-            if (at != NULL)
-                *at = i;
-            return ckpt_tensor_at(c, i);
-        }
-    }
-    return NULL;
-}
-
-/* The whole file `path` in a new buffer (*n bytes), or NULL. */
-static unsigned char *slurp(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    unsigned char *b = NULL;
-    long len;
-
-    *n = 0;
-    if (f == NULL)
-        return NULL;
-    len = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
-    if (len >= 0 && fseek(f, 0, SEEK_SET) == 0) {
-        b = malloc((size_t)len + 1);
-        if (b != NULL && fread(b, 1, (size_t)len, f) != (size_t)len) {
-            free(b);
-            b = NULL;
-        }
-        *n = (size_t)len;
-    }
-    fclose(f);
-    return b;
-}
-
 static void test_folder_is_sniffed_and_listed_with_its_app_state(void)
 {
-    struct ckpt *c = open_ok(DCP "mlp_fsdp", CKPT_FORMAT_UNKNOWN);
+    struct ckpt *c = eng_open_ok(DCP "mlp_fsdp", CKPT_FORMAT_UNKNOWN, NULL);
     const struct ckpt_tensor *t;
 
     if (c == NULL)
@@ -86,7 +40,7 @@ static void test_folder_is_sniffed_and_listed_with_its_app_state(void)
     /* 6 model tensors, and per parameter step / exp_avg / exp_avg_sq; the 5
      * param_groups entries are BytesStorageMetadata, not tensors. */
     CHECK_EQ_INT(ckpt_n_tensors(c), 24);
-    t = find(c, "model.net.2.weight", NULL);
+    t = eng_find_tensor(c, "model.net.2.weight", NULL);
     CHECK(t != NULL);
     if (t != NULL) {
         CHECK_EQ_INT(t->dtype, DTYPE_F32);
@@ -96,11 +50,11 @@ static void test_folder_is_sniffed_and_listed_with_its_app_state(void)
         CHECK_EQ_INT(t->nbytes, 128 * 256 * 4);
         CHECK_EQ_INT(t->in_model, 1);
     }
-    t = find(c, "optim.state.net.2.weight.exp_avg", NULL);
+    t = eng_find_tensor(c, "optim.state.net.2.weight.exp_avg", NULL);
     CHECK(t != NULL && t->in_model == 0 && t->shape[0] == 128);
-    t = find(c, "optim.state.net.2.weight.step", NULL);
+    t = eng_find_tensor(c, "optim.state.net.2.weight.step", NULL);
     CHECK(t != NULL && t->in_model == 0 && t->ndim == 0 && t->n_elems == 1);
-    CHECK(find(c, "optim.param_groups.0.lr", NULL) == NULL);
+    CHECK(eng_find_tensor(c, "optim.param_groups.0.lr", NULL) == NULL);
     ckpt_close(c);
 }
 
@@ -108,7 +62,8 @@ static void test_folder_is_sniffed_and_listed_with_its_app_state(void)
  * prefix + its name, with the same shape and the same SHA-256 of its bytes. */
 static void check_same_tensors(const char *st, const char *dcp, const char *prefix)
 {
-    struct ckpt *a = open_ok(st, CKPT_FORMAT_UNKNOWN), *b = open_ok(dcp, CKPT_FORMAT_UNKNOWN);
+    struct ckpt *a = eng_open_ok(st, CKPT_FORMAT_UNKNOWN, NULL),
+                *b = eng_open_ok(dcp, CKPT_FORMAT_UNKNOWN, NULL);
     struct ckpt_buf buf = {0};
     size_t n_same = 0;
 
@@ -118,7 +73,7 @@ static void check_same_tensors(const char *st, const char *dcp, const char *pref
         size_t j = 0;
         struct err e = {0};
         (void)snprintf(name, sizeof(name), "%s%s", prefix, ta->name);
-        tb = find(b, name, &j);
+        tb = eng_find_tensor(b, name, &j);
         CHECK(tb != NULL);
         if (tb == NULL)
             continue;
@@ -141,15 +96,15 @@ static void check_same_tensors(const char *st, const char *dcp, const char *pref
  * optimizer state ("optim.") shows the folder holds an app state. */
 static void test_app_state_is_found_without_planner_data(void)
 {
-    struct ckpt *c = open_ok(DCP "mlp_fsdp_noplanner", CKPT_FORMAT_UNKNOWN);
+    struct ckpt *c = eng_open_ok(DCP "mlp_fsdp_noplanner", CKPT_FORMAT_UNKNOWN, NULL);
     const struct ckpt_tensor *t;
 
     if (c == NULL)
         return;
     CHECK(strcmp(ckpt_model_prefix(c), "model.") == 0);
-    t = find(c, "model.net.0.weight", NULL);
+    t = eng_find_tensor(c, "model.net.0.weight", NULL);
     CHECK(t != NULL && t->in_model == 1);
-    t = find(c, "optim.state.net.0.weight.exp_avg", NULL);
+    t = eng_find_tensor(c, "optim.state.net.0.weight.exp_avg", NULL);
     CHECK(t != NULL && t->in_model == 0);
     ckpt_close(c);
 }
@@ -166,39 +121,15 @@ static void test_stitched_tensors_are_bitwise_the_originals(void)
 
 static void test_shards_keep_their_names_and_layout(void)
 {
-    struct ckpt *c = open_ok(DCP "llama_fsdp", CKPT_FORMAT_UNKNOWN);
+    struct ckpt *c = eng_open_ok(DCP "llama_fsdp", CKPT_FORMAT_UNKNOWN, NULL);
     const struct ckpt_tensor *t;
 
     if (c == NULL)
         return;
     CHECK(strcmp(ckpt_model_prefix(c), "") == 0);
-    t = find(c, "model.layers.0.self_attn.k_proj.weight", NULL);
+    t = eng_find_tensor(c, "model.layers.0.self_attn.k_proj.weight", NULL);
     CHECK(t != NULL && t->shape[0] == 32 && t->shape[1] == 64 && t->in_model == 1);
     ckpt_close(c);
-}
-
-/* Open `path`, analyse it under `preset` into *r. Returns 0 on success. */
-static int analyse(const char *path, const char *preset, struct engine_report *r)
-{
-    struct farms_params p;
-    struct engine_opts o = {0};
-    struct ckpt *c = NULL;
-    struct err e = {0};
-    int rc;
-
-    memset(r, 0, sizeof(*r));
-    CHECK_EQ_INT(preset_get(preset, &p, &e), ERR_OK);
-    o.params = &p;
-    rc = ckpt_open(path, CKPT_FORMAT_UNKNOWN, NULL, &c, &e);
-    if (rc == ERR_OK)
-        rc = engine_select(c, &o, r, &e);
-    if (rc == ERR_OK)
-        rc = engine_run(c, test_pool, &o, r, &e);
-    if (rc)
-        fprintf(stderr, "%s: %s: %s\n", path, err_category(&e), e.msg);
-    CHECK_EQ_INT(rc, ERR_OK);
-    ckpt_close(c);
-    return rc;
 }
 
 /* Each analysed layer of `st` has the layer of the DCP folder named
@@ -209,9 +140,9 @@ static void check_same_alphas(const char *st, const char *dcp, const char *prefi
     struct engine_report a, b;
     int n_ok = 0;
 
-    if (analyse(st, preset, &a))
+    if (eng_analyse(st, preset, &a))
         return;
-    if (analyse(dcp, preset, &b)) {
+    if (eng_analyse(dcp, preset, &b)) {
         engine_report_free(&a);
         return;
     }
@@ -272,7 +203,7 @@ static void check_malformed(const char *path, const char *stage, const char *wan
 static void test_malformed_folders_fail_with_their_category(void)
 {
     size_t n = 0;
-    unsigned char *text = slurp(DCP "manifest.json", &n);
+    unsigned char *text = fu_read(DCP "manifest.json", &n);
     cJSON *j = NULL, *list, *it;
     int count = 0;
 
@@ -337,7 +268,7 @@ static void test_allow_list_grows_by_the_dcp_classes_only_for_metadata(void)
     static const char strided[] = "\x80\x02"
                                   "ctorch\nstrided\n.";
     size_t n = 0;
-    unsigned char *md = slurp(DCP "mlp_fsdp/.metadata", &n);
+    unsigned char *md = fu_read(DCP "mlp_fsdp/.metadata", &n);
 
     for (int strict = 0; strict <= 1; strict++) {
         /* a normal torch.save pickle: DCP classes stay forbidden in every mode */
@@ -364,7 +295,7 @@ static void test_allow_list_grows_by_the_dcp_classes_only_for_metadata(void)
 static void test_metadata_records_chunks_and_files(void)
 {
     size_t n = 0;
-    unsigned char *md = slurp(DCP "mlp_2d/.metadata", &n);
+    unsigned char *md = fu_read(DCP "mlp_2d/.metadata", &n);
     struct dcp_meta *m = NULL;
     struct err e = {0};
     const struct dcp_entry *w = NULL;
@@ -451,18 +382,18 @@ static void test_folder_files_are_the_metadata_and_the_named_files(void)
 
 int main(void)
 {
-    if (pool_new(2, 64, &test_pool, NULL) != ERR_OK)
-        return 1;
-    test_folder_is_sniffed_and_listed_with_its_app_state();
-    test_app_state_is_found_without_planner_data();
-    test_stitched_tensors_are_bitwise_the_originals();
-    test_shards_keep_their_names_and_layout();
-    test_same_weights_give_the_same_alphas();
-    test_malformed_folders_fail_with_their_category();
-    test_allow_list_grows_by_the_dcp_classes_only_for_metadata();
-    test_metadata_records_chunks_and_files();
-    test_a_window_reads_only_its_range();
-    test_folder_files_are_the_metadata_and_the_named_files();
-    pool_free(test_pool);
-    return check_report("test_dcp");
+    static void (*const cases[])(void) = {
+        test_folder_is_sniffed_and_listed_with_its_app_state,
+        test_app_state_is_found_without_planner_data,
+        test_stitched_tensors_are_bitwise_the_originals,
+        test_shards_keep_their_names_and_layout,
+        test_same_weights_give_the_same_alphas,
+        test_malformed_folders_fail_with_their_category,
+        test_allow_list_grows_by_the_dcp_classes_only_for_metadata,
+        test_metadata_records_chunks_and_files,
+        test_a_window_reads_only_its_range,
+        test_folder_files_are_the_metadata_and_the_named_files,
+    };
+
+    return eng_run_cases("test_dcp", cases, sizeof(cases) / sizeof(cases[0]));
 }

@@ -26,11 +26,10 @@
 #include "core/numerics/preset.h"
 #include "server/engine.h"
 #include "tests/check.h"
+#include "tests/engine_util.h"
 
 #define DS  "tests/fixtures/deepspeed/"
 #define FIX "tests/fixtures/checkpoints/"
-
-static struct pool *test_pool;
 
 static void test_file_names(void)
 {
@@ -95,17 +94,6 @@ static void test_partition_and_tags(void)
     CHECK(!ds_tag_valid("step\001"));
 }
 
-static struct ckpt *open_ok(const char *path, enum ckpt_format f, const struct ckpt_limits *lim)
-{
-    struct ckpt *c = NULL;
-    struct err e = {0};
-
-    if (ckpt_open(path, f, lim, &c, &e) != ERR_OK)
-        fprintf(stderr, "%s: %s: %s\n", path, err_category(&e), e.msg);
-    CHECK(c != NULL);
-    return c;
-}
-
 static long find_tensor(const struct ckpt *c, const char *name)
 {
     for (size_t i = 0; i < ckpt_n_tensors(c); i++)
@@ -154,9 +142,10 @@ static size_t check_bitwise(const struct ckpt *c, const struct ckpt *ref)
 
 static void test_zero2_bf16(void)
 {
-    struct ckpt *c = open_ok(DS "zero2_bf16", CKPT_FORMAT_UNKNOWN, NULL);
-    struct ckpt *step = open_ok(DS "zero2_bf16/global_step500", CKPT_FORMAT_UNKNOWN, NULL);
-    struct ckpt *ref = open_ok(FIX "mlp/mlp_step0500_bf16.safetensors", CKPT_FORMAT_UNKNOWN, NULL);
+    struct ckpt *c = eng_open_ok(DS "zero2_bf16", CKPT_FORMAT_UNKNOWN, NULL);
+    struct ckpt *step = eng_open_ok(DS "zero2_bf16/global_step500", CKPT_FORMAT_UNKNOWN, NULL);
+    struct ckpt *ref =
+        eng_open_ok(FIX "mlp/mlp_step0500_bf16.safetensors", CKPT_FORMAT_UNKNOWN, NULL);
     size_t in_model = 0;
 
     if (c == NULL || step == NULL || ref == NULL)
@@ -185,8 +174,8 @@ static void test_zero3_fp32_two_ranks(void)
         "module.bn2.running_mean", "module.bn2.running_var", "module.bn2.num_batches_tracked",
         "module.conv1.weight",     "module.conv2.weight",    "module.fc1.weight",
         "module.fc2.weight",       "module.conv1.bias",      "module.bn1.weight"};
-    struct ckpt *c = open_ok(DS "zero3_fp32", CKPT_FORMAT_UNKNOWN, NULL);
-    struct ckpt *ref = open_ok(FIX "cnn/cnn_step0500.safetensors", CKPT_FORMAT_UNKNOWN, NULL);
+    struct ckpt *c = eng_open_ok(DS "zero3_fp32", CKPT_FORMAT_UNKNOWN, NULL);
+    struct ckpt *ref = eng_open_ok(FIX "cnn/cnn_step0500.safetensors", CKPT_FORMAT_UNKNOWN, NULL);
 
     if (c == NULL || ref == NULL)
         goto out;
@@ -207,8 +196,9 @@ out:
 
 static void test_zero3_bf16_three_ranks(void)
 {
-    struct ckpt *c = open_ok(DS "zero3_bf16_3rank/global_step500", CKPT_FORMAT_UNKNOWN, NULL);
-    struct ckpt *ref = open_ok(FIX "llama/llama_step0500.safetensors", CKPT_FORMAT_UNKNOWN, NULL);
+    struct ckpt *c = eng_open_ok(DS "zero3_bf16_3rank/global_step500", CKPT_FORMAT_UNKNOWN, NULL);
+    struct ckpt *ref =
+        eng_open_ok(FIX "llama/llama_step0500.safetensors", CKPT_FORMAT_UNKNOWN, NULL);
     struct ckpt_buf b1 = {0}, b2 = {0};
     const void *d1 = NULL, *d2 = NULL;
     long head, embed;
@@ -236,30 +226,6 @@ out:
     ckpt_close(ref);
 }
 
-/* Analyse `path` under `preset` into *r; 0 on success. */
-static int analyse(const char *path, const char *preset, struct engine_report *r)
-{
-    struct engine_opts o = {0};
-    struct farms_params p;
-    struct ckpt *c = NULL;
-    struct err e = {0};
-    int rc;
-
-    memset(r, 0, sizeof(*r));
-    CHECK_EQ_INT(preset_get(preset, &p, &e), ERR_OK);
-    o.params = &p;
-    rc = ckpt_open(path, CKPT_FORMAT_UNKNOWN, NULL, &c, &e);
-    if (rc == ERR_OK)
-        rc = engine_select(c, &o, r, &e);
-    if (rc == ERR_OK)
-        rc = engine_run(c, test_pool, &o, r, &e);
-    if (rc)
-        fprintf(stderr, "%s: %s: %s\n", path, err_category(&e), e.msg);
-    CHECK_EQ_INT(rc, ERR_OK);
-    ckpt_close(c);
-    return rc;
-}
-
 /* Every analysed layer of `ref` has the same alpha (bitwise) in `got`. */
 static void check_same_alphas(const char *got_path, const char *ref_path, const char *preset,
                               size_t want_layers)
@@ -267,7 +233,7 @@ static void check_same_alphas(const char *got_path, const char *ref_path, const 
     struct engine_report got, ref;
     size_t n_ok = 0;
 
-    if (analyse(got_path, preset, &got) == 0 && analyse(ref_path, preset, &ref) == 0) {
+    if (eng_analyse(got_path, preset, &got) == 0 && eng_analyse(ref_path, preset, &ref) == 0) {
         for (size_t i = 0; i < ref.n; i++) {
             const struct engine_layer *a = &ref.layers[i], *b = NULL;
             if (a->res.status != FARMS_STATUS_OK)
@@ -325,8 +291,8 @@ static void test_malformed(void)
 /* Deflated storage records (3 ranks, three flat groups each) read the same. */
 static void test_zero3_deflated(void)
 {
-    struct ckpt *c = open_ok(DS "zero3_deflated", CKPT_FORMAT_UNKNOWN, NULL);
-    struct ckpt *ref = open_ok(DS "zero3_deflated/tiny.safetensors", CKPT_FORMAT_UNKNOWN, NULL);
+    struct ckpt *c = eng_open_ok(DS "zero3_deflated", CKPT_FORMAT_UNKNOWN, NULL);
+    struct ckpt *ref = eng_open_ok(DS "zero3_deflated/tiny.safetensors", CKPT_FORMAT_UNKNOWN, NULL);
 
     if (c != NULL && ref != NULL) {
         CHECK_EQ_INT(ckpt_n_tensors(c), 4);
@@ -340,8 +306,9 @@ static void test_zero3_deflated(void)
  * listed after the buffers and before the trainable parameters. */
 static void test_zero3_frozen(void)
 {
-    struct ckpt *c = open_ok(DS "zero3_frozen", CKPT_FORMAT_UNKNOWN, NULL);
-    struct ckpt *ref = open_ok(DS "zero3_frozen/reference.safetensors", CKPT_FORMAT_UNKNOWN, NULL);
+    struct ckpt *c = eng_open_ok(DS "zero3_frozen", CKPT_FORMAT_UNKNOWN, NULL);
+    struct ckpt *ref =
+        eng_open_ok(DS "zero3_frozen/reference.safetensors", CKPT_FORMAT_UNKNOWN, NULL);
 
     if (c != NULL && ref != NULL) {
         CHECK_EQ_INT(ckpt_n_tensors(c), 5);
@@ -370,7 +337,7 @@ static void test_refusals_explain(void)
           ERR_OK);
     CHECK(strstr(e.msg, "rank 1 is missing") != NULL);
     /* ZeRO-2 reads only the model states: a lost optimizer partition does not matter */
-    c = open_ok(DS "zero2_optim_rank_missing", CKPT_FORMAT_UNKNOWN, NULL);
+    c = eng_open_ok(DS "zero2_optim_rank_missing", CKPT_FORMAT_UNKNOWN, NULL);
     CHECK(c != NULL && ckpt_n_tensors(c) == 4 && ckpt_tensor_at(c, 0)->dtype == DTYPE_BF16);
     ckpt_close(c);
     c = NULL;
@@ -378,8 +345,8 @@ static void test_refusals_explain(void)
     CHECK_EQ_INT(ckpt_open(DS "malformed", CKPT_FORMAT_DEEPSPEED, NULL, &c, &e), ERR_FORMAT);
     CHECK(strcmp(err_category(&e), "missing_record") == 0);
     /* declared: a model states file itself is a torch zip */
-    c = open_ok(DS "zero2_bf16/global_step500/mp_rank_00_model_states.pt", CKPT_FORMAT_DEEPSPEED,
-                NULL);
+    c = eng_open_ok(DS "zero2_bf16/global_step500/mp_rank_00_model_states.pt",
+                    CKPT_FORMAT_DEEPSPEED, NULL);
     CHECK(c != NULL && ckpt_format_of(c) == CKPT_FORMAT_DEEPSPEED);
     CHECK(c != NULL && strcmp(ckpt_model_prefix(c), "module.") == 0);
     ckpt_close(c);
@@ -399,7 +366,7 @@ static void test_one_tensor_at_a_time(void)
 
     ckpt_limits_default(&lim);
     lim.max_tensor_bytes = 4096;
-    c = open_ok(DS "zero3_fp32", CKPT_FORMAT_UNKNOWN, &lim);
+    c = eng_open_ok(DS "zero3_fp32", CKPT_FORMAT_UNKNOWN, &lim);
     if (c == NULL)
         return;
     fc1 = find_tensor(c, "module.fc1.weight");
@@ -428,27 +395,19 @@ static void test_strict_mode(void)
     CHECK(ckpt_open(DS "zero3_fp32", CKPT_FORMAT_UNKNOWN, &lim, &c, &e) != ERR_OK);
     CHECK(strcmp(err_category(&e), "disallowed_global") == 0);
     CHECK(strstr(e.msg, "deepspeed.runtime") != NULL);
-    c = open_ok(DS "zero2_bf16", CKPT_FORMAT_UNKNOWN, &lim);
+    c = eng_open_ok(DS "zero2_bf16", CKPT_FORMAT_UNKNOWN, &lim);
     CHECK(c != NULL && ckpt_n_tensors(c) == 6);
     ckpt_close(c);
 }
 
 int main(void)
 {
-    if (pool_new(2, 64, &test_pool, NULL) != ERR_OK)
-        return 1;
-    test_file_names();
-    test_partition_and_tags();
-    test_zero2_bf16();
-    test_zero3_fp32_two_ranks();
-    test_zero3_bf16_three_ranks();
-    test_alphas();
-    test_zero3_deflated();
-    test_zero3_frozen();
-    test_malformed();
-    test_refusals_explain();
-    test_one_tensor_at_a_time();
-    test_strict_mode();
-    pool_free(test_pool);
-    return check_report("test_deepspeed");
+    static void (*const cases[])(void) = {
+        test_file_names,           test_partition_and_tags,     test_zero2_bf16,
+        test_zero3_fp32_two_ranks, test_zero3_bf16_three_ranks, test_alphas,
+        test_zero3_deflated,       test_zero3_frozen,           test_malformed,
+        test_refusals_explain,     test_one_tensor_at_a_time,   test_strict_mode,
+    };
+
+    return eng_run_cases("test_deepspeed", cases, sizeof(cases) / sizeof(cases[0]));
 }

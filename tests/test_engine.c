@@ -11,42 +11,9 @@
 #include "core/numerics/preset.h"
 #include "server/engine.h"
 #include "tests/check.h"
+#include "tests/engine_util.h"
 
 #define FIX "tests/fixtures/"
-
-static struct pool *test_pool;
-
-/* Open `path`, analyse it under `preset`, fill *r. Returns 0 on success. */
-static int analyse(const char *path, const char *preset, struct engine_report *r)
-{
-    struct farms_params p;
-    struct engine_opts o = {0};
-    struct ckpt *c = NULL;
-    struct err e;
-    int rc;
-
-    memset(r, 0, sizeof(*r));
-    CHECK_EQ_INT(preset_get(preset, &p, &e), ERR_OK);
-    o.params = &p;
-    rc = ckpt_open(path, CKPT_FORMAT_UNKNOWN, NULL, &c, &e);
-    if (rc == ERR_OK)
-        rc = engine_select(c, &o, r, &e);
-    if (rc == ERR_OK)
-        rc = engine_run(c, test_pool, &o, r, &e);
-    if (rc)
-        fprintf(stderr, "%s: %s: %s\n", path, err_category(&e), e.msg);
-    CHECK_EQ_INT(rc, ERR_OK);
-    ckpt_close(c);
-    return rc;
-}
-
-static const struct engine_layer *find(const struct engine_report *r, const char *name)
-{
-    for (size_t i = 0; i < r->n; i++)
-        if (strcmp(r->layers[i].name, name) == 0)
-            return &r->layers[i];
-    return NULL;
-}
 
 static cJSON *load_json(const char *path)
 {
@@ -80,11 +47,11 @@ static void test_trained_mlp_matches_reference_vectors(void)
                                            {"fc3.weight", FIX "numerics/mlpA_fc3.json"}};
     struct engine_report r;
 
-    if (analyse(FIX "numerics/mlpA_digits.safetensors", "farms-cv", &r))
+    if (eng_analyse(FIX "numerics/mlpA_digits.safetensors", "farms-cv", &r))
         return;
     CHECK_EQ_INT(r.n, 6); /* three weights, three biases */
     for (size_t i = 0; i < 3; i++) {
-        const struct engine_layer *l = find(&r, cases[i][0]);
+        const struct engine_layer *l = eng_find_layer(&r, cases[i][0]);
         cJSON *j = load_json(cases[i][1]);
         const cJSON *res = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "results"), "farms_imgcls");
         CHECK(l != NULL && res != NULL);
@@ -101,8 +68,8 @@ static void test_trained_mlp_matches_reference_vectors(void)
                   1e-4);
         cJSON_Delete(j);
     }
-    CHECK_EQ_INT(find(&r, "fc1.bias")->res.status, FARMS_STATUS_SKIPPED);
-    CHECK(strstr(find(&r, "fc1.bias")->res.reason, "bias") != NULL);
+    CHECK_EQ_INT(eng_find_layer(&r, "fc1.bias")->res.status, FARMS_STATUS_SKIPPED);
+    CHECK(strstr(eng_find_layer(&r, "fc1.bias")->res.reason, "bias") != NULL);
     engine_report_free(&r);
 }
 
@@ -113,9 +80,9 @@ static void check_same_alphas(const char *pa, const char *pb, const char *preset
     struct engine_report a, b;
     int n_ok = 0;
 
-    if (analyse(pa, preset, &a))
+    if (eng_analyse(pa, preset, &a))
         return;
-    if (analyse(pb, preset, &b)) {
+    if (eng_analyse(pb, preset, &b)) {
         engine_report_free(&a);
         return;
     }
@@ -175,10 +142,10 @@ static void test_tied_weights_are_analysed_once(void)
     struct engine_report r;
     const struct engine_layer *head, *emb;
 
-    if (analyse(FIX "checkpoints/llama/llama_step0500.pt", "full", &r))
+    if (eng_analyse(FIX "checkpoints/llama/llama_step0500.pt", "full", &r))
         return;
-    head = find(&r, "lm_head.weight");
-    emb = find(&r, "model.embed_tokens.weight");
+    head = eng_find_layer(&r, "lm_head.weight");
+    emb = eng_find_layer(&r, "model.embed_tokens.weight");
     CHECK(head != NULL && emb != NULL);
     if (head != NULL && emb != NULL) {
         CHECK_EQ_INT(emb->res.status, FARMS_STATUS_OK); /* full: embeddings included */
@@ -200,12 +167,12 @@ static void test_canonical_order_of_a_decoder(void)
                                        "model.layers.0.mlp.down_proj.weight"};
     struct engine_report r;
 
-    if (analyse(FIX "checkpoints/llama/llama_step0500.safetensors", "farms-llm", &r))
+    if (eng_analyse(FIX "checkpoints/llama/llama_step0500.safetensors", "farms-llm", &r))
         return;
     CHECK_EQ_INT(r.ordering, LAYER_ORDERING_CANONICAL);
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]) && i < r.n; i++)
         CHECK_STR_EQ(r.layers[i].name, want[i]);
-    CHECK_EQ_INT(find(&r, "model.embed_tokens.weight")->res.status, FARMS_STATUS_SKIPPED);
+    CHECK_EQ_INT(eng_find_layer(&r, "model.embed_tokens.weight")->res.status, FARMS_STATUS_SKIPPED);
     engine_report_free(&r);
 }
 
@@ -246,7 +213,7 @@ static void test_layers_carry_their_histogram(void)
     struct engine_report r;
     int n_checked = 0;
 
-    if (analyse(FIX "numerics/mlpA_digits.safetensors", "farms-cv", &r))
+    if (eng_analyse(FIX "numerics/mlpA_digits.safetensors", "farms-cv", &r))
         return;
     for (size_t i = 0; i < r.n; i++) {
         const struct engine_layer *l = &r.layers[i];
@@ -310,7 +277,7 @@ static void test_bytes_other_than_the_hashed_ones_are_not_analysed(void)
     CHECK_EQ_INT(n_selected, 3);
     if (second != NULL) {
         second->sha256[0] = second->sha256[0] == '0' ? '1' : '0'; /* other bytes hashed */
-        CHECK_EQ_INT(engine_run(c, test_pool, &o, &r, &e), ERR_IO);
+        CHECK_EQ_INT(engine_run(c, eng_pool, &o, &r, &e), ERR_IO);
         CHECK_STR_EQ(err_category(&e), "changed");
         CHECK(strstr(e.msg, second->name) != NULL);
         CHECK_EQ_INT(n_progress, 1); /* the first row only */
@@ -319,7 +286,7 @@ static void test_bytes_other_than_the_hashed_ones_are_not_analysed(void)
     engine_report_free(&r);
     n_progress = 0;
     CHECK_EQ_INT(engine_select(c, &o, &r, NULL), ERR_OK);
-    CHECK_EQ_INT(engine_run(c, test_pool, &o, &r, &e), ERR_OK);
+    CHECK_EQ_INT(engine_run(c, eng_pool, &o, &r, &e), ERR_OK);
     CHECK_EQ_INT(n_progress, 3);
     engine_report_free(&r);
     ckpt_close(c);
@@ -327,15 +294,15 @@ static void test_bytes_other_than_the_hashed_ones_are_not_analysed(void)
 
 int main(void)
 {
-    if (pool_new(2, 64, &test_pool, NULL) != ERR_OK)
-        return 1;
-    test_trained_mlp_matches_reference_vectors();
-    test_same_weights_same_alphas_in_every_format();
-    test_tied_weights_are_analysed_once();
-    test_canonical_order_of_a_decoder();
-    test_include_and_exclude_filter_by_name();
-    test_layers_carry_their_histogram();
-    test_bytes_other_than_the_hashed_ones_are_not_analysed();
-    pool_free(test_pool);
-    return check_report("test_engine");
+    static void (*const cases[])(void) = {
+        test_trained_mlp_matches_reference_vectors,
+        test_same_weights_same_alphas_in_every_format,
+        test_tied_weights_are_analysed_once,
+        test_canonical_order_of_a_decoder,
+        test_include_and_exclude_filter_by_name,
+        test_layers_carry_their_histogram,
+        test_bytes_other_than_the_hashed_ones_are_not_analysed,
+    };
+
+    return eng_run_cases("test_engine", cases, sizeof(cases) / sizeof(cases[0]));
 }

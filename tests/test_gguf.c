@@ -18,10 +18,9 @@
 #include "core/numerics/preset.h"
 #include "server/engine.h"
 #include "tests/check.h"
+#include "tests/engine_util.h"
 
 #define GG "tests/fixtures/gguf/"
-
-static struct pool *test_pool;
 
 /* The bits of a double / float: "bitwise equal" compares these. */
 static uint64_t bits64(double x)
@@ -38,31 +37,9 @@ static uint32_t bits32(float x)
     return u;
 }
 
-static struct ckpt *open_ok(const char *path, enum ckpt_format f)
-{
-    struct ckpt *c = NULL;
-    struct err e;
-
-    if (ckpt_open(path, f, NULL, &c, &e) != ERR_OK)
-        fprintf(stderr, "%s: %s: %s\n", path, err_category(&e), e.msg);
-    CHECK(c != NULL);
-    return c;
-}
-
-static const struct ckpt_tensor *find_tensor(const struct ckpt *c, const char *name, size_t *at)
-{
-    for (size_t i = 0; c != NULL && i < ckpt_n_tensors(c); i++)
-        if (strcmp(ckpt_tensor_at(c, i)->name, name) == 0) {
-            if (at != NULL)
-                *at = i;
-            return ckpt_tensor_at(c, i);
-        }
-    return NULL;
-}
-
 static void test_llama_tensors_in_pytorch_order(void)
 {
-    struct ckpt *c = open_ok(GG "llama_f32.gguf", CKPT_FORMAT_UNKNOWN);
+    struct ckpt *c = eng_open_ok(GG "llama_f32.gguf", CKPT_FORMAT_UNKNOWN, NULL);
     const struct ckpt_tensor *t;
 
     if (c == NULL)
@@ -70,14 +47,14 @@ static void test_llama_tensors_in_pytorch_order(void)
     CHECK_STR_EQ(ckpt_format_name(ckpt_format_of(c)), "gguf");
     CHECK_EQ_INT(ckpt_n_tensors(c), 20);
     CHECK_STR_EQ(ckpt_tensor_at(c, 0)->name, "token_embd.weight"); /* file order */
-    t = find_tensor(c, "token_embd.weight", NULL);
+    t = eng_find_tensor(c, "token_embd.weight", NULL);
     CHECK(t != NULL && t->ndim == 2 && t->shape[0] == 28 && t->shape[1] == 64);
-    t = find_tensor(c, "blk.1.ffn_down.weight", NULL); /* ggml ne [128, 64] */
+    t = eng_find_tensor(c, "blk.1.ffn_down.weight", NULL); /* ggml ne [128, 64] */
     CHECK(t != NULL && t->ndim == 2 && t->shape[0] == 64 && t->shape[1] == 128);
     CHECK(t != NULL && t->dtype == DTYPE_F32 && t->nbytes == (uint64_t)64 * 128 * 4);
-    t = find_tensor(c, "blk.0.attn_k.weight", NULL);
+    t = eng_find_tensor(c, "blk.0.attn_k.weight", NULL);
     CHECK(t != NULL && t->shape[0] == 32 && t->shape[1] == 64);
-    t = find_tensor(c, "output_norm.weight", NULL);
+    t = eng_find_tensor(c, "output_norm.weight", NULL);
     CHECK(t != NULL && t->ndim == 1 && t->shape[0] == 64);
     ckpt_close(c);
 }
@@ -119,7 +96,8 @@ static void gguf_name_of(const char *hf, char *out, size_t len)
  * name with the same dtype, shape and bytes. */
 static void check_same_bytes(const char *st, const char *gguf)
 {
-    struct ckpt *a = open_ok(st, CKPT_FORMAT_UNKNOWN), *b = open_ok(gguf, CKPT_FORMAT_GGUF);
+    struct ckpt *a = eng_open_ok(st, CKPT_FORMAT_UNKNOWN, NULL),
+                *b = eng_open_ok(gguf, CKPT_FORMAT_GGUF, NULL);
     struct ckpt_buf ba = {0}, bb = {0};
     const void *da, *db;
     struct err e;
@@ -129,7 +107,7 @@ static void check_same_bytes(const char *st, const char *gguf)
     for (size_t i = 0; a != NULL && b != NULL && i < ckpt_n_tensors(a); i++) {
         const struct ckpt_tensor *ta = ckpt_tensor_at(a, i), *tb;
         gguf_name_of(ta->name, name, sizeof(name));
-        tb = find_tensor(b, name, &j);
+        tb = eng_find_tensor(b, name, &j);
         CHECK(tb != NULL);
         if (tb == NULL)
             continue;
@@ -159,30 +137,6 @@ static void test_f32_f16_and_v2_hold_the_twins_bytes(void)
 
 /* --- The analysis ------------------------------------------------------------ */
 
-static int analyse(const char *path, const char *preset, struct engine_report *r)
-{
-    struct farms_params p;
-    struct engine_opts o = {0};
-    struct ckpt *c = NULL;
-    struct err e;
-    int rc;
-
-    memset(r, 0, sizeof(*r));
-    CHECK_EQ_INT(preset_get(preset, &p, &e), ERR_OK);
-    o.params = &p;
-    o.hash = 1;
-    rc = ckpt_open(path, CKPT_FORMAT_UNKNOWN, NULL, &c, &e);
-    if (rc == ERR_OK)
-        rc = engine_select(c, &o, r, &e);
-    if (rc == ERR_OK)
-        rc = engine_run(c, test_pool, &o, r, &e);
-    if (rc)
-        fprintf(stderr, "%s: %s: %s\n", path, err_category(&e), e.msg);
-    CHECK_EQ_INT(rc, ERR_OK);
-    ckpt_close(c);
-    return rc;
-}
-
 /* Row k of both reports: the same block and role, alphas bitwise equal;
  * `n_fitted` rows have a fit. */
 static void check_same_alphas(const char *st, const char *gguf, const char *preset, int n_fitted)
@@ -190,9 +144,9 @@ static void check_same_alphas(const char *st, const char *gguf, const char *pres
     struct engine_report a, b;
     int n_ok = 0;
 
-    if (analyse(st, preset, &a))
+    if (eng_analyse_as(st, preset, ENG_RUN | ENG_HASH, &a))
         return;
-    if (analyse(gguf, preset, &b) == 0) {
+    if (eng_analyse_as(gguf, preset, ENG_RUN | ENG_HASH, &b) == 0) {
         CHECK_EQ_INT(a.n, b.n);
         CHECK_EQ_INT(b.ordering, LAYER_ORDERING_CANONICAL);
         for (size_t k = 0; k < a.n && k < b.n; k++) {
@@ -230,8 +184,8 @@ static void test_quant_types_dequantize_bitwise_as_ggml(void)
 {
     static const char *const decoded[] = {"F16",  "BF16", "Q4_0", "Q4_1", "Q5_0", "Q5_1",
                                           "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"};
-    struct ckpt *q = open_ok(GG "quant.gguf", CKPT_FORMAT_UNKNOWN);
-    struct ckpt *ref = open_ok(GG "quant_ref.safetensors", CKPT_FORMAT_UNKNOWN);
+    struct ckpt *q = eng_open_ok(GG "quant.gguf", CKPT_FORMAT_UNKNOWN, NULL);
+    struct ckpt *ref = eng_open_ok(GG "quant_ref.safetensors", CKPT_FORMAT_UNKNOWN, NULL);
     struct ckpt_buf bq = {0}, br = {0};
     const void *dq, *dr;
     struct err e;
@@ -246,7 +200,7 @@ static void test_quant_types_dequantize_bitwise_as_ggml(void)
         CHECK(t->ndim == 2 && t->shape[0] == 16 && t->shape[1] == 256);
         if (!dtype_is_decodable(t->dtype))
             continue;
-        if (find_tensor(ref, t->name, &j) == NULL) {
+        if (eng_find_tensor(ref, t->name, &j) == NULL) {
             CHECK(!"every decoded tensor has ggml's values in quant_ref.safetensors");
             continue;
         }
@@ -281,16 +235,16 @@ static void test_quant_types_dequantize_bitwise_as_ggml(void)
  * dtype_to_f64 goes through it for all). */
 static void test_ggml_to_f32_matches_for_q4_k(void)
 {
-    struct ckpt *q = open_ok(GG "quant.gguf", CKPT_FORMAT_GGUF);
-    struct ckpt *ref = open_ok(GG "quant_ref.safetensors", CKPT_FORMAT_UNKNOWN);
+    struct ckpt *q = eng_open_ok(GG "quant.gguf", CKPT_FORMAT_GGUF, NULL);
+    struct ckpt *ref = eng_open_ok(GG "quant_ref.safetensors", CKPT_FORMAT_UNKNOWN, NULL);
     struct ckpt_buf bq = {0}, br = {0};
     const void *dq = NULL, *dr = NULL;
     static float got[4096];
     size_t i = 0, j = 0;
     struct err e;
 
-    if (find_tensor(q, "quant.q4_k.weight", &i) == NULL ||
-        find_tensor(ref, "quant.q4_k.weight", &j) == NULL) {
+    if (eng_find_tensor(q, "quant.q4_k.weight", &i) == NULL ||
+        eng_find_tensor(ref, "quant.q4_k.weight", &j) == NULL) {
         CHECK(0);
     } else {
         CHECK_EQ_INT(ckpt_tensor_read(q, i, &bq, &dq, &e), ERR_OK);
@@ -358,7 +312,7 @@ static void test_quant_file_rows_and_identity(void)
 
     raw_sha256(GG "quant.gguf", "quant.q4_k.weight", hex);
     CHECK_EQ_INT(strlen(hex), 64);
-    if (analyse(GG "quant.gguf", "farms-llm", &r) == 0) {
+    if (eng_analyse_as(GG "quant.gguf", "farms-llm", ENG_RUN | ENG_HASH, &r) == 0) {
         CHECK_EQ_INT(r.n, 14);
         for (size_t k = 0; k < r.n; k++) {
             const struct engine_layer *l = &r.layers[k];
@@ -558,7 +512,7 @@ static void test_general_alignment_is_followed(void)
     struct gguf_file g;
     struct rfile rf;
     struct err e;
-    struct ckpt *c = open_ok(GG "aligned64.gguf", CKPT_FORMAT_UNKNOWN);
+    struct ckpt *c = eng_open_ok(GG "aligned64.gguf", CKPT_FORMAT_UNKNOWN, NULL);
     struct ckpt_buf b = {0};
     const void *d = NULL;
     double v[8];
@@ -592,21 +546,21 @@ static void test_general_alignment_is_followed(void)
 
 int main(void)
 {
-    if (pool_new(2, 64, &test_pool, NULL) != ERR_OK)
-        return 1;
-    test_llama_tensors_in_pytorch_order();
-    test_f32_f16_and_v2_hold_the_twins_bytes();
-    test_same_alphas_as_the_safetensors_twin();
-    test_quant_types_dequantize_bitwise_as_ggml();
-    test_ggml_to_f32_matches_for_q4_k();
-    test_quant_file_rows_and_identity();
-    test_llama_cpp_names_map_to_blocks_and_roles();
-    test_ggml_type_table_matches_ggml();
-    test_dtype_nbytes_counts_whole_blocks();
-    test_malformed_files_give_their_category();
-    test_sniffing_and_messages();
-    test_header_limit();
-    test_general_alignment_is_followed();
-    pool_free(test_pool);
-    return check_report("test_gguf");
+    static void (*const cases[])(void) = {
+        test_llama_tensors_in_pytorch_order,
+        test_f32_f16_and_v2_hold_the_twins_bytes,
+        test_same_alphas_as_the_safetensors_twin,
+        test_quant_types_dequantize_bitwise_as_ggml,
+        test_ggml_to_f32_matches_for_q4_k,
+        test_quant_file_rows_and_identity,
+        test_llama_cpp_names_map_to_blocks_and_roles,
+        test_ggml_type_table_matches_ggml,
+        test_dtype_nbytes_counts_whole_blocks,
+        test_malformed_files_give_their_category,
+        test_sniffing_and_messages,
+        test_header_limit,
+        test_general_alignment_is_followed,
+    };
+
+    return eng_run_cases("test_gguf", cases, sizeof(cases) / sizeof(cases[0]));
 }

@@ -11,30 +11,10 @@
 
 #include "core/formats/layers.h"
 #include "tests/check.h"
+#include "tests/file_util.h"
 
 #define MANIFEST    "tests/fixtures/checkpoints/manifest.json"
 #define N_SUGGESTED 685 /* model tensors with `suggested` in the manifest */
-
-static char *read_text(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    char *buf = NULL;
-    long n;
-
-    if (f == NULL)
-        return NULL;
-    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0) {
-        buf = malloc((size_t)n + 1);
-        if (buf != NULL && fread(buf, 1, (size_t)n, f) == (size_t)n) {
-            buf[n] = '\0';
-        } else {
-            free(buf);
-            buf = NULL;
-        }
-    }
-    fclose(f);
-    return buf;
-}
 
 /* One line describing a classification, so a mismatch shows every field. */
 static void describe(char *out, size_t len, const char *kind, int analyze, long long block,
@@ -76,7 +56,7 @@ static void check_suggested(const cJSON *t, const char *model_prefix)
 
 static void test_manifest_suggested_classification(void)
 {
-    char *text = read_text(MANIFEST);
+    char *text = fu_read(MANIFEST, NULL);
     cJSON *root = text != NULL ? cJSON_Parse(text) : NULL;
     const cJSON *f;
     int n_checked = 0;

@@ -16,11 +16,10 @@
 #include "core/numerics/preset.h"
 #include "server/engine.h"
 #include "tests/check.h"
+#include "tests/engine_util.h"
 
 #define FIX "tests/fixtures/"
 #define LAY FIX "layouts/"
-
-static struct pool *test_pool;
 
 /* Parameters of `preset` with the overrides sets[0..n). */
 static struct farms_params params_with(const char *preset, const char *const *sets, int n)
@@ -33,36 +32,6 @@ static struct farms_params params_with(const char *preset, const char *const *se
     for (int i = 0; i < n; i++)
         CHECK_EQ_INT(preset_set(&p, sets[i], &e), ERR_OK);
     return p;
-}
-
-/* Open `path` and select (and with `run`, analyse) its layers under *p. */
-static int analyse(const char *path, const struct farms_params *p, int run, struct engine_report *r)
-{
-    struct engine_opts o = {.params = p};
-    struct ckpt *c = NULL;
-    struct err e;
-    int rc;
-
-    memset(r, 0, sizeof(*r));
-    rc = ckpt_open(path, CKPT_FORMAT_UNKNOWN, NULL, &c, &e);
-    if (rc == ERR_OK)
-        rc = engine_select(c, &o, r, &e);
-    if (rc == ERR_OK && run)
-        rc = engine_run(c, test_pool, &o, r, &e);
-    if (rc)
-        fprintf(stderr, "%s: %s: %s\n", path, err_category(&e), e.msg);
-    CHECK_EQ_INT(rc, ERR_OK);
-    ckpt_close(c);
-    return rc;
-}
-
-static const struct engine_layer *find(const struct engine_report *r, const char *name)
-{
-    for (size_t i = 0; i < r->n; i++)
-        if (strcmp(r->layers[i].name, name) == 0)
-            return &r->layers[i];
-    fprintf(stderr, "no layer '%s'\n", name);
-    return NULL;
 }
 
 static cJSON *manifest(void)
@@ -127,11 +96,11 @@ static void test_every_tensor_has_the_manifest_kind(void)
         int n = 0;
 
         snprintf(path, sizeof(path), LAY "%s", str_of(file, "file"));
-        if (analyse(path, &p, 0, &r))
+        if (eng_select_run(path, &p, 0, &r))
             continue;
         cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(file, "tensors"))
         {
-            const struct engine_layer *l = find(&r, str_of(t, "name"));
+            const struct engine_layer *l = eng_find_layer(&r, str_of(t, "name"));
             int weight = strcmp(str_of(t, "layout"), "keras") == 0;
 
             n++;
@@ -202,13 +171,13 @@ static void check_file_matches_torch(const cJSON *file, const char *preset, cons
 
     snprintf(path, sizeof(path), LAY "%s", str_of(file, "file"));
     snprintf(tpath, sizeof(tpath), FIX "checkpoints/%s", str_of(file, "torch_original"));
-    if (analyse(path, &p, 1, &r) || analyse(tpath, &p, 1, &tr))
+    if (eng_select_run(path, &p, ENG_RUN, &r) || eng_select_run(tpath, &p, ENG_RUN, &tr))
         return;
     cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(file, "tensors"))
     {
         const char *torch = str_of(t, "torch");
-        const struct engine_layer *l = torch ? find(&r, str_of(t, "name")) : NULL,
-                                  *tl = torch ? find(&tr, torch) : NULL;
+        const struct engine_layer *l = torch ? eng_find_layer(&r, str_of(t, "name")) : NULL,
+                                  *tl = torch ? eng_find_layer(&tr, torch) : NULL;
         if (l == NULL || tl == NULL)
             continue;
         CHECK_EQ_INT(l->selected, 1);
@@ -253,11 +222,11 @@ static void check_rectangular_windows_see_the_reading(void)
     struct engine_report ra, rt;
     const struct engine_layer *a, *t;
 
-    if (analyse(LAY "keras_mlp.safetensors", &pa, 1, &ra))
+    if (eng_select_run(LAY "keras_mlp.safetensors", &pa, ENG_RUN, &ra))
         return;
-    if (analyse(LAY "keras_mlp.safetensors", &pt, 1, &rt) == ERR_OK) {
-        a = find(&ra, "dense/kernel:0");
-        t = find(&rt, "dense/kernel:0");
+    if (eng_select_run(LAY "keras_mlp.safetensors", &pt, ENG_RUN, &rt) == ERR_OK) {
+        a = eng_find_layer(&ra, "dense/kernel:0");
+        t = eng_find_layer(&rt, "dense/kernel:0");
         CHECK(a != NULL && t != NULL && a->res.status == FARMS_STATUS_OK &&
               t->res.status == FARMS_STATUS_OK && !same_bits(a->res.alpha, t->res.alpha));
         engine_report_free(&rt);
@@ -279,12 +248,12 @@ static void test_layout_setting_overrides_the_reading(void)
     const struct engine_layer *conv, *dense, *dense_auto, *w;
     char key[ANALYSIS_KEY_MAX], key_auto[ANALYSIS_KEY_MAX];
 
-    if (analyse(LAY "keras_cnn.safetensors", &pt, 1, &r) ||
-        analyse(LAY "keras_cnn.safetensors", &pa, 1, &ra))
+    if (eng_select_run(LAY "keras_cnn.safetensors", &pt, ENG_RUN, &r) ||
+        eng_select_run(LAY "keras_cnn.safetensors", &pa, ENG_RUN, &ra))
         return;
-    conv = find(&r, "sequential/conv2d_1/kernel");
-    dense = find(&r, "sequential/dense/kernel");
-    dense_auto = find(&ra, "sequential/dense/kernel");
+    conv = eng_find_layer(&r, "sequential/conv2d_1/kernel");
+    dense = eng_find_layer(&r, "sequential/dense/kernel");
+    dense_auto = eng_find_layer(&ra, "sequential/dense/kernel");
     CHECK(conv != NULL && dense != NULL && dense_auto != NULL);
     if (conv != NULL && dense != NULL && dense_auto != NULL) {
         struct analysis_tensor t = {
@@ -305,11 +274,11 @@ static void test_layout_setting_overrides_the_reading(void)
     engine_report_free(&r);
     engine_report_free(&ra);
     check_rectangular_windows_see_the_reading();
-    if (analyse(FIX "checkpoints/mlp/mlp_step0500.safetensors", &pk, 0, &rk))
+    if (eng_select_run(FIX "checkpoints/mlp/mlp_step0500.safetensors", &pk, 0, &rk))
         return;
-    w = find(&rk, "net.0.weight");
+    w = eng_find_layer(&rk, "net.0.weight");
     CHECK(w != NULL && w->info.kind == LAYER_KIND_LINEAR_IO && w->selected);
-    w = find(&rk, "net.0.bias");
+    w = eng_find_layer(&rk, "net.0.bias");
     CHECK(w != NULL && w->info.kind == LAYER_KIND_BIAS && !w->selected);
     engine_report_free(&rk);
 }
@@ -327,20 +296,20 @@ static void test_weights_regex_selects_unknown_names(void)
     struct engine_report r0, r, rk, tr;
     const struct engine_layer *in, *hid, *out, *t_in, *t_hid;
 
-    if (analyse(LAY "odd_mlp.safetensors", &p0, 0, &r0) ||
-        analyse(LAY "odd_mlp.safetensors", &p, 1, &r) ||
-        analyse(LAY "odd_mlp.safetensors", &pk, 0, &rk) ||
-        analyse(FIX "checkpoints/mlp/mlp_step0500.safetensors", &p, 1, &tr))
+    if (eng_select_run(LAY "odd_mlp.safetensors", &p0, 0, &r0) ||
+        eng_select_run(LAY "odd_mlp.safetensors", &p, ENG_RUN, &r) ||
+        eng_select_run(LAY "odd_mlp.safetensors", &pk, 0, &rk) ||
+        eng_select_run(FIX "checkpoints/mlp/mlp_step0500.safetensors", &p, ENG_RUN, &tr))
         return;
     for (size_t i = 0; i < r0.n; i++) {
         CHECK_EQ_INT(r0.layers[i].selected, 0);
         CHECK(strstr(r0.layers[i].res.reason, "is not a layer weight") != NULL);
     }
-    in = find(&r, "mixer/W_in");
-    hid = find(&r, "mixer/W_hidden");
-    out = find(&r, "mixer/W_out");
-    t_in = find(&tr, "net.0.weight");
-    t_hid = find(&tr, "net.2.weight");
+    in = eng_find_layer(&r, "mixer/W_in");
+    hid = eng_find_layer(&r, "mixer/W_hidden");
+    out = eng_find_layer(&r, "mixer/W_out");
+    t_in = eng_find_layer(&tr, "net.0.weight");
+    t_hid = eng_find_layer(&tr, "net.2.weight");
     CHECK(in && hid && out && t_in && t_hid);
     if (in && hid && out && t_in && t_hid) {
         CHECK(in->selected && hid->selected && !out->selected);
@@ -349,7 +318,7 @@ static void test_weights_regex_selects_unknown_names(void)
         CHECK(same_bits(in->res.alpha, t_in->res.alpha));
         CHECK(same_bits(hid->res.alpha, t_hid->res.alpha));
     }
-    out = find(&rk, "mixer/W_out");
+    out = eng_find_layer(&rk, "mixer/W_out");
     CHECK(out != NULL && out->selected && out->info.kind == LAYER_KIND_LINEAR_IO);
     engine_report_free(&r0);
     engine_report_free(&r);
@@ -544,17 +513,17 @@ static void test_keras_names_order_naturally(void)
 
 int main(void)
 {
-    if (pool_new(2, 64, &test_pool, NULL) != ERR_OK)
-        return 1;
-    test_every_tensor_has_the_manifest_kind();
-    test_keras_and_flax_alphas_equal_pytorch_bitwise();
-    test_layout_setting_overrides_the_reading();
-    test_weights_regex_selects_unknown_names();
-    test_invalid_weights_regex_is_refused();
-    test_selection_keys_in_the_settings_json();
-    test_issue_conv_kernel_and_filters_are_analysed();
-    test_keras_and_flax_names();
-    test_keras_names_order_naturally();
-    pool_free(test_pool);
-    return check_report("test_layouts");
+    static void (*const cases[])(void) = {
+        test_every_tensor_has_the_manifest_kind,
+        test_keras_and_flax_alphas_equal_pytorch_bitwise,
+        test_layout_setting_overrides_the_reading,
+        test_weights_regex_selects_unknown_names,
+        test_invalid_weights_regex_is_refused,
+        test_selection_keys_in_the_settings_json,
+        test_issue_conv_kernel_and_filters_are_analysed,
+        test_keras_and_flax_names,
+        test_keras_names_order_naturally,
+    };
+
+    return eng_run_cases("test_layouts", cases, sizeof(cases) / sizeof(cases[0]));
 }

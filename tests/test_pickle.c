@@ -583,33 +583,27 @@ static void test_structural_errors(void)
 /* Opcodes that instantiate, use extension registries or out-of-band data are refused. */
 static void test_refused_opcodes(void)
 {
-    CHECK_STR_EQ(both(P("("
-                        "iargparse\nNamespace\n"
-                        ".")),
-                 "invalid_pickle"); /* INST */
-    CHECK_STR_EQ(both(P("("
-                        "ccollections\nOrderedDict\n"
-                        "o"
-                        ".")),
-                 "invalid_pickle"); /* OBJ */
-    CHECK_STR_EQ(both(P("\x82\x01"
-                        ".")),
-                 "invalid_pickle"); /* EXT1 */
-    CHECK_STR_EQ(both(P("\x83\x01\x00"
-                        ".")),
-                 "invalid_pickle"); /* EXT2 */
-    CHECK_STR_EQ(both(P("P0\n"
-                        ".")),
-                 "invalid_pickle"); /* PERSID */
-    CHECK_STR_EQ(both(P("\x97"
-                        ".")),
-                 "invalid_pickle"); /* NEXT_BUFFER */
-    CHECK_STR_EQ(both(P("I1\n"
-                        ".")),
-                 "invalid_pickle"); /* text INT */
-    CHECK_STR_EQ(both(P("\xff"
-                        ".")),
-                 "invalid_pickle");
+    static const struct {
+        const unsigned char *pk;
+        size_t n;
+    } refused[] = {
+        {P("("
+           "iargparse\nNamespace\n"
+           ".")}, /* INST */
+        {P("("
+           "ccollections\nOrderedDict\n"
+           "o"
+           ".")},             /* OBJ */
+        {P("\x82\x01.")},     /* EXT1 */
+        {P("\x83\x01\x00.")}, /* EXT2 */
+        {P("P0\n.")},         /* PERSID */
+        {P("\x97.")},         /* NEXT_BUFFER */
+        {P("I1\n.")},         /* text INT */
+        {P("\xff.")},
+    };
+
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+        CHECK_STR_EQ(both(refused[i].pk, refused[i].n), "invalid_pickle");
 }
 
 static void test_limits(void)

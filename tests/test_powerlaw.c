@@ -14,6 +14,7 @@
 #include "core/numerics/powerlaw.h"
 #include "core/numerics/powerlaw_int.h"
 #include "tests/check.h"
+#include "tests/file_util.h"
 
 /* 1 if a and b are the same double bit for bit (NaN payloads, signed zeros). */
 static int same_bits(double a, double b)
@@ -499,31 +500,10 @@ static int ref_check_fit(const char *what, const cJSON *want, const cJSON *eigs,
     return ok;
 }
 
-static char *read_file(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    char *buf = NULL;
-    long len;
-
-    if (f == NULL)
-        return NULL;
-    if (fseek(f, 0, SEEK_END) == 0 && (len = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0) {
-        buf = malloc((size_t)len + 1);
-        if (buf != NULL && fread(buf, 1, (size_t)len, f) == (size_t)len) {
-            buf[len] = '\0';
-        } else {
-            free(buf);
-            buf = NULL;
-        }
-    }
-    fclose(f);
-    return buf;
-}
-
 /* Every fit of one case file; returns the number checked, adds failures. */
 static int ref_check_case(const char *path, int *n_bad)
 {
-    char *text = read_file(path), what[256];
+    char *text = fu_read(path, NULL), what[256];
     cJSON *doc = text ? cJSON_Parse(text) : NULL, *res, *div;
     const cJSON *results = cJSON_GetObjectItemCaseSensitive(doc, "results");
     int n = 0, d;

@@ -122,36 +122,6 @@ static int n_layers(const struct svc *s, const char *run, long step)
     return n;
 }
 
-/* The service's layers for run/step equal `farmsd analyze file` (farms-llm). */
-static void check_layers_equal_cli(const struct svc *s, const char *run, long step,
-                                   const char *file)
-{
-    char path[256];
-    struct svc_resp r;
-    cJSON *cli = svc_cli_analyze_threads(file, "farms-llm", 1);
-    const cJSON *a, *b;
-
-    snprintf(path, sizeof(path), "/v1/runs/%s/checkpoints/%ld?preset=farms-llm", run, step);
-    CHECK_EQ_INT(svc_get(s, path, &r), 200);
-    CHECK(cli != NULL);
-    CHECK(cJSON_GetArraySize(svc_j(r.json, "layers")) > 0);
-    CHECK_EQ_INT(cJSON_GetArraySize(svc_j(r.json, "layers")),
-                 cJSON_GetArraySize(svc_j(cli, "layers")));
-    a = svc_j(r.json, "layers") ? svc_j(r.json, "layers")->child : NULL;
-    b = svc_j(cli, "layers") ? svc_j(cli, "layers")->child : NULL;
-    for (; a != NULL && b != NULL; a = a->next, b = b->next) {
-        CHECK_STR_EQ(svc_js(a, "name"), svc_js(b, "name"));
-        CHECK_STR_EQ(svc_js(a, "status"), svc_js(b, "status"));
-        CHECK(cJSON_Compare(svc_j(a, "alpha"), svc_j(b, "alpha"), 1));
-        CHECK(cJSON_Compare(svc_j(a, "num_eigs"), svc_j(b, "num_eigs"), 1));
-        if (!cJSON_Compare(svc_j(a, "alpha"), svc_j(b, "alpha"), 1))
-            fprintf(stderr, "  %s step %ld layer %s: alpha %.17g, farmsd analyze %.17g\n", run,
-                    step, svc_js(a, "name"), svc_jn(a, "alpha"), svc_jn(b, "alpha"));
-    }
-    cJSON_Delete(cli);
-    svc_resp_free(&r);
-}
-
 /* Job `id` succeeds with `hits` cache hits (-1: any). */
 static void check_succeeded(const struct svc *s, long long id, long hits)
 {
@@ -376,8 +346,8 @@ static void test_files_replaced_after_the_202_fail_changed(const struct svc *s)
     svc_resp_free(&r);
     check_succeeded(s, j3, 0);
     check_succeeded(s, j4, 0);
-    check_layers_equal_cli(s, "changes", 3, SVC_FIX "mlp/mlp_step0100.safetensors");
-    check_layers_equal_cli(s, "changes", 4, u);
+    svc_check_layers_as_analyze(s, "changes", 3, SVC_FIX "mlp/mlp_step0100.safetensors", 1, 0);
+    svc_check_layers_as_analyze(s, "changes", 4, u, 1, 0);
 }
 
 /* --- Rewritten during the analysis: no poisoned cache ------------------------------------ */
@@ -405,7 +375,7 @@ static void test_file_rewritten_during_analysis_reads_the_submitted_bytes(const 
     /* the second half of the tensor bytes replaced while the job runs */
     CHECK(rewrite_in_place(p, other, size / 2, (size_t)(size - size / 2)));
     check_succeeded(s, j1, -1);
-    check_layers_equal_cli(s, "rewrite", 1, orig); /* the submitted bytes' results */
+    svc_check_layers_as_analyze(s, "rewrite", 1, orig, 1, 0); /* the submitted bytes' results */
     /* no result cached for the rewritten bytes: they were never analysed */
     for (int i = 0; i < N_MAT; i++) {
         char was[THASH_HEX_LEN], now[THASH_HEX_LEN];
@@ -422,7 +392,7 @@ static void test_file_rewritten_during_analysis_reads_the_submitted_bytes(const 
     CHECK_EQ_INT(post_path(s, "rewrite", 3, mixed, &j3, &r), 202);
     svc_resp_free(&r);
     check_succeeded(s, j3, -1);
-    check_layers_equal_cli(s, "rewrite", 3, mixed);
+    svc_check_layers_as_analyze(s, "rewrite", 3, mixed, 1, 0);
 }
 
 /* --- Reproduction 1: truncated during the analysis ------------------------------------------ */
@@ -449,7 +419,7 @@ static void test_file_truncated_during_analysis_reads_the_submitted_bytes(const 
     CHECK(truncate(g, 1000000) == 0);
     check_succeeded(s, j, -1);
     CHECK(server_alive(s));
-    check_layers_equal_cli(s, "truncated", 2, saved);
+    svc_check_layers_as_analyze(s, "truncated", 2, saved, 1, 0);
 }
 
 int main(void)

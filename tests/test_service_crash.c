@@ -242,25 +242,7 @@ static void test_kill_9_during_a_job_then_restart(void)
     check_acked_present(&s, a, 4);
 
     /* half analysed before the crash, half after: the same as one clean run */
-    {
-        cJSON *cli = svc_cli_analyze(big, "farms-llm");
-        struct svc_resp r;
-        const cJSON *x, *y;
-        CHECK_EQ_INT(svc_get(&s, "/v1/runs/crash/checkpoints/1?preset=farms-llm", &r), 200);
-        CHECK_EQ_INT(cJSON_GetArraySize(svc_j(r.json, "layers")), N_BIG);
-        CHECK_EQ_INT(cJSON_GetArraySize(svc_j(cli, "layers")), N_BIG);
-        x = svc_j(r.json, "layers") ? svc_j(r.json, "layers")->child : NULL;
-        y = svc_j(cli, "layers") ? svc_j(cli, "layers")->child : NULL;
-        for (; x != NULL && y != NULL; x = x->next, y = y->next) {
-            CHECK_STR_EQ(svc_js(x, "name"), svc_js(y, "name"));
-            CHECK_STR_EQ(svc_js(x, "status"), "ok");
-            CHECK(cJSON_Compare(svc_j(x, "alpha"), svc_j(y, "alpha"), 1));
-            CHECK(cJSON_Compare(svc_j(x, "D"), svc_j(y, "D"), 1));
-            CHECK(cJSON_Compare(svc_j(x, "num_eigs"), svc_j(y, "num_eigs"), 1));
-        }
-        cJSON_Delete(cli);
-        svc_resp_free(&r);
-    }
+    svc_check_layers_as_analyze(&s, "crash", 1, big, 0, N_BIG);
     CHECK_EQ_INT(svc_metric(&s, "farmsd_jobs{state=\"succeeded\"}"), 4);
     CHECK_EQ_INT(svc_metric(&s, "farmsd_jobs{state=\"running\"}"), 0);
     test_sigterm_during_a_job(&s, data, big);

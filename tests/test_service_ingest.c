@@ -125,33 +125,6 @@ static long post_path(const struct svc *s, const char *run, long step, const cha
     return svc_post_json(s, url, body, NULL, r);
 }
 
-/* The service's layers for run/step equal `farmsd analyze file` (farms-llm). */
-static void check_layers_equal_cli(const struct svc *s, const char *run, long step,
-                                   const char *file)
-{
-    char path[256];
-    struct svc_resp r;
-    cJSON *cli = svc_cli_analyze(file, "farms-llm");
-    const cJSON *a, *b;
-
-    snprintf(path, sizeof(path), "/v1/runs/%s/checkpoints/%ld?preset=farms-llm", run, step);
-    CHECK_EQ_INT(svc_get(s, path, &r), 200);
-    CHECK(cli != NULL);
-    CHECK(cJSON_GetArraySize(svc_j(r.json, "layers")) > 0);
-    CHECK_EQ_INT(cJSON_GetArraySize(svc_j(r.json, "layers")),
-                 cJSON_GetArraySize(svc_j(cli, "layers")));
-    a = svc_j(r.json, "layers") ? svc_j(r.json, "layers")->child : NULL;
-    b = svc_j(cli, "layers") ? svc_j(cli, "layers")->child : NULL;
-    for (; a != NULL && b != NULL; a = a->next, b = b->next) {
-        CHECK_STR_EQ(svc_js(a, "name"), svc_js(b, "name"));
-        CHECK_STR_EQ(svc_js(a, "status"), svc_js(b, "status"));
-        CHECK(cJSON_Compare(svc_j(a, "alpha"), svc_j(b, "alpha"), 1));
-        CHECK(cJSON_Compare(svc_j(a, "num_eigs"), svc_j(b, "num_eigs"), 1));
-    }
-    cJSON_Delete(cli);
-    svc_resp_free(&r);
-}
-
 /* --- Path ingestion ------------------------------------------------------------------ */
 
 static void test_paths_inside_the_root_are_analysed_in_place(const struct svc *s)
@@ -193,8 +166,9 @@ static void test_paths_inside_the_root_are_analysed_in_place(const struct svc *s
     job = svc_wait_job(s, index_job, 60);
     CHECK_STR_EQ(svc_js(job, "state"), "succeeded");
     cJSON_Delete(job);
-    check_layers_equal_cli(s, "paths", 1, SVC_FIX "mlp/mlp_step0500.safetensors");
-    check_layers_equal_cli(s, "paths", 2, SVC_FIX "llama/sharded/model.safetensors.index.json");
+    svc_check_layers_as_analyze(s, "paths", 1, SVC_FIX "mlp/mlp_step0500.safetensors", 0, 0);
+    svc_check_layers_as_analyze(s, "paths", 2, SVC_FIX "llama/sharded/model.safetensors.index.json",
+                                0, 0);
 }
 
 static void test_paths_outside_the_root_are_refused(const struct svc *s)

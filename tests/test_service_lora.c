@@ -173,31 +173,6 @@ static cJSON *accepted_job(const struct svc *s, long status, struct svc_resp *r)
     return job;
 }
 
-/* The service's layers of run/step equal the CLI's `cli` (name, status,
- * alpha, num_eigs, bitwise). */
-static void check_layers_equal(const struct svc *s, const char *run, long step, const cJSON *cli)
-{
-    char path[256];
-    struct svc_resp r;
-    const cJSON *a, *b;
-
-    snprintf(path, sizeof(path), "/v1/runs/%s/checkpoints/%ld?preset=" PRESET, run, step);
-    CHECK_EQ_INT(svc_get(s, path, &r), 200);
-    CHECK(cli != NULL);
-    CHECK(cJSON_GetArraySize(svc_j(r.json, "layers")) > 0);
-    CHECK_EQ_INT(cJSON_GetArraySize(svc_j(r.json, "layers")),
-                 cJSON_GetArraySize(svc_j(cli, "layers")));
-    a = svc_j(r.json, "layers") ? svc_j(r.json, "layers")->child : NULL;
-    b = svc_j(cli, "layers") ? svc_j(cli, "layers")->child : NULL;
-    for (; a != NULL && b != NULL; a = a->next, b = b->next) {
-        CHECK_STR_EQ(svc_js(a, "name"), svc_js(b, "name"));
-        CHECK_STR_EQ(svc_js(a, "status"), svc_js(b, "status"));
-        CHECK(cJSON_Compare(svc_j(a, "alpha"), svc_j(b, "alpha"), 1));
-        CHECK(cJSON_Compare(svc_j(a, "num_eigs"), svc_j(b, "num_eigs"), 1));
-    }
-    svc_resp_free(&r);
-}
-
 /* The CLI layer `name` of `cli`, or NULL. */
 static const cJSON *cli_layer(const cJSON *cli, const char *name)
 {
@@ -256,7 +231,7 @@ static void test_series_gives_merged_histories(const struct svc *s)
         cJSON_Delete(job);
         snprintf(url, sizeof(url), PEFT "llama_lora/step%04d", steps[i]);
         cli[i] = cli_analyze_merged(url, BASE);
-        check_layers_equal(s, "ft", steps[i], cli[i]);
+        svc_check_layers_as_cli(s, "ft", steps[i], PRESET, cli[i], 0);
     }
     /* the base's names, in its order */
     CHECK(base_cli != NULL);
@@ -304,7 +279,7 @@ static void test_base_by_path(const struct svc *s)
     CHECK(svc_jn(svc_j(job, "progress"), "cache_hits") ==
           svc_jn(svc_j(job, "progress"), "tensors_total"));
     cJSON_Delete(job);
-    check_layers_equal(s, "ft2", 100, cli);
+    svc_check_layers_as_cli(s, "ft2", 100, PRESET, cli, 0);
     cJSON_Delete(cli);
 
     /* again with the same base by run and step: the same content, the same job */

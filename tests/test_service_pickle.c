@@ -24,25 +24,6 @@ static const char *server_bin = "build/san/farmsd"; /* svc_start's binary */
 
 static char tmp_dir[256];
 
-/* A "VmRSS:" / "VmHWM:" line of the server's /proc status, in kB (-1: none). */
-static long server_kb(const struct svc *s, const char *key)
-{
-    char path[64], line[256];
-    size_t n = strlen(key);
-    long v = -1;
-    FILE *f;
-
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)s->pid);
-    f = fopen(path, "r");
-    if (f == NULL)
-        return -1;
-    while (fgets(line, sizeof(line), f) != NULL)
-        if (strncmp(line, key, n) == 0 && line[n] == ':')
-            v = strtol(line + n + 1, NULL, 10);
-    fclose(f);
-    return v;
-}
-
 static void expect_refused(const struct svc *s, const char *file, long step)
 {
     char path[128];
@@ -103,10 +84,10 @@ static void test_hostile_pickles_stay_within_the_memory_limit(void)
         CHECK(!"server started");
         return;
     }
-    base_kb = server_kb(&s, "VmRSS");
+    base_kb = svc_proc_kb(&s, "VmRSS");
     expect_refused(&s, "tests/fixtures/hostile/pt_pickle_list_flood.pt", 1);
     expect_refused(&s, "tests/fixtures/hostile/pt_tensor_name_flood.pt", 2);
-    peak_kb = server_kb(&s, "VmHWM");
+    peak_kb = svc_proc_kb(&s, "VmHWM");
     CHECK(base_kb > 0 && peak_kb > 0);
     CHECK(peak_kb - base_kb < (2 * LIMIT_MIB + 16 + 64) * 1024L);
     if (peak_kb - base_kb >= (2 * LIMIT_MIB + 16 + 64) * 1024L)

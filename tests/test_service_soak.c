@@ -16,34 +16,5 @@
 
 int main(void)
 {
-    const struct soak_cfg cfg = {
-        .name = "test_service_soak",
-        .seconds = 12,
-        .kill_every = 6,
-        .verify_s = 180,
-        .n_uploaders = 2,
-        .n_pool = 2,
-        .fresh_every = 4,
-        .upload_pause_s = 0.25,
-        .n_pollers = 1,
-        .n_path_files = 1,
-        .path_blocks = 1,
-        .max_path_variants = 2,
-        .path_every_s = 0.6,
-        .rewrite_every_s = 0.8,
-        .path_preset = "farms-cv",
-        .n_slow_headers = 2,
-        .n_slow_bodies = 1,
-        .slow_body_max_s = 45,
-        .slow_header_max_s = 30,
-        .healthz_max_s = 5.0,
-        .rss_budget_mb = 1024,
-    };
-    double t0 = svc_now();
-
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    soak_run(&cfg);
-    curl_global_cleanup();
-    printf("test_service_soak: %.1f s\n", svc_now() - t0);
-    return check_report("test_service_soak");
+    return soak_main("test_service_soak", 0);
 }

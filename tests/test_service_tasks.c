@@ -193,31 +193,46 @@ static void check_succeeded(const struct svc *s, long long id, int max_hits)
     cJSON_Delete(job);
 }
 
-/* The checkpoint's layers through `s` equal `farmsd analyze` with
- * `threads` threads (the units a layer is cut into follow the pool size). */
-static void check_layers_equal_cli(const struct svc *s, const char *run, const char *file,
-                                   int threads)
+/* Replica A (SQLite: with two runners; PostgreSQL: one) on a fresh
+ * database and, on PostgreSQL, replica B beside it with one; then a new
+ * checkpoint of run `run` (random with `seed`, written to `file`) submitted
+ * through A. Returns the job id. */
+static long long start_and_submit(struct svc *a, struct svc *b, const char *run, uint64_t seed,
+                                  char *file, size_t len)
 {
-    cJSON *cli = svc_cli_analyze_threads(file, "farms-llm", threads);
-    struct svc_resp r;
-    char path[256];
-    const cJSON *x, *y;
+    char name[64];
+    int pg = svc_on_pg();
+    long long id;
 
-    snprintf(path, sizeof(path), "/v1/runs/%s/checkpoints/1?preset=farms-llm", run);
-    CHECK_EQ_INT(svc_get(s, path, &r), 200);
-    CHECK_EQ_INT(cJSON_GetArraySize(svc_j(r.json, "layers")), N_LAYERS);
-    CHECK_EQ_INT(cJSON_GetArraySize(svc_j(cli, "layers")), N_LAYERS);
-    x = svc_j(r.json, "layers") ? svc_j(r.json, "layers")->child : NULL;
-    y = svc_j(cli, "layers") ? svc_j(cli, "layers")->child : NULL;
-    for (; x != NULL && y != NULL; x = x->next, y = y->next) {
-        CHECK_STR_EQ(svc_js(x, "name"), svc_js(y, "name"));
-        CHECK_STR_EQ(svc_js(x, "status"), "ok");
-        CHECK(cJSON_Compare(svc_j(x, "alpha"), svc_j(y, "alpha"), 1));
-        CHECK(cJSON_Compare(svc_j(x, "D"), svc_j(y, "D"), 1));
-        CHECK(cJSON_Compare(svc_j(x, "num_eigs"), svc_j(y, "num_eigs"), 1));
+    snprintf(name, sizeof(name), "%s-a", run);
+    CHECK(start_replica(a, name, pg ? "1" : "2", 1));
+    snprintf(name, sizeof(name), "%s-b", run);
+    if (pg)
+        CHECK(start_replica(b, name, "1", 0));
+    id = submit(a, run, seed, file, len);
+    CHECK(id > 0);
+    return id;
+}
+
+/* The done lines of job `id` in A's log, plus those in B's (B not NULL,
+ * alone to *db) into *da. */
+static void parse_done_both(const struct svc *a, const struct svc *b, long long id,
+                            struct done_lines *da, struct done_lines *db)
+{
+    parse_done(a->log, id, 0, da);
+    if (b != NULL) {
+        parse_done(b->log, id, 0, db);
+        add_done(da, db);
     }
-    cJSON_Delete(cli);
-    svc_resp_free(&r);
+}
+
+/* Stop A and B (when not NULL), each exiting 0; remove the checkpoint `file`. */
+static void stop_replicas(struct svc *a, struct svc *b, const char *file)
+{
+    CHECK_EQ_INT(svc_stop(a), 0);
+    if (b != NULL)
+        CHECK_EQ_INT(svc_stop(b), 0);
+    unlink(file);
 }
 
 /* Both replicas (SQLite: both runners of the one process) run tasks of one
@@ -230,11 +245,7 @@ static void test_two_replicas_share_one_checkpoint(void)
     long long id;
     int pg = svc_on_pg();
 
-    CHECK(start_replica(&a, "share-a", pg ? "1" : "2", 1));
-    if (pg)
-        CHECK(start_replica(&b, "share-b", "1", 0));
-    id = submit(&a, "share", 11, file, sizeof(file));
-    CHECK(id > 0);
+    id = start_and_submit(&a, &b, "share", 11, file, sizeof(file));
     check_succeeded(pg ? &b : &a, id, 0);
     parse_done(a.log, id, 0, &da);
     if (pg) {
@@ -249,11 +260,8 @@ static void test_two_replicas_share_one_checkpoint(void)
     check_each_row_once(&da);
     CHECK_EQ_INT(da.n_hits, 0);
     CHECK_EQ_INT(da.n_retried, 0);
-    check_layers_equal_cli(pg ? &b : &a, "share", file, pg ? 1 : 2);
-    CHECK_EQ_INT(svc_stop(&a), 0);
-    if (pg)
-        CHECK_EQ_INT(svc_stop(&b), 0);
-    unlink(file);
+    svc_check_layers_as_analyze(pg ? &b : &a, "share", 1, file, pg ? 1 : 2, N_LAYERS);
+    stop_replicas(&a, pg ? &b : NULL, file);
 }
 
 /* kill -9 of A mid-job: the job still succeeds, each row done once; only
@@ -266,25 +274,18 @@ static void test_killed_replica_loses_only_its_tasks_in_flight(void)
     long long id;
     int pg = svc_on_pg();
 
-    CHECK(start_replica(&a, "kill-a", pg ? "1" : "2", 1));
-    if (pg)
-        CHECK(start_replica(&b, "kill-b", "1", 0));
-    id = submit(&a, "kill", 12, file, sizeof(file));
-    CHECK(id > 0);
+    id = start_and_submit(&a, &b, "kill", 12, file, sizeof(file));
     CHECK(wait_done_lines(&a, NULL, id, 2)); /* A is in the middle of the job */
     svc_crash(&a);
     if (!pg) /* SQLite: the same process again (its start re-queues the tasks) */
         CHECK(start_replica(&a, "kill-a", "2", 0));
     check_succeeded(pg ? &b : &a, id, pg ? 1 : 2); /* A may have cached its task in flight */
-    parse_done(a.log, id, 0, &da);
-    if (pg) {
-        parse_done(b.log, id, 0, &db);
+    parse_done_both(&a, pg ? &b : NULL, id, &da, &db);
+    if (pg)
         CHECK(db.n_lines >= 1);
-        add_done(&da, &db);
-    }
     check_each_row_once(&da);
     CHECK(da.n_retried <= (pg ? 1 : 2)); /* A's runners' tasks in flight at the kill */
-    check_layers_equal_cli(pg ? &b : &a, "kill", file, pg ? 1 : 2);
+    svc_check_layers_as_analyze(pg ? &b : &a, "kill", 1, file, pg ? 1 : 2, N_LAYERS);
     if (!pg)
         CHECK_EQ_INT(svc_stop(&a), 0);
     svc_crash(&a);
@@ -305,21 +306,13 @@ static void test_cancel_mid_job_stops_its_tasks(void)
     int pg = svc_on_pg(), at_cancel;
     cJSON *job;
 
-    CHECK(start_replica(&a, "cancel-a", pg ? "1" : "2", 1));
-    if (pg)
-        CHECK(start_replica(&b, "cancel-b", "1", 0));
-    id = submit(&a, "cancel", 13, file, sizeof(file));
-    CHECK(id > 0);
+    id = start_and_submit(&a, &b, "cancel", 13, file, sizeof(file));
     CHECK(wait_done_lines(&a, pg ? &b : NULL, id, 2));
     snprintf(path, sizeof(path), "/v1/jobs/%lld", id);
     CHECK_EQ_INT(svc_req(&a, "DELETE", path, NULL, NULL, 0, NULL, &r), 200);
     CHECK_STR_EQ(svc_js(r.json, "state"), "canceled");
     svc_resp_free(&r);
-    parse_done(a.log, id, 0, &da);
-    if (pg) {
-        parse_done(b.log, id, 0, &db);
-        add_done(&da, &db);
-    }
+    parse_done_both(&a, pg ? &b : NULL, id, &da, &db);
     at_cancel = da.n_lines;
     id2 = submit(pg ? &b : &a, "after-cancel", 14, file2, sizeof(file2));
     CHECK(id2 > 0);
@@ -327,19 +320,12 @@ static void test_cancel_mid_job_stops_its_tasks(void)
     job = svc_job(&a, id);
     CHECK_STR_EQ(svc_js(job, "state"), "canceled");
     cJSON_Delete(job);
-    parse_done(a.log, id, 0, &da);
-    if (pg) {
-        parse_done(b.log, id, 0, &db);
-        add_done(&da, &db);
-    }
+    parse_done_both(&a, pg ? &b : NULL, id, &da, &db);
     CHECK(da.n_lines <= at_cancel + 2); /* the two runners' tasks in flight at most */
     CHECK(da.n_lines < N_LAYERS);
     for (int i = 0; i < N_LAYERS; i++)
         CHECK(da.done[i] <= 1);
-    CHECK_EQ_INT(svc_stop(&a), 0);
-    if (pg)
-        CHECK_EQ_INT(svc_stop(&b), 0);
-    unlink(file);
+    stop_replicas(&a, pg ? &b : NULL, file);
     unlink(file2);
 }
 
@@ -353,11 +339,7 @@ static void test_sigterm_hands_tasks_back(void)
     long long id;
     int pg = svc_on_pg();
 
-    CHECK(start_replica(&a, "term-a", pg ? "1" : "2", 1));
-    if (pg)
-        CHECK(start_replica(&b, "term-b", "1", 0));
-    id = submit(&a, "term", 15, file, sizeof(file));
-    CHECK(id > 0);
+    id = start_and_submit(&a, &b, "term", 15, file, sizeof(file));
     CHECK(wait_done_lines(&a, NULL, id, 2));
     CHECK_EQ_INT(svc_stop(&a), 0);
     parse_done(a.log, id, 0, &da);
@@ -365,19 +347,12 @@ static void test_sigterm_hands_tasks_back(void)
     if (!pg)
         CHECK(start_replica(&a, "term-a", "2", 0));
     check_succeeded(pg ? &b : &a, id, 0);
-    parse_done(a.log, id, 0, &da);
-    if (pg) {
-        parse_done(b.log, id, 0, &db);
-        CHECK(db.n_lines >= 1);
-        add_done(&da, &db);
-    }
-    check_each_row_once(&da);
-    CHECK_EQ_INT(da.n_hits, 0); /* nothing analysed before the stop was lost */
-    if (!pg)
-        CHECK_EQ_INT(svc_stop(&a), 0);
+    parse_done_both(&a, pg ? &b : NULL, id, &da, &db);
     if (pg)
-        CHECK_EQ_INT(svc_stop(&b), 0);
-    unlink(file);
+        CHECK(db.n_lines >= 1);
+    check_each_row_once(&da);
+    CHECK_EQ_INT(da.n_hits, 0);              /* nothing analysed before the stop was lost */
+    stop_replicas(pg ? &b : &a, NULL, file); /* the one still running */
 }
 
 /* --analysis-memory below one task's estimate: the process runs one task

@@ -35,25 +35,6 @@
 
 static char tmp_dir[256];
 
-/* A "VmRSS:" / "VmHWM:" line of the server's /proc status, in kB (-1: none). */
-static long server_kb(const struct svc *s, const char *key)
-{
-    char path[64], line[256];
-    size_t n = strlen(key);
-    long v = -1;
-    FILE *f;
-
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)s->pid);
-    f = fopen(path, "r");
-    if (f == NULL)
-        return -1;
-    while (fgets(line, sizeof(line), f) != NULL)
-        if (strncmp(line, key, n) == 0 && line[n] == ':')
-            v = strtol(line + n + 1, NULL, 10);
-    fclose(f);
-    return v;
-}
-
 /* Files under the data folder's blobs/<sub> (tmp: uploads being written;
  * objects: blobs). */
 static long blob_files(const struct svc *s, const char *sub)
@@ -152,7 +133,7 @@ static void test_big_body_memory_is_bounded(const struct svc *s)
     CHECK(fd >= 0 && write(fd, "5", 1) == 1); /* VmHWM := VmRSS */
     if (fd >= 0)
         close(fd);
-    base_kb = server_kb(s, "VmRSS");
+    base_kb = svc_proc_kb(s, "VmRSS");
     f = fopencookie(&left, "r", io);
     ERR_ASSERT(f != NULL);
     CHECK_EQ_INT(svc_req_ex(s, "POST", "/v1/runs/junk/checkpoints?step=1",
@@ -161,7 +142,7 @@ static void test_big_body_memory_is_bounded(const struct svc *s)
     fclose(f);
     CHECK_EQ_INT((long long)left, 0); /* all of it was sent */
     svc_resp_free(&r);
-    peak_kb = server_kb(s, "VmHWM");
+    peak_kb = svc_proc_kb(s, "VmHWM");
     CHECK(base_kb > 0 && peak_kb > 0);
     CHECK(peak_kb - base_kb < (long)UPLOAD_HWM_MIB * 1024);
     printf("server memory while 1 GiB arrived: VmRSS %ld kB before, VmHWM %ld kB\n", base_kb,

@@ -26,6 +26,7 @@
 #include "storage/blob.h"
 #include "tests/check.h"
 #include "tests/pg_util.h"
+#include "tests/store_util.h"
 
 static const char PARAMS_LLM[] = "{\"window_rows\":2000,\"q_ratio\":1,\"xmin\":\"peak\"}";
 static const char PARAMS_CV[] = "{\"window_rows\":100,\"q_ratio\":1,\"xmin\":\"mid\"}";
@@ -52,38 +53,6 @@ static struct store *open_mem(void)
         ERR_ASSERT(!"store_open");
     }
     return s;
-}
-
-/* A temp file path for a database; removes it and its WAL files first.
- * PostgreSQL: the test URL, its database emptied. */
-static void temp_db(char *buf, size_t len, const char *tag)
-{
-    char p[512];
-
-    if (g_pg != NULL) {
-        ERR_ASSERT(pgu_reset(g_pg) == 0);
-        snprintf(buf, len, "%s", g_pg);
-        return;
-    }
-    snprintf(buf, len, "/tmp/test_store_%ld_%s.db", (long)getpid(), tag);
-    unlink(buf);
-    snprintf(p, sizeof p, "%s-wal", buf);
-    unlink(p);
-    snprintf(p, sizeof p, "%s-shm", buf);
-    unlink(p);
-}
-
-static void remove_db(const char *path)
-{
-    char p[512];
-
-    if (g_pg != NULL)
-        return;
-    unlink(path);
-    snprintf(p, sizeof p, "%s-wal", path);
-    unlink(p);
-    snprintf(p, sizeof p, "%s-shm", path);
-    unlink(p);
 }
 
 /* Submit checkpoint (run, step) whose content is the text `content`. */
@@ -127,7 +96,7 @@ static void test_open_twice_migrates_once(void)
     struct store *s = NULL, *t = NULL;
     struct err e = {0};
 
-    temp_db(path, sizeof path, "open");
+    stu_fresh(g_pg, "test_store", "open", path, sizeof path);
     CHECK_EQ_INT(store_open(path, &s, &e), ERR_OK);
     CHECK_EQ_INT(strlen(store_instance_id(s)), 32);
     snprintf(id1, sizeof id1, "%s", store_instance_id(s));
@@ -147,7 +116,7 @@ static void test_open_twice_migrates_once(void)
     }
     CHECK_EQ_INT(store_check(s, &e), ERR_OK);
     store_close(s);
-    remove_db(path);
+    stu_remove(g_pg, path);
 }
 
 static void test_open_rejects_bad_path(void)
@@ -319,34 +288,6 @@ static void test_submit_validates(void)
     store_close(s);
 }
 
-/* One integer from the first row of `sql`, read past the store with the
- * backend's own client (the numbers the database really holds); -1 if none. */
-static int64_t raw_int(const char *path, const char *sql)
-{
-    int64_t v = -1;
-
-    if (g_pg != NULL) {
-        PGconn *c = PQconnectdb(path);
-        PGresult *r = PQexec(c, sql);
-
-        if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
-            v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-        PQclear(r);
-        PQfinish(c);
-    } else {
-        sqlite3 *db = NULL;
-        sqlite3_stmt *st = NULL;
-
-        if (sqlite3_open(path, &db) == SQLITE_OK &&
-            sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
-            sqlite3_step(st) == SQLITE_ROW)
-            v = sqlite3_column_int64(st, 0);
-        sqlite3_finalize(st);
-        sqlite3_close(db);
-    }
-    return v;
-}
-
 /* The database holds each job state and checkpoint source as a fixed
  * number (existing databases depend on them): queued 0, running 1,
  * succeeded 2, failed 3, canceled 4; upload 0, path 1. */
@@ -360,7 +301,7 @@ static void test_states_are_stored_as_fixed_numbers(void)
     int64_t ids[5];
     int claimed = 0, i;
 
-    temp_db(path, sizeof path, "states");
+    stu_fresh(g_pg, "test_store", "states", path, sizeof path);
     ERR_ASSERT(store_open(path, &s, &e) == ERR_OK);
     for (i = 0; i < 5; i++)
         ids[i] = submit_ok(s, "states", i);
@@ -375,14 +316,14 @@ static void test_states_are_stored_as_fixed_numbers(void)
         static const int64_t stored[] = {2, 3, 1, 4, 0}; /* ids[i]'s state as stored */
 
         snprintf(sql, sizeof sql, "SELECT state FROM jobs WHERE id = %" PRId64, ids[i]);
-        CHECK_EQ_INT(raw_int(path, sql), stored[i]);
+        CHECK_EQ_INT(stu_raw_int(g_pg, path, sql), stored[i]);
         CHECK_STR_EQ(store_job_state_name((enum store_job_state)i), names[i]);
     }
     CHECK_STR_EQ(store_job_state_name(STORE_JOB_STATE_COUNT), "?");
-    CHECK_EQ_INT(raw_int(path, "SELECT count(*) FROM checkpoints WHERE source = 0"), 5);
+    CHECK_EQ_INT(stu_raw_int(g_pg, path, "SELECT count(*) FROM checkpoints WHERE source = 0"), 5);
     CHECK_EQ_INT(STORE_SOURCE_PATH, 1);
     store_close(s);
-    remove_db(path);
+    stu_remove(g_pg, path);
 }
 
 static void test_claim_fifo(void)
@@ -485,7 +426,7 @@ static void test_claim_exactly_once_two_threads(void)
     int64_t counts[STORE_JOB_STATE_COUNT];
     int i, dup = 0, missing = 0;
 
-    temp_db(path, sizeof path, "claim");
+    stu_fresh(g_pg, "test_store", "claim", path, sizeof path);
     CHECK_EQ_INT(store_open(path, &s, &e), ERR_OK);
     for (i = 0; i < CLAIM_JOBS; i++)
         CHECK_EQ_INT(submit_ok(s, "r", i), i + 1);
@@ -513,7 +454,7 @@ static void test_claim_exactly_once_two_threads(void)
     CHECK_EQ_INT(counts[STORE_JOB_QUEUED], 0);
     CHECK_EQ_INT(store_check(s, &e), ERR_OK);
     store_close(s);
-    remove_db(path);
+    stu_remove(g_pg, path);
 }
 
 static void test_cancel(void)
@@ -592,7 +533,7 @@ static void test_requeue_after_crash(void)
     int64_t n = -1, a, b;
     int claimed;
 
-    temp_db(path, sizeof path, "crash");
+    stu_fresh(g_pg, "test_store", "crash", path, sizeof path);
     CHECK_EQ_INT(store_open(path, &s, &e), ERR_OK);
     a = submit_ok(s, "r", 1);
     b = submit_ok(s, "r", 2);
@@ -615,7 +556,7 @@ static void test_requeue_after_crash(void)
     CHECK_EQ_INT(store_jobs_requeue(s, &n, &e), ERR_OK);
     CHECK_EQ_INT(n, 2);
     store_close(s);
-    remove_db(path);
+    stu_remove(g_pg, path);
 }
 
 /* Two workers with leases on one database: a claim is not taken while its
@@ -631,7 +572,7 @@ static void test_lease_expires_and_is_reclaimed(void)
     int64_t j1, j2, n = -1;
     int claimed = 0;
 
-    temp_db(path, sizeof path, "lease");
+    stu_fresh(g_pg, "test_store", "lease", path, sizeof path);
     CHECK_EQ_INT(store_open(path, &a, &e), ERR_OK);
     CHECK_EQ_INT(store_open(path, &b, &e), ERR_OK);
     CHECK_EQ_INT(store_set_lease(a, "replica-a", 1.0, &e), ERR_OK);
@@ -676,7 +617,7 @@ static void test_lease_expires_and_is_reclaimed(void)
     CHECK_EQ_INT(got.state, STORE_JOB_RUNNING);
     store_close(a);
     store_close(b);
-    remove_db(path);
+    stu_remove(g_pg, path);
 }
 
 /* --- Result cache ---------------------------------------------------------------- */
@@ -1518,7 +1459,7 @@ static void test_migrate_v1_in_place(void)
     sqlite3 *db = NULL;
     int claimed = 0;
 
-    temp_db(path, sizeof path, "v1");
+    stu_fresh(g_pg, "test_store", "v1", path, sizeof path);
     CHECK_EQ_INT(store_open(path, &s, &e), ERR_OK);
     submit_ok(s, "old", 7);
     ERR_ASSERT(store_job_claim(s, &job, &claimed, NULL) == ERR_OK && claimed);
@@ -1560,7 +1501,7 @@ static void test_migrate_v1_in_place(void)
     sqlite3_close(db);
     CHECK_EQ_INT(store_open(path, &s, &e), ERR_DB);
     CHECK(strstr(e.msg, "newer") != NULL);
-    remove_db(path);
+    stu_remove(g_pg, path);
 }
 
 /* A version-3 database (xmin column named xmin) is upgraded in place: the
@@ -1578,7 +1519,7 @@ static void test_migrate_v3_renames_xmin(void)
     sqlite3_stmt *st = NULL;
     int claimed = 0, n_x_min = -1;
 
-    temp_db(path, sizeof path, "v3");
+    stu_fresh(g_pg, "test_store", "v3", path, sizeof path);
     CHECK_EQ_INT(store_open(path, &s, &e), ERR_OK);
     submit_ok(s, "old", 7);
     ERR_ASSERT(store_job_claim(s, &job, &claimed, NULL) == ERR_OK && claimed);
@@ -1629,7 +1570,7 @@ static void test_migrate_v3_renames_xmin(void)
     sqlite3_finalize(st);
     sqlite3_close(db);
     CHECK_EQ_INT(n_x_min, 2);
-    remove_db(path);
+    stu_remove(g_pg, path);
 }
 
 /* Run `sql` on `c`; 1 if it succeeded. */
@@ -1743,7 +1684,7 @@ static void test_migrate_v4_fills_xmax(void)
     struct err e = {0};
     int claimed = 0;
 
-    temp_db(path, sizeof path, "v4");
+    stu_fresh(g_pg, "test_store", "v4", path, sizeof path);
     sha_of("tensor", tsha);
     CHECK_EQ_INT(store_open(path, &s, &e), ERR_OK);
     submit_ok(s, "old", 7);
@@ -1771,7 +1712,7 @@ static void test_migrate_v4_fills_xmax(void)
     CHECK_EQ_INT(store_open(path, &s, &e), ERR_OK);
     CHECK_NEAR(s != NULL ? layer_xmax(s, "fc1.weight") : -1, 9.5, 0);
     store_close(s);
-    remove_db(path);
+    stu_remove(g_pg, path);
 }
 
 /* Every case but those about SQLite files. */

@@ -25,6 +25,7 @@
 #include "storage/store_runs.h"
 #include "tests/check.h"
 #include "tests/pg_util.h"
+#include "tests/store_util.h"
 
 static const char PARAMS[] = "{\"window_rows\":2000,\"q_ratio\":1,\"xmin\":\"peak\"}";
 
@@ -33,53 +34,21 @@ static char g_path[256];
 
 static void fresh_db(void)
 {
-    static const char *const suffix[] = {"", "-wal", "-shm"};
-    char p[300];
-
-    if (g_pg != NULL) {
-        ERR_ASSERT(pgu_reset(g_pg) == 0);
-        snprintf(g_path, sizeof g_path, "%s", g_pg);
-        return;
-    }
-    snprintf(g_path, sizeof g_path, "/tmp/test_store_alerts_%ld.db", (long)getpid());
-    for (size_t i = 0; i < 3; i++) {
-        snprintf(p, sizeof p, "%s%s", g_path, suffix[i]);
-        unlink(p);
-    }
+    stu_fresh(g_pg, "test_store_alerts", NULL, g_path, sizeof g_path);
 }
 
 static struct store *open_as(const char *owner)
 {
-    struct store *s = NULL;
-    struct err e = {0};
-
-    if (store_open(g_path, &s, &e) != ERR_OK) {
-        fprintf(stderr, "store_open %s: %s\n", g_path, e.msg);
-        ERR_ASSERT(!"store_open");
-    }
-    ERR_ASSERT(store_set_lease(s, owner, 60, &e) == ERR_OK);
-    return s;
+    return stu_open(g_path, owner, 60);
 }
 
 /* Submit checkpoint (run, step); the job. */
 static struct store_job submit(struct store *s, const char *run, int64_t step)
 {
-    char content[64], sha[THASH_HEX_LEN];
-    struct store_submit sub = {0};
     struct store_job job;
     int existed = 0;
 
-    snprintf(content, sizeof content, "%s@%" PRId64, run, step);
-    ERR_ASSERT(thash_bytes(content, strlen(content), sha, NULL) == ERR_OK);
-    sub.run = run;
-    sub.step = step;
-    sub.content_sha256 = sha;
-    sub.source = STORE_SOURCE_UPLOAD;
-    sub.format = "safetensors";
-    sub.size = 1000;
-    sub.preset = "farms-llm";
-    sub.params_json = PARAMS;
-    ERR_ASSERT(store_job_submit(s, &sub, &job, &existed, NULL) == ERR_OK);
+    ERR_ASSERT(stu_submit(s, run, step, NULL, PARAMS, &job, &existed, NULL) == ERR_OK);
     return job;
 }
 

@@ -26,69 +26,21 @@
 #include "storage/store_runs.h"
 #include "tests/check.h"
 #include "tests/pg_util.h"
+#include "tests/store_util.h"
 
 static const char PARAMS_LLM[] = "{\"window_rows\":2000,\"q_ratio\":1,\"xmin\":\"peak\"}";
 
 /* NULL: the cases run on SQLite; else the PostgreSQL URL they run on. */
 static const char *g_pg;
 
-/* A database path (SQLite temp file, removed first) or the PostgreSQL URL
- * (its database emptied). */
-static void temp_db(char *buf, size_t len, const char *tag)
-{
-    if (g_pg != NULL) {
-        ERR_ASSERT(pgu_reset(g_pg) == 0);
-        snprintf(buf, len, "%s", g_pg);
-        return;
-    }
-    snprintf(buf, len, "/tmp/test_store_summary_%ld_%s.db", (long)getpid(), tag);
-    unlink(buf);
-}
-
-static void remove_db(const char *path)
-{
-    char p[512];
-
-    if (g_pg != NULL)
-        return;
-    unlink(path);
-    snprintf(p, sizeof p, "%s-wal", path);
-    unlink(p);
-    snprintf(p, sizeof p, "%s-shm", path);
-    unlink(p);
-}
-
-static struct store *open_db(const char *path)
-{
-    struct store *s = NULL;
-    struct err e = {0};
-
-    if (store_open(path, &s, &e) != ERR_OK)
-        fprintf(stderr, "store_open: %s\n", e.msg);
-    ERR_ASSERT(s != NULL);
-    return s;
-}
-
 /* Submit (run, step) and claim its job: *job has the checkpoint and
  * settings. */
 static void submit_claim(struct store *s, const char *run, int64_t step, struct store_job *job)
 {
-    char content[64], sha[THASH_HEX_LEN];
-    struct store_submit sub = {0};
     struct err e = {0};
     int existed = 0, claimed = 0;
 
-    snprintf(content, sizeof content, "%s@%" PRId64, run, step);
-    ERR_ASSERT(thash_bytes(content, strlen(content), sha, NULL) == ERR_OK);
-    sub.run = run;
-    sub.step = step;
-    sub.content_sha256 = sha;
-    sub.source = STORE_SOURCE_UPLOAD;
-    sub.format = "safetensors";
-    sub.size = 1000;
-    sub.preset = "farms-llm";
-    sub.params_json = PARAMS_LLM;
-    ERR_ASSERT(store_job_submit(s, &sub, job, &existed, &e) == ERR_OK);
+    ERR_ASSERT(stu_submit(s, run, step, NULL, PARAMS_LLM, job, &existed, &e) == ERR_OK);
     if (!existed) /* a checkpoint submitted again keeps its (claimed) job */
         ERR_ASSERT(store_job_claim(s, job, &claimed, &e) == ERR_OK && claimed);
 }
@@ -168,8 +120,8 @@ static void test_written_with_the_layers(void)
     struct err e = {0};
     int found = 0;
 
-    temp_db(path, sizeof path, "put");
-    s = open_db(path);
+    stu_fresh(g_pg, "test_store_summary", "put", path, sizeof path);
+    s = stu_open(path, NULL, 0);
     put_three(s, "r", 100, 2.0, 5.0);
     CHECK_EQ_INT(store_summary_get(s, "r", 100, NULL, &sum, &found, &e), ERR_OK);
     CHECK_EQ_INT(found, 1);
@@ -194,7 +146,7 @@ static void test_written_with_the_layers(void)
     CHECK_NEAR(sum.sum.v[FARMS_SUMMARY_ALPHA].mean, 5.0, 1e-12);
     CHECK_NEAR(sum.sum.v[FARMS_SUMMARY_ALPHA].weighted_mean, wmean2(7.0, 3.0), 1e-12);
     store_close(s);
-    remove_db(path);
+    stu_remove(g_pg, path);
 }
 
 /* Absence: an unknown run or step is ERR_NOTFOUND; a checkpoint not
@@ -208,8 +160,8 @@ static void test_absent_and_latest(void)
     struct err e = {0};
     int found = 1;
 
-    temp_db(path, sizeof path, "absent");
-    s = open_db(path);
+    stu_fresh(g_pg, "test_store_summary", "absent", path, sizeof path);
+    s = stu_open(path, NULL, 0);
     CHECK_EQ_INT(store_summary_get(s, "nope", -1, NULL, &sum, &found, &e), ERR_NOTFOUND);
     CHECK(strstr(e.msg, "nope") != NULL);
     put_three(s, "r", 100, 2.0, 4.0);
@@ -223,7 +175,7 @@ static void test_absent_and_latest(void)
     CHECK_EQ_INT(sum.step, 300);
     CHECK_NEAR(sum.sum.v[FARMS_SUMMARY_ALPHA].mean, 3.0, 1e-12);
     store_close(s);
-    remove_db(path);
+    stu_remove(g_pg, path);
 }
 
 /* The history of one metric over 3 steps, in step order, paginated by
@@ -238,8 +190,8 @@ static void test_history_over_steps(void)
     struct store *s = NULL;
     struct err e = {0};
 
-    temp_db(path, sizeof path, "hist");
-    s = open_db(path);
+    stu_fresh(g_pg, "test_store_summary", "hist", path, sizeof path);
+    s = stu_open(path, NULL, 0);
     for (int i = 0; i < 3; i++)
         put_three(s, "r", 100 * (int64_t)(i + 1), a1[i], a2[i]);
     CHECK_EQ_INT(store_summary_history(s, &q, FARMS_SUMMARY_ALPHA, &h, &e), ERR_OK);
@@ -278,35 +230,13 @@ static void test_history_over_steps(void)
     CHECK_EQ_INT(store_summary_history(s, &q, FARMS_SUMMARY_ALPHA, &h, &e), ERR_NOTFOUND);
     CHECK(h == NULL);
     store_close(s);
-    remove_db(path);
+    stu_remove(g_pg, path);
 }
 
 /* Rows of table summaries in the database at `path` (-1 if unreadable). */
 static long count_summaries(const char *path)
 {
-    const char *sql = "SELECT count(*) FROM summaries";
-    long n = -1;
-
-    if (g_pg != NULL) {
-        PGconn *c = PQconnectdb(path);
-        PGresult *r = PQexec(c, sql);
-
-        if (PQresultStatus(r) == PGRES_TUPLES_OK)
-            n = strtol(PQgetvalue(r, 0, 0), NULL, 10);
-        PQclear(r);
-        PQfinish(c);
-    } else {
-        sqlite3 *db = NULL;
-        sqlite3_stmt *st = NULL;
-
-        if (sqlite3_open(path, &db) == SQLITE_OK &&
-            sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
-            sqlite3_step(st) == SQLITE_ROW)
-            n = sqlite3_column_int(st, 0);
-        sqlite3_finalize(st);
-        sqlite3_close(db);
-    }
-    return n;
+    return (long)stu_raw_int(g_pg, path, "SELECT count(*) FROM summaries");
 }
 
 /* Deleting a run deletes its summaries, not another run's; farmsd migrate
@@ -321,8 +251,8 @@ static void test_copied_and_deleted_with_the_run(void)
     char path[512];
     struct err e = {0};
 
-    temp_db(path, sizeof path, "del");
-    s = open_db(path);
+    stu_fresh(g_pg, "test_store_summary", "del", path, sizeof path);
+    s = stu_open(path, NULL, 0);
     put_three(s, "r", 100, 2.0, 4.0);
     put_three(s, "r", 200, 2.5, 4.5);
     put_three(s, "other", 100, 3.0, 3.0);
@@ -337,7 +267,7 @@ static void test_copied_and_deleted_with_the_run(void)
     CHECK_EQ_INT(store_run_delete(s, "r", NULL, NULL, &e), ERR_OK);
     CHECK_EQ_INT(count_summaries(path), FARMS_SUMMARY_COUNT);
     store_close(s);
-    remove_db(path);
+    stu_remove(g_pg, path);
 }
 
 /* Run `sql` on the database at `path`; 1 if it succeeded. */
@@ -411,15 +341,15 @@ static void test_migration_fills_older_checkpoints(void)
     struct err e = {0};
     int found = 0;
 
-    temp_db(path, sizeof path, "v7");
-    s = open_db(path);
+    stu_fresh(g_pg, "test_store_summary", "v7", path, sizeof path);
+    s = stu_open(path, NULL, 0);
     put_three(s, "r", 100, 2.0, 4.0);
     put_three(s, "r", 200, 2.5, 3.5);
     put_three(s, "other", 5, 7.0, 7.0);
     store_close(s);
     downgrade_to_7(path);
 
-    s = open_db(path);
+    s = stu_open(path, NULL, 0);
     CHECK_EQ_INT(count_summaries(path), 3 * FARMS_SUMMARY_COUNT);
     CHECK_EQ_INT(store_summary_history(s, &q, FARMS_SUMMARY_ALPHA, &h, &e), ERR_OK);
     CHECK_EQ_INT(h != NULL ? h->n : 0, 2);
@@ -436,10 +366,10 @@ static void test_migration_fills_older_checkpoints(void)
     CHECK_EQ_INT(sum.sum.n_under, 2);
     CHECK_NEAR(sum.sum.v[FARMS_SUMMARY_ALPHA].weighted_mean, 7.0, 1e-12);
     store_close(s);
-    s = open_db(path);
+    s = stu_open(path, NULL, 0);
     CHECK_EQ_INT(count_summaries(path), 3 * FARMS_SUMMARY_COUNT);
     store_close(s);
-    remove_db(path);
+    stu_remove(g_pg, path);
 }
 
 static void run_cases(void)

@@ -27,6 +27,7 @@
 #include "storage/store_runs.h"
 #include "tests/check.h"
 #include "tests/pg_util.h"
+#include "tests/store_util.h"
 #include "tests/task_rate.h"
 
 static const char PARAMS[] = "{\"window_rows\":2000,\"q_ratio\":1,\"xmin\":\"peak\"}";
@@ -50,46 +51,35 @@ static void sleep_past_lease(void)
 /* A fresh, empty database for the case: g_path. */
 static void fresh_db(void)
 {
-    static const char *const suffix[] = {"", "-wal", "-shm"};
-    char p[300];
-
-    if (g_pg != NULL) {
-        ERR_ASSERT(pgu_reset(g_pg) == 0);
-        snprintf(g_path, sizeof g_path, "%s", g_pg);
-        return;
-    }
-    snprintf(g_path, sizeof g_path, "/tmp/test_store_tasks_%ld.db", (long)getpid());
-    for (size_t i = 0; i < 3; i++) {
-        snprintf(p, sizeof p, "%s%s", g_path, suffix[i]);
-        unlink(p);
-    }
+    stu_fresh(g_pg, "test_store_tasks", NULL, g_path, sizeof g_path);
 }
 
 static void remove_db(void)
 {
-    static const char *const suffix[] = {"", "-wal", "-shm"};
-    char p[300];
-
-    if (g_pg != NULL)
-        return;
-    for (size_t i = 0; i < 3; i++) {
-        snprintf(p, sizeof p, "%s%s", g_path, suffix[i]);
-        unlink(p);
-    }
+    stu_remove(g_pg, g_path);
 }
 
 /* A connection to g_path whose claims are `owner`'s with lease `lease_s`. */
 static struct store *open_as(const char *owner, double lease_s)
 {
-    struct store *s = NULL;
-    struct err e = {0};
+    return stu_open(g_path, owner, lease_s);
+}
 
-    if (store_open(g_path, &s, &e) != ERR_OK) {
-        fprintf(stderr, "store_open %s: %s\n", g_path, e.msg);
-        ERR_ASSERT(!"store_open");
-    }
-    ERR_ASSERT(store_set_lease(s, owner, lease_s, &e) == ERR_OK);
-    return s;
+/* A fresh database with owner A (lease `a_lease`) and owner B
+ * (LONG_LEASE) connected to it. */
+static void open_two(struct store **a, struct store **b, double a_lease)
+{
+    fresh_db();
+    *a = open_as("A", a_lease);
+    *b = open_as("B", LONG_LEASE);
+}
+
+/* Close A's and B's connections and remove the database. */
+static void close_two(struct store *a, struct store *b)
+{
+    store_close(a);
+    store_close(b);
+    remove_db();
 }
 
 static void sha_of(const char *text, char hex[THASH_HEX_LEN])
@@ -100,23 +90,13 @@ static void sha_of(const char *text, char hex[THASH_HEX_LEN])
 /* Submit checkpoint ("r", step). Returns the job id. */
 static int64_t submit_job(struct store *s, int64_t step)
 {
-    char content[64], sha[THASH_HEX_LEN];
-    struct store_submit sub = {0};
+    char content[64];
     struct store_job job;
     struct err e = {0};
     int existed = 0;
 
     snprintf(content, sizeof content, "ckpt@%" PRId64, step);
-    sha_of(content, sha);
-    sub.run = "r";
-    sub.step = step;
-    sub.content_sha256 = sha;
-    sub.source = STORE_SOURCE_UPLOAD;
-    sub.format = "safetensors";
-    sub.size = 1000;
-    sub.preset = "farms-llm";
-    sub.params_json = PARAMS;
-    ERR_ASSERT(store_job_submit(s, &sub, &job, &existed, &e) == ERR_OK);
+    ERR_ASSERT(stu_submit(s, "r", step, content, PARAMS, &job, &existed, &e) == ERR_OK);
     return job.id;
 }
 
@@ -451,9 +431,7 @@ static void test_plan_nothing_open_stays_claimable(void)
     int64_t id;
     int claimed = 0;
 
-    fresh_db();
-    a = open_as("A", SHORT_LEASE);
-    b = open_as("B", LONG_LEASE);
+    open_two(&a, &b, SHORT_LEASE);
     id = submit_job(a, 1);
     CHECK_EQ_INT(claim_job(a), id);
     CHECK_EQ_INT(plan_costs(a, id, costs, 2), 0);
@@ -467,9 +445,7 @@ static void test_plan_nothing_open_stays_claimable(void)
     CHECK_STR_EQ(j.claimed_by, "B");
     CHECK_EQ_INT(plan_costs(b, id, costs, 2), 0);
     CHECK_EQ_INT(store_job_finish(b, id, STORE_JOB_SUCCEEDED, NULL, NULL, &e), ERR_OK);
-    store_close(a);
-    store_close(b);
-    remove_db();
+    close_two(a, b);
 }
 
 /* A planned job whose job lease lapsed is not claimed again: its tasks are. */
@@ -482,9 +458,7 @@ static void test_planned_job_not_reclaimed(void)
     int64_t id;
     int claimed = 0;
 
-    fresh_db();
-    a = open_as("A", SHORT_LEASE);
-    b = open_as("B", LONG_LEASE);
+    open_two(&a, &b, SHORT_LEASE);
     id = planned_job(a, 1, 2);
     sleep_past_lease();
     CHECK_EQ_INT(store_job_claim(b, &j, &claimed, &e), ERR_OK);
@@ -505,9 +479,7 @@ static void test_planned_job_not_reclaimed(void)
     id = submit_job(a, 2);
     CHECK_EQ_INT(claim_job(a), id);
     CHECK_EQ_INT(store_job_finish(b, id, STORE_JOB_SUCCEEDED, NULL, NULL, &e), ERR_CANCELED);
-    store_close(a);
-    store_close(b);
-    remove_db();
+    close_two(a, b);
 }
 
 /* --- Concurrency --------------------------------------------------------------- */
@@ -674,9 +646,7 @@ static void test_last_seen_once_racing(void)
     pthread_t ta, tb;
     int claimed = 0, exactly_one = 0;
 
-    fresh_db();
-    a = open_as("A", LONG_LEASE);
-    b = open_as("B", LONG_LEASE);
+    open_two(&a, &b, LONG_LEASE);
     pthread_barrier_init(&go, NULL, 2);
     for (int round = 0; round < LAST_ROUNDS; round++) {
         int64_t id = planned_job(a, round + 1, 2);
@@ -701,9 +671,7 @@ static void test_last_seen_once_racing(void)
     }
     CHECK_EQ_INT(exactly_one, LAST_ROUNDS);
     pthread_barrier_destroy(&go);
-    store_close(a);
-    store_close(b);
-    remove_db();
+    close_two(a, b);
 }
 
 /* --- Leases, release, requeue ---------------------------------------------------- */
@@ -719,9 +687,7 @@ static void test_lapsed_lease_reclaimed(void)
     int64_t id;
     int claimed = 0, last = -1;
 
-    fresh_db();
-    a = open_as("A", SHORT_LEASE);
-    b = open_as("B", LONG_LEASE);
+    open_two(&a, &b, SHORT_LEASE);
     id = planned_job(a, 1, 3);
     CHECK_EQ_INT(store_task_claim(a, UINT64_MAX, &t, &claimed, &e), ERR_OK);
     CHECK_EQ_INT(t.ord, 0);
@@ -742,9 +708,7 @@ static void test_lapsed_lease_reclaimed(void)
     CHECK_EQ_INT(t.ord, 1);
     CHECK_EQ_INT(t.attempts, 2); /* claimed, released, claimed */
     CHECK_EQ_INT(job_of(b, id).n_done, 1);
-    store_close(a);
-    store_close(b);
-    remove_db();
+    close_two(a, b);
 }
 
 /* store_leases_renew keeps a short lease alive past its first end; without
@@ -757,9 +721,7 @@ static void test_renew_keeps_short_lease(void)
     int64_t id, n = -1;
     int claimed = 0;
 
-    fresh_db();
-    a = open_as("A", SHORT_LEASE);
-    b = open_as("B", LONG_LEASE);
+    open_two(&a, &b, SHORT_LEASE);
     id = planned_job(a, 1, 2);
     CHECK_EQ_INT(store_task_claim(a, UINT64_MAX, &t, &claimed, &e), ERR_OK);
     CHECK_EQ_INT(store_task_claim(a, UINT64_MAX, &t, &claimed, &e), ERR_OK);
@@ -780,9 +742,7 @@ static void test_renew_keeps_short_lease(void)
     CHECK_EQ_INT(claimed, 1);
     CHECK_EQ_INT(t.job_id, id);
     CHECK_EQ_INT(t.attempts, 2);
-    store_close(a);
-    store_close(b);
-    remove_db();
+    close_two(a, b);
 }
 
 /* Planning again (after a planner died) keeps the tasks already done. */
@@ -828,9 +788,7 @@ static void test_cancel_drops_tasks(void)
     size_t n = 0;
     int claimed = 0, last = -1;
 
-    fresh_db();
-    a = open_as("A", LONG_LEASE);
-    b = open_as("B", LONG_LEASE);
+    open_two(&a, &b, LONG_LEASE);
     id = planned_job(a, 1, 3);
     CHECK_EQ_INT(store_task_claim(b, UINT64_MAX, &t, &claimed, &e), ERR_OK);
     CHECK_EQ_INT(store_job_cancel(a, id, &j, &e), ERR_OK);
@@ -843,9 +801,7 @@ static void test_cancel_drops_tasks(void)
     CHECK_EQ_INT(counts[STORE_TASK_QUEUED] + counts[STORE_TASK_RUNNING], 0);
     CHECK_EQ_INT(store_tasks_plan_get(a, id, &p, &n, &e), ERR_NOTFOUND);
     CHECK_EQ_INT(store_job_finish(b, id, STORE_JOB_SUCCEEDED, NULL, NULL, &e), ERR_CANCELED);
-    store_close(a);
-    store_close(b);
-    remove_db();
+    close_two(a, b);
 }
 
 /* Shutdown (release): this owner's running tasks and unplanned jobs go back
@@ -859,9 +815,7 @@ static void test_release_and_requeue(void)
     int64_t planned, plain, n = -1, counts[STORE_TASK_STATE_COUNT];
     int claimed = 0;
 
-    fresh_db();
-    a = open_as("A", LONG_LEASE);
-    b = open_as("B", LONG_LEASE);
+    open_two(&a, &b, LONG_LEASE);
     planned = planned_job(a, 1, 4);
     plain = submit_job(a, 2);
     CHECK_EQ_INT(claim_job(a), plain);
@@ -884,9 +838,7 @@ static void test_release_and_requeue(void)
     CHECK_EQ_INT(store_task_counts(a, counts, &e), ERR_OK);
     CHECK_EQ_INT(counts[STORE_TASK_QUEUED], 4);
     CHECK_EQ_INT(counts[STORE_TASK_RUNNING], 0);
-    store_close(a);
-    store_close(b);
-    remove_db();
+    close_two(a, b);
 }
 
 /* The bench's claim-rate helper (tests/task_rate.h) claims every task once

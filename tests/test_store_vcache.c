@@ -23,6 +23,7 @@
 #include "storage/store_runs.h"
 #include "tests/check.h"
 #include "tests/pg_util.h"
+#include "tests/store_util.h"
 
 static const char PARAMS[] = "{\"window_rows\":2000,\"q_ratio\":1,\"xmin\":\"peak\"}";
 
@@ -35,63 +36,26 @@ static char g_db[256];
  * PostgreSQL test database. Its URL goes to g_db. */
 static void db_fresh(void)
 {
-    static const char *const tails[] = {"", "-wal", "-shm"};
-    char p[300];
-
-    if (g_pg != NULL) {
-        ERR_ASSERT(pgu_reset(g_pg) == 0);
-        snprintf(g_db, sizeof(g_db), "%s", g_pg);
-        return;
-    }
-    snprintf(g_db, sizeof(g_db), "/tmp/test_store_vcache_%ld.db", (long)getpid());
-    for (size_t i = 0; i < 3; i++) {
-        snprintf(p, sizeof(p), "%s%s", g_db, tails[i]);
-        unlink(p);
-    }
+    stu_fresh(g_pg, "test_store_vcache", NULL, g_db, sizeof(g_db));
 }
 
 static void db_remove(void)
 {
-    static const char *const tails[] = {"", "-wal", "-shm"};
-    char p[300];
-
-    for (size_t i = 0; g_pg == NULL && i < 3; i++) {
-        snprintf(p, sizeof(p), "%s%s", g_db, tails[i]);
-        unlink(p);
-    }
+    stu_remove(g_pg, g_db);
 }
 
 static struct store *db_open(void)
 {
-    struct store *s = NULL;
-    struct err e = {0};
-
-    if (store_open(g_db, &s, &e) != ERR_OK) {
-        fprintf(stderr, "store_open %s: %s\n", g_db, e.msg);
-        ERR_ASSERT(!"store_open");
-    }
-    return s;
+    return stu_open(g_db, NULL, 0);
 }
 
 /* Submit checkpoint (run, step): a write that bumps the run's version. */
 static enum err_code submit(struct store *s, const char *run, int64_t step)
 {
-    char content[64], sha[THASH_HEX_LEN];
-    struct store_submit sub = {0};
     struct store_job job;
     int existed = 0;
 
-    snprintf(content, sizeof(content), "%s@%lld", run, (long long)step);
-    ERR_ASSERT(thash_bytes(content, strlen(content), sha, NULL) == ERR_OK);
-    sub.run = run;
-    sub.step = step;
-    sub.content_sha256 = sha;
-    sub.source = STORE_SOURCE_UPLOAD;
-    sub.format = "safetensors";
-    sub.size = 1000;
-    sub.preset = "farms-llm";
-    sub.params_json = PARAMS;
-    return store_job_submit(s, &sub, &job, &existed, NULL);
+    return stu_submit(s, run, step, NULL, PARAMS, &job, &existed, NULL);
 }
 
 static int64_t version_of(struct store *s, const char *run)

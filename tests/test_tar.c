@@ -24,6 +24,7 @@
 #include "core/formats/thash.h"
 #include "storage/blob_dir.h"
 #include "tests/check.h"
+#include "tests/file_util.h"
 
 #define FIX "tests/fixtures/tar/"
 
@@ -32,24 +33,6 @@ static const unsigned char ustar_magic[8] = {'u', 's', 't', 'a', 'r', 0, '0', '0
 /* The tests' limits (the manifest's limit_exceeded rows rely on them). */
 static const struct tar_limits test_limits = {
     .max_members = 64, .max_member_bytes = 1u << 20, .max_total_bytes = 4u << 20};
-
-static unsigned char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    unsigned char *buf = NULL;
-    long n;
-
-    *len = 0;
-    if (f == NULL)
-        return NULL;
-    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0) {
-        buf = malloc((size_t)n + 1);
-        if (buf != NULL && fread(buf, 1, (size_t)n, f) == (size_t)n)
-            *len = (size_t)n;
-    }
-    fclose(f);
-    return buf;
-}
 
 /* --- A listing recorder ------------------------------------------------------ */
 
@@ -177,7 +160,7 @@ static void test_every_fixture_parses_as_the_manifest_says_in_any_pieces(void)
         unsigned char *buf;
 
         snprintf(path, sizeof(path), FIX "%s", rows[i].file);
-        buf = slurp(path, &len);
+        buf = fu_read(path, &len);
         CHECK(buf != NULL);
         if (buf == NULL)
             continue;
@@ -219,7 +202,7 @@ static void test_long_names_are_read_in_every_format(void)
         unsigned char *buf;
 
         snprintf(path, sizeof(path), FIX "%s", files[i]);
-        buf = slurp(path, &len);
+        buf = fu_read(path, &len);
         memset(&r, 0, sizeof(r));
         CHECK_STR_EQ(parse(buf, len, 0, NULL, &r), "ok");
         CHECK(strstr(r.listing, want) != NULL);

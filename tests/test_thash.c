@@ -14,35 +14,13 @@
 #include "core/formats/ckpt_int.h"
 #include "core/formats/thash.h"
 #include "tests/check.h"
+#include "tests/file_util.h"
 
 #define MANIFEST  "tests/fixtures/checkpoints/manifest.json"
 #define MLP_ST    "tests/fixtures/checkpoints/mlp/mlp_step0000.safetensors"
 #define TINY_ST   "tests/fixtures/numerics/tiny_4x3.safetensors"
 #define TINY_JSON "tests/fixtures/numerics/tiny_4x3.json"
 #define MAX_T     16
-
-static unsigned char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    unsigned char *buf = NULL;
-    long n;
-
-    *len = 0;
-    if (f == NULL)
-        return NULL;
-    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0) {
-        buf = malloc((size_t)n + 1);
-        if (buf != NULL && fread(buf, 1, (size_t)n, f) == (size_t)n) {
-            buf[n] = '\0';
-            *len = (size_t)n;
-        } else {
-            free(buf);
-            buf = NULL;
-        }
-    }
-    fclose(f);
-    return buf;
-}
 
 static void hex_of(const char *s, size_t len, char hex[THASH_HEX_LEN])
 {
@@ -128,8 +106,8 @@ static void test_streaming_equals_one_shot(void)
 static void test_numerics_file_hash(void)
 {
     size_t len = 0, jlen = 0;
-    unsigned char *bytes = read_file(TINY_ST, &len);
-    char *json = (char *)read_file(TINY_JSON, &jlen), hex[THASH_HEX_LEN];
+    unsigned char *bytes = fu_read(TINY_ST, &len);
+    char *json = fu_read(TINY_JSON, &jlen), hex[THASH_HEX_LEN];
     cJSON *doc = json != NULL ? cJSON_Parse(json) : NULL;
     const cJSON *want = cJSON_GetObjectItem(doc, "tensor_file_sha256");
     struct thash h = {0};
@@ -288,8 +266,8 @@ static int check_manifest_hashes(const struct ckpt *c, const cJSON *root)
 static void test_tensor_hashes_match_manifest(void)
 {
     size_t len = 0, mlen = 0;
-    unsigned char *st = read_file(MLP_ST, &len), *be = NULL;
-    char *mtext = (char *)read_file(MANIFEST, &mlen);
+    unsigned char *st = fu_read(MLP_ST, &len), *be = NULL;
+    char *mtext = fu_read(MANIFEST, &mlen);
     cJSON *root = mtext != NULL ? cJSON_Parse(mtext) : NULL;
     struct ckpt *c = NULL;
 
@@ -339,7 +317,7 @@ static long find_tensor(const struct ckpt *c, const char *name)
 static void test_tensor_over_limit_fails(void)
 {
     size_t len = 0;
-    unsigned char *st = read_file(MLP_ST, &len);
+    unsigned char *st = fu_read(MLP_ST, &len);
     struct ckpt *c = st != NULL ? mem_open(st, len) : NULL;
     struct ckpt_buf buf = {0};
     struct err e = {0};

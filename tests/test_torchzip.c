@@ -18,31 +18,11 @@
 #include "core/formats/torchzip.h"
 #include "core/formats/torchzip_int.h"
 #include "tests/check.h"
+#include "tests/file_util.h"
 
 #define FIXTURES "tests/fixtures/checkpoints/"
 
 static int n_good, n_bad;
-
-static char *read_file(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    char *buf = NULL;
-    long n;
-
-    if (f == NULL)
-        return NULL;
-    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0) {
-        buf = malloc((size_t)n + 1);
-        if (buf != NULL && fread(buf, 1, (size_t)n, f) == (size_t)n)
-            buf[n] = '\0';
-        else {
-            free(buf);
-            buf = NULL;
-        }
-    }
-    fclose(f);
-    return buf;
-}
 
 static void sha256_hex(const void *data, size_t n, char out[65])
 {
@@ -197,7 +177,7 @@ static const char *run_one(const cJSON *f, int strict, const char **msg_out, cha
 /* Every torch / legacy / pickle / unknown fixture, both pickle modes. */
 static void test_manifest_fixtures(void)
 {
-    char *text = read_file(FIXTURES "manifest.json");
+    char *text = fu_read(FIXTURES "manifest.json", NULL);
     cJSON *root = text ? cJSON_Parse(text) : NULL;
     const cJSON *f;
 

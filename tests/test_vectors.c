@@ -29,6 +29,7 @@
 #include "core/numerics/farms.h"
 #include "core/numerics/preset.h"
 #include "tests/check.h"
+#include "tests/file_util.h"
 
 #define DIR "tests/fixtures/numerics/"
 
@@ -36,35 +37,12 @@ static int n_results_present, n_results_checked, n_ww_present, n_ww_checked, n_w
 
 /* --- test-only file helpers ------------------------------------------------ */
 
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    char *buf = NULL;
-    long n;
-
-    *len = 0;
-    if (f == NULL)
-        return NULL;
-    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0) {
-        buf = malloc((size_t)n + 1);
-        if (buf != NULL && fread(buf, 1, (size_t)n, f) == (size_t)n) {
-            buf[n] = '\0';
-            *len = (size_t)n;
-        } else {
-            free(buf);
-            buf = NULL;
-        }
-    }
-    fclose(f);
-    return buf;
-}
-
 static cJSON *load_json(const char *name)
 {
     char path[512];
     size_t len;
     snprintf(path, sizeof(path), DIR "%s", name);
-    char *text = slurp(path, &len);
+    char *text = fu_read(path, &len);
     cJSON *j = text ? cJSON_Parse(text) : NULL;
     free(text);
     CHECK(j != NULL);
@@ -80,7 +58,7 @@ static double *load_tensor(const char *file, const char *name, int64_t *shape, i
     double *out = NULL;
 
     snprintf(path, sizeof(path), DIR "%s", file);
-    buf = slurp(path, &len);
+    buf = fu_read(path, &len);
     if (buf == NULL || len < 8)
         goto fail;
     for (int i = 7; i >= 0; i--)
