@@ -22,9 +22,12 @@
 #include "server/webhook.h"
 #include "storage/store.h"
 
-/* Evaluate and record the alerts of succeeded job `job_id`; wake `wh` (may
- * be NULL: events are recorded without deliveries). Failures are logged;
- * the job's success stands. Cannot fail. */
+/* Evaluate and record the alerts of job `job_id`, whose layer rows are
+ * stored and which is about to be recorded as succeeded (worker__finish:
+ * so a client that sees the job succeeded sees its events; evaluating a
+ * job twice adds nothing). Wake `wh` (may be NULL: events are recorded
+ * without deliveries). Failures are logged; the job's success stands.
+ * Cannot fail. */
 void alerts_job_succeeded(struct store *s, int64_t job_id, struct webhook *wh);
 
 #endif /* SERVER_ALERTS_H */

@@ -8,8 +8,8 @@
  * any replica may take (worker__open_task: the same inputs, a shard set
  * read in place with every tensor's bytes checked against the hash planned
  * here). A job with nothing to analyse is finished at once. Also the
- * finalisation (worker__finish) and failure (worker__fail) both paths
- * share.
+ * finalisation (worker__finish: layer rows, then the alert events, then
+ * the job's end) and failure (worker__fail) both paths share.
  */
 #include "server/worker_int.h"
 
@@ -154,6 +154,10 @@ enum err_code worker__finish(struct worker_job *j, const struct ckpt *c,
     if (rc == ERR_OK)
         rc = worker_store_layers(j, r, e);
     if (rc == ERR_OK) {
+        /* Alerts before the end is recorded: whoever sees the job succeeded
+         * sees its events. A crash in between runs the job again, and its
+         * second evaluation adds nothing (one event per job and rule). */
+        alerts_job_succeeded(j->s, j->job.id, j->w->cfg.webhook);
         worker__snap_drop(j->w, j->job.id); /* before the end is recorded */
         rc = store_job_finish(j->s, j->job.id, STORE_JOB_SUCCEEDED, NULL, NULL, e);
     }
@@ -296,7 +300,6 @@ void worker__run_job(struct worker_runner *rn, const struct store_job *job)
         LOG_INFO("worker", "job=%lld state=succeeded tensors=%lld cache_hits=%lld s=%.3f",
                  (long long)job->id, (long long)j.n_total, (long long)j.n_hits,
                  clock_mono_s() - t0);
-        alerts_job_succeeded(rn->s, job->id, rn->w->cfg.webhook);
     }
     if (rc != ERR_OK)
         worker__fail(rn->w, rn->s, job->id, &e);

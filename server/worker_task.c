@@ -15,7 +15,6 @@
 #include <string.h>
 
 #include "core/clock.h"
-#include "server/alerts.h"
 #include "server/log.h"
 
 void worker__ckpt_close(struct worker_runner *rn)
@@ -173,7 +172,6 @@ static void worker_task_succeeded(struct worker_runner *rn, int64_t job_id)
     LOG_INFO("worker", "job=%lld state=succeeded tensors=%lld cache_hits=%lld s=%.3f",
              (long long)job_id, (long long)job.n_total, (long long)job.n_cache_hits,
              job.finished > job.started ? job.finished - job.started : 0.0);
-    alerts_job_succeeded(rn->s, job_id, rn->w->cfg.webhook);
 }
 
 /* Task `t` failed with `rc`, `e`: dropped when its job no longer runs (or

@@ -7,7 +7,8 @@
  *   - a checkpoint of Gaussian matrices analysed under preset full (two of
  *     its three come out under-trained, alpha > 6) raises one event of the
  *     rule under_trained listing exactly the layers the API calls
- *     under-trained, with their recommendations;
+ *     under-trained, with their recommendations, readable as soon as the
+ *     job reads succeeded;
  *   - the receiver answers 500 twice, then 200, for run "good": the
  *     delivery ends delivered after 3 attempts; every request carries the
  *     event and delivery ids and a signature that verifies (HMAC-SHA256 of
@@ -189,6 +190,20 @@ static int analyse(const struct svc *s, const char *run, int step, const char *f
     ok = strcmp(svc_js(job, "state"), "succeeded") == 0;
     cJSON_Delete(job);
     return ok;
+}
+
+/* The number of alert events of `run` now (-1: no answer). */
+static int n_events(const struct svc *s, const char *run)
+{
+    struct svc_resp r;
+    char path[128];
+    int n = -1;
+
+    snprintf(path, sizeof path, "/v1/runs/%s/alerts", run);
+    if (svc_get(s, path, &r) == 200)
+        n = cJSON_GetArraySize(svc_j(r.json, "events"));
+    svc_resp_free(&r);
+    return n;
 }
 
 /* The delivery of `run` once it is no longer pending (or the last seen
@@ -435,6 +450,7 @@ static void test_alerts_end_to_end(struct MHD_Daemon *d)
     }
     check_rules_api(&s);
     CHECK(analyse(&s, "good", 1, file));
+    CHECK_EQ_INT(n_events(&s, "good"), 1); /* recorded before the job was marked succeeded */
     del = wait_delivery(&s, "good");
     CHECK_STR_EQ(svc_js(del, "state"), "delivered");
     CHECK_NEAR(svc_jn(del, "attempts"), 3, 0);
