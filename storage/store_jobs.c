@@ -75,19 +75,13 @@ void store__read_job(struct store__q *st, struct store_job *j)
 enum err_code store_job_get(struct store *s, int64_t id, struct store_job *out, struct err *e)
 {
     struct store__q *st = NULL;
-    enum err_code rc = store__stmt(s, SQL_JOB_GET, &st, e);
-    int src;
+    int row = 0;
+    enum err_code rc = store__row_id(s, SQL_JOB_GET, id, "job get", &st, &row, e);
 
-    if (rc != ERR_OK)
-        return rc;
-    store__bind_int64(st, 1, id);
-    src = store__step(st);
-    if (src == STORE__ROW)
+    if (rc == ERR_OK && row)
         store__read_job(st, out);
-    else if (src == STORE__DONE)
+    else if (rc == ERR_OK)
         rc = err_set(e, ERR_NOTFOUND, "job %" PRId64 " not found", id);
-    else
-        rc = store__dberr(s, src, "job get", e);
     store__release(st);
     return rc;
 }
@@ -102,22 +96,16 @@ static enum err_code job_state_owner(struct store *s, int64_t id, enum store_job
     static const char sql[] = "SELECT j.state, c.run_id, j.claimed_by, j.planned FROM jobs j "
                               "JOIN checkpoints c ON c.id = j.checkpoint_id WHERE j.id = ?1";
     struct store__q *st = NULL;
-    enum err_code rc = store__stmt(s, sql, &st, e);
-    int src;
+    int row = 0;
+    enum err_code rc = store__row_id(s, sql, id, "job state", &st, &row, e);
 
-    if (rc != ERR_OK)
-        return rc;
-    store__bind_int64(st, 1, id);
-    src = store__step(st);
-    if (src == STORE__ROW) {
+    if (rc == ERR_OK && row) {
         *state = (enum store_job_state)(int)store__col_int64(st, 0);
         *run_id = store__col_int64(st, 1);
         *mine = s->lease_s <= 0 || strcmp(store__col_str(st, 2), s->owner) == 0 ||
                 store__col_int64(st, 3) != 0;
-    } else if (src == STORE__DONE) {
+    } else if (rc == ERR_OK) {
         rc = err_set(e, ERR_NOTFOUND, "job %" PRId64 " not found", id);
-    } else {
-        rc = store__dberr(s, src, "job state", e);
     }
     store__release(st);
     return rc;
@@ -581,41 +569,9 @@ enum err_code store_jobs_requeue(struct store *s, int64_t *n_requeued, struct er
     static const char tasks[] =
         "UPDATE tasks SET state = " STORE__TASK_QUEUED_SQL ", "
         "claimed_by = '', lease_until = 0 WHERE state = " STORE__TASK_RUNNING_SQL;
-    struct store__q *st = NULL;
-    enum err_code rc;
-    int64_t n = 0;
+    static const char *const sql[4] = {bump, runs, jobs, tasks};
 
-    if (n_requeued != NULL)
-        *n_requeued = 0;
-    rc = store__begin(s, e);
-    if (rc != ERR_OK)
-        return rc;
-    rc = store__stmt(s, bump, &st, e);
-    if (rc == ERR_OK)
-        rc = store__step_done(s, st, "requeue", e);
-    if (rc == ERR_OK)
-        rc = store__stmt(s, runs, &st, e);
-    if (rc == ERR_OK)
-        rc = store__step_done(s, st, "requeue", e);
-    if (rc == ERR_OK)
-        rc = store__stmt(s, jobs, &st, e);
-    if (rc == ERR_OK)
-        rc = store__step_done(s, st, "requeue", e);
-    if (rc != ERR_OK)
-        goto out;
-    n = store__changes(s);
-    rc = store__stmt(s, tasks, &st, e);
-    if (rc == ERR_OK)
-        rc = store__step_done(s, st, "requeue: tasks", e);
-    if (rc != ERR_OK)
-        goto out;
-    rc = store__commit(s, e);
-    if (rc == ERR_OK && n_requeued != NULL)
-        *n_requeued = n;
-out:
-    if (rc != ERR_OK)
-        store__rollback(s);
-    return rc;
+    return store__requeue(s, sql, NULL, "requeue", n_requeued, e);
 }
 
 enum err_code store_job_counts(struct store *s, int64_t counts[STORE_JOB_STATE_COUNT],

@@ -23,96 +23,6 @@
 
 #define HEATMAP_MAX_CELLS ((size_t)1 << 20)
 
-/* --- Page tokens ------------------------------------------------------------- */
-
-size_t store__page_size(size_t page_size)
-{
-    if (page_size == 0)
-        return STORE_PAGE_DEFAULT;
-    return page_size > STORE_PAGE_MAX ? STORE_PAGE_MAX : page_size;
-}
-
-enum err_code store__token_step(const char *token, int64_t *step, int *has, struct err *e)
-{
-    char *end = NULL;
-    long long v;
-
-    *has = 0;
-    if (token == NULL || token[0] == '\0')
-        return ERR_OK;
-    errno = 0;
-    v = strtoll(token, &end, 10);
-    if (errno != 0 || end == token || *end != '\0' ||
-        !(token[0] == '-' || (token[0] >= '0' && token[0] <= '9')))
-        return err_set(e, ERR_INVAL, "malformed page token");
-    *step = (int64_t)v;
-    *has = 1;
-    return ERR_OK;
-}
-
-void *store__page_grow(void *items, size_t n, size_t *cap, size_t size)
-{
-    size_t ncap = *cap != 0 ? 2 * *cap : 16;
-    void *grown;
-
-    if (n < *cap)
-        return items;
-    if (ncap > SIZE_MAX / size)
-        return NULL;
-    grown = realloc(items, ncap * size);
-    if (grown != NULL)
-        *cap = ncap;
-    return grown;
-}
-
-void store__token_from_step(int64_t step, char out[STORE_TOKEN_MAX])
-{
-    snprintf(out, STORE_TOKEN_MAX, "%" PRId64, step);
-}
-
-static int store_hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
-enum err_code store__token_name(const char *token, char *name, size_t len, int *has, struct err *e)
-{
-    size_t n, i;
-
-    *has = 0;
-    if (token == NULL || token[0] == '\0')
-        return ERR_OK;
-    n = strlen(token);
-    if (n % 2 != 0 || n / 2 >= len)
-        return err_set(e, ERR_INVAL, "malformed page token");
-    for (i = 0; i < n / 2; i++) {
-        int hi = store_hexval(token[2 * i]), lo = store_hexval(token[2 * i + 1]);
-
-        if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
-            return err_set(e, ERR_INVAL, "malformed page token");
-        name[i] = (char)(hi * 16 + lo);
-    }
-    name[n / 2] = '\0';
-    *has = 1;
-    return ERR_OK;
-}
-
-void store__token_from_name(const char *name, char out[STORE_TOKEN_MAX])
-{
-    static const char hex[] = "0123456789abcdef";
-    size_t i;
-
-    for (i = 0; name[i] != '\0' && 2 * i + 2 < STORE_TOKEN_MAX; i++) {
-        out[2 * i] = hex[(unsigned char)name[i] >> 4];
-        out[2 * i + 1] = hex[(unsigned char)name[i] & 15];
-    }
-    out[2 * i] = '\0';
-}
-
 /* --- Runs ----------------------------------------------------------------------- */
 
 enum err_code store_runs_list(struct store *s, size_t page_size, const char *page_token,
@@ -170,24 +80,39 @@ enum err_code store_runs_list(struct store *s, size_t page_size, const char *pag
     if (src != STORE__DONE)
         rc = store__dberr(s, src, "runs list", e);
 out:
-    store__release(st);
-    if (rc != ERR_OK) {
-        store_run_page_free(p);
-        return rc;
-    }
-    *out = p;
-    return ERR_OK;
+    *out = store__page_done(st, rc, p, p != NULL ? p->items : NULL);
+    return rc;
 }
 
 void store_run_page_free(struct store_run_page *p)
 {
-    if (p == NULL)
-        return;
-    free(p->items);
-    free(p);
+    store__page_free(p, p != NULL ? p->items : NULL);
 }
 
 /* --- Checkpoints ------------------------------------------------------------------ */
+
+enum err_code store__checkpoint_id(struct store *s, int64_t run_id, const char *run, int64_t step,
+                                   int64_t *id, struct err *e)
+{
+    static const char sql[] = "SELECT id FROM checkpoints WHERE run_id = ?1 AND step = ?2";
+    struct store__q *st = NULL;
+    enum err_code rc = store__stmt(s, sql, &st, e);
+    int src;
+
+    if (rc != ERR_OK)
+        return rc;
+    store__bind_int64(st, 1, run_id);
+    store__bind_int64(st, 2, step);
+    src = store__step(st);
+    if (src == STORE__ROW)
+        *id = store__col_int64(st, 0);
+    else if (src == STORE__DONE)
+        rc = err_set(e, ERR_NOTFOUND, "run '%s' has no checkpoint at step %" PRId64, run, step);
+    else
+        rc = store__dberr(s, src, "checkpoint lookup", e);
+    store__release(st);
+    return rc;
+}
 
 #define CKPT_SELECT                                                                             \
     "SELECT c.id, c.step, c.content_sha256, c.source, c.path, c.format, c.size, c.created,"     \
