@@ -91,25 +91,38 @@ void store_run_page_free(struct store_run_page *p)
 
 /* --- Checkpoints ------------------------------------------------------------------ */
 
+/* Prepare `sql`, bind (?1 run_id, ?2 step) and step to its row, for the
+ * caller to read; the caller releases *out in every case. No row:
+ * ERR_NOTFOUND ("run 'x' has no checkpoint at step n"); a failed step:
+ * store__dberr(what). */
+static enum err_code checkpoint_row(struct store *s, const char *sql, int64_t run_id,
+                                    const char *run, int64_t step, const char *what,
+                                    struct store__q **out, struct err *e)
+{
+    enum err_code rc = store__stmt(s, sql, out, e);
+    int src;
+
+    if (rc != ERR_OK)
+        return rc;
+    store__bind_int64(*out, 1, run_id);
+    store__bind_int64(*out, 2, step);
+    src = store__step(*out);
+    if (src == STORE__DONE)
+        rc = err_set(e, ERR_NOTFOUND, "run '%s' has no checkpoint at step %" PRId64, run, step);
+    else if (src != STORE__ROW)
+        rc = store__dberr(s, src, what, e);
+    return rc;
+}
+
 enum err_code store__checkpoint_id(struct store *s, int64_t run_id, const char *run, int64_t step,
                                    int64_t *id, struct err *e)
 {
     static const char sql[] = "SELECT id FROM checkpoints WHERE run_id = ?1 AND step = ?2";
     struct store__q *st = NULL;
-    enum err_code rc = store__stmt(s, sql, &st, e);
-    int src;
+    enum err_code rc = checkpoint_row(s, sql, run_id, run, step, "checkpoint lookup", &st, e);
 
-    if (rc != ERR_OK)
-        return rc;
-    store__bind_int64(st, 1, run_id);
-    store__bind_int64(st, 2, step);
-    src = store__step(st);
-    if (src == STORE__ROW)
+    if (rc == ERR_OK)
         *id = store__col_int64(st, 0);
-    else if (src == STORE__DONE)
-        rc = err_set(e, ERR_NOTFOUND, "run '%s' has no checkpoint at step %" PRId64, run, step);
-    else
-        rc = store__dberr(s, src, "checkpoint lookup", e);
     store__release(st);
     return rc;
 }
@@ -151,22 +164,12 @@ enum err_code store_checkpoint_get(struct store *s, const char *run, int64_t ste
     struct store__q *st = NULL;
     int64_t run_id = 0;
     enum err_code rc;
-    int src;
 
     rc = store__run_id(s, run, &run_id, e);
     if (rc == ERR_OK)
-        rc = store__stmt(s, sql, &st, e);
-    if (rc != ERR_OK)
-        return rc;
-    store__bind_int64(st, 1, run_id);
-    store__bind_int64(st, 2, step);
-    src = store__step(st);
-    if (src == STORE__ROW)
+        rc = checkpoint_row(s, sql, run_id, run, step, "checkpoint get", &st, e);
+    if (rc == ERR_OK)
         read_checkpoint(st, out);
-    else if (src == STORE__DONE)
-        rc = err_set(e, ERR_NOTFOUND, "run '%s' has no checkpoint at step %" PRId64, run, step);
-    else
-        rc = store__dberr(s, src, "checkpoint get", e);
     store__release(st);
     return rc;
 }
