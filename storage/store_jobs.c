@@ -89,12 +89,9 @@ enum err_code store_job_get(struct store *s, int64_t id, struct store_job *out, 
     return rc;
 }
 
-/* State and owning run of job `id`; *mine = 0 when this connection has a
- * lease and the job's claim is another owner's, unless the job is planned
- * (store_tasks.h: any runner of its tasks may record progress or finish
- * it). ERR_NOTFOUND if none. */
-static enum err_code job_state_owner(struct store *s, int64_t id, enum store_job_state *state,
-                                     int64_t *run_id, int *mine, struct err *e)
+enum err_code store__job_state_owner(struct store *s, int64_t id, int planned_mine,
+                                     enum store_job_state *state, int64_t *run_id, int *mine,
+                                     struct err *e)
 {
     static const char sql[] = "SELECT j.state, c.run_id, j.claimed_by, j.planned FROM jobs j "
                               "JOIN checkpoints c ON c.id = j.checkpoint_id WHERE j.id = ?1";
@@ -106,7 +103,7 @@ static enum err_code job_state_owner(struct store *s, int64_t id, enum store_job
         *state = (enum store_job_state)(int)store__col_int64(st, 0);
         *run_id = store__col_int64(st, 1);
         *mine = s->lease_s <= 0 || strcmp(store__col_str(st, 2), s->owner) == 0 ||
-                store__col_int64(st, 3) != 0;
+                (planned_mine && store__col_int64(st, 3) != 0);
     } else if (rc == ERR_OK) {
         rc = err_set(e, ERR_NOTFOUND, "job %" PRId64 " not found", id);
     }
@@ -119,7 +116,7 @@ static enum err_code job_state_run(struct store *s, int64_t id, enum store_job_s
 {
     int mine = 1;
 
-    return job_state_owner(s, id, state, run_id, &mine, e);
+    return store__job_state_owner(s, id, 1, state, run_id, &mine, e);
 }
 
 enum err_code store_job_state(struct store *s, int64_t id, enum store_job_state *state,
@@ -219,7 +216,7 @@ enum err_code store_job_progress(struct store *s, int64_t id, int64_t n_done, in
     rc = store__begin(s, e);
     if (rc != ERR_OK)
         return rc;
-    rc = job_state_owner(s, id, &state, &run_id, &mine, e);
+    rc = store__job_state_owner(s, id, 1, &state, &run_id, &mine, e);
     if (rc != ERR_OK)
         goto out;
     if (state != STORE_JOB_RUNNING || !mine) {
@@ -293,7 +290,7 @@ enum err_code store_job_finish(struct store *s, int64_t id, enum store_job_state
     rc = store__begin(s, e);
     if (rc != ERR_OK)
         return rc;
-    rc = job_state_owner(s, id, &now_state, &run_id, &mine, e);
+    rc = store__job_state_owner(s, id, 1, &now_state, &run_id, &mine, e);
     if (rc != ERR_OK)
         goto out;
     if (now_state == STORE_JOB_CANCELED) {

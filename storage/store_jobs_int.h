@@ -44,6 +44,14 @@
 /* Read a row of STORE__JOB_COLS into *j. */
 void store__read_job(struct store__q *st, struct store_job *j);
 
+/* State and owning run of job `id` (store_jobs.c); *mine = 0 when this
+ * connection has a lease and the job's claim is another owner's, unless
+ * the job is planned and `planned_mine` (store_tasks.h: any runner of its
+ * tasks may record progress or finish it). ERR_NOTFOUND if none. */
+enum err_code store__job_state_owner(struct store *s, int64_t id, int planned_mine,
+                                     enum store_job_state *state, int64_t *run_id, int *mine,
+                                     struct err *e);
+
 /* Requeue running jobs and tasks in one transaction (store_lease.c): sql[0]
  * bumps the change id, sql[1] gives it to the runs concerned, sql[2]
  * requeues the jobs (their number -> *n_requeued if non-NULL) and sql[3]

@@ -58,30 +58,15 @@ static enum err_code check_rows(const struct store_task_row *rows, size_t n, int
 static enum err_code job_check(struct store *s, int64_t id, int any_owner_if_planned,
                                int64_t *run_id, struct err *e)
 {
-    static const char sql[] = "SELECT j.state, c.run_id, j.claimed_by, j.planned FROM jobs j "
-                              "JOIN checkpoints c ON c.id = j.checkpoint_id WHERE j.id = ?1";
-    struct store__q *st = NULL;
-    enum err_code rc = store__stmt(s, sql, &st, e);
-    int src, state = -1, mine = 0;
+    enum store_job_state state = STORE_JOB_QUEUED;
+    int mine = 0;
+    enum err_code rc =
+        store__job_state_owner(s, id, any_owner_if_planned, &state, run_id, &mine, e);
 
     if (rc != ERR_OK)
         return rc;
-    store__bind_int64(st, 1, id);
-    src = store__step(st);
-    if (src == STORE__ROW) {
-        state = (int)store__col_int64(st, 0);
-        *run_id = store__col_int64(st, 1);
-        mine = s->lease_s <= 0 || strcmp(store__col_str(st, 2), s->owner) == 0 ||
-               (any_owner_if_planned && store__col_int64(st, 3) != 0);
-    }
-    store__release(st);
-    if (src == STORE__DONE)
-        return err_set(e, ERR_NOTFOUND, "job %" PRId64 " not found", id);
-    if (src != STORE__ROW)
-        return store__dberr(s, src, "job state", e);
     if (state != STORE_JOB_RUNNING)
-        return err_set(e, ERR_CANCELED, "job %" PRId64 " is %s", id,
-                       store_job_state_name((enum store_job_state)state));
+        return err_set(e, ERR_CANCELED, "job %" PRId64 " is %s", id, store_job_state_name(state));
     if (!mine)
         return err_set(e, ERR_CANCELED, "job %" PRId64 " is claimed by another worker", id);
     return ERR_OK;
