@@ -1,6 +1,6 @@
 /* store.c -- open (picks the driver by URL), driver dispatch, statement
  * cache, transactions, settings and run versions. See store.h; the schema
- * and migrations live with each driver (store_db_sqlite.c, store_db_pg*.c).
+ * and migrations live with each driver (store_db_sqlite*.c, store_db_pg*.c).
  *
  * THREAD SAFETY: a struct store is one connection; the caller keeps it on
  * one thread at a time.
