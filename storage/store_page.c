@@ -1,7 +1,8 @@
 /* store_page.c -- page tokens and page building shared by the list reads
  * (store_runs.c, store_layers.c, store_summary.c, store_runinfo.c,
- * store_jobs.c ...): page sizes, step and name tokens, growing a page as rows
- * come, the window a step token leaves, and handing a page to the caller.
+ * store_alerts.c, store_deliveries.c, store_task_plan.c): page sizes, step
+ * and name tokens, growing a page as rows come, the window a step token
+ * leaves, and handing a finished page to the caller.
  * Page tokens are URL-safe ([0-9a-f-]) and opaque to callers. See
  * store_page_int.h.
  *

@@ -1,11 +1,13 @@
-/* store_runs.c -- reads of runs and checkpoints, and the run-wide heatmap
- * of one metric. See store.h.
+/* store_runs.c -- reads of runs and checkpoints (and the checkpoint id
+ * lookup of store_int.h), and the run-wide heatmap of one metric. See
+ * store.h.
  *
  * Runs are paged by name (token: hex of the last name), checkpoints and the
  * heatmap by step (token: the last step). A heatmap page ends at a step
  * boundary: after page_size steps, or earlier once it holds
  * HEATMAP_MAX_CELLS cells, so memory stays bounded for very wide runs.
- * Page tokens are URL-safe ([0-9a-f-]) and opaque to callers.
+ * Page tokens (store_page.c) are URL-safe ([0-9a-f-]) and opaque to
+ * callers.
  *
  * THREAD SAFETY: as store.h (one connection per thread).
  */
