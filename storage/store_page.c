@@ -20,13 +20,6 @@
 #include "storage/store_int.h"
 
 /* --- Page tokens ------------------------------------------------------------- */
-size_t store__page_size(size_t page_size)
-{
-    if (page_size == 0)
-        return STORE_PAGE_DEFAULT;
-    return page_size > STORE_PAGE_MAX ? STORE_PAGE_MAX : page_size;
-}
-
 enum err_code store__token_step(const char *token, int64_t *step, int *has, struct err *e)
 {
     char *end = NULL;
