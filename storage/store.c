@@ -1,6 +1,6 @@
 /* store.c -- open (picks the driver by URL), driver dispatch, statement
  * cache, transactions, settings and run versions. See store.h; the schema
- * and migrations live with each driver (store_db_sqlite.c, store_db_pg*.c).
+ * and migrations live with each driver (store_db_sqlite*.c, store_db_pg*.c).
  *
  * THREAD SAFETY: a struct store is one connection; the caller keeps it on
  * one thread at a time.
@@ -177,6 +177,33 @@ enum err_code store__step_done(struct store *s, struct store__q *st, const char 
     }
     store__release(st);
     return ERR_OK;
+}
+
+enum err_code store__stmt_id(struct store *s, const char *sql, int64_t id, struct store__q **out,
+                             struct err *e)
+{
+    enum err_code rc = store__stmt(s, sql, out, e);
+
+    if (rc == ERR_OK)
+        store__bind_int64(*out, 1, id);
+    return rc;
+}
+
+enum err_code store__row_id(struct store *s, const char *sql, int64_t id, const char *what,
+                            struct store__q **out, int *row, struct err *e)
+{
+    enum err_code rc = store__stmt_id(s, sql, id, out, e);
+    int src;
+
+    *row = 0;
+    if (rc != ERR_OK)
+        return rc;
+    src = store__step(*out);
+    if (src == STORE__ROW)
+        *row = 1;
+    else if (src != STORE__DONE)
+        rc = store__dberr(s, src, what, e);
+    return rc;
 }
 
 enum err_code store__begin(struct store *s, struct err *e)

@@ -12,7 +12,7 @@
  *   store_runs.h     runs, checkpoints, run summary and delete
  * Each includes this one; the conventions below hold for all of them.
  *
- * Data model (schemas in store_db_sqlite.c and store_db_pg_schema.c):
+ * Data model (schemas in store_db_sqlite_schema.c and store_db_pg_schema.c):
  *   run         a training run, by name; carries `version`, a change id bumped
  *               in the same transaction as any change to the run's data
  *               (checkpoints, jobs, layer rows), so an ETag costs one row read

@@ -1,6 +1,6 @@
 /* store_db_pg_schema.c -- the PostgreSQL schema and its migrations.
  *
- * The tables mirror the SQLite schema (store_db_sqlite.c) with PostgreSQL
+ * The tables mirror the SQLite schema (store_db_sqlite_schema.c) with PostgreSQL
  * types: ids are identity columns, reals DOUBLE PRECISION, keys and names
  * TEXT COLLATE "C" (byte order, as SQLite compares: run lists and page
  * tokens come out the same on both). The result field `xmin` is the column

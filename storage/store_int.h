@@ -2,9 +2,11 @@
  *
  * The connection struct, the per-connection statement cache (keyed by the
  * address of each SQL string: a static one, or the connection's own
- * sql_claim), error conversion, transactions, the run version bump and the
- * column helpers that results and layer rows share. Not part of the public
- * API. Same thread rules as store.h.
+ * sql_claim), error conversion, transactions, the run version bump and
+ * the column helpers that results and layer rows share. Included here:
+ * store_page_int.h (page sizes and tokens) and store_jobs_int.h (job states
+ * as SQL, job rows, the requeue). Not part of the public API. Same thread
+ * rules as store.h.
  */
 #ifndef STORAGE_STORE_INT_H
 #define STORAGE_STORE_INT_H
@@ -18,28 +20,15 @@
 #include "storage/store_db.h"
 #include "storage/store_history.h"
 #include "storage/store_jobs.h"
+#include "storage/store_jobs_int.h" /* job states as SQL, job rows, requeue */
 #include "storage/store_layers.h"
+#include "storage/store_page_int.h" /* page sizes, tokens and pages */
 #include "storage/store_results.h"
 #include "storage/store_runs.h"
 #include "storage/store_tasks.h"
 
 #define STORE__MAX_STMTS     192
 #define STORE__SQL_CLAIM_MAX 512
-
-/* Job states as SQL text, made at compile time from their one definition
- * (the STORE_JOB_*_INT numbers of store_jobs.h): "WHERE state = "
- * STORE__JOB_RUNNING_SQL is "WHERE state = 1". No SQL text in storage/
- * writes a state's number itself. */
-#define STORE__STR_(x)           #x
-#define STORE__STR(x)            STORE__STR_(x)
-#define STORE__JOB_QUEUED_SQL    STORE__STR(STORE_JOB_QUEUED_INT)
-#define STORE__JOB_RUNNING_SQL   STORE__STR(STORE_JOB_RUNNING_INT)
-#define STORE__JOB_SUCCEEDED_SQL STORE__STR(STORE_JOB_SUCCEEDED_INT)
-#define STORE__JOB_FAILED_SQL    STORE__STR(STORE_JOB_FAILED_INT)
-#define STORE__JOB_CANCELED_SQL  STORE__STR(STORE_JOB_CANCELED_INT)
-#define STORE__TASK_QUEUED_SQL   STORE__STR(STORE_TASK_QUEUED_INT)
-#define STORE__TASK_RUNNING_SQL  STORE__STR(STORE_TASK_RUNNING_INT)
-#define STORE__TASK_DONE_SQL     STORE__STR(STORE_TASK_DONE_INT)
 
 struct store__stmt_slot {
     const char *sql;     /* borrowed: a static string, the cache key */
@@ -113,6 +102,16 @@ void store__release(struct store__q *st);
 enum err_code store__step_done(struct store *s, struct store__q *st, const char *what,
                                struct err *e);
 
+/* The cached statement for `sql` (as store__stmt) with `id` bound to ?1. */
+enum err_code store__stmt_id(struct store *s, const char *sql, int64_t id, struct store__q **out,
+                             struct err *e);
+
+/* store__stmt_id, then one step: *row = 1 with the row to read in *out, or
+ * 0 when there is none; a failed step -> store__dberr(what). The caller
+ * releases *out (store__release) in every case. */
+enum err_code store__row_id(struct store *s, const char *sql, int64_t id, const char *what,
+                            struct store__q **out, int *row, struct err *e);
+
 /* Write transaction (SQLite: BEGIN IMMEDIATE; PostgreSQL: BEGIN and the
  * store-wide advisory lock) / COMMIT / ROLLBACK. rollback cannot fail (it ignores
  * errors: a failed statement may already have ended the transaction). */
@@ -137,47 +136,18 @@ enum err_code store__bump_run(struct store *s, int64_t run_id, struct err *e);
 /* The id of run `name`: ERR_NOTFOUND ("run 'x' not found") if none. */
 enum err_code store__run_id(struct store *s, const char *name, int64_t *id, struct err *e);
 
+/* The id of checkpoint (run_id, step) of run `run` (named in the message;
+ * store_runs.c):
+ * ERR_NOTFOUND ("run 'x' has no checkpoint at step n") if none. */
+enum err_code store__checkpoint_id(struct store *s, int64_t run_id, const char *run, int64_t step,
+                                   int64_t *id, struct err *e);
+
 /* The settings for run-level reads: `given` if non-NULL (validated), else
  * the settings of the newest succeeded job of the run's highest analysed
  * step (checkpoint_id < 0) or of that checkpoint, else of the newest job;
  * "" if there is no job (the rule of store_read_preset). */
 enum err_code store__settings_for(struct store *s, int64_t run_id, int64_t checkpoint_id,
                                   const char *given, char out[THASH_HEX_LEN], struct err *e);
-
-/* The SELECT list of a job (FROM jobs j JOIN checkpoints c JOIN runs r JOIN
- * settings g) that store__read_job reads (store_jobs.c). */
-#define STORE__JOB_COLS                                                                     \
-    "j.id, j.state, r.name, c.step, c.id, c.content_sha256, c.source, c.path, c.format, "   \
-    "c.size, j.preset, g.params, j.settings_hash, j.n_done, j.n_total, j.n_cache_hits, "    \
-    "j.error_category, j.error_message, j.created, j.started, j.finished, j.claimed_by, "   \
-    "j.lease_until, j.base_sha256, j.base_source, j.base_path, j.base_format, j.base_run, " \
-    "j.base_step "
-#define STORE__JOB_FROM                                                                        \
-    "FROM jobs j JOIN checkpoints c ON c.id = j.checkpoint_id JOIN runs r ON r.id = c.run_id " \
-    "JOIN settings g ON g.hash = j.settings_hash "
-
-/* Read a row of STORE__JOB_COLS into *j. */
-void store__read_job(struct store__q *st, struct store_job *j);
-
-/* --- Page tokens (store.c) ------------------------------------------------ */
-
-/* page_size 0 -> STORE_PAGE_DEFAULT, clamped to STORE_PAGE_MAX. */
-size_t store__page_size(size_t page_size);
-
-/* Room for item n of a page being filled: `items` (n used, *cap allocated,
- * `size` bytes each) when n < *cap, else `items` reallocated to twice *cap
- * (16 at first) and *cap updated. Pages grow as rows come, so a large
- * page_size costs memory only when the rows exist. NULL: no memory
- * (`items` unchanged, still owned by the caller). */
-void *store__page_grow(void *items, size_t n, size_t *cap, size_t size);
-
-/* Step tokens: decimal. NULL or "" -> *has = 0. ERR_INVAL if malformed. */
-enum err_code store__token_step(const char *token, int64_t *step, int *has, struct err *e);
-void store__token_from_step(int64_t step, char out[STORE_TOKEN_MAX]);
-
-/* Name tokens: hex of the name bytes. ERR_INVAL if malformed or too long. */
-enum err_code store__token_name(const char *token, char *name, size_t len, int *has, struct err *e);
-void store__token_from_name(const char *name, char out[STORE_TOKEN_MAX]);
 
 /* --- Result columns (store_results.c) ---------------------------------------- */
 

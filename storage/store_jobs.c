@@ -1,5 +1,8 @@
 /* store_jobs.c -- the persistent job queue (tables runs, checkpoints,
- * settings, jobs). See store.h.
+ * settings, jobs): reading a job and its state changes (claim, progress,
+ * finish, cancel, requeue, counts). See store.h; submitting a job (with
+ * its run, checkpoint and settings rows) is in store_job_submit.c, leases
+ * in store_lease.c.
  *
  * Every state change runs in one BEGIN IMMEDIATE transaction that also bumps
  * the owning run's version, so GETs of run data see a new ETag. Claims are
@@ -75,49 +78,34 @@ void store__read_job(struct store__q *st, struct store_job *j)
 enum err_code store_job_get(struct store *s, int64_t id, struct store_job *out, struct err *e)
 {
     struct store__q *st = NULL;
-    enum err_code rc = store__stmt(s, SQL_JOB_GET, &st, e);
-    int src;
+    int row = 0;
+    enum err_code rc = store__row_id(s, SQL_JOB_GET, id, "job get", &st, &row, e);
 
-    if (rc != ERR_OK)
-        return rc;
-    store__bind_int64(st, 1, id);
-    src = store__step(st);
-    if (src == STORE__ROW)
+    if (rc == ERR_OK && row)
         store__read_job(st, out);
-    else if (src == STORE__DONE)
+    else if (rc == ERR_OK)
         rc = err_set(e, ERR_NOTFOUND, "job %" PRId64 " not found", id);
-    else
-        rc = store__dberr(s, src, "job get", e);
     store__release(st);
     return rc;
 }
 
-/* State and owning run of job `id`; *mine = 0 when this connection has a
- * lease and the job's claim is another owner's, unless the job is planned
- * (store_tasks.h: any runner of its tasks may record progress or finish
- * it). ERR_NOTFOUND if none. */
-static enum err_code job_state_owner(struct store *s, int64_t id, enum store_job_state *state,
-                                     int64_t *run_id, int *mine, struct err *e)
+enum err_code store__job_state_owner(struct store *s, int64_t id, int planned_mine,
+                                     enum store_job_state *state, int64_t *run_id, int *mine,
+                                     struct err *e)
 {
     static const char sql[] = "SELECT j.state, c.run_id, j.claimed_by, j.planned FROM jobs j "
                               "JOIN checkpoints c ON c.id = j.checkpoint_id WHERE j.id = ?1";
     struct store__q *st = NULL;
-    enum err_code rc = store__stmt(s, sql, &st, e);
-    int src;
+    int row = 0;
+    enum err_code rc = store__row_id(s, sql, id, "job state", &st, &row, e);
 
-    if (rc != ERR_OK)
-        return rc;
-    store__bind_int64(st, 1, id);
-    src = store__step(st);
-    if (src == STORE__ROW) {
+    if (rc == ERR_OK && row) {
         *state = (enum store_job_state)(int)store__col_int64(st, 0);
         *run_id = store__col_int64(st, 1);
         *mine = s->lease_s <= 0 || strcmp(store__col_str(st, 2), s->owner) == 0 ||
-                store__col_int64(st, 3) != 0;
-    } else if (src == STORE__DONE) {
+                (planned_mine && store__col_int64(st, 3) != 0);
+    } else if (rc == ERR_OK) {
         rc = err_set(e, ERR_NOTFOUND, "job %" PRId64 " not found", id);
-    } else {
-        rc = store__dberr(s, src, "job state", e);
     }
     store__release(st);
     return rc;
@@ -128,7 +116,7 @@ static enum err_code job_state_run(struct store *s, int64_t id, enum store_job_s
 {
     int mine = 1;
 
-    return job_state_owner(s, id, state, run_id, &mine, e);
+    return store__job_state_owner(s, id, 1, state, run_id, &mine, e);
 }
 
 enum err_code store_job_state(struct store *s, int64_t id, enum store_job_state *state,
@@ -137,218 +125,6 @@ enum err_code store_job_state(struct store *s, int64_t id, enum store_job_state 
     int64_t run_id;
 
     return job_state_run(s, id, state, &run_id, e);
-}
-
-/* --- Submit ----------------------------------------------------------------------- */
-
-static enum err_code check_base(const struct store_job_base *b, struct err *e)
-{
-    if (b == NULL)
-        return ERR_OK;
-    if (!thash_hex_ok(b->sha256))
-        return err_set(e, ERR_INVAL, "base: content hash is not 64 lower-case hex digits");
-    if (b->source != STORE_SOURCE_UPLOAD && b->source != STORE_SOURCE_PATH)
-        return err_set(e, ERR_INVAL, "base: unknown checkpoint source %d", (int)b->source);
-    if (b->source == STORE_SOURCE_PATH && b->path[0] == '\0')
-        return err_set(e, ERR_INVAL, "base: path empty");
-    if (b->step < 0)
-        return err_set(e, ERR_INVAL, "base: step %" PRId64 " is negative", b->step);
-    return ERR_OK;
-}
-
-static enum err_code check_submit(const struct store_submit *sub, struct err *e)
-{
-    if (sub->run == NULL || sub->run[0] == '\0' || strlen(sub->run) >= STORE_RUN_MAX)
-        return err_set(e, ERR_INVAL, "run name empty or longer than %d bytes", STORE_RUN_MAX - 1);
-    if (sub->step < 0)
-        return err_set(e, ERR_INVAL, "step %" PRId64 " is negative", sub->step);
-    if (!thash_hex_ok(sub->content_sha256))
-        return err_set(e, ERR_INVAL, "content hash is not 64 lower-case hex digits");
-    if (sub->source != STORE_SOURCE_UPLOAD && sub->source != STORE_SOURCE_PATH)
-        return err_set(e, ERR_INVAL, "unknown checkpoint source %d", (int)sub->source);
-    if (sub->source == STORE_SOURCE_PATH &&
-        (sub->path == NULL || sub->path[0] == '\0' || strlen(sub->path) >= STORE_PATH_MAX))
-        return err_set(e, ERR_INVAL, "checkpoint path empty or longer than %d bytes",
-                       STORE_PATH_MAX - 1);
-    if (sub->format != NULL && strlen(sub->format) >= STORE_FORMAT_MAX)
-        return err_set(e, ERR_INVAL, "format name longer than %d bytes", STORE_FORMAT_MAX - 1);
-    if (sub->size > (uint64_t)INT64_MAX)
-        return err_set(e, ERR_INVAL, "size out of range");
-    return check_base(sub->base, e);
-}
-
-/* Step an INSERT ... RETURNING id and read the id. */
-static enum err_code insert_id(struct store *s, struct store__q *st, const char *what, int64_t *id,
-                               struct err *e)
-{
-    int src = store__step(st);
-    enum err_code rc = ERR_OK;
-
-    if (src == STORE__ROW)
-        *id = store__col_int64(st, 0);
-    else
-        rc = store__dberr(s, src == STORE__DONE ? STORE__ERROR : src, what, e);
-    store__release(st);
-    return rc;
-}
-
-/* The run id of `name`, creating the run if new. */
-static enum err_code run_ensure(struct store *s, const char *name, double now, int64_t *id,
-                                struct err *e)
-{
-    static const char sql[] = "INSERT INTO runs(name, created) VALUES(?1, ?2) "
-                              "ON CONFLICT DO NOTHING";
-    struct store__q *st = NULL;
-    enum err_code rc = store__stmt(s, sql, &st, e);
-
-    if (rc != ERR_OK)
-        return rc;
-    store__bind_text(st, 1, name);
-    store__bind_double(st, 2, now);
-    rc = store__step_done(s, st, "run insert", e);
-    if (rc != ERR_OK)
-        return rc;
-    return store__run_id(s, name, id, e);
-}
-
-/* The checkpoint (run, step): the existing one if its content matches
- * (ERR_CONFLICT if not), else a new one. */
-static enum err_code checkpoint_ensure(struct store *s, const struct store_submit *sub,
-                                       int64_t run_id, double now, int64_t *id, struct err *e)
-{
-    static const char find[] =
-        "SELECT id, content_sha256 FROM checkpoints WHERE run_id = ?1 AND step = ?2";
-    static const char ins[] = "INSERT INTO checkpoints(run_id, step, content_sha256, source, "
-                              "path, format, size, created) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
-                              "RETURNING id";
-    struct store__q *st = NULL;
-    enum err_code rc = store__stmt(s, find, &st, e);
-    int src;
-
-    if (rc != ERR_OK)
-        return rc;
-    store__bind_int64(st, 1, run_id);
-    store__bind_int64(st, 2, sub->step);
-    src = store__step(st);
-    if (src == STORE__ROW) {
-        char have[THASH_HEX_LEN];
-
-        *id = store__col_int64(st, 0);
-        store__col_text(st, 1, have, sizeof have);
-        store__release(st);
-        if (strcmp(have, sub->content_sha256) == 0)
-            return ERR_OK;
-        return err_set(e, ERR_CONFLICT,
-                       "run '%s' step %" PRId64 " already has a checkpoint with other content "
-                       "(sha256 %.12s..., this one %.12s...)",
-                       sub->run, sub->step, have, sub->content_sha256);
-    }
-    store__release(st);
-    if (src != STORE__DONE)
-        return store__dberr(s, src, "checkpoint lookup", e);
-    rc = store__stmt(s, ins, &st, e);
-    if (rc != ERR_OK)
-        return rc;
-    store__bind_int64(st, 1, run_id);
-    store__bind_int64(st, 2, sub->step);
-    store__bind_text(st, 3, sub->content_sha256);
-    store__bind_int64(st, 4, (int)sub->source);
-    store__bind_text(st, 5, sub->source == STORE_SOURCE_PATH ? sub->path : "");
-    store__bind_text(st, 6, sub->format != NULL ? sub->format : "");
-    store__bind_int64(st, 7, (int64_t)sub->size);
-    store__bind_double(st, 8, now);
-    return insert_id(s, st, "checkpoint insert", id, e);
-}
-
-/* The job (checkpoint, settings): existing (*existed = 1) or new. An
- * existing job merged onto another base (or none) is ERR_CONFLICT. */
-static enum err_code job_ensure(struct store *s, int64_t ckpt, const char *hash,
-                                const struct store_submit *sub, double now, int64_t *id,
-                                int *existed, struct err *e)
-{
-    static const char find[] =
-        "SELECT id, base_sha256 FROM jobs WHERE checkpoint_id = ?1 AND settings_hash = ?2";
-    static const char ins[] =
-        "INSERT INTO jobs(checkpoint_id, settings_hash, preset, state, created, base_sha256, "
-        "base_source, base_path, base_format, base_run, base_step) VALUES(?1, ?2, "
-        "?3, " STORE__JOB_QUEUED_SQL ", ?4, ?5, ?6, ?7, ?8, ?9, ?10) RETURNING id";
-    static const struct store_job_base none = {.source = STORE_SOURCE_UPLOAD};
-    const struct store_job_base *b = sub->base != NULL ? sub->base : &none;
-    struct store__q *st = NULL;
-    char had[THASH_HEX_LEN] = "";
-    enum err_code rc = store__stmt(s, find, &st, e);
-    int src;
-
-    if (rc != ERR_OK)
-        return rc;
-    store__bind_int64(st, 1, ckpt);
-    store__bind_text(st, 2, hash);
-    src = store__step(st);
-    if (src == STORE__ROW) {
-        *id = store__col_int64(st, 0);
-        store__col_text(st, 1, had, sizeof had);
-        *existed = 1;
-    }
-    store__release(st);
-    if (src == STORE__ROW && strcmp(had, b->sha256) != 0)
-        return err_set(e, ERR_CONFLICT,
-                       "run '%s' step %" PRId64 " already has a job for these settings merged "
-                       "onto %s%.16s%s",
-                       sub->run, sub->step, had[0] ? "the base with sha256 " : "no base", had,
-                       had[0] ? "..." : "");
-    if (src == STORE__ROW)
-        return ERR_OK;
-    if (src != STORE__DONE)
-        return store__dberr(s, src, "job lookup", e);
-    rc = store__stmt(s, ins, &st, e);
-    if (rc != ERR_OK)
-        return rc;
-    store__bind_int64(st, 1, ckpt);
-    store__bind_text(st, 2, hash);
-    store__bind_text(st, 3, sub->preset);
-    store__bind_double(st, 4, now);
-    store__bind_text(st, 5, b->sha256);
-    store__bind_int64(st, 6, (int64_t)b->source);
-    store__bind_text(st, 7, b->path);
-    store__bind_text(st, 8, b->format);
-    store__bind_text(st, 9, b->run);
-    store__bind_int64(st, 10, b->step);
-    return insert_id(s, st, "job insert", id, e);
-}
-
-enum err_code store_job_submit(struct store *s, const struct store_submit *sub,
-                               struct store_job *out, int *existed, struct err *e)
-{
-    char hash[THASH_HEX_LEN];
-    int64_t run_id = 0, ckpt = 0, job = 0;
-    double now = store__now();
-    enum err_code rc;
-
-    *existed = 0;
-    rc = check_submit(sub, e);
-    if (rc != ERR_OK)
-        return rc;
-    rc = store__begin(s, e);
-    if (rc != ERR_OK)
-        return rc;
-    rc = store_settings_put(s, sub->preset, sub->params_json, hash, e);
-    if (rc == ERR_OK)
-        rc = run_ensure(s, sub->run, now, &run_id, e);
-    if (rc == ERR_OK)
-        rc = checkpoint_ensure(s, sub, run_id, now, &ckpt, e);
-    if (rc == ERR_OK)
-        rc = job_ensure(s, ckpt, hash, sub, now, &job, existed, e);
-    if (rc == ERR_OK && !*existed)
-        rc = store__bump_run(s, run_id, e);
-    if (rc == ERR_OK)
-        rc = store_job_get(s, job, out, e);
-    if (rc == ERR_OK)
-        rc = store__commit(s, e);
-    if (rc != ERR_OK) {
-        store__rollback(s);
-        *existed = 0;
-    }
-    return rc;
 }
 
 /* --- State changes --------------------------------------------------------------- */
@@ -440,7 +216,7 @@ enum err_code store_job_progress(struct store *s, int64_t id, int64_t n_done, in
     rc = store__begin(s, e);
     if (rc != ERR_OK)
         return rc;
-    rc = job_state_owner(s, id, &state, &run_id, &mine, e);
+    rc = store__job_state_owner(s, id, 1, &state, &run_id, &mine, e);
     if (rc != ERR_OK)
         goto out;
     if (state != STORE_JOB_RUNNING || !mine) {
@@ -514,7 +290,7 @@ enum err_code store_job_finish(struct store *s, int64_t id, enum store_job_state
     rc = store__begin(s, e);
     if (rc != ERR_OK)
         return rc;
-    rc = job_state_owner(s, id, &now_state, &run_id, &mine, e);
+    rc = store__job_state_owner(s, id, 1, &now_state, &run_id, &mine, e);
     if (rc != ERR_OK)
         goto out;
     if (now_state == STORE_JOB_CANCELED) {
@@ -581,41 +357,9 @@ enum err_code store_jobs_requeue(struct store *s, int64_t *n_requeued, struct er
     static const char tasks[] =
         "UPDATE tasks SET state = " STORE__TASK_QUEUED_SQL ", "
         "claimed_by = '', lease_until = 0 WHERE state = " STORE__TASK_RUNNING_SQL;
-    struct store__q *st = NULL;
-    enum err_code rc;
-    int64_t n = 0;
+    static const char *const sql[4] = {bump, runs, jobs, tasks};
 
-    if (n_requeued != NULL)
-        *n_requeued = 0;
-    rc = store__begin(s, e);
-    if (rc != ERR_OK)
-        return rc;
-    rc = store__stmt(s, bump, &st, e);
-    if (rc == ERR_OK)
-        rc = store__step_done(s, st, "requeue", e);
-    if (rc == ERR_OK)
-        rc = store__stmt(s, runs, &st, e);
-    if (rc == ERR_OK)
-        rc = store__step_done(s, st, "requeue", e);
-    if (rc == ERR_OK)
-        rc = store__stmt(s, jobs, &st, e);
-    if (rc == ERR_OK)
-        rc = store__step_done(s, st, "requeue", e);
-    if (rc != ERR_OK)
-        goto out;
-    n = store__changes(s);
-    rc = store__stmt(s, tasks, &st, e);
-    if (rc == ERR_OK)
-        rc = store__step_done(s, st, "requeue: tasks", e);
-    if (rc != ERR_OK)
-        goto out;
-    rc = store__commit(s, e);
-    if (rc == ERR_OK && n_requeued != NULL)
-        *n_requeued = n;
-out:
-    if (rc != ERR_OK)
-        store__rollback(s);
-    return rc;
+    return store__requeue(s, sql, NULL, "requeue", n_requeued, e);
 }
 
 enum err_code store_job_counts(struct store *s, int64_t counts[STORE_JOB_STATE_COUNT],

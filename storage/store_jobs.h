@@ -1,6 +1,6 @@
 /* store_jobs.h -- the persistent job queue: job states, submit, claim,
  * progress, finish, cancel, leases for several workers or replicas, counts
- * and the job list (store_jobs.c, store_lease.c, store_runinfo.c).
+ * and the job list (store_jobs.c, store_job_submit.c, store_lease.c, store_runinfo.c).
  *
  * A job is one analysis of a checkpoint under one settings hash. Every
  * state change runs in one write transaction that also bumps the owning

@@ -102,28 +102,25 @@ void store_layer_list_free(struct store_layer_list *l)
     free(l);
 }
 
-/* The id of checkpoint (run_id, step); ERR_NOTFOUND if none. */
-static enum err_code checkpoint_id(struct store *s, int64_t run_id, const char *run, int64_t step,
-                                   int64_t *id, struct err *e)
+/* A new list *l for step `step` with the settings of checkpoint `ckpt` of
+ * run `run_id` (store__settings_for; ckpt < 0: the run's), and in *st the
+ * statement `sql`, not yet bound; *st is NULL when the run has no such
+ * settings (the list stays empty). The caller frees *l and releases *st. */
+static enum err_code list_start(struct store *s, int64_t run_id, int64_t ckpt, int64_t step,
+                                const char *settings_hash, const char *sql,
+                                struct store_layer_list **l, struct store__q **st, struct err *e)
 {
-    static const char sql[] = "SELECT id FROM checkpoints WHERE run_id = ?1 AND step = ?2";
-    struct store__q *st = NULL;
-    enum err_code rc = store__stmt(s, sql, &st, e);
-    int src;
+    enum err_code rc;
 
-    if (rc != ERR_OK)
+    *st = NULL;
+    *l = calloc(1, sizeof **l);
+    if (*l == NULL)
+        return nomem(e);
+    (*l)->step = step;
+    rc = store__settings_for(s, run_id, ckpt, settings_hash, (*l)->settings_hash, e);
+    if (rc != ERR_OK || (*l)->settings_hash[0] == '\0')
         return rc;
-    store__bind_int64(st, 1, run_id);
-    store__bind_int64(st, 2, step);
-    src = store__step(st);
-    if (src == STORE__ROW)
-        *id = store__col_int64(st, 0);
-    else if (src == STORE__DONE)
-        rc = err_set(e, ERR_NOTFOUND, "run '%s' has no checkpoint at step %" PRId64, run, step);
-    else
-        rc = store__dberr(s, src, "checkpoint lookup", e);
-    store__release(st);
-    return rc;
+    return store__stmt(s, sql, st, e);
 }
 
 enum err_code store_layers_get(struct store *s, const char *run, int64_t step,
@@ -140,18 +137,11 @@ enum err_code store_layers_get(struct store *s, const char *run, int64_t step,
     *out = NULL;
     rc = store__run_id(s, run, &run_id, e);
     if (rc == ERR_OK)
-        rc = checkpoint_id(s, run_id, run, step, &ckpt, e);
+        rc = store__checkpoint_id(s, run_id, run, step, &ckpt, e);
     if (rc != ERR_OK)
         return rc;
-    l = calloc(1, sizeof *l);
-    if (l == NULL)
-        return nomem(e);
-    l->step = step;
-    rc = store__settings_for(s, run_id, ckpt, settings_hash, l->settings_hash, e);
-    if (rc != ERR_OK || l->settings_hash[0] == '\0')
-        goto out;
-    rc = store__stmt(s, sql, &st, e);
-    if (rc != ERR_OK)
+    rc = list_start(s, run_id, ckpt, step, settings_hash, sql, &l, &st, e);
+    if (rc != ERR_OK || st == NULL)
         goto out;
     store__bind_int64(st, 1, ckpt);
     store__bind_text(st, 2, l->settings_hash);
@@ -191,15 +181,8 @@ enum err_code store_layers_latest(struct store *s, const char *run, const char *
     rc = store__run_id(s, run, &run_id, e);
     if (rc != ERR_OK)
         return rc;
-    l = calloc(1, sizeof *l);
-    if (l == NULL)
-        return nomem(e);
-    l->step = -1;
-    rc = store__settings_for(s, run_id, -1, settings_hash, l->settings_hash, e);
-    if (rc != ERR_OK || l->settings_hash[0] == '\0')
-        goto out;
-    rc = store__stmt(s, sql, &st, e);
-    if (rc != ERR_OK)
+    rc = list_start(s, run_id, -1, -1, settings_hash, sql, &l, &st, e);
+    if (rc != ERR_OK || st == NULL)
         goto out;
     store__bind_int64(st, 1, run_id);
     store__bind_text(st, 2, l->settings_hash);
@@ -235,18 +218,11 @@ enum err_code store_layer_get(struct store *s, const char *run, const char *laye
         return err_set(e, ERR_INVAL, "layer name missing");
     rc = store__run_id(s, run, &run_id, e);
     if (rc == ERR_OK && step >= 0)
-        rc = checkpoint_id(s, run_id, run, step, &ckpt, e);
+        rc = store__checkpoint_id(s, run_id, run, step, &ckpt, e);
     if (rc != ERR_OK)
         return rc;
-    l = calloc(1, sizeof *l);
-    if (l == NULL)
-        return nomem(e);
-    l->step = step;
-    rc = store__settings_for(s, run_id, ckpt, settings_hash, l->settings_hash, e);
-    if (rc != ERR_OK || l->settings_hash[0] == '\0')
-        goto out;
-    rc = store__stmt(s, sql, &st, e);
-    if (rc != ERR_OK)
+    rc = list_start(s, run_id, ckpt, step, settings_hash, sql, &l, &st, e);
+    if (rc != ERR_OK || st == NULL)
         goto out;
     store__bind_int64(st, 1, run_id);
     store__bind_text(st, 2, l->settings_hash);
@@ -278,23 +254,6 @@ out:
 }
 
 /* --- History of one layer ------------------------------------------------------ */
-
-/* Effective lower bound: after the page token's step, within the window. */
-static enum err_code window_start(const char *page_token, int64_t start_step, int64_t *from,
-                                  int *empty, struct err *e)
-{
-    int64_t after = 0;
-    int has = 0;
-    enum err_code rc = store__token_step(page_token, &after, &has, e);
-
-    if (rc != ERR_OK)
-        return rc;
-    *from = start_step;
-    *empty = has && after == INT64_MAX; /* nothing after the last possible step */
-    if (has && !*empty && after + 1 > start_step)
-        *from = after + 1;
-    return ERR_OK;
-}
 
 static void read_point(struct store__q *st, struct store_point *p)
 {
@@ -342,7 +301,7 @@ enum err_code store_layer_history(struct store *s, const struct store_history_qu
     *out = NULL;
     if (q->layer == NULL)
         return err_set(e, ERR_INVAL, "layer name missing");
-    rc = window_start(q->page_token, q->start_step, &from, &empty, e);
+    rc = store__token_window(q->page_token, q->start_step, &from, &empty, e);
     if (rc == ERR_OK)
         rc = store__run_id(s, q->run, &run_id, e);
     if (rc != ERR_OK)
@@ -368,19 +327,11 @@ enum err_code store_layer_history(struct store *s, const struct store_history_qu
     store__bind_int64(st, 6, (int64_t)limit + 1);
     rc = history_fill(s, st, h, limit, e);
 out:
-    store__release(st);
-    if (rc != ERR_OK) {
-        store_history_free(h);
-        return rc;
-    }
-    *out = h;
-    return ERR_OK;
+    *out = store__page_done(st, rc, h, h != NULL ? h->points : NULL);
+    return rc;
 }
 
 void store_history_free(struct store_history *h)
 {
-    if (h == NULL)
-        return;
-    free(h->points);
-    free(h);
+    store__page_free(h, h != NULL ? h->points : NULL);
 }

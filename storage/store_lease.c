@@ -1,8 +1,9 @@
 /* store_lease.c -- job leases for several workers or replicas on one
  * database: the owner and lease length of a connection, and giving back
  * an owner's running jobs and tasks at shutdown (planned jobs stay running
- * for the other replicas: store_tasks.h). Claims, renewals and the owner
- * checks are in store_jobs.c. See store.h.
+ * for the other replicas: store_tasks.h), and the requeue both that and
+ * store_jobs_requeue_all run (store__requeue). Claims, renewals and the
+ * owner checks are in store_jobs.c. See store.h.
  *
  * THREAD SAFETY: as store.h (one connection per thread).
  */
@@ -43,43 +44,40 @@ enum err_code store_jobs_release(struct store *s, int64_t *n_requeued, struct er
         "UPDATE tasks SET state = " STORE__TASK_QUEUED_SQL ", "
         "claimed_by = '', lease_until = 0 WHERE state = " STORE__TASK_RUNNING_SQL
         " AND claimed_by = ?1";
+    static const char *const sql[4] = {bump, runs, jobs, tasks};
+
+    return store__requeue(s, sql, s->owner, "release", n_requeued, e);
+}
+
+enum err_code store__requeue(struct store *s, const char *const sql[4], const char *owner,
+                             const char *what, int64_t *n_requeued, struct err *e)
+{
     struct store__q *st = NULL;
     enum err_code rc;
     int64_t n = 0;
+    char what_tasks[64];
+    int i;
 
     if (n_requeued != NULL)
         *n_requeued = 0;
+    snprintf(what_tasks, sizeof what_tasks, "%s: tasks", what);
     rc = store__begin(s, e);
     if (rc != ERR_OK)
         return rc;
-    rc = store__stmt(s, bump, &st, e);
-    if (rc == ERR_OK)
-        rc = store__step_done(s, st, "release", e);
-    if (rc == ERR_OK)
-        rc = store__stmt(s, runs, &st, e);
-    if (rc != ERR_OK)
-        goto out;
-    store__bind_text(st, 1, s->owner);
-    rc = store__step_done(s, st, "release", e);
-    if (rc == ERR_OK)
-        rc = store__stmt(s, jobs, &st, e);
-    if (rc != ERR_OK)
-        goto out;
-    store__bind_text(st, 1, s->owner);
-    rc = store__step_done(s, st, "release", e);
-    if (rc != ERR_OK)
-        goto out;
-    n = store__changes(s);
-    rc = store__stmt(s, tasks, &st, e);
-    if (rc != ERR_OK)
-        goto out;
-    store__bind_text(st, 1, s->owner);
-    rc = store__step_done(s, st, "release: tasks", e);
+    for (i = 0; i < 4 && rc == ERR_OK; i++) {
+        rc = store__stmt(s, sql[i], &st, e);
+        if (rc != ERR_OK)
+            break;
+        if (owner != NULL && i > 0)
+            store__bind_text(st, 1, owner);
+        rc = store__step_done(s, st, i == 3 ? what_tasks : what, e);
+        if (i == 2)
+            n = store__changes(s); /* the jobs requeued */
+    }
     if (rc == ERR_OK)
         rc = store__commit(s, e);
     if (rc == ERR_OK && n_requeued != NULL)
         *n_requeued = n;
-out:
     if (rc != ERR_OK)
         store__rollback(s);
     return rc;

@@ -85,22 +85,17 @@ static enum err_code summary_counts(struct store *s, int64_t run_id, struct stor
         " coalesce(max(c.step), -1) FROM runs r LEFT JOIN checkpoints c ON c.run_id = r.id "
         "WHERE r.id = ?1 GROUP BY r.id, r.created, r.version";
     struct store__q *st = NULL;
-    enum err_code rc = store__stmt(s, sql, &st, e);
-    int src;
+    int row = 0;
+    enum err_code rc = store__row_id(s, sql, run_id, "run summary", &st, &row, e);
 
-    if (rc != ERR_OK)
-        return rc;
-    store__bind_int64(st, 1, run_id);
-    src = store__step(st);
-    if (src == STORE__ROW) {
+    if (rc == ERR_OK && row) {
         o->created = store__col_double(st, 0);
         o->version = store__col_int64(st, 1);
         o->n_checkpoints = store__col_int64(st, 2);
         o->first_step = store__col_int64(st, 3);
         o->last_step = store__col_int64(st, 4);
-    } else {
-        rc = src == STORE__DONE ? err_set(e, ERR_NOTFOUND, "run not found")
-                                : store__dberr(s, src, "run summary", e);
+    } else if (rc == ERR_OK) {
+        rc = err_set(e, ERR_NOTFOUND, "run not found");
     }
     store__release(st);
     return rc;
@@ -116,12 +111,11 @@ static enum err_code summary_presets(struct store *s, int64_t run_id, struct sto
         "FROM jobs j JOIN checkpoints c ON c.id = j.checkpoint_id WHERE c.run_id = ?1 "
         "GROUP BY j.preset ORDER BY count(DISTINCT j.checkpoint_id) DESC, j.preset LIMIT ?2";
     struct store__q *st = NULL;
-    enum err_code rc = store__stmt(s, sql, &st, e);
+    enum err_code rc = store__stmt_id(s, sql, run_id, &st, e);
     int src;
 
     if (rc != ERR_OK)
         return rc;
-    store__bind_int64(st, 1, run_id);
     store__bind_int64(st, 2, STORE_RUN_PRESETS_MAX);
     while ((src = store__step(st)) == STORE__ROW && o->n_presets < STORE_RUN_PRESETS_MAX) {
         struct store_preset_count *p = &o->presets[o->n_presets++];
@@ -376,19 +370,11 @@ enum err_code store_jobs_list(struct store *s, const struct store_job_filter *f,
     store__bind_int64(st, 4, (int64_t)limit + 1);
     rc = jobs_page_fill(s, st, p, limit, e);
 out:
-    store__release(st);
-    if (rc != ERR_OK) {
-        store_job_page_free(p);
-        return rc;
-    }
-    *out = p;
-    return ERR_OK;
+    *out = store__page_done(st, rc, p, p != NULL ? p->items : NULL);
+    return rc;
 }
 
 void store_job_page_free(struct store_job_page *p)
 {
-    if (p == NULL)
-        return;
-    free(p->items);
-    free(p);
+    store__page_free(p, p != NULL ? p->items : NULL);
 }

@@ -1,11 +1,13 @@
-/* store_runs.c -- reads of runs and checkpoints, and the run-wide heatmap
- * of one metric. See store.h.
+/* store_runs.c -- reads of runs and checkpoints (and the checkpoint id
+ * lookup of store_int.h), and the run-wide heatmap of one metric. See
+ * store.h.
  *
  * Runs are paged by name (token: hex of the last name), checkpoints and the
  * heatmap by step (token: the last step). A heatmap page ends at a step
  * boundary: after page_size steps, or earlier once it holds
  * HEATMAP_MAX_CELLS cells, so memory stays bounded for very wide runs.
- * Page tokens are URL-safe ([0-9a-f-]) and opaque to callers.
+ * Page tokens (store_page.c) are URL-safe ([0-9a-f-]) and opaque to
+ * callers.
  *
  * THREAD SAFETY: as store.h (one connection per thread).
  */
@@ -22,96 +24,6 @@
 #include "storage/store_int.h"
 
 #define HEATMAP_MAX_CELLS ((size_t)1 << 20)
-
-/* --- Page tokens ------------------------------------------------------------- */
-
-size_t store__page_size(size_t page_size)
-{
-    if (page_size == 0)
-        return STORE_PAGE_DEFAULT;
-    return page_size > STORE_PAGE_MAX ? STORE_PAGE_MAX : page_size;
-}
-
-enum err_code store__token_step(const char *token, int64_t *step, int *has, struct err *e)
-{
-    char *end = NULL;
-    long long v;
-
-    *has = 0;
-    if (token == NULL || token[0] == '\0')
-        return ERR_OK;
-    errno = 0;
-    v = strtoll(token, &end, 10);
-    if (errno != 0 || end == token || *end != '\0' ||
-        !(token[0] == '-' || (token[0] >= '0' && token[0] <= '9')))
-        return err_set(e, ERR_INVAL, "malformed page token");
-    *step = (int64_t)v;
-    *has = 1;
-    return ERR_OK;
-}
-
-void *store__page_grow(void *items, size_t n, size_t *cap, size_t size)
-{
-    size_t ncap = *cap != 0 ? 2 * *cap : 16;
-    void *grown;
-
-    if (n < *cap)
-        return items;
-    if (ncap > SIZE_MAX / size)
-        return NULL;
-    grown = realloc(items, ncap * size);
-    if (grown != NULL)
-        *cap = ncap;
-    return grown;
-}
-
-void store__token_from_step(int64_t step, char out[STORE_TOKEN_MAX])
-{
-    snprintf(out, STORE_TOKEN_MAX, "%" PRId64, step);
-}
-
-static int store_hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
-enum err_code store__token_name(const char *token, char *name, size_t len, int *has, struct err *e)
-{
-    size_t n, i;
-
-    *has = 0;
-    if (token == NULL || token[0] == '\0')
-        return ERR_OK;
-    n = strlen(token);
-    if (n % 2 != 0 || n / 2 >= len)
-        return err_set(e, ERR_INVAL, "malformed page token");
-    for (i = 0; i < n / 2; i++) {
-        int hi = store_hexval(token[2 * i]), lo = store_hexval(token[2 * i + 1]);
-
-        if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
-            return err_set(e, ERR_INVAL, "malformed page token");
-        name[i] = (char)(hi * 16 + lo);
-    }
-    name[n / 2] = '\0';
-    *has = 1;
-    return ERR_OK;
-}
-
-void store__token_from_name(const char *name, char out[STORE_TOKEN_MAX])
-{
-    static const char hex[] = "0123456789abcdef";
-    size_t i;
-
-    for (i = 0; name[i] != '\0' && 2 * i + 2 < STORE_TOKEN_MAX; i++) {
-        out[2 * i] = hex[(unsigned char)name[i] >> 4];
-        out[2 * i + 1] = hex[(unsigned char)name[i] & 15];
-    }
-    out[2 * i] = '\0';
-}
 
 /* --- Runs ----------------------------------------------------------------------- */
 
@@ -170,24 +82,52 @@ enum err_code store_runs_list(struct store *s, size_t page_size, const char *pag
     if (src != STORE__DONE)
         rc = store__dberr(s, src, "runs list", e);
 out:
-    store__release(st);
-    if (rc != ERR_OK) {
-        store_run_page_free(p);
-        return rc;
-    }
-    *out = p;
-    return ERR_OK;
+    *out = store__page_done(st, rc, p, p != NULL ? p->items : NULL);
+    return rc;
 }
 
 void store_run_page_free(struct store_run_page *p)
 {
-    if (p == NULL)
-        return;
-    free(p->items);
-    free(p);
+    store__page_free(p, p != NULL ? p->items : NULL);
 }
 
 /* --- Checkpoints ------------------------------------------------------------------ */
+
+/* Prepare `sql`, bind (?1 run_id, ?2 step) and step to its row, for the
+ * caller to read; the caller releases *out in every case. No row:
+ * ERR_NOTFOUND ("run 'x' has no checkpoint at step n"); a failed step:
+ * store__dberr(what). */
+static enum err_code checkpoint_row(struct store *s, const char *sql, int64_t run_id,
+                                    const char *run, int64_t step, const char *what,
+                                    struct store__q **out, struct err *e)
+{
+    enum err_code rc = store__stmt(s, sql, out, e);
+    int src;
+
+    if (rc != ERR_OK)
+        return rc;
+    store__bind_int64(*out, 1, run_id);
+    store__bind_int64(*out, 2, step);
+    src = store__step(*out);
+    if (src == STORE__DONE)
+        rc = err_set(e, ERR_NOTFOUND, "run '%s' has no checkpoint at step %" PRId64, run, step);
+    else if (src != STORE__ROW)
+        rc = store__dberr(s, src, what, e);
+    return rc;
+}
+
+enum err_code store__checkpoint_id(struct store *s, int64_t run_id, const char *run, int64_t step,
+                                   int64_t *id, struct err *e)
+{
+    static const char sql[] = "SELECT id FROM checkpoints WHERE run_id = ?1 AND step = ?2";
+    struct store__q *st = NULL;
+    enum err_code rc = checkpoint_row(s, sql, run_id, run, step, "checkpoint lookup", &st, e);
+
+    if (rc == ERR_OK)
+        *id = store__col_int64(st, 0);
+    store__release(st);
+    return rc;
+}
 
 #define CKPT_SELECT                                                                             \
     "SELECT c.id, c.step, c.content_sha256, c.source, c.path, c.format, c.size, c.created,"     \
@@ -226,22 +166,12 @@ enum err_code store_checkpoint_get(struct store *s, const char *run, int64_t ste
     struct store__q *st = NULL;
     int64_t run_id = 0;
     enum err_code rc;
-    int src;
 
     rc = store__run_id(s, run, &run_id, e);
     if (rc == ERR_OK)
-        rc = store__stmt(s, sql, &st, e);
-    if (rc != ERR_OK)
-        return rc;
-    store__bind_int64(st, 1, run_id);
-    store__bind_int64(st, 2, step);
-    src = store__step(st);
-    if (src == STORE__ROW)
+        rc = checkpoint_row(s, sql, run_id, run, step, "checkpoint get", &st, e);
+    if (rc == ERR_OK)
         read_checkpoint(st, out);
-    else if (src == STORE__DONE)
-        rc = err_set(e, ERR_NOTFOUND, "run '%s' has no checkpoint at step %" PRId64, run, step);
-    else
-        rc = store__dberr(s, src, "checkpoint get", e);
     store__release(st);
     return rc;
 }

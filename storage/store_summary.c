@@ -223,30 +223,6 @@ enum err_code store__summary_backfill(struct store *s, struct err *e)
 
 /* --- Reads ---------------------------------------------------------------------- */
 
-/* The id of checkpoint (run_id, step); ERR_NOTFOUND if none. */
-static enum err_code summary_checkpoint(struct store *s, int64_t run_id, const char *run,
-                                        int64_t step, int64_t *id, struct err *e)
-{
-    static const char sql[] = "SELECT id FROM checkpoints WHERE run_id = ?1 AND step = ?2";
-    struct store__q *st = NULL;
-    enum err_code rc = store__stmt(s, sql, &st, e);
-    int src;
-
-    if (rc != ERR_OK)
-        return rc;
-    store__bind_int64(st, 1, run_id);
-    store__bind_int64(st, 2, step);
-    src = store__step(st);
-    if (src == STORE__ROW)
-        *id = store__col_int64(st, 0);
-    else if (src == STORE__DONE)
-        rc = err_set(e, ERR_NOTFOUND, "run '%s' has no checkpoint at step %" PRId64, run, step);
-    else
-        rc = store__dberr(s, src, "checkpoint lookup", e);
-    store__release(st);
-    return rc;
-}
-
 /* Read the SUMMARY_COLS rows of `st` into *out; *found = 1 if any. */
 static enum err_code summary_fill(struct store *s, struct store__q *st, struct store_summary *out,
                                   int *found, struct err *e)
@@ -296,7 +272,7 @@ enum err_code store_summary_get(struct store *s, const char *run, int64_t step,
     memset(&got, 0, sizeof got);
     rc = store__run_id(s, run, &run_id, e);
     if (rc == ERR_OK && step >= 0)
-        rc = summary_checkpoint(s, run_id, run, step, &ckpt, e);
+        rc = store__checkpoint_id(s, run_id, run, step, &ckpt, e);
     if (rc == ERR_OK)
         rc = store__settings_for(s, run_id, ckpt, settings_hash, got.settings_hash, e);
     if (rc != ERR_OK || got.settings_hash[0] == '\0')
@@ -314,24 +290,6 @@ enum err_code store_summary_get(struct store *s, const char *run, int64_t step,
     else
         *found = 0;
     return rc;
-}
-
-/* Effective lower bound: after the page token's step, within the window
- * (as store_layers.c's). */
-static enum err_code summary_window(const char *page_token, int64_t start_step, int64_t *from,
-                                    int *empty, struct err *e)
-{
-    int64_t after = 0;
-    int has = 0;
-    enum err_code rc = store__token_step(page_token, &after, &has, e);
-
-    if (rc != ERR_OK)
-        return rc;
-    *from = start_step;
-    *empty = has && after == INT64_MAX;
-    if (has && !*empty && after + 1 > start_step)
-        *from = after + 1;
-    return ERR_OK;
 }
 
 /* Read the points of `st` into h, at most `limit`; one row more sets
@@ -376,7 +334,7 @@ enum err_code store_summary_history(struct store *s, const struct store_history_
     *out = NULL;
     if ((unsigned)metric >= FARMS_SUMMARY_COUNT)
         return err_set(e, ERR_INVAL, "summary metric out of range");
-    rc = summary_window(q->page_token, q->start_step, &from, &empty, e);
+    rc = store__token_window(q->page_token, q->start_step, &from, &empty, e);
     if (rc == ERR_OK)
         rc = store__run_id(s, q->run, &run_id, e);
     if (rc != ERR_OK)
@@ -403,21 +361,13 @@ enum err_code store_summary_history(struct store *s, const struct store_history_
     store__bind_int64(st, 6, (int64_t)limit + 1);
     rc = history_fill(s, st, h, limit, e);
 out:
-    store__release(st);
-    if (rc != ERR_OK) {
-        store_summary_history_free(h);
-        return rc;
-    }
-    *out = h;
-    return ERR_OK;
+    *out = store__page_done(st, rc, h, h != NULL ? h->points : NULL);
+    return rc;
 }
 
 void store_summary_history_free(struct store_summary_history *h)
 {
-    if (h == NULL)
-        return;
-    free(h->points);
-    free(h);
+    store__page_free(h, h != NULL ? h->points : NULL);
 }
 
 /* --- Every run's latest summary -------------------------------------------------- */

@@ -1,5 +1,5 @@
 /* store_tasks.h -- a job's work as tasks that any runner of any replica
- * claims (store_tasks.c).
+ * claims (store_tasks.c; the plan, its reads and counts: store_task_plan.c).
  *
  * A runner that claims a queued job (store_job_claim) plans it: it lists the
  * checkpoint's rows (engine_select, hashing every tensor), serves cache hits
