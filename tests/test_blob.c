@@ -337,8 +337,9 @@ static void upload_failed_checks(struct blob_store *b, struct blob_upload *u, co
 /* In a child limited to 4096-byte files (RLIMIT_FSIZE, SIGXFSZ ignored,
  * so a write past it fails with EFBIG). A small body waits in the fill
  * buffer, so its failed write shows at finish. A large one fails in the
- * writer thread while more bytes arrive; a later write reports it, at the
- * latest once every buffer is in use (so within BLOB_UPLOAD_BUFS + 2
+ * writer thread while more bytes arrive; the write that published the
+ * buffer (when the thread failed at once) or a later one reports it, at
+ * the latest once every buffer is in use (so within BLOB_UPLOAD_BUFS + 2
  * buffers); or, if the failing buffer is the last, finish reports it.
  * Exit status: failed checks. */
 static void upload_failed_write_child(struct blob_store *b)
@@ -364,7 +365,9 @@ static void upload_failed_write_child(struct blob_store *b)
         sent += sizeof chunk;
     }
     CHECK_EQ_INT(rc, ERR_IO);
-    CHECK(sent > BLOB_UPLOAD_BUF); /* the threads' error, reported later */
+    /* the error comes from writing a full buffer: reported by the write that
+       published it (if the writer thread failed at once) or a later one */
+    CHECK(sent >= BLOB_UPLOAD_BUF);
     upload_failed_checks(b, u, &e);
     /* a limit of 1.25 buffers: the first full buffer is written, the
        second, partial one (published by finish) fails in the writer */
