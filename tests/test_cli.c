@@ -16,7 +16,7 @@
 #include <cjson/cJSON.h>
 
 #include "tests/check.h"
-#include "tests/cli_run.h"
+#include "tests/cli_util.h"
 
 #define FIX "tests/fixtures/"
 /* In argument lists a path is written (FIX "rel"): the parentheses mark the

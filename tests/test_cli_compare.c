@@ -19,7 +19,7 @@
 #include <cjson/cJSON.h>
 
 #include "tests/check.h"
-#include "tests/cli_run.h"
+#include "tests/cli_util.h"
 #include "tests/pg_util.h"
 
 #define FIX "tests/fixtures/"

@@ -1,4 +1,4 @@
-/* cli_run.h -- TEST-ONLY: the farmsd command line run as a user runs it,
+/* cli_util.h -- TEST-ONLY: the farmsd command line run as a user runs it,
  * for test_cli and test_cli_compare: build/san/farmsd in a child process
  * with the given arguments and environment, every other FARMSD_* setting
  * and COLUMNS unset, its stdout and stderr captured whole (up to
@@ -7,8 +7,8 @@
  * Header-only (static inline). Ownership: a struct cli_run owns its out and
  * err (cli_run_free). For the main thread; the child is bounded by alarm().
  */
-#ifndef TESTS_CLI_RUN_H
-#define TESTS_CLI_RUN_H
+#ifndef TESTS_CLI_UTIL_H
+#define TESTS_CLI_UTIL_H
 
 #include <stdint.h>
 #include <stdio.h>
@@ -95,4 +95,4 @@ static inline void cli_run_free(struct cli_run *r)
     free(r->err);
 }
 
-#endif /* TESTS_CLI_RUN_H */
+#endif /* TESTS_CLI_UTIL_H */
