@@ -287,6 +287,21 @@ try {
     const s = document.querySelector("#history-svg");
     return s && s.getAttribute("data-layer") === l && s.querySelectorAll("circle.point.main").length === Number(n);
   }, [m.layer, m.points]), `clicking ${m.layer} shows its ${m.points} points`);
+  // 10b. The delta view of a run without blocks is a list, one row per matched layer.
+  if (!without.has("compare")) {
+    const ms = (await api(`/v1/runs/${enc(m.run)}/history?metric=alpha`)).steps;
+    const mc = await api(`/v1/compare?a=${enc(`${m.run}:${ms[ms.length - 1]}`)}&b=${enc(`${m.run}:${ms[ms.length - 2]}`)}`);
+    await page.selectOption("#view-select", "delta");
+    const lOk = await waitFor(page, (w) => {
+      const c = [...document.querySelectorAll("#delta-svg rect.dcell")];
+      const rows = document.querySelectorAll("#delta-svg text.row-label").length;
+      return rows === c.length && c.length === Object.keys(w).length && c.every((x) => (x.getAttribute("data-delta") === "" ? w[x.getAttribute("data-key")] === null
+        : Math.abs(Number(x.getAttribute("data-delta")) - w[x.getAttribute("data-key")]) <= 1e-9 * Math.max(1, Math.abs(w[x.getAttribute("data-key")]))));
+    }, Object.fromEntries(mc.layers.map((l) => [l.key, l.delta.alpha])));
+    check(lOk, `${m.run} delta view: a list of ${mc.layers.length} labelled rows with /v1/compare's deltas`);
+    await checkContrast(page, "delta list");
+    await page.selectOption("#view-select", "heatmap");
+  }
   const x = cfg.mixed;
   await page.selectOption("#run-select", x.run);
   await page.waitForSelector("#preset-box:not([hidden])").catch(() => {});
