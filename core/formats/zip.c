@@ -1,6 +1,8 @@
 /* zip.c -- see zip.h. Central-directory zip reader with the safety checks of
- * docs/checkpoint-formats.md, PyTorch zip files;
- * reading members is in zip_read.c. */
+ * docs/checkpoint-formats.md, PyTorch zip files: the central entries, their
+ * local headers and the member checks (names, duplicates, overlaps).
+ * Locating the central directory (the end records, ZIP64) is in zip_cd.c,
+ * reading members in zip_read.c; what they share is in zip_int.h. */
 #include "core/formats/zip.h"
 #include "core/utf8.h"
 
@@ -10,132 +12,29 @@
 
 #include "core/formats/zip_int.h"
 
-#define ZIP_EOCD_LEN    22
-#define ZIP_LOC64_LEN   20
-#define ZIP_EOCD64_LEN  56
 #define ZIP_CENTRAL_LEN 46
 #define ZIP_LOCAL_LEN   30
-#define ZIP_SAT32       0xFFFFFFFFu
-#define ZIP_SAT16       0xFFFFu
-#define ZIP_TAIL_MAX    (ZIP_LOC64_LEN + ZIP_EOCD_LEN + 0xFFFF) /* locator, end, comment */
 #define ZIP_WIN_LEN     (256u << 10) /* central directory window: > one 46 + 3 x 64 KiB entry */
 
-static uint16_t zip_u16(const unsigned char *p)
+uint16_t zip__u16(const unsigned char *p)
 {
     return (uint16_t)(p[0] | (p[1] << 8));
 }
 
-static uint32_t zip_u32(const unsigned char *p)
+uint32_t zip__u32(const unsigned char *p)
 {
     return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
 }
 
-static uint64_t zip_u64(const unsigned char *p)
+uint64_t zip__u64(const unsigned char *p)
 {
-    return (uint64_t)zip_u32(p) | ((uint64_t)zip_u32(p + 4) << 32);
+    return (uint64_t)zip__u32(p) | ((uint64_t)zip__u32(p + 4) << 32);
 }
 
 /* 1 if s[0..n) is well-formed UTF-8 without NUL (a name must be a C string). */
 static int zip_utf8_ok(const unsigned char *s, size_t n)
 {
     return utf8_check(s, n) == n && memchr(s, 0, n) == NULL;
-}
-
-/* Where the central directory is, from the end records. */
-struct zip_cd {
-    uint64_t n_entries, size, offset;
-};
-
-/* The zip64 end record at `z64` (from the locator) into `cd`. */
-static enum err_code zip_read_eocd64(const struct rfile *f, uint64_t z64, struct zip_cd *cd,
-                                     struct err *e)
-{
-    unsigned char p[ZIP_EOCD64_LEN];
-    enum err_code rc;
-
-    if (z64 > f->size || f->size - z64 < ZIP_EOCD64_LEN)
-        return err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_ZIP,
-                        "zip64 locator points at no zip64 end record (offset %llu)",
-                        (unsigned long long)z64);
-    rc = rfile_read(f, z64, ZIP_EOCD64_LEN, p, e);
-    if (rc)
-        return rc;
-    if (memcmp(p, "PK\6\6", 4) != 0)
-        return err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_ZIP,
-                        "zip64 locator points at no zip64 end record (offset %llu)",
-                        (unsigned long long)z64);
-    if (zip_u32(p + 16) != 0 || zip_u32(p + 20) != 0 || zip_u64(p + 24) != zip_u64(p + 32))
-        return err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_ZIP, "multi-disk zip64 archive");
-    cd->n_entries = zip_u64(p + 32);
-    cd->size = zip_u64(p + 40);
-    cd->offset = zip_u64(p + 48);
-    return ERR_OK;
-}
-
-/* The end record in the last bytes `tail` (`n` of them, ending the file). */
-static enum err_code zip_find_cd_in(const struct rfile *f, const unsigned char *tail, uint64_t n,
-                                    struct zip_cd *cd, struct err *e)
-{
-    uint64_t pos, lo, len = f->size;
-    const unsigned char *p;
-    int found = 0;
-
-    lo = n - ZIP_EOCD_LEN > 0xFFFF ? n - ZIP_EOCD_LEN - 0xFFFF : 0;
-    for (pos = n - ZIP_EOCD_LEN;; pos--) {
-        if (memcmp(tail + pos, "PK\5\6", 4) == 0 &&
-            pos + ZIP_EOCD_LEN + zip_u16(tail + pos + 20) == n) {
-            found = 1;
-            break;
-        }
-        if (pos == lo)
-            break;
-    }
-    if (!found)
-        return err_setc(e, ERR_FORMAT, ERR_CAT_TRUNCATED,
-                        "no zip end-of-central-directory record (file cut short?)");
-    p = tail + pos;
-    if (zip_u16(p + 4) != 0 || zip_u16(p + 6) != 0 || zip_u16(p + 8) != zip_u16(p + 10))
-        return err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_ZIP,
-                        "multi-disk zip archives are not supported");
-    cd->n_entries = zip_u16(p + 10);
-    cd->size = zip_u32(p + 12);
-    cd->offset = zip_u32(p + 16);
-    if (pos >= ZIP_LOC64_LEN && memcmp(p - ZIP_LOC64_LEN, "PK\6\7", 4) == 0) {
-        enum err_code rc = zip_read_eocd64(f, zip_u64(p - ZIP_LOC64_LEN + 8), cd, e);
-        if (rc)
-            return rc;
-    } else if (cd->size == ZIP_SAT32 || cd->offset == ZIP_SAT32) {
-        /* A count of 0xFFFF alone is a real count: 65 535 members need no zip64
-         * record (Python writes them so); the entries below must all be there. */
-        return err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_ZIP,
-                        "zip64 sentinel values without a zip64 locator");
-    }
-    if (cd->offset > len || cd->size > len - cd->offset)
-        return err_setc(e, ERR_FORMAT, ERR_CAT_TRUNCATED,
-                        "central directory (offset %llu, %llu bytes) runs past the end (%llu)",
-                        (unsigned long long)cd->offset, (unsigned long long)cd->size,
-                        (unsigned long long)len);
-    return ERR_OK;
-}
-
-/* Where the central directory is, from the end records. */
-static enum err_code zip_find_cd(const struct rfile *f, struct zip_cd *cd, struct err *e)
-{
-    uint64_t len = f->size, n = len < ZIP_TAIL_MAX ? len : ZIP_TAIL_MAX;
-    unsigned char *tail = NULL;
-    enum err_code rc;
-
-    if (len < ZIP_EOCD_LEN)
-        return err_setc(e, ERR_FORMAT, ERR_CAT_TRUNCATED,
-                        "%llu bytes: too short for a zip end record", (unsigned long long)len);
-    tail = calloc(1, (size_t)n);
-    if (tail == NULL)
-        return err_set(e, ERR_NOMEM, "out of memory reading the zip end record");
-    rc = rfile_read(f, len - n, n, tail, e);
-    if (rc == ERR_OK)
-        rc = zip_find_cd_in(f, tail, n, cd, e);
-    free(tail);
-    return rc;
 }
 
 /* Replace saturated sizes/offset with the ZIP64 extra field's values. */
@@ -147,8 +46,8 @@ static enum err_code zip_apply_zip64(const unsigned char *extra, size_t xlen, st
     uint64_t *fields[3] = {&m->usize, &m->csize, &m->local_offset};
 
     while (q + 4 <= xlen) {
-        size_t ln = zip_u16(extra + q + 2);
-        if (zip_u16(extra + q) == 0x0001) {
+        size_t ln = zip__u16(extra + q + 2);
+        if (zip__u16(extra + q) == 0x0001) {
             z = extra + q + 4;
             zlen = ln <= xlen - q - 4 ? ln : xlen - q - 4;
             break;
@@ -163,7 +62,7 @@ static enum err_code zip_apply_zip64(const unsigned char *extra, size_t xlen, st
             continue;
         if (zlen - r < 8)
             return err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_ZIP, "short zip64 extra field");
-        *fields[i] = zip_u64(z + r);
+        *fields[i] = zip__u64(z + r);
         r += 8;
     }
     return ERR_OK;
@@ -243,8 +142,8 @@ static enum err_code zip_local(struct zip_win *w, struct zip_member *m, size_t n
                     w->local, e);
     if (rc)
         return rc;
-    lnlen = zip_u16(w->local + 26);
-    lxlen = zip_u16(w->local + 28);
+    lnlen = zip__u16(w->local + 26);
+    lxlen = zip__u16(w->local + 28);
     if (memcmp(w->local, "PK\3\4", 4) != 0)
         return err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_ZIP, "bad local header signature for '%.*s'",
                         pn, name);
@@ -283,9 +182,9 @@ static enum err_code zip_entry(struct zip_win *w, uint64_t *pos, struct zip_memb
     if (memcmp(p, "PK\1\2", 4) != 0)
         return err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_ZIP,
                         "bad central directory entry at offset %llu", (unsigned long long)*pos);
-    nlen = zip_u16(p + 28);
-    xlen = zip_u16(p + 30);
-    clen = zip_u16(p + 32);
+    nlen = zip__u16(p + 28);
+    xlen = zip__u16(p + 30);
+    clen = zip__u16(p + 32);
     if (w->end - *pos - ZIP_CENTRAL_LEN < (uint64_t)nlen + xlen + clen)
         return err_setc(e, ERR_FORMAT, ERR_CAT_INVALID_ZIP,
                         "central directory entry at %llu overruns the directory",
@@ -294,12 +193,12 @@ static enum err_code zip_entry(struct zip_win *w, uint64_t *pos, struct zip_memb
     if (rc)
         return rc;
     memset(m, 0, sizeof(*m));
-    m->flags = zip_u16(p + 8);
-    m->method = zip_u16(p + 10);
-    m->crc32 = zip_u32(p + 16);
-    m->csize = zip_u32(p + 20);
-    m->usize = zip_u32(p + 24);
-    m->local_offset = zip_u32(p + 42);
+    m->flags = zip__u16(p + 8);
+    m->method = zip__u16(p + 10);
+    m->crc32 = zip__u32(p + 16);
+    m->csize = zip__u32(p + 20);
+    m->usize = zip__u32(p + 24);
+    m->local_offset = zip__u32(p + 42);
     m->name_len = nlen;
     if (m->usize == ZIP_SAT32 || m->csize == ZIP_SAT32 || m->local_offset == ZIP_SAT32) {
         rc = zip_apply_zip64(p + ZIP_CENTRAL_LEN + nlen, xlen, m, e);
@@ -436,7 +335,7 @@ static enum err_code zip_load(struct zip_archive *z, uint64_t max_members, struc
     struct zip_cd cd = {0};
     enum err_code rc;
 
-    rc = zip_find_cd(z->src, &cd, e);
+    rc = zip__find_cd(z->src, &cd, e);
     if (rc)
         return rc;
     if (cd.n_entries > max_members)
