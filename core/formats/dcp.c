@@ -1,10 +1,11 @@
 /* dcp.c -- the PyTorch Distributed Checkpoint loader (docs/dcp.md): a folder
  * with `.metadata` and the `.distcp` files it names. The metadata is read and
- * checked by dcp_meta.c; here the files are opened (kept open for the ckpt's
- * life), each chunk's byte range is checked against its file, the tensors are
- * listed with their model prefix, and a tensor is read by reading each of its
- * chunks' torch.save archives (the torch zip reader over a file window) into
- * its place in the caller's buffer. See dcp.h and ckpt_int.h.
+ * checked by dcp_meta.c (a tensor's chunks by dcp_chunks.c); here the files
+ * are opened (kept open for the ckpt's life), each chunk's byte range is
+ * checked against its file, the tensors are listed with their model prefix,
+ * and a tensor is read by reading each of its chunks' torch.save archives (the
+ * torch zip reader over a file window) into its place in the caller's buffer.
+ * See dcp.h and ckpt_int.h.
  */
 #include "core/formats/dcp.h"
 

@@ -1,37 +1,20 @@
 /* dcp_meta.c -- the `.metadata` pickle of a PyTorch Distributed Checkpoint
  * (docs/dcp.md, The .metadata pickle) read into struct dcp_meta: entries,
- * chunks, the storage records that place each chunk in a file, and the checks
- * that the chunks tile their tensors. See dcp.h.
+ * the storage records that place each chunk in a file, and planner data.
+ * A tensor entry's chunks and the checks that they tile it are in
+ * dcp_chunks.c; the parse state both share is in dcp_int.h. See dcp.h.
  */
 #include "core/formats/dcp.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/formats/dcp_int.h"
 #include "core/formats/pickle.h"
-
-#define DCP_MOD  "torch.distributed.checkpoint.metadata."
-#define DCP_OLD  "torch.distributed._shard.sharded_tensor.metadata."
-#define DCP_FS   "torch.distributed.checkpoint.filesystem."
-#define DCP_WORK ((uint64_t)1 << 28) /* chunk comparisons one parse may make */
-
-struct dcp_name {
-    const char *fqn; /* borrowed from the entry */
-    size_t i;        /* entry index */
-};
-
-struct dcp_parse {
-    struct dcp_meta *m;
-    const struct ckpt_limits *lim;
-    size_t cap_entries, cap_chunks, cap_files;
-    struct dcp_name *by_name; /* entries sorted by fqn */
-    uint64_t work;            /* chunk comparisons made, against DCP_WORK */
-    struct err *e;
-};
 
 /* 1 if `v` is an instance of DCP class `name` (built by pkl_parse_dcp as an
  * opaque value "<module>.<name>()"). */
-static int dcp_is(const struct pkl_value *v, const char *module, const char *name)
+int dcp__is(const struct pkl_value *v, const char *module, const char *name)
 {
     size_t ml = strlen(module), nl = strlen(name);
 
@@ -47,7 +30,7 @@ static const struct pkl_value *dcp_state(const struct pkl_value *v)
 }
 
 /* Field `name` of a dataclass instance whose state is its __dict__. */
-static const struct pkl_value *dcp_field(const struct pkl_value *v, const char *name)
+const struct pkl_value *dcp__field(const struct pkl_value *v, const char *name)
 {
     const struct pkl_value *st = dcp_state(v);
 
@@ -55,7 +38,7 @@ static const struct pkl_value *dcp_field(const struct pkl_value *v, const char *
 }
 
 /* A tuple of ints (torch.Size) into out[]; -1 rank when it is not one. */
-static int dcp_ints(const struct pkl_value *v, int64_t *out)
+int dcp__ints(const struct pkl_value *v, int64_t *out)
 {
     if (v == NULL || v->kind != PKL_TUPLE || v->n_items > CKPT_MAX_RANK)
         return -1;
@@ -68,7 +51,7 @@ static int dcp_ints(const struct pkl_value *v, int64_t *out)
 }
 
 /* Grow array *a of *cap elements of `size` bytes to hold n + 1; new room is zeroed. */
-static enum err_code dcp_grow(void **a, size_t *cap, size_t n, size_t size, struct err *e)
+enum err_code dcp__grow(void **a, size_t *cap, size_t n, size_t size, struct err *e)
 {
     size_t nc;
     void *p;
@@ -87,12 +70,13 @@ static enum err_code dcp_grow(void **a, size_t *cap, size_t n, size_t size, stru
 
 /* TensorProperties.dtype: the first item of its __getstate__ tuple (torch >= 2.0),
  * or the "dtype" key of a __dict__ state. */
-static enum err_code dcp_dtype(struct dcp_parse *p, const char *fqn, const struct pkl_value *props,
-                               enum dtype *out)
+enum err_code dcp__dtype(struct dcp_parse *p, const char *fqn, const struct pkl_value *props,
+                         enum dtype *out)
 {
     const struct pkl_value *st, *g = NULL;
 
-    if (!dcp_is(props, DCP_MOD, "TensorProperties") && !dcp_is(props, DCP_OLD, "TensorProperties"))
+    if (!dcp__is(props, DCP_MOD, "TensorProperties") &&
+        !dcp__is(props, DCP_OLD, "TensorProperties"))
         return err_setc(p->e, ERR_FORMAT, ERR_CAT_INVALID_PICKLE,
                         "DCP entry '%.200s': properties is not a TensorProperties", fqn);
     st = dcp_state(props);
@@ -105,153 +89,6 @@ static enum err_code dcp_dtype(struct dcp_parse *p, const char *fqn, const struc
                         "DCP entry '%.200s': dtype %.100s is not a supported torch dtype", fqn,
                         g != NULL && g->kind == PKL_GLOBAL ? g->str : "(missing)");
     return ERR_OK;
-}
-
-/* One ChunkStorageMetadata of entry `en`, appended to the chunk table. */
-static enum err_code dcp_add_chunk(struct dcp_parse *p, const struct dcp_entry *en,
-                                   const struct pkl_value *cv)
-{
-    struct dcp_meta *m = p->m;
-    struct dcp_chunk *ch;
-    enum err_code rc;
-    int no, ns;
-
-    if (!dcp_is(cv, DCP_MOD, "ChunkStorageMetadata"))
-        return err_setc(p->e, ERR_FORMAT, ERR_CAT_INVALID_PICKLE,
-                        "DCP entry '%.200s': a chunk is not a ChunkStorageMetadata", en->fqn);
-    if (m->n_chunks >= p->lim->max_tensors)
-        return err_setc(p->e, ERR_TOOBIG, ERR_CAT_LIMIT_EXCEEDED, "more than %llu DCP chunks",
-                        (unsigned long long)p->lim->max_tensors);
-    rc = dcp_grow((void **)&m->chunks, &p->cap_chunks, m->n_chunks, sizeof(*m->chunks), p->e);
-    if (rc)
-        return rc;
-    ch = &m->chunks[m->n_chunks];
-    memset(ch, 0, sizeof(*ch));
-    ch->file = SIZE_MAX; /* until storage_data places it */
-    no = dcp_ints(dcp_field(cv, "offsets"), ch->offsets);
-    ns = dcp_ints(dcp_field(cv, "sizes"), ch->sizes);
-    if (no != en->ndim || ns != en->ndim)
-        return err_setc(p->e, ERR_FORMAT, ERR_CAT_INVALID_OFFSETS,
-                        "DCP entry '%.200s': chunk offsets/sizes are not %d ints", en->fqn,
-                        en->ndim);
-    ch->n_elems = 1;
-    for (int d = 0; d < en->ndim; d++) {
-        if (ch->offsets[d] < 0 || ch->sizes[d] < 0 || ch->offsets[d] > en->size[d] ||
-            ch->sizes[d] > en->size[d] - ch->offsets[d])
-            return err_setc(p->e, ERR_FORMAT, ERR_CAT_INVALID_OFFSETS,
-                            "DCP entry '%.200s': chunk %zu (dim %d: offset %lld, size %lld) lies "
-                            "outside the tensor (%lld)",
-                            en->fqn, m->n_chunks - en->first_chunk, d, (long long)ch->offsets[d],
-                            (long long)ch->sizes[d], (long long)en->size[d]);
-        ch->n_elems *= (uint64_t)ch->sizes[d]; /* <= the tensor's count: no overflow */
-    }
-    m->n_chunks++;
-    return ERR_OK;
-}
-
-/* 1 if chunks a and b share an element (both non-empty). */
-static int dcp_overlap(const struct dcp_chunk *a, const struct dcp_chunk *b, int ndim)
-{
-    for (int d = 0; d < ndim; d++)
-        if (a->offsets[d] >= b->offsets[d] + b->sizes[d] ||
-            b->offsets[d] >= a->offsets[d] + a->sizes[d])
-            return 0;
-    return 1;
-}
-
-struct dcp_order {
-    int64_t off0;
-    size_t i;
-};
-
-static int dcp_order_cmp(const void *x, const void *y)
-{
-    const struct dcp_order *a = x, *b = y;
-
-    return a->off0 < b->off0 ? -1 : a->off0 > b->off0;
-}
-
-/* The chunks of `en` tile it exactly: their element counts add up to the
- * tensor's and no two overlap (sweep in order of the first dim's offset). */
-static enum err_code dcp_check_tiling(struct dcp_parse *p, const struct dcp_entry *en,
-                                      uint64_t n_elems)
-{
-    const struct dcp_chunk *ch = &p->m->chunks[en->first_chunk];
-    struct dcp_order *ord = NULL;
-    uint64_t sum = 0;
-    int over = 0;
-    enum err_code rc = ERR_OK;
-
-    for (size_t i = 0; i < en->n_chunks && !over; i++) {
-        over = ch[i].n_elems > n_elems - sum; /* checked before adding: never wraps */
-        sum += over ? 0 : ch[i].n_elems;
-    }
-    if (over || sum != n_elems)
-        return err_setc(p->e, ERR_FORMAT, ERR_CAT_INVALID_OFFSETS,
-                        "DCP entry '%.200s': its chunks hold %s%llu elements, the tensor %llu",
-                        en->fqn, over ? "more than " : "", (unsigned long long)sum,
-                        (unsigned long long)n_elems);
-    if (en->ndim == 0 || en->n_chunks < 2)
-        return ERR_OK;
-    ord = malloc(en->n_chunks * sizeof(*ord));
-    if (ord == NULL)
-        return err_set(p->e, ERR_NOMEM, "out of memory checking DCP chunks");
-    for (size_t i = 0; i < en->n_chunks; i++)
-        ord[i] = (struct dcp_order){ch[i].offsets[0], i};
-    qsort(ord, en->n_chunks, sizeof(*ord), dcp_order_cmp);
-    for (size_t i = 0; i < en->n_chunks && !rc; i++) {
-        const struct dcp_chunk *a = &ch[ord[i].i];
-        for (size_t j = i + 1; j < en->n_chunks && !rc; j++) {
-            const struct dcp_chunk *b = &ch[ord[j].i];
-            if (b->offsets[0] >= a->offsets[0] + a->sizes[0])
-                break;
-            if (++p->work > DCP_WORK)
-                rc = err_setc(p->e, ERR_TOOBIG, ERR_CAT_LIMIT_EXCEEDED,
-                              "DCP chunks take too many comparisons to check");
-            else if (a->n_elems && b->n_elems && dcp_overlap(a, b, en->ndim))
-                rc = err_setc(p->e, ERR_FORMAT, ERR_CAT_INVALID_OFFSETS,
-                              "DCP entry '%.200s': chunks %zu and %zu overlap", en->fqn, ord[i].i,
-                              ord[j].i);
-        }
-    }
-    free(ord);
-    return rc;
-}
-
-/* A TensorStorageMetadata: dtype, size, chunks (checked to tile it). */
-static enum err_code dcp_tensor_entry(struct dcp_parse *p, struct dcp_entry *en,
-                                      const struct pkl_value *v)
-{
-    const struct pkl_value *chunks = dcp_field(v, "chunks");
-    uint64_t n = 1;
-    enum err_code rc;
-
-    rc = dcp_dtype(p, en->fqn, dcp_field(v, "properties"), &en->dtype);
-    if (rc)
-        return rc;
-    en->ndim = dcp_ints(dcp_field(v, "size"), en->size);
-    if (en->ndim < 0 || chunks == NULL || chunks->kind != PKL_LIST)
-        return err_setc(p->e, ERR_FORMAT, ERR_CAT_INVALID_PICKLE,
-                        "DCP entry '%.200s': size must be a torch.Size of at most %d ints and "
-                        "chunks a list",
-                        en->fqn, CKPT_MAX_RANK);
-    for (int d = 0; d < en->ndim; d++) {
-        if (en->size[d] < 0)
-            return err_setc(p->e, ERR_FORMAT, ERR_CAT_INVALID_HEADER,
-                            "DCP entry '%.200s': negative dimension", en->fqn);
-        if (en->size[d] != 0 && n > UINT64_MAX / (uint64_t)en->size[d])
-            return err_setc(p->e, ERR_FORMAT, ERR_CAT_OVERFLOW,
-                            "DCP entry '%.200s': element count overflows 64 bits", en->fqn);
-        n *= (uint64_t)en->size[d];
-    }
-    en->first_chunk = p->m->n_chunks;
-    for (size_t i = 0; i < chunks->n_items; i++) {
-        rc = dcp_add_chunk(p, en, chunks->items[i]);
-        if (rc)
-            return rc;
-        en->n_chunks++;
-    }
-    return dcp_check_tiling(p, en, n);
 }
 
 /* The entries of state_dict_metadata, in order. */
@@ -269,7 +106,7 @@ static enum err_code dcp_entries(struct dcp_parse *p, const struct pkl_value *sd
         if (k->kind != PKL_STR || strlen(k->str) != k->len)
             return err_setc(p->e, ERR_FORMAT, ERR_CAT_INVALID_PICKLE,
                             "DCP state_dict_metadata key is not a string");
-        rc = dcp_grow((void **)&m->entries, &p->cap_entries, m->n_entries, sizeof(*en), p->e);
+        rc = dcp__grow((void **)&m->entries, &p->cap_entries, m->n_entries, sizeof(*en), p->e);
         if (rc)
             return rc;
         en = &m->entries[m->n_entries];
@@ -278,10 +115,10 @@ static enum err_code dcp_entries(struct dcp_parse *p, const struct pkl_value *sd
         if (en->fqn == NULL)
             return err_set(p->e, ERR_NOMEM, "out of memory reading DCP metadata");
         m->n_entries++;
-        if (dcp_is(v, DCP_MOD, "BytesStorageMetadata"))
+        if (dcp__is(v, DCP_MOD, "BytesStorageMetadata"))
             en->is_bytes = 1;
-        else if (dcp_is(v, DCP_MOD, "TensorStorageMetadata"))
-            rc = dcp_tensor_entry(p, en, v);
+        else if (dcp__is(v, DCP_MOD, "TensorStorageMetadata"))
+            rc = dcp__tensor_entry(p, en, v);
         else
             rc = err_setc(p->e, ERR_FORMAT, ERR_CAT_INVALID_PICKLE,
                           "DCP entry '%.200s' is neither TensorStorageMetadata nor "
@@ -348,7 +185,7 @@ static enum err_code dcp_file(struct dcp_parse *p, const char *name, size_t *out
     if (m->n_files >= p->lim->max_shards)
         return err_setc(p->e, ERR_TOOBIG, ERR_CAT_LIMIT_EXCEEDED, "more than %llu DCP files",
                         (unsigned long long)p->lim->max_shards);
-    rc = dcp_grow((void **)&m->files, &p->cap_files, m->n_files, sizeof(*m->files), p->e);
+    rc = dcp__grow((void **)&m->files, &p->cap_files, m->n_files, sizeof(*m->files), p->e);
     if (rc)
         return rc;
     m->files[m->n_files] = strdup(name);
@@ -358,38 +195,22 @@ static enum err_code dcp_file(struct dcp_parse *p, const char *name, size_t *out
     return ERR_OK;
 }
 
-/* The chunk of `en` starting at `off` (rank en->ndim): the index hint first. */
-static struct dcp_chunk *dcp_chunk_at(struct dcp_parse *p, const struct dcp_entry *en,
-                                      const int64_t *off, const struct pkl_value *hint)
-{
-    struct dcp_chunk *ch = &p->m->chunks[en->first_chunk];
-    size_t nb = (size_t)en->ndim * sizeof(*off);
-
-    if (hint != NULL && hint->kind == PKL_INT && hint->i >= 0 && (uint64_t)hint->i < en->n_chunks &&
-        memcmp(ch[hint->i].offsets, off, nb) == 0)
-        return &ch[hint->i];
-    for (size_t i = 0; i < en->n_chunks && ++p->work <= DCP_WORK; i++)
-        if (memcmp(ch[i].offsets, off, nb) == 0)
-            return &ch[i];
-    return NULL;
-}
-
 /* One storage_data item: MetadataIndex(fqn, offset, index) -> _StorageInfo(relative_path,
  * offset, length[, transform_descriptors]). */
 static enum err_code dcp_storage_item(struct dcp_parse *p, const struct pkl_value *k,
                                       const struct pkl_value *v)
 {
-    const struct pkl_value *fqn = dcp_field(k, "fqn"), *rel = dcp_field(v, "relative_path");
-    const struct pkl_value *off = dcp_field(v, "offset"), *len = dcp_field(v, "length");
-    const struct pkl_value *tr = dcp_field(v, "transform_descriptors");
+    const struct pkl_value *fqn = dcp__field(k, "fqn"), *rel = dcp__field(v, "relative_path");
+    const struct pkl_value *off = dcp__field(v, "offset"), *len = dcp__field(v, "length");
+    const struct pkl_value *tr = dcp__field(v, "transform_descriptors");
     int64_t at[CKPT_MAX_RANK];
     struct dcp_entry *en;
     struct dcp_chunk *ch;
     size_t file = 0;
     enum err_code rc;
 
-    if (!dcp_is(k, DCP_MOD, "MetadataIndex") || !dcp_is(v, DCP_FS, "_StorageInfo") || fqn == NULL ||
-        fqn->kind != PKL_STR || off == NULL || off->kind != PKL_INT || len == NULL ||
+    if (!dcp__is(k, DCP_MOD, "MetadataIndex") || !dcp__is(v, DCP_FS, "_StorageInfo") ||
+        fqn == NULL || fqn->kind != PKL_STR || off == NULL || off->kind != PKL_INT || len == NULL ||
         len->kind != PKL_INT || off->i < 0 || len->i < 0)
         return err_setc(p->e, ERR_FORMAT, ERR_CAT_INVALID_INDEX,
                         "DCP storage_data item is not MetadataIndex(fqn) -> "
@@ -412,8 +233,8 @@ static enum err_code dcp_storage_item(struct dcp_parse *p, const struct pkl_valu
     rc = dcp_file(p, rel->str, &file);
     if (rc || en->is_bytes)
         return rc;
-    ch = dcp_ints(dcp_field(k, "offset"), at) == en->ndim
-             ? dcp_chunk_at(p, en, at, dcp_field(k, "index"))
+    ch = dcp__ints(dcp__field(k, "offset"), at) == en->ndim
+             ? dcp__chunk_at(p, en, at, dcp__field(k, "index"))
              : NULL;
     if (ch == NULL)
         return err_setc(p->e, ERR_FORMAT, ERR_CAT_INVALID_INDEX,
@@ -481,18 +302,18 @@ static enum err_code dcp_walk(struct dcp_parse *p, const struct pkl_value *root)
 {
     enum err_code rc;
 
-    if (!dcp_is(root, DCP_MOD, "Metadata"))
+    if (!dcp__is(root, DCP_MOD, "Metadata"))
         return err_setc(p->e, ERR_FORMAT, ERR_CAT_INVALID_PICKLE,
                         "the .metadata pickle is a %s, not a torch.distributed.checkpoint "
                         "Metadata",
                         root->kind == PKL_OPAQUE ? root->str : pkl_kind_name(root->kind));
-    rc = dcp_entries(p, dcp_field(root, "state_dict_metadata"));
+    rc = dcp_entries(p, dcp__field(root, "state_dict_metadata"));
     if (!rc)
         rc = dcp_index_names(p);
     if (!rc)
-        rc = dcp_storage(p, dcp_field(root, "storage_data"));
+        rc = dcp_storage(p, dcp__field(root, "storage_data"));
     if (!rc)
-        rc = dcp_planner(p, dcp_field(root, "planner_data"));
+        rc = dcp_planner(p, dcp__field(root, "planner_data"));
     return rc;
 }
 
@@ -515,7 +336,7 @@ enum err_code dcp_meta_parse(const unsigned char *buf, size_t len, const struct 
     p.m = calloc(1, sizeof(*p.m));
     if (p.m == NULL)
         return err_set(e, ERR_NOMEM, "out of memory reading DCP metadata");
-    rc = dcp_grow((void **)&p.m->chunks, &p.cap_chunks, 0, sizeof(*p.m->chunks), e);
+    rc = dcp__grow((void **)&p.m->chunks, &p.cap_chunks, 0, sizeof(*p.m->chunks), e);
     if (rc)
         goto out; /* the chunk table exists from here, even when empty */
     rc = pkl_parse_dcp(buf, len, &lim, &pr, e);

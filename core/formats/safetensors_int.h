@@ -1,8 +1,10 @@
 /* safetensors_int.h -- what safetensors.c shares with safetensors_json.c
- * (and, for st__ckpt_add() and the head reader, with shards.c).
+ * (and, for st__ckpt_add() and the head reader, with shards.c), and what
+ * safetensors_json.c shares with safetensors_lex.c.
  *
  * safetensors_json.c reads the JSON header into a struct st_file (tensor
- * entries in header order, metadata, decoded strings); safetensors.c runs the
+ * entries in header order, metadata, decoded strings) with the tokens that
+ * safetensors_lex.c reads (struct st_ps, st__ws() ... st__skip()); safetensors.c runs the
  * remaining validation steps of docs/checkpoint-formats.md, safetensors and serves the queries.
  * Same ownership and thread-safety as safetensors.h.
  */
@@ -46,6 +48,41 @@ struct st_file {
  * already hold N + 1 bytes. Fails with invalid_header or limit_exceeded. */
 enum err_code st__header_parse(struct st_file *f, const unsigned char *hdr, uint64_t n,
                                const struct ckpt_limits *l, struct err *e);
+
+/* --- safetensors_lex.c: the JSON tokens -------------------------------------- */
+
+struct st_ps {
+    const unsigned char *p, *start, *end; /* cursor within the header */
+    struct st_file *f;
+    const struct ckpt_limits *l;
+    struct err *e;
+};
+
+/* Skip JSON whitespace. */
+void st__ws(struct st_ps *ps);
+
+/* Fail with invalid_header: "header is not valid JSON: <what> at byte <k>". */
+enum err_code st__syntax(struct st_ps *ps, const char *what);
+
+/* 1 if the next byte is `ch`, after whitespace; consumes it. */
+int st__eat(struct st_ps *ps, unsigned char ch);
+
+/* Decode the string at the cursor (which is at its opening quote) into the
+ * arena; *out is NUL-terminated, *out_len excludes the terminator. */
+enum err_code st__string(struct st_ps *ps, const char **out, size_t *out_len);
+
+/* A non-negative integer that fits in u64, written as plain digits, for
+ * `field` of tensor `name`. Read exactly from its text: no double rounding. */
+enum err_code st__uint(struct st_ps *ps, const char *name, const char *field, uint64_t *out);
+
+/* An object's `"key":`: the key in *key (*key_len bytes, unescaped). */
+enum err_code st__key(struct st_ps *ps, const char **key, size_t *key_len);
+
+/* Check and skip any JSON value (the value of an unknown entry field) at
+ * nesting `depth` (ST_JSON_DEPTH, in safetensors_lex.c, bounds it). */
+enum err_code st__skip(struct st_ps *ps, int depth);
+
+/* --- safetensors.c ------------------------------------------------------------- */
 
 /* st_parse on the first `buf_len` bytes of a `file_len`-byte file: `buf`
  * must hold at least min(file_len, 8 + N) bytes for the header length N that
