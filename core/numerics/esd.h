@@ -141,8 +141,8 @@ enum err_code esd_gram_eigs(struct esd_ws *ws, int64_t n, double scale, int keep
 enum err_code esd_eigs(struct esd_ws *ws, const struct esd_block *b, double scale, double *out,
                        struct err *e);
 
-/* Room for n doubles, freed with free(). Blocks of 32 MiB and more are
- * 2 MiB-aligned and advised for transparent huge pages, so a fresh block's
+/* Room for n doubles, freed with free(), 64-byte aligned. Blocks of 32 MiB
+ * and more are 2 MiB-aligned and advised for transparent huge pages, so a fresh block's
  * first touch faults 2 MiB pages. NULL when out of memory. Thread-safe. */
 double *esd_f64_alloc(size_t n);
 
