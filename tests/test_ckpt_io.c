@@ -12,7 +12,9 @@
  *     zeros (4 GiB inflated) opens with its shape and small memory growth:
  *     only the npy header is inflated;
  *   - a deflated npz member is streamed on read: values, CRC-32 and its
- *     declared size are checked then.
+ *     declared size are checked then;
+ *   - a checkpoint's small side file (index, config, metadata) is read whole
+ *     up to its limit (rfile_slurp); a larger one is refused unread.
  * Files live in a temporary folder that the test removes.
  */
 #include <errno.h>
@@ -30,6 +32,7 @@
 #include <zlib.h>
 
 #include "core/formats/ckpt.h"
+#include "core/formats/rfile.h"
 #include "core/formats/st_write.h"
 #include "core/formats/tz_write.h"
 #include "tests/check.h"
@@ -634,6 +637,36 @@ static void cleanup(void)
         fprintf(stderr, "could not remove %s\n", g_dir);
 }
 
+/* rfile_slurp: the whole file, '\0' after it, up to the limit; one byte
+ * more is limit_exceeded with both sizes; a missing file or a FIFO fails
+ * as rfile_open does, without blocking. */
+static void test_side_file_read_whole_within_its_limit(void)
+{
+    static const char text[] = "{\"weight_map\": {}}";
+    unsigned char *buf = NULL;
+    size_t n = 99;
+    struct err e = {0};
+    FILE *f = fopen(at("side.json"), "wb");
+
+    CHECK(f != NULL && fwrite(text, 1, sizeof(text) - 1, f) == sizeof(text) - 1);
+    if (f != NULL)
+        fclose(f);
+    CHECK_EQ_INT(rfile_slurp(at("side.json"), sizeof(text) - 1, &buf, &n, &e), ERR_OK);
+    CHECK_EQ_INT(n, sizeof(text) - 1);
+    CHECK(buf != NULL && memcmp(buf, text, sizeof(text)) == 0); /* with the '\0' */
+    free(buf);
+    CHECK_EQ_INT(rfile_slurp(at("side.json"), sizeof(text) - 2, &buf, &n, &e), ERR_TOOBIG);
+    CHECK(buf == NULL && n == 0);
+    CHECK_STR_EQ(err_category(&e), "limit_exceeded");
+    CHECK(strstr(e.msg, "18 bytes exceed the limit of 17 bytes") != NULL);
+    CHECK_EQ_INT(rfile_slurp(at("none.json"), 100, &buf, &n, &e), ERR_NOTFOUND);
+    CHECK(buf == NULL);
+    CHECK(mkfifo(at("side.fifo"), 0600) == 0);
+    CHECK_EQ_INT(rfile_slurp(at("side.fifo"), 100, &buf, &n, &e), ERR_FORMAT);
+    CHECK_STR_EQ(err_category(&e), "not_regular_file");
+    CHECK(buf == NULL);
+}
+
 int main(void)
 {
     if (mkdtemp(g_dir) == NULL) {
@@ -645,6 +678,7 @@ int main(void)
     test_rewritten_or_grown_is_read_as_found();
     test_npz_deflated_read_checks();
     test_npz_zero_bomb_opens_small();
+    test_side_file_read_whole_within_its_limit();
     if (getenv("KEEP") == NULL)
         cleanup();
     else

@@ -52,35 +52,20 @@ static char *dcp_join(const char *dir, const char *name)
 static enum err_code dcp_read_meta(const struct ckpt_limits *lim, const char *path,
                                    struct dcp_meta **out, struct err *e)
 {
-    struct rfile f = {.fd = -1};
     unsigned char *buf = NULL;
+    size_t n = 0;
     char *mp = dcp_join(path, DCP_METADATA_NAME);
     enum err_code rc;
 
     if (mp == NULL)
         return err_set(e, ERR_NOMEM, "out of memory opening %s", path);
-    rc = rfile_open(mp, &f, e);
+    rc = rfile_slurp(mp, lim->max_pickle_bytes, &buf, &n, e);
     if (rc == ERR_NOTFOUND)
         rc = err_setc(e, ERR_FORMAT, ERR_CAT_MISSING_RECORD,
                       "%s: no .metadata, so not a PyTorch Distributed Checkpoint folder", path);
-    if (rc)
-        goto out;
-    if (f.size > lim->max_pickle_bytes) {
-        rc = err_setc(e, ERR_TOOBIG, ERR_CAT_LIMIT_EXCEEDED, "%s: %llu bytes exceed %llu", mp,
-                      (unsigned long long)f.size, (unsigned long long)lim->max_pickle_bytes);
-        goto out;
-    }
-    buf = malloc(f.size ? (size_t)f.size : 1);
-    if (buf == NULL) {
-        rc = err_set(e, ERR_NOMEM, "out of memory reading %s", mp);
-        goto out;
-    }
-    rc = rfile_read(&f, 0, f.size, buf, e);
     if (rc == ERR_OK)
-        rc = dcp_meta_parse(buf, (size_t)f.size, lim, out, e);
-out:
+        rc = dcp_meta_parse(buf, n, lim, out, e);
     free(buf);
-    rfile_close(&f);
     free(mp);
     return rc;
 }

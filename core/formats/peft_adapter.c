@@ -74,30 +74,13 @@ static enum err_code peft_paths(const char *path, char **cfg, char **weights, st
 static enum err_code peft_read_config(const char *path, const struct ckpt_limits *l,
                                       struct peft_config *cfg, struct err *e)
 {
-    struct rfile f = {.fd = -1};
-    char *text = NULL;
-    enum err_code rc;
+    unsigned char *text = NULL;
+    size_t n = 0;
+    enum err_code rc = rfile_slurp(path, l->max_header_bytes, &text, &n, e);
 
-    rc = rfile_open(path, &f, e);
-    if (rc)
-        goto out;
-    if (f.size > l->max_header_bytes) {
-        rc = err_setc(e, ERR_TOOBIG, ERR_CAT_LIMIT_EXCEEDED,
-                      "%s: %llu bytes exceed the limit of %llu", path, (unsigned long long)f.size,
-                      (unsigned long long)l->max_header_bytes);
-        goto out;
-    }
-    text = malloc(f.size > 0 ? (size_t)f.size : 1);
-    if (text == NULL) {
-        rc = err_set(e, ERR_NOMEM, "out of memory reading %s", path);
-        goto out;
-    }
-    rc = rfile_read(&f, 0, f.size, text, e);
     if (rc == ERR_OK)
-        rc = peft_config_parse(text, (size_t)f.size, cfg, e);
-out:
+        rc = peft_config_parse((const char *)text, n, cfg, e);
     free(text);
-    rfile_close(&f);
     return rc;
 }
 

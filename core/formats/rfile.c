@@ -163,3 +163,39 @@ enum err_code rfile_read(const struct rfile *f, uint64_t off, uint64_t len, void
     }
     return ERR_OK;
 }
+
+enum err_code rfile_slurp(const char *path, uint64_t max, unsigned char **out, size_t *len,
+                          struct err *e)
+{
+    struct rfile f = {.fd = -1};
+    unsigned char *buf = NULL;
+    enum err_code rc;
+
+    *out = NULL;
+    *len = 0;
+    rc = rfile_open(path, &f, e);
+    if (rc)
+        return rc;
+    if (f.size > max) {
+        rc = err_setc(e, ERR_TOOBIG, ERR_CAT_LIMIT_EXCEEDED,
+                      "%s: %llu bytes exceed the limit of %llu bytes", path,
+                      (unsigned long long)f.size, (unsigned long long)max);
+        goto out;
+    }
+    buf = malloc((size_t)f.size + 1);
+    if (buf == NULL) {
+        rc = err_set(e, ERR_NOMEM, "out of memory reading %s", path);
+        goto out;
+    }
+    rc = rfile_read(&f, 0, f.size, buf, e);
+    if (rc)
+        goto out;
+    buf[f.size] = '\0';
+    *out = buf;
+    *len = (size_t)f.size;
+    buf = NULL;
+out:
+    free(buf);
+    rfile_close(&f);
+    return rc;
+}

@@ -79,6 +79,14 @@ void rfile_close(struct rfile *f);
 enum err_code rfile_read(const struct rfile *f, uint64_t off, uint64_t len, void *dst,
                          struct err *e);
 
+/* The whole of the regular file `path`, at most `max` bytes, in a new buffer
+ * *out (free(); *len bytes, and a '\0' after them). A larger file is
+ * ERR_TOOBIG, category "limit_exceeded", and nothing is read; other failures
+ * as rfile_open and rfile_read. On failure *out is NULL. For the small
+ * side files of a checkpoint (an index, a config, a metadata pickle). */
+enum err_code rfile_slurp(const char *path, uint64_t max, unsigned char **out, size_t *len,
+                          struct err *e);
+
 /* The name to use in messages: the path, or "<buffer>". Never NULL. */
 const char *rfile_name(const struct rfile *f);
 

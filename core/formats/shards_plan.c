@@ -222,26 +222,13 @@ out:
 static enum err_code shards_read_index(struct shards_plan *p, const char *index,
                                        const struct ckpt_limits *l, struct err *e)
 {
-    struct rfile f;
     unsigned char *text = NULL;
-    enum err_code rc;
+    size_t n = 0;
+    enum err_code rc = rfile_slurp(index, l->max_header_bytes, &text, &n, e);
 
-    rc = rfile_open(index, &f, e);
-    if (rc)
-        return rc;
-    if (f.size > l->max_header_bytes) {
-        rc = err_setc(e, ERR_TOOBIG, ERR_CAT_LIMIT_EXCEEDED,
-                      "index of %llu bytes exceeds the limit of %llu bytes",
-                      (unsigned long long)f.size, (unsigned long long)l->max_header_bytes);
-    } else {
-        text = malloc(f.size ? (size_t)f.size : 1);
-        rc = text == NULL ? err_set(e, ERR_NOMEM, "out of memory reading %s", index)
-                          : rfile_read(&f, 0, f.size, text, e);
-    }
     if (rc == ERR_OK)
-        rc = shards_parse_index(p, text, (size_t)f.size, e);
+        rc = shards_parse_index(p, text, n, e);
     free(text);
-    rfile_close(&f);
     if (rc == ERR_OK)
         rc = shards_index_names(p, l, e);
     return rc;
