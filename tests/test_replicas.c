@@ -10,9 +10,10 @@
  *     rows of the shared result cache); a run deleted through B answers
  *     404 through A at once (its cached ETags too), its blobs leave the
  *     shared folder, the result cache stays;
- *   - kill -9 of A while it holds a job: B claims that job again once A's
- *     lease has run out and finishes it; every acknowledged checkpoint has
- *     its succeeded job; the histories equal the reference;
+ *   - kill -9 of A while it holds a job: B finishes it, and not before the
+ *     leases of what A held (the job, or once planned its tasks) ran out;
+ *     every acknowledged checkpoint has its succeeded job; the histories
+ *     equal the reference;
  *   - `farmsd migrate` of the reference's SQLite database into PostgreSQL:
  *     a replica on it reads the same histories; a second migrate adds
  *     nothing; new jobs get ids after the migrated ones;
@@ -32,6 +33,7 @@
 #include <libpq-fe.h>
 
 #include "core/err.h"
+#include "storage/store_tasks.h"
 #include "tests/check.h"
 #include "tests/pg_util.h"
 #include "tests/serve_fixture.h"
@@ -414,7 +416,15 @@ static void test_killed_replica_work_is_claimed_again(const char *url, const str
     snprintf(sql, sizeof sql, "SELECT claimed_by FROM jobs WHERE id = %ld", victim);
     pg_text(url, sql, held, sizeof held);
     CHECK_STR_EQ(held, owner_a); /* A died holding it */
-    snprintf(sql, sizeof sql, "SELECT lease_until FROM jobs WHERE id = %ld", victim);
+    /* What A held when it died: the job itself until it is planned, then
+       the tasks it had claimed (queued tasks of a planned job are anyone's
+       at once, so a job whose tasks A held none of may end before the
+       job's own lease). */
+    snprintf(sql, sizeof sql,
+             "SELECT CASE WHEN j.planned = 0 THEN j.lease_until ELSE coalesce((SELECT "
+             "max(t.lease_until) FROM tasks t WHERE t.job_id = j.id AND t.state = %d AND "
+             "t.claimed_by = j.claimed_by), 0) END FROM jobs j WHERE j.id = %ld",
+             STORE_TASK_RUNNING_INT, victim);
     pg_text(url, sql, lease_end, sizeof lease_end);
 
     if (!start_replica(&rb, url, blobs)) {

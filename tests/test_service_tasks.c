@@ -2,8 +2,11 @@
  * real `farmsd serve` processes (tests/svc_harness.h; README "Beyond one
  * machine").
  *
- * A synthetic checkpoint of N_LAYERS Gaussian DIM x DIM matrices (half a
- * second or so each under ASan) is one job; each row is a task. Against
+ * A synthetic checkpoint of N_LAYERS Gaussian DIM x DIM matrices (0.08 s
+ * each under ASan on a 2-core AVX-512 Xeon, several times that on slower
+ * machines) is one job; each row is a task. The shared case's rows are
+ * SHARE_DIM wide, so that its job outlasts the other replica's idle poll
+ * (one second) many times over on any machine. Against
  * PostgreSQL (FARMSD_TEST_BACKEND=postgresql) two replicas A and B, each
  * with one runner (--workers 1), share one database and one blob folder;
  * on SQLite, which one process serves, one process with two runners
@@ -32,6 +35,7 @@
 
 #define N_LAYERS     10
 #define DIM          768
+#define SHARE_DIM    1536 /* ~8x a DIM row: the shared job lasts ~6 s here */
 #define LEASE_S      "10" /* long: a loaded machine's stall must not lapse a lease */
 #define KILL_LEASE_S "3"  /* the kill case waits one lease for A's tasks */
 #define WAIT_S       180.0
@@ -143,20 +147,27 @@ static int start_replica(struct svc *s, const char *name, const char *workers, i
 /* Write a checkpoint with `seed` (each case its own weights: no cache hits
  * across cases) and POST it as run `run` step 1 through `s`: the job id,
  * or -1. */
-static long long submit(const struct svc *s, const char *run, uint64_t seed, char *file, size_t len)
+static long long submit_dim(const struct svc *s, const char *run, uint64_t seed, int dim,
+                            char *file, size_t len)
 {
     struct svc_resp r;
     char path[256];
     long long id = -1;
 
     snprintf(file, len, "%s/%s.safetensors", tmp_dir, run);
-    if (!svc_write_gaussian_st(file, N_LAYERS, DIM, DIM, seed))
+    if (!svc_write_gaussian_st(file, N_LAYERS, dim, dim, seed))
         return -1;
     snprintf(path, sizeof(path), "/v1/runs/%s/checkpoints?step=1", run);
     if (svc_upload(s, path, file, NULL, &r) == 202 && r.json != NULL)
         id = (long long)svc_jn(r.json, "id");
     svc_resp_free(&r);
     return id;
+}
+
+/* submit_dim with rows DIM x DIM. */
+static long long submit(const struct svc *s, const char *run, uint64_t seed, char *file, size_t len)
+{
+    return submit_dim(s, run, seed, DIM, file, len);
 }
 
 /* Wait until the logs of `a` and `b` (may be NULL) hold at least `n` done
@@ -195,10 +206,10 @@ static void check_succeeded(const struct svc *s, long long id, int max_hits)
 
 /* Replica A (SQLite: with two runners; PostgreSQL: one) on a fresh
  * database and, on PostgreSQL, replica B beside it with one; then a new
- * checkpoint of run `run` (random with `seed`, written to `file`) submitted
- * through A. Returns the job id. */
+ * checkpoint of run `run` (random with `seed`, rows dim x dim, written to
+ * `file`) submitted through A. Returns the job id. */
 static long long start_and_submit(struct svc *a, struct svc *b, const char *run, uint64_t seed,
-                                  char *file, size_t len)
+                                  int dim, char *file, size_t len)
 {
     char name[64];
     int pg = svc_on_pg();
@@ -209,7 +220,7 @@ static long long start_and_submit(struct svc *a, struct svc *b, const char *run,
     snprintf(name, sizeof(name), "%s-b", run);
     if (pg)
         CHECK(start_replica(b, name, "1", 0));
-    id = submit(a, run, seed, file, len);
+    id = submit_dim(a, run, seed, dim, file, len);
     CHECK(id > 0);
     return id;
 }
@@ -245,7 +256,7 @@ static void test_two_replicas_share_one_checkpoint(void)
     long long id;
     int pg = svc_on_pg();
 
-    id = start_and_submit(&a, &b, "share", 11, file, sizeof(file));
+    id = start_and_submit(&a, &b, "share", 11, SHARE_DIM, file, sizeof(file));
     check_succeeded(pg ? &b : &a, id, 0);
     parse_done(a.log, id, 0, &da);
     if (pg) {
@@ -274,7 +285,7 @@ static void test_killed_replica_loses_only_its_tasks_in_flight(void)
     long long id;
     int pg = svc_on_pg();
 
-    id = start_and_submit(&a, &b, "kill", 12, file, sizeof(file));
+    id = start_and_submit(&a, &b, "kill", 12, DIM, file, sizeof(file));
     CHECK(wait_done_lines(&a, NULL, id, 2)); /* A is in the middle of the job */
     svc_crash(&a);
     if (!pg) /* SQLite: the same process again (its start re-queues the tasks) */
@@ -306,7 +317,7 @@ static void test_cancel_mid_job_stops_its_tasks(void)
     int pg = svc_on_pg(), at_cancel;
     cJSON *job;
 
-    id = start_and_submit(&a, &b, "cancel", 13, file, sizeof(file));
+    id = start_and_submit(&a, &b, "cancel", 13, DIM, file, sizeof(file));
     CHECK(wait_done_lines(&a, pg ? &b : NULL, id, 2));
     snprintf(path, sizeof(path), "/v1/jobs/%lld", id);
     CHECK_EQ_INT(svc_req(&a, "DELETE", path, NULL, NULL, 0, NULL, &r), 200);
@@ -339,7 +350,7 @@ static void test_sigterm_hands_tasks_back(void)
     long long id;
     int pg = svc_on_pg();
 
-    id = start_and_submit(&a, &b, "term", 15, file, sizeof(file));
+    id = start_and_submit(&a, &b, "term", 15, DIM, file, sizeof(file));
     CHECK(wait_done_lines(&a, NULL, id, 2));
     CHECK_EQ_INT(svc_stop(&a), 0);
     parse_done(a.log, id, 0, &da);
